@@ -1,0 +1,241 @@
+// clonefs metadata: the persistent hydration bitmap of one clone.
+//
+// This is dm-clone's transactional metadata API (dm-clone-metadata.h) in C++
+// form, stored in an embedded RocksDB directory instead of a metadata device.
+// See docs/metadata-format.md for the on-disk layout.
+//
+// STRUCTURE
+//   - An in-core bitmap, one bit per region: 1 = hydrated. Bits only go 0 -> 1
+//     (except by Abort/ReloadInCoreBitset, which re-read the durable state).
+//   - Two dirty bitmaps (double buffer), one bit per region, plus a per-chunk
+//     summary of each, so a commit touches only what changed. Marks go to the
+//     "current" buffer; Commit phase 1 (Freeze) flips the buffers so marks that
+//     arrive during the commit belong to the next transaction.
+//   - Memory: 3 bits per region plus a small constant (RocksDB caches are
+//     capped, see MetadataOptions). 2^32 regions -> 1.5 GiB; 2^28 -> 96 MiB.
+//
+// COMMIT PROTOCOL (two phases, so the engine can flush the destination between
+// them; SPEC §5):
+//     md->Freeze();            // (1) freeze exactly this transaction's marks
+//     dest->Flush();           // (2) fdatasync dest (the engine's job)
+//     md->PersistFrozen();     // (3) one atomic, synced RocksDB WriteBatch
+//   Commit() does (1)+(3) for callers with nothing to flush (tests, tools).
+//   A commit whose frozen set is empty does no I/O. If PersistFrozen fails, the
+//   metadata refuses further Freeze/PersistFrozen until Abort() succeeds; Abort
+//   drops both dirty sets and reloads the in-core bitmap from the last commit.
+//
+// THREAD SAFETY
+//   - SetRegionHydrated, CondSetRange and every const query may be called
+//     concurrently from any number of threads, also concurrently with Freeze
+//     and PersistFrozen. They never block on I/O and never allocate.
+//   - Freeze, PersistFrozen, Commit, Abort, ReloadInCoreBitset, SetReadOnly,
+//     SetReadWrite and GetSpace must be serialized by the caller (the engine's
+//     commit thread). Abort and ReloadInCoreBitset must not run concurrently
+//     with marks: call SetReadOnly first (marks are then refused), exactly as
+//     dm_clone_reload_in_core_bitset requires.
+//   - Queries see marks made by other threads once those calls have returned.
+//
+// LIFECYCLE: Open() -> use -> destroy. The destructor does NOT commit; callers
+// commit first if they want the last marks durable. A process holds an
+// exclusive lock on the directory from Open until destruction; a second
+// Open of the same directory (any process) fails with Status::Busy.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+#include "base/status.h"
+
+namespace clonefs::metadata {
+
+// Region sizes allowed by SPEC §2: powers of two in [kMinRegionSize, kMaxRegionSize].
+inline constexpr uint64_t kMinRegionSize = 4096;
+inline constexpr uint64_t kMaxRegionSize = 1ull << 30;
+// Size of one "metadata block" in the dm-clone status line and space figures.
+inline constexpr uint64_t kMetadataBlockSize = 4096;
+// On-disk format version written by this build.
+inline constexpr uint32_t kFormatVersion = 1;
+
+// What identifies a source or destination file. A field that is 0 is "not
+// recorded" and is not compared. The caller (the engine/CLI) decides which
+// fields to fill: for the source size, mtime and a content fingerprint; for the
+// destination size and inode (regular file) or rdev (block device).
+struct FileIdentity {
+  uint64_t size = 0;         // bytes
+  uint64_t inode = 0;        // st_ino, or st_rdev for a block device
+  int64_t mtime_ns = 0;      // st_mtim in nanoseconds
+  uint64_t fingerprint = 0;  // hash of sampled content, see docs/metadata-format.md
+  std::string path;          // informational only; never compared
+};
+
+class FaultInjectionFs;  // metadata/fault_fs.h, test support
+
+struct MetadataOptions {
+  // Directory holding the RocksDB store. Created (with parents) if missing.
+  // Required.
+  std::string dir;
+  // Size of the image in bytes. Required, > 0.
+  uint64_t image_size = 0;
+  // Region size in bytes; power of two in [4 KiB, 1 GiB]. Default: 64 KiB.
+  uint64_t region_size = 64 * 1024;
+  FileIdentity source;
+  FileIdentity dest;
+  // If false, Open fails with NotFound when the directory holds no metadata
+  // instead of formatting it. Default: true.
+  bool create_if_missing = true;
+  // Open without taking the write path: the store is opened read-only, every
+  // mutating call returns ReadOnly. Still takes the lock (fails with Busy if a
+  // daemon holds the store). Default: false.
+  bool read_only = false;
+  // If false, identities are not compared at Open (used by `clonefs info`
+  // which only reports). Geometry (region size, image size) is always checked.
+  // Default: true.
+  bool verify_identities = true;
+  // RocksDB block cache capacity in bytes. Default: 8 MiB.
+  uint64_t block_cache_bytes = 8 << 20;
+  // RocksDB memtable size in bytes. Default: 4 MiB.
+  uint64_t write_buffer_bytes = 4 << 20;
+  // Test support: route every RocksDB file operation through this filesystem
+  // (see metadata/fault_fs.h). Default: nullptr (the real filesystem).
+  std::shared_ptr<FaultInjectionFs> fault_fs;
+};
+
+// The validated superblock, as stored.
+struct Superblock {
+  uint32_t format_version = 0;
+  std::string uuid;  // 36-char textual UUID, made at format time
+  uint64_t region_size = 0;
+  uint64_t image_size = 0;
+  uint64_t nr_regions = 0;
+  FileIdentity source;
+  FileIdentity dest;
+  uint64_t created_unix_s = 0;
+};
+
+struct SpaceInfo {
+  // Metadata space in kMetadataBlockSize blocks. used = live RocksDB files
+  // (SSTs + WAL + MANIFEST); total = used + free space of the filesystem
+  // holding the directory (what the store could grow into).
+  uint64_t used_blocks = 0;
+  uint64_t total_blocks = 0;
+  uint64_t free_blocks() const { return total_blocks - used_blocks; }
+};
+
+class Metadata {
+ public:
+  // Opens the metadata in options.dir, formatting it when the directory is
+  // missing or empty (and create_if_missing), otherwise validating the
+  // superblock against options. Errors:
+  //   InvalidArgument: options out of range (region size not a power of two
+  //     or outside [4 KiB, 1 GiB], image size 0, empty dir);
+  //   Mismatch: the superblock differs; the message names each field that
+  //     differs with both values (e.g. "region size: metadata has 65536,
+  //     requested 4096");
+  //   Corruption: the store or superblock is unreadable or inconsistent
+  //     (bad magic, bitmap chunk out of range, bad encoding), with the reason;
+  //   Busy: another process (or another Metadata in this one) has it open;
+  //   NotFound: no metadata and !create_if_missing;
+  //   IoError/NoSpace/Permission: the filesystem failed.
+  static Result<std::unique_ptr<Metadata>> Open(const MetadataOptions& options);
+
+  // Reads the superblock of the store in `dir` without validating it against
+  // anything and without a full Open (for `clonefs info`). Fails with Busy if
+  // the store is locked by a live process, NotFound if there is none.
+  static Result<Superblock> ReadSuperblock(const std::string& dir);
+
+  virtual ~Metadata() = default;
+  Metadata(const Metadata&) = delete;
+  Metadata& operator=(const Metadata&) = delete;
+
+  const Superblock& superblock() const { return sb_; }
+  uint64_t nr_regions() const { return sb_.nr_regions; }
+  uint64_t region_size() const { return sb_.region_size; }
+
+  // --- marks (non-blocking, no I/O, no allocation) ---
+
+  // Marks region r hydrated in core and in the current transaction's dirty
+  // set (a no-op if already hydrated). Errors: InvalidArgument if
+  // r >= nr_regions; ReadOnly in read-only mode (including read_only open).
+  virtual Status SetRegionHydrated(uint64_t r) = 0;
+
+  // Marks every region in [start, start+n) hydrated that is not already.
+  // Errors: InvalidArgument if the range is empty-overflowing or exceeds
+  // nr_regions (start+n computed without wrap); ReadOnly in read-only mode.
+  virtual Status CondSetRange(uint64_t start, uint64_t n) = 0;
+
+  // --- transactions (serialized by the caller) ---
+
+  // Phase 1: freezes the current transaction's dirty set; later marks go to
+  // the next transaction. Returns the number of regions frozen (0 = nothing
+  // to commit; then PersistFrozen is a no-op). If a previously frozen set has
+  // not been persisted yet (PersistFrozen not called or failed), the new marks
+  // are merged into it. Errors: ReadOnly; Failed if a previous PersistFrozen
+  // failed and Abort has not succeeded since.
+  virtual Result<uint64_t> Freeze() = 0;
+
+  // Phase 2: persists exactly the frozen set in one atomic WriteBatch written
+  // with sync=true. No I/O if the frozen set is empty. On failure the frozen
+  // set is kept, the metadata enters the "needs abort" state (Freeze and
+  // PersistFrozen return Failed) and the error is returned.
+  virtual Status PersistFrozen() = 0;
+
+  // Freeze() + PersistFrozen(), for callers without a data device to flush.
+  virtual Status Commit() = 0;
+
+  // Rolls back to the last commit: drops both dirty sets (frozen or not) and
+  // reloads the in-core bitmap from the store; clears the "needs abort" state.
+  // REQUIRES: no concurrent marks (call SetReadOnly first). Errors: IoError /
+  // Corruption if the store cannot be read (the caller then enters fail mode).
+  // Unlike dm-clone, allowed in read-only mode (rollback is how the engine
+  // recovers after a failed commit).
+  virtual Status Abort() = 0;
+
+  // Re-reads the in-core bitmap from the store, discarding in-core marks.
+  // REQUIRES: as Abort.
+  virtual Status ReloadInCoreBitset() = 0;
+
+  // True if any region was marked since the last Freeze (or a frozen set is
+  // waiting to be persisted).
+  virtual bool ChangedThisTransaction() const = 0;
+
+  // Read-only mode: marks, Freeze, PersistFrozen and Commit return ReadOnly.
+  virtual void SetReadOnly() = 0;
+  // Leaves read-only mode. Has no effect on a store opened with read_only.
+  virtual void SetReadWrite() = 0;
+  virtual bool IsReadOnly() const = 0;
+
+  // --- queries (lock-free) ---
+
+  // True when every region is hydrated in core (not necessarily committed;
+  // see NrCommittedHydratedRegions()).
+  virtual bool IsHydrationDone() const = 0;
+  // False if r >= nr_regions.
+  virtual bool IsRegionHydrated(uint64_t r) const = 0;
+  // True if every region in [start, start+n) is hydrated; false if the range
+  // exceeds nr_regions. n == 0 -> true.
+  virtual bool IsRangeHydrated(uint64_t start, uint64_t n) const = 0;
+  virtual uint64_t NrHydratedRegions() const = 0;
+  // Number of hydrated regions in the last successful commit.
+  virtual uint64_t NrCommittedHydratedRegions() const = 0;
+  // First unhydrated region >= start, or nr_regions() if there is none.
+  virtual uint64_t FindNextUnhydratedRegion(uint64_t start) const = 0;
+  // First hydrated region >= start, or nr_regions() if there is none.
+  virtual uint64_t FindNextHydratedRegion(uint64_t start) const = 0;
+
+  // Metadata space figures. Errors: IoError if statvfs fails.
+  virtual Result<SpaceInfo> GetSpace() const = 0;
+
+ protected:
+  Metadata() = default;
+  Superblock sb_;
+};
+
+// Region size validation shared with the CLI: OK, or InvalidArgument saying
+// what is wrong ("region size 5000 is not a power of two; use e.g. 4096").
+Status ValidateRegionSize(uint64_t region_size);
+
+}  // namespace clonefs::metadata

@@ -1,0 +1,70 @@
+// Device: the only way the engine and the copier reach the source and the
+// destination. Implementations:
+//   - posix_device.h: regular files and block devices (the only code in
+//     clonefs that calls pread/pwrite/fdatasync/fallocate/lseek on images);
+//   - mem_device.h: an in-memory image, for component tests and benchmarks;
+//   - fault_device.h: a wrapper that injects errors and models power loss by
+//     keeping unsynced writes aside.
+//
+// Semantics shared by all implementations:
+//   - Offsets and lengths are bytes; no alignment is required (a POSIX device
+//     opened with O_DIRECT handles alignment internally).
+//   - Read returns exactly `len` bytes or an error; reading past Size() is an
+//     InvalidArgument error. Write likewise writes everything or fails.
+//   - Flush makes every write that completed before the call durable
+//     (fdatasync). It says nothing about writes that race with it.
+//   - Zero makes [off, off+len) read back as zeros: kPunch deallocates
+//     (FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, falling back to zero-range/writing
+//     zeros where the file system or device cannot punch), kWriteZeros keeps
+//     space allocated (FALLOC_FL_ZERO_RANGE, falling back to writing zeros).
+//   - NextData/NextHole describe allocation truthfully where the device can
+//     (SEEK_DATA/SEEK_HOLE); otherwise NextData(off) == off and NextHole(off)
+//     == Size() ("all data"), which is always a correct answer.
+//
+// THREAD SAFETY: every method may be called concurrently from any thread
+// (positional I/O; no shared file offset).
+//
+// ERRORS: Status::FromErrno with the operation, path and offset in the message
+// (ENOSPC -> NoSpace, EIO -> IoError, ...).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "base/status.h"
+
+namespace clonefs {
+
+enum class ZeroMode { kPunch, kWriteZeros };
+
+class Device {
+ public:
+  virtual ~Device() = default;
+
+  // Size in bytes, fixed for the device's lifetime as seen by clonefs.
+  virtual uint64_t Size() const = 0;
+  virtual bool ReadOnly() const = 0;
+  // Human-readable name (the path, or "mem:<n>") for messages.
+  virtual const std::string& Name() const = 0;
+
+  virtual Status Read(uint64_t off, void* buf, size_t len) = 0;
+  // Errors: ReadOnly-opened devices return Permission.
+  virtual Status Write(uint64_t off, const void* buf, size_t len) = 0;
+  virtual Status Flush() = 0;
+  virtual Status Zero(uint64_t off, uint64_t len, ZeroMode mode) = 0;
+
+  // First offset >= off that holds data, or Size() if none.
+  virtual Result<uint64_t> NextData(uint64_t off) = 0;
+  // First offset >= off that is a hole, or Size() if none.
+  virtual Result<uint64_t> NextHole(uint64_t off) = 0;
+
+  // A file descriptor whose pread at image offsets returns the device's
+  // content, for zero-copy replies (FUSE splice), or -1 if there is none.
+  // Only the FUSE layer uses it, and only for reads.
+  virtual int SpliceFd() const { return -1; }
+};
+
+}  // namespace clonefs

@@ -1,0 +1,157 @@
+// Engine: one clone. Everything between "a read / write / zero / fsync request
+// at this offset" and the devices and metadata (SPEC §3-§5). Knows nothing of
+// FUSE; the FUSE layer and the control channel call it.
+//
+// STRUCTURE
+//   - Router: splits each request at region boundaries (regions/) and handles
+//     each piece by hydration state (SPEC §3 table).
+//   - Region lock table: at most one hydration in flight per region; writers
+//     and zeroers of a region being hydrated wait for it.
+//   - Committer: one thread; group commit (Freeze -> dest Flush ->
+//     PersistFrozen) for fsyncs, O_SYNC writes, the 1 s timer, status queries
+//     and shutdown. On failure: Abort, read-only (or fail) mode.
+//   - Copier: background hydration threads (src/copier), throttled by the
+//     knobs, yielding to user I/O with a guaranteed minimum pace.
+//
+// MODES (SPEC §5)
+//   kReadWrite: normal.
+//   kReadOnly: reads work; writes/zeros to hydrated regions work; anything
+//     that needs a hydration, and every fsync that needs a commit, fails with
+//     Status::ReadOnly (EIO at the FUSE edge); background hydration stops.
+//   kFail: every I/O fails with Status::Failed (EIO).
+//
+// THREAD SAFETY: every public method is safe to call concurrently from any
+// number of threads (the FUSE worker threads, the control thread). Callbacks
+// in EngineOptions are called from the committer thread.
+//
+// LIFECYCLE: Open() -> Start() -> I/O ... -> Shutdown() -> destroy. Shutdown
+// stops the copier and the timer, makes a final commit and joins every thread
+// the engine started; the destructor calls it if the caller did not.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "base/clock.h"
+#include "base/result.h"
+#include "base/status.h"
+#include "devices/device.h"
+#include "metadata/metadata.h"
+
+namespace clonefs {
+
+enum class EngineMode { kReadWrite, kReadOnly, kFail };
+// "rw", "ro", "Fail" (dm-clone's words).
+const char* EngineModeName(EngineMode m);
+
+// Hydration knobs; all changeable at runtime (SPEC §4).
+struct HydrationKnobs {
+  // Most regions being hydrated at once, write-triggered ones included; 0
+  // stops background copying. Default: chosen by benchmark, see docs/design.md.
+  uint32_t hydration_threshold = 64;
+  // Most contiguous regions copied as one unit. Default: see docs/design.md.
+  uint32_t hydration_batch_size = 16;
+  // Background copy ceiling in bytes/second; 0 = unlimited. Default: 0.
+  uint64_t rate_bytes_per_s = 0;
+  // Background hydration on/off (enable_hydration/disable_hydration).
+  // Default: true.
+  bool hydration_enabled = true;
+};
+
+struct EngineOptions {
+  HydrationKnobs knobs;
+  // Punch-hole passes down to dest as deallocation (true) or writes zeros
+  // (false, `no_discard_passdown`). Default: true.
+  bool discard_passdown = true;
+  // Commit every this many ms while something changed; 0 disables the timer.
+  // Default: 1000.
+  uint64_t commit_interval_ms = 1000;
+  // Background copying keeps at least this pace (bytes/s) even under
+  // continuous user I/O, unless disabled or rate-limited below it.
+  // Default: 8 MiB/s.
+  uint64_t min_background_pace_bytes_per_s = 8ull << 20;
+  // First retry delay after a failed background copy; doubles per failure of
+  // the same run, capped at 60 s. Default: 100 ms.
+  uint64_t retry_backoff_initial_ms = 100;
+  // Time source. Default: Clock::Real().
+  Clock* clock = nullptr;
+  // Called once, from the committer thread, after the commit that made every
+  // region hydrated durably. Default: none.
+  std::function<void()> on_complete;
+  // Called from the committer thread whenever the mode changes. Default: none.
+  std::function<void(EngineMode)> on_mode_change;
+};
+
+struct EngineStats {
+  uint64_t image_size = 0;
+  uint64_t region_size = 0;
+  uint64_t nr_regions = 0;
+  uint64_t hydrated_regions = 0;            // in core
+  uint64_t committed_hydrated_regions = 0;  // durable
+  uint64_t hydrating_regions = 0;           // copies in flight now
+  uint64_t hydrated_bytes = 0;              // bytes of image in hydrated regions
+  uint64_t bytes_copied = 0;                // copied from source since Start
+  uint64_t bytes_zeroed = 0;                // hydrated by zeroing (sparse/discard)
+  uint64_t copy_rate_bytes_per_s = 0;       // recent background + triggered copy rate
+  uint64_t copy_failures = 0;               // failed copies since Start
+  uint64_t commits = 0;                     // commits that persisted something
+  uint64_t commit_failures = 0;
+  bool hydration_done = false;              // every region hydrated and committed
+  EngineMode mode = EngineMode::kReadWrite;
+  HydrationKnobs knobs;
+  bool discard_passdown = true;
+  metadata::SpaceInfo metadata_space;
+};
+
+class Engine {
+ public:
+  // Takes ownership of all three. REQUIRES: source->Size() ==
+  // md->superblock().image_size; dest->Size() >= image size; source is
+  // read-only. Errors: InvalidArgument naming what does not fit.
+  static Result<std::unique_ptr<Engine>> Open(std::unique_ptr<Device> source,
+                                              std::unique_ptr<Device> dest,
+                                              std::unique_ptr<metadata::Metadata> md,
+                                              const EngineOptions& options);
+  virtual ~Engine() = default;
+
+  // Starts the committer and the copier. Idempotent.
+  virtual Status Start() = 0;
+  // Stops the copier, commits, joins all threads. Idempotent; returns the
+  // final commit's status.
+  virtual Status Shutdown() = 0;
+
+  // --- I/O (SPEC §3). Requests must lie inside the image: InvalidArgument
+  // otherwise. ---
+  virtual Status Read(uint64_t off, void* buf, size_t len) = 0;
+  // `sync`: the write came with O_SYNC/O_DSYNC; it is durable (data and
+  // metadata) before this returns.
+  virtual Status Write(uint64_t off, const void* buf, size_t len, bool sync) = 0;
+  // Makes [off, off+len) read back as zeros. `punch`: FALLOC_FL_PUNCH_HOLE
+  // (deallocate in dest when discard passdown is on), otherwise ZERO_RANGE.
+  virtual Status Zero(uint64_t off, uint64_t len, bool punch) = 0;
+  // fsync/fdatasync: a commit (group commit; concurrent callers share one).
+  virtual Status Fsync() = 0;
+
+  // --- control ---
+  virtual EngineStats Stats() const = 0;
+  // Commits (as a status query does in dm-clone), then returns Stats().
+  virtual Result<EngineStats> CommitAndStats() = 0;
+  virtual EngineMode mode() const = 0;
+  virtual void SetHydrationThreshold(uint32_t n) = 0;
+  virtual void SetHydrationBatchSize(uint32_t n) = 0;
+  virtual void SetRate(uint64_t bytes_per_s) = 0;
+  virtual void EnableHydration(bool on) = 0;
+  virtual uint64_t image_size() const = 0;
+
+  // SEEK_DATA / SEEK_HOLE over the image as the user sees it: hydrated
+  // regions take dest's allocation, unhydrated ones the source's.
+  virtual Result<uint64_t> SeekData(uint64_t off) = 0;
+  virtual Result<uint64_t> SeekHole(uint64_t off) = 0;
+
+ protected:
+  Engine() = default;
+};
+
+}  // namespace clonefs

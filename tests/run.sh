@@ -1,0 +1,41 @@
+#!/bin/bash
+# The test command: installs what is missing, builds from scratch, runs every
+# test tier, then the unit and component tiers again under ASan+UBSan and
+# TSan.
+#
+#   tests/run.sh            everything (what CI runs)
+#   tests/run.sh --quick    normal build and tests only, no sanitizer builds
+#
+# Build trees: build/ (normal), build-asan/, build-tsan/. Mount tests need root
+# and /dev/fuse; they skip elsewhere, but with CI=true a skip is a failure.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+quick=0
+[[ "${1:-}" == "--quick" ]] && quick=1
+jobs=$(nproc)
+
+tests/install-deps.sh
+
+build() {  # build DIR [cmake args...]
+  local dir=$1; shift
+  rm -rf "$dir"
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.configure.log" 2>&1 ||
+    { cat "$dir.configure.log"; return 1; }
+  cmake --build "$dir" -j"$jobs"
+}
+
+echo "== normal build"
+build build
+echo "== tests: unit, component, mount"
+(cd build && ctest --output-on-failure -j"$jobs" --timeout 600)
+
+if ((quick == 0)); then
+  echo "== ASan+UBSan build"
+  build build-asan -DCLONEFS_SANITIZE=asan
+  (cd build-asan && ctest --output-on-failure -j"$jobs" -L 'unit|component' --timeout 900)
+  echo "== TSan build"
+  build build-tsan -DCLONEFS_SANITIZE=tsan
+  (cd build-tsan && ctest --output-on-failure -j"$jobs" -L 'unit|component' --timeout 900)
+fi
+echo "== all tests passed"
