@@ -1,0 +1,137 @@
+#include "fuse/fuse_server.h"
+
+#include <cstdarg>
+#include <cstdio>
+#include <mutex>
+
+#include "base/log.h"
+#include "fuse/fuse_fs.h"
+#include "fuse/mount_table.h"
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+namespace clonefs::fuse {
+namespace {
+
+// libfuse reports mount problems through its log function; keep the last
+// error so Mount() can return it in its Status, and forward everything to
+// clonefs's log.
+std::mutex g_fuse_log_mu;
+std::string g_last_fuse_error;  // GUARDED_BY(g_fuse_log_mu)
+
+void FuseLogToClonefs(enum fuse_log_level level, const char* fmt, va_list ap) {
+  char msg[1024];
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  std::string m(msg);
+  while (!m.empty() && m.back() == '\n') m.pop_back();
+  if (level <= FUSE_LOG_ERR) {
+    std::lock_guard<std::mutex> l(g_fuse_log_mu);
+    g_last_fuse_error = m;
+  }
+  if (level <= FUSE_LOG_ERR) {
+    CLONEFS_LOG_ERROR("libfuse: %s", m.c_str());
+  } else if (level <= FUSE_LOG_NOTICE) {
+    CLONEFS_LOG_INFO("libfuse: %s", m.c_str());
+  } else {
+    CLONEFS_LOG_DEBUG("libfuse: %s", m.c_str());
+  }
+}
+
+std::string TakeLastFuseError() {
+  std::lock_guard<std::mutex> l(g_fuse_log_mu);
+  std::string m;
+  m.swap(g_last_fuse_error);
+  return m;
+}
+
+bool ValidFileName(const std::string& n) {
+  return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos &&
+         n.size() <= 255;
+}
+
+}  // namespace
+
+FuseServer::FuseServer(const FuseServerOptions& options, std::unique_ptr<FuseFs> fs)
+    : options_(options), fs_(std::move(fs)) {}
+
+Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
+                                                      const FuseServerOptions& options) {
+  if (!ValidFileName(options.fs.file_name)) {
+    return Status::InvalidArgument("file name '" + options.fs.file_name +
+                                   "' is not a single path component");
+  }
+  if (options.mountpoint.empty() || options.mountpoint[0] != '/') {
+    return Status::InvalidArgument("mount point must be an absolute path");
+  }
+  fuse_set_log_func(FuseLogToClonefs);
+  TakeLastFuseError();
+
+  std::unique_ptr<FuseServer> server(
+      new FuseServer(options, std::make_unique<FuseFs>(engine, options.fs)));
+
+  // Mount options: the kernel checks permissions against the attributes we
+  // report (default_permissions); the mount table shows "fuse.clonefs".
+  char* opts = nullptr;
+  fuse_opt_add_opt(&opts, "default_permissions");
+  fuse_opt_add_opt(&opts, "subtype=clonefs");
+  fuse_opt_add_opt_escaped(&opts, ("fsname=" + options.fsname).c_str());
+  if (options.allow_other) fuse_opt_add_opt(&opts, "allow_other");
+  for (const auto& o : options.extra_options) fuse_opt_add_opt(&opts, o.c_str());
+  struct fuse_args args = FUSE_ARGS_INIT(0, nullptr);
+  fuse_opt_add_arg(&args, "clonefs");
+  fuse_opt_add_arg(&args, "-o");
+  fuse_opt_add_arg(&args, opts);
+  free(opts);
+
+  const fuse_lowlevel_ops& ops = FuseFsOperations();
+  server->se_ = fuse_session_new(&args, &ops, sizeof(ops), server->fs_.get());
+  fuse_opt_free_args(&args);
+  if (server->se_ == nullptr) {
+    std::string why = TakeLastFuseError();
+    return Status::InvalidArgument("cannot create FUSE session" + (why.empty() ? "" : ": " + why));
+  }
+  if (fuse_session_mount(server->se_, options.mountpoint.c_str()) != 0) {
+    std::string why = TakeLastFuseError();
+    return Status::IoError("cannot mount on " + options.mountpoint +
+                           (why.empty() ? "" : ": " + why));
+  }
+  server->mounted_ = true;
+  return server;
+}
+
+FuseServer::~FuseServer() { DestroySession(); }
+
+void FuseServer::DestroySession() {
+  if (se_ == nullptr) return;
+  if (mounted_) fuse_session_unmount(se_);
+  mounted_ = false;
+  // Runs the destroy operation (engine shutdown) if INIT was received; make
+  // sure the engine is shut down even if the kernel never sent INIT.
+  fuse_session_destroy(se_);
+  se_ = nullptr;
+  fs_->Destroy().ok();
+}
+
+Status FuseServer::Serve() {
+  if (se_ == nullptr) return Status::InvalidArgument("FUSE session already finished");
+  struct fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_clone_fd(cfg, 1);
+  fuse_loop_cfg_set_max_threads(cfg, options_.max_threads);
+  fuse_loop_cfg_set_idle_threads(cfg, options_.max_idle_threads);
+  int rc = fuse_session_loop_mt(se_, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  DestroySession();
+  Status shutdown = fs_->shutdown_status();
+  if (rc != 0 && rc != -ENODEV) {
+    Status loop = Status::IoError("FUSE loop failed", rc < 0 ? -rc : EIO);
+    return shutdown.ok() ? loop : shutdown;
+  }
+  return shutdown;
+}
+
+Status FuseServer::RequestUnmount() { return UnmountPath(options_.mountpoint, /*lazy=*/false); }
+
+int FuseServer::open_handles() const { return fs_->open_handles(); }
+
+}  // namespace clonefs::fuse

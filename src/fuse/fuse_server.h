@@ -1,0 +1,74 @@
+// FuseServer: one mounted clonefs filesystem serving one Engine.
+//
+//   auto server = FuseServer::Mount(engine, options);   // mounted, not served
+//   ... tell whoever waits that the mount exists ...
+//   Status s = (*server)->Serve();   // blocks until unmounted
+//
+// Serve() runs libfuse's multi-threaded loop (clone_fd, up to max_threads
+// workers) until the filesystem is unmounted, from outside (`clonefs
+// unmount`, umount, fusermount3 -u) or by RequestUnmount(). It then destroys
+// the session, which runs the FUSE destroy operation: Engine::Shutdown, the
+// final commit. Serve returns that shutdown's status.
+//
+// Signals are not handled here (no fuse_set_signal_handlers: its SIGTERM
+// handling unmounts under a live loop device). The daemon blocks them and
+// decides (daemon.cc), using RequestUnmount().
+//
+// THREAD SAFETY: Mount and Serve from one thread; RequestUnmount and
+// open_handles from any thread while Serve runs.
+//
+// LIFECYCLE: Mount -> Serve -> destroy. Destroying a server that was never
+// served unmounts it and runs the destroy operation (engine shutdown) too.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "base/result.h"
+#include "base/status.h"
+#include "engine/engine.h"
+#include "fuse/fuse_fs_options.h"
+
+struct fuse_session;
+
+namespace clonefs::fuse {
+
+class FuseFs;
+
+class FuseServer {
+ public:
+  // Creates the FUSE session for `engine` and mounts it on
+  // options.mountpoint. REQUIRES: engine outlives the server and is started.
+  // Errors: InvalidArgument for bad options (libfuse's message included);
+  // IoError if the mount fails (e.g. no /dev/fuse, not permitted).
+  static Result<std::unique_ptr<FuseServer>> Mount(Engine* engine,
+                                                   const FuseServerOptions& options);
+  ~FuseServer();
+  FuseServer(const FuseServer&) = delete;
+  FuseServer& operator=(const FuseServer&) = delete;
+
+  // Serves until unmounted; returns the final engine shutdown status (or
+  // IoError if the loop itself failed). Call once.
+  Status Serve();
+
+  // Unmounts if the exposed file is not in use (a plain umount, which the
+  // kernel refuses while any file in the mount is open); Serve then returns.
+  // Errors: Busy if the file is in use (the mount stays and keeps serving),
+  // Permission / IoError if unmounting failed otherwise.
+  Status RequestUnmount();
+
+  // Open handles of the exposed file right now.
+  int open_handles() const;
+  const std::string& mountpoint() const { return options_.mountpoint; }
+
+ private:
+  FuseServer(const FuseServerOptions& options, std::unique_ptr<FuseFs> fs);
+  void DestroySession();
+
+  const FuseServerOptions options_;
+  std::unique_ptr<FuseFs> fs_;
+  struct fuse_session* se_ = nullptr;  // owned; null after DestroySession
+  bool mounted_ = false;
+};
+
+}  // namespace clonefs::fuse

@@ -1,0 +1,168 @@
+#include "fuse/mount_table.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+extern char** environ;
+
+namespace clonefs::fuse {
+namespace {
+
+std::string Unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '7' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+        s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+bool ReadFile(const std::string& path, std::string* out) {
+  std::ifstream f(path);
+  if (!f) return false;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+// Runs argv (searched in PATH) and waits; *output gets stdout+stderr.
+int RunAndWait(const std::vector<std::string>& argv, std::string* output) {
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) return -1;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(pipefd[1]);
+  if (rc != 0) {
+    close(pipefd[0]);
+    *output = std::string(argv[0]) + ": " + std::strerror(rc);
+    return -1;
+  }
+  char buf[512];
+  ssize_t n;
+  while ((n = read(pipefd[0], buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR)) {
+    if (n > 0) output->append(buf, static_cast<size_t>(n));
+  }
+  close(pipefd[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace
+
+std::vector<MountEntry> ParseMountInfo(const std::string& text) {
+  // Fields: id parent major:minor root mountpoint options [optional...] - fstype source superopts
+  std::vector<MountEntry> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::vector<std::string> f;
+    std::string w;
+    while (ls >> w) f.push_back(w);
+    size_t dash = 0;
+    for (size_t i = 6; i < f.size(); ++i) {
+      if (f[i] == "-") {
+        dash = i;
+        break;
+      }
+    }
+    if (dash == 0 || dash + 2 >= f.size()) continue;
+    out.push_back({Unescape(f[4]), f[dash + 1], Unescape(f[dash + 2])});
+  }
+  return out;
+}
+
+Result<std::optional<MountEntry>> FindMount(const std::string& path) {
+  std::string text;
+  if (!ReadFile("/proc/self/mountinfo", &text)) {
+    return Status::IoError("cannot read /proc/self/mountinfo");
+  }
+  std::optional<MountEntry> found;
+  for (auto& e : ParseMountInfo(text)) {
+    if (e.mountpoint == path) found = e;  // later lines are mounted on top
+  }
+  return found;
+}
+
+Status UnmountPath(const std::string& path, bool lazy) {
+  if (umount2(path.c_str(), lazy ? MNT_DETACH : 0) == 0) return Status::OK();
+  int err = errno;
+  if (err == EBUSY) return Status::Busy("unmount " + path + ": the mount is in use");
+  if (err == EINVAL) return Status::NotFound(path + " is not a mount point");
+  if (err != EPERM) return Status::FromErrno(err, "unmount " + path);
+  // Not root: the setuid helper unmounts FUSE mounts of the calling user.
+  std::string output;
+  std::vector<std::string> argv = {"fusermount3", lazy ? "-uz" : "-u", path};
+  int rc = RunAndWait(argv, &output);
+  if (rc == 0) return Status::OK();
+  while (!output.empty() && output.back() == '\n') output.pop_back();
+  if (output.find("busy") != std::string::npos) {
+    return Status::Busy("unmount " + path + ": the mount is in use");
+  }
+  return Status::Permission("unmount " + path + ": " + (output.empty() ? "fusermount3 failed" : output));
+}
+
+std::vector<std::string> LoopDevicesBackedBy(const std::string& file) {
+  std::vector<std::string> out;
+  DIR* d = opendir("/sys/block");
+  if (!d) return out;
+  while (struct dirent* e = readdir(d)) {
+    if (std::strncmp(e->d_name, "loop", 4) != 0) continue;
+    std::string backing;
+    if (!ReadFile(std::string("/sys/block/") + e->d_name + "/loop/backing_file", &backing)) continue;
+    while (!backing.empty() && backing.back() == '\n') backing.pop_back();
+    // The kernel appends " (deleted)" when the file was removed.
+    if (backing == file) out.push_back(std::string("/dev/") + e->d_name);
+  }
+  closedir(d);
+  return out;
+}
+
+std::string NormalizePath(const std::string& path) {
+  std::string abs = path;
+  if (abs.empty() || abs[0] != '/') {
+    char cwd[4096];
+    abs = std::string(getcwd(cwd, sizeof(cwd)) ? cwd : "/") + "/" + path;
+  }
+  std::vector<std::string> parts;
+  std::istringstream in(abs);
+  std::string p;
+  while (std::getline(in, p, '/')) {
+    if (p.empty() || p == ".") continue;
+    if (p == "..") {
+      if (!parts.empty()) parts.pop_back();
+      continue;
+    }
+    parts.push_back(p);
+  }
+  std::string out;
+  for (auto& x : parts) out += "/" + x;
+  return out.empty() ? "/" : out;
+}
+
+}  // namespace clonefs::fuse

@@ -1,0 +1,99 @@
+// PassthroughEngine: a test-only Engine over an in-memory image, used to
+// test the FUSE layer on its own (no hydration, no metadata). Not part of the
+// product. Records what reached it so tests can check the FUSE layer's
+// decoding (sync writes, fsyncs, punch vs zero).
+//
+// THREAD SAFETY: every method is thread-safe (one mutex around the image).
+#pragma once
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "engine/engine.h"
+
+namespace clonefs::testing {
+
+class PassthroughEngine : public Engine {
+ public:
+  explicit PassthroughEngine(uint64_t size) : data_(size, 0) {}
+
+  Status Start() override { return Status::OK(); }
+  Status Shutdown() override {
+    shutdowns.fetch_add(1);
+    return Status::OK();
+  }
+  Status Read(uint64_t off, void* buf, size_t len) override {
+    if (off + len > data_.size()) return Status::InvalidArgument("read outside image");
+    std::lock_guard<std::mutex> l(mu_);
+    std::memcpy(buf, data_.data() + off, len);
+    max_read_len = std::max<uint64_t>(max_read_len, len);
+    return Status::OK();
+  }
+  Status Write(uint64_t off, const void* buf, size_t len, bool sync) override {
+    if (off + len > data_.size()) return Status::InvalidArgument("write outside image");
+    std::lock_guard<std::mutex> l(mu_);
+    std::memcpy(data_.data() + off, buf, len);
+    (sync ? sync_writes : plain_writes).fetch_add(1);
+    max_write_len = std::max<uint64_t>(max_write_len, len);
+    return Status::OK();
+  }
+  Status Zero(uint64_t off, uint64_t len, bool punch) override {
+    if (off + len > data_.size()) return Status::InvalidArgument("zero outside image");
+    std::lock_guard<std::mutex> l(mu_);
+    std::memset(data_.data() + off, 0, len);
+    (punch ? punches : zeroes).fetch_add(1);
+    return Status::OK();
+  }
+  Status Fsync() override {
+    fsyncs.fetch_add(1);
+    return fail_fsync.load() ? Status::IoError("injected fsync failure") : Status::OK();
+  }
+  EngineStats Stats() const override { return {}; }
+  Result<EngineStats> CommitAndStats() override { return EngineStats{}; }
+  EngineMode mode() const override { return EngineMode::kReadWrite; }
+  void SetHydrationThreshold(uint32_t) override {}
+  void SetHydrationBatchSize(uint32_t) override {}
+  void SetRate(uint64_t) override {}
+  void EnableHydration(bool) override {}
+  uint64_t image_size() const override { return data_.size(); }
+  // Data everywhere except an all-zero 64 KiB-aligned block counts as a hole.
+  Result<uint64_t> SeekData(uint64_t off) override {
+    std::lock_guard<std::mutex> l(mu_);
+    for (uint64_t b = off; b < data_.size(); b = (b / kBlock + 1) * kBlock) {
+      if (!BlockIsZero(b / kBlock)) return b;
+    }
+    return data_.size();
+  }
+  Result<uint64_t> SeekHole(uint64_t off) override {
+    std::lock_guard<std::mutex> l(mu_);
+    for (uint64_t b = off; b < data_.size(); b = (b / kBlock + 1) * kBlock) {
+      if (BlockIsZero(b / kBlock)) return b;
+    }
+    return data_.size();
+  }
+
+  std::vector<uint8_t> Snapshot() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return data_;
+  }
+
+  static constexpr uint64_t kBlock = 64 * 1024;
+  std::atomic<int> shutdowns{0}, fsyncs{0}, sync_writes{0}, plain_writes{0}, punches{0}, zeroes{0};
+  std::atomic<uint64_t> max_read_len{0}, max_write_len{0};
+  std::atomic<bool> fail_fsync{false};
+
+ private:
+  bool BlockIsZero(uint64_t blk) const {
+    uint64_t start = blk * kBlock, end = std::min<uint64_t>(start + kBlock, data_.size());
+    for (uint64_t i = start; i < end; ++i) {
+      if (data_[i] != 0) return false;
+    }
+    return true;
+  }
+  mutable std::mutex mu_;
+  std::vector<uint8_t> data_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace clonefs::testing
