@@ -75,6 +75,13 @@ struct EngineOptions {
   // First retry delay after a failed background copy; doubles per failure of
   // the same run, capped at 60 s. Default: 100 ms.
   uint64_t retry_backoff_initial_ms = 100;
+  // Background copier threads (each copies one unit at a time, within
+  // hydration_threshold). Default: 2, see docs/design.md.
+  uint32_t copier_threads = 2;
+  // User I/O that ended less than this ago still counts as "busy" for the
+  // copier's foreground-first policy (so a queue-depth-1 client, idle between
+  // its requests for microseconds, is seen as busy). Default: 20 ms.
+  uint64_t foreground_idle_ms = 20;
   // Time source. Default: Clock::Real().
   Clock* clock = nullptr;
   // Called once, from the committer thread, after the commit that made every
@@ -146,7 +153,12 @@ class Engine {
   virtual uint64_t image_size() const = 0;
 
   // SEEK_DATA / SEEK_HOLE over the image as the user sees it: hydrated
-  // regions take dest's allocation, unhydrated ones the source's.
+  // regions take dest's allocation, unhydrated ones the source's. SeekData
+  // returns the first data offset >= off, or image_size() if there is none
+  // (the FUSE layer answers ENXIO then, as it must for off >= image_size()).
+  // SeekHole returns the first hole offset >= off; the end of the image
+  // counts as a hole, so it returns image_size() at most. Errors: the
+  // devices'; Failed in fail mode.
   virtual Result<uint64_t> SeekData(uint64_t off) = 0;
   virtual Result<uint64_t> SeekHole(uint64_t off) = 0;
 

@@ -1,0 +1,52 @@
+#include "copier/region_locks.h"
+
+#include <cassert>
+
+namespace clonefs {
+
+RegionLockTable::RegionLockTable() = default;
+
+void RegionLockTable::Lock(uint64_t r) {
+  Shard& s = ShardOf(r);
+  std::unique_lock<std::mutex> l(s.mu);
+  while (s.held.count(r) != 0) {
+    ++s.waiters;
+    s.cv.wait(l);
+    --s.waiters;
+  }
+  s.held.insert(r);
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool RegionLockTable::TryLock(uint64_t r) {
+  Shard& s = ShardOf(r);
+  std::lock_guard<std::mutex> l(s.mu);
+  if (!s.held.insert(r).second) return false;
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+void RegionLockTable::Unlock(uint64_t r) {
+  Shard& s = ShardOf(r);
+  bool wake;
+  {
+    std::lock_guard<std::mutex> l(s.mu);
+    [[maybe_unused]] size_t erased = s.held.erase(r);
+    assert(erased == 1);
+    in_flight_.fetch_sub(1, std::memory_order_relaxed);
+    wake = s.waiters != 0;
+  }
+  if (wake) s.cv.notify_all();
+}
+
+void RegionLockTable::UnlockRun(uint64_t first, uint64_t count) {
+  for (uint64_t r = first; r < first + count; ++r) Unlock(r);
+}
+
+bool RegionLockTable::IsLocked(uint64_t r) const {
+  const Shard& s = ShardOf(r);
+  std::lock_guard<std::mutex> l(s.mu);
+  return s.held.count(r) != 0;
+}
+
+}  // namespace clonefs

@@ -1,0 +1,76 @@
+// RegionLockTable: the regions that have a hydration (a copy, or a
+// full-region overwrite that stands in for one) in flight. At most one holder
+// per region (SPEC §3: "at most one hydration per region is ever in flight").
+//
+// STRUCTURE
+//   A small hash of held regions, split into shards by region number; each
+//   shard has a mutex, the set of held regions and one condition variable on
+//   which waiters for any of its regions sleep. Memory is proportional to the
+//   number of regions held, never to the image size.
+//
+// LOCKING DISCIPLINE (deadlock freedom)
+//   A thread that holds several regions must have acquired them in ascending
+//   region order, and may block in Lock() only for a region above every
+//   region it holds. TryLock never blocks. Holders never wait for anything
+//   else in this table.
+//
+// THREAD SAFETY: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <unordered_set>
+#include <vector>
+
+namespace clonefs {
+
+class RegionLockTable {
+ public:
+  RegionLockTable();
+  RegionLockTable(const RegionLockTable&) = delete;
+  RegionLockTable& operator=(const RegionLockTable&) = delete;
+
+  // Blocks until no one holds region r, then takes it.
+  void Lock(uint64_t r);
+  // Takes region r if no one holds it. Returns whether it did.
+  bool TryLock(uint64_t r);
+  // REQUIRES: the caller holds r.
+  void Unlock(uint64_t r);
+  // Unlocks every region in [first, first+count). REQUIRES: caller holds them.
+  void UnlockRun(uint64_t first, uint64_t count);
+
+  bool IsLocked(uint64_t r) const;
+  // Number of regions held right now.
+  uint64_t InFlight() const { return in_flight_.load(std::memory_order_relaxed); }
+
+ private:
+  static constexpr size_t kShards = 16;
+  struct Shard {
+    mutable std::mutex mu;
+    std::condition_variable cv;        // signalled when a region with waiters is freed
+    std::unordered_set<uint64_t> held;  // GUARDED_BY(mu)
+    uint32_t waiters = 0;               // GUARDED_BY(mu)
+  };
+  Shard& ShardOf(uint64_t r) { return shards_[r % kShards]; }
+  const Shard& ShardOf(uint64_t r) const { return shards_[r % kShards]; }
+
+  Shard shards_[kShards];
+  std::atomic<uint64_t> in_flight_{0};
+};
+
+// Holds one region of a RegionLockTable for a scope.
+class RegionLockGuard {
+ public:
+  RegionLockGuard(RegionLockTable* t, uint64_t r) : t_(t), r_(r) { t_->Lock(r_); }
+  ~RegionLockGuard() { t_->Unlock(r_); }
+  RegionLockGuard(const RegionLockGuard&) = delete;
+  RegionLockGuard& operator=(const RegionLockGuard&) = delete;
+
+ private:
+  RegionLockTable* t_;
+  uint64_t r_;
+};
+
+}  // namespace clonefs

@@ -1,0 +1,196 @@
+#include "engine/committer.h"
+
+#include <cerrno>
+#include <chrono>
+#include <string>
+
+#include "base/log.h"
+#include "base/test_hooks.h"
+
+namespace clonefs {
+namespace {
+
+constexpr uint64_t kMaxWaitNanos = 100'000'000;          // re-check the clock this often
+constexpr uint64_t kSpaceRefreshNanos = 1'000'000'000;   // space figures after timer commits
+
+}  // namespace
+
+Committer::Committer(const CommitterContext& ctx)
+    : ctx_(ctx),
+      mode_(ctx.md->IsReadOnly() ? EngineMode::kReadOnly : EngineMode::kReadWrite),
+      next_(std::make_shared<Ticket>()) {
+  RefreshSpace();
+}
+
+Committer::~Committer() { Stop(); }
+
+void Committer::Start() {
+  std::lock_guard<std::mutex> lc(lifecycle_mu_);
+  if (thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    running_ = true;
+    stop_ = false;
+  }
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Committer::Stop() {
+  std::lock_guard<std::mutex> lc(lifecycle_mu_);
+  if (!thread_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+Status Committer::Commit(bool flush_always, bool refresh_space) {
+  std::unique_lock<std::mutex> l(mu_);
+  if (!running_) return Status::Aborted("commit requested while the engine is not running");
+  std::shared_ptr<Ticket> t = next_;
+  t->flush |= flush_always;
+  t->refresh_space |= refresh_space;
+  pending_ = true;
+  cv_.notify_all();
+  done_cv_.wait(l, [&] { return t->done; });
+  return t->status;
+}
+
+void Committer::RequestAsync() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!running_) return;
+    pending_ = true;
+  }
+  cv_.notify_all();
+}
+
+metadata::SpaceInfo Committer::space() const {
+  std::lock_guard<std::mutex> l(space_mu_);
+  return space_;
+}
+
+void Committer::Loop() {
+  AfterCommit(false);  // a clone that was already complete reports it now
+  Clock* clock = ctx_.clock;
+  const uint64_t interval = ctx_.interval_ms * 1'000'000;
+  uint64_t deadline = clock->NowNanos() + interval;
+  std::unique_lock<std::mutex> l(mu_);
+  while (true) {
+    if (pending_) {
+      std::shared_ptr<Ticket> t = std::move(next_);
+      next_ = std::make_shared<Ticket>();
+      pending_ = false;
+      l.unlock();
+      Status s = RunCommit(t->flush);
+      AfterCommit(t->refresh_space);
+      l.lock();
+      t->status = s;
+      t->done = true;
+      done_cv_.notify_all();
+      deadline = clock->NowNanos() + interval;
+      continue;
+    }
+    if (stop_) {
+      running_ = false;
+      return;
+    }
+    uint64_t now = clock->NowNanos();
+    if (interval != 0 && now >= deadline) {
+      l.unlock();
+      if (ctx_.md->ChangedThisTransaction() && mode() == EngineMode::kReadWrite) {
+        (void)RunCommit(false);  // a failure is handled (mode change) and logged inside
+        AfterCommit(false);
+      }
+      l.lock();
+      deadline = clock->NowNanos() + interval;
+      continue;
+    }
+    uint64_t wait = interval != 0 ? std::min(deadline - now, kMaxWaitNanos) : kMaxWaitNanos;
+    cv_.wait_for(l, std::chrono::nanoseconds(wait));
+  }
+}
+
+Status Committer::RunCommit(bool flush_always) {
+  switch (mode()) {
+    case EngineMode::kFail:
+      return Status::Failed("clone is in fail mode (metadata rollback failed); nothing is committed");
+    case EngineMode::kReadOnly:
+      return Status::ReadOnly(
+          "clone is read-only after a metadata failure; nothing can be made durable");
+    case EngineMode::kReadWrite:
+      break;
+  }
+  metadata::Metadata* md = ctx_.md;
+  if (!flush_always && !md->ChangedThisTransaction()) return Status::OK();
+
+  Result<uint64_t> frozen = md->Freeze();
+  if (!frozen.ok()) return HandleFailure(frozen.status(), "freezing the transaction");
+  if (TestKillPoint("commit.after_freeze")) return Status::Aborted("kill point commit.after_freeze");
+
+  Status s = ctx_.dest->Flush();
+  if (!s.ok()) return HandleFailure(s, "flushing the destination");
+  if (TestKillPoint("commit.after_dest_flush")) {
+    return Status::Aborted("kill point commit.after_dest_flush");
+  }
+
+  if (*frozen > 0) {
+    s = md->PersistFrozen();
+    if (!s.ok()) return HandleFailure(s, "writing the metadata");
+    commits_.fetch_add(1);
+  }
+  if (TestKillPoint("commit.after_metadata_write")) {
+    return Status::Aborted("kill point commit.after_metadata_write");
+  }
+  return Status::OK();
+}
+
+Status Committer::HandleFailure(const Status& s, const char* step) {
+  failures_.fetch_add(1);
+  CLONEFS_LOG_ERROR("commit failed while %s: %s; rolling back to the last commit and "
+                    "switching to read-only mode",
+                    step, s.ToString().c_str());
+  ctx_.hydrator->CloseMarksAndSetReadOnly();
+  Status a = ctx_.md->Abort();
+  if (a.ok()) {
+    SetMode(EngineMode::kReadOnly);
+  } else {
+    CLONEFS_LOG_ERROR("metadata rollback failed: %s; switching to fail mode (every I/O fails)",
+                      a.ToString().c_str());
+    SetMode(EngineMode::kFail);
+  }
+  return Status::IoError(std::string("commit failed while ") + step + ": " + s.ToString(), EIO);
+}
+
+void Committer::SetMode(EngineMode m) {
+  mode_.store(m);
+  if (ctx_.on_mode_change) ctx_.on_mode_change(m);
+}
+
+void Committer::AfterCommit(bool refresh_space) {
+  uint64_t now = ctx_.clock->NowNanos();
+  if (refresh_space || now - space_read_ns_ >= kSpaceRefreshNanos) RefreshSpace();
+  metadata::Metadata* md = ctx_.md;
+  if (!done_.load() && md->NrCommittedHydratedRegions() == md->nr_regions()) {
+    done_.store(true);
+    CLONEFS_LOG_INFO("hydration complete: all %llu regions are hydrated and committed; the "
+                     "destination alone is the image",
+                     static_cast<unsigned long long>(md->nr_regions()));
+    if (ctx_.on_complete) ctx_.on_complete();
+  }
+}
+
+void Committer::RefreshSpace() {
+  space_read_ns_ = ctx_.clock->NowNanos();
+  Result<metadata::SpaceInfo> s = ctx_.md->GetSpace();
+  if (!s.ok()) {
+    CLONEFS_LOG_DEBUG("metadata space: %s", s.status().ToString().c_str());
+    return;
+  }
+  std::lock_guard<std::mutex> l(space_mu_);
+  space_ = *s;
+}
+
+}  // namespace clonefs

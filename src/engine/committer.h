@@ -1,0 +1,125 @@
+// Committer: the engine's one commit thread and its mode (SPEC §5).
+//
+// COMMIT = Freeze (exactly this transaction's marks) -> dest Flush ->
+// PersistFrozen (one synced RocksDB WriteBatch), with the kill points
+// "commit.after_freeze", "commit.after_dest_flush" and
+// "commit.after_metadata_write" between the steps.
+//
+// GROUP COMMIT
+//   Callers queue on `next_`, the ticket of the commit that has not started
+//   yet; every caller that arrives before it starts shares it. A caller that
+//   arrives while a commit runs joins the next one, because its writes may
+//   not be covered by the running one (they may have completed after its
+//   Freeze or its dest Flush). A commit whose frozen set is empty costs only
+//   the dest fdatasync, and not even that for requests that do not need it
+//   (timer, status queries).
+//
+// TRIGGERS: Commit() (fsync, O_SYNC writes, status queries, shutdown),
+//   RequestAsync() (the copier found everything hydrated), and a timer every
+//   interval_ms while the metadata has uncommitted changes.
+//
+// FAILURE: if the dest flush or the metadata write fails: close the mark
+//   gate and set the metadata read-only, Abort (roll back, reload the
+//   in-core bitmap), mode = kReadOnly (kFail if Abort fails), log, and fail
+//   the ticket's callers with IoError(EIO).
+//
+// THREAD SAFETY: all public methods may be called from any thread; the
+//   metadata's serialized calls (Freeze, PersistFrozen, Abort, SetReadOnly,
+//   GetSpace) happen only on the commit thread, or before Start.
+//   Callbacks run on the commit thread.
+// LIFECYCLE: Start() spawns the thread; Stop() runs the commits already
+//   requested, then joins. Commit() outside Start..Stop returns Aborted.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "base/clock.h"
+#include "base/status.h"
+#include "copier/hydrator.h"
+#include "devices/device.h"
+#include "engine/engine.h"
+#include "metadata/metadata.h"
+
+namespace clonefs {
+
+struct CommitterContext {
+  Device* dest = nullptr;
+  metadata::Metadata* md = nullptr;
+  Hydrator* hydrator = nullptr;  // its mark gate is closed on failure
+  Clock* clock = nullptr;
+  uint64_t interval_ms = 1000;   // 0: no timer
+  std::function<void()> on_complete;
+  std::function<void(EngineMode)> on_mode_change;
+};
+
+class Committer {
+ public:
+  // Computes the initial mode (kReadOnly if the metadata is read-only) and
+  // reads the metadata space figures.
+  explicit Committer(const CommitterContext& ctx);
+  ~Committer();
+  Committer(const Committer&) = delete;
+  Committer& operator=(const Committer&) = delete;
+
+  void Start();
+  void Stop();
+
+  // Waits for a commit that starts after this call and returns its result.
+  // `flush_always`: flush dest even if no region changed (fsync needs it).
+  // `refresh_space`: re-read the metadata space figures afterwards.
+  // Errors: ReadOnly / Failed in those modes; IoError(EIO) if the commit
+  // failed (the mode has then changed); Aborted at a test kill point or when
+  // the thread is not running.
+  Status Commit(bool flush_always, bool refresh_space = false);
+  // Asks for a commit soon (if anything changed) without waiting.
+  void RequestAsync();
+
+  EngineMode mode() const { return mode_.load(); }
+  uint64_t commits() const { return commits_.load(); }
+  uint64_t failures() const { return failures_.load(); }
+  bool hydration_done() const { return done_.load(); }
+  metadata::SpaceInfo space() const;
+
+ private:
+  struct Ticket {
+    bool flush = false;
+    bool refresh_space = false;
+    bool done = false;
+    Status status;
+  };
+
+  void Loop();
+  Status RunCommit(bool flush_always);
+  Status HandleFailure(const Status& s, const char* step);
+  void SetMode(EngineMode m);
+  void AfterCommit(bool refresh_space);
+  void RefreshSpace();
+
+  const CommitterContext ctx_;
+  std::atomic<EngineMode> mode_;
+  std::atomic<uint64_t> commits_{0};
+  std::atomic<uint64_t> failures_{0};
+  std::atomic<bool> done_{false};
+
+  std::mutex mu_;
+  std::condition_variable cv_;       // wakes the commit thread
+  std::condition_variable done_cv_;  // wakes callers when a ticket is done
+  std::shared_ptr<Ticket> next_;     // GUARDED_BY(mu_); the commit not yet started
+  bool pending_ = false;             // GUARDED_BY(mu_); next_ was requested
+  bool running_ = false;             // GUARDED_BY(mu_); the thread accepts tickets
+  bool stop_ = false;                // GUARDED_BY(mu_)
+  std::thread thread_;               // Start/Stop only (lifecycle_mu_)
+  std::mutex lifecycle_mu_;
+
+  mutable std::mutex space_mu_;
+  metadata::SpaceInfo space_;        // GUARDED_BY(space_mu_)
+  uint64_t space_read_ns_ = 0;       // commit thread only
+};
+
+}  // namespace clonefs

@@ -1,0 +1,174 @@
+#include "engine/engine_impl.h"
+
+#include <string>
+
+#include "base/log.h"
+
+namespace clonefs {
+
+const char* EngineModeName(EngineMode m) {
+  switch (m) {
+    case EngineMode::kReadWrite: return "rw";
+    case EngineMode::kReadOnly: return "ro";
+    case EngineMode::kFail: return "Fail";
+  }
+  return "?";
+}
+
+namespace {
+
+CopierOptions CopierOptionsFrom(const EngineOptions& o) {
+  CopierOptions c;
+  c.hydration_threshold = o.knobs.hydration_threshold;
+  c.hydration_batch_size = o.knobs.hydration_batch_size;
+  c.rate_bytes_per_s = o.knobs.rate_bytes_per_s;
+  c.enabled = o.knobs.hydration_enabled;
+  c.min_pace_bytes_per_s = o.min_background_pace_bytes_per_s;
+  c.retry_backoff_initial_ms = o.retry_backoff_initial_ms;
+  c.workers = o.copier_threads;
+  c.foreground_idle_ns = o.foreground_idle_ms * 1'000'000;
+  return c;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<Device> source,
+                                             std::unique_ptr<Device> dest,
+                                             std::unique_ptr<metadata::Metadata> md,
+                                             const EngineOptions& options) {
+  if (!source || !dest || !md) return Status::InvalidArgument("engine needs source, dest and metadata");
+  const uint64_t image = md->superblock().image_size;
+  if (source->Size() != image) {
+    return Status::InvalidArgument("source " + source->Name() + " is " +
+                                   std::to_string(source->Size()) +
+                                   " bytes but the metadata describes an image of " +
+                                   std::to_string(image) + " bytes");
+  }
+  if (dest->Size() < image) {
+    return Status::InvalidArgument("destination " + dest->Name() + " is " +
+                                   std::to_string(dest->Size()) +
+                                   " bytes, smaller than the image (" + std::to_string(image) +
+                                   " bytes)");
+  }
+  if (!source->ReadOnly()) {
+    return Status::InvalidArgument("source " + source->Name() + " must be opened read-only");
+  }
+  if (dest->ReadOnly()) {
+    return Status::InvalidArgument("destination " + dest->Name() + " is read-only");
+  }
+  CLONEFS_ASSIGN_OR_RETURN(RegionGeometry geo, RegionGeometry::Make(image, md->region_size()));
+  return std::unique_ptr<Engine>(
+      new EngineImpl(std::move(source), std::move(dest), std::move(md), options, geo));
+}
+
+EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> dest,
+                       std::unique_ptr<metadata::Metadata> md, const EngineOptions& options,
+                       const RegionGeometry& geo)
+    : options_(options),
+      clock_(options.clock ? options.clock : Clock::Real()),
+      geo_(geo),
+      source_(std::move(source)),
+      dest_(std::move(dest)),
+      md_(std::move(md)),
+      foreground_(clock_),
+      hydrator_(source_.get(), dest_.get(), md_.get(), geo_, clock_),
+      committer_(CommitterContext{
+          .dest = dest_.get(),
+          .md = md_.get(),
+          .hydrator = &hydrator_,
+          .clock = clock_,
+          .interval_ms = options.commit_interval_ms,
+          .on_complete = options.on_complete,
+          .on_mode_change =
+              [this](EngineMode m) {
+                copier_.Wake();
+                if (options_.on_mode_change) options_.on_mode_change(m);
+              },
+      }),
+      copier_(
+          CopierContext{
+              .md = md_.get(),
+              .hydrator = &hydrator_,
+              .locks = &locks_,
+              .foreground = &foreground_,
+              .clock = clock_,
+              .may_copy = [this] { return committer_.mode() == EngineMode::kReadWrite; },
+              .on_all_hydrated = [this] { committer_.RequestAsync(); },
+          },
+          CopierOptionsFrom(options)) {}
+
+EngineImpl::~EngineImpl() { (void)Shutdown(); }
+
+Status EngineImpl::Start() {
+  std::lock_guard<std::mutex> l(lifecycle_mu_);
+  if (state_.load() != State::kOpen) return Status::OK();
+  committer_.Start();
+  copier_.Start();
+  state_.store(State::kStarted);
+  return Status::OK();
+}
+
+Status EngineImpl::Shutdown() {
+  std::lock_guard<std::mutex> l(lifecycle_mu_);
+  if (state_.load() == State::kShutDown) return shutdown_status_;
+  copier_.Stop();
+  committer_.Start();  // no-op if running; a never-started engine still commits
+  shutdown_status_ = committer_.Commit(/*flush_always=*/true);
+  committer_.Stop();
+  state_.store(State::kShutDown);
+  if (!shutdown_status_.ok()) {
+    CLONEFS_LOG_WARN("final commit at shutdown: %s", shutdown_status_.ToString().c_str());
+  }
+  return shutdown_status_;
+}
+
+Status EngineImpl::Fsync() {
+  if (state_.load() != State::kStarted) return Status::Aborted("engine is not running");
+  ForegroundScope fg(&foreground_);
+  return committer_.Commit(/*flush_always=*/true);
+}
+
+uint64_t EngineImpl::HydratedBytes(uint64_t hydrated_regions) const {
+  uint64_t bytes = hydrated_regions << geo_.region_shift();
+  uint64_t last = geo_.nr_regions() - 1;
+  if (geo_.IsPartialRegion(last) && md_->IsRegionHydrated(last)) {
+    bytes -= geo_.region_size() - geo_.RegionLength(last);
+  }
+  return bytes;
+}
+
+EngineStats EngineImpl::Stats() const {
+  EngineStats s;
+  s.image_size = geo_.image_size();
+  s.region_size = geo_.region_size();
+  s.nr_regions = geo_.nr_regions();
+  s.hydrated_regions = md_->NrHydratedRegions();
+  s.committed_hydrated_regions = md_->NrCommittedHydratedRegions();
+  s.hydrating_regions = locks_.InFlight();
+  s.hydrated_bytes = HydratedBytes(s.hydrated_regions);
+  s.bytes_copied = hydrator_.bytes_copied();
+  s.bytes_zeroed = hydrator_.bytes_zeroed();
+  s.copy_rate_bytes_per_s = hydrator_.rate(clock_->NowNanos());
+  s.copy_failures = hydrator_.copy_failures();
+  s.commits = committer_.commits();
+  s.commit_failures = committer_.failures();
+  s.hydration_done = committer_.hydration_done();
+  s.mode = committer_.mode();
+  s.knobs.hydration_threshold = copier_.threshold();
+  s.knobs.hydration_batch_size = copier_.batch_size();
+  s.knobs.rate_bytes_per_s = copier_.rate();
+  s.knobs.hydration_enabled = copier_.enabled();
+  s.discard_passdown = options_.discard_passdown;
+  s.metadata_space = committer_.space();
+  return s;
+}
+
+Result<EngineStats> EngineImpl::CommitAndStats() {
+  if (state_.load() == State::kStarted) {
+    // Failures are handled by the committer (mode change) and show in Stats.
+    (void)committer_.Commit(/*flush_always=*/false, /*refresh_space=*/true);
+  }
+  return Stats();
+}
+
+}  // namespace clonefs

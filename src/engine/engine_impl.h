@@ -1,0 +1,114 @@
+// EngineImpl: the Engine of engine.h. Internal header of the engine library.
+//
+// STRUCTURE (members, in construction order)
+//   geo_, source_, dest_, md_  the clone's geometry, devices and metadata
+//   locks_      RegionLockTable: regions with a hydration in flight
+//   foreground_ ForegroundMonitor: user requests in flight, for the copier
+//   hydrator_   Hydrator: copies and marks (shared with the copier)
+//   committer_  Committer: the commit thread, group commit and the mode
+//   copier_     BackgroundCopier: background hydration threads
+//
+// REQUEST PATH (io_path.cc; SPEC §3)
+//   Read: pieces grouped into runs of equal hydration state; hydrated runs
+//     read dest, the others the source (also while a copy is in flight: the
+//     source is immutable).
+//   Write / Zero: pieces are grouped into "stretches" sent to dest in one
+//     call: pieces of hydrated regions, and whole full-size pieces of
+//     unhydrated regions (no copy needed). Unhydrated regions of a stretch
+//     are locked (ascending) before the dest call and marked after it, so a
+//     background copy of the same region cannot land on top of the new data.
+//     A partial piece of an unhydrated region (at most the first and the last
+//     piece of a request, and the last partial region) is hydrated under its
+//     region lock with the user's bytes merged in (Hydrator::HydrateRegion),
+//     then marked. Every mark precedes the answer.
+//   Sync writes and Fsync wait for a commit (Committer::Commit).
+//
+// MODES: read from committer_ at the start of each request. In kReadOnly,
+//   the in-core bitmap equals the durable one (Abort reloaded it and no mark
+//   can happen), which is what lets sync writes to hydrated regions succeed
+//   with a dest flush alone.
+//
+// THREAD SAFETY: see engine.h. lifecycle_mu_ serializes Start/Shutdown.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "copier/background_copier.h"
+#include "copier/foreground.h"
+#include "copier/hydrator.h"
+#include "copier/region_locks.h"
+#include "engine/committer.h"
+#include "engine/engine.h"
+#include "regions/region_math.h"
+
+namespace clonefs {
+
+class EngineImpl final : public Engine {
+ public:
+  EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> dest,
+             std::unique_ptr<metadata::Metadata> md, const EngineOptions& options,
+             const RegionGeometry& geo);
+  ~EngineImpl() override;
+
+  Status Start() override;
+  Status Shutdown() override;
+
+  Status Read(uint64_t off, void* buf, size_t len) override;
+  Status Write(uint64_t off, const void* buf, size_t len, bool sync) override;
+  Status Zero(uint64_t off, uint64_t len, bool punch) override;
+  Status Fsync() override;
+
+  EngineStats Stats() const override;
+  Result<EngineStats> CommitAndStats() override;
+  EngineMode mode() const override { return committer_.mode(); }
+  void SetHydrationThreshold(uint32_t n) override { copier_.SetThreshold(n); }
+  void SetHydrationBatchSize(uint32_t n) override { copier_.SetBatchSize(n); }
+  void SetRate(uint64_t bytes_per_s) override { copier_.SetRate(bytes_per_s); }
+  void EnableHydration(bool on) override { copier_.Enable(on); }
+  uint64_t image_size() const override { return geo_.image_size(); }
+
+  Result<uint64_t> SeekData(uint64_t off) override;
+  Result<uint64_t> SeekHole(uint64_t off) override;
+
+ private:
+  enum class State { kOpen, kStarted, kShutDown };
+
+  // What a write or zero request does to dest.
+  struct Mutation {
+    const uint8_t* data = nullptr;  // write: the request's bytes; zero: nullptr
+    uint64_t req_off = 0;           // image offset of data[0]
+    ZeroMode zero_mode = ZeroMode::kWriteZeros;
+  };
+  class StretchLocks;
+
+  // io_path.cc
+  Status CheckRequest(uint64_t off, uint64_t len) const;
+  Status Mutate(uint64_t off, uint64_t len, const Mutation& m, bool read_only);
+  Status ApplyToDest(uint64_t off, uint64_t len, const Mutation& m);
+  Status FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks, const Mutation& m);
+  Status HydratePiece(const RegionPiece& p, const Mutation& m, bool read_only);
+  // seek.cc
+  Result<uint64_t> Seek(uint64_t off, bool data);
+
+  uint64_t HydratedBytes(uint64_t hydrated_regions) const;
+
+  const EngineOptions options_;
+  Clock* const clock_;
+  const RegionGeometry geo_;
+  const std::unique_ptr<Device> source_;
+  const std::unique_ptr<Device> dest_;
+  const std::unique_ptr<metadata::Metadata> md_;
+  RegionLockTable locks_;
+  ForegroundMonitor foreground_;
+  Hydrator hydrator_;
+  Committer committer_;
+  BackgroundCopier copier_;
+
+  std::atomic<State> state_{State::kOpen};
+  std::mutex lifecycle_mu_;
+  Status shutdown_status_;  // GUARDED_BY(lifecycle_mu_)
+};
+
+}  // namespace clonefs

@@ -1,0 +1,170 @@
+// The request path: SPEC §3's table, piece by piece (see engine_impl.h).
+#include <cstring>
+#include <string>
+
+#include "base/test_hooks.h"
+#include "engine/engine_impl.h"
+
+namespace clonefs {
+
+// The unhydrated regions of the current stretch, locked in ascending order.
+// Unlocks whatever it still holds when destroyed (error paths).
+class EngineImpl::StretchLocks {
+ public:
+  static constexpr size_t kMax = 64;
+  explicit StretchLocks(RegionLockTable* t) : t_(t) {}
+  ~StretchLocks() { UnlockAll(); }
+  bool full() const { return n_ == kMax; }
+  size_t size() const { return n_; }
+  uint64_t operator[](size_t i) const { return r_[i]; }
+  void Add(uint64_t r) { r_[n_++] = r; }
+  void UnlockAll() {
+    for (size_t i = 0; i < n_; ++i) t_->Unlock(r_[i]);
+    n_ = 0;
+  }
+
+ private:
+  RegionLockTable* t_;
+  uint64_t r_[kMax];
+  size_t n_ = 0;
+};
+
+Status EngineImpl::CheckRequest(uint64_t off, uint64_t len) const {
+  if (state_.load() == State::kShutDown) return Status::Aborted("engine is shut down");
+  if (committer_.mode() == EngineMode::kFail) {
+    return Status::Failed("clone is in fail mode after a metadata rollback failure");
+  }
+  if (!geo_.Contains(off, len)) {
+    return Status::InvalidArgument("request [" + std::to_string(off) + ", +" +
+                                   std::to_string(len) + ") is outside the image of " +
+                                   std::to_string(geo_.image_size()) + " bytes");
+  }
+  return Status::OK();
+}
+
+Status EngineImpl::Read(uint64_t off, void* buf, size_t len) {
+  if (len == 0 && off <= geo_.image_size()) return Status::OK();
+  CLONEFS_RETURN_IF_ERROR(CheckRequest(off, len));
+  ForegroundScope fg(&foreground_);
+  uint8_t* out = static_cast<uint8_t*>(buf);
+  const uint64_t end = off + len;
+  uint64_t pos = off;
+  while (pos < end) {
+    // The longest run of regions in the same state, within the request.
+    uint64_t r = geo_.RegionOf(pos);
+    const bool hydrated = md_->IsRegionHydrated(r);
+    uint64_t stop = geo_.RegionStart(r) + geo_.RegionLength(r);
+    while (stop < end && md_->IsRegionHydrated(++r) == hydrated) {
+      stop += geo_.RegionLength(r);
+    }
+    if (stop > end) stop = end;
+    Device* dev = hydrated ? dest_.get() : source_.get();
+    CLONEFS_RETURN_IF_ERROR(dev->Read(pos, out + (pos - off), stop - pos));
+    pos = stop;
+  }
+  return Status::OK();
+}
+
+Status EngineImpl::Write(uint64_t off, const void* buf, size_t len, bool sync) {
+  if (len == 0 && off <= geo_.image_size()) return Status::OK();
+  CLONEFS_RETURN_IF_ERROR(CheckRequest(off, len));
+  ForegroundScope fg(&foreground_);
+  const bool read_only = committer_.mode() == EngineMode::kReadOnly;
+  Mutation m{static_cast<const uint8_t*>(buf), off, ZeroMode::kWriteZeros};
+  CLONEFS_RETURN_IF_ERROR(Mutate(off, len, m, read_only));
+  if (!sync) return Status::OK();
+  // In read-only mode the in-core bitmap is the durable one and cannot
+  // change, so the regions just written stay hydrated: flushing dest makes
+  // the write durable. Otherwise it takes a commit (which fails if the mode
+  // changed meanwhile).
+  if (read_only) return dest_->Flush();
+  if (state_.load() != State::kStarted) return Status::Aborted("engine is not running");
+  return committer_.Commit(/*flush_always=*/true);
+}
+
+Status EngineImpl::Zero(uint64_t off, uint64_t len, bool punch) {
+  if (len == 0 && off <= geo_.image_size()) return Status::OK();
+  CLONEFS_RETURN_IF_ERROR(CheckRequest(off, len));
+  ForegroundScope fg(&foreground_);
+  const bool read_only = committer_.mode() == EngineMode::kReadOnly;
+  Mutation m{nullptr, off,
+             punch && options_.discard_passdown ? ZeroMode::kPunch : ZeroMode::kWriteZeros};
+  return Mutate(off, len, m, read_only);
+}
+
+Status EngineImpl::Mutate(uint64_t off, uint64_t len, const Mutation& m, bool read_only) {
+  StretchLocks locks(&locks_);
+  uint64_t st_off = off, st_len = 0;  // the current stretch
+  for (const RegionPiece p : geo_.Split(off, len)) {
+    bool hydrated = md_->IsRegionHydrated(p.region);
+    if (!hydrated && !geo_.CanSkipCopy(p)) {
+      CLONEFS_RETURN_IF_ERROR(FlushStretch(st_off, st_len, &locks, m));
+      st_len = 0;
+      CLONEFS_RETURN_IF_ERROR(HydratePiece(p, m, read_only));
+      continue;
+    }
+    if (!hydrated) {
+      if (read_only) {
+        return Status::ReadOnly("region " + std::to_string(p.region) +
+                                " is not hydrated and the clone is read-only");
+      }
+      if (locks.full()) {
+        CLONEFS_RETURN_IF_ERROR(FlushStretch(st_off, st_len, &locks, m));
+        st_len = 0;
+      }
+      locks_.Lock(p.region);  // waits for a copy in flight
+      if (md_->IsRegionHydrated(p.region)) {
+        locks_.Unlock(p.region);  // that copy finished it
+      } else {
+        locks.Add(p.region);
+      }
+    }
+    if (st_len == 0) st_off = p.offset;
+    st_len += p.length;
+  }
+  return FlushStretch(st_off, st_len, &locks, m);
+}
+
+Status EngineImpl::ApplyToDest(uint64_t off, uint64_t len, const Mutation& m) {
+  Status s = m.data ? dest_->Write(off, m.data + (off - m.req_off), len)
+                    : dest_->Zero(off, len, m.zero_mode);
+  if (s.ok() && TestKillPoint("write.after_dest_write")) {
+    return Status::Aborted("kill point write.after_dest_write");
+  }
+  return s;
+}
+
+Status EngineImpl::FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks,
+                                const Mutation& m) {
+  if (len == 0) return Status::OK();
+  CLONEFS_RETURN_IF_ERROR(ApplyToDest(off, len, m));
+  // Mark the locked (unhydrated, fully overwritten) regions, in runs.
+  uint64_t zero_hydrated = 0;
+  for (size_t i = 0; i < locks->size();) {
+    size_t j = i + 1;
+    while (j < locks->size() && (*locks)[j] == (*locks)[j - 1] + 1) ++j;
+    CLONEFS_RETURN_IF_ERROR(hydrator_.Mark((*locks)[i], j - i));
+    zero_hydrated += (j - i) << geo_.region_shift();
+    i = j;
+  }
+  if (!m.data && zero_hydrated != 0) hydrator_.CountZeroHydrated(zero_hydrated);
+  locks->UnlockAll();
+  return Status::OK();
+}
+
+Status EngineImpl::HydratePiece(const RegionPiece& p, const Mutation& m, bool read_only) {
+  RegionLockGuard guard(&locks_, p.region);  // one hydration per region
+  if (md_->IsRegionHydrated(p.region)) return ApplyToDest(p.offset, p.length, m);
+  if (read_only) {
+    return Status::ReadOnly("region " + std::to_string(p.region) +
+                            " is not hydrated and the clone is read-only");
+  }
+  Overlay ov{p.offset, p.length, m.data ? m.data + (p.offset - m.req_off) : nullptr, m.zero_mode};
+  CLONEFS_RETURN_IF_ERROR(hydrator_.HydrateRegion(p.region, ov));
+  if (TestKillPoint("write.after_dest_write")) {
+    return Status::Aborted("kill point write.after_dest_write");
+  }
+  return hydrator_.Mark(p.region, 1);
+}
+
+}  // namespace clonefs
