@@ -1,16 +1,33 @@
 // FaultDevice: wraps a Device to inject errors and to model power loss.
 //
 // Errors: rules match an operation and a byte range and fail matching calls
-// with a given Status (optionally only the first `count` matches).
+// with a given Status (optionally only the first `count` matches). A call
+// matches a rule if the rule's op is kAny or the call's op, and the call's
+// range [off, off+len) overlaps the rule's [offset, offset+length) (a call of
+// length 0 counts as one byte; a Flush covers the whole device). The first
+// matching rule with count > 0 decides; its count drops by one (UINT64_MAX
+// means forever). A failed call has no effect on the device.
+// NextData/NextHole, Size, ReadOnly and Name are never failed.
 //
 // Power loss: the wrapper keeps every write (and zero) that has not been
 // followed by a successful Flush aside, in an overlay; reads see the overlay.
-// Flush applies the overlay to the wrapped ("durable") device. Crash()
-// discards the overlay (everything unsynced is lost), or with
-// CrashKeepRandom(seed) keeps a random subset of unsynced writes at 512-byte
-// sector granularity (a disk may persist some unsynced data, in any order).
+// Flush applies the overlay to the wrapped ("durable") device, in the order
+// the operations were issued (a punch stays a punch), then flushes it; if a
+// rule fails the Flush, nothing is applied. Crash() discards the overlay
+// (everything unsynced is lost), or with CrashKeepRandom(seed) keeps a random
+// subset of unsynced writes at 512-byte sector granularity (a disk may
+// persist some unsynced data, in any order): each sector that has pending
+// writes independently ends up either with its durable content or with its
+// content after some prefix of its pending writes (uniformly among those
+// choices, from the seed) -- never anything else. While writes are pending,
+// NextData/NextHole answer "all data" (the base's allocation is stale).
+// The overlay is meant for tests: it costs ~600 bytes per pending sector.
 //
-// THREAD SAFETY: all methods are safe to call concurrently.
+// SpliceFd() is -1: splicing from the base would bypass rules and overlay.
+//
+// THREAD SAFETY: all methods are safe to call concurrently. Without the
+// overlay (Wrap), calls reach the base concurrently; with it (WrapVolatile),
+// data operations are serialized.
 #pragma once
 
 #include <functional>
@@ -41,15 +58,19 @@ class FaultDevice : public Device {
   // Number of calls that have failed because of a rule.
   virtual uint64_t InjectedFailures() const = 0;
 
-  // Power loss (WrapVolatile only): drop all / keep a random subset of
-  // unsynced writes. Afterwards the base device holds the post-crash image.
+  // Power loss (WrapVolatile only; no-ops for Wrap): drop all / keep a random
+  // subset of unsynced writes. Afterwards the base device holds the
+  // post-crash image and this device keeps working on top of it.
   virtual void Crash() = 0;
   virtual void CrashKeepRandom(uint64_t seed) = 0;
   // Bytes written but not yet flushed.
   virtual uint64_t UnsyncedBytes() const = 0;
 
-  // Called before every operation with (op, offset, length); tests use it for
-  // kill points and to count calls. Default: none.
+  // Called before every Read, Write, Flush and Zero, before the rules are
+  // checked and with no lock held, with (op, offset, length); a Flush passes
+  // (kFlush, 0, Size()). Called on the caller's thread; it may call back into
+  // this device (e.g. Crash()). Tests use it for kill points and to count
+  // calls. nullptr removes it. Default: none.
   virtual void SetHook(std::function<void(DeviceOp, uint64_t, uint64_t)> hook) = 0;
 };
 

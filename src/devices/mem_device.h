@@ -1,9 +1,17 @@
 // MemDevice: an image held in memory, for component tests and benchmarks.
 // Tracks holes at a 4 KiB granularity so NextData/NextHole and kPunch behave
-// like a sparse file.
+// like a sparse file: a block is a hole until written; kPunch turns the
+// blocks it covers completely (the last block counts as complete up to
+// Size()) into holes and zeroes partly covered ones, which keep their
+// allocation; kWriteZeros writes zeros and leaves the blocks allocated.
+// Storage is allocated in 64 KiB chunks on first write and freed when all
+// their blocks are holes again, so a large, mostly-hole device (say 64 GiB
+// holding 1 GiB) costs only its data. Flush does nothing; Name() is `name`.
 //
-// THREAD SAFETY: see device.h; concurrent writes to overlapping ranges give
-// an unspecified mix, as with a file.
+// THREAD SAFETY: see device.h. Operations on different 64 KiB chunks run in
+// parallel (striped locks); a request spanning chunks is not atomic.
+// Concurrent writes to overlapping ranges give an unspecified mix, as with a
+// file.
 #pragma once
 
 #include <vector>

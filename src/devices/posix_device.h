@@ -1,7 +1,18 @@
 // PosixDevice: a regular file or a block device reached with positional I/O.
 //
-// THREAD SAFETY: see device.h. LIFECYCLE: the fd is opened in Open and closed
-// in the destructor.
+// Size() is st_size (regular file) or BLKGETSIZE64 (block device) at open.
+// Zero on a block device uses fallocate on the device node, which the kernel
+// implements with guaranteed zeroing (PUNCH_HOLE -> write-zeroes with unmap,
+// failing with EOPNOTSUPP where the device cannot; ZERO_RANGE -> write-zeroes,
+// falling back to writing zero pages); bytes outside the logical-block
+// aligned middle are written as zeros. BLKDISCARD is never used: it does not
+// guarantee that discarded blocks read back as zeros. NextData/NextHole on a
+// block device answer "all data".
+//
+// THREAD SAFETY: see device.h. LIFECYCLE: the fds (one, or two with O_DIRECT:
+// the O_DIRECT one plus an ordinary one for SpliceFd, fallocate, lseek and
+// the file's last partial 4 KiB block) are opened in OpenPosixDevice and
+// closed in the destructor.
 #pragma once
 
 #include <sys/stat.h>
@@ -19,11 +30,16 @@ struct PosixDeviceOptions {
   // For a writable regular file: create it if missing (sparse, mode 0644).
   // Default: false.
   bool create = false;
+  // For a writable regular file shorter than this: extend it (sparse, with
+  // ftruncate) to this many bytes, so a new dest can match the source. Never
+  // shrinks anything; ignored for block devices and read-only opens.
+  // Default: 0 (never resize).
+  uint64_t min_size = 0;
 };
 
 // Opens `path`. Errors: NotFound, Permission (with "on a read-only file
 // system" for EROFS), InvalidArgument if it is neither a regular file nor a
-// block device.
+// block device, or if O_DIRECT was asked for and the file system refuses it.
 Result<std::unique_ptr<Device>> OpenPosixDevice(const std::string& path,
                                                 const PosixDeviceOptions& options);
 

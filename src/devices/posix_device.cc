@@ -1,0 +1,240 @@
+#include "devices/posix_device.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <optional>
+
+#include "devices/direct_io.h"
+#include "devices/posix_io.h"
+
+namespace clonefs {
+
+namespace {
+
+using posix_io::Where;
+
+// Zeros for the write-zeros fallback.
+constexpr size_t kZeroChunk = 1 << 20;
+alignas(4096) const uint8_t kZeros[kZeroChunk] = {};
+
+bool Unsupported(int err) { return err == EOPNOTSUPP || err == ENOSYS || err == ENODEV; }
+
+int OpenRetry(const char* path, int flags, mode_t mode) {
+  int fd;
+  do {
+    fd = ::open(path, flags, mode);
+  } while (fd < 0 && errno == EINTR);
+  return fd;
+}
+
+// STRUCTURE: fd_ is an ordinary descriptor; with O_DIRECT, direct_ routes
+// reads and writes through a second, O_DIRECT descriptor. Everything is
+// immutable after construction. THREAD SAFETY: positional I/O only (see
+// device.h); DirectIo documents its own locking.
+class PosixDevice final : public Device {
+ public:
+  PosixDevice(std::string path, int fd, int direct_fd, uint64_t size, bool read_only,
+              bool is_block, uint64_t zero_align)
+      : path_(std::move(path)),
+        fd_(fd),
+        direct_fd_(direct_fd),
+        size_(size),
+        read_only_(read_only),
+        is_block_(is_block),
+        zero_align_(zero_align) {
+    if (direct_fd_ >= 0) direct_.emplace(direct_fd_, fd_, size_, path_);
+  }
+  ~PosixDevice() override {
+    ::close(fd_);
+    if (direct_fd_ >= 0) ::close(direct_fd_);
+  }
+
+  uint64_t Size() const override { return size_; }
+  bool ReadOnly() const override { return read_only_; }
+  const std::string& Name() const override { return path_; }
+  int SpliceFd() const override { return fd_; }
+
+  Status Read(uint64_t off, void* buf, size_t len) override {
+    CLONEFS_RETURN_IF_ERROR(CheckRange("read", off, len));
+    if (direct_) return direct_->Read(off, buf, len);
+    return posix_io::PreadFull(fd_, off, buf, len, path_);
+  }
+
+  Status Write(uint64_t off, const void* buf, size_t len) override {
+    CLONEFS_RETURN_IF_ERROR(CheckWritable("write", off));
+    CLONEFS_RETURN_IF_ERROR(CheckRange("write", off, len));
+    if (direct_) return direct_->Write(off, buf, len);
+    return posix_io::PwriteFull(fd_, off, buf, len, path_);
+  }
+
+  Status Flush() override {
+    if (read_only_) return Status::OK();  // nothing of ours to make durable
+    int r;
+    do {
+      r = ::fdatasync(fd_);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) return Status::FromErrno(errno, "fdatasync " + path_);
+    return Status::OK();
+  }
+
+  Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
+    CLONEFS_RETURN_IF_ERROR(CheckWritable("zero", off));
+    CLONEFS_RETURN_IF_ERROR(CheckRange("zero", off, len));
+    if (len == 0) return Status::OK();
+    // fallocate on a block device needs logical-block alignment; write the
+    // unaligned edges as zeros.
+    uint64_t end = off + len;
+    uint64_t a = (off + zero_align_ - 1) / zero_align_ * zero_align_;
+    uint64_t b = end / zero_align_ * zero_align_;
+    if (a >= b) return WriteZeros(off, len);
+    CLONEFS_RETURN_IF_ERROR(WriteZeros(off, a - off));
+    CLONEFS_RETURN_IF_ERROR(WriteZeros(b, end - b));
+    return FallocateZero(a, b - a, mode);
+  }
+
+  Result<uint64_t> NextData(uint64_t off) override { return Seek(off, SEEK_DATA, "SEEK_DATA"); }
+  Result<uint64_t> NextHole(uint64_t off) override { return Seek(off, SEEK_HOLE, "SEEK_HOLE"); }
+
+ private:
+  Status CheckRange(const char* op, uint64_t off, uint64_t len) const {
+    if (off > size_ || len > size_ - off) {
+      return Status::InvalidArgument(std::string(op) + " of " + std::to_string(len) +
+                                     " bytes at " + std::to_string(off) + " is beyond the end of " +
+                                     path_ + " (" + std::to_string(size_) + " bytes)");
+    }
+    return Status::OK();
+  }
+
+  Status CheckWritable(const char* op, uint64_t off) const {
+    if (!read_only_) return Status::OK();
+    return Status::Permission(Where(op, path_, off) + ": the device is open read-only");
+  }
+
+  // PUNCH_HOLE (kPunch only), then ZERO_RANGE, then writing zeros, each
+  // tried when the previous one is not supported.
+  Status FallocateZero(uint64_t off, uint64_t len, ZeroMode mode) {
+    if (mode == ZeroMode::kPunch) {
+      int r = ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                          static_cast<off_t>(len));
+      if (r == 0) return Status::OK();
+      if (!Unsupported(errno)) return Status::FromErrno(errno, Where("punch hole in", path_, off));
+    }
+    int r = ::fallocate(fd_, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                        static_cast<off_t>(len));
+    if (r == 0) return Status::OK();
+    if (!Unsupported(errno)) return Status::FromErrno(errno, Where("zero range of", path_, off));
+    return WriteZeros(off, len);
+  }
+
+  Status WriteZeros(uint64_t off, uint64_t len) {
+    while (len > 0) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(len, kZeroChunk));
+      CLONEFS_RETURN_IF_ERROR(direct_ ? direct_->Write(off, kZeros, n)
+                                      : posix_io::PwriteFull(fd_, off, kZeros, n, path_));
+      off += n;
+      len -= n;
+    }
+    return Status::OK();
+  }
+
+  Result<uint64_t> Seek(uint64_t off, int whence, const char* what) {
+    if (off >= size_) return size_;
+    bool data = whence == SEEK_DATA;
+    if (is_block_) return data ? off : size_;
+    off_t r = ::lseek(fd_, static_cast<off_t>(off), whence);
+    if (r < 0) {
+      if (errno == ENXIO) return size_;  // no data (or hole) at or after off
+      if (errno == EINVAL || Unsupported(errno)) return data ? off : size_;
+      return Status::FromErrno(errno, Where(what, path_, off));
+    }
+    return std::min<uint64_t>(static_cast<uint64_t>(r), size_);
+  }
+
+  const std::string path_;
+  const int fd_;
+  const int direct_fd_;  // -1 unless opened with O_DIRECT
+  const uint64_t size_;
+  const bool read_only_;
+  const bool is_block_;
+  const uint64_t zero_align_;  // fallocate alignment: 1, or the logical block size
+  std::optional<DirectIo> direct_;
+};
+
+// Closes a descriptor unless released.
+struct FdGuard {
+  int fd;
+  ~FdGuard() {
+    if (fd >= 0) ::close(fd);
+  }
+  int release() { return std::exchange(fd, -1); }
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Device>> OpenPosixDevice(const std::string& path,
+                                                const PosixDeviceOptions& options) {
+  const bool ro = options.read_only;
+  // O_NONBLOCK: opening a FIFO must not hang before we can refuse it.
+  int flags = O_CLOEXEC | O_NONBLOCK | (ro ? O_RDONLY : O_RDWR);
+  if (!ro && options.create) flags |= O_CREAT;
+  FdGuard fd{OpenRetry(path.c_str(), flags, 0644)};
+  if (fd.fd < 0) {
+    int err = errno;
+    if (err == EROFS) {
+      return Status::FromErrno(err, "open " + path + " for writing: it is on a read-only file system");
+    }
+    if (err == EISDIR) {
+      return Status::InvalidArgument(path + " is a directory, not a regular file or block device");
+    }
+    return Status::FromErrno(err, std::string("open ") + path + (ro ? " for reading" : " for writing"));
+  }
+  struct stat st;
+  if (::fstat(fd.fd, &st) < 0) return Status::FromErrno(errno, "fstat " + path);
+  const bool is_block = S_ISBLK(st.st_mode);
+  if (!S_ISREG(st.st_mode) && !is_block) {
+    return Status::InvalidArgument(path + " is neither a regular file nor a block device");
+  }
+  if (::fcntl(fd.fd, F_SETFL, ::fcntl(fd.fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+    return Status::FromErrno(errno, "fcntl " + path);
+  }
+
+  uint64_t size = static_cast<uint64_t>(st.st_size);
+  uint64_t zero_align = 1;
+  if (is_block) {
+    if (::ioctl(fd.fd, BLKGETSIZE64, &size) < 0) {
+      return Status::FromErrno(errno, "BLKGETSIZE64 " + path);
+    }
+    int lbs = 0;
+    if (::ioctl(fd.fd, BLKSSZGET, &lbs) < 0) return Status::FromErrno(errno, "BLKSSZGET " + path);
+    zero_align = static_cast<uint64_t>(std::max(lbs, 512));
+  } else if (!ro && options.min_size > size) {
+    if (::ftruncate(fd.fd, static_cast<off_t>(options.min_size)) < 0) {
+      return Status::FromErrno(errno, "extend " + path + " to " + std::to_string(options.min_size) +
+                                          " bytes");
+    }
+    size = options.min_size;
+  }
+
+  FdGuard direct_fd{-1};
+  if (options.direct) {
+    direct_fd.fd = OpenRetry(path.c_str(), O_CLOEXEC | O_DIRECT | (ro ? O_RDONLY : O_RDWR), 0);
+    if (direct_fd.fd < 0) {
+      if (errno == EINVAL) {
+        return Status::InvalidArgument("open " + path + " with O_DIRECT: the file system does not "
+                                       "support direct I/O (run without direct I/O)");
+      }
+      return Status::FromErrno(errno, "open " + path + " with O_DIRECT");
+    }
+  }
+  std::unique_ptr<Device> dev = std::make_unique<PosixDevice>(
+      path, fd.release(), direct_fd.release(), size, ro, is_block, zero_align);
+  return dev;
+}
+
+}  // namespace clonefs
