@@ -217,23 +217,26 @@ def status_fields(doc):
                     return v
         return None
 
+    # Schema of docs/control.md first, then tolerant fallbacks.
     out = {
-        "hydrated_regions": find(["hydrated_regions", "regions_hydrated", "regions.hydrated",
+        "pid": find(["pid"]),
+        "hydrated_regions": find(["regions.hydrated", "hydrated_regions", "regions_hydrated", "regions.hydrated",
                                   "hydrated.regions", "hydrated"]),
-        "total_regions": find(["total_regions", "regions_total", "regions.total", "nr_regions",
+        "total_regions": find(["regions.total", "total_regions", "regions_total", "regions.total", "nr_regions",
                                "region_count", "total.regions"]),
         "region_size": find(["region_size_bytes", "region_size", "region_bytes"]),
-        "hydrated_bytes": find(["hydrated_bytes", "bytes_hydrated", "hydrated.bytes"]),
-        "hydrating_regions": find(["hydrating_regions", "regions_hydrating", "hydrating",
+        "hydrated_bytes": find(["bytes.hydrated", "hydrated_bytes", "bytes_hydrated"]),
+        "copy_rate": find(["copy_rate_bytes_per_s"]),
+        "hydrating_regions": find(["regions.hydrating", "hydrating_regions", "regions_hydrating", "hydrating",
                                    "in_flight"]),
     }
     strs = {k: v for k, v in walk(doc) if isinstance(v, str)}
     for k, v in strs.items():
         if k.endswith("mode"):
             out["mode"] = v
-    done = None
+    done = doc.get("hydration_done") if isinstance(doc, dict) else None
     for k, v in walk(doc):
-        if isinstance(v, bool) and ("done" in k or "complete" in k):
+        if done is None and isinstance(v, bool) and ("done" in k or "complete" in k):
             done = v
     if done is None and out["hydrated_regions"] is not None and out["total_regions"]:
         done = out["hydrated_regions"] >= out["total_regions"]

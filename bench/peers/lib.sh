@@ -148,9 +148,11 @@ cf_unmount() {
   die "$mnt still mounted"
 }
 
-# cf_pid MNT: pid of the daemon serving MNT.
+# cf_pid MNT: pid of the daemon serving MNT (from its status, else from /proc).
 cf_pid() {
   local mnt=$1 p exe
+  p=$(cf_status "$mnt" 2>/dev/null | json_get pid 2>/dev/null)
+  if [ -n "$p" ] && [ -d "/proc/$p" ]; then echo "$p"; return 0; fi
   for p in /proc/[0-9]*; do
     exe=$(readlink "$p/exe" 2>/dev/null) || continue
     case $(basename "$exe") in clonefs*) ;; *) continue ;; esac
@@ -172,21 +174,28 @@ json_get() {
   $PY -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else v)' "$1"
 }
 
-# cf_wait MNT TIMEOUT_S: waits until hydration is complete. Returns 1 on timeout.
+# cf_wait MNT TIMEOUT_S: waits until hydration is complete and committed.
+# Returns 1 on timeout or failure. `clonefs wait` polls stats (no commit) every
+# 0.1 s; without it, `clonefs status --json` is polled (each query commits).
 cf_wait() {
-  local mnt=$1 timeout=$2 t0; t0=$(now)
+  local mnt=$1 timeout=$2 t0 rc; t0=$(now)
   if [ "${CLONEFS_HAS_WAIT:-1}" = 1 ]; then
-    if timeout "$timeout" "$CLONEFS" wait "$mnt" >/dev/null 2>"$RUN/wait.err"; then return 0; fi
-    local rc=$?
-    [ $rc = 124 ] && return 1
-    log "clonefs wait unavailable (rc=$rc: $(head -c 200 "$RUN/wait.err")); polling status"
+    timeout $((${timeout%.*} + 30)) "$CLONEFS" wait "$mnt" --quiet --interval 0.1 \
+      --timeout "$timeout" >/dev/null 2>"$RUN/wait.err"
+    rc=$?
+    case $rc in
+      0) return 0 ;;
+      2|124) return 1 ;;
+      3|4) log "clonefs wait: $(head -c 300 "$RUN/wait.err")"; return 1 ;;
+    esac
+    log "clonefs wait unusable (rc=$rc: $(head -c 200 "$RUN/wait.err")); polling status"
     CLONEFS_HAS_WAIT=0
   fi
   while :; do
     local fin; fin=$(cf_status "$mnt" | json_get "done")
     [ "$fin" = True ] && return 0
     [ "$(awk -v a="$(elapsed "$t0")" -v b="$timeout" 'BEGIN { print (a > b) }')" = 1 ] && return 1
-    sleep 0.05
+    sleep 0.1
   done
 }
 
