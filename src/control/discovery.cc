@@ -1,0 +1,236 @@
+#include "control/discovery.h"
+
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace clonefs::control {
+
+std::string MountpointHash(std::string_view path) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : path) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::string SocketDirFor(uid_t uid, std::string_view xdg) {
+  if (uid == 0) return "/run/clonefs";
+  if (!xdg.empty() && xdg[0] == '/') return std::string(xdg) + "/clonefs";
+  return "/tmp/clonefs-" + std::to_string(uid);
+}
+
+namespace {
+
+std::string Join(const std::string& dir, const std::string& canonical) {
+  return dir + "/" + MountpointHash(canonical) + ".sock";
+}
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? std::string() : std::string(v);
+}
+
+std::string Unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '7' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
+        s[i + 3] >= '0' && s[i + 3] <= '7') {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+std::vector<std::string_view> Fields(std::string_view line) {
+  std::vector<std::string_view> f;
+  size_t pos = 0;
+  while (pos < line.size()) {
+    while (pos < line.size() && line[pos] == ' ') pos++;
+    if (pos >= line.size()) break;
+    size_t e = line.find(' ', pos);
+    if (e == std::string_view::npos) e = line.size();
+    f.push_back(line.substr(pos, e - pos));
+    pos = e;
+  }
+  return f;
+}
+
+template <typename Fn>
+void ForEachLine(std::string_view text, Fn fn) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t e = text.find('\n', pos);
+    if (e == std::string_view::npos) e = text.size();
+    if (e > pos) fn(text.substr(pos, e - pos));
+    pos = e + 1;
+  }
+}
+
+}  // namespace
+
+Result<std::string> DaemonSocketPath(const std::string& canonical) {
+  std::string path = Join(SocketDirFor(geteuid(), Env("XDG_RUNTIME_DIR")), canonical);
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return Status::InvalidArgument("control socket path too long: " + path);
+  }
+  return path;
+}
+
+std::vector<std::string> ClientSocketCandidates(const std::string& canonical, uid_t owner,
+                                                uid_t self, std::string_view xdg) {
+  std::vector<std::string> dirs;
+  if (owner == 0) {
+    dirs.push_back("/run/clonefs");
+  } else {
+    if (owner == self && !xdg.empty() && xdg[0] == '/') dirs.push_back(std::string(xdg) + "/clonefs");
+    dirs.push_back("/run/user/" + std::to_string(owner) + "/clonefs");
+    dirs.push_back("/tmp/clonefs-" + std::to_string(owner));
+  }
+  std::vector<std::string> out;
+  for (const std::string& d : dirs) {
+    std::string p = Join(d, canonical);
+    bool dup = false;
+    for (const std::string& o : out) dup = dup || o == p;
+    if (!dup) out.push_back(p);
+  }
+  return out;
+}
+
+Result<std::string> CanonicalMountpoint(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf) != nullptr) return std::string(buf);
+  int err = errno;
+  if (err != ENOTCONN) return Status::FromErrno(err, path);
+  // The mountpoint's daemon died: resolve the parent, keep the last name.
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+  std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
+  if (realpath(parent.c_str(), buf) == nullptr) return Status::FromErrno(errno, parent);
+  std::string out = buf;
+  if (out != "/") out += '/';
+  return out + base;
+}
+
+Result<MountEntry> ParseMountInfoLine(std::string_view line) {
+  std::vector<std::string_view> f = Fields(line);
+  // id parent major:minor root mountpoint options [optional...] - fstype source superopts
+  size_t dash = 0;
+  for (size_t i = 6; i < f.size(); i++) {
+    if (f[i] == "-") {
+      dash = i;
+      break;
+    }
+  }
+  if (dash == 0 || dash + 2 >= f.size()) {
+    return Status::InvalidArgument("malformed mountinfo line: " + std::string(line));
+  }
+  MountEntry e;
+  e.mount_point = Unescape(f[4]);
+  e.fstype = Unescape(f[dash + 1]);
+  e.source = Unescape(f[dash + 2]);
+  if (dash + 3 < f.size()) e.super_options = Unescape(f[dash + 3]);
+  std::string_view opts = e.super_options;
+  size_t pos = 0;
+  while (pos <= opts.size()) {
+    size_t comma = opts.find(',', pos);
+    if (comma == std::string_view::npos) comma = opts.size();
+    std::string_view o = opts.substr(pos, comma - pos);
+    if (o.substr(0, 8) == "user_id=") {
+      std::string v(o.substr(8));
+      char* end = nullptr;
+      unsigned long n = std::strtoul(v.c_str(), &end, 10);
+      if (!v.empty() && end != nullptr && *end == '\0') e.user_id = static_cast<uid_t>(n);
+    }
+    pos = comma + 1;
+  }
+  return e;
+}
+
+Result<MountEntry> FindMount(std::string_view mountinfo, const std::string& canonical) {
+  std::optional<MountEntry> found;
+  ForEachLine(mountinfo, [&](std::string_view line) {
+    Result<MountEntry> e = ParseMountInfoLine(line);
+    if (e.ok() && e->mount_point == canonical) found = std::move(*e);  // last = topmost
+  });
+  if (!found) return Status::NotFound(canonical + " is not a mount point");
+  return *found;
+}
+
+std::vector<MountEntry> ClonefsMounts(std::string_view mountinfo) {
+  std::vector<MountEntry> out;
+  ForEachLine(mountinfo, [&](std::string_view line) {
+    Result<MountEntry> e = ParseMountInfoLine(line);
+    if (e.ok() && IsClonefsMount(*e)) out.push_back(std::move(*e));
+  });
+  return out;
+}
+
+bool IsClonefsMount(const MountEntry& e) {
+  if (e.fstype == "fuse.clonefs") return true;
+  return (e.fstype == "fuse" || e.fstype == "fuseblk") && e.source == "clonefs";
+}
+
+Result<std::string> ReadSelfMountInfo() {
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) return Status::IoError("cannot read /proc/self/mountinfo");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
+  bool dead = false;
+  {
+    struct stat st;
+    if (stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) dead = true;
+  }
+  Result<std::string> canonical = CanonicalMountpoint(mountpoint);
+  if (!canonical.ok()) {
+    if (canonical.status().IsNotFound()) {
+      return Status::NotFound(mountpoint + ": no such file or directory");
+    }
+    return canonical.status();
+  }
+  Result<std::string> info = ReadSelfMountInfo();
+  if (!info.ok()) return info.status();
+  Result<MountEntry> entry = FindMount(*info, *canonical);
+  if (!entry.ok() || !IsClonefsMount(*entry)) {
+    std::string what = mountpoint + " is not a clonefs mount";
+    if (entry.ok()) what += " (it is a " + entry->fstype + " mount)";
+    return Status::InvalidArgument(what);
+  }
+  if (dead) {
+    return Status::IoError(mountpoint +
+                           ": the clonefs daemon is gone (transport endpoint is not connected); "
+                           "unmount it with: fusermount3 -u " + mountpoint);
+  }
+  uid_t owner = entry->user_id.value_or(geteuid());
+  std::vector<std::string> candidates =
+      ClientSocketCandidates(*canonical, owner, geteuid(), Env("XDG_RUNTIME_DIR"));
+  for (const std::string& c : candidates) {
+    struct stat st;
+    if (stat(c.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return c;
+  }
+  std::string looked;
+  for (const std::string& c : candidates) looked += "\n  " + c;
+  return Status::NotFound("no control socket for " + mountpoint +
+                          ": is the clonefs daemon running? (looked for" + looked + ")");
+}
+
+}  // namespace clonefs::control

@@ -1,0 +1,118 @@
+#include "control/message.h"
+
+#include <strings.h>
+
+#include <cstdint>
+
+#include "control/units.h"
+#include "engine/engine.h"
+
+namespace clonefs::control {
+
+const char kMessageUsage[] =
+    "  enable_hydration\n"
+    "  disable_hydration\n"
+    "  hydration_threshold N     (0 .. 4294967295; 0 stops background copying)\n"
+    "  hydration_batch_size N    (1 .. 4294967295)\n"
+    "  rate BYTES_PER_S          (e.g. 200M, 50MB, 1048576; 0 = unlimited)\n";
+
+namespace {
+
+struct Spec {
+  const char* keyword;
+  Message::Kind kind;
+  size_t nargs;  // arguments after the keyword
+};
+
+constexpr Spec kSpecs[] = {
+    {"enable_hydration", Message::Kind::kEnableHydration, 0},
+    {"disable_hydration", Message::Kind::kDisableHydration, 0},
+    {"hydration_threshold", Message::Kind::kHydrationThreshold, 1},
+    {"hydration_batch_size", Message::Kind::kHydrationBatchSize, 1},
+    {"rate", Message::Kind::kRate, 1},
+};
+
+Status Invalid(const std::string& what) {
+  return Status::InvalidArgument(what + "; accepted messages:\n" + kMessageUsage);
+}
+
+}  // namespace
+
+Result<Message> ParseMessage(const std::vector<std::string>& args) {
+  if (args.empty()) return Invalid("no message given");
+  const Spec* spec = nullptr;
+  for (const Spec& s : kSpecs) {
+    if (strcasecmp(args[0].c_str(), s.keyword) == 0) {
+      spec = &s;
+      break;
+    }
+  }
+  if (spec == nullptr) return Invalid("unsupported message '" + args[0] + "'");
+  if (args.size() - 1 != spec->nargs) {
+    return Invalid("'" + std::string(spec->keyword) + "' takes " + std::to_string(spec->nargs) +
+                   (spec->nargs == 1 ? " argument" : " arguments") + ", got " +
+                   std::to_string(args.size() - 1));
+  }
+  Message m;
+  m.kind = spec->kind;
+  switch (spec->kind) {
+    case Message::Kind::kEnableHydration:
+    case Message::Kind::kDisableHydration:
+      break;
+    case Message::Kind::kHydrationThreshold:
+    case Message::Kind::kHydrationBatchSize: {
+      Result<uint64_t> v = ParseDecimal(args[1], UINT32_MAX);
+      if (!v.ok()) {
+        return Invalid("invalid value for '" + std::string(spec->keyword) +
+                       "': " + v.status().message());
+      }
+      if (spec->kind == Message::Kind::kHydrationBatchSize && *v == 0) {
+        return Invalid("invalid value for 'hydration_batch_size': must be at least 1");
+      }
+      m.value = *v;
+      break;
+    }
+    case Message::Kind::kRate: {
+      Result<uint64_t> v = ParseByteSize(args[1]);
+      if (!v.ok()) return Invalid("invalid value for 'rate': " + v.status().message());
+      m.value = *v;
+      break;
+    }
+  }
+  return m;
+}
+
+std::string FormatMessage(const Message& m) {
+  for (const Spec& s : kSpecs) {
+    if (s.kind != m.kind) continue;
+    std::string out = s.keyword;
+    if (s.nargs == 1) out += " " + std::to_string(m.value);
+    return out;
+  }
+  return "";
+}
+
+std::string ApplyMessage(Engine& engine, const Message& m) {
+  switch (m.kind) {
+    case Message::Kind::kEnableHydration:
+      engine.EnableHydration(true);
+      return "background hydration enabled";
+    case Message::Kind::kDisableHydration:
+      engine.EnableHydration(false);
+      return "background hydration disabled";
+    case Message::Kind::kHydrationThreshold:
+      engine.SetHydrationThreshold(static_cast<uint32_t>(m.value));
+      return "hydration_threshold set to " + std::to_string(m.value);
+    case Message::Kind::kHydrationBatchSize:
+      engine.SetHydrationBatchSize(static_cast<uint32_t>(m.value));
+      return "hydration_batch_size set to " + std::to_string(m.value);
+    case Message::Kind::kRate:
+      engine.SetRate(m.value);
+      return m.value == 0 ? "rate set to unlimited"
+                          : "rate set to " + std::to_string(m.value) + " bytes/s (" +
+                                FormatRate(m.value) + ")";
+  }
+  return "";
+}
+
+}  // namespace clonefs::control

@@ -1,0 +1,36 @@
+// Small blocking-with-deadline helpers over non-blocking Unix stream sockets,
+// shared by the control server and client. errno becomes Status here.
+//
+// THREAD SAFETY: functions of their arguments; one fd per caller.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+#include "base/status.h"
+
+namespace clonefs::control {
+
+using Deadline = std::chrono::steady_clock::time_point;
+
+// Connects to a Unix stream socket; returns a non-blocking, close-on-exec fd
+// the caller owns. Errors: NotFound (no socket file), Permission (EACCES),
+// IoError (ECONNREFUSED: nobody listening, and others), all naming the path.
+Result<int> ConnectUnix(const std::string& path);
+
+// Reads up to and excluding the first '\n'. Errors: InvalidArgument if no
+// newline within max_bytes; Aborted on deadline or when `stop_fd` (if >= 0)
+// becomes readable; IoError if the peer closes first or on a socket error.
+Result<std::string> ReadLine(int fd, size_t max_bytes, Deadline deadline, int stop_fd = -1);
+
+// Reads until EOF. Errors: InvalidArgument past max_bytes; Aborted on
+// deadline; IoError on a socket error.
+Result<std::string> ReadAll(int fd, size_t max_bytes, Deadline deadline);
+
+// Writes everything (MSG_NOSIGNAL). Errors: Aborted on deadline or stop_fd;
+// IoError (e.g. EPIPE) otherwise.
+Status WriteAll(int fd, std::string_view data, Deadline deadline, int stop_fd = -1);
+
+}  // namespace clonefs::control

@@ -1,0 +1,146 @@
+#include "control/status_format.h"
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "control/units.h"
+#include "metadata/metadata.h"
+
+namespace clonefs::control {
+namespace {
+
+constexpr uint64_t kSectorSize = 512;
+
+std::string Percent(double p) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.2f%%", p);
+  return buf;
+}
+
+// Paths may hold any byte; keep one field per line.
+std::string Printable(const std::string& s) {
+  if (s.empty()) return "-";
+  std::string out;
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+void Line(std::string* out, const char* label, const std::string& value) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%-13s", label);
+  *out += buf;
+  *out += value;
+  *out += '\n';
+}
+
+std::string U(uint64_t v) { return std::to_string(v); }
+
+}  // namespace
+
+std::string FormatHuman(const StatusReport& r) {
+  std::string out;
+  if (r.live) {
+    Line(&out, "Mountpoint:", Printable(r.info.mountpoint) + "  (daemon pid " + U(r.pid) +
+                                  ", up " + FormatDuration(r.uptime_s) + ")");
+  } else {
+    Line(&out, "Mountpoint:", "not mounted");
+  }
+  Line(&out, "Source:", Printable(r.info.source));
+  Line(&out, "Destination:", Printable(r.info.dest));
+  std::string md = Printable(r.info.metadata_dir);
+  if (!r.info.uuid.empty()) md += "  (uuid " + Printable(r.info.uuid) + ")";
+  Line(&out, "Metadata:", md);
+  Line(&out, "State:", r.State() + (r.live ? std::string("  (metadata mode ") + ModeWord(r.mode) + ")"
+                                           : std::string()));
+  Line(&out, "Hydrated:", Percent(r.HydratedPercent()) + "  " + FormatBytes(r.hydrated_bytes) +
+                              " of " + FormatBytes(r.image_size));
+  std::string regions = U(r.hydrated_regions) + "/" + U(r.nr_regions) + " hydrated, " +
+                        U(r.committed_hydrated_regions) + " committed";
+  if (r.live) regions += ", " + U(r.hydrating_regions) + " hydrating";
+  regions += "  (region size " + FormatBytes(r.region_size) + ")";
+  Line(&out, "Regions:", regions);
+  if (r.live) {
+    std::string rate = FormatRate(r.copy_rate_bytes_per_s);
+    if (r.hydration_done) {
+      rate += "  (done)";
+    } else if (r.eta_s.has_value()) {
+      rate += "  ETA " + FormatDuration(*r.eta_s);
+    } else {
+      rate += "  ETA unknown";
+    }
+    Line(&out, "Copy rate:", rate);
+    Line(&out, "Copied:", FormatBytes(r.bytes_copied) + " copied, " + FormatBytes(r.bytes_zeroed) +
+                              " zeroed since start");
+    Line(&out, "Knobs:", std::string("hydration ") +
+                             (r.knobs.hydration_enabled ? "enabled" : "disabled") +
+                             ", hydration_threshold " + U(r.knobs.hydration_threshold) +
+                             ", hydration_batch_size " + U(r.knobs.hydration_batch_size) +
+                             ", rate " + FormatRate(r.knobs.rate_bytes_per_s, true) +
+                             ", discard passdown " + (r.discard_passdown ? "on" : "off"));
+    Line(&out, "Failures:", U(r.copy_failures) + " copy, " + U(r.commit_failures) + " commit");
+    Line(&out, "Commits:", U(r.commits));
+  }
+  Line(&out, "Metadata use:", U(r.metadata_used_blocks) + "/" + U(r.metadata_total_blocks) +
+                                  " blocks of " + FormatBytes(metadata::kMetadataBlockSize) +
+                                  " (" + FormatBytes(r.metadata_used_blocks *
+                                                     metadata::kMetadataBlockSize) +
+                                  " used)");
+  return out;
+}
+
+std::string FormatDmLine(const StatusReport& r) {
+  if (r.mode == EngineMode::kFail) return "Fail";
+  std::vector<std::string> features;
+  if (!r.knobs.hydration_enabled) features.push_back("no_hydration");
+  if (!r.discard_passdown) features.push_back("no_discard_passdown");
+  std::string out;
+  out += U(metadata::kMetadataBlockSize / kSectorSize) + " ";
+  out += U(r.metadata_used_blocks) + "/" + U(r.metadata_total_blocks) + " ";
+  out += U(r.region_size / kSectorSize) + " ";
+  out += U(r.hydrated_regions) + "/" + U(r.nr_regions) + " ";
+  out += U(r.hydrating_regions) + " ";
+  out += U(features.size()) + " ";
+  for (const std::string& f : features) out += f + " ";
+  out += "4 hydration_threshold " + U(r.knobs.hydration_threshold) + " hydration_batch_size " +
+         U(r.knobs.hydration_batch_size) + " ";
+  out += ModeWord(r.mode);
+  return out;
+}
+
+std::string FormatProgress(const StatusReport& r, int bar_width) {
+  std::string out;
+  double pct = r.HydratedPercent();
+  if (bar_width > 0) {
+    int filled = static_cast<int>(pct / 100.0 * bar_width);
+    if (filled > bar_width) filled = bar_width;
+    out += '[';
+    out.append(static_cast<size_t>(filled), '#');
+    out.append(static_cast<size_t>(bar_width - filled), '.');
+    out += "] ";
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%5.1f%%", pct);
+  out += buf;
+  out += "  " + FormatBytes(r.hydrated_bytes) + "/" + FormatBytes(r.image_size);
+  out += "  " + FormatRate(r.copy_rate_bytes_per_s);
+  if (r.hydration_done) {
+    out += "  done";
+  } else if (r.eta_s.has_value()) {
+    out += "  ETA " + FormatDuration(*r.eta_s);
+  } else {
+    out += "  ETA -";
+  }
+  if (r.State() != "hydrating" && r.State() != "complete") out += "  (" + r.State() + ")";
+  return out;
+}
+
+}  // namespace clonefs::control

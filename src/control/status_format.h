@@ -1,0 +1,35 @@
+// Text renderings of a StatusReport: the human-readable block of
+// `clonefs status` / `clonefs info`, dm-clone's status line (`--dm`) and the
+// one-line progress of `clonefs wait`.
+//
+// THREAD SAFETY: pure functions.
+#pragma once
+
+#include <string>
+
+#include "control/status_report.h"
+
+namespace clonefs::control {
+
+// Multi-line, "Label:  value" layout, ending with a newline.
+std::string FormatHuman(const StatusReport& r);
+
+// dm-clone's status line, exactly as the kernel prints it (no trailing
+// newline):
+//   <metadata block size> <#used metadata blocks>/<#total metadata blocks>
+//   <region size> <#hydrated regions>/<#total regions> <#hydrating regions>
+//   <#feature args> <feature args>* <#core args> <core args>* <rw|ro|Fail>
+// Sizes are in 512-byte sectors (metadata block 4 KiB -> 8). Feature args:
+// no_hydration, no_discard_passdown when active. Core args: the four that
+// dm-clone prints (hydration_threshold N hydration_batch_size N); the rate
+// knob is clonefs's own and is NOT in this line, so tools that parse
+// dm-clone's line work unchanged (see docs/control.md). In fail mode the
+// line is just "Fail", as dm-clone prints it.
+// REQUIRES: r.live.
+std::string FormatDmLine(const StatusReport& r);
+
+// Progress for `clonefs wait`: "42.1% 4.21 GiB/10.00 GiB 110.00 MiB/s ETA 53s".
+// With bar_width > 0 a bar of that many cells comes first: "[#####.....] ".
+std::string FormatProgress(const StatusReport& r, int bar_width);
+
+}  // namespace clonefs::control

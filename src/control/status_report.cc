@@ -1,0 +1,316 @@
+#include "control/status_report.h"
+
+#include "control/json.h"
+#include "metadata/metadata.h"
+
+namespace clonefs::control {
+
+const char* ModeWord(EngineMode m) {
+  switch (m) {
+    case EngineMode::kReadWrite: return "rw";
+    case EngineMode::kReadOnly: return "ro";
+    case EngineMode::kFail: return "Fail";
+  }
+  return "?";
+}
+
+double StatusReport::HydratedPercent() const {
+  if (image_size == 0) return 100.0;
+  if (hydrated_bytes >= image_size) return 100.0;
+  return 100.0 * static_cast<double>(hydrated_bytes) / static_cast<double>(image_size);
+}
+
+std::string StatusReport::State() const {
+  if (!live) return hydration_done ? "complete" : "incomplete";
+  if (mode == EngineMode::kFail) return "failed";
+  if (mode == EngineMode::kReadOnly) return "read-only";
+  if (hydration_done) return "complete";
+  if (!knobs.hydration_enabled || knobs.hydration_threshold == 0) return "paused";
+  return "hydrating";
+}
+
+std::optional<uint64_t> EstimateEta(uint64_t remaining, uint64_t rate, EngineMode mode,
+                                    const HydrationKnobs& knobs) {
+  if (remaining == 0) return 0;
+  if (mode != EngineMode::kReadWrite || !knobs.hydration_enabled ||
+      knobs.hydration_threshold == 0 || rate == 0)
+    return std::nullopt;
+  return (remaining + rate - 1) / rate;
+}
+
+StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint64_t pid,
+                             uint64_t uptime_s) {
+  StatusReport r;
+  r.live = true;
+  r.pid = pid;
+  r.uptime_s = uptime_s;
+  r.info = info;
+  r.mode = s.mode;
+  r.image_size = s.image_size;
+  r.region_size = s.region_size;
+  r.nr_regions = s.nr_regions;
+  r.hydrated_regions = s.hydrated_regions;
+  r.committed_hydrated_regions = s.committed_hydrated_regions;
+  r.hydrating_regions = s.hydrating_regions;
+  r.hydrated_bytes = s.hydrated_bytes;
+  r.bytes_copied = s.bytes_copied;
+  r.bytes_zeroed = s.bytes_zeroed;
+  r.copy_rate_bytes_per_s = s.copy_rate_bytes_per_s;
+  r.hydration_done = s.hydration_done;
+  r.knobs = s.knobs;
+  r.discard_passdown = s.discard_passdown;
+  r.copy_failures = s.copy_failures;
+  r.commit_failures = s.commit_failures;
+  r.commits = s.commits;
+  r.metadata_used_blocks = s.metadata_space.used_blocks;
+  r.metadata_total_blocks = s.metadata_space.total_blocks;
+  uint64_t remaining = s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0;
+  r.eta_s = EstimateEta(remaining, s.copy_rate_bytes_per_s, s.mode, s.knobs);
+  return r;
+}
+
+namespace {
+
+void OptString(JsonWriter& w, const char* key, const std::string& v) {
+  w.Key(key);
+  if (v.empty()) {
+    w.Null();
+  } else {
+    w.String(v);
+  }
+}
+
+// Live-only unsigned field: the value when live, null offline.
+void LiveUint(JsonWriter& w, bool live, const char* key, uint64_t v) {
+  w.Key(key);
+  if (live) {
+    w.Uint(v);
+  } else {
+    w.Null();
+  }
+}
+
+}  // namespace
+
+std::string ReportToJson(const StatusReport& r, int indent) {
+  JsonWriter w(indent);
+  const bool L = r.live;
+  w.BeginObject();
+  w.Key("schema_version").Int(r.schema_version);
+  w.Key("live").Bool(L);
+  LiveUint(w, L, "pid", r.pid);
+  LiveUint(w, L, "uptime_seconds", r.uptime_s);
+  OptString(w, "mountpoint", r.info.mountpoint);
+  OptString(w, "source", r.info.source);
+  OptString(w, "dest", r.info.dest);
+  OptString(w, "metadata", r.info.metadata_dir);
+  OptString(w, "uuid", r.info.uuid);
+  w.Key("mode");
+  if (L) {
+    w.String(ModeWord(r.mode));
+  } else {
+    w.Null();
+  }
+  w.Key("state").String(r.State());
+  w.Key("hydration_done").Bool(r.hydration_done);
+  w.Key("image_size").Uint(r.image_size);
+  w.Key("region_size").Uint(r.region_size);
+  w.Key("regions").BeginObject();
+  w.Key("total").Uint(r.nr_regions);
+  w.Key("hydrated").Uint(r.hydrated_regions);
+  w.Key("committed").Uint(r.committed_hydrated_regions);
+  LiveUint(w, L, "hydrating", r.hydrating_regions);
+  w.EndObject();
+  w.Key("bytes").BeginObject();
+  w.Key("total").Uint(r.image_size);
+  w.Key("hydrated").Uint(r.hydrated_bytes);
+  w.Key("remaining").Uint(r.image_size > r.hydrated_bytes ? r.image_size - r.hydrated_bytes : 0);
+  LiveUint(w, L, "copied", r.bytes_copied);
+  LiveUint(w, L, "zeroed", r.bytes_zeroed);
+  w.EndObject();
+  w.Key("hydrated_percent").Double(r.HydratedPercent());
+  LiveUint(w, L, "copy_rate_bytes_per_s", r.copy_rate_bytes_per_s);
+  w.Key("eta_seconds");
+  if (L && r.eta_s.has_value()) {
+    w.Uint(*r.eta_s);
+  } else {
+    w.Null();
+  }
+  w.Key("knobs");
+  if (L) {
+    w.BeginObject();
+    w.Key("hydration_enabled").Bool(r.knobs.hydration_enabled);
+    w.Key("hydration_threshold").Uint(r.knobs.hydration_threshold);
+    w.Key("hydration_batch_size").Uint(r.knobs.hydration_batch_size);
+    w.Key("rate_bytes_per_s").Uint(r.knobs.rate_bytes_per_s);
+    w.Key("discard_passdown").Bool(r.discard_passdown);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  w.Key("failures");
+  if (L) {
+    w.BeginObject();
+    w.Key("copy").Uint(r.copy_failures);
+    w.Key("commit").Uint(r.commit_failures);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
+  LiveUint(w, L, "commits", r.commits);
+  w.Key("metadata_space").BeginObject();
+  w.Key("block_size").Uint(metadata::kMetadataBlockSize);
+  w.Key("used_blocks").Uint(r.metadata_used_blocks);
+  w.Key("total_blocks").Uint(r.metadata_total_blocks);
+  w.EndObject();
+  w.EndObject();
+  std::string out = w.str();
+  out += '\n';
+  return out;
+}
+
+namespace {
+
+// Field readers: each fails with the dotted path of the field.
+class Reader {
+ public:
+  explicit Reader(const JsonValue& root) : root_(root) {}
+
+  const JsonValue* Get(const JsonValue& obj, const std::string& path, const char* key) {
+    const JsonValue* v = obj.Find(key);
+    if (v == nullptr && status_.ok()) {
+      status_ = Status::InvalidArgument("status JSON: missing field '" + path + key + "'");
+    }
+    return v;
+  }
+  uint64_t U64(const JsonValue& obj, const std::string& path, const char* key) {
+    const JsonValue* v = Get(obj, path, key);
+    if (v == nullptr) return 0;
+    Result<uint64_t> n = v->AsUint64();
+    if (!n.ok()) {
+      Fail(path + key, "an unsigned integer");
+      return 0;
+    }
+    return *n;
+  }
+  // Null allowed (returns nullopt).
+  std::optional<uint64_t> OptU64(const JsonValue& obj, const std::string& path, const char* key) {
+    const JsonValue* v = Get(obj, path, key);
+    if (v == nullptr || v->is_null()) return std::nullopt;
+    return U64(obj, path, key);
+  }
+  bool Bool(const JsonValue& obj, const std::string& path, const char* key) {
+    const JsonValue* v = Get(obj, path, key);
+    if (v == nullptr) return false;
+    if (!v->is_bool()) Fail(path + key, "a boolean");
+    return v->AsBool();
+  }
+  std::string OptStr(const JsonValue& obj, const std::string& path, const char* key) {
+    const JsonValue* v = Get(obj, path, key);
+    if (v == nullptr || v->is_null()) return "";
+    if (!v->is_string()) Fail(path + key, "a string");
+    return v->AsString();
+  }
+  const JsonValue* Obj(const JsonValue& obj, const std::string& path, const char* key,
+                       bool nullable) {
+    const JsonValue* v = Get(obj, path, key);
+    if (v == nullptr) return nullptr;
+    if (nullable && v->is_null()) return nullptr;
+    if (!v->is_object()) {
+      Fail(path + key, "an object");
+      return nullptr;
+    }
+    return v;
+  }
+  void Fail(const std::string& field, const char* expected) {
+    if (status_.ok()) {
+      status_ = Status::InvalidArgument("status JSON: field '" + field + "' is not " + expected);
+    }
+  }
+  const Status& status() const { return status_; }
+  const JsonValue& root() const { return root_; }
+
+ private:
+  const JsonValue& root_;
+  Status status_;
+};
+
+}  // namespace
+
+Result<StatusReport> ReportFromJson(const JsonValue& doc) {
+  if (!doc.is_object()) return Status::InvalidArgument("status JSON: not an object");
+  Reader rd(doc);
+  StatusReport r;
+  uint64_t version = rd.U64(doc, "", "schema_version");
+  if (!rd.status().ok()) return rd.status();
+  if (version > static_cast<uint64_t>(kStatusSchemaVersion)) {
+    return Status::NotSupported("status JSON schema_version " + std::to_string(version) +
+                                " is newer than this client understands (" +
+                                std::to_string(kStatusSchemaVersion) + ")");
+  }
+  r.schema_version = static_cast<int>(version);
+  r.live = rd.Bool(doc, "", "live");
+  r.pid = rd.OptU64(doc, "", "pid").value_or(0);
+  r.uptime_s = rd.OptU64(doc, "", "uptime_seconds").value_or(0);
+  r.info.mountpoint = rd.OptStr(doc, "", "mountpoint");
+  r.info.source = rd.OptStr(doc, "", "source");
+  r.info.dest = rd.OptStr(doc, "", "dest");
+  r.info.metadata_dir = rd.OptStr(doc, "", "metadata");
+  r.info.uuid = rd.OptStr(doc, "", "uuid");
+  std::string mode = rd.OptStr(doc, "", "mode");
+  if (mode == "rw" || mode.empty()) {
+    r.mode = EngineMode::kReadWrite;
+  } else if (mode == "ro") {
+    r.mode = EngineMode::kReadOnly;
+  } else if (mode == "Fail") {
+    r.mode = EngineMode::kFail;
+  } else {
+    rd.Fail("mode", "one of rw, ro, Fail");
+  }
+  r.hydration_done = rd.Bool(doc, "", "hydration_done");
+  r.image_size = rd.U64(doc, "", "image_size");
+  r.region_size = rd.U64(doc, "", "region_size");
+  if (const JsonValue* o = rd.Obj(doc, "", "regions", false)) {
+    r.nr_regions = rd.U64(*o, "regions.", "total");
+    r.hydrated_regions = rd.U64(*o, "regions.", "hydrated");
+    r.committed_hydrated_regions = rd.U64(*o, "regions.", "committed");
+    r.hydrating_regions = rd.OptU64(*o, "regions.", "hydrating").value_or(0);
+  }
+  if (const JsonValue* o = rd.Obj(doc, "", "bytes", false)) {
+    r.hydrated_bytes = rd.U64(*o, "bytes.", "hydrated");
+    r.bytes_copied = rd.OptU64(*o, "bytes.", "copied").value_or(0);
+    r.bytes_zeroed = rd.OptU64(*o, "bytes.", "zeroed").value_or(0);
+  }
+  r.copy_rate_bytes_per_s = rd.OptU64(doc, "", "copy_rate_bytes_per_s").value_or(0);
+  r.eta_s = rd.OptU64(doc, "", "eta_seconds");
+  if (const JsonValue* o = rd.Obj(doc, "", "knobs", true)) {
+    r.knobs.hydration_enabled = rd.Bool(*o, "knobs.", "hydration_enabled");
+    uint64_t t = rd.U64(*o, "knobs.", "hydration_threshold");
+    uint64_t b = rd.U64(*o, "knobs.", "hydration_batch_size");
+    if (t > UINT32_MAX) rd.Fail("knobs.hydration_threshold", "a 32-bit value");
+    if (b > UINT32_MAX) rd.Fail("knobs.hydration_batch_size", "a 32-bit value");
+    r.knobs.hydration_threshold = static_cast<uint32_t>(t);
+    r.knobs.hydration_batch_size = static_cast<uint32_t>(b);
+    r.knobs.rate_bytes_per_s = rd.U64(*o, "knobs.", "rate_bytes_per_s");
+    r.discard_passdown = rd.Bool(*o, "knobs.", "discard_passdown");
+  }
+  if (const JsonValue* o = rd.Obj(doc, "", "failures", true)) {
+    r.copy_failures = rd.U64(*o, "failures.", "copy");
+    r.commit_failures = rd.U64(*o, "failures.", "commit");
+  }
+  r.commits = rd.OptU64(doc, "", "commits").value_or(0);
+  if (const JsonValue* o = rd.Obj(doc, "", "metadata_space", false)) {
+    r.metadata_used_blocks = rd.U64(*o, "metadata_space.", "used_blocks");
+    r.metadata_total_blocks = rd.U64(*o, "metadata_space.", "total_blocks");
+  }
+  if (!rd.status().ok()) return rd.status();
+  return r;
+}
+
+Result<StatusReport> ReportFromJsonText(const std::string& text) {
+  Result<JsonValue> doc = JsonValue::Parse(text);
+  if (!doc.ok()) return doc.status();
+  return ReportFromJson(*doc);
+}
+
+}  // namespace clonefs::control

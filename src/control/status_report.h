@@ -1,0 +1,96 @@
+// StatusReport: everything `clonefs status` and `clonefs info` show, as one
+// value built from the engine's stats (live clone) or from the metadata store
+// (clone not mounted), serialised as the JSON document of docs/control.md and
+// parsed back by the client.
+//
+// THREAD SAFETY: values and pure functions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "base/result.h"
+#include "engine/engine.h"
+
+namespace clonefs::control {
+
+class JsonValue;
+
+// Bumped when a field changes meaning or disappears; adding fields does not
+// bump it (readers must ignore unknown fields).
+inline constexpr int kStatusSchemaVersion = 1;
+
+// What the daemon knows about the clone besides the engine's stats. Passed to
+// ControlServer::Start.
+struct ControlInfo {
+  // Canonical (realpath) mountpoint. Required for the default socket path.
+  std::string mountpoint;
+  std::string source;        // source path as given at mount
+  std::string dest;          // destination path
+  std::string metadata_dir;  // metadata directory
+  std::string uuid;          // clone UUID from the superblock; may be empty
+};
+
+struct StatusReport {
+  int schema_version = kStatusSchemaVersion;
+  // true: a running daemon answered (every field is meaningful). false: read
+  // offline from the metadata store; the live-only fields (pid, mode,
+  // hydrating, copied/zeroed, rate, ETA, knobs, failures, commits, uptime) are
+  // unknown and written as null.
+  bool live = true;
+  uint64_t pid = 0;
+  uint64_t uptime_s = 0;
+  ControlInfo info;
+
+  EngineMode mode = EngineMode::kReadWrite;
+  uint64_t image_size = 0;
+  uint64_t region_size = 0;
+  uint64_t nr_regions = 0;
+  uint64_t hydrated_regions = 0;
+  uint64_t committed_hydrated_regions = 0;
+  uint64_t hydrating_regions = 0;
+  uint64_t hydrated_bytes = 0;
+  uint64_t bytes_copied = 0;
+  uint64_t bytes_zeroed = 0;
+  uint64_t copy_rate_bytes_per_s = 0;
+  std::optional<uint64_t> eta_s;  // unknown when hydration is stopped/idle
+  bool hydration_done = false;
+  HydrationKnobs knobs;
+  bool discard_passdown = true;
+  uint64_t copy_failures = 0;
+  uint64_t commit_failures = 0;
+  uint64_t commits = 0;
+  uint64_t metadata_used_blocks = 0;
+  uint64_t metadata_total_blocks = 0;
+
+  // 0..100, by bytes (the last region may be partial). 100 for an empty image.
+  double HydratedPercent() const;
+  // "complete", "hydrating", "paused" (disabled or hydration_threshold 0),
+  // "read-only", "failed"; offline: "complete" or "incomplete".
+  std::string State() const;
+};
+
+// Builds a live report. `now_s`/`started_s` give the uptime.
+StatusReport BuildLiveReport(const EngineStats& stats, const ControlInfo& info, uint64_t pid,
+                             uint64_t uptime_s);
+
+// ETA in seconds for `remaining` bytes at `rate` bytes/s, or nullopt when the
+// rate is 0 or copying is stopped (mode not rw, hydration disabled,
+// hydration_threshold 0). 0 when nothing remains.
+std::optional<uint64_t> EstimateEta(uint64_t remaining_bytes, uint64_t rate_bytes_per_s,
+                                    EngineMode mode, const HydrationKnobs& knobs);
+
+// The JSON document (schema in docs/control.md). Pretty-printed when indent>0.
+std::string ReportToJson(const StatusReport& r, int indent = 2);
+
+// Parses a document written by ReportToJson. Errors: InvalidArgument naming
+// the missing or ill-typed field; NotSupported if schema_version is newer
+// than kStatusSchemaVersion.
+Result<StatusReport> ReportFromJson(const JsonValue& doc);
+Result<StatusReport> ReportFromJsonText(const std::string& text);
+
+// "rw", "ro", "Fail" (dm-clone's words).
+const char* ModeWord(EngineMode m);
+
+}  // namespace clonefs::control

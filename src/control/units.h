@@ -1,0 +1,35 @@
+// Byte-count parsing and formatting for the command line and status output.
+//
+// THREAD SAFETY: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/result.h"
+
+namespace clonefs::control {
+
+// Parses a non-negative decimal integer with no sign, no spaces and no other
+// characters. Errors: InvalidArgument ("'x' is not a decimal number") or, if
+// it exceeds `max`, InvalidArgument ("'x' is larger than MAX").
+Result<uint64_t> ParseDecimal(std::string_view s, uint64_t max = UINT64_MAX);
+
+// Parses a byte count: a decimal integer followed by an optional,
+// case-insensitive suffix:
+//   K, KiB (2^10)  M, MiB (2^20)  G, GiB (2^30)  T, TiB (2^40)
+//   KB (10^3)      MB (10^6)      GB (10^9)      TB (10^12)
+//   B (1)
+// "0" is valid. Errors: InvalidArgument naming the bad suffix or the
+// overflow (the product must fit in 64 bits).
+Result<uint64_t> ParseByteSize(std::string_view s);
+
+// "0 B", "512 B", "1.50 KiB", "10.00 GiB" (binary units, two decimals).
+std::string FormatBytes(uint64_t bytes);
+// "1.50 MiB/s", or "unlimited" when `unlimited_if_zero` and bytes_per_s == 0.
+std::string FormatRate(uint64_t bytes_per_s, bool unlimited_if_zero = false);
+// "45s", "3m05s", "2h03m", "4d02h".
+std::string FormatDuration(uint64_t seconds);
+
+}  // namespace clonefs::control

@@ -1,0 +1,118 @@
+// clonefs wait MOUNTPOINT [--timeout SECONDS] [--interval SECONDS] [--quiet]
+#include <chrono>
+#include <ostream>
+
+#include "control/client.h"
+#include "control/command_util.h"
+#include "control/commands.h"
+#include "control/status_format.h"
+
+namespace po = boost::program_options;
+
+namespace clonefs::control {
+namespace {
+
+constexpr char kUsage[] =
+    "clonefs wait MOUNTPOINT [--timeout SECONDS] [--interval SECONDS] [--quiet] [--socket PATH]";
+constexpr int kBarWidth = 30;
+// How often the daemon is polled, whatever the print interval.
+constexpr double kMaxPollSeconds = 1.0;
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+}  // namespace
+
+int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
+  std::string mountpoint, socket;
+  double timeout = 0, interval = 0;
+  po::options_description desc("Options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("mountpoint", po::value(&mountpoint), "the clone's mountpoint")
+      ("timeout,t", po::value(&timeout), "give up after SECONDS (exit 2); default: wait forever")
+      ("interval,i", po::value(&interval),
+       "progress every SECONDS (default: 1 on a terminal, 10 otherwise)")
+      ("quiet,q", "print nothing but errors")
+      ("socket", po::value(&socket), "talk to this control socket instead of discovering it");
+  po::positional_options_description pos;
+  pos.add("mountpoint", 1);
+  po::variables_map vm;
+  bool help = false;
+  if (!ParseArgs("wait", kUsage, args, desc, pos, &vm, io, &help)) return kWaitError;
+  if (help) return kWaitDone;
+  if (timeout < 0 || interval < 0) {
+    io.err << "clonefs wait: --timeout and --interval must not be negative\n";
+    return kWaitError;
+  }
+  if (interval == 0) interval = io.out_is_tty ? 1.0 : 10.0;
+  const bool quiet = vm.count("quiet") != 0;
+  Result<std::string> sock = SocketFor(mountpoint, socket);
+  if (!sock.ok()) {
+    io.err << "clonefs wait: " << sock.status().message() << "\n";
+    return kWaitError;
+  }
+  const Clock::time_point start = Clock::now();
+  Clock::time_point last_print = start - std::chrono::hours(1);
+  bool drew_bar = false;
+  auto end_bar = [&] {
+    if (drew_bar) io.out << "\n";
+    drew_bar = false;
+  };
+  for (bool first = true;; first = false) {
+    Result<Response> r = CallControl(*sock, {"stats-json"});
+    if (!r.ok() || !r->ok) {
+      end_bar();
+      std::string why = r.ok() ? r->text : r.status().message();
+      if (first) {
+        io.err << "clonefs wait: " << why << "\n";
+        return kWaitError;
+      }
+      io.err << "clonefs wait: the clonefs daemon went away before hydration completed (" << why
+             << ")\n";
+      return kWaitDaemonGone;
+    }
+    Result<StatusReport> rep = ReportFromJsonText(r->text);
+    if (!rep.ok()) {
+      end_bar();
+      io.err << "clonefs wait: bad status from daemon: " << rep.status().message() << "\n";
+      return kWaitError;
+    }
+    const bool finished = rep->hydration_done || rep->mode != EngineMode::kReadWrite;
+    if (!quiet && (finished || Since(last_print) >= interval - 1e-3)) {
+      last_print = Clock::now();
+      if (io.out_is_tty) {
+        io.out << "\r\033[K" << FormatProgress(*rep, kBarWidth) << std::flush;
+        drew_bar = true;
+      } else {
+        io.out << FormatProgress(*rep, 0) << std::endl;
+      }
+    }
+    if (rep->hydration_done) {
+      end_bar();
+      if (!quiet) io.out << "hydration complete: the destination is a complete image\n";
+      return kWaitDone;
+    }
+    if (rep->mode != EngineMode::kReadWrite) {
+      end_bar();
+      io.err << "clonefs wait: the clone is in " << (rep->mode == EngineMode::kFail ? "fail" : "read-only")
+             << " mode (" << ModeWord(rep->mode)
+             << "); hydration cannot complete. See the daemon's log.\n";
+      return kWaitCloneFailed;
+    }
+    double left = timeout > 0 ? timeout - Since(start) : kMaxPollSeconds;
+    if (timeout > 0 && left <= 0) {
+      end_bar();
+      io.err << "clonefs wait: timed out after " << timeout << " s at "
+             << FormatProgress(*rep, 0) << "\n";
+      return kWaitTimedOut;
+    }
+    double step = interval < kMaxPollSeconds ? interval : kMaxPollSeconds;
+    SleepSeconds(left < step ? left : step);
+  }
+}
+
+}  // namespace clonefs::control

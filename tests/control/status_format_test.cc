@@ -1,0 +1,293 @@
+// Unit tests: the JSON document (schema parsed back field by field), the
+// dm-clone status line field by field, the human block and the JSON reader.
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include "control/json.h"
+#include "control/status_format.h"
+#include "control/status_report.h"
+
+namespace clonefs::control {
+namespace {
+
+EngineStats SampleStats() {
+  EngineStats s;
+  s.image_size = (1000ull << 16) + 4096;  // last region partial
+  s.region_size = 1 << 16;
+  s.nr_regions = 1001;
+  s.hydrated_regions = 250;
+  s.committed_hydrated_regions = 240;
+  s.hydrating_regions = 7;
+  s.hydrated_bytes = 250ull << 16;
+  s.bytes_copied = 123456789;
+  s.bytes_zeroed = 4096;
+  s.copy_rate_bytes_per_s = 1 << 20;
+  s.copy_failures = 3;
+  s.commits = 42;
+  s.commit_failures = 1;
+  s.knobs.hydration_threshold = 33;
+  s.knobs.hydration_batch_size = 9;
+  s.knobs.rate_bytes_per_s = 5000000;
+  s.metadata_space.used_blocks = 77;
+  s.metadata_space.total_blocks = 100000;
+  return s;
+}
+
+ControlInfo SampleInfo() {
+  return ControlInfo{"/mnt/clone", "/data/src \"x\".img", "/data/dest.img",
+                     "/data/dest.img.clonefs", "123e4567-e89b-12d3-a456-426614174000"};
+}
+
+std::vector<std::string> Split(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
+
+TEST(StatusJsonTest, SchemaFieldsAndTypes) {
+  StatusReport r = BuildLiveReport(SampleStats(), SampleInfo(), 4321, 99);
+  Result<JsonValue> doc = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(doc.ok()) << doc.status().ToString();
+  const JsonValue& d = *doc;
+  auto u = [&](const JsonValue* v) { return v == nullptr ? ~0ull : *v->AsUint64(); };
+  EXPECT_EQ(u(d.Find("schema_version")), static_cast<uint64_t>(kStatusSchemaVersion));
+  EXPECT_TRUE(d.Find("live")->AsBool());
+  EXPECT_EQ(u(d.Find("pid")), 4321u);
+  EXPECT_EQ(u(d.Find("uptime_seconds")), 99u);
+  EXPECT_EQ(d.Find("mountpoint")->AsString(), "/mnt/clone");
+  EXPECT_EQ(d.Find("source")->AsString(), "/data/src \"x\".img");
+  EXPECT_EQ(d.Find("dest")->AsString(), "/data/dest.img");
+  EXPECT_EQ(d.Find("metadata")->AsString(), "/data/dest.img.clonefs");
+  EXPECT_EQ(d.Find("uuid")->AsString(), "123e4567-e89b-12d3-a456-426614174000");
+  EXPECT_EQ(d.Find("mode")->AsString(), "rw");
+  EXPECT_EQ(d.Find("state")->AsString(), "hydrating");
+  EXPECT_FALSE(d.Find("hydration_done")->AsBool());
+  EXPECT_EQ(u(d.Find("image_size")), (1000ull << 16) + 4096);
+  EXPECT_EQ(u(d.Find("region_size")), 65536u);
+  const JsonValue* regions = d.Find("regions");
+  ASSERT_TRUE(regions && regions->is_object());
+  EXPECT_EQ(u(regions->Find("total")), 1001u);
+  EXPECT_EQ(u(regions->Find("hydrated")), 250u);
+  EXPECT_EQ(u(regions->Find("committed")), 240u);
+  EXPECT_EQ(u(regions->Find("hydrating")), 7u);
+  const JsonValue* bytes = d.Find("bytes");
+  ASSERT_TRUE(bytes && bytes->is_object());
+  EXPECT_EQ(u(bytes->Find("total")), (1000ull << 16) + 4096);
+  EXPECT_EQ(u(bytes->Find("hydrated")), 250ull << 16);
+  EXPECT_EQ(u(bytes->Find("remaining")), (750ull << 16) + 4096);
+  EXPECT_EQ(u(bytes->Find("copied")), 123456789u);
+  EXPECT_EQ(u(bytes->Find("zeroed")), 4096u);
+  EXPECT_NEAR(d.Find("hydrated_percent")->AsDouble(), 100.0 * 250 * 65536 / (1000.0 * 65536 + 4096),
+              1e-3);
+  EXPECT_EQ(u(d.Find("copy_rate_bytes_per_s")), 1u << 20);
+  // ETA: remaining / rate, rounded up.
+  uint64_t remaining = (750ull << 16) + 4096;
+  EXPECT_EQ(u(d.Find("eta_seconds")), (remaining + (1 << 20) - 1) / (1 << 20));
+  const JsonValue* knobs = d.Find("knobs");
+  ASSERT_TRUE(knobs && knobs->is_object());
+  EXPECT_TRUE(knobs->Find("hydration_enabled")->AsBool());
+  EXPECT_EQ(u(knobs->Find("hydration_threshold")), 33u);
+  EXPECT_EQ(u(knobs->Find("hydration_batch_size")), 9u);
+  EXPECT_EQ(u(knobs->Find("rate_bytes_per_s")), 5000000u);
+  EXPECT_TRUE(knobs->Find("discard_passdown")->AsBool());
+  const JsonValue* failures = d.Find("failures");
+  ASSERT_TRUE(failures && failures->is_object());
+  EXPECT_EQ(u(failures->Find("copy")), 3u);
+  EXPECT_EQ(u(failures->Find("commit")), 1u);
+  EXPECT_EQ(u(d.Find("commits")), 42u);
+  const JsonValue* space = d.Find("metadata_space");
+  ASSERT_TRUE(space && space->is_object());
+  EXPECT_EQ(u(space->Find("block_size")), 4096u);
+  EXPECT_EQ(u(space->Find("used_blocks")), 77u);
+  EXPECT_EQ(u(space->Find("total_blocks")), 100000u);
+  // Every documented top-level key, and nothing else.
+  std::vector<std::string> keys;
+  for (const auto& m : d.members()) keys.push_back(m.first);
+  std::vector<std::string> want = {
+      "schema_version", "live",     "pid",          "uptime_seconds", "mountpoint",
+      "source",         "dest",     "metadata",     "uuid",           "mode",
+      "state",          "hydration_done", "image_size", "region_size", "regions",
+      "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "eta_seconds", "knobs",
+      "failures",       "commits",  "metadata_space"};
+  EXPECT_EQ(keys, want);
+}
+
+TEST(StatusJsonTest, RoundTripsThroughReader) {
+  EngineStats s = SampleStats();
+  s.knobs.hydration_enabled = false;
+  s.discard_passdown = false;
+  s.mode = EngineMode::kReadOnly;
+  s.knobs.rate_bytes_per_s = UINT64_MAX;  // 64-bit exactness
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
+  EXPECT_EQ(back->knobs.rate_bytes_per_s, UINT64_MAX);
+  EXPECT_EQ(back->mode, EngineMode::kReadOnly);
+  EXPECT_FALSE(back->eta_s.has_value());  // read-only: no ETA
+  EXPECT_EQ(back->State(), "read-only");
+}
+
+TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
+  StatusReport r;
+  r.live = false;
+  r.info.dest = "/d";
+  r.image_size = 100;
+  r.region_size = 4096;
+  r.nr_regions = 1;
+  r.hydrated_regions = r.committed_hydrated_regions = 1;
+  r.hydrated_bytes = 100;
+  r.hydration_done = true;
+  Result<JsonValue> d = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(d.ok());
+  for (const char* k : {"pid", "uptime_seconds", "mountpoint", "mode", "copy_rate_bytes_per_s",
+                        "eta_seconds", "knobs", "failures", "commits"}) {
+    ASSERT_NE(d->Find(k), nullptr) << k;
+    EXPECT_TRUE(d->Find(k)->is_null()) << k;
+  }
+  EXPECT_TRUE(d->Find("regions")->Find("hydrating")->is_null());
+  EXPECT_EQ(d->Find("state")->AsString(), "complete");
+  Result<StatusReport> back = ReportFromJson(*d);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_FALSE(back->live);
+  EXPECT_TRUE(back->hydration_done);
+}
+
+TEST(StatusJsonTest, ReaderRejectsBadDocuments) {
+  std::string good = ReportToJson(BuildLiveReport(SampleStats(), SampleInfo(), 1, 2), 0);
+  EXPECT_TRUE(ReportFromJsonText(good).ok());
+  auto replace = [&](const std::string& from, const std::string& to) {
+    std::string s = good;
+    size_t p = s.find(from);
+    EXPECT_NE(p, std::string::npos) << from;
+    s.replace(p, from.size(), to);
+    return s;
+  };
+  EXPECT_FALSE(ReportFromJsonText(replace("\"image_size\":", "\"image_sizeX\":")).ok());
+  EXPECT_FALSE(ReportFromJsonText(replace("\"mode\":\"rw\"", "\"mode\":\"weird\"")).ok());
+  EXPECT_FALSE(ReportFromJsonText(replace("\"region_size\":65536", "\"region_size\":-1")).ok());
+  Result<StatusReport> newer = ReportFromJsonText(replace("\"schema_version\":1", "\"schema_version\":2"));
+  ASSERT_FALSE(newer.ok());
+  EXPECT_TRUE(newer.status().IsNotSupported());
+  EXPECT_FALSE(ReportFromJsonText(good.substr(0, good.size() / 2)).ok());
+  // Unknown fields are ignored (forward compatibility).
+  EXPECT_TRUE(ReportFromJsonText(replace("{", "{\"future_field\":[1,{\"a\":null}],")).ok());
+}
+
+TEST(DmLineTest, FieldByField) {
+  StatusReport r = BuildLiveReport(SampleStats(), SampleInfo(), 1, 2);
+  std::string line = FormatDmLine(r);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_NE(line.back(), ' ');
+  std::vector<std::string> f = Split(line);
+  ASSERT_EQ(f.size(), 12u) << line;
+  EXPECT_EQ(f[0], "8");           // metadata block size in sectors (4 KiB)
+  EXPECT_EQ(f[1], "77/100000");   // used/total metadata blocks
+  EXPECT_EQ(f[2], "128");         // region size in sectors (64 KiB)
+  EXPECT_EQ(f[3], "250/1001");    // hydrated/total regions
+  EXPECT_EQ(f[4], "7");           // hydrating
+  EXPECT_EQ(f[5], "0");           // no feature args
+  EXPECT_EQ(f[6], "4");           // core args, as dm-clone
+  EXPECT_EQ(f[7], "hydration_threshold");
+  EXPECT_EQ(f[8], "33");
+  EXPECT_EQ(f[9], "hydration_batch_size");
+  EXPECT_EQ(f[10], "9");
+  EXPECT_EQ(f[11], "rw");
+  EXPECT_EQ(line, "8 77/100000 128 250/1001 7 0 4 hydration_threshold 33 hydration_batch_size 9 rw");
+}
+
+TEST(DmLineTest, FeatureArgsAndModes) {
+  EngineStats s = SampleStats();
+  s.knobs.hydration_enabled = false;
+  s.mode = EngineMode::kReadOnly;
+  EXPECT_EQ(FormatDmLine(BuildLiveReport(s, SampleInfo(), 1, 2)),
+            "8 77/100000 128 250/1001 7 1 no_hydration 4 hydration_threshold 33 "
+            "hydration_batch_size 9 ro");
+  s.discard_passdown = false;
+  EXPECT_EQ(FormatDmLine(BuildLiveReport(s, SampleInfo(), 1, 2)),
+            "8 77/100000 128 250/1001 7 2 no_hydration no_discard_passdown 4 "
+            "hydration_threshold 33 hydration_batch_size 9 ro");
+  s.knobs.hydration_enabled = true;
+  s.mode = EngineMode::kReadWrite;
+  s.region_size = 4096;
+  EXPECT_EQ(FormatDmLine(BuildLiveReport(s, SampleInfo(), 1, 2)),
+            "8 77/100000 8 250/1001 7 1 no_discard_passdown 4 hydration_threshold 33 "
+            "hydration_batch_size 9 rw");
+  s.mode = EngineMode::kFail;
+  EXPECT_EQ(FormatDmLine(BuildLiveReport(s, SampleInfo(), 1, 2)), "Fail");
+}
+
+TEST(HumanStatusTest, ShowsEveryFigure) {
+  StatusReport r = BuildLiveReport(SampleStats(), SampleInfo(), 4321, 99);
+  std::string h = FormatHuman(r);
+  for (const char* want :
+       {"/mnt/clone", "pid 4321", "/data/src \"x\".img", "/data/dest.img.clonefs",
+        "123e4567-e89b-12d3-a456-426614174000", "hydrating", "metadata mode rw", "25.00%",
+        "250/1001 hydrated", "240 committed", "7 hydrating", "region size 64.00 KiB",
+        "1.00 MiB/s", "ETA", "hydration_threshold 33", "hydration_batch_size 9",
+        "rate 4.77 MiB/s", "discard passdown on", "3 copy, 1 commit", "Commits:", "42",
+        "77/100000 blocks"}) {
+    EXPECT_NE(h.find(want), std::string::npos) << "missing '" << want << "' in\n" << h;
+  }
+  // Control characters in paths cannot break the layout.
+  ControlInfo info = SampleInfo();
+  info.source = "/evil\nMode: fake";
+  std::string h2 = FormatHuman(BuildLiveReport(SampleStats(), info, 1, 1));
+  EXPECT_NE(h2.find("/evil\\x0aMode: fake"), std::string::npos) << h2;
+}
+
+TEST(EtaTest, Rules) {
+  HydrationKnobs k;
+  EXPECT_EQ(EstimateEta(0, 0, EngineMode::kReadWrite, k), 0u);
+  EXPECT_EQ(EstimateEta(10, 3, EngineMode::kReadWrite, k), 4u);
+  EXPECT_FALSE(EstimateEta(10, 0, EngineMode::kReadWrite, k).has_value());
+  EXPECT_FALSE(EstimateEta(10, 3, EngineMode::kReadOnly, k).has_value());
+  k.hydration_threshold = 0;
+  EXPECT_FALSE(EstimateEta(10, 3, EngineMode::kReadWrite, k).has_value());
+  k.hydration_threshold = 1;
+  k.hydration_enabled = false;
+  EXPECT_FALSE(EstimateEta(10, 3, EngineMode::kReadWrite, k).has_value());
+}
+
+TEST(ProgressTest, BarAndFigures) {
+  EngineStats s = SampleStats();
+  s.image_size = 100 << 20;
+  s.hydrated_bytes = 50 << 20;
+  std::string p = FormatProgress(BuildLiveReport(s, SampleInfo(), 1, 1), 10);
+  EXPECT_EQ(p.substr(0, 13), "[#####.....] ") << p;
+  EXPECT_NE(p.find("50.0%"), std::string::npos) << p;
+  EXPECT_NE(p.find("50.00 MiB/100.00 MiB"), std::string::npos) << p;
+  EXPECT_NE(p.find("ETA 50s"), std::string::npos) << p;
+}
+
+TEST(JsonTest, ParserAcceptsAndRejects) {
+  Result<JsonValue> v = JsonValue::Parse(
+      " {\"a\": [1, -2.5e3, true, false, null, \"\\u00e9\\ud83d\\ude00\\n\"], \"b\": {}} ");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  const JsonValue* a = v->Find("a");
+  ASSERT_TRUE(a && a->is_array());
+  ASSERT_EQ(a->items().size(), 6u);
+  EXPECT_EQ(*a->items()[0].AsUint64(), 1u);
+  EXPECT_DOUBLE_EQ(a->items()[1].AsDouble(), -2500.0);
+  EXPECT_FALSE(a->items()[1].AsUint64().ok());
+  EXPECT_EQ(a->items()[5].AsString(), "\xc3\xa9\xf0\x9f\x98\x80\n");
+  for (const char* bad : {"", "{", "[1,]", "{\"a\":1,}", "01", "\"\\x\"", "{\"a\" 1}", "nul",
+                          "[1] 2", "{\"a\":1,\"a\":2}", "\"\x01\""}) {
+    EXPECT_FALSE(JsonValue::Parse(bad).ok()) << bad;
+  }
+}
+
+TEST(JsonTest, WriterEscapes) {
+  JsonWriter w(0);
+  w.BeginObject().Key("k\"").String("a\\b\x01\n").Key("e").BeginArray().EndArray().EndObject();
+  EXPECT_EQ(w.str(), "{\"k\\\"\":\"a\\\\b\\u0001\\n\",\"e\":[]}");
+  Result<JsonValue> back = JsonValue::Parse(w.str());
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->Find("k\"")->AsString(), "a\\b\x01\n");
+}
+
+}  // namespace
+}  // namespace clonefs::control
