@@ -28,6 +28,7 @@ struct Factory {
   std::string name;
   std::function<std::unique_ptr<Device>(const TempDir&, uint64_t size)> make;
 };
+void PrintTo(const Factory& f, std::ostream* os) { *os << f.name; }
 
 std::unique_ptr<Device> OpenTempFile(const TempDir& dir, uint64_t size, bool direct) {
   PosixDeviceOptions o;

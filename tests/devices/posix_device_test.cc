@@ -1,0 +1,301 @@
+// PosixDevice on regular files: allocation (punch, zero-range, SEEK_DATA /
+// SEEK_HOLE), read-only sources, O_DIRECT with unaligned I/O, open errors.
+#include "devices/posix_device.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "device_test_util.h"
+
+namespace clonefs {
+namespace {
+
+using testing::RandomBytes;
+using testing::SeedTrace;
+using testing::TempDir;
+
+constexpr uint64_t kMiB = 1 << 20;
+
+std::unique_ptr<Device> Open(const std::string& path, PosixDeviceOptions o = {}) {
+  Result<std::unique_ptr<Device>> r = OpenPosixDevice(path, o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+uint64_t AllocatedBytes(const std::string& path) {
+  struct stat st;
+  EXPECT_EQ(::stat(path.c_str(), &st), 0);
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+class PosixDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(dir_.ok()); }
+  TempDir dir_;
+};
+
+TEST_F(PosixDeviceTest, PunchDeallocatesAndSeekFindsTheHole) {
+  std::string path = dir_.File("dest");
+  std::mt19937_64 rng(1);
+  ASSERT_TRUE(testing::WriteFile(path, RandomBytes(rng, 4 * kMiB)));
+  auto dev = Open(path);
+  ASSERT_NE(dev, nullptr);
+  ASSERT_TRUE(dev->Flush().ok());
+  uint64_t before = AllocatedBytes(path);
+  ASSERT_GE(before, 4 * kMiB);
+  ASSERT_TRUE(dev->Zero(kMiB, 2 * kMiB, ZeroMode::kPunch).ok());
+  EXPECT_LE(AllocatedBytes(path), before - 2 * kMiB);
+  std::vector<uint8_t> buf(2 * kMiB, 1);
+  ASSERT_TRUE(dev->Read(kMiB, buf.data(), buf.size()).ok());
+  EXPECT_EQ(buf, std::vector<uint8_t>(2 * kMiB, 0));
+  EXPECT_EQ(*dev->NextHole(0), kMiB);
+  EXPECT_EQ(*dev->NextData(kMiB), 3 * kMiB);
+  EXPECT_EQ(*dev->NextData(kMiB + 5), 3 * kMiB);
+  EXPECT_EQ(*dev->NextHole(3 * kMiB), 4 * kMiB);
+  EXPECT_EQ(dev->Size(), 4 * kMiB);  // KEEP_SIZE
+}
+
+TEST_F(PosixDeviceTest, UnalignedPunchZeroesEdgesAndKeepsNeighbours) {
+  std::string path = dir_.File("dest");
+  std::mt19937_64 rng(2);
+  std::vector<uint8_t> content = RandomBytes(rng, kMiB);
+  ASSERT_TRUE(testing::WriteFile(path, content));
+  auto dev = Open(path);
+  ASSERT_NE(dev, nullptr);
+  ASSERT_TRUE(dev->Zero(1000, 20000, ZeroMode::kPunch).ok());
+  ASSERT_TRUE(dev->Zero(70001, 3, ZeroMode::kWriteZeros).ok());
+  std::fill(content.begin() + 1000, content.begin() + 21000, 0);
+  std::fill(content.begin() + 70001, content.begin() + 70004, 0);
+  Status s;
+  EXPECT_EQ(testing::ReadAll(*dev, &s), content);
+  EXPECT_TRUE(s.ok());
+  EXPECT_EQ(testing::ReadFile(path), content);
+}
+
+TEST_F(PosixDeviceTest, WriteZerosKeepsSpaceAllocated) {
+  std::string path = dir_.File("dest");
+  std::mt19937_64 rng(3);
+  ASSERT_TRUE(testing::WriteFile(path, RandomBytes(rng, 4 * kMiB)));
+  auto dev = Open(path);
+  ASSERT_NE(dev, nullptr);
+  ASSERT_TRUE(dev->Flush().ok());
+  uint64_t before = AllocatedBytes(path);
+  ASSERT_TRUE(dev->Zero(0, 4 * kMiB, ZeroMode::kWriteZeros).ok());
+  EXPECT_GE(AllocatedBytes(path), before);
+  std::vector<uint8_t> buf(4 * kMiB, 1);
+  ASSERT_TRUE(dev->Read(0, buf.data(), buf.size()).ok());
+  EXPECT_EQ(buf, std::vector<uint8_t>(4 * kMiB, 0));
+}
+
+TEST_F(PosixDeviceTest, NextDataAndNextHoleOnSparseFile) {
+  std::string path = dir_.File("sparse");
+  ASSERT_TRUE(testing::MakeSparseFile(path, 16 * kMiB));
+  auto dev = Open(path);
+  ASSERT_NE(dev, nullptr);
+  std::vector<uint8_t> data(kMiB, 0xab);
+  ASSERT_TRUE(dev->Write(4 * kMiB, data.data(), data.size()).ok());
+  ASSERT_TRUE(dev->Write(10 * kMiB, data.data(), 1).ok());
+  ASSERT_TRUE(dev->Flush().ok());
+  EXPECT_EQ(*dev->NextData(0), 4 * kMiB);
+  EXPECT_EQ(*dev->NextHole(0), 0u);
+  EXPECT_EQ(*dev->NextHole(4 * kMiB), 5 * kMiB);
+  EXPECT_EQ(*dev->NextHole(4 * kMiB + 123), 5 * kMiB);
+  EXPECT_EQ(*dev->NextData(4 * kMiB + 123), 4 * kMiB + 123);
+  EXPECT_EQ(*dev->NextData(5 * kMiB), 10 * kMiB);
+  uint64_t hole = *dev->NextHole(10 * kMiB);
+  EXPECT_GT(hole, 10 * kMiB);  // at least the file system block
+  EXPECT_LE(hole, 10 * kMiB + kMiB);
+  EXPECT_EQ(*dev->NextData(hole), 16 * kMiB);  // none: Size()
+  EXPECT_EQ(*dev->NextData(16 * kMiB), 16 * kMiB);
+  EXPECT_EQ(*dev->NextHole(16 * kMiB - 1), 16 * kMiB - 1);
+}
+
+TEST_F(PosixDeviceTest, ReadOnlyRefusesWritesAndLeavesSourceUnchanged) {
+  std::string path = dir_.File("source");
+  std::mt19937_64 rng(4);
+  std::vector<uint8_t> content = RandomBytes(rng, kMiB + 77);
+  ASSERT_TRUE(testing::WriteFile(path, content));
+  uint64_t hash = testing::FileHash(path);
+  PosixDeviceOptions o;
+  o.read_only = true;
+  o.create = true;        // ignored for read-only opens
+  o.min_size = 8 * kMiB;  // likewise
+  auto dev = Open(path, o);
+  ASSERT_NE(dev, nullptr);
+  EXPECT_TRUE(dev->ReadOnly());
+  EXPECT_EQ(dev->Size(), kMiB + 77);
+  std::vector<uint8_t> junk(4096, 9);
+  Status w = dev->Write(0, junk.data(), junk.size());
+  EXPECT_EQ(w.code(), Status::Code::kPermission) << w.ToString();
+  EXPECT_NE(w.message().find(path), std::string::npos);
+  EXPECT_EQ(dev->Zero(0, 4096, ZeroMode::kPunch).code(), Status::Code::kPermission);
+  EXPECT_EQ(dev->Zero(0, 4096, ZeroMode::kWriteZeros).code(), Status::Code::kPermission);
+  EXPECT_TRUE(dev->Flush().ok());
+  Status s;
+  EXPECT_EQ(testing::ReadAll(*dev, &s), content);
+  // The descriptor itself cannot write, whatever the code above it does.
+  int fd = dev->SpliceFd();
+  ASSERT_GE(fd, 0);
+  EXPECT_EQ(::fcntl(fd, F_GETFL) & O_ACCMODE, O_RDONLY);
+  EXPECT_LT(::pwrite(fd, junk.data(), 1, 0), 0);
+  dev.reset();
+  EXPECT_EQ(testing::FileHash(path), hash);
+}
+
+TEST_F(PosixDeviceTest, DescriptorsAreCloseOnExecAndSpliceable) {
+  std::string path = dir_.File("img");
+  std::vector<uint8_t> content(10000, 0x5a);
+  ASSERT_TRUE(testing::WriteFile(path, content));
+  PosixDeviceOptions o;
+  o.direct = true;
+  auto dev = Open(path, o);
+  ASSERT_NE(dev, nullptr);
+  int fd = dev->SpliceFd();
+  ASSERT_GE(fd, 0);
+  EXPECT_NE(::fcntl(fd, F_GETFD) & FD_CLOEXEC, 0);
+  EXPECT_EQ(::fcntl(fd, F_GETFL) & O_DIRECT, 0);  // the splice fd is the buffered one
+  EXPECT_EQ(::fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+  uint8_t b[3] = {};
+  ASSERT_EQ(::pread(fd, b, 3, 9997), 3);
+  EXPECT_EQ(b[2], 0x5a);
+}
+
+TEST_F(PosixDeviceTest, DirectIoUnalignedRequestsKeepSizeAndContent) {
+  uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  std::string path = dir_.File("direct");
+  const uint64_t size = 2 * kMiB + 1000;  // last 4 KiB block partial
+  std::vector<uint8_t> model = RandomBytes(rng, size);
+  ASSERT_TRUE(testing::WriteFile(path, model));
+  PosixDeviceOptions o;
+  o.direct = true;
+  auto dev = Open(path, o);
+  ASSERT_NE(dev, nullptr);
+  for (int i = 0; i < 200 / testing::kSlowdown; i++) {
+    uint64_t off = rng() % size;
+    uint64_t len = 1 + rng() % std::min<uint64_t>(size - off, rng() % 2 ? 9000 : 1200000);
+    std::vector<uint8_t> data = RandomBytes(rng, len);
+    ASSERT_TRUE(dev->Write(off, data.data(), len).ok()) << off << "+" << len;
+    std::copy(data.begin(), data.end(), model.begin() + off);
+    uint64_t roff = rng() % size, rlen = 1 + rng() % (size - roff);
+    std::vector<uint8_t> got(rlen);
+    ASSERT_TRUE(dev->Read(roff, got.data(), rlen).ok());
+    ASSERT_TRUE(std::equal(got.begin(), got.end(), model.begin() + roff)) << roff << "+" << rlen;
+  }
+  // Aligned buffer, offset and length: the direct path proper.
+  {
+    void* p = nullptr;
+    ASSERT_EQ(::posix_memalign(&p, 4096, 8192), 0);
+    std::memset(p, 0x33, 8192);
+    ASSERT_TRUE(dev->Write(8192, p, 8192).ok());
+    std::fill(model.begin() + 8192, model.begin() + 16384, 0x33);
+    std::memset(p, 0, 8192);
+    ASSERT_TRUE(dev->Read(4096, p, 8192).ok());
+    EXPECT_TRUE(std::equal(model.begin() + 4096, model.begin() + 12288, static_cast<uint8_t*>(p)));
+    std::free(p);
+  }
+  ASSERT_TRUE(dev->Flush().ok());
+  dev.reset();
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), size);  // no aligned write past the end
+  EXPECT_EQ(testing::ReadFile(path), model);
+}
+
+TEST_F(PosixDeviceTest, CreateAndMinSize) {
+  std::string path = dir_.File("new");
+  PosixDeviceOptions o;
+  Result<std::unique_ptr<Device>> missing = OpenPosixDevice(path, o);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(missing.status().IsNotFound()) << missing.status().ToString();
+  EXPECT_NE(missing.status().message().find(path), std::string::npos);
+  o.create = true;
+  o.min_size = 5 * kMiB + 3;
+  auto dev = Open(path, o);
+  ASSERT_NE(dev, nullptr);
+  EXPECT_EQ(dev->Size(), 5 * kMiB + 3);
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), 5 * kMiB + 3);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, kMiB);  // sparse
+  EXPECT_EQ(st.st_mode & 0600, 0600u);
+  dev.reset();
+  o.min_size = 4096;  // never shrinks
+  dev = Open(path, o);
+  ASSERT_NE(dev, nullptr);
+  EXPECT_EQ(dev->Size(), 5 * kMiB + 3);
+}
+
+TEST_F(PosixDeviceTest, OpenErrors) {
+  PosixDeviceOptions ro;
+  ro.read_only = true;
+  Result<std::unique_ptr<Device>> r = OpenPosixDevice(dir_.File("nope"), ro);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsNotFound());
+
+  for (bool read_only : {true, false}) {
+    PosixDeviceOptions o;
+    o.read_only = read_only;
+    r = OpenPosixDevice(dir_.path(), o);
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
+    EXPECT_NE(r.status().message().find(dir_.path()), std::string::npos);
+
+    std::string fifo = dir_.File("fifo");
+    ::unlink(fifo.c_str());
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    r = OpenPosixDevice(fifo, o);  // must not block waiting for a writer
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
+
+    r = OpenPosixDevice("/dev/null", o);
+    ASSERT_FALSE(r.ok());
+    EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
+  }
+}
+
+TEST_F(PosixDeviceTest, ShortReadIsAnIoErrorThatSaysSo) {
+  std::string path = dir_.File("shrinks");
+  ASSERT_TRUE(testing::WriteFile(path, std::vector<uint8_t>(8192, 1)));
+  auto dev = Open(path);
+  ASSERT_NE(dev, nullptr);
+  ASSERT_EQ(::truncate(path.c_str(), 4096), 0);  // behind the device's back
+  std::vector<uint8_t> buf(1000);
+  Status s = dev->Read(4000, buf.data(), buf.size());
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_NE(s.message().find("short read"), std::string::npos) << s.ToString();
+  EXPECT_EQ(s.ToErrno(), EIO);
+}
+
+TEST_F(PosixDeviceTest, ZeroFallsBackWhereZeroRangeIsUnsupported) {
+  // tmpfs punches holes but has no FALLOC_FL_ZERO_RANGE: kWriteZeros must
+  // fall back to writing zeros.
+  TempDir shm("/dev/shm");
+  if (!shm.ok()) GTEST_SKIP() << "no /dev/shm";
+  std::string path = shm.File("img");
+  std::mt19937_64 rng(5);
+  std::vector<uint8_t> content = RandomBytes(rng, 3 * kMiB + 5);
+  ASSERT_TRUE(testing::WriteFile(path, content));
+  auto dev = Open(path);
+  ASSERT_NE(dev, nullptr);
+  ASSERT_TRUE(dev->Zero(100, 2 * kMiB + 7, ZeroMode::kWriteZeros).ok());
+  ASSERT_TRUE(dev->Zero(2 * kMiB + 500, 4096 * 3, ZeroMode::kPunch).ok());
+  std::fill(content.begin() + 100, content.begin() + 100 + 2 * kMiB + 7, 0);
+  std::fill(content.begin() + 2 * kMiB + 500, content.begin() + 2 * kMiB + 500 + 3 * 4096, 0);
+  EXPECT_EQ(testing::ReadFile(path), content);
+  EXPECT_GE(AllocatedBytes(path), 3 * kMiB - 4 * 4096);  // written zeros stay allocated
+}
+
+}  // namespace
+}  // namespace clonefs
