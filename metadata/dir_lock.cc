@@ -1,0 +1,87 @@
+#include "metadata/dir_lock.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "base/log.h"
+
+namespace clonefs::metadata {
+namespace {
+
+std::mutex g_mu;
+std::set<std::string>* g_held = nullptr;  // GUARDED_BY(g_mu); leaked on purpose
+
+std::string BusyMessage(const std::string& dir, int pid, bool same_process) {
+  std::string m = "metadata " + dir + " is in use by another clonefs ";
+  m += same_process ? "instance in this process" : "process";
+  if (pid > 0) m += " (pid " + std::to_string(pid) + ")";
+  return m;
+}
+
+}  // namespace
+
+int DirLock::HolderPid(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) return 0;
+  std::ifstream in("/proc/locks");
+  std::string line;
+  while (std::getline(in, line)) {
+    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->".
+    std::istringstream fields(line);
+    std::string id, type, advisory, mode, dev_ino;
+    int pid = 0;
+    if (!(fields >> id >> type) || type != "FLOCK") continue;
+    if (!(fields >> advisory >> mode >> pid >> dev_ino)) continue;
+    unsigned maj = 0, min = 0;
+    unsigned long long ino = 0;
+    if (sscanf(dev_ino.c_str(), "%x:%x:%llu", &maj, &min, &ino) != 3) continue;
+    if (maj == major(st.st_dev) && min == minor(st.st_dev) && ino == st.st_ino) return pid;
+  }
+  return 0;
+}
+
+Result<std::unique_ptr<DirLock>> DirLock::Acquire(const std::string& dir) {
+  char buf[PATH_MAX];
+  if (realpath(dir.c_str(), buf) == nullptr) {
+    return Status::FromErrno(errno, "resolve metadata directory " + dir);
+  }
+  std::string real(buf);
+  std::lock_guard<std::mutex> l(g_mu);
+  if (!g_held) g_held = new std::set<std::string>;
+  if (g_held->count(real)) return Status::Busy(BusyMessage(dir, getpid(), true));
+
+  int fd = open(real.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open metadata directory " + dir);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    if (err == EWOULDBLOCK) {
+      close(fd);
+      return Status::Busy(BusyMessage(dir, HolderPid(real), false));
+    }
+    CLONEFS_LOG_WARN("cannot flock metadata directory %s (%s); relying on RocksDB's lock only",
+                     dir.c_str(), strerror(err));
+    close(fd);
+    fd = -1;
+  }
+  g_held->insert(real);
+  return std::unique_ptr<DirLock>(new DirLock(std::move(real), fd));
+}
+
+DirLock::~DirLock() {
+  std::lock_guard<std::mutex> l(g_mu);
+  if (fd_ >= 0) close(fd_);  // releases the flock
+  g_held->erase(real_dir_);
+}
+
+}  // namespace clonefs::metadata

@@ -1,0 +1,260 @@
+// Metadata::Open, Metadata::ReadSuperblock and ValidateRegionSize: directory
+// classification, formatting and superblock validation.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <ctime>
+#include <filesystem>
+#include <set>
+
+#include "base/log.h"
+#include "metadata/dir_lock.h"
+#include "metadata/metadata_impl.h"
+#include "metadata/superblock_codec.h"
+
+namespace clonefs::metadata {
+namespace {
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+std::string Join(const std::vector<std::string>& parts) {
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : "; ") + p;
+  return out;
+}
+
+void CompareIdentity(const char* which, const FileIdentity& have, const FileIdentity& want,
+                     std::vector<std::string>* diffs) {
+  auto differ = [](uint64_t a, uint64_t b) { return a != 0 && b != 0 && a != b; };
+  const std::string w(which);
+  if (differ(have.size, want.size)) {
+    diffs->push_back(w + " size: metadata has " + std::to_string(have.size) + ", file has " +
+                     std::to_string(want.size));
+  }
+  if (differ(have.inode, want.inode)) {
+    diffs->push_back(w + " inode: metadata has " + std::to_string(have.inode) + ", file has " +
+                     std::to_string(want.inode) + " (a different file)");
+  }
+  if (differ(static_cast<uint64_t>(have.mtime_ns), static_cast<uint64_t>(want.mtime_ns))) {
+    diffs->push_back(w + " mtime: metadata has " + std::to_string(have.mtime_ns) +
+                     " ns, file has " + std::to_string(want.mtime_ns) +
+                     " ns (the file was modified)");
+  }
+  if (differ(have.fingerprint, want.fingerprint)) {
+    diffs->push_back(w + " fingerprint differs: the " + w + " file was replaced or modified (" +
+                     "metadata has " + Hex(have.fingerprint) + ", file has " +
+                     Hex(want.fingerprint) + ")");
+  }
+}
+
+Status CompareSuperblock(const Superblock& sb, const MetadataOptions& o) {
+  std::vector<std::string> diffs;
+  if (sb.region_size != o.region_size) {
+    diffs.push_back("region size: metadata has " + std::to_string(sb.region_size) +
+                    ", requested " + std::to_string(o.region_size));
+  }
+  if (sb.image_size != o.image_size) {
+    diffs.push_back("image size: metadata has " + std::to_string(sb.image_size) +
+                    ", requested " + std::to_string(o.image_size));
+  }
+  if (o.verify_identities) {
+    CompareIdentity("source", sb.source, o.source, &diffs);
+    CompareIdentity("dest", sb.dest, o.dest, &diffs);
+  }
+  if (diffs.empty()) return Status::OK();
+  return Status::Mismatch("metadata " + o.dir + " belongs to a different clone: " + Join(diffs));
+}
+
+Status ValidateOptions(const MetadataOptions& o) {
+  std::vector<std::string> problems;
+  if (o.dir.empty()) problems.push_back("no metadata directory given");
+  if (o.image_size == 0) problems.push_back("image size is 0");
+  if (Status s = ValidateRegionSize(o.region_size); !s.ok()) problems.push_back(s.message());
+  if (problems.empty()) return Status::OK();
+  return Status::InvalidArgument(Join(problems));
+}
+
+// Creates `dir` and any missing parents, fsyncing each new entry's parent so
+// the directory survives a power cut.
+Status MakeDirs(const std::filesystem::path& dir) {
+  if (dir.empty() || std::filesystem::exists(dir)) return Status::OK();
+  const std::filesystem::path parent =
+      dir.has_parent_path() ? dir.parent_path() : std::filesystem::path(".");
+  CLONEFS_RETURN_IF_ERROR(MakeDirs(parent));
+  if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "create metadata directory " + dir.string());
+  }
+  const int fd = open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::FromErrno(errno, "open " + parent.string());
+  const int rc = fsync(fd);
+  const int err = errno;
+  close(fd);
+  return rc == 0 ? Status::OK() : Status::FromErrno(err, "fsync " + parent.string());
+}
+
+enum class DirKind { kEmpty, kRocksDb, kForeign };
+
+Result<DirKind> Classify(const std::string& dir) {
+  std::error_code ec;
+  auto it = std::filesystem::directory_iterator(dir, ec);
+  if (ec) return Status::FromErrno(ec.value(), "list metadata directory " + dir);
+  bool any = false;
+  for (const auto& e : it) {
+    any = true;
+    if (e.path().filename() == "CURRENT") return DirKind::kRocksDb;
+  }
+  return any ? DirKind::kForeign : DirKind::kEmpty;
+}
+
+Status NotClonefs(const std::string& dir) {
+  return Status::InvalidArgument("metadata directory " + dir +
+                                 " is not empty and holds no clonefs metadata; refusing to "
+                                 "format it (use an empty or new directory)");
+}
+
+Superblock NewSuperblock(const MetadataOptions& o) {
+  Superblock sb;
+  sb.format_version = kFormatVersion;
+  sb.uuid = NewUuid();
+  sb.region_size = o.region_size;
+  sb.image_size = o.image_size;
+  sb.nr_regions = NrRegionsFor(o.image_size, o.region_size);
+  sb.source = o.source;
+  sb.dest = o.dest;
+  sb.created_unix_s = static_cast<uint64_t>(time(nullptr));
+  return sb;
+}
+
+// Opens the RocksDB store of an existing directory and returns its decoded
+// superblock, or nullopt if the store is a clonefs store whose format was
+// interrupted before the superblock was written (no key at all).
+struct Opened {
+  std::unique_ptr<RocksStore> store;
+  std::optional<Superblock> sb;
+};
+
+Result<Opened> OpenExisting(const StoreOptions& base, const std::string& dir, bool may_create_cf) {
+  CLONEFS_ASSIGN_OR_RETURN(std::vector<std::string> cfs, RocksStore::ListColumnFamilies(base));
+  const std::set<std::string> names(cfs.begin(), cfs.end());
+  const std::set<std::string> full = {"default", std::string(kRegionsColumnFamily)};
+  StoreOptions so = base;
+  if (names != full) {
+    if (names != std::set<std::string>{"default"} || !may_create_cf) {
+      std::string list;
+      for (const auto& n : cfs) list += (list.empty() ? "" : ", ") + n;
+      return Status::Corruption("metadata " + dir + " is a RocksDB store with column families [" +
+                                list + "], not clonefs metadata (expected default and " +
+                                std::string(kRegionsColumnFamily) + ")");
+    }
+    so.create = true;  // a format interrupted before the regions family existed
+  }
+  Opened out;
+  CLONEFS_ASSIGN_OR_RETURN(out.store, RocksStore::Open(so));
+  CLONEFS_ASSIGN_OR_RETURN(std::optional<std::string> raw, out.store->GetSuperblock());
+  if (!raw) {
+    CLONEFS_ASSIGN_OR_RETURN(const bool empty, out.store->IsEmpty());
+    if (!empty || !may_create_cf) {
+      return Status::Corruption("metadata " + dir +
+                                " holds a RocksDB store without a clonefs superblock (not "
+                                "clonefs metadata, or damaged)");
+    }
+    return out;  // interrupted format: nothing in it, safe to format
+  }
+  Result<Superblock> sb = DecodeSuperblock(*raw);
+  if (!sb.ok()) return sb.status().WithContext("metadata " + dir);
+  out.sb = std::move(sb).value();
+  return out;
+}
+
+}  // namespace
+
+Status ValidateRegionSize(uint64_t rs) {
+  if (rs == 0 || (rs & (rs - 1)) != 0) {
+    uint64_t hint = rs == 0 ? 65536 : std::bit_floor(rs);
+    hint = std::clamp(hint, kMinRegionSize, kMaxRegionSize);
+    return Status::InvalidArgument("region size " + std::to_string(rs) +
+                                   " is not a power of two; use e.g. " + std::to_string(hint));
+  }
+  if (rs < kMinRegionSize) {
+    return Status::InvalidArgument("region size " + std::to_string(rs) +
+                                   " is below the minimum 4096 (4 KiB)");
+  }
+  if (rs > kMaxRegionSize) {
+    return Status::InvalidArgument("region size " + std::to_string(rs) +
+                                   " is above the maximum 1073741824 (1 GiB)");
+  }
+  return Status::OK();
+}
+
+Result<std::unique_ptr<Metadata>> Metadata::Open(const MetadataOptions& o) {
+  CLONEFS_RETURN_IF_ERROR(ValidateOptions(o));
+  const bool may_format = o.create_if_missing && !o.read_only;
+  struct stat st;
+  if (stat(o.dir.c_str(), &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument("metadata path " + o.dir + " is not a directory");
+  } else if (errno != ENOENT) {
+    return Status::FromErrno(errno, "stat metadata directory " + o.dir);
+  } else if (!may_format) {
+    return Status::NotFound("no clonefs metadata at " + o.dir);
+  } else {
+    CLONEFS_RETURN_IF_ERROR(MakeDirs(o.dir));
+  }
+  CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(o.dir));
+  const StoreOptions so = StoreOptionsFor(o, lock->real_dir());
+  CLONEFS_ASSIGN_OR_RETURN(const DirKind kind, Classify(lock->real_dir()));
+  if (kind == DirKind::kForeign) return NotClonefs(o.dir);
+
+  Opened opened;
+  if (kind == DirKind::kRocksDb) {
+    CLONEFS_ASSIGN_OR_RETURN(opened, OpenExisting(so, o.dir, may_format));
+  } else if (!may_format) {
+    return Status::NotFound("no clonefs metadata in " + o.dir);
+  } else {
+    StoreOptions create = so;
+    create.create = true;
+    CLONEFS_ASSIGN_OR_RETURN(opened.store, RocksStore::Open(create));
+  }
+  Superblock sb;
+  if (opened.sb) {
+    sb = *opened.sb;
+    CLONEFS_RETURN_IF_ERROR(CompareSuperblock(sb, o));
+  } else {
+    sb = NewSuperblock(o);
+    CLONEFS_RETURN_IF_ERROR(opened.store->PutSuperblock(EncodeSuperblock(sb)));
+    CLONEFS_LOG_INFO("formatted clonefs metadata %s (uuid %s, %llu regions of %llu bytes)",
+                     o.dir.c_str(), sb.uuid.c_str(), static_cast<unsigned long long>(sb.nr_regions),
+                     static_cast<unsigned long long>(sb.region_size));
+  }
+  CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<HydrationBitmap> bitmap,
+                           HydrationBitmap::Create(sb.nr_regions));
+  auto md = std::make_unique<MetadataImpl>(o, std::move(sb), std::move(lock),
+                                           std::move(opened.store), std::move(bitmap));
+  if (opened.sb) CLONEFS_RETURN_IF_ERROR(md->LoadFromStore());
+  return std::unique_ptr<Metadata>(std::move(md));
+}
+
+Result<Superblock> Metadata::ReadSuperblock(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::NotFound("no clonefs metadata at " + dir);
+  }
+  CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
+  CLONEFS_ASSIGN_OR_RETURN(const DirKind kind, Classify(lock->real_dir()));
+  if (kind == DirKind::kEmpty) return Status::NotFound("no clonefs metadata in " + dir);
+  if (kind == DirKind::kForeign) return NotClonefs(dir);
+  MetadataOptions o;
+  o.dir = dir;
+  o.read_only = true;
+  CLONEFS_ASSIGN_OR_RETURN(Opened opened, OpenExisting(StoreOptionsFor(o, lock->real_dir()), dir, false));
+  if (!opened.sb) return Status::NotFound("no clonefs superblock in " + dir);
+  return *opened.sb;
+}
+
+}  // namespace clonefs::metadata

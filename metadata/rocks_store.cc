@@ -1,0 +1,185 @@
+#include "metadata/rocks_store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+
+#include "metadata/chunk_codec.h"
+#include "metadata/fault_fs.h"
+#include "metadata/superblock_codec.h"
+
+namespace clonefs::metadata {
+namespace {
+
+Status ToStatus(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::OK();
+  const std::string msg = what + ": " + s.ToString();
+  if (s.IsNoSpace()) return Status::NoSpace(msg);
+  if (s.IsCorruption()) return Status::Corruption(msg);
+  if (s.IsNotFound() || s.IsPathNotFound()) return Status::NotFound(msg);
+  if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
+  if (s.IsBusy() || (s.IsIOError() && s.ToString().find("lock file") != std::string::npos)) {
+    return Status::Busy(msg);
+  }
+  if (s.IsNotSupported()) return Status::NotSupported(msg);
+  return Status::IoError(msg, 5 /*EIO*/);
+}
+
+rocksdb::CompressionType PickCompression() {
+  const auto supported = rocksdb::GetSupportedCompressions();
+  for (auto c : {rocksdb::kLZ4Compression, rocksdb::kSnappyCompression}) {
+    if (std::find(supported.begin(), supported.end(), c) != supported.end()) return c;
+  }
+  return rocksdb::kNoCompression;
+}
+
+}  // namespace
+
+struct RocksStore::Rep {
+  StoreOptions opts;
+  std::unique_ptr<rocksdb::Env> env;  // outlives db; null = Env::Default()
+  rocksdb::DB* db = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [default, regions]
+  rocksdb::WriteBatch batch;
+
+  ~Rep() {
+    if (!db) return;
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+    db->Close().PermitUncheckedError();
+    delete db;
+  }
+  rocksdb::ColumnFamilyHandle* regions() const { return handles[1]; }
+};
+
+namespace {
+
+void MakeOptions(const StoreOptions& o, rocksdb::Env* env, rocksdb::DBOptions* db,
+                 rocksdb::ColumnFamilyOptions* cf) {
+  db->env = env ? env : rocksdb::Env::Default();
+  db->create_if_missing = o.create;
+  db->create_missing_column_families = o.create;
+  db->max_open_files = kMaxOpenFiles;
+  db->max_file_opening_threads = 1;
+  db->table_cache_numshardbits = 4;
+  db->max_background_jobs = 2;
+  db->db_write_buffer_size = 2 * o.write_buffer_bytes;
+  db->max_total_wal_size = 4 * o.write_buffer_bytes;
+  db->keep_log_file_num = 2;
+  db->max_log_file_size = 1 << 20;
+  db->max_manifest_file_size = 4 << 20;
+  db->stats_dump_period_sec = 0;
+  db->stats_persist_period_sec = 0;
+
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
+  t.cache_index_and_filter_blocks = true;
+  t.block_size = 16 << 10;
+  cf->table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  cf->write_buffer_size = o.write_buffer_bytes;
+  cf->max_write_buffer_number = 2;
+  cf->compression = PickCompression();
+}
+
+}  // namespace
+
+RocksStore::RocksStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+RocksStore::~RocksStore() = default;
+
+Result<std::vector<std::string>> RocksStore::ListColumnFamilies(const StoreOptions& o) {
+  std::unique_ptr<rocksdb::Env> env;
+  if (o.fault_fs) env = rocksdb::NewCompositeEnv(o.fault_fs);
+  rocksdb::DBOptions db;
+  rocksdb::ColumnFamilyOptions cf;
+  MakeOptions(o, env.get(), &db, &cf);
+  std::vector<std::string> names;
+  rocksdb::Status s = rocksdb::DB::ListColumnFamilies(db, o.dir, &names);
+  if (!s.ok()) return ToStatus(s, "list column families of " + o.dir);
+  return names;
+}
+
+Result<std::unique_ptr<RocksStore>> RocksStore::Open(const StoreOptions& o) {
+  auto rep = std::make_unique<Rep>();
+  rep->opts = o;
+  if (o.fault_fs) rep->env = rocksdb::NewCompositeEnv(o.fault_fs);
+  rocksdb::DBOptions db_opts;
+  rocksdb::ColumnFamilyOptions cf_opts;
+  MakeOptions(o, rep->env.get(), &db_opts, &cf_opts);
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
+      {rocksdb::kDefaultColumnFamilyName, cf_opts},
+      {std::string(kRegionsColumnFamily), cf_opts}};
+  rocksdb::Status s =
+      o.read_only ? rocksdb::DB::OpenForReadOnly(db_opts, o.dir, cfs, &rep->handles, &rep->db)
+                  : rocksdb::DB::Open(db_opts, o.dir, cfs, &rep->handles, &rep->db);
+  if (!s.ok()) {
+    rep->db = nullptr;
+    return ToStatus(s, "open metadata store " + o.dir);
+  }
+  return std::unique_ptr<RocksStore>(new RocksStore(std::move(rep)));
+}
+
+Result<std::optional<std::string>> RocksStore::GetSuperblock() {
+  std::string value;
+  rocksdb::ReadOptions ro;
+  rocksdb::Status s = rep_->db->Get(ro, rep_->handles[0], std::string(kSuperblockKey), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return ToStatus(s, "read superblock of " + rep_->opts.dir);
+  return std::optional<std::string>(std::move(value));
+}
+
+Status RocksStore::PutSuperblock(std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = rep_->db->Put(wo, rep_->handles[0], std::string(kSuperblockKey),
+                                    rocksdb::Slice(value.data(), value.size()));
+  return ToStatus(s, "write superblock of " + rep_->opts.dir);
+}
+
+Result<bool> RocksStore::IsEmpty() {
+  for (auto* h : rep_->handles) {
+    std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(rocksdb::ReadOptions(), h));
+    it->SeekToFirst();
+    if (it->Valid()) return false;
+    if (!it->status().ok()) return ToStatus(it->status(), "scan " + rep_->opts.dir);
+  }
+  return true;
+}
+
+Status RocksStore::ForEachChunk(
+    const std::function<Status(std::string_view, std::string_view)>& fn) {
+  rocksdb::ReadOptions ro;
+  ro.fill_cache = false;  // a full scan must not evict the useful blocks
+  ro.verify_checksums = true;
+  ro.readahead_size = 1 << 20;
+  std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->regions()));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    const rocksdb::Slice k = it->key(), v = it->value();
+    CLONEFS_RETURN_IF_ERROR(fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size())));
+  }
+  return ToStatus(it->status(), "read bitmap of " + rep_->opts.dir);
+}
+
+void RocksStore::BatchPut(uint64_t chunk, std::string_view value) {
+  rep_->batch.Put(rep_->regions(), EncodeChunkKey(chunk), rocksdb::Slice(value.data(), value.size()))
+      .PermitUncheckedError();
+}
+
+void RocksStore::BatchDelete(uint64_t chunk) {
+  rep_->batch.Delete(rep_->regions(), EncodeChunkKey(chunk)).PermitUncheckedError();
+}
+
+size_t RocksStore::BatchBytes() const { return rep_->batch.GetDataSize(); }
+
+Status RocksStore::BatchCommit() {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = rep_->db->Write(wo, &rep_->batch);
+  rep_->batch.Clear();
+  return ToStatus(s, "commit metadata to " + rep_->opts.dir);
+}
+
+}  // namespace clonefs::metadata

@@ -1,0 +1,78 @@
+// RocksStore: the RocksDB side of Metadata. The only file that talks to
+// RocksDB's database API; RocksDB types stay in rocks_store.cc.
+//
+// Layout (docs/metadata-format.md): the default column family holds the
+// superblock under kSuperblockKey; the "regions" column family holds bitmap
+// chunks (chunk_codec.h). Every write is synced (WriteOptions::sync).
+//
+// Memory is bounded by StoreOptions: one LRU block cache shared by both column
+// families (index and filter blocks are charged to it too), memtables limited
+// by write_buffer_bytes (two per column family at most, and a database-wide
+// cap of twice write_buffer_bytes), at most kMaxOpenFiles table readers.
+//
+// THREAD SAFETY: not thread-safe; Metadata calls it from the commit side only.
+// LIFECYCLE: Open() -> use -> destroy (closes the database).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace clonefs::metadata {
+
+class FaultInjectionFs;
+
+inline constexpr std::string_view kRegionsColumnFamily = "regions";
+inline constexpr int kMaxOpenFiles = 64;
+
+struct StoreOptions {
+  std::string dir;
+  bool read_only = false;
+  // Create the database and its column families if missing.
+  bool create = false;
+  uint64_t block_cache_bytes = 8 << 20;
+  uint64_t write_buffer_bytes = 4 << 20;
+  std::shared_ptr<FaultInjectionFs> fault_fs;  // nullptr: the real filesystem
+};
+
+class RocksStore {
+ public:
+  // Opens (or with `create`, creates) the store. REQUIRES: when not creating,
+  // the store has exactly the default and "regions" column families (check
+  // with ListColumnFamilies first). Errors: as RocksDB's, converted (a held
+  // RocksDB LOCK becomes Busy).
+  static Result<std::unique_ptr<RocksStore>> Open(const StoreOptions& options);
+  // Column family names of the store in options.dir.
+  static Result<std::vector<std::string>> ListColumnFamilies(const StoreOptions& options);
+  ~RocksStore();
+
+  // The superblock value, or nullopt if the key is absent.
+  Result<std::optional<std::string>> GetSuperblock();
+  // Writes the superblock with sync.
+  Status PutSuperblock(std::string_view value);
+  // True if neither column family holds any key.
+  Result<bool> IsEmpty();
+  // Calls fn(key, value) for every chunk in key order; stops at the first
+  // non-OK status from fn and returns it.
+  Status ForEachChunk(const std::function<Status(std::string_view, std::string_view)>& fn);
+
+  // The commit batch: accumulate, then write atomically with sync.
+  void BatchPut(uint64_t chunk, std::string_view value);
+  void BatchDelete(uint64_t chunk);
+  // Writes the batch (one WriteBatch, sync=true) and empties it, either way.
+  Status BatchCommit();
+  size_t BatchBytes() const;
+
+ private:
+  struct Rep;
+  explicit RocksStore(std::unique_ptr<Rep> rep);
+  std::unique_ptr<Rep> rep_;
+};
+
+}  // namespace clonefs::metadata

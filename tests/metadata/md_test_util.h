@@ -1,0 +1,102 @@
+// Helpers shared by the metadata tests: temp directories, options, seeds,
+// sanitizer-aware scaling and whole-bitmap snapshots.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "metadata/metadata.h"
+
+namespace clonefs::metadata::testing {
+
+// True in ASan/TSan builds, where iteration counts are scaled down.
+inline bool UnderSanitizer() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  return true;
+#else
+  return false;
+#endif
+}
+
+// n in normal builds, max(1, n / div) under sanitizers.
+inline int Scaled(int n, int div = 5) { return UnderSanitizer() ? std::max(1, n / div) : n; }
+
+// The seed of a randomized test: $CLONEFS_TEST_SEED if set, else random.
+// Tests print it with SCOPED_TRACE so a failure can be replayed.
+inline uint64_t TestSeed() {
+  if (const char* s = getenv("CLONEFS_TEST_SEED")) return strtoull(s, nullptr, 0);
+  return std::random_device{}() ^ (static_cast<uint64_t>(getpid()) << 32);
+}
+
+// A fresh directory under $TMPDIR (or /tmp), removed at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    const char* base = getenv("TMPDIR");
+    std::string tmpl = std::string(base ? base : "/tmp") + "/clonefs-md-XXXXXX";
+    if (!mkdtemp(tmpl.data())) ADD_FAILURE() << "mkdtemp failed";
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  std::string Sub(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+inline MetadataOptions Options(const std::string& dir, uint64_t nr_regions,
+                               uint64_t region_size = 4096) {
+  MetadataOptions o;
+  o.dir = dir;
+  o.region_size = region_size;
+  o.image_size = nr_regions * region_size;
+  o.source = FileIdentity{o.image_size, 11, 1000, 0xabcdef, "/src.img"};
+  o.dest = FileIdentity{o.image_size, 22, 0, 0, "/dest.img"};
+  o.block_cache_bytes = 1 << 20;
+  o.write_buffer_bytes = 256 << 10;
+  return o;
+}
+
+inline std::unique_ptr<Metadata> MustOpen(const MetadataOptions& o) {
+  auto r = Metadata::Open(o);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? std::move(r).value() : nullptr;
+}
+
+// The in-core hydrated bitmap as a vector<bool>, read through the public API.
+inline std::vector<bool> Snapshot(const Metadata& md) {
+  std::vector<bool> v(md.nr_regions(), false);
+  for (uint64_t r = md.FindNextHydratedRegion(0); r < md.nr_regions();
+       r = md.FindNextHydratedRegion(r + 1)) {
+    v[r] = true;
+  }
+  return v;
+}
+
+inline uint64_t CountTrue(const std::vector<bool>& v) {
+  uint64_t n = 0;
+  for (bool b : v) n += b;
+  return n;
+}
+
+// Index of the first difference, or -1.
+inline int64_t FirstDiff(const std::vector<bool>& a, const std::vector<bool>& b) {
+  if (a.size() != b.size()) return 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i] != b[i]) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+}  // namespace clonefs::metadata::testing
