@@ -1,0 +1,64 @@
+// clonefs: the command. Thin: finds the subcommand in the table below and
+// runs it; command-line errors are caught here, once.
+#include <boost/program_options/errors.hpp>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "command.h"
+#include "fuse/exit_codes.h"
+
+namespace clonefs::cli {
+namespace {
+
+// The whole command surface. Control subcommands (status, message, wait,
+// info, check) each add one line here, from their own <name>_command.cc.
+const Command kCommands[] = {
+    {"mount",   "clone SOURCE into DEST and expose it as a file in MOUNTPOINT", MountCommand},
+    {"unmount", "final commit and clean unmount of a clone",                    UnmountCommand},
+    // -- control commands go here --
+};
+
+void PrintHelp(FILE* out) {
+  fprintf(out,
+          "Usage: clonefs COMMAND [options] [arguments]\n\n"
+          "clonefs makes a writable copy of a large read-only image usable at once: a FUSE\n"
+          "file whose unread regions come from the source while a background copier fills\n"
+          "the destination (Linux's dm-clone, in user space, at file level).\n\n"
+          "Commands:\n");
+  for (const auto& c : kCommands) fprintf(out, "  %-10s %s\n", c.name, c.summary);
+  fprintf(out,
+          "\nRun 'clonefs COMMAND --help' for a command's options.\n"
+          "Exit codes: 0 success, 1 failure, 2 bad command line, 3 (unmount) file in use.\n");
+}
+
+}  // namespace
+}  // namespace clonefs::cli
+
+int main(int argc, char** argv) {
+  using namespace clonefs::cli;
+  if (argc < 2) {
+    PrintHelp(stderr);
+    return clonefs::kExitUsage;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    PrintHelp(stdout);
+    return clonefs::kExitOk;
+  }
+  if (name == "--version") {
+    printf("clonefs 0.1.0\n");
+    return clonefs::kExitOk;
+  }
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(Args(argv + 2, argv + argc));
+    } catch (const boost::program_options::error& e) {
+      fprintf(stderr, "clonefs: error: %s; see: clonefs %s --help\n", e.what(), c.name);
+      return clonefs::kExitUsage;
+    }
+  }
+  fprintf(stderr, "clonefs: error: unknown command '%s'; see: clonefs --help\n", name.c_str());
+  return clonefs::kExitUsage;
+}

@@ -1,0 +1,22 @@
+// `clonefs unmount` command line -> fuse::UnmountOptions.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "command.h"
+#include "fuse/unmount.h"
+
+namespace clonefs::cli {
+
+struct ParsedUnmount {
+  fuse::UnmountOptions options;
+  bool help = false;
+  std::vector<std::string> problems;
+};
+
+// Throws boost::program_options::error for a malformed command line.
+ParsedUnmount ParseUnmountArgs(const Args& args);
+std::string UnmountUsage();
+
+}  // namespace clonefs::cli

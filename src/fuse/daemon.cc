@@ -1,0 +1,339 @@
+#include "fuse/daemon.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/log.h"
+#include "fuse/exit_codes.h"
+#include "fuse/fuse_server.h"
+#include "fuse/mount_table.h"
+#include "fuse/preflight.h"
+#include "fuse/runtime_info.h"
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+extern char** environ;
+
+namespace clonefs::fuse {
+namespace {
+
+// Where the serving process sends what the user must see before the mount
+// exists: stderr (foreground) or the pipe to the waiting parent (detached).
+// Pipe protocol, one line each: "N <note>", "E <error>", "M <pid>".
+class Reporter {
+ public:
+  explicit Reporter(int pipe_fd) : fd_(pipe_fd) {}
+  void Note(const std::string& m) {
+    CLONEFS_LOG_WARN("%s", m.c_str());
+    Send('N', m);
+  }
+  void Error(const std::string& m) {
+    CLONEFS_LOG_ERROR("%s", m.c_str());
+    Send('E', m);
+  }
+  void Mounted() {
+    Send('M', std::to_string(getpid()));
+    if (fd_ >= 0) close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  void Send(char kind, std::string m) {
+    if (fd_ < 0) {
+      if (kind == 'N') fprintf(stderr, "clonefs: note: %s\n", m.c_str());
+      if (kind == 'E') fprintf(stderr, "clonefs: error: %s\n", m.c_str());
+      return;
+    }
+    for (char& c : m) {
+      if (c == '\n') c = ' ';
+    }
+    std::string line = std::string(1, kind) + " " + m + "\n";
+    ssize_t n = write(fd_, line.data(), line.size());
+    (void)n;
+  }
+  int fd_;  // -1: foreground
+};
+
+void SetUpLogging(const MountOptions& o, bool detached) {
+  SetLogLevel(o.log_level);
+  if (!o.log_file.empty()) {
+    Status s = SetLogToFile(o.log_file);
+    if (s.ok()) return;
+    fprintf(stderr, "clonefs: warning: %s; logging to %s\n", s.ToString().c_str(),
+            detached ? "syslog" : "stderr");
+  }
+  if (detached) SetLogToSyslog("clonefs");
+}
+
+// Runs the user's --on-complete command without waiting for it.
+void RunOnComplete(const MountOptions& o) {
+  std::vector<std::string> env_storage = {
+      "CLONEFS_SOURCE=" + o.source, "CLONEFS_DEST=" + o.dest,
+      "CLONEFS_MOUNTPOINT=" + o.mountpoint, "CLONEFS_METADATA=" + o.metadata_dir};
+  std::vector<char*> envp;
+  for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "CLONEFS_", 8) != 0) envp.push_back(*e);
+  }
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const char* argv[] = {"sh", "-c", o.on_complete.c_str(), nullptr};
+  pid_t pid;
+  int rc = posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv),
+                       envp.data());
+  if (rc != 0) {
+    CLONEFS_LOG_ERROR("on-complete: cannot run /bin/sh: %s", std::strerror(rc));
+    return;
+  }
+  CLONEFS_LOG_INFO("on-complete: started '%s' (pid %d)", o.on_complete.c_str(), pid);
+  std::thread([pid] {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      CLONEFS_LOG_INFO("on-complete: command finished");
+    } else {
+      CLONEFS_LOG_WARN("on-complete: command failed (status %d)", status);
+    }
+  }).detach();
+}
+
+sigset_t HandledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR2);  // internal: "serving is over"
+  return set;
+}
+
+void SignalLoop(FuseServer* server, const MountOptions* o) {
+  sigset_t set = HandledSignals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGUSR2) return;
+    if (sig == SIGHUP) {
+      if (!o->log_file.empty()) SetLogToFile(o->log_file).ok();
+      CLONEFS_LOG_INFO("SIGHUP: log reopened");
+      continue;
+    }
+    Status s = server->RequestUnmount();
+    if (s.ok()) {
+      CLONEFS_LOG_INFO("%s: unmounted %s; finishing (final commit)", strsignal(sig),
+                       o->mountpoint.c_str());
+      return;
+    }
+    if (s.IsBusy()) {
+      CLONEFS_LOG_WARN("%s ignored: %s/%s is in use (%d open handles); keeping the clone "
+                       "serving. Stop its users (umount, losetup -d, the VM), then run: "
+                       "clonefs unmount %s",
+                       strsignal(sig), o->mountpoint.c_str(), o->name.c_str(),
+                       server->open_handles(), o->mountpoint.c_str());
+    } else {
+      CLONEFS_LOG_ERROR("%s: cannot unmount: %s", strsignal(sig), s.ToString().c_str());
+    }
+  }
+}
+
+// Everything the serving process does; returns its exit code.
+int ServeClone(const MountOptions& o, Reporter* rep) {
+  // Reclaim under a loop device over our own file must not wait on us.
+  if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
+    CLONEFS_LOG_WARN("PR_SET_IO_FLUSHER refused (%s): under memory pressure with a loop "
+                     "device on the clone, reclaim could wait on this daemon",
+                     std::strerror(errno));
+  }
+  sigset_t set = HandledSignals();
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  Status s = CheckPathLayout(o);
+  if (s.ok()) s = CheckMountpoint(o, [rep](const std::string& m) { rep->Note(m); });
+  if (!s.ok()) {
+    rep->Error(s.message());
+    return kExitFailure;
+  }
+  auto opened = OpenClone(o, [rep](const std::string& m) { rep->Note(m); });
+  if (!opened.ok()) {
+    rep->Error(opened.status().message());
+    return kExitFailure;
+  }
+  OpenedClone c = std::move(*opened);
+  const struct stat dest_st = c.dest_stat;
+
+  EngineOptions eo;
+  eo.knobs = o.knobs;
+  eo.discard_passdown = o.discard_passdown;
+  if (!o.on_complete.empty()) eo.on_complete = [o] { RunOnComplete(o); };
+  eo.on_complete = [o, user = eo.on_complete] {
+    CLONEFS_LOG_INFO("hydration complete: %s is a standalone image", o.dest.c_str());
+    if (user) user();
+  };
+  auto engine = Engine::Open(std::move(c.source), std::move(c.dest), std::move(c.metadata), eo);
+  if (!engine.ok()) {
+    rep->Error(engine.status().WithContext("cannot start the clone").message());
+    return kExitFailure;
+  }
+  s = (*engine)->Start();
+  if (!s.ok()) {
+    rep->Error(s.WithContext("cannot start the clone").message());
+    return kExitFailure;
+  }
+
+  FuseServerOptions so;
+  so.mountpoint = o.mountpoint;
+  so.fsname = o.metadata_dir;
+  so.allow_other = o.allow_other;
+  so.extra_options = o.fuse_options;
+  so.max_threads = o.threads;
+  so.fs.file_name = o.name;
+  so.fs.mode = dest_st.st_mode & 07777;
+  so.fs.uid = dest_st.st_uid;
+  so.fs.gid = dest_st.st_gid;
+  auto server = FuseServer::Mount(engine->get(), so);
+  if (!server.ok()) {
+    rep->Error(server.status().message() +
+               (geteuid() != 0 && o.allow_other
+                    ? "; for --allow-other as a non-root user, add user_allow_other to "
+                      "/etc/fuse.conf"
+                    : ""));
+    return kExitFailure;
+  }
+  DaemonInfo info{getpid(), o.mountpoint, o.source, o.dest, o.metadata_dir, o.name, ""};
+  Status w = WriteDaemonInfo(info);
+  if (!w.ok()) CLONEFS_LOG_WARN("cannot record the daemon: %s", w.ToString().c_str());
+
+  std::thread signals(SignalLoop, server->get(), &o);
+  CLONEFS_LOG_INFO("mounted %s/%s (source %s, dest %s, metadata %s)", o.mountpoint.c_str(),
+                   o.name.c_str(), o.source.c_str(), o.dest.c_str(), o.metadata_dir.c_str());
+  rep->Mounted();
+
+  Status served = (*server)->Serve();
+  pthread_kill(signals.native_handle(), SIGUSR2);
+  signals.join();
+  server->reset();
+  engine->reset();  // releases the metadata lock
+  if (!served.ok()) {
+    CLONEFS_LOG_ERROR("final commit failed: %s", served.ToString().c_str());
+    info.final_error = served.ToString();
+    WriteDaemonInfo(info).ok();  // `clonefs unmount` reports it
+    return kExitFailure;
+  }
+  RemoveDaemonInfo(o.mountpoint);
+  CLONEFS_LOG_INFO("unmounted %s; final commit done", o.mountpoint.c_str());
+  return kExitOk;
+}
+
+// Parent side of a detached mount: relays the child's messages, then checks
+// that the exposed file answers.
+int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
+  std::string buf;
+  char chunk[512];
+  ssize_t n;
+  bool mounted = false, reported_error = false;
+  std::string daemon_pid;
+  while (!mounted && ((n = read(fd, chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))) {
+    if (n > 0) buf.append(chunk, static_cast<size_t>(n));
+    size_t nl;
+    while (!mounted && (nl = buf.find('\n')) != std::string::npos) {
+      std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      if (line.size() < 2) continue;
+      const std::string msg = line.substr(2);
+      if (line[0] == 'N') fprintf(stderr, "clonefs: note: %s\n", msg.c_str());
+      if (line[0] == 'E') {
+        fprintf(stderr, "clonefs: error: %s\n", msg.c_str());
+        reported_error = true;
+      }
+      if (line[0] == 'M') {
+        mounted = true;
+        daemon_pid = msg;
+      }
+    }
+  }
+  close(fd);
+  if (!mounted) {
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!reported_error) {
+      fprintf(stderr,
+              "clonefs: error: the daemon exited before the mount was ready (status %d); see "
+              "its log (%s)\n",
+              status, o.log_file.empty() ? "syslog" : o.log_file.c_str());
+    }
+    return kExitFailure;
+  }
+  // The mount exists; the file must answer getattr before we say so.
+  const std::string file = o.mountpoint + "/" + o.name;
+  struct stat st;
+  if (stat(file.c_str(), &st) != 0) {
+    int err = errno;
+    fprintf(stderr, "clonefs: error: mounted, but %s does not answer (%s); unmounting\n",
+            file.c_str(), std::strerror(err));
+    UnmountPath(o.mountpoint, /*lazy=*/true).ok();
+    return kExitFailure;
+  }
+  printf("clonefs: mounted %s (%llu bytes; daemon pid %s)\n", file.c_str(),
+         static_cast<unsigned long long>(st.st_size), daemon_pid.c_str());
+  fflush(stdout);
+  return kExitOk;
+}
+
+}  // namespace
+
+int RunMount(const MountOptions& in) {
+  const MountOptions o = ResolveMountDefaults(in);
+  if (o.foreground) {
+    SetUpLogging(o, /*detached=*/false);
+    Reporter rep(-1);
+    return ServeClone(o, &rep);
+  }
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    fprintf(stderr, "clonefs: error: pipe: %s\n", std::strerror(errno));
+    return kExitFailure;
+  }
+  fflush(stdout);
+  fflush(stderr);
+  pid_t pid = fork();
+  if (pid < 0) {
+    fprintf(stderr, "clonefs: error: fork: %s\n", std::strerror(errno));
+    return kExitFailure;
+  }
+  if (pid > 0) {
+    close(p[1]);
+    return WaitForDaemon(p[0], pid, o);
+  }
+  // Child: the daemon.
+  close(p[0]);
+  setsid();
+  if (chdir("/") != 0) _exit(kExitFailure);
+  int devnull = open("/dev/null", O_RDWR);
+  if (devnull >= 0) {
+    dup2(devnull, STDIN_FILENO);
+    dup2(devnull, STDOUT_FILENO);
+    dup2(devnull, STDERR_FILENO);
+    if (devnull > STDERR_FILENO) close(devnull);
+  }
+  SetUpLogging(o, /*detached=*/true);
+  Reporter rep(p[1]);
+  _exit(ServeClone(o, &rep));
+}
+
+}  // namespace clonefs::fuse

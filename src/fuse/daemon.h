@@ -1,0 +1,41 @@
+// The clonefs daemon: `clonefs mount` from checked options to a served
+// mount, and back to a clean exit.
+//
+// SEQUENCE (RunMount)
+//   detached (default): fork; the parent waits on a pipe while the child
+//     (new session, cwd "/") does everything below and reports notes,
+//     errors and finally "mounted" through the pipe. The parent then checks
+//     that the exposed file answers getattr (the daemon itself never touches
+//     its own mount) and exits 0; on any error it prints the child's message
+//     and exits non-zero.
+//   --foreground: the same steps in this process; messages go to stderr.
+// In the serving process:
+//   1. PR_SET_IO_FLUSHER (before any thread exists; a warning if refused),
+//      SIGTERM/SIGINT/SIGHUP blocked in every thread, SIGPIPE ignored.
+//   2. Checks and opening (preflight.h): paths, mount point (a stale clonefs
+//      mount is detached), source, dest, metadata (locked for the daemon's
+//      whole life: the Metadata object lives in the engine).
+//   3. Engine::Open + Start, FuseServer::Mount, the runtime record
+//      (runtime_info.h), the signal thread, "mounted".
+//   4. Serve until unmounted. The FUSE destroy operation shuts the engine
+//      down (final commit). Exit 0 if that commit succeeded.
+//
+// SIGNALS (one thread, sigwait): SIGTERM/SIGINT try a plain unmount; while
+// the exposed file is open (loop device, VM) the kernel refuses, and the
+// daemon logs that it keeps serving and that `clonefs unmount` (after
+// detaching the users) is the way to stop. SIGHUP reopens the log file.
+// libfuse's own signal handlers are not installed.
+#pragma once
+
+#include "fuse/mount_options.h"
+
+namespace clonefs::fuse {
+
+// Runs `clonefs mount`. REQUIRES: ValidateMountOptions(options) is empty;
+// no other thread exists in this process (it may fork). Returns the exit
+// code (exit_codes.h). Detached: returns in the parent once the file is
+// usable; the child never returns (it _exits). Foreground: returns after
+// the mount has been served and unmounted.
+int RunMount(const MountOptions& options);
+
+}  // namespace clonefs::fuse

@@ -1,0 +1,60 @@
+#include "fuse/mount_options.h"
+
+#include "fuse/mount_table.h"
+#include "metadata/metadata.h"
+
+namespace clonefs::fuse {
+namespace {
+
+std::string Basename(const std::string& path) {
+  std::string p = NormalizePath(path);
+  size_t slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+bool IsPowerOfTwo(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+}  // namespace
+
+std::vector<std::string> ValidateMountOptions(const MountOptions& o) {
+  std::vector<std::string> problems;
+  if (o.source.empty()) problems.push_back("SOURCE is missing; give the image to clone");
+  if (o.dest.empty()) problems.push_back("DEST is missing; give the file or device to write to");
+  if (o.mountpoint.empty()) problems.push_back("MOUNTPOINT is missing; give an empty directory");
+  if (!IsPowerOfTwo(o.region_size)) {
+    problems.push_back("region size " + std::to_string(o.region_size) +
+                       " is not a power of two; use e.g. 64K or 1M");
+  } else if (o.region_size < metadata::kMinRegionSize || o.region_size > metadata::kMaxRegionSize) {
+    problems.push_back("region size " + std::to_string(o.region_size) +
+                       " is out of range; use a power of two from 4K to 1G");
+  }
+  if (!o.name.empty() &&
+      (o.name == "." || o.name == ".." || o.name.find('/') != std::string::npos ||
+       o.name.size() > 255)) {
+    problems.push_back("--name '" + o.name + "' is not a valid file name; use one path component");
+  }
+  if (o.threads < 1 || o.threads > 1024) {
+    problems.push_back("--threads " + std::to_string(o.threads) + " is out of range; use 1 to 1024");
+  }
+  if (o.knobs.hydration_batch_size == 0) {
+    problems.push_back("--hydration-batch-size must be at least 1");
+  }
+  for (const auto& opt : o.fuse_options) {
+    if (opt.empty()) problems.push_back("-o needs a non-empty FUSE option");
+  }
+  return problems;
+}
+
+MountOptions ResolveMountDefaults(const MountOptions& in) {
+  MountOptions o = in;
+  if (!o.source.empty()) o.source = NormalizePath(o.source);
+  if (!o.dest.empty()) o.dest = NormalizePath(o.dest);
+  if (!o.mountpoint.empty()) o.mountpoint = NormalizePath(o.mountpoint);
+  if (o.metadata_dir.empty() && !o.dest.empty()) o.metadata_dir = o.dest + ".clonefs";
+  if (!o.metadata_dir.empty()) o.metadata_dir = NormalizePath(o.metadata_dir);
+  if (o.name.empty() && !o.dest.empty()) o.name = Basename(o.dest);
+  if (!o.log_file.empty()) o.log_file = NormalizePath(o.log_file);
+  return o;
+}
+
+}  // namespace clonefs::fuse

@@ -1,0 +1,73 @@
+// MountOptions: everything `clonefs mount` needs, as a plain struct. The
+// command line turns argv into it (cli/mount_command.cc); the daemon
+// (daemon.h) consumes it. No argv, no Boost here.
+//
+// THREAD SAFETY: a value type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/log.h"
+#include "engine/engine.h"
+
+namespace clonefs::fuse {
+
+struct MountOptions {
+  // Read-only image (regular file or block device). Required.
+  std::string source;
+  // Writable destination (regular file, created sparse or extended to the
+  // source's size if needed, or a block device at least as large). Required.
+  std::string dest;
+  // Directory to mount on. Required; must exist, be a directory and not be
+  // a mount point (a stale mount of a dead clonefs daemon is detached).
+  std::string mountpoint;
+  // Metadata directory. Default: "" = DEST.clonefs beside a regular-file
+  // dest (required for a block-device dest).
+  std::string metadata_dir;
+  // Name of the exposed file. Default: "" = basename of DEST.
+  std::string name;
+  // Region size in bytes: a power of two in [4 KiB, 1 GiB]. Used when the
+  // metadata is formatted; an existing clone must be mounted with its own
+  // region size. Default: 64 KiB.
+  uint64_t region_size = 64 * 1024;
+  // Hydration knobs (engine.h). Defaults there; --no-hydration clears
+  // hydration_enabled.
+  HydrationKnobs knobs;
+  // Punch-hole deallocates dest space (true) or writes zeros (false).
+  // Default: true.
+  bool discard_passdown = true;
+  // Open source and dest with O_DIRECT (no page cache: bounded memory, no
+  // double caching under a loop device or VM). Falls back to buffered I/O,
+  // with a warning, on file systems without O_DIRECT. Default: true.
+  bool direct_io = true;
+  // Mount with allow_other. Default: false.
+  bool allow_other = false;
+  // Extra FUSE mount options (-o). Default: none.
+  std::vector<std::string> fuse_options;
+  // Stay attached to the terminal, logging to stderr. Default: false
+  // (daemonize; return once the file is usable).
+  bool foreground = false;
+  // Default: info.
+  LogLevel log_level = LogLevel::kInfo;
+  // Log file. Default: "" = stderr in the foreground, syslog when detached.
+  std::string log_file;
+  // Shell command run (via /bin/sh -c) once hydration completes, with
+  // CLONEFS_SOURCE, CLONEFS_DEST, CLONEFS_MOUNTPOINT and CLONEFS_METADATA in
+  // its environment. Default: none.
+  std::string on_complete;
+  // Most FUSE worker threads. Default: 64.
+  uint32_t threads = 64;
+};
+
+// Checks what can be checked without touching the filesystem and returns
+// every problem found (empty = fine), each a full sentence saying what to do.
+std::vector<std::string> ValidateMountOptions(const MountOptions& o);
+
+// Fills defaults that depend on the paths: absolute paths for source, dest,
+// mountpoint and metadata_dir; name = basename(dest); metadata_dir =
+// dest + ".clonefs". Lexical only (does not touch the filesystem).
+MountOptions ResolveMountDefaults(const MountOptions& o);
+
+}  // namespace clonefs::fuse

@@ -1,0 +1,31 @@
+// `clonefs unmount MOUNTPOINT [--force]`: a clean unmount that waits for the
+// daemon's final commit, refusing (with the fix named) while the exposed file
+// is in use.
+//
+// How: a plain umount, which the kernel refuses (EBUSY) while anything has
+// the file open; the daemon's loop then ends and its FUSE destroy operation
+// makes the final commit; this command waits for the daemon to exit. If the
+// file is in use, the loop devices backed by it are named (from
+// /sys/block/loop*/loop/backing_file) with the commands that free them.
+// --force detaches lazily instead: the mount disappears from the namespace
+// at once and the daemon finishes when the last user closes the file.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace clonefs::fuse {
+
+struct UnmountOptions {
+  // The clonefs mount point. Required.
+  std::string mountpoint;
+  // Lazy unmount even if the file is in use. Default: false.
+  bool force = false;
+  // Longest wait, in seconds, for the daemon's final commit. Default: 600.
+  uint32_t wait_seconds = 600;
+};
+
+// Returns the exit code (exit_codes.h): kExitBusy if the file is in use.
+int RunUnmount(const UnmountOptions& options);
+
+}  // namespace clonefs::fuse

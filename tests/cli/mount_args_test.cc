@@ -1,0 +1,127 @@
+#include "mount_args.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/program_options/errors.hpp>
+
+#include "fuse/mount_options.h"
+
+namespace clonefs::cli {
+namespace {
+
+bool Mentions(const std::vector<std::string>& problems, const std::string& what) {
+  for (const auto& p : problems) {
+    if (p.find(what) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST(MountArgs, DefaultsComeFromTheStructs) {
+  ParsedMount p = ParseMountArgs({"src.img", "dst.img", "/mnt/c"});
+  ASSERT_TRUE(p.problems.empty()) << p.problems[0];
+  const fuse::MountOptions d;
+  EXPECT_EQ(p.options.source, "src.img");
+  EXPECT_EQ(p.options.dest, "dst.img");
+  EXPECT_EQ(p.options.mountpoint, "/mnt/c");
+  EXPECT_EQ(p.options.region_size, d.region_size);
+  EXPECT_EQ(p.options.knobs.hydration_threshold, d.knobs.hydration_threshold);
+  EXPECT_EQ(p.options.knobs.hydration_batch_size, d.knobs.hydration_batch_size);
+  EXPECT_EQ(p.options.knobs.rate_bytes_per_s, 0u);
+  EXPECT_TRUE(p.options.knobs.hydration_enabled);
+  EXPECT_TRUE(p.options.discard_passdown);
+  EXPECT_TRUE(p.options.direct_io);
+  EXPECT_FALSE(p.options.foreground);
+  EXPECT_FALSE(p.options.allow_other);
+  EXPECT_EQ(p.options.threads, d.threads);
+}
+
+TEST(MountArgs, EveryOptionReachesTheStruct) {
+  ParsedMount p = ParseMountArgs(
+      {"--region-size", "1M", "--metadata", "/var/md", "--name", "disk.raw", "--no-hydration",
+       "--no-discard-passdown", "--hydration-threshold", "8", "--hydration-batch-size", "4",
+       "--rate", "50M", "--allow-other", "-o", "ro", "-o", "noatime,nodev", "--foreground",
+       "--log-level", "debug", "--log-file", "/var/log/c.log", "--on-complete", "echo done",
+       "--threads", "16", "--buffered", "a", "b", "c"});
+  ASSERT_TRUE(p.problems.empty()) << p.problems[0];
+  const auto& o = p.options;
+  EXPECT_EQ(o.region_size, 1u << 20);
+  EXPECT_EQ(o.metadata_dir, "/var/md");
+  EXPECT_EQ(o.name, "disk.raw");
+  EXPECT_FALSE(o.knobs.hydration_enabled);
+  EXPECT_FALSE(o.discard_passdown);
+  EXPECT_EQ(o.knobs.hydration_threshold, 8u);
+  EXPECT_EQ(o.knobs.hydration_batch_size, 4u);
+  EXPECT_EQ(o.knobs.rate_bytes_per_s, 50u << 20);
+  EXPECT_TRUE(o.allow_other);
+  EXPECT_EQ(o.fuse_options, (std::vector<std::string>{"ro", "noatime,nodev"}));
+  EXPECT_TRUE(o.foreground);
+  EXPECT_EQ(o.log_level, LogLevel::kDebug);
+  EXPECT_EQ(o.log_file, "/var/log/c.log");
+  EXPECT_EQ(o.on_complete, "echo done");
+  EXPECT_EQ(o.threads, 16u);
+  EXPECT_FALSE(o.direct_io);
+}
+
+TEST(MountArgs, ReportsEveryProblemAtOnce) {
+  ParsedMount p = ParseMountArgs({"--region-size", "5000", "--rate", "fast", "--threads", "0",
+                                  "--hydration-threshold", "x", "--log-level", "loud",
+                                  "--name", "a/b", "only-source"});
+  EXPECT_TRUE(Mentions(p.problems, "region size 5000 is not a power of two"));
+  EXPECT_TRUE(Mentions(p.problems, "--rate 'fast'"));
+  EXPECT_TRUE(Mentions(p.problems, "--threads 0"));
+  EXPECT_TRUE(Mentions(p.problems, "--hydration-threshold 'x'"));
+  EXPECT_TRUE(Mentions(p.problems, "--log-level 'loud'"));
+  EXPECT_TRUE(Mentions(p.problems, "--name 'a/b'"));
+  EXPECT_TRUE(Mentions(p.problems, "DEST is missing"));
+  EXPECT_TRUE(Mentions(p.problems, "MOUNTPOINT is missing"));
+  EXPECT_EQ(p.problems.size(), 8u);
+}
+
+TEST(MountArgs, RegionSizeRange) {
+  EXPECT_TRUE(Mentions(ParseMountArgs({"--region-size", "2K", "a", "b", "c"}).problems,
+                       "out of range"));
+  EXPECT_TRUE(Mentions(ParseMountArgs({"--region-size", "2G", "a", "b", "c"}).problems,
+                       "out of range"));
+  EXPECT_TRUE(ParseMountArgs({"--region-size", "4K", "a", "b", "c"}).problems.empty());
+  EXPECT_TRUE(ParseMountArgs({"--region-size", "1G", "a", "b", "c"}).problems.empty());
+}
+
+TEST(MountArgs, MalformedCommandLinesThrow) {
+  EXPECT_THROW(ParseMountArgs({"--no-such-option", "a", "b", "c"}),
+               boost::program_options::error);
+  EXPECT_THROW(ParseMountArgs({"a", "b", "c", "d"}), boost::program_options::error);
+  EXPECT_THROW(ParseMountArgs({"a", "b", "c", "--rate"}), boost::program_options::error);
+}
+
+TEST(MountArgs, HelpDocumentsEveryOption) {
+  EXPECT_TRUE(ParseMountArgs({"--help"}).help);
+  const std::string u = MountUsage();
+  for (const char* opt : {"--region-size", "--metadata", "--name", "--no-hydration",
+                          "--no-discard-passdown", "--hydration-threshold",
+                          "--hydration-batch-size", "--rate", "--allow-other", "-o",
+                          "--foreground", "--log-level", "--log-file", "--on-complete",
+                          "--threads", "--buffered", "SOURCE DEST MOUNTPOINT"}) {
+    EXPECT_NE(u.find(opt), std::string::npos) << opt;
+  }
+}
+
+TEST(MountDefaults, PathsBecomeAbsoluteAndNamesDefault) {
+  fuse::MountOptions o;
+  o.source = "/images/./base.img";
+  o.dest = "/var/lib/clones/../vm/disk.img";
+  o.mountpoint = "/mnt/clone/";
+  fuse::MountOptions r = fuse::ResolveMountDefaults(o);
+  EXPECT_EQ(r.source, "/images/base.img");
+  EXPECT_EQ(r.dest, "/var/lib/vm/disk.img");
+  EXPECT_EQ(r.mountpoint, "/mnt/clone");
+  EXPECT_EQ(r.metadata_dir, "/var/lib/vm/disk.img.clonefs");
+  EXPECT_EQ(r.name, "disk.img");
+  o.metadata_dir = "/md";
+  o.name = "x.raw";
+  r = fuse::ResolveMountDefaults(o);
+  EXPECT_EQ(r.metadata_dir, "/md");
+  EXPECT_EQ(r.name, "x.raw");
+}
+
+}  // namespace
+}  // namespace clonefs::cli

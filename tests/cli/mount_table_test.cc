@@ -1,0 +1,49 @@
+#include "fuse/mount_table.h"
+
+#include <gtest/gtest.h>
+
+#include "fuse/runtime_info.h"
+
+namespace clonefs::fuse {
+namespace {
+
+TEST(MountTable, ParsesMountinfoWithEscapesAndOptionalFields) {
+  const std::string text =
+      "22 1 0:21 / /proc rw,nosuid shared:5 - proc proc rw\n"
+      "90 22 0:50 / /mnt/my\\040clone rw,nosuid,nodev shared:7 master:1 - fuse.clonefs "
+      "/var/lib/d.img.clonefs rw,user_id=0\n"
+      "garbage line\n"
+      "91 22 0:51 / /mnt/x rw - ext4 /dev/loop0 rw\n";
+  auto m = ParseMountInfo(text);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[1].mountpoint, "/mnt/my clone");
+  EXPECT_EQ(m[1].fstype, "fuse.clonefs");
+  EXPECT_EQ(m[1].source, "/var/lib/d.img.clonefs");
+  EXPECT_EQ(m[2].fstype, "ext4");
+  EXPECT_EQ(m[2].source, "/dev/loop0");
+}
+
+TEST(MountTable, FindsRealMounts) {
+  auto root = FindMount("/");
+  ASSERT_TRUE(root.ok());
+  EXPECT_TRUE(root->has_value());
+  auto none = FindMount("/definitely/not/a/mount/point");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST(MountTable, NormalizePath) {
+  EXPECT_EQ(NormalizePath("/a/./b//c/../d/"), "/a/b/d");
+  EXPECT_EQ(NormalizePath("/../.."), "/");
+  EXPECT_EQ(NormalizePath("/"), "/");
+  EXPECT_EQ(NormalizePath("rel").front(), '/');
+}
+
+TEST(RuntimeInfo, PathsAreDistinctForDistinctMountpoints) {
+  EXPECT_NE(RuntimeInfoPath("/a-b"), RuntimeInfoPath("/a/b"));
+  EXPECT_NE(RuntimeInfoPath("/a b"), RuntimeInfoPath("/a_b"));
+  EXPECT_EQ(RuntimeInfoPath("/mnt/clone"), RuntimeDir() + "/-mnt-clone.info");
+}
+
+}  // namespace
+}  // namespace clonefs::fuse
