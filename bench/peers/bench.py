@@ -13,8 +13,9 @@ Subcommands (each prints one JSON object on stdout unless noted):
       returns data. Reports the time from starting CMD to that first byte.
       --bg: start CMD without waiting for it (for foreground daemons).
   fsync --file PATH --count N [--stride B] [--seed S] [--sync fdatasync|fsync]
+        [--odirect 0|1]
       Per iteration: pwrite 4 KiB of fresh random bytes at an offset, then
-      time fdatasync. --stride 0: random 4 KiB-aligned offsets anywhere;
+      time fdatasync. --odirect 1 opens with O_DIRECT (aligned buffer). --stride 0: random 4 KiB-aligned offsets anywhere;
       --stride B: each iteration writes at the start of a different B-sized
       block (distinct blocks, random order), so every write lands in a region
       not written before.
@@ -28,6 +29,7 @@ Subcommands (each prints one JSON object on stdout unless noted):
 """
 import errno
 import json
+import mmap
 import os
 import random
 import subprocess
@@ -151,14 +153,16 @@ def cmd_ttfb(argv):
 
 
 def cmd_fsync(argv):
-    opts = {"--stride": "0", "--seed": "1", "--sync": "fdatasync"}
+    opts = {"--stride": "0", "--seed": "1", "--sync": "fdatasync", "--odirect": "0"}
     while argv:
         a = argv.pop(0)
         opts[a] = argv.pop(0)
     path, count = opts["--file"], int(opts["--count"])
     stride, rng = int(opts["--stride"]), random.Random(int(opts["--seed"]))
     sync = os.fsync if opts["--sync"] == "fsync" else os.fdatasync
-    fd = os.open(path, os.O_RDWR)
+    direct = opts["--odirect"] == "1"
+    fd = os.open(path, os.O_RDWR | (os.O_DIRECT if direct else 0))
+    buf = mmap.mmap(-1, 4096)  # page aligned, as O_DIRECT needs
     try:
         size = os.lseek(fd, 0, os.SEEK_END)
         if stride > 0:
@@ -171,7 +175,7 @@ def cmd_fsync(argv):
         sync(fd)
         syncs, totals = [], []
         for off in offsets:
-            buf = rng.randbytes(4096)
+            buf[:] = rng.randbytes(4096)
             t0 = time.perf_counter()
             if os.pwrite(fd, buf, off) != 4096:
                 raise SystemExit("fsync: short write at %d" % off)

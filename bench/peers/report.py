@@ -120,7 +120,9 @@ def header():
             "4 KiB at QD16; page cache dropped before every run. Systems alternate on the same "
             "files, order reversed every other round; figures are medians over rounds.",
             "- *unhydrated*: a fresh clone per run (clonefs `--no-hydration`, a fresh empty qsd "
-            "overlay), so every run starts with nothing copied; *hydrated*: a fully hydrated "
+            "overlay), so every run starts with nothing copied. There clonefs serves reads from "
+            "the source without copying, while qsd's copy-on-read also copies every cluster it "
+            "reads; partial writes make both copy first. *hydrated*: a fully hydrated "
             "clone (clonefs after its copier finished; qsd after a full read through "
             "copy-on-read).", ""]
     return out
@@ -288,7 +290,7 @@ def sec_fsync():
     rows = []
     for case, desc in (("no-new-hydrations", "writes to hydrated data"),
                        ("new-hydrations", "each write hydrates a new region / allocates a cluster")):
-        for s in ("clonefs", "qsd", "direct"):
+        for s in ("clonefs", "qsd", "direct", "direct-odirect"):
             if (("fsync", case, s)) not in GROUPS:
                 continue
             g = lambda k: med("fsync", case, s, k)
@@ -305,7 +307,9 @@ def sec_fsync():
             notes.append("clonefs %s: fdatasync p50 %.2fx the dest file's" % (case, v / base))
     return ["## 5. fsync cost", "",
             "%s iterations of: pwrite 4 KiB of fresh random bytes, then fdatasync; times in "
-            "microseconds. *direct* is the dest file itself." % c.get("fsync_count", "?"), "",
+            "microseconds. *direct* is a plain copy of the source written with buffered pwrite, "
+            "*direct-odirect* the same with O_DIRECT (as clonefs writes dest by default); the "
+            "clone and qsd are written with buffered pwrite through FUSE." % c.get("fsync_count", "?"), "",
             table(["writes", "system", "fdatasync p50", "p99", "mean", "write+fdatasync p50", "p99"],
                   rows), ""] + (["- " + n for n in notes] + [""] if notes else [])
 

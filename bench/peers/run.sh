@@ -279,8 +279,8 @@ sec_latency() {
 }
 
 FSYNC_STRIDE=1048576
-fsync_probe() {  # fsync_probe SYS CASE FILE STRIDE ROUND
-  $BENCH fsync --file "$3" --count "$FSYNC_COUNT" --stride "$4" --seed "$5" \
+fsync_probe() {  # fsync_probe SYS CASE FILE STRIDE ROUND [ODIRECT]
+  $BENCH fsync --file "$3" --count "$FSYNC_COUNT" --stride "$4" --seed "$5" --odirect "${6:-0}" \
     | record fsync "$2" "$1" "$5" --metrics -
 }
 
@@ -315,12 +315,14 @@ sec_fsync() {
   local r s c
   for ((r = 1; r <= ROUNDS; r++)); do
     for c in no-new-hydrations new-hydrations; do
-      for s in $(order $r $(systems qsd direct)); do
+      for s in $(order $r $(systems qsd direct direct-odirect)); do
         case $s in
           clonefs) attempt "fsync $c clonefs" fsync_clonefs "$c" "$r" ;;
           qsd) attempt "fsync $c qsd" fsync_qsd "$c" "$r" ;;
           direct) [ "$c" = no-new-hydrations ] && \
                     attempt "fsync direct" fsync_probe direct "$c" "$DIRECT" 0 "$r" ;;
+          direct-odirect) [ "$c" = no-new-hydrations ] && \
+                    attempt "fsync direct O_DIRECT" fsync_probe direct-odirect "$c" "$DIRECT" 0 "$r" 1 ;;
         esac
       done
     done
