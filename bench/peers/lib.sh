@@ -116,7 +116,7 @@ cf_meta() { echo "$1.clonefs"; }  # default metadata dir beside dest
 
 # cf_fresh_dest SRC DEST: an empty sparse dest of the source's size, no metadata.
 cf_fresh_dest() {
-  rm -rf "$2" "$(cf_meta "$2")"
+  rm -rf "$2" "$(cf_meta "$2")" "$2.hydrated"
   truncate -s "$(stat -Lc %s "$1")" "$2"
 }
 
@@ -192,7 +192,9 @@ cf_wait() {
     CLONEFS_HAS_WAIT=0
   fi
   while :; do
-    local fin; fin=$(cf_status "$mnt" | json_get "done")
+    local st fin
+    st=$(cf_status "$mnt") || { log "clonefs status unusable: $(head -c 200 "$RUN/status.err")"; return 2; }
+    fin=$(json_get "done" <<<"$st")
     [ "$fin" = True ] && return 0
     [ "$(awk -v a="$(elapsed "$t0")" -v b="$timeout" 'BEGIN { print (a > b) }')" = 1 ] && return 1
     sleep 0.1

@@ -299,12 +299,16 @@ def sec_fsync():
     if not rows:
         return []
     c = META.get("config", {})
-    base = med("fsync", "no-new-hydrations", "direct", "sync_p50_us")
     notes = []
     for case in ("no-new-hydrations", "new-hydrations"):
         v = med("fsync", case, "clonefs", "sync_p50_us")
-        if v is not None and base:
-            notes.append("clonefs %s: fdatasync p50 %.2fx the dest file's" % (case, v / base))
+        parts = []
+        for b in ("direct", "direct-odirect"):
+            base = med("fsync", "no-new-hydrations", b, "sync_p50_us")
+            if v is not None and base:
+                parts.append("%.2fx %s" % (v / base, b))
+        if parts:
+            notes.append("clonefs %s: fdatasync p50 = %s" % (case, ", ".join(parts)))
     return ["## 5. fsync cost", "",
             "%s iterations of: pwrite 4 KiB of fresh random bytes, then fdatasync; times in "
             "microseconds. *direct* is a plain copy of the source written with buffered pwrite, "

@@ -128,6 +128,7 @@ hyd_clonefs() {  # hyd_clonefs SRC DEST CASE ROUND
   cf_wait "$mnt" "$HYD_TIMEOUT_S" || die "hydration not done in $HYD_TIMEOUT_S s"
   t1=$(now)
   cf_unmount "$mnt"
+  touch "$dest.hydrated"
   local verified=0
   if [ "$4" = "$ROUNDS" ]; then cmp -s "$src" "$dest" && verified=1; fi
   [ "$4" = "$ROUNDS" ] && [ $verified = 0 ] && log "WARNING: $dest differs from $src"
@@ -176,7 +177,7 @@ sec_hydration() {
 ensure_hydrated() {
   if [ ! -f "$DIRECT" ]; then cp --sparse=always "$SRC" "$DIRECT"; fi
   if [ ! -f "$QSD_HYD" ]; then hyd_qsd "$SRC" "$QSD_HYD" prep 0; fi
-  if cf_enabled && [ ! -d "$(cf_meta "$CF_HYD")" ]; then
+  if cf_enabled && [ ! -f "$CF_HYD.hydrated" ]; then
     hyd_clonefs "$SRC" "$CF_HYD" prep 0
   fi
 }
@@ -204,9 +205,13 @@ fio_fresh_qsd() {  # fio_fresh_qsd JOB ROUND: empty overlay
   qsd_stop "$exp" fresh
 }
 
+# cf_hydrated: the fully hydrated clonefs image exists (else the hydrated
+# clonefs runs fail rather than measure a partly hydrated clone).
+cf_hydrated() { [ -f "$CF_HYD.hydrated" ] || die "no fully hydrated clonefs image"; }
+
 fio_hydrated() {
   local cfmnt=$MNT/cf-hyd qexp=$MNT/qsd-hydrated.img r job s
-  if cf_enabled; then cf_mount "$SRC" "$CF_HYD" "$cfmnt"; fi
+  if cf_enabled; then cf_hydrated; cf_mount "$SRC" "$CF_HYD" "$cfmnt"; fi
   qsd_start "$SRC" "$QSD_HYD" "$qexp" hydfio
   for ((r = 1; r <= ROUNDS; r++)); do
     for job in seqread randread seqwrite randwrite; do
@@ -248,7 +253,7 @@ lat_run() {  # lat_run CASE ROUND: 4 KiB random reads at QD1 while the copier is
     rate-limited) opts=(--rate "$LAT_RATE") ;;
   esac
   if [ "$case" = idle-hydrated ]; then
-    dest=$CF_HYD
+    cf_hydrated; dest=$CF_HYD
   else
     dest=$IMG/cf-lat.img; cf_fresh_dest "$SRC" "$dest"
   fi
@@ -286,7 +291,7 @@ fsync_probe() {  # fsync_probe SYS CASE FILE STRIDE ROUND [ODIRECT]
 
 fsync_clonefs() {  # fsync_clonefs CASE ROUND
   local mnt=$MNT/fsync dest opts=()
-  if [ "$1" = no-new-hydrations ]; then dest=$CF_HYD
+  if [ "$1" = no-new-hydrations ]; then cf_hydrated; dest=$CF_HYD
   else dest=$IMG/cf-fsync.img; cf_fresh_dest "$SRC" "$dest"; opts=(--no-hydration); fi
   cf_mount "$SRC" "$dest" "$mnt" "${opts[@]}"
   local stride=0 rs
