@@ -59,6 +59,7 @@ TTFB_SIZES=${TTFB_SIZES:-"1G 64G 1T"}       # sparse sources for mount-to-first-
 RSS_LOAD_S=${RSS_LOAD_S:-2}                 # seconds of random reads before reading RSS
 HL_DELAY=${HL_DELAY:-5ms}                   # nbdkit delay filter rdelay
 HL_THRESHOLDS=${HL_THRESHOLDS:-"1 4 16 64"}
+HL_ROUNDS=${HL_ROUNDS:-1}                   # high-latency runs are long: one round by default
 SECTIONS=${ONLY:-hydration,fio,latency,fsync,ttfb,highlat}
 
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -433,7 +434,7 @@ sec_highlat() {
   mark=$(cleanup_count)
   nsrc=$(nbd_start "$IMG/hl.img" "$HL_DELAY" "$dir") || { record error "nbd start" - 0 rc=1; return 0; }
   record highlat config source 0 delay="$HL_DELAY" size_mib="$HL_MIB" cap_s="$HL_CAP_S"
-  for ((r = 1; r <= ROUNDS; r++)); do
+  for ((r = 1; r <= HL_ROUNDS; r++)); do
     attempt "highlat cp r$r" hl_cp "$nsrc" "$r"
     if cf_enabled; then
       for thr in $HL_THRESHOLDS; do
