@@ -95,8 +95,8 @@ Status DirectIo::WriteAligned(uint64_t off, const uint8_t* buf, size_t len) {
       CLONEFS_RETURN_IF_ERROR(posix_io::PreadFull(direct_fd_, c, bounce.data(), kAlign, name_));
     }
     if (tail_partial && (tail != head || !head_partial)) {
-      CLONEFS_RETURN_IF_ERROR(posix_io::PreadFull(direct_fd_, ce - kAlign,
-                                                  bounce.data() + (ce - kAlign - c), kAlign, name_));
+      CLONEFS_RETURN_IF_ERROR(posix_io::PreadFull(
+          direct_fd_, ce - kAlign, bounce.data() + (ce - kAlign - c), kAlign, name_));
     }
     std::memcpy(bounce.data() + (lo - c), buf + (lo - off), hi - lo);
     CLONEFS_RETURN_IF_ERROR(posix_io::PwriteFull(direct_fd_, c, bounce.data(), ce - c, name_));

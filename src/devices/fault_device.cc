@@ -143,9 +143,9 @@ class FaultDeviceImpl final : public FaultDevice {
       return Status::Permission(std::string(op) + " " + Name() + ": the device is read-only");
     }
     if (off > Size() || len > Size() - off) {
-      return Status::InvalidArgument(std::string(op) + " of " + std::to_string(len) +
-                                     " bytes at " + std::to_string(off) + " is beyond the end of " +
-                                     Name() + " (" + std::to_string(Size()) + " bytes)");
+      return Status::InvalidArgument(std::string(op) + " of " + std::to_string(len) + " bytes at " +
+                                     std::to_string(off) + " is beyond the end of " + Name() +
+                                     " (" + std::to_string(Size()) + " bytes)");
     }
     return Status::OK();
   }

@@ -40,10 +40,10 @@ enum class DeviceOp { kRead, kWrite, kFlush, kZero, kAny };
 
 struct FaultRule {
   DeviceOp op = DeviceOp::kAny;
-  uint64_t offset = 0;                 // range the call must overlap
+  uint64_t offset = 0;  // range the call must overlap
   uint64_t length = UINT64_MAX;
   Status error = Status::IoError("injected fault", 5 /*EIO*/);
-  uint64_t count = UINT64_MAX;         // fail this many matching calls, then stop
+  uint64_t count = UINT64_MAX;  // fail this many matching calls, then stop
 };
 
 class FaultDevice : public Device {

@@ -172,9 +172,9 @@ class MemDevice final : public Device {
 
   Status CheckRange(const char* op, uint64_t off, uint64_t len) const {
     if (off > size_ || len > size_ - off) {
-      return Status::InvalidArgument(std::string(op) + " of " + std::to_string(len) +
-                                     " bytes at " + std::to_string(off) + " is beyond the end of " +
-                                     name_ + " (" + std::to_string(size_) + " bytes)");
+      return Status::InvalidArgument(std::string(op) + " of " + std::to_string(len) + " bytes at " +
+                                     std::to_string(off) + " is beyond the end of " + name_ + " (" +
+                                     std::to_string(size_) + " bytes)");
     }
     return Status::OK();
   }

@@ -39,8 +39,8 @@ int OpenRetry(const char* path, int flags, mode_t mode) {
 // device.h); DirectIo documents its own locking.
 class PosixDevice final : public Device {
  public:
-  PosixDevice(std::string path, int fd, int direct_fd, uint64_t size, bool read_only,
-              bool is_block, uint64_t zero_align)
+  PosixDevice(std::string path, int fd, int direct_fd, uint64_t size, bool read_only, bool is_block,
+              uint64_t zero_align)
       : path_(std::move(path)),
         fd_(fd),
         direct_fd_(direct_fd),
@@ -104,9 +104,9 @@ class PosixDevice final : public Device {
  private:
   Status CheckRange(const char* op, uint64_t off, uint64_t len) const {
     if (off > size_ || len > size_ - off) {
-      return Status::InvalidArgument(std::string(op) + " of " + std::to_string(len) +
-                                     " bytes at " + std::to_string(off) + " is beyond the end of " +
-                                     path_ + " (" + std::to_string(size_) + " bytes)");
+      return Status::InvalidArgument(std::string(op) + " of " + std::to_string(len) + " bytes at " +
+                                     std::to_string(off) + " is beyond the end of " + path_ + " (" +
+                                     std::to_string(size_) + " bytes)");
     }
     return Status::OK();
   }
@@ -187,12 +187,14 @@ Result<std::unique_ptr<Device>> OpenPosixDevice(const std::string& path,
   if (fd.fd < 0) {
     int err = errno;
     if (err == EROFS) {
-      return Status::FromErrno(err, "open " + path + " for writing: it is on a read-only file system");
+      return Status::FromErrno(err,
+                               "open " + path + " for writing: it is on a read-only file system");
     }
     if (err == EISDIR) {
       return Status::InvalidArgument(path + " is a directory, not a regular file or block device");
     }
-    return Status::FromErrno(err, std::string("open ") + path + (ro ? " for reading" : " for writing"));
+    return Status::FromErrno(err,
+                             std::string("open ") + path + (ro ? " for reading" : " for writing"));
   }
   struct stat st;
   if (::fstat(fd.fd, &st) < 0) return Status::FromErrno(errno, "fstat " + path);
@@ -215,8 +217,8 @@ Result<std::unique_ptr<Device>> OpenPosixDevice(const std::string& path,
     zero_align = static_cast<uint64_t>(std::max(lbs, 512));
   } else if (!ro && options.min_size > size) {
     if (::ftruncate(fd.fd, static_cast<off_t>(options.min_size)) < 0) {
-      return Status::FromErrno(errno, "extend " + path + " to " + std::to_string(options.min_size) +
-                                          " bytes");
+      return Status::FromErrno(
+          errno, "extend " + path + " to " + std::to_string(options.min_size) + " bytes");
     }
     size = options.min_size;
   }
@@ -226,7 +228,8 @@ Result<std::unique_ptr<Device>> OpenPosixDevice(const std::string& path,
     direct_fd.fd = OpenRetry(path.c_str(), O_CLOEXEC | O_DIRECT | (ro ? O_RDONLY : O_RDWR), 0);
     if (direct_fd.fd < 0) {
       if (errno == EINVAL) {
-        return Status::InvalidArgument("open " + path + " with O_DIRECT: the file system does not "
+        return Status::InvalidArgument("open " + path +
+                                       " with O_DIRECT: the file system does not "
                                        "support direct I/O (run without direct I/O)");
       }
       return Status::FromErrno(errno, "open " + path + " with O_DIRECT");

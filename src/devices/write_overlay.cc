@@ -45,8 +45,8 @@ Status WriteOverlay::AddVersions(uint64_t off, const uint8_t* data, uint64_t len
 Status WriteOverlay::AddWrite(uint64_t off, const uint8_t* data, uint64_t len) {
   if (len == 0) return Status::OK();
   CLONEFS_RETURN_IF_ERROR(AddVersions(off, data, len));
-  log_.push_back(Op{off, len, false, ZeroMode::kPunch,
-                    std::string(reinterpret_cast<const char*>(data), len)});
+  log_.push_back(
+      Op{off, len, false, ZeroMode::kPunch, std::string(reinterpret_cast<const char*>(data), len)});
   pending_bytes_ += len;
   return Status::OK();
 }

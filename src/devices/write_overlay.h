@@ -60,7 +60,7 @@ class WriteOverlay {
   struct Op {
     uint64_t off;
     uint64_t len;
-    bool zero;       // true: Zero(off, len, mode); false: Write(off, data)
+    bool zero;  // true: Zero(off, len, mode); false: Write(off, data)
     ZeroMode mode;
     std::string data;
   };

@@ -44,13 +44,16 @@ const Factory kFactories[] = {
     {"posix", [](const TempDir& d, uint64_t n) { return OpenTempFile(d, n, false); }},
     {"posix_direct", [](const TempDir& d, uint64_t n) { return OpenTempFile(d, n, true); }},
     {"mem", [](const TempDir&, uint64_t n) { return NewMemDevice(n); }},
-    {"fault", [](const TempDir&, uint64_t n) -> std::unique_ptr<Device> {
+    {"fault",
+     [](const TempDir&, uint64_t n) -> std::unique_ptr<Device> {
        return FaultDevice::Wrap(NewMemDevice(n));
      }},
-    {"fault_volatile", [](const TempDir&, uint64_t n) -> std::unique_ptr<Device> {
+    {"fault_volatile",
+     [](const TempDir&, uint64_t n) -> std::unique_ptr<Device> {
        return FaultDevice::WrapVolatile(NewMemDevice(n));
      }},
-    {"fault_volatile_posix", [](const TempDir& d, uint64_t n) -> std::unique_ptr<Device> {
+    {"fault_volatile_posix",
+     [](const TempDir& d, uint64_t n) -> std::unique_ptr<Device> {
        std::shared_ptr<Device> base = OpenTempFile(d, n, false);
        return base ? FaultDevice::WrapVolatile(base) : nullptr;
      }},
@@ -147,7 +150,8 @@ TEST_P(DeviceConformanceTest, ZeroBothModesReadsBackZeros) {
     ZeroMode mode = rng() % 2 ? ZeroMode::kPunch : ZeroMode::kWriteZeros;
     ASSERT_TRUE(dev_->Zero(off, len, mode).ok()) << off << "+" << len;
     std::fill(model_.begin() + off, model_.begin() + off + len, 0);
-    ExpectMatchesModel(off >= 5000 ? off - 5000 : 0, std::min(len + 10000, kSize - (off >= 5000 ? off - 5000 : 0)));
+    ExpectMatchesModel(off >= 5000 ? off - 5000 : 0,
+                       std::min(len + 10000, kSize - (off >= 5000 ? off - 5000 : 0)));
     if (rng() % 3 == 0) {
       auto [woff, wlen] = RandomRange(rng);
       Write(woff, RandomBytes(rng, wlen));

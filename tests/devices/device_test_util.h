@@ -33,8 +33,8 @@ inline uint64_t TestSeed() {
   return std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
 }
 inline std::string SeedTrace(uint64_t seed) {
-  return "seed=" + std::to_string(seed) + " (replay with CLONEFS_TEST_SEED=" +
-         std::to_string(seed) + ")";
+  return "seed=" + std::to_string(seed) +
+         " (replay with CLONEFS_TEST_SEED=" + std::to_string(seed) + ")";
 }
 
 inline std::vector<uint8_t> RandomBytes(std::mt19937_64& rng, size_t n) {
@@ -82,7 +82,8 @@ inline bool MakeSparseFile(const std::string& path, uint64_t size) {
 
 inline bool WriteFile(const std::string& path, const std::vector<uint8_t>& content) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(reinterpret_cast<const char*>(content.data()), static_cast<std::streamsize>(content.size()));
+  f.write(reinterpret_cast<const char*>(content.data()),
+          static_cast<std::streamsize>(content.size()));
   return static_cast<bool>(f);
 }
 

@@ -54,11 +54,13 @@ TEST(FaultDeviceTest, RuleMatchesOverlappingRangesOnlyAndFailedWritesChangeNothi
     SCOPED_TRACE(is_volatile ? "volatile" : "plain");
     std::shared_ptr<Device> base = NewMemDevice(kSize);
     auto dev = is_volatile ? FaultDevice::WrapVolatile(base) : FaultDevice::Wrap(base);
-    dev->AddRule({.op = DeviceOp::kWrite, .offset = 8192, .length = 4096,
+    dev->AddRule({.op = DeviceOp::kWrite,
+                  .offset = 8192,
+                  .length = 4096,
                   .error = Status::NoSpace("injected full")});
     std::vector<uint8_t> d(20000, 0x77);
-    EXPECT_TRUE(dev->Write(4096, d.data(), 4096).ok());   // ends where the rule starts
-    EXPECT_TRUE(dev->Write(12288, d.data(), 10).ok());    // starts where it ends
+    EXPECT_TRUE(dev->Write(4096, d.data(), 4096).ok());  // ends where the rule starts
+    EXPECT_TRUE(dev->Write(12288, d.data(), 10).ok());   // starts where it ends
     EXPECT_TRUE(dev->Write(8191, d.data(), 2).IsNoSpace());
     EXPECT_TRUE(dev->Write(12287, d.data(), 1).IsNoSpace());
     EXPECT_TRUE(dev->Write(0, d.data(), d.size()).IsNoSpace());

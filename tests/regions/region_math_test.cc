@@ -48,8 +48,9 @@ std::vector<RegionPiece> NaiveSplit(uint64_t image, uint64_t rs, uint64_t off, u
 }
 
 void ExpectSameSplit(const RegionGeometry& g, uint64_t off, uint64_t len) {
-  SCOPED_TRACE("image=" + std::to_string(g.image_size()) + " rs=" + std::to_string(g.region_size()) +
-               " off=" + std::to_string(off) + " len=" + std::to_string(len));
+  SCOPED_TRACE("image=" + std::to_string(g.image_size()) +
+               " rs=" + std::to_string(g.region_size()) + " off=" + std::to_string(off) +
+               " len=" + std::to_string(len));
   ASSERT_TRUE(g.Contains(off, len));
   std::vector<RegionPiece> got = Collect(g, off, len);
   std::vector<RegionPiece> want = NaiveSplit(g.image_size(), g.region_size(), off, len);
@@ -62,8 +63,7 @@ void ExpectSameSplit(const RegionGeometry& g, uint64_t off, uint64_t len) {
     EXPECT_EQ(got[i].length, want[i].length);
     EXPECT_EQ(got[i].offset_in_region, want[i].offset_in_region);
     EXPECT_EQ(got[i].covers_region, want[i].covers_region);
-    EXPECT_EQ(g.CanSkipCopy(got[i]),
-              want[i].covers_region && want[i].length == g.region_size());
+    EXPECT_EQ(g.CanSkipCopy(got[i]), want[i].covers_region && want[i].length == g.region_size());
   }
 }
 
@@ -133,8 +133,8 @@ TEST(RegionMathTest, RegionCountsAndLengths) {
 TEST(RegionMathTest, SplitMatchesNaiveReferenceSystematically) {
   // The constructor accepts 512-byte regions, which keeps these exhaustive.
   for (uint64_t rs : {uint64_t{512}, uint64_t{1024}}) {
-    for (uint64_t image : std::vector<uint64_t>{1, 100, rs - 1, rs, rs + 1, 2 * rs, 3 * rs + 17, 5 * rs - 1,
-                           5 * rs}) {
+    for (uint64_t image : std::vector<uint64_t>{1, 100, rs - 1, rs, rs + 1, 2 * rs, 3 * rs + 17,
+                                                5 * rs - 1, 5 * rs}) {
       RegionGeometry g(image, rs);
       std::vector<uint64_t> offs = InterestingOffsets(image, rs);
       for (uint64_t off : offs) {
