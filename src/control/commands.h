@@ -21,24 +21,38 @@
 
 namespace clonefs::control {
 
-// Exit codes of `clonefs wait`.
+// Exit codes shared by every control subcommand, as in the rest of the
+// `clonefs` command: 0 success, 1 failure, 2 bad command line.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+// Further exit codes of `clonefs wait`.
 enum WaitExit : int {
   kWaitDone = 0,         // hydration complete and committed
-  kWaitError = 1,        // usage error, not a clonefs mount, cannot connect
-  kWaitTimedOut = 2,     // --timeout elapsed first
+  kWaitError = 1,        // not a clonefs mount, cannot connect, bad reply
+  kWaitUsage = 2,        // bad command line
   kWaitCloneFailed = 3,  // the clone is read-only or failed (ro / Fail)
   kWaitDaemonGone = 4,   // the daemon went away before completion
+  kWaitTimedOut = 5,     // --timeout elapsed first
 };
 
-// Exit codes of `clonefs check` (like thin_check: 0 = clean).
+// Exit codes of `clonefs check` (as thin_check: 0 = clean). When several
+// kinds of problem are found, the first in this order wins: locked, cannot
+// open, corrupt, mismatch.
 enum CheckExit : int {
   kCheckClean = 0,
-  kCheckUsage = 1,       // bad arguments or an unexpected error
-  kCheckCannotOpen = 2,  // no metadata there, permission, I/O error
-  kCheckLocked = 3,      // a running daemon holds the metadata (mounted)
-  kCheckCorrupt = 4,     // superblock or bitmap invalid
-  kCheckMismatch = 5,    // source/dest differ from what the metadata records
+  kCheckError = 1,       // an unexpected error
+  kCheckUsage = 2,       // bad command line
+  kCheckCannotOpen = 3,  // no metadata there, permission, I/O error
+  kCheckLocked = 4,      // a running daemon holds the metadata (mounted)
+  kCheckCorrupt = 5,     // superblock or bitmap invalid
+  kCheckMismatch = 6,    // source/dest differ from what the metadata records
 };
+
+// `clonefs info` exits 0, 1 (cannot read the metadata), 2 (bad command line)
+// or kInfoMounted when the clone is mounted (use `clonefs status`).
+inline constexpr int kInfoMounted = 4;
 
 struct CommandIo {
   std::ostream& out;

@@ -34,7 +34,7 @@ int RunMessageCommand(const std::vector<std::string>& args, const CommandIo& io)
   bool help = false;
   if (!ParseArgs("message", kUsage, opts, desc, po::positional_options_description(), &vm, io,
                  &help))
-    return 1;
+    return kExitUsage;
   if (help) {
     io.out << "Messages:\n" << kMessageUsage;
     return 0;
@@ -44,7 +44,7 @@ int RunMessageCommand(const std::vector<std::string>& args, const CommandIo& io)
   if (socket.empty()) {
     if (words.empty()) {
       io.err << "clonefs message: MOUNTPOINT is required\nusage: " << kUsage << "\n";
-      return 1;
+      return kExitUsage;
     }
     mountpoint = words.front();
     words.erase(words.begin());
@@ -52,23 +52,23 @@ int RunMessageCommand(const std::vector<std::string>& args, const CommandIo& io)
   Result<Message> m = ParseMessage(words);
   if (!m.ok()) {
     io.err << "clonefs message: " << m.status().message();
-    return 1;
+    return kExitUsage;
   }
   Result<std::string> sock = SocketFor(mountpoint, socket);
   if (!sock.ok()) {
     io.err << "clonefs message: " << sock.status().message() << "\n";
-    return 1;
+    return kExitFailure;
   }
   std::vector<std::string> request = {"message"};
   request.insert(request.end(), words.begin(), words.end());
   Result<Response> r = CallControl(*sock, request);
   if (!r.ok()) {
     io.err << "clonefs message: " << r.status().message() << "\n";
-    return 1;
+    return kExitFailure;
   }
   if (!r->ok) {
     io.err << "clonefs message: " << r->text << "\n";
-    return 1;
+    return kExitFailure;
   }
   io.out << r->text;
   return 0;

@@ -35,21 +35,25 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
   pos.add("mountpoint", 1);
   po::variables_map vm;
   bool help = false;
-  if (!ParseArgs("status", kUsage, args, desc, pos, &vm, io, &help)) return 1;
+  if (!ParseArgs("status", kUsage, args, desc, pos, &vm, io, &help)) return kExitUsage;
   if (help) return 0;
   const bool json = vm.count("json") != 0, dm = vm.count("dm") != 0;
   if (json && dm) {
     io.err << "clonefs status: --json and --dm are exclusive\n";
-    return 1;
+    return kExitUsage;
   }
   if (vm.count("watch") != 0 && !(watch > 0)) {
     io.err << "clonefs status: --watch needs a positive number of seconds\n";
-    return 1;
+    return kExitUsage;
+  }
+  if (mountpoint.empty() && socket.empty()) {
+    io.err << "clonefs status: MOUNTPOINT is required\nusage: " << kUsage << "\n";
+    return kExitUsage;
   }
   Result<std::string> sock = SocketFor(mountpoint, socket);
   if (!sock.ok()) {
     io.err << "clonefs status: " << sock.status().message() << "\n";
-    return 1;
+    return kExitFailure;
   }
   const std::string request = json ? "status-json" : dm ? "status-dm" : "status";
   const bool watching = vm.count("watch") != 0;
@@ -57,11 +61,11 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
     Result<Response> r = CallControl(*sock, {request});
     if (!r.ok()) {
       io.err << "clonefs status: " << r.status().message() << "\n";
-      return 1;
+      return kExitFailure;
     }
     if (!r->ok) {
       io.err << "clonefs status: " << r->text << "\n";
-      return 1;
+      return kExitFailure;
     }
     if (watching && io.out_is_tty) {
       io.out << kClearScreen;

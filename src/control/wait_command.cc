@@ -42,14 +42,18 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
   pos.add("mountpoint", 1);
   po::variables_map vm;
   bool help = false;
-  if (!ParseArgs("wait", kUsage, args, desc, pos, &vm, io, &help)) return kWaitError;
+  if (!ParseArgs("wait", kUsage, args, desc, pos, &vm, io, &help)) return kWaitUsage;
   if (help) return kWaitDone;
   if (timeout < 0 || interval < 0) {
     io.err << "clonefs wait: --timeout and --interval must not be negative\n";
-    return kWaitError;
+    return kWaitUsage;
   }
   if (interval == 0) interval = io.out_is_tty ? 1.0 : 10.0;
   const bool quiet = vm.count("quiet") != 0;
+  if (mountpoint.empty() && socket.empty()) {
+    io.err << "clonefs wait: MOUNTPOINT is required\nusage: " << kUsage << "\n";
+    return kWaitUsage;
+  }
   Result<std::string> sock = SocketFor(mountpoint, socket);
   if (!sock.ok()) {
     io.err << "clonefs wait: " << sock.status().message() << "\n";

@@ -69,14 +69,15 @@ TEST_F(CommandsTest, StatusFormats) {
 }
 
 TEST_F(CommandsTest, StatusUsageErrors) {
-  EXPECT_EQ(Exec(RunStatusCommand, {"--socket", sock_, "--json", "--dm"}).rc, 1);
-  EXPECT_EQ(Exec(RunStatusCommand, {"--socket", sock_, "--bogus"}).rc, 1);
-  EXPECT_EQ(Exec(RunStatusCommand, {}).rc, 1);
+  EXPECT_EQ(Exec(RunStatusCommand, {"--socket", sock_, "--json", "--dm"}).rc, kExitUsage);
+  EXPECT_EQ(Exec(RunStatusCommand, {"--socket", sock_, "--bogus"}).rc, kExitUsage);
+  EXPECT_EQ(Exec(RunStatusCommand, {"--socket", sock_, "--watch", "0"}).rc, kExitUsage);
+  EXPECT_EQ(Exec(RunStatusCommand, {}).rc, kExitUsage);
   CmdRun nomount = Exec(RunStatusCommand, {"/"});
-  EXPECT_EQ(nomount.rc, 1);
+  EXPECT_EQ(nomount.rc, kExitFailure);
   EXPECT_NE(nomount.err.find("/ is not a clonefs mount"), std::string::npos) << nomount.err;
   CmdRun gone = Exec(RunStatusCommand, {"--socket", dir_ + "/nope.sock"});
-  EXPECT_EQ(gone.rc, 1);
+  EXPECT_EQ(gone.rc, kExitFailure);
   EXPECT_FALSE(gone.err.empty());
   CmdRun help = Exec(RunStatusCommand, {"--help"});
   EXPECT_EQ(help.rc, 0);
@@ -110,17 +111,17 @@ TEST_F(CommandsTest, MessageValidAndInvalid) {
     std::vector<std::string> args = {"--socket", sock_};
     args.insert(args.end(), bad.begin(), bad.end());
     CmdRun r = Exec(RunMessageCommand, args);
-    EXPECT_EQ(r.rc, 1);
+    EXPECT_EQ(r.rc, kExitUsage);
     EXPECT_NE(r.err.find("hydration_batch_size N"), std::string::npos) << r.err;
   }
   EXPECT_EQ(engine_.Stats().knobs.hydration_threshold, 12u);
   EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20000000u);
   // Invalid messages are refused before any connection is made.
   CmdRun offline = Exec(RunMessageCommand, {"/nonexistent-mountpoint", "bogus"});
-  EXPECT_EQ(offline.rc, 1);
+  EXPECT_EQ(offline.rc, kExitUsage);
   EXPECT_NE(offline.err.find("unsupported message 'bogus'"), std::string::npos) << offline.err;
   CmdRun nomount = Exec(RunMessageCommand, {"/", "enable_hydration"});
-  EXPECT_EQ(nomount.rc, 1);
+  EXPECT_EQ(nomount.rc, kExitFailure);
   EXPECT_NE(nomount.err.find("is not a clonefs mount"), std::string::npos);
 }
 
@@ -185,8 +186,9 @@ TEST_F(CommandsTest, WaitDaemonGone) {
 
 TEST_F(CommandsTest, WaitUsageErrors) {
   EXPECT_EQ(Exec(RunWaitCommand, {"--socket", dir_ + "/none.sock"}).rc, kWaitError);
-  EXPECT_EQ(Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "-1"}).rc, kWaitError);
-  EXPECT_EQ(Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "abc"}).rc, kWaitError);
+  EXPECT_EQ(Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "-1"}).rc, kWaitUsage);
+  EXPECT_EQ(Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "abc"}).rc, kWaitUsage);
+  EXPECT_EQ(Exec(RunWaitCommand, {}).rc, kWaitUsage);
   CmdRun nomount = Exec(RunWaitCommand, {"/"});
   EXPECT_EQ(nomount.rc, kWaitError);
   EXPECT_NE(nomount.err.find("is not a clonefs mount"), std::string::npos);

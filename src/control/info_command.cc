@@ -1,0 +1,53 @@
+// clonefs info DEST | --metadata DIR [--json]
+#include <unistd.h>
+
+#include <iostream>
+#include <ostream>
+
+#include "control/command_util.h"
+#include "control/commands.h"
+#include "control/offline.h"
+#include "control/status_format.h"
+
+namespace po = boost::program_options;
+
+namespace clonefs::control {
+namespace {
+
+constexpr char kUsage[] = "clonefs info DEST | --metadata DIR [--json]";
+
+}  // namespace
+
+int RunInfoCommand(const std::vector<std::string>& args, const CommandIo& io) {
+  std::string dest, metadata;
+  po::options_description desc("Options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("dest", po::value(&dest), "the clone's destination (metadata: DEST.clonefs)")
+      ("metadata,m", po::value(&metadata), "the clone's metadata directory")
+      ("json", "print the JSON document (live-only fields are null)");
+  po::positional_options_description pos;
+  pos.add("dest", 1);
+  po::variables_map vm;
+  bool help = false;
+  if (!ParseArgs("info", kUsage, args, desc, pos, &vm, io, &help)) return kExitUsage;
+  if (help) return kExitOk;
+  Result<std::string> dir = MetadataDirFor(dest, metadata);
+  if (!dir.ok()) {
+    io.err << "clonefs info: " << dir.status().message() << "\nusage: " << kUsage << "\n";
+    return kExitUsage;
+  }
+  Result<StatusReport> r = ReadOfflineReport(*dir);
+  if (!r.ok()) {
+    io.err << "clonefs info: " << r.status().message() << "\n";
+    return r.status().IsBusy() ? kInfoMounted : kExitFailure;
+  }
+  io.out << (vm.count("json") != 0 ? ReportToJson(*r) : FormatHuman(*r));
+  return kExitOk;
+}
+
+int RunInfoCommand(const std::vector<std::string>& args) {
+  return RunInfoCommand(args, CommandIo{std::cout, std::cerr, isatty(1) == 1});
+}
+
+}  // namespace clonefs::control
