@@ -25,6 +25,14 @@ alignas(4096) const uint8_t kZeros[kZeroChunk] = {};
 
 bool Unsupported(int err) { return err == EOPNOTSUPP || err == ENOSYS || err == ENODEV; }
 
+int FallocateRetry(int fd, int mode, uint64_t off, uint64_t len) {
+  int r;
+  do {
+    r = ::fallocate(fd, mode, static_cast<off_t>(off), static_cast<off_t>(len));
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
 int OpenRetry(const char* path, int flags, mode_t mode) {
   int fd;
   do {
@@ -120,14 +128,14 @@ class PosixDevice final : public Device {
   // tried when the previous one is not supported.
   Status FallocateZero(uint64_t off, uint64_t len, ZeroMode mode) {
     if (mode == ZeroMode::kPunch) {
-      int r = ::fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                          static_cast<off_t>(len));
-      if (r == 0) return Status::OK();
+      if (FallocateRetry(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0) {
+        return Status::OK();
+      }
       if (!Unsupported(errno)) return Status::FromErrno(errno, Where("punch hole in", path_, off));
     }
-    int r = ::fallocate(fd_, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                        static_cast<off_t>(len));
-    if (r == 0) return Status::OK();
+    if (FallocateRetry(fd_, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, off, len) == 0) {
+      return Status::OK();
+    }
     if (!Unsupported(errno)) return Status::FromErrno(errno, Where("zero range of", path_, off));
     return WriteZeros(off, len);
   }

@@ -7,7 +7,8 @@
 // falling back to writing zero pages); bytes outside the logical-block
 // aligned middle are written as zeros. BLKDISCARD is never used: it does not
 // guarantee that discarded blocks read back as zeros. NextData/NextHole on a
-// block device answer "all data".
+// block device answer "all data". Flush on a read-only device does nothing.
+// Reads, writes and fdatasync retry EINTR; short transfers are continued.
 //
 // THREAD SAFETY: see device.h. LIFECYCLE: the fds (one, or two with O_DIRECT:
 // the O_DIRECT one plus an ordinary one for SpliceFd, fallocate, lseek and
@@ -24,7 +25,11 @@ namespace clonefs {
 struct PosixDeviceOptions {
   // Open O_RDONLY (the source: never written, whatever happens). Default: false.
   bool read_only = false;
-  // Open with O_DIRECT, bouncing unaligned requests through aligned buffers.
+  // Open with O_DIRECT, bouncing unaligned requests through 4 KiB-aligned
+  // buffers: partly covered 4 KiB blocks are read, merged and rewritten under
+  // a per-block lock, so concurrent writes to disjoint bytes of one block are
+  // safe; concurrent writes to overlapping bytes give an unspecified mix.
+  // The file's last partial 4 KiB block goes through an ordinary descriptor.
   // Default: false.
   bool direct = false;
   // For a writable regular file: create it if missing (sparse, mode 0644).
