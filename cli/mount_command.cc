@@ -1,12 +1,41 @@
-// clonefs mount: parse, validate (every problem at once), run the daemon.
+// clonefs mount: parse, validate (every problem at once), run the daemon
+// with the services that run beside the mount (the control channel, when
+// built in).
 #include <cstdio>
+#include <memory>
 
 #include "command.h"
 #include "fuse/daemon.h"
 #include "fuse/exit_codes.h"
 #include "mount_args.h"
 
+#ifdef CLONEFS_WITH_CONTROL
+#include "control/server.h"
+#endif
+
 namespace clonefs::cli {
+namespace {
+
+fuse::DaemonHooks ServiceHooks() {
+  fuse::DaemonHooks hooks;
+#ifdef CLONEFS_WITH_CONTROL
+  auto server = std::make_shared<control::ControlServer>();
+  hooks.start = [server](Engine* engine, const fuse::ServeContext& ctx) {
+    const fuse::MountOptions& o = *ctx.options;
+    control::ControlInfo info;
+    info.mountpoint = o.mountpoint;
+    info.source = o.source;
+    info.dest = o.dest;
+    info.metadata_dir = o.metadata_dir;
+    info.uuid = ctx.uuid;
+    return server->Start(engine, info).WithContext("cannot start the control channel");
+  };
+  hooks.stop = [server] { server->Stop(); };
+#endif
+  return hooks;
+}
+
+}  // namespace
 
 int MountCommand(const Args& args) {
   ParsedMount p = ParseMountArgs(args);
@@ -16,10 +45,11 @@ int MountCommand(const Args& args) {
   }
   if (!p.problems.empty()) {
     for (const auto& m : p.problems) fprintf(stderr, "clonefs: error: %s\n", m.c_str());
-    fprintf(stderr, "usage: clonefs mount [options] SOURCE DEST MOUNTPOINT (see clonefs mount --help)\n");
+    fprintf(stderr,
+            "usage: clonefs mount [options] SOURCE DEST MOUNTPOINT (see clonefs mount --help)\n");
     return kExitUsage;
   }
-  return fuse::RunMount(p.options);
+  return fuse::RunMount(p.options, ServiceHooks());
 }
 
 }  // namespace clonefs::cli

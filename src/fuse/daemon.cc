@@ -151,7 +151,7 @@ void SignalLoop(FuseServer* server, const MountOptions* o) {
 }
 
 // Everything the serving process does; returns its exit code.
-int ServeClone(const MountOptions& o, Reporter* rep) {
+int ServeClone(const MountOptions& o, const DaemonHooks& hooks, Reporter* rep) {
   // Reclaim under a loop device over our own file must not wait on us.
   if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
     CLONEFS_LOG_WARN("PR_SET_IO_FLUSHER refused (%s): under memory pressure with a loop "
@@ -175,15 +175,12 @@ int ServeClone(const MountOptions& o, Reporter* rep) {
   }
   OpenedClone c = std::move(*opened);
   const struct stat dest_st = c.dest_stat;
+  ServeContext ctx{&o, c.metadata->superblock().uuid};
 
   EngineOptions eo;
   eo.knobs = o.knobs;
   eo.discard_passdown = o.discard_passdown;
   if (!o.on_complete.empty()) eo.on_complete = [o] { RunOnComplete(o); };
-  eo.on_complete = [o, user = eo.on_complete] {
-    CLONEFS_LOG_INFO("hydration complete: %s is a standalone image", o.dest.c_str());
-    if (user) user();
-  };
   auto engine = Engine::Open(std::move(c.source), std::move(c.dest), std::move(c.metadata), eo);
   if (!engine.ok()) {
     rep->Error(engine.status().WithContext("cannot start the clone").message());
@@ -193,6 +190,15 @@ int ServeClone(const MountOptions& o, Reporter* rep) {
   if (!s.ok()) {
     rep->Error(s.WithContext("cannot start the clone").message());
     return kExitFailure;
+  }
+
+  if (hooks.start) {
+    s = hooks.start(engine->get(), ctx);
+    if (!s.ok()) {
+      (*engine)->Shutdown().ok();
+      rep->Error(s.message());
+      return kExitFailure;
+    }
   }
 
   FuseServerOptions so;
@@ -207,6 +213,7 @@ int ServeClone(const MountOptions& o, Reporter* rep) {
   so.fs.gid = dest_st.st_gid;
   auto server = FuseServer::Mount(engine->get(), so);
   if (!server.ok()) {
+    if (hooks.stop) hooks.stop();
     rep->Error(server.status().message() +
                (geteuid() != 0 && o.allow_other
                     ? "; for --allow-other as a non-root user, add user_allow_other to "
@@ -226,6 +233,7 @@ int ServeClone(const MountOptions& o, Reporter* rep) {
   Status served = (*server)->Serve();
   pthread_kill(signals.native_handle(), SIGUSR2);
   signals.join();
+  if (hooks.stop) hooks.stop();
   server->reset();
   engine->reset();  // releases the metadata lock
   if (!served.ok()) {
@@ -297,12 +305,14 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
 
 }  // namespace
 
-int RunMount(const MountOptions& in) {
-  const MountOptions o = ResolveMountDefaults(in);
+int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
+  MountOptions o = ResolveMountDefaults(in);
+  // The control channel and `clonefs unmount` key on the canonical path.
+  o.mountpoint = CanonicalPath(o.mountpoint);
   if (o.foreground) {
     SetUpLogging(o, /*detached=*/false);
     Reporter rep(-1);
-    return ServeClone(o, &rep);
+    return ServeClone(o, hooks, &rep);
   }
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) {
@@ -333,7 +343,7 @@ int RunMount(const MountOptions& in) {
   }
   SetUpLogging(o, /*detached=*/true);
   Reporter rep(p[1]);
-  _exit(ServeClone(o, &rep));
+  _exit(ServeClone(o, hooks, &rep));
 }
 
 }  // namespace clonefs::fuse

@@ -27,15 +27,37 @@
 // libfuse's own signal handlers are not installed.
 #pragma once
 
+#include <functional>
+#include <string>
+
+#include "base/status.h"
+#include "engine/engine.h"
 #include "fuse/mount_options.h"
 
 namespace clonefs::fuse {
+
+// What the serving process knows once the engine runs.
+struct ServeContext {
+  const MountOptions* options = nullptr;  // resolved: absolute paths, defaults
+  std::string uuid;                       // the clone's UUID (superblock)
+};
+
+// Extension points for services that run beside the FUSE mount in the
+// daemon (the control channel), so this library does not depend on them.
+// Both run in the serving process, on its main thread.
+struct DaemonHooks {
+  // After the engine started, before the mount is announced. A failure
+  // aborts the mount with that message. Default: none.
+  std::function<Status(Engine* engine, const ServeContext& ctx)> start;
+  // After serving ended (engine shut down, not yet destroyed). Default: none.
+  std::function<void()> stop;
+};
 
 // Runs `clonefs mount`. REQUIRES: ValidateMountOptions(options) is empty;
 // no other thread exists in this process (it may fork). Returns the exit
 // code (exit_codes.h). Detached: returns in the parent once the file is
 // usable; the child never returns (it _exits). Foreground: returns after
 // the mount has been served and unmounted.
-int RunMount(const MountOptions& options);
+int RunMount(const MountOptions& options, const DaemonHooks& hooks = {});
 
 }  // namespace clonefs::fuse

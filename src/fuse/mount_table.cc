@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -141,6 +142,18 @@ std::vector<std::string> LoopDevicesBackedBy(const std::string& file) {
   }
   closedir(d);
   return out;
+}
+
+std::string CanonicalPath(const std::string& path) {
+  char buf[PATH_MAX];
+  if (realpath(path.c_str(), buf) != nullptr) return buf;
+  const std::string n = NormalizePath(path);
+  if (errno != ENOTCONN || n == "/") return n;
+  const size_t slash = n.rfind('/');
+  const std::string parent = slash == 0 ? "/" : n.substr(0, slash);
+  if (realpath(parent.c_str(), buf) == nullptr) return n;
+  const std::string p = buf;
+  return (p == "/" ? "" : p) + n.substr(slash);
 }
 
 std::string NormalizePath(const std::string& path) {

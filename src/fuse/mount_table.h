@@ -43,6 +43,10 @@ Status UnmountPath(const std::string& path, bool lazy);
 // cannot be read.
 std::vector<std::string> LoopDevicesBackedBy(const std::string& file);
 
+// realpath(path); for a dead FUSE mount point (ENOTCONN) realpath of the
+// parent plus the last component; NormalizePath(path) if neither resolves.
+std::string CanonicalPath(const std::string& path);
+
 // Lexically normalizes an absolute path ("/a/./b//c/../d" -> "/a/b/d");
 // relative paths are made absolute against the current directory first.
 // Does not touch the filesystem (safe on a dead, ENOTCONN mount point).

@@ -1,6 +1,7 @@
 #include "fuse/preflight.h"
 
 #include <fcntl.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -122,14 +123,22 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
 
 Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   const std::string& mp = o.mountpoint;
-  struct stat st;
-  if (stat(mp.c_str(), &st) != 0 && errno == ENOTCONN) {
-    // A FUSE daemon died and left its mount behind.
-    auto entry = FindMount(mp);
-    if (!entry.ok()) return entry.status();
-    if (!*entry || (*entry)->fstype != "fuse.clonefs") {
-      return Status::Busy("mount point " + mp + " is a dead FUSE mount (" +
-                          (*entry ? (*entry)->fstype : std::string("unknown")) +
+  auto entry = FindMount(mp);
+  if (!entry.ok()) return entry.status();
+  if (*entry) {
+    // statfs always reaches the daemon (stat may be answered from the
+    // kernel's attribute cache): ENOTCONN means the daemon died.
+    struct statfs sfs;
+    const bool dead = statfs(mp.c_str(), &sfs) != 0 && errno == ENOTCONN;
+    const MountEntry& e = **entry;
+    if (!dead) {
+      return Status::Busy("mount point " + mp + " is already a mount point (" + e.fstype +
+                          " from " + e.source + "); unmount it first" +
+                          (e.fstype == "fuse.clonefs" ? " (clonefs unmount " + mp + ")"
+                                                      : std::string("")));
+    }
+    if (e.fstype != "fuse.clonefs") {
+      return Status::Busy("mount point " + mp + " is a dead FUSE mount (" + e.fstype +
                           ") of another program; detach it with: umount -l " + mp);
     }
     Status u = UnmountPath(mp, /*lazy=*/true);
@@ -140,6 +149,7 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
     note("mount point " + mp + " was a stale mount of a clonefs daemon that died; " +
          "detached it (umount -l) and mounting again");
   }
+  struct stat st;
   if (stat(mp.c_str(), &st) != 0) {
     int err = errno;
     if (err == ENOENT) {
@@ -149,14 +159,6 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   }
   if (!S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument("mount point " + mp + " is not a directory; give a directory");
-  }
-  auto entry = FindMount(mp);
-  if (!entry.ok()) return entry.status();
-  if (*entry) {
-    return Status::Busy("mount point " + mp + " is already a mount point (" + (*entry)->fstype +
-                        " from " + (*entry)->source + "); unmount it first" +
-                        ((*entry)->fstype == "fuse.clonefs" ? " (clonefs unmount " + mp + ")"
-                                                            : std::string("")));
   }
   return Status::OK();
 }

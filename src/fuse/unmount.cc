@@ -37,7 +37,7 @@ std::string InUseMessage(const std::string& mp, const std::string& file) {
 }  // namespace
 
 int RunUnmount(const UnmountOptions& in) {
-  const std::string mp = NormalizePath(in.mountpoint);
+  const std::string mp = CanonicalPath(in.mountpoint);
   auto entry = FindMount(mp);
   if (!entry.ok()) {
     Error(entry.status().message());
