@@ -7,6 +7,9 @@
 
 #include "command.h"
 #include "fuse/exit_codes.h"
+#ifdef CLONEFS_WITH_CONTROL
+#include "control/commands.h"
+#endif
 
 namespace clonefs::cli {
 namespace {
@@ -16,7 +19,13 @@ namespace {
 const Command kCommands[] = {
     {"mount",   "clone SOURCE into DEST and expose it as a file in MOUNTPOINT", MountCommand},
     {"unmount", "final commit and clean unmount of a clone",                    UnmountCommand},
-    // -- control commands go here --
+#ifdef CLONEFS_WITH_CONTROL
+    {"status",  "show a mounted clone's status (--json, --dm, --watch)",       control::RunStatusCommand},
+    {"message", "change a knob of a mounted clone (dm-clone messages, rate)",  control::RunMessageCommand},
+    {"wait",    "wait until hydration is complete and committed",             control::RunWaitCommand},
+    {"info",    "show the status of a clone that is not mounted",             control::RunInfoCommand},
+    {"check",   "validate a clone's metadata and file identities",            control::RunCheckCommand},
+#endif
 };
 
 void PrintHelp(FILE* out) {
