@@ -63,6 +63,9 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   const uint64_t end = start + geo_.RegionLength(r);
   const uint64_t ov_end = ov.offset + ov.length;
   const bool punch = ov.data == nullptr && ov.zero_mode == ZeroMode::kPunch;
+  // The last, partial region is always copied (SPEC §3), even where the
+  // overlay covers it.
+  const bool may_skip_read = !geo_.IsPartialRegion(r);
   CopyBuffer buf;
   size_t chunk = buf.Reserve(end - start);
   uint64_t read = 0;
@@ -71,7 +74,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
     const uint64_t os = std::max(pos, ov.offset);
     const uint64_t oe = std::min(pos + n, ov_end);
     const bool overlap = os < oe;
-    const bool covered = overlap && os == pos && oe == pos + n;
+    const bool covered = may_skip_read && overlap && os == pos && oe == pos + n;
     uint8_t* b = buf.data();
     if (!covered) {
       Status s = source_->Read(pos, b, n);

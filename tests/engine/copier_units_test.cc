@@ -1,0 +1,192 @@
+// Unit tests of the copier's pure pieces: token bucket, retry backoff, rate
+// meter, region lock table.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "copier/rate_meter.h"
+#include "copier/region_locks.h"
+#include "copier/retry_backoff.h"
+#include "copier/token_bucket.h"
+
+namespace clonefs {
+namespace {
+
+constexpr uint64_t kSec = 1'000'000'000;
+
+TEST(TokenBucket, UnlimitedNeverWaits) {
+  TokenBucket b(0);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(b.WaitNanos(i), 0u);
+    b.Charge(1ull << 30, i);
+  }
+}
+
+TEST(TokenBucket, LongRunRateIsTheCeiling) {
+  // Simulate a copier that charges 64 KiB units as fast as allowed for 10 s
+  // of virtual time; bytes moved must stay within burst + rate*t + one unit.
+  const uint64_t rate = 10ull << 20, unit = 64 << 10;
+  TokenBucket b(rate);
+  uint64_t now = 5 * kSec, moved = 0;
+  const uint64_t start = now;
+  while (now < start + 10 * kSec) {
+    uint64_t w = b.WaitNanos(now);
+    if (w) {
+      now += w;
+      continue;
+    }
+    b.Charge(unit, now);
+    moved += unit;
+    uint64_t allowed = rate * (now - start) / kSec + rate / 10 + unit;
+    ASSERT_LE(moved, allowed) << "at t=" << (now - start);
+  }
+  // And the ceiling is actually reached (within 2%).
+  EXPECT_GE(moved, rate * 10 * 98 / 100);
+}
+
+TEST(TokenBucket, DebtIsPaidBeforeTheNextUnit) {
+  TokenBucket b(1 << 20);  // 1 MiB/s, burst 100 KiB
+  EXPECT_EQ(b.WaitNanos(0), 0u);
+  b.Charge(1 << 20, 0);  // 1 MiB unit, ~0.9 s of debt
+  uint64_t w = b.WaitNanos(0);
+  EXPECT_GT(w, 850'000'000u);
+  EXPECT_LT(w, 950'000'000u);
+  EXPECT_EQ(b.WaitNanos(w), 0u);
+}
+
+TEST(TokenBucket, RateChangeTakesEffect) {
+  TokenBucket b(1 << 20);
+  b.Charge(4 << 20, 0);
+  EXPECT_GT(b.WaitNanos(0), 3 * kSec);
+  b.SetRate(0);
+  EXPECT_EQ(b.WaitNanos(0), 0u);
+  b.SetRate(64 << 20);
+  EXPECT_LT(b.WaitNanos(0), kSec / 10);
+}
+
+TEST(RetryBackoff, DoublesPerFailureAndCaps) {
+  RetryBackoff b(100'000'000, 60 * kSec);
+  uint64_t now = 1000;
+  b.RecordFailure(7, 1, now);
+  EXPECT_TRUE(b.Blocked(7, now));
+  EXPECT_FALSE(b.Blocked(8, now));
+  EXPECT_TRUE(b.HasFailed(7));
+  EXPECT_EQ(b.DelayOf(7), 100'000'000u);
+  EXPECT_FALSE(b.Blocked(7, now + 100'000'000));
+  uint64_t expect = 100'000'000;
+  for (int i = 0; i < 20; ++i) {
+    b.RecordFailure(7, 1, now);
+    expect = std::min<uint64_t>(expect * 2, 60 * kSec);
+    EXPECT_EQ(b.DelayOf(7), expect);
+  }
+  EXPECT_EQ(b.DelayOf(7), 60 * kSec);
+  EXPECT_EQ(b.NextRetryNanos(), now + 60 * kSec);
+  b.RecordSuccess(0, 10);
+  EXPECT_FALSE(b.HasFailed(7));
+  EXPECT_EQ(b.NextRetryNanos(), UINT64_MAX);
+}
+
+TEST(RetryBackoff, RunFailureBlocksEveryRegionOfIt) {
+  RetryBackoff b(1000);
+  b.RecordFailure(10, 4, 0);
+  for (uint64_t r = 10; r < 14; ++r) EXPECT_TRUE(b.Blocked(r, 0)) << r;
+  EXPECT_FALSE(b.Blocked(9, 0));
+  EXPECT_FALSE(b.Blocked(14, 0));
+  b.RecordSuccess(11, 1);
+  EXPECT_FALSE(b.HasFailed(11));
+  EXPECT_TRUE(b.HasFailed(12));
+}
+
+TEST(RetryBackoff, BoundedTableFallsBackToGlobalPause) {
+  RetryBackoff b(1000, 1'000'000, /*max_entries=*/8);
+  b.RecordFailure(0, 8, 0);
+  EXPECT_EQ(b.size(), 8u);
+  b.RecordFailure(100, 1, 5000);  // table full: global pause
+  EXPECT_EQ(b.size(), 8u);
+  EXPECT_TRUE(b.Blocked(500, 5000));  // any region
+  EXPECT_FALSE(b.Blocked(500, 5000 + 1000));
+  b.RecordFailure(101, 1, 10000);  // pause doubles
+  EXPECT_TRUE(b.Blocked(500, 10000 + 1999));
+  EXPECT_FALSE(b.Blocked(500, 10000 + 2000));
+}
+
+TEST(RateMeter, FollowsRecentRate) {
+  RateMeter m(0);
+  // 10 MiB/s for 10 s, in 100 ms steps.
+  uint64_t t = 0;
+  for (int i = 0; i < 100; ++i) {
+    t += kSec / 10;
+    m.Add(1 << 20, t);
+  }
+  uint64_t r = m.Rate(t);
+  EXPECT_GT(r, 9u << 20);
+  EXPECT_LT(r, 11u << 20);
+  // Stops: after the window it reads 0.
+  EXPECT_EQ(m.Rate(t + 6 * kSec), 0u);
+  // Slower: 1 MiB/s for 6 s.
+  for (int i = 0; i < 60; ++i) {
+    t += kSec / 10;
+    m.Add(100 << 10, t);
+  }
+  r = m.Rate(t);
+  EXPECT_GT(r, 900u << 10);
+  EXPECT_LT(r, 1100u << 10);
+}
+
+TEST(RegionLockTable, ExclusivePerRegion) {
+  RegionLockTable t;
+  EXPECT_TRUE(t.TryLock(5));
+  EXPECT_FALSE(t.TryLock(5));
+  EXPECT_TRUE(t.TryLock(5 + 16));  // same shard, different region
+  EXPECT_EQ(t.InFlight(), 2u);
+  EXPECT_TRUE(t.IsLocked(5));
+  t.Unlock(5);
+  EXPECT_FALSE(t.IsLocked(5));
+  t.Unlock(21);
+  EXPECT_EQ(t.InFlight(), 0u);
+}
+
+TEST(RegionLockTable, LockWaitsForHolder) {
+  RegionLockTable t;
+  t.Lock(3);
+  std::atomic<bool> got{false};
+  std::thread w([&] {
+    t.Lock(3);
+    got = true;
+    t.Unlock(3);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_FALSE(got.load());
+  t.Unlock(3);
+  w.join();
+  EXPECT_TRUE(got.load());
+  EXPECT_EQ(t.InFlight(), 0u);
+}
+
+TEST(RegionLockTable, MutualExclusionUnderContention) {
+  RegionLockTable t;
+  constexpr int kThreads = 4, kIters = 2000;
+  std::vector<int> owner(8, -1);
+  std::atomic<int> violations{0};
+  std::vector<std::thread> ths;
+  for (int i = 0; i < kThreads; ++i) {
+    ths.emplace_back([&, i] {
+      for (int k = 0; k < kIters; ++k) {
+        uint64_t r = (k * 7 + i) % 8;
+        RegionLockGuard g(&t, r);
+        if (owner[r] != -1) violations++;
+        owner[r] = i;
+        std::this_thread::yield();
+        owner[r] = -1;
+      }
+    });
+  }
+  for (auto& th : ths) th.join();
+  EXPECT_EQ(violations.load(), 0);
+  EXPECT_EQ(t.InFlight(), 0u);
+}
+
+}  // namespace
+}  // namespace clonefs

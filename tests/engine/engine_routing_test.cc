@@ -1,0 +1,428 @@
+// Component tests of the request path (SPEC §3), the commit protocol basics
+// (SPEC §5) and the Engine's control surface, over in-memory devices.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <mutex>
+#include <thread>
+
+#include "base/test_hooks.h"
+#include "engine_test_util.h"
+
+namespace clonefs {
+namespace {
+
+using test::OpCounter;
+using test::Rig;
+
+constexpr uint64_t kRegion = 64 << 10;
+constexpr uint64_t kImage = 16 * kRegion;  // 16 full regions
+
+EngineOptions Quiet() {
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;  // no background copies unless asked
+  o.commit_interval_ms = 0;           // commits only on demand
+  return o;
+}
+
+std::vector<uint8_t> Pattern(uint64_t len, uint8_t seed) {
+  std::vector<uint8_t> v(len);
+  for (uint64_t i = 0; i < len; ++i) v[i] = static_cast<uint8_t>(seed + i * 131 + (i >> 9));
+  return v;
+}
+
+class RoutingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rig_ = std::make_unique<Rig>(image_, kRegion, test::RandomContent(image_, 42, 0.2));
+    src_.Install(rig_->source.get());
+    dst_.Install(rig_->dest.get());
+  }
+  void TearDown() override { rig_.reset(); }  // before the counters go
+  void Open(EngineOptions o = Quiet()) { ASSERT_OK(rig_->Open(o)); }
+  Engine* e() { return rig_->engine.get(); }
+  std::vector<uint8_t> Expected(uint64_t off, uint64_t len) {
+    return {rig_->source_content.begin() + off, rig_->source_content.begin() + off + len};
+  }
+  std::vector<uint8_t> ReadBack(uint64_t off, uint64_t len) {
+    std::vector<uint8_t> v(len);
+    EXPECT_OK(e()->Read(off, v.data(), len));
+    return v;
+  }
+  uint64_t Hydrated() { return e()->Stats().hydrated_regions; }
+
+  uint64_t image_ = kImage;
+  OpCounter src_, dst_;
+  std::unique_ptr<Rig> rig_;
+};
+
+TEST_F(RoutingTest, ReadOfUnhydratedRegionGoesToSourceAndCopiesNothing) {
+  Open();
+  EXPECT_EQ(ReadBack(3 * kRegion + 100, 5000), Expected(3 * kRegion + 100, 5000));
+  EXPECT_EQ(src_.reads.load(), 1u);
+  EXPECT_EQ(dst_.reads.load(), 0u);
+  EXPECT_EQ(dst_.writes.load(), 0u);
+  EXPECT_EQ(Hydrated(), 0u);
+}
+
+TEST_F(RoutingTest, ReadSpanningStatesSplitsByState) {
+  Open();
+  auto data = Pattern(kRegion, 1);
+  ASSERT_OK(e()->Write(2 * kRegion, data.data(), kRegion, false));
+  auto got = ReadBack(kRegion, 3 * kRegion);
+  auto want = Expected(kRegion, 3 * kRegion);
+  std::copy(data.begin(), data.end(), want.begin() + kRegion);
+  EXPECT_EQ(got, want);
+  EXPECT_EQ(src_.reads.load(), 2u);  // region 1, region 3
+  EXPECT_EQ(dst_.reads.load(), 1u);  // region 2
+}
+
+TEST_F(RoutingTest, WholeRegionWriteSkipsTheCopy) {
+  Open();
+  auto data = Pattern(kRegion, 7);
+  ASSERT_OK(e()->Write(5 * kRegion, data.data(), kRegion, false));
+  EXPECT_EQ(src_.reads.load(), 0u);
+  EXPECT_EQ(dst_.writes.load(), 1u);
+  EXPECT_EQ(Hydrated(), 1u);
+  EXPECT_EQ(ReadBack(5 * kRegion, kRegion), data);
+  EXPECT_EQ(e()->Stats().bytes_copied, 0u);
+}
+
+TEST_F(RoutingTest, PartialWriteHydratesOnceWithTheNewBytesMerged) {
+  Open();
+  auto data = Pattern(300, 9);
+  const uint64_t off = 4 * kRegion + 1000;
+  ASSERT_OK(e()->Write(off, data.data(), data.size(), false));
+  EXPECT_EQ(src_.reads.load(), 1u);
+  EXPECT_EQ(src_.read_bytes.load(), kRegion);
+  EXPECT_EQ(dst_.writes.load(), 1u);  // the region is written once
+  EXPECT_EQ(dst_.write_bytes.load(), kRegion);
+  EXPECT_EQ(Hydrated(), 1u);
+  auto want = Expected(4 * kRegion, kRegion);
+  std::copy(data.begin(), data.end(), want.begin() + 1000);
+  EXPECT_EQ(rig_->DestBytes(4 * kRegion, kRegion), want);
+  EXPECT_EQ(ReadBack(4 * kRegion, kRegion), want);
+  EXPECT_EQ(e()->Stats().bytes_copied, kRegion);
+}
+
+TEST_F(RoutingTest, WriteAcrossRegionsCopiesOnlyThePartialEnds) {
+  Open();
+  const uint64_t off = kRegion + 500, len = 4 * kRegion;  // 1 partial, 3 whole, 1 partial
+  auto data = Pattern(len, 3);
+  ASSERT_OK(e()->Write(off, data.data(), len, false));
+  EXPECT_EQ(src_.reads.load(), 2u);
+  EXPECT_EQ(src_.read_bytes.load(), 2 * kRegion);
+  EXPECT_EQ(Hydrated(), 5u);
+  auto want = Expected(0, kImage);
+  std::copy(data.begin(), data.end(), want.begin() + off);
+  EXPECT_EQ(ReadBack(0, kImage), want);
+}
+
+TEST_F(RoutingTest, WritesToHydratedRegionsAreDirect) {
+  Open();
+  auto a = Pattern(kRegion, 1), b = Pattern(10, 2);
+  ASSERT_OK(e()->Write(0, a.data(), kRegion, false));
+  ASSERT_OK(e()->Write(77, b.data(), b.size(), false));
+  EXPECT_EQ(src_.reads.load(), 0u);
+  EXPECT_EQ(dst_.writes.load(), 2u);
+  std::copy(b.begin(), b.end(), a.begin() + 77);
+  EXPECT_EQ(ReadBack(0, kRegion), a);
+}
+
+TEST_F(RoutingTest, PunchOfWholeRegionZeroesWithoutReadingTheSource) {
+  Open();
+  ASSERT_OK(e()->Zero(2 * kRegion, 3 * kRegion, /*punch=*/true));
+  EXPECT_EQ(src_.reads.load(), 0u);
+  EXPECT_EQ(Hydrated(), 3u);
+  EXPECT_EQ(ReadBack(2 * kRegion, 3 * kRegion), std::vector<uint8_t>(3 * kRegion, 0));
+  EXPECT_EQ(e()->Stats().bytes_zeroed, 3 * kRegion);
+  // Passdown: dest space is deallocated (commit so the volatile wrapper
+  // hands allocation questions to the base).
+  ASSERT_OK(e()->Fsync());
+  auto d = rig_->dest->NextData(2 * kRegion);
+  ASSERT_TRUE(d.ok());
+  EXPECT_GE(*d, 5 * kRegion);
+}
+
+TEST_F(RoutingTest, PartialPunchHydratesThenZeroesThatPart) {
+  Open();
+  const uint64_t off = 6 * kRegion + 4096, len = 8192;
+  ASSERT_OK(e()->Zero(off, len, true));
+  EXPECT_EQ(src_.reads.load(), 1u);
+  EXPECT_EQ(Hydrated(), 1u);
+  auto want = Expected(6 * kRegion, kRegion);
+  std::fill(want.begin() + 4096, want.begin() + 4096 + len, 0);
+  EXPECT_EQ(ReadBack(6 * kRegion, kRegion), want);
+  EXPECT_EQ(rig_->DestBytes(6 * kRegion, kRegion), want);
+}
+
+TEST_F(RoutingTest, NoDiscardPassdownWritesZerosAndKeepsSpace) {
+  EngineOptions o = Quiet();
+  o.discard_passdown = false;
+  Open(o);
+  ASSERT_OK(e()->Zero(2 * kRegion, kRegion, true));
+  EXPECT_EQ(ReadBack(2 * kRegion, kRegion), std::vector<uint8_t>(kRegion, 0));
+  ASSERT_OK(e()->Fsync());
+  auto d = rig_->dest->NextData(2 * kRegion);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, 2 * kRegion);  // allocated zeros
+  EXPECT_FALSE(e()->Stats().discard_passdown);
+}
+
+TEST_F(RoutingTest, ZeroRangeKeepsSpaceEvenWithPassdown) {
+  Open();
+  ASSERT_OK(e()->Zero(3 * kRegion, kRegion, /*punch=*/false));
+  EXPECT_EQ(ReadBack(3 * kRegion, kRegion), std::vector<uint8_t>(kRegion, 0));
+  ASSERT_OK(e()->Fsync());
+  auto d = rig_->dest->NextData(3 * kRegion);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, 3 * kRegion);
+}
+
+TEST_F(RoutingTest, ZeroOfHydratedRegionIsDirect) {
+  Open();
+  auto a = Pattern(kRegion, 5);
+  ASSERT_OK(e()->Write(0, a.data(), kRegion, false));
+  ASSERT_OK(e()->Zero(100, 200, true));
+  EXPECT_EQ(src_.reads.load(), 0u);
+  std::fill(a.begin() + 100, a.begin() + 300, 0);
+  EXPECT_EQ(ReadBack(0, kRegion), a);
+}
+
+TEST_F(RoutingTest, OutOfRangeRequestsAreRejected) {
+  Open();
+  uint8_t b[16];
+  EXPECT_TRUE(e()->Read(kImage - 8, b, 16).IsInvalidArgument());
+  EXPECT_TRUE(e()->Write(kImage, b, 1, false).IsInvalidArgument());
+  EXPECT_TRUE(e()->Zero(UINT64_MAX - 4, 8, true).IsInvalidArgument());
+  EXPECT_OK(e()->Read(kImage, b, 0));
+}
+
+TEST_F(RoutingTest, SyncWriteIsCommittedBeforeItReturns) {
+  Open();
+  auto d = Pattern(10, 1);
+  ASSERT_OK(e()->Write(kRegion + 5, d.data(), d.size(), /*sync=*/true));
+  EngineStats s = e()->Stats();
+  EXPECT_EQ(s.committed_hydrated_regions, 1u);
+  EXPECT_EQ(s.commits, 1u);
+  EXPECT_GE(dst_.flushes.load(), 1u);
+}
+
+TEST_F(RoutingTest, FsyncCommitsAndANoChangeFsyncOnlyFlushes) {
+  Open();
+  auto d = Pattern(10, 1);
+  ASSERT_OK(e()->Write(5, d.data(), d.size(), false));
+  EXPECT_EQ(e()->Stats().committed_hydrated_regions, 0u);
+  ASSERT_OK(e()->Fsync());
+  EXPECT_EQ(e()->Stats().committed_hydrated_regions, 1u);
+  EXPECT_EQ(e()->Stats().commits, 1u);
+  uint64_t flushes = dst_.flushes.load();
+  ASSERT_OK(e()->Fsync());
+  EXPECT_EQ(dst_.flushes.load(), flushes + 1);  // fsync still flushes dest
+  EXPECT_EQ(e()->Stats().commits, 1u);          // but persists nothing
+  // A status query with nothing changed does not even flush.
+  ASSERT_TRUE(e()->CommitAndStats().ok());
+  EXPECT_EQ(dst_.flushes.load(), flushes + 1);
+}
+
+TEST_F(RoutingTest, ConcurrentFsyncsShareOneCommit) {
+  // The first commit's dest flush is held until every caller has arrived;
+  // those callers must then all share the single next commit.
+  constexpr int kCallers = 8;
+  std::atomic<int> arrived{0};
+  std::atomic<bool> first{true};
+  dst_.also = [&](DeviceOp op, uint64_t, uint64_t) {
+    if (op != DeviceOp::kFlush || !first.exchange(false)) return;
+    while (arrived.load() < kCallers) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  };
+  dst_.Install(rig_->dest.get());
+  Open();
+  std::vector<std::thread> ts;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kCallers; ++i) {
+    ts.emplace_back([&, i] {
+      auto d = Pattern(10, i);
+      Status w = e()->Write(i * kRegion + 3, d.data(), d.size(), false);
+      EXPECT_TRUE(w.ok()) << w.ToString();
+      arrived++;
+      Status f = e()->Fsync();
+      EXPECT_TRUE(f.ok()) << f.ToString();
+      if (f.ok()) ok++;
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), kCallers);
+  // Callers that arrived before the first commit started share it; all the
+  // others arrived while it was held, so they share the second one.
+  EXPECT_LE(dst_.flushes.load(), 2u);
+  EXPECT_EQ(e()->Stats().committed_hydrated_regions, uint64_t{kCallers});
+}
+
+TEST_F(RoutingTest, KillPointsAreReachedWithTheirNames) {
+  std::mutex mu;
+  std::set<std::string> seen;
+  test::KillHookGuard hook([&](std::string_view p) {
+    std::lock_guard<std::mutex> l(mu);
+    seen.insert(std::string(p));
+    return false;
+  });
+  EngineOptions o = Quiet();
+  o.knobs.hydration_enabled = true;
+  Open(o);
+  auto d = Pattern(10, 1);
+  ASSERT_OK(e()->Write(5, d.data(), d.size(), false));
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydrated_regions == 16; }));
+  ASSERT_OK(e()->Fsync());
+  rig_->engine.reset();  // before the hook's captures go
+  for (const char* p : {"write.after_dest_write", "commit.after_freeze", "commit.after_dest_flush",
+                        "commit.after_metadata_write", "copier.after_copy"}) {
+    EXPECT_TRUE(seen.count(p)) << p;
+  }
+  EXPECT_EQ(seen.size(), 5u);
+}
+
+TEST_F(RoutingTest, CompletionIsReportedOnceAfterTheCommit) {
+  std::atomic<int> calls{0};
+  std::atomic<uint64_t> committed_at_call{0};
+  EngineOptions o;
+  o.commit_interval_ms = 60'000;  // the copier's request must trigger the commit
+  o.on_complete = [&] {
+    calls++;
+    committed_at_call = rig_->engine->Stats().committed_hydrated_regions;
+  };
+  Open(o);
+  ASSERT_TRUE(Rig::WaitFor([&] { return calls.load() == 1; }));
+  EXPECT_TRUE(e()->Stats().hydration_done);
+  EXPECT_EQ(committed_at_call.load(), 16u);
+  EngineStats s = e()->Stats();
+  EXPECT_EQ(s.committed_hydrated_regions, 16u);
+  EXPECT_EQ(s.hydrated_bytes, kImage);
+  EXPECT_EQ(rig_->DestBytes(0, kImage), rig_->source_content);
+  ASSERT_OK(e()->Fsync());
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST_F(RoutingTest, RestartKeepsCommittedRegionsAndNeverCopiesThemAgain) {
+  Open();
+  auto d = Pattern(kRegion, 4);
+  ASSERT_OK(e()->Write(3 * kRegion, d.data(), kRegion, false));
+  ASSERT_OK(e()->Write(9 * kRegion + 7, d.data(), 100, false));
+  ASSERT_OK(e()->Fsync());
+  ASSERT_OK(e()->Shutdown());
+  rig_->engine.reset();
+  // Reopen with copying on; count source reads of regions 3 and 9.
+  std::atomic<int> bad{0};
+  src_.also = [&](DeviceOp op, uint64_t off, uint64_t len) {
+    if (op != DeviceOp::kRead) return;
+    for (uint64_t r : {3, 9}) {
+      if (off < (r + 1) * kRegion && r * kRegion < off + len) bad++;
+    }
+  };
+  src_.Install(rig_->source.get());
+  EngineOptions o;
+  Open(o);
+  EXPECT_EQ(e()->Stats().committed_hydrated_regions, 2u);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }));
+  EXPECT_EQ(bad.load(), 0);
+  auto want = rig_->source_content;
+  std::copy(d.begin(), d.end(), want.begin() + 3 * kRegion);
+  std::copy(d.begin(), d.begin() + 100, want.begin() + 9 * kRegion + 7);
+  EXPECT_EQ(rig_->ReadAll(), want);
+}
+
+TEST_F(RoutingTest, StatsAndKnobs) {
+  Open();
+  e()->SetHydrationThreshold(5);
+  e()->SetHydrationBatchSize(3);
+  e()->SetRate(12345);
+  e()->EnableHydration(false);
+  EngineStats s = e()->Stats();
+  EXPECT_EQ(s.image_size, kImage);
+  EXPECT_EQ(s.region_size, kRegion);
+  EXPECT_EQ(s.nr_regions, 16u);
+  EXPECT_EQ(s.knobs.hydration_threshold, 5u);
+  EXPECT_EQ(s.knobs.hydration_batch_size, 3u);
+  EXPECT_EQ(s.knobs.rate_bytes_per_s, 12345u);
+  EXPECT_FALSE(s.knobs.hydration_enabled);
+  EXPECT_EQ(s.mode, EngineMode::kReadWrite);
+  EXPECT_STREQ(EngineModeName(s.mode), "rw");
+  auto r = e()->CommitAndStats();
+  ASSERT_TRUE(r.ok());
+  EXPECT_GT(r->metadata_space.total_blocks, 0u);
+  EXPECT_GT(r->metadata_space.used_blocks, 0u);
+}
+
+class PartialImageTest : public RoutingTest {
+ protected:
+  PartialImageTest() { image_ = 4 * kRegion + 12288; }  // last region: 12 KiB
+};
+
+TEST_F(PartialImageTest, LastPartialRegionIsAlwaysCopied) {
+  Open();
+  const uint64_t last = 4 * kRegion;
+  auto d = Pattern(12288, 8);
+  ASSERT_OK(e()->Write(last, d.data(), d.size(), false));  // covers it entirely
+  EXPECT_EQ(src_.reads.load(), 1u);
+  EXPECT_EQ(ReadBack(last, 12288), d);
+  ASSERT_OK(e()->Zero(last, 12288, true));
+  EXPECT_EQ(ReadBack(last, 12288), std::vector<uint8_t>(12288, 0));
+  EngineStats s = e()->Stats();
+  EXPECT_EQ(s.nr_regions, 5u);
+  EXPECT_EQ(s.hydrated_bytes, 12288u);
+}
+
+TEST_F(PartialImageTest, WholeImageZeroHydratesEverything) {
+  Open();
+  ASSERT_OK(e()->Zero(0, image_, true));
+  EXPECT_EQ(Hydrated(), 5u);
+  EXPECT_EQ(src_.reads.load(), 1u);  // only the partial last region is copied
+  EXPECT_EQ(ReadBack(0, image_), std::vector<uint8_t>(image_, 0));
+  EXPECT_EQ(e()->Stats().hydrated_bytes, image_);
+}
+
+TEST_F(RoutingTest, SeekDataAndHoleDescribeTheImage) {
+  // Source: regions 0-3 data, 4-7 hole, 8-15 data (rebuild the rig).
+  std::vector<uint8_t> c = test::RandomContent(kImage, 3, 0);
+  std::fill(c.begin() + 4 * kRegion, c.begin() + 8 * kRegion, 0);
+  rig_ = std::make_unique<Rig>(kImage, kRegion, c);
+  Open();
+  auto data = [&](uint64_t off) { return *e()->SeekData(off); };
+  auto hole = [&](uint64_t off) { return *e()->SeekHole(off); };
+  EXPECT_EQ(data(0), 0u);
+  EXPECT_EQ(hole(0), 4 * kRegion);
+  EXPECT_EQ(data(4 * kRegion + 10), 8 * kRegion);
+  EXPECT_EQ(hole(8 * kRegion), kImage);
+  // Punch region 9 (hydrated, a hole in dest) and write region 5.
+  ASSERT_OK(e()->Zero(9 * kRegion, kRegion, true));
+  auto d = Pattern(kRegion, 1);
+  ASSERT_OK(e()->Write(5 * kRegion, d.data(), kRegion, false));
+  ASSERT_OK(e()->Fsync());  // let the volatile dest answer allocation truthfully
+  EXPECT_EQ(data(4 * kRegion), 5 * kRegion);
+  EXPECT_EQ(hole(5 * kRegion), 6 * kRegion);
+  EXPECT_EQ(hole(8 * kRegion), 9 * kRegion);
+  EXPECT_EQ(data(9 * kRegion), 10 * kRegion);
+  EXPECT_EQ(data(kImage), kImage);  // none: the FUSE layer answers ENXIO
+}
+
+TEST(EngineOpen, RejectsMismatchedDevices) {
+  Rig rig(kImage, kRegion, test::RandomContent(kImage, 1, 0));
+  auto md = metadata::Metadata::Open(rig.MdOptions());
+  ASSERT_TRUE(md.ok()) << md.status().ToString();
+  // Source writable.
+  auto e = Engine::Open(NewMemDevice(kImage, false), NewMemDevice(kImage), std::move(*md), {});
+  EXPECT_TRUE(!e.ok() && e.status().IsInvalidArgument()) << e.status().ToString();
+  md = metadata::Metadata::Open(rig.MdOptions());
+  ASSERT_TRUE(md.ok());
+  e = Engine::Open(NewMemDevice(kImage, true), NewMemDevice(kImage - 1), std::move(*md), {});
+  EXPECT_TRUE(!e.ok() && e.status().IsInvalidArgument());
+  EXPECT_NE(e.status().message().find("smaller"), std::string::npos);
+  md = metadata::Metadata::Open(rig.MdOptions());
+  ASSERT_TRUE(md.ok());
+  e = Engine::Open(NewMemDevice(kImage + 1, true), NewMemDevice(kImage + 1), std::move(*md), {});
+  EXPECT_TRUE(!e.ok() && e.status().IsInvalidArgument());
+}
+
+}  // namespace
+}  // namespace clonefs

@@ -1,0 +1,241 @@
+// Test support for engine and copier component tests: a clone "rig" over
+// in-memory devices (wrapped in FaultDevices for error injection, counting
+// and power-loss modelling) and a temp RocksDB routed through the metadata's
+// FaultInjectionFs.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/clock.h"
+#include "base/test_hooks.h"
+#include "devices/fault_device.h"
+#include "devices/mem_device.h"
+#include "engine/engine.h"
+#include "metadata/fault_fs.h"
+#include "metadata/metadata.h"
+
+namespace clonefs::test {
+
+#define ASSERT_OK(expr)                                 \
+  do {                                                  \
+    ::clonefs::Status _s = (expr);                      \
+    ASSERT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
+  } while (0)
+#define EXPECT_OK(expr)                                 \
+  do {                                                  \
+    ::clonefs::Status _s = (expr);                      \
+    EXPECT_TRUE(_s.ok()) << #expr << ": " << _s.ToString(); \
+  } while (0)
+
+// Counts the operations a FaultDevice sees, per kind, and optionally runs a
+// test action on each (after counting).
+struct OpCounter {
+  std::atomic<uint64_t> reads{0}, writes{0}, zeros{0}, flushes{0};
+  std::atomic<uint64_t> read_bytes{0}, write_bytes{0};
+  std::function<void(DeviceOp, uint64_t, uint64_t)> also;  // set before Install
+  void Install(FaultDevice* d) {
+    d->SetHook([this](DeviceOp op, uint64_t off, uint64_t len) {
+      switch (op) {
+        case DeviceOp::kRead: reads++; read_bytes += len; break;
+        case DeviceOp::kWrite: writes++; write_bytes += len; break;
+        case DeviceOp::kZero: zeros++; break;
+        case DeviceOp::kFlush: flushes++; break;
+        default: break;
+      }
+      if (also) also(op, off, len);
+    });
+  }
+};
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitized = true;
+#else
+inline constexpr bool kSanitized = false;
+#endif
+
+// `normal` iterations in a normal build, `sanitized` under ASan/TSan.
+inline int Scaled(int normal, int sanitized) { return kSanitized ? sanitized : normal; }
+
+// The seed for a randomized test: $CLONEFS_TEST_SEED if set, else random.
+inline uint64_t TestSeed() {
+  if (const char* s = std::getenv("CLONEFS_TEST_SEED")) return std::strtoull(s, nullptr, 0);
+  return std::random_device{}() * 0x100000001ull ^ std::random_device{}();
+}
+
+// Installs a kill-point hook for a scope.
+class KillHookGuard {
+ public:
+  explicit KillHookGuard(TestKillHook h) { SetTestKillHookForTesting(std::move(h)); }
+  ~KillHookGuard() { SetTestKillHookForTesting(nullptr); }
+  KillHookGuard(const KillHookGuard&) = delete;
+  KillHookGuard& operator=(const KillHookGuard&) = delete;
+};
+
+// Forwards every call to a shared device, so that a test keeps the device
+// (a FaultDevice it will crash) alive after the engine that owned it is gone.
+class SharedDevice final : public Device {
+ public:
+  explicit SharedDevice(std::shared_ptr<Device> d) : d_(std::move(d)) {}
+  uint64_t Size() const override { return d_->Size(); }
+  bool ReadOnly() const override { return d_->ReadOnly(); }
+  const std::string& Name() const override { return d_->Name(); }
+  Status Read(uint64_t off, void* buf, size_t len) override { return d_->Read(off, buf, len); }
+  Status Write(uint64_t off, const void* buf, size_t len) override {
+    return d_->Write(off, buf, len);
+  }
+  Status Flush() override { return d_->Flush(); }
+  Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
+    return d_->Zero(off, len, mode);
+  }
+  Result<uint64_t> NextData(uint64_t off) override { return d_->NextData(off); }
+  Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
+
+ private:
+  std::shared_ptr<Device> d_;
+};
+
+inline std::unique_ptr<Device> Share(std::shared_ptr<Device> d) {
+  return std::make_unique<SharedDevice>(std::move(d));
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "clonefs-eng-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A manually advanced clock.
+class ManualClock final : public Clock {
+ public:
+  explicit ManualClock(uint64_t start = 1'000'000'000) : now_(start) {}
+  uint64_t NowNanos() override { return now_.load(); }
+  void Advance(uint64_t ns) { now_.fetch_add(ns); }
+
+ private:
+  std::atomic<uint64_t> now_;
+};
+
+// Random bytes with some all-zero 4 KiB blocks (holes in a MemDevice).
+inline std::vector<uint8_t> RandomContent(uint64_t size, uint64_t seed, double hole_fraction) {
+  std::vector<uint8_t> v(size);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (uint64_t b = 0; b < size; b += 4096) {
+    uint64_t n = std::min<uint64_t>(4096, size - b);
+    if (u(rng) < hole_fraction) continue;
+    for (uint64_t i = 0; i < n; i += 8) {
+      uint64_t x = rng();
+      std::memcpy(&v[b + i], &x, std::min<uint64_t>(8, n - i));
+    }
+  }
+  return v;
+}
+
+// One clone: source and dest in memory behind FaultDevices, metadata in a
+// temp directory behind a FaultInjectionFs. Survives engine restarts.
+struct Rig {
+  uint64_t image_size = 0;
+  uint64_t region_size = 0;
+  std::vector<uint8_t> source_content;
+  std::shared_ptr<FaultDevice> source;   // errors + hook; never written
+  std::shared_ptr<Device> dest_base;     // the durable dest
+  std::shared_ptr<FaultDevice> dest;     // volatile wrapper over dest_base
+  std::shared_ptr<metadata::FaultInjectionFs> fs = std::make_shared<metadata::FaultInjectionFs>();
+  TempDir dir;
+  std::unique_ptr<Engine> engine;
+
+  Rig(uint64_t image, uint64_t region, std::vector<uint8_t> content, uint64_t dest_extra = 0)
+      : image_size(image), region_size(region), source_content(std::move(content)) {
+    source = FaultDevice::Wrap(NewMemDeviceFrom(source_content, /*read_only=*/true, "src"));
+    dest_base = NewMemDevice(image + dest_extra, false, "dest");
+    dest = FaultDevice::WrapVolatile(dest_base);
+  }
+
+  metadata::MetadataOptions MdOptions() const {
+    metadata::MetadataOptions o;
+    o.dir = dir.path() + "/md";
+    o.image_size = image_size;
+    o.region_size = region_size;
+    o.fault_fs = fs;
+    return o;
+  }
+
+  // Opens the metadata and the engine (and starts it).
+  Status Open(const EngineOptions& options, bool start = true) {
+    auto md = metadata::Metadata::Open(MdOptions());
+    if (!md.ok()) return md.status();
+    auto e = Engine::Open(Share(source), Share(dest), std::move(*md), options);
+    if (!e.ok()) return e.status();
+    engine = std::move(*e);
+    return start ? engine->Start() : Status::OK();
+  }
+
+  // Power loss: makes every further dest and metadata write fail (so
+  // nothing more becomes durable), destroys the engine, drops (or keeps a
+  // random subset of) dest's unsynced writes and drops unsynced metadata.
+  // Safe to call FreezeDurableState() earlier from any thread (a kill hook).
+  void FreezeDurableState() {
+    FaultRule r;
+    r.op = DeviceOp::kAny;
+    r.error = Status::IoError("power is off", 5);
+    dest->AddRule(r);
+    fs->SetFailWrites(true);
+    fs->SetFailSyncs(true);
+  }
+  void PowerLoss(bool keep_random, uint64_t seed) {
+    FreezeDurableState();
+    engine.reset();
+    if (keep_random) {
+      dest->CrashKeepRandom(seed);
+    } else {
+      dest->Crash();
+    }
+    dest = FaultDevice::WrapVolatile(dest_base);
+    fs->DropUnsyncedData();
+    fs->SetFailWrites(false);
+    fs->SetFailSyncs(false);
+  }
+
+  std::vector<uint8_t> ReadAll() {
+    std::vector<uint8_t> v(image_size);
+    EXPECT_TRUE(engine->Read(0, v.data(), v.size()).ok());
+    return v;
+  }
+  std::vector<uint8_t> DestBytes(uint64_t off, uint64_t len) {
+    std::vector<uint8_t> v(len);
+    EXPECT_TRUE(dest->Read(off, v.data(), len).ok());
+    return v;
+  }
+  // Waits (real time, polling) until pred() or timeout; returns pred().
+  static bool WaitFor(const std::function<bool()>& pred, int timeout_ms = 20000) {
+    for (int i = 0; i < timeout_ms / 2 && !pred(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return pred();
+  }
+};
+
+}  // namespace clonefs::test
