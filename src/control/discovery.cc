@@ -212,7 +212,7 @@ Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
   Result<MountEntry> entry = FindMount(*info, *canonical);
   if (!entry.ok() || !IsClonefsMount(*entry)) {
     std::string what = mountpoint + " is not a clonefs mount";
-    if (entry.ok()) what += " (it is a " + entry->fstype + " mount)";
+    if (entry.ok()) what += " (mounted there: " + entry->fstype + ")";
     return Status::InvalidArgument(what);
   }
   if (dead) {

@@ -89,7 +89,7 @@ Result<StatusReport> ReadOfflineReport(const std::string& dir) {
   r.live = false;
   r.info.source = sb->source.path;
   r.info.dest = sb->dest.path;
-  r.info.metadata_dir = dir;
+  r.info.metadata_dir = RealOr(dir);
   r.info.uuid = sb->uuid;
   r.image_size = sb->image_size;
   r.region_size = sb->region_size;

@@ -36,7 +36,7 @@ std::string Printable(const std::string& s) {
 
 void Line(std::string* out, const char* label, const std::string& value) {
   char buf[32];
-  std::snprintf(buf, sizeof(buf), "%-13s", label);
+  std::snprintf(buf, sizeof(buf), "%-14s", label);
   *out += buf;
   *out += value;
   *out += '\n';

@@ -1,0 +1,214 @@
+// Mount tier: the control commands against the real `clonefs` daemon through
+// the kernel: status across a remount, messages, wait, --on-complete running
+// exactly once, info/check around a mount. Needs root and /dev/fuse (skips
+// otherwise; fails under CI=true).
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "control/commands.h"
+#include "control/discovery.h"
+#include "control/status_report.h"
+#include "mount/mount_test_util.h"
+
+namespace clonefs::control {
+namespace {
+
+using clonefs::testing::TempDir;
+
+struct Out {
+  int rc;
+  std::string out, err;
+};
+
+std::string Slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+class ControlMountTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CLONEFS_REQUIRE_MOUNTABLE();
+    ASSERT_FALSE(dir_.path().empty());
+    src_ = dir_ / "src.img";
+    dest_ = dir_ / "dest.img";
+    mnt_ = dir_ / "mnt";
+    ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
+    std::ofstream f(src_, std::ios::binary);
+    std::mt19937_64 rng(42);
+    std::string buf(kImage, '\0');
+    for (auto& c : buf) c = static_cast<char>(rng());
+    f.write(buf.data(), static_cast<std::streamsize>(buf.size()));
+  }
+  void TearDown() override {
+    if (mounted_) {
+      Clonefs({"unmount", mnt_});
+      if (mounted_) (void)std::system(("fusermount3 -u -z " + mnt_ + " 2>/dev/null").c_str());
+    }
+  }
+
+  // Runs the clonefs binary; arguments must not need shell quoting except
+  // the ones we quote here.
+  Out Clonefs(const std::vector<std::string>& args) {
+    std::string cmd = CLONEFS_BINARY;
+    for (const std::string& a : args) cmd += " '" + a + "'";
+    std::string o = dir_ / "cmd.out", e = dir_ / "cmd.err";
+    int st = std::system((cmd + " >" + o + " 2>" + e + " </dev/null").c_str());
+    Out r{WIFEXITED(st) ? WEXITSTATUS(st) : 200, Slurp(o), Slurp(e)};
+    if (!args.empty() && args[0] == "mount" && r.rc == 0) mounted_ = true;
+    if (!args.empty() && args[0] == "unmount" && r.rc == 0) mounted_ = false;
+    return r;
+  }
+
+  void Mount(std::vector<std::string> extra) {
+    std::vector<std::string> a = {"mount"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    a.insert(a.end(), {src_, dest_, mnt_});
+    Out r = Clonefs(a);
+    ASSERT_EQ(r.rc, 0) << r.out << r.err;
+  }
+
+  StatusReport Status() {
+    Out r = Clonefs({"status", mnt_, "--json"});
+    EXPECT_EQ(r.rc, 0) << r.err;
+    Result<StatusReport> rep = ReportFromJsonText(r.out);
+    EXPECT_TRUE(rep.ok()) << rep.status().ToString() << "\n" << r.out;
+    return rep.ok() ? *rep : StatusReport{};
+  }
+
+  // Writes whole regions [first, first+n) through the mounted file.
+  void WriteRegions(uint64_t first, uint64_t n) {
+    int fd = open((mnt_ + "/dest.img").c_str(), O_WRONLY);
+    ASSERT_GE(fd, 0) << strerror(errno);
+    std::string buf(kRegion * n, 'w');
+    ASSERT_EQ(pwrite(fd, buf.data(), buf.size(), static_cast<off_t>(first * kRegion)),
+              static_cast<ssize_t>(buf.size()));
+    ASSERT_EQ(fsync(fd), 0);
+    close(fd);
+  }
+
+  static constexpr uint64_t kRegion = 64 * 1024;
+  static constexpr uint64_t kImage = 128 * kRegion;  // 8 MiB
+
+  TempDir dir_;
+  std::string src_, dest_, mnt_;
+  bool mounted_ = false;
+};
+
+TEST_F(ControlMountTest, StatusAcrossRemountAndMessages) {
+  Mount({"--no-hydration"});
+  WriteRegions(10, 3);
+  StatusReport s = Status();
+  EXPECT_TRUE(s.live);
+  EXPECT_EQ(s.info.mountpoint, mnt_);
+  EXPECT_EQ(s.nr_regions, 128u);
+  EXPECT_EQ(s.hydrated_regions, 3u);
+  EXPECT_EQ(s.committed_hydrated_regions, 3u);
+  EXPECT_FALSE(s.knobs.hydration_enabled);
+  EXPECT_EQ(s.State(), "paused");
+  Out dm = Clonefs({"status", mnt_, "--dm"});
+  EXPECT_EQ(dm.out.substr(0, 2), "8 ");
+  EXPECT_NE(dm.out.find(" 128 3/128 0 1 no_hydration 4 hydration_threshold "), std::string::npos)
+      << dm.out;
+
+  // Locked while mounted: info and check say where.
+  Out info = Clonefs({"info", dest_});
+  EXPECT_EQ(info.rc, kInfoMounted);
+  EXPECT_NE(info.err.find("clone is mounted at " + mnt_), std::string::npos) << info.err;
+  EXPECT_EQ(Clonefs({"check", dest_}).rc, kCheckLocked);
+
+  ASSERT_EQ(Clonefs({"unmount", mnt_}).rc, 0);
+  // The socket is gone with the daemon.
+  std::string sock = "/run/clonefs/" + MountpointHash(mnt_) + ".sock";
+  EXPECT_NE(access(sock.c_str(), F_OK), 0) << sock;
+  Out st = Clonefs({"status", mnt_});
+  EXPECT_EQ(st.rc, kExitFailure);
+  EXPECT_NE(st.err.find("is not a clonefs mount"), std::string::npos) << st.err;
+  Out off = Clonefs({"info", dest_, "--json"});
+  ASSERT_EQ(off.rc, 0) << off.err;
+  Result<StatusReport> o = ReportFromJsonText(off.out);
+  ASSERT_TRUE(o.ok());
+  EXPECT_EQ(o->hydrated_regions, 3u);
+  EXPECT_EQ(Clonefs({"check", dest_}).rc, kCheckClean);
+
+  // Remount: the committed regions are still hydrated.
+  Mount({"--no-hydration"});
+  s = Status();
+  EXPECT_EQ(s.hydrated_regions, 3u);
+  EXPECT_EQ(s.committed_hydrated_regions, 3u);
+
+  // Messages reach the engine; bad ones are refused with exit 2.
+  EXPECT_EQ(Clonefs({"message", mnt_, "hydration_batch_size", "0"}).rc, kExitUsage);
+  Out m = Clonefs({"message", mnt_, "HYDRATION_THRESHOLD", "5"});
+  EXPECT_EQ(m.rc, 0) << m.err;
+  EXPECT_EQ(Status().knobs.hydration_threshold, 5u);
+  EXPECT_EQ(Clonefs({"message", mnt_, "rate", "1G"}).rc, 0);
+  EXPECT_EQ(Status().knobs.rate_bytes_per_s, 1ull << 30);
+  EXPECT_EQ(Clonefs({"message", mnt_, "enable_hydration"}).rc, 0);
+  Out w = Clonefs({"wait", mnt_, "--timeout", "120"});
+  EXPECT_EQ(w.rc, kWaitDone) << w.out << w.err;
+  s = Status();
+  EXPECT_TRUE(s.hydration_done);
+  EXPECT_EQ(s.committed_hydrated_regions, 128u);
+  ASSERT_EQ(Clonefs({"unmount", mnt_}).rc, 0);
+  EXPECT_EQ(Clonefs({"check", dest_}).rc, kCheckClean);
+}
+
+TEST_F(ControlMountTest, OnCompleteRunsExactlyOnce) {
+  std::string marker = dir_ / "complete.log";
+  Mount({"--on-complete", "echo \"$CLONEFS_MOUNTPOINT\" >> " + marker});
+  Out w = Clonefs({"wait", mnt_, "--timeout", "120", "--interval", "0.2"});
+  ASSERT_EQ(w.rc, kWaitDone) << w.out << w.err;
+  // Give the command time to run, and a second completion time to appear:
+  // the committer runs every second.
+  for (int i = 0; i < 50 && Slurp(marker).empty(); i++) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  WriteRegions(0, 1);  // writes after completion do not complete it again
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(Slurp(marker), mnt_ + "\n");
+  ASSERT_EQ(Clonefs({"unmount", mnt_}).rc, 0);
+  EXPECT_EQ(Slurp(marker), mnt_ + "\n");
+}
+
+TEST_F(ControlMountTest, WaitTimesOutThenCompletes) {
+  Mount({"--rate", "256K"});
+  Out w = Clonefs({"wait", mnt_, "--timeout", "0.5"});
+  EXPECT_EQ(w.rc, kWaitTimedOut) << w.out << w.err;
+  EXPECT_NE(w.err.find("timed out"), std::string::npos) << w.err;
+  EXPECT_EQ(Clonefs({"message", mnt_, "rate", "0"}).rc, 0);
+  w = Clonefs({"wait", mnt_, "--timeout", "120"});
+  EXPECT_EQ(w.rc, kWaitDone) << w.out << w.err;
+  EXPECT_NE(w.out.find("100.0%"), std::string::npos) << w.out;
+  // wait on a directory that is not a clonefs mount.
+  Out n = Clonefs({"wait", dir_.path()});
+  EXPECT_EQ(n.rc, kWaitError);
+  EXPECT_NE(n.err.find("is not a clonefs mount"), std::string::npos) << n.err;
+}
+
+TEST_F(ControlMountTest, WaitReportsDaemonGone) {
+  Mount({"--no-hydration"});
+  std::thread t([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    std::string cmd = std::string(CLONEFS_BINARY) + " unmount '" + mnt_ + "' >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0);
+  });
+  Out w = Clonefs({"wait", mnt_, "--timeout", "60", "--interval", "0.1"});
+  t.join();
+  mounted_ = false;
+  EXPECT_EQ(w.rc, kWaitDaemonGone) << w.out << w.err;
+}
+
+}  // namespace
+}  // namespace clonefs::control
