@@ -81,6 +81,8 @@ def kib(v):
         return "n/a"
     if v >= 1048576:
         return "%.2f GiB" % (v / 1048576.0)
+    if v < 1024:
+        return "%.0f KiB" % v
     return "%.1f MiB" % (v / 1024.0)
 
 
@@ -102,7 +104,8 @@ def header():
         ["Disk", m.get("disk", "?")],
         ["Work dir", "%s: %s" % (m.get("work_dir", "?"), m.get("work_fs", "?"))],
         ["Tools", "; ".join(str(m.get(k, "?")) for k in ("fio", "qemu", "nbdkit", "nbdfuse"))],
-        ["clonefs options", c.get("clonefs_opts", "none")],
+        ["clonefs", "%s; extra mount options: %s" % (c.get("clonefs_build", "?"),
+                                                    c.get("clonefs_opts", "none"))],
     ]), ""]
     out += ["## Method", "",
             "- **clonefs**: `clonefs mount SOURCE DEST MNT`, defaults unless stated; fio runs on the "

@@ -83,6 +83,16 @@ if cf_enabled && [ ! -x "$CLONEFS" ]; then
 fi
 want() { [[ ",$SECTIONS," == *",$1,"* ]]; }
 
+# cf_build_info: what was measured: version, build type and source commit.
+cf_build_info() {
+  local dir; dir=$(dirname "$(dirname "$(readlink -f "$CLONEFS")")")
+  local bt; bt=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$dir/CMakeCache.txt" 2>/dev/null)
+  local src; src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:[A-Z]*=//p' "$dir/CMakeCache.txt" 2>/dev/null)
+  local rev; rev=$(cut -c1-7 "$src/.commit" 2>/dev/null)
+  [ -n "$rev" ] || rev="work tree of $(git -C "${src:-$REPO}" log -1 --format=%h 2>/dev/null)"
+  echo "$("$CLONEFS" --version 2>/dev/null | head -1) ${bt:-unknown build type}, built from $rev"
+}
+
 # attempt DESC FUNC ARGS...: runs one measurement in a subshell with set -e;
 # a failure is logged and recorded, tears down what that run started, and the
 # suite goes on.
@@ -457,6 +467,7 @@ record meta config - 0 quick=$QUICK rounds="$ROUNDS" runtime_s="$RUNTIME" data_m
   hl_cap_s="$HL_CAP_S" rss_load_s="$RSS_LOAD_S" peers_only=$PEERS_ONLY \
   qsd_cache="${QSD_CACHE:-direct}" \
   clonefs_opts="${CLONEFS_OPTS:-none}" \
+  clonefs_build="$(cf_enabled && cf_build_info || echo none)" \
   commit="$(git -C "$REPO" log -1 --format='%h %cd' --date=short 2>/dev/null || echo unknown)"
 
 if want hydration || want fio || want latency || want fsync; then make_data_image "$SRC" "$DATA_MIB"; fi
