@@ -183,11 +183,13 @@ struct Rig {
     return o;
   }
 
-  // Opens the metadata and the engine (and starts it).
-  Status Open(const EngineOptions& options, bool start = true) {
+  // Opens the metadata and the engine (and starts it). `src` replaces the
+  // source device (e.g. a ConcurrencyProbe over `source`).
+  Status Open(const EngineOptions& options, bool start = true,
+              std::shared_ptr<Device> src = nullptr) {
     auto md = metadata::Metadata::Open(MdOptions());
     if (!md.ok()) return md.status();
-    auto e = Engine::Open(Share(source), Share(dest), std::move(*md), options);
+    auto e = Engine::Open(Share(src ? src : source), Share(dest), std::move(*md), options);
     if (!e.ok()) return e.status();
     engine = std::move(*e);
     return start ? engine->Start() : Status::OK();
@@ -236,6 +238,70 @@ struct Rig {
     }
     return pred();
   }
+};
+
+}  // namespace clonefs::test
+
+namespace clonefs::test {
+
+// A pass-through device that measures concurrency: reads in flight (count
+// and bytes) and their maxima, optionally holding every read for a while so
+// that copies overlap.
+class ConcurrencyProbe final : public Device {
+ public:
+  explicit ConcurrencyProbe(std::shared_ptr<Device> d, uint64_t hold_us = 0)
+      : d_(std::move(d)), hold_us_(hold_us) {}
+  uint64_t Size() const override { return d_->Size(); }
+  bool ReadOnly() const override { return d_->ReadOnly(); }
+  const std::string& Name() const override { return d_->Name(); }
+  Status Read(uint64_t off, void* buf, size_t len) override {
+    uint64_t n = ++reads_in_flight_;
+    uint64_t b = (bytes_in_flight_ += len);
+    Raise(&max_reads_, n);
+    Raise(&max_bytes_, b);
+    Raise(&max_read_len_, len);
+    reads_++;
+    read_bytes_ += len;
+    if (hold_us_.load()) std::this_thread::sleep_for(std::chrono::microseconds(hold_us_.load()));
+    Status s = d_->Read(off, buf, len);
+    bytes_in_flight_ -= len;
+    --reads_in_flight_;
+    return s;
+  }
+  Status Write(uint64_t off, const void* buf, size_t len) override {
+    return d_->Write(off, buf, len);
+  }
+  Status Flush() override { return d_->Flush(); }
+  Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
+    return d_->Zero(off, len, mode);
+  }
+  Result<uint64_t> NextData(uint64_t off) override { return d_->NextData(off); }
+  Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
+
+  void ResetMaxima() {
+    max_reads_ = 0;
+    max_bytes_ = 0;
+    max_read_len_ = 0;
+  }
+  void SetHoldMicros(uint64_t us) { hold_us_ = us; }
+  uint64_t max_reads() const { return max_reads_.load(); }
+  uint64_t max_bytes() const { return max_bytes_.load(); }
+  uint64_t max_read_len() const { return max_read_len_.load(); }
+  uint64_t reads() const { return reads_.load(); }
+  uint64_t read_bytes() const { return read_bytes_.load(); }
+  uint64_t reads_in_flight() const { return reads_in_flight_.load(); }
+
+ private:
+  static void Raise(std::atomic<uint64_t>* m, uint64_t v) {
+    uint64_t cur = m->load();
+    while (v > cur && !m->compare_exchange_weak(cur, v)) {
+    }
+  }
+  std::shared_ptr<Device> d_;
+  std::atomic<uint64_t> hold_us_;
+  std::atomic<uint64_t> reads_in_flight_{0}, bytes_in_flight_{0};
+  std::atomic<uint64_t> max_reads_{0}, max_bytes_{0}, max_read_len_{0};
+  std::atomic<uint64_t> reads_{0}, read_bytes_{0};
 };
 
 }  // namespace clonefs::test
