@@ -166,6 +166,8 @@ struct Rig {
   std::shared_ptr<metadata::FaultInjectionFs> fs = std::make_shared<metadata::FaultInjectionFs>();
   TempDir dir;
   std::unique_ptr<Engine> engine;
+  // If set, Open wraps the metadata with it (e.g. to interpose on Abort).
+  std::function<std::unique_ptr<metadata::Metadata>(std::unique_ptr<metadata::Metadata>)> wrap_md;
 
   Rig(uint64_t image, uint64_t region, std::vector<uint8_t> content, uint64_t dest_extra = 0)
       : image_size(image), region_size(region), source_content(std::move(content)) {
@@ -189,7 +191,9 @@ struct Rig {
               std::shared_ptr<Device> src = nullptr) {
     auto md = metadata::Metadata::Open(MdOptions());
     if (!md.ok()) return md.status();
-    auto e = Engine::Open(Share(src ? src : source), Share(dest), std::move(*md), options);
+    std::unique_ptr<metadata::Metadata> m = std::move(*md);
+    if (wrap_md) m = wrap_md(std::move(m));
+    auto e = Engine::Open(Share(src ? src : source), Share(dest), std::move(m), options);
     if (!e.ok()) return e.status();
     engine = std::move(*e);
     return start ? engine->Start() : Status::OK();

@@ -1,0 +1,289 @@
+// Fault tests (SPEC §5, §7): source EIO, dest ENOSPC, metadata write failure
+// (read-only mode), dest flush failure, rollback failure (fail mode).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <thread>
+
+#include "engine_test_util.h"
+
+namespace clonefs {
+namespace {
+
+using test::Rig;
+
+constexpr uint64_t kRegion = 64 << 10;
+
+// Forwards to a real Metadata; runs `before_abort` first in Abort (a test
+// uses it to end an injected metadata failure, as a transient error would).
+class AbortHookMetadata final : public metadata::Metadata {
+ public:
+  AbortHookMetadata(std::unique_ptr<metadata::Metadata> m, std::function<void()> before_abort)
+      : m_(std::move(m)), before_abort_(std::move(before_abort)) {
+    sb_ = m_->superblock();
+  }
+  Status SetRegionHydrated(uint64_t r) override { return m_->SetRegionHydrated(r); }
+  Status CondSetRange(uint64_t s, uint64_t n) override { return m_->CondSetRange(s, n); }
+  Result<uint64_t> Freeze() override { return m_->Freeze(); }
+  Status PersistFrozen() override { return m_->PersistFrozen(); }
+  Status Commit() override { return m_->Commit(); }
+  Status Abort() override {
+    before_abort_();
+    return m_->Abort();
+  }
+  Status ReloadInCoreBitset() override { return m_->ReloadInCoreBitset(); }
+  bool ChangedThisTransaction() const override { return m_->ChangedThisTransaction(); }
+  void SetReadOnly() override { m_->SetReadOnly(); }
+  void SetReadWrite() override { m_->SetReadWrite(); }
+  bool IsReadOnly() const override { return m_->IsReadOnly(); }
+  bool IsHydrationDone() const override { return m_->IsHydrationDone(); }
+  bool IsRegionHydrated(uint64_t r) const override { return m_->IsRegionHydrated(r); }
+  bool IsRangeHydrated(uint64_t s, uint64_t n) const override { return m_->IsRangeHydrated(s, n); }
+  uint64_t NrHydratedRegions() const override { return m_->NrHydratedRegions(); }
+  uint64_t NrCommittedHydratedRegions() const override {
+    return m_->NrCommittedHydratedRegions();
+  }
+  uint64_t FindNextUnhydratedRegion(uint64_t s) const override {
+    return m_->FindNextUnhydratedRegion(s);
+  }
+  uint64_t FindNextHydratedRegion(uint64_t s) const override {
+    return m_->FindNextHydratedRegion(s);
+  }
+  Result<metadata::SpaceInfo> GetSpace() const override { return m_->GetSpace(); }
+
+ private:
+  std::unique_ptr<metadata::Metadata> m_;
+  std::function<void()> before_abort_;
+};
+
+FaultRule Rule(DeviceOp op, uint64_t off, uint64_t len, Status err) {
+  FaultRule r;
+  r.op = op;
+  r.offset = off;
+  r.length = len;
+  r.error = std::move(err);
+  return r;
+}
+
+std::vector<uint8_t> Bytes(uint64_t n, uint8_t v) { return std::vector<uint8_t>(n, v); }
+
+class FaultTest : public ::testing::Test {
+ protected:
+  FaultTest() : rig_(32 * kRegion, kRegion, test::RandomContent(32 * kRegion, 9, 0)) {}
+  ~FaultTest() override { rig_.engine.reset(); }
+  Engine* e() { return rig_.engine.get(); }
+  std::vector<uint8_t> Src(uint64_t off, uint64_t len) {
+    return {rig_.source_content.begin() + off, rig_.source_content.begin() + off + len};
+  }
+  std::vector<uint8_t> Get(uint64_t off, uint64_t len) {
+    std::vector<uint8_t> v(len);
+    EXPECT_OK(e()->Read(off, v.data(), len));
+    return v;
+  }
+  Rig rig_;
+};
+
+TEST_F(FaultTest, SourceEioReachesTheReaderAndTheCopierRetriesWithBackoff) {
+  rig_.source->AddRule(Rule(DeviceOp::kRead, 5 * kRegion, kRegion,
+                            Status::IoError("injected source error", EIO)));
+  std::atomic<uint64_t> attempts{0};
+  test::OpCounter src;
+  src.also = [&](DeviceOp op, uint64_t off, uint64_t len) {
+    if (op == DeviceOp::kRead && off < 6 * kRegion && 5 * kRegion < off + len) attempts++;
+  };
+  src.Install(rig_.source.get());
+  EngineOptions o;
+  o.retry_backoff_initial_ms = 20;
+  o.knobs.hydration_batch_size = 4;
+  ASSERT_OK(rig_.Open(o));
+
+  std::vector<uint8_t> b(100);
+  Status s = e()->Read(5 * kRegion + 10, b.data(), b.size());
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_EQ(s.ToErrno(), EIO);
+  s = e()->Write(5 * kRegion + 10, b.data(), b.size(), false);  // needs a copy
+  EXPECT_EQ(s.ToErrno(), EIO) << s.ToString();
+
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydrated_regions == 31; }));
+  EXPECT_TRUE(e()->Read(5 * kRegion, b.data(), b.size()).IsIoError());  // still the source
+  // Retries back off: 20, 40, 80, 160, 320, 640 ms... at most ~7 in a second.
+  uint64_t a0 = attempts.load();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  uint64_t a1 = attempts.load();
+  EXPECT_LE(a1 - a0, 8u);
+  EXPECT_GE(a1, 3u);  // it was retried, and alone after the first failure
+  EngineStats st = e()->Stats();
+  EXPECT_GE(st.copy_failures, 2u);
+  EXPECT_EQ(st.hydrated_regions, 31u);
+  EXPECT_FALSE(st.hydration_done);
+  EXPECT_EQ(st.mode, EngineMode::kReadWrite);
+
+  rig_.source->ClearRules();
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }, 30000));
+  EXPECT_EQ(rig_.ReadAll(), rig_.source_content);
+}
+
+TEST_F(FaultTest, DestFullReachesTheWriterAndNothingIsMarked) {
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig_.Open(o));
+  rig_.dest->AddRule(Rule(DeviceOp::kWrite, 0, UINT64_MAX, Status::NoSpace("injected ENOSPC")));
+  auto d = Bytes(kRegion, 7);
+  Status s = e()->Write(3 * kRegion + 5, d.data(), 100, false);  // partial: copy first
+  EXPECT_TRUE(s.IsNoSpace()) << s.ToString();
+  EXPECT_EQ(s.ToErrno(), ENOSPC);
+  s = e()->Write(4 * kRegion, d.data(), kRegion, false);  // whole region: direct
+  EXPECT_EQ(s.ToErrno(), ENOSPC);
+  s = e()->Write(6 * kRegion + 1, d.data(), kRegion, true);  // spanning, sync
+  EXPECT_EQ(s.ToErrno(), ENOSPC);
+  EXPECT_EQ(e()->Stats().hydrated_regions, 0u);
+  EXPECT_EQ(Get(3 * kRegion, 3 * kRegion), Src(3 * kRegion, 3 * kRegion));
+  // The copier fails the same way, counts it, and marks nothing.
+  e()->EnableHydration(true);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().copy_failures >= 3; }));
+  EXPECT_EQ(e()->Stats().hydrated_regions, 0u);
+  EXPECT_EQ(e()->mode(), EngineMode::kReadWrite);
+  rig_.dest->ClearRules();
+  ASSERT_OK(e()->Write(4 * kRegion, d.data(), kRegion, false));
+  EXPECT_EQ(Get(4 * kRegion, kRegion), d);
+}
+
+// The metadata write fails (the WAL append): the commit fails, the
+// transaction is rolled back, the clone goes read-only.
+TEST_F(FaultTest, MetadataWriteFailureRollsBackToReadOnlyMode) {
+  rig_.wrap_md = [&](std::unique_ptr<metadata::Metadata> m) -> std::unique_ptr<metadata::Metadata> {
+    return std::make_unique<AbortHookMetadata>(std::move(m), [&] {
+      rig_.fs->SetFailSyncs(false);  // the failure was transient: rollback works
+      rig_.fs->SetFailWrites(false);
+    });
+  };
+  std::atomic<int> ro_changes{0};
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  o.commit_interval_ms = 0;
+  o.on_mode_change = [&](EngineMode m) { ro_changes += m == EngineMode::kReadOnly; };
+  ASSERT_OK(rig_.Open(o));
+  auto one = Bytes(kRegion, 1), two = Bytes(100, 2);
+  ASSERT_OK(e()->Write(kRegion, one.data(), kRegion, false));  // region 1
+  ASSERT_OK(e()->Fsync());                                     // committed
+  ASSERT_OK(e()->Write(2 * kRegion + 50, two.data(), two.size(), false));  // region 2, in core
+  EXPECT_EQ(e()->Stats().hydrated_regions, 2u);
+
+  rig_.fs->SetFailWrites(true);
+  Status s = e()->Fsync();
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_EQ(s.ToErrno(), EIO);
+  EXPECT_EQ(e()->mode(), EngineMode::kReadOnly);
+  EXPECT_EQ(ro_changes.load(), 1);
+  EngineStats st = e()->Stats();
+  EXPECT_EQ(st.commit_failures, 1u);
+  EXPECT_STREQ(EngineModeName(st.mode), "ro");
+  // Rolled back to the last commit: region 2 is the source's again.
+  EXPECT_EQ(st.hydrated_regions, 1u);
+  EXPECT_EQ(Get(2 * kRegion, kRegion), Src(2 * kRegion, kRegion));
+
+  // Reads work, writes to hydrated regions work (also O_SYNC ones).
+  EXPECT_EQ(Get(0, kRegion), Src(0, kRegion));
+  EXPECT_EQ(Get(kRegion, kRegion), one);
+  ASSERT_OK(e()->Write(kRegion + 10, two.data(), two.size(), false));
+  ASSERT_OK(e()->Write(kRegion + 500, two.data(), two.size(), true));
+  ASSERT_OK(e()->Zero(kRegion + 1000, 24, true));
+  // Anything that needs a hydration, and fsync, fails with EIO.
+  s = e()->Write(3 * kRegion + 5, two.data(), two.size(), false);
+  EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+  EXPECT_EQ(s.ToErrno(), EIO);
+  EXPECT_TRUE(e()->Write(4 * kRegion, one.data(), kRegion, false).IsReadOnly());
+  EXPECT_TRUE(e()->Zero(5 * kRegion, kRegion, true).IsReadOnly());
+  s = e()->Fsync();
+  EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+  EXPECT_EQ(s.ToErrno(), EIO);
+  // Background hydration stays stopped.
+  e()->EnableHydration(true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(e()->Stats().hydrated_regions, 1u);
+  ASSERT_TRUE(e()->CommitAndStats().ok());
+  EXPECT_FALSE(e()->Shutdown().ok());
+  rig_.engine.reset();
+
+  // After a restart: region 1 with the writes made in read-only mode.
+  rig_.wrap_md = nullptr;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig_.Open(o));
+  EXPECT_EQ(e()->mode(), EngineMode::kReadWrite);
+  std::copy(two.begin(), two.end(), one.begin() + 10);
+  std::copy(two.begin(), two.end(), one.begin() + 500);
+  std::fill(one.begin() + 1000, one.begin() + 1024, 0);
+  EXPECT_EQ(Get(kRegion, kRegion), one);
+  EXPECT_EQ(Get(2 * kRegion, kRegion), Src(2 * kRegion, kRegion));
+}
+
+// The metadata sync fails after the WAL record was written: read-only mode;
+// the reopened store may or may not hold the record (RocksDB replays what
+// the WAL holds), and either way the in-core state matches dest.
+TEST_F(FaultTest, MetadataSyncFailureGoesReadOnlyConsistently) {
+  rig_.wrap_md = [&](std::unique_ptr<metadata::Metadata> m) -> std::unique_ptr<metadata::Metadata> {
+    return std::make_unique<AbortHookMetadata>(std::move(m), [&] { rig_.fs->SetFailSyncs(false); });
+  };
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig_.Open(o));
+  auto d = Bytes(100, 2);
+  ASSERT_OK(e()->Write(2 * kRegion + 50, d.data(), d.size(), false));
+  rig_.fs->SetFailSyncs(true);
+  EXPECT_EQ(e()->Fsync().ToErrno(), EIO);
+  EXPECT_EQ(e()->mode(), EngineMode::kReadOnly);
+  auto want = Src(2 * kRegion, kRegion);
+  if (e()->Stats().hydrated_regions == 1) std::copy(d.begin(), d.end(), want.begin() + 50);
+  EXPECT_EQ(Get(2 * kRegion, kRegion), want);
+  EXPECT_TRUE(e()->Fsync().IsReadOnly());
+}
+
+TEST_F(FaultTest, DestFlushFailureRollsBackToReadOnlyMode) {
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig_.Open(o));
+  auto d = Bytes(10, 3);
+  ASSERT_OK(e()->Write(7 * kRegion + 3, d.data(), d.size(), false));
+  FaultRule r = Rule(DeviceOp::kFlush, 0, UINT64_MAX, Status::IoError("injected flush error", EIO));
+  r.count = 1;
+  rig_.dest->AddRule(r);
+  Status s = e()->Write(8 * kRegion + 3, d.data(), d.size(), /*sync=*/true);
+  EXPECT_EQ(s.ToErrno(), EIO) << s.ToString();
+  EXPECT_EQ(e()->mode(), EngineMode::kReadOnly);
+  EXPECT_EQ(e()->Stats().hydrated_regions, 0u);
+  EXPECT_EQ(e()->Stats().committed_hydrated_regions, 0u);
+  EXPECT_EQ(Get(7 * kRegion, kRegion), Src(7 * kRegion, kRegion));
+}
+
+TEST_F(FaultTest, RollbackFailureEntersFailMode) {
+  std::atomic<int> fail_changes{0};
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  o.on_mode_change = [&](EngineMode m) { fail_changes += m == EngineMode::kFail; };
+  ASSERT_OK(rig_.Open(o));
+  auto d = Bytes(10, 3);
+  ASSERT_OK(e()->Write(3, d.data(), d.size(), false));
+  rig_.fs->SetFailWrites(true);  // and the store cannot be reopened to roll back
+  rig_.fs->SetFailSyncs(true);
+  Status s = e()->Fsync();
+  EXPECT_EQ(s.ToErrno(), EIO) << s.ToString();
+  EXPECT_EQ(e()->mode(), EngineMode::kFail);
+  EXPECT_EQ(fail_changes.load(), 1);
+  std::vector<uint8_t> b(10);
+  EXPECT_TRUE(e()->Read(0, b.data(), b.size()).IsFailed());
+  EXPECT_TRUE(e()->Read(5 * kRegion, b.data(), b.size()).IsFailed());
+  EXPECT_TRUE(e()->Write(3, d.data(), d.size(), false).IsFailed());
+  EXPECT_TRUE(e()->Zero(0, 10, true).IsFailed());
+  EXPECT_TRUE(e()->Fsync().IsFailed());
+  EXPECT_EQ(e()->Read(0, b.data(), b.size()).ToErrno(), EIO);
+  EngineStats st = e()->Stats();
+  EXPECT_STREQ(EngineModeName(st.mode), "Fail");
+  EXPECT_GE(st.commit_failures, 1u);
+  rig_.engine.reset();
+  rig_.fs->SetFailWrites(false);
+  rig_.fs->SetFailSyncs(false);
+}
+
+}  // namespace
+}  // namespace clonefs
