@@ -1,5 +1,7 @@
 #include "metadata/fault_fs.h"
 
+#include <unistd.h>
+
 namespace clonefs::metadata {
 namespace {
 
@@ -258,13 +260,19 @@ FaultInjectionFs::DropStats FaultInjectionFs::DropUnsyncedData() {
   for (auto& [dir, names] : new_files_) {
     for (const std::string& f : names) {
       if (target()->DeleteFile(f, IOOptions(), nullptr).ok()) ++stats.files_removed;
-      files_.erase(f);
+      auto it = files_.find(f);
+      if (it != files_.end()) {
+        stats.bytes_dropped += it->second.size;
+        files_.erase(it);
+      }
     }
   }
   new_files_.clear();
   for (auto& [f, st] : files_) {
     if (st.size > st.synced) {
-      target()->Truncate(f, st.synced, IOOptions(), nullptr).PermitUncheckedError();
+      // RocksDB's POSIX filesystem does not implement Truncate.
+      IOStatus s = target()->Truncate(f, st.synced, IOOptions(), nullptr);
+      if (s.IsNotSupported()) (void)!truncate(f.c_str(), static_cast<off_t>(st.synced));
       stats.bytes_dropped += st.size - st.synced;
       st.size = st.synced;
     }

@@ -53,10 +53,10 @@ class FaultInjectionFs : public rocksdb::FileSystemWrapper {
   // Number of operations failed on purpose so far.
   uint64_t InjectedFailures() const { return injected_.load(); }
 
-  // Simulates a power cut (see the model above). Returns how many bytes and
-  // files were dropped, for test diagnostics.
+  // Simulates a power cut (see the model above). Returns what was lost, for
+  // test diagnostics.
   struct DropStats {
-    uint64_t bytes_dropped = 0;
+    uint64_t bytes_dropped = 0;  // unsynced tails plus the contents of removed files
     uint64_t files_removed = 0;
   };
   DropStats DropUnsyncedData();

@@ -188,8 +188,14 @@ class Metadata {
 
   // Rolls back to the last commit: drops both dirty sets (frozen or not) and
   // reloads the in-core bitmap from the store; clears the "needs abort" state.
-  // REQUIRES: no concurrent marks (call SetReadOnly first). Errors: IoError /
-  // Corruption if the store cannot be read (the caller then enters fail mode).
+  // After a failed PersistFrozen it reopens the store (RocksDB refuses writes
+  // after a failed one); what it then loads is the last commit or, if the
+  // failed write reached the disk after all, the failed commit (like a disk
+  // that reports an error for a write it did perform). Either is safe: a
+  // frozen set is only persisted after its data was flushed. The directory
+  // stays locked throughout. REQUIRES: no concurrent marks (call SetReadOnly
+  // first). Errors: IoError / Corruption if the store cannot be reopened or
+  // read (the caller then enters fail mode; Abort may be retried).
   // Unlike dm-clone, allowed in read-only mode (rollback is how the engine
   // recovers after a failed commit).
   virtual Status Abort() = 0;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <bit>
 
 #include "base/log.h"
@@ -36,10 +37,14 @@ MetadataImpl::MetadataImpl(const MetadataOptions& options, Superblock sb,
   if (options_.read_only) bitmap_->CloseGate();
 }
 
-Status MetadataImpl::LoadFromStore() {
+Status MetadataImpl::LoadFromStore(bool fresh) {
   const uint64_t nr_chunks = bitmap_->nr_chunks();
   uint64_t next = 0, total = 0;
   auto zero_until = [&](uint64_t end) {
+    if (fresh) {
+      next = std::max(next, end);
+      return;
+    }
     for (; next < end; ++next) {
       bitmap_->ZeroChunk(next);
       committed_per_chunk_[next] = 0;

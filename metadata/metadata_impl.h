@@ -36,10 +36,11 @@ class MetadataImpl final : public Metadata {
   ~MetadataImpl() override = default;
 
   // Replaces the in-core hydrated bitmap by the store's content (chunk by
-  // chunk, never flickering a bit that stays set) and recounts. REQUIRES: no
-  // concurrent marks. Errors: Corruption (with the chunk and the reason),
-  // IoError.
-  Status LoadFromStore();
+  // chunk, never flickering a bit that stays set) and recounts. `fresh`: the
+  // in-core bitmap is known to be all zero (at Open), so chunks absent from
+  // the store need not be cleared. REQUIRES: no concurrent marks. Errors:
+  // Corruption (with the chunk and the reason), IoError.
+  Status LoadFromStore(bool fresh = false);
 
   Status SetRegionHydrated(uint64_t r) override;
   Status CondSetRange(uint64_t start, uint64_t n) override;

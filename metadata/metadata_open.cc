@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <set>
@@ -99,18 +100,34 @@ Status MakeDirs(const std::filesystem::path& dir) {
   return rc == 0 ? Status::OK() : Status::FromErrno(err, "fsync " + parent.string());
 }
 
-enum class DirKind { kEmpty, kRocksDb, kForeign };
+enum class DirKind { kEmpty, kRocksDb, kInterruptedFormat, kForeign };
 
+// Files RocksDB writes while creating a database, before CURRENT exists.
+bool IsCreationLeftover(const std::string& name) {
+  auto starts = [&](const char* p) { return name.rfind(p, 0) == 0; };
+  auto ends = [&](const char* p) {
+    const size_t n = strlen(p);
+    return name.size() >= n && name.compare(name.size() - n, n, p) == 0;
+  };
+  return name == "LOCK" || name == "IDENTITY" || starts("LOG") || starts("MANIFEST-") ||
+         starts("OPTIONS-") || ends(".dbtmp");
+}
+
+// kInterruptedFormat: only files RocksDB creates before CURRENT, i.e. a
+// format that crashed before the database existed; nothing in it to lose.
 Result<DirKind> Classify(const std::string& dir) {
   std::error_code ec;
   auto it = std::filesystem::directory_iterator(dir, ec);
   if (ec) return Status::FromErrno(ec.value(), "list metadata directory " + dir);
-  bool any = false;
+  bool any = false, only_leftovers = true;
   for (const auto& e : it) {
+    const std::string name = e.path().filename().string();
+    if (name == "CURRENT") return DirKind::kRocksDb;
     any = true;
-    if (e.path().filename() == "CURRENT") return DirKind::kRocksDb;
+    only_leftovers = only_leftovers && e.is_regular_file() && IsCreationLeftover(name);
   }
-  return any ? DirKind::kForeign : DirKind::kEmpty;
+  if (!any) return DirKind::kEmpty;
+  return only_leftovers ? DirKind::kInterruptedFormat : DirKind::kForeign;
 }
 
 Status NotClonefs(const std::string& dir) {
@@ -217,6 +234,9 @@ Result<std::unique_ptr<Metadata>> Metadata::Open(const MetadataOptions& o) {
   } else if (!may_format) {
     return Status::NotFound("no clonefs metadata in " + o.dir);
   } else {
+    if (kind == DirKind::kInterruptedFormat) {
+      CLONEFS_LOG_WARN("metadata %s: completing a format that was interrupted", o.dir.c_str());
+    }
     StoreOptions create = so;
     create.create = true;
     CLONEFS_ASSIGN_OR_RETURN(opened.store, RocksStore::Open(create));
@@ -236,7 +256,7 @@ Result<std::unique_ptr<Metadata>> Metadata::Open(const MetadataOptions& o) {
                            HydrationBitmap::Create(sb.nr_regions));
   auto md = std::make_unique<MetadataImpl>(o, std::move(sb), std::move(lock),
                                            std::move(opened.store), std::move(bitmap));
-  if (opened.sb) CLONEFS_RETURN_IF_ERROR(md->LoadFromStore());
+  if (opened.sb) CLONEFS_RETURN_IF_ERROR(md->LoadFromStore(/*fresh=*/true));
   return std::unique_ptr<Metadata>(std::move(md));
 }
 
@@ -247,7 +267,9 @@ Result<Superblock> Metadata::ReadSuperblock(const std::string& dir) {
   }
   CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
   CLONEFS_ASSIGN_OR_RETURN(const DirKind kind, Classify(lock->real_dir()));
-  if (kind == DirKind::kEmpty) return Status::NotFound("no clonefs metadata in " + dir);
+  if (kind == DirKind::kEmpty || kind == DirKind::kInterruptedFormat) {
+    return Status::NotFound("no clonefs metadata in " + dir);
+  }
   if (kind == DirKind::kForeign) return NotClonefs(dir);
   MetadataOptions o;
   o.dir = dir;

@@ -35,12 +35,17 @@ inline uint64_t TestSeed() {
   return std::random_device{}() ^ (static_cast<uint64_t>(getpid()) << 32);
 }
 
-// A fresh directory under $TMPDIR (or /tmp), removed at destruction.
+// A fresh directory under $TMPDIR (or /tmp), removed at destruction. With
+// kMemory, under /dev/shm when it exists: for tests that commit thousands of
+// times and check logic rather than the disk (fsync there costs nothing).
 class TempDir {
  public:
-  TempDir() {
+  enum Where { kDisk, kMemory };
+  explicit TempDir(Where where = kDisk) {
     const char* base = getenv("TMPDIR");
-    std::string tmpl = std::string(base ? base : "/tmp") + "/clonefs-md-XXXXXX";
+    std::string root = base ? base : "/tmp";
+    if (where == kMemory && std::filesystem::is_directory("/dev/shm")) root = "/dev/shm";
+    std::string tmpl = root + "/clonefs-md-XXXXXX";
     if (!mkdtemp(tmpl.data())) ADD_FAILURE() << "mkdtemp failed";
     path_ = tmpl;
   }
