@@ -76,26 +76,26 @@ void HydrationBitmap::SetMarkHookForTesting(void (*hook)(HookPoint)) { g_mark_ho
 unsigned HydrationBitmap::Enter(Slot& s) {
   for (;;) {
     const unsigned c = cur_.load(std::memory_order_acquire);
-    s.in_flight[c].fetch_add(1, std::memory_order_seq_cst);
+    s.word[c].fetch_add(1, std::memory_order_seq_cst);
     if (cur_.load(std::memory_order_seq_cst) == c) {
       MarkHook(kInWindow);
       return c;
     }
-    Exit(s, c);  // Freeze flipped the buffers meanwhile: join the new one
+    Exit(s, c, 0);  // Freeze flipped the buffers meanwhile: join the new one
   }
 }
 
 void HydrationBitmap::WaitIdle(unsigned c) const {
   for (const Slot& s : slots_) {
-    while (s.in_flight[c].load(std::memory_order_seq_cst) != 0) sched_yield();
+    while ((s.word[c].load(std::memory_order_seq_cst) & kInFlightMask) != 0) sched_yield();
   }
 }
 
-void HydrationBitmap::SetWordBits(unsigned c, uint64_t w, uint64_t mask) {
+uint64_t HydrationBitmap::SetWordBits(unsigned c, uint64_t w, uint64_t mask) {
   Word h(hydrated_[w]);
   // Re-checked inside the in-flight window: see the header comment.
   const uint64_t todo = mask & ~h.load(std::memory_order_acquire);
-  if (todo == 0) return;
+  if (todo == 0) return 0;
   Word d(dirty_[c][w]);
   if ((d.load(std::memory_order_acquire) & todo) != todo) d.fetch_or(todo, std::memory_order_acq_rel);
   const uint64_t chunk = w / kWordsPerChunk;
@@ -104,7 +104,7 @@ void HydrationBitmap::SetWordBits(unsigned c, uint64_t w, uint64_t mask) {
   if ((sw.load(std::memory_order_acquire) & sbit) == 0) sw.fetch_or(sbit, std::memory_order_acq_rel);
   MarkHook(kBeforeHydrated);
   const uint64_t old = h.fetch_or(todo, std::memory_order_acq_rel);
-  if (const int added = std::popcount(todo & ~old)) count_.fetch_add(added, std::memory_order_relaxed);
+  return std::popcount(todo & ~old);
 }
 
 bool HydrationBitmap::Mark(uint64_t r) {
@@ -115,8 +115,7 @@ bool HydrationBitmap::Mark(uint64_t r) {
   Slot& s = MySlotOf(this);
   const unsigned c = Enter(s);
   const bool open = !closed_.load(std::memory_order_seq_cst);
-  if (open) SetWordBits(c, w, bit);
-  Exit(s, c);
+  Exit(s, c, open ? SetWordBits(c, w, bit) : 0);
   return open;
 }
 
@@ -130,16 +129,17 @@ bool HydrationBitmap::MarkRange(uint64_t start, uint64_t n) {
     const uint64_t piece_end = std::min(end, (pos / kRegionsPerChunk + 1) * kRegionsPerChunk);
     const unsigned c = Enter(s);
     if (closed_.load(std::memory_order_seq_cst)) {
-      Exit(s, c);
+      Exit(s, c, 0);
       return false;
     }
+    uint64_t added = 0;
     for (uint64_t i = pos; i < piece_end;) {
       const uint64_t lo = i % 64;
       const uint64_t hi = std::min<uint64_t>(64, lo + (piece_end - i));
-      SetWordBits(c, i / 64, MaskOf(lo, hi));
+      added += SetWordBits(c, i / 64, MaskOf(lo, hi));
       i += hi - lo;
     }
-    Exit(s, c);
+    Exit(s, c, added);
     pos = piece_end;
   }
   return true;
@@ -246,6 +246,21 @@ void HydrationBitmap::ZeroChunk(uint64_t c) {
     Word w(hydrated_[c * kWordsPerChunk + i]);
     if (w.load(std::memory_order_relaxed) != 0) w.store(0, std::memory_order_release);
   }
+}
+
+uint64_t HydrationBitmap::Count() const {
+  uint64_t n = count_base_.load(std::memory_order_acquire);
+  for (const Slot& s : slots_) {
+    for (const auto& w : s.word) n += w.load(std::memory_order_acquire) >> kCountShift;
+  }
+  return n;
+}
+
+void HydrationBitmap::SetCount(uint64_t n) {
+  for (Slot& s : slots_) {
+    for (auto& w : s.word) w.store(w.load(std::memory_order_relaxed) & kInFlightMask);
+  }
+  count_base_.store(n, std::memory_order_release);
 }
 
 bool HydrationBitmap::Test(uint64_t r) const {

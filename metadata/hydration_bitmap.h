@@ -103,13 +103,13 @@ class HydrationBitmap {
   // --- reload (commit side, REQUIRES: no concurrent marks).
   void LoadChunk(uint64_t c, const uint64_t* words);
   void ZeroChunk(uint64_t c);
-  void SetCount(uint64_t n) { count_.store(n, std::memory_order_relaxed); }
+  void SetCount(uint64_t n);
 
   // --- queries: any thread.
   bool Test(uint64_t r) const;
   // REQUIRES: n <= nr_regions - start.
   bool TestRange(uint64_t start, uint64_t n) const;
-  uint64_t Count() const { return count_.load(std::memory_order_relaxed); }
+  uint64_t Count() const;
   // First region >= start whose bit is `set`, or nr_regions.
   uint64_t FindNext(uint64_t start, bool set) const;
   // Copies chunk c of the hydrated bitmap.
@@ -125,17 +125,26 @@ class HydrationBitmap {
   static void SetMarkHookForTesting(void (*hook)(HookPoint));
 
  private:
+  // A slot word packs, for one dirty buffer, the number of marks in flight
+  // (low 16 bits) and the number of regions its marks newly hydrated (high 48
+  // bits), so leaving the window and counting cost one atomic add together.
   static constexpr int kSlots = 16;
+  static constexpr int kCountShift = 16;
+  static constexpr uint64_t kInFlightMask = (1ull << kCountShift) - 1;
   struct alignas(64) Slot {
-    std::atomic<uint64_t> in_flight[2] = {0, 0};
+    std::atomic<uint64_t> word[2] = {0, 0};
   };
 
   HydrationBitmap(uint64_t nr_regions, uint64_t nr_chunks);
   static Slot& MySlotOf(HydrationBitmap* self);
   unsigned Enter(Slot& s);
-  static void Exit(Slot& s, unsigned c) { s.in_flight[c].fetch_sub(1, std::memory_order_release); }
+  // Leaves the window of buffer c, adding `added` newly hydrated regions.
+  static void Exit(Slot& s, unsigned c, uint64_t added) {
+    s.word[c].fetch_add((added << kCountShift) - 1, std::memory_order_release);
+  }
   void WaitIdle(unsigned c) const;
-  void SetWordBits(unsigned c, uint64_t w, uint64_t mask);
+  // Returns how many regions it newly hydrated.
+  uint64_t SetWordBits(unsigned c, uint64_t w, uint64_t mask);
   void ClearBuffer(unsigned b);
   std::vector<uint64_t> ChunksOf(unsigned b) const;
 
@@ -148,7 +157,7 @@ class HydrationBitmap {
   std::unique_ptr<std::atomic<uint64_t>[]> summary_[2];
   std::atomic<unsigned> cur_{0};   // written only by Freeze (commit side)
   std::atomic<bool> closed_{false};
-  std::atomic<uint64_t> count_{0};  // hydrated regions in core
+  std::atomic<uint64_t> count_base_{0};  // Count() = base + counts in the slots
   Slot slots_[kSlots];
 };
 

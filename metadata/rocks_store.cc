@@ -49,6 +49,13 @@ struct RocksStore::Rep {
 
   ~Rep() {
     if (!db) return;
+    if (!opts.read_only) {
+      // A clean close leaves no WAL to replay: the next Open is faster and
+      // needs no memory for a recovered memtable. Best effort (a store that
+      // failed a write refuses it; its WAL is then replayed as after a crash).
+      rocksdb::FlushOptions fo;
+      db->Flush(fo, handles).PermitUncheckedError();
+    }
     for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
     db->Close().PermitUncheckedError();
     delete db;
