@@ -12,12 +12,6 @@ namespace {
 
 constexpr uint64_t kSectorSize = 512;
 
-std::string Percent(double p) {
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%.2f%%", p);
-  return buf;
-}
-
 // Paths may hold any byte; keep one field per line.
 std::string Printable(const std::string& s) {
   if (s.empty()) return "-";
@@ -61,7 +55,7 @@ std::string FormatHuman(const StatusReport& r) {
   Line(&out, "Metadata:", md);
   Line(&out, "State:", r.State() + (r.live ? std::string("  (metadata mode ") + ModeWord(r.mode) + ")"
                                            : std::string()));
-  Line(&out, "Hydrated:", Percent(r.HydratedPercent()) + "  " + FormatBytes(r.hydrated_bytes) +
+  Line(&out, "Hydrated:", FormatPercent(r.hydrated_bytes, r.image_size, 2) + "  " + FormatBytes(r.hydrated_bytes) +
                               " of " + FormatBytes(r.image_size));
   std::string regions = U(r.hydrated_regions) + "/" + U(r.nr_regions) + " hydrated, " +
                         U(r.committed_hydrated_regions) + " committed";
@@ -118,18 +112,17 @@ std::string FormatDmLine(const StatusReport& r) {
 
 std::string FormatProgress(const StatusReport& r, int bar_width) {
   std::string out;
-  double pct = r.HydratedPercent();
   if (bar_width > 0) {
-    int filled = static_cast<int>(pct / 100.0 * bar_width);
-    if (filled > bar_width) filled = bar_width;
+    int filled = static_cast<int>(FlooredPercent(r.hydrated_bytes, r.image_size, 0) *
+                                  static_cast<uint64_t>(bar_width) / 100);
     out += '[';
     out.append(static_cast<size_t>(filled), '#');
     out.append(static_cast<size_t>(bar_width - filled), '.');
     out += "] ";
   }
-  char buf[32];
-  std::snprintf(buf, sizeof(buf), "%5.1f%%", pct);
-  out += buf;
+  std::string pct = FormatPercent(r.hydrated_bytes, r.image_size, 1);
+  if (pct.size() < 6) out.append(6 - pct.size(), ' ');
+  out += pct;
   out += "  " + FormatBytes(r.hydrated_bytes) + "/" + FormatBytes(r.image_size);
   out += "  " + FormatRate(r.copy_rate_bytes_per_s);
   if (r.hydration_done) {

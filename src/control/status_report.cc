@@ -1,6 +1,7 @@
 #include "control/status_report.h"
 
 #include "control/json.h"
+#include "control/units.h"
 #include "metadata/metadata.h"
 
 namespace clonefs::control {
@@ -15,9 +16,7 @@ const char* ModeWord(EngineMode m) {
 }
 
 double StatusReport::HydratedPercent() const {
-  if (image_size == 0) return 100.0;
-  if (hydrated_bytes >= image_size) return 100.0;
-  return 100.0 * static_cast<double>(hydrated_bytes) / static_cast<double>(image_size);
+  return static_cast<double>(FlooredPercent(hydrated_bytes, image_size, 4)) / 10000.0;
 }
 
 std::string StatusReport::State() const {

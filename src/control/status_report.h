@@ -64,7 +64,8 @@ struct StatusReport {
   uint64_t metadata_used_blocks = 0;
   uint64_t metadata_total_blocks = 0;
 
-  // 0..100, by bytes (the last region may be partial). 100 for an empty image.
+  // 0..100 by bytes (the last region may be partial), floored to 4 decimals
+  // (never 100 before every byte is hydrated). 100 for an empty image.
   double HydratedPercent() const;
   // "complete", "hydrating", "paused" (disabled or hydration_threshold 0),
   // "read-only", "failed"; offline: "complete" or "incomplete".

@@ -89,6 +89,25 @@ Result<uint64_t> ParseByteSize(std::string_view s) {
   return *n * found->multiplier;
 }
 
+uint64_t FlooredPercent(uint64_t part, uint64_t whole, int decimals) {
+  uint64_t scale = 100;
+  for (int i = 0; i < decimals; i++) scale *= 10;
+  if (whole == 0 || part >= whole) return scale;
+  return static_cast<uint64_t>(static_cast<unsigned __int128>(part) * scale / whole);
+}
+
+std::string FormatPercent(uint64_t part, uint64_t whole, int decimals) {
+  uint64_t v = FlooredPercent(part, whole, decimals);
+  uint64_t div = 1;
+  for (int i = 0; i < decimals; i++) div *= 10;
+  std::string out = std::to_string(v / div);
+  if (decimals > 0) {
+    std::string frac = std::to_string(v % div);
+    out += "." + std::string(static_cast<size_t>(decimals) - frac.size(), '0') + frac;
+  }
+  return out + "%";
+}
+
 std::string FormatBytes(uint64_t bytes) {
   static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
   if (bytes < 1024) return std::to_string(bytes) + " B";

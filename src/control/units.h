@@ -25,6 +25,13 @@ Result<uint64_t> ParseDecimal(std::string_view s, uint64_t max = UINT64_MAX);
 // overflow (the product must fit in 64 bits).
 Result<uint64_t> ParseByteSize(std::string_view s);
 
+// floor(100 * part / whole * 10^decimals), computed exactly (no rounding up:
+// 99.9999% never shows as 100%). whole == 0 counts as 100%. REQUIRES:
+// part <= whole, decimals in [0, 6].
+uint64_t FlooredPercent(uint64_t part, uint64_t whole, int decimals);
+// FlooredPercent as text with `decimals` decimals and a '%': "99.99%".
+std::string FormatPercent(uint64_t part, uint64_t whole, int decimals);
+
 // "0 B", "512 B", "1.50 KiB", "10.00 GiB" (binary units, two decimals).
 std::string FormatBytes(uint64_t bytes);
 // "1.50 MiB/s", or "unlimited" when `unlimited_if_zero` and bytes_per_s == 0.

@@ -158,6 +158,19 @@ TEST(UnitsTest, ParseDecimalBounds) {
   EXPECT_EQ(*ParseDecimal("000123"), 123u);
 }
 
+TEST(UnitsTest, PercentNeverRoundsUp) {
+  EXPECT_EQ(FormatPercent(999999, 1000000, 2), "99.99%");
+  EXPECT_EQ(FormatPercent(1, 3, 2), "33.33%");
+  EXPECT_EQ(FormatPercent(2, 3, 1), "66.6%");
+  EXPECT_EQ(FormatPercent(5, 100, 2), "5.00%");
+  EXPECT_EQ(FormatPercent(1, 1000, 2), "0.10%");
+  EXPECT_EQ(FormatPercent(0, 7, 0), "0%");
+  EXPECT_EQ(FormatPercent(7, 7, 2), "100.00%");
+  EXPECT_EQ(FormatPercent(0, 0, 2), "100.00%");
+  EXPECT_EQ(FormatPercent(UINT64_MAX - 1, UINT64_MAX, 4), "99.9999%");
+  EXPECT_EQ(FlooredPercent(1ull << 62, 1ull << 63, 4), 500000u);
+}
+
 TEST(UnitsTest, Formatting) {
   EXPECT_EQ(FormatBytes(0), "0 B");
   EXPECT_EQ(FormatBytes(1023), "1023 B");

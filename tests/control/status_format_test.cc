@@ -225,7 +225,7 @@ TEST(HumanStatusTest, ShowsEveryFigure) {
   std::string h = FormatHuman(r);
   for (const char* want :
        {"/mnt/clone", "pid 4321", "/data/src \"x\".img", "/data/dest.img.clonefs",
-        "123e4567-e89b-12d3-a456-426614174000", "hydrating", "metadata mode rw", "25.00%",
+        "123e4567-e89b-12d3-a456-426614174000", "hydrating", "metadata mode rw", "24.99%",
         "250/1001 hydrated", "240 committed", "7 hydrating", "region size 64.00 KiB",
         "1.00 MiB/s", "ETA", "hydration_threshold 33", "hydration_batch_size 9",
         "rate 4.77 MiB/s", "discard passdown on", "3 copy, 1 commit", "Commits:", "42",
