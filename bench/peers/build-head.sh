@@ -13,8 +13,18 @@ SRC=$WORK/head-src
 BUILD=$WORK/head-build
 rev=$(git -C "$REPO" rev-parse HEAD)
 if [ "$(cat "$SRC/.commit" 2>/dev/null)" != "$rev" ]; then
-  rm -rf "$SRC"; mkdir -p "$SRC"
-  git -C "$REPO" archive --format=tar HEAD | tar -x -C "$SRC"
+  # Unpack beside, then replace only files whose content changed, so that an
+  # incremental build recompiles only what the new commit touched.
+  NEW=$WORK/head-src.new
+  rm -rf "$NEW"; mkdir -p "$NEW" "$SRC"
+  git -C "$REPO" archive --format=tar HEAD | tar -x -C "$NEW"
+  (cd "$NEW" && find . -type f) | while read -r f; do
+    cmp -s "$NEW/$f" "$SRC/$f" || { mkdir -p "$(dirname "$SRC/$f")"; cp "$NEW/$f" "$SRC/$f"; }  # mtime now: rebuilt
+  done
+  (cd "$SRC" && find . -type f ! -name .commit) | while read -r f; do
+    [ -e "$NEW/$f" ] || rm -f "$SRC/$f"
+  done
+  rm -rf "$NEW"
   echo "$rev" > "$SRC/.commit"
 fi
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >"$WORK/head-cmake.log" 2>&1 \

@@ -116,11 +116,12 @@ order() {
 }
 systems() { if cf_enabled; then echo clonefs "$@"; else echo "$@"; fi; }
 
-SRC=$IMG/data.img              # DATA_MIB of random data throughout
-SPARSE=$IMG/sparse.img         # SPARSE_MIB, SPARSE_CHUNKS runs of data
-CF_HYD=$IMG/cf-hydrated.img    # clonefs dest, fully hydrated (with its metadata)
-QSD_HYD=$IMG/qsd-hydrated.qcow2
-DIRECT=$IMG/direct.img         # plain copy of the source: the dest-direct baseline
+D=${DATA_MIB}M
+SRC=$IMG/data-$D.img              # DATA_MIB of random data throughout
+SPARSE=$IMG/sparse-${SPARSE_MIB}M.img  # SPARSE_MIB, SPARSE_CHUNKS runs of data
+CF_HYD=$IMG/cf-hydrated-$D.img    # clonefs dest, fully hydrated (with its metadata)
+QSD_HYD=$IMG/qsd-hydrated-$D.qcow2
+DIRECT=$IMG/direct-$D.img         # plain copy of the source: the dest-direct baseline
 
 # ---- sections -------------------------------------------------------------------
 
@@ -134,18 +135,21 @@ hyd_cp() {  # hyd_cp SRC DEST CASE ROUND
 hyd_clonefs() {  # hyd_clonefs SRC DEST CASE ROUND
   local src=$1 dest=$2 mnt=$MNT/hyd
   cf_fresh_dest "$src" "$dest"; drop_caches
-  local t0 t1; t0=$(now)
+  local t0 t1 t2; t0=$(now)
   cf_mount "$src" "$dest" "$mnt"
   cf_wait "$mnt" "$HYD_TIMEOUT_S" || die "hydration not done in $HYD_TIMEOUT_S s"
   t1=$(now)
   cf_unmount "$mnt"
+  t2=$(now)
   touch "$dest.hydrated"
-  local verified=0
-  if [ "$4" = "$ROUNDS" ]; then cmp -s "$src" "$dest" && verified=1; fi
-  [ "$4" = "$ROUNDS" ] && [ $verified = 0 ] && log "WARNING: $dest differs from $src"
+  local check=()
+  if [ "$4" = "$ROUNDS" ]; then  # once: cmp of the whole image is slow
+    if cmp -s "$src" "$dest"; then check=(verified=1)
+    else check=(verified=0); log "WARNING: $dest differs from $src"; fi
+  fi
   record hydration "$3" clonefs "$4" time_s="$(elapsed "$t0" "$t1")" \
-    time_with_unmount_s="$(elapsed "$t0")" dest_kib="$(du_kib "$dest")" \
-    meta_kib="$(du_kib "$(cf_meta "$dest")")" verified=$verified
+    time_with_unmount_s="$(elapsed "$t0" "$t2")" dest_kib="$(du_kib "$dest")" \
+    meta_kib="$(du_kib "$(cf_meta "$dest")")" "${check[@]}"
 }
 
 hyd_qsd() {  # hyd_qsd SRC OVERLAY CASE ROUND: a sequential read through copy-on-read
@@ -273,13 +277,14 @@ lat_run() {  # lat_run CASE ROUND: 4 KiB random reads at QD1 while the copier is
   local out=$RUN/lat-$case-r$r.json
   fio_job lat "$(cf_file "$dest" "$mnt")" lat "$RUNTIME" "$out" \
     || { cat "$out.err" >&2; die "fio lat failed"; }
-  local st hyd="" tot=""
+  local st hyd="" tot="" rs=""
   if st=$(cf_status "$mnt"); then
     hyd=$(json_get hydrated_regions <<<"$st"); tot=$(json_get total_regions <<<"$st")
+    rs=$(json_get region_size <<<"$st")
   fi
   cf_unmount "$mnt"
   $BENCH fio "$out" | record latency "$case" clonefs "$r" --metrics - \
-    hydrated_regions_after="${hyd:-na}" total_regions="${tot:-na}"
+    hydrated_regions_after="${hyd:-na}" total_regions="${tot:-na}" region_size="${rs:-na}"
 }
 
 sec_latency() {
@@ -439,10 +444,10 @@ hl_clonefs() {  # hl_clonefs NSRC THRESHOLD ROUND
 
 sec_highlat() {
   log "high-latency source: $HL_MIB MiB through nbdkit delay rdelay=$HL_DELAY + nbdfuse"
-  make_data_image "$IMG/hl.img" "$HL_MIB"
+  make_data_image "$IMG/hl-${HL_MIB}M.img" "$HL_MIB"
   local nsrc dir=$MNT/nbd r thr mark
   mark=$(cleanup_count)
-  nsrc=$(nbd_start "$IMG/hl.img" "$HL_DELAY" "$dir") || { record error "nbd start" - 0 rc=1; return 0; }
+  nsrc=$(nbd_start "$IMG/hl-${HL_MIB}M.img" "$HL_DELAY" "$dir") || { record error "nbd start" - 0 rc=1; return 0; }
   record highlat config source 0 delay="$HL_DELAY" size_mib="$HL_MIB" cap_s="$HL_CAP_S"
   for ((r = 1; r <= HL_ROUNDS; r++)); do
     attempt "highlat cp r$r" hl_cp "$nsrc" "$r"
