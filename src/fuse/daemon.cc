@@ -162,8 +162,8 @@ int ServeClone(const MountOptions& o, const DaemonHooks& hooks, Reporter* rep) {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  Status s = CheckPathLayout(o);
-  if (s.ok()) s = CheckMountpoint(o, [rep](const std::string& m) { rep->Note(m); });
+  Status s = CheckMountpoint(o, [rep](const std::string& m) { rep->Note(m); });
+  if (s.ok()) s = CheckPathLayout(o);
   if (!s.ok()) {
     rep->Error(s.message());
     return kExitFailure;

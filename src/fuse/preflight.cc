@@ -106,8 +106,7 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
                         "already mounted (see: mount -t fuse.clonefs); unmount it first");
   }
   if (s.IsMismatch()) {
-    return Status::Mismatch("metadata " + md + " does not belong to this clone: " + s.message() +
-                            "; mount the clone with its own source, dest and region size, or " +
+    return Status::Mismatch(s.message() + "; mount the clone with its own source, dest and region size, or " +
                             "give --metadata a new directory to start a new clone");
   }
   if (s.IsCorruption()) {

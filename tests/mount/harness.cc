@@ -1,0 +1,154 @@
+#include "mount/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "fuse/runtime_info.h"
+#include "metadata/metadata.h"
+
+namespace clonefs::testing {
+
+RunResult Sh(const std::string& cmd) {
+  RunResult r;
+  FILE* p = popen(("exec 2>&1; " + cmd).c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+bool ShOk(const std::string& cmd) {
+  RunResult r = Sh(cmd);
+  EXPECT_EQ(r.code, 0) << "command failed: " << cmd << "\n" << r.out;
+  return r.code == 0;
+}
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+std::string ClonefsBinary() { return CLONEFS_BINARY; }
+
+std::string Sha256(const std::string& path) {
+  RunResult r = Sh("sha256sum " + Quote(path));
+  return r.code == 0 ? r.out.substr(0, 64) : "error: " + r.out;
+}
+
+void WriteRandomFile(const std::string& path, uint64_t size, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  std::vector<uint64_t> block(512);
+  for (uint64_t done = 0; done < size; done += 4096) {
+    for (auto& w : block) w = rng();
+    f.write(reinterpret_cast<const char*>(block.data()),
+            static_cast<std::streamsize>(std::min<uint64_t>(4096, size - done)));
+  }
+}
+
+std::vector<uint8_t> ReadAll(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+int64_t HydratedRegions(const std::string& metadata_dir) {
+  auto sb = metadata::Metadata::ReadSuperblock(metadata_dir);
+  if (!sb.ok()) {
+    ADD_FAILURE() << "read superblock " << metadata_dir << ": " << sb.status().ToString();
+    return -1;
+  }
+  metadata::MetadataOptions o;
+  o.dir = metadata_dir;
+  o.image_size = sb->image_size;
+  o.region_size = sb->region_size;
+  o.read_only = true;
+  o.verify_identities = false;
+  o.create_if_missing = false;
+  auto md = metadata::Metadata::Open(o);
+  if (!md.ok()) {
+    ADD_FAILURE() << "open metadata " << metadata_dir << ": " << md.status().ToString();
+    return -1;
+  }
+  return static_cast<int64_t>((*md)->NrHydratedRegions());
+}
+
+CloneDir::CloneDir() {
+  src = dir_ / "src.img";
+  dst = dir_ / "dst.img";
+  mnt = dir_ / "mnt";
+  log = dir_ / "clonefs.log";
+  done_flag = dir_ / "complete";
+  metadata = dst + ".clonefs";
+  mkdir(mnt.c_str(), 0755);
+}
+
+CloneDir::~CloneDir() {
+  for (const auto& l : loops_) Sh("umount -l " + l + " 2>/dev/null; losetup -d " + l);
+  Sh("grep -q ' " + mnt + " fuse.clonefs ' /proc/self/mountinfo && " + ClonefsBinary() +
+      " unmount --force " + Quote(mnt));
+  // A lazily detached daemon finishes on its own; give it a moment so the
+  // temporary directory can go.
+  for (int i = 0; i < 100 && DaemonPid() != 0; ++i) usleep(20000);
+}
+
+RunResult CloneDir::Mount(const std::string& extra) {
+  return Sh(ClonefsBinary() + " mount --log-file " + Quote(log) + " --on-complete " +
+             Quote("touch " + done_flag) + " " + extra + " " + Quote(src) + " " + Quote(dst) +
+             " " + Quote(mnt));
+}
+
+RunResult CloneDir::Unmount(const std::string& extra) {
+  return Sh(ClonefsBinary() + " unmount " + extra + " " + Quote(mnt));
+}
+
+bool CloneDir::WaitComplete(int seconds) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < end) {
+    if (access(done_flag.c_str(), F_OK) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+int CloneDir::DaemonPid() const {
+  auto info = fuse::ReadDaemonInfo(mnt);
+  return info.ok() && fuse::IsClonefsProcess(info->pid) ? info->pid : 0;
+}
+
+std::string CloneDir::LogText() const {
+  std::ifstream f(log);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string CloneDir::AttachLoop() {
+  RunResult r = Sh("losetup --direct-io=on -f --show " + Quote(exposed()));
+  if (r.code != 0) {
+    ADD_FAILURE() << "losetup: " << r.out;
+    return "";
+  }
+  std::string dev = r.out.substr(0, r.out.find('\n'));
+  loops_.push_back(dev);
+  return dev;
+}
+
+void CloneDir::DetachLoop(const std::string& dev) {
+  ShOk("losetup -d " + dev);
+  std::erase(loops_, dev);
+}
+
+}  // namespace clonefs::testing

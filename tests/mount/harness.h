@@ -1,0 +1,66 @@
+// Mount-test harness for the real `clonefs` binary: run commands, make
+// images, mount and unmount clones, read a clone's metadata offline.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mount/mount_test_util.h"
+
+namespace clonefs::testing {
+
+struct RunResult {
+  int code = -1;    // exit code, or -1 if killed
+  std::string out;  // stdout and stderr together
+};
+
+// Runs `cmd` with /bin/sh -c, capturing stdout+stderr.
+RunResult Sh(const std::string& cmd);
+// Runs `cmd`; on failure adds a test failure naming cmd and its output.
+bool ShOk(const std::string& cmd);
+// Single-quotes `s` for the shell.
+std::string Quote(const std::string& s);
+
+// Path of the clonefs binary under test.
+std::string ClonefsBinary();
+
+std::string Sha256(const std::string& path);
+// Writes `size` bytes of seeded pseudo-random data (4 KiB-block granular).
+void WriteRandomFile(const std::string& path, uint64_t size, uint64_t seed);
+std::vector<uint8_t> ReadAll(const std::string& path);
+
+// Regions hydrated in a clone's metadata, read offline (the clone must not be
+// mounted). -1 on error (with a test failure).
+int64_t HydratedRegions(const std::string& metadata_dir);
+
+// One clone in a temporary directory: src.img, dst.img, mnt/, log, and a
+// "complete" flag file touched by --on-complete.
+class CloneDir {
+ public:
+  CloneDir();
+  ~CloneDir();  // unmounts whatever is left (loop devices, ext4, the clone)
+
+  std::string src, dst, mnt, log, done_flag, metadata;
+  std::string exposed() const { return mnt + "/dst.img"; }
+  const TempDir& dir() const { return dir_; }
+
+  // clonefs mount --log-file LOG --on-complete 'touch DONE' EXTRA SRC DST MNT
+  RunResult Mount(const std::string& extra = "");
+  RunResult Unmount(const std::string& extra = "");
+  // Waits (up to `seconds`) for --on-complete to have run.
+  bool WaitComplete(int seconds);
+  // pid of the serving daemon, from the runtime record; 0 if none.
+  int DaemonPid() const;
+  std::string LogText() const;
+
+  // Loop device over the exposed file (--direct-io=on); "" on failure.
+  std::string AttachLoop();
+  void DetachLoop(const std::string& dev);
+
+ private:
+  TempDir dir_;
+  std::vector<std::string> loops_;
+};
+
+}  // namespace clonefs::testing

@@ -1,0 +1,162 @@
+// SPEC §7 through the real command: every bad input gets its message and a
+// non-zero exit, nothing is mounted, and the source is byte-identical
+// afterwards.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "mount/harness.h"
+
+namespace clonefs::testing {
+namespace {
+
+constexpr uint64_t kSourceSize = 8ull << 20;
+
+class MountChecksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CLONEFS_REQUIRE_MOUNTABLE();
+    WriteRandomFile(c_.src, kSourceSize, 1);
+    src_sha_ = Sha256(c_.src);
+  }
+  void TearDown() override {
+    if (!src_sha_.empty() && check_source_) {
+      EXPECT_EQ(Sha256(c_.src), src_sha_) << "the source must never change";
+    }
+  }
+  // Expects the command to fail with `code` and a message containing `what`,
+  // with nothing mounted.
+  void ExpectRefused(const RunResult& r, int code, const std::string& what) {
+    EXPECT_EQ(r.code, code) << r.out;
+    EXPECT_NE(r.out.find(what), std::string::npos) << "expected '" << what << "' in:\n" << r.out;
+    EXPECT_NE(r.out.find("clonefs: error: "), std::string::npos) << r.out;
+    EXPECT_EQ(c_.DaemonPid(), 0);
+    EXPECT_NE(Sh("grep -q ' " + c_.mnt + " fuse.clonefs ' /proc/self/mountinfo").code, 0)
+        << "nothing may be mounted after a refused mount";
+  }
+
+  CloneDir c_;
+  std::string src_sha_;
+  bool check_source_ = true;
+};
+
+TEST_F(MountChecksTest, MissingSource) {
+  std::filesystem::rename(c_.src, c_.src + ".away");
+  ExpectRefused(c_.Mount(), 1, "does not exist");
+  EXPECT_FALSE(std::filesystem::exists(c_.dst)) << "no dest may be left behind";
+  std::filesystem::rename(c_.src + ".away", c_.src);
+}
+
+TEST_F(MountChecksTest, UnreadableSource) {
+  chmod(c_.dir().path().c_str(), 0755);
+  chmod(c_.src.c_str(), 0600);
+  RunResult r = Sh("setpriv --reuid=nobody --regid=nogroup --clear-groups " + ClonefsBinary() +
+                    " mount --foreground " + Quote(c_.src) + " /tmp/clonefs-never.img " +
+                    Quote(c_.mnt));
+  ExpectRefused(r, 1, "is not readable");
+  EXPECT_FALSE(std::filesystem::exists("/tmp/clonefs-never.img"));
+}
+
+TEST_F(MountChecksTest, DestIsTheSource) {
+  ExpectRefused(Sh(ClonefsBinary() + " mount " + Quote(c_.src) + " " + Quote(c_.src) + " " +
+                    Quote(c_.mnt)),
+                1, "is the source itself");
+  ASSERT_EQ(link(c_.src.c_str(), c_.dst.c_str()), 0);
+  ExpectRefused(c_.Mount(), 1, "is the source itself (same inode)");
+}
+
+TEST_F(MountChecksTest, DestBlockDeviceSmallerThanSource) {
+  const std::string small = c_.dir() / "small.img";
+  ASSERT_TRUE(ShOk("truncate -s 4M " + small));
+  RunResult l = Sh("losetup -f --show " + small);
+  ASSERT_EQ(l.code, 0) << l.out;
+  const std::string dev = l.out.substr(0, l.out.find('\n'));
+  ExpectRefused(Sh(ClonefsBinary() + " mount --metadata " + Quote(c_.dir() / "md") + " " +
+                    Quote(c_.src) + " " + dev + " " + Quote(c_.mnt)),
+                1, "is smaller than the source (4194304 < 8388608 bytes)");
+  ExpectRefused(Sh(ClonefsBinary() + " mount " + Quote(c_.src) + " " + dev + " " + Quote(c_.mnt)),
+                1, "block device; give the metadata a directory");
+  ShOk("losetup -d " + dev);
+}
+
+TEST_F(MountChecksTest, DestOnReadOnlyFileSystem) {
+  const std::string ro = c_.dir() / "ro";
+  mkdir(ro.c_str(), 0755);
+  ASSERT_TRUE(ShOk("mount -t tmpfs -o ro,size=1M tmpfs " + ro));
+  ExpectRefused(Sh(ClonefsBinary() + " mount --metadata " + Quote(c_.dir() / "md") + " " +
+                    Quote(c_.src) + " " + Quote(ro + "/dst.img") + " " + Quote(c_.mnt)),
+                1, "is on a read-only file system");
+  ShOk("umount " + ro);
+}
+
+TEST_F(MountChecksTest, RegionSizeNotAPowerOfTwoOrOutOfRange) {
+  ExpectRefused(c_.Mount("--region-size 3000"), 2, "not a power of two");
+  ExpectRefused(c_.Mount("--region-size 2K"), 2, "out of range");
+  ExpectRefused(c_.Mount("--region-size 2G"), 2, "out of range");
+  ExpectRefused(c_.Mount("--region-size lots"), 2, "is not a size");
+  EXPECT_FALSE(std::filesystem::exists(c_.dst));
+}
+
+TEST_F(MountChecksTest, MountpointMissingNotADirectoryOrAlreadyAMount) {
+  rmdir(c_.mnt.c_str());
+  ExpectRefused(c_.Mount(), 1, "does not exist; create it: mkdir -p");
+  ASSERT_TRUE(ShOk("touch " + Quote(c_.mnt)));
+  ExpectRefused(c_.Mount(), 1, "is not a directory");
+  unlink(c_.mnt.c_str());
+  mkdir(c_.mnt.c_str(), 0755);
+  ASSERT_TRUE(ShOk("mount -t tmpfs -o size=1M tmpfs " + Quote(c_.mnt)));
+  RunResult r = c_.Mount();
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("is already a mount point (tmpfs"), std::string::npos) << r.out;
+  ShOk("umount " + Quote(c_.mnt));
+}
+
+TEST_F(MountChecksTest, SecondMountOfTheSameCloneIsRefused) {
+  RunResult first = c_.Mount("--no-hydration");
+  ASSERT_EQ(first.code, 0) << first.out;
+  const std::string mnt2 = c_.dir() / "mnt2";
+  mkdir(mnt2.c_str(), 0755);
+  RunResult r = Sh(ClonefsBinary() + " mount " + Quote(c_.src) + " " + Quote(c_.dst) + " " +
+                    Quote(mnt2));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("is locked by another clonefs daemon"), std::string::npos) << r.out;
+  RunResult again = c_.Mount();
+  EXPECT_EQ(again.code, 1) << again.out;
+  EXPECT_NE(again.out.find("already a mount point (fuse.clonefs"), std::string::npos) << again.out;
+  RunResult u = c_.Unmount();
+  EXPECT_EQ(u.code, 0) << u.out;
+}
+
+TEST_F(MountChecksTest, MetadataMustMatchTheClone) {
+  ASSERT_EQ(c_.Mount("--no-hydration").code, 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  // Another region size.
+  RunResult r = c_.Mount("--region-size 128K");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("region size"), std::string::npos) << r.out;
+
+  // Another clone's metadata: a different source and dest.
+  const std::string other_src = c_.dir() / "other.img";
+  const std::string other_dst = c_.dir() / "other-dst.img";
+  WriteRandomFile(other_src, kSourceSize, 2);
+  r = Sh(ClonefsBinary() + " mount --metadata " + Quote(c_.metadata) + " " + Quote(other_src) +
+          " " + Quote(other_dst) + " " + Quote(c_.mnt));
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("source"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--metadata a new directory"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(other_dst)) << "a dest created for the attempt is removed";
+
+  // The same source, modified.
+  check_source_ = false;
+  ASSERT_TRUE(ShOk("printf x | dd of=" + Quote(c_.src) +
+                    " bs=1 seek=4194304 conv=notrunc status=none"));
+  r = c_.Mount();
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("source"), std::string::npos) << r.out;
+  EXPECT_EQ(c_.DaemonPid(), 0);
+}
+
+}  // namespace
+}  // namespace clonefs::testing
