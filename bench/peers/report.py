@@ -112,6 +112,9 @@ def header():
         ["Kernel / OS", "%s / %s" % (m.get("kernel", "?"), m.get("os", "?"))],
         ["Disk", m.get("disk", "?")],
         ["Work dir", "%s: %s" % (m.get("work_dir", "?"), m.get("work_fs", "?"))],
+        ["Load average (1/5/15 min) at start / end", "%s / %s; run took %s s" % (
+            META.get("load", {}).get("start", "?"), META.get("load", {}).get("end", "?"),
+            fmt(META.get("load", {}).get("duration_s"), 0))],
         ["Tools", "; ".join(str(m.get(k, "?")) for k in ("fio", "qemu", "nbdkit", "nbdfuse"))],
         ["clonefs", "%s; extra mount options: %s" % (c.get("clonefs_build", "?"),
                                                     c.get("clonefs_opts", "none"))],

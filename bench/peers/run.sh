@@ -464,6 +464,8 @@ sec_highlat() {
 # ---- main ---------------------------------------------------------------------------
 
 log "run dir $RUN"
+RUN_T0=$(now)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 $BENCH machine > "$RUN/machine.json"
 record meta machine - 0 --metrics "$RUN/machine.json"
 record meta config - 0 quick=$QUICK rounds="$ROUNDS" runtime_s="$RUNTIME" data_mib="$DATA_MIB" \
@@ -486,6 +488,8 @@ want fsync && sec_fsync
 want ttfb && sec_ttfb
 want highlat && sec_highlat
 cleanup_all
+record meta load - 0 start="$LOAD_START" end="$(cut -d' ' -f1-3 /proc/loadavg)" \
+  duration_s="$(elapsed "$RUN_T0")"
 
 $PY "$HERE/report.py" "$RESULTS" > "$RUN/report.md" || die "report failed"
 cat "$RUN/report.md"
