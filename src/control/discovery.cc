@@ -114,8 +114,10 @@ Result<std::string> CanonicalMountpoint(const std::string& path) {
   char buf[PATH_MAX];
   if (realpath(path.c_str(), buf) != nullptr) return std::string(buf);
   int err = errno;
-  if (err != ENOTCONN) return Status::FromErrno(err, path);
-  // The mountpoint's daemon died: resolve the parent, keep the last name.
+  if (err != ENOTCONN && err != EACCES) return Status::FromErrno(err, path);
+  // The mountpoint's daemon died (ENOTCONN), or it is a FUSE mount that
+  // denies other users even a stat (EACCES): resolve the parent and keep the
+  // last name.
   std::string p = path;
   while (p.size() > 1 && p.back() == '/') p.pop_back();
   size_t slash = p.rfind('/');
@@ -223,9 +225,15 @@ Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
   uid_t owner = entry->user_id.value_or(geteuid());
   std::vector<std::string> candidates =
       ClientSocketCandidates(*canonical, owner, geteuid(), Env("XDG_RUNTIME_DIR"));
+  bool denied = false;
   for (const std::string& c : candidates) {
     struct stat st;
     if (stat(c.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return c;
+    denied = denied || errno == EACCES;
+  }
+  if (denied) {
+    return Status::Permission(mountpoint + " is controlled by uid " + std::to_string(owner) +
+                              "; only that user and root may query or steer it");
   }
   std::string looked;
   for (const std::string& c : candidates) looked += "\n  " + c;

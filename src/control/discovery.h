@@ -43,7 +43,8 @@ std::vector<std::string> ClientSocketCandidates(const std::string& canonical_mou
                                                 std::string_view xdg_runtime_dir);
 
 // realpath(path); if the mountpoint itself cannot be stat'ed because its
-// daemon died (ENOTCONN), realpath of the parent plus the last component.
+// daemon died (ENOTCONN) or it denies us access (EACCES: a FUSE mount of
+// another user), realpath of the parent plus the last component.
 // Reads the filesystem. Errors: NotFound, Permission, IoError with the path.
 Result<std::string> CanonicalMountpoint(const std::string& path);
 
@@ -78,6 +79,7 @@ Result<std::string> ReadSelfMountInfo();
 //   NotFound     "X: no such file or directory";
 //   InvalidArgument "X is not a clonefs mount" (not a mount, or another fs);
 //   NotFound     "no control socket for X: is the clonefs daemon running?";
+//   Permission   "X is controlled by uid N; only that user and root may ...";
 //   IoError      "X: the clonefs daemon is gone (transport endpoint is not
 //                 connected); unmount it with fusermount3 -u X".
 Result<std::string> ResolveControlSocket(const std::string& mountpoint);

@@ -197,6 +197,23 @@ TEST_F(ControlMountTest, WaitTimesOutThenCompletes) {
   EXPECT_NE(n.err.find("is not a clonefs mount"), std::string::npos) << n.err;
 }
 
+TEST_F(ControlMountTest, OtherUserIsToldWhoControlsTheClone) {
+  Mount({"--no-hydration"});
+  ASSERT_EQ(chmod(dir_.path().c_str(), 0755), 0);
+  std::string o = dir_ / "nobody.out";
+  std::string cmd = "setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                    std::string(CLONEFS_BINARY) + " status '" + mnt_ + "' >" + o + " 2>&1";
+  int st = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), kExitFailure);
+  EXPECT_NE(Slurp(o).find("is controlled by uid 0"), std::string::npos) << Slurp(o);
+  cmd = "setpriv --reuid=65534 --regid=65534 --clear-groups " + std::string(CLONEFS_BINARY) +
+        " message '" + mnt_ + "' enable_hydration >" + o + " 2>&1";
+  st = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(st), kExitFailure);
+  EXPECT_FALSE(Status().knobs.hydration_enabled);
+}
+
 TEST_F(ControlMountTest, WaitReportsDaemonGone) {
   Mount({"--no-hydration"});
   std::thread t([&] {
