@@ -182,7 +182,7 @@ TEST(Copier, SparseSourceRunsAreHydratedWithoutReads) {
       hole_reads++;
     }
   };
-  src.Install(rig.source.get());
+  src.Install(rig.source);
   EngineOptions o;
   ASSERT_OK(rig.Open(o));
   ASSERT_TRUE(Rig::WaitFor([&] { return rig.engine->Stats().hydration_done; }));
@@ -223,7 +223,7 @@ TEST(Copier, RestartCopiesNothingAlreadyCommitted) {
     if (op != DeviceOp::kRead) return;
     for (uint64_t r = off / kRegion; r * kRegion < off + len; ++r) recopied += committed.count(r);
   };
-  src.Install(c.rig.source.get());
+  src.Install(c.rig.source);
   o.knobs.rate_bytes_per_s = 0;
   ASSERT_OK(c.Open(o));
   ASSERT_TRUE(Rig::WaitFor([&] { return c.e()->Stats().hydration_done; }));

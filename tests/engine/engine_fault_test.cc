@@ -92,7 +92,7 @@ TEST_F(FaultTest, SourceEioReachesTheReaderAndTheCopierRetriesWithBackoff) {
   src.also = [&](DeviceOp op, uint64_t off, uint64_t len) {
     if (op == DeviceOp::kRead && off < 6 * kRegion && 5 * kRegion < off + len) attempts++;
   };
-  src.Install(rig_.source.get());
+  src.Install(rig_.source);
   EngineOptions o;
   o.retry_backoff_initial_ms = 20;
   o.knobs.hydration_batch_size = 4;

@@ -183,7 +183,7 @@ TEST_P(ModelTest, ConcurrentRandomOpsMatchTheModel) {
     if (op == DeviceOp::kRead && n++ % 8 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
   };
   Rig rig(kImage, kRegion, source, /*dest_extra=*/4096);
-  src_hook.Install(rig.source.get());
+  src_hook.Install(rig.source);
   EngineOptions o;
   o.discard_passdown = passdown;
   o.knobs.hydration_threshold = 8;

@@ -36,8 +36,8 @@ class RoutingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     rig_ = std::make_unique<Rig>(image_, kRegion, test::RandomContent(image_, 42, 0.2));
-    src_.Install(rig_->source.get());
-    dst_.Install(rig_->dest.get());
+    src_.Install(rig_->source);
+    dst_.Install(rig_->dest);
   }
   void TearDown() override { rig_.reset(); }  // before the counters go
   void Open(EngineOptions o = Quiet()) { ASSERT_OK(rig_->Open(o)); }
@@ -237,8 +237,9 @@ TEST_F(RoutingTest, ConcurrentFsyncsShareOneCommit) {
     while (arrived.load() < kCallers) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   };
-  dst_.Install(rig_->dest.get());
+  dst_.Install(rig_->dest);
   Open();
+  test::Cleanup stop([&] { rig_->engine.reset(); });  // before the hook's captures go
   std::vector<std::thread> ts;
   std::atomic<int> ok{0};
   for (int i = 0; i < kCallers; ++i) {
@@ -293,6 +294,7 @@ TEST_F(RoutingTest, CompletionIsReportedOnceAfterTheCommit) {
     committed_at_call = rig_->engine->Stats().committed_hydrated_regions;
   };
   Open(o);
+  test::Cleanup stop([&] { rig_->engine.reset(); });
   ASSERT_TRUE(Rig::WaitFor([&] { return calls.load() == 1; }));
   EXPECT_TRUE(e()->Stats().hydration_done);
   EXPECT_EQ(committed_at_call.load(), 16u);
@@ -320,9 +322,10 @@ TEST_F(RoutingTest, RestartKeepsCommittedRegionsAndNeverCopiesThemAgain) {
       if (off < (r + 1) * kRegion && r * kRegion < off + len) bad++;
     }
   };
-  src_.Install(rig_->source.get());
+  src_.Install(rig_->source);
   EngineOptions o;
   Open(o);
+  test::Cleanup stop([&] { rig_->engine.reset(); });
   EXPECT_EQ(e()->Stats().committed_hydrated_regions, 2u);
   ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }));
   EXPECT_EQ(bad.load(), 0);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <unistd.h>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -46,7 +47,15 @@ struct OpCounter {
   std::atomic<uint64_t> reads{0}, writes{0}, zeros{0}, flushes{0};
   std::atomic<uint64_t> read_bytes{0}, write_bytes{0};
   std::function<void(DeviceOp, uint64_t, uint64_t)> also;  // set before Install
-  void Install(FaultDevice* d) {
+  OpCounter() = default;
+  OpCounter(const OpCounter&) = delete;
+  OpCounter& operator=(const OpCounter&) = delete;
+  // Removes the hook from the device if the device still exists.
+  ~OpCounter() {
+    if (auto d = dev_.lock()) d->SetHook(nullptr);
+  }
+  void Install(const std::shared_ptr<FaultDevice>& d) {
+    dev_ = d;
     d->SetHook([this](DeviceOp op, uint64_t off, uint64_t len) {
       switch (op) {
         case DeviceOp::kRead: reads++; read_bytes += len; break;
@@ -58,6 +67,22 @@ struct OpCounter {
       if (also) also(op, off, len);
     });
   }
+
+ private:
+  std::weak_ptr<FaultDevice> dev_;
+};
+
+// Runs a function at the end of a scope (e.g. stopping an engine before the
+// locals its callbacks capture go away).
+class Cleanup {
+ public:
+  explicit Cleanup(std::function<void()> f) : f_(std::move(f)) {}
+  ~Cleanup() { f_(); }
+  Cleanup(const Cleanup&) = delete;
+  Cleanup& operator=(const Cleanup&) = delete;
+
+ private:
+  std::function<void()> f_;
 };
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -113,8 +138,15 @@ inline std::unique_ptr<Device> Share(std::shared_ptr<Device> d) {
 
 class TempDir {
  public:
+  // Under $TMPDIR if set, else in /dev/shm when there is one (the metadata
+  // store fsyncs; durability is modelled by FaultInjectionFs anyway).
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "clonefs-eng-XXXXXX").string();
+    std::filesystem::path base = std::filesystem::temp_directory_path();
+    if (!std::getenv("TMPDIR") && std::filesystem::is_directory("/dev/shm") &&
+        access("/dev/shm", W_OK) == 0) {
+      base = "/dev/shm";
+    }
+    std::string tmpl = (base / "clonefs-eng-XXXXXX").string();
     path_ = mkdtemp(tmpl.data());
   }
   ~TempDir() {
