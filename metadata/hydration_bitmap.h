@@ -11,6 +11,8 @@
 //   The three bitmaps are padded to whole chunks (chunk_codec.h) and live in
 //   anonymous mappings: pages never touched cost no memory, so a fresh or
 //   sparse clone uses far less than the 3 bits per region it may grow to.
+//   slots_       per-slot in-flight counters and hydrated-region counts (see
+//                Slot); Count() = count_base_ + the slots' counts.
 //
 // MARKS AND FREEZE (the property Metadata::PersistFrozen relies on)
 //   A mark sets its bits in dirty_[c] (and the chunk's summary bit) and only

@@ -163,8 +163,9 @@ class Metadata {
   virtual Status SetRegionHydrated(uint64_t r) = 0;
 
   // Marks every region in [start, start+n) hydrated that is not already.
-  // Errors: InvalidArgument if the range is empty-overflowing or exceeds
-  // nr_regions (start+n computed without wrap); ReadOnly in read-only mode.
+  // n == 0 with start < nr_regions is a no-op. Errors: InvalidArgument if
+  // start >= nr_regions or n > nr_regions - start (start+n is never computed,
+  // so nothing wraps); ReadOnly in read-only mode.
   virtual Status CondSetRange(uint64_t start, uint64_t n) = 0;
 
   // --- transactions (serialized by the caller) ---
@@ -200,8 +201,10 @@ class Metadata {
   // recovers after a failed commit).
   virtual Status Abort() = 0;
 
-  // Re-reads the in-core bitmap from the store, discarding in-core marks.
-  // REQUIRES: as Abort.
+  // Re-reads the in-core bitmap from the store, discarding in-core marks and
+  // both dirty sets (a dirty bit without its hydrated bit would later persist
+  // a region whose data was never flushed). Unlike Abort it does not clear the
+  // "needs abort" state. REQUIRES: as Abort.
   virtual Status ReloadInCoreBitset() = 0;
 
   // True if any region was marked since the last Freeze (or a frozen set is
@@ -209,6 +212,8 @@ class Metadata {
   virtual bool ChangedThisTransaction() const = 0;
 
   // Read-only mode: marks, Freeze, PersistFrozen and Commit return ReadOnly.
+  // SetReadOnly waits for marks already in progress, so once it returns no
+  // mark changes anything (what Abort and ReloadInCoreBitset require).
   virtual void SetReadOnly() = 0;
   // Leaves read-only mode. Has no effect on a store opened with read_only.
   virtual void SetReadWrite() = 0;

@@ -85,7 +85,8 @@ Status ValidateOptions(const MetadataOptions& o) {
 // Creates `dir` and any missing parents, fsyncing each new entry's parent so
 // the directory survives a power cut.
 Status MakeDirs(const std::filesystem::path& dir) {
-  if (dir.empty() || std::filesystem::exists(dir)) return Status::OK();
+  std::error_code ec;  // an error here resurfaces as mkdir's errno below
+  if (dir.empty() || std::filesystem::exists(dir, ec)) return Status::OK();
   const std::filesystem::path parent =
       dir.has_parent_path() ? dir.parent_path() : std::filesystem::path(".");
   CLONEFS_RETURN_IF_ERROR(MakeDirs(parent));
@@ -116,16 +117,16 @@ bool IsCreationLeftover(const std::string& name) {
 // kInterruptedFormat: only files RocksDB creates before CURRENT, i.e. a
 // format that crashed before the database existed; nothing in it to lose.
 Result<DirKind> Classify(const std::string& dir) {
-  std::error_code ec;
-  auto it = std::filesystem::directory_iterator(dir, ec);
-  if (ec) return Status::FromErrno(ec.value(), "list metadata directory " + dir);
+  std::error_code ec;  // the non-throwing overloads: no exception leaves here
+  std::filesystem::directory_iterator it(dir, ec), end;
   bool any = false, only_leftovers = true;
-  for (const auto& e : it) {
-    const std::string name = e.path().filename().string();
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
     if (name == "CURRENT") return DirKind::kRocksDb;
     any = true;
-    only_leftovers = only_leftovers && e.is_regular_file() && IsCreationLeftover(name);
+    only_leftovers = only_leftovers && it->is_regular_file(ec) && IsCreationLeftover(name);
   }
+  if (ec) return Status::FromErrno(ec.value(), "list metadata directory " + dir);
   if (!any) return DirKind::kEmpty;
   return only_leftovers ? DirKind::kInterruptedFormat : DirKind::kForeign;
 }
