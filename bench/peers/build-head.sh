@@ -3,12 +3,12 @@
 # work tree), in $WORK/head-src and $WORK/head-build, and prints the binary's
 # path, so a report names exactly the commit it measured.
 # Usage: CLONEFS=$(bench/peers/build-head.sh) bench/peers/run.sh ...
-# Environment: WORK (default /var/tmp/clonefs-bench), BUILD_TYPE (default
+# Environment: WORK (default /var/tmp/clonefs-bench/peers), BUILD_TYPE (default
 # the project's default, RelWithDebInfo).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-WORK=${WORK:-/var/tmp/clonefs-bench}
+WORK=${WORK:-/var/tmp/clonefs-bench/peers}
 SRC=$WORK/head-src
 BUILD=$WORK/head-build
 rev=$(git -C "$REPO" rev-parse HEAD)

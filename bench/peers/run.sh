@@ -16,7 +16,7 @@
 # Environment: CLONEFS (binary; default build/cli/clonefs of this checkout),
 # CLONEFS_OPTS (extra options for every clonefs mount), QSD_CACHE (direct, the
 # default, or writeback: how qemu-storage-daemon opens its files), WORK (scratch dir,
-# default /var/tmp/clonefs-bench), RUNTIME (seconds per fio run), and the size
+# default /var/tmp/clonefs-bench/peers), RUNTIME (seconds per fio run), and the size
 # knobs listed under "configuration" below.
 #
 # Output: $WORK/runs/<stamp>/{results.jsonl,report.md,*.json}; the report is
@@ -41,7 +41,7 @@ while [ $# -gt 0 ]; do
 done
 
 # ---- configuration ------------------------------------------------------------
-WORK=${WORK:-/var/tmp/clonefs-bench}
+WORK=${WORK:-/var/tmp/clonefs-bench/peers}
 CLONEFS=${CLONEFS:-$REPO/build/cli/clonefs}
 CLONEFS_OPTS=${CLONEFS_OPTS:-}
 if [ $QUICK = 1 ]; then
@@ -81,7 +81,10 @@ cf_enabled() { [ $PEERS_ONLY = 0 ]; }
 if cf_enabled && [ ! -x "$CLONEFS" ]; then
   die "clonefs binary not found at $CLONEFS (set CLONEFS=path, or --peers-only)"
 fi
-want() { [[ ",$SECTIONS," == *",$1,"* ]]; }
+want() {
+  [[ ",$SECTIONS," == *",$1,"* ]] || return 1
+  [ -f "$RESULTS" ] || die "$RUN vanished during the run (removed by another process?)"
+}
 
 # cf_build_info: what was measured: version, build type and source commit.
 cf_build_info() {
