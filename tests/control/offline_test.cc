@@ -17,6 +17,15 @@
 #include "fuse/identity.h"
 #include "metadata/metadata.h"
 
+#if defined(__SANITIZE_THREAD__)
+// librocksdb and libstdc++ are not built with TSan. RocksDB's background
+// threads copy option strings through libstdc++ under RocksDB's own locks,
+// which TSan cannot see and reports, at random, as races (neither stack
+// reaches code of ours). This binary starts no threads of its own, so
+// ignoring accesses made from uninstrumented libraries hides nothing here.
+extern "C" const char* __tsan_default_options() { return "ignore_noninstrumented_modules=1"; }
+#endif
+
 namespace clonefs::control {
 namespace {
 
