@@ -17,12 +17,24 @@ jobs=$(nproc)
 
 tests/install-deps.sh
 
-build() {  # build DIR [cmake args...]
+configure() {  # configure DIR [cmake args...]
   local dir=$1; shift
   rm -rf "$dir"
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.configure.log" 2>&1 ||
     { cat "$dir.configure.log"; return 1; }
-  cmake --build "$dir" -j"$jobs"
+}
+
+build() {  # build DIR [cmake args...]: everything (binaries, tests, benchmarks)
+  configure "$@"
+  cmake --build "$1" -j"$jobs"
+}
+
+build_tests() {  # build_tests DIR [cmake args...]: only the unit and component tests
+  configure "$@"
+  local targets
+  mapfile -t targets < <(ctest --test-dir "$1" -N -L 'unit|component' |
+    sed -n 's/^ *Test *#[0-9]*: *\([A-Za-z0-9_]*\).*/\1/p')
+  cmake --build "$1" -j"$jobs" --target "${targets[@]}"
 }
 
 echo "== normal build"
@@ -32,10 +44,10 @@ echo "== tests: unit, component, mount"
 
 if ((quick == 0)); then
   echo "== ASan+UBSan build"
-  build build-asan -DCLONEFS_SANITIZE=asan
+  build_tests build-asan -DCLONEFS_SANITIZE=asan
   (cd build-asan && ctest --output-on-failure -j"$jobs" -L 'unit|component' --timeout 900)
   echo "== TSan build"
-  build build-tsan -DCLONEFS_SANITIZE=tsan
+  build_tests build-tsan -DCLONEFS_SANITIZE=tsan
   (cd build-tsan && ctest --output-on-failure -j"$jobs" -L 'unit|component' --timeout 900)
 fi
 echo "== all tests passed"
