@@ -310,6 +310,9 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
   // The control channel and `clonefs unmount` key on the canonical path.
   o.mountpoint = CanonicalPath(o.mountpoint);
   if (o.foreground) {
+    // Every path is absolute now; never resolve anything relative to a
+    // directory that could be (or come to be under) the mount.
+    if (chdir("/") != 0) return kExitFailure;
     SetUpLogging(o, /*detached=*/false);
     Reporter rep(-1);
     return ServeClone(o, hooks, &rep);

@@ -115,7 +115,9 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
                               "--metadata directory)");
   }
   if (s.IsInvalidArgument()) return Status::InvalidArgument(s.message());
-  return s.WithContext("metadata " + md);
+  return Status::IoError("metadata " + md + " cannot be opened: " + s.message() +
+                         "; examine it with clonefs check --metadata " + md +
+                         ", or give --metadata a new directory to start a new clone");
 }
 
 }  // namespace

@@ -158,5 +158,42 @@ TEST_F(MountChecksTest, MetadataMustMatchTheClone) {
   EXPECT_EQ(c_.DaemonPid(), 0);
 }
 
+TEST_F(MountChecksTest, DamagedMetadataIsRefusedWithTheReason) {
+  ASSERT_EQ(c_.Mount("--no-hydration").code, 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  // Point RocksDB at a manifest that does not exist.
+  ASSERT_TRUE(ShOk("echo MANIFEST-999999 > " + Quote(c_.metadata + "/CURRENT")));
+  RunResult r = c_.Mount();
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("clonefs: error: metadata " + c_.metadata), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("MANIFEST-999999"), std::string::npos) << "the reason: " << r.out;
+  EXPECT_EQ(c_.DaemonPid(), 0);
+}
+
+TEST_F(MountChecksTest, DestFullReachesTheWriterAndNothingCrashes) {
+  // dest on a 4 MiB file system, source 8 MiB: hydration cannot finish.
+  const std::string small = c_.dir() / "small";
+  mkdir(small.c_str(), 0755);
+  ASSERT_TRUE(ShOk("mount -t tmpfs -o size=4M tmpfs " + small));
+  const std::string mnt = c_.mnt;
+  RunResult m = Sh(ClonefsBinary() + " mount --no-hydration --metadata " +
+                   Quote(c_.dir() / "md") + " --log-file " + Quote(c_.log) + " " + Quote(c_.src) +
+                   " " + Quote(small + "/dst.img") + " " + Quote(mnt));
+  ASSERT_EQ(m.code, 0) << m.out;
+  // Write until the dest file system is full: the writer sees ENOSPC.
+  RunResult w = Sh("dd if=/dev/zero of=" + Quote(mnt + "/dst.img") +
+                   " bs=64k count=128 oflag=direct conv=notrunc,fsync");
+  EXPECT_NE(w.code, 0) << w.out;
+  EXPECT_NE(w.out.find("No space left on device"), std::string::npos) << w.out;
+  // The daemon is alive and the whole image still reads (from the source
+  // where nothing was written).
+  EXPECT_GT(c_.DaemonPid(), 0);
+  RunResult rd = Sh("dd if=" + Quote(mnt + "/dst.img") + " of=/dev/null bs=1M iflag=direct");
+  EXPECT_EQ(rd.code, 0) << rd.out;
+  RunResult u = Sh(ClonefsBinary() + " unmount " + Quote(mnt));
+  EXPECT_EQ(u.code, 0) << u.out;
+  ShOk("umount " + small);
+}
+
 }  // namespace
 }  // namespace clonefs::testing
