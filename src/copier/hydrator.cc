@@ -66,8 +66,13 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   // The last, partial region is always copied (SPEC §3), even where the
   // overlay covers it.
   const bool may_skip_read = !geo_.IsPartialRegion(r);
-  CopyBuffer buf;
-  size_t chunk = buf.Reserve(end - start);
+  // Requests threads keep one buffer for regions up to kThreadBufferMax (the
+  // common case); larger regions use a chunk-sized buffer per call.
+  constexpr uint64_t kThreadBufferMax = 1 << 20;
+  thread_local CopyBuffer thread_buf;
+  CopyBuffer call_buf;
+  CopyBuffer& buf = end - start <= kThreadBufferMax ? thread_buf : call_buf;
+  size_t chunk = std::min<uint64_t>(buf.Reserve(end - start), kMaxCopyChunk);
   uint64_t read = 0;
   for (uint64_t pos = start; pos < end;) {
     const uint64_t n = std::min<uint64_t>(chunk, end - pos);

@@ -197,7 +197,7 @@ TEST_P(ModelTest, ConcurrentRandomOpsMatchTheModel) {
   Model model(source);
   Counts counts;
   const int kThreads = 4;
-  const int ops = test::Scaled(1500, 250);
+  const int ops = test::Scaled(1500, 150);
   for (int phase = 0; phase < 2; ++phase) {
     std::vector<std::thread> ts;
     for (int t = 0; t < kThreads; ++t) {
