@@ -36,7 +36,9 @@ namespace {
 // Pipe protocol, one line each: "N <note>", "E <error>", "M <pid>".
 class Reporter {
  public:
-  explicit Reporter(int pipe_fd) : fd_(pipe_fd) {}
+  // pipe_fd -1: foreground; then messages are printed only if the log does
+  // not already go to stderr (`echo`).
+  Reporter(int pipe_fd, bool echo) : fd_(pipe_fd), echo_(echo) {}
   void Note(const std::string& m) {
     CLONEFS_LOG_WARN("%s", m.c_str());
     Send('N', m);
@@ -54,6 +56,7 @@ class Reporter {
  private:
   void Send(char kind, std::string m) {
     if (fd_ < 0) {
+      if (!echo_) return;
       if (kind == 'N') fprintf(stderr, "clonefs: note: %s\n", m.c_str());
       if (kind == 'E') fprintf(stderr, "clonefs: error: %s\n", m.c_str());
       return;
@@ -66,6 +69,7 @@ class Reporter {
     (void)n;
   }
   int fd_;  // -1: foreground
+  const bool echo_;
 };
 
 void SetUpLogging(const MountOptions& o, bool detached) {
@@ -314,7 +318,7 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
     // directory that could be (or come to be under) the mount.
     if (chdir("/") != 0) return kExitFailure;
     SetUpLogging(o, /*detached=*/false);
-    Reporter rep(-1);
+    Reporter rep(-1, /*echo=*/!o.log_file.empty());
     return ServeClone(o, hooks, &rep);
   }
   int p[2];
@@ -345,7 +349,7 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
     if (devnull > STDERR_FILENO) close(devnull);
   }
   SetUpLogging(o, /*detached=*/true);
-  Reporter rep(p[1]);
+  Reporter rep(p[1], /*echo=*/false);
   _exit(ServeClone(o, hooks, &rep));
 }
 

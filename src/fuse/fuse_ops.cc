@@ -68,9 +68,9 @@ void OpInit(void* userdata, struct fuse_conn_info* conn) {
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
   if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
-  CLONEFS_LOG_INFO("fuse: connection ready (protocol 7.%u, max_write %u, max_read %u, "
-                   "max_background %u, async_dio %s)",
-                   conn->proto_minor, conn->max_write, conn->max_read, conn->max_background,
+  CLONEFS_LOG_INFO("fuse: connection ready (protocol 7.%u, max_write %u, max_background %u, "
+                   "async_dio %s)",
+                   conn->proto_minor, conn->max_write, conn->max_background,
                    (conn->want & FUSE_CAP_ASYNC_DIO) ? "on" : "off");
 }
 
