@@ -136,5 +136,33 @@ TEST_F(CloneLoopTest, KilledDaemonUnderExt4LoadResumes) {
   ShOk("umount " + emnt_);
 }
 
+// mkfs.ext4 through the clone over a source full of random bytes: mkfs's
+// discards become punch-holes (whole regions zeroed without reading the
+// source), then files, fstrim and e2fsck; dest alone after hydration.
+TEST_F(CloneLoopTest, MkfsThroughTheCloneOverRandomSource) {
+  WriteRandomFile(c_.src, 64ull << 20, 11);
+  src_sha_ = Sha256(c_.src);
+  RunResult m = c_.Mount("--rate 16M --region-size 64K");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::string loop = c_.AttachLoop();
+  ASSERT_FALSE(loop.empty());
+  ASSERT_TRUE(ShOk("mkfs.ext4 -q -F " + loop));
+  ASSERT_TRUE(ShOk("mount " + loop + " " + emnt_));
+  ASSERT_TRUE(ShOk("head -c 7M /dev/urandom > " + emnt_ + "/a.bin && mkdir " + emnt_ +
+                   "/d && seq 1 100000 > " + emnt_ + "/d/n.txt && sync"));
+  const std::string a_sha = Sha256(emnt_ + "/a.bin");
+  ASSERT_TRUE(ShOk("fstrim " + emnt_));
+  ASSERT_TRUE(ShOk("umount " + emnt_));
+  EXPECT_TRUE(ShOk("e2fsck -fn " + loop));
+  c_.DetachLoop(loop);
+  ASSERT_TRUE(c_.WaitComplete(90)) << c_.LogText();
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_TRUE(ShOk("e2fsck -fn " + Quote(c_.dst)));
+  ASSERT_TRUE(ShOk("mount -o loop,ro " + Quote(c_.dst) + " " + emnt_));
+  EXPECT_EQ(Sha256(emnt_ + "/a.bin"), a_sha);
+  EXPECT_TRUE(ShOk("seq 1 100000 | cmp - " + emnt_ + "/d/n.txt"));
+  ShOk("umount " + emnt_);
+}
+
 }  // namespace
 }  // namespace clonefs::testing
