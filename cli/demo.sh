@@ -44,7 +44,7 @@ cleanup() {
   set +e
   mountpoint -q "$data" && umount "$data"
   [[ -n $loop ]] && losetup -d "$loop" 2>/dev/null
-  grep -q " $mnt fuse.clonefs " /proc/self/mountinfo && "$clonefs" unmount --force "$mnt" >/dev/null
+  findmnt -rn -t fuse.clonefs "$mnt" >/dev/null && "$clonefs" unmount --force "$mnt" >/dev/null
   mountpoint -q "$work/check" && umount "$work/check"
   sleep 0.2
   rm -rf "$work"

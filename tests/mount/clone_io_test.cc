@@ -83,6 +83,8 @@ TEST_F(CloneIoTest, ReadsAndWritesMatchAModelWhileTheCopierRuns) {
   ASSERT_EQ(ReadAll(c_.exposed()), model);
   RunResult u = c_.Unmount();
   ASSERT_EQ(u.code, 0) << u.out;
+  EXPECT_FALSE(c_.IsMounted());
+  EXPECT_EQ(c_.DaemonPid(), 0) << "unmount returns after the daemon's final commit and exit";
   std::vector<uint8_t> dest = ReadAll(c_.dst);
   ASSERT_GE(dest.size(), kSize);
   dest.resize(kSize);

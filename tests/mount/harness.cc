@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "fuse/mount_table.h"
 #include "fuse/runtime_info.h"
 #include "metadata/metadata.h"
 
@@ -97,8 +98,7 @@ CloneDir::CloneDir() {
 
 CloneDir::~CloneDir() {
   for (const auto& l : loops_) Sh("umount -l " + l + " 2>/dev/null; losetup -d " + l);
-  Sh("grep -q ' " + mnt + " fuse.clonefs ' /proc/self/mountinfo && " + ClonefsBinary() +
-      " unmount --force " + Quote(mnt));
+  if (IsMounted()) Sh(ClonefsBinary() + " unmount --force " + Quote(mnt));
   // A lazily detached daemon finishes on its own; give it a moment so the
   // temporary directory can go.
   for (int i = 0; i < 100 && DaemonPid() != 0; ++i) usleep(20000);
@@ -121,6 +121,11 @@ bool CloneDir::WaitComplete(int seconds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return false;
+}
+
+bool CloneDir::IsMounted() const {
+  auto e = fuse::FindMount(mnt);
+  return e.ok() && e->has_value() && (*e)->fstype == "fuse.clonefs";
 }
 
 int CloneDir::DaemonPid() const {

@@ -50,6 +50,8 @@ class CloneDir {
   RunResult Unmount(const std::string& extra = "");
   // Waits (up to `seconds`) for --on-complete to have run.
   bool WaitComplete(int seconds);
+  // True if a clonefs mount (live or stale) sits on mnt.
+  bool IsMounted() const;
   // pid of the serving daemon, from the runtime record; 0 if none.
   int DaemonPid() const;
   std::string LogText() const;
