@@ -10,9 +10,12 @@
 //       before every run. --sweep tries several knob settings.
 //   engine_bench sparse [--dir D] [--size-gib 64] [--data-gib 1]
 //       Hydration of a sparse source: time and dest space follow the data.
-//   engine_bench regions [--dir D] [--size-gib G]
-//       Region size: cost of a small write that triggers a hydration, and
-//       full-hydration time, per region size.
+//   engine_bench regions [--dir D] [--size-gib G] [--direct]
+//       Region size: cost of a small write that triggers a hydration, per
+//       region size, and bitmap memory.
+//   engine_bench latency [--dir D] [--seconds S] [--buffered]
+//       User read latency on hydrated regions with the copier off and on
+//       (foreground first).
 //
 // Run as root for --drop-caches (the default when root). Files go to --dir
 // (default /var/tmp/clonefs-bench), never /tmp.
@@ -236,7 +239,7 @@ void MakeDataFile(const std::string& path, uint64_t size) {
 
 struct Knobs {
   uint64_t region = 64 << 10;
-  uint32_t threshold = 64, batch = 16, threads = 2;
+  uint32_t threshold = 64, batch = 16, threads = 4;
   bool direct = false;
   std::string Name() const {
     char b[128];
@@ -445,15 +448,15 @@ int Sparse(const Args& a) {
 
 int Regions(const Args& a) {
   const std::string dir = a.Get("dir", "/var/tmp/clonefs-bench-engine");
-  const uint64_t size = a.U("size-gib", 1) << 30;
+  const uint64_t size = a.U("size-gib", 4) << 30;
   const bool drop = geteuid() == 0 && !a.Has("no-drop-caches");
   fs::create_directories(dir);
-  const std::string src = dir + "/regions-source.img", dst = dir + "/regions-dest.img",
+  const std::string src = dir + "/source.img", dst = dir + "/regions-dest.img",
                     md = dir + "/regions-dest.md";
   MakeDataFile(src, size);
-  std::printf("# region size: 4 KiB random writes into unhydrated regions (each one copies its "
-              "region first; page cache dropped, file-backed %llu MiB image), and bitmap memory "
-              "(3 bits per region) for a 1 TiB image\n",
+  std::printf("# region size: 4 KiB writes into 1000 distinct unhydrated regions (each one "
+              "copies its region first; page cache dropped, file-backed %llu MiB image), and "
+              "bitmap memory (3 bits per region) for a 1 TiB image\n",
               static_cast<unsigned long long>(size >> 20));
   std::printf("%-10s %16s %16s %18s\n", "region", "write us (p50)", "write us (p99)", "bitmap MiB/TiB");
   for (uint64_t region : {4ull << 10, 16ull << 10, 64ull << 10, 256ull << 10, 1ull << 20, 4ull << 20}) {
@@ -461,10 +464,12 @@ int Regions(const Args& a) {
     fs::remove_all(md);
     PosixDeviceOptions so;
     so.read_only = true;
+    so.direct = a.Has("direct");
     auto source = OpenPosixDevice(src, so);
     Die(source.status(), "source");
     PosixDeviceOptions dopt;
     dopt.create = true;
+    dopt.direct = so.direct;
     dopt.min_size = size;
     auto dest = OpenPosixDevice(dst, dopt);
     Die(dest.status(), "dest");
@@ -483,9 +488,13 @@ int Regions(const Args& a) {
     std::vector<double> lat;
     std::vector<uint8_t> buf(4096, 0x5a);
     std::mt19937_64 rng(3);
+    // Distinct regions, so that every write finds its region unhydrated.
     const uint64_t regions = size / region;
-    for (int i = 0; i < 2000; ++i) {
-      uint64_t r = rng() % regions;
+    std::vector<uint64_t> order(regions);
+    for (uint64_t r = 0; r < regions; ++r) order[r] = r;
+    std::shuffle(order.begin(), order.end(), rng);
+    order.resize(std::min<uint64_t>(regions, 1000));
+    for (uint64_t r : order) {
       auto t0 = Clk::now();
       Die((*e)->Write(r * region + (rng() % (region / 4096)) * 4096, buf.data(), 4096, false), "write");
       lat.push_back(Seconds(t0, Clk::now()) * 1e6);
@@ -501,13 +510,84 @@ int Regions(const Args& a) {
   return 0;
 }
 
+// ---------------------------------------------------------------- latency
+
+int Latency(const Args& a) {
+  const std::string dir = a.Get("dir", "/var/tmp/clonefs-bench-engine");
+  const uint64_t size = a.U("size-gib", 4) << 30;
+  const double secs = static_cast<double>(a.U("seconds", 3));
+  fs::create_directories(dir);
+  const std::string src = dir + "/source.img", dst = dir + "/latency-dest.img",
+                    md = dir + "/latency-dest.md";
+  MakeDataFile(src, size);
+  fs::remove(dst);
+  fs::remove_all(md);
+  PosixDeviceOptions so;
+  so.read_only = true;
+  so.direct = !a.Has("buffered");
+  auto source = OpenPosixDevice(src, so);
+  Die(source.status(), "source");
+  PosixDeviceOptions dopt;
+  dopt.create = true;
+  dopt.direct = so.direct;
+  dopt.min_size = size;
+  auto dest = OpenPosixDevice(dst, dopt);
+  Die(dest.status(), "dest");
+  metadata::MetadataOptions mo;
+  mo.dir = md;
+  mo.image_size = size;
+  auto m = metadata::Metadata::Open(mo);
+  Die(m.status(), "md");
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  auto e = Engine::Open(std::move(*source), std::move(*dest), std::move(*m), o);
+  Die(e.status(), "engine");
+  Engine* eng = e->get();
+  Die(eng->Start(), "start");
+  // The user's working set: the first 256 MiB, hydrated by whole writes.
+  const uint64_t hot = 256ull << 20;
+  std::vector<uint8_t> buf(1 << 20, 0x11);
+  for (uint64_t off = 0; off < hot; off += buf.size()) Die(eng->Write(off, buf.data(), buf.size(), false), "w");
+  Die(eng->Fsync(), "fsync");
+  std::printf("# user latency: QD1 4 KiB random reads of hydrated regions (%s), %.0f s each\n",
+              so.direct ? "O_DIRECT" : "buffered", secs);
+  std::printf("%-34s %9s %9s %9s %12s\n", "copier", "p50 us", "p99 us", "IOPS", "copied MiB/s");
+  auto measure = [&](const char* name) {
+    std::vector<double> lat;
+    std::mt19937_64 rng(5);
+    uint64_t c0 = eng->Stats().bytes_copied;
+    auto t0 = Clk::now();
+    while (Seconds(t0, Clk::now()) < secs) {
+      auto t = Clk::now();
+      Die(eng->Read((rng() % (hot / 4096)) * 4096, buf.data(), 4096), "read");
+      lat.push_back(Seconds(t, Clk::now()) * 1e6);
+    }
+    double el = Seconds(t0, Clk::now());
+    uint64_t c1 = eng->Stats().bytes_copied;
+    std::sort(lat.begin(), lat.end());
+    std::printf("%-34s %9.0f %9.0f %9.0f %12.1f\n", name, lat[lat.size() / 2],
+                lat[lat.size() * 99 / 100], lat.size() / el, (c1 - c0) / 1048576.0 / el);
+  };
+  measure("off");
+  eng->EnableHydration(true);
+  measure("on, foreground first (default)");
+  eng->SetHydrationThreshold(0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  measure("off again");
+  Die(eng->Shutdown(), "shutdown");
+  e->reset();
+  fs::remove(dst);
+  fs::remove_all(md);
+  return 0;
+}
+
 }  // namespace
 }  // namespace clonefs
 
 int main(int argc, char** argv) {
   using namespace clonefs;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s overhead|hydrate|sparse|regions [--key value|--flag]...\n", argv[0]);
+    std::fprintf(stderr, "usage: %s overhead|hydrate|sparse|regions|latency [--key value|--flag]...\n", argv[0]);
     return 2;
   }
   Args a;
@@ -526,6 +606,7 @@ int main(int argc, char** argv) {
   if (cmd == "hydrate") return Hydrate(a);
   if (cmd == "sparse") return Sparse(a);
   if (cmd == "regions") return Regions(a);
+  if (cmd == "latency") return Latency(a);
   std::fprintf(stderr, "unknown benchmark %s\n", cmd.c_str());
   return 2;
 }

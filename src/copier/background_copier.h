@@ -62,8 +62,8 @@ struct CopierOptions {
   // First retry delay of a failed region; doubles per failure, capped at
   // 60 s. Default: 100 ms.
   uint64_t retry_backoff_initial_ms = 100;
-  // Worker threads. Default: 2 (docs/design.md).
-  uint32_t workers = 2;
+  // Worker threads. Default: 4 (docs/design.md).
+  uint32_t workers = 4;
   // User I/O that ended less than this ago still counts as "busy".
   // Default: 20 ms.
   uint64_t foreground_idle_ns = 20'000'000;

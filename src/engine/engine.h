@@ -18,6 +18,10 @@
 //   kReadOnly: reads work; writes/zeros to hydrated regions work; anything
 //     that needs a hydration, and every fsync that needs a commit, fails with
 //     Status::ReadOnly (EIO at the FUSE edge); background hydration stops.
+//     Every Fsync needs one here: the rolled-back transaction may have held
+//     writes that were answered, so no later fsync may claim they are
+//     durable. An O_SYNC write to a hydrated region still succeeds (dest is
+//     flushed; in this mode the in-core bitmap is the durable one).
 //   kFail: every I/O fails with Status::Failed (EIO).
 //
 // THREAD SAFETY: every public method is safe to call concurrently from any
@@ -76,8 +80,9 @@ struct EngineOptions {
   // the same run, capped at 60 s. Default: 100 ms.
   uint64_t retry_backoff_initial_ms = 100;
   // Background copier threads (each copies one unit at a time, within
-  // hydration_threshold). Default: 2, see docs/design.md.
-  uint32_t copier_threads = 2;
+  // hydration_threshold, so threshold/batch units at most). Default: 4, see
+  // docs/design.md.
+  uint32_t copier_threads = 4;
   // User I/O that ended less than this ago still counts as "busy" for the
   // copier's foreground-first policy (so a queue-depth-1 client, idle between
   // its requests for microseconds, is seen as busy). Default: 20 ms.
