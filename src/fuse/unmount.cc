@@ -69,9 +69,14 @@ int RunUnmount(const UnmountOptions& in) {
            "the last user closes the file\n", mp.c_str());
     return kExitOk;
   }
+  if (!info.ok()) {
+    printf("clonefs: unmounted %s (no record of its daemon in %s: not waiting for its final "
+           "commit)\n", mp.c_str(), RuntimeDir().c_str());
+    return kExitOk;
+  }
   if (!have_daemon) {
-    printf("clonefs: unmounted %s (no live daemon: it had died; the next mount resumes from "
-           "the last commit)\n", mp.c_str());
+    printf("clonefs: unmounted %s (its daemon had died; the next mount resumes from the last "
+           "commit)\n", mp.c_str());
     RemoveDaemonInfo(mp);
     return kExitOk;
   }
