@@ -8,8 +8,8 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+
+#include "base/mountinfo.h"
 
 namespace clonefs::control {
 
@@ -39,45 +39,6 @@ std::string Join(const std::string& dir, const std::string& canonical) {
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v == nullptr ? std::string() : std::string(v);
-}
-
-std::string Unescape(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); i++) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '7' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
-        s[i + 3] >= '0' && s[i + 3] <= '7') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-std::vector<std::string_view> Fields(std::string_view line) {
-  std::vector<std::string_view> f;
-  size_t pos = 0;
-  while (pos < line.size()) {
-    while (pos < line.size() && line[pos] == ' ') pos++;
-    if (pos >= line.size()) break;
-    size_t e = line.find(' ', pos);
-    if (e == std::string_view::npos) e = line.size();
-    f.push_back(line.substr(pos, e - pos));
-    pos = e;
-  }
-  return f;
-}
-
-template <typename Fn>
-void ForEachLine(std::string_view text, Fn fn) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t e = text.find('\n', pos);
-    if (e == std::string_view::npos) e = text.size();
-    if (e > pos) fn(text.substr(pos, e - pos));
-    pos = e + 1;
-  }
 }
 
 }  // namespace
@@ -129,24 +90,15 @@ Result<std::string> CanonicalMountpoint(const std::string& path) {
   return out + base;
 }
 
-Result<MountEntry> ParseMountInfoLine(std::string_view line) {
-  std::vector<std::string_view> f = Fields(line);
-  // id parent major:minor root mountpoint options [optional...] - fstype source superopts
-  size_t dash = 0;
-  for (size_t i = 6; i < f.size(); i++) {
-    if (f[i] == "-") {
-      dash = i;
-      break;
-    }
-  }
-  if (dash == 0 || dash + 2 >= f.size()) {
-    return Status::InvalidArgument("malformed mountinfo line: " + std::string(line));
-  }
+namespace {
+
+// A mount table line plus FUSE's user_id= super option.
+MountEntry FromMountInfo(MountInfoLine m) {
   MountEntry e;
-  e.mount_point = Unescape(f[4]);
-  e.fstype = Unescape(f[dash + 1]);
-  e.source = Unescape(f[dash + 2]);
-  if (dash + 3 < f.size()) e.super_options = Unescape(f[dash + 3]);
+  e.mount_point = std::move(m.mount_point);
+  e.fstype = std::move(m.fstype);
+  e.source = std::move(m.source);
+  e.super_options = std::move(m.super_options);
   std::string_view opts = e.super_options;
   size_t pos = 0;
   while (pos <= opts.size()) {
@@ -164,22 +116,29 @@ Result<MountEntry> ParseMountInfoLine(std::string_view line) {
   return e;
 }
 
+}  // namespace
+
+Result<MountEntry> ParseMountInfoLine(std::string_view line) {
+  Result<MountInfoLine> m = clonefs::ParseMountInfoLine(line);
+  if (!m.ok()) return m.status();
+  return FromMountInfo(std::move(*m));
+}
+
 Result<MountEntry> FindMount(std::string_view mountinfo, const std::string& canonical) {
   std::optional<MountEntry> found;
-  ForEachLine(mountinfo, [&](std::string_view line) {
-    Result<MountEntry> e = ParseMountInfoLine(line);
-    if (e.ok() && e->mount_point == canonical) found = std::move(*e);  // last = topmost
-  });
+  for (MountInfoLine& m : clonefs::ParseMountInfo(mountinfo)) {
+    if (m.mount_point == canonical) found = FromMountInfo(std::move(m));  // last = topmost
+  }
   if (!found) return Status::NotFound(canonical + " is not a mount point");
   return *found;
 }
 
 std::vector<MountEntry> ClonefsMounts(std::string_view mountinfo) {
   std::vector<MountEntry> out;
-  ForEachLine(mountinfo, [&](std::string_view line) {
-    Result<MountEntry> e = ParseMountInfoLine(line);
-    if (e.ok() && IsClonefsMount(*e)) out.push_back(std::move(*e));
-  });
+  for (MountInfoLine& m : clonefs::ParseMountInfo(mountinfo)) {
+    MountEntry e = FromMountInfo(std::move(m));
+    if (IsClonefsMount(e)) out.push_back(std::move(e));
+  }
   return out;
 }
 
@@ -188,13 +147,7 @@ bool IsClonefsMount(const MountEntry& e) {
   return (e.fstype == "fuse" || e.fstype == "fuseblk") && e.source == "clonefs";
 }
 
-Result<std::string> ReadSelfMountInfo() {
-  std::ifstream in("/proc/self/mountinfo");
-  if (!in) return Status::IoError("cannot read /proc/self/mountinfo");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+Result<std::string> ReadSelfMountInfo() { return clonefs::ReadSelfMountInfo(); }
 
 Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
   bool dead = false;

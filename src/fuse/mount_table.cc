@@ -13,24 +13,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/mountinfo.h"
+
 extern char** environ;
 
 namespace clonefs::fuse {
 namespace {
-
-std::string Unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '7' && s[i + 2] >= '0' && s[i + 2] <= '7' &&
-        s[i + 3] >= '0' && s[i + 3] <= '7') {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 bool ReadFile(const std::string& path, std::string* out) {
   std::ifstream f(path);
@@ -76,35 +64,18 @@ int RunAndWait(const std::vector<std::string>& argv, std::string* output) {
 }  // namespace
 
 std::vector<MountEntry> ParseMountInfo(const std::string& text) {
-  // Fields: id parent major:minor root mountpoint options [optional...] - fstype source superopts
   std::vector<MountEntry> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::vector<std::string> f;
-    std::string w;
-    while (ls >> w) f.push_back(w);
-    size_t dash = 0;
-    for (size_t i = 6; i < f.size(); ++i) {
-      if (f[i] == "-") {
-        dash = i;
-        break;
-      }
-    }
-    if (dash == 0 || dash + 2 >= f.size()) continue;
-    out.push_back({Unescape(f[4]), f[dash + 1], Unescape(f[dash + 2])});
+  for (MountInfoLine& m : clonefs::ParseMountInfo(text)) {
+    out.push_back({std::move(m.mount_point), std::move(m.fstype), std::move(m.source)});
   }
   return out;
 }
 
 Result<std::optional<MountEntry>> FindMount(const std::string& path) {
-  std::string text;
-  if (!ReadFile("/proc/self/mountinfo", &text)) {
-    return Status::IoError("cannot read /proc/self/mountinfo");
-  }
+  Result<std::string> text = ReadSelfMountInfo();
+  if (!text.ok()) return text.status();
   std::optional<MountEntry> found;
-  for (auto& e : ParseMountInfo(text)) {
+  for (auto& e : ParseMountInfo(*text)) {
     if (e.mountpoint == path) found = e;  // later lines are mounted on top
   }
   return found;

@@ -1,0 +1,85 @@
+#include "base/mountinfo.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace clonefs {
+namespace {
+
+bool IsOctal(char c) { return c >= '0' && c <= '7'; }
+
+std::string Unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && i + 3 < s.size() && IsOctal(s[i + 1]) && IsOctal(s[i + 2]) &&
+        IsOctal(s[i + 3])) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Fields separated by runs of spaces (mountinfo escapes spaces inside fields).
+std::vector<std::string_view> Fields(std::string_view line) {
+  std::vector<std::string_view> f;
+  size_t pos = 0;
+  while (pos < line.size()) {
+    while (pos < line.size() && line[pos] == ' ') pos++;
+    if (pos >= line.size()) break;
+    size_t e = line.find(' ', pos);
+    if (e == std::string_view::npos) e = line.size();
+    f.push_back(line.substr(pos, e - pos));
+    pos = e;
+  }
+  return f;
+}
+
+}  // namespace
+
+Result<MountInfoLine> ParseMountInfoLine(std::string_view line) {
+  std::vector<std::string_view> f = Fields(line);
+  size_t dash = 0;
+  for (size_t i = 6; i < f.size(); i++) {
+    if (f[i] == "-") {
+      dash = i;
+      break;
+    }
+  }
+  if (dash == 0 || dash + 2 >= f.size()) {
+    return Status::InvalidArgument("malformed mountinfo line: " + std::string(line));
+  }
+  MountInfoLine e;
+  e.mount_point = Unescape(f[4]);
+  e.fstype = Unescape(f[dash + 1]);
+  e.source = Unescape(f[dash + 2]);
+  if (dash + 3 < f.size()) e.super_options = Unescape(f[dash + 3]);
+  return e;
+}
+
+std::vector<MountInfoLine> ParseMountInfo(std::string_view text) {
+  std::vector<MountInfoLine> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t e = text.find('\n', pos);
+    if (e == std::string_view::npos) e = text.size();
+    if (e > pos) {
+      Result<MountInfoLine> m = ParseMountInfoLine(text.substr(pos, e - pos));
+      if (m.ok()) out.push_back(std::move(*m));
+    }
+    pos = e + 1;
+  }
+  return out;
+}
+
+Result<std::string> ReadSelfMountInfo() {
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) return Status::IoError("cannot read /proc/self/mountinfo");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace clonefs

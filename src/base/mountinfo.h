@@ -1,0 +1,40 @@
+// The system's mount table, as read from /proc/self/mountinfo: the one parser
+// that the daemon (stale-mount detection, unmount) and the control client
+// (is MOUNTPOINT a clonefs mount, and whose) share.
+//
+// Reading mountinfo sends no request to any FUSE daemon, so this is safe to
+// call from the daemon that serves a mount.
+//
+// THREAD SAFETY: free functions without shared state; safe from any thread.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/result.h"
+
+namespace clonefs {
+
+// One line of mountinfo:
+//   id parent major:minor root mountpoint options [optional...] - fstype source superopts
+// Every field is unescaped (octal escapes such as \040 decoded).
+struct MountInfoLine {
+  std::string mount_point;
+  std::string fstype;         // e.g. "fuse.clonefs", "ext4"
+  std::string source;         // mount source (the fsname for FUSE)
+  std::string super_options;  // may be empty
+};
+
+// Parses one line. Errors: InvalidArgument if it is malformed (no "-"
+// separator after the optional fields, or fewer than two fields after it).
+Result<MountInfoLine> ParseMountInfoLine(std::string_view line);
+
+// Parses a whole mountinfo text, in order (later lines are mounted on top of
+// earlier ones at the same mount point). Malformed lines are skipped.
+std::vector<MountInfoLine> ParseMountInfo(std::string_view text);
+
+// Reads /proc/self/mountinfo. Errors: IoError.
+Result<std::string> ReadSelfMountInfo();
+
+}  // namespace clonefs
