@@ -323,10 +323,10 @@ TEST_F(RoutingTest, RestartKeepsCommittedRegionsAndNeverCopiesThemAgain) {
     }
   };
   src_.Install(rig_->source);
-  EngineOptions o;
-  Open(o);
+  Open();  // copier off until the reloaded state has been checked
   test::Cleanup stop([&] { rig_->engine.reset(); });
   EXPECT_EQ(e()->Stats().committed_hydrated_regions, 2u);
+  e()->EnableHydration(true);
   ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }));
   EXPECT_EQ(bad.load(), 0);
   auto want = rig_->source_content;
