@@ -8,6 +8,8 @@
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <string_view>
+#include <vector>
 
 #include "metadata/chunk_codec.h"
 #include "metadata/fault_fs.h"
@@ -92,6 +94,39 @@ void MakeOptions(const StoreOptions& o, rocksdb::Env* env, rocksdb::DBOptions* d
   cf->compression = PickCompression();
 }
 
+// Parses "000123.log" into 123; false for any other name.
+bool WalNumber(const std::string& name, uint64_t* number) {
+  constexpr std::string_view kSuffix = ".log";
+  if (name.size() <= kSuffix.size() || !name.ends_with(kSuffix)) return false;
+  uint64_t n = 0;
+  for (size_t i = 0; i < name.size() - kSuffix.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    n = n * 10 + static_cast<uint64_t>(name[i] - '0');
+  }
+  *number = n;
+  return true;
+}
+
+// Every open leaves the previous, empty WAL behind: RocksDB skips such a
+// file on recovery ("older than min log to keep") but never deletes it, so a
+// store mounted N times held N empty .log files and listed them all on every
+// open. After a successful read-write Open the current WAL is the only one
+// that can receive writes, and a zero-length file holds no record, so
+// removing the empty WALs numbered below it cannot lose data. Best effort.
+void RemoveEmptyOldWals(rocksdb::DB* db, const std::string& dir) {
+  std::unique_ptr<rocksdb::LogFile> current;
+  if (!db->GetCurrentWalFile(&current).ok() || current == nullptr) return;
+  rocksdb::Env* env = db->GetEnv();
+  std::vector<std::string> children;
+  if (!env->GetChildren(dir, &children).ok()) return;
+  for (const std::string& name : children) {
+    uint64_t number = 0, size = 1;
+    if (!WalNumber(name, &number) || number >= current->LogNumber()) continue;
+    const std::string path = dir + "/" + name;
+    if (env->GetFileSize(path, &size).ok() && size == 0) env->DeleteFile(path).PermitUncheckedError();
+  }
+}
+
 }  // namespace
 
 RocksStore::RocksStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
@@ -126,6 +161,7 @@ Result<std::unique_ptr<RocksStore>> RocksStore::Open(const StoreOptions& o) {
     rep->db = nullptr;
     return ToStatus(s, "open metadata store " + o.dir);
   }
+  if (!o.read_only) RemoveEmptyOldWals(rep->db, o.dir);
   return std::unique_ptr<RocksStore>(new RocksStore(std::move(rep)));
 }
 

@@ -67,6 +67,32 @@ TEST(MetadataOpen, FormatsANewDirectoryAndReopens) {
   EXPECT_EQ(sb->uuid, uuid);
 }
 
+// Each open starts a new WAL; the previous one is left empty by the clean
+// close. Those must not pile up, one per mount, for the life of the clone.
+TEST(MetadataOpen, RepeatedOpensDoNotAccumulateWals) {
+  TempDir t;
+  MetadataOptions o = Options(t.Sub("md"), 1000);
+  auto count_wals = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(o.dir)) {
+      if (e.path().extension() == ".log") ++n;
+    }
+    return n;
+  };
+  {
+    auto md = MustOpen(o);
+    ASSERT_TRUE(md);
+    ASSERT_TRUE(md->SetRegionHydrated(5).ok());
+    ASSERT_TRUE(md->Commit().ok());
+  }
+  for (int i = 0; i < 8; ++i) {
+    auto md = MustOpen(o);  // nothing changes: the memtables stay empty
+    ASSERT_TRUE(md);
+    EXPECT_EQ(md->NrCommittedHydratedRegions(), 1u);
+  }
+  EXPECT_LE(count_wals(), 2);
+}
+
 TEST(MetadataOpen, FormatsAnEmptyExistingDirectory) {
   TempDir t;
   auto md = MustOpen(Options(t.path(), 10));
