@@ -68,13 +68,20 @@ Result<DaemonInfo> ReadDaemonInfo(const std::string& mountpoint) {
     size_t eq = line.find('=');
     if (eq == std::string::npos) continue;
     std::string k = line.substr(0, eq), v = line.substr(eq + 1);
-    if (k == "pid") info.pid = static_cast<pid_t>(std::atol(v.c_str()));
-    else if (k == "mountpoint") info.mountpoint = v;
-    else if (k == "source") info.source = v;
-    else if (k == "dest") info.dest = v;
-    else if (k == "metadata") info.metadata_dir = v;
-    else if (k == "name") info.name = v;
-    else if (k == "final_error") info.final_error = v;
+    if (k == "pid")
+      info.pid = static_cast<pid_t>(std::atol(v.c_str()));
+    else if (k == "mountpoint")
+      info.mountpoint = v;
+    else if (k == "source")
+      info.source = v;
+    else if (k == "dest")
+      info.dest = v;
+    else if (k == "metadata")
+      info.metadata_dir = v;
+    else if (k == "name")
+      info.name = v;
+    else if (k == "final_error")
+      info.final_error = v;
   }
   return info;
 }
@@ -94,8 +101,15 @@ bool IsClonefsProcess(pid_t pid) {
   if (open == std::string::npos || close == std::string::npos || close + 2 >= stat.size()) {
     return false;
   }
+  if (stat[close + 2] == 'Z') return false;
   const std::string comm = stat.substr(open + 1, close - open - 1);
-  return comm.rfind("clonefs", 0) == 0 && stat[close + 2] != 'Z';
+  if (comm.rfind("clonefs", 0) == 0) return true;
+  // A renamed copy or a differently named link of this very program (comm
+  // is the name it was started under): compare the executables themselves.
+  struct stat theirs, ours;
+  return ::stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &theirs) == 0 &&
+         ::stat("/proc/self/exe", &ours) == 0 && theirs.st_dev == ours.st_dev &&
+         theirs.st_ino == ours.st_ino;
 }
 
 }  // namespace clonefs::fuse

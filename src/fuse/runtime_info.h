@@ -41,7 +41,9 @@ Status WriteDaemonInfo(const DaemonInfo& info);
 Result<DaemonInfo> ReadDaemonInfo(const std::string& mountpoint);
 void RemoveDaemonInfo(const std::string& mountpoint);
 
-// True if `pid` is a live clonefs process.
+// True if `pid` is a live clonefs process: not a zombie, and either its
+// command name starts with "clonefs" or it runs the same executable as the
+// caller (a renamed copy or link of the binary).
 bool IsClonefsProcess(pid_t pid);
 
 }  // namespace clonefs::fuse

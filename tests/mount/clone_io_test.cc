@@ -6,9 +6,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <memory>
 #include <random>
 
+#include "fuse/runtime_info.h"
 #include "mount/harness.h"
 
 namespace clonefs::testing {
@@ -92,6 +94,31 @@ TEST_F(CloneIoTest, ReadsAndWritesMatchAModelWhileTheCopierRuns) {
   EXPECT_EQ(Sha256(c_.src), src_sha);
 }
 
+// unmount waits for the daemon's final commit whatever the binary is called:
+// it must recognise its daemon by the executable, not only by its name.
+TEST_F(CloneIoTest, UnmountWaitsForADaemonStartedUnderAnotherName) {
+  CloneDir c;
+  WriteRandomFile(c.src, 4ull << 20, 3);
+  const std::string renamed = c.dir() / "cf-renamed";
+  ASSERT_TRUE(ShOk("cp " + Quote(ClonefsBinary()) + " " + Quote(renamed)));
+  RunResult m = Sh(renamed + " mount --log-file " + Quote(c.log) + " --no-hydration " +
+                   Quote(c.src) + " " + Quote(c.dst) + " " + Quote(c.mnt));
+  ASSERT_EQ(m.code, 0) << m.out;
+  auto info = fuse::ReadDaemonInfo(c.mnt);  // DaemonPid() would judge by this test's own binary
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  const pid_t pid = info->pid;
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, 0), 0);
+  RunResult u = Sh(renamed + " unmount " + Quote(c.mnt));
+  EXPECT_EQ(u.code, 0) << u.out;
+  EXPECT_NE(u.out.find("final commit done"), std::string::npos) << u.out;
+  EXPECT_EQ(u.out.find("had died"), std::string::npos) << u.out;
+  EXPECT_FALSE(fuse::IsClonefsProcess(pid) ||
+               std::filesystem::exists("/proc/" + std::to_string(pid) + "/exe"))
+      << "the daemon must have exited (at most a zombie) when unmount returns";
+  EXPECT_NE(c.LogText().find("final commit done"), std::string::npos) << c.LogText();
+}
+
 TEST_F(CloneIoTest, DsyncWritesSurviveAKilledDaemon) {
   constexpr uint64_t kSize = 16ull << 20;
   WriteRandomFile(c_.src, kSize, 8);
@@ -145,10 +172,12 @@ TEST_F(CloneIoTest, QemuIoWithCacheNone) {
   // discard on a raw file is a punch hole: write zeros into the expectation.
   ASSERT_TRUE(ShOk("qemu-io -f raw -t none " + cmds + Quote(c_.exposed())));
   ASSERT_TRUE(ShOk("qemu-io -f raw " + cmds + Quote(expected)));
-  ASSERT_TRUE(ShOk("qemu-io -f raw -t none -c 'read -P 0xab 0 1M' -c 'read -P 0xcd 3000k 700k' "
-                    "-c 'read -P 0 8M 2M' -c 'read -P 0 20M 1M' " + Quote(c_.exposed())));
-  EXPECT_TRUE(ShOk("qemu-img compare -f raw -F raw " + Quote(c_.exposed()) + " " +
-                    Quote(expected)));
+  ASSERT_TRUE(
+      ShOk("qemu-io -f raw -t none -c 'read -P 0xab 0 1M' -c 'read -P 0xcd 3000k 700k' "
+           "-c 'read -P 0 8M 2M' -c 'read -P 0 20M 1M' " +
+           Quote(c_.exposed())));
+  EXPECT_TRUE(
+      ShOk("qemu-img compare -f raw -F raw " + Quote(c_.exposed()) + " " + Quote(expected)));
   ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
   ASSERT_EQ(c_.Unmount().code, 0);
   ASSERT_TRUE(ShOk("truncate -s " + std::to_string(kSize) + " " + Quote(c_.dst)));
@@ -178,7 +207,7 @@ TEST_F(CloneIoTest, FioVerifyThroughTheCloneAndOnDestAlone) {
   }
   auto fio = [&](const std::string& file, bool verify, const std::string& sections) {
     return Sh("F=" + Quote(file) + " DV=" + (verify ? "1" : "0") + " VO=" + (verify ? "1" : "0") +
-               " fio --output=/dev/null " + sections + " " + Quote(jobs));
+              " fio --output=/dev/null " + sections + " " + Quote(jobs));
   };
   ASSERT_TRUE(ShOk("truncate -s 64M " + Quote(c_.src)));
   RunResult w = fio(c_.src, false, "--section=q0 --section=q1 --section=q2 --section=q3");
