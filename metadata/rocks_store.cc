@@ -123,7 +123,8 @@ void RemoveEmptyOldWals(rocksdb::DB* db, const std::string& dir) {
     uint64_t number = 0, size = 1;
     if (!WalNumber(name, &number) || number >= current->LogNumber()) continue;
     const std::string path = dir + "/" + name;
-    if (env->GetFileSize(path, &size).ok() && size == 0) env->DeleteFile(path).PermitUncheckedError();
+    if (env->GetFileSize(path, &size).ok() && size == 0)
+      env->DeleteFile(path).PermitUncheckedError();
   }
 }
 
@@ -151,9 +152,8 @@ Result<std::unique_ptr<RocksStore>> RocksStore::Open(const StoreOptions& o) {
   rocksdb::DBOptions db_opts;
   rocksdb::ColumnFamilyOptions cf_opts;
   MakeOptions(o, rep->env.get(), &db_opts, &cf_opts);
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {
-      {rocksdb::kDefaultColumnFamilyName, cf_opts},
-      {std::string(kRegionsColumnFamily), cf_opts}};
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, cf_opts},
+                                                      {std::string(kRegionsColumnFamily), cf_opts}};
   rocksdb::Status s =
       o.read_only ? rocksdb::DB::OpenForReadOnly(db_opts, o.dir, cfs, &rep->handles, &rep->db)
                   : rocksdb::DB::Open(db_opts, o.dir, cfs, &rep->handles, &rep->db);
@@ -201,13 +201,15 @@ Status RocksStore::ForEachChunk(
   std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(ro, rep_->regions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const rocksdb::Slice k = it->key(), v = it->value();
-    CLONEFS_RETURN_IF_ERROR(fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size())));
+    CLONEFS_RETURN_IF_ERROR(
+        fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size())));
   }
   return ToStatus(it->status(), "read bitmap of " + rep_->opts.dir);
 }
 
 void RocksStore::BatchPut(uint64_t chunk, std::string_view value) {
-  rep_->batch.Put(rep_->regions(), EncodeChunkKey(chunk), rocksdb::Slice(value.data(), value.size()))
+  rep_->batch
+      .Put(rep_->regions(), EncodeChunkKey(chunk), rocksdb::Slice(value.data(), value.size()))
       .PermitUncheckedError();
 }
 

@@ -19,6 +19,15 @@ Status NoMemory(const std::string& name) {
   return Status::IoError("out of memory for an O_DIRECT bounce buffer for " + name, ENOMEM);
 }
 
+// The calling thread's bounce buffer (kBounceSize bytes, aligned), allocated
+// on first use and kept for the thread's life so that unaligned requests do
+// not map and unmap a fresh megabyte each. nullptr if memory is exhausted.
+uint8_t* ThreadBounce() {
+  thread_local posix_io::AlignedBuffer buf(DirectIo::kBounceSize, DirectIo::kAlign);
+  if (buf.size() == 0) buf = posix_io::AlignedBuffer(DirectIo::kBounceSize, DirectIo::kAlign);
+  return buf.size() == 0 ? nullptr : buf.data();
+}
+
 }  // namespace
 
 DirectIo::DirectIo(int direct_fd, int buffered_fd, uint64_t size, std::string name)
@@ -57,13 +66,13 @@ Status DirectIo::ReadAligned(uint64_t off, uint8_t* buf, size_t len) {
   if (IsAligned(off, len, buf)) return posix_io::PreadFull(direct_fd_, off, buf, len, name_);
   uint64_t end = off + len;
   uint64_t first = AlignDown(off), last = AlignUp(end);
-  posix_io::AlignedBuffer bounce(std::min(last - first, kBounceSize), kAlign);
-  if (bounce.data() == nullptr) return NoMemory(name_);
+  uint8_t* bounce = ThreadBounce();
+  if (bounce == nullptr) return NoMemory(name_);
   for (uint64_t c = first; c < last; c += kBounceSize) {
     uint64_t ce = std::min(last, c + kBounceSize);
-    CLONEFS_RETURN_IF_ERROR(posix_io::PreadFull(direct_fd_, c, bounce.data(), ce - c, name_));
+    CLONEFS_RETURN_IF_ERROR(posix_io::PreadFull(direct_fd_, c, bounce, ce - c, name_));
     uint64_t lo = std::max(c, off), hi = std::min(ce, end);
-    std::memcpy(buf + (lo - off), bounce.data() + (lo - c), hi - lo);
+    std::memcpy(buf + (lo - off), bounce + (lo - c), hi - lo);
   }
   return Status::OK();
 }
@@ -72,8 +81,8 @@ Status DirectIo::WriteAligned(uint64_t off, const uint8_t* buf, size_t len) {
   if (IsAligned(off, len, buf)) return posix_io::PwriteFull(direct_fd_, off, buf, len, name_);
   uint64_t end = off + len;
   uint64_t first = AlignDown(off), last = AlignUp(end);
-  posix_io::AlignedBuffer bounce(std::min(last - first, kBounceSize), kAlign);
-  if (bounce.data() == nullptr) return NoMemory(name_);
+  uint8_t* bounce = ThreadBounce();
+  if (bounce == nullptr) return NoMemory(name_);
   for (uint64_t c = first; c < last; c += kBounceSize) {
     uint64_t ce = std::min(last, c + kBounceSize);
     uint64_t lo = std::max(c, off), hi = std::min(ce, end);
@@ -92,14 +101,14 @@ Status DirectIo::WriteAligned(uint64_t off, const uint8_t* buf, size_t len) {
       l1 = std::unique_lock(StripeOf(tail));
     }
     if (head_partial) {
-      CLONEFS_RETURN_IF_ERROR(posix_io::PreadFull(direct_fd_, c, bounce.data(), kAlign, name_));
+      CLONEFS_RETURN_IF_ERROR(posix_io::PreadFull(direct_fd_, c, bounce, kAlign, name_));
     }
     if (tail_partial && (tail != head || !head_partial)) {
-      CLONEFS_RETURN_IF_ERROR(posix_io::PreadFull(
-          direct_fd_, ce - kAlign, bounce.data() + (ce - kAlign - c), kAlign, name_));
+      CLONEFS_RETURN_IF_ERROR(
+          posix_io::PreadFull(direct_fd_, ce - kAlign, bounce + (ce - kAlign - c), kAlign, name_));
     }
-    std::memcpy(bounce.data() + (lo - c), buf + (lo - off), hi - lo);
-    CLONEFS_RETURN_IF_ERROR(posix_io::PwriteFull(direct_fd_, c, bounce.data(), ce - c, name_));
+    std::memcpy(bounce + (lo - c), buf + (lo - off), hi - lo);
+    CLONEFS_RETURN_IF_ERROR(posix_io::PwriteFull(direct_fd_, c, bounce, ce - c, name_));
   }
   return Status::OK();
 }

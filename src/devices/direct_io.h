@@ -3,7 +3,8 @@
 //
 // STRUCTURE: requests whose offset, length and buffer are all 4 KiB aligned go
 // straight to the O_DIRECT descriptor. Others go through an aligned bounce
-// buffer (at most 1 MiB at a time): reads read the aligned-extended range and
+// buffer (at most 1 MiB at a time, one per thread, kept for the thread's
+// life): reads read the aligned-extended range and
 // copy out; writes read-modify-write the partially covered first and last
 // 4 KiB blocks. The file's last partial 4 KiB block (when the size is not a
 // multiple of 4 KiB) is reached through the ordinary descriptor, so that an

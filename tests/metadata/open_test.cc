@@ -237,8 +237,9 @@ TEST(MetadataOpen, SecondOpenInThisProcessIsBusy) {
   TempDir t;
   auto md = MustOpen(Options(t.path(), 10));
   ASSERT_TRUE(md);
-  for (const std::string& spelling : {t.path(), t.path() + "/.", t.path() + "/../" +
-                                          std::filesystem::path(t.path()).filename().string()}) {
+  for (const std::string& spelling :
+       {t.path(), t.path() + "/.",
+        t.path() + "/../" + std::filesystem::path(t.path()).filename().string()}) {
     auto r = Metadata::Open(Options(spelling, 10));
     ASSERT_FALSE(r.ok()) << spelling;
     EXPECT_TRUE(r.status().IsBusy()) << r.status().ToString();
@@ -261,8 +262,8 @@ TEST(MetadataOpen, OtherProcessHoldingTheStoreMakesOpenBusy) {
   auto r = Metadata::Open(Options(t.path(), 10));
   ASSERT_FALSE(r.ok());
   EXPECT_TRUE(r.status().IsBusy()) << r.status().ToString();
-  EXPECT_TRUE(Contains(r.status(), "in use by another clonefs process (pid " +
-                                       std::to_string(child.pid()) + ")"))
+  EXPECT_TRUE(Contains(
+      r.status(), "in use by another clonefs process (pid " + std::to_string(child.pid()) + ")"))
       << r.status().ToString();
   EXPECT_TRUE(Metadata::ReadSuperblock(t.path()).status().IsBusy());
   child.CloseStdin();
