@@ -48,8 +48,6 @@ struct FuseServerOptions {
   std::vector<std::string> extra_options;
   // Most worker threads serving requests. Default: 64.
   uint32_t max_threads = 64;
-  // Idle worker threads kept alive. Default: 16.
-  uint32_t max_idle_threads = 16;
   FuseFsOptions fs;
 };
 

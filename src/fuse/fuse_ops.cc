@@ -26,6 +26,7 @@
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 
 namespace clonefs::fuse {
 namespace {
@@ -191,11 +192,21 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   }
   // No page cache: the image is not cached twice under a loop device, and
   // O_DIRECT opens (losetup --direct-io=on, QEMU cache=none) are served.
-  fi->direct_io = 1;
-  fi->keep_cache = 0;
-  fi->fh = 0;
+  // Parallel direct writes: the kernel takes the inode lock shared for a
+  // direct write that does not extend the file (ours never can), instead of
+  // holding it exclusively across the write's round trip to us, which
+  // serialised synchronous writers such as QEMU's thread pool. The engine
+  // takes concurrent writes anyway (asynchronous direct I/O sends them).
+  // libfuse 3.14's fuse_file_info has no field for the flag, so the reply is
+  // built here, exactly as fuse_reply_open would build it otherwise.
+  struct fuse_open_out out;
+  std::memset(&out, 0, sizeof(out));
+  out.fh = 0;
+  out.open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
   fs->HandleOpened();
-  if (fuse_reply_open(req, fi) != 0) fs->HandleReleased();  // interrupted: no release follows
+  if (fuse_reply_buf(req, reinterpret_cast<const char*>(&out), sizeof(out)) != 0) {
+    fs->HandleReleased();  // interrupted: no release follows
+  }
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, struct fuse_file_info*) {

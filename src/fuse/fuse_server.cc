@@ -7,6 +7,7 @@
 #include "base/log.h"
 #include "fuse/fuse_fs.h"
 #include "fuse/mount_table.h"
+#include "fuse/worker_pool.h"
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -46,8 +47,7 @@ std::string TakeLastFuseError() {
 }
 
 bool ValidFileName(const std::string& n) {
-  return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos &&
-         n.size() <= 255;
+  return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos && n.size() <= 255;
 }
 
 }  // namespace
@@ -115,18 +115,10 @@ void FuseServer::DestroySession() {
 
 Status FuseServer::Serve() {
   if (se_ == nullptr) return Status::InvalidArgument("FUSE session already finished");
-  struct fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_clone_fd(cfg, 1);
-  fuse_loop_cfg_set_max_threads(cfg, options_.max_threads);
-  fuse_loop_cfg_set_idle_threads(cfg, options_.max_idle_threads);
-  int rc = fuse_session_loop_mt(se_, cfg);
-  fuse_loop_cfg_destroy(cfg);
+  Status loop = WorkerPool(se_, options_.max_threads, options_.fs.max_write).Run();
   DestroySession();
   Status shutdown = fs_->shutdown_status();
-  if (rc != 0 && rc != -ENODEV) {
-    Status loop = Status::IoError("FUSE loop failed", rc < 0 ? -rc : EIO);
-    return shutdown.ok() ? loop : shutdown;
-  }
+  if (!loop.ok()) return shutdown.ok() ? loop : shutdown;
   return shutdown;
 }
 

@@ -4,8 +4,9 @@
 //   ... tell whoever waits that the mount exists ...
 //   Status s = (*server)->Serve();   // blocks until unmounted
 //
-// Serve() runs libfuse's multi-threaded loop (clone_fd, up to max_threads
-// workers) until the filesystem is unmounted, from outside (`clonefs
+// Serve() runs the request loop (worker_pool.h: up to max_threads workers,
+// receiving into buffers that keep WRITE payloads page aligned) until the
+// filesystem is unmounted, from outside (`clonefs
 // unmount`, umount, fusermount3 -u) or by RequestUnmount(). It then destroys
 // the session, which runs the FUSE destroy operation: Engine::Shutdown, the
 // final commit. Serve returns that shutdown's status.

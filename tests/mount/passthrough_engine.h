@@ -6,6 +6,8 @@
 // THREAD SAFETY: every method is thread-safe (one mutex around the image).
 #pragma once
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstring>
 #include <mutex>
@@ -33,10 +35,23 @@ class PassthroughEngine : public Engine {
   }
   Status Write(uint64_t off, const void* buf, size_t len, bool sync) override {
     if (off + len > data_.size()) return Status::InvalidArgument("write outside image");
+    int now = writes_in_flight.fetch_add(1) + 1;
+    for (int m = max_writes_in_flight.load(); now > m;) {
+      if (max_writes_in_flight.compare_exchange_weak(m, now)) break;
+    }
+    // Optionally hold each write (up to 2 s) until that many have been in
+    // flight at once.
+    const int hold = hold_writes_until.load();
+    for (int i = 0; i < 2000 && max_writes_in_flight.load() < hold; ++i) usleep(1000);
+    struct Leave {
+      std::atomic<int>* n;
+      ~Leave() { n->fetch_sub(1); }
+    } leave{&writes_in_flight};
     std::lock_guard<std::mutex> l(mu_);
     std::memcpy(data_.data() + off, buf, len);
     (sync ? sync_writes : plain_writes).fetch_add(1);
     max_write_len = std::max<uint64_t>(max_write_len, len);
+    if (reinterpret_cast<uintptr_t>(buf) % 4096 != 0) unaligned_write_buffers.fetch_add(1);
     return Status::OK();
   }
   Status Zero(uint64_t off, uint64_t len, bool punch) override {
@@ -82,7 +97,10 @@ class PassthroughEngine : public Engine {
   static constexpr uint64_t kBlock = 64 * 1024;
   std::atomic<int> shutdowns{0}, fsyncs{0}, sync_writes{0}, plain_writes{0}, punches{0}, zeroes{0};
   std::atomic<uint64_t> max_read_len{0}, max_write_len{0};
+  std::atomic<uint64_t> unaligned_write_buffers{0};  // writes whose data was not page aligned
   std::atomic<bool> fail_fsync{false};
+  std::atomic<int> writes_in_flight{0}, max_writes_in_flight{0};
+  std::atomic<int> hold_writes_until{0};
 
  private:
   bool BlockIsZero(uint64_t blk) const {
