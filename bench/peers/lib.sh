@@ -79,22 +79,24 @@ cleanup_all() { cleanup_since 0; }
 
 # fio_job NAME FILE JOB RUNTIME_S OUT_JSON [extra fio args...]
 # JOB: seqread | seqwrite (1 MiB, QD8), randread | randwrite (4 KiB, QD16),
-#      lat (4 KiB random reads, QD1).
+#      syncwrite (4 KiB random writes from 4 threads with synchronous pwrite,
+#      as QEMU's default thread pool issues them), lat (4 KiB random reads, QD1).
 fio_job() {
   local name=$1 file=$2 job=$3 runtime=$4 out=$5; shift 5
-  local spec
+  local spec engine=libaio
   case $job in
     seqread)   spec="--rw=read --bs=1M --iodepth=8" ;;
     seqwrite)  spec="--rw=write --bs=1M --iodepth=8" ;;
     randread)  spec="--rw=randread --bs=4k --iodepth=16" ;;
     randwrite) spec="--rw=randwrite --bs=4k --iodepth=16" ;;
+    syncwrite) spec="--rw=randwrite --bs=4k --numjobs=4"; engine=psync ;;
     lat)       spec="--rw=randread --bs=4k --iodepth=1" ;;
     *) die "unknown fio job $job" ;;
   esac
   local size; size=$(stat -Lc %s "$file")
   # shellcheck disable=SC2086
   fio --name="$name" --filename="$file" --size="$size" $spec \
-      --direct=1 --ioengine=libaio --time_based --runtime="$runtime" \
+      --direct=1 --ioengine="$engine" --time_based --runtime="$runtime" \
       --norandommap --randrepeat=0 --fallocate=none --group_reporting \
       --percentile_list=50:99:99.9 --output-format=json --output="$out" "$@" \
       >/dev/null 2>"$out.err"

@@ -232,7 +232,7 @@ fio_hydrated() {
   if cf_enabled; then cf_hydrated; cf_mount "$SRC" "$CF_HYD" "$cfmnt"; fi
   qsd_start "$SRC" "$QSD_HYD" "$qexp" hydfio
   for ((r = 1; r <= ROUNDS; r++)); do
-    for job in seqread randread seqwrite randwrite; do
+    for job in seqread randread seqwrite randwrite syncwrite; do
       for s in $(order $r $(systems qsd direct)); do
         case $s in
           clonefs) attempt "fio $job hydrated clonefs" \
@@ -251,7 +251,7 @@ sec_fio() {
   attempt "fio hydrated" fio_hydrated
   local r job s
   for ((r = 1; r <= ROUNDS; r++)); do
-    for job in seqread randread seqwrite randwrite; do
+    for job in seqread randread seqwrite randwrite syncwrite; do
       for s in $(order $r $(systems qsd direct)); do
         case $s in
           clonefs) attempt "fio $job unhydrated clonefs" fio_fresh_clonefs $job $r ;;
