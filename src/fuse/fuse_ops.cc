@@ -27,6 +27,9 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 #include <linux/fuse.h>
+#ifndef FOPEN_PARALLEL_DIRECT_WRITES  // kernel headers older than 6.2
+#define FOPEN_PARALLEL_DIRECT_WRITES (1 << 6)
+#endif
 
 namespace clonefs::fuse {
 namespace {

@@ -28,19 +28,32 @@ std::vector<std::string> ValidateMountOptions(const MountOptions& o) {
     problems.push_back("region size " + std::to_string(o.region_size) +
                        " is out of range; use a power of two from 4K to 1G");
   }
-  if (!o.name.empty() &&
-      (o.name == "." || o.name == ".." || o.name.find('/') != std::string::npos ||
-       o.name.size() > 255)) {
+  if (!o.name.empty() && (o.name == "." || o.name == ".." ||
+                          o.name.find('/') != std::string::npos || o.name.size() > 255)) {
     problems.push_back("--name '" + o.name + "' is not a valid file name; use one path component");
   }
   if (o.threads < 1 || o.threads > 1024) {
-    problems.push_back("--threads " + std::to_string(o.threads) + " is out of range; use 1 to 1024");
+    problems.push_back("--threads " + std::to_string(o.threads) +
+                       " is out of range; use 1 to 1024");
   }
   if (o.knobs.hydration_batch_size == 0) {
     problems.push_back("--hydration-batch-size must be at least 1");
   }
   for (const auto& opt : o.fuse_options) {
     if (opt.empty()) problems.push_back("-o needs a non-empty FUSE option");
+    // Each -o may be a comma list. max_read fights the request size clonefs
+    // negotiates (libfuse then fails the connection setup after the mount).
+    for (size_t b = 0; b <= opt.size();) {
+      size_t e = opt.find(',', b);
+      if (e == std::string::npos) e = opt.size();
+      const std::string one = opt.substr(b, e - b);
+      if (one.rfind("max_read=", 0) == 0) {
+        problems.push_back("-o " + one +
+                           " is not supported: clonefs sets the request size itself (1 MiB); "
+                           "drop the option");
+      }
+      b = e + 1;
+    }
   }
   return problems;
 }

@@ -1,5 +1,7 @@
 #include "fuse/worker_pool.h"
 
+#include <poll.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -29,16 +31,22 @@ size_t BufferSize(uint32_t max_write) {
 
 }  // namespace
 
-// An anonymous mapping of one pad page plus `size` bytes; data() is placed so
-// that data() + kWritePayloadOffset is page aligned. Pages are touched only as
-// requests fill them.
+// An anonymous mapping of one pad page, `size` bytes and an inaccessible
+// guard page (a read longer than expected faults instead of writing into a
+// neighbouring mapping); data() is placed so that data() + kWritePayloadOffset
+// is page aligned. Pages are touched only as requests fill them.
 class WorkerPool::Buffer {
  public:
   static std::unique_ptr<Buffer> Create(size_t size) {
-    const size_t len = size + kPage;
+    const size_t len = kPage + size + kPage;
     void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return nullptr;
-    return std::unique_ptr<Buffer>(new Buffer(static_cast<char*>(p), len));
+    char* base = static_cast<char*>(p);
+    if (::mprotect(base + len - kPage, kPage, PROT_NONE) != 0) {
+      ::munmap(base, len);
+      return nullptr;
+    }
+    return std::unique_ptr<Buffer>(new Buffer(base, len));
   }
   ~Buffer() { ::munmap(base_, len_); }
   char* data() const { return base_ + kPage - kWritePayloadOffset; }
@@ -53,14 +61,15 @@ struct WorkerPool::Worker {
   WorkerPool* pool = nullptr;
   pthread_t tid{};
   std::unique_ptr<Buffer> buffer;
+  bool exited = false;  // GUARDED_BY(pool->mu_); left Serve
 };
-
-size_t WorkerPool::WritePayloadOffset() { return kWritePayloadOffset; }
 
 WorkerPool::WorkerPool(fuse_session* se, uint32_t max_threads, uint32_t max_write)
     : se_(se),
       max_threads_(std::max<uint32_t>(1, max_threads)),
-      buffer_size_(BufferSize(max_write)) {}
+      buffer_size_(BufferSize(max_write)) {
+  workers_.reserve(max_threads_);  // StartWorker's push_back then cannot throw
+}
 
 WorkerPool::~WorkerPool() = default;  // Run() joined every worker it started
 
@@ -68,18 +77,17 @@ bool WorkerPool::StartWorker() {
   // Held across pthread_create: the new worker's first step waits for mu_,
   // and Run() cannot miss a worker started while it shuts the pool down.
   std::lock_guard<std::mutex> l(mu_);
-  if (stopping_ || workers_.size() >= max_threads_) return false;
+  if (stopping_ || grow_failed_ || workers_.size() >= max_threads_) return false;
   auto w = std::make_unique<Worker>();
   w->pool = this;
   w->buffer = Buffer::Create(buffer_size_);
-  if (w->buffer == nullptr) {
-    CLONEFS_LOG_WARN("fuse: no memory for another worker's %zu-byte buffer (%zu workers serve)",
-                     buffer_size_, workers_.size());
-    return false;
-  }
-  int rc = pthread_create(&w->tid, nullptr, &WorkerPool::ThreadMain, w.get());
+  int rc = w->buffer == nullptr ? ENOMEM : 0;
+  if (rc == 0) rc = pthread_create(&w->tid, nullptr, &WorkerPool::ThreadMain, w.get());
   if (rc != 0) {
-    CLONEFS_LOG_WARN("fuse: cannot start another worker thread (%s; %zu workers serve)",
+    // Logged once: the pool keeps its size rather than retry on every
+    // request that finds no worker waiting.
+    grow_failed_ = true;
+    CLONEFS_LOG_WARN("fuse: cannot start another worker (%s); %zu workers serve from now on",
                      strerror(rc), workers_.size());
     return false;
   }
@@ -88,9 +96,14 @@ bool WorkerPool::StartWorker() {
 }
 
 void* WorkerPool::ThreadMain(void* arg) {
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr);
+  sigset_t wake;
+  sigemptyset(&wake);
+  sigaddset(&wake, WakeSignal());
+  pthread_sigmask(SIG_UNBLOCK, &wake, nullptr);
   auto* w = static_cast<Worker*>(arg);
   w->pool->Serve(w);
+  std::lock_guard<std::mutex> l(w->pool->mu_);
+  w->exited = true;
   return nullptr;
 }
 
@@ -104,52 +117,102 @@ void WorkerPool::Serve(Worker* w) {
     std::memset(&buf, 0, sizeof(buf));
     buf.mem = w->buffer->data();
     buf.size = buffer_size_;
-    // The only cancellation point a worker exposes: waiting for a request.
-    pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, nullptr);
     int res = fuse_session_receive_buf(se_, &buf);
-    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, nullptr);
-    bool grow;
+    bool grow, stopping;
     {
       std::lock_guard<std::mutex> l(mu_);
       --waiting_;
+      stopping = stopping_;
       grow = res > 0 && waiting_ == 0 && !stopping_ && workers_.size() < max_threads_;
     }
     if (grow) StartWorker();
-    if (res == -EINTR || res == -EAGAIN) continue;
-    if (res <= 0) {  // 0: unmounted (libfuse saw ENODEV)
-      std::lock_guard<std::mutex> l(mu_);
-      if (res < 0 && error_ == 0) error_ = -res;
-      any_stopped_ = true;
-      stopped_cv_.notify_all();
-      return;
+    if (res == -EINTR || res == -EAGAIN) {
+      if (stopping) return;  // woken by Run() (WakeSignal)
+      continue;
     }
+    if (res < 0) return Stop(-res);
+    if (res == 0) return Stop(0);  // libfuse saw ENODEV (unmounted) and ended the session
     fuse_session_process_buf(se_, &buf);
+    // libfuse also ends the session by itself while the connection lives on,
+    // e.g. when INIT fails (an -o max_read the kernel does not grant); then
+    // no read would ever return again.
+    if (fuse_session_exited(se_)) return Stop(0);
   }
 }
 
+void WorkerPool::Stop(int error) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (error != 0 && error_ == 0) error_ = error;
+  any_stopped_ = true;
+  stopped_cv_.notify_all();
+}
+
+int WorkerPool::WakeSignal() { return SIGRTMIN + 2; }
+
+namespace {
+void IgnoreWake(int) {}  // only there to interrupt a read with EINTR
+}  // namespace
+
+bool WorkerPool::ConnectionAborted() const {
+  // As libfuse's own unmount tells: an aborted connection reports POLLERR.
+  struct pollfd p = {fuse_session_fd(se_), 0, 0};
+  return ::poll(&p, 1, 0) == 1 && (p.revents & POLLERR) != 0;
+}
+
 Status WorkerPool::Run() {
+  // Process-wide, before any worker exists: WakeSignal interrupts a worker's
+  // read (no SA_RESTART) and does nothing else. Only Run sends it, to one
+  // worker at a time; workers make sure it is unblocked for them.
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = IgnoreWake;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(WakeSignal(), &sa, nullptr) != 0) {
+    return Status::IoError("cannot install the FUSE workers' wake-up signal", errno);
+  }
   if (!StartWorker()) return Status::IoError("cannot start a FUSE worker thread", EAGAIN);
-  std::vector<Worker*> all;
   int error;
   {
     std::unique_lock<std::mutex> l(mu_);
     stopped_cv_.wait(l, [&] { return any_stopped_; });
-    stopping_ = true;
+    stopping_ = true;  // from here on workers_ does not change
     error = error_;
-    for (auto& w : workers_) all.push_back(w.get());
   }
   fuse_session_exit(se_);
   // After an unmount the kernel aborts the connection and every worker's
   // read fails with ENODEV: each leaves by itself once its current request,
-  // if any, is answered. Only after a read error can workers stay blocked in
-  // a read; those are cancelled there.
-  if (error != 0) {
-    CLONEFS_LOG_ERROR("fuse: reading /dev/fuse failed: %s; stopping the request loop",
-                      strerror(error));
-    for (Worker* w : all) pthread_cancel(w->tid);
+  // if any, is answered. If the connection is still up (a read error, or
+  // libfuse ended the session), workers may stay blocked in a read: they are
+  // interrupted with WakeSignal, again every 10 ms, since a signal sent just
+  // before a worker enters read() would be missed.
+  const bool aborted = ConnectionAborted();
+  if (!aborted) {
+    if (error != 0) {
+      CLONEFS_LOG_ERROR("fuse: reading /dev/fuse failed: %s; stopping the request loop",
+                        strerror(error));
+    }
+    while (true) {
+      bool all_out = true;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        for (auto& w : workers_) {
+          if (w->exited) continue;
+          all_out = false;
+          pthread_kill(w->tid, WakeSignal());
+        }
+      }
+      if (all_out) break;
+      usleep(10'000);
+    }
   }
-  for (Worker* w : all) pthread_join(w->tid, nullptr);
+  for (auto& w : workers_) pthread_join(w->tid, nullptr);
   if (error != 0) return Status::IoError("reading requests from /dev/fuse failed", error);
+  if (!aborted) {
+    return Status::IoError(
+        "the FUSE session ended while the kernel connection was still up (connection setup "
+        "failed; the log has libfuse's reason)",
+        EPROTO);
+  }
   return Status::OK();
 }
 

@@ -17,11 +17,13 @@
 // worker that has received a 1 MiB write, so memory follows the load).
 //
 // LIFECYCLE: Run() returns when the filesystem is unmounted (the kernel
-// aborts the connection and every worker's read fails with ENODEV) or a
-// worker's read fails otherwise. Every worker is joined before Run returns,
-// so no request is in flight when the caller destroys the session. After a
-// read error the other workers are cancelled at their wait for a request
-// (cancellation is enabled only there, never while a request is processed).
+// aborts the connection and every worker's read fails with ENODEV), when a
+// worker's read fails otherwise, or when libfuse ends the session itself
+// (INIT refused). Every worker is joined before Run returns, so no request is
+// in flight when the caller destroys the session. If the connection is still
+// up when the loop ends, workers blocked in a read are interrupted with
+// WakeSignal() (a real-time signal with an empty handler, sent to each
+// worker still running), and leave.
 //
 // THREAD SAFETY: Run() is called once, from one thread.
 // LOCK ORDER: mu_ is a leaf lock. It is held while a worker is created
@@ -52,12 +54,10 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // Serves requests until unmount. Errors: IoError if a read of /dev/fuse
-  // failed with anything but ENODEV, or if no worker could be started.
+  // failed with anything but ENODEV, if libfuse ended the session while the
+  // kernel connection lived on (connection setup refused), or if no worker
+  // could be started.
   Status Run();
-
-  // Offset of a WRITE request's payload in the receive buffer (the size of
-  // fuse_in_header plus fuse_write_in).
-  static size_t WritePayloadOffset();
 
  private:
   class Buffer;
@@ -67,18 +67,27 @@ class WorkerPool {
   void Serve(Worker* w);
   // Starts a worker if the pool may grow. REQUIRES: mu_ not held.
   bool StartWorker();
+  // The signal that interrupts a worker's read at shutdown: SIGRTMIN + 2.
+  static int WakeSignal();
+  // Ends the loop (`error`: an errno, or 0). REQUIRES: mu_ not held.
+  void Stop(int error);
+  // True once the kernel has aborted the connection (after an unmount).
+  bool ConnectionAborted() const;
 
   fuse_session* const se_;
   const uint32_t max_threads_;
   const size_t buffer_size_;
 
   std::mutex mu_;
-  std::condition_variable stopped_cv_;            // a worker left its loop
-  std::vector<std::unique_ptr<Worker>> workers_;  // GUARDED_BY(mu_); grow-only
-  uint32_t waiting_ = 0;                          // GUARDED_BY(mu_); workers in receive
-  bool stopping_ = false;                         // GUARDED_BY(mu_); no more workers
-  bool any_stopped_ = false;                      // GUARDED_BY(mu_)
-  int error_ = 0;                                 // GUARDED_BY(mu_); errno of a failed read
+  std::condition_variable stopped_cv_;  // a worker left its loop
+  // GUARDED_BY(mu_) while the pool runs; grow-only, and fixed once stopping_
+  // is set (Run then reads it without the lock).
+  std::vector<std::unique_ptr<Worker>> workers_;
+  uint32_t waiting_ = 0;      // GUARDED_BY(mu_); workers in receive
+  bool stopping_ = false;     // GUARDED_BY(mu_); no more workers
+  bool grow_failed_ = false;  // GUARDED_BY(mu_); stop trying to grow
+  bool any_stopped_ = false;  // GUARDED_BY(mu_)
+  int error_ = 0;             // GUARDED_BY(mu_); errno of a failed read
 };
 
 }  // namespace clonefs::fuse

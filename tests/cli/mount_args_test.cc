@@ -36,12 +36,38 @@ TEST(MountArgs, DefaultsComeFromTheStructs) {
 }
 
 TEST(MountArgs, EveryOptionReachesTheStruct) {
-  ParsedMount p = ParseMountArgs(
-      {"--region-size", "1M", "--metadata", "/var/md", "--name", "disk.raw", "--no-hydration",
-       "--no-discard-passdown", "--hydration-threshold", "8", "--hydration-batch-size", "4",
-       "--rate", "50M", "--allow-other", "-o", "ro", "-o", "noatime,nodev", "--foreground",
-       "--log-level", "debug", "--log-file", "/var/log/c.log", "--on-complete", "echo done",
-       "--threads", "16", "--buffered", "a", "b", "c"});
+  ParsedMount p = ParseMountArgs({"--region-size",
+                                  "1M",
+                                  "--metadata",
+                                  "/var/md",
+                                  "--name",
+                                  "disk.raw",
+                                  "--no-hydration",
+                                  "--no-discard-passdown",
+                                  "--hydration-threshold",
+                                  "8",
+                                  "--hydration-batch-size",
+                                  "4",
+                                  "--rate",
+                                  "50M",
+                                  "--allow-other",
+                                  "-o",
+                                  "ro",
+                                  "-o",
+                                  "noatime,nodev",
+                                  "--foreground",
+                                  "--log-level",
+                                  "debug",
+                                  "--log-file",
+                                  "/var/log/c.log",
+                                  "--on-complete",
+                                  "echo done",
+                                  "--threads",
+                                  "16",
+                                  "--buffered",
+                                  "a",
+                                  "b",
+                                  "c"});
   ASSERT_TRUE(p.problems.empty()) << p.problems[0];
   const auto& o = p.options;
   EXPECT_EQ(o.region_size, 1u << 20);
@@ -64,8 +90,8 @@ TEST(MountArgs, EveryOptionReachesTheStruct) {
 
 TEST(MountArgs, ReportsEveryProblemAtOnce) {
   ParsedMount p = ParseMountArgs({"--region-size", "5000", "--rate", "fast", "--threads", "0",
-                                  "--hydration-threshold", "x", "--log-level", "loud",
-                                  "--name", "a/b", "only-source"});
+                                  "--hydration-threshold", "x", "--log-level", "loud", "--name",
+                                  "a/b", "only-source"});
   EXPECT_TRUE(Mentions(p.problems, "region size 5000 is not a power of two"));
   EXPECT_TRUE(Mentions(p.problems, "--rate 'fast'"));
   EXPECT_TRUE(Mentions(p.problems, "--threads 0"));
@@ -77,18 +103,24 @@ TEST(MountArgs, ReportsEveryProblemAtOnce) {
   EXPECT_EQ(p.problems.size(), 8u);
 }
 
+TEST(MountArgs, MaxReadIsRefusedInAnyCommaList) {
+  auto p = ParseMountArgs({"-o", "noatime,max_read=65536", "a", "b", "c"});
+  ASSERT_EQ(p.problems.size(), 1u);
+  EXPECT_TRUE(Mentions(p.problems, "-o max_read=65536 is not supported"));
+  EXPECT_TRUE(ParseMountArgs({"-o", "noatime,nodev", "a", "b", "c"}).problems.empty());
+}
+
 TEST(MountArgs, RegionSizeRange) {
-  EXPECT_TRUE(Mentions(ParseMountArgs({"--region-size", "2K", "a", "b", "c"}).problems,
-                       "out of range"));
-  EXPECT_TRUE(Mentions(ParseMountArgs({"--region-size", "2G", "a", "b", "c"}).problems,
-                       "out of range"));
+  EXPECT_TRUE(
+      Mentions(ParseMountArgs({"--region-size", "2K", "a", "b", "c"}).problems, "out of range"));
+  EXPECT_TRUE(
+      Mentions(ParseMountArgs({"--region-size", "2G", "a", "b", "c"}).problems, "out of range"));
   EXPECT_TRUE(ParseMountArgs({"--region-size", "4K", "a", "b", "c"}).problems.empty());
   EXPECT_TRUE(ParseMountArgs({"--region-size", "1G", "a", "b", "c"}).problems.empty());
 }
 
 TEST(MountArgs, MalformedCommandLinesThrow) {
-  EXPECT_THROW(ParseMountArgs({"--no-such-option", "a", "b", "c"}),
-               boost::program_options::error);
+  EXPECT_THROW(ParseMountArgs({"--no-such-option", "a", "b", "c"}), boost::program_options::error);
   EXPECT_THROW(ParseMountArgs({"a", "b", "c", "d"}), boost::program_options::error);
   EXPECT_THROW(ParseMountArgs({"a", "b", "c", "--rate"}), boost::program_options::error);
 }
@@ -96,11 +128,11 @@ TEST(MountArgs, MalformedCommandLinesThrow) {
 TEST(MountArgs, HelpDocumentsEveryOption) {
   EXPECT_TRUE(ParseMountArgs({"--help"}).help);
   const std::string u = MountUsage();
-  for (const char* opt : {"--region-size", "--metadata", "--name", "--no-hydration",
-                          "--no-discard-passdown", "--hydration-threshold",
-                          "--hydration-batch-size", "--rate", "--allow-other", "-o",
-                          "--foreground", "--log-level", "--log-file", "--on-complete",
-                          "--threads", "--buffered", "SOURCE DEST MOUNTPOINT"}) {
+  for (const char* opt :
+       {"--region-size", "--metadata", "--name", "--no-hydration", "--no-discard-passdown",
+        "--hydration-threshold", "--hydration-batch-size", "--rate", "--allow-other", "-o",
+        "--foreground", "--log-level", "--log-file", "--on-complete", "--threads", "--buffered",
+        "SOURCE DEST MOUNTPOINT"}) {
     EXPECT_NE(u.find(opt), std::string::npos) << opt;
   }
 }
