@@ -73,7 +73,16 @@ metadata::SpaceInfo Committer::space() const {
 }
 
 void Committer::Loop() {
-  AfterCommit(false);  // a clone that was already complete reports it now
+  // A clone that was already complete when opened is done, but its
+  // completion happened in an earlier run: on_complete is for the commit
+  // that completes it, so it is not called again on every mount.
+  if (!done_.load() && ctx_.md->NrCommittedHydratedRegions() == ctx_.md->nr_regions()) {
+    done_.store(true);
+    CLONEFS_LOG_INFO("the clone was already complete when opened (%llu regions); the destination "
+                     "alone is the image%s",
+                     static_cast<unsigned long long>(ctx_.md->nr_regions()),
+                     ctx_.on_complete ? "; the on-complete command ran when it completed" : "");
+  }
   Clock* clock = ctx_.clock;
   const uint64_t interval = ctx_.interval_ms * 1'000'000;
   uint64_t deadline = clock->NowNanos() + interval;

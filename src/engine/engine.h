@@ -90,7 +90,8 @@ struct EngineOptions {
   // Time source. Default: Clock::Real().
   Clock* clock = nullptr;
   // Called once, from the committer thread, after the commit that made every
-  // region hydrated durably. Default: none.
+  // region hydrated durably; not called for a clone that was already
+  // complete when opened. Default: none.
   std::function<void()> on_complete;
   // Called from the committer thread whenever the mode changes. Default: none.
   std::function<void(EngineMode)> on_mode_change;

@@ -180,6 +180,12 @@ TEST_F(ControlMountTest, OnCompleteRunsExactlyOnce) {
   EXPECT_EQ(Slurp(marker), mnt_ + "\n");
   ASSERT_EQ(Clonefs({"unmount", mnt_}).rc, 0);
   EXPECT_EQ(Slurp(marker), mnt_ + "\n");
+  // Mounting the complete clone again does not run it again.
+  Mount({"--on-complete", "echo \"again $CLONEFS_MOUNTPOINT\" >> " + marker});
+  EXPECT_TRUE(Status().hydration_done);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  ASSERT_EQ(Clonefs({"unmount", mnt_}).rc, 0);
+  EXPECT_EQ(Slurp(marker), mnt_ + "\n");
 }
 
 TEST_F(ControlMountTest, WaitTimesOutThenCompletes) {
