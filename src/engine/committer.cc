@@ -76,8 +76,7 @@ void Committer::Loop() {
   // A clone that was already complete when opened is done, but its
   // completion happened in an earlier run: on_complete is for the commit
   // that completes it, so it is not called again on every mount.
-  if (!done_.load() && ctx_.md->NrCommittedHydratedRegions() == ctx_.md->nr_regions()) {
-    done_.store(true);
+  if (BecameComplete()) {
     CLONEFS_LOG_INFO("the clone was already complete when opened (%llu regions); the destination "
                      "alone is the image%s",
                      static_cast<unsigned long long>(ctx_.md->nr_regions()),
@@ -178,15 +177,20 @@ void Committer::SetMode(EngineMode m) {
   if (ctx_.on_mode_change) ctx_.on_mode_change(m);
 }
 
+bool Committer::BecameComplete() {
+  metadata::Metadata* md = ctx_.md;
+  if (done_.load() || md->NrCommittedHydratedRegions() != md->nr_regions()) return false;
+  done_.store(true);
+  return true;
+}
+
 void Committer::AfterCommit(bool refresh_space) {
   uint64_t now = ctx_.clock->NowNanos();
   if (refresh_space || now - space_read_ns_ >= kSpaceRefreshNanos) RefreshSpace();
-  metadata::Metadata* md = ctx_.md;
-  if (!done_.load() && md->NrCommittedHydratedRegions() == md->nr_regions()) {
-    done_.store(true);
+  if (BecameComplete()) {
     CLONEFS_LOG_INFO("hydration complete: all %llu regions are hydrated and committed; the "
                      "destination alone is the image",
-                     static_cast<unsigned long long>(md->nr_regions()));
+                     static_cast<unsigned long long>(ctx_.md->nr_regions()));
     if (ctx_.on_complete) ctx_.on_complete();
   }
 }

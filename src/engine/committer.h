@@ -99,6 +99,9 @@ class Committer {
   Status HandleFailure(const Status& s, const char* step);
   void SetMode(EngineMode m);
   void AfterCommit(bool refresh_space);
+  // Sets done_ the first time every region is committed hydrated, and
+  // returns true that once. Committer thread only.
+  bool BecameComplete();
   void RefreshSpace();
 
   const CommitterContext ctx_;
