@@ -12,7 +12,9 @@
 //
 // THREAD SAFETY: all methods may be called concurrently. A read-modify-write
 // holds the stripe mutex of each partially covered block it rewrites, so two
-// concurrent writes to disjoint bytes of one block never undo each other.
+// concurrent writes to disjoint bytes of one block never undo each other
+// (PosixDevice::Zero sends its partly covered blocks through Write for the
+// same reason: a fallocate beside a read-modify-write would be undone).
 // Concurrent writes to overlapping bytes give an unspecified mix, as with any
 // file; a full-block aligned write takes no lock.
 // LOCK ORDER: stripes_ in increasing index; no other lock is held meanwhile.

@@ -96,10 +96,15 @@ class PosixDevice final : public Device {
     CLONEFS_RETURN_IF_ERROR(CheckRange("zero", off, len));
     if (len == 0) return Status::OK();
     // fallocate on a block device needs logical-block alignment; write the
-    // unaligned edges as zeros.
+    // unaligned edges as zeros. With O_DIRECT the edges are the partly
+    // covered 4 KiB blocks, written through DirectIo's read-modify-write
+    // under the block's stripe lock: a fallocate there would race with a
+    // concurrent read-modify-write of the same block, which would put back
+    // the bytes it read before the zero.
+    const uint64_t align = direct_ ? std::max(zero_align_, DirectIo::kAlign) : zero_align_;
     uint64_t end = off + len;
-    uint64_t a = (off + zero_align_ - 1) / zero_align_ * zero_align_;
-    uint64_t b = end / zero_align_ * zero_align_;
+    uint64_t a = (off + align - 1) / align * align;
+    uint64_t b = end / align * align;
     if (a >= b) return WriteZeros(off, len);
     CLONEFS_RETURN_IF_ERROR(WriteZeros(off, a - off));
     CLONEFS_RETURN_IF_ERROR(WriteZeros(b, end - b));

@@ -30,6 +30,9 @@ struct PosixDeviceOptions {
   // a per-block lock, so concurrent writes to disjoint bytes of one block are
   // safe; concurrent writes to overlapping bytes give an unspecified mix.
   // The file's last partial 4 KiB block goes through an ordinary descriptor.
+  // Zero writes the partly covered 4 KiB blocks at its edges as zeros through
+  // that same locked read-modify-write (fallocate only for whole blocks), so
+  // a zero and a write to disjoint bytes of one block both take effect.
   // Default: false.
   bool direct = false;
   // For a writable regular file: create it if missing (sparse, mode 0644).
