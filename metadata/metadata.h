@@ -44,7 +44,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/result.h"
@@ -82,6 +84,11 @@ struct MetadataOptions {
   uint64_t image_size = 0;
   // Region size in bytes; power of two in [4 KiB, 1 GiB]. Default: 64 KiB.
   uint64_t region_size = 64 * 1024;
+  // If true, an existing store is opened with the region size recorded in
+  // its superblock, and region_size is used only to format a new store (a
+  // resumed clone needs no --region-size). If false, a different recorded
+  // region size is a Mismatch. Default: false.
+  bool use_stored_region_size = false;
   FileIdentity source;
   FileIdentity dest;
   // If false, Open fails with NotFound when the directory holds no metadata
@@ -146,6 +153,14 @@ class Metadata {
   // anything and without a full Open (for `clonefs info`). Fails with Busy if
   // the store is locked by a live process, NotFound if there is none.
   static Result<Superblock> ReadSuperblock(const std::string& dir);
+
+  // Reads the settings record (see GetSettings) of the store in `dir`
+  // without a full Open, taking and releasing the directory's lock (for the
+  // mount command, which needs some settings before it opens the files).
+  // nullopt: the store has no settings record. Errors: NotFound if there is
+  // no clonefs metadata in `dir`, Busy if a live process holds it,
+  // Corruption / IoError as ReadSuperblock.
+  static Result<std::optional<std::string>> ReadSettings(const std::string& dir);
 
   virtual ~Metadata() = default;
   Metadata(const Metadata&) = delete;
@@ -239,6 +254,25 @@ class Metadata {
 
   // Metadata space figures. Errors: IoError if statvfs fails.
   virtual Result<SpaceInfo> GetSpace() const = 0;
+
+  // --- stored settings (docs/metadata-format.md, "Settings") ---
+  // An opaque record the clone's owner keeps beside the superblock (the
+  // mount options of src/clone/settings.h); the metadata library never
+  // interprets it. Both calls are thread-safe: they may run on any thread,
+  // concurrently with marks, queries, each other and the commit side
+  // (Freeze/PersistFrozen, and Abort, which may reopen the store).
+
+  // The record, or nullopt if none was ever stored. Errors: IoError /
+  // Corruption from the store; Failed if the store could not be reopened
+  // after a failed commit.
+  virtual Result<std::optional<std::string>> GetSettings() const = 0;
+
+  // Replaces the record with `blob` in one synced write of its own (not part
+  // of any bitmap transaction). Errors: ReadOnly when the store was opened
+  // read_only or the metadata is in read-only mode (SetReadOnly, e.g. after
+  // a failed commit); Failed while a failed commit awaits Abort, or when the
+  // store could not be reopened; IoError / NoSpace from the store.
+  virtual Status PutSettings(std::string_view blob) = 0;
 
  protected:
   Metadata() = default;

@@ -149,6 +149,7 @@ Status MetadataImpl::Commit() {
 }
 
 Status MetadataImpl::ReopenStore() {
+  std::lock_guard<std::mutex> guard(store_mu_);  // the settings calls wait for the new store
   store_.reset();  // closes RocksDB; the directory stays locked by lock_
   CLONEFS_ASSIGN_OR_RETURN(store_, RocksStore::Open(StoreOptionsFor(options_, lock_->real_dir())));
   CLONEFS_ASSIGN_OR_RETURN(std::optional<std::string> raw, store_->GetSuperblock());
@@ -201,6 +202,27 @@ uint64_t MetadataImpl::FindNextUnhydratedRegion(uint64_t start) const {
 
 uint64_t MetadataImpl::FindNextHydratedRegion(uint64_t start) const {
   return start >= sb_.nr_regions ? sb_.nr_regions : bitmap_->FindNext(start, true);
+}
+
+Result<std::optional<std::string>> MetadataImpl::GetSettings() const {
+  std::lock_guard<std::mutex> guard(store_mu_);
+  if (!store_) return Status::Failed("the metadata store could not be reopened; Abort() must succeed");
+  Result<std::optional<std::string>> r = store_->GetRecord(kSettingsKey);
+  if (!r.ok()) return r.status().WithContext("metadata " + options_.dir);
+  return r;
+}
+
+Status MetadataImpl::PutSettings(std::string_view blob) {
+  if (options_.read_only) {
+    return Status::ReadOnly("metadata " + options_.dir + " is open read-only; settings not stored");
+  }
+  std::lock_guard<std::mutex> guard(store_mu_);
+  if (needs_abort_.load()) return Status::Failed("a metadata commit failed; settings not stored");
+  if (bitmap_->GateClosed()) {
+    return Status::ReadOnly("metadata " + options_.dir + " is in read-only mode; settings not stored");
+  }
+  if (!store_) return Status::Failed("the metadata store could not be reopened; settings not stored");
+  return store_->PutRecord(kSettingsKey, blob);
 }
 
 Result<SpaceInfo> MetadataImpl::GetSpace() const {

@@ -8,6 +8,8 @@
 //   committed_per_chunk_ / committed_count_: hydrated regions per chunk in the
 //            last commit, so NrCommittedHydratedRegions is exact and cheap.
 //   needs_abort_: set when PersistFrozen fails, cleared by a successful Abort.
+//   store_mu_: guards the store_ pointer against ReopenStore for the
+//            settings calls, the only ones made from outside the commit side.
 //
 // THREAD SAFETY: as metadata.h says. Marks and queries touch only bitmap_ and
 // atomics. The commit side (Freeze, PersistFrozen, Commit, Abort,
@@ -20,6 +22,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "metadata/dir_lock.h"
@@ -61,6 +64,8 @@ class MetadataImpl final : public Metadata {
   uint64_t FindNextUnhydratedRegion(uint64_t start) const override;
   uint64_t FindNextHydratedRegion(uint64_t start) const override;
   Result<SpaceInfo> GetSpace() const override;
+  Result<std::optional<std::string>> GetSettings() const override;
+  Status PutSettings(std::string_view blob) override;
 
  private:
   Status CheckCommitAllowed() const;
@@ -71,7 +76,8 @@ class MetadataImpl final : public Metadata {
 
   const MetadataOptions options_;
   std::unique_ptr<DirLock> lock_;
-  std::unique_ptr<RocksStore> store_;
+  mutable std::mutex store_mu_;
+  std::unique_ptr<RocksStore> store_;  // replaced only under store_mu_
   std::unique_ptr<HydrationBitmap> bitmap_;
   std::vector<uint32_t> committed_per_chunk_;
   std::atomic<uint64_t> committed_count_{0};

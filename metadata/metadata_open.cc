@@ -57,7 +57,7 @@ void CompareIdentity(const char* which, const FileIdentity& have, const FileIden
 
 Status CompareSuperblock(const Superblock& sb, const MetadataOptions& o) {
   std::vector<std::string> diffs;
-  if (sb.region_size != o.region_size) {
+  if (!o.use_stored_region_size && sb.region_size != o.region_size) {
     diffs.push_back("region size: metadata has " + std::to_string(sb.region_size) +
                     ", requested " + std::to_string(o.region_size));
   }
@@ -278,6 +278,27 @@ Result<Superblock> Metadata::ReadSuperblock(const std::string& dir) {
   CLONEFS_ASSIGN_OR_RETURN(Opened opened, OpenExisting(StoreOptionsFor(o, lock->real_dir()), dir, false));
   if (!opened.sb) return Status::NotFound("no clonefs superblock in " + dir);
   return *opened.sb;
+}
+
+Result<std::optional<std::string>> Metadata::ReadSettings(const std::string& dir) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Status::NotFound("no clonefs metadata at " + dir);
+  }
+  CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
+  CLONEFS_ASSIGN_OR_RETURN(const DirKind kind, Classify(lock->real_dir()));
+  if (kind == DirKind::kEmpty || kind == DirKind::kInterruptedFormat) {
+    return Status::NotFound("no clonefs metadata in " + dir);
+  }
+  if (kind == DirKind::kForeign) return NotClonefs(dir);
+  MetadataOptions o;
+  o.dir = dir;
+  o.read_only = true;
+  CLONEFS_ASSIGN_OR_RETURN(Opened opened, OpenExisting(StoreOptionsFor(o, lock->real_dir()), dir, false));
+  if (!opened.sb) return Status::NotFound("no clonefs superblock in " + dir);
+  Result<std::optional<std::string>> raw = opened.store->GetRecord(kSettingsKey);
+  if (!raw.ok()) return raw.status().WithContext("metadata " + dir);
+  return raw;
 }
 
 }  // namespace clonefs::metadata

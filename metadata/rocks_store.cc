@@ -182,6 +182,23 @@ Status RocksStore::PutSuperblock(std::string_view value) {
   return ToStatus(s, "write superblock of " + rep_->opts.dir);
 }
 
+Result<std::optional<std::string>> RocksStore::GetRecord(std::string_view key) {
+  std::string value;
+  rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), rep_->handles[0],
+                                    rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return ToStatus(s, "read " + std::string(key) + " of " + rep_->opts.dir);
+  return std::optional<std::string>(std::move(value));
+}
+
+Status RocksStore::PutRecord(std::string_view key, std::string_view value) {
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = rep_->db->Put(wo, rep_->handles[0], rocksdb::Slice(key.data(), key.size()),
+                                    rocksdb::Slice(value.data(), value.size()));
+  return ToStatus(s, "write " + std::string(key) + " of " + rep_->opts.dir);
+}
+
 Result<bool> RocksStore::IsEmpty() {
   for (auto* h : rep_->handles) {
     std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(rocksdb::ReadOptions(), h));

@@ -10,7 +10,8 @@
 // by write_buffer_bytes (two per column family at most, and a database-wide
 // cap of twice write_buffer_bytes), at most kMaxOpenFiles table readers.
 //
-// THREAD SAFETY: not thread-safe; Metadata calls it from the commit side only.
+// THREAD SAFETY: not thread-safe, except GetRecord/PutRecord (see there);
+// Metadata calls the rest from the commit side only.
 // LIFECYCLE: Open() -> use -> destroy (closes the database).
 #pragma once
 
@@ -29,6 +30,8 @@ namespace clonefs::metadata {
 class FaultInjectionFs;
 
 inline constexpr std::string_view kRegionsColumnFamily = "regions";
+// Key of the settings record (Metadata::PutSettings) in the default family.
+inline constexpr std::string_view kSettingsKey = "settings";
 inline constexpr int kMaxOpenFiles = 64;
 
 struct StoreOptions {
@@ -56,6 +59,12 @@ class RocksStore {
   Result<std::optional<std::string>> GetSuperblock();
   // Writes the superblock with sync.
   Status PutSuperblock(std::string_view value);
+  // A record of the default column family (e.g. kSettingsKey), or nullopt
+  // if absent. Thread-safe (RocksDB's Get), also against BatchCommit.
+  Result<std::optional<std::string>> GetRecord(std::string_view key);
+  // Writes a record of the default column family with sync, outside the
+  // commit batch. Thread-safe (RocksDB's Put), also against BatchCommit.
+  Status PutRecord(std::string_view key, std::string_view value);
   // True if neither column family holds any key.
   Result<bool> IsEmpty();
   // Calls fn(key, value) for every chunk in key order; stops at the first

@@ -51,6 +51,8 @@ class AbortHookMetadata final : public metadata::Metadata {
     return m_->FindNextHydratedRegion(s);
   }
   Result<metadata::SpaceInfo> GetSpace() const override { return m_->GetSpace(); }
+  Result<std::optional<std::string>> GetSettings() const override { return m_->GetSettings(); }
+  Status PutSettings(std::string_view blob) override { return m_->PutSettings(blob); }
 
  private:
   std::unique_ptr<metadata::Metadata> m_;
