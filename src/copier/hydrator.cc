@@ -20,7 +20,7 @@ Status Hydrator::Failed(const Status& s, uint64_t first, uint64_t count) {
 }
 
 Status Hydrator::CopyData(uint64_t off, uint64_t len, CopyBuffer* buf) {
-  size_t chunk = buf->Reserve(len);
+  CLONEFS_ASSIGN_OR_RETURN(size_t chunk, buf->Reserve(len));
   for (uint64_t pos = off; pos < off + len;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, off + len - pos));
     CLONEFS_RETURN_IF_ERROR(source_->Read(pos, buf->data(), n));
@@ -72,7 +72,9 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   thread_local CopyBuffer thread_buf;
   CopyBuffer call_buf;
   CopyBuffer& buf = end - start <= kThreadBufferMax ? thread_buf : call_buf;
-  size_t chunk = std::min<uint64_t>(buf.Reserve(end - start), kMaxCopyChunk);
+  Result<size_t> reserved = buf.Reserve(end - start);
+  if (!reserved.ok()) return Failed(reserved.status(), r, 1);
+  size_t chunk = std::min<uint64_t>(*reserved, kMaxCopyChunk);
   uint64_t read = 0;
   for (uint64_t pos = start; pos < end;) {
     const uint64_t n = std::min<uint64_t>(chunk, end - pos);

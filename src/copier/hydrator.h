@@ -59,12 +59,14 @@ class Hydrator {
 
   // Copies regions [first, first+count) into dest. Does not mark them.
   // REQUIRES: the caller holds those regions. Errors: the device's, with the
-  // run in the message; counted in copy_failures.
+  // run in the message, or IoError(ENOMEM) if `buf` cannot grow; counted in
+  // copy_failures. Never throws.
   Result<CopyOutcome> CopyRun(uint64_t first, uint64_t count, CopyBuffer* buf);
 
   // Hydrates region r with `ov` merged in: every byte of the region ends up
   // in dest exactly once, from `ov` where it covers, else from the source.
   // Does not mark. REQUIRES: the caller holds r; ov lies inside region r.
+  // Errors: as CopyRun's (IoError(ENOMEM) when no copy buffer can be had).
   Status HydrateRegion(uint64_t r, const Overlay& ov);
 
   // Marks [first, first+count) hydrated (regions already hydrated are left

@@ -1,11 +1,14 @@
 // Unit tests of the copier's pure pieces: token bucket, retry backoff, rate
-// meter, region lock table.
+// meter, region lock table, copy buffer.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstdint>
 #include <thread>
 #include <vector>
 
+#include "copier/copy_buffer.h"
 #include "copier/rate_meter.h"
 #include "copier/region_locks.h"
 #include "copier/retry_backoff.h"
@@ -15,6 +18,23 @@ namespace clonefs {
 namespace {
 
 constexpr uint64_t kSec = 1'000'000'000;
+
+TEST(CopyBuffer, OutOfMemoryIsEnomemAndKeepsTheBuffer) {
+  CopyBuffer b;
+  Result<size_t> r = b.Reserve(100);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(*r, 4096u);
+  CopyBuffer::SetAllocationLimitForTesting(64 << 10);
+  r = b.Reserve(1 << 20);
+  CopyBuffer::SetAllocationLimitForTesting(SIZE_MAX);
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(r.status().IsIoError()) << r.status().ToString();
+  EXPECT_EQ(r.status().ToErrno(), ENOMEM);
+  EXPECT_EQ(b.capacity(), 4096u);  // what it had
+  r = b.Reserve(1 << 20);          // memory is back
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, size_t{1} << 20);
+}
 
 TEST(TokenBucket, UnlimitedNeverWaits) {
   TokenBucket b(0);

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <thread>
 
+#include "copier/copy_buffer.h"
 #include "engine_test_util.h"
 
 namespace clonefs {
@@ -122,6 +123,40 @@ TEST_F(FaultTest, SourceEioReachesTheReaderAndTheCopierRetriesWithBackoff) {
   EXPECT_EQ(st.mode, EngineMode::kReadWrite);
 
   rig_.source->ClearRules();
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }, 30000));
+  EXPECT_EQ(rig_.ReadAll(), rig_.source_content);
+}
+
+// A copy buffer that cannot be allocated fails the request with ENOMEM (a
+// Status: an exception on a FUSE worker would end the daemon) and marks
+// nothing; the copier counts it and carries on once memory is back.
+TEST_F(FaultTest, OutOfMemoryForACopyBufferIsEnomemNotAnException) {
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  o.retry_backoff_initial_ms = 10;
+  ASSERT_OK(rig_.Open(o));
+  CopyBuffer::SetAllocationLimitForTesting(0);
+  test::Cleanup unlimit([] { CopyBuffer::SetAllocationLimitForTesting(SIZE_MAX); });
+  auto d = Bytes(100, 7);
+  Status s;
+  bool threw = false;
+  // A fresh thread: no copy buffer cached from earlier requests.
+  std::thread([&] {
+    try {
+      s = e()->Write(3 * kRegion + 5, d.data(), d.size(), false);  // partial: copy first
+    } catch (...) {
+      threw = true;
+    }
+  }).join();
+  ASSERT_FALSE(threw);
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_EQ(s.ToErrno(), ENOMEM) << s.ToString();
+  EXPECT_EQ(e()->Stats().hydrated_regions, 0u);
+  EXPECT_EQ(Get(3 * kRegion, kRegion), Src(3 * kRegion, kRegion));
+  e()->EnableHydration(true);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().copy_failures >= 3; }));
+  EXPECT_EQ(e()->Stats().hydrated_regions, 0u);
+  CopyBuffer::SetAllocationLimitForTesting(SIZE_MAX);
   ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }, 30000));
   EXPECT_EQ(rig_.ReadAll(), rig_.source_content);
 }
