@@ -95,7 +95,8 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
               .may_copy = [this] { return committer_.mode() == EngineMode::kReadWrite; },
               .on_all_hydrated = [this] { committer_.RequestAsync(); },
           },
-          CopierOptionsFrom(options)) {}
+          CopierOptionsFrom(options)),
+      io_errors_(clock_) {}
 
 EngineImpl::~EngineImpl() { (void)Shutdown(); }
 

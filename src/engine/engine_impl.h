@@ -7,6 +7,8 @@
 //   hydrator_   Hydrator: copies and marks (shared with the copier)
 //   committer_  Committer: the commit thread, group commit and the mode
 //   copier_     BackgroundCopier: background hydration threads
+//   io_errors_  IoErrorLog: rate-limited warnings for device errors that
+//               reach a request
 //
 // REQUEST PATH (io_path.cc; SPEC §3)
 //   Read: pieces grouped into runs of equal hydration state; hydrated runs
@@ -41,6 +43,7 @@
 #include "copier/region_locks.h"
 #include "engine/committer.h"
 #include "engine/engine.h"
+#include "engine/io_error_log.h"
 #include "regions/region_math.h"
 
 namespace clonefs {
@@ -85,6 +88,7 @@ class EngineImpl final : public Engine {
 
   // io_path.cc
   Status CheckRequest(uint64_t off, uint64_t len) const;
+  Status ReadRuns(uint64_t off, uint8_t* out, size_t len);
   Status Mutate(uint64_t off, uint64_t len, const Mutation& m, bool read_only);
   Status ApplyToDest(uint64_t off, uint64_t len, const Mutation& m);
   Status FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks, const Mutation& m);
@@ -105,6 +109,7 @@ class EngineImpl final : public Engine {
   Hydrator hydrator_;
   Committer committer_;
   BackgroundCopier copier_;
+  IoErrorLog io_errors_;
 
   std::atomic<State> state_{State::kOpen};
   std::mutex lifecycle_mu_;

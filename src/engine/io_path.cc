@@ -46,7 +46,12 @@ Status EngineImpl::Read(uint64_t off, void* buf, size_t len) {
   if (len == 0 && off <= geo_.image_size()) return Status::OK();
   CLONEFS_RETURN_IF_ERROR(CheckRequest(off, len));
   ForegroundScope fg(&foreground_);
-  uint8_t* out = static_cast<uint8_t*>(buf);
+  Status s = ReadRuns(off, static_cast<uint8_t*>(buf), len);
+  io_errors_.Report(IoKind::kRead, off, len, s);
+  return s;
+}
+
+Status EngineImpl::ReadRuns(uint64_t off, uint8_t* out, size_t len) {
   const uint64_t end = off + len;
   uint64_t pos = off;
   while (pos < end) {
@@ -71,13 +76,20 @@ Status EngineImpl::Write(uint64_t off, const void* buf, size_t len, bool sync) {
   ForegroundScope fg(&foreground_);
   const bool read_only = committer_.mode() == EngineMode::kReadOnly;
   Mutation m{static_cast<const uint8_t*>(buf), off, ZeroMode::kWriteZeros};
-  CLONEFS_RETURN_IF_ERROR(Mutate(off, len, m, read_only));
+  Status s = Mutate(off, len, m, read_only);
+  // A failed commit below is the committer's to log (it changes the mode).
+  io_errors_.Report(IoKind::kWrite, off, len, s);
+  if (!s.ok()) return s;
   if (!sync) return Status::OK();
   // In read-only mode the in-core bitmap is the durable one and cannot
   // change, so the regions just written stay hydrated: flushing dest makes
   // the write durable. Otherwise it takes a commit (which fails if the mode
   // changed meanwhile).
-  if (read_only) return dest_->Flush();
+  if (read_only) {
+    s = dest_->Flush();
+    io_errors_.Report(IoKind::kWrite, off, len, s);
+    return s;
+  }
   if (state_.load() != State::kStarted) return Status::Aborted("engine is not running");
   return committer_.Commit(/*flush_always=*/true);
 }
@@ -89,7 +101,9 @@ Status EngineImpl::Zero(uint64_t off, uint64_t len, bool punch) {
   const bool read_only = committer_.mode() == EngineMode::kReadOnly;
   Mutation m{nullptr, off,
              punch && options_.discard_passdown ? ZeroMode::kPunch : ZeroMode::kWriteZeros};
-  return Mutate(off, len, m, read_only);
+  Status s = Mutate(off, len, m, read_only);
+  io_errors_.Report(IoKind::kZero, off, len, s);
+  return s;
 }
 
 Status EngineImpl::Mutate(uint64_t off, uint64_t len, const Mutation& m, bool read_only) {

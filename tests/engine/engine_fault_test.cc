@@ -4,9 +4,15 @@
 
 #include <atomic>
 #include <cerrno>
+#include <fstream>
+#include <string>
 #include <thread>
+#include <vector>
+
+#include "base/log.h"
 
 #include "copier/copy_buffer.h"
+#include "engine/io_error_log.h"
 #include "engine_test_util.h"
 
 namespace clonefs {
@@ -159,6 +165,65 @@ TEST_F(FaultTest, OutOfMemoryForACopyBufferIsEnomemNotAnException) {
   CopyBuffer::SetAllocationLimitForTesting(SIZE_MAX);
   ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }, 30000));
   EXPECT_EQ(rig_.ReadAll(), rig_.source_content);
+}
+
+std::vector<std::string> WarningLines(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream f(path);
+  for (std::string line; std::getline(f, line);) {
+    if (line.find(" warning: ") != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
+
+// Device errors that reach a request are logged at warning level with the
+// offset, length and errno: at most one line a second per kind of request,
+// the next line counting those not logged. Errors that are the request's
+// own (outside the image) are not.
+TEST_F(FaultTest, IoErrorsReachingRequestsAreWarnedOncePerSecondPerKind) {
+  const std::string log = rig_.dir.path() + "/log";
+  ASSERT_OK(SetLogToFile(log));
+  test::Cleanup restore([&] {
+    for (const std::string& l : WarningLines(log)) std::printf("logged: %s\n", l.c_str());
+    SetLogToStderr();
+  });
+  test::ManualClock clock;
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  o.commit_interval_ms = 0;
+  o.clock = &clock;
+  ASSERT_OK(rig_.Open(o));
+  test::Cleanup stop([&] { rig_.engine.reset(); });
+  rig_.source->AddRule(Rule(DeviceOp::kRead, 5 * kRegion, kRegion,
+                            Status::IoError("injected source error", EIO)));
+  std::vector<uint8_t> b(100);
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(e()->Read(5 * kRegion + 10, b.data(), b.size()).ToErrno(), EIO);
+  }
+  std::vector<std::string> lines = WarningLines(log);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("read of 100 bytes at offset 327690"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("errno 5 (EIO)"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("injected source error"), std::string::npos) << lines[0];
+
+  // Another kind has its own allowance.
+  rig_.dest->AddRule(Rule(DeviceOp::kWrite, 0, UINT64_MAX, Status::NoSpace("injected ENOSPC")));
+  auto d = Bytes(kRegion, 7);
+  EXPECT_EQ(e()->Write(3 * kRegion, d.data(), kRegion, false).ToErrno(), ENOSPC);
+  EXPECT_EQ(e()->Write(3 * kRegion, d.data(), kRegion, false).ToErrno(), ENOSPC);
+  // Not a device error: not logged.
+  EXPECT_TRUE(e()->Read(32 * kRegion - 1, b.data(), 2).IsInvalidArgument());
+  lines = WarningLines(log);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[1].find("write of 65536 bytes at offset 196608"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[1].find("errno 28 (ENOSPC)"), std::string::npos) << lines[1];
+
+  clock.Advance(IoErrorLog::kIntervalNanos);
+  EXPECT_EQ(e()->Read(5 * kRegion, b.data(), b.size()).ToErrno(), EIO);
+  lines = WarningLines(log);
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(lines[2].find("read of 100 bytes at offset 327680"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[2].find("9 more read error(s)"), std::string::npos) << lines[2];
 }
 
 TEST_F(FaultTest, DestFullReachesTheWriterAndNothingIsMarked) {
