@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "base/log.h"
 #include "command.h"
 #include "fuse/daemon.h"
 #include "fuse/exit_codes.h"
@@ -28,6 +29,7 @@ fuse::DaemonHooks ServiceHooks() {
     info.dest = o.dest;
     info.metadata_dir = o.metadata_dir;
     info.uuid = ctx.uuid;
+    info.log_file = LogFilePath();  // the daemon's, open by now
     return server->Start(engine, info).WithContext("cannot start the control channel");
   };
   hooks.stop = [server] { server->Stop(); };

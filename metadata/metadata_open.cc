@@ -12,6 +12,7 @@
 #include <set>
 
 #include "base/log.h"
+#include "metadata/clone_files.h"
 #include "metadata/dir_lock.h"
 #include "metadata/metadata_impl.h"
 #include "metadata/superblock_codec.h"
@@ -116,6 +117,8 @@ bool IsCreationLeftover(const std::string& name) {
 
 // kInterruptedFormat: only files RocksDB creates before CURRENT, i.e. a
 // format that crashed before the database existed; nothing in it to lose.
+// clonefs's own files beside the store (clone_files.h: the log, the daemon
+// record, the control socket) count for nothing either way.
 Result<DirKind> Classify(const std::string& dir) {
   std::error_code ec;  // the non-throwing overloads: no exception leaves here
   std::filesystem::directory_iterator it(dir, ec), end;
@@ -123,6 +126,7 @@ Result<DirKind> Classify(const std::string& dir) {
   for (; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
     if (name == "CURRENT") return DirKind::kRocksDb;
+    if (IsCloneSideFile(name)) continue;  // the log, the daemon record, the socket
     any = true;
     only_leftovers = only_leftovers && it->is_regular_file(ec) && IsCreationLeftover(name);
   }

@@ -1,6 +1,10 @@
 #include "base/log.h"
 
+#include <fcntl.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -8,17 +12,26 @@
 #include <cstring>
 #include <ctime>
 #include <mutex>
-#include <strings.h>
+#include <vector>
 
 namespace clonefs {
 namespace {
 
-enum class Sink { kStderr, kSyslog, kFile };
-
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
-std::mutex g_mu;                 // guards g_sink and g_file
-Sink g_sink = Sink::kStderr;     // GUARDED_BY(g_mu)
-FILE* g_file = nullptr;          // GUARDED_BY(g_mu)
+
+// Everything below is guarded by g_mu.
+std::mutex g_mu;
+LogSinks g_sinks{/*to_stderr=*/true, "", false};
+std::string g_ident;  // the string syslog(3) keeps a pointer to while open
+bool g_syslog_open = false;
+int g_fd = -1;  // the log file, O_APPEND
+std::string g_path;
+uint64_t g_max = kDefaultLogFileMaxBytes;
+uint64_t g_size = 0;  // bytes in the current file
+bool g_file_error_reported = false;
+std::vector<std::string> g_held;  // formatted file lines, oldest first
+uint64_t g_held_bytes = 0;
+uint64_t g_held_dropped = 0;
 
 const char* LevelName(LogLevel l) {
   switch (l) {
@@ -40,6 +53,73 @@ int SyslogPriority(LogLevel l) {
   return LOG_INFO;
 }
 
+int OpenAppend(const std::string& path) {
+  return open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+// REQUIRES: g_mu held.
+void ReportFileErrorOnce(const std::string& what, int err) {
+  if (g_file_error_reported) return;
+  g_file_error_reported = true;
+  fprintf(stderr, "clonefs: warning: log file %s: %s: %s; messages go to the other sinks only\n",
+          g_path.c_str(), what.c_str(), std::strerror(err));
+}
+
+// REQUIRES: g_mu held.
+void CloseFile() {
+  if (g_fd >= 0) close(g_fd);
+  g_fd = -1;
+  g_path.clear();
+  g_size = 0;
+}
+
+// Starts a new file, keeping the current one as PATH.1. REQUIRES: g_mu held,
+// g_fd >= 0.
+void Rotate() {
+  close(g_fd);
+  g_fd = -1;
+  g_size = 0;
+  if (rename(g_path.c_str(), (g_path + ".1").c_str()) != 0) {
+    ReportFileErrorOnce("rename to " + g_path + ".1", errno);
+  }
+  g_fd = OpenAppend(g_path);
+  if (g_fd < 0) ReportFileErrorOnce("reopen after rotation", errno);
+}
+
+// REQUIRES: g_mu held, g_fd >= 0.
+void WriteFileLine(const std::string& line) {
+  if (g_size > 0 && g_size + line.size() > g_max) {
+    Rotate();
+    if (g_fd < 0) return;
+  }
+  ssize_t n = write(g_fd, line.data(), line.size());
+  if (n < 0) {
+    ReportFileErrorOnce("write", errno);
+    return;
+  }
+  g_size += static_cast<uint64_t>(n);
+}
+
+std::string Timestamp() {
+  time_t now = time(nullptr);
+  struct tm tm;
+  localtime_r(&now, &tm);
+  char ts[32];
+  strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S ", &tm);
+  return ts;
+}
+
+// REQUIRES: g_mu held.
+void SetSyslog(const std::string& ident) {
+  if (g_syslog_open) closelog();
+  g_syslog_open = false;
+  g_ident = ident;
+  if (!g_ident.empty()) {
+    openlog(g_ident.c_str(), LOG_PID, LOG_DAEMON);
+    g_syslog_open = true;
+  }
+}
+
 }  // namespace
 
 bool ParseLogLevel(std::string_view s, LogLevel* out) {
@@ -58,30 +138,80 @@ bool ParseLogLevel(std::string_view s, LogLevel* out) {
 void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
 LogLevel GetLogLevel() { return static_cast<LogLevel>(g_level.load()); }
 
-void SetLogToStderr() {
+void ConfigureLog(const LogSinks& sinks) {
   std::lock_guard<std::mutex> l(g_mu);
-  if (g_file) fclose(g_file);
-  g_file = nullptr;
-  g_sink = Sink::kStderr;
+  CloseFile();
+  SetSyslog(sinks.syslog_ident);
+  g_sinks = sinks;
+  if (!sinks.hold_for_file) {
+    g_held.clear();
+    g_held_bytes = 0;
+    g_held_dropped = 0;
+  }
 }
 
-void SetLogToSyslog(const char* ident) {
+Status OpenLogFile(const std::string& path, uint64_t max_bytes) {
+  if (max_bytes == 0) return Status::InvalidArgument("log file cap must be positive");
+  int fd = OpenAppend(path);
+  if (fd < 0) return Status::FromErrno(errno, "open log file " + path);
+  struct stat st;
+  const uint64_t size = fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
   std::lock_guard<std::mutex> l(g_mu);
-  if (g_file) fclose(g_file);
-  g_file = nullptr;
-  openlog(ident, LOG_PID, LOG_DAEMON);
-  g_sink = Sink::kSyslog;
-}
-
-Status SetLogToFile(const std::string& path) {
-  FILE* f = fopen(path.c_str(), "ae");
-  if (!f) return Status::FromErrno(errno, "open log file " + path);
-  setvbuf(f, nullptr, _IOLBF, 0);
-  std::lock_guard<std::mutex> l(g_mu);
-  if (g_file) fclose(g_file);
-  g_file = f;
-  g_sink = Sink::kFile;
+  CloseFile();
+  g_fd = fd;
+  g_path = path;
+  g_max = max_bytes;
+  g_size = size;
+  g_file_error_reported = false;
+  for (const std::string& line : g_held) {
+    if (g_fd >= 0) WriteFileLine(line);
+  }
+  if (g_held_dropped > 0 && g_fd >= 0) {
+    WriteFileLine(Timestamp() + "clonefs: warning: " + std::to_string(g_held_dropped) +
+                  " earlier messages were dropped (more than " +
+                  std::to_string(kLogHoldBytes) + " bytes before the log file was open)\n");
+  }
+  g_held.clear();
+  g_held_bytes = 0;
+  g_held_dropped = 0;
   return Status::OK();
+}
+
+Status ReopenLogFile() {
+  std::string path;
+  uint64_t max;
+  {
+    std::lock_guard<std::mutex> l(g_mu);
+    if (g_fd < 0 && g_path.empty()) return Status::OK();
+    path = g_path;
+    max = g_max;
+  }
+  return OpenLogFile(path, max);
+}
+
+std::string LogFilePath() {
+  std::lock_guard<std::mutex> l(g_mu);
+  return g_path;
+}
+
+bool SyslogAvailable() {
+  struct stat st;
+  return stat("/dev/log", &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+void SetLogToStderr() { ConfigureLog(LogSinks{/*to_stderr=*/true, "", false}); }
+
+void SetLogToSyslog(const char* ident) { ConfigureLog(LogSinks{false, ident, false}); }
+
+Status SetLogToFile(const std::string& path, uint64_t max_bytes) {
+  {
+    // Probe first: a file that cannot be opened leaves the sinks alone.
+    int fd = OpenAppend(path);
+    if (fd < 0) return Status::FromErrno(errno, "open log file " + path);
+    close(fd);
+  }
+  ConfigureLog(LogSinks{});
+  return OpenLogFile(path, max_bytes);
 }
 
 void Log(LogLevel level, const char* fmt, ...) {
@@ -93,19 +223,18 @@ void Log(LogLevel level, const char* fmt, ...) {
   va_end(ap);
 
   std::lock_guard<std::mutex> l(g_mu);
-  if (g_sink == Sink::kSyslog) {
-    syslog(SyslogPriority(level), "%s", msg);
-    return;
+  if (g_sinks.to_stderr) fprintf(stderr, "clonefs: %s: %s\n", LevelName(level), msg);
+  if (g_syslog_open) syslog(SyslogPriority(level), "%s", msg);
+  if (g_fd < 0 && !g_sinks.hold_for_file) return;
+  std::string line = Timestamp() + "clonefs: " + LevelName(level) + ": " + msg + "\n";
+  if (g_fd >= 0) {
+    WriteFileLine(line);
+  } else if (g_held_bytes + line.size() <= kLogHoldBytes) {
+    g_held_bytes += line.size();
+    g_held.push_back(std::move(line));
+  } else {
+    g_held_dropped++;
   }
-  FILE* out = g_sink == Sink::kFile && g_file ? g_file : stderr;
-  char ts[32] = "";
-  if (g_sink == Sink::kFile) {
-    time_t now = time(nullptr);
-    struct tm tm;
-    localtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S ", &tm);
-  }
-  fprintf(out, "%sclonefs: %s: %s\n", ts, LevelName(level), msg);
 }
 
 }  // namespace clonefs

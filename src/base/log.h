@@ -1,13 +1,30 @@
 // Minimal leveled logging for the daemon and the libraries.
 //
-// Messages go to one sink chosen once at startup (stderr by default, or
-// syslog, or a file). Libraries log only noteworthy events (mode changes,
-// copy failures, completion); never on the I/O hot path.
+// SINKS. A message goes to every configured sink: stderr, syslog, and a
+// size-capped log file. ConfigureLog picks stderr/syslog and whether to hold
+// messages until a file is opened; OpenLogFile adds the file. The one-sink
+// helpers (SetLogToStderr, SetLogToSyslog, SetLogToFile) remain for simple
+// callers. Libraries log only noteworthy events (mode changes, copy
+// failures, completion); never on the I/O hot path.
 //
-// THREAD SAFETY: all functions are safe to call from any thread. SetLogSink /
-// SetLogLevel are meant for startup but are safe at any time.
+// THE FILE. Lines are "YYYY-MM-DD HH:MM:SS clonefs: LEVEL: message", each
+// written with one append. When a line would take the file past its cap, the
+// file is renamed to PATH.1 (replacing an older one) and a new PATH is
+// started, so the log never holds more than about twice the cap. If the file
+// cannot be written (or reopened after rotation), the message still reaches
+// the other sinks; the failure is reported once on stderr.
+//
+// HOLDING. With LogSinks::hold_for_file, messages (formatted, at most
+// kLogHoldBytes; beyond that they are counted, and the count is written)
+// are kept in memory until OpenLogFile, which writes them first, so a
+// daemon loses nothing it logged before it knew where its log goes.
+// ConfigureLog without hold_for_file discards what is held.
+//
+// THREAD SAFETY: all functions are safe to call from any thread; one mutex
+// serialises the sinks (and rotation) so lines never interleave.
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -25,11 +42,44 @@ bool ParseLogLevel(std::string_view s, LogLevel* out);
 void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
 
-// Sinks. SetLogToFile returns a non-OK Status if the file cannot be opened
-// (the previous sink stays in place).
+// Default cap of a log file: 4 MiB.
+inline constexpr uint64_t kDefaultLogFileMaxBytes = 4ull << 20;
+// Most bytes of messages held for a file not yet open: 1 MiB.
+inline constexpr uint64_t kLogHoldBytes = 1ull << 20;
+
+struct LogSinks {
+  bool to_stderr = false;
+  // Non-empty: also syslog(3) under this ident (LOG_DAEMON, with the pid).
+  std::string syslog_ident;
+  // Keep messages in memory until OpenLogFile (see HOLDING above).
+  bool hold_for_file = false;
+};
+
+// Replaces every sink (closes an open file). Default before any call:
+// stderr only.
+void ConfigureLog(const LogSinks& sinks);
+
+// Adds the file sink at `path` (appending; created 0644), replacing an open
+// one, and writes the held messages to it. `max_bytes` > 0. Errors: the
+// open's (the other sinks stay; held messages stay held).
+Status OpenLogFile(const std::string& path, uint64_t max_bytes = kDefaultLogFileMaxBytes);
+
+// Closes and reopens the file sink at its path (after an outside rotation;
+// the daemon does this on SIGHUP). OK if there is no file sink.
+Status ReopenLogFile();
+
+// The open log file's path, or "" if none.
+std::string LogFilePath();
+
+// True if syslog can deliver: /dev/log is a socket (a syslog daemon or the
+// journal listens there). glibc drops messages silently otherwise.
+bool SyslogAvailable();
+
+// One-sink helpers. SetLogToFile returns a non-OK Status if the file cannot
+// be opened (the previous sinks then stay in place).
 void SetLogToStderr();
 void SetLogToSyslog(const char* ident);
-Status SetLogToFile(const std::string& path);
+Status SetLogToFile(const std::string& path, uint64_t max_bytes = kDefaultLogFileMaxBytes);
 
 // printf-style logging; drops messages above the current level.
 void Log(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));

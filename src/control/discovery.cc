@@ -10,65 +10,12 @@
 #include <cstdlib>
 
 #include "base/mountinfo.h"
+#include "metadata/clone_files.h"
 
 namespace clonefs::control {
 
-std::string MountpointHash(std::string_view path) {
-  uint64_t h = 14695981039346656037ull;
-  for (unsigned char c : path) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char buf[17];
-  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(h));
-  return buf;
-}
-
-std::string SocketDirFor(uid_t uid, std::string_view xdg) {
-  if (uid == 0) return "/run/clonefs";
-  if (!xdg.empty() && xdg[0] == '/') return std::string(xdg) + "/clonefs";
-  return "/tmp/clonefs-" + std::to_string(uid);
-}
-
-namespace {
-
-std::string Join(const std::string& dir, const std::string& canonical) {
-  return dir + "/" + MountpointHash(canonical) + ".sock";
-}
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? std::string() : std::string(v);
-}
-
-}  // namespace
-
-Result<std::string> DaemonSocketPath(const std::string& canonical) {
-  std::string path = Join(SocketDirFor(geteuid(), Env("XDG_RUNTIME_DIR")), canonical);
-  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return Status::InvalidArgument("control socket path too long: " + path);
-  }
-  return path;
-}
-
-std::vector<std::string> ClientSocketCandidates(const std::string& canonical, uid_t owner,
-                                                uid_t self, std::string_view xdg) {
-  std::vector<std::string> dirs;
-  if (owner == 0) {
-    dirs.push_back("/run/clonefs");
-  } else {
-    if (owner == self && !xdg.empty() && xdg[0] == '/') dirs.push_back(std::string(xdg) + "/clonefs");
-    dirs.push_back("/run/user/" + std::to_string(owner) + "/clonefs");
-    dirs.push_back("/tmp/clonefs-" + std::to_string(owner));
-  }
-  std::vector<std::string> out;
-  for (const std::string& d : dirs) {
-    std::string p = Join(d, canonical);
-    bool dup = false;
-    for (const std::string& o : out) dup = dup || o == p;
-    if (!dup) out.push_back(p);
-  }
-  return out;
+std::string ControlSocketPath(const std::string& metadata_dir) {
+  return metadata::CloneFilePath(metadata_dir, metadata::kControlSocketName);
 }
 
 Result<std::string> CanonicalMountpoint(const std::string& path) {
@@ -175,23 +122,26 @@ Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
                            ": the clonefs daemon is gone (transport endpoint is not connected); "
                            "unmount it with: fusermount3 -u " + mountpoint);
   }
-  uid_t owner = entry->user_id.value_or(geteuid());
-  std::vector<std::string> candidates =
-      ClientSocketCandidates(*canonical, owner, geteuid(), Env("XDG_RUNTIME_DIR"));
-  bool denied = false;
-  for (const std::string& c : candidates) {
-    struct stat st;
-    if (stat(c.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return c;
-    denied = denied || errno == EACCES;
+  const uid_t owner = entry->user_id.value_or(geteuid());
+  const std::string path = ControlSocketPath(entry->source);
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) {
+    if (errno == EACCES) {
+      return Status::Permission(mountpoint + " is controlled by uid " + std::to_string(owner) +
+                                "; only that user and root may query or steer it");
+    }
+    return Status::NotFound("no control socket for " + mountpoint + " (looked for " + path +
+                            "): is the clonefs daemon running?");
   }
-  if (denied) {
+  if (!S_ISSOCK(st.st_mode) || (st.st_uid != owner && st.st_uid != 0)) {
+    return Status::Permission(path + " is not a socket of the clone's owner (uid " +
+                              std::to_string(owner) + "); refusing to talk to it");
+  }
+  if (access(path.c_str(), R_OK | W_OK) != 0 && errno == EACCES) {
     return Status::Permission(mountpoint + " is controlled by uid " + std::to_string(owner) +
                               "; only that user and root may query or steer it");
   }
-  std::string looked;
-  for (const std::string& c : candidates) looked += "\n  " + c;
-  return Status::NotFound("no control socket for " + mountpoint +
-                          ": is the clonefs daemon running? (looked for" + looked + ")");
+  return path;
 }
 
 }  // namespace clonefs::control

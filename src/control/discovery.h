@@ -1,13 +1,14 @@
 // Finding a clone's control socket from its mountpoint (docs/control.md,
 // "Where the socket lives").
 //
-// The daemon listens on <dir>/<hash>.sock where <hash> is MountpointHash of
-// the canonical mountpoint and <dir> depends on the daemon's uid:
-//   root:  /run/clonefs
-//   other: $XDG_RUNTIME_DIR/clonefs, or /tmp/clonefs-<uid> without it.
-// The client reads /proc/self/mountinfo to check that MOUNTPOINT is a clonefs
-// mount and learn the owner (user_id=) of the FUSE mount, then tries the
-// directories that owner's daemon could have used.
+// The daemon listens on METADATA/control.sock (metadata/clone_files.h): the
+// clone's metadata directory is its home, and the mount's FUSE fsname (the
+// `source` field of /proc/self/mountinfo) is that directory. The client
+// reads /proc/self/mountinfo to check that MOUNTPOINT is a clonefs mount,
+// learns the owner (user_id=) and the metadata directory, and connects there.
+// Nothing depends on the caller's uid, XDG_RUNTIME_DIR or path lengths (a
+// socket path too long for sockaddr_un is reached through /proc/self/fd,
+// socket_io.h).
 //
 // THREAD SAFETY: pure functions, except those that read the filesystem
 // (documented), which are still safe to call from any thread.
@@ -24,23 +25,8 @@
 
 namespace clonefs::control {
 
-// 16 lowercase hex digits: FNV-1a 64 of the path's bytes.
-std::string MountpointHash(std::string_view canonical_mountpoint);
-
-// The directory a daemon running as `uid` uses, given its XDG_RUNTIME_DIR
-// (empty or relative = unset).
-std::string SocketDirFor(uid_t uid, std::string_view xdg_runtime_dir);
-
-// SocketDirFor(geteuid(), $XDG_RUNTIME_DIR) + "/" + hash + ".sock".
-// Errors: InvalidArgument if the path would not fit in sockaddr_un.
-Result<std::string> DaemonSocketPath(const std::string& canonical_mountpoint);
-
-// Socket paths a daemon owned by `owner` may be listening on, most likely
-// first: for root /run/clonefs only; for others $XDG_RUNTIME_DIR/clonefs
-// (when owner is the caller), /run/user/<owner>/clonefs, /tmp/clonefs-<owner>.
-std::vector<std::string> ClientSocketCandidates(const std::string& canonical_mountpoint,
-                                                uid_t owner, uid_t self,
-                                                std::string_view xdg_runtime_dir);
+// METADATA/control.sock for the clone whose metadata directory is `metadata_dir`.
+std::string ControlSocketPath(const std::string& metadata_dir);
 
 // realpath(path); if the mountpoint itself cannot be stat'ed because its
 // daemon died (ENOTCONN) or it denies us access (EACCES: a FUSE mount of
@@ -78,8 +64,11 @@ Result<std::string> ReadSelfMountInfo();
 // serving it. Reads the filesystem. Errors (messages meant for the user):
 //   NotFound     "X: no such file or directory";
 //   InvalidArgument "X is not a clonefs mount" (not a mount, or another fs);
-//   NotFound     "no control socket for X: is the clonefs daemon running?";
-//   Permission   "X is controlled by uid N; only that user and root may ...";
+//   NotFound     "no control socket for X (looked for METADATA/control.sock):
+//                 is the clonefs daemon running?";
+//   Permission   "X is controlled by uid N; only that user and root may ..."
+//                (the socket is not ours to use), or the socket is owned by
+//                neither the mount's owner nor root (refused: not its daemon);
 //   IoError      "X: the clonefs daemon is gone (transport endpoint is not
 //                 connected); unmount it with fusermount3 -u X".
 Result<std::string> ResolveControlSocket(const std::string& mountpoint);

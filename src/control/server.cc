@@ -18,33 +18,6 @@
 namespace clonefs::control {
 namespace {
 
-// Makes `dir` (one level; its parent must exist) a 0700 directory owned by us.
-Status EnsurePrivateDir(const std::string& dir) {
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::FromErrno(errno, "mkdir " + dir);
-  }
-  struct stat st;
-  if (lstat(dir.c_str(), &st) != 0) return Status::FromErrno(errno, "lstat " + dir);
-  if (!S_ISDIR(st.st_mode)) {
-    return Status::Permission("control socket directory " + dir + " is not a directory");
-  }
-  if (st.st_uid != geteuid()) {
-    return Status::Permission("control socket directory " + dir + " is owned by uid " +
-                              std::to_string(st.st_uid) + ", not " + std::to_string(geteuid()));
-  }
-  if ((st.st_mode & 077) != 0 && chmod(dir.c_str(), 0700) != 0) {
-    return Status::FromErrno(errno, "chmod 0700 " + dir);
-  }
-  return Status::OK();
-}
-
-std::string Dirname(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 // Removes a leftover socket from a dead daemon; Busy if a live one answers.
 Status ClearStaleSocket(const std::string& path) {
   struct stat st;
@@ -93,30 +66,30 @@ Status ControlServer::Start(Engine* engine, const ControlInfo& info,
   if (!options.socket_path.empty()) {
     socket_path_ = options.socket_path;
   } else {
-    if (info.mountpoint.empty()) {
-      return Status::InvalidArgument("control server: no mountpoint and no socket path");
+    if (info.metadata_dir.empty()) {
+      return Status::InvalidArgument("control server: no metadata directory and no socket path");
     }
-    Result<std::string> p = DaemonSocketPath(info.mountpoint);
-    if (!p.ok()) return p.status();
-    socket_path_ = *p;
+    socket_path_ = ControlSocketPath(info.metadata_dir);
   }
-  if (socket_path_.size() >= sizeof(sockaddr_un::sun_path)) {
-    return Status::InvalidArgument("control socket path too long: " + socket_path_);
-  }
-  CLONEFS_RETURN_IF_ERROR(EnsurePrivateDir(Dirname(socket_path_)));
   CLONEFS_RETURN_IF_ERROR(ClearStaleSocket(socket_path_));
 
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return Status::FromErrno(errno, "socket");
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, socket_path_.c_str(), socket_path_.size() + 1);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    Status s = Status::FromErrno(errno, "bind " + socket_path_);
+  int dir_fd = -1;
+  Result<sockaddr_un> addr = UnixAddress(socket_path_, &dir_fd);
+  if (!addr.ok()) {
     close(fd);
-    return s;
+    return addr.status();
   }
-  // The directory is 0700, so nobody else can reach the socket in between.
+  const int rc = bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr));
+  const int bind_err = errno;
+  if (dir_fd >= 0) close(dir_fd);
+  if (rc != 0) {
+    close(fd);
+    return Status::FromErrno(bind_err, "bind " + socket_path_);
+  }
+  // Until the chmod, the socket has the umask's mode; a peer that connects
+  // meanwhile is still checked by SO_PEERCRED.
   struct stat st;
   if (chmod(socket_path_.c_str(), 0600) != 0 || lstat(socket_path_.c_str(), &st) != 0 ||
       listen(fd, 16) != 0) {

@@ -10,11 +10,11 @@
 //   nothing with this thread but the thread-safe Engine).
 //
 // SECURITY
-//   The socket's directory is created 0700 (an existing one must be a real
-//   directory owned by the daemon's uid; its mode is tightened to 0700) and
-//   the socket is 0600. Independently of file modes, only peers whose
-//   SO_PEERCRED uid is the daemon's effective uid or root are answered;
-//   others get "error permission denied" and are logged.
+//   The socket lives in the clone's metadata directory (created by the
+//   metadata store; this server creates no directory) and is 0600.
+//   Independently of file modes, only peers whose SO_PEERCRED uid is the
+//   daemon's effective uid or root are answered; others get "error
+//   permission denied" and are logged.
 //
 // THREAD SAFETY: Start and Stop must not be called concurrently with each
 // other; socket_path() is safe after Start returned.
@@ -43,7 +43,8 @@ class Engine;
 namespace clonefs::control {
 
 struct ControlServerOptions {
-  // Socket path. Default: "" = DaemonSocketPath(info.mountpoint).
+  // Socket path (any length: socket_io.h). Default: "" =
+  // ControlSocketPath(info.metadata_dir), i.e. METADATA/control.sock.
   std::string socket_path;
   // Longest a client may take to send its request or take the response.
   // Default: 5000 ms.
@@ -57,13 +58,12 @@ class ControlServer {
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
 
-  // Creates the socket directory if needed, binds the socket and starts the
-  // thread. A leftover socket file from a dead daemon is replaced. Errors:
+  // Binds the socket (its directory must exist) and starts the thread. A
+  // leftover socket file from a dead daemon is replaced. Errors:
   //   Busy: a live server answers on the socket path (another daemon serves
-  //     this mountpoint);
-  //   Permission: the socket directory is not a directory owned by us, or a
-  //     non-socket file sits at the socket path;
-  //   InvalidArgument: no mountpoint and no socket_path, or path too long;
+  //     this clone);
+  //   Permission: a non-socket file sits at the socket path;
+  //   InvalidArgument: no metadata_dir and no socket_path;
   //   IoError: socket/bind/listen/thread creation failed.
   // REQUIRES: engine != nullptr; not started.
   Status Start(Engine* engine, const ControlInfo& info, const ControlServerOptions& options = {});

@@ -31,13 +31,39 @@ Status WaitFor(int fd, short events, Deadline deadline, int stop_fd) {
 
 }  // namespace
 
-Result<int> ConnectUnix(const std::string& path) {
+Result<sockaddr_un> UnixAddress(const std::string& path, int* dir_fd) {
+  *dir_fd = -1;
   sockaddr_un addr{};
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return Status::InvalidArgument("socket path too long: " + path);
-  }
   addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  std::string name = path;
+  if (path.size() >= sizeof(addr.sun_path)) {
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+    const std::string last = slash == std::string::npos ? path : path.substr(slash + 1);
+    int fd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Status::FromErrno(errno, "open socket directory " + dir);
+    name = "/proc/self/fd/" + std::to_string(fd) + "/" + last;
+    if (name.size() >= sizeof(addr.sun_path)) {
+      close(fd);
+      return Status::InvalidArgument("socket name too long: " + last);
+    }
+    *dir_fd = fd;
+  }
+  std::memcpy(addr.sun_path, name.c_str(), name.size() + 1);
+  return addr;
+}
+
+Result<int> ConnectUnix(const std::string& path) {
+  int dir_fd = -1;
+  Result<sockaddr_un> a = UnixAddress(path, &dir_fd);
+  if (!a.ok()) return a.status();
+  sockaddr_un addr = *a;
+  struct DirCloser {
+    int fd;
+    ~DirCloser() {
+      if (fd >= 0) close(fd);
+    }
+  } closer{dir_fd};
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return Status::FromErrno(errno, "socket");
   int r;

@@ -4,6 +4,8 @@
 // THREAD SAFETY: functions of their arguments; one fd per caller.
 #pragma once
 
+#include <sys/un.h>
+
 #include <chrono>
 #include <string>
 #include <string_view>
@@ -15,7 +17,16 @@ namespace clonefs::control {
 
 using Deadline = std::chrono::steady_clock::time_point;
 
-// Connects to a Unix stream socket; returns a non-blocking, close-on-exec fd
+// The address of the Unix socket at `path`. A path too long for sun_path
+// (108 bytes) is reached through its directory: opened O_PATH and named
+// "/proc/self/fd/N/<last component>"; the directory's fd is then put in
+// *dir_fd and must stay open until bind/connect returned (the caller closes
+// it), else *dir_fd is -1. Errors: InvalidArgument (last component too long),
+// the directory's open error.
+Result<sockaddr_un> UnixAddress(const std::string& path, int* dir_fd);
+
+// Connects to a Unix stream socket (any path length, see UnixAddress);
+// returns a non-blocking, close-on-exec fd
 // the caller owns. Errors: NotFound (no socket file), Permission (EACCES),
 // IoError (ECONNREFUSED: nobody listening, and others), all naming the path.
 Result<int> ConnectUnix(const std::string& path);

@@ -53,6 +53,10 @@ std::string FormatHuman(const StatusReport& r) {
   std::string md = Printable(r.info.metadata_dir);
   if (!r.info.uuid.empty()) md += "  (uuid " + Printable(r.info.uuid) + ")";
   Line(&out, "Metadata:", md);
+  if (r.live) {
+    Line(&out, "Log:", r.info.log_file.empty() ? std::string("syslog only (no log file)")
+                                               : Printable(r.info.log_file));
+  }
   Line(&out, "State:", r.State() + (r.live ? std::string("  (metadata mode ") + ModeWord(r.mode) + ")"
                                            : std::string()));
   Line(&out, "Hydrated:", FormatPercent(r.hydrated_bytes, r.image_size, 2) + "  " + FormatBytes(r.hydrated_bytes) +

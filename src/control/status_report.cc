@@ -104,6 +104,7 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   OptString(w, "dest", r.info.dest);
   OptString(w, "metadata", r.info.metadata_dir);
   OptString(w, "uuid", r.info.uuid);
+  OptString(w, "log", r.info.log_file);
   w.Key("mode");
   if (L) {
     w.String(ModeWord(r.mode));
@@ -256,6 +257,7 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
   r.info.dest = rd.OptStr(doc, "", "dest");
   r.info.metadata_dir = rd.OptStr(doc, "", "metadata");
   r.info.uuid = rd.OptStr(doc, "", "uuid");
+  r.info.log_file = rd.OptStr(doc, "", "log");
   std::string mode = rd.OptStr(doc, "", "mode");
   if (mode == "rw" || mode.empty()) {
     r.mode = EngineMode::kReadWrite;

@@ -30,6 +30,7 @@ struct ControlInfo {
   std::string dest;          // destination path
   std::string metadata_dir;  // metadata directory
   std::string uuid;          // clone UUID from the superblock; may be empty
+  std::string log_file;      // the daemon's log file; "" if none (or offline)
 };
 
 struct StatusReport {

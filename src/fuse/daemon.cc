@@ -21,6 +21,7 @@
 #include "fuse/mount_table.h"
 #include "fuse/preflight.h"
 #include "fuse/runtime_info.h"
+#include "metadata/clone_files.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -33,7 +34,8 @@ namespace {
 
 // Where the serving process sends what the user must see before the mount
 // exists: stderr (foreground) or the pipe to the waiting parent (detached).
-// Pipe protocol, one line each: "N <note>", "E <error>", "M <pid>".
+// Pipe protocol, one line each: "N <note>", "E <error>", "L <log file>",
+// "M <pid>".
 class Reporter {
  public:
   // pipe_fd -1: foreground; then messages are printed only if the log does
@@ -47,6 +49,8 @@ class Reporter {
     CLONEFS_LOG_ERROR("%s", m.c_str());
     Send('E', m);
   }
+  // The daemon's log file is open at `path`.
+  void LogFile(const std::string& path) { Send('L', path); }
   void Mounted() {
     Send('M', std::to_string(getpid()));
     if (fd_ >= 0) close(fd_);
@@ -59,7 +63,7 @@ class Reporter {
       if (!echo_) return;
       if (kind == 'N') fprintf(stderr, "clonefs: note: %s\n", m.c_str());
       if (kind == 'E') fprintf(stderr, "clonefs: error: %s\n", m.c_str());
-      return;
+      return;  // 'L', 'M': the foreground user sees the log already
     }
     for (char& c : m) {
       if (c == '\n') c = ' ';
@@ -72,15 +76,55 @@ class Reporter {
   const bool echo_;
 };
 
-void SetUpLogging(const MountOptions& o, bool detached) {
+// Where the log goes (docs/cli.md, "Where things are"): --log-file if given
+// and writable; otherwise METADATA/clonefs.log (capped, rotated once), plus
+// syslog where /dev/log exists (detached) or stderr (foreground). Until the
+// metadata file is open, messages are held in memory (base/log.h): it opens
+// here if the clone already exists, else once OpenClone made the directory
+// (OpenMetadataLog). Returns a note for the user if --log-file was refused.
+struct LogSetup {
+  bool metadata_log = false;  // the log file is METADATA/clonefs.log
+  std::string note;
+};
+
+std::string MetadataLogPath(const MountOptions& o) {
+  return metadata::CloneFilePath(o.metadata_dir, metadata::kLogFileName);
+}
+
+LogSetup SetUpLogging(const MountOptions& o, bool detached) {
   SetLogLevel(o.log_level);
+  LogSetup out;
   if (!o.log_file.empty()) {
     Status s = SetLogToFile(o.log_file);
-    if (s.ok()) return;
-    fprintf(stderr, "clonefs: warning: %s; logging to %s\n", s.ToString().c_str(),
-            detached ? "syslog" : "stderr");
+    if (s.ok()) return out;
+    out.note = s.ToString() + "; logging to " + MetadataLogPath(o) + " instead";
   }
-  if (detached) SetLogToSyslog("clonefs");
+  out.metadata_log = true;
+  LogSinks sinks;
+  sinks.to_stderr = !detached;
+  if (detached && SyslogAvailable()) sinks.syslog_ident = "clonefs";
+  sinks.hold_for_file = true;
+  ConfigureLog(sinks);
+  // An existing clone: log there from the start, so that a refusal or a
+  // crash while opening it is in its log too. A directory that is not yet a
+  // clone's is left alone until the clone exists in it.
+  const std::string current = metadata::CloneFilePath(o.metadata_dir, "CURRENT");
+  if (access(current.c_str(), F_OK) == 0) OpenLogFile(MetadataLogPath(o)).ok();
+  return out;
+}
+
+// Opens METADATA/clonefs.log once the metadata directory exists (if logging
+// goes there and it is not open yet) and tells the user where the log is.
+void OpenMetadataLog(const MountOptions& o, const LogSetup& setup, Reporter* rep) {
+  if (setup.metadata_log && LogFilePath().empty()) {
+    Status s = OpenLogFile(MetadataLogPath(o));
+    if (!s.ok()) {
+      rep->Note(s.ToString() + "; the daemon logs only to " +
+                (SyslogAvailable() ? "syslog" : "nowhere (no syslog socket)") +
+                "; make the metadata directory writable");
+    }
+  }
+  if (!LogFilePath().empty()) rep->LogFile(LogFilePath());
 }
 
 // Runs the user's --on-complete command without waiting for it.
@@ -132,8 +176,12 @@ void SignalLoop(FuseServer* server, const MountOptions* o) {
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGUSR2) return;
     if (sig == SIGHUP) {
-      if (!o->log_file.empty()) SetLogToFile(o->log_file).ok();
-      CLONEFS_LOG_INFO("SIGHUP: log reopened");
+      Status r = ReopenLogFile();
+      if (r.ok()) {
+        CLONEFS_LOG_INFO("SIGHUP: log %s reopened", LogFilePath().c_str());
+      } else {
+        CLONEFS_LOG_ERROR("SIGHUP: cannot reopen the log: %s", r.ToString().c_str());
+      }
       continue;
     }
     Status s = server->RequestUnmount();
@@ -155,7 +203,8 @@ void SignalLoop(FuseServer* server, const MountOptions* o) {
 }
 
 // Everything the serving process does; returns its exit code.
-int ServeClone(const MountOptions& o, const DaemonHooks& hooks, Reporter* rep) {
+int ServeClone(const MountOptions& o, const LogSetup& log, const DaemonHooks& hooks,
+               Reporter* rep) {
   // Reclaim under a loop device over our own file must not wait on us.
   if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
     CLONEFS_LOG_WARN("PR_SET_IO_FLUSHER refused (%s): under memory pressure with a loop "
@@ -165,6 +214,8 @@ int ServeClone(const MountOptions& o, const DaemonHooks& hooks, Reporter* rep) {
   sigset_t set = HandledSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  if (!log.note.empty()) rep->Note(log.note);
+  if (!LogFilePath().empty()) rep->LogFile(LogFilePath());
 
   Status s = CheckMountpoint(o, [rep](const std::string& m) { rep->Note(m); });
   if (s.ok()) s = CheckPathLayout(o);
@@ -178,6 +229,7 @@ int ServeClone(const MountOptions& o, const DaemonHooks& hooks, Reporter* rep) {
     return kExitFailure;
   }
   OpenedClone c = std::move(*opened);
+  OpenMetadataLog(o, log, rep);
   const struct stat dest_st = c.dest_stat;
   ServeContext ctx{&o, c.metadata->superblock().uuid};
 
@@ -225,7 +277,8 @@ int ServeClone(const MountOptions& o, const DaemonHooks& hooks, Reporter* rep) {
                     : ""));
     return kExitFailure;
   }
-  DaemonInfo info{getpid(), o.mountpoint, o.source, o.dest, o.metadata_dir, o.name, ""};
+  DaemonInfo info{getpid(), o.mountpoint, o.source, o.dest, o.metadata_dir, o.name,
+                  LogFilePath(), ""};
   Status w = WriteDaemonInfo(info);
   if (!w.ok()) CLONEFS_LOG_WARN("cannot record the daemon: %s", w.ToString().c_str());
 
@@ -246,7 +299,7 @@ int ServeClone(const MountOptions& o, const DaemonHooks& hooks, Reporter* rep) {
     WriteDaemonInfo(info).ok();  // `clonefs unmount` reports it
     return kExitFailure;
   }
-  RemoveDaemonInfo(o.mountpoint);
+  RemoveDaemonInfo(o.metadata_dir);
   CLONEFS_LOG_INFO("unmounted %s; final commit done", o.mountpoint.c_str());
   return kExitOk;
 }
@@ -258,7 +311,7 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
   char chunk[512];
   ssize_t n;
   bool mounted = false, reported_error = false;
-  std::string daemon_pid;
+  std::string daemon_pid, log_file;
   while (!mounted && ((n = read(fd, chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))) {
     if (n > 0) buf.append(chunk, static_cast<size_t>(n));
     size_t nl;
@@ -272,6 +325,7 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
         fprintf(stderr, "clonefs: error: %s\n", msg.c_str());
         reported_error = true;
       }
+      if (line[0] == 'L') log_file = msg;
       if (line[0] == 'M') {
         mounted = true;
         daemon_pid = msg;
@@ -284,10 +338,13 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
     while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
     }
     if (!reported_error) {
+      const std::string where =
+          !log_file.empty() ? "see its log " + log_file
+          : SyslogAvailable() ? std::string("see its log in syslog (ident clonefs)")
+                              : std::string("run the same command with --foreground to see why");
       fprintf(stderr,
-              "clonefs: error: the daemon exited before the mount was ready (status %d); see "
-              "its log (%s)\n",
-              status, o.log_file.empty() ? "syslog" : o.log_file.c_str());
+              "clonefs: error: the daemon exited before the mount was ready (status %d); %s\n",
+              status, where.c_str());
     }
     return kExitFailure;
   }
@@ -301,8 +358,9 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
     UnmountPath(o.mountpoint, /*lazy=*/true).ok();
     return kExitFailure;
   }
-  printf("clonefs: mounted %s (%llu bytes; daemon pid %s)\n", file.c_str(),
-         static_cast<unsigned long long>(st.st_size), daemon_pid.c_str());
+  printf("clonefs: mounted %s (%llu bytes; daemon pid %s; log: %s)\n", file.c_str(),
+         static_cast<unsigned long long>(st.st_size), daemon_pid.c_str(),
+         log_file.empty() ? (SyslogAvailable() ? "syslog" : "none") : log_file.c_str());
   fflush(stdout);
   return kExitOk;
 }
@@ -317,9 +375,9 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
     // Every path is absolute now; never resolve anything relative to a
     // directory that could be (or come to be under) the mount.
     if (chdir("/") != 0) return kExitFailure;
-    SetUpLogging(o, /*detached=*/false);
-    Reporter rep(-1, /*echo=*/!o.log_file.empty());
-    return ServeClone(o, hooks, &rep);
+    LogSetup log = SetUpLogging(o, /*detached=*/false);
+    Reporter rep(-1, /*echo=*/!log.metadata_log);
+    return ServeClone(o, log, hooks, &rep);
   }
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) {
@@ -348,9 +406,9 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
     dup2(devnull, STDERR_FILENO);
     if (devnull > STDERR_FILENO) close(devnull);
   }
-  SetUpLogging(o, /*detached=*/true);
+  LogSetup log = SetUpLogging(o, /*detached=*/true);
   Reporter rep(p[1], /*echo=*/false);
-  _exit(ServeClone(o, hooks, &rep));
+  _exit(ServeClone(o, log, hooks, &rep));
 }
 
 }  // namespace clonefs::fuse

@@ -15,15 +15,23 @@
 //   2. Checks and opening (preflight.h): paths, mount point (a stale clonefs
 //      mount is detached), source, dest, metadata (locked for the daemon's
 //      whole life: the Metadata object lives in the engine).
-//   3. Engine::Open + Start, FuseServer::Mount, the runtime record
-//      (runtime_info.h), the signal thread, "mounted".
+//   3. Engine::Open + Start, FuseServer::Mount, the daemon record in the
+//      metadata directory (runtime_info.h), the signal thread, "mounted".
 //   4. Serve until unmounted. The FUSE destroy operation shuts the engine
 //      down (final commit). Exit 0 if that commit succeeded.
+//
+// LOGGING: --log-file FILE, or else METADATA/clonefs.log (size-capped,
+// rotated once to clonefs.log.1), plus syslog where /dev/log exists
+// (detached) or stderr (--foreground). Messages logged before the metadata
+// directory exists are held and written once it does (after OpenClone; at
+// once for an existing clone). The log's path is in the mount message, the
+// daemon record and `clonefs status`.
 //
 // SIGNALS (one thread, sigwait): SIGTERM/SIGINT try a plain unmount; while
 // the exposed file is open (loop device, VM) the kernel refuses, and the
 // daemon logs that it keeps serving and that `clonefs unmount` (after
-// detaching the users) is the way to stop. SIGHUP reopens the log file.
+// detaching the users) is the way to stop. SIGHUP reopens the log file
+// (after an outside rotation).
 // libfuse's own signal handlers are not installed.
 #pragma once
 

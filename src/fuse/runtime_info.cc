@@ -1,5 +1,6 @@
 #include "fuse/runtime_info.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,64 +11,88 @@
 #include <fstream>
 #include <sstream>
 
+#include "fuse/mount_table.h"
+#include "metadata/clone_files.h"
+
 namespace clonefs::fuse {
+namespace {
 
-std::string RuntimeDir() {
-  if (const char* d = std::getenv("CLONEFS_RUNTIME_DIR"); d && *d) return d;
-  if (geteuid() == 0) return "/run/clonefs";
-  if (const char* x = std::getenv("XDG_RUNTIME_DIR"); x && *x) return std::string(x) + "/clonefs";
-  return "/tmp/clonefs-" + std::to_string(geteuid());
-}
-
-std::string RuntimeInfoPath(const std::string& mountpoint) {
-  std::string name;
-  for (unsigned char c : mountpoint) {
-    if (c == '/') {
-      name += '-';
-    } else if (isalnum(c) || c == '.' || c == '_') {
-      name += static_cast<char>(c);
+std::string Escape(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
     } else {
-      char hex[4];
-      snprintf(hex, sizeof(hex), "%%%02X", c);
-      name += hex;
+      out += c;
     }
   }
-  return RuntimeDir() + "/" + name + ".info";
+  return out;
+}
+
+std::string Unescape(const std::string& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] == '\\' && i + 1 < v.size()) {
+      ++i;
+      out += v[i] == 'n' ? '\n' : v[i];
+    } else {
+      out += v[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string DaemonRecordPath(const std::string& metadata_dir) {
+  return metadata::CloneFilePath(metadata_dir, metadata::kDaemonRecordName);
 }
 
 Status WriteDaemonInfo(const DaemonInfo& info) {
-  const std::string dir = RuntimeDir();
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::FromErrno(errno, "create runtime directory " + dir);
+  const std::string path = DaemonRecordPath(info.metadata_dir);
+  const std::string tmp = metadata::CloneFilePath(info.metadata_dir, metadata::kDaemonRecordTempName);
+  std::ostringstream f;
+  f << "pid=" << info.pid << "\n"
+    << "mountpoint=" << Escape(info.mountpoint) << "\n"
+    << "source=" << Escape(info.source) << "\n"
+    << "dest=" << Escape(info.dest) << "\n"
+    << "metadata=" << Escape(info.metadata_dir) << "\n"
+    << "name=" << Escape(info.name) << "\n"
+    << "log=" << Escape(info.log_file) << "\n";
+  if (!info.final_error.empty()) f << "final_error=" << Escape(info.final_error) << "\n";
+  const std::string text = f.str();
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, "write daemon record " + tmp);
+  const ssize_t n = write(fd, text.data(), text.size());
+  const int err = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(text.size())) {
+    unlink(tmp.c_str());
+    return Status::FromErrno(n < 0 ? err : ENOSPC, "write daemon record " + tmp);
   }
-  const std::string path = RuntimeInfoPath(info.mountpoint);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    if (!f) return Status::IoError("cannot write " + tmp);
-    f << "pid=" << info.pid << "\n"
-      << "mountpoint=" << info.mountpoint << "\n"
-      << "source=" << info.source << "\n"
-      << "dest=" << info.dest << "\n"
-      << "metadata=" << info.metadata_dir << "\n"
-      << "name=" << info.name << "\n";
-    if (!info.final_error.empty()) f << "final_error=" << info.final_error << "\n";
-    if (!f.flush()) return Status::IoError("cannot write " + tmp);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    Status s = Status::FromErrno(errno, "rename " + tmp + " to " + path);
+    unlink(tmp.c_str());
+    return s;
   }
-  if (rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename " + tmp);
   return Status::OK();
 }
 
-Result<DaemonInfo> ReadDaemonInfo(const std::string& mountpoint) {
-  const std::string path = RuntimeInfoPath(mountpoint);
+Result<DaemonInfo> ReadDaemonRecord(const std::string& metadata_dir) {
+  const std::string path = DaemonRecordPath(metadata_dir);
   std::ifstream f(path);
-  if (!f) return Status::NotFound("no daemon record " + path);
+  if (!f) {
+    if (errno == ENOENT || errno == 0) return Status::NotFound("no daemon record " + path);
+    return Status::FromErrno(errno, "read daemon record " + path);
+  }
   DaemonInfo info;
   std::string line;
   while (std::getline(f, line)) {
     size_t eq = line.find('=');
     if (eq == std::string::npos) continue;
-    std::string k = line.substr(0, eq), v = line.substr(eq + 1);
+    const std::string k = line.substr(0, eq), v = Unescape(line.substr(eq + 1));
     if (k == "pid")
       info.pid = static_cast<pid_t>(std::atol(v.c_str()));
     else if (k == "mountpoint")
@@ -80,14 +105,29 @@ Result<DaemonInfo> ReadDaemonInfo(const std::string& mountpoint) {
       info.metadata_dir = v;
     else if (k == "name")
       info.name = v;
+    else if (k == "log")
+      info.log_file = v;
     else if (k == "final_error")
       info.final_error = v;
   }
   return info;
 }
 
-void RemoveDaemonInfo(const std::string& mountpoint) {
-  unlink(RuntimeInfoPath(mountpoint).c_str());
+void RemoveDaemonInfo(const std::string& metadata_dir) {
+  unlink(DaemonRecordPath(metadata_dir).c_str());
+}
+
+Result<DaemonInfo> FindDaemonInfo(const std::string& mountpoint) {
+  CLONEFS_ASSIGN_OR_RETURN(std::optional<MountEntry> entry, FindMount(mountpoint));
+  if (!entry || entry->fstype != "fuse.clonefs") {
+    return Status::NotFound(mountpoint + " is not a clonefs mount");
+  }
+  CLONEFS_ASSIGN_OR_RETURN(DaemonInfo info, ReadDaemonRecord(entry->source));
+  if (info.mountpoint != mountpoint) {
+    return Status::NotFound("the daemon record in " + entry->source + " is for " +
+                            info.mountpoint + ", not " + mountpoint);
+  }
+  return info;
 }
 
 bool IsClonefsProcess(pid_t pid) {

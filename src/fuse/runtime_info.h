@@ -1,13 +1,17 @@
-// The record a running daemon keeps of itself, keyed by its mount point, so
-// the command line (unmount, and status-like commands) can find the daemon
-// and its metadata from a mount point alone.
+// The record a running daemon keeps of itself in its clone's metadata
+// directory, so the command line (`clonefs unmount`, tests) finds the daemon
+// from a mount point alone, whoever runs it and whatever its environment.
 //
-// Location: $CLONEFS_RUNTIME_DIR if set, else /run/clonefs for root, else
-// $XDG_RUNTIME_DIR/clonefs, else /tmp/clonefs-<uid>. File: the mount point
-// with '/' turned into '-' (other unsafe bytes and '-' itself as %XX), plus
-// ".info". Content: "key=value" lines (pid, mountpoint, source, dest,
-// metadata, name). Written after the mount exists, removed when the daemon
-// exits cleanly; a record whose pid is gone is stale.
+// Location: METADATA/daemon.info (metadata/clone_files.h). The mount's FUSE
+// fsname, the `source` field of /proc/self/mountinfo, is the metadata
+// directory, so FindDaemonInfo goes mount point -> mountinfo -> metadata
+// directory -> record; nothing depends on the caller's uid, XDG_RUNTIME_DIR
+// or the length of the mount point's path. Content: "key=value" lines (pid,
+// mountpoint, source, dest, metadata, name, log, and final_error when the
+// final commit failed); a '\' or newline in a value is written as "\\" or
+// "\n". Written atomically (daemon.info.tmp + rename) once the mount exists;
+// removed when the daemon exits after a successful final commit. A record
+// whose pid is gone is stale (a killed daemon); the next mount replaces it.
 //
 // THREAD SAFETY: stateless functions.
 #pragma once
@@ -23,23 +27,31 @@ namespace clonefs::fuse {
 
 struct DaemonInfo {
   pid_t pid = 0;
-  std::string mountpoint;
+  std::string mountpoint;  // canonical
   std::string source;
   std::string dest;
-  std::string metadata_dir;
-  std::string name;  // exposed file name
+  std::string metadata_dir;  // where the record lives
+  std::string name;          // exposed file name
+  std::string log_file;      // the daemon's log file ("" if none)
   // Set (and the record left behind) when the daemon's final commit failed.
   std::string final_error;
 };
 
-std::string RuntimeDir();
-std::string RuntimeInfoPath(const std::string& mountpoint);
+// METADATA/daemon.info.
+std::string DaemonRecordPath(const std::string& metadata_dir);
 
-// Writes atomically (temp file + rename). Errors: the file system's.
+// Writes the record into info.metadata_dir. Errors: the file system's.
 Status WriteDaemonInfo(const DaemonInfo& info);
-// Errors: NotFound if there is no record for `mountpoint`.
-Result<DaemonInfo> ReadDaemonInfo(const std::string& mountpoint);
-void RemoveDaemonInfo(const std::string& mountpoint);
+// Errors: NotFound if there is no record in `metadata_dir`; IoError if it
+// cannot be read.
+Result<DaemonInfo> ReadDaemonRecord(const std::string& metadata_dir);
+void RemoveDaemonInfo(const std::string& metadata_dir);
+
+// The record of the daemon serving the clonefs mount at `mountpoint` (a
+// canonical path): the topmost mount there must be fuse.clonefs; its source
+// names the metadata directory. Errors: NotFound (not a clonefs mount, or
+// no record, or a record of another mount point), IoError.
+Result<DaemonInfo> FindDaemonInfo(const std::string& mountpoint);
 
 // True if `pid` is a live clonefs process: not a zombie, and either its
 // command name starts with "clonefs" or it runs the same executable as the

@@ -1,7 +1,11 @@
 #include "fuse/unmount.h"
 
+#include <poll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -10,6 +14,10 @@
 #include "fuse/exit_codes.h"
 #include "fuse/mount_table.h"
 #include "fuse/runtime_info.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
 
 namespace clonefs::fuse {
 namespace {
@@ -34,6 +42,31 @@ std::string InUseMessage(const std::string& mp, const std::string& file) {
   return m;
 }
 
+// A pidfd for `pid` (readable once it exits), or -1 where the kernel has
+// none (then the wait polls /proc). Any uid may open one: root waits for a
+// user's daemon as well as the user does.
+int OpenPidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+// Waits until the daemon `pid` has exited or `deadline` passed; true if it
+// exited.
+bool WaitForExit(int pidfd, pid_t pid, std::chrono::steady_clock::time_point deadline) {
+  while (true) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (pidfd >= 0) {
+      pollfd p{pidfd, POLLIN, 0};
+      const int n = poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count())));
+      if (n > 0) return true;
+      if (n < 0 && errno == EINTR) continue;
+      if (n == 0) return false;
+      // poll failed: fall through to the /proc check
+    }
+    if (!IsClonefsProcess(pid)) return true;
+    if (left.count() <= 0) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
 }  // namespace
 
 int RunUnmount(const UnmountOptions& in) {
@@ -51,7 +84,22 @@ int RunUnmount(const UnmountOptions& in) {
     Error(mp + " is not a clonefs mount (it is " + (*entry)->fstype + "); use umount");
     return kExitFailure;
   }
-  auto info = ReadDaemonInfo(mp);
+  // The mount's source is its metadata directory, which holds the record.
+  const std::string metadata_dir = (*entry)->source;
+  const std::string record = DaemonRecordPath(metadata_dir);
+  auto info = ReadDaemonRecord(metadata_dir);
+  if (info.ok() && info->mountpoint != mp) {
+    info = Status::NotFound(record + " is the record of a mount at " + info->mountpoint);
+  }
+  // Open the pidfd before judging the process, so that what we wait for is
+  // the process we judged.
+  int pidfd = info.ok() ? OpenPidfd(info->pid) : -1;
+  struct PidfdCloser {
+    int& fd;
+    ~PidfdCloser() {
+      if (fd >= 0) close(fd);
+    }
+  } closer{pidfd};
   const bool have_daemon = info.ok() && IsClonefsProcess(info->pid);
   const std::string file = mp + "/" + (info.ok() && !info->name.empty() ? info->name : "");
 
@@ -70,32 +118,31 @@ int RunUnmount(const UnmountOptions& in) {
     return kExitOk;
   }
   if (!info.ok()) {
-    printf("clonefs: unmounted %s (no record of its daemon in %s: not waiting for its final "
-           "commit)\n", mp.c_str(), RuntimeDir().c_str());
+    printf("clonefs: unmounted %s (no record of its daemon: %s; not waiting for its final "
+           "commit)\n", mp.c_str(), info.status().message().c_str());
     return kExitOk;
   }
   if (!have_daemon) {
     printf("clonefs: unmounted %s (its daemon had died; the next mount resumes from the last "
            "commit)\n", mp.c_str());
-    RemoveDaemonInfo(mp);
+    RemoveDaemonInfo(metadata_dir);
     return kExitOk;
   }
   // Wait for the daemon's final commit and exit.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(in.wait_seconds);
-  while (IsClonefsProcess(info->pid)) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      Error("unmounted " + mp + ", but daemon " + std::to_string(info->pid) +
-            " has not finished its final commit after " + std::to_string(in.wait_seconds) +
-            " s; it keeps going in the background (see its log)");
-      return kExitFailure;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!WaitForExit(pidfd, info->pid, deadline)) {
+    Error("unmounted " + mp + ", but daemon " + std::to_string(info->pid) +
+          " has not finished its final commit after " + std::to_string(in.wait_seconds) +
+          " s; it keeps going in the background (see its log" +
+          (info->log_file.empty() ? std::string() : ": " + info->log_file) + ")");
+    return kExitFailure;
   }
-  auto after = ReadDaemonInfo(mp);
+  auto after = ReadDaemonRecord(metadata_dir);
   if (after.ok() && after->pid == info->pid && !after->final_error.empty()) {
-    RemoveDaemonInfo(mp);
+    RemoveDaemonInfo(metadata_dir);
     Error("unmounted " + mp + ", but the final commit failed: " + after->final_error +
-          "; the next mount resumes from the last successful commit");
+          "; the next mount resumes from the last successful commit" +
+          (info->log_file.empty() ? std::string() : " (details in " + info->log_file + ")"));
     return kExitFailure;
   }
   printf("clonefs: unmounted %s; final commit done\n", mp.c_str());

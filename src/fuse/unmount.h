@@ -4,7 +4,12 @@
 //
 // How: a plain umount, which the kernel refuses (EBUSY) while anything has
 // the file open; the daemon's loop then ends and its FUSE destroy operation
-// makes the final commit; this command waits for the daemon to exit. If the
+// makes the final commit; this command waits for the daemon to exit. The
+// daemon is found from the mount alone (runtime_info.h: the mount's source is
+// its metadata directory, which holds the daemon's record), and waited for
+// with a pidfd, so root unmounting a user's clone, another XDG_RUNTIME_DIR
+// or a mount point of any length all wait the same way; then the record
+// says whether the final commit failed (exit kExitFailure). If the
 // file is in use, the loop devices backed by it are named (from
 // /sys/block/loop*/loop/backing_file) with the commands that free them.
 // --force detaches lazily instead: the mount disappears from the namespace

@@ -1,6 +1,9 @@
 #include "fuse/mount_table.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
 
 #include "fuse/runtime_info.h"
 
@@ -39,10 +42,31 @@ TEST(MountTable, NormalizePath) {
   EXPECT_EQ(NormalizePath("rel").front(), '/');
 }
 
-TEST(RuntimeInfo, PathsAreDistinctForDistinctMountpoints) {
-  EXPECT_NE(RuntimeInfoPath("/a-b"), RuntimeInfoPath("/a/b"));
-  EXPECT_NE(RuntimeInfoPath("/a b"), RuntimeInfoPath("/a_b"));
-  EXPECT_EQ(RuntimeInfoPath("/mnt/clone"), RuntimeDir() + "/-mnt-clone.info");
+TEST(RuntimeInfo, TheRecordLivesInTheMetadataDirectoryAndRoundTrips) {
+  EXPECT_EQ(DaemonRecordPath("/v/d.img.clonefs"), "/v/d.img.clonefs/daemon.info");
+  char tmpl[] = "/tmp/clonefs-record-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  EXPECT_TRUE(ReadDaemonRecord(dir).status().IsNotFound());
+  DaemonInfo in{1234, "/mnt/odd\\name\nwith newline", "/s.img", "/d.img", dir, "d.img",
+                dir + "/clonefs.log", ""};
+  ASSERT_TRUE(WriteDaemonInfo(in).ok());
+  auto out = ReadDaemonRecord(dir);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  EXPECT_EQ(out->pid, 1234);
+  EXPECT_EQ(out->mountpoint, in.mountpoint);
+  EXPECT_EQ(out->log_file, in.log_file);
+  EXPECT_EQ(out->metadata_dir, dir);
+  EXPECT_EQ(out->final_error, "");
+  in.final_error = "I/O error: commit\nfailed";
+  ASSERT_TRUE(WriteDaemonInfo(in).ok());
+  out = ReadDaemonRecord(dir);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->final_error, in.final_error);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/daemon.info.tmp"));
+  RemoveDaemonInfo(dir);
+  EXPECT_TRUE(ReadDaemonRecord(dir).status().IsNotFound());
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -129,7 +129,7 @@ TEST_F(ControlMountTest, StatusAcrossRemountAndMessages) {
 
   ASSERT_EQ(Clonefs({"unmount", mnt_}).rc, 0);
   // The socket is gone with the daemon.
-  std::string sock = "/run/clonefs/" + MountpointHash(mnt_) + ".sock";
+  std::string sock = ControlSocketPath(dest_ + ".clonefs");
   EXPECT_NE(access(sock.c_str(), F_OK), 0) << sock;
   Out st = Clonefs({"status", mnt_});
   EXPECT_EQ(st.rc, kExitFailure);

@@ -50,32 +50,9 @@ TEST(ProtocolTest, DecodeRejectsTruncatedAndMalformed) {
   EXPECT_TRUE(DecodeResponse("error\n.\n").ok());
 }
 
-TEST(DiscoveryTest, HashIsStableAndDistinct) {
-  std::string h = MountpointHash("/mnt/clone");
-  EXPECT_EQ(h.size(), 16u);
-  EXPECT_EQ(h, MountpointHash("/mnt/clone"));
-  EXPECT_NE(h, MountpointHash("/mnt/clone2"));
-  EXPECT_EQ(MountpointHash(""), "cbf29ce484222325");  // FNV-1a 64 offset basis
-}
-
-TEST(DiscoveryTest, SocketDirs) {
-  EXPECT_EQ(SocketDirFor(0, "/run/user/0"), "/run/clonefs");
-  EXPECT_EQ(SocketDirFor(1000, "/run/user/1000"), "/run/user/1000/clonefs");
-  EXPECT_EQ(SocketDirFor(1000, ""), "/tmp/clonefs-1000");
-  EXPECT_EQ(SocketDirFor(1000, "relative"), "/tmp/clonefs-1000");
-  std::string h = MountpointHash("/m");
-  EXPECT_EQ(ClientSocketCandidates("/m", 0, 1000, "/x"),
-            (std::vector<std::string>{"/run/clonefs/" + h + ".sock"}));
-  EXPECT_EQ(ClientSocketCandidates("/m", 1000, 1000, "/run/user/1000"),
-            (std::vector<std::string>{"/run/user/1000/clonefs/" + h + ".sock",
-                                      "/tmp/clonefs-1000/" + h + ".sock"}));
-  EXPECT_EQ(ClientSocketCandidates("/m", 1000, 0, "/run/user/0"),
-            (std::vector<std::string>{"/run/user/1000/clonefs/" + h + ".sock",
-                                      "/tmp/clonefs-1000/" + h + ".sock"}));
-  EXPECT_EQ(ClientSocketCandidates("/m", 1000, 1000, "/xdg"),
-            (std::vector<std::string>{"/xdg/clonefs/" + h + ".sock",
-                                      "/run/user/1000/clonefs/" + h + ".sock",
-                                      "/tmp/clonefs-1000/" + h + ".sock"}));
+TEST(DiscoveryTest, SocketLivesInTheMetadataDirectory) {
+  EXPECT_EQ(ControlSocketPath("/var/lib/d.img.clonefs"), "/var/lib/d.img.clonefs/control.sock");
+  EXPECT_EQ(ControlSocketPath("/md/"), "/md/control.sock");
 }
 
 constexpr char kMountInfo[] =

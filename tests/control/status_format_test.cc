@@ -36,7 +36,8 @@ EngineStats SampleStats() {
 
 ControlInfo SampleInfo() {
   return ControlInfo{"/mnt/clone", "/data/src \"x\".img", "/data/dest.img",
-                     "/data/dest.img.clonefs", "123e4567-e89b-12d3-a456-426614174000"};
+                     "/data/dest.img.clonefs", "123e4567-e89b-12d3-a456-426614174000",
+                     "/data/dest.img.clonefs/clonefs.log"};
 }
 
 std::vector<std::string> Split(const std::string& s) {
@@ -62,6 +63,7 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   EXPECT_EQ(d.Find("dest")->AsString(), "/data/dest.img");
   EXPECT_EQ(d.Find("metadata")->AsString(), "/data/dest.img.clonefs");
   EXPECT_EQ(d.Find("uuid")->AsString(), "123e4567-e89b-12d3-a456-426614174000");
+  EXPECT_EQ(d.Find("log")->AsString(), "/data/dest.img.clonefs/clonefs.log");
   EXPECT_EQ(d.Find("mode")->AsString(), "rw");
   EXPECT_EQ(d.Find("state")->AsString(), "hydrating");
   EXPECT_FALSE(d.Find("hydration_done")->AsBool());
@@ -108,7 +110,7 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   for (const auto& m : d.members()) keys.push_back(m.first);
   std::vector<std::string> want = {
       "schema_version", "live",     "pid",          "uptime_seconds", "mountpoint",
-      "source",         "dest",     "metadata",     "uuid",           "mode",
+      "source",         "dest",     "metadata",     "uuid",           "log",  "mode",
       "state",          "hydration_done", "image_size", "region_size", "regions",
       "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "eta_seconds", "knobs",
       "failures",       "commits",  "metadata_space"};
@@ -143,7 +145,7 @@ TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
   r.hydration_done = true;
   Result<JsonValue> d = JsonValue::Parse(ReportToJson(r));
   ASSERT_TRUE(d.ok());
-  for (const char* k : {"pid", "uptime_seconds", "mountpoint", "mode", "copy_rate_bytes_per_s",
+  for (const char* k : {"pid", "uptime_seconds", "mountpoint", "log", "mode", "copy_rate_bytes_per_s",
                         "eta_seconds", "knobs", "failures", "commits"}) {
     ASSERT_NE(d->Find(k), nullptr) << k;
     EXPECT_TRUE(d->Find(k)->is_null()) << k;
@@ -229,7 +231,7 @@ TEST(HumanStatusTest, ShowsEveryFigure) {
         "250/1001 hydrated", "240 committed", "7 hydrating", "region size 64.00 KiB",
         "1.00 MiB/s", "ETA", "hydration_threshold 33", "hydration_batch_size 9",
         "rate 4.77 MiB/s", "discard passdown on", "3 copy, 1 commit", "Commits:", "42",
-        "77/100000 blocks"}) {
+        "77/100000 blocks", "Log:          /data/dest.img.clonefs/clonefs.log\n"}) {
     EXPECT_NE(h.find(want), std::string::npos) << "missing '" << want << "' in\n" << h;
   }
   // Control characters in paths cannot break the layout.

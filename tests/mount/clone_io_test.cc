@@ -104,7 +104,7 @@ TEST_F(CloneIoTest, UnmountWaitsForADaemonStartedUnderAnotherName) {
   RunResult m = Sh(renamed + " mount --log-file " + Quote(c.log) + " --no-hydration " +
                    Quote(c.src) + " " + Quote(c.dst) + " " + Quote(c.mnt));
   ASSERT_EQ(m.code, 0) << m.out;
-  auto info = fuse::ReadDaemonInfo(c.mnt);  // DaemonPid() would judge by this test's own binary
+  auto info = fuse::ReadDaemonRecord(c.metadata);  // DaemonPid() would judge by this test's own binary
   ASSERT_TRUE(info.ok()) << info.status().ToString();
   const pid_t pid = info->pid;
   ASSERT_GT(pid, 0);

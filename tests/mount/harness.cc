@@ -129,7 +129,10 @@ bool CloneDir::IsMounted() const {
 }
 
 int CloneDir::DaemonPid() const {
-  auto info = fuse::ReadDaemonInfo(mnt);
+  // The mounted clone's record (whatever --metadata it was given), else the
+  // record in the default metadata directory (a lazily detached daemon).
+  auto info = fuse::FindDaemonInfo(mnt);
+  if (!info.ok()) info = fuse::ReadDaemonRecord(metadata);
   return info.ok() && fuse::IsClonefsProcess(info->pid) ? info->pid : 0;
 }
 

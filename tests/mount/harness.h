@@ -52,7 +52,8 @@ class CloneDir {
   bool WaitComplete(int seconds);
   // True if a clonefs mount (live or stale) sits on mnt.
   bool IsMounted() const;
-  // pid of the serving daemon, from the runtime record; 0 if none.
+  // pid of the serving daemon, from its record (found through the mount, or
+  // in `metadata`); 0 if none.
   int DaemonPid() const;
   std::string LogText() const;
 
