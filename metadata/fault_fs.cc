@@ -17,25 +17,25 @@ class FaultWritableFile : public rocksdb::FSWritableFileOwnerWrapper {
       : FSWritableFileOwnerWrapper(std::move(t)), name_(std::move(name)), fs_(fs), end_(size) {}
 
   IOStatus Append(const Slice& data, const IOOptions& o, IODebugContext* dbg) override {
-    IOStatus s = fs_->CheckWrite();
+    IOStatus s = fs_->CheckAppend();
     if (s.ok()) s = target()->Append(data, o, dbg);
     return Written(s, end_ + data.size());
   }
   IOStatus Append(const Slice& data, const IOOptions& o, const rocksdb::DataVerificationInfo& v,
                   IODebugContext* dbg) override {
-    IOStatus s = fs_->CheckWrite();
+    IOStatus s = fs_->CheckAppend();
     if (s.ok()) s = target()->Append(data, o, v, dbg);
     return Written(s, end_ + data.size());
   }
   IOStatus PositionedAppend(const Slice& data, uint64_t off, const IOOptions& o,
                             IODebugContext* dbg) override {
-    IOStatus s = fs_->CheckWrite();
+    IOStatus s = fs_->CheckAppend();
     if (s.ok()) s = target()->PositionedAppend(data, off, o, dbg);
     return Written(s, std::max(end_, off + data.size()));
   }
   IOStatus PositionedAppend(const Slice& data, uint64_t off, const IOOptions& o,
                             const rocksdb::DataVerificationInfo& v, IODebugContext* dbg) override {
-    IOStatus s = fs_->CheckWrite();
+    IOStatus s = fs_->CheckAppend();
     if (s.ok()) s = target()->PositionedAppend(data, off, o, v, dbg);
     return Written(s, std::max(end_, off + data.size()));
   }
@@ -120,6 +120,13 @@ IOStatus FaultInjectionFs::CheckWrite() {
   if (!fail_writes_.load()) return IOStatus::OK();
   injected_.fetch_add(1);
   return IOStatus::IOError("injected write failure");
+}
+
+IOStatus FaultInjectionFs::CheckAppend() {
+  IOStatus s = CheckWrite();
+  if (!s.ok() || !no_space_.load()) return s;
+  injected_.fetch_add(1);
+  return IOStatus::NoSpace("injected: no space left on device");
 }
 
 IOStatus FaultInjectionFs::CheckSync() {

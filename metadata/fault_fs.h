@@ -22,6 +22,10 @@
 //   SetFailWrites(true): creating/reopening writable files, Append,
 //   PositionedAppend and RenameFile fail with an IOError.
 //   SetFailSyncs(true): file Sync/Fsync and directory Fsync fail.
+//   SetNoSpace(true): a full file system. Append and PositionedAppend fail
+//   with IOStatus::NoSpace (RocksDB's form of ENOSPC); creating, renaming,
+//   syncing and deleting files still work, as on a full tmpfs or ext4 where
+//   only new data blocks are refused.
 //   Injected failures change nothing on disk.
 //
 // THREAD SAFETY: all methods are thread-safe (RocksDB calls the file methods
@@ -50,6 +54,7 @@ class FaultInjectionFs : public rocksdb::FileSystemWrapper {
 
   void SetFailWrites(bool fail) { fail_writes_.store(fail); }
   void SetFailSyncs(bool fail) { fail_syncs_.store(fail); }
+  void SetNoSpace(bool full) { no_space_.store(full); }
   // Number of operations failed on purpose so far.
   uint64_t InjectedFailures() const { return injected_.load(); }
 
@@ -89,6 +94,8 @@ class FaultInjectionFs : public rocksdb::FileSystemWrapper {
 
   // --- called by the file wrappers ---
   rocksdb::IOStatus CheckWrite();
+  // CheckWrite, then the NoSpace injection: for calls that add data.
+  rocksdb::IOStatus CheckAppend();
   rocksdb::IOStatus CheckSync();
   void OnWrite(const std::string& f, uint64_t new_end);
   void OnSync(const std::string& f);
@@ -105,6 +112,7 @@ class FaultInjectionFs : public rocksdb::FileSystemWrapper {
 
   std::atomic<bool> fail_writes_{false};
   std::atomic<bool> fail_syncs_{false};
+  std::atomic<bool> no_space_{false};
   std::atomic<uint64_t> injected_{0};
   mutable std::mutex mu_;
   std::map<std::string, FileState> files_;                 // GUARDED_BY(mu_)

@@ -99,7 +99,14 @@ Status MetadataImpl::CheckCommitAllowed() const {
     return Status::Failed("a metadata commit failed; Abort() must succeed before committing again");
   }
   if (bitmap_->GateClosed()) return Status::ReadOnly("metadata is in read-only mode");
-  if (!store_) return Status::Failed("the metadata store could not be reopened; Abort() must succeed");
+  if (!store_) {
+    return Status::Failed("the metadata store could not be reopened after a failed write; a "
+                          "later Abort() reopens it");
+  }
+  if (Status e = store_->write_error(); !e.ok()) {
+    return Status::Failed("the metadata store refused a write (" + e.message() +
+                          "); Abort() must reopen it before committing again");
+  }
   return Status::OK();
 }
 
@@ -151,13 +158,15 @@ Status MetadataImpl::Commit() {
 Status MetadataImpl::ReopenStore() {
   std::lock_guard<std::mutex> guard(store_mu_);  // the settings calls wait for the new store
   store_.reset();  // closes RocksDB; the directory stays locked by lock_
-  CLONEFS_ASSIGN_OR_RETURN(store_, RocksStore::Open(StoreOptionsFor(options_, lock_->real_dir())));
-  CLONEFS_ASSIGN_OR_RETURN(std::optional<std::string> raw, store_->GetSuperblock());
+  CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<RocksStore> store,
+                           RocksStore::Open(StoreOptionsFor(options_, lock_->real_dir())));
+  CLONEFS_ASSIGN_OR_RETURN(std::optional<std::string> raw, store->GetSuperblock());
   if (!raw) return Status::Corruption("metadata " + options_.dir + ": superblock vanished");
   CLONEFS_ASSIGN_OR_RETURN(Superblock sb, DecodeSuperblock(*raw));
   if (sb.uuid != sb_.uuid) {
     return Status::Corruption("metadata " + options_.dir + ": superblock changed under us");
   }
+  store_ = std::move(store);
   return Status::OK();
 }
 
@@ -173,9 +182,26 @@ Status MetadataImpl::Rollback(bool reopen) {
 }
 
 Status MetadataImpl::Abort() {
-  // After a failed write RocksDB refuses further writes (background error);
-  // reopening replays whatever of the WAL is intact.
-  CLONEFS_RETURN_IF_ERROR(Rollback(needs_abort_.load()));
+  // A store that failed a write refuses further writes, but still reads the
+  // last successful commit (the failed batch never reached its memtable):
+  // roll back from it first, which needs no space and touches no file
+  // RocksDB failed to write. Then replace it by a reopened store, which
+  // replays whatever of the WAL is intact (possibly the failed batch, if only
+  // its sync failed). The reopen is best effort: on a full file system it
+  // fails, the metadata stays rolled back and commits fail until a later
+  // Abort reopens the store.
+  if (store_ && (needs_abort_.load() || !store_->write_error().ok())) {
+    CLONEFS_RETURN_IF_ERROR(Rollback(/*reopen=*/false));
+    needs_abort_.store(false);
+    Status r = Rollback(/*reopen=*/true);
+    if (!r.ok()) {
+      CLONEFS_LOG_WARN("metadata %s: rolled back to the last commit, but the store cannot be "
+                       "reopened for writing (%s); commits fail until it can",
+                       options_.dir.c_str(), r.ToString().c_str());
+    }
+    return Status::OK();
+  }
+  CLONEFS_RETURN_IF_ERROR(Rollback(/*reopen=*/!store_));
   needs_abort_.store(false);
   return Status::OK();
 }

@@ -4,15 +4,18 @@
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <mutex>
 #include <string_view>
 #include <vector>
 
 #include "metadata/chunk_codec.h"
 #include "metadata/fault_fs.h"
+#include "metadata/rocks_info_log.h"
 #include "metadata/superblock_codec.h"
 
 namespace clonefs::metadata {
@@ -40,6 +43,20 @@ rocksdb::CompressionType PickCompression() {
   return rocksdb::kNoCompression;
 }
 
+// Turns off RocksDB's automatic recovery from background errors. On ENOSPC it
+// would start a thread that retries flushes and resumes the database behind
+// our back, racing with the rollback and close the metadata layer does itself
+// (SPEC §5: a failed commit rolls back and the clone goes read-only).
+class NoAutoRecovery : public rocksdb::EventListener {
+ public:
+  const char* Name() const override { return "ClonefsNoAutoRecovery"; }
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status bg_error,
+                            bool* auto_recovery) override {
+    bg_error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+};
+
 }  // namespace
 
 struct RocksStore::Rep {
@@ -48,13 +65,27 @@ struct RocksStore::Rep {
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [default, regions]
   rocksdb::WriteBatch batch;
+  // Every write holds write_mu, so that no write can start after another
+  // one failed (RocksDB writes from several threads would otherwise race
+  // past the check).
+  std::mutex write_mu;
+  Status write_error;  // GUARDED_BY(write_mu); the first failed write, OK while none
+
+  // True if RocksDB holds a background error (a failed flush or compaction,
+  // or a failed write): it then refuses writes, and a Flush could reach a
+  // file writer that already failed.
+  bool HasBackgroundError() const {
+    uint64_t n = 0;
+    return db->GetIntProperty("rocksdb.background-errors", &n) && n > 0;
+  }
 
   ~Rep() {
     if (!db) return;
-    if (!opts.read_only) {
+    if (!opts.read_only && write_error.ok() && !HasBackgroundError()) {
       // A clean close leaves no WAL to replay: the next Open is faster and
-      // needs no memory for a recovered memtable. Best effort (a store that
-      // failed a write refuses it; its WAL is then replayed as after a crash).
+      // needs no memory for a recovered memtable. Best effort. Never after a
+      // failed write: that store's WAL is replayed at the next Open, as after
+      // a crash, and a flush would touch a file writer that already failed.
       rocksdb::FlushOptions fo;
       db->Flush(fo, handles).PermitUncheckedError();
     }
@@ -83,6 +114,10 @@ void MakeOptions(const StoreOptions& o, rocksdb::Env* env, rocksdb::DBOptions* d
   db->max_manifest_file_size = 4 << 20;
   db->stats_dump_period_sec = 0;
   db->stats_persist_period_sec = 0;
+  // Failed writes are rolled back by the metadata layer, never resumed by
+  // RocksDB (NoAutoRecovery).
+  db->max_bgerror_resume_count = 0;
+  db->listeners.push_back(std::make_shared<NoAutoRecovery>());
 
   rocksdb::BlockBasedTableOptions t;
   t.block_cache = rocksdb::NewLRUCache(o.block_cache_bytes);
@@ -152,6 +187,7 @@ Result<std::unique_ptr<RocksStore>> RocksStore::Open(const StoreOptions& o) {
   rocksdb::DBOptions db_opts;
   rocksdb::ColumnFamilyOptions cf_opts;
   MakeOptions(o, rep->env.get(), &db_opts, &cf_opts);
+  db_opts.info_log = RocksInfoLog::Open(o.dir);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs = {{rocksdb::kDefaultColumnFamilyName, cf_opts},
                                                       {std::string(kRegionsColumnFamily), cf_opts}};
   rocksdb::Status s =
@@ -174,12 +210,30 @@ Result<std::optional<std::string>> RocksStore::GetSuperblock() {
   return std::optional<std::string>(std::move(value));
 }
 
+// REQUIRES: write_mu held.
+Status RocksStore::WriteRefused() const {
+  const Status& e = rep_->write_error;
+  const std::string msg = "metadata store " + rep_->opts.dir +
+                          " refuses writes after a failed one (" + e.message() +
+                          "); it can be written again once reopened";
+  return e.IsNoSpace() ? Status::NoSpace(msg) : Status::Failed(msg);
+}
+
+// REQUIRES: write_mu held.
+Status RocksStore::Wrote(const rocksdb::Status& s, const std::string& what) {
+  Status st = ToStatus(s, what);
+  if (!st.ok()) rep_->write_error = st;
+  return st;
+}
+
 Status RocksStore::PutSuperblock(std::string_view value) {
+  std::lock_guard<std::mutex> l(rep_->write_mu);
+  if (!rep_->write_error.ok()) return WriteRefused();
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  rocksdb::Status s = rep_->db->Put(wo, rep_->handles[0], std::string(kSuperblockKey),
-                                    rocksdb::Slice(value.data(), value.size()));
-  return ToStatus(s, "write superblock of " + rep_->opts.dir);
+  return Wrote(rep_->db->Put(wo, rep_->handles[0], std::string(kSuperblockKey),
+                             rocksdb::Slice(value.data(), value.size())),
+               "write superblock of " + rep_->opts.dir);
 }
 
 Result<std::optional<std::string>> RocksStore::GetRecord(std::string_view key) {
@@ -192,11 +246,13 @@ Result<std::optional<std::string>> RocksStore::GetRecord(std::string_view key) {
 }
 
 Status RocksStore::PutRecord(std::string_view key, std::string_view value) {
+  std::lock_guard<std::mutex> l(rep_->write_mu);
+  if (!rep_->write_error.ok()) return WriteRefused();
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  rocksdb::Status s = rep_->db->Put(wo, rep_->handles[0], rocksdb::Slice(key.data(), key.size()),
-                                    rocksdb::Slice(value.data(), value.size()));
-  return ToStatus(s, "write " + std::string(key) + " of " + rep_->opts.dir);
+  return Wrote(rep_->db->Put(wo, rep_->handles[0], rocksdb::Slice(key.data(), key.size()),
+                             rocksdb::Slice(value.data(), value.size())),
+               "write " + std::string(key) + " of " + rep_->opts.dir);
 }
 
 Result<bool> RocksStore::IsEmpty() {
@@ -237,11 +293,21 @@ void RocksStore::BatchDelete(uint64_t chunk) {
 size_t RocksStore::BatchBytes() const { return rep_->batch.GetDataSize(); }
 
 Status RocksStore::BatchCommit() {
+  std::lock_guard<std::mutex> l(rep_->write_mu);
+  if (!rep_->write_error.ok()) {
+    rep_->batch.Clear();
+    return WriteRefused();
+  }
   rocksdb::WriteOptions wo;
   wo.sync = true;
   rocksdb::Status s = rep_->db->Write(wo, &rep_->batch);
   rep_->batch.Clear();
-  return ToStatus(s, "commit metadata to " + rep_->opts.dir);
+  return Wrote(s, "commit metadata to " + rep_->opts.dir);
+}
+
+Status RocksStore::write_error() const {
+  std::lock_guard<std::mutex> l(rep_->write_mu);
+  return rep_->write_error;
 }
 
 }  // namespace clonefs::metadata

@@ -10,8 +10,19 @@
 // by write_buffer_bytes (two per column family at most, and a database-wide
 // cap of twice write_buffer_bytes), at most kMaxOpenFiles table readers.
 //
-// THREAD SAFETY: not thread-safe, except GetRecord/PutRecord (see there);
-// Metadata calls the rest from the commit side only.
+// FAILED WRITES: once a write fails (ENOSPC, EIO), RocksDB's file writers
+// that saw the error must never be used again (its assertions abort the
+// process otherwise), so the store makes no further write of any kind:
+// PutSuperblock, PutRecord and BatchCommit return the refusal at once, and
+// the destructor closes without flushing (the WAL is replayed at the next
+// Open, as after a crash). Reads keep working and show the last successful
+// write (a failed write never reaches the memtable). Reopen the store to
+// write again. RocksDB's own automatic error recovery is off, and its info
+// log (rocks_info_log.h) drops lines it cannot write.
+//
+// THREAD SAFETY: not thread-safe, except GetRecord/PutRecord and
+// write_error() (see there); Metadata calls the rest from the commit side
+// only.
 // LIFECYCLE: Open() -> use -> destroy (closes the database).
 #pragma once
 
@@ -24,6 +35,10 @@
 #include <vector>
 
 #include "base/result.h"
+
+namespace rocksdb {
+class Status;
+}
 
 namespace clonefs::metadata {
 
@@ -57,13 +72,15 @@ class RocksStore {
 
   // The superblock value, or nullopt if the key is absent.
   Result<std::optional<std::string>> GetSuperblock();
-  // Writes the superblock with sync.
+  // Writes the superblock with sync. Errors: as RocksDB's (NoSpace for
+  // ENOSPC); after a failed write, NoSpace or Failed without any I/O.
   Status PutSuperblock(std::string_view value);
   // A record of the default column family (e.g. kSettingsKey), or nullopt
   // if absent. Thread-safe (RocksDB's Get), also against BatchCommit.
   Result<std::optional<std::string>> GetRecord(std::string_view key);
   // Writes a record of the default column family with sync, outside the
-  // commit batch. Thread-safe (RocksDB's Put), also against BatchCommit.
+  // commit batch. Thread-safe (RocksDB's Put), also against BatchCommit
+  // (writes are serialized). Errors: as PutSuperblock.
   Status PutRecord(std::string_view key, std::string_view value);
   // True if neither column family holds any key.
   Result<bool> IsEmpty();
@@ -75,12 +92,20 @@ class RocksStore {
   void BatchPut(uint64_t chunk, std::string_view value);
   void BatchDelete(uint64_t chunk);
   // Writes the batch (one WriteBatch, sync=true) and empties it, either way.
+  // Errors: as PutSuperblock.
   Status BatchCommit();
   size_t BatchBytes() const;
+
+  // The first write that failed, or OK. Once set, it stays for the life of
+  // this object. Thread-safe.
+  Status write_error() const;
 
  private:
   struct Rep;
   explicit RocksStore(std::unique_ptr<Rep> rep);
+  Status WriteRefused() const;
+  // Converts a write's result; a failure becomes write_error().
+  Status Wrote(const rocksdb::Status& s, const std::string& what);
   std::unique_ptr<Rep> rep_;
 };
 

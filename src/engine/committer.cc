@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <chrono>
 #include <string>
+#include <string_view>
 
 #include "base/log.h"
 #include "base/test_hooks.h"
@@ -19,6 +20,7 @@ Committer::Committer(const CommitterContext& ctx)
     : ctx_(ctx),
       mode_(ctx.md->IsReadOnly() ? EngineMode::kReadOnly : EngineMode::kReadWrite),
       next_(std::make_shared<Ticket>()) {
+  if (mode_.load() == EngineMode::kReadOnly) failure_ = "its metadata was opened read-only";
   RefreshSpace();
 }
 
@@ -126,8 +128,8 @@ Status Committer::RunCommit(bool flush_always) {
     case EngineMode::kFail:
       return Status::Failed("clone is in fail mode (metadata rollback failed); nothing is committed");
     case EngineMode::kReadOnly:
-      return Status::ReadOnly(
-          "clone is read-only after a metadata failure; nothing can be made durable");
+      return Status::ReadOnly("clone is read-only since " + failure_ +
+                              "; nothing can be made durable until it is mounted again");
     case EngineMode::kReadWrite:
       break;
   }
@@ -157,6 +159,14 @@ Status Committer::RunCommit(bool flush_always) {
 
 Status Committer::HandleFailure(const Status& s, const char* step) {
   failures_.fetch_add(1);
+  failure_ = std::string("a commit failed while ") + step + " (" + s.ToString() + ")";
+  if (s.IsNoSpace()) {
+    failure_ += std::string_view(step) == "writing the metadata"
+                    ? ": the metadata file system is full; free space on it (or move the "
+                      "metadata directory to another file system and name it with --metadata), "
+                      "then mount again"
+                    : ": the file system is full; free space on it, then mount again";
+  }
   CLONEFS_LOG_ERROR("commit failed while %s: %s; rolling back to the last commit and "
                     "switching to read-only mode",
                     step, s.ToString().c_str());

@@ -73,9 +73,10 @@ class Committer {
   // Waits for a commit that starts after this call and returns its result.
   // `flush_always`: flush dest even if no region changed (fsync needs it).
   // `refresh_space`: re-read the metadata space figures afterwards.
-  // Errors: ReadOnly / Failed in those modes; IoError(EIO) if the commit
-  // failed (the mode has then changed); Aborted at a test kill point or when
-  // the thread is not running.
+  // Errors: ReadOnly / Failed in those modes, without any I/O, naming the
+  // commit failure that caused the mode; IoError(EIO) if the commit failed
+  // (the mode has then changed); Aborted at a test kill point or when the
+  // thread is not running.
   Status Commit(bool flush_always, bool refresh_space = false);
   // Asks for a commit soon (if anything changed) without waiting.
   void RequestAsync();
@@ -109,6 +110,7 @@ class Committer {
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> failures_{0};
   std::atomic<bool> done_{false};
+  std::string failure_;              // commit thread only; why the mode left kReadWrite
 
   std::mutex mu_;
   std::condition_variable cv_;       // wakes the commit thread

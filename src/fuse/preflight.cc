@@ -115,6 +115,14 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
                               "--metadata directory)");
   }
   if (s.IsInvalidArgument()) return Status::InvalidArgument(s.message());
+  if (s.IsNoSpace()) {
+    return Status::NoSpace("the metadata file system is full: metadata " + md +
+                           " cannot be opened (" + s.message() +
+                           "). Free space on the file system that holds " +
+                           md + " (see df), or move that directory to a file system with free " +
+                           "space and mount with --metadata NEWDIR, then mount again: the clone " +
+                           "resumes from its last commit");
+  }
   return Status::IoError("metadata " + md + " cannot be opened: " + s.message() +
                          "; examine it with clonefs check --metadata " + md +
                          ", or give --metadata a new directory to start a new clone");

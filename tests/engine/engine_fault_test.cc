@@ -24,10 +24,12 @@ constexpr uint64_t kRegion = 64 << 10;
 
 // Forwards to a real Metadata; runs `before_abort` first in Abort (a test
 // uses it to end an injected metadata failure, as a transient error would).
+// With `abort_error`, Abort then fails with it instead (a rollback failure).
 class AbortHookMetadata final : public metadata::Metadata {
  public:
-  AbortHookMetadata(std::unique_ptr<metadata::Metadata> m, std::function<void()> before_abort)
-      : m_(std::move(m)), before_abort_(std::move(before_abort)) {
+  AbortHookMetadata(std::unique_ptr<metadata::Metadata> m, std::function<void()> before_abort,
+                    Status abort_error = Status::OK())
+      : m_(std::move(m)), before_abort_(std::move(before_abort)), abort_error_(abort_error) {
     sb_ = m_->superblock();
   }
   Status SetRegionHydrated(uint64_t r) override { return m_->SetRegionHydrated(r); }
@@ -37,7 +39,7 @@ class AbortHookMetadata final : public metadata::Metadata {
   Status Commit() override { return m_->Commit(); }
   Status Abort() override {
     before_abort_();
-    return m_->Abort();
+    return abort_error_.ok() ? m_->Abort() : abort_error_;
   }
   Status ReloadInCoreBitset() override { return m_->ReloadInCoreBitset(); }
   bool ChangedThisTransaction() const override { return m_->ChangedThisTransaction(); }
@@ -64,6 +66,7 @@ class AbortHookMetadata final : public metadata::Metadata {
  private:
   std::unique_ptr<metadata::Metadata> m_;
   std::function<void()> before_abort_;
+  const Status abort_error_;
 };
 
 FaultRule Rule(DeviceOp op, uint64_t off, uint64_t len, Status err) {
@@ -358,7 +361,14 @@ TEST_F(FaultTest, DestFlushFailureRollsBackToReadOnlyMode) {
   EXPECT_EQ(Get(7 * kRegion, kRegion), Src(7 * kRegion, kRegion));
 }
 
+// A rollback that fails (the store cannot even be read back) enters fail
+// mode. (A failed write alone no longer does: the rollback reads the store
+// that is still open: MetadataFullGoesReadOnlyAndResumesOnceSpaceIsBack.)
 TEST_F(FaultTest, RollbackFailureEntersFailMode) {
+  rig_.wrap_md = [&](std::unique_ptr<metadata::Metadata> m) -> std::unique_ptr<metadata::Metadata> {
+    return std::make_unique<AbortHookMetadata>(
+        std::move(m), [] {}, Status::IoError("injected: the store cannot be read back", EIO));
+  };
   std::atomic<int> fail_changes{0};
   EngineOptions o;
   o.knobs.hydration_enabled = false;
@@ -366,7 +376,7 @@ TEST_F(FaultTest, RollbackFailureEntersFailMode) {
   ASSERT_OK(rig_.Open(o));
   auto d = Bytes(10, 3);
   ASSERT_OK(e()->Write(3, d.data(), d.size(), false));
-  rig_.fs->SetFailWrites(true);  // and the store cannot be reopened to roll back
+  rig_.fs->SetFailWrites(true);
   rig_.fs->SetFailSyncs(true);
   Status s = e()->Fsync();
   EXPECT_EQ(s.ToErrno(), EIO) << s.ToString();
@@ -385,6 +395,69 @@ TEST_F(FaultTest, RollbackFailureEntersFailMode) {
   rig_.engine.reset();
   rig_.fs->SetFailWrites(false);
   rig_.fs->SetFailSyncs(false);
+}
+
+// The metadata file system fills up (ENOSPC from RocksDB, SPEC §7a): the
+// commit fails and rolls back while the file system is still full, the clone
+// goes read-only and keeps serving, every later commit fails without any
+// metadata I/O, shutdown reports the failed final commit, a restart while
+// full is refused with NoSpace, and once space is back nothing committed is
+// lost.
+TEST_F(FaultTest, MetadataFullGoesReadOnlyAndResumesOnceSpaceIsBack) {
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  o.commit_interval_ms = 0;
+  ASSERT_OK(rig_.Open(o));
+  auto one = Bytes(kRegion, 1), two = Bytes(100, 2);
+  ASSERT_OK(e()->Write(kRegion, one.data(), kRegion, false));  // region 1
+  ASSERT_OK(e()->Write(5 * kRegion + 7, two.data(), two.size(), false));  // region 5, merged copy
+  ASSERT_OK(e()->Fsync());
+  auto five = Src(5 * kRegion, kRegion);
+  std::copy(two.begin(), two.end(), five.begin() + 7);
+
+  rig_.fs->SetNoSpace(true);
+  ASSERT_OK(e()->Write(2 * kRegion + 50, two.data(), two.size(), false));  // region 2, in core
+  Status s = e()->Fsync();
+  EXPECT_EQ(s.ToErrno(), EIO) << s.ToString();
+  EXPECT_EQ(e()->mode(), EngineMode::kReadOnly);
+  EXPECT_EQ(e()->Stats().hydrated_regions, 2u);  // region 2 rolled back
+  EXPECT_EQ(Get(2 * kRegion, kRegion), Src(2 * kRegion, kRegion));
+
+  // Keeps serving: reads, writes to hydrated regions; hydration and fsync fail.
+  EXPECT_EQ(Get(kRegion, kRegion), one);
+  EXPECT_EQ(Get(5 * kRegion, kRegion), five);
+  ASSERT_OK(e()->Write(kRegion + 10, two.data(), two.size(), false));
+  std::copy(two.begin(), two.end(), one.begin() + 10);
+  EXPECT_EQ(e()->Write(3 * kRegion + 5, two.data(), two.size(), false).ToErrno(), EIO);
+  const uint64_t injected = rig_.fs->InjectedFailures();
+  for (int i = 0; i < 3; ++i) {
+    s = e()->Fsync();
+    EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+    EXPECT_EQ(s.ToErrno(), EIO);
+    EXPECT_NE(s.message().find("metadata file system is full"), std::string::npos) << s.ToString();
+  }
+  ASSERT_TRUE(e()->CommitAndStats().ok());
+  EXPECT_EQ(e()->Stats().mode, EngineMode::kReadOnly);
+  EXPECT_EQ(e()->Stats().commit_failures, 1u);
+  s = e()->Shutdown();
+  EXPECT_TRUE(s.IsReadOnly()) << s.ToString();
+  EXPECT_NE(s.message().find("metadata file system is full"), std::string::npos) << s.ToString();
+  EXPECT_EQ(rig_.fs->InjectedFailures(), injected);  // nothing after the failure wrote
+  rig_.engine.reset();
+
+  s = rig_.Open(o);  // still full
+  EXPECT_TRUE(s.IsNoSpace()) << s.ToString();
+
+  rig_.fs->SetNoSpace(false);
+  ASSERT_OK(rig_.Open(o));
+  EXPECT_EQ(e()->mode(), EngineMode::kReadWrite);
+  EXPECT_EQ(e()->Stats().committed_hydrated_regions, 2u);
+  EXPECT_EQ(Get(kRegion, kRegion), one);
+  EXPECT_EQ(Get(5 * kRegion, kRegion), five);
+  EXPECT_EQ(Get(2 * kRegion, kRegion), Src(2 * kRegion, kRegion));
+  ASSERT_OK(e()->Write(2 * kRegion + 50, two.data(), two.size(), false));
+  ASSERT_OK(e()->Fsync());
+  EXPECT_EQ(e()->Stats().committed_hydrated_regions, 3u);
 }
 
 }  // namespace

@@ -247,9 +247,16 @@ TEST(MetadataTxn, FailedCommitNeedsAbort) {
     EXPECT_TRUE(md->Commit().IsFailed());
     EXPECT_TRUE(md->SetRegionHydrated(50000).ok());  // marks still work
     md->SetReadOnly();
-    // Abort while the fault persists cannot reopen the store.
-    EXPECT_FALSE(md->Abort().ok());
+    // Abort while the fault persists rolls back from the open store, but
+    // cannot reopen it: commits keep failing, without touching RocksDB.
+    ASSERT_TRUE(md->Abort().ok());
+    EXPECT_EQ(Snapshot(*md), last);
+    md->SetReadWrite();
     EXPECT_TRUE(md->Freeze().status().IsFailed());
+    const uint64_t injected = o.fault_fs->InjectedFailures();
+    EXPECT_TRUE(md->Commit().IsFailed());
+    EXPECT_EQ(o.fault_fs->InjectedFailures(), injected);
+    md->SetReadOnly();
     o.fault_fs->SetFailWrites(false);
     o.fault_fs->SetFailSyncs(false);
     ASSERT_TRUE(md->Abort().ok());
