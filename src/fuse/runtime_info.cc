@@ -44,6 +44,19 @@ std::string Unescape(const std::string& v) {
   return out;
 }
 
+// A full file system (the metadata's, when the final commit failed for
+// that very reason) refuses the new temporary file's data but can still
+// take the record in place: the blocks of the record written at mount are
+// the daemon's own. Not atomic; used only when the atomic write failed.
+bool RewriteInPlace(const std::string& path, const std::string& text) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  const bool ok = pwrite(fd, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size()) &&
+                  ftruncate(fd, static_cast<off_t>(text.size())) == 0;
+  close(fd);
+  return ok;
+}
+
 }  // namespace
 
 std::string DaemonRecordPath(const std::string& metadata_dir) {
@@ -70,6 +83,7 @@ Status WriteDaemonInfo(const DaemonInfo& info) {
   close(fd);
   if (n != static_cast<ssize_t>(text.size())) {
     unlink(tmp.c_str());
+    if (RewriteInPlace(path, text)) return Status::OK();
     return Status::FromErrno(n < 0 ? err : ENOSPC, "write daemon record " + tmp);
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) {

@@ -9,7 +9,8 @@
 // or the length of the mount point's path. Content: "key=value" lines (pid,
 // mountpoint, source, dest, metadata, name, log, and final_error when the
 // final commit failed); a '\' or newline in a value is written as "\\" or
-// "\n". Written atomically (daemon.info.tmp + rename) once the mount exists;
+// "\n". Written atomically (daemon.info.tmp + rename) once the mount exists
+// (if the file system is full, the existing record is rewritten in place);
 // removed when the daemon exits after a successful final commit. A record
 // whose pid is gone is stale (a killed daemon); the next mount replaces it.
 //

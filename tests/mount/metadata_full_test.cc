@@ -133,6 +133,8 @@ TEST_F(MetadataFullTest, ReadOnlyThenRefusedThenResumesWithNothingLost) {
   EXPECT_NE(r.out.find("metadata file system is full"), std::string::npos) << r.out;
   EXPECT_FALSE(c_.IsMounted());
   EXPECT_EQ(c_.DaemonPid(), 0);
+  EXPECT_NE(c_.LogText().find("switching to read-only mode"), std::string::npos) << c_.LogText();
+  EXPECT_NE(c_.LogText().find("final commit failed"), std::string::npos) << c_.LogText();
   EXPECT_EQ(c_.LogText().find("Assertion"), std::string::npos) << c_.LogText();
 
   // Mount again while still full: refused, nothing mounted, nothing crashed.
