@@ -179,7 +179,7 @@ Status Committer::HandleFailure(const Status& s, const char* step) {
                       a.ToString().c_str());
     SetMode(EngineMode::kFail);
   }
-  return Status::IoError(std::string("commit failed while ") + step + ": " + s.ToString(), EIO);
+  return Status::IoError(failure_, EIO);
 }
 
 void Committer::SetMode(EngineMode m) {

@@ -460,5 +460,28 @@ TEST_F(FaultTest, MetadataFullGoesReadOnlyAndResumesOnceSpaceIsBack) {
   EXPECT_EQ(e()->Stats().committed_hydrated_regions, 3u);
 }
 
+// The metadata file system fills up and the first commit to notice is the
+// final one, at shutdown: it fails cleanly, naming the cause and what to do.
+TEST_F(FaultTest, MetadataFullAtTheFinalCommitFailsCleanly) {
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  o.commit_interval_ms = 0;
+  ASSERT_OK(rig_.Open(o));
+  auto one = Bytes(kRegion, 1);
+  ASSERT_OK(e()->Write(kRegion, one.data(), kRegion, false));
+  ASSERT_OK(e()->Fsync());
+  ASSERT_OK(e()->Write(3 * kRegion, one.data(), kRegion, false));
+  rig_.fs->SetNoSpace(true);
+  Status s = e()->Shutdown();
+  EXPECT_EQ(s.ToErrno(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find("metadata file system is full"), std::string::npos) << s.ToString();
+  EXPECT_EQ(e()->mode(), EngineMode::kReadOnly);
+  rig_.engine.reset();
+  rig_.fs->SetNoSpace(false);
+  ASSERT_OK(rig_.Open(o));
+  EXPECT_EQ(e()->Stats().committed_hydrated_regions, 1u);
+  EXPECT_EQ(Get(kRegion, kRegion), one);
+}
+
 }  // namespace
 }  // namespace clonefs
