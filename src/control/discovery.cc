@@ -124,8 +124,8 @@ Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
   }
   const uid_t owner = entry->user_id.value_or(geteuid());
   const std::string path = ControlSocketPath(entry->source);
-  struct stat st;
-  if (stat(path.c_str(), &st) != 0) {
+  struct stat st;  // lstat: a symlink is never the daemon's socket
+  if (lstat(path.c_str(), &st) != 0) {
     if (errno == EACCES) {
       return Status::Permission(mountpoint + " is controlled by uid " + std::to_string(owner) +
                                 "; only that user and root may query or steer it");

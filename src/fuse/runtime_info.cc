@@ -96,12 +96,21 @@ Status WriteDaemonInfo(const DaemonInfo& info) {
 
 Result<DaemonInfo> ReadDaemonRecord(const std::string& metadata_dir) {
   const std::string path = DaemonRecordPath(metadata_dir);
-  std::ifstream f(path);
-  if (!f) {
-    if (errno == ENOENT || errno == 0) return Status::NotFound("no daemon record " + path);
+  // O_NOFOLLOW: root may read a user's record; a symlink is never one.
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return Status::NotFound("no daemon record " + path);
     return Status::FromErrno(errno, "read daemon record " + path);
   }
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while (text.size() < (1u << 20) && ((n = read(fd, buf, sizeof(buf))) > 0 || (n < 0 && errno == EINTR))) {
+    if (n > 0) text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
   DaemonInfo info;
+  std::istringstream f(text);
   std::string line;
   while (std::getline(f, line)) {
     size_t eq = line.find('=');
