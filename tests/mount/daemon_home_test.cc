@@ -158,6 +158,20 @@ TEST_F(DaemonHomeTest, TheDaemonLogsToTheMetadataDirectoryAndStatusNamesIt) {
   EXPECT_EQ(c_.Unmount().code, 0);
 }
 
+// A start that fails after the clone exists (here: libfuse refuses an
+// option) leaves its reason in the clone's log, not only on the terminal.
+TEST_F(DaemonHomeTest, AFailedStartOfAnExistingCloneIsInItsLog) {
+  const std::string log = c_.metadata + "/clonefs.log";
+  ASSERT_EQ(Sh(Mount("")).code, 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  RunResult m = Sh(Mount("-o clonefs_no_such_option"));
+  EXPECT_NE(m.code, 0) << m.out;
+  EXPECT_FALSE(c_.IsMounted());
+  const std::string text = Slurp(log);
+  EXPECT_TRUE(Contains(text, "clonefs: error: cannot create FUSE session: clonefs_no_such_option"))
+      << text;
+}
+
 // --log-file keeps overriding the location.
 TEST_F(DaemonHomeTest, LogFileOptionOverridesTheLocation) {
   RunResult m = c_.Mount("--no-hydration");  // the harness passes --log-file
