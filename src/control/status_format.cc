@@ -59,6 +59,14 @@ std::string FormatHuman(const StatusReport& r) {
   }
   Line(&out, "State:", r.State() + (r.live ? std::string("  (metadata mode ") + ModeWord(r.mode) + ")"
                                            : std::string()));
+  if (r.live) {
+    Line(&out, "Source state:",
+         r.source_change.empty()
+             ? std::string("ok")
+             : "changed: " + Printable(r.source_change) +
+                   "; copying has stopped and reads of regions not yet hydrated fail with EIO "
+                   "(restore the source and mount again, or start a new clone)");
+  }
   Line(&out, "Hydrated:", FormatPercent(r.hydrated_bytes, r.image_size, 2) + "  " + FormatBytes(r.hydrated_bytes) +
                               " of " + FormatBytes(r.image_size));
   std::string regions = U(r.hydrated_regions) + "/" + U(r.nr_regions) + " hydrated, " +

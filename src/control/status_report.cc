@@ -22,6 +22,7 @@ double StatusReport::HydratedPercent() const {
 std::string StatusReport::State() const {
   if (!live) return hydration_done ? "complete" : "incomplete";
   if (mode == EngineMode::kFail) return "failed";
+  if (!source_change.empty()) return "source-changed";
   if (mode == EngineMode::kReadOnly) return "read-only";
   if (hydration_done) return "complete";
   if (!knobs.hydration_enabled || knobs.hydration_threshold == 0) return "paused";
@@ -64,7 +65,9 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.metadata_used_blocks = s.metadata_space.used_blocks;
   r.metadata_total_blocks = s.metadata_space.total_blocks;
   uint64_t remaining = s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0;
+  r.source_change = s.source_change;
   r.eta_s = EstimateEta(remaining, s.copy_rate_bytes_per_s, s.mode, s.knobs);
+  if (!r.source_change.empty() && remaining != 0) r.eta_s.reset();  // copying has stopped
   return r;
 }
 
@@ -112,6 +115,13 @@ std::string ReportToJson(const StatusReport& r, int indent) {
     w.Null();
   }
   w.Key("state").String(r.State());
+  w.Key("source_state");
+  if (L) {
+    w.String(r.SourceState());
+  } else {
+    w.Null();
+  }
+  OptString(w, "source_change", r.source_change);
   w.Key("hydration_done").Bool(r.hydration_done);
   w.Key("image_size").Uint(r.image_size);
   w.Key("region_size").Uint(r.region_size);
@@ -268,6 +278,8 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
   } else {
     rd.Fail("mode", "one of rw, ro, Fail");
   }
+  // Added after schema 1 was published: absent from older daemons' documents.
+  if (doc.Find("source_change") != nullptr) r.source_change = rd.OptStr(doc, "", "source_change");
   r.hydration_done = rd.Bool(doc, "", "hydration_done");
   r.image_size = rd.U64(doc, "", "image_size");
   r.region_size = rd.U64(doc, "", "region_size");

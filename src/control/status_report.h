@@ -64,13 +64,20 @@ struct StatusReport {
   uint64_t commits = 0;
   uint64_t metadata_used_blocks = 0;
   uint64_t metadata_total_blocks = 0;
+  // Live only. Empty while the source is what the clone was made from;
+  // otherwise what changed under the live clone (EngineStats::source_change):
+  // copying has stopped for good and the clone cannot complete.
+  std::string source_change;
 
   // 0..100 by bytes (the last region may be partial), floored to 4 decimals
   // (never 100 before every byte is hydrated). 100 for an empty image.
   double HydratedPercent() const;
   // "complete", "hydrating", "paused" (disabled or hydration_threshold 0),
-  // "read-only", "failed"; offline: "complete" or "incomplete".
+  // "read-only", "failed", "source-changed" (never "complete" then);
+  // offline: "complete" or "incomplete".
   std::string State() const;
+  // "ok" or "changed"; live only.
+  const char* SourceState() const { return source_change.empty() ? "ok" : "changed"; }
 };
 
 // Builds a live report. `now_s`/`started_s` give the uptime.

@@ -85,7 +85,8 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
       io.err << "clonefs wait: bad status from daemon: " << rep.status().message() << "\n";
       return kWaitError;
     }
-    const bool finished = rep->hydration_done || rep->mode != EngineMode::kReadWrite;
+    const bool finished = rep->hydration_done || rep->mode != EngineMode::kReadWrite ||
+                          !rep->source_change.empty();
     if (!quiet && (finished || Since(last_print) >= interval - 1e-3)) {
       last_print = Clock::now();
       if (io.out_is_tty) {
@@ -94,6 +95,13 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
       } else {
         io.out << FormatProgress(*rep, 0) << std::endl;
       }
+    }
+    if (!rep->source_change.empty()) {
+      end_bar();
+      io.err << "clonefs wait: the source changed under the clone (" << rep->source_change
+             << "); hydration has stopped and cannot complete. Restore the source as it was "
+                "and mount again, or start a new clone.\n";
+      return kWaitCloneFailed;
     }
     if (rep->hydration_done) {
       end_bar();

@@ -104,6 +104,7 @@ void BackgroundCopier::WorkerLoop() {
       Sleep(kIdleSleepNanos, gen);
       continue;
     }
+    MaybeCheckSource();
     if (!enabled_.load() || threshold_.load() == 0 || !ctx_.may_copy()) {
       Sleep(kIdleSleepNanos, gen);
       continue;
@@ -147,6 +148,15 @@ void BackgroundCopier::WorkerLoop() {
     if (s.code() == Status::Code::kAborted) return;  // kill point: this "process" is gone
     if (s.IsReadOnly()) Sleep(kMarkRefusedNanos, gen);
   }
+}
+
+void BackgroundCopier::MaybeCheckSource() {
+  if (!ctx_.check_source) return;
+  const uint64_t now = ctx_.clock->NowNanos();
+  uint64_t last = last_source_check_ns_.load();
+  if (last != 0 && now - last < kSourceCheckNanos) return;
+  if (!last_source_check_ns_.compare_exchange_strong(last, now == 0 ? 1 : now)) return;
+  ctx_.check_source();
 }
 
 BackgroundCopier::Pick BackgroundCopier::PickUnit(Run* out) {

@@ -11,7 +11,9 @@
 //   RegionLockTable); copy it (Hydrator::CopyRun: holes in the source are
 //   punched, not read); hit the "copier.after_copy" kill point; mark it;
 //   unlock it. A failed unit stays unhydrated and its regions back off
-//   (RetryBackoff); on retry a failed region is copied alone.
+//   (RetryBackoff); on retry a failed region is copied alone. About once a
+//   second, while regions remain, a worker re-examines the source
+//   (check_source); may_copy is false once it changed, so copying stops.
 //
 // FOREGROUND FIRST (docs/design.md)
 //   While user I/O is in flight or ended less than foreground_idle_ns ago,
@@ -81,12 +83,18 @@ struct CopierContext {
   // Called once, from a worker thread, the first time a worker finds every
   // region hydrated in core (the engine then commits promptly). Optional.
   std::function<void()> on_all_hydrated;
+  // Re-examines the source (SourceWatch::Check). Called from one worker at
+  // a time, about once per kSourceCheckNanos while regions remain
+  // unhydrated, whether copying is enabled or not. Optional.
+  std::function<void()> check_source;
 };
 
 class BackgroundCopier {
  public:
   // Workers re-check their conditions at least this often.
   static constexpr uint64_t kMaxSleepNanos = 50'000'000;
+  // How often an idle or busy copier re-examines the source.
+  static constexpr uint64_t kSourceCheckNanos = 1'000'000'000;
 
   // Borrows everything in ctx; it must outlive the copier.
   BackgroundCopier(const CopierContext& ctx, const CopierOptions& options);
@@ -127,6 +135,7 @@ class BackgroundCopier {
   void Sleep(uint64_t ns, uint64_t gen);
   void BumpAndNotify();
   void NoteFailure(const Run& run, const Status& s);
+  void MaybeCheckSource();
 
   const CopierContext ctx_;
   const CopierOptions options_;
@@ -140,6 +149,7 @@ class BackgroundCopier {
   std::atomic<bool> all_hydrated_reported_{false};
   std::atomic<uint64_t> units_copied_{0};
   std::atomic<uint64_t> unit_failures_{0};
+  std::atomic<uint64_t> last_source_check_ns_{0};  // 0: never
 
   // Lock order: mu_ before RegionLockTable shard mutexes (PickUnit).
   std::mutex mu_;

@@ -8,8 +8,19 @@
 namespace clonefs {
 
 Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md,
-                   const RegionGeometry& geo, Clock* clock)
-    : source_(source), dest_(dest), md_(md), geo_(geo), clock_(clock), rate_(clock->NowNanos()) {}
+                   const RegionGeometry& geo, Clock* clock, SourceWatch* watch)
+    : source_(source),
+      dest_(dest),
+      md_(md),
+      geo_(geo),
+      clock_(clock),
+      watch_(watch),
+      rate_(clock->NowNanos()) {}
+
+Status Hydrator::ReadSource(uint64_t off, void* buf, size_t len) {
+  Status s = source_->Read(off, buf, len);
+  return s.ok() ? s : watch_->AfterReadError(s);
+}
 
 Status Hydrator::Failed(const Status& s, uint64_t first, uint64_t count) {
   copy_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -23,7 +34,7 @@ Status Hydrator::CopyData(uint64_t off, uint64_t len, CopyBuffer* buf) {
   CLONEFS_ASSIGN_OR_RETURN(size_t chunk, buf->Reserve(len));
   for (uint64_t pos = off; pos < off + len;) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, off + len - pos));
-    CLONEFS_RETURN_IF_ERROR(source_->Read(pos, buf->data(), n));
+    CLONEFS_RETURN_IF_ERROR(ReadSource(pos, buf->data(), n));
     CLONEFS_RETURN_IF_ERROR(dest_->Write(pos, buf->data(), n));
     pos += n;
   }
@@ -34,6 +45,7 @@ Result<CopyOutcome> Hydrator::CopyRun(uint64_t first, uint64_t count, CopyBuffer
   const uint64_t start = geo_.RegionStart(first);
   const uint64_t end = start + geo_.RunLength(first, count);
   CopyOutcome out;
+  if (watch_->changed()) return Failed(watch_->Refusal(), first, count);
   for (uint64_t pos = start; pos < end;) {
     // Where the source cannot say, NextData(pos) == pos: all data.
     Result<uint64_t> d = source_->NextData(pos);
@@ -52,6 +64,10 @@ Result<CopyOutcome> Hydrator::CopyRun(uint64_t first, uint64_t count, CopyBuffer
     out.bytes_read += hole - pos;
     pos = hole;
   }
+  // What was read (and what looked like holes: a shrunken tail may) is
+  // trusted only if the source is still the one the clone was made from.
+  Status unchanged = watch_->Check();
+  if (!unchanged.ok()) return Failed(unchanged, first, count);
   bytes_copied_.fetch_add(out.bytes_read, std::memory_order_relaxed);
   bytes_zeroed_.fetch_add(out.bytes_zeroed, std::memory_order_relaxed);
   rate_.Add(out.bytes_read + out.bytes_zeroed, clock_->NowNanos());
@@ -63,6 +79,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   const uint64_t end = start + geo_.RegionLength(r);
   const uint64_t ov_end = ov.offset + ov.length;
   const bool punch = ov.data == nullptr && ov.zero_mode == ZeroMode::kPunch;
+  if (watch_->changed()) return Failed(watch_->Refusal(), r, 1);
   // The last, partial region is always copied (SPEC §3), even where the
   // overlay covers it.
   const bool may_skip_read = !geo_.IsPartialRegion(r);
@@ -84,7 +101,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
     const bool covered = may_skip_read && overlap && os == pos && oe == pos + n;
     uint8_t* b = buf.data();
     if (!covered) {
-      Status s = source_->Read(pos, b, n);
+      Status s = ReadSource(pos, b, n);
       if (!s.ok()) return Failed(s, r, 1);
       read += n;
     }
@@ -103,6 +120,10 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   }
   if (punch) {
     Status s = dest_->Zero(ov.offset, ov.length, ZeroMode::kPunch);
+    if (!s.ok()) return Failed(s, r, 1);
+  }
+  if (read != 0) {
+    Status s = watch_->Check();
     if (!s.ok()) return Failed(s, r, 1);
   }
   bytes_copied_.fetch_add(read, std::memory_order_relaxed);

@@ -7,6 +7,10 @@
 //     sources).
 //   - HydrateRegion: copies one region while merging a user write or zero
 //     into it, so the region is written once (SPEC §3, partial writes).
+//   - Both copy paths check the source (SourceWatch) after copying, before
+//     the caller can mark anything: data read from a source that changed is
+//     never marked; once the source changed they refuse at once (IoError,
+//     EIO), and a failed source read is reported as the change if it was one.
 //   - Mark: marks regions hydrated in the metadata, through a gate that
 //     CloseMarksAndSetReadOnly shuts: after it returns, no mark is running and
 //     none can start (the metadata's Abort requires exactly that).
@@ -29,6 +33,7 @@
 #include "base/status.h"
 #include "copier/copy_buffer.h"
 #include "copier/rate_meter.h"
+#include "copier/source_watch.h"
 #include "devices/device.h"
 #include "metadata/metadata.h"
 #include "regions/region_math.h"
@@ -54,12 +59,14 @@ struct CopyOutcome {
 
 class Hydrator {
  public:
+  // `watch` watches `source` (SPEC §7a).
   Hydrator(Device* source, Device* dest, metadata::Metadata* md, const RegionGeometry& geo,
-           Clock* clock);
+           Clock* clock, SourceWatch* watch);
 
   // Copies regions [first, first+count) into dest. Does not mark them.
   // REQUIRES: the caller holds those regions. Errors: the device's, with the
-  // run in the message, or IoError(ENOMEM) if `buf` cannot grow; counted in
+  // run in the message, or IoError(ENOMEM) if `buf` cannot grow, or the
+  // SourceWatch's refusal (IoError, EIO) if the source changed; counted in
   // copy_failures. Never throws.
   Result<CopyOutcome> CopyRun(uint64_t first, uint64_t count, CopyBuffer* buf);
 
@@ -89,6 +96,7 @@ class Hydrator {
 
  private:
   Status CopyData(uint64_t off, uint64_t len, CopyBuffer* buf);
+  Status ReadSource(uint64_t off, void* buf, size_t len);
   Status Failed(const Status& s, uint64_t first, uint64_t count);
 
   Device* const source_;
@@ -96,6 +104,7 @@ class Hydrator {
   metadata::Metadata* const md_;
   const RegionGeometry geo_;
   Clock* const clock_;
+  SourceWatch* const watch_;
 
   std::shared_mutex mark_gate_;  // marks: shared; CloseMarksAndSetReadOnly: exclusive
   std::atomic<uint64_t> bytes_copied_{0};

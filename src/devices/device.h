@@ -19,7 +19,11 @@
 //     space allocated (FALLOC_FL_ZERO_RANGE, falling back to writing zeros).
 //   - NextData/NextHole describe allocation truthfully where the device can
 //     (SEEK_DATA/SEEK_HOLE); otherwise NextData(off) == off and NextHole(off)
-//     == Size() ("all data"), which is always a correct answer.
+//     == Size() ("all data"), which is always a correct answer. A device
+//     that is now shorter than Size() answers an error, never "hole up to
+//     Size()": the missing tail is not zeros.
+//   - CheckUnchanged re-examines the device against what was seen at open
+//     (size; for a read-only file, also its mtime where that is meaningful).
 //
 // THREAD SAFETY: every method may be called concurrently from any thread
 // (positional I/O; no shared file offset).
@@ -60,6 +64,15 @@ class Device {
   virtual Result<uint64_t> NextData(uint64_t off) = 0;
   // First offset >= off that is a hole, or Size() if none.
   virtual Result<uint64_t> NextHole(uint64_t off) = 0;
+
+  // OK if the device is, as far as it can tell, what it was when opened;
+  // otherwise Mismatch saying what changed ("<name> shrank from A to B
+  // bytes", "... grew ...", "... was modified: its mtime changed ..."). A
+  // short read (end of file before Size()) is always an error, whatever
+  // this says. Cheap (an fstat): callers may call it after every read.
+  // Meant for the source, which clonefs never writes; on a writable device
+  // only the size is compared. Default: OK (the device cannot change).
+  virtual Status CheckUnchanged() { return Status::OK(); }
 
   // A file descriptor whose pread at image offsets returns the device's
   // content, for zero-copy replies (FUSE splice), or -1 if there is none.

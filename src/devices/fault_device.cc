@@ -18,7 +18,7 @@ using Hook = std::function<void(DeviceOp, uint64_t, uint64_t)>;
 // it under mu_. Without the overlay, operations pass straight through to
 // base_ after the rule check, keeping the base's concurrency.
 //
-// THREAD SAFETY: rules_mu_ guards rules_; hook_mu_ guards hook_ (the hook is
+// THREAD SAFETY: rules_mu_ guards rules_ and change_; hook_mu_ guards hook_ (the hook is
 // copied out and called with no lock held, so it may call back into this
 // device, e.g. Crash()); mu_ guards overlay_ and serializes volatile
 // operations. LOCK ORDER: never more than one of these mutexes at a time.
@@ -36,6 +36,13 @@ class FaultDeviceImpl final : public FaultDevice {
 
   Status Read(uint64_t off, void* buf, size_t len) override {
     CLONEFS_RETURN_IF_ERROR(Enter(DeviceOp::kRead, off, len));
+    const uint64_t shrunk = shrunk_to_.load();
+    if (len != 0 && off + len > shrunk) {
+      return Status::IoError("short read from " + Name() + " at " + std::to_string(off) +
+                                 ": end of file at " + std::to_string(shrunk) +
+                                 " (did the file shrink?)",
+                             5 /*EIO*/);
+    }
     if (!overlay_) return base_->Read(off, buf, len);
     std::lock_guard lock(mu_);
     CLONEFS_RETURN_IF_ERROR(base_->Read(off, buf, len));
@@ -69,6 +76,7 @@ class FaultDeviceImpl final : public FaultDevice {
 
   // With pending writes the base's allocation is stale: answer "all data".
   Result<uint64_t> NextData(uint64_t off) override {
+    if (off >= shrunk_to_.load()) return Size();  // the careless answer: "a hole"
     if (overlay_) {
       std::lock_guard lock(mu_);
       if (!overlay_->empty()) return std::min(off, Size());
@@ -76,12 +84,33 @@ class FaultDeviceImpl final : public FaultDevice {
     return base_->NextData(off);
   }
   Result<uint64_t> NextHole(uint64_t off) override {
+    const uint64_t shrunk = shrunk_to_.load();
+    if (off >= shrunk) return off;
     if (overlay_) {
       std::lock_guard lock(mu_);
-      if (!overlay_->empty()) return Size();
+      if (!overlay_->empty()) return std::min(Size(), shrunk);
     }
-    return base_->NextHole(off);
+    CLONEFS_ASSIGN_OR_RETURN(uint64_t h, base_->NextHole(off));
+    return std::min(h, shrunk);
   }
+
+  Status CheckUnchanged() override {
+    const uint64_t shrunk = shrunk_to_.load();
+    if (shrunk != UINT64_MAX) {
+      return Status::Mismatch(Name() + " shrank from " + std::to_string(Size()) + " to " +
+                              std::to_string(shrunk) + " bytes");
+    }
+    {
+      std::lock_guard lock(rules_mu_);
+      if (!change_.ok()) return change_;
+    }
+    return base_->CheckUnchanged();
+  }
+  void SimulateChange(Status change) override {
+    std::lock_guard lock(rules_mu_);
+    change_ = std::move(change);
+  }
+  void SimulateShrink(uint64_t new_size) override { shrunk_to_.store(new_size); }
 
   void AddRule(const FaultRule& rule) override {
     std::lock_guard lock(rules_mu_);
@@ -155,6 +184,8 @@ class FaultDeviceImpl final : public FaultDevice {
   const std::unique_ptr<WriteOverlay> overlay_;  // GUARDED_BY(mu_); null unless volatile
   std::mutex rules_mu_;
   std::vector<FaultRule> rules_;  // GUARDED_BY(rules_mu_)
+  Status change_;                 // GUARDED_BY(rules_mu_); SimulateChange
+  std::atomic<uint64_t> shrunk_to_{UINT64_MAX};  // SimulateShrink; UINT64_MAX: not shrunk
   std::mutex hook_mu_;
   std::shared_ptr<const Hook> hook_;  // GUARDED_BY(hook_mu_)
   std::atomic<uint64_t> injected_{0};

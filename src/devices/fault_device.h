@@ -23,6 +23,14 @@
 // NextData/NextHole answer "all data" (the base's allocation is stale).
 // The overlay is meant for tests: it costs ~600 bytes per pending sector.
 //
+// Source changes (SPEC §7a): SimulateChange makes CheckUnchanged answer a
+// given error from then on. SimulateShrink models a file truncated under the
+// clone, in its worst form: reads reaching past the new end fail as short
+// reads (IoError, EIO), NextHole stops at the new end, NextData past it
+// answers Size() -- the tail looks like a hole, as a careless device would
+// say -- and CheckUnchanged reports the shrink. Otherwise CheckUnchanged is
+// the base's.
+//
 // SpliceFd() is -1: splicing from the base would bypass rules and overlay.
 //
 // THREAD SAFETY: all methods are safe to call concurrently. Without the
@@ -72,6 +80,11 @@ class FaultDevice : public Device {
   // this device (e.g. Crash()). Tests use it for kill points and to count
   // calls. nullptr removes it. Default: none.
   virtual void SetHook(std::function<void(DeviceOp, uint64_t, uint64_t)> hook) = 0;
+
+  // Source changes (above). `change` must not be OK.
+  virtual void SimulateChange(Status change) = 0;
+  // REQUIRES: new_size < Size().
+  virtual void SimulateShrink(uint64_t new_size) = 0;
 };
 
 }  // namespace clonefs

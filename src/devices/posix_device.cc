@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <ctime>
 #include <optional>
 
 #include "devices/direct_io.h"
@@ -48,14 +50,15 @@ int OpenRetry(const char* path, int flags, mode_t mode) {
 class PosixDevice final : public Device {
  public:
   PosixDevice(std::string path, int fd, int direct_fd, uint64_t size, bool read_only, bool is_block,
-              uint64_t zero_align)
+              uint64_t zero_align, std::optional<timespec> mtime)
       : path_(std::move(path)),
         fd_(fd),
         direct_fd_(direct_fd),
         size_(size),
         read_only_(read_only),
         is_block_(is_block),
-        zero_align_(zero_align) {
+        zero_align_(zero_align),
+        mtime_(mtime) {
     if (direct_fd_ >= 0) direct_.emplace(direct_fd_, fd_, size_, path_);
   }
   ~PosixDevice() override {
@@ -114,7 +117,34 @@ class PosixDevice final : public Device {
   Result<uint64_t> NextData(uint64_t off) override { return Seek(off, SEEK_DATA, "SEEK_DATA"); }
   Result<uint64_t> NextHole(uint64_t off) override { return Seek(off, SEEK_HOLE, "SEEK_HOLE"); }
 
+  Status CheckUnchanged() override {
+    struct stat st;
+    if (::fstat(fd_, &st) < 0) return Status::FromErrno(errno, "fstat " + path_);
+    uint64_t now = static_cast<uint64_t>(st.st_size);
+    if (is_block_ && ::ioctl(fd_, BLKGETSIZE64, &now) < 0) {
+      return Status::FromErrno(errno, "BLKGETSIZE64 " + path_);
+    }
+    if (now != size_) {
+      return Status::Mismatch(path_ + (now < size_ ? " shrank" : " grew") + " from " +
+                              std::to_string(size_) + " to " + std::to_string(now) + " bytes");
+    }
+    if (mtime_ && (st.st_mtim.tv_sec != mtime_->tv_sec || st.st_mtim.tv_nsec != mtime_->tv_nsec)) {
+      return Status::Mismatch(path_ + " was modified: its mtime changed from " +
+                              TimeString(*mtime_) + " to " + TimeString(st.st_mtim));
+    }
+    return Status::OK();
+  }
+
  private:
+  static std::string TimeString(const timespec& t) {
+    char buf[64];
+    struct tm tm;
+    localtime_r(&t.tv_sec, &tm);
+    size_t n = strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+    snprintf(buf + n, sizeof(buf) - n, ".%09ld", static_cast<long>(t.tv_nsec));
+    return buf;
+  }
+
   Status CheckRange(const char* op, uint64_t off, uint64_t len) const {
     if (off > size_ || len > size_ - off) {
       return Status::InvalidArgument(std::string(op) + " of " + std::to_string(len) + " bytes at " +
@@ -161,10 +191,20 @@ class PosixDevice final : public Device {
     bool data = whence == SEEK_DATA;
     if (is_block_) return data ? off : size_;
     off_t r = ::lseek(fd_, static_cast<off_t>(off), whence);
+    const int err = errno;
+    // ENXIO and the hole at end of file are measured from the file's size
+    // now: if it shrank, the missing tail is not a hole.
+    struct stat st;
+    if (::fstat(fd_, &st) < 0) return Status::FromErrno(errno, "fstat " + path_);
+    if (static_cast<uint64_t>(st.st_size) < size_) {
+      return Status::Mismatch(Where(what, path_, off) + ": " + path_ + " shrank from " +
+                              std::to_string(size_) + " to " + std::to_string(st.st_size) +
+                              " bytes");
+    }
     if (r < 0) {
-      if (errno == ENXIO) return size_;  // no data (or hole) at or after off
-      if (errno == EINVAL || Unsupported(errno)) return data ? off : size_;
-      return Status::FromErrno(errno, Where(what, path_, off));
+      if (err == ENXIO) return size_;  // no data (or hole) at or after off
+      if (err == EINVAL || Unsupported(err)) return data ? off : size_;
+      return Status::FromErrno(err, Where(what, path_, off));
     }
     return std::min<uint64_t>(static_cast<uint64_t>(r), size_);
   }
@@ -176,6 +216,9 @@ class PosixDevice final : public Device {
   const bool read_only_;
   const bool is_block_;
   const uint64_t zero_align_;  // fallocate alignment: 1, or the logical block size
+  // st_mtim at open, for CheckUnchanged; only for a read-only regular file
+  // opened with watch_mtime.
+  const std::optional<timespec> mtime_;
   std::optional<DirectIo> direct_;
 };
 
@@ -249,7 +292,8 @@ Result<std::unique_ptr<Device>> OpenPosixDevice(const std::string& path,
     }
   }
   std::unique_ptr<Device> dev = std::make_unique<PosixDevice>(
-      path, fd.release(), direct_fd.release(), size, ro, is_block, zero_align);
+      path, fd.release(), direct_fd.release(), size, ro, is_block, zero_align,
+      ro && !is_block && options.watch_mtime ? std::optional<timespec>(st.st_mtim) : std::nullopt);
   return dev;
 }
 

@@ -8,6 +8,10 @@
 // aligned middle are written as zeros. BLKDISCARD is never used: it does not
 // guarantee that discarded blocks read back as zeros. NextData/NextHole on a
 // block device answer "all data". Flush on a read-only device does nothing.
+// CheckUnchanged compares fstat's size (BLKGETSIZE64 for a block device) and,
+// for a read-only regular file with watch_mtime, st_mtim with what was seen
+// at open; NextData/NextHole on a regular file make the same size check, so a
+// file that shrank never looks like a hole.
 // Reads, writes and fdatasync retry EINTR; short transfers are continued.
 //
 // THREAD SAFETY: see device.h. LIFECYCLE: the fds (one, or two with O_DIRECT:
@@ -43,6 +47,12 @@ struct PosixDeviceOptions {
   // shrinks anything; ignored for block devices and read-only opens.
   // Default: 0 (never resize).
   uint64_t min_size = 0;
+  // For a read-only regular file: CheckUnchanged also compares the mtime
+  // with the one seen at open, so a modification that keeps the size is
+  // noticed. Set it false where the file system invents mtimes (FUSE or
+  // network file systems that report their own mount time, e.g. nbdfuse);
+  // the size is always compared. Default: true.
+  bool watch_mtime = true;
 };
 
 // Opens `path`. Errors: NotFound, Permission (with "on a read-only file

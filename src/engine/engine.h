@@ -24,6 +24,16 @@
 //     flushed; in this mode the in-core bitmap is the durable one).
 //   kFail: every I/O fails with Status::Failed (EIO).
 //
+// SOURCE CHANGES (SPEC §7a): a source that shrinks, grows or is modified
+//   under the clone (Device::CheckUnchanged, checked after every source read,
+//   after every copy before its mark, and about once a second by the copier)
+//   puts the engine in a sticky "source changed" state, independent of the
+//   mode: nothing read after the change is marked; background copying stops;
+//   reads of unhydrated regions, writes and zeros that need a hydration, and
+//   SEEK_DATA/SEEK_HOLE over unhydrated regions fail with IoError (EIO);
+//   hydrated regions and whole-region writes keep working. Logged once at
+//   error level; Stats().source_change says what changed.
+//
 // THREAD SAFETY: every public method is safe to call concurrently from any
 // number of threads (the FUSE worker threads, the control thread). Callbacks
 // in EngineOptions are called from the committer thread.
@@ -116,6 +126,10 @@ struct EngineStats {
   HydrationKnobs knobs;
   bool discard_passdown = true;
   metadata::SpaceInfo metadata_space;
+  // Empty while the source is what the clone was made from; otherwise what
+  // changed ("<source> shrank from A to B bytes", ...). Once set, nothing
+  // more is hydrated and requests that need the source fail (SPEC §7a).
+  std::string source_change;
 };
 
 class Engine {

@@ -70,8 +70,9 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
       source_(std::move(source)),
       dest_(std::move(dest)),
       md_(std::move(md)),
+      source_watch_(source_.get()),
       foreground_(clock_),
-      hydrator_(source_.get(), dest_.get(), md_.get(), geo_, clock_),
+      hydrator_(source_.get(), dest_.get(), md_.get(), geo_, clock_, &source_watch_),
       committer_(CommitterContext{
           .dest = dest_.get(),
           .md = md_.get(),
@@ -92,8 +93,13 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
               .locks = &locks_,
               .foreground = &foreground_,
               .clock = clock_,
-              .may_copy = [this] { return committer_.mode() == EngineMode::kReadWrite; },
+              .may_copy =
+                  [this] {
+                    return committer_.mode() == EngineMode::kReadWrite &&
+                           !source_watch_.changed();
+                  },
               .on_all_hydrated = [this] { committer_.RequestAsync(); },
+              .check_source = [this] { (void)source_watch_.Check(); },
           },
           CopierOptionsFrom(options)),
       io_errors_(clock_) {}
@@ -161,6 +167,7 @@ EngineStats EngineImpl::Stats() const {
   s.knobs.hydration_enabled = copier_.enabled();
   s.discard_passdown = options_.discard_passdown;
   s.metadata_space = committer_.space();
+  s.source_change = source_watch_.reason();
   return s;
 }
 

@@ -2,6 +2,7 @@
 //
 // STRUCTURE (members, in construction order)
 //   geo_, source_, dest_, md_  the clone's geometry, devices and metadata
+//   source_watch_  SourceWatch: whether the source changed under the clone
 //   locks_      RegionLockTable: regions with a hydration in flight
 //   foreground_ ForegroundMonitor: user requests in flight, for the copier
 //   hydrator_   Hydrator: copies and marks (shared with the copier)
@@ -13,7 +14,9 @@
 // REQUEST PATH (io_path.cc; SPEC §3)
 //   Read: pieces grouped into runs of equal hydration state; hydrated runs
 //     read dest, the others the source (also while a copy is in flight: the
-//     source is immutable).
+//     source is immutable). A source read is trusted only if the source is
+//     unchanged afterwards (SourceWatch::Check); once it changed, runs that
+//     need the source fail with EIO and hydrated runs keep working.
 //   Write / Zero: pieces are grouped into "stretches" sent to dest in one
 //     call: pieces of hydrated regions, and whole full-size pieces of
 //     unhydrated regions (no copy needed). Unhydrated regions of a stretch
@@ -41,6 +44,7 @@
 #include "copier/foreground.h"
 #include "copier/hydrator.h"
 #include "copier/region_locks.h"
+#include "copier/source_watch.h"
 #include "engine/committer.h"
 #include "engine/engine.h"
 #include "engine/io_error_log.h"
@@ -89,6 +93,7 @@ class EngineImpl final : public Engine {
   // io_path.cc
   Status CheckRequest(uint64_t off, uint64_t len) const;
   Status ReadRuns(uint64_t off, uint8_t* out, size_t len);
+  Status ReadSource(uint64_t off, uint8_t* out, size_t len);
   Status Mutate(uint64_t off, uint64_t len, const Mutation& m, bool read_only);
   Status ApplyToDest(uint64_t off, uint64_t len, const Mutation& m);
   Status FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks, const Mutation& m);
@@ -104,6 +109,7 @@ class EngineImpl final : public Engine {
   const std::unique_ptr<Device> source_;
   const std::unique_ptr<Device> dest_;
   const std::unique_ptr<metadata::Metadata> md_;
+  SourceWatch source_watch_;
   RegionLockTable locks_;
   ForegroundMonitor foreground_;
   Hydrator hydrator_;

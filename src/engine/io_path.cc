@@ -63,11 +63,23 @@ Status EngineImpl::ReadRuns(uint64_t off, uint8_t* out, size_t len) {
       stop += geo_.RegionLength(r);
     }
     if (stop > end) stop = end;
-    Device* dev = hydrated ? dest_.get() : source_.get();
-    CLONEFS_RETURN_IF_ERROR(dev->Read(pos, out + (pos - off), stop - pos));
+    if (hydrated) {
+      CLONEFS_RETURN_IF_ERROR(dest_->Read(pos, out + (pos - off), stop - pos));
+    } else {
+      CLONEFS_RETURN_IF_ERROR(ReadSource(pos, out + (pos - off), stop - pos));
+    }
     pos = stop;
   }
   return Status::OK();
+}
+
+// The source's bytes are answered only if the source is unchanged after the
+// read: a read that raced with a truncation or a modification fails instead.
+Status EngineImpl::ReadSource(uint64_t off, uint8_t* out, size_t len) {
+  if (source_watch_.changed()) return source_watch_.Refusal();
+  Status s = source_->Read(off, out, len);
+  if (!s.ok()) return source_watch_.AfterReadError(s);
+  return source_watch_.Check();
 }
 
 Status EngineImpl::Write(uint64_t off, const void* buf, size_t len, bool sync) {

@@ -17,8 +17,13 @@ Result<uint64_t> EngineImpl::Seek(uint64_t off, bool data) {
     const bool hydrated = md_->IsRegionHydrated(r);
     const uint64_t next = hydrated ? md_->FindNextUnhydratedRegion(r) : md_->FindNextHydratedRegion(r);
     const uint64_t run_end = next >= nr ? size : geo_.RegionStart(next);
+    if (!hydrated && source_watch_.changed()) return source_watch_.Refusal();
     Device* dev = hydrated ? dest_.get() : source_.get();
-    CLONEFS_ASSIGN_OR_RETURN(uint64_t found, data ? dev->NextData(pos) : dev->NextHole(pos));
+    Result<uint64_t> answer = data ? dev->NextData(pos) : dev->NextHole(pos);
+    if (!answer.ok()) {
+      return hydrated ? answer.status() : source_watch_.AfterReadError(answer.status());
+    }
+    uint64_t found = *answer;
     if (found < pos) found = pos;  // defensive: never move backwards
     if (found < run_end) return found;
     pos = run_end;

@@ -66,6 +66,8 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   EXPECT_EQ(d.Find("log")->AsString(), "/data/dest.img.clonefs/clonefs.log");
   EXPECT_EQ(d.Find("mode")->AsString(), "rw");
   EXPECT_EQ(d.Find("state")->AsString(), "hydrating");
+  EXPECT_EQ(d.Find("source_state")->AsString(), "ok");
+  EXPECT_TRUE(d.Find("source_change")->is_null());
   EXPECT_FALSE(d.Find("hydration_done")->AsBool());
   EXPECT_EQ(u(d.Find("image_size")), (1000ull << 16) + 4096);
   EXPECT_EQ(u(d.Find("region_size")), 65536u);
@@ -111,7 +113,8 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   std::vector<std::string> want = {
       "schema_version", "live",     "pid",          "uptime_seconds", "mountpoint",
       "source",         "dest",     "metadata",     "uuid",           "log",  "mode",
-      "state",          "hydration_done", "image_size", "region_size", "regions",
+      "state",          "source_state", "source_change", "hydration_done", "image_size",
+      "region_size",    "regions",
       "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "eta_seconds", "knobs",
       "failures",       "commits",  "metadata_space"};
   EXPECT_EQ(keys, want);
@@ -133,6 +136,41 @@ TEST(StatusJsonTest, RoundTripsThroughReader) {
   EXPECT_EQ(back->State(), "read-only");
 }
 
+// SPEC §7a: a source that changed under the clone is said in JSON and in
+// the human block, and such a clone is never "complete".
+TEST(StatusJsonTest, SourceChangeIsReportedAndNeverComplete) {
+  EngineStats s = SampleStats();
+  s.source_change = "/data/src.img shrank from 67108864 to 33554432 bytes";
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_EQ(r.State(), "source-changed");
+  EXPECT_FALSE(r.eta_s.has_value());  // copying has stopped
+  Result<JsonValue> doc = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->Find("state")->AsString(), "source-changed");
+  EXPECT_EQ(doc->Find("source_state")->AsString(), "changed");
+  EXPECT_EQ(doc->Find("source_change")->AsString(), s.source_change);
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->source_change, s.source_change);
+  EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
+  std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("State:        source-changed"), std::string::npos) << h;
+  EXPECT_NE(h.find("Source state: changed: /data/src.img shrank from 67108864 to 33554432 bytes"),
+            std::string::npos)
+      << h;
+  EXPECT_NE(FormatProgress(r, 0).find("(source-changed)"), std::string::npos);
+  // Even with every region hydrated (all overwritten by the user), the state
+  // says what happened rather than "complete".
+  s.hydrated_regions = s.committed_hydrated_regions = s.nr_regions;
+  s.hydrated_bytes = s.image_size;
+  s.hydration_done = true;
+  EXPECT_EQ(BuildLiveReport(s, SampleInfo(), 1, 2).State(), "source-changed");
+  // An unchanged source says so.
+  EXPECT_NE(FormatHuman(BuildLiveReport(SampleStats(), SampleInfo(), 1, 2))
+                .find("Source state: ok"),
+            std::string::npos);
+}
+
 TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
   StatusReport r;
   r.live = false;
@@ -145,8 +183,9 @@ TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
   r.hydration_done = true;
   Result<JsonValue> d = JsonValue::Parse(ReportToJson(r));
   ASSERT_TRUE(d.ok());
-  for (const char* k : {"pid", "uptime_seconds", "mountpoint", "log", "mode", "copy_rate_bytes_per_s",
-                        "eta_seconds", "knobs", "failures", "commits"}) {
+  for (const char* k : {"pid", "uptime_seconds", "mountpoint", "log", "mode",
+                        "copy_rate_bytes_per_s", "eta_seconds", "knobs", "failures", "commits",
+                        "source_state", "source_change"}) {
     ASSERT_NE(d->Find(k), nullptr) << k;
     EXPECT_TRUE(d->Find(k)->is_null()) << k;
   }

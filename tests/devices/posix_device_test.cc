@@ -278,6 +278,76 @@ TEST_F(PosixDeviceTest, ShortReadIsAnIoErrorThatSaysSo) {
   EXPECT_EQ(s.ToErrno(), EIO);
 }
 
+// SPEC §7a: a source that shrinks, grows or is modified under the clone is
+// noticed, and a shrunken tail never looks like a hole.
+TEST_F(PosixDeviceTest, CheckUnchangedSeesShrinkGrowthAndModification) {
+  std::string path = dir_.File("source");
+  std::mt19937_64 rng(3);
+  ASSERT_TRUE(testing::WriteFile(path, RandomBytes(rng, 4 * kMiB)));
+  PosixDeviceOptions ro;
+  ro.read_only = true;
+  for (bool direct : {false, true}) {
+    SCOPED_TRACE(direct ? "O_DIRECT" : "buffered");
+    ro.direct = direct;
+    ASSERT_EQ(::truncate(path.c_str(), 4 * kMiB), 0);
+    ASSERT_TRUE(testing::WriteFile(path, RandomBytes(rng, 4 * kMiB)));
+    auto dev = Open(path, ro);
+    ASSERT_NE(dev, nullptr);
+    EXPECT_TRUE(dev->CheckUnchanged().ok());
+    EXPECT_EQ(*dev->NextData(3 * kMiB), 3 * kMiB);
+
+    ASSERT_EQ(::truncate(path.c_str(), 2 * kMiB), 0);
+    Status s = dev->CheckUnchanged();
+    EXPECT_TRUE(s.IsMismatch()) << s.ToString();
+    EXPECT_NE(s.message().find("shrank from 4194304 to 2097152 bytes"), std::string::npos)
+        << s.ToString();
+    // Past the new end there is no data; that is not a hole of the image.
+    Result<uint64_t> d = dev->NextData(3 * kMiB);
+    EXPECT_FALSE(d.ok()) << "NextData past the shrunken end said " << *d;
+    Result<uint64_t> h = dev->NextHole(kMiB);
+    EXPECT_FALSE(h.ok()) << "NextHole before the shrunken end said " << *h;
+    std::vector<uint8_t> buf(4096);
+    EXPECT_EQ(dev->Read(2 * kMiB, buf.data(), buf.size()).ToErrno(), EIO);
+
+    ASSERT_EQ(::truncate(path.c_str(), 5 * kMiB), 0);
+    s = dev->CheckUnchanged();
+    EXPECT_NE(s.message().find("grew from 4194304 to 5242880 bytes"), std::string::npos)
+        << s.ToString();
+  }
+}
+
+TEST_F(PosixDeviceTest, CheckUnchangedComparesTheMtimeOnlyWhereAsked) {
+  std::string path = dir_.File("source");
+  ASSERT_TRUE(testing::WriteFile(path, std::vector<uint8_t>(kMiB, 7)));
+  PosixDeviceOptions ro;
+  ro.read_only = true;
+  auto watched = Open(path, ro);
+  ro.watch_mtime = false;
+  auto unwatched = Open(path, ro);
+  ASSERT_NE(watched, nullptr);
+  ASSERT_NE(unwatched, nullptr);
+  // Same size, other content, and an mtime set explicitly (no coarse-clock
+  // luck needed).
+  ASSERT_TRUE(testing::WriteFile(path, std::vector<uint8_t>(kMiB, 8)));
+  struct timespec times[2] = {{0, UTIME_OMIT}, {1234567890, 123}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+  Status s = watched->CheckUnchanged();
+  EXPECT_TRUE(s.IsMismatch()) << s.ToString();
+  EXPECT_NE(s.message().find("was modified"), std::string::npos) << s.ToString();
+  EXPECT_TRUE(unwatched->CheckUnchanged().ok());  // e.g. nbdfuse: the mtime means nothing
+  // The size is compared either way.
+  ASSERT_EQ(::truncate(path.c_str(), 4096), 0);
+  EXPECT_TRUE(unwatched->CheckUnchanged().IsMismatch());
+  // A writable device compares only its size (clonefs writes it).
+  std::string dpath = dir_.File("dest");
+  ASSERT_TRUE(testing::WriteFile(dpath, std::vector<uint8_t>(kMiB, 1)));
+  auto dest = Open(dpath);
+  ASSERT_NE(dest, nullptr);
+  std::vector<uint8_t> b(10, 2);
+  ASSERT_TRUE(dest->Write(100, b.data(), b.size()).ok());
+  EXPECT_TRUE(dest->CheckUnchanged().ok());
+}
+
 TEST_F(PosixDeviceTest, ZeroFallsBackWhereZeroRangeIsUnsupported) {
   // tmpfs punches holes but has no FALLOC_FL_ZERO_RANGE: kWriteZeros must
   // fall back to writing zeros.

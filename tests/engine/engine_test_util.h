@@ -127,6 +127,7 @@ class SharedDevice final : public Device {
   }
   Result<uint64_t> NextData(uint64_t off) override { return d_->NextData(off); }
   Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
+  Status CheckUnchanged() override { return d_->CheckUnchanged(); }
 
  private:
   std::shared_ptr<Device> d_;
@@ -313,6 +314,7 @@ class ConcurrencyProbe final : public Device {
   }
   Result<uint64_t> NextData(uint64_t off) override { return d_->NextData(off); }
   Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
+  Status CheckUnchanged() override { return d_->CheckUnchanged(); }
 
   void ResetMaxima() {
     max_reads_ = 0;
