@@ -1,6 +1,7 @@
 #include "mount_args.h"
 
 #include <boost/program_options.hpp>
+#include <optional>
 #include <sstream>
 
 #include "size_arg.h"
@@ -14,19 +15,25 @@ const fuse::MountOptions kDefaults;
 
 po::options_description Visible() {
   const HydrationKnobs& k = kDefaults.knobs;
-  po::options_description clone("Clone options");
+  po::options_description clone(
+      "Clone options (stored with the clone: a later mount of it uses them unless given again)");
   clone.add_options()
       ("region-size", po::value<std::string>()->value_name("SIZE"),
        ("hydration unit: a power of two from 4K to 1G (suffixes K, M, G). Fixed when the clone "
-        "is created; default " + std::to_string(kDefaults.region_size / 1024) + "K").c_str())
+        "is created (default " + std::to_string(kDefaults.region_size / 1024) + "K); an existing "
+        "clone keeps its own").c_str())
       ("metadata", po::value<std::string>()->value_name("DIR"),
        "metadata directory (default: DEST.clonefs beside DEST; required for a block-device DEST)")
       ("name", po::value<std::string>()->value_name("NAME"),
        "name of the exposed file in MOUNTPOINT (default: the basename of DEST)")
       ("no-hydration", "start with background hydration disabled (reads of uncopied regions "
        "keep going to SOURCE; writes still hydrate what they touch)")
+      ("hydration", "start with background hydration enabled (the default; undoes a stored "
+       "--no-hydration)")
       ("no-discard-passdown", "make discarded/punched ranges read as zeros by writing zeros "
        "into DEST instead of deallocating its space")
+      ("discard-passdown", "deallocate DEST's space for discarded/punched ranges (the default; "
+       "undoes a stored --no-discard-passdown)")
       ("hydration-threshold", po::value<std::string>()->value_name("N"),
        ("most regions being copied at once, write-triggered copies included; 0 stops "
         "background copying (default " + std::to_string(k.hydration_threshold) + ")").c_str())
@@ -37,19 +44,27 @@ po::options_description Visible() {
        "ceiling on background copying in bytes per second, e.g. 50M (default 0: unlimited)")
       ("on-complete", po::value<std::string>()->value_name("COMMAND"),
        "run COMMAND with /bin/sh -c once hydration is complete and committed; its environment "
-       "has CLONEFS_SOURCE, CLONEFS_DEST, CLONEFS_MOUNTPOINT and CLONEFS_METADATA")
+       "has CLONEFS_SOURCE, CLONEFS_DEST, CLONEFS_MOUNTPOINT and CLONEFS_METADATA "
+       "(--on-complete '' removes a stored command)")
       ("buffered", "reach SOURCE and DEST through the page cache (default: O_DIRECT, falling "
-       "back to buffered I/O where the file system has no O_DIRECT)");
-  po::options_description fuse("FUSE options");
+       "back to buffered I/O where the file system has no O_DIRECT)")
+      ("direct-io", "reach SOURCE and DEST with O_DIRECT (the default; undoes a stored "
+       "--buffered)")
+      ("reset-settings", "forget the clone's stored settings (also a damaged record) and store "
+       "only the options given now");
+  po::options_description fuse("FUSE options (stored with the clone as well)");
   fuse.add_options()
       ("allow-other", "let other users (root's losetup, a hypervisor's user) open the file; "
        "non-root users need user_allow_other in /etc/fuse.conf")
+      ("no-allow-other", "only the mounting user may open the file (the default; undoes a "
+       "stored --allow-other)")
       (",o", po::value<std::vector<std::string>>()->value_name("OPT[,OPT...]"),
-       "extra FUSE mount options (repeatable)")
+       "extra FUSE mount options (repeatable; given again, they replace the stored ones; "
+       "-o '' removes them)")
       ("threads", po::value<std::string>()->value_name("N"),
        ("most threads serving requests (default " + std::to_string(kDefaults.threads) +
         ")").c_str());
-  po::options_description daemon("Daemon options");
+  po::options_description daemon("Daemon options (this mount only)");
   daemon.add_options()
       ("foreground,f", "stay attached to the terminal and log to stderr (default: run in the "
        "background and return once the file is usable)")
@@ -63,6 +78,18 @@ po::options_description Visible() {
   return all;
 }
 
+// An on/off setting with an option for each value; both given is a problem.
+void OnOff(const po::variables_map& vm, const char* on, const char* off,
+           std::optional<bool>* out, std::vector<std::string>* problems) {
+  const bool has_on = vm.count(on) > 0, has_off = vm.count(off) > 0;
+  if (has_on && has_off) {
+    problems->push_back(std::string("--") + on + " and --" + off + " contradict each other; "
+                        "give one of them");
+  } else if (has_on || has_off) {
+    *out = has_on;
+  }
+}
+
 }  // namespace
 
 std::string MountUsage() {
@@ -73,7 +100,9 @@ std::string MountUsage() {
          "DEST, and a throttled background copier fills DEST with the rest. Once hydration\n"
          "is complete, DEST alone is the image. DEST (a regular file, created sparse or\n"
          "extended to SOURCE's size, or a block device at least as large) and the metadata\n"
-         "may be reused: mounting again resumes where the clone stopped.\n\n"
+         "may be reused: mounting again resumes where the clone stopped, with the settings\n"
+         "stored in the clone (`clonefs mount SOURCE DEST MOUNTPOINT` is enough; an option\n"
+         "given again overrides and is stored; `clonefs info DEST` shows them).\n\n"
       << Visible()
       << "\nExamples:\n"
          "  clonefs mount /nfs/base.img /var/lib/vm/disk.img /mnt/clone\n"
@@ -109,7 +138,9 @@ ParsedMount ParseMountArgs(const Args& args) {
   auto str = [&](const char* name) -> const std::string* {
     return vm.count(name) ? &vm[name].as<std::string>() : nullptr;
   };
+  clone::Settings& g = o.given;
   if (auto* v = str("region-size")) {
+    o.region_size_given = true;
     if (auto n = ParseSize(*v)) {
       o.region_size = *n;
     } else {
@@ -118,12 +149,12 @@ ParsedMount ParseMountArgs(const Args& args) {
   }
   if (auto* v = str("rate")) {
     if (auto n = ParseSize(*v)) {
-      o.knobs.rate_bytes_per_s = *n;
+      g.rate_bytes_per_s = *n;
     } else {
       r.problems.push_back("--rate '" + *v + "' is not a size per second; use e.g. 50M or 0");
     }
   }
-  auto count32 = [&](const char* name, uint32_t* out) {
+  auto count32 = [&](const char* name, std::optional<uint32_t>* out) {
     if (auto* v = str(name)) {
       if (auto n = ParseCount(*v, UINT32_MAX)) {
         *out = static_cast<uint32_t>(*n);
@@ -133,24 +164,33 @@ ParsedMount ParseMountArgs(const Args& args) {
       }
     }
   };
-  count32("hydration-threshold", &o.knobs.hydration_threshold);
-  count32("hydration-batch-size", &o.knobs.hydration_batch_size);
-  count32("threads", &o.threads);
+  count32("hydration-threshold", &g.hydration_threshold);
+  count32("hydration-batch-size", &g.hydration_batch_size);
+  count32("threads", &g.threads);
   if (auto* v = str("log-level")) {
     if (!ParseLogLevel(*v, &o.log_level)) {
       r.problems.push_back("--log-level '" + *v + "' is unknown; use error, warning, info or debug");
     }
   }
   if (auto* v = str("metadata")) o.metadata_dir = *v;
-  if (auto* v = str("name")) o.name = *v;
+  if (auto* v = str("name")) g.name = *v;
   if (auto* v = str("log-file")) o.log_file = *v;
-  if (auto* v = str("on-complete")) o.on_complete = *v;
-  if (vm.count("-o")) o.fuse_options = vm["-o"].as<std::vector<std::string>>();
-  o.knobs.hydration_enabled = !vm.count("no-hydration");
-  o.discard_passdown = !vm.count("no-discard-passdown");
-  o.direct_io = !vm.count("buffered");
-  o.allow_other = vm.count("allow-other") > 0;
+  if (auto* v = str("on-complete")) g.on_complete = *v;
+  if (vm.count("-o")) {
+    // Empty values only say "-o was given": -o '' clears the stored options.
+    std::string joined;
+    for (const auto& one : vm["-o"].as<std::vector<std::string>>()) {
+      if (!one.empty()) joined += (joined.empty() ? "" : ",") + one;
+    }
+    g.fuse_options = joined;
+  }
+  OnOff(vm, "hydration", "no-hydration", &g.hydration_enabled, &r.problems);
+  OnOff(vm, "discard-passdown", "no-discard-passdown", &g.discard_passdown, &r.problems);
+  OnOff(vm, "direct-io", "buffered", &g.direct_io, &r.problems);
+  OnOff(vm, "allow-other", "no-allow-other", &g.allow_other, &r.problems);
+  o.reset_settings = vm.count("reset-settings") > 0;
   o.foreground = vm.count("foreground") > 0;
+  fuse::ApplySettings(g, &o);
   for (auto& p : fuse::ValidateMountOptions(o)) r.problems.push_back(p);
   return r;
 }

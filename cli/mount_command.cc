@@ -30,7 +30,10 @@ fuse::DaemonHooks ServiceHooks() {
     info.metadata_dir = o.metadata_dir;
     info.uuid = ctx.uuid;
     info.log_file = LogFilePath();  // the daemon's, open by now
-    return server->Start(engine, info).WithContext("cannot start the control channel");
+    info.name = o.name;
+    control::ControlServerOptions so;
+    so.settings = ctx.settings;
+    return server->Start(engine, info, so).WithContext("cannot start the control channel");
   };
   hooks.stop = [server] { server->Stop(); };
 #endif

@@ -92,6 +92,28 @@ std::string FormatMessage(const Message& m) {
   return "";
 }
 
+clone::Settings SettingsChangeOf(const Message& m) {
+  clone::Settings s;
+  switch (m.kind) {
+    case Message::Kind::kEnableHydration:
+      s.hydration_enabled = true;
+      break;
+    case Message::Kind::kDisableHydration:
+      s.hydration_enabled = false;
+      break;
+    case Message::Kind::kHydrationThreshold:
+      s.hydration_threshold = static_cast<uint32_t>(m.value);
+      break;
+    case Message::Kind::kHydrationBatchSize:
+      s.hydration_batch_size = static_cast<uint32_t>(m.value);
+      break;
+    case Message::Kind::kRate:
+      s.rate_bytes_per_s = m.value;
+      break;
+  }
+  return s;
+}
+
 std::string ApplyMessage(Engine& engine, const Message& m) {
   switch (m.kind) {
     case Message::Kind::kEnableHydration:

@@ -11,7 +11,10 @@
 //   rate BYTES_PER_S                 byte count with optional suffix (see
 //                                    units.h ParseByteSize); 0 = unlimited
 //
-// THREAD SAFETY: ParseMessage and FormatMessage are pure. ApplyMessage calls
+// Each message is also stored with the clone (SettingsChangeOf; the control
+// server does it), so a later mount keeps it.
+//
+// THREAD SAFETY: ParseMessage, FormatMessage and SettingsChangeOf are pure. ApplyMessage calls
 // Engine setters, which are thread-safe.
 #pragma once
 
@@ -21,6 +24,7 @@
 
 #include "base/result.h"
 #include "base/status.h"
+#include "clone/settings.h"
 
 namespace clonefs {
 class Engine;
@@ -55,6 +59,11 @@ std::string FormatMessage(const Message& m);
 // Applies `m` to the engine and returns a one-line description of the new
 // setting ("hydration_threshold set to 64").
 std::string ApplyMessage(Engine& engine, const Message& m);
+
+// The stored-settings change that `m` makes (rate -> rate_bytes_per_s,
+// enable/disable_hydration -> hydration_enabled, ...): what a message stores
+// with the clone.
+clone::Settings SettingsChangeOf(const Message& m);
 
 // The accepted messages, one per line, for error text and --help.
 extern const char kMessageUsage[];

@@ -5,6 +5,7 @@
 #include <climits>
 #include <cstdlib>
 
+#include "clone/settings.h"
 #include "control/commands.h"
 #include "control/discovery.h"
 #include "control/units.h"
@@ -102,6 +103,18 @@ Result<StatusReport> ReadOfflineReport(const std::string& dir) {
   if (space.ok()) {
     r.metadata_used_blocks = space->used_blocks;
     r.metadata_total_blocks = space->total_blocks;
+  }
+  Result<std::optional<std::string>> raw = (*md)->GetSettings();
+  if (!raw.ok()) {
+    r.settings_error = raw.status().message();
+  } else if (raw->has_value()) {
+    Result<clone::Settings> settings = clone::DecodeSettings(**raw);
+    if (settings.ok()) {
+      r.settings = std::move(settings).value();
+    } else {
+      r.settings_error = settings.status().message() +
+                         "; a mount needs --reset-settings and the options this clone needs";
+    }
   }
   return r;
 }

@@ -1,6 +1,7 @@
 #include "control/request_handler.h"
 
 #include "base/log.h"
+#include "clone/settings_store.h"
 #include "control/message.h"
 #include "control/status_format.h"
 #include "engine/engine.h"
@@ -10,6 +11,11 @@ namespace {
 
 Response Ok(std::string text) { return Response{true, std::move(text)}; }
 Response Error(std::string text) { return Response{false, std::move(text)}; }
+
+StatusReport WithSettings(const RequestContext& ctx, StatusReport r) {
+  if (ctx.settings != nullptr) r.settings = ctx.settings->Current();
+  return r;
+}
 
 // dm-clone commits before reporting status and ignores the commit's result:
 // a failed commit shows up as the mode (ro/Fail) in the stats themselves.
@@ -22,7 +28,19 @@ StatusReport CommittedReport(const RequestContext& ctx) {
     CLONEFS_LOG_WARN("control: commit before status failed: %s", s.status().ToString().c_str());
     stats = ctx.engine->Stats();
   }
-  return BuildLiveReport(stats, *ctx.info, ctx.pid, ctx.uptime_s);
+  return WithSettings(ctx, BuildLiveReport(stats, *ctx.info, ctx.pid, ctx.uptime_s));
+}
+
+// Stores the knob a message changed; "" when stored, else a sentence for the
+// reply saying what this means and what to do.
+std::string StoreMessage(const RequestContext& ctx, const Message& m) {
+  if (ctx.settings == nullptr) return "";
+  Status s = ctx.settings->Update(SettingsChangeOf(m));
+  if (s.ok()) return "";
+  CLONEFS_LOG_WARN("control: message '%s' applied but not stored: %s", FormatMessage(m).c_str(),
+                   s.ToString().c_str());
+  return "warning: applied to the running clone but not stored (" + s.message() +
+         "); the next mount uses the stored setting unless you give the option again\n";
 }
 
 }  // namespace
@@ -36,7 +54,8 @@ Response HandleRequest(const RequestContext& ctx, const std::vector<std::string>
   if (cmd == "status-json" && no_args) return Ok(ReportToJson(CommittedReport(ctx)));
   if (cmd == "status-dm" && no_args) return Ok(FormatDmLine(CommittedReport(ctx)) + "\n");
   if (cmd == "stats-json" && no_args) {
-    return Ok(ReportToJson(BuildLiveReport(ctx.engine->Stats(), *ctx.info, ctx.pid, ctx.uptime_s)));
+    return Ok(ReportToJson(
+        WithSettings(ctx, BuildLiveReport(ctx.engine->Stats(), *ctx.info, ctx.pid, ctx.uptime_s))));
   }
   if (cmd == "message") {
     std::vector<std::string> args(words.begin() + 1, words.end());
@@ -45,7 +64,7 @@ Response HandleRequest(const RequestContext& ctx, const std::vector<std::string>
     std::string what = ApplyMessage(*ctx.engine, *m);
     CLONEFS_LOG_INFO("control: %s (message '%s' from uid %u)", what.c_str(),
                      FormatMessage(*m).c_str(), ctx.peer_uid);
-    return Ok(what + "\n");
+    return Ok(what + "\n" + StoreMessage(ctx, *m));
   }
   return Error("unknown request '" + cmd +
                "' or wrong argument count; accepted: ping, status, status-json, status-dm, "

@@ -9,7 +9,8 @@
 //   status-dm              commit, then dm-clone's status line
 //   stats-json             the JSON document without committing (cheap;
 //                          for `clonefs wait` polling)
-//   message ARGS...        dm-clone message (message.h), validated again here
+//   message ARGS...        dm-clone message (message.h), validated again here;
+//                          the changed knob is stored with the clone
 //
 // THREAD SAFETY: HandleRequest is safe to call from any thread (Engine
 // methods are thread-safe); the server calls it from its one thread.
@@ -24,7 +25,10 @@
 
 namespace clonefs {
 class Engine;
+namespace clone {
+class SettingsStore;
 }
+}  // namespace clonefs
 
 namespace clonefs::control {
 
@@ -36,6 +40,9 @@ struct RequestContext {
   uint64_t pid = 0;
   uint64_t uptime_s = 0;
   uint32_t peer_uid = 0;  // for the log line of a message
+  // The clone's stored settings: shown in status, updated by messages.
+  // nullptr: none (messages then change the running clone only).
+  clone::SettingsStore* settings = nullptr;
 };
 
 Response HandleRequest(const RequestContext& ctx, const std::vector<std::string>& words);

@@ -206,6 +206,7 @@ void ControlServer::Serve(int fd) {
                                                std::chrono::steady_clock::now() - started_)
                                                .count());
       ctx.peer_uid = cred.uid;
+      ctx.settings = options_.settings;
       resp = HandleRequest(ctx, *words);
     }
   }

@@ -38,7 +38,10 @@
 
 namespace clonefs {
 class Engine;
+namespace clone {
+class SettingsStore;
 }
+}  // namespace clonefs
 
 namespace clonefs::control {
 
@@ -49,6 +52,10 @@ struct ControlServerOptions {
   // Longest a client may take to send its request or take the response.
   // Default: 5000 ms.
   int io_timeout_ms = 5000;
+  // The clone's stored settings: shown in status and updated by messages.
+  // Not owned; must outlive Stop(). Default: nullptr (messages are not
+  // stored).
+  clone::SettingsStore* settings = nullptr;
 };
 
 class ControlServer {

@@ -48,6 +48,9 @@ std::string FormatHuman(const StatusReport& r) {
   } else {
     Line(&out, "Mountpoint:", "not mounted");
   }
+  if (r.live && !r.info.name.empty()) {
+    Line(&out, "File:", Printable(r.info.mountpoint + "/" + r.info.name));
+  }
   Line(&out, "Source:", Printable(r.info.source));
   Line(&out, "Destination:", Printable(r.info.dest));
   std::string md = Printable(r.info.metadata_dir);
@@ -95,6 +98,11 @@ std::string FormatHuman(const StatusReport& r) {
     Line(&out, "Failures:", U(r.copy_failures) + " copy, " + U(r.commit_failures) + " commit");
     Line(&out, "Commits:", U(r.commits));
   }
+  Line(&out, "Settings:", r.settings_error.empty()
+                              ? (r.settings.empty()
+                                     ? std::string("none stored (built-in defaults)")
+                                     : Printable(clone::DescribeSettings(r.settings)))
+                              : "cannot be read: " + Printable(r.settings_error));
   Line(&out, "Metadata use:", U(r.metadata_used_blocks) + "/" + U(r.metadata_total_blocks) +
                                   " blocks of " + FormatBytes(metadata::kMetadataBlockSize) +
                                   " (" + FormatBytes(r.metadata_used_blocks *

@@ -108,6 +108,7 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   OptString(w, "metadata", r.info.metadata_dir);
   OptString(w, "uuid", r.info.uuid);
   OptString(w, "log", r.info.log_file);
+  OptString(w, "name", r.info.name);
   w.Key("mode");
   if (L) {
     w.String(ModeWord(r.mode));
@@ -173,6 +174,10 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   w.Key("used_blocks").Uint(r.metadata_used_blocks);
   w.Key("total_blocks").Uint(r.metadata_total_blocks);
   w.EndObject();
+  w.Key("settings").BeginObject();
+  for (const auto& [k, v] : clone::ToPairs(r.settings)) w.Key(k).String(v);
+  w.EndObject();
+  OptString(w, "settings_error", r.settings_error);
   w.EndObject();
   std::string out = w.str();
   out += '\n';
@@ -315,6 +320,27 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
   if (const JsonValue* o = rd.Obj(doc, "", "metadata_space", false)) {
     r.metadata_used_blocks = rd.U64(*o, "metadata_space.", "used_blocks");
     r.metadata_total_blocks = rd.U64(*o, "metadata_space.", "total_blocks");
+  }
+  // Added after schema version 1 first shipped: absent from older daemons.
+  if (const JsonValue* v = doc.Find("name"); v != nullptr && v->is_string()) {
+    r.info.name = v->AsString();
+  }
+  if (const JsonValue* v = doc.Find("settings_error"); v != nullptr && v->is_string()) {
+    r.settings_error = v->AsString();
+  }
+  if (const JsonValue* o = doc.Find("settings"); o != nullptr && !o->is_null()) {
+    std::vector<std::pair<std::string, std::string>> pairs;
+    if (!o->is_object()) rd.Fail("settings", "an object");
+    for (const auto& [k, v] : o->members()) {
+      if (!v.is_string()) rd.Fail("settings." + k, "a string");
+      pairs.emplace_back(k, v.AsString());
+    }
+    Result<clone::Settings> st = clone::FromPairs(pairs);
+    if (st.ok()) {
+      r.settings = std::move(st).value();
+    } else if (rd.status().ok()) {
+      return Status::InvalidArgument("status JSON: field 'settings': " + st.status().message());
+    }
   }
   if (!rd.status().ok()) return rd.status();
   return r;

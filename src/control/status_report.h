@@ -11,6 +11,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "clone/settings.h"
 #include "engine/engine.h"
 
 namespace clonefs::control {
@@ -31,6 +32,7 @@ struct ControlInfo {
   std::string metadata_dir;  // metadata directory
   std::string uuid;          // clone UUID from the superblock; may be empty
   std::string log_file;      // the daemon's log file; "" if none (or offline)
+  std::string name;          // the exposed file's name in mountpoint; may be empty
 };
 
 struct StatusReport {
@@ -68,6 +70,11 @@ struct StatusReport {
   // otherwise what changed under the live clone (EngineStats::source_change):
   // copying has stopped for good and the clone cannot complete.
   std::string source_change;
+  // The settings stored with the clone (docs/cli.md "Stored settings"), live
+  // and offline.
+  clone::Settings settings;
+  // Why the stored settings could not be read; "" when they were.
+  std::string settings_error;
 
   // 0..100 by bytes (the last region may be partial), floored to 4 decimals
   // (never 100 before every byte is hydrated). 100 for an empty image.

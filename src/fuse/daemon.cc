@@ -22,6 +22,7 @@
 #include "fuse/preflight.h"
 #include "fuse/runtime_info.h"
 #include "metadata/clone_files.h"
+#include "fuse/stored_settings.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -35,7 +36,7 @@ namespace {
 // Where the serving process sends what the user must see before the mount
 // exists: stderr (foreground) or the pipe to the waiting parent (detached).
 // Pipe protocol, one line each: "N <note>", "E <error>", "L <log file>",
-// "M <pid>".
+// "M <pid> <file name>" (the name may come from the clone's stored settings).
 class Reporter {
  public:
   // pipe_fd -1: foreground; then messages are printed only if the log does
@@ -51,8 +52,8 @@ class Reporter {
   }
   // The daemon's log file is open at `path`.
   void LogFile(const std::string& path) { Send('L', path); }
-  void Mounted() {
-    Send('M', std::to_string(getpid()));
+  void Mounted(const std::string& name) {
+    Send('M', std::to_string(getpid()) + " " + name);
     if (fd_ >= 0) close(fd_);
     fd_ = -1;
   }
@@ -202,8 +203,9 @@ void SignalLoop(FuseServer* server, const MountOptions* o) {
   }
 }
 
-// Everything the serving process does; returns its exit code.
-int ServeClone(const MountOptions& o, const LogSetup& log, const DaemonHooks& hooks,
+// Everything the serving process does; returns its exit code. `cmdline`: the
+// options as given; the clone's stored settings complete them.
+int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHooks& hooks,
                Reporter* rep) {
   // Reclaim under a loop device over our own file must not wait on us.
   if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
@@ -217,12 +219,18 @@ int ServeClone(const MountOptions& o, const LogSetup& log, const DaemonHooks& ho
   if (!log.note.empty()) rep->Note(log.note);
   if (!LogFilePath().empty()) rep->LogFile(LogFilePath());
 
-  Status s = CheckMountpoint(o, [rep](const std::string& m) { rep->Note(m); });
-  if (s.ok()) s = CheckPathLayout(o);
+  Status s = CheckMountpoint(cmdline, [rep](const std::string& m) { rep->Note(m); });
+  if (s.ok()) s = CheckPathLayout(cmdline);
   if (!s.ok()) {
     rep->Error(s.message());
     return kExitFailure;
   }
+  auto resolved = ResolveStoredSettings(cmdline);
+  if (!resolved.ok()) {
+    rep->Error(resolved.status().message());
+    return kExitFailure;
+  }
+  const MountOptions& o = resolved->options;
   auto opened = OpenClone(o, [rep](const std::string& m) { rep->Note(m); });
   if (!opened.ok()) {
     rep->Error(opened.status().message());
@@ -230,8 +238,20 @@ int ServeClone(const MountOptions& o, const LogSetup& log, const DaemonHooks& ho
   }
   OpenedClone c = std::move(*opened);
   OpenMetadataLog(o, log, rep);
+  s = StoreResolvedSettings(*resolved, c.metadata.get());
+  if (!s.ok()) {
+    rep->Error(s.message());
+    return kExitFailure;
+  }
+  if (!resolved->stored.empty()) {
+    rep->Note("resuming with the settings stored with this clone: " +
+              clone::DescribeSettings(resolved->stored) +
+              " (an option given again replaces its setting; clonefs info shows them)");
+  }
   const struct stat dest_st = c.dest_stat;
-  ServeContext ctx{&o, c.metadata->superblock().uuid};
+  // Outlives the engine's users: destroyed after hooks.stop and the engine.
+  clone::SettingsStore settings(c.metadata.get(), resolved->to_store);
+  ServeContext ctx{&o, c.metadata->superblock().uuid, &settings};
 
   EngineOptions eo;
   eo.knobs = o.knobs;
@@ -285,7 +305,7 @@ int ServeClone(const MountOptions& o, const LogSetup& log, const DaemonHooks& ho
   std::thread signals(SignalLoop, server->get(), &o);
   CLONEFS_LOG_INFO("mounted %s/%s (source %s, dest %s, metadata %s)", o.mountpoint.c_str(),
                    o.name.c_str(), o.source.c_str(), o.dest.c_str(), o.metadata_dir.c_str());
-  rep->Mounted();
+  rep->Mounted(o.name);
 
   Status served = (*server)->Serve();
   pthread_kill(signals.native_handle(), SIGUSR2);
@@ -312,6 +332,7 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
   ssize_t n;
   bool mounted = false, reported_error = false;
   std::string daemon_pid, log_file;
+  std::string name = o.name;  // the daemon says which name it serves
   while (!mounted && ((n = read(fd, chunk, sizeof(chunk))) > 0 || (n < 0 && errno == EINTR))) {
     if (n > 0) buf.append(chunk, static_cast<size_t>(n));
     size_t nl;
@@ -328,7 +349,9 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
       if (line[0] == 'L') log_file = msg;
       if (line[0] == 'M') {
         mounted = true;
-        daemon_pid = msg;
+        const size_t space = msg.find(' ');
+        daemon_pid = msg.substr(0, space);
+        if (space != std::string::npos) name = msg.substr(space + 1);
       }
     }
   }
@@ -349,7 +372,7 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
     return kExitFailure;
   }
   // The mount exists; the file must answer getattr before we say so.
-  const std::string file = o.mountpoint + "/" + o.name;
+  const std::string file = o.mountpoint + "/" + name;
   struct stat st;
   if (stat(file.c_str(), &st) != 0) {
     int err = errno;

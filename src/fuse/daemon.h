@@ -13,8 +13,10 @@
 //   1. PR_SET_IO_FLUSHER (before any thread exists; a warning if refused),
 //      SIGTERM/SIGINT/SIGHUP blocked in every thread, SIGPIPE ignored.
 //   2. Checks and opening (preflight.h): paths, mount point (a stale clonefs
-//      mount is detached), source, dest, metadata (locked for the daemon's
-//      whole life: the Metadata object lives in the engine).
+//      mount is detached), the clone's stored settings (stored_settings.h:
+//      the options in effect from here on), source, dest, metadata (locked
+//      for the daemon's whole life: the Metadata object lives in the
+//      engine), then the merged settings are stored.
 //   3. Engine::Open + Start, FuseServer::Mount, the daemon record in the
 //      metadata directory (runtime_info.h), the signal thread, "mounted".
 //   4. Serve until unmounted. The FUSE destroy operation shuts the engine
@@ -39,6 +41,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "clone/settings_store.h"
 #include "engine/engine.h"
 #include "fuse/mount_options.h"
 
@@ -48,6 +51,9 @@ namespace clonefs::fuse {
 struct ServeContext {
   const MountOptions* options = nullptr;  // resolved: absolute paths, defaults
   std::string uuid;                       // the clone's UUID (superblock)
+  // The clone's stored settings, for `clonefs message` to update. Valid
+  // until DaemonHooks::stop has returned.
+  clone::SettingsStore* settings = nullptr;
 };
 
 // Extension points for services that run beside the FUSE mount in the

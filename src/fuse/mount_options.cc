@@ -29,7 +29,8 @@ std::vector<std::string> ValidateMountOptions(const MountOptions& o) {
                        " is out of range; use a power of two from 4K to 1G");
   }
   if (!o.name.empty() && (o.name == "." || o.name == ".." ||
-                          o.name.find('/') != std::string::npos || o.name.size() > 255)) {
+                          o.name.find_first_of("/\n") != std::string::npos ||
+                          o.name.size() > 255)) {
     problems.push_back("--name '" + o.name + "' is not a valid file name; use one path component");
   }
   if (o.threads < 1 || o.threads > 1024) {
@@ -38,6 +39,14 @@ std::vector<std::string> ValidateMountOptions(const MountOptions& o) {
   }
   if (o.knobs.hydration_batch_size == 0) {
     problems.push_back("--hydration-batch-size must be at least 1");
+  }
+  // The settings record holds values of at most 64 KiB (docs/metadata-format.md §11).
+  if (o.on_complete.size() > 65536) {
+    problems.push_back("--on-complete is longer than 64 KiB; put the commands in a script and "
+                       "give its path");
+  }
+  if (o.given.fuse_options && o.given.fuse_options->size() > 65536) {
+    problems.push_back("the -o options are longer than 64 KiB together; give fewer");
   }
   for (const auto& opt : o.fuse_options) {
     if (opt.empty()) problems.push_back("-o needs a non-empty FUSE option");
@@ -56,6 +65,23 @@ std::vector<std::string> ValidateMountOptions(const MountOptions& o) {
     }
   }
   return problems;
+}
+
+void ApplySettings(const clone::Settings& s, MountOptions* o) {
+  if (s.rate_bytes_per_s) o->knobs.rate_bytes_per_s = *s.rate_bytes_per_s;
+  if (s.hydration_threshold) o->knobs.hydration_threshold = *s.hydration_threshold;
+  if (s.hydration_batch_size) o->knobs.hydration_batch_size = *s.hydration_batch_size;
+  if (s.hydration_enabled) o->knobs.hydration_enabled = *s.hydration_enabled;
+  if (s.on_complete) o->on_complete = *s.on_complete;
+  if (s.name) o->name = *s.name;
+  if (s.discard_passdown) o->discard_passdown = *s.discard_passdown;
+  if (s.direct_io) o->direct_io = *s.direct_io;
+  if (s.allow_other) o->allow_other = *s.allow_other;
+  if (s.fuse_options) {
+    o->fuse_options.clear();
+    if (!s.fuse_options->empty()) o->fuse_options.push_back(*s.fuse_options);
+  }
+  if (s.threads) o->threads = *s.threads;
 }
 
 MountOptions ResolveMountDefaults(const MountOptions& in) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "clone/settings.h"
 #include "engine/engine.h"
 
 namespace clonefs::fuse {
@@ -59,11 +60,30 @@ struct MountOptions {
   std::string on_complete;
   // Most FUSE worker threads. Default: 64.
   uint32_t threads = 64;
+
+  // --- stored settings (SPEC §5; docs/cli.md "Stored settings") ---
+  // The settings given on the command line. A mount of an existing clone
+  // takes every setting it does not give from the clone's stored ones
+  // (ResolveStoredSettings, stored_settings.h), then stores the given ones.
+  // The fields above hold the values in effect: the CLI sets both, and
+  // whatever no one gave keeps its default. Default: none given.
+  clone::Settings given;
+  // --region-size was given: an existing clone with another region size is
+  // refused. Otherwise an existing clone keeps its own and region_size only
+  // formats a new one. Default: false.
+  bool region_size_given = false;
+  // --reset-settings: ignore the stored settings (even a damaged record) and
+  // store only `given`. Default: false.
+  bool reset_settings = false;
 };
 
 // Checks what can be checked without touching the filesystem and returns
 // every problem found (empty = fine), each a full sentence saying what to do.
 std::vector<std::string> ValidateMountOptions(const MountOptions& o);
+
+// Sets every field of `o` that `s` holds (rate -> knobs.rate_bytes_per_s,
+// fuse_options -> one -o entry, or none when empty, ...); leaves the others.
+void ApplySettings(const clone::Settings& s, MountOptions* o);
 
 // Fills defaults that depend on the paths: absolute paths for source, dest,
 // mountpoint and metadata_dir; name = basename(dest); metadata_dir =

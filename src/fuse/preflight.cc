@@ -106,6 +106,11 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
                         "already mounted (see: mount -t fuse.clonefs); unmount it first");
   }
   if (s.IsMismatch()) {
+    if (o.region_size_given && s.message().find("region size:") != std::string::npos) {
+      // Never advise a new clone over this dest: it would overwrite its data.
+      return Status::Mismatch(s.message() + "; a clone's region size is fixed when it is " +
+                              "created: mount it without --region-size to use its own");
+    }
     return Status::Mismatch(s.message() + "; mount the clone with its own source, dest and region size, or " +
                             "give --metadata a new directory to start a new clone");
   }
@@ -247,6 +252,7 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   mo.dir = o.metadata_dir;
   mo.image_size = size;
   mo.region_size = o.region_size;
+  mo.use_stored_region_size = !o.region_size_given;  // a resumed clone keeps its own
   mo.source = *src_id;
   mo.dest = DestIdentity(c.dest_stat, o.dest);
   auto md = metadata::Metadata::Open(mo);

@@ -79,7 +79,7 @@ TEST(MountArgs, EveryOptionReachesTheStruct) {
   EXPECT_EQ(o.knobs.hydration_batch_size, 4u);
   EXPECT_EQ(o.knobs.rate_bytes_per_s, 50u << 20);
   EXPECT_TRUE(o.allow_other);
-  EXPECT_EQ(o.fuse_options, (std::vector<std::string>{"ro", "noatime,nodev"}));
+  EXPECT_EQ(o.fuse_options, (std::vector<std::string>{"ro,noatime,nodev"}));
   EXPECT_TRUE(o.foreground);
   EXPECT_EQ(o.log_level, LogLevel::kDebug);
   EXPECT_EQ(o.log_file, "/var/log/c.log");
@@ -132,9 +132,61 @@ TEST(MountArgs, HelpDocumentsEveryOption) {
        {"--region-size", "--metadata", "--name", "--no-hydration", "--no-discard-passdown",
         "--hydration-threshold", "--hydration-batch-size", "--rate", "--allow-other", "-o",
         "--foreground", "--log-level", "--log-file", "--on-complete", "--threads", "--buffered",
+        "--hydration ", "--discard-passdown ", "--direct-io", "--no-allow-other",
+        "--reset-settings", "--on-complete '' removes", "-o '' removes",
         "SOURCE DEST MOUNTPOINT"}) {
     EXPECT_NE(u.find(opt), std::string::npos) << opt;
   }
+}
+
+// The options given are what the clone stores (SPEC §5): each one in
+// `given`, nothing that was not given.
+TEST(MountArgs, GivenOptionsAreRecordedForStoring) {
+  ParsedMount p = ParseMountArgs({"a", "b", "c"});
+  ASSERT_TRUE(p.problems.empty()) << p.problems[0];
+  EXPECT_TRUE(p.options.given.empty());
+  EXPECT_FALSE(p.options.region_size_given);
+  EXPECT_FALSE(p.options.reset_settings);
+
+  p = ParseMountArgs({"--rate", "1M", "--region-size", "128K", "--on-complete", "touch F",
+                      "--name", "x.img", "--no-discard-passdown", "--buffered", "--allow-other",
+                      "-o", "ro", "--threads", "8", "--hydration-threshold", "3",
+                      "--hydration-batch-size", "2", "--no-hydration", "--log-level", "debug",
+                      "--foreground", "a", "b", "c"});
+  ASSERT_TRUE(p.problems.empty()) << p.problems[0];
+  const clone::Settings& g = p.options.given;
+  EXPECT_EQ(g.rate_bytes_per_s, 1u << 20);
+  EXPECT_EQ(g.on_complete, "touch F");
+  EXPECT_EQ(g.name, "x.img");
+  EXPECT_EQ(g.discard_passdown, false);
+  EXPECT_EQ(g.direct_io, false);
+  EXPECT_EQ(g.allow_other, true);
+  EXPECT_EQ(g.fuse_options, "ro");
+  EXPECT_EQ(g.threads, 8u);
+  EXPECT_EQ(g.hydration_threshold, 3u);
+  EXPECT_EQ(g.hydration_batch_size, 2u);
+  EXPECT_EQ(g.hydration_enabled, false);
+  EXPECT_TRUE(g.unknown.empty());
+  EXPECT_TRUE(p.options.region_size_given);
+  EXPECT_EQ(p.options.region_size, 128u << 10);
+
+  // The ways back, and clearing.
+  p = ParseMountArgs({"--hydration", "--discard-passdown", "--direct-io", "--no-allow-other",
+                      "--on-complete", "", "-o", "", "--reset-settings", "a", "b", "c"});
+  ASSERT_TRUE(p.problems.empty()) << p.problems[0];
+  EXPECT_EQ(p.options.given.hydration_enabled, true);
+  EXPECT_EQ(p.options.given.discard_passdown, true);
+  EXPECT_EQ(p.options.given.direct_io, true);
+  EXPECT_EQ(p.options.given.allow_other, false);
+  EXPECT_EQ(p.options.given.on_complete, "");
+  EXPECT_EQ(p.options.given.fuse_options, "");
+  EXPECT_TRUE(p.options.fuse_options.empty());
+  EXPECT_TRUE(p.options.reset_settings);
+
+  // Both of a pair is a contradiction.
+  p = ParseMountArgs({"--hydration", "--no-hydration", "--buffered", "--direct-io", "a", "b", "c"});
+  EXPECT_TRUE(Mentions(p.problems, "--hydration and --no-hydration contradict each other"));
+  EXPECT_TRUE(Mentions(p.problems, "--direct-io and --buffered contradict each other"));
 }
 
 TEST(MountDefaults, PathsBecomeAbsoluteAndNamesDefault) {

@@ -41,7 +41,7 @@ class CommandsTest : public ::testing::Test {
     sock_ = dir_ + "/c.sock";
     ControlServerOptions o;
     o.socket_path = sock_;
-    ASSERT_TRUE(server_.Start(&engine_, ControlInfo{"/mnt/x", "/s", "/d", "/d.clonefs", "", ""}, o).ok());
+    ASSERT_TRUE(server_.Start(&engine_, ControlInfo{"/mnt/x", "/s", "/d", "/d.clonefs", "", "", ""}, o).ok());
   }
   void TearDown() override {
     server_.Stop();

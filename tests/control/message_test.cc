@@ -184,5 +184,25 @@ TEST(UnitsTest, Formatting) {
   EXPECT_EQ(FormatDuration(93600 * 2), "2d04h");
 }
 
+
+TEST(MessageSettingsTest, EachMessageStoresItsKnob) {
+  auto change = [](std::vector<std::string> words) {
+    Result<Message> m = ParseMessage(words);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    return SettingsChangeOf(*m);
+  };
+  clone::Settings s = change({"rate", "2M"});
+  EXPECT_EQ(s.rate_bytes_per_s, 2u << 20);
+  EXPECT_FALSE(s.hydration_threshold.has_value());
+  EXPECT_EQ(change({"rate", "0"}).rate_bytes_per_s, 0u);
+  EXPECT_EQ(change({"hydration_threshold", "0"}).hydration_threshold, 0u);
+  EXPECT_EQ(change({"hydration_batch_size", "7"}).hydration_batch_size, 7u);
+  EXPECT_EQ(change({"disable_hydration"}).hydration_enabled, false);
+  EXPECT_EQ(change({"enable_hydration"}).hydration_enabled, true);
+  s = change({"enable_hydration"});
+  s.hydration_enabled.reset();
+  EXPECT_TRUE(s.empty()) << "a message changes one setting only";
+}
+
 }  // namespace
 }  // namespace clonefs::control

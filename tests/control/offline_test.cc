@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "clone/settings.h"
 #include "control/commands.h"
 #include "control/offline.h"
 #include "control/status_report.h"
@@ -127,6 +128,39 @@ TEST_F(OfflineTest, InfoHealthy) {
   EXPECT_GT(rep->metadata_used_blocks, 0u);
   EXPECT_GE(rep->metadata_total_blocks, rep->metadata_used_blocks);
   EXPECT_FALSE(rep->hydration_done);
+}
+
+TEST_F(OfflineTest, InfoShowsTheStoredSettings) {
+  MakeClone(1, false);
+  {
+    auto md = metadata::Metadata::Open(Options());
+    ASSERT_TRUE(md.ok()) << md.status().ToString();
+    clone::Settings s;
+    s.rate_bytes_per_s = 1 << 20;
+    s.on_complete = "touch /tmp/done";
+    ASSERT_TRUE((*md)->PutSettings(clone::EncodeSettings(s)).ok());
+  }
+  CmdRun r = Exec(RunInfoCommand, {dest_});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("Settings:     --rate 1M --on-complete 'touch /tmp/done'"),
+            std::string::npos) << r.out;
+  CmdRun j = Exec(RunInfoCommand, {dest_, "--json"});
+  ASSERT_EQ(j.rc, kExitOk) << j.err;
+  Result<StatusReport> rep = ReportFromJsonText(j.out);
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_EQ(rep->settings.rate_bytes_per_s, 1u << 20);
+
+  // A damaged record is reported, not fatal to info.
+  {
+    auto md = metadata::Metadata::Open(Options());
+    ASSERT_TRUE(md.ok());
+    ASSERT_TRUE((*md)->PutSettings("garbage").ok());
+  }
+  r = Exec(RunInfoCommand, {dest_});
+  ASSERT_EQ(r.rc, kExitOk) << r.err;
+  EXPECT_NE(r.out.find("Settings:     cannot be read: settings: record is 7 bytes, too short"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--reset-settings"), std::string::npos) << r.out;
 }
 
 TEST_F(OfflineTest, InfoCompleteClone) {

@@ -16,11 +16,13 @@
 #include <filesystem>
 #include <thread>
 
+#include "clone/settings_store.h"
 #include "control/client.h"
 #include "control/discovery.h"
 #include "control/socket_io.h"
 #include "control/status_report.h"
 #include "fake_engine.h"
+#include "metadata/metadata.h"
 
 namespace clonefs::control {
 namespace {
@@ -42,7 +44,7 @@ class TempDir {
   std::string path_;
 };
 
-ControlInfo Info() { return ControlInfo{"/mnt/test-clone", "/s.img", "/d.img", "/d.img.clonefs", "", ""}; }
+ControlInfo Info() { return ControlInfo{"/mnt/test-clone", "/s.img", "/d.img", "/d.img.clonefs", "", "", ""}; }
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -129,6 +131,64 @@ TEST_F(ServerTest, MessagesChangeKnobs) {
   EXPECT_FALSE(s.knobs.hydration_enabled);
   EXPECT_TRUE(Call({"message", "enable_hydration"}).ok);
   EXPECT_TRUE(engine_.Stats().knobs.hydration_enabled);
+}
+
+// Messages are stored with the clone (a real metadata store) and status shows
+// the stored settings; a store that refuses the write leaves the knob changed
+// and says so.
+TEST(ServerSettingsTest, MessagesAreStoredAndShown) {
+  TempDir dir;
+  metadata::MetadataOptions mo;
+  mo.dir = dir.path() + "/md";
+  mo.image_size = 1 << 20;
+  mo.region_size = 4096;
+  auto md = metadata::Metadata::Open(mo);
+  ASSERT_TRUE(md.ok()) << md.status().ToString();
+  clone::Settings initial;
+  initial.name = "x.img";
+  clone::SettingsStore store(md->get(), initial);
+  FakeEngineForControlTests engine;
+  ControlServer server;
+  ControlServerOptions o;
+  o.socket_path = dir.path() + "/c.sock";
+  o.settings = &store;
+  ASSERT_TRUE(server.Start(&engine, Info(), o).ok());
+  auto call = [&](std::vector<std::string> words) {
+    Result<Response> r = CallControl(o.socket_path, words, 10000);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : Response{false, ""};
+  };
+  Response r = call({"message", "rate", "2M"});
+  ASSERT_TRUE(r.ok) << r.text;
+  EXPECT_EQ(r.text.find("not stored"), std::string::npos) << r.text;
+  ASSERT_TRUE(call({"message", "disable_hydration"}).ok);
+  Result<StatusReport> rep = ReportFromJsonText(call({"status-json"}).text);
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
+  EXPECT_EQ(rep->settings.rate_bytes_per_s, 2u << 20);
+  EXPECT_EQ(rep->settings.hydration_enabled, false);
+  EXPECT_EQ(rep->settings.name, "x.img");
+  EXPECT_NE(call({"status"}).text.find("Settings:     --rate 2M --no-hydration --name x.img"),
+            std::string::npos);
+
+  // Read-only metadata: the knob changes, the reply says it is not stored.
+  (*md)->SetReadOnly();
+  r = call({"message", "rate", "3M"});
+  ASSERT_TRUE(r.ok) << r.text;
+  EXPECT_NE(r.text.find("rate set to"), std::string::npos) << r.text;
+  EXPECT_NE(r.text.find("warning: applied to the running clone but not stored"),
+            std::string::npos) << r.text;
+  EXPECT_EQ(engine.Stats().knobs.rate_bytes_per_s, 3u << 20);
+  EXPECT_EQ(store.Current().rate_bytes_per_s, 2u << 20);
+  server.Stop();
+
+  // What a later mount reads.
+  auto raw = (*md)->GetSettings();
+  ASSERT_TRUE(raw.ok() && raw->has_value());
+  auto stored = clone::DecodeSettings(**raw);
+  ASSERT_TRUE(stored.ok()) << stored.status().ToString();
+  EXPECT_EQ(stored->rate_bytes_per_s, 2u << 20);
+  EXPECT_EQ(stored->hydration_enabled, false);
+  EXPECT_EQ(stored->name, "x.img");
 }
 
 TEST_F(ServerTest, ServerValidatesMessagesAgain) {

@@ -37,7 +37,7 @@ EngineStats SampleStats() {
 ControlInfo SampleInfo() {
   return ControlInfo{"/mnt/clone", "/data/src \"x\".img", "/data/dest.img",
                      "/data/dest.img.clonefs", "123e4567-e89b-12d3-a456-426614174000",
-                     "/data/dest.img.clonefs/clonefs.log"};
+                     "/data/dest.img.clonefs/clonefs.log", "dest.img"};
 }
 
 std::vector<std::string> Split(const std::string& s) {
@@ -112,11 +112,11 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   for (const auto& m : d.members()) keys.push_back(m.first);
   std::vector<std::string> want = {
       "schema_version", "live",     "pid",          "uptime_seconds", "mountpoint",
-      "source",         "dest",     "metadata",     "uuid",           "log",  "mode",
+      "source",         "dest",     "metadata",     "uuid",           "log",  "name", "mode",
       "state",          "source_state", "source_change", "hydration_done", "image_size",
       "region_size",    "regions",
       "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "eta_seconds", "knobs",
-      "failures",       "commits",  "metadata_space"};
+      "failures",       "commits",  "metadata_space", "settings", "settings_error"};
   EXPECT_EQ(keys, want);
 }
 
@@ -278,6 +278,49 @@ TEST(HumanStatusTest, ShowsEveryFigure) {
   info.source = "/evil\nMode: fake";
   std::string h2 = FormatHuman(BuildLiveReport(SampleStats(), info, 1, 1));
   EXPECT_NE(h2.find("/evil\\x0aMode: fake"), std::string::npos) << h2;
+}
+
+TEST(HumanStatusTest, ShowsTheFileAndTheStoredSettings) {
+  StatusReport r = BuildLiveReport(SampleStats(), SampleInfo(), 4321, 99);
+  std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("File:         /mnt/clone/dest.img\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("Settings:     none stored (built-in defaults)\n"), std::string::npos) << h;
+  r.settings.rate_bytes_per_s = 1 << 20;
+  r.settings.on_complete = "touch /tmp/x";
+  h = FormatHuman(r);
+  EXPECT_NE(h.find("Settings:     --rate 1M --on-complete 'touch /tmp/x'\n"), std::string::npos)
+      << h;
+  r.settings_error = "settings: checksum mismatch";
+  h = FormatHuman(r);
+  EXPECT_NE(h.find("Settings:     cannot be read: settings: checksum mismatch"), std::string::npos)
+      << h;
+}
+
+TEST(StatusJsonTest, SettingsAndNameRoundTrip) {
+  StatusReport r = BuildLiveReport(SampleStats(), SampleInfo(), 1, 2);
+  r.settings.rate_bytes_per_s = 5;
+  r.settings.name = "x.img";
+  r.settings.hydration_enabled = false;
+  r.settings.unknown["future_key"] = "v";
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->settings, r.settings);
+  EXPECT_EQ(back->info.name, "dest.img");
+  EXPECT_TRUE(back->settings_error.empty());
+  // A document from a daemon that predates these fields still reads.
+  std::string old = ReportToJson(BuildLiveReport(SampleStats(), SampleInfo(), 1, 2), 0);
+  const size_t p = old.find(",\"settings\":{}");
+  ASSERT_NE(p, std::string::npos) << old;
+  old.erase(p, std::string(",\"settings\":{}").size());
+  back = ReportFromJsonText(old);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->settings.empty());
+  // A bad value of a known setting is refused.
+  std::string bad = ReportToJson(r, 0);
+  const size_t q = bad.find("\"rate\":\"5\"");
+  ASSERT_NE(q, std::string::npos) << bad;
+  bad.replace(q, 10, "\"rate\":\"x\"");
+  EXPECT_FALSE(ReportFromJsonText(bad).ok());
 }
 
 TEST(EtaTest, Rules) {

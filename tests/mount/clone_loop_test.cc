@@ -125,8 +125,9 @@ TEST_F(CloneLoopTest, KilledDaemonUnderExt4LoadResumes) {
   // Nothing committed before the crash was lost (it is not copied again).
   EXPECT_GE(HydratedRegions(c_.metadata), committed_before);
 
-  // Hydration resumes and completes; dest alone is a clean file system.
-  m = c_.Mount();
+  // Hydration resumes and completes (--hydration: the clone stored the
+  // --no-hydration of the mount above); dest alone is a clean file system.
+  m = c_.Mount("--hydration");
   ASSERT_EQ(m.code, 0) << m.out;
   ASSERT_TRUE(c_.WaitComplete(90)) << c_.LogText();
   ASSERT_EQ(c_.Unmount().code, 0);
