@@ -137,7 +137,7 @@ TEST_F(OfflineTest, InfoShowsTheStoredSettings) {
     ASSERT_TRUE(md.ok()) << md.status().ToString();
     clone::Settings s;
     s.rate_bytes_per_s = 1 << 20;
-    s.on_complete = "touch /tmp/done";
+    s.on_complete.emplace("touch /tmp/done");
     ASSERT_TRUE((*md)->PutSettings(clone::EncodeSettings(s)).ok());
   }
   CmdRun r = Exec(RunInfoCommand, {dest_});

@@ -145,7 +145,7 @@ TEST(ServerSettingsTest, MessagesAreStoredAndShown) {
   auto md = metadata::Metadata::Open(mo);
   ASSERT_TRUE(md.ok()) << md.status().ToString();
   clone::Settings initial;
-  initial.name = "x.img";
+  initial.name.emplace("x.img");
   clone::SettingsStore store(md->get(), initial);
   FakeEngineForControlTests engine;
   ControlServer server;

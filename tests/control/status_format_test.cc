@@ -286,7 +286,7 @@ TEST(HumanStatusTest, ShowsTheFileAndTheStoredSettings) {
   EXPECT_NE(h.find("File:         /mnt/clone/dest.img\n"), std::string::npos) << h;
   EXPECT_NE(h.find("Settings:     none stored (built-in defaults)\n"), std::string::npos) << h;
   r.settings.rate_bytes_per_s = 1 << 20;
-  r.settings.on_complete = "touch /tmp/x";
+  r.settings.on_complete.emplace("touch /tmp/x");
   h = FormatHuman(r);
   EXPECT_NE(h.find("Settings:     --rate 1M --on-complete 'touch /tmp/x'\n"), std::string::npos)
       << h;
@@ -299,7 +299,7 @@ TEST(HumanStatusTest, ShowsTheFileAndTheStoredSettings) {
 TEST(StatusJsonTest, SettingsAndNameRoundTrip) {
   StatusReport r = BuildLiveReport(SampleStats(), SampleInfo(), 1, 2);
   r.settings.rate_bytes_per_s = 5;
-  r.settings.name = "x.img";
+  r.settings.name.emplace("x.img");
   r.settings.hydration_enabled = false;
   r.settings.unknown["future_key"] = "v";
   Result<StatusReport> back = ReportFromJsonText(ReportToJson(r));
