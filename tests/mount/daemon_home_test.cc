@@ -263,8 +263,8 @@ TEST_F(DaemonHomeTest, LongPathsStillFindTheDaemon) {
                    Quote(c_.src) + " " + Quote(c_.dst) + " " + Quote(mnt));
   ASSERT_EQ(m.code, 0) << m.out;
   auto info = fuse::FindDaemonInfo(mnt);
-  ASSERT_TRUE(info.ok()) << info.status().ToString();
-  const pid_t pid = info->pid;
+  EXPECT_TRUE(info.ok()) << info.status().ToString();
+  const pid_t pid = info.ok() ? info->pid : 0;
   RunResult st = Sh(ClonefsBinary() + " status " + Quote(mnt));
   EXPECT_EQ(st.code, 0) << st.out;
   EXPECT_TRUE(Contains(st.out, "Log:          " + md + "/clonefs.log")) << st.out;
@@ -273,7 +273,9 @@ TEST_F(DaemonHomeTest, LongPathsStillFindTheDaemon) {
   RunResult u = Sh(ClonefsBinary() + " unmount " + Quote(mnt));
   EXPECT_EQ(u.code, 0) << u.out;
   EXPECT_TRUE(Contains(u.out, "final commit done")) << u.out;
-  EXPECT_FALSE(fuse::IsClonefsProcess(pid)) << "unmount returned before the daemon exited";
+  if (pid > 0) {
+    EXPECT_FALSE(fuse::IsClonefsProcess(pid)) << "unmount returned before the daemon exited";
+  }
   EXPECT_EQ(HydratedRegions(md), 1);
 }
 
