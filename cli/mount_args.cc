@@ -16,7 +16,8 @@ const fuse::MountOptions kDefaults;
 po::options_description Visible() {
   const HydrationKnobs& k = kDefaults.knobs;
   po::options_description clone(
-      "Clone options (stored with the clone: a later mount of it uses them unless given again)");
+      "Clone options (stored with the clone, except --metadata and --reset-settings: a later "
+      "mount of it uses them unless given again)");
   clone.add_options()
       ("region-size", po::value<std::string>()->value_name("SIZE"),
        ("hydration unit: a power of two from 4K to 1G (suffixes K, M, G). Fixed when the clone "
