@@ -190,7 +190,9 @@ class Metadata {
   // to commit; then PersistFrozen is a no-op). If a previously frozen set has
   // not been persisted yet (PersistFrozen not called or failed), the new marks
   // are merged into it. Errors: ReadOnly; Failed if a previous PersistFrozen
-  // failed and Abort has not succeeded since.
+  // failed and Abort has not succeeded since; after such an Abort, while the
+  // store could not be reopened: Failed, or NoSpace if its write failed with
+  // ENOSPC (no I/O either way).
   virtual Result<uint64_t> Freeze() = 0;
 
   // Phase 2: persists exactly the frozen set in one atomic WriteBatch written
@@ -204,14 +206,19 @@ class Metadata {
 
   // Rolls back to the last commit: drops both dirty sets (frozen or not) and
   // reloads the in-core bitmap from the store; clears the "needs abort" state.
-  // After a failed PersistFrozen it reopens the store (RocksDB refuses writes
-  // after a failed one); what it then loads is the last commit or, if the
-  // failed write reached the disk after all, the failed commit (like a disk
-  // that reports an error for a write it did perform). Either is safe: a
-  // frozen set is only persisted after its data was flushed. The directory
-  // stays locked throughout. REQUIRES: no concurrent marks (call SetReadOnly
-  // first). Errors: IoError / Corruption if the store cannot be reopened or
-  // read (the caller then enters fail mode; Abort may be retried).
+  // After a failed PersistFrozen it first reloads from the store still open
+  // (it refuses writes but reads the last commit; this needs no space, so it
+  // works on a full file system), then tries to reopen the store (RocksDB
+  // refuses writes after a failed one); if the reopen works, what it loads
+  // is the last commit or, if the failed write reached the disk after all,
+  // the failed commit (like a disk that reports an error for a write it did
+  // perform). Either is safe: a frozen set is only persisted after its data
+  // was flushed. If the reopen fails (a full file system), Abort still
+  // succeeds, commits fail at once until a later Abort reopens the store.
+  // The directory stays locked throughout. REQUIRES: no concurrent marks
+  // (call SetReadOnly first). Errors: IoError / Corruption / NoSpace if the
+  // store cannot be read (or, when no store is open, reopened): the caller
+  // then enters fail mode; Abort may be retried.
   // Unlike dm-clone, allowed in read-only mode (rollback is how the engine
   // recovers after a failed commit).
   virtual Status Abort() = 0;

@@ -104,8 +104,9 @@ Status MetadataImpl::CheckCommitAllowed() const {
                           "later Abort() reopens it");
   }
   if (Status e = store_->write_error(); !e.ok()) {
-    return Status::Failed("the metadata store refused a write (" + e.message() +
-                          "); Abort() must reopen it before committing again");
+    const std::string msg = "the metadata store refused a write (" + e.message() +
+                            "); Abort() must reopen it before committing again";
+    return e.IsNoSpace() ? Status::NoSpace(msg) : Status::Failed(msg);
   }
   return Status::OK();
 }

@@ -161,11 +161,12 @@ Status Committer::HandleFailure(const Status& s, const char* step) {
   failures_.fetch_add(1);
   failure_ = std::string("a commit failed while ") + step + " (" + s.ToString() + ")";
   if (s.IsNoSpace()) {
-    failure_ += std::string_view(step) == "writing the metadata"
-                    ? ": the metadata file system is full; free space on it (or move the "
+    failure_ += std::string_view(step) == "flushing the destination"
+                    ? ": the destination's file system is full; free space on it, then mount "
+                      "again"
+                    : ": the metadata file system is full; free space on it (or move the "
                       "metadata directory to another file system and name it with --metadata), "
-                      "then mount again"
-                    : ": the file system is full; free space on it, then mount again";
+                      "then mount again";
   }
   CLONEFS_LOG_ERROR("commit failed while %s: %s; rolling back to the last commit and "
                     "switching to read-only mode",

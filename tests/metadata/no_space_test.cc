@@ -134,6 +134,32 @@ TEST_F(MetadataNoSpace, RepeatedAttemptsWhileFullFailCleanly) {
   ExpectLastCommit(*md);
 }
 
+// A settings record that cannot be written (ENOSPC) also stops commits, at
+// once and without I/O, until Abort has reopened the store.
+TEST_F(MetadataNoSpace, AFailedSettingsWriteStopsCommitsUntilAbort) {
+  auto md = MustOpen(o_);
+  ASSERT_TRUE(md->SetRegionHydrated(7).ok());
+  ASSERT_TRUE(md->Commit().ok());
+  fs().SetNoSpace(true);
+  Status s = md->PutSettings("settings");
+  EXPECT_TRUE(s.IsNoSpace()) << s.ToString();
+  ASSERT_TRUE(md->SetRegionHydrated(8).ok());
+  const uint64_t injected = fs().InjectedFailures();
+  Result<uint64_t> f = md->Freeze();
+  EXPECT_TRUE(f.status().IsNoSpace()) << f.status().ToString();
+  EXPECT_TRUE(md->PutSettings("settings").IsNoSpace());
+  EXPECT_EQ(fs().InjectedFailures(), injected);
+  md->SetReadOnly();
+  ASSERT_TRUE(md->Abort().ok());
+  EXPECT_FALSE(md->IsRegionHydrated(8));
+  fs().SetNoSpace(false);
+  ASSERT_TRUE(md->Abort().ok());  // reopens
+  md->SetReadWrite();
+  ASSERT_TRUE(md->SetRegionHydrated(8).ok());
+  ASSERT_TRUE(md->Commit().ok());
+  EXPECT_EQ(md->NrCommittedHydratedRegions(), 2u);
+}
+
 // RocksDB's info log: lines it cannot write are dropped (its own logger
 // aborted the process on the line after a failed write); it rotates at
 // kMaxBytes.
