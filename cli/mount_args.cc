@@ -47,6 +47,9 @@ po::options_description Visible() {
        "run COMMAND with /bin/sh -c once hydration is complete and committed; its environment "
        "has CLONEFS_SOURCE, CLONEFS_DEST, CLONEFS_MOUNTPOINT and CLONEFS_METADATA "
        "(--on-complete '' removes a stored command)")
+      ("overwrite-dest", "start a new clone even though DEST already holds data and no clone "
+       "is recorded for it: that data is overwritten with SOURCE (without it such a DEST is "
+       "refused; it may be a renamed or finished clone; not stored)")
       ("buffered", "reach SOURCE and DEST through the page cache (default: O_DIRECT, falling "
        "back to buffered I/O where the file system has no O_DIRECT)")
       ("direct-io", "reach SOURCE and DEST with O_DIRECT (the default; undoes a stored "
@@ -190,6 +193,7 @@ ParsedMount ParseMountArgs(const Args& args) {
   OnOff(vm, "direct-io", "buffered", &g.direct_io, &r.problems);
   OnOff(vm, "allow-other", "no-allow-other", &g.allow_other, &r.problems);
   o.reset_settings = vm.count("reset-settings") > 0;
+  o.overwrite_dest = vm.count("overwrite-dest") > 0;
   o.foreground = vm.count("foreground") > 0;
   fuse::ApplySettings(g, &o);
   for (auto& p : fuse::ValidateMountOptions(o)) r.problems.push_back(p);

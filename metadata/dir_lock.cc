@@ -14,6 +14,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/flock_holder.h"
 #include "base/log.h"
 
 namespace clonefs::metadata {
@@ -31,25 +32,7 @@ std::string BusyMessage(const std::string& dir, int pid, bool same_process) {
 
 }  // namespace
 
-int DirLock::HolderPid(const std::string& dir) {
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0) return 0;
-  std::ifstream in("/proc/locks");
-  std::string line;
-  while (std::getline(in, line)) {
-    // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->".
-    std::istringstream fields(line);
-    std::string id, type, advisory, mode, dev_ino;
-    int pid = 0;
-    if (!(fields >> id >> type) || type != "FLOCK") continue;
-    if (!(fields >> advisory >> mode >> pid >> dev_ino)) continue;
-    unsigned maj = 0, min = 0;
-    unsigned long long ino = 0;
-    if (sscanf(dev_ino.c_str(), "%x:%x:%llu", &maj, &min, &ino) != 3) continue;
-    if (maj == major(st.st_dev) && min == minor(st.st_dev) && ino == st.st_ino) return pid;
-  }
-  return 0;
-}
+int DirLock::HolderPid(const std::string& dir) { return FlockHolderPid(dir); }
 
 Result<std::unique_ptr<DirLock>> DirLock::Acquire(const std::string& dir) {
   char buf[PATH_MAX];

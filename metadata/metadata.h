@@ -60,19 +60,43 @@ inline constexpr uint64_t kMaxRegionSize = 1ull << 30;
 // Size of one "metadata block" in the dm-clone status line and space figures.
 inline constexpr uint64_t kMetadataBlockSize = 4096;
 // On-disk format version written by this build.
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 
-// What identifies a source or destination file. A field that is 0 is "not
-// recorded" and is not compared. The caller (the engine/CLI) decides which
-// fields to fill: for the source size, mtime and a content fingerprint; for the
-// destination size and inode (regular file) or rdev (block device).
+// What identifies a source or destination file (SPEC §5 "Clone identity").
+// A field that is 0 (or empty) is "not recorded" and is not compared. The
+// caller (src/clone/identity.h) decides which fields to fill: for the source
+// size, mtime (where meaningful) and two content fingerprints; for the dest
+// size, inode (or rdev), birth time and, for a block device, what names the
+// disk behind the device number.
 struct FileIdentity {
+  // Bit in `flags`: the file system invents mtimes (a FUSE file whose server
+  // sets them at each mount, e.g. nbdfuse); mtime is then never compared.
+  static constexpr uint32_t kMtimeUnstable = 1;
+
   uint64_t size = 0;         // bytes
   uint64_t inode = 0;        // st_ino, or st_rdev for a block device
   int64_t mtime_ns = 0;      // st_mtim in nanoseconds
-  uint64_t fingerprint = 0;  // hash of sampled content, see docs/metadata-format.md
+  uint64_t fingerprint = 0;  // hash of sampled content ("fp1"), see docs/metadata-format.md
   std::string path;          // informational only; never compared
+  // Format 2 and later:
+  int64_t btime_ns = 0;       // birth time (statx STATX_BTIME) in ns; 0 = unknown
+  uint64_t fingerprint2 = 0;  // hash of 32 samples spread over the image ("fp2")
+  uint32_t flags = 0;         // kMtimeUnstable
+  // Block devices: what names the storage behind the device number (a
+  // serial/WWN/uuid from sysfs, or a loop device's backing file); "" = none.
+  std::string device_id;
 };
+
+// The differences between a recorded identity and one observed now, one
+// sentence each naming the field and both values (empty = the same file).
+// Rules: a field is compared only when both sides recorded it; mtime only
+// when neither side has kMtimeUnstable; for block devices with a device_id
+// on both sides the device_id decides and the device number is not compared
+// (a disk that came back under another number is the same disk). `which` is
+// "source" or "dest".
+std::vector<std::string> IdentityDifferences(const std::string& which,
+                                             const FileIdentity& recorded,
+                                             const FileIdentity& observed);
 
 class FaultInjectionFs;  // metadata/fault_fs.h, test support
 

@@ -20,40 +20,10 @@
 namespace clonefs::metadata {
 namespace {
 
-std::string Hex(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 std::string Join(const std::vector<std::string>& parts) {
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : "; ") + p;
   return out;
-}
-
-void CompareIdentity(const char* which, const FileIdentity& have, const FileIdentity& want,
-                     std::vector<std::string>* diffs) {
-  auto differ = [](uint64_t a, uint64_t b) { return a != 0 && b != 0 && a != b; };
-  const std::string w(which);
-  if (differ(have.size, want.size)) {
-    diffs->push_back(w + " size: metadata has " + std::to_string(have.size) + ", file has " +
-                     std::to_string(want.size));
-  }
-  if (differ(have.inode, want.inode)) {
-    diffs->push_back(w + " inode: metadata has " + std::to_string(have.inode) + ", file has " +
-                     std::to_string(want.inode) + " (a different file)");
-  }
-  if (differ(static_cast<uint64_t>(have.mtime_ns), static_cast<uint64_t>(want.mtime_ns))) {
-    diffs->push_back(w + " mtime: metadata has " + std::to_string(have.mtime_ns) +
-                     " ns, file has " + std::to_string(want.mtime_ns) +
-                     " ns (the file was modified)");
-  }
-  if (differ(have.fingerprint, want.fingerprint)) {
-    diffs->push_back(w + " fingerprint differs: the " + w + " file was replaced or modified (" +
-                     "metadata has " + Hex(have.fingerprint) + ", file has " +
-                     Hex(want.fingerprint) + ")");
-  }
 }
 
 Status CompareSuperblock(const Superblock& sb, const MetadataOptions& o) {
@@ -67,8 +37,13 @@ Status CompareSuperblock(const Superblock& sb, const MetadataOptions& o) {
                     ", requested " + std::to_string(o.image_size));
   }
   if (o.verify_identities) {
-    CompareIdentity("source", sb.source, o.source, &diffs);
-    CompareIdentity("dest", sb.dest, o.dest, &diffs);
+    for (const char* which : {"source", "dest"}) {
+      const bool src = which[0] == 's';
+      for (std::string& d : IdentityDifferences(which, src ? sb.source : sb.dest,
+                                                src ? o.source : o.dest)) {
+        diffs.push_back(std::move(d));
+      }
+    }
   }
   if (diffs.empty()) return Status::OK();
   return Status::Mismatch("metadata " + o.dir + " belongs to a different clone: " + Join(diffs));
@@ -141,6 +116,15 @@ Status NotClonefs(const std::string& dir) {
                                  "format it (use an empty or new directory)");
 }
 
+// What a reader (info, check) is told about a store whose creation was
+// interrupted: NotFound, so it is never called corrupt, with the same words
+// the mount logs when it completes such a creation.
+Status InterruptedCreation(const std::string& dir) {
+  return Status::NotFound("metadata " + dir + " holds an interrupted creation (a format that "
+                          "did not finish, no clone recorded yet); the next mount of this clone "
+                          "completes it");
+}
+
 Superblock NewSuperblock(const MetadataOptions& o) {
   Superblock sb;
   sb.format_version = kFormatVersion;
@@ -168,7 +152,8 @@ Result<Opened> OpenExisting(const StoreOptions& base, const std::string& dir, bo
   const std::set<std::string> full = {"default", std::string(kRegionsColumnFamily)};
   StoreOptions so = base;
   if (names != full) {
-    if (names != std::set<std::string>{"default"} || !may_create_cf) {
+    if (names == std::set<std::string>{"default"} && !may_create_cf) return InterruptedCreation(dir);
+    if (names != std::set<std::string>{"default"}) {
       std::string list;
       for (const auto& n : cfs) list += (list.empty() ? "" : ", ") + n;
       return Status::Corruption("metadata " + dir + " is a RocksDB store with column families [" +
@@ -182,11 +167,14 @@ Result<Opened> OpenExisting(const StoreOptions& base, const std::string& dir, bo
   CLONEFS_ASSIGN_OR_RETURN(std::optional<std::string> raw, out.store->GetSuperblock());
   if (!raw) {
     CLONEFS_ASSIGN_OR_RETURN(const bool empty, out.store->IsEmpty());
-    if (!empty || !may_create_cf) {
+    if (empty && !may_create_cf) return InterruptedCreation(dir);
+    if (!empty) {
       return Status::Corruption("metadata " + dir +
                                 " holds a RocksDB store without a clonefs superblock (not "
                                 "clonefs metadata, or damaged)");
     }
+    CLONEFS_LOG_WARN("metadata %s: completing a creation that was interrupted (an empty store "
+                     "without a superblock)", dir.c_str());
     return out;  // interrupted format: nothing in it, safe to format
   }
   Result<Superblock> sb = DecodeSuperblock(*raw);
@@ -240,7 +228,8 @@ Result<std::unique_ptr<Metadata>> Metadata::Open(const MetadataOptions& o) {
     return Status::NotFound("no clonefs metadata in " + o.dir);
   } else {
     if (kind == DirKind::kInterruptedFormat) {
-      CLONEFS_LOG_WARN("metadata %s: completing a format that was interrupted", o.dir.c_str());
+      CLONEFS_LOG_WARN("metadata %s: completing a creation that was interrupted (RocksDB files "
+                       "without a database)", o.dir.c_str());
     }
     StoreOptions create = so;
     create.create = true;
@@ -272,9 +261,8 @@ Result<Superblock> Metadata::ReadSuperblock(const std::string& dir) {
   }
   CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
   CLONEFS_ASSIGN_OR_RETURN(const DirKind kind, Classify(lock->real_dir()));
-  if (kind == DirKind::kEmpty || kind == DirKind::kInterruptedFormat) {
-    return Status::NotFound("no clonefs metadata in " + dir);
-  }
+  if (kind == DirKind::kEmpty) return Status::NotFound("no clonefs metadata in " + dir);
+  if (kind == DirKind::kInterruptedFormat) return InterruptedCreation(dir);
   if (kind == DirKind::kForeign) return NotClonefs(dir);
   MetadataOptions o;
   o.dir = dir;

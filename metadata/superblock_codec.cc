@@ -21,15 +21,23 @@ void PutU64(std::string* out, uint64_t v) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
 
-void PutIdentity(std::string* out, const FileIdentity& id) {
+void PutText(std::string* out, std::string_view text) {
+  if (text.size() > kMaxIdentityPath) text = text.substr(0, kMaxIdentityPath);
+  PutU32(out, static_cast<uint32_t>(text.size()));
+  out->append(text);
+}
+
+void PutIdentity(std::string* out, const FileIdentity& id, uint32_t version) {
   PutU64(out, id.size);
   PutU64(out, id.inode);
   PutU64(out, static_cast<uint64_t>(id.mtime_ns));
   PutU64(out, id.fingerprint);
-  std::string_view path = id.path;
-  if (path.size() > kMaxIdentityPath) path = path.substr(0, kMaxIdentityPath);
-  PutU32(out, static_cast<uint32_t>(path.size()));
-  out->append(path);
+  PutText(out, id.path);
+  if (version < 2) return;
+  PutU64(out, static_cast<uint64_t>(id.btime_ns));
+  PutU64(out, id.fingerprint2);
+  PutU32(out, id.flags);
+  PutText(out, id.device_id);
 }
 
 // Reads fixed-size fields from a byte range; every getter fails once the
@@ -60,14 +68,25 @@ class Reader {
   std::string_view in_;
 };
 
-bool GetIdentity(Reader* r, FileIdentity* id) {
+bool GetText(Reader* r, std::string* out) {
+  uint32_t len = 0;
+  return r->U32(&len) && len <= kMaxIdentityPath && r->Bytes(len, out);
+}
+
+bool GetIdentity(Reader* r, FileIdentity* id, uint32_t version) {
   uint64_t mtime = 0;
-  uint32_t path_len = 0;
   if (!r->U64(&id->size) || !r->U64(&id->inode) || !r->U64(&mtime) || !r->U64(&id->fingerprint) ||
-      !r->U32(&path_len) || path_len > kMaxIdentityPath || !r->Bytes(path_len, &id->path)) {
+      !GetText(r, &id->path)) {
     return false;
   }
   id->mtime_ns = static_cast<int64_t>(mtime);
+  if (version < 2) return true;
+  uint64_t btime = 0;
+  if (!r->U64(&btime) || !r->U64(&id->fingerprint2) || !r->U32(&id->flags) ||
+      !GetText(r, &id->device_id)) {
+    return false;
+  }
+  id->btime_ns = static_cast<int64_t>(btime);
   return true;
 }
 
@@ -96,8 +115,8 @@ std::string EncodeSuperblock(const Superblock& sb) {
   PutU64(&body, sb.image_size);
   PutU64(&body, sb.nr_regions);
   PutU64(&body, sb.created_unix_s);
-  PutIdentity(&body, sb.source);
-  PutIdentity(&body, sb.dest);
+  PutIdentity(&body, sb.source, sb.format_version);
+  PutIdentity(&body, sb.dest, sb.format_version);
 
   std::string out(kSuperblockMagic);
   PutU32(&out, sb.format_version);
@@ -137,8 +156,8 @@ Result<Superblock> DecodeSuperblock(std::string_view bytes) {
   sb.format_version = version;
   Reader r(bytes.substr(kHeaderSize, body_len));
   if (!r.Bytes(kUuidSize, &sb.uuid) || !r.U64(&sb.region_size) || !r.U64(&sb.image_size) ||
-      !r.U64(&sb.nr_regions) || !r.U64(&sb.created_unix_s) || !GetIdentity(&r, &sb.source) ||
-      !GetIdentity(&r, &sb.dest)) {
+      !r.U64(&sb.nr_regions) || !r.U64(&sb.created_unix_s) || !GetIdentity(&r, &sb.source, version) ||
+      !GetIdentity(&r, &sb.dest, version)) {
     return bad("truncated body");
   }
   if (!r.empty()) return bad("trailing bytes after the body");

@@ -17,7 +17,11 @@
 //   end  4     crc32c of every byte before it
 //
 //   identity: size u64, inode u64, mtime_ns i64, fingerprint u64,
-//             path_length u32, path bytes (at most kMaxIdentityPath)
+//             path_length u32, path bytes (at most kMaxIdentityPath);
+//             from version 2 on, then: btime_ns i64, fingerprint2 u64,
+//             flags u32, device_id_length u32, device_id bytes (at most
+//             kMaxIdentityPath). A version 1 superblock decodes with those
+//             fields 0 / empty ("not recorded") and is re-encoded as version 1.
 //
 // THREAD SAFETY: pure functions.
 #pragma once
@@ -39,8 +43,8 @@ inline constexpr size_t kMaxIdentityPath = 4096;
 // without overflow. REQUIRES: region_size > 0.
 uint64_t NrRegionsFor(uint64_t image_size, uint64_t region_size);
 
-// Encodes `sb` (its format_version is written as given). Paths longer than
-// kMaxIdentityPath are truncated (they are informational only).
+// Encodes `sb` in the layout of its format_version (1 or 2), written as
+// given. Paths and device ids longer than kMaxIdentityPath are truncated.
 std::string EncodeSuperblock(const Superblock& sb);
 
 // Decodes and checks an encoded superblock: magic, CRC, lengths, UUID syntax,

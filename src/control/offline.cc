@@ -10,7 +10,7 @@
 #include "control/discovery.h"
 #include "control/units.h"
 #include "devices/posix_device.h"
-#include "fuse/identity.h"
+#include "clone/identity.h"
 #include "metadata/metadata.h"
 
 namespace clonefs::control {
@@ -172,7 +172,7 @@ class Checker {
 
   void CheckSuperblock(const metadata::Superblock& sb) {
     size_t before = r_.problems.size();
-    if (sb.format_version != metadata::kFormatVersion) {
+    if (sb.format_version == 0 || sb.format_version > metadata::kFormatVersion) {
       Problem(ProblemKind::kCorrupt, "superblock: format version " +
                                          std::to_string(sb.format_version) + ", expected " +
                                          std::to_string(metadata::kFormatVersion));
@@ -254,17 +254,15 @@ class Checker {
       Problem(ProblemKind::kMismatch, "source " + path + ": " + dev.status().message());
       return;
     }
-    Result<metadata::FileIdentity> id = fuse::SourceIdentity(**dev, st, path);
+    Result<metadata::FileIdentity> id = clone::SourceIdentity(**dev, path);
     if (!id.ok()) {
       Problem(ProblemKind::kMismatch, "source " + path + ": " + id.status().message());
       return;
     }
     size_t before = r_.problems.size();
-    Compare("source " + path, "size", sb.source.size, id->size);
-    Compare("source " + path, "modification time (ns)", static_cast<uint64_t>(sb.source.mtime_ns),
-            static_cast<uint64_t>(id->mtime_ns));
-    Compare("source " + path, "inode", sb.source.inode, id->inode);
-    Compare("source " + path, "content fingerprint", sb.source.fingerprint, id->fingerprint);
+    for (const std::string& d : metadata::IdentityDifferences("source", sb.source, *id)) {
+      Problem(ProblemKind::kMismatch, "source " + path + ": " + d);
+    }
     if (id->size != sb.image_size) {
       Problem(ProblemKind::kMismatch, "source " + path + ": size " + std::to_string(id->size) +
                                           " differs from the image size " +
@@ -273,34 +271,33 @@ class Checker {
     if (r_.problems.size() == before) Pass("source " + path + ": identity matches");
   }
 
+  // The verdict the mount would reach (src/fuse/preflight.cc OpenClone):
+  // the same identity rules, and a dest shorter than the image refused.
   void CheckDest(const metadata::Superblock& sb) {
     const std::string path = o_.dest.empty() ? sb.dest.path : o_.dest;
     if (path.empty()) {
       Pass("dest: no path recorded; not checked (give --dest)");
       return;
     }
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0) {
-      Problem(ProblemKind::kMismatch, "dest " + path + ": " + Status::FromErrno(errno, "stat").message());
+    Result<metadata::FileIdentity> id = clone::DestIdentity(path);
+    if (!id.ok()) {
+      Problem(ProblemKind::kMismatch, "dest " + path + ": " + id.status().message());
       return;
     }
-    metadata::FileIdentity id = fuse::DestIdentity(st, path);
+    struct stat st;
+    const bool regular = stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
     size_t before = r_.problems.size();
-    Compare("dest " + path, S_ISBLK(st.st_mode) ? "device number" : "inode", sb.dest.inode, id.inode);
-    Compare("dest " + path, "size", sb.dest.size, static_cast<uint64_t>(st.st_size));
-    if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) < sb.image_size) {
-      Problem(ProblemKind::kMismatch, "dest " + path + ": " + std::to_string(st.st_size) +
-                                          " bytes, smaller than the image (" +
-                                          std::to_string(sb.image_size) + ")");
+    for (const std::string& d : metadata::IdentityDifferences("dest", sb.dest, *id)) {
+      Problem(ProblemKind::kMismatch, "dest " + path + ": " + d);
+    }
+    const uint64_t size = regular ? static_cast<uint64_t>(st.st_size) : id->size;
+    if ((regular || size != 0) && size < sb.image_size) {
+      Problem(ProblemKind::kMismatch, "dest " + path + ": " + std::to_string(size) +
+                                          " bytes, shorter than the image (" +
+                                          std::to_string(sb.image_size) +
+                                          "): truncated or replaced; the mount refuses it");
     }
     if (r_.problems.size() == before) Pass("dest " + path + ": identity matches");
-  }
-
-  // A recorded 0 means "not recorded" (metadata.h) and is not compared.
-  void Compare(const std::string& who, const char* field, uint64_t recorded, uint64_t actual) {
-    if (recorded == 0 || recorded == actual) return;
-    Problem(ProblemKind::kMismatch, who + ": " + field + " is " + std::to_string(actual) +
-                                        ", the metadata recorded " + std::to_string(recorded));
   }
 
   const CheckOptions& o_;

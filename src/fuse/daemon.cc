@@ -238,11 +238,20 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   }
   OpenedClone c = std::move(*opened);
   OpenMetadataLog(o, log, rep);
-  s = StoreResolvedSettings(*resolved, c.metadata.get());
-  if (!s.ok()) {
-    rep->Error(s.message());
+  std::unique_ptr<Engine> engine;
+  // A mount that fails from here on removes what it created (SPEC §7a).
+  auto fail = [&](const std::string& message) {
+    if (engine) (void)engine->Shutdown();
+    engine.reset();
+    c.metadata.reset();
+    c.dest.reset();
+    c.dest_lock.reset();
+    RemoveCreated(c.created);
+    rep->Error(message);
     return kExitFailure;
-  }
+  };
+  s = StoreResolvedSettings(*resolved, c.metadata.get());
+  if (!s.ok()) return fail(s.message());
   if (!resolved->stored.empty()) {
     rep->Note("resuming with the settings stored with this clone: " +
               clone::DescribeSettings(resolved->stored) +
@@ -257,24 +266,17 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   eo.knobs = o.knobs;
   eo.discard_passdown = o.discard_passdown;
   if (!o.on_complete.empty()) eo.on_complete = [o] { RunOnComplete(o); };
-  auto engine = Engine::Open(std::move(c.source), std::move(c.dest), std::move(c.metadata), eo);
-  if (!engine.ok()) {
-    rep->Error(engine.status().WithContext("cannot start the clone").message());
-    return kExitFailure;
+  auto opened_engine = Engine::Open(std::move(c.source), std::move(c.dest), std::move(c.metadata), eo);
+  if (!opened_engine.ok()) {
+    return fail(opened_engine.status().WithContext("cannot start the clone").message());
   }
-  s = (*engine)->Start();
-  if (!s.ok()) {
-    rep->Error(s.WithContext("cannot start the clone").message());
-    return kExitFailure;
-  }
+  engine = std::move(*opened_engine);
+  s = engine->Start();
+  if (!s.ok()) return fail(s.WithContext("cannot start the clone").message());
 
   if (hooks.start) {
-    s = hooks.start(engine->get(), ctx);
-    if (!s.ok()) {
-      (*engine)->Shutdown().ok();
-      rep->Error(s.message());
-      return kExitFailure;
-    }
+    s = hooks.start(engine.get(), ctx);
+    if (!s.ok()) return fail(s.message());
   }
 
   FuseServerOptions so;
@@ -287,15 +289,14 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   so.fs.mode = dest_st.st_mode & 07777;
   so.fs.uid = dest_st.st_uid;
   so.fs.gid = dest_st.st_gid;
-  auto server = FuseServer::Mount(engine->get(), so);
+  auto server = FuseServer::Mount(engine.get(), so);
   if (!server.ok()) {
     if (hooks.stop) hooks.stop();
-    rep->Error(server.status().message() +
-               (geteuid() != 0 && o.allow_other
-                    ? "; for --allow-other as a non-root user, add user_allow_other to "
-                      "/etc/fuse.conf"
-                    : ""));
-    return kExitFailure;
+    return fail(server.status().message() +
+                (geteuid() != 0 && o.allow_other
+                     ? "; for --allow-other as a non-root user, add user_allow_other to "
+                       "/etc/fuse.conf"
+                     : ""));
   }
   DaemonInfo info{getpid(), o.mountpoint, o.source, o.dest, o.metadata_dir, o.name,
                   LogFilePath(), ""};
@@ -312,7 +313,7 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   signals.join();
   if (hooks.stop) hooks.stop();
   server->reset();
-  engine->reset();  // releases the metadata lock
+  engine.reset();  // releases the metadata lock; c.dest_lock goes at return
   if (!served.ok()) {
     CLONEFS_LOG_ERROR("final commit failed: %s", served.ToString().c_str());
     info.final_error = served.ToString();

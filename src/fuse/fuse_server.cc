@@ -39,10 +39,18 @@ void FuseLogToClonefs(enum fuse_log_level level, const char* fmt, va_list ap) {
   }
 }
 
+// libfuse's last error, readable in our messages: without its "fuse: "
+// prefix and with its `quoted' words quoted as 'quoted'.
 std::string TakeLastFuseError() {
-  std::lock_guard<std::mutex> l(g_fuse_log_mu);
   std::string m;
-  m.swap(g_last_fuse_error);
+  {
+    std::lock_guard<std::mutex> l(g_fuse_log_mu);
+    m.swap(g_last_fuse_error);
+  }
+  if (m.rfind("fuse: ", 0) == 0) m.erase(0, 6);
+  for (char& c : m) {
+    if (c == '`') c = '\'';
+  }
   return m;
 }
 
@@ -89,12 +97,17 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
   fuse_opt_free_args(&args);
   if (server->se_ == nullptr) {
     std::string why = TakeLastFuseError();
-    return Status::InvalidArgument("cannot create FUSE session" + (why.empty() ? "" : ": " + why));
+    return Status::InvalidArgument("cannot create the FUSE session: " +
+                                   (why.empty() ? std::string("libfuse gave no reason") : why) +
+                                   "; check the -o options (see mount.fuse3(8))");
   }
   if (fuse_session_mount(server->se_, options.mountpoint.c_str()) != 0) {
     std::string why = TakeLastFuseError();
-    return Status::IoError("cannot mount on " + options.mountpoint +
-                           (why.empty() ? "" : ": " + why));
+    return Status::IoError(
+        "cannot mount on " + options.mountpoint + ": " +
+        (why.empty() ? std::string("libfuse gave no reason") : why) +
+        "; check that /dev/fuse can be opened, that fusermount3 is installed, and that you may "
+        "mount on that directory (its owner, or root)");
   }
   server->mounted_ = true;
   return server;

@@ -43,6 +43,11 @@ struct MountOptions {
   // double caching under a loop device or VM). Falls back to buffered I/O,
   // with a warning, on file systems without O_DIRECT. Default: true.
   bool direct_io = true;
+  // Start a new clone on a dest that already holds data (no metadata for
+  // it exists), overwriting that data with the source. Without it such a
+  // dest is refused: it may be a renamed or finished clone, or another file.
+  // Default: false.
+  bool overwrite_dest = false;
   // Mount with allow_other. Default: false.
   bool allow_other = false;
   // Extra FUSE mount options (-o). Default: none.

@@ -7,9 +7,12 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 #include "devices/posix_device.h"
-#include "fuse/identity.h"
+#include "base/log.h"
+#include "clone/identity.h"
+#include "clone/same_storage.h"
 #include "fuse/mount_table.h"
 
 namespace clonefs::fuse {
@@ -60,7 +63,7 @@ Status CheckSourceStat(const std::string& path, struct stat* st) {
   return Status::OK();
 }
 
-Status CheckDestBeforeOpen(const MountOptions& o, const struct stat& src_st, bool* exists,
+Status CheckDestBeforeOpen(const MountOptions& o, bool* exists,
                            struct stat* st) {
   *exists = stat(o.dest.c_str(), st) == 0;
   if (!*exists) {
@@ -79,14 +82,6 @@ Status CheckDestBeforeOpen(const MountOptions& o, const struct stat& src_st, boo
     if (S_ISBLK(st->st_mode) && o.metadata_dir == o.dest + ".clonefs") {
       return Status::InvalidArgument("dest " + o.dest + " is a block device; give the metadata " +
                                      "a directory on a file system with --metadata DIR");
-    }
-    const bool same = S_ISBLK(st->st_mode)
-                          ? (S_ISBLK(src_st.st_mode) && st->st_rdev == src_st.st_rdev)
-                          : (st->st_dev == src_st.st_dev && st->st_ino == src_st.st_ino);
-    if (same) {
-      return Status::InvalidArgument("dest " + o.dest + " is the source itself (same " +
-                                     (S_ISBLK(st->st_mode) ? "device" : "inode") +
-                                     "); give a different file to write to");
     }
   }
   struct statvfs sv;
@@ -111,13 +106,19 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
       return Status::Mismatch(s.message() + "; a clone's region size is fixed when it is " +
                               "created: mount it without --region-size to use its own");
     }
-    return Status::Mismatch(s.message() + "; mount the clone with its own source, dest and region size, or " +
-                            "give --metadata a new directory to start a new clone");
+    return Status::Mismatch(s.message() + "; mount the clone with its own source and dest (see: "
+                            "clonefs info --metadata " + md + "). If its dest was replaced, the "
+                            "data it held is gone: start a new clone with a new dest");
   }
   if (s.IsCorruption()) {
     return Status::Corruption("metadata " + md + " is damaged: " + s.message() +
-                              "; refusing to mount (restore it, or start a new clone with a new " +
-                              "--metadata directory)");
+                              "; refusing to mount. Restore it from a backup; dest " + o.dest +
+                              " is unchanged (a clone may only restart over it with "
+                              "--overwrite-dest, which discards what it holds)");
+  }
+  if (s.IsNoSpace()) {
+    return Status::NoSpace("metadata " + md + " cannot be opened: its file system is full (" +
+                           s.message() + "); free space there, then mount again");
   }
   if (s.IsInvalidArgument()) return Status::InvalidArgument(s.message());
   if (s.IsNoSpace()) {
@@ -129,8 +130,24 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
                            "resumes from its last commit");
   }
   return Status::IoError("metadata " + md + " cannot be opened: " + s.message() +
-                         "; examine it with clonefs check --metadata " + md +
-                         ", or give --metadata a new directory to start a new clone");
+                         "; examine it with clonefs check --metadata " + md);
+}
+
+// Why a new clone may not start on an existing dest, or OK.
+Status CheckDestIsBlank(const MountOptions& o) {
+  CLONEFS_ASSIGN_OR_RETURN(clone::DestContent content, clone::ExamineDestContent(o.dest));
+  if (content.blank()) return Status::OK();
+  const std::string what =
+      content.kind == clone::DestContent::Kind::kHoldsData
+          ? "dest " + o.dest + " already holds data (from offset " +
+                std::to_string(content.first_data) + ")"
+          : "dest " + o.dest + " is a block device that may hold data (clonefs cannot tell "
+                               "an unused device from a used one)";
+  return Status::Busy(what + ", and no clone is recorded for it in " + o.metadata_dir +
+                      ": a new clone would overwrite it with the source. If it is a clone whose "
+                      "metadata is elsewhere, give that directory with --metadata; if it is a "
+                      "finished clone, it is the image already: use it directly; to overwrite "
+                      "it, add --overwrite-dest");
 }
 
 }  // namespace
@@ -199,6 +216,29 @@ Status CheckPathLayout(const MountOptions& o) {
   return Status::OK();
 }
 
+void RemoveCreated(const CreatedByMount& c) {
+  std::error_code ec;
+  if (!c.metadata_dir.empty()) {
+    if (c.metadata_dir_made) {
+      std::filesystem::remove_all(c.metadata_dir, ec);
+    } else {
+      for (std::filesystem::directory_iterator it(c.metadata_dir, ec), end; !ec && it != end;
+           it.increment(ec)) {
+        std::error_code rm;
+        std::filesystem::remove_all(it->path(), rm);
+      }
+    }
+    if (ec) {
+      CLONEFS_LOG_WARN("cannot remove the metadata %s this mount created: %s",
+                       c.metadata_dir.c_str(), ec.message().c_str());
+    }
+  }
+  if (!c.dest.empty() && unlink(c.dest.c_str()) != 0 && errno != ENOENT) {
+    CLONEFS_LOG_WARN("cannot remove the dest %s this mount created: %s", c.dest.c_str(),
+                     std::strerror(errno));
+  }
+}
+
 Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   OpenedClone c;
   struct stat src_st;
@@ -214,49 +254,107 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
 
   bool dest_existed = false;
   struct stat dst_st;
-  CLONEFS_RETURN_IF_ERROR(CheckDestBeforeOpen(o, src_st, &dest_existed, &dst_st));
+  CLONEFS_RETURN_IF_ERROR(CheckDestBeforeOpen(o, &dest_existed, &dst_st));
+  CLONEFS_RETURN_IF_ERROR(clone::CheckDistinctStorage(o.source, o.dest));
+  auto lock = clone::DestLock::Acquire(o.dest, /*create=*/!dest_existed);
+  if (!lock.ok()) {
+    Status s = lock.status();
+    if (s.code() == Status::Code::kPermission && !dest_existed) {
+      return Status::Permission("cannot create dest " + o.dest + ": " + s.message() +
+                                "; choose a writable location");
+    }
+    return s;
+  }
+  c.dest_lock = std::move(*lock);
+  if (c.dest_lock->created()) c.created.dest = o.dest;
+  auto fail = [&](Status s) -> Status {
+    c.dest.reset();
+    c.dest_lock.reset();
+    RemoveCreated(c.created);
+    return s;
+  };
+
+  // An existing clone, a new one, or one whose creation was interrupted.
+  bool existing = false;
+  Result<metadata::Superblock> sb = metadata::Metadata::ReadSuperblock(o.metadata_dir);
+  if (sb.ok()) {
+    existing = true;
+  } else if (sb.status().IsNotFound()) {
+    if (sb.status().message().find("interrupted creation") != std::string::npos) {
+      note("metadata " + o.metadata_dir + " holds an interrupted creation; completing it");
+    }
+  } else {
+    return fail(ExplainMetadataError(sb.status(), o));
+  }
+  struct stat mst;
+  const bool md_dir_existed = stat(o.metadata_dir.c_str(), &mst) == 0;
+
+  if (existing && c.dest_lock->created()) {
+    return fail(Status::NotFound(
+        "dest " + o.dest + " does not exist, but " + o.metadata_dir + " records a clone (uuid " +
+        sb->uuid + ") of " + sb->source.path + " into it: whatever it had hydrated is gone. "
+        "Restore dest, or start a new clone with a new --metadata directory"));
+  }
+  if (!existing && !c.dest_lock->created() && !o.overwrite_dest) {
+    Status blank = CheckDestIsBlank(o);
+    if (!blank.ok()) return fail(blank);
+  }
+
   PosixDeviceOptions dpo;
   dpo.direct = o.direct_io;
-  dpo.create = true;
-  dpo.min_size = size;  // sparse create / extend a shorter regular file
+  dpo.min_size = existing ? 0 : size;  // a new clone's regular dest grows to the image
   auto dst = OpenDevice(o.dest, dpo, note);
   if (!dst.ok()) {
     Status s = dst.status();
     if (s.code() == Status::Code::kPermission && s.message().find("read-only") != std::string::npos) {
-      return Status::Permission("dest " + o.dest +
-                                " is on a read-only file system; choose a writable location");
+      return fail(Status::Permission("dest " + o.dest +
+                                     " is on a read-only file system; choose a writable location"));
     }
-    return s.WithContext("cannot open dest " + o.dest + " for writing");
+    return fail(s.WithContext("cannot open dest " + o.dest + " for writing"));
   }
   c.dest = std::move(*dst);
-  c.created_dest = !dest_existed;
-  auto cleanup = [&](Status s) -> Status {
-    if (c.created_dest) {
-      c.dest.reset();
-      unlink(o.dest.c_str());
-    }
-    return s;
-  };
   if (stat(o.dest.c_str(), &c.dest_stat) != 0) {
-    return cleanup(Status::FromErrno(errno, "dest " + o.dest + " cannot be examined"));
+    return fail(Status::FromErrno(errno, "dest " + o.dest + " cannot be examined"));
   }
   if (c.dest->Size() < size) {
-    return cleanup(Status::InvalidArgument(
+    if (existing && S_ISREG(c.dest_stat.st_mode)) {
+      return fail(Status::Mismatch(
+          "dest " + o.dest + " is " + std::to_string(c.dest->Size()) +
+          " bytes, shorter than the image (" + std::to_string(size) +
+          " bytes): it was truncated or replaced, and what was hydrated beyond that is gone. "
+          "clonefs never extends an existing clone's dest; restore dest, or start a new clone "
+          "with a new dest"));
+    }
+    return fail(Status::InvalidArgument(
         "dest " + o.dest + " is smaller than the source (" + std::to_string(c.dest->Size()) +
         " < " + std::to_string(size) + " bytes); use a device at least as large as the source"));
   }
+  if (!existing) {
+    // The dest (its size, its directory entry) is durable before any
+    // metadata names it.
+    Status durable = c.dest->Flush();
+    if (durable.ok() && c.dest_lock->created()) durable = clone::SyncParentDir(o.dest);
+    if (!durable.ok()) return fail(durable.WithContext("cannot make dest " + o.dest + " durable"));
+  }
 
-  auto src_id = SourceIdentity(*c.source, src_st, o.source);
-  if (!src_id.ok()) return cleanup(src_id.status().WithContext("cannot read source " + o.source));
+  auto src_id = clone::SourceIdentity(*c.source, o.source);
+  if (!src_id.ok()) return fail(src_id.status().WithContext("cannot read source " + o.source));
+  auto dst_id = clone::DestIdentity(o.dest);
+  if (!dst_id.ok()) return fail(dst_id.status().WithContext("cannot examine dest " + o.dest));
   metadata::MetadataOptions mo;
   mo.dir = o.metadata_dir;
   mo.image_size = size;
   mo.region_size = o.region_size;
   mo.use_stored_region_size = !o.region_size_given;  // a resumed clone keeps its own
   mo.source = *src_id;
-  mo.dest = DestIdentity(c.dest_stat, o.dest);
+  mo.dest = *dst_id;
+  mo.create_if_missing = !existing;
   auto md = metadata::Metadata::Open(mo);
-  if (!md.ok()) return cleanup(ExplainMetadataError(md.status(), o));
+  if (!md.ok()) return fail(ExplainMetadataError(md.status(), o));
+  if (!existing) {
+    c.created.metadata_dir = o.metadata_dir;
+    c.created.metadata_dir_made = !md_dir_existed;
+  }
   c.metadata = std::move(*md);
   return c;
 }

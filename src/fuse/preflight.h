@@ -14,6 +14,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "clone/dest_guard.h"
 #include "devices/device.h"
 #include "fuse/mount_options.h"
 #include "metadata/metadata.h"
@@ -32,22 +33,46 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note);
 // log file.
 Status CheckPathLayout(const MountOptions& o);
 
+// What this mount created, so a mount that fails later removes exactly that
+// (SPEC §7a: a failed mount leaves nothing behind that it created).
+struct CreatedByMount {
+  std::string dest;          // "" unless this mount created the dest file
+  std::string metadata_dir;  // "" unless this mount formatted the metadata
+  bool metadata_dir_made = false;  // the directory itself did not exist
+};
+
+// Removes what `c` names. REQUIRES: nothing holds the files open (the
+// metadata closed). Best effort; failures are logged.
+void RemoveCreated(const CreatedByMount& c);
+
 // Everything the engine needs, opened and validated.
 struct OpenedClone {
   std::unique_ptr<Device> source;
   std::unique_ptr<Device> dest;
   std::unique_ptr<metadata::Metadata> metadata;
+  // Held for as long as the clone is served: no second clone may use dest.
+  std::unique_ptr<clone::DestLock> dest_lock;
   struct stat dest_stat = {};  // for the exposed file's mode/owner
-  bool created_dest = false;   // dest did not exist before this mount
+  CreatedByMount created;
 };
 
-// Opens the source (read-only), checks and prepares dest (creating a
-// regular file sparse, or extending a shorter one, to the source's size;
-// refusing a smaller block device, a read-only file system, or the source's
-// own inode), then opens or formats the metadata (locking it). On failure
-// after creating dest, removes the dest it created. Errors carry the
-// message for the user; `note` receives non-fatal remarks (O_DIRECT
-// fallback).
+// Opens a clone (SPEC §5, §7a), in an order that never writes to the source,
+// never writes to a dest another clone uses, and writes nothing before every
+// check has passed:
+//   1. source: stat, open read-only;
+//   2. dest: kind and file system checks; not the source under another name
+//      (clone::CheckDistinctStorage); locked (created empty if missing);
+//   3. metadata present (an existing clone): dest must not have been created
+//      now, must be at least the image size (never extended), and the
+//      identities must match (metadata::IdentityDifferences);
+//      metadata absent (a new clone): dest must have been created now, be
+//      empty or all holes, unless o.overwrite_dest; a regular dest is then
+//      extended to the image size and made durable (data, size, directory
+//      entry) before the metadata is formatted, so a power cut leaves either
+//      nothing or a clone that check, info and mount all recognise.
+// On failure removes what it created. Errors carry the message for the
+// user; `note` receives non-fatal remarks (O_DIRECT fallback, an
+// interrupted creation completed).
 Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note);
 
 }  // namespace clonefs::fuse

@@ -15,7 +15,7 @@
 #include "control/offline.h"
 #include "control/status_report.h"
 #include "devices/posix_device.h"
-#include "fuse/identity.h"
+#include "clone/identity.h"
 #include "metadata/metadata.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -74,17 +74,16 @@ class OfflineTest : public ::testing::Test {
     o.dir = md_dir_;
     o.image_size = kImage;
     o.region_size = kRegion;
-    struct stat st;
-    EXPECT_EQ(stat(src_.c_str(), &st), 0);
     PosixDeviceOptions po;
     po.read_only = true;
     auto dev = OpenPosixDevice(src_, po);
     EXPECT_TRUE(dev.ok());
-    auto sid = fuse::SourceIdentity(**dev, st, src_);
+    auto sid = clone::SourceIdentity(**dev, src_);
     EXPECT_TRUE(sid.ok());
     o.source = *sid;
-    EXPECT_EQ(stat(dest_.c_str(), &st), 0);
-    o.dest = fuse::DestIdentity(st, dest_);
+    auto did = clone::DestIdentity(dest_);
+    EXPECT_TRUE(did.ok());
+    o.dest = *did;
     return o;
   }
 
@@ -228,8 +227,8 @@ TEST_F(OfflineTest, CheckSourceModified) {
   }
   CmdRun r = Exec(RunCheckCommand, {dest_});
   EXPECT_EQ(r.rc, kCheckMismatch) << r.out;
-  EXPECT_NE(r.out.find("content fingerprint"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("modification time"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("source fingerprint differs"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("source mtime"), std::string::npos) << r.out;
 }
 
 TEST_F(OfflineTest, CheckSourceResized) {
@@ -254,7 +253,7 @@ TEST_F(OfflineTest, CheckDestReplacedOrMissing) {
   // The source override path is compared too.
   r = Exec(RunCheckCommand, {"--metadata", md_dir_, "--source", other, "--dest", other});
   EXPECT_EQ(r.rc, kCheckMismatch) << r.out;
-  EXPECT_NE(r.out.find("content fingerprint"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("source fingerprint differs"), std::string::npos) << r.out;
 }
 
 // Overwrites every file of the store whose name matches `pred` with garbage.

@@ -28,8 +28,10 @@ Superblock SampleSuperblock() {
   sb.image_size = 10 * 65536 + 17;
   sb.nr_regions = 11;
   sb.created_unix_s = 1700000000;
-  sb.source = FileIdentity{sb.image_size, 1234, -5, 0x1122334455667788ull, "/mnt/nfs/src.img"};
-  sb.dest = FileIdentity{sb.image_size + 4096, 99, 42, 0, "/data/dest.img"};
+  sb.source = FileIdentity{sb.image_size, 1234, -5, 0x1122334455667788ull, "/mnt/nfs/src.img",
+                           0, 0x99aabbccull, FileIdentity::kMtimeUnstable, ""};
+  sb.dest = FileIdentity{sb.image_size + 4096, 99, 42, 0, "/data/dest.img",
+                         1700000000123456789, 0, 0, "loop:backing=8:1:12:0"};
   return sb;
 }
 
@@ -50,7 +52,72 @@ TEST(SuperblockCodec, RoundTrip) {
     EXPECT_EQ(a->mtime_ns, b->mtime_ns);
     EXPECT_EQ(a->fingerprint, b->fingerprint);
     EXPECT_EQ(a->path, b->path);
+    EXPECT_EQ(a->btime_ns, b->btime_ns);
+    EXPECT_EQ(a->fingerprint2, b->fingerprint2);
+    EXPECT_EQ(a->flags, b->flags);
+    EXPECT_EQ(a->device_id, b->device_id);
   }
+}
+
+// A version 1 superblock (written by earlier clonefs) still decodes: the
+// fields added in version 2 read as "not recorded", and it re-encodes as
+// version 1 byte for byte.
+TEST(SuperblockCodec, Version1StillDecodes) {
+  Superblock sb = SampleSuperblock();
+  sb.format_version = 1;
+  const std::string v1 = EncodeSuperblock(sb);
+  EXPECT_LT(v1.size(), EncodeSuperblock(SampleSuperblock()).size());
+  auto dec = DecodeSuperblock(v1);
+  ASSERT_TRUE(dec.ok()) << dec.status().ToString();
+  EXPECT_EQ(dec->format_version, 1u);
+  EXPECT_EQ(dec->source.fingerprint, sb.source.fingerprint);
+  EXPECT_EQ(dec->source.fingerprint2, 0u);
+  EXPECT_EQ(dec->source.flags, 0u);
+  EXPECT_EQ(dec->dest.btime_ns, 0);
+  EXPECT_EQ(dec->dest.device_id, "");
+  EXPECT_EQ(EncodeSuperblock(*dec), v1);
+}
+
+TEST(IdentityDifferences, SameFileHasNone) {
+  const Superblock sb = SampleSuperblock();
+  EXPECT_TRUE(IdentityDifferences("source", sb.source, sb.source).empty());
+  EXPECT_TRUE(IdentityDifferences("dest", sb.dest, sb.dest).empty());
+}
+
+TEST(IdentityDifferences, RecreatedFileDiffersByBirthTime) {
+  FileIdentity rec{0, 12, 0, 0, "/d", 1000, 0, 0, ""};
+  FileIdentity now = rec;
+  now.btime_ns = 2000;  // same inode number, created again
+  auto d = IdentityDifferences("dest", rec, now);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].find("removed and created again"), std::string::npos) << d[0];
+  now.btime_ns = 0;  // a file system without birth times: not compared
+  EXPECT_TRUE(IdentityDifferences("dest", rec, now).empty());
+}
+
+TEST(IdentityDifferences, DeviceIdDecidesForBlockDevices) {
+  FileIdentity rec{1 << 20, 0x700, 0, 0, "/dev/loop0", 0, 0, 0, "loop:backing=8:1:12:5"};
+  FileIdentity now = rec;
+  now.inode = 0x701;  // renumbered, same backing file: the same device
+  EXPECT_TRUE(IdentityDifferences("dest", rec, now).empty());
+  now = rec;
+  now.device_id = "loop:backing=8:1:13:7";  // same number, other backing file
+  auto d = IdentityDifferences("dest", rec, now);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].find("another disk or backing file"), std::string::npos) << d[0];
+}
+
+TEST(IdentityDifferences, MtimeIgnoredWhereUnstableButContentIsNot) {
+  FileIdentity rec{4096, 0, 111, 0xaa, "/s", 0, 0xbb, 0, ""};
+  FileIdentity now = rec;
+  now.mtime_ns = 222;
+  EXPECT_EQ(IdentityDifferences("source", rec, now).size(), 1u);
+  now.flags = FileIdentity::kMtimeUnstable;  // e.g. now behind nbdfuse
+  EXPECT_TRUE(IdentityDifferences("source", rec, now).empty());
+  now.fingerprint2 = 0xcc;  // a real content change is still seen
+  auto d = IdentityDifferences("source", rec, now);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].find("wide fingerprint"), std::string::npos) << d[0];
 }
 
 TEST(SuperblockCodec, UuidsAreFreshAndWellFormed) {

@@ -66,8 +66,8 @@ inline MetadataOptions Options(const std::string& dir, uint64_t nr_regions,
   o.dir = dir;
   o.region_size = region_size;
   o.image_size = nr_regions * region_size;
-  o.source = FileIdentity{o.image_size, 11, 1000, 0xabcdef, "/src.img"};
-  o.dest = FileIdentity{o.image_size, 22, 0, 0, "/dest.img"};
+  o.source = FileIdentity{o.image_size, 11, 1000, 0xabcdef, "/src.img", 0, 0, 0, ""};
+  o.dest = FileIdentity{o.image_size, 22, 0, 0, "/dest.img", 0, 0, 0, ""};
   o.block_cache_bytes = 1 << 20;
   o.write_buffer_bytes = 256 << 10;
   return o;

@@ -1,0 +1,15 @@
+// Who holds an flock(2) on a file: read from /proc/locks, for messages that
+// name the process a user must stop ("in use by clonefs daemon pid N").
+//
+// THREAD SAFETY: stateless.
+#pragma once
+
+#include <string>
+
+namespace clonefs {
+
+// The pid holding an flock on `path` (matched by device and inode), or 0 if
+// none is listed or it cannot be told.
+int FlockHolderPid(const std::string& path);
+
+}  // namespace clonefs

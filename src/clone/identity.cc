@@ -1,0 +1,104 @@
+#include "clone/identity.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <vector>
+
+#include "clone/storage_probe.h"
+
+namespace clonefs::clone {
+namespace {
+
+constexpr uint64_t kFnvOffset = 0xcbf29ce484222325ull;
+constexpr uint64_t kFnvPrime = 0x100000001b3ull;
+
+uint64_t FnvUpdate(uint64_t h, const uint8_t* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= kFnvPrime;
+  }
+  return h;
+}
+
+// FNV-1a over `tag`, the size and `sample` bytes at each offset (clipped).
+Result<uint64_t> SampledHash(Device& dev, const char* tag, const std::vector<uint64_t>& offsets,
+                             uint64_t sample) {
+  const uint64_t size = dev.Size();
+  uint64_t h = FnvUpdate(kFnvOffset, reinterpret_cast<const uint8_t*>(tag),
+                         std::char_traits<char>::length(tag));
+  uint8_t le[8];
+  for (int i = 0; i < 8; ++i) le[i] = static_cast<uint8_t>(size >> (8 * i));
+  h = FnvUpdate(h, le, sizeof(le));
+  std::vector<uint8_t> buf(sample);
+  for (uint64_t off : offsets) {
+    const uint64_t len = std::min(sample, size - std::min(off, size));
+    if (len == 0) continue;
+    CLONEFS_RETURN_IF_ERROR(dev.Read(off, buf.data(), len));
+    h = FnvUpdate(h, buf.data(), len);
+  }
+  return h;
+}
+
+Result<struct stat> Stat(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat " + path);
+  return st;
+}
+
+int64_t Nanos(const struct timespec& t) { return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec; }
+
+}  // namespace
+
+Result<uint64_t> Fingerprint(Device& dev) {
+  const uint64_t size = dev.Size();
+  return SampledHash(dev, "clonefs-fp1",
+                     {0, (size / 2) & ~uint64_t{4095},
+                      size > kFingerprintSampleBytes ? size - kFingerprintSampleBytes : 0},
+                     kFingerprintSampleBytes);
+}
+
+Result<uint64_t> WideFingerprint(Device& dev) {
+  const uint64_t size = dev.Size();
+  const uint64_t span = size > kWideSampleBytes ? size - kWideSampleBytes : 0;
+  std::vector<uint64_t> offsets;
+  for (int i = 0; i < kWideSamples; ++i) {
+    // i * span / 31 without overflow: span < 2^64, i < 32.
+    const uint64_t off = span / (kWideSamples - 1) * i + span % (kWideSamples - 1) * i / (kWideSamples - 1);
+    offsets.push_back(off & ~(kWideSampleBytes - 1));
+  }
+  return SampledHash(dev, "clonefs-fp2", offsets, kWideSampleBytes);
+}
+
+Result<metadata::FileIdentity> SourceIdentity(Device& dev, const std::string& path) {
+  CLONEFS_ASSIGN_OR_RETURN(struct stat st, Stat(path));
+  metadata::FileIdentity id;
+  id.size = dev.Size();
+  id.inode = 0;  // the same content copied elsewhere is the same source
+  if (S_ISREG(st.st_mode)) {
+    id.mtime_ns = Nanos(st.st_mtim);
+    if (MtimeIsUnstable(path)) id.flags |= metadata::FileIdentity::kMtimeUnstable;
+  }
+  CLONEFS_ASSIGN_OR_RETURN(id.fingerprint, Fingerprint(dev));
+  CLONEFS_ASSIGN_OR_RETURN(id.fingerprint2, WideFingerprint(dev));
+  id.path = path;
+  return id;
+}
+
+Result<metadata::FileIdentity> DestIdentity(const std::string& path) {
+  CLONEFS_ASSIGN_OR_RETURN(struct stat st, Stat(path));
+  metadata::FileIdentity id;
+  id.path = path;
+  if (S_ISBLK(st.st_mode)) {
+    id.inode = static_cast<uint64_t>(st.st_rdev);
+    id.size = BlockDeviceSize(st.st_rdev);
+    id.device_id = BlockDeviceId(st.st_rdev);
+    return id;
+  }
+  id.inode = static_cast<uint64_t>(st.st_ino);
+  id.btime_ns = BirthTimeNs(path);
+  return id;
+}
+
+}  // namespace clonefs::clone

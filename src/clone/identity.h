@@ -1,0 +1,57 @@
+// File identities recorded in a clone's metadata superblock (SPEC §5 "Clone
+// identity"), so a later mount with a different or modified source, or
+// another dest, is refused instead of silently mixing images. The
+// comparison itself is metadata::IdentityDifferences (metadata.h), shared by
+// the mount and `clonefs check`.
+//
+//   source: size, a content fingerprint ("fp1") and a wide one ("fp2"), and
+//           the mtime (regular files), flagged kMtimeUnstable on FUSE file
+//           systems whose servers invent mtimes; never its inode (the same
+//           content copied elsewhere is the same source).
+//   dest:   regular file: inode and birth time (a file removed and created
+//           again, even under the same inode number, differs); block device:
+//           device number, size and what names the disk (BlockDeviceId: a
+//           loop device's backing file, a serial/WWN). A regular dest's size
+//           is not part of its identity: a dest shorter than the image is
+//           refused on its own (it was truncated), a longer one is fine.
+//
+// Fingerprints (changing either would make existing clones refuse to mount):
+//   fp1: FNV-1a 64 over "clonefs-fp1", the image size as 8 little-endian
+//        bytes, and three samples of up to 64 KiB at offset 0, at the middle
+//        (size/2 rounded down to 4 KiB) and at the end (size - 64 KiB, or 0),
+//        each clipped to the image.
+//   fp2: FNV-1a 64 over "clonefs-fp2", the size, and 32 samples of up to
+//        4 KiB at offsets i * (size - 4 KiB) / 31 rounded down to 4 KiB
+//        (i = 0..31), clipped to the image: a change anywhere in a 4 KiB
+//        block on that grid is seen even where mtimes are not compared.
+//   Together 320 KiB are read, so a mount stays fast on a slow source.
+//
+// THREAD SAFETY: stateless functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/result.h"
+#include "devices/device.h"
+#include "metadata/metadata.h"
+
+namespace clonefs::clone {
+
+inline constexpr uint64_t kFingerprintSampleBytes = 64 * 1024;
+inline constexpr uint64_t kWideSampleBytes = 4096;
+inline constexpr int kWideSamples = 32;
+
+// The fingerprints of `dev` (reads through Device::Read). Errors: the
+// device's read error.
+Result<uint64_t> Fingerprint(Device& dev);
+Result<uint64_t> WideFingerprint(Device& dev);
+
+// Identity of the source opened as `dev` from `path`. Errors: the stat error
+// or the device's read error.
+Result<metadata::FileIdentity> SourceIdentity(Device& dev, const std::string& path);
+
+// Identity of the dest at `path` (see above). Errors: the stat error.
+Result<metadata::FileIdentity> DestIdentity(const std::string& path);
+
+}  // namespace clonefs::clone

@@ -1,0 +1,278 @@
+// SPEC §7a through the real `clonefs` command: every way a careless user or
+// a changed environment could make a clone lose data is refused with its
+// reason (or handled), nothing is left behind by a refused mount, the user's
+// data is unchanged, and the source's sha256 never changes.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "fuse/mount_table.h"
+#include "mount/harness.h"
+
+namespace clonefs::testing {
+namespace {
+
+constexpr uint64_t kSourceSize = 8ull << 20;
+constexpr uint64_t kRegion = 64 * 1024;
+
+std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+class DataSafetyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CLONEFS_REQUIRE_MOUNTABLE();
+    WriteRandomFile(c_.src, kSourceSize, 7);
+    src_sha_ = Sha256(c_.src);
+  }
+  void TearDown() override {
+    for (auto it = loops_.rbegin(); it != loops_.rend(); ++it) Sh("losetup -d " + *it);
+    for (auto it = umounts_.rbegin(); it != umounts_.rend(); ++it) Sh("umount -l " + Quote(*it));
+    if (!src_sha_.empty()) {
+      EXPECT_EQ(Sha256(c_.src), src_sha_) << "the source must never change";
+    }
+  }
+
+  std::string Loop(const std::string& file) {
+    RunResult r = Sh("losetup -f --show " + Quote(file));
+    EXPECT_EQ(r.code, 0) << r.out;
+    if (r.code != 0) return "";
+    loops_.push_back(FirstLine(r.out));
+    return loops_.back();
+  }
+  RunResult MountWith(const std::string& args, const std::string& mnt) {
+    return Sh(ClonefsBinary() + " mount " + args + " " + Quote(mnt));
+  }
+  // Writes `text` at `off` of the exposed file and fsyncs it.
+  void WriteSynced(uint64_t off, const std::string& text) {
+    ASSERT_TRUE(ShOk("printf %s " + Quote(text) + " | dd of=" + Quote(c_.exposed()) +
+                     " bs=1 seek=" + std::to_string(off) + " conv=notrunc,fsync status=none"));
+  }
+  std::string ReadAt(const std::string& path, uint64_t off, size_t n) {
+    std::ifstream f(path, std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(off));
+    std::string s(n, '\0');
+    f.read(s.data(), static_cast<std::streamsize>(n));
+    return s;
+  }
+  void ExpectRefused(const RunResult& r, const std::string& what, const std::string& mnt) {
+    EXPECT_EQ(r.code, 1) << r.out;
+    EXPECT_NE(r.out.find(what), std::string::npos) << "expected '" << what << "' in:\n" << r.out;
+    EXPECT_NE(r.out.find("clonefs: error: "), std::string::npos) << r.out;
+    auto e = fuse::FindMount(mnt);
+    EXPECT_TRUE(e.ok() && !e->has_value()) << "nothing may be mounted on " << mnt;
+  }
+  // A clone of the source with `text` written and fsynced at `off`, unmounted.
+  void MakeCloneWith(uint64_t off, const std::string& text, const std::string& extra = "") {
+    RunResult m = c_.Mount("--no-hydration " + extra);
+    ASSERT_EQ(m.code, 0) << m.out;
+    WriteSynced(off, text);
+    RunResult u = c_.Unmount();
+    ASSERT_EQ(u.code, 0) << u.out;
+  }
+
+  CloneDir c_;
+  std::string src_sha_;
+  std::vector<std::string> loops_, umounts_;
+};
+
+// Item 1: a second clone on the same dest with another --metadata is refused
+// while the first is live, and the first clone's answered write survives.
+TEST_F(DataSafetyTest, DestIsLockedWhileMounted) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  WriteSynced(5000000, "X");
+  const std::string mnt2 = c_.dir() / "mnt2";
+  mkdir(mnt2.c_str(), 0755);
+  const std::string other_md = c_.dir() / "other.md";
+  RunResult r = MountWith("--metadata " + Quote(other_md) + " " + Quote(c_.src) + " " +
+                              Quote(c_.dst),
+                          mnt2);
+  ExpectRefused(r, "is in use by another clonefs daemon (pid " + std::to_string(c_.DaemonPid()),
+                mnt2);
+  EXPECT_FALSE(std::filesystem::exists(other_md)) << "a refused mount creates no metadata";
+  EXPECT_EQ(ReadAt(c_.exposed(), 5000000, 1), "X");
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_EQ(ReadAt(c_.dst, 5000000, 1), "X");
+}
+
+// Item 2: a dest that holds data but has no metadata is never treated as
+// blank: deleted metadata, a renamed dest, a fresh --metadata are refused;
+// --overwrite-dest says it explicitly.
+TEST_F(DataSafetyTest, DestWithDataButNoMetadataIsRefused) {
+  MakeCloneWith(3 * kRegion + 10, "USERDATA");
+  const std::string dst_sha = Sha256(c_.dst);
+
+  // A fresh --metadata over the same dest.
+  const std::string fresh = c_.dir() / "fresh.md";
+  ExpectRefused(c_.Mount("--metadata " + Quote(fresh)), "already holds data", c_.mnt);
+  EXPECT_FALSE(std::filesystem::exists(fresh));
+
+  // The metadata deleted.
+  std::filesystem::remove_all(c_.metadata);
+  RunResult r = c_.Mount();
+  ExpectRefused(r, "already holds data (from offset", c_.mnt);
+  EXPECT_NE(r.out.find("--overwrite-dest"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("new directory"), std::string::npos) << "no advice that loses data: "
+                                                           << r.out;
+  EXPECT_FALSE(std::filesystem::exists(c_.metadata)) << "a refused mount creates no metadata";
+
+  // The dest renamed.
+  const std::string renamed = c_.dir() / "renamed.img";
+  std::filesystem::rename(c_.dst, renamed);
+  ExpectRefused(MountWith(Quote(c_.src) + " " + Quote(renamed), c_.mnt), "already holds data",
+                c_.mnt);
+  EXPECT_EQ(Sha256(renamed), dst_sha) << "the user's data is unchanged";
+  std::filesystem::rename(renamed, c_.dst);
+
+  // Said explicitly: the dest is overwritten with the source.
+  RunResult o = c_.Mount("--overwrite-dest");
+  ASSERT_EQ(o.code, 0) << o.out;
+  EXPECT_EQ(ReadAt(c_.exposed(), 3 * kRegion + 10, 8), ReadAt(c_.src, 3 * kRegion + 10, 8));
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
+// Item 2: what a new clone may start on: a dest it creates, an empty one, one
+// that is all holes.
+TEST_F(DataSafetyTest, NewCloneStartsOnEmptyOrSparseDest) {
+  ASSERT_TRUE(ShOk("truncate -s 0 " + Quote(c_.dst)));
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  std::filesystem::remove_all(c_.metadata);
+  std::filesystem::remove(c_.dst);
+  ASSERT_TRUE(ShOk("truncate -s 16M " + Quote(c_.dst)));  // larger than the source, all holes
+  m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
+// Item 3: a dest removed and created again (the file system may reuse the
+// inode number) is refused; `check` reaches the same verdict.
+TEST_F(DataSafetyTest, RecreatedDestIsRefused) {
+  MakeCloneWith(3 * kRegion, "HYDRATED");
+  std::filesystem::remove(c_.dst);
+  ASSERT_TRUE(ShOk("truncate -s " + std::to_string(kSourceSize) + " " + Quote(c_.dst)));
+  RunResult r = c_.Mount();
+  ExpectRefused(r, "belongs to a different clone", c_.mnt);
+  // Same inode number or not, the file is told apart (inode or birth time).
+  EXPECT_TRUE(r.out.find("dest birth time") != std::string::npos ||
+              r.out.find("dest inode") != std::string::npos) << r.out;
+  RunResult chk = Sh(ClonefsBinary() + " check " + Quote(c_.dst));
+  EXPECT_NE(chk.code, 0) << chk.out;
+  EXPECT_NE(chk.out.find("mismatch: dest"), std::string::npos) << chk.out;
+}
+
+// Item 4: a truncated dest (same inode) is refused, never extended.
+TEST_F(DataSafetyTest, TruncatedDestIsRefusedAndNotExtended) {
+  MakeCloneWith(3 * kRegion, "HYDRATED");
+  ASSERT_TRUE(ShOk("truncate -s 0 " + Quote(c_.dst)));
+  RunResult r = c_.Mount();
+  ExpectRefused(r, "shorter than the image", c_.mnt);
+  EXPECT_EQ(std::filesystem::file_size(c_.dst), 0u) << "dest must not be extended silently";
+  RunResult chk = Sh(ClonefsBinary() + " check " + Quote(c_.dst));
+  EXPECT_NE(chk.code, 0) << chk.out;
+  EXPECT_NE(chk.out.find("shorter than the image"), std::string::npos) << chk.out;
+}
+
+// Item 5: the source under another name: a loop device backed by it, a
+// bind-mounted path, a hard link.
+TEST_F(DataSafetyTest, DestThatIsTheSourceUnderAnotherNameIsRefused) {
+  const std::string md = c_.dir() / "md";
+  const std::string loop = Loop(c_.src);
+  ASSERT_FALSE(loop.empty());
+  RunResult r = MountWith("--metadata " + Quote(md) + " " + Quote(c_.src) + " " + loop, c_.mnt);
+  ExpectRefused(r, "is a loop device backed by the source", c_.mnt);
+  EXPECT_FALSE(std::filesystem::exists(md));
+
+  const std::string bind = c_.dir() / "bind";
+  mkdir(bind.c_str(), 0755);
+  ASSERT_TRUE(ShOk("mount --bind " + Quote(c_.dir().path()) + " " + Quote(bind)));
+  umounts_.push_back(bind);
+  ExpectRefused(MountWith("--metadata " + Quote(md) + " " + Quote(c_.src) + " " +
+                              Quote(bind + "/src.img"),
+                          c_.mnt),
+                "is the source itself (same inode)", c_.mnt);
+
+  // A file system image whose file system holds the source: a dest on the
+  // loop device under it would write the source's blocks.
+  const std::string fsimg = c_.dir() / "fs.img";
+  const std::string fsmnt = c_.dir() / "fsmnt";
+  mkdir(fsmnt.c_str(), 0755);
+  ASSERT_TRUE(ShOk("truncate -s 32M " + Quote(fsimg) + " && mkfs.ext4 -q " + Quote(fsimg)));
+  const std::string fsloop = Loop(fsimg);
+  ASSERT_TRUE(ShOk("mount " + fsloop + " " + Quote(fsmnt)));
+  umounts_.push_back(fsmnt);
+  const std::string inner = fsmnt + "/inner.img";
+  ASSERT_TRUE(ShOk("cp " + Quote(c_.src) + " " + Quote(inner)));
+  ExpectRefused(MountWith("--metadata " + Quote(md) + " " + Quote(inner) + " " + fsloop, c_.mnt),
+                "is stored on dest", c_.mnt);
+  EXPECT_EQ(Sha256(inner), src_sha_);
+}
+
+// Item 3: a block-device dest whose device number now points at another
+// file is refused; `check` says so too.
+TEST_F(DataSafetyTest, BlockDeviceDestReattachedElsewhereIsRefused) {
+  const std::string md = c_.dir() / "md";
+  const std::string a = c_.dir() / "a.img", b = c_.dir() / "b.img";
+  ASSERT_TRUE(ShOk("truncate -s 8M " + Quote(a) + " " + Quote(b)));
+  const std::string loop = Loop(a);
+  ASSERT_FALSE(loop.empty());
+  const std::string args = "--no-hydration --metadata " + Quote(md) + " " + Quote(c_.src) + " " + loop;
+  RunResult m = MountWith(args, c_.mnt);
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("printf DATA | dd of=" + Quote(c_.mnt + "/" +
+                                                  loop.substr(loop.rfind('/') + 1)) +
+                   " bs=1 seek=" + std::to_string(3 * kRegion) + " conv=notrunc,fsync status=none"));
+  ASSERT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(c_.mnt)).code, 0);
+  ASSERT_TRUE(ShOk("losetup -d " + loop + " && losetup " + loop + " " + Quote(b)));
+  RunResult r = MountWith(args, c_.mnt);
+  ExpectRefused(r, "another disk or backing file", c_.mnt);
+  RunResult chk = Sh(ClonefsBinary() + " check --metadata " + Quote(md));
+  EXPECT_NE(chk.code, 0) << chk.out;
+  EXPECT_NE(chk.out.find("another disk or backing file"), std::string::npos) << chk.out;
+  EXPECT_EQ(ReadAt(a, 3 * kRegion, 4), "DATA");
+}
+
+// Item 12: a mount that fails after creating dest and metadata removes both,
+// and says why without libfuse's stray quotes.
+TEST_F(DataSafetyTest, FailedMountLeavesNothingBehind) {
+  RunResult r = c_.Mount("-o bogus_opt");
+  ExpectRefused(r, "bogus_opt", c_.mnt);
+  EXPECT_EQ(r.out.find('`'), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("check the -o options"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(c_.dst)) << "the dest this mount created is removed";
+  EXPECT_FALSE(std::filesystem::exists(c_.metadata)) << "the metadata it created is removed";
+
+  // An existing empty metadata directory stays, emptied again.
+  mkdir(c_.metadata.c_str(), 0755);
+  r = c_.Mount("-o bogus_opt");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_TRUE(std::filesystem::is_empty(c_.metadata));
+  EXPECT_FALSE(std::filesystem::exists(c_.dst));
+}
+
+// Item 15: an interrupted creation is reported the same way by info, check
+// and mount (which completes it and says so).
+TEST_F(DataSafetyTest, InterruptedCreationIsRecognisedByEveryCommand) {
+  mkdir(c_.metadata.c_str(), 0755);
+  ASSERT_TRUE(ShOk("touch " + Quote(c_.metadata + "/LOCK") + " " +
+                   Quote(c_.metadata + "/IDENTITY")));
+  RunResult info = Sh(ClonefsBinary() + " info " + Quote(c_.dst));
+  EXPECT_NE(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("interrupted creation"), std::string::npos) << info.out;
+  RunResult chk = Sh(ClonefsBinary() + " check " + Quote(c_.dst));
+  EXPECT_NE(chk.code, 0) << chk.out;
+  EXPECT_NE(chk.out.find("interrupted creation"), std::string::npos) << chk.out;
+  EXPECT_EQ(chk.out.find("corrupt"), std::string::npos) << chk.out;
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_NE(m.out.find("interrupted creation"), std::string::npos) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  chk = Sh(ClonefsBinary() + " check " + Quote(c_.dst));
+  EXPECT_EQ(chk.code, 0) << chk.out;
+}
+
+}  // namespace
+}  // namespace clonefs::testing
