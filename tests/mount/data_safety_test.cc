@@ -27,6 +27,8 @@ class DataSafetyTest : public ::testing::Test {
     src_sha_ = Sha256(c_.src);
   }
   void TearDown() override {
+    if (!nbdfuse_mnt_.empty()) Sh("fusermount3 -u " + Quote(nbdfuse_mnt_));
+    if (!nbdkit_pidfile_.empty()) Sh("kill $(cat " + Quote(nbdkit_pidfile_) + ")");
     for (auto it = loops_.rbegin(); it != loops_.rend(); ++it) Sh("losetup -d " + *it);
     for (auto it = umounts_.rbegin(); it != umounts_.rend(); ++it) Sh("umount -l " + Quote(*it));
     if (!src_sha_.empty()) {
@@ -75,6 +77,7 @@ class DataSafetyTest : public ::testing::Test {
   CloneDir c_;
   std::string src_sha_;
   std::vector<std::string> loops_, umounts_;
+  std::string nbdkit_pidfile_, nbdfuse_mnt_;
 };
 
 // Item 1: a second clone on the same dest with another --metadata is refused
@@ -233,6 +236,55 @@ TEST_F(DataSafetyTest, BlockDeviceDestReattachedElsewhereIsRefused) {
   EXPECT_NE(chk.code, 0) << chk.out;
   EXPECT_NE(chk.out.find("another disk or backing file"), std::string::npos) << chk.out;
   EXPECT_EQ(ReadAt(a, 3 * kRegion, 4), "DATA");
+}
+
+// Item 11: a source behind a FUSE file system that invents mtimes (nbdfuse
+// sets it to its own mount time) resumes after that file system is mounted
+// again; a real content change is still refused.
+TEST_F(DataSafetyTest, SourceBehindNbdfuseResumesAfterItsRemount) {
+  const std::string sock = c_.dir() / "nbd.sock", kpid = c_.dir() / "nbdkit.pid";
+  const std::string fmnt = c_.dir() / "nbdfuse", fpid = c_.dir() / "nbdfuse.pid";
+  mkdir(fmnt.c_str(), 0755);
+  ASSERT_TRUE(ShOk("nbdkit --unix " + Quote(sock) + " --pidfile " + Quote(kpid) +
+                   " --readonly file " + Quote(c_.src)));
+  nbdkit_pidfile_ = kpid;
+  auto start_nbdfuse = [&] {
+    unlink(fpid.c_str());
+    ASSERT_TRUE(ShOk("nbdfuse -r -P " + Quote(fpid) + " " + Quote(fmnt) + " --unix " +
+                     Quote(sock) + " </dev/null >/dev/null 2>&1 &"));
+    for (int i = 0; i < 200 && access(fpid.c_str(), F_OK) != 0; ++i) usleep(25000);
+    ASSERT_EQ(access(fpid.c_str(), F_OK), 0) << "nbdfuse did not start";
+    nbdfuse_mnt_ = fmnt;
+  };
+  auto stop_nbdfuse = [&] {
+    ASSERT_TRUE(ShOk("fusermount3 -u " + Quote(fmnt)));
+    nbdfuse_mnt_.clear();
+  };
+  const std::string source = fmnt + "/nbd";
+  const std::string args = Quote(source) + " " + Quote(c_.dst);
+  start_nbdfuse();
+  RunResult m = MountWith("--no-hydration " + args, c_.mnt);
+  ASSERT_EQ(m.code, 0) << m.out;
+  WriteSynced(3 * kRegion, "KEPT");
+  ASSERT_EQ(c_.Unmount().code, 0);
+  stop_nbdfuse();
+  sleep(1);  // nbdfuse's invented mtime is its mount time, in seconds
+  start_nbdfuse();
+  m = MountWith("--no-hydration " + args, c_.mnt);
+  ASSERT_EQ(m.code, 0) << "the same content behind a remounted nbdfuse must resume: " << m.out;
+  EXPECT_EQ(ReadAt(c_.exposed(), 3 * kRegion, 4), "KEPT");
+  ASSERT_EQ(c_.Unmount().code, 0);
+  stop_nbdfuse();
+
+  // A real change of the content, at a place only the wide fingerprint reads.
+  const uint64_t grid = ((kSourceSize - 4096) / 31 * 5) & ~uint64_t{4095};
+  ASSERT_TRUE(ShOk("printf CHANGED | dd of=" + Quote(c_.src) + " bs=1 seek=" +
+                   std::to_string(grid + 100) + " conv=notrunc status=none"));
+  src_sha_ = Sha256(c_.src);
+  start_nbdfuse();
+  RunResult r = MountWith("--no-hydration " + args, c_.mnt);
+  ExpectRefused(r, "source wide fingerprint differs", c_.mnt);
+  stop_nbdfuse();
 }
 
 // Item 12: a mount that fails after creating dest and metadata removes both,
