@@ -27,8 +27,10 @@ void FuseLogToClonefs(enum fuse_log_level level, const char* fmt, va_list ap) {
   std::string m(msg);
   while (!m.empty() && m.back() == '\n') m.pop_back();
   if (level <= FUSE_LOG_ERR) {
+    // libfuse splits some messages over several calls ("unknown option(s):
+    // `" then "bogus'"): keep every piece since the last TakeLastFuseError.
     std::lock_guard<std::mutex> l(g_fuse_log_mu);
-    g_last_fuse_error = m;
+    g_last_fuse_error += m;
   }
   if (level <= FUSE_LOG_ERR) {
     CLONEFS_LOG_ERROR("libfuse: %s", m.c_str());
@@ -39,8 +41,8 @@ void FuseLogToClonefs(enum fuse_log_level level, const char* fmt, va_list ap) {
   }
 }
 
-// libfuse's last error, readable in our messages: without its "fuse: "
-// prefix and with its `quoted' words quoted as 'quoted'.
+// libfuse's errors since the last call, readable in our messages: without
+// its "fuse: " prefix and with its `quoted' words quoted as 'quoted'.
 std::string TakeLastFuseError() {
   std::string m;
   {

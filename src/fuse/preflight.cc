@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "clone/identity.h"
 #include "clone/same_storage.h"
+#include "clone/storage_probe.h"
 #include "fuse/mount_table.h"
 
 namespace clonefs::fuse {
@@ -115,10 +116,6 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
                               "; refusing to mount. Restore it from a backup; dest " + o.dest +
                               " is unchanged (a clone may only restart over it with "
                               "--overwrite-dest, which discards what it holds)");
-  }
-  if (s.IsNoSpace()) {
-    return Status::NoSpace("metadata " + md + " cannot be opened: its file system is full (" +
-                           s.message() + "); free space there, then mount again");
   }
   if (s.IsInvalidArgument()) return Status::InvalidArgument(s.message());
   if (s.IsNoSpace()) {
@@ -246,6 +243,9 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   PosixDeviceOptions spo;
   spo.read_only = true;
   spo.direct = o.direct_io;
+  // A FUSE server may invent mtimes (nbdfuse: its own mount time); there an
+  // mtime says nothing about the content (SPEC §5).
+  spo.watch_mtime = !clone::MtimeIsUnstable(o.source);
   auto src = OpenDevice(o.source, spo, note);
   if (!src.ok()) return src.status().WithContext("cannot open source " + o.source);
   c.source = std::move(*src);

@@ -138,7 +138,7 @@ TEST_F(DaemonHomeTest, TheDaemonLogsToTheMetadataDirectoryAndStatusNamesIt) {
   RunResult m2 = Sh(ClonefsBinary() + " mount " + Quote(c_.src) + " " + Quote(c_.dst) + " " +
                     Quote(mnt2));
   EXPECT_NE(m2.code, 0) << m2.out;
-  EXPECT_TRUE(Contains(Slurp(log), "locked by another clonefs daemon")) << Slurp(log);
+  EXPECT_TRUE(Contains(Slurp(log), "is in use by another clonefs daemon")) << Slurp(log);
   // 2. SIGTERM while the file is open.
   const int pid = c_.DaemonPid();
   ASSERT_GT(pid, 0);
@@ -168,7 +168,7 @@ TEST_F(DaemonHomeTest, AFailedStartOfAnExistingCloneIsInItsLog) {
   EXPECT_NE(m.code, 0) << m.out;
   EXPECT_FALSE(c_.IsMounted());
   const std::string text = Slurp(log);
-  EXPECT_TRUE(Contains(text, "clonefs: error: cannot create FUSE session: clonefs_no_such_option"))
+  EXPECT_TRUE(Contains(text, "clonefs: error: cannot create the FUSE session: unknown option(s): '-o clonefs_no_such_option'"))
       << text;
 }
 
