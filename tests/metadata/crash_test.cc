@@ -118,6 +118,7 @@ TEST(MetadataCrash, PowerLossLeavesTheLastSuccessfulCommit) {
   o.fault_fs = fs;
   std::vector<bool> durable(kCrashRegions, false);
   uint64_t dropped_bytes = 0;
+  int failed_persist_rounds = 0, failed_persist_drops = 0;
   const int rounds = Scaled(25, 5);
   for (int round = 0; round < rounds; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));
@@ -171,11 +172,19 @@ TEST(MetadataCrash, PowerLossLeavesTheLastSuccessfulCommit) {
     }
     md.reset();
     const uint64_t dropped = fs->DropUnsyncedData().bytes_dropped;
-    // A failed persist did reach the WAL, unsynced: the power cut drops it.
+    // A failed persist usually reached the WAL, unsynced, and the power cut
+    // drops it. Not always: a background flush that hit the failing sync
+    // first makes RocksDB refuse the write before it reaches the WAL. So the
+    // model is checked over the whole run, not per round.
     if (tail == 2 && frozen > 0) {
-      EXPECT_GT(dropped, 0u);
+      ++failed_persist_rounds;
+      if (dropped > 0) ++failed_persist_drops;
     }
     dropped_bytes += dropped;
+  }
+  if (failed_persist_rounds > 0) {
+    EXPECT_GT(failed_persist_drops, 0) << "no failed persist left unsynced WAL bytes in "
+                                       << failed_persist_rounds << " rounds";
   }
   auto md = MustOpen(o);
   ASSERT_TRUE(md);
