@@ -42,7 +42,26 @@ int RunInfoCommand(const std::vector<std::string>& args, const CommandIo& io) {
     io.err << "clonefs info: " << r.status().message() << "\n";
     return r.status().IsBusy() ? kInfoMounted : kExitFailure;
   }
-  io.out << (vm.count("json") != 0 ? ReportToJson(*r) : FormatHuman(*r));
+  if (vm.count("json") != 0) {
+    io.out << ReportToJson(*r);
+    return kExitOk;
+  }
+  io.out << FormatHuman(*r);
+  // The verdict a mount would reach on these files (the check command's
+  // comparison, which is the mount's own).
+  CheckOptions co;
+  co.metadata_dir = *dir;
+  co.dest = dest;
+  std::vector<std::string> refusals;
+  for (const CheckProblem& p : CheckClone(co).problems) {
+    if (p.kind == ProblemKind::kMismatch) refusals.push_back(p.what);
+  }
+  if (refusals.empty()) {
+    io.out << "Files:        source and dest are this clone's (a mount would accept them)\n";
+  } else {
+    io.out << "Files:        a mount would refuse them:\n";
+    for (const std::string& w : refusals) io.out << "  " << w << "\n";
+  }
   return kExitOk;
 }
 

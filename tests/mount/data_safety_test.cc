@@ -155,6 +155,9 @@ TEST_F(DataSafetyTest, NewCloneStartsOnEmptyOrSparseDest) {
 // inode number) is refused; `check` reaches the same verdict.
 TEST_F(DataSafetyTest, RecreatedDestIsRefused) {
   MakeCloneWith(3 * kRegion, "HYDRATED");
+  RunResult info = Sh(ClonefsBinary() + " info " + Quote(c_.dst));
+  EXPECT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find("a mount would accept them"), std::string::npos) << info.out;
   std::filesystem::remove(c_.dst);
   ASSERT_TRUE(ShOk("truncate -s " + std::to_string(kSourceSize) + " " + Quote(c_.dst)));
   RunResult r = c_.Mount();
@@ -165,6 +168,8 @@ TEST_F(DataSafetyTest, RecreatedDestIsRefused) {
   RunResult chk = Sh(ClonefsBinary() + " check " + Quote(c_.dst));
   EXPECT_NE(chk.code, 0) << chk.out;
   EXPECT_NE(chk.out.find("mismatch: dest"), std::string::npos) << chk.out;
+  info = Sh(ClonefsBinary() + " info " + Quote(c_.dst));
+  EXPECT_NE(info.out.find("a mount would refuse them"), std::string::npos) << info.out;
 }
 
 // Item 4: a truncated dest (same inode) is refused, never extended.
@@ -177,6 +182,9 @@ TEST_F(DataSafetyTest, TruncatedDestIsRefusedAndNotExtended) {
   RunResult chk = Sh(ClonefsBinary() + " check " + Quote(c_.dst));
   EXPECT_NE(chk.code, 0) << chk.out;
   EXPECT_NE(chk.out.find("shorter than the image"), std::string::npos) << chk.out;
+  RunResult info = Sh(ClonefsBinary() + " info " + Quote(c_.dst));
+  EXPECT_NE(info.out.find("a mount would refuse them"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("shorter than the image"), std::string::npos) << info.out;
 }
 
 // Item 5: the source under another name: a loop device backed by it, a
