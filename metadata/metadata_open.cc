@@ -254,41 +254,48 @@ Result<std::unique_ptr<Metadata>> Metadata::Open(const MetadataOptions& o) {
   return std::unique_ptr<Metadata>(std::move(md));
 }
 
-Result<Superblock> Metadata::ReadSuperblock(const std::string& dir) {
+namespace {
+
+// An existing store opened read-only under the directory's lock, for the
+// readers that need no full Open (ReadSuperblock, ReadSettings). The lock is
+// held while the caller reads. Errors: NotFound when there is no clone
+// (InterruptedCreation's words for a creation that did not finish), the
+// store's errors otherwise.
+struct ReadOnlyStore {
+  std::unique_ptr<DirLock> lock;
+  Opened opened;
+};
+
+Result<ReadOnlyStore> OpenStoreForReading(const std::string& dir) {
   struct stat st;
   if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     return Status::NotFound("no clonefs metadata at " + dir);
   }
-  CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
-  CLONEFS_ASSIGN_OR_RETURN(const DirKind kind, Classify(lock->real_dir()));
+  ReadOnlyStore r;
+  CLONEFS_ASSIGN_OR_RETURN(r.lock, DirLock::Acquire(dir));
+  CLONEFS_ASSIGN_OR_RETURN(const DirKind kind, Classify(r.lock->real_dir()));
   if (kind == DirKind::kEmpty) return Status::NotFound("no clonefs metadata in " + dir);
   if (kind == DirKind::kInterruptedFormat) return InterruptedCreation(dir);
   if (kind == DirKind::kForeign) return NotClonefs(dir);
   MetadataOptions o;
   o.dir = dir;
   o.read_only = true;
-  CLONEFS_ASSIGN_OR_RETURN(Opened opened, OpenExisting(StoreOptionsFor(o, lock->real_dir()), dir, false));
-  if (!opened.sb) return Status::NotFound("no clonefs superblock in " + dir);
-  return *opened.sb;
+  CLONEFS_ASSIGN_OR_RETURN(r.opened,
+                           OpenExisting(StoreOptionsFor(o, r.lock->real_dir()), dir, false));
+  if (!r.opened.sb) return Status::NotFound("no clonefs superblock in " + dir);
+  return r;
+}
+
+}  // namespace
+
+Result<Superblock> Metadata::ReadSuperblock(const std::string& dir) {
+  CLONEFS_ASSIGN_OR_RETURN(ReadOnlyStore r, OpenStoreForReading(dir));
+  return *r.opened.sb;
 }
 
 Result<std::optional<std::string>> Metadata::ReadSettings(const std::string& dir) {
-  struct stat st;
-  if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return Status::NotFound("no clonefs metadata at " + dir);
-  }
-  CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<DirLock> lock, DirLock::Acquire(dir));
-  CLONEFS_ASSIGN_OR_RETURN(const DirKind kind, Classify(lock->real_dir()));
-  if (kind == DirKind::kEmpty || kind == DirKind::kInterruptedFormat) {
-    return Status::NotFound("no clonefs metadata in " + dir);
-  }
-  if (kind == DirKind::kForeign) return NotClonefs(dir);
-  MetadataOptions o;
-  o.dir = dir;
-  o.read_only = true;
-  CLONEFS_ASSIGN_OR_RETURN(Opened opened, OpenExisting(StoreOptionsFor(o, lock->real_dir()), dir, false));
-  if (!opened.sb) return Status::NotFound("no clonefs superblock in " + dir);
-  Result<std::optional<std::string>> raw = opened.store->GetRecord(kSettingsKey);
+  CLONEFS_ASSIGN_OR_RETURN(ReadOnlyStore r, OpenStoreForReading(dir));
+  Result<std::optional<std::string>> raw = r.opened.store->GetRecord(kSettingsKey);
   if (!raw.ok()) return raw.status().WithContext("metadata " + dir);
   return raw;
 }

@@ -65,11 +65,11 @@ std::vector<uint8_t> ReadAll(const std::string& path) {
   return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
 }
 
-int64_t HydratedRegions(const std::string& metadata_dir) {
+std::unique_ptr<metadata::Metadata> OpenMetadataOffline(const std::string& metadata_dir) {
   auto sb = metadata::Metadata::ReadSuperblock(metadata_dir);
   if (!sb.ok()) {
     ADD_FAILURE() << "read superblock " << metadata_dir << ": " << sb.status().ToString();
-    return -1;
+    return nullptr;
   }
   metadata::MetadataOptions o;
   o.dir = metadata_dir;
@@ -81,9 +81,14 @@ int64_t HydratedRegions(const std::string& metadata_dir) {
   auto md = metadata::Metadata::Open(o);
   if (!md.ok()) {
     ADD_FAILURE() << "open metadata " << metadata_dir << ": " << md.status().ToString();
-    return -1;
+    return nullptr;
   }
-  return static_cast<int64_t>((*md)->NrHydratedRegions());
+  return std::move(*md);
+}
+
+int64_t HydratedRegions(const std::string& metadata_dir) {
+  auto md = OpenMetadataOffline(metadata_dir);
+  return md ? static_cast<int64_t>(md->NrHydratedRegions()) : -1;
 }
 
 CloneDir::CloneDir() {

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "metadata/metadata.h"
 #include "mount/mount_test_util.h"
 
 namespace clonefs::testing {
@@ -29,6 +31,10 @@ std::string Sha256(const std::string& path);
 // Writes `size` bytes of seeded pseudo-random data (4 KiB-block granular).
 void WriteRandomFile(const std::string& path, uint64_t size, uint64_t seed);
 std::vector<uint8_t> ReadAll(const std::string& path);
+
+// A clone's metadata opened read-only (the clone must not be mounted), or
+// nullptr with a test failure.
+std::unique_ptr<metadata::Metadata> OpenMetadataOffline(const std::string& metadata_dir);
 
 // Regions hydrated in a clone's metadata, read offline (the clone must not be
 // mounted). -1 on error (with a test failure).

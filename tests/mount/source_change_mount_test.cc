@@ -31,18 +31,8 @@ size_t Count(const std::string& text, const std::string& needle) {
 // First hydrated region at or after `from` in the clone's metadata (read
 // offline), or the region count if none; -1 on error.
 int64_t FirstHydratedFrom(const std::string& metadata_dir, uint64_t from) {
-  auto sb = metadata::Metadata::ReadSuperblock(metadata_dir);
-  if (!sb.ok()) return -1;
-  metadata::MetadataOptions o;
-  o.dir = metadata_dir;
-  o.image_size = sb->image_size;
-  o.region_size = sb->region_size;
-  o.read_only = true;
-  o.verify_identities = false;
-  o.create_if_missing = false;
-  auto md = metadata::Metadata::Open(o);
-  if (!md.ok()) return -1;
-  return static_cast<int64_t>((*md)->FindNextHydratedRegion(from));
+  auto md = OpenMetadataOffline(metadata_dir);
+  return md ? static_cast<int64_t>(md->FindNextHydratedRegion(from)) : -1;
 }
 
 class SourceChangeMountTest : public ::testing::Test {
