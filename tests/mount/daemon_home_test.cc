@@ -79,10 +79,15 @@ class DaemonHomeTest : public ::testing::Test {
     const std::string script = ns_dir_ / "run.sh";
     std::ofstream(script) << "set -u\n"
                           << "mount --bind " << Quote(node) << " /dev/fuse || exit 90\n"
-                          << (private_tmp ? "mount -t tmpfs tmpfs /tmp || exit 91\n" : "")
+                          << "B=" << Quote(ClonefsBinary()) << "\n"
+                          // The binary may itself live under /tmp (a build
+                          // tree there): keep a copy outside before hiding it.
+                          << (private_tmp ? "cp \"$B\" " + Quote(c_.dir() / "clonefs") + " && B=" +
+                                                Quote(c_.dir() / "clonefs") +
+                                                " && mount -t tmpfs tmpfs /tmp || exit 91\n"
+                                          : std::string())
                           << "U='setpriv --reuid=" << kUser << " --regid=" << kUser
                           << " --clear-groups'\n"
-                          << "B=" << Quote(ClonefsBinary()) << "\n"
                           << "MNT=" << Quote(c_.mnt) << "\n"
                           << "trap '$B unmount --force \"$MNT\" >/dev/null 2>&1' EXIT\n"
                           << body << "\n";
