@@ -104,8 +104,11 @@ class DaemonHomeTest : public ::testing::Test {
     return Contains(out, "daemon-state:[]") || Contains(out, "daemon-state:[Z]");
   }
 
-  std::string Mount(const std::string& extra) {
-    return ClonefsBinary() + " mount --no-hydration " + extra + " " + Quote(c_.src) + " " +
+  std::string Mount(const std::string& extra) { return MountWith(ClonefsBinary(), extra); }
+  // The same, inside an InUserNamespace script (its $B: /tmp may be hidden).
+  std::string ScriptMount() { return MountWith("$B", ""); }
+  std::string MountWith(const std::string& binary, const std::string& extra) {
+    return binary + " mount --no-hydration " + extra + " " + Quote(c_.src) + " " +
            Quote(c_.dst) + " " + Quote(c_.mnt);
   }
 
@@ -194,7 +197,7 @@ TEST_F(DaemonHomeTest, LogFileOptionOverridesTheLocation) {
 TEST_F(DaemonHomeTest, RootUnmountingAnotherUsersCloneWaitsForTheFinalCommit) {
   GiveToUser();
   RunResult r = InUserNamespace(
-      "$U env -u XDG_RUNTIME_DIR " + Mount("") + " || exit 1\n"
+      "$U env -u XDG_RUNTIME_DIR " + ScriptMount() + " || exit 1\n"
       "PID=$(sed -n 's/^pid=//p' " + Quote(c_.metadata + "/daemon.info") + ")\n"
       "$U dd if=/dev/zero of=\"$MNT/dst.img\" bs=64K seek=5 count=1 conv=notrunc status=none\n"
       "$B status \"$MNT\" | head -1\n"
@@ -214,7 +217,7 @@ TEST_F(DaemonHomeTest, AnotherRuntimeDirectoryStillFindsTheDaemon) {
   ASSERT_EQ(mkdir(b.c_str(), 0700), 0);
   GiveToUser();
   RunResult r = InUserNamespace(
-      "$U env XDG_RUNTIME_DIR=" + Quote(a) + " " + Mount("") + " || exit 1\n"
+      "$U env XDG_RUNTIME_DIR=" + Quote(a) + " " + ScriptMount() + " || exit 1\n"
       "PID=$(sed -n 's/^pid=//p' " + Quote(c_.metadata + "/daemon.info") + ")\n"
       "$U env XDG_RUNTIME_DIR=" + Quote(b) + " $B status \"$MNT\" | head -1\n"
       "$U dd if=/dev/zero of=\"$MNT/dst.img\" bs=64K seek=2 count=1 conv=notrunc status=none\n"
@@ -234,7 +237,7 @@ TEST_F(DaemonHomeTest, ASquattedTmpDirectoryBlocksNothing) {
   const std::string squat = "/tmp/clonefs-" + std::to_string(kUser);
   RunResult r = InUserNamespace(
       "mkdir -m 0700 " + squat + " && echo squatted\n"
-      "$U env -u XDG_RUNTIME_DIR " + Mount("") + " || exit 1\n"
+      "$U env -u XDG_RUNTIME_DIR " + ScriptMount() + " || exit 1\n"
       "PID=$(sed -n 's/^pid=//p' " + Quote(c_.metadata + "/daemon.info") + ")\n"
       "$U env -u XDG_RUNTIME_DIR $B status \"$MNT\" | head -1\n"
       "$U env -u XDG_RUNTIME_DIR $B unmount \"$MNT\"; echo unmount-rc=$?\n" + DaemonState(),
