@@ -136,7 +136,12 @@ TEST_F(OfflineTest, InfoShowsTheStoredSettings) {
     ASSERT_TRUE(md.ok()) << md.status().ToString();
     clone::Settings s;
     s.rate_bytes_per_s = 1 << 20;
+    // GCC 12 with ASan flags the optional's string as maybe-uninitialized
+    // here (a false positive, as in tests/clone/settings_test.cc).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
     s.on_complete.emplace("touch /tmp/done");
+#pragma GCC diagnostic pop
     ASSERT_TRUE((*md)->PutSettings(clone::EncodeSettings(s)).ok());
   }
   CmdRun r = Exec(RunInfoCommand, {dest_});
