@@ -3,13 +3,12 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <fstream>
 
 #include "base/flock_holder.h"
+#include "clone/storage_probe.h"
 #include "devices/posix_device.h"
 
 namespace clonefs::clone {
@@ -27,15 +26,6 @@ Status InUse(const std::string& path) {
                       (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
                       ": a dest belongs to one clone at a time; unmount that clone first "
                       "(see: mount -t fuse.clonefs)");
-}
-
-// The loop device's backing file, or "" if `rdev` is not a bound loop device.
-std::string LoopBackingFile(dev_t rdev) {
-  std::ifstream in("/sys/dev/block/" + std::to_string(major(rdev)) + ":" +
-                   std::to_string(minor(rdev)) + "/loop/backing_file");
-  std::string line;
-  if (!in || !std::getline(in, line)) return "";
-  return line;
 }
 
 Result<DestContent> ExamineFile(const std::string& path) {
@@ -102,7 +92,7 @@ Result<DestContent> ExamineDestContent(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat dest " + path);
   if (!S_ISBLK(st.st_mode)) return ExamineFile(path);
-  const std::string backing = LoopBackingFile(st.st_rdev);
+  const std::string backing = LoopBackingPath(st.st_rdev);
   if (!backing.empty()) {
     Result<DestContent> c = ExamineFile(backing);
     if (c.ok() && c->blank()) return c;

@@ -186,6 +186,10 @@ std::string BlockDeviceId(dev_t rdev) {
   return DiskId(rdev);
 }
 
+std::string LoopBackingPath(dev_t rdev) {
+  return ReadAttr(SysDir(rdev) + "/loop/backing_file");
+}
+
 uint64_t BlockDeviceSize(dev_t rdev) {
   const std::string text = ReadAttr(SysDir(rdev) + "/size");
   char* end = nullptr;

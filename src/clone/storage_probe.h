@@ -34,6 +34,10 @@ bool MtimeIsUnstable(const std::string& path);
 // nothing (then only the device number and size identify it).
 std::string BlockDeviceId(dev_t rdev);
 
+// The backing file a loop device reports (sysfs loop/backing_file; may end
+// in " (deleted)"), or "" if `rdev` is not a bound loop device.
+std::string LoopBackingPath(dev_t rdev);
+
 // Size in bytes of block device `rdev` (sysfs "size" in 512-byte sectors),
 // or 0 if unknown.
 uint64_t BlockDeviceSize(dev_t rdev);
