@@ -22,6 +22,20 @@
 //     == Size() ("all data"), which is always a correct answer. A device
 //     that is now shorter than Size() answers an error, never "hole up to
 //     Size()": the missing tail is not zeros.
+//   - ReadAsync starts a read and calls `done` exactly once when it has
+//     finished (from any thread, possibly before ReadAsync returns); the
+//     buffer must stay valid until then. AsyncReads() says whether reads
+//     really overlap (a remote source keeps many in flight on its
+//     connections); where it is false, ReadAsync is Read run in the caller
+//     and a pipelined caller brings its own threads.
+//   - Read may wait for a slow source: remote and timed sources bound the
+//     wait by their source timeout (then IoError, ETIMEDOUT) and give up
+//     early with IoError(EINTR) when the calling thread's CancelToken
+//     (base/cancel.h) is cancelled. ReadAsync has no deadline of its own
+//     beyond the device's (a remote source fails requests it cannot serve
+//     after its timeout, and all of them when it is destroyed).
+//   - Health() reports reachability (SourceHealth); a local device is
+//     always connected.
 //   - CheckUnchanged re-examines the device against what was seen at open
 //     (size; for a read-only file, also its mtime where that is meaningful).
 //
@@ -34,11 +48,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "base/result.h"
 #include "base/status.h"
+#include "devices/source_health.h"
 
 namespace clonefs {
 
@@ -55,6 +71,17 @@ class Device {
   virtual const std::string& Name() const = 0;
 
   virtual Status Read(uint64_t off, void* buf, size_t len) = 0;
+
+  using ReadDone = std::function<void(Status)>;
+  // Starts a read of [off, off+len) into buf; calls done(status) exactly
+  // once when it has finished. Default: done(Read(...)) in the caller.
+  virtual void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) {
+    done(Read(off, buf, len));
+  }
+  // Whether ReadAsync overlaps reads (true) or runs them in the caller.
+  virtual bool AsyncReads() const { return false; }
+  // Reachability, for the copier and for status. Default: connected.
+  virtual SourceHealth Health() const { return SourceHealth(); }
   // Errors: ReadOnly-opened devices return Permission.
   virtual Status Write(uint64_t off, const void* buf, size_t len) = 0;
   virtual Status Flush() = 0;

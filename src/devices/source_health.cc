@@ -1,0 +1,17 @@
+#include "devices/source_health.h"
+
+namespace clonefs {
+
+const char* SourceStateName(SourceHealth::State s) {
+  switch (s) {
+    case SourceHealth::State::kConnected:
+      return "connected";
+    case SourceHealth::State::kReconnecting:
+      return "reconnecting";
+    case SourceHealth::State::kStalled:
+      return "stalled";
+  }
+  return "unknown";
+}
+
+}  // namespace clonefs

@@ -1,0 +1,39 @@
+// SourceHealth: what a source device can say about its reachability, for
+// the copier (pause as a whole while the source is down) and for status.
+//
+// THREAD SAFETY: a value type.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace clonefs {
+
+struct SourceHealth {
+  enum class State {
+    kConnected,     // serving (or, for a file, not known to be stuck)
+    kReconnecting,  // the connection dropped; re-establishing it with backoff
+    kStalled,       // connected, but a request has waited longer than the
+                    // source timeout without an answer
+  };
+  State state = State::kConnected;
+  // Wall-clock time (ns since the Unix epoch) the state was entered; 0 if
+  // the source never left kConnected.
+  uint64_t since_unix_ns = 0;
+  // The most recent error the source returned or the transport saw, with
+  // its wall-clock time (0 if none), and how many errors in all.
+  std::string last_error;
+  uint64_t last_error_unix_ns = 0;
+  uint64_t errors = 0;
+  // Requests issued again (after a reconnect, or a retried error).
+  uint64_t retries = 0;
+  // Connections re-established after a drop.
+  uint64_t reconnects = 0;
+
+  bool up() const { return state == State::kConnected; }
+};
+
+// "connected", "reconnecting", "stalled".
+const char* SourceStateName(SourceHealth::State s);
+
+}  // namespace clonefs
