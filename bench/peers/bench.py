@@ -26,12 +26,32 @@ Subcommands (each prints one JSON object on stdout unless noted):
       Describes the machine: CPU, cores, RAM, kernel, disk under $WORK.
   vm PID
       VmHWM and VmRSS of a process in KiB (from /proc/PID/status).
+  nbdstats STATSFILE
+      Bytes and requests an nbdkit stats filter counted (its statsfile=,
+      written when nbdkit exits): src_read_bytes, src_read_ops, src_extents_ops.
+  iolog --out LOG --size BYTES --count N [--split K] [--align B] [--bs B] [--seed S]
+      A fio iolog (replay with --read_iolog=LOG --replay_redirect=FILE) of N
+      reads of --bs bytes at distinct random multiples of --align below
+      --size, so no read lands in a block (a qcow2 cluster) read before.
+      --split K: the first K reads go to LOG, the rest to LOG.2.
+  scattered PATH --size-mib M --extents N [--extent-mib E] [--seed S]
+      A sparse image of M MiB holding N extents of E MiB of random data at
+      distinct random E-aligned offsets (seeded: the same image every time).
+  watch --clonefs BIN --mnt MNT --t0 EPOCH_S [--interval S] [--timeout S]
+        [--until FRACTION] [--outage-at FRACTION --outage-flag F --outage-s S]
+      Polls `clonefs status --json MNT` until hydration is done or has reached
+      FRACTION of the image. With --outage-*: once FRACTION is hydrated it
+      creates F (an nbdkit error filter's error-file: the source fails every
+      request), removes it S seconds later, and notes the source link's state
+      just before. Reports times from EPOCH_S, the hydration rate between 10 %
+      and 90 % (steady_mib_s) and the link's error/retry/reconnect counts.
 """
 import errno
 import json
 import mmap
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -245,6 +265,14 @@ def status_fields(doc):
     if done is None and out["hydrated_regions"] is not None and out["total_regions"]:
         done = out["hydrated_regions"] >= out["total_regions"]
     out["done"] = done
+    out["image_size"] = find(["image_size", "bytes.total"])
+    out["copy_failures"] = find(["failures.copy"])
+    link = doc.get("source_connection") if isinstance(doc, dict) else None
+    if isinstance(link, dict):
+        out["src_state"] = link.get("state")
+        for k in ("errors", "retries", "reconnects"):
+            if isinstance(link.get(k), (int, float)):
+                out["src_" + k] = link[k]
     return out
 
 
@@ -297,6 +325,7 @@ def cmd_machine(argv):
         "qemu": first(run(["qemu-storage-daemon", "--version"])),
         "nbdkit": first(run(["nbdkit", "--version"])),
         "nbdfuse": first(run(["nbdfuse", "--version"])),
+        "nbdcopy": first(run(["nbdcopy", "--version"])),
     }, sort_keys=True))
 
 
@@ -310,11 +339,175 @@ def cmd_vm(argv):
     print(json.dumps(out, sort_keys=True))
 
 
+UNITS = {"b": 1, "byte": 1, "bytes": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
+         "tib": 1 << 40, "pib": 1 << 50, "eib": 1 << 60}
+
+
+def cmd_nbdstats(argv):
+    """Parses lines like 'read: 16 ops, 0.104581 s, 4.00 MiB, 38.25 MiB/s op, ...'.
+    nbdkit prints sizes rounded to two decimals of their unit: exact enough
+    for a report."""
+    out = {"src_read_bytes": 0, "src_read_ops": 0, "src_extents_ops": 0}
+    try:
+        text = open(argv[0]).read()
+    except OSError as e:
+        print(json.dumps({"error": "no nbdkit stats: %s" % e}))
+        return
+    for line in text.splitlines():
+        m = re.match(r"^(\w+): (\d+) ops, [\d.]+ s(?:, ([\d.]+) (\w+))?", line)
+        if not m:
+            continue
+        op, ops = m.group(1), int(m.group(2))
+        if op == "read":
+            out["src_read_ops"] = ops
+            if m.group(3):
+                out["src_read_bytes"] = int(float(m.group(3)) * UNITS.get(m.group(4).lower(), 1))
+        elif op == "extents":
+            out["src_extents_ops"] = ops
+    print(json.dumps(out, sort_keys=True))
+
+
+def opts_of(argv, defaults):
+    opts = dict(defaults)
+    while argv:
+        a = argv.pop(0)
+        if not a.startswith("--"):
+            sys.exit("unexpected argument %s" % a)
+        opts[a[2:]] = argv.pop(0)
+    return opts
+
+
+def cmd_iolog(argv):
+    o = opts_of(argv, {"align": "65536", "bs": "4096", "seed": "1", "split": ""})
+    align, bs, size = int(o["align"]), int(o["bs"]), int(o["size"])
+    slots = size // align
+    count = min(int(o["count"]), slots)
+    picks = random.Random(int(o["seed"])).sample(range(slots), count)
+    split = min(int(o["split"]), count) if o["split"] else count
+    parts = [(o["out"], picks[:split])]
+    if o["split"]:
+        parts.append((o["out"] + ".2", picks[split:]))
+    for path, offs in parts:
+        with open(path, "w") as f:
+            f.write("fio version 2 iolog\nFILE add\nFILE open\n")
+            for s in offs:
+                f.write("FILE read %d %d\n" % (s * align, bs))
+            f.write("FILE close\n")
+    print(json.dumps({"ios": [len(p[1]) for p in parts]}))
+
+
+def cmd_scattered(argv):
+    path = argv.pop(0)
+    o = opts_of(argv, {"extent-mib": "1", "seed": "7"})
+    mib, n, ext = int(o["size-mib"]), int(o["extents"]), int(o["extent-mib"])
+    slots = mib // ext
+    if n > slots:
+        sys.exit("scattered: %d extents of %d MiB do not fit in %d MiB" % (n, ext, mib))
+    rng = random.Random(int(o["seed"]))
+    with open(path, "wb") as f:
+        f.truncate(mib << 20)
+        for s in sorted(rng.sample(range(slots), n)):
+            f.seek(s * ext << 20)
+            for _ in range(ext):
+                f.write(os.urandom(1 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def clonefs_status(binary, mnt):
+    try:
+        r = subprocess.run([binary, "status", mnt, "--json"], capture_output=True, text=True,
+                           timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0:
+        return None
+    try:
+        return status_fields(json.loads(r.stdout))
+    except ValueError:
+        return None
+
+
+def cmd_watch(argv):
+    o = opts_of(argv, {"interval": "0.2", "timeout": "600", "until": "1.0", "outage-at": "",
+                       "outage-flag": "", "outage-s": "0"})
+    t0, interval, timeout = float(o["t0"]), float(o["interval"]), float(o["timeout"])
+    until = float(o["until"])
+    outage_at = float(o["outage-at"]) if o["outage-at"] else None
+    flag, outage_s = o["outage-flag"], float(o["outage-s"])
+    samples = []  # (seconds since t0, hydrated fraction, hydrated bytes)
+    out = {"done": 0, "status_failures": 0}
+    states = []
+    t_on = t_off = None
+    counts = {}
+    size = None
+    try:
+        while True:
+            now = time.time()
+            if now - t0 > timeout:
+                out["timeout"] = 1
+                break
+            st = clonefs_status(o["clonefs"], o["mnt"])
+            if st is None:
+                out["status_failures"] += 1
+            else:
+                size = st.get("image_size") or size
+                hb = st.get("hydrated_bytes")
+                if hb is None and st.get("hydrated_regions") is not None and st.get("region_size"):
+                    hb = st["hydrated_regions"] * st["region_size"]
+                frac = (hb / size) if (hb is not None and size) else 0.0
+                if st.get("done"):
+                    frac = 1.0
+                samples.append((now - t0, frac, hb or 0))
+                if st.get("src_state") and (not states or states[-1] != st["src_state"]):
+                    states.append(st["src_state"])
+                for k in ("src_errors", "src_retries", "src_reconnects"):
+                    if st.get(k) is not None:
+                        counts[k] = max(counts.get(k, 0), st[k])
+                if st.get("done"):
+                    out["done"] = 1
+                    break
+                if outage_at is not None and t_on is None and frac >= outage_at:
+                    open(flag, "w").close()
+                    t_on = time.time()
+                    out["outage_on_s"] = round(t_on - t0, 3)
+                    out["outage_on_fraction"] = round(frac, 4)
+                if t_on is not None and t_off is None and time.time() - t_on >= outage_s:
+                    out["outage_state"] = st.get("src_state") or "n/a"
+                    os.unlink(flag)
+                    t_off = time.time()
+                    out["outage_off_s"] = round(t_off - t0, 3)
+                outage_over = outage_at is None or t_off is not None
+                if frac >= until and outage_over:
+                    break
+            pause = interval
+            if t_on is not None and t_off is None:
+                pause = max(0.0, min(interval, t_on + outage_s - time.time()))
+            time.sleep(pause)
+    finally:
+        if t_on is not None and t_off is None and os.path.exists(flag):
+            os.unlink(flag)
+    lo = next((s for s in samples if s[1] >= 0.1), None)
+    hi = next((s for s in reversed(samples) if s[1] <= 0.9), None)
+    if lo and hi and hi[0] > lo[0] and t_on is None:
+        out["steady_mib_s"] = round((hi[2] - lo[2]) / 1048576.0 / (hi[0] - lo[0]), 2)
+        out["steady_span_s"] = round(hi[0] - lo[0], 3)
+    if samples:
+        out["last_s"] = round(samples[-1][0], 3)
+        out["last_fraction"] = round(samples[-1][1], 4)
+    out["samples"] = len(samples)
+    out["src_states"] = ">".join(states) if states else "n/a"
+    out.update(counts)
+    print(json.dumps(out, sort_keys=True))
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmds = {"record": cmd_record, "fio": cmd_fio, "ttfb": cmd_ttfb, "fsync": cmd_fsync,
-            "status": cmd_status, "machine": cmd_machine, "vm": cmd_vm}
+            "status": cmd_status, "machine": cmd_machine, "vm": cmd_vm,
+            "nbdstats": cmd_nbdstats, "iolog": cmd_iolog, "scattered": cmd_scattered,
+            "watch": cmd_watch}
     name = sys.argv[1]
     if name not in cmds:
         sys.exit("unknown subcommand %s\n%s" % (name, __doc__))

@@ -205,20 +205,33 @@ cf_wait() {
 
 # ---- qemu-storage-daemon (recipe (a): qcow2 overlay + copy-on-read + FUSE) ---
 
-# qsd_overlay SRC OVERLAY: a fresh, empty qcow2 overlay over the raw source.
+# qsd_overlay SRC OVERLAY [SIZE]: a fresh, empty qcow2 overlay over the raw
+# source. An NBD source (nbd+unix:///?socket=PATH) needs SIZE in bytes: the
+# overlay is created without opening it (the daemon gets its backing node
+# on the command line anyway).
 qsd_overlay() {
   rm -f "$2"
-  qemu-img create -q -f qcow2 -o cluster_size=64k -b "$1" -F raw "$2"
+  if [ -n "${3:-}" ]; then
+    qemu-img create -q -f qcow2 -o cluster_size=64k -u -b "$1" -F raw "$2" "$3"
+  else
+    qemu-img create -q -f qcow2 -o cluster_size=64k -b "$1" -F raw "$2"
+  fi
 }
 
 # qsd_args SRC OVERLAY EXPOSED TAG: prints the daemon's command line, one arg per line.
 # QSD_CACHE=direct (default) opens source and overlay with O_DIRECT, as clonefs
 # does by default (QEMU's cache=none); QSD_CACHE=writeback uses the page cache.
+# SRC is a raw file, or nbd+unix:///?socket=PATH for QEMU's own NBD client
+# (driver=nbd) as the overlay's backing node.
 qsd_args() {
   local src=$1 ov=$2 exp=$3 tag=$4 direct=on
   [ "${QSD_CACHE:-direct}" = writeback ] && direct=off
+  local srcnode="driver=file,node-name=src,filename=$src,read-only=on,cache.direct=$direct"
+  case $src in
+    nbd+unix://*) srcnode="driver=nbd,node-name=src,server.type=unix,server.path=${src#*socket=},read-only=on" ;;
+  esac
   printf '%s\n' qemu-storage-daemon \
-    --blockdev "driver=file,node-name=src,filename=$src,read-only=on,cache.direct=$direct" \
+    --blockdev "$srcnode" \
     --blockdev "driver=qcow2,node-name=top,file.driver=file,file.filename=$ov,file.cache.direct=$direct,backing=src" \
     --blockdev "driver=copy-on-read,node-name=cor,file=top" \
     --export "type=fuse,id=e,node-name=cor,mountpoint=$exp,writable=on" \

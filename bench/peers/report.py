@@ -115,7 +115,8 @@ def header():
         ["Load average (1/5/15 min) at start / end", "%s / %s; run took %s s" % (
             META.get("load", {}).get("start", "?"), META.get("load", {}).get("end", "?"),
             fmt(META.get("load", {}).get("duration_s"), 0))],
-        ["Tools", "; ".join(str(m.get(k, "?")) for k in ("fio", "qemu", "nbdkit", "nbdfuse"))],
+        ["Tools", "; ".join(str(m.get(k, "?")) for k in ("fio", "qemu", "nbdkit", "nbdfuse", "nbdcopy")
+                            if k in m)],
         ["clonefs", "%s; extra mount options: %s" % (c.get("clonefs_build", "?"),
                                                     c.get("clonefs_opts", "none"))],
     ]), ""]
@@ -390,10 +391,190 @@ def sec_highlat():
             table(["system", "ttfb (s)", "done", "time (s)", "MiB/s", "vs cp"], rows), ""]
 
 
+def ms(us):
+    return None if us is None else us / 1000.0
+
+
+def mib_of(b):
+    return None if b is None else b / 1048576.0
+
+
+def sec_remote():
+    cfg = GROUPS.get(("remote", "config", "source"))
+    if not cfg:
+        return []
+    cfg = cfg[0]
+    g = lambda case, sys_, k: med("remote", case, sys_, k)
+    listed = lambda key: [str(x) for x in str(cfg.get(key, "")).split(",") if str(x)]
+    out = ["## 7. Remote source over NBD", "",
+           "One nbdkit per measurement on a Unix socket, `nbdkit -r -U SOCK --filter=stats "
+           "[filters] file IMAGE`, nbdkit threads per connection: %s. `delay` (rdelay=X) adds X "
+           "to every read; `rate` caps the bandwidth of the server as a whole; `error` fails "
+           "every request while a flag file exists; `stats` counts what each system read. "
+           "The page cache is dropped before every run. Systems:" % (
+               "nbdkit's default (16)" if cfg.get("nbdkit_threads") == "default"
+               else cfg.get("nbdkit_threads")),
+           "",
+           "- **nbdcopy** (%s, default options): `nbdcopy --flush URI FILE`, the ideal "
+           "pipelined reader (it opens 4 connections when the server offers multi-conn, as "
+           "nbdkit's file plugin does)." % cfg.get("nbdcopy", "?"),
+           "- **clonefs**: `clonefs mount nbd+unix:///?socket=SOCK DEST MNT`, defaults; time "
+           "from starting the mount to `clonefs wait` returning complete; the unmount after "
+           "it is timed on its own.",
+           "- **qsd**: qemu-storage-daemon with QEMU's NBD client (`driver=nbd`) as the backing "
+           "node of a qcow2 overlay (64 KiB clusters), a `copy-on-read` filter on top, exported "
+           "through FUSE; hydrated by one sequential O_DIRECT read of the whole file, 1 MiB "
+           "requests, %s in flight (fio); time from starting the daemon to its exit." %
+           cfg.get("qsd_qd", "?"), ""]
+    # -- hydration
+    delays = listed("delays")
+    size = cfg.get("size_mib")
+    rows = []
+    for d in delays:
+        case = "hyd/" + d
+        v = {s: g(case, s, "mib_s") for s in ("nbdcopy", "clonefs", "qsd")}
+        if all(x is None for x in v.values()):
+            continue
+        cell = lambda s: "%s (%s)" % (fmt(g(case, s, "time_s")), fmt(v[s]))
+        rc = ratio(v["clonefs"], v["nbdcopy"])
+        rows.append([d, cell("nbdcopy"), cell("clonefs"), fmt(g(case, "clonefs", "unmount_s")),
+                     cell("qsd"), fmt_ratio(rc), fmt_ratio(ratio(v["qsd"], v["nbdcopy"])),
+                     " / ".join(kib(None if g(case, s, "src_read_bytes") is None
+                                    else g(case, s, "src_read_bytes") / 1024.0)
+                                for s in ("nbdcopy", "clonefs", "qsd"))])
+        if d in ("5ms", "50ms") and rc is not None:
+            TARGETS.append(("remote hydration at +%s >= 0.9x nbdcopy (SPEC §9)" % d,
+                            fmt_ratio(rc), verdict(rc >= 0.9)))
+    if rows:
+        out += ["### Full hydration of %s MiB of random data" % size, "",
+                table(["added read latency", "nbdcopy s (MiB/s)", "clonefs s (MiB/s)",
+                       "clonefs unmount (s)", "qsd s (MiB/s)", "clonefs/nbdcopy", "qsd/nbdcopy",
+                       "read from source (nbdcopy / clonefs / qsd)"], rows), ""]
+    # -- first byte and unhydrated reads
+    rows = []
+    for d in listed("lat_delays"):
+        for s in ("clonefs", "qsd"):
+            q1, q16 = "lat-qd1/" + d, "lat-qd16/" + d
+            t = g("ttfb/" + d, s, "ttfb_s")
+            if t is None and g(q1, s, "read_iops") is None:
+                continue
+            vs = "-"
+            if s == "clonefs":
+                vs = "%s / %s" % (fmt_ratio(ratio(g(q1, s, "read_iops"), g(q1, "qsd", "read_iops"))),
+                                  fmt_ratio(ratio(g(q16, s, "read_iops"), g(q16, "qsd", "read_iops"))))
+            rows.append([d, s, fmt(t, 3),
+                         fmt(ms(g(q1, s, "read_clat_p50_us"))), fmt(ms(g(q1, s, "read_clat_p99_us"))),
+                         fmt(g(q1, s, "read_iops")),
+                         fmt(ms(g(q16, s, "read_clat_p50_us"))), fmt(ms(g(q16, s, "read_clat_p99_us"))),
+                         fmt(g(q16, s, "read_iops")), vs])
+    if rows:
+        out += ["### Mount to first byte, and 4 KiB reads of unhydrated data", "",
+                "First byte: from starting the mount (or the daemon) to the first 4 KiB read of "
+                "the file returning data. Reads: fio, `--direct=1`, libaio, 4 KiB random reads "
+                "for about %s s at QD1, then at QD16, each at a 64 KiB-aligned offset that no "
+                "earlier read touched (a replayed iolog), so qsd's copy-on-read never finds a "
+                "cluster it copied before. clonefs runs with `--no-hydration`; qsd has a fresh "
+                "overlay and nothing streaming, and its copy-on-read fetches and writes the whole "
+                "64 KiB cluster of each read. Latencies in ms." % cfg.get("lat_s", "?"), "",
+                table(["added read latency", "system", "first byte (s)", "QD1 p50", "QD1 p99",
+                       "QD1 IOPS", "QD16 p50", "QD16 p99", "QD16 IOPS",
+                       "IOPS vs qsd (QD1 / QD16)"], rows), ""]
+    # -- sparse
+    rows = []
+    data_kib = cfg.get("sparse_data_kib")
+    for s in ("nbdcopy", "clonefs"):
+        t = g("sparse", s, "time_s")
+        if t is None:
+            continue
+        rb = g("sparse", s, "src_read_bytes")
+        rows.append([s, fmt(t), kib(None if rb is None else rb / 1024.0),
+                     fmt(g("sparse", s, "src_extents_ops"), 0), kib(g("sparse", s, "dest_kib")),
+                     fmt_ratio(ratio(t, g("sparse", "nbdcopy", "time_s")))])
+        if s == "clonefs" and data_kib:
+            d = g("sparse", s, "dest_kib")
+            ok = None if rb is None or d is None else (rb / 1024.0 <= 1.05 * data_kib
+                                                       and d <= 1.25 * data_kib)
+            TARGETS.append(("remote sparse source: holes never read (source bytes read <= 1.05x "
+                            "its data), dest space <= 1.25x",
+                            "read %s, dest %s, for %s of data" % (
+                                kib(None if rb is None else rb / 1024.0), kib(d), kib(data_kib)),
+                            verdict(ok)))
+    if rows:
+        out += ["### Sparse source: %s apparent, %s of data in %s scattered 1 MiB extents, +%s" % (
+                    kib(cfg.get("sparse_mib", 0) * 1024), kib(data_kib), cfg.get("sparse_extents"),
+                    cfg.get("sparse_delay")), "",
+                table(["system", "time (s)", "read from source", "block-status requests",
+                       "dest space (du)", "time vs nbdcopy"], rows), ""]
+    # -- outage
+    clean = g("outage", "clonefs-clean", "time_s")
+    outt = g("outage", "clonefs-outage", "time_s")
+    if clean is not None or outt is not None:
+        olen = cfg.get("outage_s", 0)
+        rows = []
+        for s, desc in (("clonefs-clean", "no outage"), ("clonefs-outage", "outage")):
+            if ("remote", "outage", s) not in GROUPS:
+                continue
+            one = GROUPS[("remote", "outage", s)][-1]
+            excess = None
+            if s == "clonefs-outage" and clean is not None and outt is not None:
+                excess = outt - clean - olen
+            on = g("outage", s, "outage_on_s")
+            rows.append([desc, fmt(g("outage", s, "time_s")),
+                         "%s s from %s s (%s hydrated)" % (olen, fmt(on), fmt(
+                             100 * (g("outage", s, "outage_on_fraction") or 0), 0) + " %")
+                         if on is not None else "-",
+                         fmt(excess) if excess is not None else "-",
+                         str(one.get("outage_state", "-")), str(one.get("src_states", "n/a")),
+                         "%s / %s / %s" % tuple(fmt(g("outage", s, k), 0) for k in
+                                                ("src_errors", "src_retries", "src_reconnects")),
+                         fmt(g("outage", s, "copy_failures"), 0),
+                         {1: "yes", 0: "NO"}.get(one.get("verified"), "n/a")])
+        ok = None
+        if clean is not None and outt is not None:
+            ok = outt <= clean + olen + 2
+        TARGETS.append(("remote outage of %s s: hydration time <= clean + outage + 2 s" % olen,
+                        "%s s vs %s + %s + 2 s" % (fmt(outt), fmt(clean), olen), verdict(ok)))
+        out += ["### Source outage during hydration", "",
+                "clonefs hydrating %s MiB at +%s through nbdkit's error filter; once %s %% is "
+                "hydrated every request fails with EIO for %s s (`error-rate=100%%`, the "
+                "filter's error-file exists), then the source is back. The clean run uses the "
+                "same server and the same status polling, without the outage." % (
+                    size, cfg.get("outage_delay"), fmt(100 * cfg.get("outage_at", 0), 0), olen), "",
+                table(["run", "total (s)", "outage", "excess over clean + outage (s)",
+                       "link state at the end of the outage", "link states seen",
+                       "errors / retries / reconnects", "copy failures", "dest == source"], rows),
+                ""]
+    # -- rate cap
+    rows = []
+    for bits in listed("rates"):
+        case = "rate/" + bits
+        cap = int(bits) / 8.0 / 1048576.0
+        n, c, st = g(case, "nbdcopy", "mib_s"), g(case, "clonefs", "mib_s"), g(case, "clonefs", "steady_mib_s")
+        if n is None and c is None:
+            continue
+        frac = lambda v: "%s (%.2f)" % (fmt(v), v / cap) if v is not None else "n/a"
+        rows.append(["%s Mbit/s = %s MiB/s" % (fmt(int(bits) / 1e6, 0), fmt(cap)), frac(n), frac(c),
+                     frac(st)])
+        if st is not None:
+            TARGETS.append(("remote rate cap %s Mbit/s: clonefs hydration >= 0.97x the cap" %
+                            fmt(int(bits) / 1e6, 0), "%.3fx (10-90 %% of the image)" % (st / cap),
+                            verdict(st / cap >= 0.97)))
+    if rows:
+        out += ["### Bandwidth cap", "",
+                "nbdkit's rate filter (`rate=` in bits per second, `burstiness=%s` so the start "
+                "is not a burst) and +%s per read; %s MiB of random data. *whole run* includes "
+                "the mount or start and the final flush; *10-90 %%* is clonefs's rate between "
+                "10 %% and 90 %% of the image hydrated, from `clonefs status` every 0.25 s. "
+                "MiB/s (fraction of the cap)." % (cfg.get("burst_s"), cfg.get("rate_delay"), size), "",
+                table(["cap", "nbdcopy whole run", "clonefs whole run", "clonefs 10-90 %"], rows), ""]
+    return out
+
+
 def main():
     load(sys.argv[1])
     body = []
-    for f in (sec_fio, sec_hydration, sec_ttfb, sec_latency, sec_fsync, sec_highlat):
+    for f in (sec_fio, sec_hydration, sec_ttfb, sec_latency, sec_fsync, sec_highlat,
+              sec_remote):
         body += f()
     out = header()
     if TARGETS:

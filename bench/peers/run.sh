@@ -8,7 +8,8 @@
 # Usage: bench/peers/run.sh [--quick] [--only SECTIONS] [--rounds N] [--out FILE]
 #                           [--peers-only]
 #   --quick       small sizes and short runs: a smoke run of the whole harness
-#   --only        comma-separated subset of: hydration,fio,latency,fsync,ttfb,highlat
+#   --only        comma-separated subset of:
+#                 hydration,fio,latency,fsync,ttfb,highlat,remote
 #   --rounds N    repetitions of every alternating measurement (median reported)
 #   --out FILE    also write the markdown report to FILE (e.g. docs/performance.md)
 #   --peers-only  skip every clonefs run (harness validation without clonefs)
@@ -17,7 +18,8 @@
 # CLONEFS_OPTS (extra options for every clonefs mount), QSD_CACHE (direct, the
 # default, or writeback: how qemu-storage-daemon opens its files), WORK (scratch dir,
 # default /var/tmp/clonefs-bench/peers), RUNTIME (seconds per fio run), and the size
-# knobs listed under "configuration" below.
+# knobs listed under "configuration" below (and RM_* for the remote section,
+# listed at the top of remote.sh).
 #
 # Output: $WORK/runs/<stamp>/{results.jsonl,report.md,*.json}; the report is
 # also printed on stdout.
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS_ARG=$2; shift ;;
     --out) OUT=$2; shift ;;
     --peers-only) PEERS_ONLY=1 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -60,7 +62,7 @@ RSS_LOAD_S=${RSS_LOAD_S:-2}                 # seconds of random reads before rea
 HL_DELAY=${HL_DELAY:-5ms}                   # nbdkit delay filter rdelay
 HL_THRESHOLDS=${HL_THRESHOLDS:-"1 4 16 64"}
 HL_ROUNDS=${HL_ROUNDS:-1}                   # high-latency runs are long: one round by default
-SECTIONS=${ONLY:-hydration,fio,latency,fsync,ttfb,highlat}
+SECTIONS=${ONLY:-hydration,fio,latency,fsync,ttfb,highlat,remote}
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 RUN=$WORK/runs/$STAMP$([ $QUICK = 1 ] && echo -quick)
@@ -72,6 +74,8 @@ export WORK
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$HERE/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=remote.sh
+source "$HERE/remote.sh"
 trap 'cleanup_all' EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
@@ -490,6 +494,7 @@ want latency && sec_latency
 want fsync && sec_fsync
 want ttfb && sec_ttfb
 want highlat && sec_highlat
+want remote && sec_remote
 cleanup_all
 record meta load - 0 start="$LOAD_START" end="$(cut -d' ' -f1-3 /proc/loadavg)" \
   duration_s="$(elapsed "$RUN_T0")"
