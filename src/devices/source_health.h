@@ -29,6 +29,10 @@ struct SourceHealth {
   uint64_t retries = 0;
   // Connections re-established after a drop.
   uint64_t reconnects = 0;
+  // Remote sources: requests sent to the server (retries included) and
+  // bytes it answered successfully. 0 for local devices.
+  uint64_t requests = 0;
+  uint64_t bytes_read = 0;
 
   bool up() const { return state == State::kConnected; }
 };

@@ -1,0 +1,500 @@
+#include "sources/nbd_connection.h"
+
+#include <libnbd.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "sources/source_wait.h"
+
+namespace clonefs {
+namespace {
+
+constexpr size_t kMaxInflight = 64;  // per connection, as libnbd(3) suggests
+constexpr uint64_t kTickNs = 50'000'000;
+constexpr uint64_t kBackoffMinNs = 100'000'000;
+constexpr uint64_t kBackoffMaxNs = 2'000'000'000;
+constexpr int kServerRetries = 3;
+constexpr uint64_t kRetryBaseNs = 100'000'000;
+
+uint64_t MonoNow() { return Clock::Real()->NowNanos(); }
+
+// Errors that say the request itself was refused: retrying cannot help.
+bool Retryable(int err) {
+  return err != EINVAL && err != EPERM && err != ENOTSUP && err != EOPNOTSUPP && err != ERANGE;
+}
+
+std::string LibnbdError(const char* fallback) {
+  const char* e = nbd_get_error();
+  return e != nullptr && *e != '\0' ? e : fallback;
+}
+
+}  // namespace
+
+NbdConnection::NbdConnection(std::shared_ptr<NbdSourceState> state, int index)
+    : state_(std::move(state)), index_(index) {
+  efd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+}
+
+NbdConnection::~NbdConnection() {
+  Stop();
+  if (efd_ >= 0) ::close(efd_);
+}
+
+void NbdConnection::Start() { thread_ = std::thread([this] { Run(); }); }
+
+Status NbdConnection::WaitConnected(uint64_t deadline_ns, NbdServerInfo* info) {
+  std::unique_lock<std::mutex> l(mu_);
+  WaitForDone(l, first_cv_, deadline_ns, nullptr, [this] { return first_done_; });
+  if (!first_done_) {
+    return Status::IoError("no answer within " + FormatTimeout(state_->timeout_ns), ETIMEDOUT);
+  }
+  if (first_status_.ok()) *info = info_;
+  return first_status_;
+}
+
+std::unique_ptr<NbdPiece> NbdConnection::Submit(std::unique_ptr<NbdPiece> piece) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) return piece;
+    piece->conn = this;
+    outstanding_.fetch_add(1, std::memory_order_relaxed);
+    queue_.push_back(std::move(piece));
+  }
+  Wake();
+  return nullptr;
+}
+
+void NbdConnection::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  Wake();
+  if (thread_.joinable()) thread_.join();
+}
+
+NbdConnection::HealthView NbdConnection::health() const {
+  HealthView v;
+  v.reconnecting_since_unix_ns = reconnecting_since_unix_.load(std::memory_order_acquire);
+  v.stalled_since_unix_ns = stalled_since_unix_.load(std::memory_order_acquire);
+  v.recovered_unix_ns = recovered_unix_.load(std::memory_order_acquire);
+  return v;
+}
+
+void NbdConnection::Wake() {
+  uint64_t one = 1;
+  ssize_t r = ::write(efd_, &one, sizeof(one));
+  (void)r;  // EAGAIN: the counter is already non-zero, the thread will wake
+}
+
+int NbdConnection::OnComplete(void* user_data, int* error) {
+  auto* p = static_cast<NbdPiece*>(user_data);
+  p->completed = true;
+  p->error = *error;
+  p->conn->completed_.push_back(p);
+  return 1;  // retire the command
+}
+
+int NbdConnection::OnExtent(void* user_data, const char* context, uint64_t offset,
+                            uint32_t* entries, size_t nr_entries, int* /*error*/) {
+  if (std::strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0) return 0;
+  auto* p = static_cast<NbdPiece*>(user_data);
+  uint64_t pos = offset;
+  for (size_t i = 0; i + 1 < nr_entries; i += 2) {
+    // Only ZERO promises zeros; HOLE alone means "unallocated" (nbd_device.h).
+    const bool zero = (entries[i + 1] & LIBNBD_STATE_ZERO) != 0;
+    p->extents.push_back(Extent{pos, pos + entries[i], zero});
+    pos += entries[i];
+  }
+  return 0;
+}
+
+// ---- the I/O thread ----
+
+void NbdConnection::Run() {
+  backoff_ns_ = kBackoffMinNs;
+  StartConnect();
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) break;
+      for (auto& p : queue_) waiting_.push_back(std::move(p));
+      queue_.clear();
+    }
+    uint64_t now = MonoNow();
+    if (state_->has_fatal()) FailAll(state_->fatal());
+    ExpireDeadlines(now);
+    if (phase_ == Phase::kDown && now >= next_attempt_ns_) StartConnect();
+    if (phase_ == Phase::kConnecting && now >= connect_started_ns_ + state_->timeout_ns) {
+      ConnectionLost("no answer within " + FormatTimeout(state_->timeout_ns));
+    }
+    if (phase_ == Phase::kReady) SubmitWaiting(now);
+    if (phase_ == Phase::kFailed) FailAll(Status::IoError("not connected to " + state_->display));
+    now = MonoNow();
+    UpdateStall(now);
+    PollOnce(PollTimeoutMs(now));
+  }
+  Shutdown();
+}
+
+void NbdConnection::StartConnect() {
+  phase_ = Phase::kConnecting;
+  connect_started_ns_ = MonoNow();
+  h_ = nbd_create();
+  if (h_ == nullptr) {
+    ConnectionLost(LibnbdError("nbd_create failed"));
+    return;
+  }
+  nbd_set_handle_name(h_, ("clonefs-source-" + std::to_string(index_)).c_str());
+  nbd_add_meta_context(h_, LIBNBD_CONTEXT_BASE_ALLOCATION);
+  // Every byte of a piece's buffer is written by a successful read before
+  // it is copied anywhere; libnbd need not zero it first.
+  nbd_set_pread_initialize(h_, false);
+  // The URI is the user's own (tls-psk-file= names a local file).
+  nbd_set_uri_allow_local_file(h_, true);
+  int r;
+  if (state_->target.spawned()) {
+    std::vector<char*> argv;
+    for (const std::string& a : state_->target.argv) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    r = nbd_aio_connect_command(h_, argv.data());
+  } else {
+    r = nbd_aio_connect_uri(h_, state_->target.uri.c_str());
+  }
+  if (r == -1) ConnectionLost(LibnbdError("connect failed"));
+}
+
+void NbdConnection::OnReady() {
+  NbdServerInfo info;
+  int64_t size = nbd_get_size(h_);
+  if (size < 0) {
+    ConnectionLost(LibnbdError("the server sent no size"));
+    return;
+  }
+  info.size = static_cast<uint64_t>(size);
+  info.multi_conn = nbd_can_multi_conn(h_) > 0;
+  info.extents = nbd_can_meta_context(h_, LIBNBD_CONTEXT_BASE_ALLOCATION) > 0;
+  int64_t min_block = nbd_get_block_size(h_, LIBNBD_SIZE_MINIMUM);
+  int64_t max_block = nbd_get_block_size(h_, LIBNBD_SIZE_MAXIMUM);
+  info.min_block = min_block > 0 ? static_cast<uint64_t>(min_block) : 0;
+  info.max_block = max_block > 0 ? static_cast<uint64_t>(max_block) : 0;
+  phase_ = Phase::kReady;
+  backoff_ns_ = kBackoffMinNs;
+  up_.store(true, std::memory_order_release);
+  if (!ever_ready_) {
+    ever_ready_ = true;
+    first_size_ = info.size;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      first_done_ = true;
+      first_status_ = Status::OK();
+      info_ = info;
+    }
+    first_cv_.notify_all();
+    return;
+  }
+  if (info.size != first_size_) {
+    std::string msg = "source " + state_->display + " size changed from " +
+                      std::to_string(first_size_) + " to " + std::to_string(info.size) +
+                      " bytes";
+    CLONEFS_LOG_ERROR("%s; every read of it now fails", msg.c_str());
+    state_->RecordError(msg);
+    state_->SetFatal(Status::Mismatch(msg));
+  }
+  state_->reconnects.fetch_add(1, std::memory_order_relaxed);
+  reconnecting_since_unix_.store(0, std::memory_order_release);
+  recovered_unix_.store(WallNowNs(), std::memory_order_release);
+  CLONEFS_LOG_INFO("reconnected to %s (connection %d)", state_->display.c_str(), index_);
+}
+
+void NbdConnection::ConnectionLost(const std::string& reason) {
+  const bool was_ready = phase_ == Phase::kReady;
+  up_.store(false, std::memory_order_release);
+  CloseHandle();
+  ProcessCompleted(/*dead=*/true, MonoNow());
+  for (auto& entry : inflight_) Requeue(std::move(entry.second), /*at_front=*/true);
+  inflight_.clear();
+  if (!ever_ready_) {
+    phase_ = Phase::kFailed;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      first_done_ = true;
+      first_status_ = Status::IoError(reason);
+    }
+    first_cv_.notify_all();
+    return;
+  }
+  if (was_ready) {
+    std::string msg = "connection to " + state_->display + " lost: " + reason;
+    CLONEFS_LOG_WARN("%s; reconnecting", msg.c_str());
+    state_->RecordError(msg);
+    reconnecting_since_unix_.store(WallNowNs(), std::memory_order_release);
+    stalled_since_unix_.store(0, std::memory_order_release);
+    backoff_ns_ = kBackoffMinNs;
+  } else {
+    state_->RecordError("reconnecting to " + state_->display + ": " + reason);
+  }
+  phase_ = Phase::kDown;
+  next_attempt_ns_ = MonoNow() + backoff_ns_;
+  backoff_ns_ = std::min(backoff_ns_ * 2, kBackoffMaxNs);
+}
+
+void NbdConnection::CloseHandle() {
+  if (h_ == nullptr) return;
+  // nbd_close waits for a spawned server; a stopped or wedged nbdkit must
+  // not hold it up.
+  if (state_->target.spawned()) nbd_kill_subprocess(h_, SIGKILL);
+  nbd_close(h_);
+  h_ = nullptr;
+}
+
+void NbdConnection::SubmitWaiting(uint64_t now) {
+  for (auto it = waiting_.begin(); it != waiting_.end() && inflight_.size() < kMaxInflight;) {
+    NbdPiece* p = it->get();
+    if (p->op->finished()) {
+      Release(std::move(*it));
+      it = waiting_.erase(it);
+      continue;
+    }
+    if (p->not_before_ns > now) {
+      ++it;
+      continue;
+    }
+    inflight_.emplace(p, std::move(*it));
+    it = waiting_.erase(it);
+    p->completed = false;
+    p->error = 0;
+    p->extents.clear();
+    p->sent_ns = now;
+    if (p->sends++ > 0) state_->retries.fetch_add(1, std::memory_order_relaxed);
+    state_->requests.fetch_add(1, std::memory_order_relaxed);
+    nbd_completion_callback done{OnComplete, p, nullptr};
+    int64_t cookie =
+        p->op->kind() == NbdOp::Kind::kRead
+            ? nbd_aio_pread(h_, p->buf.get(), p->srv_len, p->srv_off, done, 0)
+            : nbd_aio_block_status(h_, p->srv_len, p->srv_off,
+                                   nbd_extent_callback{OnExtent, p, nullptr}, done, 0);
+    if (cookie != -1 || p->completed) continue;
+    std::string err = LibnbdError("request refused");
+    int e = nbd_get_errno();
+    if (nbd_aio_is_dead(h_) || nbd_aio_is_closed(h_)) {
+      AfterIo(/*failed=*/true, err);  // requeues p with the rest
+      return;
+    }
+    // Refused by libnbd itself (alignment, size limits): permanent.
+    auto node = inflight_.extract(p);
+    std::string msg = PieceWhat(*p) + " from " + state_->display + " was refused: " + err;
+    state_->RecordError(msg);
+    p->op->Finish(Status::IoError(msg, e != 0 ? e : EIO));
+    Release(std::move(node.mapped()));
+  }
+  AfterIo(/*failed=*/false, "");
+}
+
+void NbdConnection::PollOnce(int timeout_ms) {
+  pollfd fds[2] = {{efd_, POLLIN, 0}, {-1, 0, 0}};
+  nfds_t n = 1;
+  if (h_ != nullptr) {
+    int fd = nbd_aio_get_fd(h_);
+    unsigned dir = nbd_aio_get_direction(h_);
+    if (fd >= 0) {
+      fds[1].fd = fd;
+      if (dir & LIBNBD_AIO_DIRECTION_READ) fds[1].events |= POLLIN;
+      if (dir & LIBNBD_AIO_DIRECTION_WRITE) fds[1].events |= POLLOUT;
+      n = 2;
+    }
+  }
+  int r = ::poll(fds, n, timeout_ms);
+  if (r <= 0) return;  // timeout, or EINTR: the loop looks again
+  if (fds[0].revents & POLLIN) {
+    uint64_t v;
+    ssize_t got = ::read(efd_, &v, sizeof(v));
+    (void)got;
+  }
+  if (n < 2 || fds[1].revents == 0 || h_ == nullptr) return;
+  const short re = fds[1].revents;
+  const unsigned dir = nbd_aio_get_direction(h_);  // may have changed
+  int rc = 0;
+  bool notified = false;
+  if ((dir & LIBNBD_AIO_DIRECTION_READ) && (re & (POLLIN | POLLHUP | POLLERR))) {
+    rc = nbd_aio_notify_read(h_);
+    notified = true;
+  } else if ((dir & LIBNBD_AIO_DIRECTION_WRITE) && (re & (POLLOUT | POLLHUP | POLLERR))) {
+    rc = nbd_aio_notify_write(h_);
+    notified = true;
+  }
+  if (rc == -1) {
+    AfterIo(/*failed=*/true, LibnbdError("socket error"));
+  } else if (!notified && (re & (POLLHUP | POLLERR | POLLNVAL))) {
+    AfterIo(/*failed=*/true, "the socket was closed");
+  } else {
+    AfterIo(/*failed=*/false, "");
+  }
+}
+
+void NbdConnection::AfterIo(bool failed, std::string error) {
+  if (h_ == nullptr) return;
+  const bool dead = failed || nbd_aio_is_dead(h_) || nbd_aio_is_closed(h_);
+  ProcessCompleted(dead, MonoNow());
+  if (dead) {
+    ConnectionLost(error.empty() ? "the server closed the connection" : error);
+  } else if (phase_ == Phase::kConnecting && nbd_aio_is_ready(h_)) {
+    OnReady();
+  }
+}
+
+void NbdConnection::ProcessCompleted(bool dead, uint64_t now) {
+  std::vector<NbdPiece*> done;
+  done.swap(completed_);
+  for (NbdPiece* raw : done) {
+    auto node = inflight_.extract(raw);
+    if (node.empty()) continue;  // not ours to settle (cannot happen)
+    std::unique_ptr<NbdPiece> p = std::move(node.mapped());
+    if (p->error == 0) {
+      Deliver(std::move(p));
+    } else if (dead) {
+      Requeue(std::move(p), /*at_front=*/true);  // the connection failed, not the server
+    } else {
+      ServerError(std::move(p), now);
+    }
+  }
+}
+
+void NbdConnection::Deliver(std::unique_ptr<NbdPiece> p) {
+  if (p->op->kind() == NbdOp::Kind::kRead) {
+    state_->bytes_read.fetch_add(p->srv_len, std::memory_order_relaxed);
+    p->op->ReadSucceeded(p->buf.get() + p->skip, p->op_off, p->copy_len);
+  } else {
+    p->op->ExtentsSucceeded(std::move(p->extents));
+  }
+  Release(std::move(p));
+}
+
+void NbdConnection::ServerError(std::unique_ptr<NbdPiece> p, uint64_t now) {
+  const int err = p->error;
+  ++p->server_errors;
+  std::string msg = PieceWhat(*p) + " from " + state_->display + " failed: " + std::strerror(err);
+  state_->RecordError(msg);
+  if (!p->op->finished()) {
+    const uint64_t delay = kRetryBaseNs << (p->server_errors - 1);
+    if (Retryable(err) && p->server_errors <= kServerRetries &&
+        now + delay < p->op->deadline_ns()) {
+      p->not_before_ns = now + delay;
+      Requeue(std::move(p), /*at_front=*/false);
+      return;
+    }
+    if (p->server_errors > 1) msg += " (" + std::to_string(p->server_errors) + " tries)";
+    p->op->Finish(Status::IoError(msg, err));
+  }
+  Release(std::move(p));
+}
+
+void NbdConnection::Requeue(std::unique_ptr<NbdPiece> p, bool at_front) {
+  if (p->op->finished()) {
+    Release(std::move(p));
+    return;
+  }
+  p->completed = false;
+  p->error = 0;
+  if (at_front) {
+    waiting_.push_front(std::move(p));
+  } else {
+    waiting_.push_back(std::move(p));
+  }
+}
+
+void NbdConnection::Release(std::unique_ptr<NbdPiece> p) {
+  p.reset();
+  outstanding_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+void NbdConnection::ExpireDeadlines(uint64_t now) {
+  auto expire = [&](NbdPiece& p) {
+    NbdOp& op = *p.op;
+    if (!op.finished() && now >= op.deadline_ns()) {
+      op.Finish(SourceTimedOut(op.What(), state_->display, state_->timeout_ns));
+    }
+  };
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    expire(**it);
+    if ((*it)->op->finished()) {
+      Release(std::move(*it));
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Pieces in flight stay until libnbd retires them: their buffers are
+  // libnbd's until then.
+  for (auto& entry : inflight_) expire(*entry.second);
+}
+
+void NbdConnection::FailAll(const Status& s) {
+  for (auto& p : waiting_) p->op->Finish(s);
+  for (auto& entry : inflight_) entry.second->op->Finish(s);
+}
+
+void NbdConnection::UpdateStall(uint64_t now) {
+  uint64_t oldest = UINT64_MAX;
+  if (phase_ == Phase::kReady) {
+    for (const auto& entry : inflight_) oldest = std::min(oldest, entry.second->sent_ns);
+  }
+  const uint64_t timeout = state_->timeout_ns;
+  if (oldest != UINT64_MAX && now - oldest > timeout) {
+    if (stalled_since_unix_.load(std::memory_order_relaxed) == 0) {
+      const uint64_t late = now - (oldest + timeout);  // how long it has been stalled
+      stalled_since_unix_.store(WallNowNs() - late, std::memory_order_release);
+    }
+  } else if (stalled_since_unix_.load(std::memory_order_relaxed) != 0) {
+    stalled_since_unix_.store(0, std::memory_order_release);
+    recovered_unix_.store(WallNowNs(), std::memory_order_release);
+  }
+}
+
+int NbdConnection::PollTimeoutMs(uint64_t now) const {
+  const bool idle = waiting_.empty() && inflight_.empty();
+  if (idle && (phase_ == Phase::kReady || phase_ == Phase::kFailed)) return -1;
+  uint64_t wait = kTickNs;
+  if (phase_ == Phase::kDown) wait = std::min(wait, next_attempt_ns_ > now ? next_attempt_ns_ - now : 0);
+  return static_cast<int>((wait + 999'999) / 1'000'000);
+}
+
+void NbdConnection::Shutdown() {
+  up_.store(false, std::memory_order_release);
+  CloseHandle();  // libnbd calls no callback after this
+  completed_.clear();
+  std::deque<std::unique_ptr<NbdPiece>> queued;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queued.swap(queue_);
+  }
+  const Status aborted = Status::Aborted("source " + state_->display + " was closed");
+  for (auto& p : queued) {
+    p->op->Finish(aborted);
+    Release(std::move(p));
+  }
+  for (auto& p : waiting_) {
+    p->op->Finish(aborted);
+    Release(std::move(p));
+  }
+  waiting_.clear();
+  for (auto& entry : inflight_) {
+    entry.second->op->Finish(aborted);
+    Release(std::move(entry.second));
+  }
+  inflight_.clear();
+}
+
+std::string NbdConnection::PieceWhat(const NbdPiece& p) const {
+  if (p.op->kind() == NbdOp::Kind::kRead) return ReadWhat(p.srv_off, p.srv_len);
+  return "block status of " + std::to_string(p.srv_len) + " bytes at " +
+         std::to_string(p.srv_off);
+}
+
+}  // namespace clonefs

@@ -1,0 +1,298 @@
+#include "sources/nbd_device.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <vector>
+
+#include "base/cancel.h"
+#include "base/clock.h"
+#include "sources/extent_cache.h"
+#include "sources/nbd_connection.h"
+#include "sources/nbd_request.h"
+#include "sources/nbd_source_state.h"
+#include "sources/source_wait.h"
+
+namespace clonefs {
+namespace {
+
+constexpr uint64_t kBlockStatusSpan = uint64_t{1} << 30;  // asked per query
+constexpr uint64_t kLibnbdMaxRequest = uint64_t{64} << 20;
+// Without an advertised maximum, some servers drop requests above 32 MiB.
+constexpr uint64_t kUnadvertisedMaxRequest = uint64_t{32} << 20;
+
+uint64_t MonoNow() { return Clock::Real()->NowNanos(); }
+
+class NbdDevice final : public Device {
+ public:
+  NbdDevice(std::shared_ptr<NbdSourceState> state,
+            std::vector<std::unique_ptr<NbdConnection>> conns, const NbdServerInfo& info,
+            uint64_t max_request)
+      : state_(std::move(state)),
+        conns_(std::move(conns)),
+        size_(info.size),
+        extents_(info.extents),
+        min_block_(std::max<uint64_t>(info.min_block, 1)),
+        max_request_(max_request) {}
+
+  ~NbdDevice() override {
+    for (auto& c : conns_) c->Stop();
+  }
+
+  uint64_t Size() const override { return size_; }
+  bool ReadOnly() const override { return true; }
+  const std::string& Name() const override { return state_->display; }
+  bool AsyncReads() const override { return true; }
+
+  Status Read(uint64_t off, void* buf, size_t len) override {
+    CLONEFS_RETURN_IF_ERROR(CheckRead(off, len));
+    if (len == 0) return Status::OK();
+    std::shared_ptr<NbdOp> op = StartRead(off, buf, len, nullptr);
+    return WaitSync(*op);
+  }
+
+  void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) override {
+    Status s = CheckRead(off, len);
+    if (!s.ok() || len == 0) {
+      done(std::move(s));
+      return;
+    }
+    StartRead(off, buf, len, std::move(done));
+  }
+
+  Status Write(uint64_t off, const void*, size_t) override { return ReadOnlyError("write", off); }
+  Status Flush() override { return ReadOnlyError("flush", 0); }
+  Status Zero(uint64_t off, uint64_t, ZeroMode) override { return ReadOnlyError("zero", off); }
+
+  Result<uint64_t> NextData(uint64_t off) override { return Next(off, /*want_hole=*/false); }
+  Result<uint64_t> NextHole(uint64_t off) override { return Next(off, /*want_hole=*/true); }
+
+  Status CheckUnchanged() override {
+    if (state_->has_fatal()) return state_->fatal();
+    return Status::OK();
+  }
+
+  SourceHealth Health() const override;
+
+ private:
+  Status CheckRead(uint64_t off, uint64_t len) const {
+    if (state_->has_fatal()) return state_->fatal();
+    if (off > size_ || len > size_ - off) {
+      return Status::InvalidArgument(ReadWhat(off, len) + " is beyond the end of " +
+                                     state_->display + " (" + std::to_string(size_) + " bytes)");
+    }
+    return Status::OK();
+  }
+
+  static Status ReadOnlyError(const char* op, uint64_t off) {
+    return Status::Permission(std::string(op) + " at " + std::to_string(off) +
+                              ": a remote source is read-only");
+  }
+
+  std::shared_ptr<NbdOp> StartRead(uint64_t off, void* buf, size_t len, ReadDone done);
+  void Queue(std::unique_ptr<NbdPiece> piece);
+  NbdConnection* Pick();
+  Status WaitSync(NbdOp& op);
+  Result<uint64_t> Next(uint64_t off, bool want_hole);
+  Result<Extent> ExtentAt(uint64_t off);
+
+  const std::shared_ptr<NbdSourceState> state_;
+  const std::vector<std::unique_ptr<NbdConnection>> conns_;
+  const uint64_t size_;
+  const bool extents_;
+  const uint64_t min_block_;
+  const uint64_t max_request_;  // a multiple of min_block_
+  std::atomic<size_t> next_conn_{0};
+  ExtentCache cache_;
+};
+
+std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len, ReadDone done) {
+  // The server sees whole minimum blocks; the last one may be cut by the end.
+  const uint64_t begin = off / min_block_ * min_block_;
+  const uint64_t end = std::min(size_, (off + len + min_block_ - 1) / min_block_ * min_block_);
+  const int pieces = static_cast<int>((end - begin + max_request_ - 1) / max_request_);
+  auto op = std::make_shared<NbdOp>(NbdOp::Kind::kRead, off, len, buf,
+                                    MonoNow() + state_->timeout_ns, std::move(done), pieces);
+  for (uint64_t s = begin; s < end; s += max_request_) {
+    const uint64_t e = std::min(s + max_request_, end);
+    const uint64_t cs = std::max(s, off);
+    const uint64_t ce = std::min<uint64_t>(e, off + len);
+    auto p = std::make_unique<NbdPiece>();
+    p->op = op;
+    p->srv_off = s;
+    p->srv_len = e - s;
+    p->skip = cs - s;
+    p->op_off = cs - off;
+    p->copy_len = ce - cs;
+    p->buf.reset(new uint8_t[p->srv_len]);  // uninitialized: the server fills it
+    Queue(std::move(p));
+  }
+  return op;
+}
+
+void NbdDevice::Queue(std::unique_ptr<NbdPiece> piece) {
+  std::unique_ptr<NbdPiece> back = Pick()->Submit(std::move(piece));
+  if (back) back->op->Finish(Status::Aborted("source " + state_->display + " is being closed"));
+}
+
+// The connection with the fewest pieces outstanding, preferring connected
+// ones; ties go round-robin.
+NbdConnection* NbdDevice::Pick() {
+  const size_t n = conns_.size();
+  const size_t start = next_conn_.fetch_add(1, std::memory_order_relaxed);
+  NbdConnection* best = nullptr;
+  bool best_up = false;
+  int best_load = 0;
+  for (size_t i = 0; i < n; ++i) {
+    NbdConnection* c = conns_[(start + i) % n].get();
+    const bool up = c->up();
+    const int load = c->outstanding();
+    if (best == nullptr || (up && !best_up) || (up == best_up && load < best_load)) {
+      best = c;
+      best_up = up;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+Status NbdDevice::WaitSync(NbdOp& op) {
+  return op.Wait(
+      CurrentCancelToken(),
+      [&] { return SourceTimedOut(op.What(), state_->display, state_->timeout_ns); },
+      [&] { return SourceInterrupted(op.What(), state_->display); });
+}
+
+Result<uint64_t> NbdDevice::Next(uint64_t off, bool want_hole) {
+  if (off >= size_) return size_;
+  if (!extents_) return want_hole ? size_ : off;
+  while (off < size_) {
+    CLONEFS_ASSIGN_OR_RETURN(Extent e, ExtentAt(off));
+    if (e.hole == want_hole) return off;
+    off = e.end;
+  }
+  return size_;
+}
+
+Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
+  if (std::optional<Extent> e = cache_.Find(off)) return *e;
+  if (state_->has_fatal()) return state_->fatal();
+  const uint64_t begin = off / min_block_ * min_block_;
+  const uint64_t len = std::min(kBlockStatusSpan, size_ - begin);
+  auto op = std::make_shared<NbdOp>(NbdOp::Kind::kBlockStatus, begin, len, nullptr,
+                                    MonoNow() + state_->timeout_ns, nullptr, 1);
+  auto p = std::make_unique<NbdPiece>();
+  p->op = op;
+  p->srv_off = begin;
+  p->srv_len = len;
+  Queue(std::move(p));
+  CLONEFS_RETURN_IF_ERROR(WaitSync(*op));
+  std::vector<Extent> extents = op->TakeExtents();
+  for (Extent& e : extents) e.end = std::min(e.end, size_);
+  cache_.Insert(extents);
+  if (std::optional<Extent> e = cache_.Find(off)) return *e;
+  return Status::IoError("block status at " + std::to_string(begin) + " from " + state_->display +
+                         " described no extent at " + std::to_string(off));
+}
+
+SourceHealth NbdDevice::Health() const {
+  SourceHealth h;
+  uint64_t reconnecting = 0, stalled = 0, recovered = 0;
+  for (const auto& c : conns_) {
+    NbdConnection::HealthView v = c->health();
+    if (v.reconnecting_since_unix_ns != 0 &&
+        (reconnecting == 0 || v.reconnecting_since_unix_ns < reconnecting)) {
+      reconnecting = v.reconnecting_since_unix_ns;
+    }
+    if (v.stalled_since_unix_ns != 0 && (stalled == 0 || v.stalled_since_unix_ns < stalled)) {
+      stalled = v.stalled_since_unix_ns;
+    }
+    recovered = std::max(recovered, v.recovered_unix_ns);
+  }
+  if (reconnecting != 0) {
+    h.state = SourceHealth::State::kReconnecting;
+    h.since_unix_ns = reconnecting;
+  } else if (stalled != 0) {
+    h.state = SourceHealth::State::kStalled;
+    h.since_unix_ns = stalled;
+  } else {
+    h.since_unix_ns = recovered;
+  }
+  state_->LastError(&h.last_error, &h.last_error_unix_ns);
+  h.errors = state_->errors.load(std::memory_order_relaxed);
+  h.retries = state_->retries.load(std::memory_order_relaxed);
+  h.reconnects = state_->reconnects.load(std::memory_order_relaxed);
+  h.requests = state_->requests.load(std::memory_order_relaxed);
+  h.bytes_read = state_->bytes_read.load(std::memory_order_relaxed);
+  return h;
+}
+
+std::string NbdkitBinary(const NbdSourceOptions& options) {
+  if (!options.nbdkit_path.empty()) return options.nbdkit_path;
+  const char* env = std::getenv("CLONEFS_NBDKIT");
+  return env != nullptr && *env != '\0' ? env : "nbdkit";
+}
+
+Status CannotConnect(const SourceSpec& spec, const Status& why) {
+  return Status::IoError("cannot connect to " + spec.display + ": " + why.message() +
+                             "; check that the server is running and the URI is right",
+                         why.sys_errno());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
+                                              const NbdSourceOptions& options) {
+  if (!spec.IsRemote()) {
+    return Status::InvalidArgument("'" + spec.display + "' is a file, not a remote source");
+  }
+  NbdTarget target;
+  if (spec.nbdkit_argv.empty()) {
+    target.uri = spec.uri;
+  } else {
+    target.argv = spec.nbdkit_argv;
+    target.argv[0] = NbdkitBinary(options);
+    // The retry filter gives up about when clonefs's own deadline passes.
+    const uint64_t seconds = std::max<uint64_t>(1, options.timeout_ns / 1'000'000'000);
+    target.argv.push_back("retry-exponential=no");
+    target.argv.push_back("retry-delay=1");
+    target.argv.push_back("retries=" + std::to_string(seconds));
+  }
+  auto state = std::make_shared<NbdSourceState>(spec.display, target, options.timeout_ns);
+
+  std::vector<std::unique_ptr<NbdConnection>> conns;
+  conns.push_back(std::make_unique<NbdConnection>(state, 0));
+  conns[0]->Start();
+  NbdServerInfo info;
+  Status s = conns[0]->WaitConnected(MonoNow() + options.timeout_ns, &info);
+  if (!s.ok()) return CannotConnect(spec, s);
+
+  int n = target.spawned() ? options.spawned_connections
+                           : (info.multi_conn ? options.max_connections : 1);
+  n = std::max(n, 1);
+  for (int i = 1; i < n; ++i) {
+    conns.push_back(std::make_unique<NbdConnection>(state, i));
+    conns.back()->Start();
+  }
+  const uint64_t deadline = MonoNow() + options.timeout_ns;
+  for (int i = 1; i < n; ++i) {
+    NbdServerInfo other;
+    s = conns[i]->WaitConnected(deadline, &other);
+    if (!s.ok()) return CannotConnect(spec, s);
+    if (other.size != info.size) {
+      return Status::IoError("connections to " + spec.display + " disagree about its size: " +
+                             std::to_string(info.size) + " and " + std::to_string(other.size) +
+                             " bytes");
+    }
+  }
+
+  const uint64_t min_block = std::max<uint64_t>(info.min_block, 1);
+  uint64_t max_request = std::min<uint64_t>(options.max_request_bytes, kLibnbdMaxRequest);
+  max_request = std::min(max_request, info.max_block != 0 ? info.max_block
+                                                          : kUnadvertisedMaxRequest);
+  max_request = std::max(min_block, max_request / min_block * min_block);
+  return std::unique_ptr<Device>(
+      std::make_unique<NbdDevice>(state, std::move(conns), info, max_request));
+}
+
+}  // namespace clonefs

@@ -1,0 +1,136 @@
+// NbdDevice: a remote source (SPEC §9) as a read-only Device, over libnbd.
+//
+// WHAT IT SERVES. An NBD export (nbd://, nbds://, nbd+unix://, nbds+unix://)
+// reached directly, or an HTTP(S) or SSH URL served by an nbdkit that each
+// connection spawns as its own child through nbd_aio_connect_command:
+//
+//   nbdkit -r -s --exit-with-parent --filter=retry curl url=URL protocols=http,https
+//   nbdkit -r -s --exit-with-parent --filter=retry ssh host=H path=P [user=U] [port=N]
+//
+// followed by retry-exponential=no retry-delay=1 retries=<timeout in s>.
+// -s serves one NBD connection on the child's stdin/stdout, so nbd_close
+// ends it; --exit-with-parent ends it if clonefs dies (the "parent" of
+// PR_SET_PDEATHSIG is the forking thread: every connect is made by the
+// connection's own I/O thread, which lives as long as the connection). A
+// dead nbdkit is a dropped connection, replaced by the reconnect logic.
+// Filters: retry, because an HTTP or SSH session that drops (a web server or
+// sshd restarting, a NAT timeout) is then reopened inside nbdkit and the
+// request retried once a second, up to the source timeout, instead of
+// failing to clonefs, which would only retry for a second or so. Not
+// readahead or cache: clonefs hydrates into dest itself and keeps its own
+// bytes in flight (the copier's pipelining), so a cache would hold a second
+// copy of what dest already holds and readahead would fetch bytes twice or
+// fetch bytes nobody asked for, competing with the copier for the link.
+// nbdkit 1.32's curl and ssh plugins serialize requests
+// (thread_model=serialize_requests), so a spawned source opens
+// `spawned_connections` connections (one nbdkit each) for reads to overlap.
+//
+// CONNECTIONS. `max_connections` connections when the server advertises
+// multi-conn, else one; each has one nbd_handle and one I/O thread running
+// its own poll loop (nbd_aio_get_fd/get_direction/notify_read/notify_write,
+// plus an eventfd that callers write to after queueing work). Only that
+// thread calls libnbd on its handle, so libnbd's callbacks (which run with
+// the handle lock held) run there too: they only record a result; copies
+// and user callbacks run after libnbd returns.
+//
+// REQUESTS. A Read or ReadAsync is split into pieces of at most the request
+// size (max_request_bytes, never above the server's maximum block size, nor
+// libnbd's 64 MiB), aligned to the server's minimum block size, spread over
+// the connections (the one with the fewest pieces outstanding, preferring
+// connected ones), at most 64 in flight per connection. Every piece reads
+// into a buffer it owns and is copied into the caller's buffer only while
+// the caller still waits; a caller that gave up (timeout, interrupt) gets
+// its buffer back untouched, and the piece's late answer is dropped.
+//   - Deadline: every request has one, `timeout_ns` after it was issued.
+//     Read waits until then (ETIMEDOUT, naming the source and the timeout)
+//     and polls the thread's CancelToken every 50 ms (EINTR, "read
+//     interrupted"). ReadAsync's done gets the same ETIMEDOUT from the I/O
+//     thread, so a copier never waits forever.
+//   - Server errors: a piece the server failed is retried after 100, 200
+//     and 400 ms while the deadline allows, then fails with the server's
+//     errno (EIO, ...). EINVAL, EPERM, ENOTSUP, EOPNOTSUPP and ERANGE are
+//     not retried (the server refused the request itself).
+//   - Reconnect: when a connection dies (EOF, socket error, nbdkit gone, a
+//     failed notify), its I/O thread reports kReconnecting (since: the wall
+//     clock at the drop), connects again with backoff (100 ms doubling to
+//     2 s, for as long as the device lives; asynchronously, so destruction
+//     never waits for a connect; an attempt that does not finish within the
+//     timeout is abandoned and retried), checks that the size is unchanged
+//     and then reissues every piece that was in flight and is still wanted
+//     (Health().retries counts reissued and retried pieces, .reconnects the
+//     re-established connections). Requests keep their deadlines meanwhile.
+//     If the size changed, every request fails with Mismatch ("source size
+//     changed from A to B bytes") from then on, and CheckUnchanged says so.
+//     Name resolution of nbd:// hosts happens inside libnbd's connect and
+//     may block the connection's thread for as long as the resolver takes.
+//
+// HOLES. The handle asks for the "base:allocation" meta context. NextData
+// and NextHole answer from NBD block status, queried up to 1 GiB at a time
+// and cached for the device's lifetime (the source is read-only). An extent
+// flagged NBD_STATE_ZERO reads as zeros and counts as a hole (never read);
+// NBD_STATE_HOLE alone does not: the NBD protocol only promises that such a
+// block is unallocated, not that it reads as zeros, and clonefs hydrates a
+// hole by zeroing dest. A server without base:allocation answers "all data"
+// (NextData(off) == off, NextHole(off) == Size()). Errors (timeouts
+// included) are returned as Status; callers treat them as "data".
+//
+// OTHER CALLS. Size() is the server's size at open. Name() is the display
+// URI (password redacted). SpliceFd() is -1. Write, Zero and Flush fail
+// with Permission (read-only). AsyncReads() is true. Health() reports
+// kReconnecting while any connection is down, else kStalled while any
+// piece has been in flight longer than the timeout, else kConnected; its
+// counters include bytes_read (successful bytes from the server) and
+// requests (pieces sent, including retries and block status queries).
+//
+// THREAD SAFETY: every method may be called from any thread concurrently.
+// ReadAsync's done runs on an I/O thread (or on the caller's thread when the
+// request fails before it was queued: a bad range, a size change, a device
+// being destroyed); done may issue new requests but must not block for long
+// (it delays every other piece on that connection) nor destroy the device.
+//
+// LIFECYCLE. OpenNbdSource connects every connection before returning (no
+// reconnect loop at open: a source that cannot be reached fails at once).
+// The destructor stops the I/O threads: requests not yet answered fail
+// with Aborted (each done is called exactly once, from its I/O thread),
+// spawned nbdkit processes are killed and reaped, handles closed. No Read
+// may be in progress when the device is destroyed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "devices/device.h"
+#include "sources/source_spec.h"
+
+namespace clonefs {
+
+struct NbdSourceOptions {
+  // How long a request may wait for its answer (see REQUESTS), and how long
+  // connecting may take at open. Default: 30 s.
+  uint64_t timeout_ns = 30'000'000'000;
+  // Connections to an NBD server that advertises multi-conn (one
+  // otherwise). Default: 4.
+  int max_connections = 4;
+  // Connections (nbdkit processes) for an http(s):// or ssh:// source,
+  // whose plugins serialize requests. Default: 8.
+  int spawned_connections = 8;
+  // Largest request sent to the server; lowered to the server's maximum
+  // block size and to libnbd's 64 MiB, rounded down to the server's
+  // minimum block size. Default: 4 MiB.
+  size_t max_request_bytes = size_t{4} << 20;
+  // The nbdkit binary for http(s):// and ssh:// sources, looked up in PATH
+  // if it has no '/'. Default: "" = $CLONEFS_NBDKIT if set, else "nbdkit".
+  std::string nbdkit_path;
+};
+
+// Opens a kNbd, kHttp or kSsh source. Errors: InvalidArgument for a kFile
+// spec; IoError "cannot connect to SOURCE: <libnbd's error>; check that the
+// server is running and the URI is right" when a connection fails or does
+// not finish within the timeout; IoError if the connections disagree about
+// the size.
+Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
+                                              const NbdSourceOptions& options);
+
+}  // namespace clonefs

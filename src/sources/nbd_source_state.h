@@ -1,0 +1,60 @@
+// NbdSourceState: what an NbdDevice and its connections share (internal to
+// nbd_device): how to reach the server, the source timeout, a sticky fatal
+// error (a reconnect found another size), and the health counters.
+//
+// THREAD SAFETY: thread-safe. The const members are set before any
+// connection starts; counters are atomics; last_error and fatal take mu_.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace clonefs {
+
+struct NbdTarget {
+  std::string uri;                // nbd_aio_connect_uri, if argv is empty
+  std::vector<std::string> argv;  // nbd_aio_connect_command otherwise
+  bool spawned() const { return !argv.empty(); }
+};
+
+// Wall clock, ns since the Unix epoch.
+uint64_t WallNowNs();
+
+class NbdSourceState {
+ public:
+  NbdSourceState(std::string display, NbdTarget target, uint64_t timeout_ns)
+      : display(std::move(display)), target(std::move(target)), timeout_ns(timeout_ns) {}
+
+  const std::string display;
+  const NbdTarget target;
+  const uint64_t timeout_ns;
+
+  // Sticky: once set, every request fails with it.
+  void SetFatal(Status s);
+  bool has_fatal() const { return has_fatal_.load(std::memory_order_acquire); }
+  Status fatal() const;
+
+  // Counts an error and keeps its message as the last one.
+  void RecordError(const std::string& msg);
+  void LastError(std::string* msg, uint64_t* unix_ns) const;
+
+  std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> reconnects{0};
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> bytes_read{0};
+
+ private:
+  mutable std::mutex mu_;
+  Status fatal_;                       // GUARDED_BY(mu_)
+  std::atomic<bool> has_fatal_{false};
+  std::string last_error_;             // GUARDED_BY(mu_)
+  uint64_t last_error_unix_ns_ = 0;    // GUARDED_BY(mu_)
+};
+
+}  // namespace clonefs

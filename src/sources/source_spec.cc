@@ -1,0 +1,163 @@
+#include "sources/source_spec.h"
+
+#include <libnbd.h>
+
+#include "sources/uri_parts.h"
+
+namespace clonefs {
+namespace {
+
+constexpr const char* kSupported =
+    "supported sources are a file or block device path, nbd://HOST[:PORT]/EXPORT, "
+    "nbds://HOST[:PORT]/EXPORT, nbd+unix:///EXPORT?socket=PATH, "
+    "nbds+unix:///EXPORT?socket=PATH, http://URL, https://URL and "
+    "ssh://[USER@]HOST[:PORT]/PATH";
+
+constexpr const char* kNbdForms =
+    "expected nbd://HOST[:PORT]/EXPORT, nbds://HOST[:PORT]/EXPORT, "
+    "nbd+unix:///EXPORT?socket=PATH or nbds+unix:///EXPORT?socket=PATH";
+
+Status Malformed(const std::string& display, const std::string& what, const char* expected) {
+  return Status::InvalidArgument("malformed source URI '" + display + "': " + what + "; " +
+                                 expected);
+}
+
+bool LibnbdSupportsTls() {
+  nbd_handle* h = nbd_create();
+  if (h == nullptr) return false;
+  bool tls = nbd_supports_tls(h) > 0;
+  nbd_close(h);
+  return tls;
+}
+
+// The nbdkit command line every spawned plugin shares: read-only, one
+// connection on stdin/stdout, gone when clonefs goes. The retry filter
+// reopens the plugin (a new HTTP or SSH session) when a request fails,
+// so a web server or sshd that restarts, or a dropped TCP session, costs
+// a retry inside nbdkit instead of an error to clonefs; OpenNbdSource
+// bounds its retries by the source timeout.
+std::vector<std::string> NbdkitPrefix(const char* plugin) {
+  return {"nbdkit", "-r", "-s", "--exit-with-parent", "--filter=retry", plugin};
+}
+
+Result<SourceSpec> ParseNbd(SourceSpec spec, const UriParts& p) {
+  const bool unix_socket = p.scheme == "nbd+unix" || p.scheme == "nbds+unix";
+  const bool tls = p.scheme == "nbds" || p.scheme == "nbds+unix";
+  std::string socket;
+  const bool has_socket = QueryValue(p.query, "socket", &socket);
+  if (unix_socket) {
+    if (!p.host.empty() || !p.port.empty()) {
+      return Malformed(spec.display, "a Unix-socket URI has no host or port", kNbdForms);
+    }
+    if (!has_socket || socket.empty()) {
+      return Malformed(spec.display, "missing ?socket=PATH", kNbdForms);
+    }
+  } else {
+    if (p.host.empty() || p.host == "[]") {
+      return Malformed(spec.display, "missing host", kNbdForms);
+    }
+    if (has_socket) {
+      return Malformed(spec.display, "socket= belongs to nbd+unix:// URIs only", kNbdForms);
+    }
+  }
+  if (!p.fragment.empty()) {
+    return Malformed(spec.display, "unexpected '#" + p.fragment + "'", kNbdForms);
+  }
+  if (!p.path.empty()) {
+    Result<std::string> name = PercentDecode(std::string_view(p.path).substr(1));
+    if (!name.ok()) return Malformed(spec.display, name.status().message(), kNbdForms);
+    spec.export_name = *name;
+  }
+  if (tls && !LibnbdSupportsTls()) {
+    return Status::NotSupported("cannot use '" + spec.display +
+                                "': this libnbd was built without TLS");
+  }
+  return spec;
+}
+
+Result<SourceSpec> ParseHttp(SourceSpec spec, const UriParts& p) {
+  if (p.host.empty() || p.host == "[]") {
+    return Malformed(spec.display, "missing host", "expected http[s]://HOST[:PORT]/PATH");
+  }
+  spec.nbdkit_argv = NbdkitPrefix("curl");
+  spec.nbdkit_argv.push_back("url=" + spec.uri);
+  // Redirects may switch between http and https, never to another protocol.
+  spec.nbdkit_argv.push_back("protocols=http,https");
+  return spec;
+}
+
+Result<SourceSpec> ParseSsh(SourceSpec spec, const UriParts& p) {
+  constexpr const char* kForm = "expected ssh://[USER@]HOST[:PORT]/PATH";
+  if (p.host.empty() || p.host == "[]") return Malformed(spec.display, "missing host", kForm);
+  if (p.path.size() <= 1) return Malformed(spec.display, "missing path", kForm);
+  if (!p.query.empty() || !p.fragment.empty()) {
+    return Malformed(spec.display, "unexpected query or fragment", kForm);
+  }
+  Result<std::string> path = PercentDecode(p.path);
+  if (!path.ok()) return Malformed(spec.display, path.status().message(), kForm);
+  std::string remote = *path;
+  if (remote.rfind("/~/", 0) == 0) remote = remote.substr(3);  // relative to home
+  if (remote.empty()) return Malformed(spec.display, "missing path", kForm);
+  std::string host = p.host;
+  if (host.front() == '[') host = host.substr(1, host.size() - 2);
+  spec.nbdkit_argv = NbdkitPrefix("ssh");
+  spec.nbdkit_argv.push_back("host=" + host);
+  spec.nbdkit_argv.push_back("path=" + remote);
+  if (!p.user.empty()) spec.nbdkit_argv.push_back("user=" + p.user);
+  if (!p.port.empty()) spec.nbdkit_argv.push_back("port=" + p.port);
+  if (p.has_password) spec.nbdkit_argv.push_back("password=" + p.password);
+  return spec;
+}
+
+}  // namespace
+
+const char* SourceKindName(SourceSpec::Kind kind) {
+  switch (kind) {
+    case SourceSpec::Kind::kFile:
+      return "file";
+    case SourceSpec::Kind::kNbd:
+      return "nbd";
+    case SourceSpec::Kind::kHttp:
+      return "http";
+    case SourceSpec::Kind::kSsh:
+      return "ssh";
+  }
+  return "unknown";
+}
+
+Result<SourceSpec> ParseSource(const std::string& arg) {
+  SourceSpec spec;
+  spec.uri = arg;
+  spec.display = arg;
+  if (arg.empty()) return Status::InvalidArgument("the source is an empty string; " +
+                                                  std::string(kSupported));
+  if (!LooksLikeUri(arg)) return spec;  // a path
+
+  Result<UriParts> parts = SplitUri(arg);
+  if (!parts.ok()) {
+    return Status::InvalidArgument("malformed source URI: " + parts.status().message());
+  }
+  const UriParts& p = *parts;
+  spec.display = p.redacted;
+  if (p.scheme == "nbd" || p.scheme == "nbds" || p.scheme == "nbd+unix" ||
+      p.scheme == "nbds+unix") {
+    spec.kind = SourceSpec::Kind::kNbd;
+    return ParseNbd(std::move(spec), p);
+  }
+  if (p.scheme == "http" || p.scheme == "https") {
+    spec.kind = SourceSpec::Kind::kHttp;
+    return ParseHttp(std::move(spec), p);
+  }
+  if (p.scheme == "ssh") {
+    spec.kind = SourceSpec::Kind::kSsh;
+    return ParseSsh(std::move(spec), p);
+  }
+  return Status::InvalidArgument("unsupported source URI scheme '" + p.scheme + "://' in '" +
+                                 spec.display + "'; " + kSupported);
+}
+
+std::string SourceIdentityKey(const SourceSpec& spec) {
+  return spec.kind == SourceSpec::Kind::kNbd ? spec.export_name : std::string();
+}
+
+}  // namespace clonefs

@@ -1,0 +1,71 @@
+// SourceSpec: what the SOURCE argument of `clonefs mount` names, parsed once
+// at the command line's edge so that everything after it deals with one kind.
+//
+// Forms (SPEC §9):
+//   - a path (anything that does not start with "SCHEME://"): a file or a
+//     block device, kFile;
+//   - NBD, kNbd, reached through libnbd:
+//       nbd://HOST[:PORT]/EXPORT            TCP (port 10809 by default)
+//       nbds://HOST[:PORT]/EXPORT           TCP with TLS required
+//       nbd+unix:///EXPORT?socket=PATH      Unix socket
+//       nbds+unix:///EXPORT?socket=PATH     Unix socket with TLS
+//     The export is the URI's path without its leading '/', percent-decoded
+//     ("" is the server's default export). libnbd's query parameters
+//     (socket=, tls-certificates=, tls-psk-file=) are passed on unchanged.
+//   - HTTP(S), kHttp: http://… and https://…, served by an nbdkit curl
+//     plugin that clonefs spawns (nbd_device.h);
+//   - SSH, kSsh: ssh://[USER[:PASSWORD]@]HOST[:PORT]/PATH, served by the
+//     nbdkit ssh plugin. PATH is absolute; "/~/PATH" is relative to the
+//     remote user's home directory.
+// Scheme names are case-insensitive. A password in the URI is kept in `uri`
+// (and the nbdkit arguments: it is visible in the process list of the nbdkit
+// that clonefs starts) and replaced by "***" in `display`, which is what
+// every message and Name() show.
+//
+// THREAD SAFETY: pure functions over values; SourceSpec is a value type.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/result.h"
+
+namespace clonefs {
+
+struct SourceSpec {
+  enum class Kind { kFile, kNbd, kHttp, kSsh };
+  Kind kind = Kind::kFile;
+  // The argument as given (for kFile, the path).
+  std::string uri;
+  // For messages and Device::Name(): `uri` with any password redacted.
+  std::string display;
+  // kNbd: the export name ("" = the server's default export).
+  std::string export_name;
+  // kHttp, kSsh: the nbdkit command line serving the source on stdin/stdout,
+  // argv[0] being "nbdkit" (OpenNbdSource substitutes the configured binary
+  // and appends the retry filter's settings). Empty for the other kinds.
+  std::vector<std::string> nbdkit_argv;
+
+  // True for every kind reached over a network protocol (not kFile).
+  bool IsRemote() const { return kind != Kind::kFile; }
+};
+
+// "file", "nbd", "http", "ssh".
+const char* SourceKindName(SourceSpec::Kind kind);
+
+// Parses a SOURCE argument. Errors:
+//   - InvalidArgument for a malformed URI (the message names the expected
+//     form) or an unknown scheme (the message lists the supported ones);
+//   - NotSupported for nbds:// or nbds+unix:// when this libnbd was built
+//     without TLS.
+// A path is not checked here (existence and type are the opener's business).
+Result<SourceSpec> ParseSource(const std::string& arg);
+
+// The identity key stored with a clone for a remote source: the NBD export
+// name for kNbd (never a host, port, socket path or URL: those are transport
+// details that may change between mounts), "" for kHttp and kSsh (their
+// identity is the size and a content fingerprint, computed by the clone
+// module), and "" for kFile (identified by its file attributes instead).
+std::string SourceIdentityKey(const SourceSpec& spec);
+
+}  // namespace clonefs

@@ -1,0 +1,56 @@
+// TimedSource: a local source (a file or block device, possibly on a stalled
+// NFS server or a dying disk) whose reads never keep their caller waiting
+// longer than the source timeout (SPEC §7a: a stalled source must not leave
+// a reader unkillable).
+//
+// Read runs the inner device's Read on a small pool of I/O threads into a
+// bounce buffer owned by the request, and waits up to the timeout, polling
+// the calling thread's CancelToken (base/cancel.h) every 50 ms: the caller
+// gets IoError(ETIMEDOUT) naming the source and the timeout, or
+// IoError(EINTR) "read interrupted", and its buffer is never touched after
+// that -- a late answer lands in the bounce buffer and is dropped. A pool
+// thread stuck in the kernel is left behind: the pool starts a replacement
+// so it keeps `threads` threads serving (never more than 4 x `threads` in
+// all), and the stuck thread ends when its read returns. Health() is
+// kStalled while a read has run longer than the timeout. Reads go ahead of
+// queued ReadAsyncs (a user waits for them; the copier does not).
+//
+// ReadAsync (AsyncReads() is true) runs the inner Read on the pool directly
+// into the caller's buffer -- no bounce buffer and no deadline: the copier,
+// its user, keeps the buffer until done is called (on a pool thread).
+//
+// Everything else forwards to the inner device: Size, ReadOnly, Name,
+// Write, Flush, Zero, NextData, NextHole, CheckUnchanged, SpliceFd (which
+// the FUSE layer uses for zero-copy replies; those bypass the timeout).
+//
+// THREAD SAFETY: every method may be called concurrently (one mutex guards
+// the pool's queues and counters; no lock is held while the inner device
+// runs or while done runs).
+//
+// LIFECYCLE: the destructor fails queued requests (Aborted; ReadAsync's done
+// is then called on the destroying thread), waits for the pool threads that
+// are idle or running a ReadAsync (it writes into the caller's buffer), and
+// leaves threads stuck in a Read behind: they share ownership of the inner
+// device and release it when their read returns. No Read may be in
+// progress when the device is destroyed.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "devices/device.h"
+
+namespace clonefs {
+
+struct TimedSourceOptions {
+  // How long Read waits for the inner device. Default: 30 s.
+  uint64_t timeout_ns = 30'000'000'000;
+  // Pool threads serving reads. Default: 4.
+  int threads = 4;
+};
+
+// Wraps `inner` (REQUIRES: non-null).
+std::unique_ptr<Device> MakeTimedSource(std::unique_ptr<Device> inner,
+                                        TimedSourceOptions options = {});
+
+}  // namespace clonefs

@@ -1,0 +1,177 @@
+// An http:// source end to end: nginx (nginx-light) serves a random file on
+// 127.0.0.1, OpenSource spawns nbdkit's curl plugin per connection, reads
+// equal the file, and destroying the device ends every nbdkit it started.
+// Without nginx the test skips, or fails when CI=true.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "devices/device_test_util.h"
+#include "sources/open_source.h"
+#include "sources/test_server.h"
+
+namespace clonefs {
+namespace {
+
+using testing::WaitFor;
+
+constexpr const char* kNginx = "/usr/sbin/nginx";
+
+int FreeLoopbackPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
+}
+
+bool CanConnectTcp(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+// nginx in the foreground with a config in the test's temp dir.
+class Nginx {
+ public:
+  explicit Nginx(const std::string& dir) : dir_(dir) {}
+  ~Nginx() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int st;
+    ::waitpid(pid_, &st, 0);
+  }
+
+  ::testing::AssertionResult Start(int port) {
+    const std::string conf = dir_ + "/nginx.conf";
+    std::ofstream f(conf);
+    f << "worker_processes 1;\n"
+      << "pid " << dir_ << "/nginx.pid;\n"
+      << "error_log " << dir_ << "/error.log;\n"
+      << "events { worker_connections 64; }\n"
+      << "http {\n"
+      << "  access_log off;\n"
+      << "  client_body_temp_path " << dir_ << "/tmp-body;\n"
+      << "  proxy_temp_path " << dir_ << "/tmp-proxy;\n"
+      << "  fastcgi_temp_path " << dir_ << "/tmp-fastcgi;\n"
+      << "  uwsgi_temp_path " << dir_ << "/tmp-uwsgi;\n"
+      << "  scgi_temp_path " << dir_ << "/tmp-scgi;\n"
+      << "  server { listen 127.0.0.1:" << port << "; root " << dir_ << "/www; }\n"
+      << "}\n";
+    f.close();
+    pid_ = testing::Spawn({kNginx, "-c", conf, "-p", dir_, "-g", "daemon off;"});
+    if (pid_ < 0) return ::testing::AssertionFailure() << "cannot start nginx";
+    bool up = WaitFor([&] {
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return true;
+      }
+      return CanConnectTcp(port);
+    });
+    if (pid_ < 0 || !up) {
+      std::ifstream log(dir_ + "/error.log");
+      std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+      return ::testing::AssertionFailure() << "nginx did not start: " << text;
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+ private:
+  const std::string dir_;
+  pid_t pid_ = -1;
+};
+
+TEST(HttpSourceTest, ReadsThroughNbdkitCurlEqualTheServedFile) {
+  if (::access(kNginx, X_OK) != 0) {
+    const char* ci = std::getenv("CI");
+    if (ci != nullptr && std::string(ci) == "true") {
+      FAIL() << kNginx << " is missing: install nginx-light (tests/debian-packages.txt)";
+    }
+    GTEST_SKIP() << kNginx << " is missing (install nginx-light)";
+  }
+  testing::TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  // nginx's workers run as an unprivileged user when started by root.
+  ::chmod(dir.path().c_str(), 0755);
+  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
+  std::mt19937_64 rng(testing::TestSeed());
+  std::vector<uint8_t> content = testing::RandomBytes(rng, (6 << 20) + 1234);
+  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
+  ::chmod(dir.File("www/img").c_str(), 0644);
+
+  const int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  Nginx nginx(dir.path());
+  ASSERT_TRUE(nginx.Start(port));
+
+  {
+    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    SourceOpenOptions options;
+    options.nbd.spawned_connections = 3;
+    options.nbd.max_request_bytes = 1 << 20;
+    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Device& dev = **opened;
+    EXPECT_EQ(dev.Size(), content.size());
+    EXPECT_TRUE(dev.AsyncReads());
+    EXPECT_EQ(testing::ChildrenNamed("nbdkit").size(), 3u);
+
+    std::vector<uint8_t> all(content.size());
+    ASSERT_TRUE(dev.Read(0, all.data(), all.size()).ok());
+    EXPECT_TRUE(all == content);
+
+    // Overlapping asynchronous reads over the three nbdkit processes.
+    constexpr int kReads = 24;
+    std::vector<std::vector<uint8_t>> bufs(kReads, std::vector<uint8_t>(200000));
+    std::vector<uint64_t> offs(kReads);
+    std::mutex mu;
+    std::condition_variable cv;
+    int finished = 0, failed = 0;
+    for (int i = 0; i < kReads; ++i) {
+      offs[i] = rng() % (content.size() - 200000);
+      dev.ReadAsync(offs[i], bufs[i].data(), 200000, [&](Status s) {
+        std::lock_guard<std::mutex> l(mu);
+        ++finished;
+        if (!s.ok()) ++failed;
+        cv.notify_all();
+      });
+    }
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return finished == kReads; });
+    EXPECT_EQ(failed, 0);
+    for (int i = 0; i < kReads; ++i) {
+      EXPECT_TRUE(std::equal(bufs[i].begin(), bufs[i].end(), content.begin() + offs[i])) << i;
+    }
+    EXPECT_GE(dev.Health().bytes_read, content.size());
+  }
+  // nbd_close ended (and reaped) every nbdkit the device spawned.
+  EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());
+}
+
+}  // namespace
+}  // namespace clonefs

@@ -1,0 +1,306 @@
+// NbdDevice against a real nbdkit on a Unix socket: reads equal the served
+// data (whole, unaligned, concurrent, synchronous and asynchronous), range
+// errors, block status against a sparse file's own SEEK_DATA/SEEK_HOLE, a
+// server without extents, and a clear error when nothing listens.
+#include "sources/nbd_device.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "devices/device_test_util.h"
+#include "sources/test_server.h"
+
+namespace clonefs {
+namespace {
+
+using testing::NbdkitServer;
+using testing::RandomBytes;
+using testing::SeedTrace;
+using testing::TempDir;
+
+class NbdDeviceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(dir_.ok());
+    seed_ = testing::TestSeed();
+    rng_.seed(seed_);
+  }
+
+  // Serves `content` from a file with nbdkit's file plugin (read-only).
+  void Serve(const std::vector<uint8_t>& content, std::vector<std::string> filters = {}) {
+    ASSERT_TRUE(testing::WriteFile(dir_.File("data.img"), content));
+    filters.insert(filters.end(), {"-r", "file", dir_.File("data.img")});
+    server_ = std::make_unique<NbdkitServer>(dir_.File("nbd.sock"), filters);
+    ASSERT_TRUE(server_->Start());
+  }
+
+  std::unique_ptr<Device> Open(NbdSourceOptions options = {}) {
+    Result<SourceSpec> spec = ParseSource(server_->Uri());
+    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+    if (!spec.ok()) return nullptr;
+    Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, options);
+    EXPECT_TRUE(dev.ok()) << dev.status().ToString();
+    return dev.ok() ? std::move(*dev) : nullptr;
+  }
+
+  TempDir dir_;
+  uint64_t seed_ = 0;
+  std::mt19937_64 rng_;
+  std::unique_ptr<NbdkitServer> server_;
+};
+
+TEST_F(NbdDeviceTest, ReadsEqualTheServedData) {
+  SCOPED_TRACE(SeedTrace(seed_));
+  std::vector<uint8_t> content = RandomBytes(rng_, (8 << 20) + 12345);
+  Serve(content);
+  NbdSourceOptions options;
+  options.max_request_bytes = 256 << 10;  // many pieces per read
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+  EXPECT_EQ(dev->Size(), content.size());
+  EXPECT_TRUE(dev->ReadOnly());
+  EXPECT_TRUE(dev->AsyncReads());
+  EXPECT_EQ(dev->Name(), server_->Uri());
+  EXPECT_EQ(dev->SpliceFd(), -1);
+
+  std::vector<uint8_t> all(content.size());
+  ASSERT_TRUE(dev->Read(0, all.data(), all.size()).ok());
+  EXPECT_TRUE(all == content);
+
+  SourceHealth h = dev->Health();
+  EXPECT_EQ(h.state, SourceHealth::State::kConnected);
+  EXPECT_GE(h.requests, content.size() / (256 << 10));
+  EXPECT_GE(h.bytes_read, content.size());
+  EXPECT_EQ(h.errors, 0u);
+  EXPECT_TRUE(dev->CheckUnchanged().ok());
+}
+
+TEST_F(NbdDeviceTest, UnalignedReads) {
+  SCOPED_TRACE(SeedTrace(seed_));
+  std::vector<uint8_t> content = RandomBytes(rng_, (3 << 20) + 777);
+  Serve(content);
+  NbdSourceOptions options;
+  options.max_request_bytes = 64 << 10;
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+  for (int i = 0; i < 200; ++i) {
+    uint64_t off = rng_() % content.size();
+    uint64_t len = rng_() % std::min<uint64_t>(content.size() - off, 300000);
+    std::vector<uint8_t> buf(len + 2, 0xEE);
+    ASSERT_TRUE(dev->Read(off, buf.data() + 1, len).ok()) << off << "+" << len;
+    EXPECT_EQ(buf[0], 0xEE);
+    EXPECT_EQ(buf[len + 1], 0xEE);  // nothing written outside the range
+    ASSERT_TRUE(std::equal(buf.begin() + 1, buf.begin() + 1 + len, content.begin() + off))
+        << off << "+" << len;
+  }
+  // The last byte, and an empty read at the end.
+  uint8_t last = 0;
+  ASSERT_TRUE(dev->Read(content.size() - 1, &last, 1).ok());
+  EXPECT_EQ(last, content.back());
+  EXPECT_TRUE(dev->Read(content.size(), &last, 0).ok());
+}
+
+TEST_F(NbdDeviceTest, ManyConcurrentReadAndReadAsyncCallers) {
+  SCOPED_TRACE(SeedTrace(seed_));
+  std::vector<uint8_t> content = RandomBytes(rng_, 16 << 20);
+  Serve(content);
+  NbdSourceOptions options;
+  options.max_request_bytes = 128 << 10;
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937_64 r(seed_ + t);
+      const bool async = t % 2 == 1;
+      for (int i = 0; i < 40 / testing::kSlowdown + 5; ++i) {
+        uint64_t off = r() % content.size();
+        uint64_t len = 1 + r() % std::min<uint64_t>(content.size() - off, 1 << 20);
+        std::vector<uint8_t> buf(len);
+        Status s;
+        if (async) {
+          std::mutex mu;
+          std::condition_variable cv;
+          bool done = false;
+          int calls = 0;
+          dev->ReadAsync(off, buf.data(), len, [&](Status st) {
+            std::lock_guard<std::mutex> l(mu);
+            s = st;
+            ++calls;
+            done = true;
+            cv.notify_all();
+          });
+          std::unique_lock<std::mutex> l(mu);
+          cv.wait(l, [&] { return done; });
+          if (calls != 1) ++bad;
+        } else {
+          s = dev->Read(off, buf.data(), len);
+        }
+        if (!s.ok() || !std::equal(buf.begin(), buf.end(), content.begin() + off)) ++bad;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
+TEST_F(NbdDeviceTest, ManyReadAsyncsInFlightAtOnce) {
+  SCOPED_TRACE(SeedTrace(seed_));
+  std::vector<uint8_t> content = RandomBytes(rng_, 8 << 20);
+  Serve(content);
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  constexpr int kReads = 256;
+  constexpr size_t kLen = 32 << 10;
+  std::vector<std::vector<uint8_t>> bufs(kReads, std::vector<uint8_t>(kLen));
+  std::vector<uint64_t> offs(kReads);
+  std::mutex mu;
+  std::condition_variable cv;
+  int finished = 0, failed = 0;
+  for (int i = 0; i < kReads; ++i) {
+    offs[i] = rng_() % (content.size() - kLen);
+    dev->ReadAsync(offs[i], bufs[i].data(), kLen, [&](Status s) {
+      std::lock_guard<std::mutex> l(mu);
+      ++finished;
+      if (!s.ok()) ++failed;
+      cv.notify_all();
+    });
+  }
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return finished == kReads; });
+  EXPECT_EQ(failed, 0);
+  for (int i = 0; i < kReads; ++i) {
+    EXPECT_TRUE(std::equal(bufs[i].begin(), bufs[i].end(), content.begin() + offs[i])) << i;
+  }
+}
+
+TEST_F(NbdDeviceTest, ReadsPastTheEndAreInvalidArgument) {
+  std::vector<uint8_t> content = RandomBytes(rng_, 1 << 20);
+  Serve(content);
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  std::vector<uint8_t> buf(64);
+  Status s = dev->Read(content.size() - 10, buf.data(), 20);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.message().find(dev->Name()), std::string::npos) << s.message();
+  EXPECT_TRUE(dev->Read(content.size() + 1, buf.data(), 0).IsInvalidArgument());
+  Status async;
+  dev->ReadAsync(UINT64_MAX - 5, buf.data(), 10, [&](Status st) { async = st; });
+  EXPECT_TRUE(async.IsInvalidArgument()) << async.ToString();
+}
+
+TEST_F(NbdDeviceTest, WritesZeroesAndFlushesAreRefused) {
+  Serve(RandomBytes(rng_, 1 << 20));
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  uint8_t b = 0;
+  EXPECT_EQ(dev->Write(0, &b, 1).code(), Status::Code::kPermission);
+  EXPECT_EQ(dev->Zero(0, 4096, ZeroMode::kPunch).code(), Status::Code::kPermission);
+  EXPECT_EQ(dev->Flush().code(), Status::Code::kPermission);
+}
+
+// The truth about a sparse file: its own SEEK_DATA/SEEK_HOLE.
+uint64_t Seek(int fd, uint64_t off, int whence, uint64_t size) {
+  off_t r = ::lseek(fd, static_cast<off_t>(off), whence);
+  return r < 0 ? size : static_cast<uint64_t>(r);  // ENXIO: none before the end
+}
+
+TEST_F(NbdDeviceTest, BlockStatusMatchesTheSparseFile) {
+  SCOPED_TRACE(SeedTrace(seed_));
+  const uint64_t size = (64 << 20) + 4096 * 3;
+  const std::string path = dir_.File("sparse.img");
+  ASSERT_TRUE(testing::MakeSparseFile(path, size));
+  {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    // Data runs of several sizes, including the file's last bytes.
+    const std::vector<std::pair<uint64_t, uint64_t>> runs = {
+        {0, 4096}, {1 << 20, 1 << 20}, {(5 << 20) + 8192, 4096}, {33 << 20, 3 << 20},
+        {size - 5000, 5000}};
+    for (auto [off, len] : runs) {
+      std::vector<uint8_t> data = RandomBytes(rng_, len);
+      ASSERT_EQ(::pwrite(fd, data.data(), len, static_cast<off_t>(off)),
+                static_cast<ssize_t>(len));
+    }
+    ::fsync(fd);
+    ::close(fd);
+  }
+  server_ = std::make_unique<NbdkitServer>(dir_.File("nbd.sock"),
+                                           std::vector<std::string>{"-r", "file", path});
+  ASSERT_TRUE(server_->Start());
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  std::vector<uint64_t> offsets = {0, 1, 4095, 4096, 1 << 20, (2 << 20) - 1, 2 << 20,
+                                   5 << 20, (5 << 20) + 8192, 33 << 20, size - 5001,
+                                   size - 5000, size - 1};
+  for (int i = 0; i < 300; ++i) offsets.push_back(rng_() % size);
+  for (uint64_t off : offsets) {
+    Result<uint64_t> data = dev->NextData(off);
+    Result<uint64_t> hole = dev->NextHole(off);
+    ASSERT_TRUE(data.ok()) << data.status().ToString();
+    ASSERT_TRUE(hole.ok()) << hole.status().ToString();
+    EXPECT_EQ(*data, Seek(fd, off, SEEK_DATA, size)) << "NextData(" << off << ")";
+    EXPECT_EQ(*hole, Seek(fd, off, SEEK_HOLE, size)) << "NextHole(" << off << ")";
+  }
+  ::close(fd);
+  EXPECT_EQ(*dev->NextData(size), size);
+  EXPECT_EQ(*dev->NextHole(size), size);
+  // Answers come from the cache: asking again sends nothing.
+  const uint64_t requests = dev->Health().requests;
+  for (uint64_t off : offsets) ASSERT_TRUE(dev->NextData(off).ok());
+  EXPECT_EQ(dev->Health().requests, requests);
+}
+
+TEST_F(NbdDeviceTest, AServerWithoutExtentsIsAllData) {
+  const uint64_t size = 8 << 20;
+  const std::string path = dir_.File("sparse.img");
+  ASSERT_TRUE(testing::MakeSparseFile(path, size));  // all hole
+  server_ = std::make_unique<NbdkitServer>(
+      dir_.File("nbd.sock"), std::vector<std::string>{"-r", "--filter=noextents", "file", path});
+  ASSERT_TRUE(server_->Start());
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  for (uint64_t off : {uint64_t{0}, uint64_t{4096}, size / 2, size - 1}) {
+    EXPECT_EQ(*dev->NextData(off), off);
+    EXPECT_EQ(*dev->NextHole(off), size);
+  }
+}
+
+TEST_F(NbdDeviceTest, ConnectionRefusedFailsFastWithAClearMessage) {
+  Result<SourceSpec> spec = ParseSource("nbd+unix:///?socket=" + dir_.File("nobody.sock"));
+  ASSERT_TRUE(spec.ok());
+  Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, {});
+  ASSERT_FALSE(dev.ok());
+  const std::string& m = dev.status().message();
+  EXPECT_TRUE(dev.status().IsIoError()) << dev.status().ToString();
+  EXPECT_NE(m.find("cannot connect to " + spec->display), std::string::npos) << m;
+  EXPECT_NE(m.find("check that the server is running and the URI is right"), std::string::npos)
+      << m;
+}
+
+TEST_F(NbdDeviceTest, NamedExportsAndTheExportNameIdentity) {
+  // nbdkit's default export answers any name; the name travels in the URI.
+  Serve(RandomBytes(rng_, 1 << 20));
+  Result<SourceSpec> spec = ParseSource(server_->Uri("vm-disk"));
+  ASSERT_TRUE(spec.ok());
+  EXPECT_EQ(SourceIdentityKey(*spec), "vm-disk");
+  Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, {});
+  ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+  EXPECT_EQ((*dev)->Size(), 1u << 20);
+}
+
+}  // namespace
+}  // namespace clonefs

@@ -1,0 +1,198 @@
+// ParseSource and SourceIdentityKey: every SOURCE form, and the errors.
+#include "sources/source_spec.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "sources/uri_parts.h"
+
+namespace clonefs {
+namespace {
+
+using Kind = SourceSpec::Kind;
+
+SourceSpec Parse(const std::string& arg) {
+  Result<SourceSpec> r = ParseSource(arg);
+  EXPECT_TRUE(r.ok()) << arg << ": " << r.status().ToString();
+  return r.ok() ? *r : SourceSpec();
+}
+
+Status ParseError(const std::string& arg) {
+  Result<SourceSpec> r = ParseSource(arg);
+  EXPECT_FALSE(r.ok()) << arg << " parsed";
+  return r.ok() ? Status::OK() : r.status();
+}
+
+bool Has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+TEST(SourceSpecTest, PathsAreFiles) {
+  for (std::string arg : {"/srv/images/disk.img", "disk.img", "./nbd:foo", "/dev/sdb",
+                          "relative/dir/x.raw", "c:/weird"}) {
+    SourceSpec s = Parse(arg);
+    EXPECT_EQ(s.kind, Kind::kFile) << arg;
+    EXPECT_EQ(s.uri, arg);
+    EXPECT_EQ(s.display, arg);
+    EXPECT_FALSE(s.IsRemote());
+    EXPECT_TRUE(s.nbdkit_argv.empty());
+    EXPECT_EQ(SourceIdentityKey(s), "");
+  }
+}
+
+TEST(SourceSpecTest, EmptyIsInvalid) {
+  EXPECT_TRUE(ParseError("").IsInvalidArgument());
+}
+
+TEST(SourceSpecTest, NbdTcp) {
+  SourceSpec s = Parse("nbd://backup.example.com:10810/vm%2Fdisk0");
+  EXPECT_EQ(s.kind, Kind::kNbd);
+  EXPECT_TRUE(s.IsRemote());
+  EXPECT_EQ(s.export_name, "vm/disk0");
+  EXPECT_EQ(s.uri, "nbd://backup.example.com:10810/vm%2Fdisk0");
+  EXPECT_EQ(s.display, s.uri);
+  EXPECT_TRUE(s.nbdkit_argv.empty());
+
+  EXPECT_EQ(Parse("nbd://host").export_name, "");
+  EXPECT_EQ(Parse("nbd://host/").export_name, "");
+  EXPECT_EQ(Parse("NBD://host/e").kind, Kind::kNbd);  // schemes are case-insensitive
+  EXPECT_EQ(Parse("nbd://[::1]:10809/e").export_name, "e");
+}
+
+TEST(SourceSpecTest, NbdUnix) {
+  SourceSpec s = Parse("nbd+unix:///data?socket=/run/nbd.sock");
+  EXPECT_EQ(s.kind, Kind::kNbd);
+  EXPECT_EQ(s.export_name, "data");
+  EXPECT_EQ(Parse("nbd+unix:///?socket=/tmp/s").export_name, "");
+}
+
+TEST(SourceSpecTest, NbdErrorsSayWhatIsExpected) {
+  for (std::string arg : {"nbd://", "nbd:///export", "nbd://host/e?socket=/tmp/s",
+                          "nbd+unix:///e", "nbd+unix://host/e?socket=/tmp/s",
+                          "nbd+unix:///e?socket=", "nbd://host:0/e", "nbd://host:99999/e",
+                          "nbd://host:12ab/e", "nbd://host/bad%zzescape", "nbd://[::1/e"}) {
+    Status st = ParseError(arg);
+    EXPECT_TRUE(st.IsInvalidArgument()) << arg << ": " << st.ToString();
+  }
+  Status st = ParseError("nbd+unix:///e");
+  EXPECT_NE(st.message().find("socket=PATH"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("nbd://HOST[:PORT]/EXPORT"), std::string::npos) << st.message();
+  EXPECT_NE(ParseError("nbd://host:0/e").message().find("1 to 65535"), std::string::npos);
+}
+
+TEST(SourceSpecTest, NbdsNeedsTlsInLibnbd) {
+  // Debian's libnbd is built with gnutls; either way the answer is clear.
+  for (std::string arg : {"nbds://host/e", "nbds+unix:///e?socket=/tmp/s"}) {
+    Result<SourceSpec> r = ParseSource(arg);
+    if (r.ok()) {
+      EXPECT_EQ(r->kind, Kind::kNbd);
+      EXPECT_EQ(r->export_name, "e");
+    } else {
+      EXPECT_TRUE(r.status().IsNotSupported()) << r.status().ToString();
+      EXPECT_NE(r.status().message().find("built without TLS"), std::string::npos);
+    }
+  }
+}
+
+TEST(SourceSpecTest, Http) {
+  SourceSpec s = Parse("https://images.example.com/pub/disk.img?sig=abc");
+  EXPECT_EQ(s.kind, Kind::kHttp);
+  EXPECT_TRUE(s.IsRemote());
+  ASSERT_GE(s.nbdkit_argv.size(), 6u);
+  EXPECT_EQ(s.nbdkit_argv[0], "nbdkit");
+  EXPECT_TRUE(Has(s.nbdkit_argv, "-r"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "-s"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "--exit-with-parent"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "--filter=retry"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "curl"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "url=https://images.example.com/pub/disk.img?sig=abc"));
+  EXPECT_EQ(SourceIdentityKey(s), "");
+  EXPECT_EQ(Parse("http://127.0.0.1:8080/img").kind, Kind::kHttp);
+  EXPECT_TRUE(ParseError("http:///img").IsInvalidArgument());
+}
+
+TEST(SourceSpecTest, PasswordIsRedactedInDisplay) {
+  SourceSpec s = Parse("https://alice:s3cret@host/disk.img");
+  EXPECT_EQ(s.display, "https://alice:***@host/disk.img");
+  EXPECT_EQ(s.uri, "https://alice:s3cret@host/disk.img");
+  EXPECT_TRUE(Has(s.nbdkit_argv, "url=https://alice:s3cret@host/disk.img"));
+  EXPECT_EQ(Parse("https://alice@host/d").display, "https://alice@host/d");
+  // Errors never show the password either.
+  Status st = ParseError("ftp://bob:hunter2@host/x");
+  EXPECT_EQ(st.message().find("hunter2"), std::string::npos) << st.message();
+}
+
+TEST(SourceSpecTest, Ssh) {
+  SourceSpec s = Parse("ssh://root:pw@backup.example.com:2222/srv/disk%20one.img");
+  EXPECT_EQ(s.kind, Kind::kSsh);
+  EXPECT_EQ(s.display, "ssh://root:***@backup.example.com:2222/srv/disk%20one.img");
+  EXPECT_TRUE(Has(s.nbdkit_argv, "ssh"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "host=backup.example.com"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "path=/srv/disk one.img"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "user=root"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "port=2222"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "password=pw"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "--filter=retry"));
+  EXPECT_EQ(SourceIdentityKey(s), "");
+
+  SourceSpec home = Parse("ssh://host/~/images/d.img");
+  EXPECT_TRUE(Has(home.nbdkit_argv, "path=images/d.img"));
+  EXPECT_FALSE(Has(home.nbdkit_argv, "user="));
+
+  for (std::string arg : {"ssh://host", "ssh://host/", "ssh:///path", "ssh://host/~/",
+                          "ssh://host/p?x=1"}) {
+    Status st = ParseError(arg);
+    EXPECT_TRUE(st.IsInvalidArgument()) << arg;
+    EXPECT_NE(st.message().find("ssh://[USER@]HOST[:PORT]/PATH"), std::string::npos) << arg;
+  }
+}
+
+TEST(SourceSpecTest, UnknownSchemeListsTheSupportedOnes) {
+  for (std::string arg : {"ftp://host/x", "nbd+vsock:///e", "file:///tmp/x", "s3://b/k"}) {
+    Status st = ParseError(arg);
+    EXPECT_TRUE(st.IsInvalidArgument()) << arg;
+    for (std::string form : {"nbd://", "nbds://", "nbd+unix://", "http://", "https://",
+                             "ssh://", "path"}) {
+      EXPECT_NE(st.message().find(form), std::string::npos) << arg << ": " << st.message();
+    }
+  }
+}
+
+TEST(SourceSpecTest, IdentityIsTheExportOnlyNeverTheTransport) {
+  SourceSpec tcp = Parse("nbd://host-a:10809/disk");
+  SourceSpec other = Parse("nbd://host-b:10900/disk");
+  SourceSpec unix_sock = Parse("nbd+unix:///disk?socket=/run/a.sock");
+  EXPECT_EQ(SourceIdentityKey(tcp), "disk");
+  EXPECT_EQ(SourceIdentityKey(tcp), SourceIdentityKey(other));
+  EXPECT_EQ(SourceIdentityKey(tcp), SourceIdentityKey(unix_sock));
+  EXPECT_NE(SourceIdentityKey(tcp), SourceIdentityKey(Parse("nbd://host-a/disk2")));
+  EXPECT_EQ(SourceIdentityKey(Parse("nbd://host-a")), "");
+}
+
+TEST(UriPartsTest, Splits) {
+  Result<UriParts> p = SplitUri("scheme://u%40x:p%3Aw@[fe80::1]:99/a/b?c=d&e=f#g");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->scheme, "scheme");
+  EXPECT_EQ(p->user, "u@x");
+  EXPECT_TRUE(p->has_password);
+  EXPECT_EQ(p->password, "p:w");
+  EXPECT_EQ(p->host, "[fe80::1]");
+  EXPECT_EQ(p->port, "99");
+  EXPECT_EQ(p->path, "/a/b");
+  EXPECT_EQ(p->query, "c=d&e=f");
+  EXPECT_EQ(p->fragment, "g");
+  EXPECT_EQ(p->redacted, "scheme://u%40x:***@[fe80::1]:99/a/b?c=d&e=f#g");
+  std::string v;
+  EXPECT_TRUE(QueryValue(p->query, "e", &v));
+  EXPECT_EQ(v, "f");
+  EXPECT_FALSE(QueryValue(p->query, "x", &v));
+  EXPECT_FALSE(LooksLikeUri("/abs/path"));
+  EXPECT_FALSE(LooksLikeUri("1nbd://x"));
+  EXPECT_TRUE(LooksLikeUri("nbd+unix://"));
+  EXPECT_FALSE(PercentDecode("%4").ok());
+  EXPECT_EQ(*PercentDecode("a%20b"), "a b");
+}
+
+}  // namespace
+}  // namespace clonefs

@@ -1,0 +1,144 @@
+// Test servers for the source tests: an nbdkit on a Unix socket in the
+// test's temp dir (ready once its -P pid file exists), and helpers to wait for a condition and to list this
+// process's nbdkit children. Each server is started with --exit-with-parent
+// and -f (so the spawned pid is nbdkit's) and stopped by pid (kill +
+// waitpid) when the test ends.
+//
+// posix_spawnp (not fork): the test process has threads.
+#pragma once
+
+#include <dirent.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+extern char** environ;
+
+namespace clonefs::testing {
+
+// Polls `cond` every 5 ms until it is true or `limit` passes (a bound for
+// hangs, not a speed assertion). Returns cond()'s last value.
+inline bool WaitFor(const std::function<bool()>& cond,
+                    std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (!cond()) {
+    if (std::chrono::steady_clock::now() >= end) return cond();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+inline std::string NbdkitBinaryForTests() {
+  const char* env = std::getenv("CLONEFS_NBDKIT");
+  return env != nullptr && *env != '\0' ? env : "nbdkit";
+}
+
+// Spawns argv (argv[0] looked up in PATH); returns the pid or -1.
+inline pid_t Spawn(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  if (posix_spawnp(&pid, argv[0], nullptr, nullptr, argv.data(), environ) != 0) return -1;
+  return pid;
+}
+
+// Pids of this process's live children whose command name is `comm`.
+inline std::vector<pid_t> ChildrenNamed(const std::string& comm) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir("/proc");
+  if (d == nullptr) return out;
+  const std::string me = std::to_string(::getpid());
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    std::ifstream stat(std::string("/proc/") + e->d_name + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    // pid (comm) state ppid ...
+    size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    std::string name = line.substr(open + 1, close - open - 1);
+    char state = 0;
+    long ppid = 0;
+    if (std::sscanf(line.c_str() + close + 1, " %c %ld", &state, &ppid) != 2) continue;
+    if (name == comm && std::to_string(ppid) == me && state != 'Z') {
+      out.push_back(static_cast<pid_t>(std::atol(e->d_name)));
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+class NbdkitServer {
+ public:
+  // `args`: filters, plugin and its parameters, e.g. {"--filter=delay",
+  // "file", "/tmp/x", "rdelay=1"}. The socket is `socket_path`.
+  NbdkitServer(std::string socket_path, std::vector<std::string> args)
+      : socket_(std::move(socket_path)), args_(std::move(args)) {}
+  ~NbdkitServer() { Kill(); }
+  NbdkitServer(const NbdkitServer&) = delete;
+  NbdkitServer& operator=(const NbdkitServer&) = delete;
+
+  // Starts nbdkit (removing a socket left by a killed one) and waits until
+  // the socket accepts connections.
+  ::testing::AssertionResult Start() {
+    ::unlink(socket_.c_str());
+    const std::string pidfile = socket_ + ".pid";
+    ::unlink(pidfile.c_str());
+    // nbdkit writes the pid file once it accepts connections.
+    std::vector<std::string> argv = {NbdkitBinaryForTests(), "-f", "--exit-with-parent", "-U",
+                                     socket_, "-P", pidfile};
+    argv.insert(argv.end(), args_.begin(), args_.end());
+    pid_ = Spawn(argv);
+    if (pid_ < 0) return ::testing::AssertionFailure() << "cannot start nbdkit";
+    bool up = WaitFor([&] {
+      int st;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        return true;
+      }
+      return ::access(pidfile.c_str(), F_OK) == 0;
+    });
+    if (pid_ < 0) return ::testing::AssertionFailure() << "nbdkit exited at start";
+    if (!up) return ::testing::AssertionFailure() << "nbdkit did not listen on " << socket_;
+    return ::testing::AssertionSuccess();
+  }
+
+  void Signal(int sig) {
+    if (pid_ > 0) ::kill(pid_, sig);
+  }
+
+  // SIGKILL and reap.
+  void Kill() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGKILL);
+    int st;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
+  pid_t pid() const { return pid_; }
+  const std::string& socket() const { return socket_; }
+  std::string Uri(const std::string& export_name = "") const {
+    return "nbd+unix:///" + export_name + "?socket=" + socket_;
+  }
+
+ private:
+  const std::string socket_;
+  const std::vector<std::string> args_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace clonefs::testing

@@ -1,0 +1,302 @@
+// TimedSource over a fake inner device whose reads block until released:
+// the source timeout, interrupts, the caller's buffer never touched by a
+// late answer, stuck threads left behind and replaced, ReadAsync straight
+// through, and destruction. Also OpenSource on a file.
+#include "sources/timed_device.h"
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "base/cancel.h"
+#include "devices/device_test_util.h"
+#include "devices/mem_device.h"
+#include "sources/open_source.h"
+#include "sources/test_server.h"
+
+namespace clonefs {
+namespace {
+
+using testing::WaitFor;
+using State = SourceHealth::State;
+
+// Shared with the test, so it outlives the device (a stuck thread may hold
+// the device after the wrapper is gone).
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;  // GUARDED_BY(mu)
+  std::atomic<int> entered{0};
+  std::atomic<int> returned{0};
+  std::atomic<bool> destroyed{false};
+
+  void Open() {
+    std::lock_guard<std::mutex> l(mu);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+// Reads overlapping [blocked_off, blocked_off + blocked_len) wait for the
+// gate; everything else goes to a MemDevice.
+class BlockingDevice final : public Device {
+ public:
+  BlockingDevice(std::unique_ptr<Device> base, std::shared_ptr<Gate> gate, uint64_t blocked_off,
+                 uint64_t blocked_len)
+      : base_(std::move(base)), gate_(std::move(gate)), off_(blocked_off), len_(blocked_len) {}
+  ~BlockingDevice() override { gate_->destroyed = true; }
+
+  uint64_t Size() const override { return base_->Size(); }
+  bool ReadOnly() const override { return base_->ReadOnly(); }
+  const std::string& Name() const override { return base_->Name(); }
+  Status Read(uint64_t off, void* buf, size_t len) override {
+    if (off < off_ + len_ && off + len > off_) {
+      ++gate_->entered;
+      std::unique_lock<std::mutex> l(gate_->mu);
+      gate_->cv.wait(l, [&] { return gate_->open; });
+    }
+    Status s = base_->Read(off, buf, len);
+    ++gate_->returned;
+    return s;
+  }
+  Status Write(uint64_t off, const void* buf, size_t len) override {
+    return base_->Write(off, buf, len);
+  }
+  Status Flush() override { return base_->Flush(); }
+  Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
+    return base_->Zero(off, len, mode);
+  }
+  Result<uint64_t> NextData(uint64_t off) override { return base_->NextData(off); }
+  Result<uint64_t> NextHole(uint64_t off) override { return base_->NextHole(off); }
+  Status CheckUnchanged() override { return Status::Mismatch("fake: changed"); }
+  int SpliceFd() const override { return 42; }
+
+ private:
+  std::unique_ptr<Device> base_;
+  std::shared_ptr<Gate> gate_;
+  const uint64_t off_, len_;
+};
+
+class TimedDeviceTest : public ::testing::Test {
+ protected:
+  TimedDeviceTest() : rng_(7) {
+    content_ = testing::RandomBytes(rng_, 1 << 20);
+    // Holes at [256 KiB, 512 KiB) so NextData/NextHole have something to say.
+    std::fill(content_.begin() + (256 << 10), content_.begin() + (512 << 10), 0);
+  }
+
+  std::unique_ptr<Device> Make(uint64_t timeout_ns, int threads, uint64_t blocked_off = 0,
+                               uint64_t blocked_len = 0) {
+    auto inner = std::make_unique<BlockingDevice>(NewMemDeviceFrom(content_, true, "slow.img"),
+                                                  gate_, blocked_off, blocked_len);
+    TimedSourceOptions o;
+    o.timeout_ns = timeout_ns;
+    o.threads = threads;
+    return MakeTimedSource(std::move(inner), o);
+  }
+
+  bool Matches(const uint8_t* buf, uint64_t off, size_t len) const {
+    return std::equal(buf, buf + len, content_.begin() + off);
+  }
+
+  std::mt19937_64 rng_;
+  std::vector<uint8_t> content_;
+  std::shared_ptr<Gate> gate_ = std::make_shared<Gate>();
+};
+
+TEST_F(TimedDeviceTest, ReadsAndEverythingElseForward) {
+  std::unique_ptr<Device> dev = Make(30'000'000'000, 4);
+  EXPECT_EQ(dev->Size(), content_.size());
+  EXPECT_EQ(dev->Name(), "slow.img");
+  EXPECT_TRUE(dev->ReadOnly());
+  EXPECT_TRUE(dev->AsyncReads());
+  EXPECT_EQ(dev->SpliceFd(), 42);
+  EXPECT_TRUE(dev->CheckUnchanged().IsMismatch());
+  EXPECT_EQ(*dev->NextHole(0), 256u << 10);
+  EXPECT_EQ(*dev->NextData(256 << 10), 512u << 10);
+  EXPECT_EQ(dev->Write(0, content_.data(), 1).code(), Status::Code::kPermission);
+  EXPECT_EQ(dev->Health().state, State::kConnected);
+
+  std::vector<uint8_t> buf(content_.size());
+  ASSERT_TRUE(dev->Read(0, buf.data(), buf.size()).ok());
+  EXPECT_TRUE(Matches(buf.data(), 0, buf.size()));
+  for (int i = 0; i < 100; ++i) {
+    uint64_t off = rng_() % content_.size();
+    size_t len = rng_() % (content_.size() - off);
+    std::vector<uint8_t> b(len);
+    ASSERT_TRUE(dev->Read(off, b.data(), len).ok());
+    EXPECT_TRUE(Matches(b.data(), off, len));
+  }
+  EXPECT_TRUE(dev->Read(content_.size() - 1, buf.data(), 2).IsInvalidArgument());
+  Status async;
+  dev->ReadAsync(content_.size(), buf.data(), 1, [&](Status s) { async = s; });
+  EXPECT_TRUE(async.IsInvalidArgument());
+}
+
+TEST_F(TimedDeviceTest, StuckReadTimesOutAndTheBufferIsNeverTouchedLater) {
+  std::unique_ptr<Device> dev = Make(300'000'000, 2, 0, UINT64_MAX / 2);
+  uint8_t* buf = new uint8_t[65536];
+  std::fill(buf, buf + 65536, 0xAA);
+  Status s = dev->Read(4096, buf, 65536);
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_EQ(s.sys_errno(), ETIMEDOUT);
+  EXPECT_NE(s.message().find("slow.img"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("300 ms"), std::string::npos) << s.message();
+  EXPECT_TRUE(std::all_of(buf, buf + 65536, [](uint8_t b) { return b == 0xAA; }));
+  delete[] buf;  // a late write into it would be a use-after-free (ASan)
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kStalled; }));
+  EXPECT_NE(dev->Health().since_unix_ns, 0u);
+
+  gate_->Open();
+  ASSERT_TRUE(WaitFor([&] { return gate_->returned.load() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kConnected; }));
+  EXPECT_NE(dev->Health().since_unix_ns, 0u);  // when it recovered
+  std::vector<uint8_t> again(65536);
+  ASSERT_TRUE(dev->Read(4096, again.data(), again.size()).ok());
+  EXPECT_TRUE(Matches(again.data(), 4096, again.size()));
+}
+
+TEST_F(TimedDeviceTest, CancelledTokenInterruptsTheWait) {
+  std::unique_ptr<Device> dev = Make(30'000'000'000, 2, 0, UINT64_MAX / 2);
+  CancelToken token;
+  Status s;
+  std::vector<uint8_t> buf(4096, 0x11);
+  std::thread reader([&] {
+    ScopedCancelToken scope(&token);
+    s = dev->Read(0, buf.data(), buf.size());
+  });
+  ASSERT_TRUE(WaitFor([&] { return gate_->entered.load() == 1; }));
+  token.Cancel();
+  reader.join();
+  EXPECT_EQ(s.sys_errno(), EINTR) << s.ToString();
+  EXPECT_NE(s.message().find("read interrupted"), std::string::npos) << s.message();
+  gate_->Open();
+  ASSERT_TRUE(WaitFor([&] { return gate_->returned.load() == 1; }));
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](uint8_t b) { return b == 0x11; }));
+}
+
+TEST_F(TimedDeviceTest, AStuckThreadIsLeftBehindAndReplaced) {
+  // One pool thread; only the first 4 KiB hang.
+  std::unique_ptr<Device> dev = Make(200'000'000, 1, 0, 4096);
+  std::vector<uint8_t> buf(4096);
+  EXPECT_EQ(dev->Read(0, buf.data(), buf.size()).sys_errno(), ETIMEDOUT);
+  for (int i = 0; i < 5; ++i) {
+    Status s = dev->Read(8192, buf.data(), buf.size());
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_TRUE(Matches(buf.data(), 8192, buf.size()));
+  }
+  gate_->Open();
+  ASSERT_TRUE(WaitFor([&] { return gate_->returned.load() == 6; }));
+}
+
+TEST_F(TimedDeviceTest, ReadAsyncRunsOnThePoolIntoTheCallersBufferWithoutDeadline) {
+  std::unique_ptr<Device> dev = Make(50'000'000, 2, 0, 4096);
+  std::vector<uint8_t> fast(65536), slow(4096);
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0;
+  Status fast_s, slow_s;
+  std::atomic<bool> on_caller{false};
+  const auto caller = std::this_thread::get_id();
+  dev->ReadAsync(65536, fast.data(), fast.size(), [&](Status s) {
+    std::lock_guard<std::mutex> l(mu);
+    fast_s = s;
+    ++calls;
+    if (std::this_thread::get_id() == caller) on_caller = true;
+    cv.notify_all();
+  });
+  dev->ReadAsync(0, slow.data(), slow.size(), [&](Status s) {
+    std::lock_guard<std::mutex> l(mu);
+    slow_s = s;
+    ++calls;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return calls == 1; });
+  }
+  EXPECT_TRUE(fast_s.ok()) << fast_s.ToString();
+  EXPECT_TRUE(Matches(fast.data(), 65536, fast.size()));
+  EXPECT_FALSE(on_caller.load());
+  // Many timeouts later, the slow one is still waiting, not failed.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    EXPECT_EQ(calls, 1);
+  }
+  gate_->Open();
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return calls == 2; });
+  EXPECT_TRUE(slow_s.ok()) << slow_s.ToString();
+  EXPECT_TRUE(Matches(slow.data(), 0, slow.size()));
+}
+
+TEST_F(TimedDeviceTest, DestructionAbortsQueuedReadsAndWaitsForRunningReadAsync) {
+  std::unique_ptr<Device> dev = Make(30'000'000'000, 1, 0, UINT64_MAX / 2);
+  std::vector<uint8_t> a(4096), b(4096);
+  std::atomic<int> a_calls{0}, b_calls{0};
+  Status a_s, b_s;
+  dev->ReadAsync(0, a.data(), a.size(), [&](Status s) {
+    a_s = s;
+    ++a_calls;
+  });
+  ASSERT_TRUE(WaitFor([&] { return gate_->entered.load() == 1; }));
+  dev->ReadAsync(4096, b.data(), b.size(), [&](Status s) {
+    b_s = s;
+    ++b_calls;
+  });
+  std::thread destroyer([&] { dev.reset(); });
+  ASSERT_TRUE(WaitFor([&] { return b_calls.load() == 1; }));  // queued: aborted at once
+  EXPECT_EQ(b_s.code(), Status::Code::kAborted);
+  EXPECT_EQ(a_calls.load(), 0);  // running: its done is still to come
+  gate_->Open();
+  destroyer.join();
+  EXPECT_EQ(a_calls.load(), 1);
+  EXPECT_TRUE(a_s.ok()) << a_s.ToString();
+  EXPECT_TRUE(Matches(a.data(), 0, a.size()));
+  EXPECT_TRUE(gate_->destroyed.load());
+}
+
+TEST_F(TimedDeviceTest, DestructionLeavesAThreadStuckInAReadBehind) {
+  std::unique_ptr<Device> dev = Make(100'000'000, 2, 0, UINT64_MAX / 2);
+  std::vector<uint8_t> buf(4096);
+  EXPECT_EQ(dev->Read(0, buf.data(), buf.size()).sys_errno(), ETIMEDOUT);
+  dev.reset();  // returns although a pool thread is stuck in the inner read
+  EXPECT_FALSE(gate_->destroyed.load());  // the stuck thread still holds it
+  gate_->Open();
+  ASSERT_TRUE(WaitFor([&] { return gate_->destroyed.load(); }));
+}
+
+TEST(OpenSourceTest, AFileIsATimedPosixDevice) {
+  testing::TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  std::mt19937_64 rng(3);
+  std::vector<uint8_t> content = testing::RandomBytes(rng, 300000);
+  ASSERT_TRUE(testing::WriteFile(dir.File("src.img"), content));
+  Result<SourceSpec> spec = ParseSource(dir.File("src.img"));
+  ASSERT_TRUE(spec.ok());
+  Result<std::unique_ptr<Device>> dev = OpenSource(*spec, {});
+  ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+  EXPECT_TRUE((*dev)->ReadOnly());
+  EXPECT_TRUE((*dev)->AsyncReads());
+  EXPECT_GE((*dev)->SpliceFd(), 0);
+  std::vector<uint8_t> buf(content.size());
+  ASSERT_TRUE((*dev)->Read(0, buf.data(), buf.size()).ok());
+  EXPECT_TRUE(buf == content);
+  EXPECT_EQ((*dev)->Write(0, buf.data(), 1).code(), Status::Code::kPermission);
+  EXPECT_TRUE((*dev)->CheckUnchanged().ok());
+
+  Result<SourceSpec> missing = ParseSource(dir.File("missing.img"));
+  ASSERT_TRUE(missing.ok());
+  Result<std::unique_ptr<Device>> none = OpenSource(*missing, {});
+  ASSERT_FALSE(none.ok());
+  EXPECT_TRUE(none.status().IsNotFound()) << none.status().ToString();
+}
+
+}  // namespace
+}  // namespace clonefs
