@@ -15,7 +15,6 @@
 namespace clonefs {
 namespace {
 
-constexpr size_t kMaxInflight = 64;  // per connection, as libnbd(3) suggests
 constexpr uint64_t kTickNs = 50'000'000;
 constexpr uint64_t kBackoffMinNs = 100'000'000;
 constexpr uint64_t kBackoffMaxNs = 2'000'000'000;
@@ -59,14 +58,17 @@ Status NbdConnection::WaitConnected(uint64_t deadline_ns, NbdServerInfo* info) {
 }
 
 std::unique_ptr<NbdPiece> NbdConnection::Submit(std::unique_ptr<NbdPiece> piece) {
+  bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_) return piece;
     piece->conn = this;
     outstanding_.fetch_add(1, std::memory_order_relaxed);
+    // The thread drains the whole queue before it polls: one wake per batch.
+    wake = queue_.empty();
     queue_.push_back(std::move(piece));
   }
-  Wake();
+  if (wake) Wake();
   return nullptr;
 }
 
@@ -255,7 +257,8 @@ void NbdConnection::CloseHandle() {
 }
 
 void NbdConnection::SubmitWaiting(uint64_t now) {
-  for (auto it = waiting_.begin(); it != waiting_.end() && inflight_.size() < kMaxInflight;) {
+  const size_t max_inflight = state_->max_inflight.load(std::memory_order_relaxed);
+  for (auto it = waiting_.begin(); it != waiting_.end() && inflight_.size() < max_inflight;) {
     NbdPiece* p = it->get();
     if (p->op->finished()) {
       Release(std::move(*it));

@@ -30,6 +30,7 @@
 
 #include "base/cancel.h"
 #include "devices/device.h"
+#include "sources/buffer_pool.h"
 #include "sources/extent_cache.h"
 #include "sources/source_wait.h"
 
@@ -102,7 +103,7 @@ struct NbdPiece {
   size_t skip = 0;
   size_t op_off = 0;
   size_t copy_len = 0;
-  std::unique_ptr<uint8_t[]> buf;  // reads: srv_len bytes
+  BufferPool::Buffer buf;          // reads: srv_len bytes
   std::vector<Extent> extents;     // block status: filled by the extent callback
 
   // Owned by the serving connection's I/O thread.

@@ -43,6 +43,10 @@ class NbdSourceState {
   void RecordError(const std::string& msg);
   void LastError(std::string* msg, uint64_t* unix_ns) const;
 
+  // Most pieces a connection keeps in flight; set by the opener once the
+  // request size is known (see nbd_device.cc).
+  std::atomic<size_t> max_inflight{64};
+
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> reconnects{0};

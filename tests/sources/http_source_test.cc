@@ -133,7 +133,7 @@ TEST(HttpSourceTest, ReadsThroughNbdkitCurlEqualTheServedFile) {
     ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     SourceOpenOptions options;
     options.nbd.spawned_connections = 3;
-    options.nbd.max_request_bytes = 1 << 20;
+    options.nbd.spawned_request_bytes = 1 << 20;
     Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Device& dev = **opened;
