@@ -45,7 +45,9 @@ NbdConnection::~NbdConnection() {
   if (efd_ >= 0) ::close(efd_);
 }
 
-void NbdConnection::Start() { thread_ = std::thread([this] { Run(); }); }
+void NbdConnection::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 Status NbdConnection::WaitConnected(uint64_t deadline_ns, NbdServerInfo* info) {
   std::unique_lock<std::mutex> l(mu_);
@@ -203,8 +205,7 @@ void NbdConnection::OnReady() {
   }
   if (info.size != first_size_) {
     std::string msg = "source " + state_->display + " size changed from " +
-                      std::to_string(first_size_) + " to " + std::to_string(info.size) +
-                      " bytes";
+                      std::to_string(first_size_) + " to " + std::to_string(info.size) + " bytes";
     CLONEFS_LOG_ERROR("%s; every read of it now fails", msg.c_str());
     state_->RecordError(msg);
     state_->SetFatal(Status::Mismatch(msg));
@@ -278,11 +279,10 @@ void NbdConnection::SubmitWaiting(uint64_t now) {
     if (p->sends++ > 0) state_->retries.fetch_add(1, std::memory_order_relaxed);
     state_->requests.fetch_add(1, std::memory_order_relaxed);
     nbd_completion_callback done{OnComplete, p, nullptr};
-    int64_t cookie =
-        p->op->kind() == NbdOp::Kind::kRead
-            ? nbd_aio_pread(h_, p->buf.get(), p->srv_len, p->srv_off, done, 0)
-            : nbd_aio_block_status(h_, p->srv_len, p->srv_off,
-                                   nbd_extent_callback{OnExtent, p, nullptr}, done, 0);
+    int64_t cookie = p->op->kind() == NbdOp::Kind::kRead
+                         ? nbd_aio_pread(h_, p->buf.get(), p->srv_len, p->srv_off, done, 0)
+                         : nbd_aio_block_status(h_, p->srv_len, p->srv_off,
+                                                nbd_extent_callback{OnExtent, p, nullptr}, done, 0);
     if (cookie != -1 || p->completed) continue;
     std::string err = LibnbdError("request refused");
     int e = nbd_get_errno();
@@ -464,7 +464,8 @@ int NbdConnection::PollTimeoutMs(uint64_t now) const {
   const bool idle = waiting_.empty() && inflight_.empty();
   if (idle && (phase_ == Phase::kReady || phase_ == Phase::kFailed)) return -1;
   uint64_t wait = kTickNs;
-  if (phase_ == Phase::kDown) wait = std::min(wait, next_attempt_ns_ > now ? next_attempt_ns_ - now : 0);
+  if (phase_ == Phase::kDown)
+    wait = std::min(wait, next_attempt_ns_ > now ? next_attempt_ns_ - now : 0);
   return static_cast<int>((wait + 999'999) / 1'000'000);
 }
 
@@ -496,8 +497,7 @@ void NbdConnection::Shutdown() {
 
 std::string NbdConnection::PieceWhat(const NbdPiece& p) const {
   if (p.op->kind() == NbdOp::Kind::kRead) return ReadWhat(p.srv_off, p.srv_len);
-  return "block status of " + std::to_string(p.srv_len) + " bytes at " +
-         std::to_string(p.srv_off);
+  return "block status of " + std::to_string(p.srv_len) + " bytes at " + std::to_string(p.srv_off);
 }
 
 }  // namespace clonefs

@@ -118,12 +118,12 @@ class NbdConnection {
   std::thread thread_;
 
   mutable std::mutex mu_;
-  std::condition_variable first_cv_;                // first connect ended
-  std::deque<std::unique_ptr<NbdPiece>> queue_;     // GUARDED_BY(mu_)
-  bool stopping_ = false;                           // GUARDED_BY(mu_)
-  bool first_done_ = false;                         // GUARDED_BY(mu_)
-  Status first_status_;                             // GUARDED_BY(mu_)
-  NbdServerInfo info_;                              // GUARDED_BY(mu_)
+  std::condition_variable first_cv_;             // first connect ended
+  std::deque<std::unique_ptr<NbdPiece>> queue_;  // GUARDED_BY(mu_)
+  bool stopping_ = false;                        // GUARDED_BY(mu_)
+  bool first_done_ = false;                      // GUARDED_BY(mu_)
+  Status first_status_;                          // GUARDED_BY(mu_)
+  NbdServerInfo info_;                           // GUARDED_BY(mu_)
 
   std::atomic<int> outstanding_{0};
   std::atomic<bool> up_{false};

@@ -287,18 +287,18 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
     s = conns[i]->WaitConnected(deadline, &other);
     if (!s.ok()) return CannotConnect(spec, s);
     if (other.size != info.size) {
-      return Status::IoError("connections to " + spec.display + " disagree about its size: " +
-                             std::to_string(info.size) + " and " + std::to_string(other.size) +
-                             " bytes");
+      return Status::IoError("connections to " + spec.display +
+                             " disagree about its size: " + std::to_string(info.size) + " and " +
+                             std::to_string(other.size) + " bytes");
     }
   }
 
   const uint64_t min_block = std::max<uint64_t>(info.min_block, 1);
-  uint64_t max_request = target.spawned() ? options.spawned_request_bytes
-                                          : options.max_request_bytes;
+  uint64_t max_request =
+      target.spawned() ? options.spawned_request_bytes : options.max_request_bytes;
   max_request = std::min<uint64_t>(max_request, kLibnbdMaxRequest);
-  max_request = std::min(max_request, info.max_block != 0 ? info.max_block
-                                                          : kUnadvertisedMaxRequest);
+  max_request =
+      std::min(max_request, info.max_block != 0 ? info.max_block : kUnadvertisedMaxRequest);
   max_request = std::max(min_block, max_request / min_block * min_block);
   // Enough pieces per connection for kInflightBytesPerConnection, and at
   // least libnbd(3)'s suggested 64.

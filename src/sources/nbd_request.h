@@ -81,14 +81,14 @@ class NbdOp {
   const uint64_t deadline_ns_;
 
   std::mutex mu_;
-  std::condition_variable cv_;                // signalled when finished
-  uint8_t* dest_;                             // GUARDED_BY(mu_); null once finished
-  int remaining_;                             // GUARDED_BY(mu_); pieces not yet succeeded
-  bool finished_ = false;                     // GUARDED_BY(mu_)
-  Status status_;                             // GUARDED_BY(mu_)
-  std::vector<Extent> extents_;               // GUARDED_BY(mu_)
-  Device::ReadDone done_;                     // GUARDED_BY(mu_); moved out by the finisher
-  std::atomic<bool> finished_flag_{false};    // mirrors finished_, for lock-free checks
+  std::condition_variable cv_;              // signalled when finished
+  uint8_t* dest_;                           // GUARDED_BY(mu_); null once finished
+  int remaining_;                           // GUARDED_BY(mu_); pieces not yet succeeded
+  bool finished_ = false;                   // GUARDED_BY(mu_)
+  Status status_;                           // GUARDED_BY(mu_)
+  std::vector<Extent> extents_;             // GUARDED_BY(mu_)
+  Device::ReadDone done_;                   // GUARDED_BY(mu_); moved out by the finisher
+  std::atomic<bool> finished_flag_{false};  // mirrors finished_, for lock-free checks
 };
 
 class NbdConnection;
@@ -103,8 +103,8 @@ struct NbdPiece {
   size_t skip = 0;
   size_t op_off = 0;
   size_t copy_len = 0;
-  BufferPool::Buffer buf;          // reads: srv_len bytes
-  std::vector<Extent> extents;     // block status: filled by the extent callback
+  BufferPool::Buffer buf;       // reads: srv_len bytes
+  std::vector<Extent> extents;  // block status: filled by the extent callback
 
   // Owned by the serving connection's I/O thread.
   NbdConnection* conn = nullptr;

@@ -55,10 +55,10 @@ class NbdSourceState {
 
  private:
   mutable std::mutex mu_;
-  Status fatal_;                       // GUARDED_BY(mu_)
+  Status fatal_;  // GUARDED_BY(mu_)
   std::atomic<bool> has_fatal_{false};
-  std::string last_error_;             // GUARDED_BY(mu_)
-  uint64_t last_error_unix_ns_ = 0;    // GUARDED_BY(mu_)
+  std::string last_error_;           // GUARDED_BY(mu_)
+  uint64_t last_error_unix_ns_ = 0;  // GUARDED_BY(mu_)
 };
 
 }  // namespace clonefs

@@ -126,8 +126,7 @@ void ReadPool::Stall(uint64_t timeout_ns, uint64_t* stalled_since_ns,
   std::lock_guard<std::mutex> l(mu_);
   uint64_t oldest = UINT64_MAX;
   for (const Job* j : running_) oldest = std::min(oldest, j->started_ns);
-  *stalled_since_ns =
-      oldest != UINT64_MAX && now - oldest > timeout_ns ? oldest + timeout_ns : 0;
+  *stalled_since_ns = oldest != UINT64_MAX && now - oldest > timeout_ns ? oldest + timeout_ns : 0;
   *recovered_ns = recovered_ns_;
 }
 

@@ -79,15 +79,15 @@ class ReadPool : public std::enable_shared_from_this<ReadPool> {
   const int max_threads_;
 
   mutable std::mutex mu_;
-  std::condition_variable work_cv_;                // jobs queued, or stopping
-  std::condition_variable exit_cv_;                // a thread exited
-  std::deque<std::shared_ptr<Job>> foreground_;    // GUARDED_BY(mu_)
-  std::deque<std::shared_ptr<Job>> background_;    // GUARDED_BY(mu_)
-  std::unordered_set<Job*> running_;               // GUARDED_BY(mu_)
-  bool stopping_ = false;                          // GUARDED_BY(mu_)
-  int live_ = 0;                                   // GUARDED_BY(mu_); threads alive
-  int left_behind_ = 0;                            // GUARDED_BY(mu_)
-  uint64_t recovered_ns_ = 0;                      // GUARDED_BY(mu_)
+  std::condition_variable work_cv_;              // jobs queued, or stopping
+  std::condition_variable exit_cv_;              // a thread exited
+  std::deque<std::shared_ptr<Job>> foreground_;  // GUARDED_BY(mu_)
+  std::deque<std::shared_ptr<Job>> background_;  // GUARDED_BY(mu_)
+  std::unordered_set<Job*> running_;             // GUARDED_BY(mu_)
+  bool stopping_ = false;                        // GUARDED_BY(mu_)
+  int live_ = 0;                                 // GUARDED_BY(mu_); threads alive
+  int left_behind_ = 0;                          // GUARDED_BY(mu_)
+  uint64_t recovered_ns_ = 0;                    // GUARDED_BY(mu_)
 };
 
 }  // namespace clonefs

@@ -129,8 +129,8 @@ Result<SourceSpec> ParseSource(const std::string& arg) {
   SourceSpec spec;
   spec.uri = arg;
   spec.display = arg;
-  if (arg.empty()) return Status::InvalidArgument("the source is an empty string; " +
-                                                  std::string(kSupported));
+  if (arg.empty())
+    return Status::InvalidArgument("the source is an empty string; " + std::string(kSupported));
   if (!LooksLikeUri(arg)) return spec;  // a path
 
   Result<UriParts> parts = SplitUri(arg);

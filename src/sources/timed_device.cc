@@ -13,17 +13,18 @@ namespace {
 // Monotonic ns -> wall-clock ns since the Unix epoch.
 uint64_t MonoToWall(uint64_t mono_ns) {
   const uint64_t now_mono = Clock::Real()->NowNanos();
-  const uint64_t now_wall = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const uint64_t now_wall =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   return now_wall - (now_mono - mono_ns);
 }
 
 class TimedDevice final : public Device {
  public:
   TimedDevice(std::shared_ptr<Device> inner, const TimedSourceOptions& options)
-      : inner_(inner), timeout_ns_(options.timeout_ns),
+      : inner_(inner),
+        timeout_ns_(options.timeout_ns),
         pool_(ReadPool::Create(std::move(inner), options.threads)) {}
 
   ~TimedDevice() override { pool_->Shutdown(); }
@@ -90,8 +91,7 @@ class TimedDevice final : public Device {
 
 }  // namespace
 
-std::unique_ptr<Device> MakeTimedSource(std::unique_ptr<Device> inner,
-                                        TimedSourceOptions options) {
+std::unique_ptr<Device> MakeTimedSource(std::unique_ptr<Device> inner, TimedSourceOptions options) {
   return std::make_unique<TimedDevice>(std::shared_ptr<Device>(std::move(inner)), options);
 }
 

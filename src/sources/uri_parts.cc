@@ -36,8 +36,8 @@ Result<std::string> PercentDecode(std::string_view s) {
     int hi = i + 2 < s.size() ? HexValue(s[i + 1]) : -1;
     int lo = i + 2 < s.size() ? HexValue(s[i + 2]) : -1;
     if (hi < 0 || lo < 0) {
-      return Status::InvalidArgument("bad percent-escape '" +
-                                     std::string(s.substr(i, 3)) + "' in '" + std::string(s) + "'");
+      return Status::InvalidArgument("bad percent-escape '" + std::string(s.substr(i, 3)) +
+                                     "' in '" + std::string(s) + "'");
     }
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;

@@ -224,13 +224,14 @@ TEST_F(NbdDeviceTest, BlockStatusMatchesTheSparseFile) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
     // Data runs of several sizes, including the file's last bytes.
-    const std::vector<std::pair<uint64_t, uint64_t>> runs = {
-        {0, 4096}, {1 << 20, 1 << 20}, {(5 << 20) + 8192, 4096}, {33 << 20, 3 << 20},
-        {size - 5000, 5000}};
+    const std::vector<std::pair<uint64_t, uint64_t>> runs = {{0, 4096},
+                                                             {1 << 20, 1 << 20},
+                                                             {(5 << 20) + 8192, 4096},
+                                                             {33 << 20, 3 << 20},
+                                                             {size - 5000, 5000}};
     for (auto [off, len] : runs) {
       std::vector<uint8_t> data = RandomBytes(rng_, len);
-      ASSERT_EQ(::pwrite(fd, data.data(), len, static_cast<off_t>(off)),
-                static_cast<ssize_t>(len));
+      ASSERT_EQ(::pwrite(fd, data.data(), len, static_cast<off_t>(off)), static_cast<ssize_t>(len));
     }
     ::fsync(fd);
     ::close(fd);
@@ -243,9 +244,11 @@ TEST_F(NbdDeviceTest, BlockStatusMatchesTheSparseFile) {
 
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
-  std::vector<uint64_t> offsets = {0, 1, 4095, 4096, 1 << 20, (2 << 20) - 1, 2 << 20,
-                                   5 << 20, (5 << 20) + 8192, 33 << 20, size - 5001,
-                                   size - 5000, size - 1};
+  std::vector<uint64_t> offsets = {0,        1,           4095,
+                                   4096,     1 << 20,     (2 << 20) - 1,
+                                   2 << 20,  5 << 20,     (5 << 20) + 8192,
+                                   33 << 20, size - 5001, size - 5000,
+                                   size - 1};
   for (int i = 0; i < 300; ++i) offsets.push_back(rng_() % size);
   for (uint64_t off : offsets) {
     Result<uint64_t> data = dev->NextData(off);

@@ -41,9 +41,7 @@ TEST(SourceSpecTest, PathsAreFiles) {
   }
 }
 
-TEST(SourceSpecTest, EmptyIsInvalid) {
-  EXPECT_TRUE(ParseError("").IsInvalidArgument());
-}
+TEST(SourceSpecTest, EmptyIsInvalid) { EXPECT_TRUE(ParseError("").IsInvalidArgument()); }
 
 TEST(SourceSpecTest, NbdTcp) {
   SourceSpec s = Parse("nbd://backup.example.com:10810/vm%2Fdisk0");
@@ -68,10 +66,10 @@ TEST(SourceSpecTest, NbdUnix) {
 }
 
 TEST(SourceSpecTest, NbdErrorsSayWhatIsExpected) {
-  for (std::string arg : {"nbd://", "nbd:///export", "nbd://host/e?socket=/tmp/s",
-                          "nbd+unix:///e", "nbd+unix://host/e?socket=/tmp/s",
-                          "nbd+unix:///e?socket=", "nbd://host:0/e", "nbd://host:99999/e",
-                          "nbd://host:12ab/e", "nbd://host/bad%zzescape", "nbd://[::1/e"}) {
+  for (std::string arg :
+       {"nbd://", "nbd:///export", "nbd://host/e?socket=/tmp/s", "nbd+unix:///e",
+        "nbd+unix://host/e?socket=/tmp/s", "nbd+unix:///e?socket=", "nbd://host:0/e",
+        "nbd://host:99999/e", "nbd://host:12ab/e", "nbd://host/bad%zzescape", "nbd://[::1/e"}) {
     Status st = ParseError(arg);
     EXPECT_TRUE(st.IsInvalidArgument()) << arg << ": " << st.ToString();
   }
@@ -140,8 +138,8 @@ TEST(SourceSpecTest, Ssh) {
   EXPECT_TRUE(Has(home.nbdkit_argv, "path=images/d.img"));
   EXPECT_FALSE(Has(home.nbdkit_argv, "user="));
 
-  for (std::string arg : {"ssh://host", "ssh://host/", "ssh:///path", "ssh://host/~/",
-                          "ssh://host/p?x=1"}) {
+  for (std::string arg :
+       {"ssh://host", "ssh://host/", "ssh:///path", "ssh://host/~/", "ssh://host/p?x=1"}) {
     Status st = ParseError(arg);
     EXPECT_TRUE(st.IsInvalidArgument()) << arg;
     EXPECT_NE(st.message().find("ssh://[USER@]HOST[:PORT]/PATH"), std::string::npos) << arg;
@@ -152,8 +150,8 @@ TEST(SourceSpecTest, UnknownSchemeListsTheSupportedOnes) {
   for (std::string arg : {"ftp://host/x", "nbd+vsock:///e", "file:///tmp/x", "s3://b/k"}) {
     Status st = ParseError(arg);
     EXPECT_TRUE(st.IsInvalidArgument()) << arg;
-    for (std::string form : {"nbd://", "nbds://", "nbd+unix://", "http://", "https://",
-                             "ssh://", "path"}) {
+    for (std::string form :
+         {"nbd://", "nbds://", "nbd+unix://", "http://", "https://", "ssh://", "path"}) {
       EXPECT_NE(st.message().find(form), std::string::npos) << arg << ": " << st.message();
     }
   }

@@ -1,8 +1,7 @@
 // Test servers for the source tests: an nbdkit on a Unix socket in the
-// test's temp dir (ready once its -P pid file exists), and helpers to wait for a condition and to list this
-// process's nbdkit children. Each server is started with --exit-with-parent
-// and -f (so the spawned pid is nbdkit's) and stopped by pid (kill +
-// waitpid) when the test ends.
+// test's temp dir (ready once its -P pid file exists), and helpers to wait for a condition and to
+// list this process's nbdkit children. Each server is started with --exit-with-parent and -f (so
+// the spawned pid is nbdkit's) and stopped by pid (kill + waitpid) when the test ends.
 //
 // posix_spawnp (not fork): the test process has threads.
 #pragma once
@@ -98,8 +97,8 @@ class NbdkitServer {
     const std::string pidfile = socket_ + ".pid";
     ::unlink(pidfile.c_str());
     // nbdkit writes the pid file once it accepts connections.
-    std::vector<std::string> argv = {NbdkitBinaryForTests(), "-f", "--exit-with-parent", "-U",
-                                     socket_, "-P", pidfile};
+    std::vector<std::string> argv = {
+        NbdkitBinaryForTests(), "-f", "--exit-with-parent", "-U", socket_, "-P", pidfile};
     argv.insert(argv.end(), args_.begin(), args_.end());
     pid_ = Spawn(argv);
     if (pid_ < 0) return ::testing::AssertionFailure() << "cannot start nbdkit";
