@@ -87,8 +87,10 @@
 // THREAD SAFETY: every method may be called from any thread concurrently.
 // ReadAsync's done runs on an I/O thread (or on the caller's thread when the
 // request fails before it was queued: a bad range, a size change, a device
-// being destroyed); done may issue new requests but must not block for long
-// (it delays every other piece on that connection) nor destroy the device.
+// being destroyed); done may issue new requests (ReadAsync) but must not
+// block for long (it delays every other piece on that connection), call
+// Read, NextData or NextHole (they would wait for an I/O thread), nor
+// destroy the device.
 //
 // LIFECYCLE. OpenNbdSource connects every connection before returning (no
 // reconnect loop at open: a source that cannot be reached fails at once).
