@@ -98,7 +98,7 @@ class NbdFailureTest : public ::testing::Test {
 };
 
 TEST_F(NbdFailureTest, KilledServerIsReconnectedAndInFlightReadsReissued) {
-  Serve({"--filter=delay"}, {"rdelay=500ms"});  // keeps reads in flight
+  Serve({"--filter=delay"}, {"rdelay=1"});  // keeps reads in flight for 1 s
   NbdSourceOptions options;
   options.max_connections = 1;  // one connection: exactly one reconnect
   std::unique_ptr<Device> dev = Open(options);
@@ -156,7 +156,7 @@ TEST_F(NbdFailureTest, StoppedServerTimesOutAndRecovers) {
   options.timeout_ns = 1'000'000'000;
   std::unique_ptr<Device> dev = Open(options);
   ASSERT_TRUE(dev);
-  server_->Signal(SIGSTOP);
+  ASSERT_TRUE(server_->Pause());
   std::vector<uint8_t> stale(8192, 0xAB);
   Status s = dev->Read(4096, stale.data(), stale.size());
   EXPECT_TRUE(s.IsIoError()) << s.ToString();
@@ -166,7 +166,7 @@ TEST_F(NbdFailureTest, StoppedServerTimesOutAndRecovers) {
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kStalled; }));
   EXPECT_NE(dev->Health().since_unix_ns, 0u);
 
-  server_->Signal(SIGCONT);
+  server_->Resume();
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kConnected; }));
   // The abandoned read was answered late; its bytes never reached the
   // buffer that was given back.
@@ -184,7 +184,7 @@ TEST_F(NbdFailureTest, ReadAsyncGetsTheDeadlineToo) {
   options.timeout_ns = 500'000'000;
   std::unique_ptr<Device> dev = Open(options);
   ASSERT_TRUE(dev);
-  server_->Signal(SIGSTOP);
+  ASSERT_TRUE(server_->Pause());
   std::vector<uint8_t> buf(4096);
   Completions done(1);
   const std::thread::id caller = std::this_thread::get_id();
@@ -197,7 +197,7 @@ TEST_F(NbdFailureTest, ReadAsyncGetsTheDeadlineToo) {
   ASSERT_TRUE(done.WaitAll());
   EXPECT_EQ(done.status(0).sys_errno(), ETIMEDOUT) << done.status(0).ToString();
   EXPECT_FALSE(on_caller.load());
-  server_->Signal(SIGCONT);
+  server_->Resume();
 }
 
 TEST_F(NbdFailureTest, CancelledTokenInterruptsAWaitingRead) {
@@ -205,7 +205,7 @@ TEST_F(NbdFailureTest, CancelledTokenInterruptsAWaitingRead) {
   NbdSourceOptions options;  // 30 s timeout: only the token can end the wait
   std::unique_ptr<Device> dev = Open(options);
   ASSERT_TRUE(dev);
-  server_->Signal(SIGSTOP);
+  ASSERT_TRUE(server_->Pause());
   CancelToken token;
   std::atomic<bool> started{false};
   Status s;
@@ -221,7 +221,7 @@ TEST_F(NbdFailureTest, CancelledTokenInterruptsAWaitingRead) {
   EXPECT_TRUE(s.IsIoError()) << s.ToString();
   EXPECT_EQ(s.sys_errno(), EINTR);
   EXPECT_NE(s.message().find("read interrupted"), std::string::npos) << s.message();
-  server_->Signal(SIGCONT);
+  server_->Resume();
   // The late answer is dropped; the buffer was given back untouched.
   ASSERT_TRUE(WaitFor([&] { return dev->Health().bytes_read >= 65536; }));
   EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](uint8_t b) { return b == 0x5A; }));
@@ -293,7 +293,7 @@ TEST_F(NbdFailureTest, DestroyingTheDeviceAbortsEveryRequestInFlight) {
   Serve({});
   std::unique_ptr<Device> dev = Open({});
   ASSERT_TRUE(dev);
-  server_->Signal(SIGSTOP);
+  ASSERT_TRUE(server_->Pause());
   constexpr int kReads = 64;
   Completions done(kReads);
   // Heap buffers freed right after their done: a late write would be a
@@ -314,7 +314,7 @@ TEST_F(NbdFailureTest, DestroyingTheDeviceAbortsEveryRequestInFlight) {
     EXPECT_EQ(done.calls(i), 1) << i;
     EXPECT_EQ(done.status(i).code(), Status::Code::kAborted) << done.status(i).ToString();
   }
-  server_->Signal(SIGCONT);
+  server_->Resume();
 }
 
 }  // namespace

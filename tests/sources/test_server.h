@@ -119,6 +119,15 @@ class NbdkitServer {
     if (pid_ > 0) ::kill(pid_, sig);
   }
 
+  // SIGSTOP, and waits until every nbdkit thread has stopped (kill returns
+  // before the group stop completes; a request could be served meanwhile).
+  ::testing::AssertionResult Pause() {
+    Signal(SIGSTOP);
+    if (WaitFor([&] { return AllTasksStopped(); })) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << "nbdkit " << pid_ << " did not stop";
+  }
+  void Resume() { Signal(SIGCONT); }
+
   // SIGKILL and reap.
   void Kill() {
     if (pid_ <= 0) return;
@@ -135,6 +144,26 @@ class NbdkitServer {
   }
 
  private:
+  bool AllTasksStopped() const {
+    const std::string tasks = "/proc/" + std::to_string(pid_) + "/task";
+    DIR* d = ::opendir(tasks.c_str());
+    if (d == nullptr) return false;
+    bool all = true, any = false;
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream stat(tasks + "/" + e->d_name + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      size_t close = line.rfind(')');
+      if (close == std::string::npos || close + 2 >= line.size()) continue;
+      any = true;
+      char state = line[close + 2];
+      if (state != 'T' && state != 't') all = false;
+    }
+    ::closedir(d);
+    return any && all;
+  }
+
   const std::string socket_;
   const std::vector<std::string> args_;
   pid_t pid_ = -1;

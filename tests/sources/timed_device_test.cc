@@ -182,7 +182,7 @@ TEST_F(TimedDeviceTest, CancelledTokenInterruptsTheWait) {
 
 TEST_F(TimedDeviceTest, AStuckThreadIsLeftBehindAndReplaced) {
   // One pool thread; only the first 4 KiB hang.
-  std::unique_ptr<Device> dev = Make(200'000'000, 1, 0, 4096);
+  std::unique_ptr<Device> dev = Make(500'000'000, 1, 0, 4096);
   std::vector<uint8_t> buf(4096);
   EXPECT_EQ(dev->Read(0, buf.data(), buf.size()).sys_errno(), ETIMEDOUT);
   for (int i = 0; i < 5; ++i) {
