@@ -1,5 +1,7 @@
 #include "sources/nbd_device.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -240,9 +242,36 @@ std::string NbdkitBinary(const NbdSourceOptions& options) {
   return env != nullptr && *env != '\0' ? env : "nbdkit";
 }
 
+// True if `binary` names an executable (looked up in PATH without a '/').
+bool Executable(const std::string& binary) {
+  if (binary.find('/') != std::string::npos) return ::access(binary.c_str(), X_OK) == 0;
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  size_t pos = 0;
+  while (pos <= dirs.size()) {
+    size_t colon = dirs.find(':', pos);
+    if (colon == std::string::npos) colon = dirs.size();
+    std::string dir = dirs.substr(pos, colon - pos);
+    if (::access(((dir.empty() ? "." : dir) + "/" + binary).c_str(), X_OK) == 0) return true;
+    pos = colon + 1;
+  }
+  return false;
+}
+
 Status CannotConnect(const SourceSpec& spec, const Status& why) {
-  return Status::IoError("cannot connect to " + spec.display + ": " + why.message() +
-                             "; check that the server is running and the URI is right",
+  std::string msg = "cannot connect to " + spec.display + ": ";
+  if (!spec.nbdkit_argv.empty()) {
+    // nbdkit says why its plugin failed on stderr; libnbd only sees the
+    // NBD side ("no export", "disconnected").
+    const char* plugin = spec.kind == SourceSpec::Kind::kSsh ? "ssh" : "curl";
+    msg += std::string("nbdkit's ") + plugin +
+           " plugin could not open it (nbdkit's own message, on standard error, says why; "
+           "libnbd: " +
+           why.message() + ")";
+  } else {
+    msg += why.message();
+  }
+  return Status::IoError(msg + "; check that the server is running and the URI is right",
                          why.sys_errno());
 }
 
@@ -259,6 +288,11 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
   } else {
     target.argv = spec.nbdkit_argv;
     target.argv[0] = NbdkitBinary(options);
+    if (!Executable(target.argv[0])) {
+      return Status::NotFound("cannot open " + spec.display + ": the nbdkit program ('" +
+                              target.argv[0] +
+                              "') was not found; install nbdkit or set CLONEFS_NBDKIT");
+    }
     // The retry filter gives up about when clonefs's own deadline passes.
     const uint64_t seconds = std::max<uint64_t>(1, options.timeout_ns / 1'000'000'000);
     target.argv.push_back("retry-exponential=no");

@@ -137,10 +137,12 @@ struct NbdSourceOptions {
 };
 
 // Opens a kNbd, kHttp or kSsh source. Errors: InvalidArgument for a kFile
-// spec; IoError "cannot connect to SOURCE: <libnbd's error>; check that the
-// server is running and the URI is right" when a connection fails or does
-// not finish within the timeout; IoError if the connections disagree about
-// the size.
+// spec; NotFound if the nbdkit binary for http/ssh cannot be found; IoError
+// "cannot connect to SOURCE: <libnbd's error>; check that the server is
+// running and the URI is right" when a connection fails or does not finish
+// within the timeout (for http/ssh the message says nbdkit's plugin could
+// not open the URL: nbdkit writes its reason on standard error); IoError if
+// the connections disagree about the size.
 Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
                                               const NbdSourceOptions& options);
 

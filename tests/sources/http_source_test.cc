@@ -173,5 +173,31 @@ TEST(HttpSourceTest, ReadsThroughNbdkitCurlEqualTheServedFile) {
   EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());
 }
 
+TEST(HttpSourceTest, UnreachableServerFailsFastWithAClearMessage) {
+  const int port = FreeLoopbackPort();  // nobody listens there
+  ASSERT_GT(port, 0);
+  Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
+  ASSERT_TRUE(spec.ok());
+  Result<std::unique_ptr<Device>> dev = OpenSource(*spec, {});
+  ASSERT_FALSE(dev.ok());
+  const std::string& m = dev.status().message();
+  EXPECT_TRUE(dev.status().IsIoError()) << dev.status().ToString();
+  EXPECT_NE(m.find("cannot connect to " + spec->display), std::string::npos) << m;
+  EXPECT_NE(m.find("curl plugin could not open it"), std::string::npos) << m;
+  EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());  // nothing left running
+}
+
+TEST(HttpSourceTest, AMissingNbdkitIsNamed) {
+  Result<SourceSpec> spec = ParseSource("https://example.invalid/disk.img");
+  ASSERT_TRUE(spec.ok());
+  SourceOpenOptions options;
+  options.nbd.nbdkit_path = "/nonexistent/nbdkit";
+  Result<std::unique_ptr<Device>> dev = OpenSource(*spec, options);
+  ASSERT_FALSE(dev.ok());
+  EXPECT_TRUE(dev.status().IsNotFound()) << dev.status().ToString();
+  EXPECT_NE(dev.status().message().find("'/nonexistent/nbdkit') was not found"), std::string::npos)
+      << dev.status().message();
+}
+
 }  // namespace
 }  // namespace clonefs
