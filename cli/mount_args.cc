@@ -43,6 +43,10 @@ po::options_description Visible() {
         std::to_string(k.hydration_batch_size) + ")").c_str())
       ("rate", po::value<std::string>()->value_name("BYTES"),
        "ceiling on background copying in bytes per second, e.g. 50M (default 0: unlimited)")
+      ("source-timeout", po::value<std::string>()->value_name("SECONDS"),
+       "how long a read waits for an unresponsive source (a remote source reconnecting, a "
+       "stalled network file system) before the reader gets EIO, e.g. 30, 2.5s or 500ms "
+       "(default 30; a killed reader never waits)")
       ("on-complete", po::value<std::string>()->value_name("COMMAND"),
        "run COMMAND with /bin/sh -c once hydration is complete and committed; its environment "
        "has CLONEFS_SOURCE, CLONEFS_DEST, CLONEFS_MOUNTPOINT and CLONEFS_METADATA "
@@ -171,6 +175,15 @@ ParsedMount ParseMountArgs(const Args& args) {
   count32("hydration-threshold", &g.hydration_threshold);
   count32("hydration-batch-size", &g.hydration_batch_size);
   count32("threads", &g.threads);
+  if (auto* v = str("source-timeout")) {
+    auto ms = ParseSeconds(*v);
+    if (ms && *ms >= clone::kMinSourceTimeoutMs) {
+      g.source_timeout_ms = *ms;
+    } else {
+      r.problems.push_back("--source-timeout '" + *v +
+                           "' is not a duration between 0.1 s and a day; use e.g. 30 or 2.5s");
+    }
+  }
   if (auto* v = str("log-level")) {
     if (!ParseLogLevel(*v, &o.log_level)) {
       r.problems.push_back("--log-level '" + *v + "' is unknown; use error, warning, info or debug");

@@ -24,6 +24,31 @@ std::optional<uint64_t> ParseCount(const std::string& text, uint64_t max) {
   return v;
 }
 
+std::optional<uint64_t> ParseSeconds(const std::string& text) {
+  constexpr uint64_t kMaxMs = 86'400'000;
+  std::string s = Lower(text);
+  if (s.size() > 2 && s.compare(s.size() - 2, 2, "ms") == 0) {
+    auto n = ParseCount(s.substr(0, s.size() - 2), kMaxMs);
+    return n;
+  }
+  if (s.size() > 1 && s.back() == 's') s.pop_back();
+  const size_t dot = s.find('.');
+  const std::string whole = s.substr(0, dot);
+  std::string frac = dot == std::string::npos ? "" : s.substr(dot + 1);
+  if (frac.size() > 3 || (dot != std::string::npos && frac.empty())) return std::nullopt;
+  auto w = ParseCount(whole, kMaxMs / 1000);
+  if (!w) return std::nullopt;
+  uint64_t ms = *w * 1000;
+  if (!frac.empty()) {
+    while (frac.size() < 3) frac += '0';
+    auto f = ParseCount(frac, 999);
+    if (!f) return std::nullopt;
+    ms += *f;
+  }
+  if (ms > kMaxMs) return std::nullopt;
+  return ms;
+}
+
 std::optional<uint64_t> ParseSize(const std::string& text) {
   std::string s = Lower(text);
   if (s.size() > 2 && s.compare(s.size() - 2, 2, "/s") == 0) s.resize(s.size() - 2);

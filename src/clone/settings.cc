@@ -1,5 +1,6 @@
 #include "clone/settings.h"
 
+#include <cstdio>
 #include <cstring>
 #include <set>
 
@@ -72,6 +73,9 @@ Result<bool> SetKnown(Settings* s, const std::string& k, const std::string& v) {
   } else if (k == "hydration_batch_size") {
     CLONEFS_RETURN_IF_ERROR(ParseDecimal(k, v, 1, UINT32_MAX, &n));
     s->hydration_batch_size = static_cast<uint32_t>(n);
+  } else if (k == "source_timeout_ms") {
+    CLONEFS_RETURN_IF_ERROR(ParseDecimal(k, v, kMinSourceTimeoutMs, kMaxSourceTimeoutMs, &n));
+    s->source_timeout_ms = n;
   } else if (k == "threads") {
     CLONEFS_RETURN_IF_ERROR(ParseDecimal(k, v, 1, kMaxThreads, &n));
     s->threads = static_cast<uint32_t>(n);
@@ -170,6 +174,18 @@ std::string SizeWord(uint64_t v) {
 
 }  // namespace
 
+std::string FormatSeconds(uint64_t ms) {
+  std::string out = std::to_string(ms / 1000);
+  if (ms % 1000 != 0) {
+    char frac[8];
+    snprintf(frac, sizeof(frac), ".%03u", static_cast<unsigned>(ms % 1000));
+    std::string f = frac;
+    while (f.back() == '0') f.pop_back();
+    out += f;
+  }
+  return out + "s";
+}
+
 bool Settings::empty() const { return *this == Settings{}; }
 
 Settings Merge(const Settings& base, const Settings& over) {
@@ -188,6 +204,7 @@ Settings Merge(const Settings& base, const Settings& over) {
   take(m.allow_other, over.allow_other);
   take(m.fuse_options, over.fuse_options);
   take(m.threads, over.threads);
+  take(m.source_timeout_ms, over.source_timeout_ms);
   for (const auto& [k, v] : over.unknown) m.unknown[k] = v;
   return m;
 }
@@ -207,6 +224,7 @@ std::vector<std::pair<std::string, std::string>> ToPairs(const Settings& s) {
   num("hydration_threshold", s.hydration_threshold);
   num("hydration_batch_size", s.hydration_batch_size);
   num("threads", s.threads);
+  num("source_timeout_ms", s.source_timeout_ms);
   flag("hydration", s.hydration_enabled);
   flag("discard_passdown", s.discard_passdown);
   flag("direct_io", s.direct_io);
@@ -304,6 +322,7 @@ std::string DescribeSettings(const Settings& s) {
   if (s.name) add("--name " + ShellWord(*s.name));
   if (s.fuse_options) add("-o " + ShellWord(*s.fuse_options));
   if (s.threads) add("--threads " + std::to_string(*s.threads));
+  if (s.source_timeout_ms) add("--source-timeout " + FormatSeconds(*s.source_timeout_ms));
   if (s.on_complete) add("--on-complete " + ShellWord(*s.on_complete));
   for (const auto& [k, v] : s.unknown) add("(unknown: " + k + "=" + ShellWord(v) + ")");
   if (words.empty()) return "none";

@@ -28,6 +28,14 @@ namespace clonefs::clone {
 inline constexpr uint32_t kSettingsVersion = 1;
 inline constexpr std::string_view kSettingsMagic = "CLONEFST";
 
+// Bounds of the source timeout (milliseconds) and its default.
+inline constexpr uint64_t kMinSourceTimeoutMs = 100;
+inline constexpr uint64_t kMaxSourceTimeoutMs = 86'400'000;
+inline constexpr uint64_t kDefaultSourceTimeoutMs = 30'000;
+
+// "30s", "2.5s", "0.1s": milliseconds as seconds, for people.
+std::string FormatSeconds(uint64_t ms);
+
 struct Settings {
   std::optional<uint64_t> rate_bytes_per_s;      // "rate"; 0 = unlimited
   std::optional<uint32_t> hydration_threshold;   // "hydration_threshold"
@@ -40,6 +48,7 @@ struct Settings {
   std::optional<bool> allow_other;               // "allow_other"
   std::optional<std::string> fuse_options;       // "fuse_options": -o joined by ','; "" = none
   std::optional<uint32_t> threads;               // "threads", 1..1024
+  std::optional<uint64_t> source_timeout_ms;     // "source_timeout_ms", 100..86400000
   // Keys this build does not know (written by a newer clonefs): kept and
   // written back unchanged, never interpreted.
   std::map<std::string, std::string> unknown;

@@ -69,6 +69,7 @@ std::string FormatHuman(const StatusReport& r) {
              : "changed: " + Printable(r.source_change) +
                    "; copying has stopped and reads of regions not yet hydrated fail with EIO "
                    "(restore the source and mount again, or start a new clone)");
+    Line(&out, "Source link:", FormatSourceHealth(r.source_health));
   }
   Line(&out, "Hydrated:", FormatPercent(r.hydrated_bytes, r.image_size, 2) + "  " + FormatBytes(r.hydrated_bytes) +
                               " of " + FormatBytes(r.image_size));
@@ -108,6 +109,23 @@ std::string FormatHuman(const StatusReport& r) {
                                   " (" + FormatBytes(r.metadata_used_blocks *
                                                      metadata::kMetadataBlockSize) +
                                   " used)");
+  return out;
+}
+
+std::string FormatSourceHealth(const SourceHealth& h) {
+  std::string out = SourceStateName(h.state);
+  if (!h.up() && h.since_unix_ns != 0) {
+    out += " since " + FormatWallTime(h.since_unix_ns);
+  }
+  if (h.errors != 0 || h.retries != 0 || h.reconnects != 0) {
+    out += "  (" + U(h.errors) + " errors, " + U(h.retries) + " retries, " + U(h.reconnects) +
+           " reconnects)";
+  }
+  if (!h.last_error.empty()) {
+    out += "; last error";
+    if (h.last_error_unix_ns != 0) out += " at " + FormatWallTime(h.last_error_unix_ns);
+    out += ": " + Printable(h.last_error);
+  }
   return out;
 }
 

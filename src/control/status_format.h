@@ -28,6 +28,10 @@ std::string FormatHuman(const StatusReport& r);
 // REQUIRES: r.live.
 std::string FormatDmLine(const StatusReport& r);
 
+// "connected", or "reconnecting since <time>  (E errors, R retries, C
+// reconnects); last error at <time>: <text>".
+std::string FormatSourceHealth(const SourceHealth& h);
+
 // Progress for `clonefs wait`: "42.1% 4.21 GiB/10.00 GiB 110.00 MiB/s ETA 53s".
 // With bar_width > 0 a bar of that many cells comes first: "[#####.....] ".
 std::string FormatProgress(const StatusReport& r, int bar_width);

@@ -66,6 +66,7 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.metadata_total_blocks = s.metadata_space.total_blocks;
   uint64_t remaining = s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0;
   r.source_change = s.source_change;
+  r.source_health = s.source_health;
   r.eta_s = EstimateEta(remaining, s.copy_rate_bytes_per_s, s.mode, s.knobs);
   if (!r.source_change.empty() && remaining != 0) r.eta_s.reset();  // copying has stopped
   return r;
@@ -123,6 +124,31 @@ std::string ReportToJson(const StatusReport& r, int indent) {
     w.Null();
   }
   OptString(w, "source_change", r.source_change);
+  w.Key("source_connection");
+  if (L) {
+    const SourceHealth& h = r.source_health;
+    w.BeginObject();
+    w.Key("state").String(SourceStateName(h.state));
+    w.Key("since_unix_s");
+    if (h.since_unix_ns != 0 && !h.up()) {
+      w.Uint(h.since_unix_ns / 1'000'000'000ull);
+    } else {
+      w.Null();
+    }
+    OptString(w, "last_error", h.last_error);
+    w.Key("last_error_unix_s");
+    if (h.last_error_unix_ns != 0) {
+      w.Uint(h.last_error_unix_ns / 1'000'000'000ull);
+    } else {
+      w.Null();
+    }
+    w.Key("errors").Uint(h.errors);
+    w.Key("retries").Uint(h.retries);
+    w.Key("reconnects").Uint(h.reconnects);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
   w.Key("hydration_done").Bool(r.hydration_done);
   w.Key("image_size").Uint(r.image_size);
   w.Key("region_size").Uint(r.region_size);
@@ -285,6 +311,29 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
   }
   // Added after schema 1 was published: absent from older daemons' documents.
   if (doc.Find("source_change") != nullptr) r.source_change = rd.OptStr(doc, "", "source_change");
+  if (const JsonValue* v = doc.Find("source_connection"); v != nullptr && !v->is_null()) {
+    if (const JsonValue* o = rd.Obj(doc, "", "source_connection", false)) {
+      SourceHealth& h = r.source_health;
+      const std::string state = rd.OptStr(*o, "source_connection.", "state");
+      if (state == "connected") {
+        h.state = SourceHealth::State::kConnected;
+      } else if (state == "reconnecting") {
+        h.state = SourceHealth::State::kReconnecting;
+      } else if (state == "stalled") {
+        h.state = SourceHealth::State::kStalled;
+      } else {
+        rd.Fail("source_connection.state", "one of connected, reconnecting, stalled");
+      }
+      h.since_unix_ns = rd.OptU64(*o, "source_connection.", "since_unix_s").value_or(0) *
+                        1'000'000'000ull;
+      h.last_error = rd.OptStr(*o, "source_connection.", "last_error");
+      h.last_error_unix_ns =
+          rd.OptU64(*o, "source_connection.", "last_error_unix_s").value_or(0) * 1'000'000'000ull;
+      h.errors = rd.U64(*o, "source_connection.", "errors");
+      h.retries = rd.U64(*o, "source_connection.", "retries");
+      h.reconnects = rd.U64(*o, "source_connection.", "reconnects");
+    }
+  }
   r.hydration_done = rd.Bool(doc, "", "hydration_done");
   r.image_size = rd.U64(doc, "", "image_size");
   r.region_size = rd.U64(doc, "", "region_size");

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "devices/source_health.h"
 #include "clone/settings.h"
 #include "engine/engine.h"
 
@@ -70,6 +71,10 @@ struct StatusReport {
   // otherwise what changed under the live clone (EngineStats::source_change):
   // copying has stopped for good and the clone cannot complete.
   std::string source_change;
+  // Live only: the source's reachability (a remote source reconnecting, a
+  // source whose reads wait past the source timeout). Absent from older
+  // daemons' documents: then connected with no errors.
+  SourceHealth source_health;
   // The settings stored with the clone (docs/cli.md "Stored settings"), live
   // and offline.
   clone::Settings settings;

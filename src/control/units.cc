@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 namespace clonefs::control {
@@ -141,6 +142,15 @@ std::string FormatDuration(uint64_t seconds) {
     std::snprintf(buf, sizeof(buf), "%llud%02lluh", static_cast<unsigned long long>(seconds / 86400),
                   static_cast<unsigned long long>(seconds % 86400 / 3600));
   }
+  return buf;
+}
+
+std::string FormatWallTime(uint64_t unix_ns) {
+  const time_t t = static_cast<time_t>(unix_ns / 1'000'000'000ull);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[64];
+  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
   return buf;
 }
 

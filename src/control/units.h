@@ -38,5 +38,7 @@ std::string FormatBytes(uint64_t bytes);
 std::string FormatRate(uint64_t bytes_per_s, bool unlimited_if_zero = false);
 // "45s", "3m05s", "2h03m", "4d02h".
 std::string FormatDuration(uint64_t seconds);
+// "2026-11-28 12:03:04 UTC" for a wall-clock time in ns since the Unix epoch.
+std::string FormatWallTime(uint64_t unix_ns);
 
 }  // namespace clonefs::control

@@ -52,6 +52,7 @@
 #include "base/result.h"
 #include "base/status.h"
 #include "devices/device.h"
+#include "devices/source_health.h"
 #include "metadata/metadata.h"
 
 namespace clonefs {
@@ -130,6 +131,9 @@ struct EngineStats {
   // changed ("<source> shrank from A to B bytes", ...). Once set, nothing
   // more is hydrated and requests that need the source fail (SPEC §7a).
   std::string source_change;
+  // The source's reachability (Device::Health): a remote source that is
+  // reconnecting, or any source whose reads wait past the source timeout.
+  SourceHealth source_health;
 };
 
 class Engine {

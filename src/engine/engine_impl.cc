@@ -168,6 +168,7 @@ EngineStats EngineImpl::Stats() const {
   s.discard_passdown = options_.discard_passdown;
   s.metadata_space = committer_.space();
   s.source_change = source_watch_.reason();
+  s.source_health = source_->Health();
   return s;
 }
 

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <memory>
 
+#include "base/cancel.h"
 #include "base/log.h"
 #include "fuse/fuse_fs.h"
 
@@ -33,6 +34,26 @@
 
 namespace clonefs::fuse {
 namespace {
+
+void CancelOnInterrupt(fuse_req_t, void* token) { static_cast<CancelToken*>(token)->Cancel(); }
+
+// Runs `op` (an engine call that may wait for the source) with a CancelToken
+// current that the kernel's INTERRUPT for `req` cancels: a reader killed
+// while it waits for a stalled source gets its answer (EINTR) at once and is
+// never left in uninterruptible sleep (SPEC §7a). The interrupt callback is
+// removed before returning, so the reply that follows can free the request.
+template <typename Op>
+Status Interruptible(fuse_req_t req, Op&& op) {
+  CancelToken token;
+  fuse_req_interrupt_func(req, CancelOnInterrupt, &token);
+  Status s;
+  {
+    ScopedCancelToken scope(&token);
+    s = op();
+  }
+  fuse_req_interrupt_func(req, nullptr, nullptr);  // waits for a running callback
+  return s;
+}
 
 FuseFs* Fs(fuse_req_t req) { return static_cast<FuseFs*>(fuse_req_userdata(req)); }
 
@@ -238,7 +259,7 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_
     fuse_reply_err(req, ENOMEM);
     return;
   }
-  Status s = fs->engine()->Read(uoff, buf, len);
+  Status s = Interruptible(req, [&] { return fs->engine()->Read(uoff, buf, len); });
   if (!s.ok()) {
     CLONEFS_LOG_DEBUG("fuse: read %zu at %llu: %s", len, static_cast<unsigned long long>(uoff),
                       s.ToString().c_str());
@@ -273,7 +294,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
   // The kernel sends the file's open flags with each write, with O_DSYNC /
   // O_SYNC added for RWF_DSYNC / RWF_SYNC writes (O_SYNC includes O_DSYNC).
   const bool sync = (fi->flags & O_DSYNC) != 0;
-  Status s = fs->engine()->Write(uoff, buf, len, sync);
+  Status s = Interruptible(req, [&] { return fs->engine()->Write(uoff, buf, len, sync); });
   if (!s.ok()) {
     CLONEFS_LOG_DEBUG("fuse: write %zu at %llu: %s", len, static_cast<unsigned long long>(uoff),
                       s.ToString().c_str());
@@ -330,7 +351,8 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t leng
     fuse_reply_err(req, 0);  // KEEP_SIZE beyond the end: nothing to do
     return;
   }
-  Status s = fs->engine()->Zero(start, std::min(end, size) - start, punch);
+  Status s = Interruptible(
+      req, [&] { return fs->engine()->Zero(start, std::min(end, size) - start, punch); });
   if (s.ok()) fs->TouchModified();
   fuse_reply_err(req, s.ToErrno());
 }

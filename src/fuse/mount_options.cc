@@ -82,6 +82,7 @@ void ApplySettings(const clone::Settings& s, MountOptions* o) {
     if (!s.fuse_options->empty()) o->fuse_options.push_back(*s.fuse_options);
   }
   if (s.threads) o->threads = *s.threads;
+  if (s.source_timeout_ms) o->source_timeout_ms = *s.source_timeout_ms;
 }
 
 MountOptions ResolveMountDefaults(const MountOptions& in) {

@@ -65,6 +65,9 @@ struct MountOptions {
   std::string on_complete;
   // Most FUSE worker threads. Default: 64.
   uint32_t threads = 64;
+  // How long a read waits for the source (a remote source reconnecting, a
+  // stalled network file system) before the reader gets EIO. Default: 30 s.
+  uint64_t source_timeout_ms = clone::kDefaultSourceTimeoutMs;
 
   // --- stored settings (SPEC §5; docs/cli.md "Stored settings") ---
   // The settings given on the command line. A mount of an existing clone

@@ -33,6 +33,7 @@ TEST(MountArgs, DefaultsComeFromTheStructs) {
   EXPECT_FALSE(p.options.foreground);
   EXPECT_FALSE(p.options.allow_other);
   EXPECT_EQ(p.options.threads, d.threads);
+  EXPECT_EQ(p.options.source_timeout_ms, 30000u);
 }
 
 TEST(MountArgs, EveryOptionReachesTheStruct) {
@@ -64,6 +65,8 @@ TEST(MountArgs, EveryOptionReachesTheStruct) {
                                   "echo done",
                                   "--threads",
                                   "16",
+                                  "--source-timeout",
+                                  "2.5s",
                                   "--buffered",
                                   "a",
                                   "b",
@@ -85,13 +88,15 @@ TEST(MountArgs, EveryOptionReachesTheStruct) {
   EXPECT_EQ(o.log_file, "/var/log/c.log");
   EXPECT_EQ(o.on_complete, "echo done");
   EXPECT_EQ(o.threads, 16u);
+  EXPECT_EQ(o.source_timeout_ms, 2500u);
+  EXPECT_EQ(o.given.source_timeout_ms, 2500u);
   EXPECT_FALSE(o.direct_io);
 }
 
 TEST(MountArgs, ReportsEveryProblemAtOnce) {
   ParsedMount p = ParseMountArgs({"--region-size", "5000", "--rate", "fast", "--threads", "0",
                                   "--hydration-threshold", "x", "--log-level", "loud", "--name",
-                                  "a/b", "only-source"});
+                                  "a/b", "--source-timeout", "0", "only-source"});
   EXPECT_TRUE(Mentions(p.problems, "region size 5000 is not a power of two"));
   EXPECT_TRUE(Mentions(p.problems, "--rate 'fast'"));
   EXPECT_TRUE(Mentions(p.problems, "--threads 0"));
@@ -100,7 +105,8 @@ TEST(MountArgs, ReportsEveryProblemAtOnce) {
   EXPECT_TRUE(Mentions(p.problems, "--name 'a/b'"));
   EXPECT_TRUE(Mentions(p.problems, "DEST is missing"));
   EXPECT_TRUE(Mentions(p.problems, "MOUNTPOINT is missing"));
-  EXPECT_EQ(p.problems.size(), 8u);
+  EXPECT_TRUE(Mentions(p.problems, "--source-timeout '0'"));
+  EXPECT_EQ(p.problems.size(), 9u);
 }
 
 TEST(MountArgs, MaxReadIsRefusedInAnyCommaList) {

@@ -39,5 +39,21 @@ TEST(ParseCount, BoundsAndDigitsOnly) {
   EXPECT_FALSE(ParseCount("", 100).has_value());
 }
 
+TEST(ParseSeconds, SecondsDecimalsAndMilliseconds) {
+  EXPECT_EQ(ParseSeconds("30"), 30000u);
+  EXPECT_EQ(ParseSeconds("30s"), 30000u);
+  EXPECT_EQ(ParseSeconds("2.5"), 2500u);
+  EXPECT_EQ(ParseSeconds("2.5S"), 2500u);
+  EXPECT_EQ(ParseSeconds("0.125s"), 125u);
+  EXPECT_EQ(ParseSeconds("500ms"), 500u);
+  EXPECT_EQ(ParseSeconds("86400"), 86400000u);
+  EXPECT_EQ(ParseSeconds("86401"), std::nullopt);
+  EXPECT_EQ(ParseSeconds("1.2345"), std::nullopt);
+  EXPECT_EQ(ParseSeconds("1."), std::nullopt);
+  EXPECT_EQ(ParseSeconds(""), std::nullopt);
+  EXPECT_EQ(ParseSeconds("-1"), std::nullopt);
+  EXPECT_EQ(ParseSeconds("5m"), std::nullopt);
+}
+
 }  // namespace
 }  // namespace clonefs::cli

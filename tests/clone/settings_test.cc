@@ -28,6 +28,7 @@ Settings Full() {
   s.allow_other = true;
   s.fuse_options = "ro,fsname=a\\,b";
   s.threads = 1024;
+  s.source_timeout_ms = 2500;
   return s;
 }
 
@@ -168,6 +169,21 @@ TEST(SettingsDescribe, ReadsAsMountOptions) {
   s.rate_bytes_per_s = 1000;
   s.on_complete = "it's";
   EXPECT_EQ(DescribeSettings(s), "--rate 1000 --on-complete 'it'\\''s'");
+  s = Settings{};
+  s.source_timeout_ms = 2500;
+  EXPECT_EQ(DescribeSettings(s), "--source-timeout 2.5s");
+  s.source_timeout_ms = 30000;
+  EXPECT_EQ(DescribeSettings(s), "--source-timeout 30s");
+}
+
+TEST(SettingsCodec, SourceTimeoutIsBounded) {
+  Settings s;
+  s.source_timeout_ms = kMinSourceTimeoutMs;
+  Result<Settings> back = DecodeSettings(EncodeSettings(s));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->source_timeout_ms, kMinSourceTimeoutMs);
+  EXPECT_FALSE(FromPairs({{"source_timeout_ms", "99"}}).ok());
+  EXPECT_FALSE(FromPairs({{"source_timeout_ms", "86400001"}}).ok());
 }
 
 }  // namespace

@@ -113,7 +113,7 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   std::vector<std::string> want = {
       "schema_version", "live",     "pid",          "uptime_seconds", "mountpoint",
       "source",         "dest",     "metadata",     "uuid",           "log",  "name", "mode",
-      "state",          "source_state", "source_change", "hydration_done", "image_size",
+      "state",          "source_state", "source_change", "source_connection", "hydration_done", "image_size",
       "region_size",    "regions",
       "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "eta_seconds", "knobs",
       "failures",       "commits",  "metadata_space", "settings", "settings_error"};
@@ -169,6 +169,53 @@ TEST(StatusJsonTest, SourceChangeIsReportedAndNeverComplete) {
   EXPECT_NE(FormatHuman(BuildLiveReport(SampleStats(), SampleInfo(), 1, 2))
                 .find("Source state: ok"),
             std::string::npos);
+}
+
+// SPEC §9: the source's connection state, errors and reconnects are shown
+// (human and JSON) and survive the reader.
+TEST(StatusJsonTest, SourceConnectionIsReported) {
+  EngineStats s = SampleStats();
+  StatusReport ok = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_NE(FormatHuman(ok).find("Source link:  connected\n"), std::string::npos)
+      << FormatHuman(ok);
+  s.source_health.state = SourceHealth::State::kReconnecting;
+  s.source_health.since_unix_ns = 1'795'000'000'000'000'000ull;  // 2026-11-18 ...
+  s.source_health.last_error = "nbd: connection reset by peer";
+  s.source_health.last_error_unix_ns = 1'795'000'001'000'000'000ull;
+  s.source_health.errors = 7;
+  s.source_health.retries = 3;
+  s.source_health.reconnects = 2;
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  Result<JsonValue> doc = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(doc.ok());
+  const JsonValue* c = doc->Find("source_connection");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->Find("state")->AsString(), "reconnecting");
+  EXPECT_EQ(*c->Find("since_unix_s")->AsUint64(), 1'795'000'000u);
+  EXPECT_EQ(c->Find("last_error")->AsString(), "nbd: connection reset by peer");
+  EXPECT_EQ(*c->Find("errors")->AsUint64(), 7u);
+  EXPECT_EQ(*c->Find("reconnects")->AsUint64(), 2u);
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->source_health.state, SourceHealth::State::kReconnecting);
+  EXPECT_EQ(back->source_health.retries, 3u);
+  EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
+  std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("Source link:  reconnecting since 2026-11-18 "), std::string::npos) << h;
+  EXPECT_NE(h.find("(7 errors, 3 retries, 2 reconnects); last error at 2026-11-18 "),
+            std::string::npos)
+      << h;
+  EXPECT_NE(h.find(": nbd: connection reset by peer"), std::string::npos) << h;
+  // A document from a daemon that predates the field reads as connected.
+  std::string old = ReportToJson(ok, 0);
+  const std::string key = "\"source_connection\":";
+  size_t at = old.find(key);
+  ASSERT_NE(at, std::string::npos);
+  size_t end = old.find('}', at);
+  old.erase(at, end + 2 - at);  // the object and its comma
+  Result<StatusReport> older = ReportFromJsonText(old);
+  ASSERT_TRUE(older.ok()) << older.status().ToString() << "\n" << old;
+  EXPECT_EQ(older->source_health.state, SourceHealth::State::kConnected);
 }
 
 TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
