@@ -30,7 +30,11 @@ std::vector<std::string> IdentityDifferences(const std::string& which,
                     std::to_string(observed.size));
   }
   const bool by_device_id = !recorded.device_id.empty() && !observed.device_id.empty();
-  if (by_device_id && recorded.device_id != observed.device_id) {
+  const bool both_remote = (recorded.flags & observed.flags & FileIdentity::kRemote) != 0;
+  if (by_device_id && both_remote && recorded.device_id != observed.device_id) {
+    diffs.push_back(w + " export: metadata has '" + recorded.device_id + "', server has '" +
+                    observed.device_id + "' (another export)");
+  } else if (by_device_id && recorded.device_id != observed.device_id) {
     diffs.push_back(w + " device: metadata has '" + recorded.device_id + "', device has '" +
                     observed.device_id + "' (another disk or backing file behind this device)");
   }

@@ -72,6 +72,10 @@ struct FileIdentity {
   // Bit in `flags`: the file system invents mtimes (a FUSE file whose server
   // sets them at each mount, e.g. nbdfuse); mtime is then never compared.
   static constexpr uint32_t kMtimeUnstable = 1;
+  // Bit in `flags`: a remote source (NBD, HTTP, SSH: SPEC §9). `path` is its
+  // URI, for people only; `device_id` names the NBD export ("nbd export
+  // NAME") or is empty; size and fingerprints decide.
+  static constexpr uint32_t kRemote = 2;
 
   uint64_t size = 0;         // bytes
   uint64_t inode = 0;        // st_ino, or st_rdev for a block device
@@ -81,7 +85,7 @@ struct FileIdentity {
   // Format 2 and later:
   int64_t btime_ns = 0;       // birth time (statx STATX_BTIME) in ns; 0 = unknown
   uint64_t fingerprint2 = 0;  // hash of 32 samples spread over the image ("fp2")
-  uint32_t flags = 0;         // kMtimeUnstable
+  uint32_t flags = 0;         // kMtimeUnstable, kRemote
   // Block devices: what names the storage behind the device number (a
   // serial/WWN/uuid from sysfs, or a loop device's backing file); "" = none.
   std::string device_id;

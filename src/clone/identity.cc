@@ -86,6 +86,18 @@ Result<metadata::FileIdentity> SourceIdentity(Device& dev, const std::string& pa
   return id;
 }
 
+Result<metadata::FileIdentity> RemoteSourceIdentity(Device& dev, const std::string& uri,
+                                                    const std::string& export_key) {
+  metadata::FileIdentity id;
+  id.size = dev.Size();
+  id.flags = metadata::FileIdentity::kRemote | metadata::FileIdentity::kMtimeUnstable;
+  CLONEFS_ASSIGN_OR_RETURN(id.fingerprint, Fingerprint(dev));
+  CLONEFS_ASSIGN_OR_RETURN(id.fingerprint2, WideFingerprint(dev));
+  id.path = uri;
+  id.device_id = export_key;
+  return id;
+}
+
 Result<metadata::FileIdentity> DestIdentity(const std::string& path) {
   CLONEFS_ASSIGN_OR_RETURN(struct stat st, Stat(path));
   metadata::FileIdentity id;

@@ -51,6 +51,15 @@ Result<uint64_t> WideFingerprint(Device& dev);
 // or the device's read error.
 Result<metadata::FileIdentity> SourceIdentity(Device& dev, const std::string& path);
 
+// Identity of a remote source (SPEC §5, §9) opened as `dev`: its size and
+// fingerprints, flags kRemote | kMtimeUnstable, `uri` as the path (for
+// people, never compared) and `export_key` as the device_id (the NBD export
+// name as "nbd export 'NAME'", or "" where there is none), never a host,
+// port or socket path: those may change between mounts. Errors: the
+// device's read error.
+Result<metadata::FileIdentity> RemoteSourceIdentity(Device& dev, const std::string& uri,
+                                                    const std::string& export_key);
+
 // Identity of the dest at `path` (see above). Errors: the stat error.
 Result<metadata::FileIdentity> DestIdentity(const std::string& path);
 

@@ -1,5 +1,7 @@
 #include "fuse/mount_options.h"
 
+#include <cctype>
+
 #include "fuse/mount_table.h"
 #include "metadata/metadata.h"
 
@@ -85,9 +87,22 @@ void ApplySettings(const clone::Settings& s, MountOptions* o) {
   if (s.source_timeout_ms) o->source_timeout_ms = *s.source_timeout_ms;
 }
 
+bool IsSourceUri(const std::string& s) {
+  const size_t colon = s.find("://");
+  if (colon == std::string::npos || colon == 0) return false;
+  if (!std::isalpha(static_cast<unsigned char>(s[0]))) return false;
+  for (size_t i = 0; i < colon; ++i) {
+    const char c = s[i];
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
 MountOptions ResolveMountDefaults(const MountOptions& in) {
   MountOptions o = in;
-  if (!o.source.empty()) o.source = NormalizePath(o.source);
+  if (!o.source.empty() && !IsSourceUri(o.source)) o.source = NormalizePath(o.source);
   if (!o.dest.empty()) o.dest = NormalizePath(o.dest);
   if (!o.mountpoint.empty()) o.mountpoint = NormalizePath(o.mountpoint);
   if (o.metadata_dir.empty() && !o.dest.empty()) o.metadata_dir = o.dest + ".clonefs";

@@ -96,6 +96,11 @@ void ApplySettings(const clone::Settings& s, MountOptions* o);
 // Fills defaults that depend on the paths: absolute paths for source, dest,
 // mountpoint and metadata_dir; name = basename(dest); metadata_dir =
 // dest + ".clonefs". Lexical only (does not touch the filesystem).
+// A source URI ("nbd://...", "https://...": a scheme followed by "://") is
+// kept as given.
 MountOptions ResolveMountDefaults(const MountOptions& o);
+
+// Whether `source` is written as a URI (scheme "://"), not a path. Lexical.
+bool IsSourceUri(const std::string& source);
 
 }  // namespace clonefs::fuse

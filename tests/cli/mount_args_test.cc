@@ -213,5 +213,20 @@ TEST(MountDefaults, PathsBecomeAbsoluteAndNamesDefault) {
   EXPECT_EQ(r.name, "x.raw");
 }
 
+TEST(MountDefaults, SourceUrisAreKeptAsGiven) {
+  fuse::MountOptions o;
+  o.dest = "/d.img";
+  o.mountpoint = "/mnt";
+  for (const char* uri : {"nbd://127.0.0.1:10809/disk", "nbd+unix:///disk?socket=/run/n.sock",
+                          "https://example.com/images/base.img", "ssh://u@h/srv/x.img"}) {
+    o.source = uri;
+    EXPECT_TRUE(fuse::IsSourceUri(uri)) << uri;
+    EXPECT_EQ(fuse::ResolveMountDefaults(o).source, uri);
+  }
+  for (const char* path : {"base.img", "/a://b", "./x://y", "://x", "a b://c"}) {
+    EXPECT_FALSE(fuse::IsSourceUri(path)) << path;
+  }
+}
+
 }  // namespace
 }  // namespace clonefs::cli

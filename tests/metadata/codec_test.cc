@@ -120,6 +120,31 @@ TEST(IdentityDifferences, MtimeIgnoredWhereUnstableButContentIsNot) {
   EXPECT_NE(d[0].find("wide fingerprint"), std::string::npos) << d[0];
 }
 
+// SPEC §5/§9: a remote source is its export, size and content; the URI (a
+// host, a port, a socket path) is a transport detail and never compared.
+TEST(IdentityDifferences, RemoteSourceByExportSizeAndContent) {
+  const uint32_t remote = FileIdentity::kRemote | FileIdentity::kMtimeUnstable;
+  FileIdentity rec{1 << 30, 0, 0, 0xaa, "nbd+unix:///disk?socket=/run/a.sock", 0, 0xbb, remote,
+                   "nbd export 'disk'"};
+  FileIdentity now = rec;
+  now.path = "nbd://10.0.0.2:10809/disk";  // another way to reach the same export
+  EXPECT_TRUE(IdentityDifferences("source", rec, now).empty());
+  now.device_id = "nbd export 'other'";
+  auto d = IdentityDifferences("source", rec, now);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].find("another export"), std::string::npos) << d[0];
+  now = rec;
+  now.fingerprint = 0xcc;  // same export name, other content
+  EXPECT_EQ(IdentityDifferences("source", rec, now).size(), 1u);
+  // The flag survives the superblock codec.
+  Superblock sb = SampleSuperblock();
+  sb.source = rec;
+  auto dec = DecodeSuperblock(EncodeSuperblock(sb));
+  ASSERT_TRUE(dec.ok()) << dec.status().ToString();
+  EXPECT_EQ(dec->source.flags, remote);
+  EXPECT_EQ(dec->source.device_id, "nbd export 'disk'");
+}
+
 TEST(SuperblockCodec, UuidsAreFreshAndWellFormed) {
   const std::string a = NewUuid(), b = NewUuid();
   EXPECT_NE(a, b);
