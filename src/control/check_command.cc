@@ -36,7 +36,9 @@ int RunCheckCommand(const std::vector<std::string>& args, const CommandIo& io) {
       ("help,h", "show this help")
       ("target", po::value(&dest_arg), "the clone's destination (metadata: DEST.clonefs)")
       ("metadata,m", po::value(&metadata), "the clone's metadata directory")
-      ("source", po::value(&o.source), "compare this source file (default: the recorded path)")
+      ("source", po::value(&o.source),
+       "compare this source file or URI (default: the recorded path; a remote source is "
+       "contacted only when given here)")
       ("dest", po::value(&o.dest), "compare this dest file (default: the recorded path)")
       ("quiet,q", "print problems only");
   po::positional_options_description pos;

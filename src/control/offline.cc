@@ -12,6 +12,8 @@
 #include "devices/posix_device.h"
 #include "clone/identity.h"
 #include "metadata/metadata.h"
+#include "sources/nbd_device.h"
+#include "sources/source_spec.h"
 
 namespace clonefs::control {
 namespace {
@@ -236,25 +238,33 @@ class Checker {
     }
   }
 
-  void CheckSource(const metadata::Superblock& sb) {
-    const std::string path = o_.source.empty() ? sb.source.path : o_.source;
-    if (path.empty()) {
-      Pass("source: no path recorded; not checked (give --source)");
+  // A remote source (SPEC §9) is contacted only when asked (--source URI):
+  // check and info work offline, whatever the network.
+  void CheckRemoteSource(const metadata::Superblock& sb) {
+    if (o_.source.empty()) {
+      Pass("source " + sb.source.path + ": remote; not contacted (give --source URI to compare it)");
       return;
     }
-    struct stat st;
-    if (stat(path.c_str(), &st) != 0) {
-      Problem(ProblemKind::kMismatch, "source " + path + ": " + Status::FromErrno(errno, "stat").message());
+    Result<SourceSpec> spec = ParseSource(o_.source);
+    if (!spec.ok()) {
+      Problem(ProblemKind::kMismatch, "source " + o_.source + ": " + spec.status().message());
       return;
     }
-    PosixDeviceOptions po;
-    po.read_only = true;
-    Result<std::unique_ptr<Device>> dev = OpenPosixDevice(path, po);
+    NbdSourceOptions no;
+    no.timeout_ns = 10'000'000'000ull;
+    Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, no);
     if (!dev.ok()) {
-      Problem(ProblemKind::kMismatch, "source " + path + ": " + dev.status().message());
+      Problem(ProblemKind::kMismatch, "source " + spec->display + ": " + dev.status().message());
       return;
     }
-    Result<metadata::FileIdentity> id = clone::SourceIdentity(**dev, path);
+    const std::string key =
+        spec->kind == SourceSpec::Kind::kNbd ? "nbd export '" + SourceIdentityKey(*spec) + "'" : "";
+    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(**dev, spec->display, key);
+    CompareSource(sb, spec->display, id);
+  }
+
+  void CompareSource(const metadata::Superblock& sb, const std::string& path,
+                     const Result<metadata::FileIdentity>& id) {
     if (!id.ok()) {
       Problem(ProblemKind::kMismatch, "source " + path + ": " + id.status().message());
       return;
@@ -269,6 +279,34 @@ class Checker {
                                           std::to_string(sb.image_size));
     }
     if (r_.problems.size() == before) Pass("source " + path + ": identity matches");
+  }
+
+  void CheckSource(const metadata::Superblock& sb) {
+    const std::string path = o_.source.empty() ? sb.source.path : o_.source;
+    if (path.empty()) {
+      Pass("source: no path recorded; not checked (give --source)");
+      return;
+    }
+    const bool remote_given = !o_.source.empty() && ParseSource(o_.source).ok() &&
+                              ParseSource(o_.source)->IsRemote();
+    if (remote_given || (o_.source.empty() &&
+                         (sb.source.flags & metadata::FileIdentity::kRemote) != 0)) {
+      CheckRemoteSource(sb);
+      return;
+    }
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) {
+      Problem(ProblemKind::kMismatch, "source " + path + ": " + Status::FromErrno(errno, "stat").message());
+      return;
+    }
+    PosixDeviceOptions po;
+    po.read_only = true;
+    Result<std::unique_ptr<Device>> dev = OpenPosixDevice(path, po);
+    if (!dev.ok()) {
+      Problem(ProblemKind::kMismatch, "source " + path + ": " + dev.status().message());
+      return;
+    }
+    CompareSource(sb, path, clone::SourceIdentity(**dev, path));
   }
 
   // The verdict the mount would reach (src/fuse/preflight.cc OpenClone):

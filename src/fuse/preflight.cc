@@ -15,6 +15,9 @@
 #include "clone/same_storage.h"
 #include "clone/storage_probe.h"
 #include "fuse/mount_table.h"
+#include "sources/nbd_device.h"
+#include "sources/source_spec.h"
+#include "sources/timed_device.h"
 
 namespace clonefs::fuse {
 namespace {
@@ -236,8 +239,19 @@ void RemoveCreated(const CreatedByMount& c) {
   }
 }
 
-Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
-  OpenedClone c;
+namespace {
+
+// Opens the source read-only: a path as a POSIX device whose reads are
+// bounded by the source timeout (a stalled network file system), a URI as a
+// remote source (SPEC §9).
+Result<std::unique_ptr<Device>> OpenSourceDevice(const MountOptions& o, const SourceSpec& spec,
+                                                 const NoteFn& note) {
+  const uint64_t timeout_ns = o.source_timeout_ms * 1'000'000ull;
+  if (spec.IsRemote()) {
+    NbdSourceOptions no;
+    no.timeout_ns = timeout_ns;
+    return OpenNbdSource(spec, no);
+  }
   struct stat src_st;
   CLONEFS_RETURN_IF_ERROR(CheckSourceStat(o.source, &src_st));
   PosixDeviceOptions spo;
@@ -248,14 +262,36 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   spo.watch_mtime = !clone::MtimeIsUnstable(o.source);
   auto src = OpenDevice(o.source, spo, note);
   if (!src.ok()) return src.status().WithContext("cannot open source " + o.source);
+  TimedSourceOptions to;
+  to.timeout_ns = timeout_ns;
+  return MakeTimedSource(std::move(*src), to);
+}
+
+// The identity key of a remote source: its NBD export (the default export
+// too), never a transport detail; "" where there is no export.
+std::string ExportKey(const SourceSpec& spec) {
+  if (spec.kind != SourceSpec::Kind::kNbd) return "";
+  return "nbd export '" + SourceIdentityKey(spec) + "'";
+}
+
+}  // namespace
+
+Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
+  OpenedClone c;
+  Result<SourceSpec> spec = ParseSource(o.source);
+  if (!spec.ok()) return spec.status();
+  auto src = OpenSourceDevice(o, *spec, note);
+  if (!src.ok()) return src.status();
   c.source = std::move(*src);
   const uint64_t size = c.source->Size();
-  if (size == 0) return Status::InvalidArgument("source " + o.source + " is empty; nothing to clone");
+  if (size == 0) {
+    return Status::InvalidArgument("source " + spec->display + " is empty; nothing to clone");
+  }
 
   bool dest_existed = false;
   struct stat dst_st;
   CLONEFS_RETURN_IF_ERROR(CheckDestBeforeOpen(o, &dest_existed, &dst_st));
-  CLONEFS_RETURN_IF_ERROR(clone::CheckDistinctStorage(o.source, o.dest));
+  if (!spec->IsRemote()) CLONEFS_RETURN_IF_ERROR(clone::CheckDistinctStorage(o.source, o.dest));
   auto lock = clone::DestLock::Acquire(o.dest, /*create=*/!dest_existed);
   if (!lock.ok()) {
     Status s = lock.status();
@@ -337,8 +373,12 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
     if (!durable.ok()) return fail(durable.WithContext("cannot make dest " + o.dest + " durable"));
   }
 
-  auto src_id = clone::SourceIdentity(*c.source, o.source);
-  if (!src_id.ok()) return fail(src_id.status().WithContext("cannot read source " + o.source));
+  auto src_id = spec->IsRemote()
+                    ? clone::RemoteSourceIdentity(*c.source, spec->display, ExportKey(*spec))
+                    : clone::SourceIdentity(*c.source, o.source);
+  if (!src_id.ok()) {
+    return fail(src_id.status().WithContext("cannot read source " + spec->display));
+  }
   auto dst_id = clone::DestIdentity(o.dest);
   if (!dst_id.ok()) return fail(dst_id.status().WithContext("cannot examine dest " + o.dest));
   metadata::MetadataOptions mo;

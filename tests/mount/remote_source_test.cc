@@ -1,0 +1,319 @@
+// SPEC §9 through the real `clonefs` command: clones of NBD and HTTP sources
+// served by real servers (nbdkit on a Unix socket, nginx on 127.0.0.1) that
+// the tests start and stop: I/O while hydrating, an outage, a crashed and
+// restarted server, a crashed daemon, a stalled server with a killed reader,
+// a sparse source, and ext4 over a loop device over an HTTP clone.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <thread>
+
+#include "control/json.h"
+#include "mount/harness.h"
+#include "mount/mount_test_util.h"
+#include "mount/test_servers.h"
+
+namespace clonefs::testing {
+namespace {
+
+constexpr uint64_t kImage = 32ull << 20;
+constexpr uint64_t kRegion = 64 * 1024;
+
+class RemoteSourceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CLONEFS_REQUIRE_MOUNTABLE();
+    WriteRandomFile(c_.src, kImage, 11);
+    sock_ = c_.dir() / "nbd.sock";
+  }
+
+  // nbdkit serving c_.src (or `file`) through `filters` (each "--filter=X"
+  // followed by its parameters after the file name).
+  bool Serve(const std::vector<std::string>& filters, const std::vector<std::string>& params,
+             const std::string& file = "") {
+    std::vector<std::string> args = filters;
+    args.push_back("file");
+    args.push_back(file.empty() ? c_.src : file);
+    args.insert(args.end(), params.begin(), params.end());
+    server_ = std::make_unique<NbdkitServer>(sock_, args);
+    return server_->Start();
+  }
+  RunResult MountUri(const std::string& uri, const std::string& extra = "") {
+    return Sh(ClonefsBinary() + " mount --log-file " + Quote(c_.log) + " --on-complete " +
+              Quote("touch " + c_.done_flag) + " " + extra + " " + Quote(uri) + " " +
+              Quote(c_.dst) + " " + Quote(c_.mnt));
+  }
+  Result<JsonValue> StatusJson() {
+    RunResult r = Sh(ClonefsBinary() + " status --json " + Quote(c_.mnt));
+    if (r.code != 0) return Status::IoError(r.out);
+    return JsonValue::Parse(r.out);
+  }
+  uint64_t StatusU64(const std::string& obj, const std::string& key) {
+    Result<JsonValue> j = StatusJson();
+    if (!j.ok()) return 0;
+    const JsonValue* v = obj.empty() ? &*j : j->Find(obj);
+    if (v == nullptr || v->Find(key) == nullptr) return 0;
+    Result<uint64_t> n = v->Find(key)->AsUint64();
+    return n.ok() ? *n : 0;
+  }
+  std::string StatusString(const std::string& obj, const std::string& key) {
+    Result<JsonValue> j = StatusJson();
+    if (!j.ok()) return "";
+    const JsonValue* v = obj.empty() ? &*j : j->Find(obj);
+    if (v == nullptr || v->Find(key) == nullptr || !v->Find(key)->is_string()) return "";
+    return v->Find(key)->AsString();
+  }
+  void Message(const std::string& words) {
+    EXPECT_TRUE(ShOk(ClonefsBinary() + " message " + Quote(c_.mnt) + " " + words));
+  }
+
+  CloneDir c_;
+  std::string sock_;
+  std::unique_ptr<NbdkitServer> server_;
+};
+
+// Writes and reads through the clone while it hydrates from an NBD source,
+// against a model (source + writes), then the whole image after completion,
+// in the exposed file and in dest after unmount.
+TEST_F(RemoteSourceTest, NbdCloneServesIoWhileHydratingAndCompletes) {
+  ASSERT_TRUE(Serve({"--filter=delay"}, {"rdelay=2ms"}));
+  RunResult m = MountUri(server_->Uri(), "--rate 4M");
+  ASSERT_EQ(m.code, 0) << m.out;
+  std::vector<uint8_t> model = ReadAll(c_.src);
+  ASSERT_EQ(model.size(), kImage);
+  int fd = open(c_.exposed().c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 200; ++i) {
+    const uint64_t off = rng() % (kImage - 70000);
+    const size_t len = 1 + rng() % 70000;
+    std::vector<uint8_t> buf(len);
+    if (i % 3 == 0) {
+      for (auto& b : buf) b = static_cast<uint8_t>(rng());
+      ASSERT_EQ(pwrite(fd, buf.data(), len, static_cast<off_t>(off)), static_cast<ssize_t>(len));
+      std::copy(buf.begin(), buf.end(), model.begin() + static_cast<std::ptrdiff_t>(off));
+    } else {
+      ASSERT_EQ(pread(fd, buf.data(), len, static_cast<off_t>(off)), static_cast<ssize_t>(len));
+      ASSERT_TRUE(std::equal(buf.begin(), buf.end(), model.begin() + static_cast<std::ptrdiff_t>(off)))
+          << "read " << len << " at " << off;
+    }
+  }
+  ASSERT_EQ(fsync(fd), 0);
+  close(fd);
+  EXPECT_EQ(StatusString("source_connection", "state"), "connected");
+  Message("rate 0");
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  EXPECT_TRUE(ReadAll(c_.exposed()) == model);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_TRUE(ReadAll(c_.dst) == model) << "dest after unmount";
+}
+
+// An outage (the server answers EIO to everything for 3 s) mid-hydration:
+// the copier pauses as a whole, nothing wrong is marked, and the clone
+// completes equal to the source once the server is back.
+TEST_F(RemoteSourceTest, OutageMidHydrationRecoversAndMarksNothingWrong) {
+  const std::string flag = c_.dir() / "outage";
+  ASSERT_TRUE(Serve({"--filter=error", "--filter=delay"},
+                    {"error=EIO", "error-rate=100%", "error-file=" + flag, "rdelay=1ms"}));
+  RunResult m = MountUri(server_->Uri(), "--rate 8M");
+  ASSERT_EQ(m.code, 0) << m.out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  { std::ofstream(flag).put('x'); }
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  const uint64_t failures_during = StatusU64("failures", "copy");
+  std::filesystem::remove(flag);
+  // One source-wide backoff, not a sweep over the 512 regions.
+  EXPECT_LT(failures_during, 200u) << "the copier swept the regions during the outage";
+  Message("rate 0");
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
+}
+
+// nbdkit killed with SIGKILL mid-hydration and started again on the same
+// socket: the clone reconnects by itself, status counts the reconnect, and
+// the result equals the source.
+TEST_F(RemoteSourceTest, ServerKilledAndRestartedIsReconnected) {
+  ASSERT_TRUE(Serve({"--filter=delay"}, {"rdelay=5ms"}));
+  RunResult m = MountUri(server_->Uri(), "--rate 8M --source-timeout 20");
+  ASSERT_EQ(m.code, 0) << m.out;
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  server_->Kill9();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(StatusString("source_connection", "state"), "reconnecting");
+  // A reader of an unhydrated region waits for the server instead of failing.
+  std::thread reader([&] {
+    RunResult r = Sh("dd if=" + Quote(c_.exposed()) + " of=/dev/null bs=64K count=1 skip=" +
+                     std::to_string(kImage / kRegion - 1) + " iflag=direct status=none");
+    EXPECT_EQ(r.code, 0) << r.out;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(server_->Start());
+  reader.join();
+  Message("rate 0");
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  EXPECT_GE(StatusU64("source_connection", "reconnects"), 1u);
+  EXPECT_EQ(StatusString("source_connection", "state"), "connected");
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
+}
+
+// The daemon killed with SIGKILL: mounting again (on the stale mount point)
+// resumes, and regions committed before the crash are not read again.
+TEST_F(RemoteSourceTest, DaemonKilledResumesWithoutRecopying) {
+  const std::string stats1 = c_.dir() / "stats1", stats2 = c_.dir() / "stats2";
+  ASSERT_TRUE(Serve({"--filter=stats"}, {"statsfile=" + stats1}));
+  RunResult m = MountUri(server_->Uri(), "--rate 8M");
+  ASSERT_EQ(m.code, 0) << m.out;
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  server_->Stop();
+  const int64_t committed = HydratedRegions(c_.metadata);
+  ASSERT_GT(committed, 0) << "nothing was committed in 2 s";
+  ASSERT_LT(committed, static_cast<int64_t>(kImage / kRegion));
+
+  ASSERT_TRUE(Serve({"--filter=stats"}, {"statsfile=" + stats2}));
+  RunResult again = MountUri(server_->Uri());
+  ASSERT_EQ(again.code, 0) << again.out;
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  ASSERT_EQ(c_.Unmount().code, 0);
+  server_->Stop();
+  EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
+  const int64_t read2 = StatsBytesRead(stats2);
+  const int64_t left = static_cast<int64_t>(kImage) - committed * static_cast<int64_t>(kRegion);
+  // What was left, plus the identity samples (320 KiB) and rounding.
+  EXPECT_LE(read2, left + (512 << 10)) << "committed regions were read again";
+}
+
+// A stalled server (SIGSTOP): a reader killed while it waits exits at once
+// (FUSE INTERRUPT answered); another reader gets EIO after the source
+// timeout, and status says the source is stalled.
+TEST_F(RemoteSourceTest, StalledServerNeverHangsReaders) {
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult m = MountUri(server_->Uri(), "--no-hydration --source-timeout 2");
+  ASSERT_EQ(m.code, 0) << m.out;
+  server_->Pause();
+  pid_t reader = fork();
+  if (reader == 0) {
+    int fd = open(c_.exposed().c_str(), O_RDONLY);
+    char buf[4096];
+    (void)!pread(fd, buf, sizeof(buf), 1 << 20);
+    _exit(0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  int st = 0;
+  EXPECT_EQ(waitpid(reader, &st, WNOHANG), 0) << "the reader should be waiting for the source";
+  kill(reader, SIGKILL);
+  pid_t done = 0;
+  for (int i = 0; i < 100 && done == 0; ++i) {  // up to 1 s
+    done = waitpid(reader, &st, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(done, reader) << "a killed reader must not hang on a stalled source";
+  if (done != reader) waitpid(reader, &st, 0);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  RunResult r = Sh("dd if=" + Quote(c_.exposed()) +
+                   " of=/dev/null bs=4k count=1 skip=700 iflag=direct 2>&1");
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("Input/output error"), std::string::npos) << r.out;
+  EXPECT_LT(waited, 30.0) << "the source timeout (2 s) bounds the wait";
+  EXPECT_EQ(StatusString("source_connection", "state"), "stalled");
+  server_->Resume();
+  std::vector<uint8_t> head(4096);
+  int fd = open(c_.exposed().c_str(), O_RDONLY);
+  ASSERT_EQ(pread(fd, head.data(), head.size(), 0), 4096);
+  close(fd);
+  std::vector<uint8_t> src = ReadAll(c_.src);
+  EXPECT_TRUE(std::equal(head.begin(), head.end(), src.begin())) << "reads work again";
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
+// A sparse source: NBD block status tells the holes, which are never read;
+// dest allocates about the data.
+TEST_F(RemoteSourceTest, SparseSourceHolesAreNotRead) {
+  const std::string sparse = c_.dir() / "sparse.img";
+  const uint64_t size = 1ull << 30, data = 8ull << 20;
+  {
+    int fd = open(sparse.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, static_cast<off_t>(size)), 0);
+    std::mt19937_64 rng(3);
+    std::vector<uint8_t> buf(1 << 20);
+    for (uint64_t i = 0; i < data / buf.size(); ++i) {
+      for (auto& b : buf) b = static_cast<uint8_t>(rng() | 1);
+      const off_t off = static_cast<off_t>(i * (size / (data / buf.size())));
+      ASSERT_EQ(pwrite(fd, buf.data(), buf.size(), off), static_cast<ssize_t>(buf.size()));
+    }
+    close(fd);
+  }
+  const std::string stats = c_.dir() / "stats";
+  ASSERT_TRUE(Serve({"--filter=stats"}, {"statsfile=" + stats}, sparse));
+  RunResult m = MountUri(server_->Uri());
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(c_.WaitComplete(120)) << c_.LogText();
+  ASSERT_EQ(c_.Unmount().code, 0);
+  server_->Stop();
+  const int64_t read = StatsBytesRead(stats);
+  EXPECT_LE(read, static_cast<int64_t>(data * 105 / 100 + (320 << 10)))
+      << "holes were read from the source";
+  struct stat st;
+  ASSERT_EQ(stat(c_.dst.c_str(), &st), 0);
+  EXPECT_LE(static_cast<uint64_t>(st.st_blocks) * 512, data + (4 << 20)) << "dest allocation";
+  EXPECT_EQ(Sha256(c_.dst), Sha256(sparse));
+}
+
+// An HTTP source served by nginx (clonefs starts nbdkit's curl plugin
+// itself): ext4 on a loop device over the clone, used before hydration ends,
+// and a clean file system and identical files afterwards.
+TEST_F(RemoteSourceTest, HttpSourceWithExt4OverLoop) {
+  const std::string www = c_.dir() / "www", content = c_.dir() / "content";
+  std::filesystem::create_directories(www);
+  std::filesystem::create_directories(content);
+  WriteRandomFile(content + "/a.bin", 3 << 20, 21);
+  WriteRandomFile(content + "/b.bin", 5 << 20, 22);
+  const std::string img = www + "/base.img";
+  ASSERT_TRUE(ShOk("truncate -s 64M " + Quote(img) + " && mkfs.ext4 -q -F -d " + Quote(content) +
+                   " " + Quote(img)));
+  NginxServer web(c_.dir() / "nginx", www);
+  std::filesystem::create_directories(c_.dir() / "nginx");
+  ASSERT_TRUE(web.Start());
+  RunResult m = MountUri(web.Url("base.img"), "--rate 8M");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::string loop = c_.AttachLoop();
+  ASSERT_FALSE(loop.empty());
+  const std::string fsmnt = c_.dir() / "fs";
+  std::filesystem::create_directories(fsmnt);
+  ASSERT_TRUE(ShOk("mount " + loop + " " + Quote(fsmnt)));
+  EXPECT_EQ(Sha256(fsmnt + "/a.bin"), Sha256(content + "/a.bin"));
+  EXPECT_EQ(Sha256(fsmnt + "/b.bin"), Sha256(content + "/b.bin"));
+  WriteRandomFile(fsmnt + "/new.bin", 1 << 20, 23);
+  const std::string new_sha = Sha256(fsmnt + "/new.bin");
+  ASSERT_TRUE(ShOk("umount " + Quote(fsmnt)));
+  c_.DetachLoop(loop);
+  Message("rate 0");
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  ASSERT_EQ(c_.Unmount().code, 0);
+  web.Stop();
+  RunResult fsck = Sh("e2fsck -fn " + Quote(c_.dst));
+  EXPECT_EQ(fsck.code, 0) << fsck.out;
+  RunResult cat = Sh("debugfs -R 'cat /new.bin' " + Quote(c_.dst) + " 2>/dev/null | sha256sum");
+  EXPECT_EQ(cat.out.substr(0, 64), new_sha);
+}
+
+}  // namespace
+}  // namespace clonefs::testing
