@@ -23,6 +23,8 @@
 namespace clonefs::testing {
 namespace {
 
+using control::JsonValue;
+
 constexpr uint64_t kImage = 32ull << 20;
 constexpr uint64_t kRegion = 64 * 1024;
 
