@@ -10,6 +10,9 @@
 //     plain allocation inside the file                      -> EOPNOTSUPP
 //   - SEEK_DATA/SEEK_HOLE at or past the end, or no data
 //     after the offset                                      -> ENXIO
+//   - the source did not answer within --source-timeout     -> EIO
+//   - the request was interrupted (the reader was killed)
+//     while it waited for the source                        -> EINTR
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/statvfs.h>
@@ -53,6 +56,14 @@ Status Interruptible(fuse_req_t req, Op&& op) {
   }
   fuse_req_interrupt_func(req, nullptr, nullptr);  // waits for a running callback
   return s;
+}
+
+// The errno for a failed I/O request: a source that did not answer within
+// the source timeout (ETIMEDOUT inside) is EIO to the reader, as a disk's
+// timeout is (SPEC §7a); everything else as Status::ToErrno says.
+int IoErrno(const Status& s) {
+  const int err = s.ToErrno();
+  return err == ETIMEDOUT ? EIO : err;
 }
 
 FuseFs* Fs(fuse_req_t req) { return static_cast<FuseFs*>(fuse_req_userdata(req)); }
@@ -263,7 +274,7 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_
   if (!s.ok()) {
     CLONEFS_LOG_DEBUG("fuse: read %zu at %llu: %s", len, static_cast<unsigned long long>(uoff),
                       s.ToString().c_str());
-    fuse_reply_err(req, s.ToErrno());
+    fuse_reply_err(req, IoErrno(s));
     return;
   }
   fuse_reply_buf(req, buf, len);
@@ -298,7 +309,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
   if (!s.ok()) {
     CLONEFS_LOG_DEBUG("fuse: write %zu at %llu: %s", len, static_cast<unsigned long long>(uoff),
                       s.ToString().c_str());
-    fuse_reply_err(req, s.ToErrno());
+    fuse_reply_err(req, IoErrno(s));
     return;
   }
   fs->TouchModified();
@@ -354,7 +365,7 @@ void OpFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t leng
   Status s = Interruptible(
       req, [&] { return fs->engine()->Zero(start, std::min(end, size) - start, punch); });
   if (s.ok()) fs->TouchModified();
-  fuse_reply_err(req, s.ToErrno());
+  fuse_reply_err(req, IoErrno(s));
 }
 
 void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info*) {
@@ -375,7 +386,7 @@ void OpLseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_
     if (r.status().IsNotSupported()) {  // "all data" is always a correct answer
       fuse_reply_lseek(req, whence == SEEK_DATA ? off : static_cast<off_t>(size));
     } else {
-      fuse_reply_err(req, r.status().ToErrno());
+      fuse_reply_err(req, IoErrno(r.status()));
     }
     return;
   }
