@@ -12,7 +12,7 @@
 #include "devices/posix_device.h"
 #include "clone/identity.h"
 #include "metadata/metadata.h"
-#include "sources/nbd_device.h"
+#include "sources/open_source.h"
 #include "sources/source_spec.h"
 
 namespace clonefs::control {
@@ -250,9 +250,9 @@ class Checker {
       Problem(ProblemKind::kMismatch, "source " + o_.source + ": " + spec.status().message());
       return;
     }
-    NbdSourceOptions no;
-    no.timeout_ns = 10'000'000'000ull;
-    Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, no);
+    SourceOpenOptions so;
+    so.timeout_ns = 10'000'000'000ull;
+    Result<std::unique_ptr<Device>> dev = OpenSource(*spec, so);
     if (!dev.ok()) {
       Problem(ProblemKind::kMismatch, "source " + spec->display + ": " + dev.status().message());
       return;

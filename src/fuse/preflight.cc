@@ -15,7 +15,7 @@
 #include "clone/same_storage.h"
 #include "clone/storage_probe.h"
 #include "fuse/mount_table.h"
-#include "sources/nbd_device.h"
+#include "sources/open_source.h"
 #include "sources/source_spec.h"
 #include "sources/timed_device.h"
 
@@ -248,10 +248,11 @@ Result<std::unique_ptr<Device>> OpenSourceDevice(const MountOptions& o, const So
                                                  const NoteFn& note) {
   const uint64_t timeout_ns = o.source_timeout_ms * 1'000'000ull;
   if (spec.IsRemote()) {
-    NbdSourceOptions no;
-    no.timeout_ns = timeout_ns;
-    return OpenNbdSource(spec, no);
+    SourceOpenOptions so;
+    so.timeout_ns = timeout_ns;
+    return OpenSource(spec, so);
   }
+  // A file: as OpenSource does, but with O_DIRECT where asked and available.
   struct stat src_st;
   CLONEFS_RETURN_IF_ERROR(CheckSourceStat(o.source, &src_st));
   PosixDeviceOptions spo;
