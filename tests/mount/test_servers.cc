@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -21,13 +23,20 @@ extern char** environ;
 namespace clonefs::testing {
 namespace {
 
-pid_t Spawn(const std::vector<std::string>& argv) {
+// Starts argv[0] (looked up in PATH) with stdout and stderr appended to
+// `log`.
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
   std::vector<char*> a;
   for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
   a.push_back(nullptr);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
   pid_t pid = -1;
-  if (posix_spawnp(&pid, a[0], nullptr, nullptr, a.data(), environ) != 0) return -1;
-  return pid;
+  const int rc = posix_spawnp(&pid, a[0], &fa, nullptr, a.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  return rc == 0 ? pid : -1;
 }
 
 bool UnixAccepts(const std::string& path) {
@@ -98,7 +107,7 @@ bool NbdkitServer::Start() {
   std::vector<std::string> argv = {"nbdkit", "-f", "--exit-with-parent", "-U", socket_};
   argv.insert(argv.end(), args_.begin(), args_.end());
   unlink(socket_.c_str());
-  pid_ = Spawn(argv);
+  pid_ = Spawn(argv, socket_ + ".log");
   if (pid_ <= 0) {
     ADD_FAILURE() << "cannot start nbdkit (is it installed? tests/debian-packages.txt)";
     return false;
@@ -135,6 +144,7 @@ bool NginxServer::Start() {
   const std::string conf = dir_ + "/nginx.conf";
   std::ofstream f(conf);
   f << "worker_processes 1;\n"
+    << (geteuid() == 0 ? "user root;\n" : "")
     << "pid " << dir_ << "/nginx.pid;\n"
     << "error_log " << dir_ << "/nginx-error.log;\n"
     << "events { worker_connections 64; }\n"
@@ -148,7 +158,7 @@ bool NginxServer::Start() {
     << "  server { listen 127.0.0.1:" << port_ << "; root " << root_ << "; }\n"
     << "}\n";
   f.close();
-  pid_ = Spawn({nginx, "-c", conf, "-p", dir_, "-g", "daemon off;"});
+  pid_ = Spawn({nginx, "-c", conf, "-p", dir_, "-g", "daemon off;"}, dir_ + "/nginx.out");
   if (pid_ <= 0 || !WaitFor([&] { return TcpAccepts(port_); }, 10)) {
     ADD_FAILURE() << "nginx did not come up on 127.0.0.1:" << port_;
     Stop();

@@ -11,7 +11,8 @@
 namespace clonefs::testing {
 
 // nbdkit -f -U SOCKET [--filter=...] PLUGIN ARGS, restartable on the same
-// socket (the clone must reconnect to it on its own).
+// socket (the clone must reconnect to it on its own); its output goes to
+// SOCKET.log.
 class NbdkitServer {
  public:
   // `args`: everything after the socket: filters, plugin, plugin args.
@@ -38,7 +39,8 @@ class NbdkitServer {
 };
 
 // nginx serving `root` on 127.0.0.1:<free port>, in the foreground, with its
-// config, pid file and logs in `dir`.
+// config, pid file and logs in `dir` (workers run as root when the test
+// does, so they can read a private temporary directory).
 class NginxServer {
  public:
   NginxServer(std::string dir, std::string root);
