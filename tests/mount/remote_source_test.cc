@@ -199,6 +199,52 @@ TEST_F(RemoteSourceTest, DaemonKilledResumesWithoutRecopying) {
   EXPECT_LE(read2, left + (512 << 10)) << "committed regions were read again";
 }
 
+// SPEC §5/§9: the clone is bound to the export and its content, not to the
+// way it is reached: unmounted, then mounted through another socket path,
+// it resumes; `info` and `check` work while the server is down (they never
+// contact a remote source unless asked), and `check --source URI` compares.
+TEST_F(RemoteSourceTest, ResumesThroughAnotherSocketAndWorksOffline) {
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult m = MountUri(server_->Uri(), "--rate 4M");
+  ASSERT_EQ(m.code, 0) << m.out;
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  ASSERT_EQ(c_.Unmount().code, 0);
+  const int64_t before = HydratedRegions(c_.metadata);
+  ASSERT_GT(before, 0);
+  server_->Stop();
+
+  RunResult info = Sh(ClonefsBinary() + " info " + Quote(c_.dst));
+  EXPECT_EQ(info.code, 0) << info.out;
+  EXPECT_NE(info.out.find(server_->Uri()), std::string::npos) << info.out;
+  RunResult check = Sh(ClonefsBinary() + " check " + Quote(c_.dst));
+  EXPECT_EQ(check.code, 0) << check.out;
+  EXPECT_NE(check.out.find("remote; not contacted"), std::string::npos) << check.out;
+
+  sock_ = c_.dir() / "other.sock";
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult asked = Sh(ClonefsBinary() + " check --source " + Quote(server_->Uri()) + " " +
+                       Quote(c_.dst));
+  EXPECT_EQ(asked.code, 0) << asked.out;
+  EXPECT_NE(asked.out.find("identity matches"), std::string::npos) << asked.out;
+  RunResult again = MountUri(server_->Uri());
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_EQ(again.out.find("new clone"), std::string::npos) << again.out;
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  RunResult human = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
+  EXPECT_NE(human.out.find("Source link:  connected"), std::string::npos) << human.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
+
+  // Other content behind an export of the same size is refused.
+  server_->Stop();
+  const std::string other = c_.dir() / "other.img";
+  WriteRandomFile(other, kImage, 99);
+  ASSERT_TRUE(Serve({}, {}, other));
+  RunResult refused = MountUri(server_->Uri());
+  EXPECT_EQ(refused.code, 1) << refused.out;
+  EXPECT_NE(refused.out.find("fingerprint differs"), std::string::npos) << refused.out;
+}
+
 // A stalled server (SIGSTOP): a reader killed while it waits exits at once
 // (FUSE INTERRUPT answered); another reader gets EIO after the source
 // timeout, and status says the source is stalled.
