@@ -1,19 +1,19 @@
+// The issuer side of the background copier: lifecycle, knobs, picking units
+// and issuing their pieces. The writer side is in copier_writer.cc.
 #include "copier/background_copier.h"
 
 #include <algorithm>
 #include <chrono>
 
 #include "base/log.h"
-#include "base/test_hooks.h"
+#include "copier/copy_unit.h"
 
 namespace clonefs {
 namespace {
 
-constexpr uint64_t kIdleSleepNanos = 50'000'000;     // nothing to do
-constexpr uint64_t kNoRoomSleepNanos = 2'000'000;    // threshold reached
-constexpr uint64_t kBusyWaitNanos = 5'000'000;       // another worker holds the busy slot
-constexpr uint64_t kMarkRefusedNanos = 50'000'000;   // metadata went read-only
-constexpr uint64_t kFailureLogNanos = 10'000'000'000ull;
+constexpr uint64_t kIdleSleepNanos = 50'000'000;   // nothing to do
+constexpr uint64_t kNoRoomSleepNanos = 2'000'000;  // threshold reached
+constexpr uint64_t kBusyWaitNanos = 5'000'000;     // user I/O busy, a unit in flight
 constexpr int kMaxScan = 4096;  // regions skipped per pick before giving up for now
 
 }  // namespace
@@ -21,6 +21,7 @@ constexpr int kMaxScan = 4096;  // regions skipped per pick before giving up for
 BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions& options)
     : ctx_(ctx),
       options_(options),
+      source_(ctx.hydrator->source()),
       threshold_(options.hydration_threshold),
       batch_(std::max<uint32_t>(options.hydration_batch_size, 1)),
       enabled_(options.enabled),
@@ -32,25 +33,44 @@ BackgroundCopier::~BackgroundCopier() { Stop(); }
 
 void BackgroundCopier::Start() {
   std::lock_guard<std::mutex> lc(lifecycle_mu_);
-  if (!workers_.empty()) return;
+  if (issuer_.joinable()) return;
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = false;
   }
-  uint32_t n = std::max<uint32_t>(options_.workers, 1);
-  for (uint32_t i = 0; i < n; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+  {
+    std::lock_guard<std::mutex> l(q_mu_);
+    writers_exit_ = false;
+  }
+  async_reads_ = source_->AsyncReads();
+  if (!async_reads_) readers_ = std::make_unique<ReaderPool>(source_, std::max<uint32_t>(options_.workers, 1));
+  for (uint32_t i = 0; i < std::max<uint32_t>(options_.writer_threads, 1); ++i) {
+    writers_.emplace_back([this] { WriterLoop(); });
+  }
+  issuer_ = std::thread([this] { IssuerLoop(); });
 }
 
 void BackgroundCopier::Stop() {
   std::lock_guard<std::mutex> lc(lifecycle_mu_);
+  if (!issuer_.joinable()) return;
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
     ++wake_gen_;
   }
   cv_.notify_all();
-  for (std::thread& t : workers_) t.join();
-  workers_.clear();
+  issuer_.join();  // issues nothing more
+  if (readers_) readers_->Stop();  // runs what was submitted; every done is called
+  {
+    std::unique_lock<std::mutex> l(q_mu_);
+    drained_cv_.wait(l, [&] { return reads_in_flight_ == 0; });
+    writers_exit_ = true;  // writers drain the queue, then exit
+  }
+  q_cv_.notify_all();
+  for (std::thread& t : writers_) t.join();
+  writers_.clear();
+  readers_.reset();
+  pool_.Trim();
 }
 
 void BackgroundCopier::BumpAndNotify() {
@@ -83,71 +103,25 @@ void BackgroundCopier::Enable(bool on) {
   BumpAndNotify();
 }
 
+CopierPause BackgroundCopier::pause() const {
+  std::lock_guard<std::mutex> l(mu_);
+  CopierPause p;
+  p.state = src_.state();
+  p.since_ns = src_.since_ns();
+  p.since_unix_ns = p.paused() ? paused_since_unix_ns_ : 0;
+  p.reason = src_.reason();
+  p.probe_delay_ns = src_.delay_ns();
+  return p;
+}
+
 void BackgroundCopier::Sleep(uint64_t ns, uint64_t gen) {
   ns = std::clamp<uint64_t>(ns, 1, kMaxSleepNanos);
   std::unique_lock<std::mutex> l(mu_);
   cv_.wait_for(l, std::chrono::nanoseconds(ns), [&] { return stop_ || wake_gen_ != gen; });
 }
 
-void BackgroundCopier::WorkerLoop() {
-  CopyBuffer buf;
-  metadata::Metadata* md = ctx_.md;
-  while (true) {
-    uint64_t gen;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      if (stop_) return;
-      gen = wake_gen_;
-    }
-    if (md->IsHydrationDone()) {
-      if (!all_hydrated_reported_.exchange(true) && ctx_.on_all_hydrated) ctx_.on_all_hydrated();
-      Sleep(kIdleSleepNanos, gen);
-      continue;
-    }
-    MaybeCheckSource();
-    if (!enabled_.load() || threshold_.load() == 0 || !ctx_.may_copy()) {
-      Sleep(kIdleSleepNanos, gen);
-      continue;
-    }
-
-    // Foreground first: while user I/O is busy, one unit at a time at the
-    // minimum pace.
-    uint64_t now = ctx_.clock->NowNanos();
-    const bool busy = ctx_.foreground->Busy(now, options_.foreground_idle_ns);
-    if (busy && busy_slot_.exchange(true)) {
-      Sleep(kBusyWaitNanos, gen);
-      continue;
-    }
-    auto release_slot = [&] {
-      if (busy) busy_slot_.store(false);
-    };
-    uint64_t wait = busy ? pace_.WaitNanos(now) : 0;
-    if (wait == 0) wait = rate_.WaitNanos(now);
-    if (wait != 0) {
-      release_slot();
-      Sleep(wait, gen);
-      continue;
-    }
-
-    Run run;
-    Pick p = PickUnit(&run);
-    if (p != Pick::kPicked) {
-      release_slot();
-      uint64_t sleep = kIdleSleepNanos;
-      if (p == Pick::kNoRoom) sleep = kNoRoomSleepNanos;
-      Sleep(sleep, gen);
-      continue;
-    }
-    uint64_t bytes_read = 0;
-    Status s = CopyUnit(run, &buf, &bytes_read);
-    release_slot();
-    now = ctx_.clock->NowNanos();
-    rate_.Charge(bytes_read, now);
-    if (busy) pace_.Charge(bytes_read, now);
-    BumpAndNotify();  // room in the threshold for waiting workers
-    if (s.code() == Status::Code::kAborted) return;  // kill point: this "process" is gone
-    if (s.IsReadOnly()) Sleep(kMarkRefusedNanos, gen);
-  }
+void BackgroundCopier::Idle() {
+  if (data_pieces_.load() == 0) pool_.Trim();
 }
 
 void BackgroundCopier::MaybeCheckSource() {
@@ -159,7 +133,211 @@ void BackgroundCopier::MaybeCheckSource() {
   ctx_.check_source();
 }
 
-BackgroundCopier::Pick BackgroundCopier::PickUnit(Run* out) {
+void BackgroundCopier::IssuerLoop() {
+  metadata::Metadata* md = ctx_.md;
+  while (true) {
+    uint64_t gen;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_) break;
+      gen = wake_gen_;
+    }
+    if (killed_.load()) {
+      DropCurrent(/*abandon=*/true);
+      Sleep(kIdleSleepNanos, gen);
+      continue;
+    }
+    if (md->IsHydrationDone()) {
+      if (!all_hydrated_reported_.exchange(true) && ctx_.on_all_hydrated) ctx_.on_all_hydrated();
+      Idle();
+      Sleep(kIdleSleepNanos, gen);
+      continue;
+    }
+    MaybeCheckSource();
+    if (!enabled_.load() || threshold_.load() == 0 || !ctx_.may_copy()) {
+      DropCurrent(/*abandon=*/true);
+      Idle();
+      Sleep(kIdleSleepNanos, gen);
+      continue;
+    }
+    uint64_t now = ctx_.clock->NowNanos();
+    bool probe = false;
+    if (uint64_t wait = SourceGate(now, &probe); wait != 0) {
+      DropCurrent(/*abandon=*/true);
+      Idle();
+      Sleep(wait, gen);
+      continue;
+    }
+    // Foreground first: while user I/O is busy, one unit (one piece) at a
+    // time, at the minimum pace.
+    const bool busy = ctx_.foreground->Busy(now, options_.foreground_idle_ns);
+    if (busy && !BusyAllowsIssue()) {
+      Sleep(kBusyWaitNanos, gen);
+      continue;
+    }
+    uint64_t wait = busy ? pace_.WaitNanos(now) : 0;
+    if (wait == 0) wait = rate_.WaitNanos(now);
+    if (wait == 0 && current_ == nullptr) wait = StartUnit(probe);
+    if (wait == 0 && current_ != nullptr) wait = IssueNext(busy, now);
+    if (wait != 0) Sleep(wait, gen);
+  }
+  DropCurrent(/*abandon=*/true);
+}
+
+uint64_t BackgroundCopier::SourceGate(uint64_t now, bool* probe) {
+  *probe = false;
+  SourceBackoff::State state;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    state = src_.state();
+    if (state == SourceBackoff::State::kFailing) {
+      if (current_ != nullptr && current_->probe) return 0;  // still issuing the probe
+      if (current_ == nullptr && src_.ProbeDue(now)) {
+        *probe = true;
+        return 0;
+      }
+      if (current_ != nullptr) return kNoRoomSleepNanos;  // caller drops it first
+      if (src_.probe_in_flight()) return kMaxSleepNanos;
+      return std::max<uint64_t>(src_.next_probe_ns() - now, 1);
+    }
+  }
+  // Running with a unit in progress: keep issuing it.
+  if (state == SourceBackoff::State::kRunning && current_ != nullptr) return 0;
+  // Ask the source before a new unit (running) or while paused (down).
+  const SourceHealth h = source_->Health();
+  std::lock_guard<std::mutex> l(mu_);
+  if (h.up()) {
+    if (src_.RecordUp(now)) LogPauseLocked();
+    return 0;
+  }
+  std::string why = SourceStateName(h.state);
+  if (!h.last_error.empty()) why += ": " + h.last_error;
+  if (src_.RecordDown(now, why)) {
+    ForgiveStreakLocked();
+    LogPauseLocked();
+  }
+  return kSourcePollNanos;
+}
+
+bool BackgroundCopier::BusyAllowsIssue() const {
+  const uint32_t open = units_open_.load();
+  if (open == 0) return true;
+  // Only the unit being issued is open, and none of its pieces is pending.
+  return open == 1 && current_ != nullptr && current_->refs.load() == 1;
+}
+
+bool BackgroundCopier::HaveRoom(uint64_t len) const {
+  if (!async_reads_ && data_pieces_.load() >= 2 * std::max<uint32_t>(options_.workers, 1)) {
+    return false;
+  }
+  const uint64_t in_flight = inflight_bytes_.load();
+  return in_flight == 0 || in_flight + len <= options_.inflight_bytes;
+}
+
+uint64_t BackgroundCopier::StartUnit(bool probe) {
+  // Lock nothing new while the byte budget is spent.
+  if (!HaveRoom(1)) return kMaxSleepNanos;
+  Run run;
+  Pick p = PickUnit(probe, &run);
+  if (p == Pick::kNoRoom) return kNoRoomSleepNanos;
+  if (p == Pick::kNothing) {
+    Idle();
+    return kIdleSleepNanos;
+  }
+  auto u = std::make_unique<Unit>();
+  u->first = run.first;
+  u->count = run.count;
+  u->probe = probe;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    u->retry = backoff_.HasFailed(run.first);
+    if (probe) src_.SetProbeInFlight(true);
+  }
+  units_open_.fetch_add(1);
+  current_ = u.release();
+  Result<std::vector<RunSegment>> plan = ctx_.hydrator->PlanRun(run.first, run.count);
+  if (!plan.ok()) {
+    current_->Fail(plan.status(), /*noted=*/false);
+    DropCurrent(/*abandon=*/false);
+    return 0;
+  }
+  current_->plan = std::move(*plan);
+  return 0;
+}
+
+uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
+  Unit* u = current_;
+  if (u->failed.load(std::memory_order_acquire) || u->next_seg == u->plan.size()) {
+    DropCurrent(/*abandon=*/false);
+    return 0;
+  }
+  const RunSegment& seg = u->plan[u->next_seg];
+  auto p = std::make_unique<Piece>();
+  p->unit = u;
+  p->off = seg.offset + u->seg_done;
+  p->len = seg.length - u->seg_done;
+  if (seg.hole) {
+    p->kind = Piece::Kind::kHole;
+  } else {
+    p->len = std::min<uint64_t>(p->len, kMaxCopyChunk);
+    if (!HaveRoom(p->len)) return kMaxSleepNanos;  // a writer's release wakes us
+    Result<std::unique_ptr<CopyBuffer>> buf = pool_.Acquire(p->len);
+    if (!buf.ok()) {
+      u->Fail(buf.status(), /*noted=*/false);
+      DropCurrent(/*abandon=*/false);
+      return 0;
+    }
+    p->buf = std::move(*buf);
+    rate_.Charge(p->len, now);
+    if (busy) pace_.Charge(p->len, now);
+  }
+  u->seg_done += p->len;
+  if (u->seg_done == seg.length) {
+    ++u->next_seg;
+    u->seg_done = 0;
+  }
+  u->refs.fetch_add(1);
+  const bool last = u->next_seg == u->plan.size();
+  if (p->kind == Piece::Kind::kHole) {
+    Enqueue(std::move(p));
+  } else {
+    StartRead(std::move(p));
+  }
+  if (last) DropCurrent(/*abandon=*/false);
+  return 0;
+}
+
+void BackgroundCopier::StartRead(std::unique_ptr<Piece> p) {
+  inflight_bytes_.fetch_add(p->len);
+  data_pieces_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> l(q_mu_);
+    ++reads_in_flight_;
+  }
+  Piece* raw = p.release();  // owned by the read until its done
+  auto done = [this, raw](Status s) {
+    raw->read_status = std::move(s);
+    Complete(raw);
+  };
+  if (async_reads_) {
+    source_->ReadAsync(raw->off, raw->buf->data(), raw->len, std::move(done));
+  } else {
+    readers_->Submit(raw->off, raw->buf->data(), raw->len, std::move(done));
+  }
+}
+
+void BackgroundCopier::DropCurrent(bool abandon) {
+  Unit* u = current_;
+  if (u == nullptr) return;
+  current_ = nullptr;
+  if (abandon && u->next_seg < u->plan.size()) {
+    std::lock_guard<std::mutex> l(u->mu);
+    u->abandoned = true;
+  }
+  Unref(u, /*on_writer=*/false);
+}
+
+BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, Run* out) {
   metadata::Metadata* md = ctx_.md;
   RegionLockTable* locks = ctx_.locks;
   const uint64_t nr = md->nr_regions();
@@ -167,7 +345,7 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(Run* out) {
   const uint64_t threshold = threshold_.load();
   const uint64_t in_flight = locks->InFlight();
   if (in_flight >= threshold) return Pick::kNoRoom;
-  const uint64_t max = std::min<uint64_t>(batch_.load(), threshold - in_flight);
+  const uint64_t max = probe ? 1 : std::min<uint64_t>(batch_.load(), threshold - in_flight);
   const uint64_t now = ctx_.clock->NowNanos();
 
   uint64_t pos = cursor_;
@@ -207,44 +385,6 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(Run* out) {
   }
   cursor_ = pos >= nr ? 0 : pos;
   return Pick::kNothing;
-}
-
-Status BackgroundCopier::CopyUnit(const Run& run, CopyBuffer* buf, uint64_t* bytes_read) {
-  Result<CopyOutcome> res = ctx_.hydrator->CopyRun(run.first, run.count, buf);
-  if (!res.ok()) {
-    ctx_.locks->UnlockRun(run.first, run.count);
-    NoteFailure(run, res.status());
-    return res.status();
-  }
-  *bytes_read = res->bytes_read;
-  if (TestKillPoint("copier.after_copy")) {
-    ctx_.locks->UnlockRun(run.first, run.count);
-    return Status::Aborted("kill point copier.after_copy");
-  }
-  Status s = ctx_.hydrator->Mark(run.first, run.count);
-  ctx_.locks->UnlockRun(run.first, run.count);
-  if (!s.ok()) return s;
-  units_copied_.fetch_add(1);
-  std::lock_guard<std::mutex> l(mu_);
-  if (backoff_.size() != 0) backoff_.RecordSuccess(run.first, run.count);
-  return Status::OK();
-}
-
-void BackgroundCopier::NoteFailure(const Run& run, const Status& s) {
-  unit_failures_.fetch_add(1);
-  uint64_t now = ctx_.clock->NowNanos();
-  std::lock_guard<std::mutex> l(mu_);
-  backoff_.RecordFailure(run.first, run.count, now);
-  ++failures_since_log_;
-  if (last_failure_log_ns_ == 0 || now - last_failure_log_ns_ >= kFailureLogNanos) {
-    CLONEFS_LOG_WARN("background copy failed (%llu failure(s) since last report), will retry "
-                     "after %llu ms: %s",
-                     static_cast<unsigned long long>(failures_since_log_),
-                     static_cast<unsigned long long>(backoff_.DelayOf(run.first) / 1'000'000),
-                     s.ToString().c_str());
-    last_failure_log_ns_ = now;
-    failures_since_log_ = 0;
-  }
 }
 
 }  // namespace clonefs

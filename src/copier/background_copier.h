@@ -1,49 +1,87 @@
 // BackgroundCopier: hydrates the regions no one has written, in the
-// background, within the knobs (SPEC §4).
+// background, within the knobs (SPEC §4), keeping enough bytes in flight to
+// fill a remote source's link (SPEC §9, Pipelining).
 //
-// STRUCTURE
-//   `workers` threads share one cursor into the in-core bitmap. Each loop of
-//   a worker: wait until copying is allowed (enabled, threshold > 0, the
-//   engine in read-write mode, something left); yield to user I/O (below);
-//   wait for the rate ceiling; pick a unit under mu_ (the next run of
-//   contiguous regions that are unhydrated, not in flight and not backing
-//   off, at most min(batch, threshold - regions in flight), locked in the
-//   RegionLockTable); copy it (Hydrator::CopyRun: holes in the source are
-//   punched, not read); hit the "copier.after_copy" kill point; mark it;
-//   unlock it. A failed unit stays unhydrated and its regions back off
-//   (RetryBackoff); on retry a failed region is copied alone. About once a
-//   second, while regions remain, a worker re-examines the source
-//   (check_source); may_copy is false once it changed, so copying stops.
+// STRUCTURE (a pipeline: fetches are decoupled from writes)
+//   - The issuer thread picks units and issues their reads. A unit is a run
+//     of contiguous regions that are unhydrated, not in flight and not
+//     backing off, at most min(batch, threshold - regions in flight), locked
+//     in the RegionLockTable. Hydrator::PlanRun splits it into the source's
+//     holes and data; data is read in pieces of at most kMaxCopyChunk into
+//     pooled buffers (BufferPool), holes go straight to the writers. A piece
+//     is issued only while the bytes in flight (read or being read from the
+//     source, not yet written) stay within `inflight_bytes` (one piece may
+//     always be in flight, however large); the rate ceiling is charged for
+//     each piece as it is issued.
+//   - Reads: source->ReadAsync where the source overlaps reads
+//     (AsyncReads(): a remote source); otherwise `workers` reader threads of
+//     our own (ReaderPool) call Read, and at most 2 x workers pieces are in
+//     flight (reading or waiting for a writer), which bounds memory for a
+//     local source that reads faster than dest writes.
+//   - `writer_threads` writer threads take finished reads from a queue:
+//     write the piece (all-zero 4 KiB blocks are punched, not written;
+//     Hydrator::WriteFetched) or punch the hole, release its budget. The
+//     writer that completes a unit's last piece finishes it:
+//     Hydrator::FinishRun (source re-checked), the "copier.after_copy" kill
+//     point, mark, unlock. So a region is marked only after all of its data
+//     is in dest and the source was seen unchanged afterwards (SPEC §5).
+//   - About once a second, while regions remain, the issuer re-examines the
+//     source (check_source); may_copy is false once it changed.
 //
 // FOREGROUND FIRST (docs/design.md)
 //   While user I/O is in flight or ended less than foreground_idle_ns ago,
-//   at most one worker copies, one unit at a time, paced at
-//   min_pace_bytes_per_s by its own token bucket. When user I/O stops,
-//   copying returns to full speed (the rate ceiling and the threshold still
-//   apply). So user latency sees at most one unit of competing I/O at a
-//   time, and hydration never stops under continuous load.
+//   one unit is copied at a time, one piece at a time, paced at
+//   min_pace_bytes_per_s by its own token bucket (as before the pipeline:
+//   user latency sees at most one piece of competing I/O; hydration never
+//   stops under continuous load). When user I/O stops, copying returns to
+//   full speed (the rate ceiling, the threshold and the byte target apply).
+//
+// FAILURES
+//   - Isolated: a failed unit stays unhydrated and its regions back off
+//     (RetryBackoff: doubling from retry_backoff_initial_ms); a failed
+//     region is retried alone. Logged at most once per 10 s.
+//   - Source-wide (SourceBackoff): when a read fails and source->Health() is
+//     not up, the copier pauses as a whole: no reads; it re-checks health
+//     every kSourcePollNanos and resumes at once when up. When reads fail
+//     while the source claims to be up, SourceBackoff::kFailuresToBackOff
+//     failures in a row (of regions that had not failed before) make it back
+//     off source-wide: one probe region at a time, the delay doubling from
+//     100 ms to 1 s, back to full speed at the first success. Regions that
+//     failed because of the source as a whole get no per-region backoff, so
+//     the copier resumes at full speed. Logged once per change of state.
 //
 // THREAD SAFETY: every public method may be called from any thread. Knob
-//   setters take effect at the next loop of each worker (workers never sleep
-//   longer than kMaxSleepNanos without re-checking, and setters wake them).
-// LIFECYCLE: Start() spawns the workers (idempotent); Stop() (or the
-//   destructor) wakes and joins them; units in progress finish first.
+//   setters take effect at the issuer's next loop (it never sleeps longer
+//   than kMaxSleepNanos without re-checking; setters wake it).
+// LIFECYCLE: Start() spawns the threads (idempotent); Stop() (or the
+//   destructor) stops issuing, waits until the `done` of every read in
+//   flight has been called, lets the writers finish what was read (units
+//   not fully issued are dropped unmarked), and joins every thread.
+// LOCK ORDER: mu_ before the RegionLockTable's shard mutexes (PickUnit);
+//   q_mu_ and Unit::mu are leaves (nothing is locked while holding them);
+//   no lock is held while calling into the source or dest.
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "copier/buffer_pool.h"
 #include "copier/foreground.h"
 #include "copier/hydrator.h"
+#include "copier/reader_pool.h"
 #include "copier/region_locks.h"
 #include "copier/retry_backoff.h"
+#include "copier/source_backoff.h"
 #include "copier/token_bucket.h"
 #include "metadata/metadata.h"
 
@@ -51,10 +89,18 @@ namespace clonefs {
 
 struct CopierOptions {
   // Most regions in flight at once, write-triggered hydrations included; 0
-  // stops background copying. Default: 64 (docs/design.md).
-  uint32_t hydration_threshold = 64;
-  // Most contiguous regions per unit; 0 is taken as 1. Default: 16.
+  // stops background copying. With 64 KiB regions the default allows
+  // 64 MiB, so the byte target below is what binds. Default: 1024
+  // (docs/design.md).
+  uint32_t hydration_threshold = 1024;
+  // Most contiguous regions per unit; 0 is taken as 1. Also the size of the
+  // copier's source reads (1 MiB with 64 KiB regions). Default: 16.
   uint32_t hydration_batch_size = 16;
+  // Target bytes in flight: read or being read from the source and not yet
+  // written to dest. Enough for a source 50 ms away at ~700 MiB/s (its
+  // bandwidth-delay product is 35 MiB) with room for the writes. Default:
+  // 64 MiB (docs/design.md).
+  uint64_t inflight_bytes = 64ull << 20;
   // Ceiling in bytes/s on data read from the source; 0 = none. Default: 0.
   uint64_t rate_bytes_per_s = 0;
   // Default: true.
@@ -64,8 +110,11 @@ struct CopierOptions {
   // First retry delay of a failed region; doubles per failure, capped at
   // 60 s. Default: 100 ms.
   uint64_t retry_backoff_initial_ms = 100;
-  // Worker threads. Default: 4 (docs/design.md).
+  // Reader threads for a source without overlapped reads (a local file);
+  // unused for a source whose AsyncReads() is true. Default: 4.
   uint32_t workers = 4;
+  // Threads that write finished reads into dest. Default: 2 (docs/design.md).
+  uint32_t writer_threads = 2;
   // User I/O that ended less than this ago still counts as "busy".
   // Default: 20 ms.
   uint64_t foreground_idle_ns = 20'000'000;
@@ -73,28 +122,40 @@ struct CopierOptions {
 
 struct CopierContext {
   metadata::Metadata* md = nullptr;
-  Hydrator* hydrator = nullptr;
+  Hydrator* hydrator = nullptr;  // its source() is the one the copier reads
   RegionLockTable* locks = nullptr;
   ForegroundMonitor* foreground = nullptr;
   Clock* clock = nullptr;
   // Whether copying is allowed now (the engine is in read-write mode).
-  // Called from worker threads. Required.
+  // Called from the issuer thread. Required.
   std::function<bool()> may_copy;
-  // Called once, from a worker thread, the first time a worker finds every
+  // Called once, from the issuer thread, the first time it finds every
   // region hydrated in core (the engine then commits promptly). Optional.
   std::function<void()> on_all_hydrated;
-  // Re-examines the source (SourceWatch::Check). Called from one worker at
-  // a time, about once per kSourceCheckNanos while regions remain
+  // Re-examines the source (SourceWatch::Check). Called from the issuer
+  // thread about once per kSourceCheckNanos while regions remain
   // unhydrated, whether copying is enabled or not. Optional.
   std::function<void()> check_source;
 };
 
+// Whether background copying is paused for the source as a whole.
+struct CopierPause {
+  SourceBackoff::State state = SourceBackoff::State::kRunning;
+  uint64_t since_ns = 0;       // the copier's clock; 0 while running
+  uint64_t since_unix_ns = 0;  // wall clock; 0 while running
+  std::string reason;          // the source's state or error; empty while running
+  uint64_t probe_delay_ns = 0;  // kFailing: the current delay between probes
+  bool paused() const { return state != SourceBackoff::State::kRunning; }
+};
+
 class BackgroundCopier {
  public:
-  // Workers re-check their conditions at least this often.
+  // The issuer re-checks its conditions at least this often.
   static constexpr uint64_t kMaxSleepNanos = 50'000'000;
   // How often an idle or busy copier re-examines the source.
   static constexpr uint64_t kSourceCheckNanos = 1'000'000'000;
+  // How often a copier paused for a down source asks it whether it is up.
+  static constexpr uint64_t kSourcePollNanos = 50'000'000;
 
   // Borrows everything in ctx; it must outlive the copier.
   BackgroundCopier(const CopierContext& ctx, const CopierOptions& options);
@@ -104,7 +165,8 @@ class BackgroundCopier {
 
   void Start();
   void Stop();
-  // Makes workers re-evaluate their conditions now (e.g. after a mode change).
+  // Makes the issuer re-evaluate its conditions now (e.g. after a mode
+  // change).
   void Wake();
 
   void SetThreshold(uint32_t n);
@@ -115,53 +177,114 @@ class BackgroundCopier {
   uint32_t batch_size() const { return batch_.load(); }
   uint64_t rate() const { return rate_.rate(); }
   bool enabled() const { return enabled_.load(); }
+  uint64_t inflight_target() const { return options_.inflight_bytes; }
 
   // Units copied and failed by the background copier since Start.
   uint64_t units_copied() const { return units_copied_.load(); }
   uint64_t unit_failures() const { return unit_failures_.load(); }
+  // Source reads of the background copier that failed, since Start.
+  uint64_t failed_reads() const { return failed_reads_.load(); }
+  // Bytes read or being read from the source and not yet written to dest.
+  uint64_t inflight_bytes() const { return inflight_bytes_.load(); }
+  // The source-wide pause, if any.
+  CopierPause pause() const;
 
  private:
+  struct Unit;
+  struct Piece;
   struct Run {
     uint64_t first = 0;
     uint64_t count = 0;
   };
   enum class Pick { kPicked, kNoRoom, kNothing };
 
-  void WorkerLoop();
-  Pick PickUnit(Run* out);
-  // Copies, marks and unlocks `run`. Sets *bytes_read.
-  Status CopyUnit(const Run& run, CopyBuffer* buf, uint64_t* bytes_read);
+  // --- issuer (background_copier.cc) ---
+  void IssuerLoop();
+  // 0 if the issuer may go on (*probe: the next unit is the one probe of a
+  // source-wide backoff), else how long to wait.
+  uint64_t SourceGate(uint64_t now, bool* probe);
+  bool BusyAllowsIssue() const;
+  bool HaveRoom(uint64_t len) const;
+  Pick PickUnit(bool probe, Run* out);
+  // Picks and plans a new current_ unit; returns how long to wait (0: go on).
+  uint64_t StartUnit(bool probe);
+  // Issues the next piece of current_; returns how long to wait (0: go on).
+  uint64_t IssueNext(bool busy, uint64_t now);
+  void StartRead(std::unique_ptr<Piece> p);
+  // Drops the issuer's reference to current_ (abandoning what it has not
+  // issued if `abandon`).
+  void DropCurrent(bool abandon);
+  void Idle();
   // Sleeps up to ns (capped at kMaxSleepNanos) or until woken or stopped.
   void Sleep(uint64_t ns, uint64_t gen);
   void BumpAndNotify();
-  void NoteFailure(const Run& run, const Status& s);
   void MaybeCheckSource();
+
+  // --- completions and writers (copier_writer.cc) ---
+  void Complete(Piece* p);  // a read's `done`: queues the piece for a writer
+  void Enqueue(std::unique_ptr<Piece> p);
+  void WriterLoop();
+  void Process(std::unique_ptr<Piece> p);
+  void OnReadOk();
+  void OnReadFailed(Unit* u, const Status& read_error);
+  // Drops one reference; the last one finishes the unit (on a writer:
+  // inline; on the issuer: queued for a writer).
+  void Unref(Unit* u, bool on_writer);
+  void FinishUnit(Unit* u);
+  void ForgiveStreakLocked();
+  void LogPauseLocked();
+  void LogRegionFailureLocked(const Status& s, uint64_t first, uint64_t now);
 
   const CopierContext ctx_;
   const CopierOptions options_;
+  Device* const source_;
 
   std::atomic<uint32_t> threshold_;
   std::atomic<uint32_t> batch_;
   std::atomic<bool> enabled_;
   TokenBucket rate_;  // the user's ceiling
   TokenBucket pace_;  // the minimum pace, used only while user I/O is busy
-  std::atomic<bool> busy_slot_{false};  // one worker copies while busy
+  BufferPool pool_;
   std::atomic<bool> all_hydrated_reported_{false};
+  std::atomic<bool> killed_{false};  // a kill point fired: this "process" is gone
   std::atomic<uint64_t> units_copied_{0};
   std::atomic<uint64_t> unit_failures_{0};
+  std::atomic<uint64_t> failed_reads_{0};
   std::atomic<uint64_t> last_source_check_ns_{0};  // 0: never
+  std::atomic<uint64_t> inflight_bytes_{0};        // data pieces issued, not yet released
+  std::atomic<uint32_t> data_pieces_{0};           // their number
+  std::atomic<uint32_t> units_open_{0};            // units picked and not finished
+  std::atomic<bool> source_trouble_{false};        // src_ not running, or streak_ not empty
+  bool async_reads_ = false;                       // set by Start before any thread runs
 
-  // Lock order: mu_ before RegionLockTable shard mutexes (PickUnit).
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;                // GUARDED_BY(mu_)
-  uint64_t wake_gen_ = 0;            // GUARDED_BY(mu_); bumped on every wake-up event
-  uint64_t cursor_ = 0;              // GUARDED_BY(mu_)
-  RetryBackoff backoff_;             // GUARDED_BY(mu_)
-  uint64_t last_failure_log_ns_ = 0;  // GUARDED_BY(mu_)
-  uint64_t failures_since_log_ = 0;   // GUARDED_BY(mu_)
-  std::vector<std::thread> workers_;  // touched only by Start/Stop (lifecycle_mu_)
+  // Issuer thread only.
+  Unit* current_ = nullptr;  // the unit being issued
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;  // the issuer sleeps on it
+  bool stop_ = false;            // GUARDED_BY(mu_)
+  uint64_t wake_gen_ = 0;        // GUARDED_BY(mu_); bumped on every wake-up event
+  uint64_t cursor_ = 0;          // GUARDED_BY(mu_)
+  RetryBackoff backoff_;         // GUARDED_BY(mu_); per-region
+  SourceBackoff src_;            // GUARDED_BY(mu_); source-wide
+  uint64_t paused_since_unix_ns_ = 0;  // GUARDED_BY(mu_)
+  uint64_t failed_reads_at_pause_ = 0;  // GUARDED_BY(mu_)
+  std::vector<Run> streak_;             // GUARDED_BY(mu_); failed since the last success
+  uint64_t last_failure_log_ns_ = 0;    // GUARDED_BY(mu_)
+  uint64_t failures_since_log_ = 0;     // GUARDED_BY(mu_)
+
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;        // writers wait for pieces
+  std::condition_variable drained_cv_;  // Stop waits for reads_in_flight_ == 0
+  std::deque<std::unique_ptr<Piece>> queue_;  // GUARDED_BY(q_mu_)
+  uint64_t reads_in_flight_ = 0;              // GUARDED_BY(q_mu_)
+  bool writers_exit_ = false;                 // GUARDED_BY(q_mu_)
+
+  // Touched only by Start/Stop (under lifecycle_mu_).
   std::mutex lifecycle_mu_;
+  std::thread issuer_;
+  std::vector<std::thread> writers_;
+  std::unique_ptr<ReaderPool> readers_;
 };
 
 }  // namespace clonefs

@@ -5,6 +5,8 @@
 #include <mutex>
 #include <string>
 
+#include "copier/zero_blocks.h"
+
 namespace clonefs {
 
 Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md,
@@ -30,48 +32,62 @@ Status Hydrator::Failed(const Status& s, uint64_t first, uint64_t count) {
   return s.WithContext(what);
 }
 
-Status Hydrator::CopyData(uint64_t off, uint64_t len, CopyBuffer* buf) {
-  CLONEFS_ASSIGN_OR_RETURN(size_t chunk, buf->Reserve(len));
-  for (uint64_t pos = off; pos < off + len;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(chunk, off + len - pos));
-    CLONEFS_RETURN_IF_ERROR(ReadSource(pos, buf->data(), n));
-    CLONEFS_RETURN_IF_ERROR(dest_->Write(pos, buf->data(), n));
-    pos += n;
-  }
-  return Status::OK();
-}
-
-Result<CopyOutcome> Hydrator::CopyRun(uint64_t first, uint64_t count, CopyBuffer* buf) {
+Result<std::vector<RunSegment>> Hydrator::PlanRun(uint64_t first, uint64_t count) {
+  if (watch_->changed()) return watch_->Refusal();
   const uint64_t start = geo_.RegionStart(first);
   const uint64_t end = start + geo_.RunLength(first, count);
-  CopyOutcome out;
-  if (watch_->changed()) return Failed(watch_->Refusal(), first, count);
+  std::vector<RunSegment> plan;
   for (uint64_t pos = start; pos < end;) {
     // Where the source cannot say, NextData(pos) == pos: all data.
     Result<uint64_t> d = source_->NextData(pos);
-    uint64_t data = d.ok() ? std::clamp(*d, pos, end) : pos;
+    const uint64_t data = d.ok() ? std::clamp(*d, pos, end) : pos;
     if (data > pos) {
-      Status s = dest_->Zero(pos, data - pos, ZeroMode::kPunch);
-      if (!s.ok()) return Failed(s, first, count);
-      out.bytes_zeroed += data - pos;
+      plan.push_back(RunSegment{pos, data - pos, /*hole=*/true});
       pos = data;
       continue;
     }
     Result<uint64_t> h = source_->NextHole(pos);
-    uint64_t hole = h.ok() && *h > pos ? std::min(*h, end) : end;
-    Status s = CopyData(pos, hole - pos, buf);
-    if (!s.ok()) return Failed(s, first, count);
-    out.bytes_read += hole - pos;
+    const uint64_t hole = h.ok() && *h > pos ? std::min(*h, end) : end;
+    plan.push_back(RunSegment{pos, hole - pos, /*hole=*/false});
     pos = hole;
   }
-  // What was read (and what looked like holes: a shrunken tail may) is
-  // trusted only if the source is still the one the clone was made from.
-  Status unchanged = watch_->Check();
-  if (!unchanged.ok()) return Failed(unchanged, first, count);
-  bytes_copied_.fetch_add(out.bytes_read, std::memory_order_relaxed);
+  return plan;
+}
+
+Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out) {
+  out->bytes_read += len;
+  return ForEachZeroRun(off, data, len, [&](uint64_t o, uint64_t n, bool zero) {
+    if (zero) {
+      CLONEFS_RETURN_IF_ERROR(dest_->Zero(o, n, ZeroMode::kPunch));
+      out->bytes_zeroed += n;
+    } else {
+      CLONEFS_RETURN_IF_ERROR(dest_->Write(o, data + (o - off), n));
+      out->bytes_written += n;
+    }
+    return Status::OK();
+  });
+}
+
+Status Hydrator::ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out) {
+  CLONEFS_RETURN_IF_ERROR(dest_->Zero(off, len, ZeroMode::kPunch));
+  out->bytes_zeroed += len;
+  return Status::OK();
+}
+
+Status Hydrator::SourceReadFailed(const Status& read_error) {
+  return watch_->AfterReadError(read_error);
+}
+
+Status Hydrator::FinishRun(const CopyOutcome& out) {
+  CLONEFS_RETURN_IF_ERROR(watch_->Check());
+  bytes_copied_.fetch_add(out.bytes_written, std::memory_order_relaxed);
   bytes_zeroed_.fetch_add(out.bytes_zeroed, std::memory_order_relaxed);
-  rate_.Add(out.bytes_read + out.bytes_zeroed, clock_->NowNanos());
-  return out;
+  rate_.Add(out.bytes_written + out.bytes_zeroed, clock_->NowNanos());
+  return Status::OK();
+}
+
+Status Hydrator::RunFailed(const Status& s, uint64_t first, uint64_t count) {
+  return Failed(s, first, count);
 }
 
 Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {

@@ -1,16 +1,22 @@
 // Hydrator: the mechanics of hydration, shared by the engine's
 // write-triggered path and the background copier.
 //
-//   - CopyRun: copies a run of regions source -> dest in chunks of at most
-//     kMaxCopyChunk; ranges that are holes in the source (NextData/NextHole)
-//     are hydrated by punching dest instead of reading (SPEC §4, sparse
-//     sources).
+//   - The background copier's pipeline (background_copier.h) copies a run of
+//     regions in steps: PlanRun says which stretches of the run are holes in
+//     the source (NextData/NextHole; SPEC §4, sparse sources) and which are
+//     data; the copier reads the data itself (pipelined, into its own
+//     buffers) and hands each piece to WriteFetched, which writes it to dest
+//     with all-zero 4 KiB blocks punched instead of written (SPEC §9, Holes);
+//     ZeroHole punches the source's holes; FinishRun checks the source and
+//     counts the run. RunFailed names and counts a failed run.
 //   - HydrateRegion: copies one region while merging a user write or zero
 //     into it, so the region is written once (SPEC §3, partial writes).
-//   - Both copy paths check the source (SourceWatch) after copying, before
-//     the caller can mark anything: data read from a source that changed is
+//     Synchronous; used by the request path.
+//   - Both paths check the source (SourceWatch) after copying, before the
+//     caller can mark anything: data read from a source that changed is
 //     never marked; once the source changed they refuse at once (IoError,
-//     EIO), and a failed source read is reported as the change if it was one.
+//     EIO), and a failed source read is reported as the change if it was one
+//     (SourceReadFailed).
 //   - Mark: marks regions hydrated in the metadata, through a gate that
 //     CloseMarksAndSetReadOnly shuts: after it returns, no mark is running and
 //     none can start (the metadata's Abort requires exactly that).
@@ -27,6 +33,7 @@
 #include <atomic>
 #include <cstdint>
 #include <shared_mutex>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/result.h"
@@ -50,11 +57,21 @@ struct Overlay {
   ZeroMode zero_mode = ZeroMode::kWriteZeros;
 };
 
-// What a copy moved: bytes read from the source (and written to dest), and
-// bytes hydrated by zeroing dest without reading.
+// What a copy moved: bytes read from the source and written to dest as
+// data, and bytes hydrated by zeroing dest (holes in the source, and blocks
+// read from it that were all zeros).
 struct CopyOutcome {
   uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
   uint64_t bytes_zeroed = 0;
+};
+
+// A stretch of a run as the source describes it: a hole (hydrated by
+// punching dest, never read) or data (read and written).
+struct RunSegment {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool hole = false;
 };
 
 class Hydrator {
@@ -63,17 +80,39 @@ class Hydrator {
   Hydrator(Device* source, Device* dest, metadata::Metadata* md, const RegionGeometry& geo,
            Clock* clock, SourceWatch* watch);
 
-  // Copies regions [first, first+count) into dest. Does not mark them.
-  // REQUIRES: the caller holds those regions. Errors: the device's, with the
-  // run in the message, or IoError(ENOMEM) if `buf` cannot grow, or the
-  // SourceWatch's refusal (IoError, EIO) if the source changed; counted in
-  // copy_failures. Never throws.
-  Result<CopyOutcome> CopyRun(uint64_t first, uint64_t count, CopyBuffer* buf);
+  // --- the background copier's steps (REQUIRES for all: the caller holds
+  // the run's regions; none of them marks anything) ---
+
+  // The holes and data of regions [first, first+count), in order, covering
+  // the run exactly. Where the source cannot say (or its answer is an
+  // error), data. Errors: the SourceWatch's refusal (IoError, EIO) if the
+  // source changed; not counted (RunFailed counts).
+  Result<std::vector<RunSegment>> PlanRun(uint64_t first, uint64_t count);
+  // Writes `len` bytes read from the source at image offset `off` into dest:
+  // runs of all-zero 4 KiB blocks are punched (ZeroMode::kPunch, as holes
+  // are), the rest is written. Adds to *out. Errors: dest's.
+  Status WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out);
+  // Punches a hole of the source into dest. Adds to *out. Errors: dest's.
+  Status ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out);
+  // For a failed source read: the SourceWatch's refusal if the source
+  // changed (the likely cause of a short read), else `read_error`.
+  Status SourceReadFailed(const Status& read_error);
+  // Whether the source was seen to change under the clone (sticky).
+  bool source_changed() const { return watch_->changed(); }
+  // After every piece of the run is in dest: checks that the source is still
+  // the one the clone was made from (what was read, and what looked like
+  // holes -- a shrunken tail may -- is trusted only then) and adds `out` to
+  // the stats. Errors: the SourceWatch's (not counted).
+  Status FinishRun(const CopyOutcome& out);
+  // Counts a failed run in copy_failures and returns `s` naming the run.
+  Status RunFailed(const Status& s, uint64_t first, uint64_t count);
 
   // Hydrates region r with `ov` merged in: every byte of the region ends up
   // in dest exactly once, from `ov` where it covers, else from the source.
   // Does not mark. REQUIRES: the caller holds r; ov lies inside region r.
-  // Errors: as CopyRun's (IoError(ENOMEM) when no copy buffer can be had).
+  // Errors: the devices' with the region in the message, IoError(ENOMEM)
+  // when no copy buffer can be had, the SourceWatch's refusal (IoError, EIO)
+  // if the source changed; counted in copy_failures. Never throws.
   Status HydrateRegion(uint64_t r, const Overlay& ov);
 
   // Marks [first, first+count) hydrated (regions already hydrated are left
@@ -86,6 +125,7 @@ class Hydrator {
   // later mark fails with ReadOnly) and returns.
   void CloseMarksAndSetReadOnly();
 
+  // Bytes written to dest as data by copies (background and triggered).
   uint64_t bytes_copied() const { return bytes_copied_.load(std::memory_order_relaxed); }
   uint64_t bytes_zeroed() const { return bytes_zeroed_.load(std::memory_order_relaxed); }
   uint64_t copy_failures() const { return copy_failures_.load(std::memory_order_relaxed); }
@@ -93,9 +133,9 @@ class Hydrator {
   uint64_t rate(uint64_t now_ns) const { return rate_.Rate(now_ns); }
 
   const RegionGeometry& geometry() const { return geo_; }
+  Device* source() const { return source_; }
 
  private:
-  Status CopyData(uint64_t off, uint64_t len, CopyBuffer* buf);
   Status ReadSource(uint64_t off, void* buf, size_t len);
   Status Failed(const Status& s, uint64_t first, uint64_t count);
 

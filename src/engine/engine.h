@@ -10,8 +10,10 @@
 //   - Committer: one thread; group commit (Freeze -> dest Flush ->
 //     PersistFrozen) for fsyncs, O_SYNC writes, the 1 s timer, status queries
 //     and shutdown. On failure: Abort, read-only (or fail) mode.
-//   - Copier: background hydration threads (src/copier), throttled by the
-//     knobs, yielding to user I/O with a guaranteed minimum pace.
+//   - Copier: background hydration (src/copier), pipelined (a byte target
+//     of reads in flight, writes decoupled from reads), throttled by the
+//     knobs, yielding to user I/O with a guaranteed minimum pace, pausing as
+//     a whole while the source is down or failing.
 //
 // MODES (SPEC §5)
 //   kReadWrite: normal.
@@ -64,9 +66,14 @@ const char* EngineModeName(EngineMode m);
 // Hydration knobs; all changeable at runtime (SPEC §4).
 struct HydrationKnobs {
   // Most regions being hydrated at once, write-triggered ones included; 0
-  // stops background copying. Default: chosen by benchmark, see docs/design.md.
-  uint32_t hydration_threshold = 64;
-  // Most contiguous regions copied as one unit. Default: see docs/design.md.
+  // stops background copying. With 64 KiB regions the default allows 64 MiB
+  // in flight, so that the copier's byte target (copier_inflight_bytes) is
+  // what binds: enough to fill a remote source's link. Default: 1024, see
+  // docs/design.md.
+  uint32_t hydration_threshold = 1024;
+  // Most contiguous regions copied as one unit (also the size of the
+  // copier's source reads: 1 MiB with 64 KiB regions). Default: 16, see
+  // docs/design.md.
   uint32_t hydration_batch_size = 16;
   // Background copy ceiling in bytes/second; 0 = unlimited. Default: 0.
   uint64_t rate_bytes_per_s = 0;
@@ -90,10 +97,17 @@ struct EngineOptions {
   // First retry delay after a failed background copy; doubles per failure of
   // the same run, capped at 60 s. Default: 100 ms.
   uint64_t retry_backoff_initial_ms = 100;
-  // Background copier threads (each copies one unit at a time, within
-  // hydration_threshold, so threshold/batch units at most). Default: 4, see
-  // docs/design.md.
+  // Reader threads of the background copier for a source without
+  // overlapped reads (a local file); a remote source overlaps its own.
+  // Default: 4, see docs/design.md.
   uint32_t copier_threads = 4;
+  // Threads of the background copier that write what it read into dest.
+  // Default: 2, see docs/design.md.
+  uint32_t copier_writer_threads = 2;
+  // Bytes the background copier keeps in flight (read or being read from
+  // the source, not yet in dest), within hydration_threshold. Default:
+  // 64 MiB, enough for a source 50 ms away at ~700 MiB/s; see docs/design.md.
+  uint64_t copier_inflight_bytes = 64ull << 20;
   // User I/O that ended less than this ago still counts as "busy" for the
   // copier's foreground-first policy (so a queue-depth-1 client, idle between
   // its requests for microseconds, is seen as busy). Default: 20 ms.
@@ -134,6 +148,16 @@ struct EngineStats {
   // The source's reachability (Device::Health): a remote source that is
   // reconnecting, or any source whose reads wait past the source timeout.
   SourceHealth source_health;
+  // Background copier: bytes read (or being read) from the source and not
+  // yet written to dest, and source reads that failed since Start.
+  uint64_t copier_inflight_bytes = 0;
+  uint64_t copier_failed_reads = 0;
+  // Empty while the copier runs; "source down" or "source failing" while
+  // it is paused for the source as a whole (SPEC §9, Reconnect), since when
+  // (wall clock, ns since the Unix epoch) and why.
+  std::string copier_pause;
+  uint64_t copier_paused_since_unix_ns = 0;
+  std::string copier_pause_reason;
 };
 
 class Engine {

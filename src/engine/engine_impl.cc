@@ -26,6 +26,8 @@ CopierOptions CopierOptionsFrom(const EngineOptions& o) {
   c.min_pace_bytes_per_s = o.min_background_pace_bytes_per_s;
   c.retry_backoff_initial_ms = o.retry_backoff_initial_ms;
   c.workers = o.copier_threads;
+  c.writer_threads = o.copier_writer_threads;
+  c.inflight_bytes = o.copier_inflight_bytes;
   c.foreground_idle_ns = o.foreground_idle_ms * 1'000'000;
   return c;
 }
@@ -169,6 +171,14 @@ EngineStats EngineImpl::Stats() const {
   s.metadata_space = committer_.space();
   s.source_change = source_watch_.reason();
   s.source_health = source_->Health();
+  s.copier_inflight_bytes = copier_.inflight_bytes();
+  s.copier_failed_reads = copier_.failed_reads();
+  const CopierPause pause = copier_.pause();
+  if (pause.paused()) {
+    s.copier_pause = SourceBackoffStateName(pause.state);
+    s.copier_paused_since_unix_ns = pause.since_unix_ns;
+    s.copier_pause_reason = pause.reason;
+  }
   return s;
 }
 

@@ -7,7 +7,7 @@
 //   foreground_ ForegroundMonitor: user requests in flight, for the copier
 //   hydrator_   Hydrator: copies and marks (shared with the copier)
 //   committer_  Committer: the commit thread, group commit and the mode
-//   copier_     BackgroundCopier: background hydration threads
+//   copier_     BackgroundCopier: background hydration (issuer, readers, writers)
 //   io_errors_  IoErrorLog: rate-limited warnings for device errors that
 //               reach a request
 //
