@@ -1,18 +1,23 @@
-// Unit tests of the copier's pure pieces: token bucket, retry backoff, rate
-// meter, region lock table, copy buffer.
+// Unit tests of the copier's pure pieces: token bucket, retry backoff,
+// source-wide backoff, rate meter, region lock table, copy buffer and buffer
+// pool, zero-block detection.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "copier/buffer_pool.h"
 #include "copier/copy_buffer.h"
 #include "copier/rate_meter.h"
 #include "copier/region_locks.h"
 #include "copier/retry_backoff.h"
+#include "copier/source_backoff.h"
 #include "copier/token_bucket.h"
+#include "copier/zero_blocks.h"
 
 namespace clonefs {
 namespace {
@@ -34,6 +39,128 @@ TEST(CopyBuffer, OutOfMemoryIsEnomemAndKeepsTheBuffer) {
   r = b.Reserve(1 << 20);          // memory is back
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, size_t{1} << 20);
+}
+
+TEST(BufferPool, ReusesBuffersAndReportsEnomemAsAStatus) {
+  BufferPool pool;
+  Result<std::unique_ptr<CopyBuffer>> a = pool.Acquire(1 << 20);
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  uint8_t* mem = (*a)->data();
+  pool.Release(std::move(*a));
+  EXPECT_EQ(pool.idle_bytes(), 1u << 20);
+  Result<std::unique_ptr<CopyBuffer>> b = pool.Acquire(64 << 10);  // reused, not shrunk
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*b)->data(), mem);
+  EXPECT_EQ(pool.idle_bytes(), 0u);
+  CopyBuffer::SetAllocationLimitForTesting(0);
+  Result<std::unique_ptr<CopyBuffer>> c = pool.Acquire(4096);
+  CopyBuffer::SetAllocationLimitForTesting(SIZE_MAX);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().ToErrno(), ENOMEM);
+  pool.Release(std::move(*b));
+  pool.Trim();
+  EXPECT_EQ(pool.idle_bytes(), 0u);
+}
+
+std::vector<std::string> ZeroRuns(uint64_t off, const std::vector<uint8_t>& data) {
+  std::vector<std::string> out;
+  Status s = ForEachZeroRun(off, data.data(), data.size(), [&](uint64_t o, uint64_t n, bool z) {
+    out.push_back((z ? "zero " : "data ") + std::to_string(o) + "+" + std::to_string(n));
+    return Status::OK();
+  });
+  EXPECT_TRUE(s.ok());
+  return out;
+}
+
+TEST(ZeroBlocks, RunsFollowBlocksAlignedToImageOffsets) {
+  std::vector<uint8_t> d(5 * 4096, 0);
+  EXPECT_EQ(ZeroRuns(8192, d), (std::vector<std::string>{"zero 8192+20480"}));
+  d[4096 + 4095] = 1;  // block 1 (image 12288..16383) is data
+  d[3 * 4096] = 7;     // and block 3, at its first byte
+  EXPECT_EQ(ZeroRuns(8192, d),
+            (std::vector<std::string>{"zero 8192+4096", "data 12288+4096", "zero 16384+4096",
+                                      "data 20480+4096", "zero 24576+4096"}));
+  // Unaligned ends: partial blocks are judged by their own bytes.
+  std::vector<uint8_t> u(100 + 4096 + 50, 0);
+  u[100 + 10] = 1;  // in the first full block
+  EXPECT_EQ(ZeroRuns(4096 - 100, u),
+            (std::vector<std::string>{"zero 3996+100", "data 4096+4096", "zero 8192+50"}));
+  EXPECT_TRUE(ZeroRuns(0, {}).empty());
+  EXPECT_TRUE(AllZero(d.data(), 4096));
+  EXPECT_FALSE(AllZero(d.data(), 8192));
+  std::vector<uint8_t> tail(4096 + 3, 0);
+  tail[4096 + 2] = 1;  // a non-zero byte after the last whole word
+  EXPECT_FALSE(AllZero(tail.data() + 1, tail.size() - 1));
+}
+
+TEST(ZeroBlocks, ErrorsStopTheWalk) {
+  std::vector<uint8_t> d(3 * 4096, 0);
+  d[4096] = 1;
+  int calls = 0;
+  Status s = ForEachZeroRun(0, d.data(), d.size(), [&](uint64_t, uint64_t, bool) {
+    ++calls;
+    return Status::IoError("full", ENOSPC);
+  });
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(s.ToErrno(), ENOSPC);
+}
+
+constexpr uint64_t kMsNs = 1'000'000;
+
+TEST(SourceBackoff, ConsecutiveFailuresBackOffAndASuccessEndsIt) {
+  SourceBackoff b;
+  for (uint32_t i = 1; i < SourceBackoff::kFailuresToBackOff; ++i) {
+    EXPECT_FALSE(b.RecordFailure(i, "EIO"));
+  }
+  EXPECT_FALSE(b.RecordSuccess(100));  // a success in between: start over
+  EXPECT_EQ(b.consecutive_failures(), 0u);
+  for (uint32_t i = 1; i < SourceBackoff::kFailuresToBackOff; ++i) {
+    EXPECT_FALSE(b.RecordFailure(1000, "EIO"));
+  }
+  EXPECT_TRUE(b.RecordFailure(1000, "EIO: last"));
+  EXPECT_EQ(b.state(), SourceBackoff::State::kFailing);
+  EXPECT_EQ(b.reason(), "EIO: last");
+  EXPECT_EQ(b.since_ns(), 1000u);
+  EXPECT_FALSE(b.RecordFailure(1001, "more"));  // already failing
+  // Probes: one at a time, 100 ms doubling to 1 s.
+  uint64_t now = 1000;
+  const uint64_t want[] = {100, 200, 400, 800, 1000, 1000};
+  for (uint64_t d : want) {
+    EXPECT_EQ(b.delay_ns(), d * kMsNs);
+    EXPECT_FALSE(b.ProbeDue(now + d * kMsNs - 1));
+    now += d * kMsNs;
+    ASSERT_TRUE(b.ProbeDue(now));
+    b.SetProbeInFlight(true);
+    EXPECT_FALSE(b.ProbeDue(now + 10 * 1000 * kMsNs));  // one at a time
+    b.RecordProbeFailure(now);
+    b.SetProbeInFlight(false);
+  }
+  EXPECT_TRUE(b.RecordSuccess(now));
+  EXPECT_EQ(b.state(), SourceBackoff::State::kRunning);
+  EXPECT_EQ(b.reason(), "");
+  EXPECT_EQ(b.since_ns(), 0u);
+  EXPECT_FALSE(b.ProbeDue(now));
+}
+
+TEST(SourceBackoff, DownUntilUp) {
+  SourceBackoff b;
+  EXPECT_TRUE(b.RecordDown(5, "reconnecting"));
+  EXPECT_FALSE(b.RecordDown(6, "still"));
+  EXPECT_EQ(b.reason(), "reconnecting");
+  EXPECT_EQ(b.since_ns(), 5u);
+  EXPECT_FALSE(b.RecordSuccess(7));  // only the source's health ends kDown
+  EXPECT_FALSE(b.RecordFailure(7, "x"));
+  EXPECT_EQ(b.state(), SourceBackoff::State::kDown);
+  EXPECT_FALSE(b.ProbeDue(UINT64_MAX));
+  EXPECT_TRUE(b.RecordUp(9));
+  EXPECT_EQ(b.state(), SourceBackoff::State::kRunning);
+  EXPECT_FALSE(b.RecordUp(10));
+  // Failing, then down: down wins.
+  for (uint32_t i = 0; i < SourceBackoff::kFailuresToBackOff; ++i) (void)b.RecordFailure(20, "e");
+  EXPECT_EQ(b.state(), SourceBackoff::State::kFailing);
+  EXPECT_TRUE(b.RecordDown(30, "gone"));
+  EXPECT_EQ(b.state(), SourceBackoff::State::kDown);
+  EXPECT_STREQ(SourceBackoffStateName(b.state()), "source down");
 }
 
 TEST(TokenBucket, UnlimitedNeverWaits) {

@@ -118,6 +118,11 @@ class SharedDevice final : public Device {
   bool ReadOnly() const override { return d_->ReadOnly(); }
   const std::string& Name() const override { return d_->Name(); }
   Status Read(uint64_t off, void* buf, size_t len) override { return d_->Read(off, buf, len); }
+  void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) override {
+    d_->ReadAsync(off, buf, len, std::move(done));
+  }
+  bool AsyncReads() const override { return d_->AsyncReads(); }
+  SourceHealth Health() const override { return d_->Health(); }
   Status Write(uint64_t off, const void* buf, size_t len) override {
     return d_->Write(off, buf, len);
   }

@@ -1,0 +1,188 @@
+// A source that goes away, or fails everything while claiming to be up
+// (SPEC §9, Reconnect): the copier pauses or backs off as a whole, so the
+// failed reads during an outage are a handful, not one per region; nothing
+// is marked from a failed read; and once the source is back it resumes at
+// full speed, with no region left in a per-region backoff.
+//
+// Time is an injected clock. The per-region retry delay is an hour, so a
+// region wrongly left in per-region backoff after the outage would never be
+// copied (the clock does not advance that far) and the test would not
+// finish.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "copier/source_backoff.h"
+#include "engine_test_util.h"
+#include "fake_async_source.h"
+
+namespace clonefs {
+namespace {
+
+using test::FakeAsyncSource;
+using test::ManualClock;
+using test::Rig;
+
+constexpr uint64_t kRegion = 4096;
+constexpr uint64_t kRegions = 4096;  // 16 MiB
+constexpr uint64_t kMs = 1'000'000;
+
+class OutageTest : public ::testing::Test {
+ protected:
+  OutageTest()
+      : rig_(kRegions * kRegion, kRegion, test::RandomContent(kRegions * kRegion, 31, 0)),
+        src_(std::make_shared<FakeAsyncSource>(rig_.source)) {}
+  ~OutageTest() override {
+    src_->SetHold(false);
+    rig_.engine.reset();
+  }
+  void Open(uint64_t retry_ms = 3'600'000) {  // an hour: see the file comment
+    EngineOptions o;
+    o.clock = &clock_;
+    o.commit_interval_ms = 0;
+    o.retry_backoff_initial_ms = retry_ms;
+    o.knobs.hydration_batch_size = 4;        // 16 KiB pieces
+    o.copier_inflight_bytes = 256 << 10;     // 16 pieces in flight
+    ASSERT_OK(rig_.Open(o, true, src_));
+  }
+  Engine* e() { return rig_.engine.get(); }
+  // Lets `ms` of injected time pass in 100 ms steps, giving the copier
+  // some real time to act on each.
+  void Pass(uint64_t ms) {
+    for (uint64_t t = 0; t < ms; t += 100) {
+      clock_.Advance(100 * kMs);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  // Holds reads until the copier has its budget in flight, then starts the
+  // outage (reads in flight will fail) and releases them.
+  void StartOutage(bool down) {
+    src_->SetHold(true);
+    Open();
+    ASSERT_TRUE(Rig::WaitFor([&] { return src_->inflight_bytes() >= (256u << 10); }));
+    if (down) {
+      src_->SetDown(true);
+    } else {
+      src_->SetFailing(true);
+    }
+    src_->SetHold(false);
+  }
+  // Every region marked hydrated holds the source's bytes.
+  void ExpectHydratedRegionsMatch() {
+    std::vector<uint8_t> got(kRegion);
+    for (uint64_t r = 0; r < kRegions; ++r) {
+      std::vector<uint8_t> want(rig_.source_content.begin() + r * kRegion,
+                                rig_.source_content.begin() + (r + 1) * kRegion);
+      Status s = e()->Read(r * kRegion, got.data(), kRegion);
+      if (s.ok()) {
+        ASSERT_EQ(got, want) << "region " << r;
+      }
+    }
+  }
+
+  ManualClock clock_;
+  Rig rig_;
+  std::shared_ptr<FakeAsyncSource> src_;
+};
+
+TEST_F(OutageTest, ASourceThatIsDownPausesTheCopierAsAWhole) {
+  StartOutage(/*down=*/true);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().copier_pause == "source down"; }));
+  ASSERT_TRUE(Rig::WaitFor([&] { return src_->inflight_bytes() == 0; }));
+  const uint64_t failed_at_start = src_->failed_reads();
+  EXPECT_GE(failed_at_start, 1u);
+  // At most what was in flight, plus the pieces of the unit being issued.
+  EXPECT_LE(failed_at_start, 16u + 4u);
+  EXPECT_NE(e()->Stats().copier_pause_reason.find("reconnecting"), std::string::npos)
+      << e()->Stats().copier_pause_reason;
+  EXPECT_NE(e()->Stats().copier_paused_since_unix_ns, 0u);
+
+  // Ten seconds of outage: not one more read.
+  Pass(10'000);
+  EXPECT_EQ(src_->failed_reads(), failed_at_start);
+  EXPECT_EQ(e()->Stats().copier_pause, "source down");
+  EXPECT_LT(e()->Stats().hydrated_regions, kRegions);
+
+  // Back: resumes at once (no clock advance needed) and finishes.
+  src_->SetDown(false);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydrated_regions == kRegions; }))
+      << e()->Stats().hydrated_regions;
+  EXPECT_EQ(e()->Stats().copier_pause, "");
+  EXPECT_EQ(src_->failed_reads(), failed_at_start);
+  ASSERT_OK(e()->Fsync());
+  EXPECT_EQ(rig_.DestBytes(0, kRegions * kRegion), rig_.source_content);
+}
+
+TEST_F(OutageTest, ASourceFailingWhileUpBacksOffSourceWide) {
+  StartOutage(/*down=*/false);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().copier_pause == "source failing"; }));
+  ASSERT_TRUE(Rig::WaitFor([&] { return src_->inflight_bytes() == 0; }));
+  const uint64_t failed_at_start = src_->failed_reads();
+  // What was in flight, plus what was issued before kFailuresToBackOff
+  // failures in a row were seen.
+  EXPECT_LE(failed_at_start, 16u + SourceBackoff::kFailuresToBackOff);
+  src_->ResetMaxima();
+  ExpectHydratedRegionsMatch();
+
+  // Ten seconds: one probe at a time, 0.1 s doubling to 1 s between them:
+  // at most 14 probes (at 0.1, 0.3, 0.7, 1.5, 2.5, ... s), never a sweep.
+  // (The clock moves in 100 ms steps and a probe waits at least that long
+  // after the last one failed, so this holds however slowly the copier
+  // runs.)
+  Pass(10'000);
+  const uint64_t probes = src_->failed_reads() - failed_at_start;
+  EXPECT_LE(probes, 14u);
+  // And it keeps probing: each second brings exactly one more probe.
+  for (int i = 0; i < 3; ++i) {
+    const uint64_t before = src_->failed_reads();
+    clock_.Advance(1000 * kMs);
+    ASSERT_TRUE(Rig::WaitFor([&] { return src_->failed_reads() == before + 1; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(src_->failed_reads(), before + 1);
+  }
+  EXPECT_EQ(src_->max_read_len(), kRegion);  // a probe is one region
+  EXPECT_EQ(e()->Stats().copier_pause, "source failing");
+  EXPECT_NE(e()->Stats().copier_pause_reason.find("connection lost"), std::string::npos);
+
+  // Back: the next probe (at most 1 s later) succeeds and copying resumes
+  // at full speed, with nothing left in per-region backoff.
+  src_->SetFailing(false);
+  Pass(1'000);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydrated_regions == kRegions; }))
+      << e()->Stats().hydrated_regions;
+  EXPECT_EQ(e()->Stats().copier_pause, "");
+  EXPECT_GT(src_->max_read_len(), kRegion);  // batches again
+  ASSERT_OK(e()->Fsync());
+  EXPECT_EQ(rig_.DestBytes(0, kRegions * kRegion), rig_.source_content);
+}
+
+// A single bad region among good ones is an isolated failure: the copier
+// does not back off source-wide, and the region stays in per-region backoff.
+TEST_F(OutageTest, AnIsolatedBadRegionIsNotASourceOutage) {
+  FaultRule r;
+  r.op = DeviceOp::kRead;
+  r.offset = 100 * kRegion;
+  r.length = kRegion;
+  rig_.source->AddRule(r);
+  Open(/*retry_ms=*/100);
+  // Its unit fails; the others in it are retried alone after 100 ms.
+  ASSERT_TRUE(Rig::WaitFor([&] {
+    clock_.Advance(50 * kMs);
+    return e()->Stats().hydrated_regions == kRegions - 1;
+  }));
+  // Region 100 keeps failing on each retry (at most ~10 in 10 s of doubling
+  // delays), alone, and the source is never taken for down or failing.
+  Pass(10'000);
+  EXPECT_EQ(e()->Stats().copier_pause, "");
+  EXPECT_EQ(e()->Stats().hydrated_regions, kRegions - 1);
+  EXPECT_GE(src_->failed_reads(), 3u);
+  EXPECT_LE(src_->failed_reads(), 16u);
+  rig_.source->ClearRules();
+  ASSERT_TRUE(Rig::WaitFor([&] {
+    clock_.Advance(100 * kMs);
+    return e()->Stats().hydrated_regions == kRegions;
+  }));
+}
+
+}  // namespace
+}  // namespace clonefs

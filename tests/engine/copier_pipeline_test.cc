@@ -1,0 +1,246 @@
+// The background copier's pipeline (SPEC §9): a target of bytes in flight
+// on a source that overlaps reads, reads completing on other threads or
+// inline, all-zero data hydrated as holes, Stop with reads in flight.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "copier/copy_buffer.h"
+#include "devices/posix_device.h"
+#include "engine_test_util.h"
+#include "fake_async_source.h"
+
+namespace clonefs {
+namespace {
+
+using test::FakeAsyncSource;
+using test::Rig;
+
+constexpr uint64_t kRegion = 64 << 10;
+
+struct AsyncRig {
+  explicit AsyncRig(uint64_t regions, double holes = 0, uint64_t region = kRegion)
+      : rig(regions * region, region, test::RandomContent(regions * region, 17, holes)),
+        src(std::make_shared<FakeAsyncSource>(rig.source)) {}
+  ~AsyncRig() {
+    src->SetHold(false);  // the engine's shutdown waits for every read
+    rig.engine.reset();
+  }
+  Status Open(const EngineOptions& o) { return rig.Open(o, true, src); }
+  Engine* e() { return rig.engine.get(); }
+  Rig rig;
+  std::shared_ptr<FakeAsyncSource> src;
+};
+
+// The copier keeps its byte target in flight on a source that overlaps
+// reads -- far more than one unit per thread -- and never more than the
+// target plus one piece.
+TEST(CopierPipeline, KeepsTheByteTargetInFlight) {
+  AsyncRig a(512);  // 32 MiB
+  a.src->SetHold(true);
+  EngineOptions o;
+  o.knobs.hydration_threshold = 4096;
+  o.knobs.hydration_batch_size = 4;  // 256 KiB pieces
+  o.copier_inflight_bytes = 4 << 20;
+  const uint64_t piece = 4 * kRegion, target = 4 << 20;
+  ASSERT_OK(a.Open(o));
+  // Nothing completes while held: the copier fills its budget and stops.
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.src->inflight_bytes() >= target; }))
+      << a.src->inflight_bytes();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_LE(a.src->inflight_bytes(), target + piece);
+  EXPECT_EQ(a.e()->Stats().copier_inflight_bytes, a.src->inflight_bytes());
+  EXPECT_EQ(a.e()->Stats().hydrated_regions, 0u);
+  EXPECT_EQ(a.src->max_read_len(), piece);
+
+  // Released, reads complete after a delay on the source's thread; the
+  // budget is refilled as writers release it.
+  a.src->SetDelayMicros(2000);
+  a.src->SetHold(false);
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().hydration_done; }));
+  EXPECT_GE(a.src->max_inflight_bytes(), target);
+  EXPECT_LE(a.src->max_inflight_bytes(), target + piece);
+  EXPECT_EQ(a.e()->Stats().copier_inflight_bytes, 0u);
+  EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
+  EXPECT_EQ(a.src->failed_reads(), 0u);
+}
+
+// Reads that complete inside ReadAsync (allowed by the Device contract), and
+// units larger than one copy chunk (several pieces per unit), with holes.
+TEST(CopierPipeline, InlineCompletionsAndMultiPieceUnits) {
+  const uint64_t region = 16ull << 20;  // 2 pieces of 8 MiB per region
+  AsyncRig a(3, /*holes=*/0.2, region);
+  a.src->SetInline(true);
+  EngineOptions o;
+  o.knobs.hydration_batch_size = 2;
+  o.copier_inflight_bytes = 8 << 20;  // one piece at a time, however large
+  ASSERT_OK(a.Open(o));
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().hydration_done; }));
+  EXPECT_LE(a.src->max_read_len(), kMaxCopyChunk);
+  EXPECT_LE(a.src->max_inflight_bytes(), kMaxCopyChunk);
+  EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
+  EngineStats s = a.e()->Stats();
+  EXPECT_EQ(s.bytes_copied + s.bytes_zeroed, a.rig.image_size);
+}
+
+// Content with all-zero regions, all-zero 4 KiB blocks inside data, and a
+// zero tail, from a source that cannot say where its holes are.
+std::vector<uint8_t> ZeroyContent(uint64_t regions, uint64_t* zero_bytes) {
+  std::vector<uint8_t> c = test::RandomContent(regions * kRegion, 23, 0);
+  auto zero = [&](uint64_t off, uint64_t len) {
+    std::fill(c.begin() + off, c.begin() + off + len, 0);
+  };
+  zero(3 * kRegion, 5 * kRegion);                 // whole regions
+  zero(10 * kRegion + 8192, 3 * 4096);            // blocks inside a region
+  zero(12 * kRegion + kRegion - 4096, 8192);      // across a region boundary
+  zero((regions - 1) * kRegion + 4096, kRegion - 4096);  // the tail
+  *zero_bytes = 5 * kRegion + 3 * 4096 + 8192 + kRegion - 4096;
+  return c;
+}
+
+// Zero blocks read from the source end up as holes in dest, counted as
+// zeroed, never written as data: the dest MemDevice keeps written blocks
+// allocated, even all-zero ones.
+TEST(CopierPipeline, AllZeroDataIsHydratedAsHoles) {
+  const uint64_t n = 16;
+  uint64_t zeros = 0;
+  Rig rig(n * kRegion, kRegion, ZeroyContent(n, &zeros));
+  auto src = std::make_shared<FakeAsyncSource>(rig.source);
+  src->SetAllData(true);
+  ASSERT_OK(rig.Open(EngineOptions{}, true, src));
+  ASSERT_TRUE(Rig::WaitFor([&] { return rig.engine->Stats().hydration_done; }));
+  EngineStats s = rig.engine->Stats();
+  EXPECT_EQ(s.bytes_zeroed, zeros);
+  EXPECT_EQ(s.bytes_copied, n * kRegion - zeros);
+  EXPECT_EQ(src->reads() > 0, true);
+  rig.engine.reset();
+  // dest (flushed by the final commit) is the image, with holes where it is zero.
+  std::vector<uint8_t> got(n * kRegion);
+  ASSERT_OK(rig.dest_base->Read(0, got.data(), got.size()));
+  EXPECT_EQ(got, rig.source_content);
+  auto hole_at = [&](uint64_t off, uint64_t len) {
+    Result<uint64_t> d = rig.dest_base->NextData(off);
+    return d.ok() && *d >= off + len;
+  };
+  EXPECT_TRUE(hole_at(3 * kRegion, 5 * kRegion));
+  EXPECT_TRUE(hole_at(10 * kRegion + 8192, 3 * 4096));
+  EXPECT_TRUE(hole_at(12 * kRegion + kRegion - 4096, 8192));
+  EXPECT_TRUE(hole_at((n - 1) * kRegion + 4096, kRegion - 4096));
+  Result<uint64_t> d = rig.dest_base->NextData(0);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, 0u);  // data stays data
+}
+
+// The same with a real file as dest: SEEK_DATA finds no data where the
+// source was all zeros.
+TEST(CopierPipeline, AllZeroDataLeavesHolesInAFileDest) {
+  const uint64_t n = 16;
+  uint64_t zeros = 0;
+  std::vector<uint8_t> content = ZeroyContent(n, &zeros);
+  test::TempDir dir;
+  const std::string dest_path = dir.path() + "/dest.img";
+  {
+    auto src = std::make_shared<FakeAsyncSource>(
+        FaultDevice::Wrap(NewMemDeviceFrom(content, /*read_only=*/true, "src")));
+    src->SetAllData(true);
+    PosixDeviceOptions po;
+    po.create = true;
+    po.min_size = content.size();
+    auto dest = OpenPosixDevice(dest_path, po);
+    ASSERT_TRUE(dest.ok()) << dest.status().ToString();
+    metadata::MetadataOptions mo;
+    mo.dir = dir.path() + "/md";
+    mo.image_size = content.size();
+    mo.region_size = kRegion;
+    auto md = metadata::Metadata::Open(mo);
+    ASSERT_TRUE(md.ok()) << md.status().ToString();
+    auto e = Engine::Open(test::Share(src), std::move(*dest), std::move(*md), EngineOptions{});
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    ASSERT_OK((*e)->Start());
+    ASSERT_TRUE(Rig::WaitFor([&] { return (*e)->Stats().hydration_done; }));
+    EXPECT_EQ((*e)->Stats().bytes_zeroed, zeros);
+    ASSERT_OK((*e)->Shutdown());
+  }
+  int fd = ::open(dest_path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  test::Cleanup close_fd([fd] { ::close(fd); });
+  auto data_after = [&](uint64_t off) { return ::lseek(fd, static_cast<off_t>(off), SEEK_DATA); };
+  EXPECT_EQ(data_after(0), 0);
+  EXPECT_EQ(data_after(3 * kRegion), static_cast<off_t>(8 * kRegion));
+  EXPECT_EQ(data_after(10 * kRegion + 8192), static_cast<off_t>(10 * kRegion + 8192 + 3 * 4096));
+  EXPECT_EQ(data_after(12 * kRegion + kRegion - 4096),
+            static_cast<off_t>(12 * kRegion + kRegion + 4096));
+  EXPECT_EQ(data_after((n - 1) * kRegion + 4096), -1);  // nothing after: ENXIO
+  std::vector<uint8_t> got(content.size());
+  ASSERT_EQ(::pread(fd, got.data(), got.size(), 0), static_cast<ssize_t>(got.size()));
+  EXPECT_EQ(got, content);
+}
+
+// Stop (engine shutdown) with reads in flight waits for every read's done,
+// then finishes: nothing is used after it is freed (ASan), nothing read
+// after the stop began is lost or marked half-written.
+TEST(CopierPipeline, StopWithReadsInFlight) {
+  for (bool fail : {false, true}) {
+    SCOPED_TRACE(fail ? "reads fail" : "reads succeed");
+    AsyncRig a(256);
+    a.src->SetHold(true);
+    EngineOptions o;
+    o.copier_inflight_bytes = 2 << 20;
+    ASSERT_OK(a.Open(o));
+    ASSERT_TRUE(Rig::WaitFor([&] { return a.src->inflight_bytes() >= (2u << 20); }));
+    std::atomic<bool> done{false};
+    std::thread stopper([&] {
+      EXPECT_OK(a.e()->Shutdown());
+      done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(done.load());  // waiting for the reads it started
+    a.src->SetFailing(fail);
+    a.src->SetHold(false);
+    stopper.join();
+    EXPECT_EQ(a.src->inflight_bytes(), 0u);
+    EXPECT_EQ(a.src->pending(), 0u);
+    // Every region the copier marked holds the source's bytes in dest.
+    const uint64_t hydrated = a.e()->Stats().hydrated_regions;
+    if (fail) {
+      EXPECT_EQ(hydrated, 0u);
+    }
+    a.rig.engine.reset();
+    auto md = metadata::Metadata::Open(a.rig.MdOptions());
+    ASSERT_TRUE(md.ok()) << md.status().ToString();
+    std::vector<uint8_t> got(kRegion);
+    for (uint64_t r = 0; r < 256; ++r) {
+      if (!(*md)->IsRegionHydrated(r)) continue;
+      ASSERT_OK(a.rig.dest->Read(r * kRegion, got.data(), kRegion));
+      ASSERT_TRUE(std::equal(got.begin(), got.end(), a.rig.source_content.begin() + r * kRegion))
+          << "region " << r;
+    }
+  }
+}
+
+// Reads that were in flight when the source changed finish, land in dest,
+// and are not marked: the source is re-checked after a unit's last piece is
+// written and before the mark.
+TEST(CopierPipeline, ReadsFinishedAfterTheSourceChangedAreNotMarked) {
+  AsyncRig a(64);
+  a.src->SetHold(true);
+  EngineOptions o;
+  o.copier_inflight_bytes = 2 << 20;
+  ASSERT_OK(a.Open(o));
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.src->inflight_bytes() >= (2u << 20); }));
+  a.rig.source->SimulateChange(Status::Mismatch("src was modified during the copy"));
+  a.src->SetHold(false);
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.src->inflight_bytes() == 0; }));
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().hydrating_regions == 0; }));
+  EngineStats s = a.e()->Stats();
+  EXPECT_EQ(s.hydrated_regions, 0u);
+  EXPECT_FALSE(s.source_change.empty());
+  EXPECT_GE(s.copy_failures, 1u);
+}
+
+}  // namespace
+}  // namespace clonefs
