@@ -5,6 +5,7 @@
 //       against memcpy and the in-memory device alone (engine overhead).
 //   engine_bench hydrate [--dir D] [--size-gib G] [--runs R] [--sweep]
 //                        [--region K] [--threshold T] [--batch B] [--threads N]
+//                        [--writers W] [--inflight-mib M] [--configs LIST]
 //       Full hydration of a file-backed image against `cp --sparse=always`
 //       (+ `sync -d`) of the same file, alternating, page cache dropped
 //       before every run. --sweep tries several knob settings.
@@ -239,12 +240,17 @@ void MakeDataFile(const std::string& path, uint64_t size) {
 
 struct Knobs {
   uint64_t region = 64 << 10;
-  uint32_t threshold = 64, batch = 16, threads = 4;
+  uint32_t threshold = HydrationKnobs{}.hydration_threshold;
+  uint32_t batch = HydrationKnobs{}.hydration_batch_size;
+  uint32_t threads = EngineOptions{}.copier_threads;
+  uint32_t writers = EngineOptions{}.copier_writer_threads;
+  uint64_t inflight = EngineOptions{}.copier_inflight_bytes;
   bool direct = false;
   std::string Name() const {
-    char b[128];
-    std::snprintf(b, sizeof b, "region %lluK thr %u batch %u threads %u%s",
+    char b[160];
+    std::snprintf(b, sizeof b, "region %lluK thr %u batch %u readers %u writers %u %lluM%s",
                   static_cast<unsigned long long>(region >> 10), threshold, batch, threads,
+                  writers, static_cast<unsigned long long>(inflight >> 20),
                   direct ? " O_DIRECT" : "");
     return b;
   }
@@ -296,6 +302,8 @@ double RunEngine(const std::string& src, const std::string& dst, const std::stri
   o.knobs.hydration_threshold = k.threshold;
   o.knobs.hydration_batch_size = k.batch;
   o.copier_threads = k.threads;
+  o.copier_writer_threads = k.writers;
+  o.copier_inflight_bytes = k.inflight;
   auto e = Engine::Open(std::move(*source), std::move(*dest), std::move(*md), o);
   Die(e.status(), "engine");
   Die((*e)->Start(), "start");
@@ -318,6 +326,8 @@ Knobs KnobsFrom(const Args& a) {
   k.threshold = static_cast<uint32_t>(a.U("threshold", k.threshold));
   k.batch = static_cast<uint32_t>(a.U("batch", k.batch));
   k.threads = static_cast<uint32_t>(a.U("threads", k.threads));
+  k.writers = static_cast<uint32_t>(a.U("writers", k.writers));
+  k.inflight = a.U("inflight-mib", k.inflight >> 20) << 20;
   k.direct = a.Has("direct");
   return k;
 }
@@ -331,20 +341,21 @@ int Hydrate(const Args& a) {
   const std::string src = dir + "/source.img", dst = dir + "/dest.img", md = dir + "/dest.md";
   MakeDataFile(src, size);
   std::vector<Knobs> configs;
-  if (a.Has("configs")) {  // region_KiB:threshold:batch:threads[,...]
+  if (a.Has("configs")) {  // region_KiB:threshold:batch:readers[:writers[:inflight_MiB]][,...]
     std::string list = a.Get("configs", "");
     size_t pos = 0;
     while (pos < list.size()) {
       size_t end = list.find(',', pos);
       if (end == std::string::npos) end = list.size();
       Knobs k;
-      unsigned long long r;
-      if (std::sscanf(list.substr(pos, end - pos).c_str(), "%llu:%u:%u:%u", &r, &k.threshold,
-                      &k.batch, &k.threads) != 4) {
+      unsigned long long r, inflight_mib = k.inflight >> 20;
+      if (std::sscanf(list.substr(pos, end - pos).c_str(), "%llu:%u:%u:%u:%u:%llu", &r,
+                      &k.threshold, &k.batch, &k.threads, &k.writers, &inflight_mib) < 4) {
         std::fprintf(stderr, "bad --configs entry\n");
         return 2;
       }
       k.region = r << 10;
+      k.inflight = inflight_mib << 20;
       k.direct = a.Has("direct");
       configs.push_back(k);
       pos = end + 1;

@@ -23,8 +23,11 @@ using test::Rig;
 constexpr uint64_t kRegion = 64 << 10;
 
 struct AsyncRig {
-  explicit AsyncRig(uint64_t regions, double holes = 0, uint64_t region = kRegion)
-      : rig(regions * region, region, test::RandomContent(regions * region, 17, holes)),
+  explicit AsyncRig(uint64_t regions, uint64_t region = kRegion)
+      : AsyncRig(region, test::RandomContent(regions * region, 17, 0)) {}
+  AsyncRig(uint64_t region, std::vector<uint8_t> content)
+      : size(content.size()),
+        rig(size, region, std::move(content)),
         src(std::make_shared<FakeAsyncSource>(rig.source)) {}
   ~AsyncRig() {
     src->SetHold(false);  // the engine's shutdown waits for every read
@@ -32,6 +35,7 @@ struct AsyncRig {
   }
   Status Open(const EngineOptions& o) { return rig.Open(o, true, src); }
   Engine* e() { return rig.engine.get(); }
+  const uint64_t size;  // before rig: initialized first
   Rig rig;
   std::shared_ptr<FakeAsyncSource> src;
 };
@@ -40,7 +44,7 @@ struct AsyncRig {
 // reads -- far more than one unit per thread -- and never more than the
 // target plus one piece.
 TEST(CopierPipeline, KeepsTheByteTargetInFlight) {
-  AsyncRig a(512);  // 32 MiB
+  AsyncRig a(256);  // 16 MiB
   a.src->SetHold(true);
   EngineOptions o;
   o.knobs.hydration_threshold = 4096;
@@ -73,7 +77,9 @@ TEST(CopierPipeline, KeepsTheByteTargetInFlight) {
 // units larger than one copy chunk (several pieces per unit), with holes.
 TEST(CopierPipeline, InlineCompletionsAndMultiPieceUnits) {
   const uint64_t region = 16ull << 20;  // 2 pieces of 8 MiB per region
-  AsyncRig a(3, /*holes=*/0.2, region);
+  std::vector<uint8_t> content = test::RandomContent(2 * region, 17, 0);
+  std::fill(content.begin() + region - (3 << 20), content.begin() + region + (1 << 20), 0);
+  AsyncRig a(region, std::move(content));
   a.src->SetInline(true);
   EngineOptions o;
   o.knobs.hydration_batch_size = 2;
