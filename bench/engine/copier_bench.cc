@@ -3,7 +3,8 @@
 //   copier_bench remote [--size-mib 2048] [--latency-ms 5,50] [--bw-mib 700]
 //                       [--runs 3] [--inflight-mib 64[,..]] [--batch 16]
 //                       [--threshold 1024] [--writers 2] [--dest-file PATH]
-//                       [--dir D]
+//                       [--dir D] [--outage-s S --outage-at-s T
+//                       --outage-kind down|failing]
 //
 // The source is an in-memory image behind a model link: every read takes
 // `latency` before its bytes start to flow (requests overlap freely, as a
@@ -21,9 +22,15 @@
 //     committed), into a dest that discards what it is given (the link is
 //     what is measured), or --dest-file (a file, O_DIRECT).
 // Random data throughout, so nothing is a hole or zero.
+//
+// With --outage-s, each engine run loses the link T seconds after it starts,
+// for S seconds: every read that completes meanwhile fails with EIO, and the
+// source says it is reconnecting (down) or still connected (failing). The
+// run reports its time against a clean run's, and the failed reads.
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -103,6 +110,14 @@ class SlowLink final : public Device {
     cv.wait(l, [&] { return done; });
     return result;
   }
+  enum class Mode { kUp, kDown, kFailing };
+  void SetMode(Mode m) { mode_ = m; }
+  uint64_t failed_reads() const { return failed_reads_.load(); }
+  SourceHealth Health() const override {
+    SourceHealth h;
+    if (mode_.load() == Mode::kDown) h.state = SourceHealth::State::kReconnecting;
+    return h;
+  }
   void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) override {
     std::lock_guard<std::mutex> l(mu_);
     const Clk::time_point now = Clk::now();
@@ -145,13 +160,17 @@ class SlowLink final : public Device {
       Req r = std::move(const_cast<Req&>(heap_.top()));
       heap_.pop();
       l.unlock();
-      Status s = base_->Read(r.off, r.buf, r.len);
+      Status s = mode_.load() == Mode::kUp ? base_->Read(r.off, r.buf, r.len)
+                                            : Status::IoError("link: connection lost", 5);
+      if (!s.ok()) failed_reads_++;
       r.done(s);
       l.lock();
     }
   }
 
   std::shared_ptr<Device> base_;
+  std::atomic<Mode> mode_{Mode::kUp};
+  std::atomic<uint64_t> failed_reads_{0};
   const uint64_t latency_, bw_;
   const std::string name_;
   std::mutex mu_;
@@ -175,6 +194,7 @@ class Shared final : public Device {
     d_->ReadAsync(off, buf, len, std::move(done));
   }
   bool AsyncReads() const override { return d_->AsyncReads(); }
+  SourceHealth Health() const override { return d_->Health(); }
   Status Write(uint64_t off, const void* buf, size_t len) override { return d_->Write(off, buf, len); }
   Status Flush() override { return d_->Flush(); }
   Status Zero(uint64_t off, uint64_t len, ZeroMode m) override { return d_->Zero(off, len, m); }
@@ -264,8 +284,14 @@ struct EngineRun {
   uint64_t max_inflight = 0;
 };
 
-EngineRun RunEngine(std::shared_ptr<Device> link, const std::string& dir, const std::string& dest_file,
-                    uint64_t inflight, uint32_t batch, uint32_t threshold, uint32_t writers) {
+struct Outage {
+  double at_s = 0, seconds = 0;  // seconds == 0: none
+  SlowLink::Mode mode = SlowLink::Mode::kDown;
+};
+
+EngineRun RunEngine(std::shared_ptr<SlowLink> link, const std::string& dir, const std::string& dest_file,
+                    uint64_t inflight, uint32_t batch, uint32_t threshold, uint32_t writers,
+                    const Outage& outage = {}) {
   const uint64_t size = link->Size();
   const std::string md_dir = dir + "/remote.md";
   fs::remove_all(md_dir);
@@ -296,12 +322,22 @@ EngineRun RunEngine(std::shared_ptr<Device> link, const std::string& dir, const 
   auto e = Engine::Open(std::make_unique<Shared>(link), std::move(dest), std::move(*md), o);
   Die(e.status(), "engine");
   Die((*e)->Start(), "start");
+  std::thread outage_thread;
+  if (outage.seconds > 0) {
+    outage_thread = std::thread([&] {
+      std::this_thread::sleep_until(t0 + std::chrono::duration<double>(outage.at_s));
+      link->SetMode(outage.mode);
+      std::this_thread::sleep_until(t0 + std::chrono::duration<double>(outage.at_s + outage.seconds));
+      link->SetMode(SlowLink::Mode::kUp);
+    });
+  }
   EngineRun r;
   while (!(*e)->Stats().hydration_done) {
     r.max_inflight = std::max(r.max_inflight, (*e)->Stats().copier_inflight_bytes);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   r.seconds = Seconds(t0, Clk::now());
+  if (outage_thread.joinable()) outage_thread.join();
   if ((*e)->Stats().copy_failures) std::printf("  (%llu copy failures)\n", static_cast<unsigned long long>((*e)->Stats().copy_failures));
   Die((*e)->Shutdown(), "shutdown");
   e->reset();
@@ -325,12 +361,33 @@ int Remote(std::map<std::string, std::string>& a) {
   const uint32_t writers = static_cast<uint32_t>(std::stoul(get("writers", "2")));
   const std::string dir = get("dir", "/var/tmp/clonefs-bench-engine");
   const std::string dest_file = get("dest-file", "");
+  Outage outage;
+  outage.seconds = std::stod(get("outage-s", "0"));
+  outage.at_s = std::stod(get("outage-at-s", "1"));
+  outage.mode = get("outage-kind", "down") == "failing" ? SlowLink::Mode::kFailing : SlowLink::Mode::kDown;
   fs::create_directories(dir);
   std::printf("# %llu MiB image, link %llu MiB/s, batch %u, threshold %u, %u writer(s), dest %s\n",
               static_cast<unsigned long long>(size >> 20), static_cast<unsigned long long>(bw >> 20),
               batch, threshold, writers, dest_file.empty() ? "discarded" : dest_file.c_str());
   std::shared_ptr<Device> image = MakeImage(size);
   const double ideal = static_cast<double>(size) / static_cast<double>(bw);
+  if (outage.seconds > 0) {
+    std::printf("%-10s %10s %10s %12s %14s %12s\n", "latency", "clean s", "outage s", "with outage",
+                "over clean+out", "failed reads");
+    for (uint64_t lat_ms : List(get("latency-ms", "5,50"))) {
+      const uint64_t inflight = std::stoull(get("inflight-mib", "64")) << 20;
+      for (int r = 0; r < runs; ++r) {
+        auto link = std::make_shared<SlowLink>(image, lat_ms * 1'000'000, bw);
+        const double clean = RunEngine(link, dir, dest_file, inflight, batch, threshold, writers).seconds;
+        link = std::make_shared<SlowLink>(image, lat_ms * 1'000'000, bw);
+        const double with = RunEngine(link, dir, dest_file, inflight, batch, threshold, writers, outage).seconds;
+        std::printf("%-10s %10.2f %10.1f %12.2f %14.2f %12llu\n", (std::to_string(lat_ms) + " ms").c_str(),
+                    clean, outage.seconds, with, with - clean - outage.seconds,
+                    static_cast<unsigned long long>(link->failed_reads()));
+      }
+    }
+    return 0;
+  }
   std::printf("%-10s %-10s %10s %10s %10s %10s %10s %12s\n", "latency", "inflight", "ideal s",
               "reader s", "engine s", "MiB/s", "vs ideal", "vs reader");
   for (uint64_t lat_ms : List(get("latency-ms", "5,50"))) {

@@ -5,7 +5,7 @@
 //       against memcpy and the in-memory device alone (engine overhead).
 //   engine_bench hydrate [--dir D] [--size-gib G] [--runs R] [--sweep]
 //                        [--region K] [--threshold T] [--batch B] [--threads N]
-//                        [--writers W] [--inflight-mib M] [--configs LIST]
+//                        [--writers W] [--inflight-mib M] [--configs LIST] [--no-cp]
 //       Full hydration of a file-backed image against `cp --sparse=always`
 //       (+ `sync -d`) of the same file, alternating, page cache dropped
 //       before every run. --sweep tries several knob settings.
@@ -386,21 +386,27 @@ int Hydrate(const Args& a) {
               drop ? "dropped" : "NOT dropped", runs);
   std::vector<double> cp;
   std::map<size_t, std::vector<double>> eng;
+  const bool with_cp = !a.Has("no-cp");
   for (int r = 0; r < runs; ++r) {
-    cp.push_back(RunCp(src, dst, drop));
-    std::printf("  run %d: cp --sparse=always + sync -d: %.2f s\n", r, cp.back());
+    if (with_cp) {
+      cp.push_back(RunCp(src, dst, drop));
+      std::printf("  run %d: cp --sparse=always + sync -d: %.2f s\n", r, cp.back());
+    }
     for (size_t i = 0; i < configs.size(); ++i) {
       eng[i].push_back(RunEngine(src, dst, md, configs[i], drop));
       std::printf("  run %d: engine %-40s %.2f s\n", r, configs[i].Name().c_str(), eng[i].back());
     }
   }
-  const double cpm = Median(cp);
+  const double cpm = with_cp ? Median(cp) : 0;
   std::printf("\n%-48s %10s %10s %8s\n", "copier", "median s", "MiB/s", "vs cp");
-  std::printf("%-48s %10.2f %10.0f %8.2f\n", "cp --sparse=always + sync -d", cpm, size / 1048576.0 / cpm, 1.0);
+  if (with_cp) {
+    std::printf("%-48s %10.2f %10.0f %8.2f\n", "cp --sparse=always + sync -d", cpm,
+                size / 1048576.0 / cpm, 1.0);
+  }
   for (size_t i = 0; i < configs.size(); ++i) {
     double m = Median(eng[i]);
     std::printf("%-48s %10.2f %10.0f %8.2f\n", ("engine " + configs[i].Name()).c_str(), m,
-                size / 1048576.0 / m, m / cpm);
+                size / 1048576.0 / m, with_cp ? m / cpm : 0.0);
   }
   fs::remove(dst);
   fs::remove_all(md);

@@ -32,24 +32,52 @@ Status Hydrator::Failed(const Status& s, uint64_t first, uint64_t count) {
   return s.WithContext(what);
 }
 
+uint64_t Hydrator::ExtentEnd(uint64_t pos, uint64_t end, bool* hole) {
+  {
+    std::lock_guard<std::mutex> l(extent_mu_);
+    if (hole_from_ <= pos && pos < hole_to_) {
+      *hole = true;
+      return std::min(hole_to_, end);
+    }
+    if (data_from_ <= pos && pos < data_to_) {
+      *hole = false;
+      return std::min(data_to_, end);
+    }
+  }
+  // Where the source cannot say, NextData(pos) == pos: all data.
+  Result<uint64_t> d = source_->NextData(pos);
+  if (d.ok() && *d > pos) {
+    std::lock_guard<std::mutex> l(extent_mu_);
+    hole_from_ = pos;
+    hole_to_ = *d;
+    *hole = true;
+    return std::min(*d, end);
+  }
+  Result<uint64_t> h = source_->NextHole(pos);
+  *hole = false;
+  if (!h.ok() || *h <= pos) return end;  // cannot say: data
+  if (d.ok()) {  // remembered only when both answers were real
+    std::lock_guard<std::mutex> l(extent_mu_);
+    data_from_ = pos;
+    data_to_ = *h;
+  }
+  return std::min(*h, end);
+}
+
 Result<std::vector<RunSegment>> Hydrator::PlanRun(uint64_t first, uint64_t count) {
   if (watch_->changed()) return watch_->Refusal();
   const uint64_t start = geo_.RegionStart(first);
   const uint64_t end = start + geo_.RunLength(first, count);
   std::vector<RunSegment> plan;
   for (uint64_t pos = start; pos < end;) {
-    // Where the source cannot say, NextData(pos) == pos: all data.
-    Result<uint64_t> d = source_->NextData(pos);
-    const uint64_t data = d.ok() ? std::clamp(*d, pos, end) : pos;
-    if (data > pos) {
-      plan.push_back(RunSegment{pos, data - pos, /*hole=*/true});
-      pos = data;
-      continue;
+    bool hole = false;
+    const uint64_t next = ExtentEnd(pos, end, &hole);
+    if (!plan.empty() && plan.back().hole == hole) {
+      plan.back().length += next - pos;
+    } else {
+      plan.push_back(RunSegment{pos, next - pos, hole});
     }
-    Result<uint64_t> h = source_->NextHole(pos);
-    const uint64_t hole = h.ok() && *h > pos ? std::min(*h, end) : end;
-    plan.push_back(RunSegment{pos, hole - pos, /*hole=*/false});
-    pos = hole;
+    pos = next;
   }
   return plan;
 }

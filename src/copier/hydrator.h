@@ -85,8 +85,11 @@ class Hydrator {
 
   // The holes and data of regions [first, first+count), in order, covering
   // the run exactly. Where the source cannot say (or its answer is an
-  // error), data. Errors: the SourceWatch's refusal (IoError, EIO) if the
-  // source changed; not counted (RunFailed counts).
+  // error), data. The last hole and data extents the source reported are
+  // remembered, so planning the units of one long extent asks the source
+  // once (what was planned is trusted only if the source is unchanged
+  // afterwards: FinishRun). Errors: the SourceWatch's refusal (IoError, EIO)
+  // if the source changed; not counted (RunFailed counts).
   Result<std::vector<RunSegment>> PlanRun(uint64_t first, uint64_t count);
   // Writes `len` bytes read from the source at image offset `off` into dest:
   // runs of all-zero 4 KiB blocks are punched (ZeroMode::kPunch, as holes
@@ -137,6 +140,9 @@ class Hydrator {
 
  private:
   Status ReadSource(uint64_t off, void* buf, size_t len);
+  // Where the source's data or hole that contains `pos` ends (at most
+  // `end`), from the remembered extents or by asking the source.
+  uint64_t ExtentEnd(uint64_t pos, uint64_t end, bool* hole);
   Status Failed(const Status& s, uint64_t first, uint64_t count);
 
   Device* const source_;
@@ -147,6 +153,11 @@ class Hydrator {
   SourceWatch* const watch_;
 
   std::shared_mutex mark_gate_;  // marks: shared; CloseMarksAndSetReadOnly: exclusive
+  // The last extents the source reported: [hole_from_, hole_to_) is a hole,
+  // [data_from_, data_to_) is data (empty when from == to).
+  std::mutex extent_mu_;
+  uint64_t hole_from_ = 0, hole_to_ = 0;  // GUARDED_BY(extent_mu_)
+  uint64_t data_from_ = 0, data_to_ = 0;  // GUARDED_BY(extent_mu_)
   std::atomic<uint64_t> bytes_copied_{0};
   std::atomic<uint64_t> bytes_zeroed_{0};
   std::atomic<uint64_t> copy_failures_{0};
