@@ -8,7 +8,7 @@
 //     backing off, at most min(batch, threshold - regions in flight), locked
 //     in the RegionLockTable. Hydrator::PlanRun splits it into the source's
 //     holes and data; data is read in pieces of at most kMaxCopyChunk into
-//     pooled buffers (BufferPool), holes go straight to the writers. A piece
+//     pooled buffers (CopyBufferPool), holes go straight to the writers. A piece
 //     is issued only while the bytes in flight (read or being read from the
 //     source, not yet written) stay within `inflight_bytes` (one piece may
 //     always be in flight, however large); the rate ceiling is charged for
@@ -75,7 +75,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
-#include "copier/buffer_pool.h"
+#include "copier/copy_buffer_pool.h"
 #include "copier/foreground.h"
 #include "copier/hydrator.h"
 #include "copier/reader_pool.h"
@@ -244,7 +244,7 @@ class BackgroundCopier {
   std::atomic<bool> enabled_;
   TokenBucket rate_;  // the user's ceiling
   TokenBucket pace_;  // the minimum pace, used only while user I/O is busy
-  BufferPool pool_;
+  CopyBufferPool pool_;
   std::atomic<bool> all_hydrated_reported_{false};
   std::atomic<bool> killed_{false};  // a kill point fired: this "process" is gone
   std::atomic<uint64_t> units_copied_{0};

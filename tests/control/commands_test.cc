@@ -65,7 +65,7 @@ TEST_F(CommandsTest, StatusFormats) {
   EXPECT_EQ(r->hydrated_regions, 80u);
   CmdRun d = Exec(RunStatusCommand, {"--socket", sock_, "--dm"});
   ASSERT_EQ(d.rc, 0);
-  EXPECT_EQ(d.out, "8 12/1000 128 80/160 0 0 4 hydration_threshold 64 hydration_batch_size 16 rw\n");
+  EXPECT_EQ(d.out, "8 12/1000 128 80/160 0 0 4 hydration_threshold 1024 hydration_batch_size 16 rw\n");
 }
 
 TEST_F(CommandsTest, StatusUsageErrors) {

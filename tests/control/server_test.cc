@@ -90,7 +90,7 @@ TEST_F(ServerTest, PingAndStatusFormats) {
 
   Response dm = Call({"status-dm"});
   ASSERT_TRUE(dm.ok);
-  EXPECT_EQ(dm.text, "8 12/1000 128 40/160 0 0 4 hydration_threshold 64 hydration_batch_size 16 rw\n");
+  EXPECT_EQ(dm.text, "8 12/1000 128 40/160 0 0 4 hydration_threshold 1024 hydration_batch_size 16 rw\n");
 
   Response h = Call({"status"});
   ASSERT_TRUE(h.ok);

@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "copier/buffer_pool.h"
+#include "copier/copy_buffer_pool.h"
 #include "copier/copy_buffer.h"
 #include "copier/rate_meter.h"
 #include "copier/region_locks.h"
@@ -41,8 +41,8 @@ TEST(CopyBuffer, OutOfMemoryIsEnomemAndKeepsTheBuffer) {
   EXPECT_EQ(*r, size_t{1} << 20);
 }
 
-TEST(BufferPool, ReusesBuffersAndReportsEnomemAsAStatus) {
-  BufferPool pool;
+TEST(CopyBufferPool, ReusesBuffersAndReportsEnomemAsAStatus) {
+  CopyBufferPool pool;
   Result<std::unique_ptr<CopyBuffer>> a = pool.Acquire(1 << 20);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   uint8_t* mem = (*a)->data();

@@ -1,8 +1,8 @@
-#include "copier/buffer_pool.h"
+#include "copier/copy_buffer_pool.h"
 
 namespace clonefs {
 
-Result<std::unique_ptr<CopyBuffer>> BufferPool::Acquire(uint64_t len) {
+Result<std::unique_ptr<CopyBuffer>> CopyBufferPool::Acquire(uint64_t len) {
   std::unique_ptr<CopyBuffer> b;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -21,21 +21,21 @@ Result<std::unique_ptr<CopyBuffer>> BufferPool::Acquire(uint64_t len) {
   return b;
 }
 
-void BufferPool::Release(std::unique_ptr<CopyBuffer> buf) {
+void CopyBufferPool::Release(std::unique_ptr<CopyBuffer> buf) {
   if (!buf || buf->capacity() == 0) return;
   std::lock_guard<std::mutex> l(mu_);
   idle_bytes_ += buf->capacity();
   idle_.push_back(std::move(buf));
 }
 
-void BufferPool::Trim() {
+void CopyBufferPool::Trim() {
   std::vector<std::unique_ptr<CopyBuffer>> drop;
   std::lock_guard<std::mutex> l(mu_);
   drop.swap(idle_);
   idle_bytes_ = 0;
 }
 
-uint64_t BufferPool::idle_bytes() const {
+uint64_t CopyBufferPool::idle_bytes() const {
   std::lock_guard<std::mutex> l(mu_);
   return idle_bytes_;
 }

@@ -1,4 +1,4 @@
-// BufferPool: the copy buffers of the background copier's pieces in flight,
+// CopyBufferPool: the copy buffers of the background copier's pieces in flight,
 // kept for reuse so that a steady copy does not map and fault fresh memory
 // for every piece.
 //
@@ -22,7 +22,7 @@
 
 namespace clonefs {
 
-class BufferPool {
+class CopyBufferPool {
  public:
   // A buffer of at least min(len, kMaxCopyChunk) bytes.
   Result<std::unique_ptr<CopyBuffer>> Acquire(uint64_t len);
