@@ -106,20 +106,16 @@ rm_nbdcopy() {  # rm_nbdcopy CASE IMAGE ROUND FILTERS PARAMS
   rm -f "$dest"
 }
 
-# rm_clonefs CASE IMAGE ROUND FILTERS PARAMS [steady]: mount to `clonefs wait`
-# returning complete, then the unmount. With "steady", status is polled until
-# 90 % is hydrated first, for the rate between 10 % and 90 %.
+# rm_clonefs CASE IMAGE ROUND FILTERS PARAMS: from starting the mount to
+# `clonefs wait` returning complete, the mount command's own share of it
+# (it opens the source and reads its fingerprints), then the unmount.
 rm_clonefs() {
   local dest=$IMG/rm-cf.img mnt=$MNT/rm size; size=$(size_of "$2")
   rm_fresh_dest "$dest"; drop_caches
   rs_start clonefs "$2" "$4" "$5"
-  echo '{}' > "$RUN/watch.json"
-  local t0 t1 t2; t0=$(now)
+  local t0 tm t1 t2; t0=$(now)
   cf_mount "$RS_URI" "$dest" "$mnt"
-  if [ "${6:-}" = steady ]; then
-    $BENCH watch --clonefs "$CLONEFS" --mnt "$mnt" --t0 "$t0" --interval 0.25 \
-      --timeout "$RM_TIMEOUT_S" --until 0.9 > "$RUN/watch.json"
-  fi
+  tm=$(now)
   cf_wait "$mnt" "$RM_TIMEOUT_S" || die "hydration from $RS_URI not complete in $RM_TIMEOUT_S s"
   t1=$(now)
   cf_status "$mnt" > "$RUN/cf-status.json" || echo '{}' > "$RUN/cf-status.json"
@@ -130,8 +126,9 @@ rm_clonefs() {
   local check=() t; t=$(elapsed "$t0" "$t1")
   [ "$3" = "$ROUNDS" ] && check=(verified="$(same_as "$2" "$dest")")
   local st=$RUN/cf-status.json
-  record remote "$1" clonefs "$3" --metrics "$RUN/rs.json" --metrics "$RUN/watch.json" \
-    time_s="$t" unmount_s="$(elapsed "$t1b" "$t2")" mib_s="$(mib_s "$size" "$t")" \
+  record remote "$1" clonefs "$3" --metrics "$RUN/rs.json" \
+    time_s="$t" mount_s="$(elapsed "$t0" "$tm")" unmount_s="$(elapsed "$t1b" "$t2")" \
+    mib_s="$(mib_s "$size" "$t")" after_mount_mib_s="$(mib_s "$size" "$(elapsed "$tm" "$t1")")" \
     dest_kib="$(du_kib "$dest")" meta_kib="$(du_kib "$(cf_meta "$dest")")" \
     src_errors="$(json_get src_errors < "$st")" src_retries="$(json_get src_retries < "$st")" \
     src_reconnects="$(json_get src_reconnects < "$st")" "${check[@]}"
@@ -235,7 +232,8 @@ rm_lat_qsd() {  # rm_lat_qsd DELAY ROUND: a fresh overlay, no streaming
 # rm_outage MODE ROUND: clonefs hydrating through nbdkit's error filter at
 # RM_OUTAGE_DELAY. MODE outage: once RM_OUTAGE_AT is hydrated, every request
 # fails with EIO for RM_OUTAGE_S (the filter's error-file exists); clean: the
-# same server and the same status polling up to RM_OUTAGE_AT, no outage.
+# same server and the same polling of the daemon's stats (control socket, no
+# commit) up to RM_OUTAGE_AT, no outage.
 rm_outage() {
   local mode=$1 r=$2 dest=$IMG/rm-outage.img mnt=$MNT/rm-outage flag=$RUN/rs-outage.flag
   local size; size=$(size_of "$RM_SRC")
@@ -244,7 +242,8 @@ rm_outage() {
     "error=EIO error-rate=100% error-file=$flag rdelay=$RM_OUTAGE_DELAY"
   local t0 t1; t0=$(now)
   cf_mount "$RS_URI" "$dest" "$mnt"
-  local w=(--clonefs "$CLONEFS" --mnt "$mnt" --t0 "$t0" --interval 0.05 --timeout "$RM_TIMEOUT_S")
+  local w=(--socket "$(cf_meta "$dest")/control.sock" --t0 "$t0" --interval 0.02
+           --timeout "$RM_TIMEOUT_S")
   if [ "$mode" = outage ]; then
     w+=(--until 0 --outage-at "$RM_OUTAGE_AT" --outage-flag "$flag" --outage-s "$RM_OUTAGE_S")
   else
@@ -317,7 +316,7 @@ sec_remote() {
     for ((r = 1; r <= ROUNDS; r++)); do
       for s in $(order $r $(systems nbdcopy)); do
         attempt "remote rate $bits $s r$r" "rm_$s" "rate/$bits" "$RM_SRC" $r "rate delay" \
-          "rate=$bits burstiness=$RM_BURST_S rdelay=$RM_RATE_DELAY" steady
+          "rate=$bits burstiness=$RM_BURST_S rdelay=$RM_RATE_DELAY"
       done
     done
   done

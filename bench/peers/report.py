@@ -419,8 +419,9 @@ def sec_remote():
            "pipelined reader (it opens 4 connections when the server offers multi-conn, as "
            "nbdkit's file plugin does)." % cfg.get("nbdcopy", "?"),
            "- **clonefs**: `clonefs mount nbd+unix:///?socket=SOCK DEST MNT`, defaults; time "
-           "from starting the mount to `clonefs wait` returning complete; the unmount after "
-           "it is timed on its own.",
+           "from starting the mount to `clonefs wait` returning complete (the mount command's "
+           "own share is shown too: it connects and reads the source's fingerprints); the "
+           "unmount after it is timed on its own.",
            "- **qsd**: qemu-storage-daemon with QEMU's NBD client (`driver=nbd`) as the backing "
            "node of a qcow2 overlay (64 KiB clusters), a `copy-on-read` filter on top, exported "
            "through FUSE; hydrated by one sequential O_DIRECT read of the whole file, 1 MiB "
@@ -437,7 +438,8 @@ def sec_remote():
             continue
         cell = lambda s: "%s (%s)" % (fmt(g(case, s, "time_s")), fmt(v[s]))
         rc = ratio(v["clonefs"], v["nbdcopy"])
-        rows.append([d, cell("nbdcopy"), cell("clonefs"), fmt(g(case, "clonefs", "unmount_s")),
+        rows.append([d, cell("nbdcopy"), cell("clonefs"), fmt(g(case, "clonefs", "mount_s")),
+                     fmt(g(case, "clonefs", "unmount_s")),
                      cell("qsd"), fmt_ratio(rc), fmt_ratio(ratio(v["qsd"], v["nbdcopy"])),
                      " / ".join(kib(None if g(case, s, "src_read_bytes") is None
                                     else g(case, s, "src_read_bytes") / 1024.0)
@@ -448,7 +450,7 @@ def sec_remote():
     if rows:
         out += ["### Full hydration of %s MiB of random data" % size, "",
                 table(["added read latency", "nbdcopy s (MiB/s)", "clonefs s (MiB/s)",
-                       "clonefs unmount (s)", "qsd s (MiB/s)", "clonefs/nbdcopy", "qsd/nbdcopy",
+                       "clonefs mount (s)", "clonefs unmount (s)", "qsd s (MiB/s)", "clonefs/nbdcopy", "qsd/nbdcopy",
                        "read from source (nbdcopy / clonefs / qsd)"], rows), ""]
     # -- first byte and unhydrated reads
     rows = []
@@ -538,7 +540,8 @@ def sec_remote():
                 "clonefs hydrating %s MiB at +%s through nbdkit's error filter; once %s %% is "
                 "hydrated every request fails with EIO for %s s (`error-rate=100%%`, the "
                 "filter's error-file exists), then the source is back. The clean run uses the "
-                "same server and the same status polling, without the outage." % (
+                "same server and the same polling of the daemon's `stats-json`, without the "
+                "outage." % (
                     size, cfg.get("outage_delay"), fmt(100 * cfg.get("outage_at", 0), 0), olen), "",
                 table(["run", "total (s)", "outage", "excess over clean + outage (s)",
                        "link state at the end of the outage", "link states seen",
@@ -549,24 +552,29 @@ def sec_remote():
     for bits in listed("rates"):
         case = "rate/" + bits
         cap = int(bits) / 8.0 / 1048576.0
-        n, c, st = g(case, "nbdcopy", "mib_s"), g(case, "clonefs", "mib_s"), g(case, "clonefs", "steady_mib_s")
+        n, c = g(case, "nbdcopy", "mib_s"), g(case, "clonefs", "mib_s")
+        am = g(case, "clonefs", "after_mount_mib_s")
         if n is None and c is None:
             continue
         frac = lambda v: "%s (%.2f)" % (fmt(v), v / cap) if v is not None else "n/a"
         rows.append(["%s Mbit/s = %s MiB/s" % (fmt(int(bits) / 1e6, 0), fmt(cap)), frac(n), frac(c),
-                     frac(st)])
-        if st is not None:
+                     frac(am), fmt(g(case, "clonefs", "mount_s"), 2)])
+        if am is not None:
             TARGETS.append(("remote rate cap %s Mbit/s: clonefs hydration >= 0.97x the cap" %
-                            fmt(int(bits) / 1e6, 0), "%.3fx (10-90 %% of the image)" % (st / cap),
-                            verdict(st / cap >= 0.97)))
+                            fmt(int(bits) / 1e6, 0),
+                            "%.3fx (from the end of the mount to complete)" % (am / cap),
+                            verdict(am / cap >= 0.97)))
     if rows:
         out += ["### Bandwidth cap", "",
                 "nbdkit's rate filter (`rate=` in bits per second, `burstiness=%s` so the start "
-                "is not a burst) and +%s per read; %s MiB of random data. *whole run* includes "
-                "the mount or start and the final flush; *10-90 %%* is clonefs's rate between "
-                "10 %% and 90 %% of the image hydrated, from `clonefs status` every 0.25 s. "
-                "MiB/s (fraction of the cap)." % (cfg.get("burst_s"), cfg.get("rate_delay"), size), "",
-                table(["cap", "nbdcopy whole run", "clonefs whole run", "clonefs 10-90 %"], rows), ""]
+                "is not a burst) and +%s per read; %s MiB of random data. MiB/s (fraction of the "
+                "cap). *whole run*: nbdcopy from start to exit, clonefs from starting the mount "
+                "to `clonefs wait` returning complete. *after the mount*: clonefs from the mount "
+                "command's return (the copier is running) to complete, so the pipeline's fill "
+                "and drain and the last commit count, the mount's own work does not." % (
+                    cfg.get("burst_s"), cfg.get("rate_delay"), size), "",
+                table(["cap", "nbdcopy whole run", "clonefs whole run", "clonefs after the mount",
+                       "clonefs mount (s)"], rows), ""]
     return out
 
 
