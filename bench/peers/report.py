@@ -471,8 +471,9 @@ def sec_remote():
                          fmt(g(q16, s, "read_iops")), vs])
     if rows:
         out += ["### Mount to first byte, and 4 KiB reads of unhydrated data", "",
-                "First byte: from starting the mount (or the daemon) to the first 4 KiB read of "
-                "the file returning data. Reads: fio, `--direct=1`, libaio, 4 KiB random reads "
+                "First byte: from starting the mount (clonefs with its defaults, so the copier "
+                "starts at once; qsd: starting the daemon) to the first 4 KiB read of the file "
+                "returning data. Reads: fio, `--direct=1`, libaio, 4 KiB random reads "
                 "for about %s s at QD1, then at QD16, each at a 64 KiB-aligned offset that no "
                 "earlier read touched (a replayed iolog), so qsd's copy-on-read never finds a "
                 "cluster it copied before. clonefs runs with `--no-hydration`; qsd has a fresh "
