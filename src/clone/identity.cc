@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <vector>
 
 #include "clone/storage_probe.h"
@@ -22,6 +24,33 @@ uint64_t FnvUpdate(uint64_t h, const uint8_t* p, size_t n) {
   return h;
 }
 
+// Reads every sample at once (Device::ReadAsync), so a remote source costs
+// about one round trip instead of one per sample. Errors: the first failed
+// read, in offset order.
+Status ReadSamples(Device& dev, const std::vector<uint64_t>& offsets,
+                   const std::vector<uint64_t>& lens, uint64_t sample, std::vector<uint8_t>* buf) {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = offsets.size();          // GUARDED_BY(mu)
+  std::vector<Status> results(offsets.size());  // GUARDED_BY(mu)
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    auto done = [&, i](Status st) {
+      std::lock_guard<std::mutex> l(mu);
+      results[i] = std::move(st);
+      if (--pending == 0) cv.notify_all();
+    };
+    if (lens[i] == 0) {
+      done(Status::OK());
+      continue;
+    }
+    dev.ReadAsync(offsets[i], buf->data() + i * sample, lens[i], done);
+  }
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return pending == 0; });
+  for (const Status& st : results) CLONEFS_RETURN_IF_ERROR(st);
+  return Status::OK();
+}
+
 // FNV-1a over `tag`, the size and `sample` bytes at each offset (clipped).
 Result<uint64_t> SampledHash(Device& dev, const char* tag, const std::vector<uint64_t>& offsets,
                              uint64_t sample) {
@@ -31,13 +60,11 @@ Result<uint64_t> SampledHash(Device& dev, const char* tag, const std::vector<uin
   uint8_t le[8];
   for (int i = 0; i < 8; ++i) le[i] = static_cast<uint8_t>(size >> (8 * i));
   h = FnvUpdate(h, le, sizeof(le));
-  std::vector<uint8_t> buf(sample);
-  for (uint64_t off : offsets) {
-    const uint64_t len = std::min(sample, size - std::min(off, size));
-    if (len == 0) continue;
-    CLONEFS_RETURN_IF_ERROR(dev.Read(off, buf.data(), len));
-    h = FnvUpdate(h, buf.data(), len);
-  }
+  std::vector<uint64_t> lens;
+  for (uint64_t off : offsets) lens.push_back(std::min(sample, size - std::min(off, size)));
+  std::vector<uint8_t> buf(sample * offsets.size());
+  CLONEFS_RETURN_IF_ERROR(ReadSamples(dev, offsets, lens, sample, &buf));
+  for (size_t i = 0; i < offsets.size(); ++i) h = FnvUpdate(h, buf.data() + i * sample, lens[i]);
   return h;
 }
 

@@ -24,7 +24,8 @@
 //        4 KiB at offsets i * (size - 4 KiB) / 31 rounded down to 4 KiB
 //        (i = 0..31), clipped to the image: a change anywhere in a 4 KiB
 //        block on that grid is seen even where mtimes are not compared.
-//   Together 320 KiB are read, so a mount stays fast on a slow source.
+//   Together 320 KiB are read, all samples at once (Device::ReadAsync), so a
+//   mount costs about one round trip on a remote source.
 //
 // THREAD SAFETY: stateless functions.
 #pragma once
