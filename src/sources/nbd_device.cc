@@ -98,8 +98,12 @@ class NbdDevice final : public Device {
   }
 
   std::shared_ptr<NbdOp> StartRead(uint64_t off, void* buf, size_t len, ReadDone done);
-  void Queue(std::unique_ptr<NbdPiece> piece);
-  NbdConnection* Pick();
+  // `background`: a ReadAsync (the copier's); it never goes to the first
+  // connection when there are several, which stays free for foreground
+  // reads (SPEC §4: a user's read must not queue behind the copier's bytes
+  // in flight).
+  void Queue(std::unique_ptr<NbdPiece> piece, bool background);
+  NbdConnection* Pick(bool background);
   Status WaitSync(NbdOp& op);
   Result<uint64_t> Next(uint64_t off, bool want_hole);
   Result<Extent> ExtentAt(uint64_t off);
@@ -120,6 +124,7 @@ std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len,
   const uint64_t begin = off / min_block_ * min_block_;
   const uint64_t end = std::min(size_, (off + len + min_block_ - 1) / min_block_ * min_block_);
   const int pieces = static_cast<int>((end - begin + max_request_ - 1) / max_request_);
+  const bool background = static_cast<bool>(done);  // ReadAsync, not Read
   auto op = std::make_shared<NbdOp>(NbdOp::Kind::kRead, off, len, buf,
                                     MonoNow() + state_->timeout_ns, std::move(done), pieces);
   for (uint64_t s = begin; s < end; s += max_request_) {
@@ -134,26 +139,28 @@ std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len,
     p->op_off = cs - off;
     p->copy_len = ce - cs;
     p->buf = buffers_->Get(p->srv_len);
-    Queue(std::move(p));
+    Queue(std::move(p), background);
   }
   return op;
 }
 
-void NbdDevice::Queue(std::unique_ptr<NbdPiece> piece) {
-  std::unique_ptr<NbdPiece> back = Pick()->Submit(std::move(piece));
+void NbdDevice::Queue(std::unique_ptr<NbdPiece> piece, bool background) {
+  std::unique_ptr<NbdPiece> back = Pick(background)->Submit(std::move(piece));
   if (back) back->op->Finish(Status::Aborted("source " + state_->display + " is being closed"));
 }
 
 // The connection with the fewest pieces outstanding, preferring connected
-// ones; ties go round-robin.
-NbdConnection* NbdDevice::Pick() {
-  const size_t n = conns_.size();
+// ones; ties go round-robin. Background pieces skip the first connection
+// when there are several.
+NbdConnection* NbdDevice::Pick(bool background) {
+  const size_t first = background && conns_.size() > 1 ? 1 : 0;
+  const size_t n = conns_.size() - first;
   const size_t start = next_conn_.fetch_add(1, std::memory_order_relaxed);
   NbdConnection* best = nullptr;
   bool best_up = false;
   int best_load = 0;
   for (size_t i = 0; i < n; ++i) {
-    NbdConnection* c = conns_[(start + i) % n].get();
+    NbdConnection* c = conns_[first + (start + i) % n].get();
     const bool up = c->up();
     const int load = c->outstanding();
     if (best == nullptr || (up && !best_up) || (up == best_up && load < best_load)) {
@@ -194,7 +201,7 @@ Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
   p->op = op;
   p->srv_off = begin;
   p->srv_len = len;
-  Queue(std::move(p));
+  Queue(std::move(p), /*background=*/false);
   CLONEFS_RETURN_IF_ERROR(WaitSync(*op));
   std::vector<Extent> extents = op->TakeExtents();
   for (Extent& e : extents) e.end = std::min(e.end, size_);

@@ -31,7 +31,9 @@
 // plus an eventfd that callers write to after queueing work). Only that
 // thread calls libnbd on its handle, so libnbd's callbacks (which run with
 // the handle lock held) run there too: they only record a result; copies
-// and user callbacks run after libnbd returns.
+// and user callbacks run after libnbd returns. With several connections,
+// ReadAsync (the copier's) never uses the first one, so a user's Read
+// (and block status) is not queued behind the copier's bytes in flight.
 //
 // REQUESTS. A Read or ReadAsync is split into pieces of at most the request
 // size (max_request_bytes, or spawned_request_bytes for http/ssh; never

@@ -35,9 +35,12 @@ class NbdDeviceTest : public ::testing::Test {
   }
 
   // Serves `content` from a file with nbdkit's file plugin (read-only).
-  void Serve(const std::vector<uint8_t>& content, std::vector<std::string> filters = {}) {
+  // `params`: filter parameters (they follow the plugin's).
+  void Serve(const std::vector<uint8_t>& content, std::vector<std::string> filters = {},
+             const std::vector<std::string>& params = {}) {
     ASSERT_TRUE(testing::WriteFile(dir_.File("data.img"), content));
     filters.insert(filters.end(), {"-r", "file", dir_.File("data.img")});
+    filters.insert(filters.end(), params.begin(), params.end());
     server_ = std::make_unique<NbdkitServer>(dir_.File("nbd.sock"), filters);
     ASSERT_TRUE(server_->Start());
   }
@@ -182,6 +185,46 @@ TEST_F(NbdDeviceTest, ManyReadAsyncsInFlightAtOnce) {
   for (int i = 0; i < kReads; ++i) {
     EXPECT_TRUE(std::equal(bufs[i].begin(), bufs[i].end(), content.begin() + offs[i])) << i;
   }
+}
+
+// SPEC §4 (foreground first): with several connections, the copier's
+// ReadAsyncs never take the first one, so a user's Read is served by the
+// server next, not after every background piece already queued. The server
+// delays every read by 300 ms and serves 16 at a time per connection: the
+// 192 background reads take four rounds on three connections; the Read
+// must finish in the first round, while most of them still wait.
+TEST_F(NbdDeviceTest, AForegroundReadDoesNotQueueBehindBackgroundReads) {
+  SCOPED_TRACE(SeedTrace(seed_));
+  std::vector<uint8_t> content = RandomBytes(rng_, 8 << 20);
+  Serve(content, {"--filter=delay"}, {"rdelay=300ms"});
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  constexpr int kReads = 192;
+  constexpr size_t kLen = 32 << 10;
+  std::vector<std::vector<uint8_t>> bufs(kReads, std::vector<uint8_t>(kLen));
+  std::mutex mu;
+  std::condition_variable cv;
+  int finished = 0;  // GUARDED_BY(mu)
+  for (int i = 0; i < kReads; ++i) {
+    dev->ReadAsync(static_cast<uint64_t>(i) * kLen, bufs[i].data(), kLen, [&](Status s) {
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      std::lock_guard<std::mutex> l(mu);
+      ++finished;
+      cv.notify_all();
+    });
+  }
+  std::vector<uint8_t> mine(kLen);
+  ASSERT_TRUE(dev->Read(7 << 20, mine.data(), kLen).ok());
+  int done_when_mine_finished;
+  {
+    std::lock_guard<std::mutex> l(mu);
+    done_when_mine_finished = finished;
+  }
+  EXPECT_TRUE(std::equal(mine.begin(), mine.end(), content.begin() + (7 << 20)));
+  EXPECT_LT(done_when_mine_finished, kReads / 2)
+      << "the user's read waited behind the background reads";
+  std::unique_lock<std::mutex> l(mu);
+  cv.wait(l, [&] { return finished == kReads; });
 }
 
 TEST_F(NbdDeviceTest, ReadsPastTheEndAreInvalidArgument) {
