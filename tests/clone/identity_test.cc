@@ -1,12 +1,12 @@
 // clone::Fingerprint and WideFingerprint read their samples at once, so a
 // remote source costs one round trip per mount, not one per sample; the
-// hashes are those of the documented definition (docs/metadata-format.md).
+// hashes are the same as reading the samples one by one.
 #include "clone/identity.h"
 
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -16,30 +16,26 @@
 namespace clonefs::clone {
 namespace {
 
-// A source whose reads complete on another thread after a delay, counting
-// how many were outstanding at once.
-class SlowAsyncSource : public Device {
+// A source that holds every ReadAsync until the test releases them (after
+// that, reads complete at once), so the test can see how many a caller had
+// outstanding together, without depending on timing.
+class GatedSource : public Device {
  public:
-  explicit SlowAsyncSource(std::unique_ptr<Device> inner) : inner_(std::move(inner)) {}
-  ~SlowAsyncSource() override {
-    for (auto& t : threads_) t.join();
-  }
+  explicit GatedSource(std::unique_ptr<Device> inner) : inner_(std::move(inner)) {}
   uint64_t Size() const override { return inner_->Size(); }
   bool ReadOnly() const override { return true; }
   const std::string& Name() const override { return inner_->Name(); }
   Status Read(uint64_t off, void* buf, size_t len) override { return inner_->Read(off, buf, len); }
   void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) override {
-    const int now = ++outstanding_;
-    int seen = max_outstanding_.load();
-    while (now > seen && !max_outstanding_.compare_exchange_weak(seen, now)) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!released_) {
+        pending_.push_back(Pending{off, buf, len, std::move(done)});
+        cv_.notify_all();
+        return;
+      }
     }
-    std::lock_guard<std::mutex> l(mu_);
-    threads_.emplace_back([this, off, buf, len, done = std::move(done)] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      Status s = inner_->Read(off, buf, len);
-      --outstanding_;
-      done(s);
-    });
+    done(inner_->Read(off, buf, len));
   }
   bool AsyncReads() const override { return true; }
   Status Write(uint64_t, const void*, size_t) override { return Status::Permission("ro"); }
@@ -48,14 +44,39 @@ class SlowAsyncSource : public Device {
   Result<uint64_t> NextData(uint64_t off) override { return off; }
   Result<uint64_t> NextHole(uint64_t) override { return Size(); }
 
-  int max_outstanding() const { return max_outstanding_.load(); }
+  // Waits (up to 10 s) until `n` reads are held; returns how many are.
+  size_t WaitHeld(size_t n) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait_for(l, std::chrono::seconds(10), [&] { return pending_.size() >= n; });
+    return pending_.size();
+  }
+  // Completes the held reads; later ones complete at once. Then re-arms.
+  void ReleaseAll() {
+    std::vector<Pending> p;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      released_ = true;
+      p.swap(pending_);
+    }
+    for (Pending& r : p) r.done(inner_->Read(r.off, r.buf, r.len));
+  }
+  void Rearm() {
+    std::lock_guard<std::mutex> l(mu_);
+    released_ = false;
+  }
 
  private:
+  struct Pending {
+    uint64_t off;
+    void* buf;
+    size_t len;
+    ReadDone done;
+  };
   std::unique_ptr<Device> inner_;
-  std::atomic<int> outstanding_{0};
-  std::atomic<int> max_outstanding_{0};
   std::mutex mu_;
-  std::vector<std::thread> threads_;  // GUARDED_BY(mu_)
+  std::condition_variable cv_;
+  std::vector<Pending> pending_;  // GUARDED_BY(mu_)
+  bool released_ = false;         // GUARDED_BY(mu_)
 };
 
 std::vector<uint8_t> Pattern(size_t n) {
@@ -73,17 +94,28 @@ std::vector<uint8_t> Pattern(size_t n) {
 TEST(Fingerprints, SamplesAreReadAtOnceAndHashTheSameAsOneByOne) {
   const std::vector<uint8_t> content = Pattern(8 << 20);
   auto plain = NewMemDeviceFrom(content, true);
-  SlowAsyncSource slow(NewMemDeviceFrom(content, true));
+  GatedSource gated(NewMemDeviceFrom(content, true));
   Result<uint64_t> fp1 = Fingerprint(*plain), fp2 = WideFingerprint(*plain);
   ASSERT_TRUE(fp1.ok() && fp2.ok());
-  Result<uint64_t> a = Fingerprint(slow);
+
+  Result<uint64_t> a = Status::IoError("not run");
+  std::thread t1([&] { a = Fingerprint(gated); });
+  EXPECT_EQ(gated.WaitHeld(3), 3u) << "fp1's three samples are read at once";
+  gated.ReleaseAll();
+  t1.join();
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(*a, *fp1);
-  EXPECT_EQ(slow.max_outstanding(), 3) << "fp1's three samples are read at once";
-  Result<uint64_t> b = WideFingerprint(slow);
+
+  gated.Rearm();
+  Result<uint64_t> b = Status::IoError("not run");
+  std::thread t2([&] { b = WideFingerprint(gated); });
+  EXPECT_EQ(gated.WaitHeld(kWideSamples), static_cast<size_t>(kWideSamples))
+      << "fp2's samples are read at once";
+  gated.ReleaseAll();
+  t2.join();
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(*b, *fp2);
-  EXPECT_EQ(slow.max_outstanding(), kWideSamples) << "fp2's samples are read at once";
+
   // Any change in a sampled block changes the hash.
   std::vector<uint8_t> changed = content;
   changed[4096 * 3 + 7] ^= 1;  // inside fp1's first sample
