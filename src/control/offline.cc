@@ -257,9 +257,8 @@ class Checker {
       Problem(ProblemKind::kMismatch, "source " + spec->display + ": " + dev.status().message());
       return;
     }
-    const std::string key =
-        spec->kind == SourceSpec::Kind::kNbd ? "nbd export '" + SourceIdentityKey(*spec) + "'" : "";
-    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(**dev, spec->display, key);
+    Result<metadata::FileIdentity> id =
+        clone::RemoteSourceIdentity(**dev, spec->display, SourceIdentityDeviceId(*spec));
     CompareSource(sb, spec->display, id);
   }
 
@@ -287,8 +286,8 @@ class Checker {
       Pass("source: no path recorded; not checked (give --source)");
       return;
     }
-    const bool remote_given = !o_.source.empty() && ParseSource(o_.source).ok() &&
-                              ParseSource(o_.source)->IsRemote();
+    Result<SourceSpec> given = o_.source.empty() ? Status::NotFound("") : ParseSource(o_.source);
+    const bool remote_given = given.ok() && given->IsRemote();
     if (remote_given || (o_.source.empty() &&
                          (sb.source.flags & metadata::FileIdentity::kRemote) != 0)) {
       CheckRemoteSource(sb);

@@ -268,13 +268,6 @@ Result<std::unique_ptr<Device>> OpenSourceDevice(const MountOptions& o, const So
   return MakeTimedSource(std::move(*src), to);
 }
 
-// The identity key of a remote source: its NBD export (the default export
-// too), never a transport detail; "" where there is no export.
-std::string ExportKey(const SourceSpec& spec) {
-  if (spec.kind != SourceSpec::Kind::kNbd) return "";
-  return "nbd export '" + SourceIdentityKey(spec) + "'";
-}
-
 }  // namespace
 
 Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
@@ -375,7 +368,8 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   }
 
   auto src_id = spec->IsRemote()
-                    ? clone::RemoteSourceIdentity(*c.source, spec->display, ExportKey(*spec))
+                    ? clone::RemoteSourceIdentity(*c.source, spec->display,
+                                                  SourceIdentityDeviceId(*spec))
                     : clone::SourceIdentity(*c.source, o.source);
   if (!src_id.ok()) {
     return fail(src_id.status().WithContext("cannot read source " + spec->display));

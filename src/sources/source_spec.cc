@@ -160,4 +160,9 @@ std::string SourceIdentityKey(const SourceSpec& spec) {
   return spec.kind == SourceSpec::Kind::kNbd ? spec.export_name : std::string();
 }
 
+std::string SourceIdentityDeviceId(const SourceSpec& spec) {
+  if (spec.kind != SourceSpec::Kind::kNbd) return "";
+  return "nbd export '" + SourceIdentityKey(spec) + "'";
+}
+
 }  // namespace clonefs

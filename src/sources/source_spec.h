@@ -68,4 +68,9 @@ Result<SourceSpec> ParseSource(const std::string& arg);
 // module), and "" for kFile (identified by its file attributes instead).
 std::string SourceIdentityKey(const SourceSpec& spec);
 
+// The identity key as the clone records it (FileIdentity::device_id of a
+// remote source): "nbd export 'NAME'" for kNbd (the default export too), ""
+// otherwise. The mount and `clonefs check` both use it.
+std::string SourceIdentityDeviceId(const SourceSpec& spec);
+
 }  // namespace clonefs
