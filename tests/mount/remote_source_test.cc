@@ -33,7 +33,13 @@ class RemoteSourceTest : public ::testing::Test {
   void SetUp() override {
     CLONEFS_REQUIRE_MOUNTABLE();
     WriteRandomFile(c_.src, kImage, 11);
+    src_sha_ = Sha256(c_.src);
     sock_ = c_.dir() / "nbd.sock";
+  }
+  void TearDown() override {
+    if (!src_sha_.empty()) {
+      EXPECT_EQ(Sha256(c_.src), src_sha_) << "the source must never change";
+    }
   }
 
   // nbdkit serving c_.src (or `file`) through `filters` (each "--filter=X"
@@ -77,6 +83,7 @@ class RemoteSourceTest : public ::testing::Test {
   }
 
   CloneDir c_;
+  std::string src_sha_;
   std::string sock_;
   std::unique_ptr<NbdkitServer> server_;
 };
