@@ -271,6 +271,12 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
     DropCurrent(/*abandon=*/false);
     return 0;
   }
+  // Once the source changed, nothing more is read from it (SPEC §7a).
+  if (Status c = ctx_.hydrator->RefuseIfChanged(); !c.ok()) {
+    u->Fail(c, /*noted=*/true);
+    DropCurrent(/*abandon=*/false);
+    return 0;
+  }
   const RunSegment& seg = u->plan[u->next_seg];
   auto p = std::make_unique<Piece>();
   p->unit = u;
@@ -321,9 +327,18 @@ void BackgroundCopier::StartRead(std::unique_ptr<Piece> p) {
   };
   if (async_reads_) {
     source_->ReadAsync(raw->off, raw->buf->data(), raw->len, std::move(done));
-  } else {
-    readers_->Submit(raw->off, raw->buf->data(), raw->len, std::move(done));
+    return;
   }
+  // A read queued behind others is dropped if, by the time a reader takes
+  // it, its unit failed or the source changed.
+  auto gate = [this, raw]() -> Status {
+    Status s = raw->unit->failed.load(std::memory_order_acquire)
+                   ? Status::Aborted("its unit already failed")
+                   : ctx_.hydrator->RefuseIfChanged();
+    if (!s.ok()) raw->skipped.store(true, std::memory_order_release);
+    return s;
+  };
+  readers_->Submit(raw->off, raw->buf->data(), raw->len, std::move(done), std::move(gate));
 }
 
 void BackgroundCopier::DropCurrent(bool abandon) {

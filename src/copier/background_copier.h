@@ -17,7 +17,10 @@
 //     (AsyncReads(): a remote source); otherwise `workers` reader threads of
 //     our own (ReaderPool) call Read, and at most 2 x workers pieces are in
 //     flight (reading or waiting for a writer), which bounds memory for a
-//     local source that reads faster than dest writes.
+//     local source that reads faster than dest writes. A queued read whose
+//     unit has failed, or issued before the source was seen to change, is
+//     dropped by the reader that takes it; the issuer issues nothing once
+//     the source changed (SPEC §7a).
 //   - `writer_threads` writer threads take finished reads from a queue:
 //     write the piece (all-zero 4 KiB blocks are punched, not written;
 //     Hydrator::WriteFetched) or punch the hole, release its budget. The

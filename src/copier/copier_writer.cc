@@ -68,7 +68,9 @@ void BackgroundCopier::Process(std::unique_ptr<Piece> p) {
       }
     }
   } else {
-    if (!p->read_status.ok()) {
+    if (p->skipped.load(std::memory_order_acquire)) {
+      u->Fail(p->read_status, /*noted=*/true);  // no read failed: no backoff
+    } else if (!p->read_status.ok()) {
       OnReadFailed(u, p->read_status);
     } else {
       OnReadOk();

@@ -75,6 +75,9 @@ struct BackgroundCopier::Piece {
   uint64_t len = 0;
   std::unique_ptr<CopyBuffer> buf;  // kData: the bytes read
   Status read_status;               // kData: the read's outcome
+  // kData: the read never reached the source (its unit had already failed,
+  // or the source changed while it waited); not a failed read.
+  std::atomic<bool> skipped{false};
 };
 
 }  // namespace clonefs

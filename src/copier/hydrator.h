@@ -102,6 +102,9 @@ class Hydrator {
   Status SourceReadFailed(const Status& read_error);
   // Whether the source was seen to change under the clone (sticky).
   bool source_changed() const { return watch_->changed(); }
+  // OK while the source is not known to have changed; the SourceWatch's
+  // refusal (IoError, EIO) once it has. Does no I/O.
+  Status RefuseIfChanged() const { return watch_->changed() ? watch_->Refusal() : Status::OK(); }
   // After every piece of the run is in dest: checks that the source is still
   // the one the clone was made from (what was read, and what looked like
   // holes -- a shrunken tail may -- is trusted only then) and adds `out` to

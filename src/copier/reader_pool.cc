@@ -13,16 +13,25 @@ ReaderPool::ReaderPool(Device* source, uint32_t threads) : source_(source) {
 
 ReaderPool::~ReaderPool() { Stop(); }
 
-void ReaderPool::Submit(uint64_t off, void* buf, size_t len, Device::ReadDone done) {
+void ReaderPool::Submit(uint64_t off, void* buf, size_t len, Device::ReadDone done, Gate gate) {
+  Job job{off, buf, len, std::move(done), std::move(gate)};
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!stop_) {
-      jobs_.push_back(Job{off, buf, len, std::move(done)});
+      jobs_.push_back(std::move(job));
       cv_.notify_one();
       return;
     }
   }
-  done(source_->Read(off, buf, len));
+  job.done(Run(job));
+}
+
+Status ReaderPool::Run(const Job& job) {
+  if (job.gate) {
+    Status g = job.gate();
+    if (!g.ok()) return g;
+  }
+  return source_->Read(job.off, job.buf, job.len);
 }
 
 void ReaderPool::Stop() {
@@ -45,7 +54,7 @@ void ReaderPool::Loop() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
     }
-    job.done(source_->Read(job.off, job.buf, job.len));
+    job.done(Run(job));
   }
 }
 

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -29,9 +30,14 @@ class ReaderPool {
   ReaderPool(const ReaderPool&) = delete;
   ReaderPool& operator=(const ReaderPool&) = delete;
 
+  // Called on the pool thread just before the read: a non-OK status skips
+  // the read (the source is not touched) and is what `done` gets.
+  using Gate = std::function<Status()>;
+
   // Reads [off, off+len) into buf on a pool thread and calls done(status).
-  // `buf` must stay valid until then.
-  void Submit(uint64_t off, void* buf, size_t len, Device::ReadDone done);
+  // `buf` must stay valid until then. `gate`, if set, may veto the read
+  // while it waits in the queue (e.g. once the source changed).
+  void Submit(uint64_t off, void* buf, size_t len, Device::ReadDone done, Gate gate = nullptr);
   void Stop();
 
  private:
@@ -40,7 +46,9 @@ class ReaderPool {
     void* buf;
     size_t len;
     Device::ReadDone done;
+    Gate gate;
   };
+  Status Run(const Job& job);
   void Loop();
 
   Device* const source_;

@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -86,7 +88,9 @@ TEST_F(SourceChangeTest, ShrinkDuringHydrationHydratesNothingPastTheNewEnd) {
       << st.source_change;
   EXPECT_FALSE(st.hydration_done);
 
-  // Copying has stopped: no more source reads while the copier idles.
+  // Copying has stopped: once the reads that were already at the source
+  // have come back, no more source reads while the copier idles.
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().copier_inflight_bytes == 0; }));
   const uint64_t reads = src.reads.load();
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(src.reads.load(), reads);
@@ -117,6 +121,49 @@ TEST_F(SourceChangeTest, ShrinkDuringHydrationHydratesNothingPastTheNewEnd) {
   // Said once, at error level, however many requests were refused.
   EXPECT_EQ(CountLines(log, "changed under the live clone"), 1);
   EXPECT_EQ(CountLines(log, "error: source src changed under the live clone"), 1);
+}
+
+// Reads the copier queued for a local source before the change was noticed
+// never reach the source: a reader drops them when it takes them.
+TEST_F(SourceChangeTest, QueuedReadsAreDroppedOnceTheSourceChanged) {
+  test::OpCounter src;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> entered{0};
+  src.also = [&](DeviceOp op, uint64_t, uint64_t) {
+    if (op != DeviceOp::kRead || entered++ != 0) return;
+    std::unique_lock<std::mutex> l(mu);  // the first read stalls
+    cv.wait(l, [&] { return release; });
+  };
+  src.Install(rig_.source);
+  test::Cleanup unblock([&] {
+    std::lock_guard<std::mutex> l(mu);
+    release = true;
+    cv.notify_all();
+  });
+  EngineOptions o;
+  o.copier_threads = 1;  // one reader: at most 2 pieces in flight, 1 queued
+  o.knobs.hydration_batch_size = 1;
+  ASSERT_OK(rig_.Open(o));
+  // One read at the source, one queued behind it.
+  ASSERT_TRUE(Rig::WaitFor([&] {
+    return entered.load() == 1 && e()->Stats().copier_inflight_bytes == 2 * kRegion;
+  }));
+  rig_.source->SimulateChange(Status::Mismatch("src was modified: its mtime changed"));
+  // The issuer's periodic check notices, while the read is still stalled.
+  ASSERT_TRUE(Rig::WaitFor([&] { return !e()->Stats().source_change.empty(); }));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    release = true;
+    cv.notify_all();
+  }
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().copier_inflight_bytes == 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(src.reads.load(), 1u);  // the queued read was dropped
+  const EngineStats st = e()->Stats();
+  EXPECT_EQ(st.hydrated_regions, 0u);  // the stalled read's region is not marked
+  EXPECT_EQ(st.copier_failed_reads, 0u);  // a dropped read is not a failed one
 }
 
 // A modification noticed while nothing reads and copying is disabled: the
