@@ -157,8 +157,9 @@ void NbdConnection::StartConnect() {
   }
   nbd_set_handle_name(h_, ("clonefs-source-" + std::to_string(index_)).c_str());
   nbd_add_meta_context(h_, LIBNBD_CONTEXT_BASE_ALLOCATION);
-  // Every byte of a piece's buffer is written by a successful read before
-  // it is copied anywhere; libnbd need not zero it first.
+  // Every byte of a piece's buffer (or of the caller's, for a direct piece)
+  // is written by a successful read before anyone uses it; a failed read's
+  // bytes are never used. libnbd need not zero it first.
   nbd_set_pread_initialize(h_, false);
   // The URI is the user's own (tls-psk-file= names a local file).
   nbd_set_uri_allow_local_file(h_, true);
@@ -280,7 +281,7 @@ void NbdConnection::SubmitWaiting(uint64_t now) {
     state_->requests.fetch_add(1, std::memory_order_relaxed);
     nbd_completion_callback done{OnComplete, p, nullptr};
     int64_t cookie = p->op->kind() == NbdOp::Kind::kRead
-                         ? nbd_aio_pread(h_, p->buf.get(), p->srv_len, p->srv_off, done, 0)
+                         ? nbd_aio_pread(h_, p->target(), p->srv_len, p->srv_off, done, 0)
                          : nbd_aio_block_status(h_, p->srv_len, p->srv_off,
                                                 nbd_extent_callback{OnExtent, p, nullptr}, done, 0);
     if (cookie != -1 || p->completed) continue;
@@ -372,7 +373,11 @@ void NbdConnection::ProcessCompleted(bool dead, uint64_t now) {
 void NbdConnection::Deliver(std::unique_ptr<NbdPiece> p) {
   if (p->op->kind() == NbdOp::Kind::kRead) {
     state_->bytes_read.fetch_add(p->srv_len, std::memory_order_relaxed);
-    p->op->ReadSucceeded(p->buf.get() + p->skip, p->op_off, p->copy_len);
+    if (p->direct != nullptr) {
+      p->op->DirectSucceeded();
+    } else {
+      p->op->ReadSucceeded(p->buf.get() + p->skip, p->op_off, p->copy_len);
+    }
   } else {
     p->op->ExtentsSucceeded(std::move(p->extents));
   }
@@ -434,8 +439,18 @@ void NbdConnection::ExpireDeadlines(uint64_t now) {
     }
   }
   // Pieces in flight stay until libnbd retires them: their buffers are
-  // libnbd's until then.
-  for (auto& entry : inflight_) expire(*entry.second);
+  // libnbd's until then. A direct piece's buffer is its caller's, whose
+  // done waits for that: past the deadline, the connection is closed (which
+  // retires every piece in flight; the others are reissued after the
+  // reconnect), so a server that never answers cannot hold the caller.
+  bool wedged = false;
+  for (auto& entry : inflight_) {
+    expire(*entry.second);
+    wedged = wedged || (entry.second->direct != nullptr && now >= entry.second->op->deadline_ns());
+  }
+  if (wedged && phase_ == Phase::kReady) {
+    ConnectionLost("a read got no answer within " + FormatTimeout(state_->timeout_ns));
+  }
 }
 
 void NbdConnection::FailAll(const Status& s) {

@@ -125,8 +125,12 @@ std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len,
   const uint64_t end = std::min(size_, (off + len + min_block_ - 1) / min_block_ * min_block_);
   const int pieces = static_cast<int>((end - begin + max_request_ - 1) / max_request_);
   const bool background = static_cast<bool>(done);  // ReadAsync, not Read
+  // A ReadAsync that covers whole server blocks is read straight into the
+  // caller's buffer (nbd_request.h, BUFFERS): its done waits for libnbd.
+  const bool direct = background && begin == off && end == off + len;
   auto op = std::make_shared<NbdOp>(NbdOp::Kind::kRead, off, len, buf,
-                                    MonoNow() + state_->timeout_ns, std::move(done), pieces);
+                                    MonoNow() + state_->timeout_ns, std::move(done), pieces,
+                                    direct ? pieces : 0);
   for (uint64_t s = begin; s < end; s += max_request_) {
     const uint64_t e = std::min(s + max_request_, end);
     const uint64_t cs = std::max(s, off);
@@ -138,7 +142,11 @@ std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len,
     p->skip = cs - s;
     p->op_off = cs - off;
     p->copy_len = ce - cs;
-    p->buf = buffers_->Get(p->srv_len);
+    if (direct) {
+      p->direct = static_cast<uint8_t*>(buf) + p->op_off;
+    } else {
+      p->buf = buffers_->Get(p->srv_len);
+    }
     Queue(std::move(p), background);
   }
   return op;

@@ -41,15 +41,20 @@
 // the server's minimum block size, spread over the connections (the one
 // with the fewest pieces outstanding, preferring connected ones), with up
 // to 64 MiB (at least 64 pieces) in flight per connection; more wait in
-// the connection's queue. Every piece reads into a buffer it owns (reused
-// through a pool) and is copied into the caller's buffer only while the
+// the connection's queue. A Read's pieces read into buffers they own
+// (reused through a pool), copied into the caller's buffer only while the
 // caller still waits; a caller that gave up (timeout, interrupt) gets
-// its buffer back untouched, and the piece's late answer is dropped.
+// its buffer back untouched, and the piece's late answer is dropped. A
+// ReadAsync of whole server blocks (the copier's) is read straight into the
+// caller's buffer, with no copy; its done is called once libnbd is finished
+// with every piece (nbd_request.h, BUFFERS).
 //   - Deadline: every request has one, `timeout_ns` after it was issued.
 //     Read waits until then (ETIMEDOUT, naming the source and the timeout)
 //     and polls the thread's CancelToken every 50 ms (EINTR, "read
 //     interrupted"). ReadAsync's done gets the same ETIMEDOUT from the I/O
-//     thread, so a copier never waits forever.
+//     thread, so a copier never waits forever: a connection holding a
+//     direct piece past its deadline is closed (and reconnected), which
+//     is what frees the caller's buffer.
 //   - Server errors: a piece the server failed is retried after 100, 200
 //     and 400 ms while the deadline allows, then fails with the server's
 //     errno (EIO, ...). EINVAL, EPERM, ENOTSUP, EOPNOTSUPP and ERANGE are

@@ -5,14 +5,27 @@
 // exactly once: with OK when its last piece succeeded, or with the first
 // error (a piece that failed for good, the deadline, an interrupt, a size
 // change, the device's destruction) -- whichever comes first; later
-// outcomes are ignored. Pieces copy into the caller's buffer under the op's
-// mutex and only while the op is unfinished, so once Finish (or a waiter
-// giving up) has returned, nothing writes to that buffer again.
+// outcomes are ignored.
 //
-// An NbdPiece is owned by the connection that serves it (nbd_connection.h)
-// and owns the buffer the server's answer is read into; it keeps a
-// shared_ptr to its op, which lives until the caller and every piece are
-// done with it.
+// Where the answer lands (BUFFERS):
+//   - Copied pieces (every Read, and a ReadAsync piece that does not cover
+//     whole server blocks of the caller's buffer): the server's answer is
+//     read into a buffer the piece owns and copied into the caller's buffer
+//     under the op's mutex, only while the op is unfinished. So once Finish
+//     (or a waiter giving up) has returned, nothing writes to the caller's
+//     buffer again: a synchronous reader that timed out or was interrupted
+//     gets its buffer back at once.
+//   - Direct pieces (ReadAsync, the copier's): the server's answer is read
+//     straight into the caller's buffer, with no copy. The caller's `done`
+//     is then deferred until the op is finished *and* every direct piece is
+//     gone (libnbd has retired it: answered, or its connection closed), so
+//     the buffer is never written after `done`. A connection closes itself
+//     when a direct piece in flight passes its deadline (nbd_connection.h),
+//     so `done` still comes about when the deadline passes.
+//
+// An NbdPiece is owned by the connection that serves it (nbd_connection.h);
+// it keeps a shared_ptr to its op, which lives until the caller and every
+// piece are done with it.
 //
 // THREAD SAFETY: NbdOp is thread-safe (one mutex; `done` is called without
 // it held, by the thread whose call finished the op). An NbdPiece belongs to
@@ -41,9 +54,10 @@ class NbdOp {
   enum class Kind { kRead, kBlockStatus };
 
   // `dest` is the caller's buffer (kRead); `done` is empty for a
-  // synchronous caller, who calls Wait. `pieces` >= 1.
+  // synchronous caller, who calls Wait. `pieces` >= 1, of which
+  // `direct_pieces` read into `dest` themselves (only with a `done`).
   NbdOp(Kind kind, uint64_t off, uint64_t len, void* dest, uint64_t deadline_ns,
-        Device::ReadDone done, int pieces);
+        Device::ReadDone done, int pieces, int direct_pieces = 0);
 
   Kind kind() const { return kind_; }
   uint64_t off() const { return off_; }
@@ -56,6 +70,13 @@ class NbdOp {
   // A read piece succeeded: copies `n` bytes to dest+op_off unless the op
   // has finished, and finishes the op with OK if it was the last piece.
   void ReadSucceeded(const uint8_t* data, size_t op_off, size_t n);
+  // A direct piece succeeded (its bytes are in place): finishes the op with
+  // OK if it was the last piece.
+  void DirectSucceeded();
+  // A direct piece is gone: libnbd will not write into dest for it again.
+  // Called once per direct piece (NbdPiece's destructor); the last one
+  // calls a deferred `done`.
+  void DirectPieceGone();
   // The block-status piece succeeded.
   void ExtentsSucceeded(std::vector<Extent> extents);
   // Finishes the op with `s` (and calls done) unless it has finished.
@@ -84,6 +105,7 @@ class NbdOp {
   std::condition_variable cv_;              // signalled when finished
   uint8_t* dest_;                           // GUARDED_BY(mu_); null once finished
   int remaining_;                           // GUARDED_BY(mu_); pieces not yet succeeded
+  int direct_live_;                         // GUARDED_BY(mu_); direct pieces not yet gone
   bool finished_ = false;                   // GUARDED_BY(mu_)
   Status status_;                           // GUARDED_BY(mu_)
   std::vector<Extent> extents_;             // GUARDED_BY(mu_)
@@ -94,6 +116,13 @@ class NbdOp {
 class NbdConnection;
 
 struct NbdPiece {
+  NbdPiece() = default;
+  NbdPiece(const NbdPiece&) = delete;
+  NbdPiece& operator=(const NbdPiece&) = delete;
+  ~NbdPiece() {
+    if (direct != nullptr) op->DirectPieceGone();
+  }
+
   std::shared_ptr<NbdOp> op;
   // What the server is asked for: [srv_off, srv_off + srv_len).
   uint64_t srv_off = 0;
@@ -103,7 +132,10 @@ struct NbdPiece {
   size_t skip = 0;
   size_t op_off = 0;
   size_t copy_len = 0;
-  BufferPool::Buffer buf;       // reads: srv_len bytes
+  BufferPool::Buffer buf;       // copied reads: srv_len bytes
+  uint8_t* direct = nullptr;    // direct reads: where in the caller's buffer (then no buf)
+  // Where the server's answer goes.
+  uint8_t* target() const { return direct != nullptr ? direct : buf.get(); }
   std::vector<Extent> extents;  // block status: filled by the extent callback
 
   // Owned by the serving connection's I/O thread.

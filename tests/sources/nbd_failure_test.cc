@@ -197,7 +197,20 @@ TEST_F(NbdFailureTest, ReadAsyncGetsTheDeadlineToo) {
   ASSERT_TRUE(done.WaitAll());
   EXPECT_EQ(done.status(0).sys_errno(), ETIMEDOUT) << done.status(0).ToString();
   EXPECT_FALSE(on_caller.load());
+  // The read went straight into `buf` (no copy), so done came only once
+  // the connection holding it was closed: the late answer can never land
+  // in a buffer its caller already reuses.
+  std::fill(buf.begin(), buf.end(), 0xAB);
   server_->Resume();
+  ASSERT_TRUE(WaitFor([&] {
+    SourceHealth h = dev->Health();
+    return h.state == State::kConnected && h.reconnects >= 1;
+  }));
+  std::vector<uint8_t> again(4096);
+  ASSERT_TRUE(dev->Read(0, again.data(), again.size()).ok());
+  EXPECT_TRUE(Matches(again, 0));
+  EXPECT_TRUE(std::all_of(buf.begin(), buf.end(), [](uint8_t b) { return b == 0xAB; }));
+  EXPECT_EQ(done.calls(0), 1);
 }
 
 TEST_F(NbdFailureTest, CancelledTokenInterruptsAWaitingRead) {
