@@ -321,8 +321,9 @@ TEST_F(MetadataCorruption, ChunkBeyondTheImage) {
 }
 
 TEST_F(MetadataCorruption, BitsPastTheLastRegion) {
-  RawStore(t_.path()).Put(RawStore::kRegions, EncodeChunkKey(3),
-                          std::string(1, '\x01') + std::string(kChunkBytes, '\xff'));
+  std::string value(1 + kChunkBytes, '\xff');  // 0x01, then kChunkBytes bytes of 0xff
+  value[0] = '\x01';
+  RawStore(t_.path()).Put(RawStore::kRegions, EncodeChunkKey(3), value);
   Status s = Reopen();
   EXPECT_TRUE(s.IsCorruption() && Contains(s, "beyond the end")) << s.ToString();
 }
