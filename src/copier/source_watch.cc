@@ -16,6 +16,9 @@ Status SourceWatch::Check() {
 }
 
 Status SourceWatch::AfterReadError(const Status& read_error) {
+  if (read_error.sys_errno() == ETIMEDOUT || read_error.sys_errno() == EINTR) {
+    return changed() ? Refusal() : read_error;
+  }
   Status s = Check();
   return changed() ? s : read_error;
 }

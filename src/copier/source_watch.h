@@ -38,7 +38,10 @@ class SourceWatch {
   // or before); another error if the check itself failed.
   Status Check();
   // For a failed source read: Refusal() if the source changed (the likely
-  // cause of a short read), else `read_error` unchanged.
+  // cause of a short read), else `read_error` unchanged. A read that timed
+  // out or was interrupted (ETIMEDOUT, EINTR) says nothing about a change
+  // and the source did not answer it: it is returned as it is, unchecked,
+  // so the caller does not wait for the source a second time.
   Status AfterReadError(const Status& read_error);
 
   bool changed() const { return changed_.load(std::memory_order_acquire); }

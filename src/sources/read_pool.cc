@@ -27,25 +27,40 @@ void ReadPool::SpawnLocked() {
 }
 
 Status ReadPool::Read(uint64_t off, void* buf, size_t len, uint64_t timeout_ns,
-                      const CancelToken* token, const std::string& name) {
+                      const CancelToken* token, const std::string& name, Status* checked) {
   auto job = std::make_shared<Job>();
   job->off = off;
   job->len = len;
   job->bounce.reset(new uint8_t[len]);
   job->dest = job->bounce.get();
+  job->check_after = checked != nullptr;
+  Status s = RunAndWait(job, timeout_ns, token, name, ReadWhat(off, len));
+  // If it finished, the worker is done with the job: nobody else touches the
+  // bounce buffer or the check's answer.
+  if (s.ok()) {
+    std::memcpy(buf, job->bounce.get(), len);
+    if (checked != nullptr) *checked = job->checked;
+  }
+  return s;
+}
+
+Status ReadPool::Call(std::function<Status()> fn, uint64_t timeout_ns, const CancelToken* token,
+                      const std::string& name, const std::string& what) {
+  auto job = std::make_shared<Job>();
+  job->call = std::move(fn);
+  return RunAndWait(job, timeout_ns, token, name, what);
+}
+
+Status ReadPool::RunAndWait(const std::shared_ptr<Job>& job, uint64_t timeout_ns,
+                            const CancelToken* token, const std::string& name,
+                            const std::string& what) {
   const uint64_t deadline = MonoNow() + timeout_ns;
   std::unique_lock<std::mutex> l(mu_);
   if (stopping_) return Status::Aborted("source " + name + " was closed");
   foreground_.push_back(job);
   work_cv_.notify_one();
   WaitEnd end = WaitForDone(l, job->cv, deadline, token, [&] { return job->finished; });
-  if (end == WaitEnd::kDone) {
-    Status s = job->status;
-    l.unlock();
-    // The worker is done with the job: nobody else touches the bounce buffer.
-    if (s.ok()) std::memcpy(buf, job->bounce.get(), len);
-    return s;
-  }
+  if (end == WaitEnd::kDone) return job->status;
   job->abandoned = true;
   if (!job->started) {
     for (auto it = foreground_.begin(); it != foreground_.end(); ++it) {
@@ -60,7 +75,6 @@ Status ReadPool::Read(uint64_t off, void* buf, size_t len, uint64_t timeout_ns,
     if (live_ - left_behind_ < threads_ && live_ < max_threads_ && !stopping_) SpawnLocked();
   }
   l.unlock();
-  const std::string what = ReadWhat(off, len);
   return end == WaitEnd::kTimedOut ? SourceTimedOut(what, name, timeout_ns)
                                    : SourceInterrupted(what, name);
 }
@@ -94,8 +108,10 @@ void ReadPool::Worker() {
     job->started_ns = MonoNow();
     running_.insert(job.get());
     l.unlock();
-    Status s = inner_->Read(job->off, job->dest, job->len);
+    Status s = job->call ? job->call() : inner_->Read(job->off, job->dest, job->len);
+    Status checked = s.ok() && job->check_after ? inner_->CheckUnchanged() : Status::OK();
     l.lock();
+    job->checked = std::move(checked);
     running_.erase(job.get());
     job->finished = true;
     job->status = s;

@@ -1,6 +1,8 @@
 // ReadPool: the threads of a TimedSource (internal to timed_device): they
 // run the inner device's Read for waiting readers (into a bounce buffer,
-// with a deadline) and for ReadAsync (into the caller's buffer, no
+// with a deadline), its other calls that may block on a stalled file system
+// for waiting callers (Call: SEEK_DATA/SEEK_HOLE, the unchanged check; same
+// deadline), and Read for ReadAsync (into the caller's buffer, no
 // deadline). timed_device.h states the contract; this is the mechanism.
 //
 // STRUCTURE. Two queues: foreground jobs (Read) go before background ones
@@ -17,6 +19,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,11 +37,20 @@ class ReadPool : public std::enable_shared_from_this<ReadPool> {
 
   // Runs inner->Read(off, bounce, len) on the pool and waits until the
   // monotonic deadline or until `token` is cancelled; copies into `buf` only
-  // if the read finished in time. Errors: the inner read's; IoError
-  // ETIMEDOUT / EINTR (see source_wait.h) naming `name` and `timeout_ns`;
-  // Aborted once Shutdown has begun.
+  // if the read finished in time. If `checked` is set and the read
+  // succeeded, the same job then runs inner->CheckUnchanged() and *checked
+  // gets its answer. Errors: the inner read's; IoError ETIMEDOUT / EINTR
+  // (see source_wait.h) naming `name` and `timeout_ns`; Aborted once
+  // Shutdown has begun.
   Status Read(uint64_t off, void* buf, size_t len, uint64_t timeout_ns, const CancelToken* token,
-              const std::string& name);
+              const std::string& name, Status* checked = nullptr);
+  // Runs fn on the pool and waits for it like Read (the same deadline and
+  // token; a call still running when its caller gives up is left behind).
+  // fn must own (capture by value) whatever it writes: it may finish after
+  // Call has returned. Errors: fn's; IoError ETIMEDOUT / EINTR naming
+  // `what`, `name` and `timeout_ns`; Aborted once Shutdown has begun.
+  Status Call(std::function<Status()> fn, uint64_t timeout_ns, const CancelToken* token,
+              const std::string& name, const std::string& what);
   // Runs inner->Read(off, buf, len) on the pool and calls done with its
   // result on the pool thread (or done(Aborted) on the caller's thread once
   // Shutdown has begun).
@@ -58,7 +70,10 @@ class ReadPool : public std::enable_shared_from_this<ReadPool> {
     uint64_t off = 0;
     size_t len = 0;
     uint8_t* dest = nullptr;
-    std::unique_ptr<uint8_t[]> bounce;  // foreground jobs
+    std::unique_ptr<uint8_t[]> bounce;  // foreground reads
+    std::function<Status()> call;       // Call: run instead of a read
+    bool check_after = false;           // Read: then inner->CheckUnchanged()
+    Status checked;                     // GUARDED_BY(ReadPool::mu_): its answer
     Device::ReadDone done;              // background jobs
     std::condition_variable cv;         // foreground waiter
     // GUARDED_BY(ReadPool::mu_):
@@ -71,6 +86,10 @@ class ReadPool : public std::enable_shared_from_this<ReadPool> {
   };
 
   ReadPool(std::shared_ptr<Device> inner, int threads);
+  // Queues a foreground job and waits for it (see Read); `what` names it in
+  // the timeout and interrupt errors.
+  Status RunAndWait(const std::shared_ptr<Job>& job, uint64_t timeout_ns, const CancelToken* token,
+                    const std::string& name, const std::string& what);
   void SpawnLocked();  // REQUIRES: mu_ held
   void Worker();
 

@@ -36,12 +36,21 @@ class TimedDevice final : public Device {
   bool AsyncReads() const override { return true; }
 
   Status Read(uint64_t off, void* buf, size_t len) override {
+    Forget();
     CLONEFS_RETURN_IF_ERROR(CheckRange(off, len));
     if (len == 0) return Status::OK();
-    return pool_->Read(off, buf, len, timeout_ns_, CurrentCancelToken(), inner_->Name());
+    Status checked;
+    Status s = pool_->Read(off, buf, len, timeout_ns_, CurrentCancelToken(), inner_->Name(),
+                           &checked);
+    if (s.ok()) {
+      last_check_.device = this;
+      last_check_.status = std::move(checked);
+    }
+    return s;
   }
 
   void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) override {
+    Forget();
     Status s = CheckRange(off, len);
     if (!s.ok() || len == 0) {
       done(std::move(s));
@@ -57,9 +66,18 @@ class TimedDevice final : public Device {
   Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
     return inner_->Zero(off, len, mode);
   }
-  Result<uint64_t> NextData(uint64_t off) override { return inner_->NextData(off); }
-  Result<uint64_t> NextHole(uint64_t off) override { return inner_->NextHole(off); }
-  Status CheckUnchanged() override { return inner_->CheckUnchanged(); }
+  Result<uint64_t> NextData(uint64_t off) override { return Seek(off, /*hole=*/false); }
+  Result<uint64_t> NextHole(uint64_t off) override { return Seek(off, /*hole=*/true); }
+  Status CheckUnchanged() override {
+    if (last_check_.device == this) {  // made by this thread's read, just now
+      Status s = std::move(last_check_.status);
+      Forget();
+      return s;
+    }
+    std::shared_ptr<Device> inner = inner_;
+    return pool_->Call([inner] { return inner->CheckUnchanged(); }, timeout_ns_,
+                       CurrentCancelToken(), inner_->Name(), "the check that it is unchanged");
+  }
 
   SourceHealth Health() const override {
     SourceHealth h = inner_->Health();
@@ -75,6 +93,36 @@ class TimedDevice final : public Device {
   }
 
  private:
+  // The unchanged check a Read's job made after reading, for the next
+  // CheckUnchanged on the same thread (see timed_device.h).
+  struct LastCheck {
+    const TimedDevice* device = nullptr;  // whose; nullptr: none
+    Status status;
+  };
+  static thread_local LastCheck last_check_;
+  void Forget() {
+    if (last_check_.device == this) last_check_ = LastCheck();
+  }
+
+  // NextData / NextHole on the pool, under the timeout.
+  Result<uint64_t> Seek(uint64_t off, bool hole) {
+    Forget();
+    std::shared_ptr<Device> inner = inner_;
+    auto found = std::make_shared<uint64_t>(0);  // the call may outlive this frame
+    Status s = pool_->Call(
+        [inner, found, off, hole]() -> Status {
+          Result<uint64_t> r = hole ? inner->NextHole(off) : inner->NextData(off);
+          if (!r.ok()) return r.status();
+          *found = *r;
+          return Status::OK();
+        },
+        timeout_ns_, CurrentCancelToken(), inner_->Name(),
+        std::string(hole ? "the search for a hole" : "the search for data") + " at " +
+            std::to_string(off));
+    if (!s.ok()) return s;
+    return *found;
+  }
+
   Status CheckRange(uint64_t off, uint64_t len) const {
     const uint64_t size = inner_->Size();
     if (off > size || len > size - off) {
@@ -88,6 +136,8 @@ class TimedDevice final : public Device {
   const uint64_t timeout_ns_;
   const std::shared_ptr<ReadPool> pool_;
 };
+
+thread_local TimedDevice::LastCheck TimedDevice::last_check_;
 
 }  // namespace
 

@@ -19,9 +19,19 @@
 // into the caller's buffer -- no bounce buffer and no deadline: the copier,
 // its user, keeps the buffer until done is called (on a pool thread).
 //
+// NextData, NextHole and CheckUnchanged (lseek and fstat, which block on a
+// stalled NFS server just as reads do) run on the same pool and are waited
+// for the same way: ETIMEDOUT or EINTR instead of a caller stuck for good.
+// A stuck one counts as a stalled read for Health(). Callers check the
+// source right after reading it (SourceWatch), so a Read's pool job also
+// runs the inner CheckUnchanged once the read is done, and the next
+// CheckUnchanged on the same thread, if that thread called nothing else on
+// the device in between, answers with that result instead of a second trip
+// through the pool.
+//
 // Everything else forwards to the inner device: Size, ReadOnly, Name,
-// Write, Flush, Zero, NextData, NextHole, CheckUnchanged, SpliceFd (which
-// the FUSE layer uses for zero-copy replies; those bypass the timeout).
+// Write, Flush, Zero, SpliceFd (which the FUSE layer uses for zero-copy
+// replies; those bypass the timeout).
 //
 // THREAD SAFETY: every method may be called concurrently (one mutex guards
 // the pool's queues and counters; no lock is held while the inner device

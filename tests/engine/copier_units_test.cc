@@ -16,6 +16,7 @@
 #include "copier/region_locks.h"
 #include "copier/retry_backoff.h"
 #include "copier/source_backoff.h"
+#include "copier/source_watch.h"
 #include "copier/token_bucket.h"
 #include "copier/zero_blocks.h"
 
@@ -333,6 +334,54 @@ TEST(RegionLockTable, MutualExclusionUnderContention) {
   for (auto& th : ths) th.join();
   EXPECT_EQ(violations.load(), 0);
   EXPECT_EQ(t.InFlight(), 0u);
+}
+
+// --- SourceWatch ---
+
+// A source whose CheckUnchanged answers `answer` and counts the calls.
+class CheckedSource final : public Device {
+ public:
+  uint64_t Size() const override { return 1 << 20; }
+  bool ReadOnly() const override { return true; }
+  const std::string& Name() const override { return name_; }
+  Status Read(uint64_t, void*, size_t) override { return Status::OK(); }
+  Status Write(uint64_t, const void*, size_t) override { return Status::Permission("ro"); }
+  Status Flush() override { return Status::OK(); }
+  Status Zero(uint64_t, uint64_t, ZeroMode) override { return Status::Permission("ro"); }
+  Result<uint64_t> NextData(uint64_t off) override { return off; }
+  Result<uint64_t> NextHole(uint64_t) override { return Size(); }
+  Status CheckUnchanged() override {
+    ++checks;
+    return answer;
+  }
+  Status answer;
+  std::atomic<int> checks{0};
+
+ private:
+  std::string name_ = "src";
+};
+
+// A read that timed out or was interrupted is not followed by a check: the
+// source did not answer the read and would not answer the check either (a
+// stalled source would keep the reader waiting twice). Other read errors
+// are checked, and a change found then is what the caller gets.
+TEST(SourceWatch, ATimedOutOrInterruptedReadIsNotChecked) {
+  CheckedSource src;
+  src.answer = Status::Mismatch("src shrank from 2 to 1 bytes");
+  SourceWatch w(&src);
+  const Status timed_out = Status::IoError("read timed out", ETIMEDOUT);
+  const Status interrupted = Status::IoError("read interrupted", EINTR);
+  EXPECT_EQ(w.AfterReadError(timed_out).sys_errno(), ETIMEDOUT);
+  EXPECT_EQ(w.AfterReadError(interrupted).sys_errno(), EINTR);
+  EXPECT_EQ(src.checks.load(), 0);
+  EXPECT_FALSE(w.changed());
+  Status eio = w.AfterReadError(Status::IoError("short read", EIO));
+  EXPECT_EQ(src.checks.load(), 1);
+  EXPECT_TRUE(w.changed());
+  EXPECT_NE(eio.message().find("shrank"), std::string::npos) << eio.ToString();
+  // Once changed, even a timeout answers with the change (no check needed).
+  EXPECT_NE(w.AfterReadError(timed_out).message().find("shrank"), std::string::npos);
+  EXPECT_EQ(src.checks.load(), 1);
 }
 
 }  // namespace

@@ -34,6 +34,16 @@ struct Gate {
   std::atomic<int> entered{0};
   std::atomic<int> returned{0};
   std::atomic<bool> destroyed{false};
+  // NextData, NextHole and CheckUnchanged wait for the gate too (a stalled
+  // NFS server blocks lseek and fstat as it blocks reads).
+  std::atomic<bool> block_meta{false};
+
+  void WaitIfBlocked(bool blocked) {
+    if (!blocked) return;
+    ++entered;
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return open; });
+  }
 
   void Open() {
     std::lock_guard<std::mutex> l(mu);
@@ -71,9 +81,18 @@ class BlockingDevice final : public Device {
   Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
     return base_->Zero(off, len, mode);
   }
-  Result<uint64_t> NextData(uint64_t off) override { return base_->NextData(off); }
-  Result<uint64_t> NextHole(uint64_t off) override { return base_->NextHole(off); }
-  Status CheckUnchanged() override { return Status::Mismatch("fake: changed"); }
+  Result<uint64_t> NextData(uint64_t off) override {
+    gate_->WaitIfBlocked(gate_->block_meta);
+    return base_->NextData(off);
+  }
+  Result<uint64_t> NextHole(uint64_t off) override {
+    gate_->WaitIfBlocked(gate_->block_meta);
+    return base_->NextHole(off);
+  }
+  Status CheckUnchanged() override {
+    gate_->WaitIfBlocked(gate_->block_meta);
+    return Status::Mismatch("fake: changed");
+  }
   int SpliceFd() const override { return 42; }
 
  private:
@@ -159,6 +178,65 @@ TEST_F(TimedDeviceTest, StuckReadTimesOutAndTheBufferIsNeverTouchedLater) {
   std::vector<uint8_t> again(65536);
   ASSERT_TRUE(dev->Read(4096, again.data(), again.size()).ok());
   EXPECT_TRUE(Matches(again.data(), 4096, again.size()));
+}
+
+// lseek and fstat on a stalled file system get the same deadline and
+// interrupt as reads: the copier planning a unit, or a reader whose read is
+// followed by the unchanged check, is never stuck for good.
+TEST_F(TimedDeviceTest, StuckSeeksAndChecksTimeOutOrAreInterrupted) {
+  std::unique_ptr<Device> dev = Make(300'000'000, 2);
+  gate_->block_meta = true;
+  Result<uint64_t> data = dev->NextData(0);
+  ASSERT_FALSE(data.ok());
+  EXPECT_EQ(data.status().sys_errno(), ETIMEDOUT) << data.status().ToString();
+  EXPECT_NE(data.status().message().find("search for data at 0 from slow.img"), std::string::npos)
+      << data.status().ToString();
+  EXPECT_EQ(dev->NextHole(0).status().sys_errno(), ETIMEDOUT);
+  Status check = dev->CheckUnchanged();
+  EXPECT_EQ(check.sys_errno(), ETIMEDOUT) << check.ToString();
+  EXPECT_FALSE(check.IsMismatch()) << "a check that could not run says nothing about a change";
+  EXPECT_EQ(dev->Health().state, State::kStalled);
+
+  CancelToken token;
+  Status s;
+  std::thread checker([&] {
+    ScopedCancelToken scope(&token);
+    s = dev->CheckUnchanged();
+  });
+  const bool waiting = WaitFor([&] { return gate_->entered.load() == 4; });
+  token.Cancel();
+  checker.join();
+  ASSERT_TRUE(waiting);
+  EXPECT_EQ(s.sys_errno(), EINTR) << s.ToString();
+
+  // Back to normal once the file system answers.
+  gate_->Open();
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kConnected; }));
+  EXPECT_EQ(*dev->NextHole(0), 256u << 10);
+  EXPECT_EQ(*dev->NextData(256 << 10), 512u << 10);
+  EXPECT_TRUE(dev->CheckUnchanged().IsMismatch());
+}
+
+// The check made by a read's own job answers the next CheckUnchanged on the
+// same thread (no second trip through the pool); any other call, or
+// another thread, asks the pool.
+TEST_F(TimedDeviceTest, AReadCarriesItsCheckToTheNextCheckOnTheSameThread) {
+  std::unique_ptr<Device> dev = Make(300'000'000, 2);
+  std::vector<uint8_t> buf(4096);
+  ASSERT_TRUE(dev->Read(0, buf.data(), buf.size()).ok());
+  gate_->block_meta = true;  // from now on a check that reaches the inner device waits
+  EXPECT_TRUE(dev->CheckUnchanged().IsMismatch()) << "answered from the read's job";
+  EXPECT_EQ(dev->CheckUnchanged().sys_errno(), ETIMEDOUT) << "used once";
+
+  gate_->block_meta = false;
+  ASSERT_TRUE(dev->Read(0, buf.data(), buf.size()).ok());
+  gate_->block_meta = true;
+  Status other;
+  std::thread([&] { other = dev->CheckUnchanged(); }).join();
+  EXPECT_EQ(other.sys_errno(), ETIMEDOUT) << "another thread's check is its own";
+  EXPECT_EQ(dev->NextData(0).status().sys_errno(), ETIMEDOUT);
+  EXPECT_EQ(dev->CheckUnchanged().sys_errno(), ETIMEDOUT) << "a call in between uses it up";
+  gate_->Open();
 }
 
 TEST_F(TimedDeviceTest, CancelledTokenInterruptsTheWait) {
