@@ -1,5 +1,6 @@
 #include "sources/timed_device.h"
 
+#include <atomic>
 #include <chrono>
 
 #include "base/cancel.h"
@@ -43,7 +44,7 @@ class TimedDevice final : public Device {
     Status s = pool_->Read(off, buf, len, timeout_ns_, CurrentCancelToken(), inner_->Name(),
                            &checked);
     if (s.ok()) {
-      last_check_.device = this;
+      last_check_.device = id_;
       last_check_.status = std::move(checked);
     }
     return s;
@@ -69,7 +70,7 @@ class TimedDevice final : public Device {
   Result<uint64_t> NextData(uint64_t off) override { return Seek(off, /*hole=*/false); }
   Result<uint64_t> NextHole(uint64_t off) override { return Seek(off, /*hole=*/true); }
   Status CheckUnchanged() override {
-    if (last_check_.device == this) {  // made by this thread's read, just now
+    if (last_check_.device == id_) {  // made by this thread's read, just now
       Status s = std::move(last_check_.status);
       Forget();
       return s;
@@ -96,12 +97,13 @@ class TimedDevice final : public Device {
   // The unchanged check a Read's job made after reading, for the next
   // CheckUnchanged on the same thread (see timed_device.h).
   struct LastCheck {
-    const TimedDevice* device = nullptr;  // whose; nullptr: none
+    uint64_t device = 0;  // whose (id_); 0: none
     Status status;
   };
   static thread_local LastCheck last_check_;
+  static std::atomic<uint64_t> next_id_;
   void Forget() {
-    if (last_check_.device == this) last_check_ = LastCheck();
+    if (last_check_.device == id_) last_check_ = LastCheck();
   }
 
   // NextData / NextHole on the pool, under the timeout.
@@ -135,9 +137,13 @@ class TimedDevice final : public Device {
   const std::shared_ptr<Device> inner_;
   const uint64_t timeout_ns_;
   const std::shared_ptr<ReadPool> pool_;
+  // Unique for the process's life (an address may be reused by a later
+  // device; a thread's LastCheck must never answer for it).
+  const uint64_t id_ = ++next_id_;
 };
 
 thread_local TimedDevice::LastCheck TimedDevice::last_check_;
+std::atomic<uint64_t> TimedDevice::next_id_{0};
 
 }  // namespace
 
