@@ -44,7 +44,7 @@ Status ReadPool::Read(uint64_t off, void* buf, size_t len, uint64_t timeout_ns,
   return s;
 }
 
-Status ReadPool::Call(std::function<Status()> fn, uint64_t timeout_ns, const CancelToken* token,
+Status ReadPool::Call(CallFn fn, uint64_t timeout_ns, const CancelToken* token,
                       const std::string& name, const std::string& what) {
   auto job = std::make_shared<Job>();
   job->call = std::move(fn);
@@ -108,7 +108,7 @@ void ReadPool::Worker() {
     job->started_ns = MonoNow();
     running_.insert(job.get());
     l.unlock();
-    Status s = job->call ? job->call() : inner_->Read(job->off, job->dest, job->len);
+    Status s = job->call ? job->call(*inner_) : inner_->Read(job->off, job->dest, job->len);
     Status checked = s.ok() && job->check_after ? inner_->CheckUnchanged() : Status::OK();
     l.lock();
     job->checked = std::move(checked);

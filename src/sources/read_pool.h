@@ -44,13 +44,14 @@ class ReadPool : public std::enable_shared_from_this<ReadPool> {
   // Shutdown has begun.
   Status Read(uint64_t off, void* buf, size_t len, uint64_t timeout_ns, const CancelToken* token,
               const std::string& name, Status* checked = nullptr);
-  // Runs fn on the pool and waits for it like Read (the same deadline and
-  // token; a call still running when its caller gives up is left behind).
-  // fn must own (capture by value) whatever it writes: it may finish after
-  // Call has returned. Errors: fn's; IoError ETIMEDOUT / EINTR naming
-  // `what`, `name` and `timeout_ns`; Aborted once Shutdown has begun.
-  Status Call(std::function<Status()> fn, uint64_t timeout_ns, const CancelToken* token,
-              const std::string& name, const std::string& what);
+  // Runs fn(inner device) on the pool and waits for it like Read (the same
+  // deadline and token; a call still running when its caller gives up is
+  // left behind). fn must own (capture by value) whatever it writes: it may
+  // finish after Call has returned. Errors: fn's; IoError ETIMEDOUT / EINTR
+  // naming `what`, `name` and `timeout_ns`; Aborted once Shutdown has begun.
+  using CallFn = std::function<Status(Device&)>;
+  Status Call(CallFn fn, uint64_t timeout_ns, const CancelToken* token, const std::string& name,
+              const std::string& what);
   // Runs inner->Read(off, buf, len) on the pool and calls done with its
   // result on the pool thread (or done(Aborted) on the caller's thread once
   // Shutdown has begun).
@@ -71,7 +72,7 @@ class ReadPool : public std::enable_shared_from_this<ReadPool> {
     size_t len = 0;
     uint8_t* dest = nullptr;
     std::unique_ptr<uint8_t[]> bounce;  // foreground reads
-    std::function<Status()> call;       // Call: run instead of a read
+    CallFn call;                        // Call: run instead of a read
     bool check_after = false;           // Read: then inner->CheckUnchanged()
     Status checked;                     // GUARDED_BY(ReadPool::mu_): its answer
     Device::ReadDone done;              // background jobs

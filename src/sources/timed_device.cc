@@ -75,8 +75,7 @@ class TimedDevice final : public Device {
       Forget();
       return s;
     }
-    std::shared_ptr<Device> inner = inner_;
-    return pool_->Call([inner] { return inner->CheckUnchanged(); }, timeout_ns_,
+    return pool_->Call([](Device& inner) { return inner.CheckUnchanged(); }, timeout_ns_,
                        CurrentCancelToken(), inner_->Name(), "the check that it is unchanged");
   }
 
@@ -109,11 +108,10 @@ class TimedDevice final : public Device {
   // NextData / NextHole on the pool, under the timeout.
   Result<uint64_t> Seek(uint64_t off, bool hole) {
     Forget();
-    std::shared_ptr<Device> inner = inner_;
     auto found = std::make_shared<uint64_t>(0);  // the call may outlive this frame
     Status s = pool_->Call(
-        [inner, found, off, hole]() -> Status {
-          Result<uint64_t> r = hole ? inner->NextHole(off) : inner->NextData(off);
+        [found, off, hole](Device& inner) -> Status {
+          Result<uint64_t> r = hole ? inner.NextHole(off) : inner.NextData(off);
           if (!r.ok()) return r.status();
           *found = *r;
           return Status::OK();
