@@ -22,5 +22,6 @@ struct Command {
 
 int MountCommand(const Args& args);
 int UnmountCommand(const Args& args);
+int ProfileCommand(const Args& args);
 
 }  // namespace clonefs::cli

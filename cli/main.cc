@@ -19,6 +19,7 @@ namespace {
 const Command kCommands[] = {
     {"mount",   "clone SOURCE into DEST and expose it as a file in MOUNTPOINT", MountCommand},
     {"unmount", "final commit and clean unmount of a clone",                    UnmountCommand},
+    {"profile", "show an access profile recorded with mount --record-profile",  ProfileCommand},
 #ifdef CLONEFS_WITH_CONTROL
     {"status",  "show a mounted clone's status (--json, --dm, --watch)",       control::RunStatusCommand},
     {"message", "change a knob of a mounted clone (dm-clone messages, rate)",  control::RunMessageCommand},

@@ -1,6 +1,7 @@
 #include "mount_args.h"
 
 #include <boost/program_options.hpp>
+#include <filesystem>
 #include <optional>
 #include <sstream>
 
@@ -43,6 +44,21 @@ po::options_description Visible() {
         std::to_string(k.hydration_batch_size) + ")").c_str())
       ("rate", po::value<std::string>()->value_name("BYTES"),
        "ceiling on background copying in bytes per second, e.g. 50M (default 0: unlimited)")
+      ("copy-on-read", "keep what users read from SOURCE: whole regions read from it are "
+       "written to DEST and count as hydrated, so nothing is fetched twice (default: on for a "
+       "remote SOURCE, off for a file or device)")
+      ("no-copy-on-read", "reads of uncopied regions leave DEST alone")
+      ("read-hints", "hydrate ahead of sequential readers and around recent reads before "
+       "anything else (the default)")
+      ("no-read-hints", "hydrate in profile and bitmap order only")
+      ("profile", po::value<std::string>()->value_name("FILE"),
+       "hydrate the regions listed in the access profile FILE first, in its order (one "
+       "recorded with --record-profile from a clone of the same source; --profile '' removes "
+       "a stored one)")
+      ("record-profile", po::value<std::string>()->value_name("FILE"),
+       "record the order in which this clone's regions are first read or written into FILE, "
+       "written at unmount (clonefs profile show FILE prints it; --record-profile '' stops "
+       "recording)")
       ("source-timeout", po::value<std::string>()->value_name("SECONDS"),
        "how long a read waits for an unresponsive source (a remote source reconnecting, a "
        "stalled network file system) before the reader gets EIO, e.g. 30, 2.5s or 500ms "
@@ -193,6 +209,14 @@ ParsedMount ParseMountArgs(const Args& args) {
   if (auto* v = str("name")) g.name = *v;
   if (auto* v = str("log-file")) o.log_file = *v;
   if (auto* v = str("on-complete")) g.on_complete = *v;
+  auto path = [&](const char* name, std::optional<std::string>* out) {
+    if (auto* v = str(name)) {
+      // Absolute: the daemon runs from /.
+      *out = v->empty() ? std::string() : std::filesystem::absolute(*v).lexically_normal().string();
+    }
+  };
+  path("profile", &g.profile);
+  path("record-profile", &g.record_profile);
   if (vm.count("-o")) {
     // Empty values only say "-o was given": -o '' clears the stored options.
     std::string joined;
@@ -205,6 +229,8 @@ ParsedMount ParseMountArgs(const Args& args) {
   OnOff(vm, "discard-passdown", "no-discard-passdown", &g.discard_passdown, &r.problems);
   OnOff(vm, "direct-io", "buffered", &g.direct_io, &r.problems);
   OnOff(vm, "allow-other", "no-allow-other", &g.allow_other, &r.problems);
+  OnOff(vm, "copy-on-read", "no-copy-on-read", &g.copy_on_read, &r.problems);
+  OnOff(vm, "read-hints", "no-read-hints", &g.read_hints, &r.problems);
   o.reset_settings = vm.count("reset-settings") > 0;
   o.overwrite_dest = vm.count("overwrite-dest") > 0;
   o.foreground = vm.count("foreground") > 0;

@@ -85,6 +85,16 @@ Result<bool> SetKnown(Settings* s, const std::string& k, const std::string& v) {
   } else if (k == "discard_passdown") {
     CLONEFS_RETURN_IF_ERROR(ParseOnOff(k, v, &b));
     s->discard_passdown = b;
+  } else if (k == "copy_on_read") {
+    CLONEFS_RETURN_IF_ERROR(ParseOnOff(k, v, &b));
+    s->copy_on_read = b;
+  } else if (k == "read_hints") {
+    CLONEFS_RETURN_IF_ERROR(ParseOnOff(k, v, &b));
+    s->read_hints = b;
+  } else if (k == "profile") {
+    s->profile = v;
+  } else if (k == "record_profile") {
+    s->record_profile = v;
   } else if (k == "direct_io") {
     CLONEFS_RETURN_IF_ERROR(ParseOnOff(k, v, &b));
     s->direct_io = b;
@@ -205,6 +215,10 @@ Settings Merge(const Settings& base, const Settings& over) {
   take(m.fuse_options, over.fuse_options);
   take(m.threads, over.threads);
   take(m.source_timeout_ms, over.source_timeout_ms);
+  take(m.copy_on_read, over.copy_on_read);
+  take(m.read_hints, over.read_hints);
+  take(m.profile, over.profile);
+  take(m.record_profile, over.record_profile);
   for (const auto& [k, v] : over.unknown) m.unknown[k] = v;
   return m;
 }
@@ -229,6 +243,10 @@ std::vector<std::pair<std::string, std::string>> ToPairs(const Settings& s) {
   flag("discard_passdown", s.discard_passdown);
   flag("direct_io", s.direct_io);
   flag("allow_other", s.allow_other);
+  flag("copy_on_read", s.copy_on_read);
+  flag("read_hints", s.read_hints);
+  text("profile", s.profile);
+  text("record_profile", s.record_profile);
   text("on_complete", s.on_complete);
   text("name", s.name);
   text("fuse_options", s.fuse_options);
@@ -323,6 +341,10 @@ std::string DescribeSettings(const Settings& s) {
   if (s.fuse_options) add("-o " + ShellWord(*s.fuse_options));
   if (s.threads) add("--threads " + std::to_string(*s.threads));
   if (s.source_timeout_ms) add("--source-timeout " + FormatSeconds(*s.source_timeout_ms));
+  if (s.copy_on_read) add(*s.copy_on_read ? "--copy-on-read" : "--no-copy-on-read");
+  if (s.read_hints) add(*s.read_hints ? "--read-hints" : "--no-read-hints");
+  if (s.profile) add("--profile " + ShellWord(*s.profile));
+  if (s.record_profile) add("--record-profile " + ShellWord(*s.record_profile));
   if (s.on_complete) add("--on-complete " + ShellWord(*s.on_complete));
   for (const auto& [k, v] : s.unknown) add("(unknown: " + k + "=" + ShellWord(v) + ")");
   if (words.empty()) return "none";

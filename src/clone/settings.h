@@ -49,6 +49,10 @@ struct Settings {
   std::optional<std::string> fuse_options;       // "fuse_options": -o joined by ','; "" = none
   std::optional<uint32_t> threads;               // "threads", 1..1024
   std::optional<uint64_t> source_timeout_ms;     // "source_timeout_ms", 100..86400000
+  std::optional<bool> copy_on_read;              // "copy_on_read"
+  std::optional<bool> read_hints;                // "read_hints"
+  std::optional<std::string> profile;            // "profile": absolute path; "" = none
+  std::optional<std::string> record_profile;     // "record_profile": absolute path; "" = none
   // Keys this build does not know (written by a newer clonefs): kept and
   // written back unchanged, never interpreted.
   std::map<std::string, std::string> unknown;

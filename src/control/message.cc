@@ -14,7 +14,9 @@ const char kMessageUsage[] =
     "  disable_hydration\n"
     "  hydration_threshold N     (0 .. 4294967295; 0 stops background copying)\n"
     "  hydration_batch_size N    (1 .. 4294967295)\n"
-    "  rate BYTES_PER_S          (e.g. 200M, 50MB, 1048576; 0 = unlimited)\n";
+    "  rate BYTES_PER_S          (e.g. 200M, 50MB, 1048576; 0 = unlimited)\n"
+    "  copy_on_read on|off       (keep what users read from the source in dest)\n"
+    "  read_hints on|off         (hydrate ahead of readers and near recent reads first)\n";
 
 namespace {
 
@@ -30,6 +32,8 @@ constexpr Spec kSpecs[] = {
     {"hydration_threshold", Message::Kind::kHydrationThreshold, 1},
     {"hydration_batch_size", Message::Kind::kHydrationBatchSize, 1},
     {"rate", Message::Kind::kRate, 1},
+    {"copy_on_read", Message::Kind::kCopyOnRead, 1},
+    {"read_hints", Message::Kind::kReadHints, 1},
 };
 
 Status Invalid(const std::string& what) {
@@ -78,6 +82,18 @@ Result<Message> ParseMessage(const std::vector<std::string>& args) {
       m.value = *v;
       break;
     }
+    case Message::Kind::kCopyOnRead:
+    case Message::Kind::kReadHints: {
+      if (strcasecmp(args[1].c_str(), "on") == 0) {
+        m.value = 1;
+      } else if (strcasecmp(args[1].c_str(), "off") == 0) {
+        m.value = 0;
+      } else {
+        return Invalid("invalid value for '" + std::string(spec->keyword) + "': '" + args[1] +
+                       "' is neither on nor off");
+      }
+      break;
+    }
   }
   return m;
 }
@@ -86,7 +102,11 @@ std::string FormatMessage(const Message& m) {
   for (const Spec& s : kSpecs) {
     if (s.kind != m.kind) continue;
     std::string out = s.keyword;
-    if (s.nargs == 1) out += " " + std::to_string(m.value);
+    if (m.kind == Message::Kind::kCopyOnRead || m.kind == Message::Kind::kReadHints) {
+      out += m.value ? " on" : " off";
+    } else if (s.nargs == 1) {
+      out += " " + std::to_string(m.value);
+    }
     return out;
   }
   return "";
@@ -109,6 +129,12 @@ clone::Settings SettingsChangeOf(const Message& m) {
       break;
     case Message::Kind::kRate:
       s.rate_bytes_per_s = m.value;
+      break;
+    case Message::Kind::kCopyOnRead:
+      s.copy_on_read = m.value != 0;
+      break;
+    case Message::Kind::kReadHints:
+      s.read_hints = m.value != 0;
       break;
   }
   return s;
@@ -133,6 +159,12 @@ std::string ApplyMessage(Engine& engine, const Message& m) {
       return m.value == 0 ? "rate set to unlimited"
                           : "rate set to " + std::to_string(m.value) + " bytes/s (" +
                                 FormatRate(m.value) + ")";
+    case Message::Kind::kCopyOnRead:
+      engine.SetCopyOnRead(m.value != 0);
+      return m.value ? "copy-on-read on" : "copy-on-read off";
+    case Message::Kind::kReadHints:
+      engine.SetReadHints(m.value != 0);
+      return m.value ? "read hints on" : "read hints off";
   }
   return "";
 }

@@ -39,9 +39,11 @@ struct Message {
     kHydrationThreshold,
     kHydrationBatchSize,
     kRate,
+    kCopyOnRead,  // value: 1 on, 0 off
+    kReadHints,   // value: 1 on, 0 off
   };
   Kind kind = Kind::kEnableHydration;
-  // The argument of the three valued messages; 0 for the others.
+  // The argument of the valued messages (on = 1, off = 0); 0 for the others.
   uint64_t value = 0;
 
   bool operator==(const Message&) const = default;

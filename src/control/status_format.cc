@@ -96,6 +96,8 @@ std::string FormatHuman(const StatusReport& r) {
                              ", hydration_batch_size " + U(r.knobs.hydration_batch_size) +
                              ", rate " + FormatRate(r.knobs.rate_bytes_per_s, true) +
                              ", discard passdown " + (r.discard_passdown ? "on" : "off"));
+    Line(&out, "Order:", FormatOrder(r));
+    Line(&out, "Source reads:", FormatSourceReads(r.read_driven));
     Line(&out, "Failures:", U(r.copy_failures) + " copy, " + U(r.commit_failures) + " commit");
     Line(&out, "Commits:", U(r.commits));
   }
@@ -110,6 +112,42 @@ std::string FormatHuman(const StatusReport& r) {
                                                      metadata::kMetadataBlockSize) +
                                   " used)");
   return out;
+}
+
+std::string FormatOrder(const StatusReport& r) {
+  const ReadDrivenReport& d = r.read_driven;
+  std::vector<std::string> parts;
+  if (d.read_hints) {
+    parts.push_back("read-ahead for " + U(d.sequential_readers) + " sequential reader" +
+                    (d.sequential_readers == 1 ? "" : "s"));
+    parts.push_back(U(d.near_hints) + " near-read hint" + (d.near_hints == 1 ? "" : "s"));
+  } else {
+    parts.push_back("read hints off");
+  }
+  if (d.profile_total != 0) {
+    parts.push_back("profile " + FormatPercent(d.profile_hydrated, d.profile_total, 0) + " (" +
+                    U(d.profile_hydrated) + "/" + U(d.profile_total) + " regions)");
+  }
+  parts.push_back("then bitmap order");
+  std::string out;
+  for (const std::string& p : parts) out += (out.empty() ? "" : ", ") + p;
+  out += "; copy-on-read " + std::string(d.copy_on_read ? "on" : "off");
+  out += "; hydrated by read-ahead " + U(d.ahead_regions) + ", near reads " + U(d.near_regions) +
+         ", profile " + U(d.profile_regions) + ", copy-on-read " + U(d.cor_regions) +
+         ", bitmap " + U(d.cursor_regions) + " regions";
+  if (!d.record_profile.empty()) {
+    out += "; recording profile " + Printable(d.record_profile) + " (" + U(d.profile_recorded) +
+           " regions)";
+  }
+  return out;
+}
+
+std::string FormatSourceReads(const ReadDrivenReport& d) {
+  const uint64_t all = d.user_source_bytes + d.copier_source_bytes;
+  return FormatBytes(d.user_source_bytes) + " for users (" +
+         FormatPercent(d.user_source_bytes, all, 0) + "), " + FormatBytes(d.copier_source_bytes) +
+         " by the copier (read-ahead " + FormatBytes(d.ahead_source_bytes) + ", near reads " +
+         FormatBytes(d.near_source_bytes) + ")";
 }
 
 std::string FormatSourceHealth(const SourceHealth& h) {

@@ -31,6 +31,12 @@ std::string FormatDmLine(const StatusReport& r);
 // "connected", or "reconnecting since <time>  (E errors, R retries, C
 // reconnects); last error at <time>: <text>".
 std::string FormatSourceHealth(const SourceHealth& h);
+// The "Order:" line: the hydration order in effect and what each part
+// hydrated (SPEC §10).
+std::string FormatOrder(const StatusReport& r);
+// The "Source reads:" line: bytes read from the source for users and by the
+// copier.
+std::string FormatSourceReads(const ReadDrivenReport& d);
 
 // Progress for `clonefs wait`: "42.1% 4.21 GiB/10.00 GiB 110.00 MiB/s ETA 53s".
 // With bar_width > 0 a bar of that many cells comes first: "[#####.....] ".

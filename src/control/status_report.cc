@@ -68,6 +68,24 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.source_change = s.source_change;
   r.source_health = s.source_health;
   r.eta_s = EstimateEta(remaining, s.copy_rate_bytes_per_s, s.mode, s.knobs);
+  ReadDrivenReport& d = r.read_driven;
+  d.copy_on_read = s.copy_on_read;
+  d.read_hints = s.read_hints;
+  d.user_source_bytes = s.user_source_bytes;
+  d.copier_source_bytes = s.copier_source_bytes;
+  d.ahead_source_bytes = s.ahead_source_bytes;
+  d.near_source_bytes = s.near_source_bytes;
+  d.ahead_regions = s.ahead_regions;
+  d.near_regions = s.near_regions;
+  d.profile_regions = s.profile_regions;
+  d.cursor_regions = s.cursor_regions;
+  d.cor_regions = s.cor_regions;
+  d.sequential_readers = s.sequential_readers;
+  d.near_hints = s.near_hints;
+  d.profile_hydrated = s.profile_hydrated;
+  d.profile_total = s.profile_total;
+  d.record_profile = s.record_profile_path;
+  d.profile_recorded = s.profile_recorded;
   if (!r.source_change.empty() && remaining != 0) r.eta_s.reset();  // copying has stopped
   return r;
 }
@@ -195,6 +213,49 @@ std::string ReportToJson(const StatusReport& r, int indent) {
     w.Null();
   }
   LiveUint(w, L, "commits", r.commits);
+  w.Key("read_driven");
+  if (L) {
+    const ReadDrivenReport& d = r.read_driven;
+    w.BeginObject();
+    w.Key("copy_on_read").Bool(d.copy_on_read);
+    w.Key("read_hints").Bool(d.read_hints);
+    w.Key("source_bytes").BeginObject();
+    w.Key("users").Uint(d.user_source_bytes);
+    w.Key("copier").Uint(d.copier_source_bytes);
+    w.Key("copier_read_ahead").Uint(d.ahead_source_bytes);
+    w.Key("copier_near_reads").Uint(d.near_source_bytes);
+    w.EndObject();
+    w.Key("regions_hydrated_by").BeginObject();
+    w.Key("read_ahead").Uint(d.ahead_regions);
+    w.Key("near_reads").Uint(d.near_regions);
+    w.Key("profile").Uint(d.profile_regions);
+    w.Key("cursor").Uint(d.cursor_regions);
+    w.Key("copy_on_read").Uint(d.cor_regions);
+    w.EndObject();
+    w.Key("sequential_readers").Uint(d.sequential_readers);
+    w.Key("near_hints").Uint(d.near_hints);
+    w.Key("profile");
+    if (d.profile_total != 0) {
+      w.BeginObject();
+      w.Key("hydrated_regions").Uint(d.profile_hydrated);
+      w.Key("total_regions").Uint(d.profile_total);
+      w.EndObject();
+    } else {
+      w.Null();
+    }
+    w.Key("recording_profile");
+    if (!d.record_profile.empty()) {
+      w.BeginObject();
+      w.Key("path").String(d.record_profile);
+      w.Key("regions").Uint(d.profile_recorded);
+      w.EndObject();
+    } else {
+      w.Null();
+    }
+    w.EndObject();
+  } else {
+    w.Null();
+  }
   w.Key("metadata_space").BeginObject();
   w.Key("block_size").Uint(metadata::kMetadataBlockSize);
   w.Key("used_blocks").Uint(r.metadata_used_blocks);
@@ -366,6 +427,38 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
     r.commit_failures = rd.U64(*o, "failures.", "commit");
   }
   r.commits = rd.OptU64(doc, "", "commits").value_or(0);
+  // Added after schema version 1 first shipped: absent from older daemons.
+  if (const JsonValue* o = doc.Find("read_driven"); o != nullptr && !o->is_null()) {
+    ReadDrivenReport& d = r.read_driven;
+    const std::string p = "read_driven.";
+    d.copy_on_read = rd.Bool(*o, p, "copy_on_read");
+    d.read_hints = rd.Bool(*o, p, "read_hints");
+    if (const JsonValue* b = rd.Obj(*o, p, "source_bytes", false)) {
+      const std::string q = p + "source_bytes.";
+      d.user_source_bytes = rd.U64(*b, q, "users");
+      d.copier_source_bytes = rd.U64(*b, q, "copier");
+      d.ahead_source_bytes = rd.U64(*b, q, "copier_read_ahead");
+      d.near_source_bytes = rd.U64(*b, q, "copier_near_reads");
+    }
+    if (const JsonValue* b = rd.Obj(*o, p, "regions_hydrated_by", false)) {
+      const std::string q = p + "regions_hydrated_by.";
+      d.ahead_regions = rd.U64(*b, q, "read_ahead");
+      d.near_regions = rd.U64(*b, q, "near_reads");
+      d.profile_regions = rd.U64(*b, q, "profile");
+      d.cursor_regions = rd.U64(*b, q, "cursor");
+      d.cor_regions = rd.U64(*b, q, "copy_on_read");
+    }
+    d.sequential_readers = rd.U64(*o, p, "sequential_readers");
+    d.near_hints = rd.U64(*o, p, "near_hints");
+    if (const JsonValue* b = rd.Obj(*o, p, "profile", true)) {
+      d.profile_hydrated = rd.U64(*b, p + "profile.", "hydrated_regions");
+      d.profile_total = rd.U64(*b, p + "profile.", "total_regions");
+    }
+    if (const JsonValue* b = rd.Obj(*o, p, "recording_profile", true)) {
+      d.record_profile = rd.OptStr(*b, p + "recording_profile.", "path");
+      d.profile_recorded = rd.U64(*b, p + "recording_profile.", "regions");
+    }
+  }
   if (const JsonValue* o = rd.Obj(doc, "", "metadata_space", false)) {
     r.metadata_used_blocks = rd.U64(*o, "metadata_space.", "used_blocks");
     r.metadata_total_blocks = rd.U64(*o, "metadata_space.", "total_blocks");

@@ -36,6 +36,27 @@ struct ControlInfo {
   std::string name;          // the exposed file's name in mountpoint; may be empty
 };
 
+// Live only: read-driven hydration (SPEC §10) -- the hydration order in
+// effect and who the source's bytes were read for. JSON "read_driven";
+// absent from older daemons' documents (then all zero / off).
+struct ReadDrivenReport {
+  bool copy_on_read = false;
+  bool read_hints = false;
+  uint64_t user_source_bytes = 0;    // read from the source to answer users
+  uint64_t copier_source_bytes = 0;  // read from the source by the copier
+  uint64_t ahead_source_bytes = 0;   // of those, ahead of sequential readers
+  uint64_t near_source_bytes = 0;    // of those, near recent reads
+  // Regions hydrated since the mount, by why.
+  uint64_t ahead_regions = 0, near_regions = 0, profile_regions = 0, cursor_regions = 0,
+           cor_regions = 0;
+  uint64_t sequential_readers = 0;
+  uint64_t near_hints = 0;
+  uint64_t profile_hydrated = 0, profile_total = 0;  // profile_total 0: none replayed
+  std::string record_profile;                        // "": not recording
+  uint64_t profile_recorded = 0;
+  bool operator==(const ReadDrivenReport&) const = default;
+};
+
 struct StatusReport {
   int schema_version = kStatusSchemaVersion;
   // true: a running daemon answered (every field is meaningful). false: read
@@ -75,6 +96,7 @@ struct StatusReport {
   // source whose reads wait past the source timeout). Absent from older
   // daemons' documents: then connected with no errors.
   SourceHealth source_health;
+  ReadDrivenReport read_driven;
   // The settings stored with the clone (docs/cli.md "Stored settings"), live
   // and offline.
   clone::Settings settings;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "base/log.h"
 #include "copier/copy_unit.h"
@@ -18,6 +19,17 @@ constexpr int kMaxScan = 4096;  // regions skipped per pick before giving up for
 
 }  // namespace
 
+const char* CopyOriginName(CopyOrigin o) {
+  switch (o) {
+    case CopyOrigin::kCursor: return "cursor";
+    case CopyOrigin::kAhead: return "read-ahead";
+    case CopyOrigin::kNear: return "near reads";
+    case CopyOrigin::kProfile: return "profile";
+    case CopyOrigin::kCopyOnRead: return "copy-on-read";
+  }
+  return "?";
+}
+
 BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions& options)
     : ctx_(ctx),
       options_(options),
@@ -27,6 +39,7 @@ BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions
       enabled_(options.enabled),
       rate_(options.rate_bytes_per_s),
       pace_(options.min_pace_bytes_per_s),
+      hints_(ctx.hydrator->geometry(), std::max<uint32_t>(options.hydration_batch_size, 1)),
       backoff_(options.retry_backoff_initial_ms * 1'000'000) {}
 
 BackgroundCopier::~BackgroundCopier() { Stop(); }
@@ -41,6 +54,7 @@ void BackgroundCopier::Start() {
   {
     std::lock_guard<std::mutex> l(q_mu_);
     writers_exit_ = false;
+    accepting_ = true;  // the writers start below, before anyone can see this
   }
   async_reads_ = source_->AsyncReads();
   if (!async_reads_) readers_ = std::make_unique<ReaderPool>(source_, std::max<uint32_t>(options_.workers, 1));
@@ -65,6 +79,7 @@ void BackgroundCopier::Stop() {
     std::unique_lock<std::mutex> l(q_mu_);
     drained_cv_.wait(l, [&] { return reads_in_flight_ == 0; });
     writers_exit_ = true;  // writers drain the queue, then exit
+    accepting_ = false;
   }
   q_cv_.notify_all();
   for (std::thread& t : writers_) t.join();
@@ -171,14 +186,31 @@ void BackgroundCopier::IssuerLoop() {
     // Foreground first: while user I/O is busy, one unit (one piece) at a
     // time, at the minimum pace.
     const bool busy = ctx_.foreground->Busy(now, options_.foreground_idle_ns);
-    if (busy && !BusyAllowsIssue()) {
-      Sleep(kBusyWaitNanos, gen);
-      continue;
+    // A sequential reader's read-ahead is not held back by the pace (see
+    // FOREGROUND FIRST in the header), within kAheadBusyBytes.
+    bool ahead = false;
+    if (busy) {
+      ahead = current_ != nullptr
+                  ? current_->origin == CopyOrigin::kAhead
+                  : !probe && ahead_bytes_.load() < std::min(kAheadBusyBytes, options_.inflight_bytes) &&
+                        hints_.sequential_streams(now) != 0;
+      if (!ahead && !BusyAllowsIssue()) {
+        Sleep(kBusyWaitNanos, gen);
+        continue;
+      }
     }
-    uint64_t wait = busy ? pace_.WaitNanos(now) : 0;
+    uint64_t wait = busy && !ahead ? pace_.WaitNanos(now) : 0;
     if (wait == 0) wait = rate_.WaitNanos(now);
-    if (wait == 0 && current_ == nullptr) wait = StartUnit(probe);
-    if (wait == 0 && current_ != nullptr) wait = IssueNext(busy, now);
+    if (wait == 0 && current_ == nullptr) {
+      wait = StartUnit(probe, /*ahead_only=*/busy && ahead);
+      if (busy && ahead && current_ == nullptr) {
+        // No read-ahead to do: the paced unit, if foreground-first allows.
+        ahead = false;
+        wait = !BusyAllowsIssue() ? kBusyWaitNanos : pace_.WaitNanos(now);
+        if (wait == 0) wait = StartUnit(probe, /*ahead_only=*/false);
+      }
+    }
+    if (wait == 0 && current_ != nullptr) wait = IssueNext(busy && !ahead, now);
     if (wait != 0) Sleep(wait, gen);
   }
   DropCurrent(/*abandon=*/true);
@@ -220,7 +252,7 @@ uint64_t BackgroundCopier::SourceGate(uint64_t now, bool* probe) {
 }
 
 bool BackgroundCopier::BusyAllowsIssue() const {
-  const uint32_t open = units_open_.load();
+  const uint32_t open = paced_open_.load();
   if (open == 0) return true;
   // Only the unit being issued is open, and none of its pieces is pending.
   return open == 1 && current_ != nullptr && current_->refs.load() == 1;
@@ -234,11 +266,12 @@ bool BackgroundCopier::HaveRoom(uint64_t len) const {
   return in_flight == 0 || in_flight + len <= options_.inflight_bytes;
 }
 
-uint64_t BackgroundCopier::StartUnit(bool probe) {
+uint64_t BackgroundCopier::StartUnit(bool probe, bool ahead_only) {
   // Lock nothing new while the byte budget is spent.
   if (!HaveRoom(1)) return kMaxSleepNanos;
   Run run;
-  Pick p = PickUnit(probe, &run);
+  CopyOrigin origin = CopyOrigin::kCursor;
+  Pick p = PickUnit(probe, ahead_only, &run, &origin);
   if (p == Pick::kNoRoom) return kNoRoomSleepNanos;
   if (p == Pick::kNothing) {
     Idle();
@@ -248,12 +281,14 @@ uint64_t BackgroundCopier::StartUnit(bool probe) {
   u->first = run.first;
   u->count = run.count;
   u->probe = probe;
+  u->origin = origin;
   {
     std::lock_guard<std::mutex> l(mu_);
     u->retry = backoff_.HasFailed(run.first);
     if (probe) src_.SetProbeInFlight(true);
   }
   units_open_.fetch_add(1);
+  if (origin != CopyOrigin::kAhead) paced_open_.fetch_add(1);
   current_ = u.release();
   Result<std::vector<RunSegment>> plan = ctx_.hydrator->PlanRun(run.first, run.count);
   if (!plan.ok()) {
@@ -315,6 +350,8 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
 
 void BackgroundCopier::StartRead(std::unique_ptr<Piece> p) {
   inflight_bytes_.fetch_add(p->len);
+  if (p->unit->origin == CopyOrigin::kAhead) ahead_bytes_.fetch_add(p->len);
+  origin_bytes_[static_cast<int>(p->unit->origin)].fetch_add(p->len, std::memory_order_relaxed);
   data_pieces_.fetch_add(1);
   {
     std::lock_guard<std::mutex> l(q_mu_);
@@ -352,7 +389,48 @@ void BackgroundCopier::DropCurrent(bool abandon) {
   Unref(u, /*on_writer=*/false);
 }
 
-BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, Run* out) {
+bool BackgroundCopier::TakeRunIn(uint64_t from, uint64_t end, uint64_t max, uint64_t now,
+                                 int* budget, Run* out, uint64_t* next) {
+  metadata::Metadata* md = ctx_.md;
+  RegionLockTable* locks = ctx_.locks;
+  end = std::min(end, md->nr_regions());
+  uint64_t pos = from;
+  while (pos < end && (*budget)-- > 0) {
+    const uint64_t r = md->FindNextUnhydratedRegion(pos);
+    if (r >= end) {
+      pos = end;
+      break;
+    }
+    if (backoff_.Blocked(r, now) || !locks->TryLock(r)) {
+      pos = r + 1;
+      continue;
+    }
+    if (md->IsRegionHydrated(r)) {  // hydrated by a writer since the lookup
+      locks->Unlock(r);
+      pos = r + 1;
+      continue;
+    }
+    uint64_t n = 1;
+    const uint64_t limit = backoff_.HasFailed(r) ? 1 : max;
+    while (n < limit && r + n < end) {
+      const uint64_t q = r + n;
+      if (md->IsRegionHydrated(q) || backoff_.HasFailed(q) || !locks->TryLock(q)) break;
+      if (md->IsRegionHydrated(q)) {
+        locks->Unlock(q);
+        break;
+      }
+      ++n;
+    }
+    *out = Run{r, n};
+    *next = r + n;
+    return true;
+  }
+  *next = pos;
+  return false;
+}
+
+BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool ahead_only, Run* out,
+                                                  CopyOrigin* origin) {
   metadata::Metadata* md = ctx_.md;
   RegionLockTable* locks = ctx_.locks;
   const uint64_t nr = md->nr_regions();
@@ -362,6 +440,46 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, Run* out) {
   if (in_flight >= threshold) return Pick::kNoRoom;
   const uint64_t max = probe ? 1 : std::min<uint64_t>(batch_.load(), threshold - in_flight);
   const uint64_t now = ctx_.clock->NowNanos();
+
+  // The hydration order (see ORDER in the header); a probe takes the cursor.
+  int budget = kMaxScan;
+  uint64_t next = 0;
+  if (!probe) {
+    for (const RegionRun& w : hints_.AheadWindows(now)) {
+      if (TakeRunIn(w.first, w.end(), max, now, &budget, out, &next)) {
+        *origin = CopyOrigin::kAhead;
+        return Pick::kPicked;
+      }
+    }
+    if (ahead_only) return Pick::kNothing;
+    RegionRun h;
+    while (budget > 0 && hints_.FrontNear(&h)) {
+      const bool got = TakeRunIn(h.first, h.end(), max, now, &budget, out, &next);
+      hints_.AdvanceNear(got ? next : h.end());
+      if (got) {
+        *origin = CopyOrigin::kNear;
+        return Pick::kPicked;
+      }
+    }
+    while (budget > 0 && profile_idx_ < profile_.size()) {
+      const RegionRun& pr = profile_[profile_idx_];
+      const bool got =
+          TakeRunIn(std::max(pr.first, profile_pos_), pr.end(), max, now, &budget, out, &next);
+      if (got && next < pr.end()) {
+        profile_pos_ = next;
+      } else if (got || next >= pr.end()) {
+        ++profile_idx_;
+        profile_pos_ = 0;
+      } else {
+        profile_pos_ = next;  // scan budget spent inside this run
+      }
+      if (got) {
+        *origin = CopyOrigin::kProfile;
+        return Pick::kPicked;
+      }
+    }
+  }
+  *origin = CopyOrigin::kCursor;
 
   uint64_t pos = cursor_;
   bool wrapped = false;
@@ -400,6 +518,72 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, Run* out) {
   }
   cursor_ = pos >= nr ? 0 : pos;
   return Pick::kNothing;
+}
+
+}  // namespace clonefs
+
+namespace clonefs {
+
+bool BackgroundCopier::NoteRead(uint64_t off, uint64_t len, bool unhydrated) {
+  const bool seq = hints_.NoteRead(off, len, unhydrated, ctx_.clock->NowNanos());
+  if (seq && unhydrated) BumpAndNotify();
+  return seq;
+}
+
+void BackgroundCopier::SetProfile(std::vector<RegionRun> runs) {
+  std::lock_guard<std::mutex> l(mu_);
+  profile_ = std::move(runs);
+  profile_idx_ = 0;
+  profile_pos_ = 0;
+}
+
+void BackgroundCopier::ProfileProgress(uint64_t* hydrated, uint64_t* total) const {
+  *hydrated = 0;
+  *total = 0;
+  for (const RegionRun& r : profile_) {
+    *total += r.count;
+    for (uint64_t x = r.first; x < r.end(); ++x) *hydrated += ctx_.md->IsRegionHydrated(x);
+  }
+}
+
+OriginStats BackgroundCopier::origin_stats(CopyOrigin o) const {
+  const int i = static_cast<int>(o);
+  return OriginStats{origin_bytes_[i].load(std::memory_order_relaxed),
+                     origin_regions_[i].load(std::memory_order_relaxed)};
+}
+
+bool BackgroundCopier::AdoptFetched(uint64_t first, uint64_t count, const uint8_t* data) {
+  const uint64_t len = ctx_.hydrator->geometry().RunLength(first, count);
+  if (killed_.load() || len > kMaxCopyChunk) return false;
+  if (inflight_bytes_.load() + len > 2 * options_.inflight_bytes) return false;
+  Result<std::unique_ptr<CopyBuffer>> buf = pool_.Acquire(len);
+  if (!buf.ok()) return false;
+  std::memcpy((*buf)->data(), data, len);
+  auto u = std::make_unique<Unit>();
+  u->first = first;
+  u->count = count;
+  u->origin = CopyOrigin::kCopyOnRead;
+  u->plan.push_back(RunSegment{ctx_.hydrator->geometry().RegionStart(first), len, false});
+  u->next_seg = 1;
+  auto p = std::make_unique<Piece>();
+  p->unit = u.get();
+  p->off = u->plan[0].offset;
+  p->len = len;
+  p->buf = std::move(*buf);
+  // The unit's one reference is this piece's: the writer that handles it
+  // finishes the unit.
+  std::lock_guard<std::mutex> l(q_mu_);
+  if (!accepting_) {
+    pool_.Release(std::move(p->buf));
+    return false;
+  }
+  units_open_.fetch_add(1);
+  inflight_bytes_.fetch_add(len);
+  data_pieces_.fetch_add(1);
+  u.release();
+  queue_.push_back(std::move(p));
+  q_cv_.notify_one();
+  return true;
 }
 
 }  // namespace clonefs

@@ -31,6 +31,21 @@
 //   - About once a second, while regions remain, the issuer re-examines the
 //     source (check_source); may_copy is false once it changed.
 //
+// ORDER (SPEC §10; docs/design.md, "Hydration order")
+//   PickUnit takes, in this order: the read-ahead windows of sequential
+//   readers (ReadHints), the units around recent reads of unhydrated regions
+//   (ReadHints, "near"), the access profile being replayed (SetProfile: its
+//   runs in order, from a profile cursor), then the cursor that walks the
+//   bitmap and wraps. Every candidate is re-checked as before (unhydrated,
+//   not locked, not backing off).
+//
+// COPY-ON-READ (SPEC §10): AdoptFetched takes regions a user's read has
+//   just fetched from the source (the caller held them in the lock table
+//   across the read) and hands their bytes to the writers as a one-piece
+//   unit: written, source re-checked, "read.after_cor_write" kill point,
+//   marked, unlocked -- exactly a copy's finish. The reader never waits for
+//   the dest write. Bounded: refused beyond twice the byte target in flight.
+//
 // FOREGROUND FIRST (docs/design.md)
 //   While user I/O is in flight or ended less than foreground_idle_ns ago,
 //   one unit is copied at a time, one piece at a time, paced at
@@ -38,6 +53,9 @@
 //   user latency sees at most one piece of competing I/O; hydration never
 //   stops under continuous load). When user I/O stops, copying returns to
 //   full speed (the rate ceiling, the threshold and the byte target apply).
+//   Read-ahead units of a sequential reader are that reader's next reads,
+//   fetched early: while user I/O is busy they are issued without the pace,
+//   up to kAheadBusyBytes in flight, beside the one paced unit.
 //
 // FAILURES
 //   - Isolated: a failed unit stays unhydrated and its regions back off
@@ -81,6 +99,7 @@
 #include "copier/copy_buffer_pool.h"
 #include "copier/foreground.h"
 #include "copier/hydrator.h"
+#include "copier/read_hints.h"
 #include "copier/reader_pool.h"
 #include "copier/region_locks.h"
 #include "copier/retry_backoff.h"
@@ -121,6 +140,17 @@ struct CopierOptions {
   // User I/O that ended less than this ago still counts as "busy".
   // Default: 20 ms.
   uint64_t foreground_idle_ns = 20'000'000;
+};
+
+// Why a unit is copied (for status: the hydration order in effect).
+enum class CopyOrigin { kCursor, kAhead, kNear, kProfile, kCopyOnRead };
+inline constexpr int kCopyOrigins = 5;
+const char* CopyOriginName(CopyOrigin o);
+
+// Counters of one origin since Start.
+struct OriginStats {
+  uint64_t source_bytes = 0;  // bytes read from the source for it
+  uint64_t regions = 0;       // regions it marked hydrated
 };
 
 struct CopierContext {
@@ -192,6 +222,29 @@ class BackgroundCopier {
   // The source-wide pause, if any.
   CopierPause pause() const;
 
+  // --- read-driven hydration (SPEC §10) ---
+  // Records a user read for the hints (ReadHints::NoteRead) and wakes the
+  // issuer when a sequential reader moved its read-ahead window. Returns
+  // whether the read continues a sequential stream.
+  bool NoteRead(uint64_t off, uint64_t len, bool unhydrated);
+  void SetHints(bool on) { hints_.SetEnabled(on); }
+  bool hints_enabled() const { return hints_.enabled(); }
+  const ReadHints& hints() const { return hints_; }
+  // The access profile to replay (regions in order), before the cursor.
+  // Call before Start.
+  void SetProfile(std::vector<RegionRun> runs);
+  // Profile progress: regions of the profile marked hydrated (in core) and
+  // in all. Walks the profile: for status, not for hot paths.
+  void ProfileProgress(uint64_t* hydrated, uint64_t* total) const;
+  // Copy-on-read: see ORDER above. REQUIRES: the caller holds regions
+  // [first, first+count) in the lock table, they are unhydrated, `data` is
+  // their full bytes as just read from the source (and found unchanged),
+  // and their length is at most kMaxCopyChunk. Returns true if the copier
+  // took them over (it unlocks them); false if it refused (the caller still
+  // holds them).
+  bool AdoptFetched(uint64_t first, uint64_t count, const uint8_t* data);
+  OriginStats origin_stats(CopyOrigin o) const;
+
  private:
   struct Unit;
   struct Piece;
@@ -200,6 +253,9 @@ class BackgroundCopier {
     uint64_t count = 0;
   };
   enum class Pick { kPicked, kNoRoom, kNothing };
+  // Read-ahead bytes in flight allowed beside the paced unit while user I/O
+  // is busy.
+  static constexpr uint64_t kAheadBusyBytes = 16ull << 20;
 
   // --- issuer (background_copier.cc) ---
   void IssuerLoop();
@@ -208,9 +264,16 @@ class BackgroundCopier {
   uint64_t SourceGate(uint64_t now, bool* probe);
   bool BusyAllowsIssue() const;
   bool HaveRoom(uint64_t len) const;
-  Pick PickUnit(bool probe, Run* out);
+  Pick PickUnit(bool probe, bool ahead_only, Run* out, CopyOrigin* origin);
+  // The first region in [from, end) that may be copied now (unhydrated, not
+  // backing off, locked here), and the run of at most `max` such regions
+  // from it within [.., end). *next: where to look on the next call.
+  // REQUIRES: mu_ held.
+  bool TakeRunIn(uint64_t from, uint64_t end, uint64_t max, uint64_t now, int* budget,
+                 Run* out, uint64_t* next);
   // Picks and plans a new current_ unit; returns how long to wait (0: go on).
-  uint64_t StartUnit(bool probe);
+  // ahead_only: only from a sequential reader's read-ahead window.
+  uint64_t StartUnit(bool probe, bool ahead_only);
   // Issues the next piece of current_; returns how long to wait (0: go on).
   uint64_t IssueNext(bool busy, uint64_t now);
   void StartRead(std::unique_ptr<Piece> p);
@@ -257,6 +320,10 @@ class BackgroundCopier {
   std::atomic<uint64_t> inflight_bytes_{0};        // data pieces issued, not yet released
   std::atomic<uint32_t> data_pieces_{0};           // their number
   std::atomic<uint32_t> units_open_{0};            // units picked and not finished
+  std::atomic<uint32_t> paced_open_{0};            // of those, the ones foreground-first paces
+  std::atomic<uint64_t> ahead_bytes_{0};           // read-ahead data pieces in flight
+  std::atomic<uint64_t> origin_bytes_[kCopyOrigins] = {};
+  std::atomic<uint64_t> origin_regions_[kCopyOrigins] = {};
   std::atomic<bool> source_trouble_{false};        // src_ not running, or streak_ not empty
   bool async_reads_ = false;                       // set by Start before any thread runs
 
@@ -268,6 +335,10 @@ class BackgroundCopier {
   bool stop_ = false;            // GUARDED_BY(mu_)
   uint64_t wake_gen_ = 0;        // GUARDED_BY(mu_); bumped on every wake-up event
   uint64_t cursor_ = 0;          // GUARDED_BY(mu_)
+  ReadHints hints_;              // its own lock (a leaf); taken under mu_ by PickUnit
+  std::vector<RegionRun> profile_;  // set before Start, then read-only
+  size_t profile_idx_ = 0;          // GUARDED_BY(mu_); the profile cursor: run...
+  uint64_t profile_pos_ = 0;        // GUARDED_BY(mu_); ...and region to look at next
   RetryBackoff backoff_;         // GUARDED_BY(mu_); per-region
   SourceBackoff src_;            // GUARDED_BY(mu_); source-wide
   uint64_t paused_since_unix_ns_ = 0;  // GUARDED_BY(mu_)
@@ -282,6 +353,7 @@ class BackgroundCopier {
   std::deque<std::unique_ptr<Piece>> queue_;  // GUARDED_BY(q_mu_)
   uint64_t reads_in_flight_ = 0;              // GUARDED_BY(q_mu_)
   bool writers_exit_ = false;                 // GUARDED_BY(q_mu_)
+  bool accepting_ = false;                    // GUARDED_BY(q_mu_); writers run, not exiting
 
   // Touched only by Start/Stop (under lifecycle_mu_).
   std::mutex lifecycle_mu_;

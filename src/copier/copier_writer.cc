@@ -87,6 +87,7 @@ void BackgroundCopier::Process(std::unique_ptr<Piece> p) {
     pool_.Release(std::move(p->buf));
     data_pieces_.fetch_sub(1);
     inflight_bytes_.fetch_sub(p->len);
+    if (u->origin == CopyOrigin::kAhead) ahead_bytes_.fetch_sub(p->len);
     BumpAndNotify();  // room in the byte budget
   }
   Unref(u, /*on_writer=*/true);
@@ -119,6 +120,9 @@ void BackgroundCopier::FinishUnit(Unit* raw) {
   auto release = [&] {
     ctx_.locks->UnlockRun(u->first, u->count);
     units_open_.fetch_sub(1);
+    if (u->origin != CopyOrigin::kAhead && u->origin != CopyOrigin::kCopyOnRead) {
+      paced_open_.fetch_sub(1);
+    }
     if (u->probe) {
       std::lock_guard<std::mutex> l(mu_);
       src_.SetProbeInFlight(false);
@@ -134,7 +138,8 @@ void BackgroundCopier::FinishUnit(Unit* raw) {
     noted = false;
   }
   if (err.ok()) {
-    if (TestKillPoint("copier.after_copy")) {
+    if (TestKillPoint(u->origin == CopyOrigin::kCopyOnRead ? "read.after_cor_write"
+                                                           : "copier.after_copy")) {
       killed_.store(true);  // this "process" is gone: nothing more is marked
       release();
       return;
@@ -142,6 +147,7 @@ void BackgroundCopier::FinishUnit(Unit* raw) {
     Status s = ctx_.hydrator->Mark(u->first, u->count);
     if (s.ok()) {
       units_copied_.fetch_add(1);
+      origin_regions_[static_cast<int>(u->origin)].fetch_add(u->count, std::memory_order_relaxed);
       std::lock_guard<std::mutex> l(mu_);
       if (backoff_.size() != 0) backoff_.RecordSuccess(u->first, u->count);
     }

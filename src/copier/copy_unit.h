@@ -34,6 +34,7 @@ struct BackgroundCopier::Unit {
   uint64_t count = 0;
   bool probe = false;  // the one probe of a source-wide backoff
   bool retry = false;  // holds a region that failed before (retried alone)
+  CopyOrigin origin = CopyOrigin::kCursor;
 
   // The issuer's.
   std::vector<RunSegment> plan;

@@ -49,6 +49,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/clock.h"
 #include "base/result.h"
@@ -56,6 +57,7 @@
 #include "devices/device.h"
 #include "devices/source_health.h"
 #include "metadata/metadata.h"
+#include "regions/region_run.h"
 
 namespace clonefs {
 
@@ -120,6 +122,26 @@ struct EngineOptions {
   std::function<void()> on_complete;
   // Called from the committer thread whenever the mode changes. Default: none.
   std::function<void(EngineMode)> on_mode_change;
+
+  // --- read-driven hydration (SPEC §10; docs/design.md, "Hydration order") ---
+  // Copy-on-read: whole regions a user read fetches from the source are
+  // written to dest and marked (by the copier's writers, off the reader's
+  // path). Changeable at runtime. Default: false (the mount turns it on for
+  // remote sources).
+  bool copy_on_read = false;
+  // Read hints: the copier hydrates ahead of sequential readers and around
+  // recent reads before its cursor, and a sequential reader that meets a
+  // region being copied waits for the copy instead of fetching it again.
+  // Changeable at runtime. Default: true.
+  bool read_hints = true;
+  // An access profile to replay: regions hydrated in this order after the
+  // hints and before the cursor. Default: none.
+  std::vector<RegionRun> profile_order;
+  // Where to record this clone's access profile (regions in the order first
+  // read or written), written at Shutdown; empty: not recorded. Default: "".
+  std::string record_profile_path;
+  // The source's identity, written into a recorded profile.
+  uint64_t profile_source_size = 0, profile_source_fp1 = 0, profile_source_fp2 = 0;
 };
 
 struct EngineStats {
@@ -158,6 +180,29 @@ struct EngineStats {
   std::string copier_pause;
   uint64_t copier_paused_since_unix_ns = 0;
   std::string copier_pause_reason;
+
+  // Read-driven hydration (SPEC §10).
+  bool copy_on_read = false;
+  bool read_hints = false;
+  // Bytes read from the source to answer user reads, and by the copier.
+  uint64_t user_source_bytes = 0;
+  uint64_t copier_source_bytes = 0;
+  // Regions hydrated since Start, by why they were copied: read-ahead of
+  // sequential readers, near recent reads, the replayed profile, the
+  // cursor, and copy-on-read (from user reads, no extra source read).
+  uint64_t ahead_regions = 0, near_regions = 0, profile_regions = 0, cursor_regions = 0,
+           cor_regions = 0;
+  // Bytes the copier read from the source for read-ahead and near hints.
+  uint64_t ahead_source_bytes = 0, near_source_bytes = 0;
+  // Sequential readers being read ahead of now, and pending near hints.
+  uint64_t sequential_readers = 0;
+  uint64_t near_hints = 0;
+  // The replayed profile: regions of it hydrated (in core) and in all (0:
+  // no profile).
+  uint64_t profile_hydrated = 0, profile_total = 0;
+  // The profile being recorded: where, and regions recorded so far.
+  std::string record_profile_path;
+  uint64_t profile_recorded = 0;
 };
 
 class Engine {
@@ -198,6 +243,8 @@ class Engine {
   virtual void SetHydrationBatchSize(uint32_t n) = 0;
   virtual void SetRate(uint64_t bytes_per_s) = 0;
   virtual void EnableHydration(bool on) = 0;
+  virtual void SetCopyOnRead(bool on) = 0;
+  virtual void SetReadHints(bool on) = 0;
   virtual uint64_t image_size() const = 0;
 
   // SEEK_DATA / SEEK_HOLE over the image as the user sees it: hydrated

@@ -104,7 +104,16 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
               .check_source = [this] { (void)source_watch_.Check(); },
           },
           CopierOptionsFrom(options)),
-      io_errors_(clock_) {}
+      io_errors_(clock_),
+      copy_on_read_(options.copy_on_read) {
+  copier_.SetHints(options.read_hints);
+  if (!options.profile_order.empty()) copier_.SetProfile(options.profile_order);
+  if (!options.record_profile_path.empty()) {
+    recorder_ = std::make_unique<profile::ProfileRecorder>(
+        geo_, profile::SourceKey{options.profile_source_size, options.profile_source_fp1,
+                                 options.profile_source_fp2});
+  }
+}
 
 EngineImpl::~EngineImpl() { (void)Shutdown(); }
 
@@ -125,6 +134,17 @@ Status EngineImpl::Shutdown() {
   shutdown_status_ = committer_.Commit(/*flush_always=*/true);
   committer_.Stop();
   state_.store(State::kShutDown);
+  if (recorder_) {
+    const profile::Profile p = recorder_->Snapshot();
+    Status ps = profile::Save(p, options_.record_profile_path);
+    if (ps.ok()) {
+      CLONEFS_LOG_INFO("access profile of %llu regions in %zu runs written to %s",
+                       static_cast<unsigned long long>(p.regions()), p.runs.size(),
+                       options_.record_profile_path.c_str());
+    } else {
+      CLONEFS_LOG_WARN("cannot write the access profile: %s", ps.ToString().c_str());
+    }
+  }
   if (!shutdown_status_.ok()) {
     CLONEFS_LOG_WARN("final commit at shutdown: %s", shutdown_status_.ToString().c_str());
   }
@@ -173,6 +193,29 @@ EngineStats EngineImpl::Stats() const {
   s.source_health = source_->Health();
   s.copier_inflight_bytes = copier_.inflight_bytes();
   s.copier_failed_reads = copier_.failed_reads();
+  s.copy_on_read = copy_on_read_.load();
+  s.read_hints = copier_.hints_enabled();
+  s.user_source_bytes = user_source_bytes_.load(std::memory_order_relaxed);
+  const OriginStats ahead = copier_.origin_stats(CopyOrigin::kAhead);
+  const OriginStats near = copier_.origin_stats(CopyOrigin::kNear);
+  const OriginStats prof = copier_.origin_stats(CopyOrigin::kProfile);
+  const OriginStats cursor = copier_.origin_stats(CopyOrigin::kCursor);
+  s.copier_source_bytes = ahead.source_bytes + near.source_bytes + prof.source_bytes +
+                          cursor.source_bytes;
+  s.ahead_regions = ahead.regions;
+  s.near_regions = near.regions;
+  s.profile_regions = prof.regions;
+  s.cursor_regions = cursor.regions;
+  s.cor_regions = copier_.origin_stats(CopyOrigin::kCopyOnRead).regions;
+  s.ahead_source_bytes = ahead.source_bytes;
+  s.near_source_bytes = near.source_bytes;
+  s.sequential_readers = static_cast<uint64_t>(copier_.hints().sequential_streams(clock_->NowNanos()));
+  s.near_hints = copier_.hints().near_size();
+  copier_.ProfileProgress(&s.profile_hydrated, &s.profile_total);
+  if (recorder_) {
+    s.record_profile_path = options_.record_profile_path;
+    s.profile_recorded = recorder_->regions();
+  }
   const CopierPause pause = copier_.pause();
   if (pause.paused()) {
     s.copier_pause = SourceBackoffStateName(pause.state);

@@ -27,6 +27,17 @@
 //     region lock with the user's bytes merged in (Hydrator::HydrateRegion),
 //     then marked. Every mark precedes the answer.
 //   Sync writes and Fsync wait for a commit (Committer::Commit).
+//   Read-driven hydration (SPEC §10): every read is noted for the copier's
+//     hints (BackgroundCopier::NoteRead). A read touching unhydrated regions
+//     with copy-on-read on, or from a sequential reader, goes through
+//     ReadHolding: it takes the whole, full-size unhydrated regions it
+//     covers in the lock table (TryLock; a sequential reader waits with Lock
+//     for a copy in flight, then reads what it copied from dest), reads as
+//     above, and with copy-on-read hands the held regions' bytes to the
+//     copier (AdoptFetched), which writes and marks them; the reader does
+//     not wait for that. Partial regions are left to the hints. Holding the
+//     regions across the source read is what keeps a concurrent write from
+//     being overwritten by the older source bytes.
 //
 // MODES: read from committer_ at the start of each request. In kReadOnly,
 //   the in-core bitmap equals the durable one (Abort reloaded it and no mark
@@ -48,6 +59,7 @@
 #include "engine/committer.h"
 #include "engine/engine.h"
 #include "engine/io_error_log.h"
+#include "profile/profile_recorder.h"
 #include "regions/region_math.h"
 
 namespace clonefs {
@@ -74,6 +86,8 @@ class EngineImpl final : public Engine {
   void SetHydrationBatchSize(uint32_t n) override { copier_.SetBatchSize(n); }
   void SetRate(uint64_t bytes_per_s) override { copier_.SetRate(bytes_per_s); }
   void EnableHydration(bool on) override { copier_.Enable(on); }
+  void SetCopyOnRead(bool on) override { copy_on_read_.store(on); }
+  void SetReadHints(bool on) override { copier_.SetHints(on); }
   uint64_t image_size() const override { return geo_.image_size(); }
 
   Result<uint64_t> SeekData(uint64_t off) override;
@@ -93,6 +107,11 @@ class EngineImpl final : public Engine {
   // io_path.cc
   Status CheckRequest(uint64_t off, uint64_t len) const;
   Status ReadRuns(uint64_t off, uint8_t* out, size_t len);
+  // A read that holds the whole unhydrated regions it covers across the
+  // source read: to copy them on read (`cor`), or to wait for copies in
+  // flight (`wait`: a sequential reader). See REQUEST PATH.
+  Status ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor, bool wait);
+  void Touch(uint64_t off, uint64_t len);
   Status ReadSource(uint64_t off, uint8_t* out, size_t len);
   Status Mutate(uint64_t off, uint64_t len, const Mutation& m, bool read_only);
   Status ApplyToDest(uint64_t off, uint64_t len, const Mutation& m);
@@ -116,6 +135,9 @@ class EngineImpl final : public Engine {
   Committer committer_;
   BackgroundCopier copier_;
   IoErrorLog io_errors_;
+  std::unique_ptr<profile::ProfileRecorder> recorder_;  // null: not recording
+  std::atomic<bool> copy_on_read_;
+  std::atomic<uint64_t> user_source_bytes_{0};
 
   std::atomic<State> state_{State::kOpen};
   std::mutex lifecycle_mu_;

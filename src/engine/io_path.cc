@@ -1,5 +1,7 @@
 // The request path: SPEC §3's table, piece by piece (see engine_impl.h).
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <string>
 
 #include "base/test_hooks.h"
@@ -46,8 +48,64 @@ Status EngineImpl::Read(uint64_t off, void* buf, size_t len) {
   if (len == 0 && off <= geo_.image_size()) return Status::OK();
   CLONEFS_RETURN_IF_ERROR(CheckRequest(off, len));
   ForegroundScope fg(&foreground_);
-  Status s = ReadRuns(off, static_cast<uint8_t*>(buf), len);
+  Touch(off, len);
+  uint8_t* out = static_cast<uint8_t*>(buf);
+  Status s;
+  const uint64_t first = geo_.RegionOf(off), last = geo_.RegionOf(off + len - 1);
+  const bool unhydrated = !md_->IsHydrationDone() && md_->FindNextUnhydratedRegion(first) <= last;
+  const bool seq = copier_.NoteRead(off, len, unhydrated);
+  const bool cor = unhydrated && copy_on_read_.load(std::memory_order_relaxed) &&
+                   state_.load() == State::kStarted &&
+                   committer_.mode() == EngineMode::kReadWrite && !source_watch_.changed();
+  if (unhydrated && (cor || seq)) {
+    s = ReadHolding(off, out, len, cor, seq);
+  } else {
+    s = ReadRuns(off, out, len);
+  }
   io_errors_.Report(IoKind::kRead, off, len, s);
+  return s;
+}
+
+void EngineImpl::Touch(uint64_t off, uint64_t len) {
+  if (!recorder_) return;
+  const uint64_t first = geo_.RegionOf(off);
+  recorder_->Touch(first, geo_.RegionOf(off + len - 1) - first + 1);
+}
+
+Status EngineImpl::ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor, bool wait) {
+  // The regions this read takes: whole, full-size and unhydrated ones, in
+  // ascending order (the lock table's discipline: Lock only above every
+  // region held). A region found hydrated once held was copied meanwhile:
+  // it is read from dest and let go.
+  std::vector<uint64_t> held;
+  held.reserve(len / geo_.region_size() + 1);
+  for (const RegionPiece p : geo_.Split(off, len)) {
+    if (!geo_.CanSkipCopy(p) || md_->IsRegionHydrated(p.region)) continue;
+    if (wait) {
+      locks_.Lock(p.region);
+    } else if (!locks_.TryLock(p.region)) {
+      continue;  // a copy is in flight: read the source as before
+    }
+    if (!cor || md_->IsRegionHydrated(p.region)) {
+      locks_.Unlock(p.region);
+      continue;
+    }
+    held.push_back(p.region);
+  }
+  Status s = ReadRuns(off, out, len);
+  // Hand runs of held regions to the copier; what it refuses (or all of it
+  // after a failed read) is let go unhydrated.
+  const uint64_t max_run = std::max<uint64_t>(kMaxCopyChunk >> geo_.region_shift(), 1);
+  for (size_t i = 0; i < held.size();) {
+    size_t j = i + 1;
+    while (j < held.size() && held[j] == held[j - 1] + 1 && j - i < max_run) ++j;
+    const uint64_t first = held[i], count = j - i;
+    if (!s.ok() ||
+        !copier_.AdoptFetched(first, count, out + (geo_.RegionStart(first) - off))) {
+      locks_.UnlockRun(first, count);
+    }
+    i = j;
+  }
   return s;
 }
 
@@ -79,6 +137,7 @@ Status EngineImpl::ReadSource(uint64_t off, uint8_t* out, size_t len) {
   if (source_watch_.changed()) return source_watch_.Refusal();
   Status s = source_->Read(off, out, len);
   if (!s.ok()) return source_watch_.AfterReadError(s);
+  user_source_bytes_.fetch_add(len, std::memory_order_relaxed);
   return source_watch_.Check();
 }
 
@@ -86,6 +145,7 @@ Status EngineImpl::Write(uint64_t off, const void* buf, size_t len, bool sync) {
   if (len == 0 && off <= geo_.image_size()) return Status::OK();
   CLONEFS_RETURN_IF_ERROR(CheckRequest(off, len));
   ForegroundScope fg(&foreground_);
+  Touch(off, len);
   const bool read_only = committer_.mode() == EngineMode::kReadOnly;
   Mutation m{static_cast<const uint8_t*>(buf), off, ZeroMode::kWriteZeros};
   Status s = Mutate(off, len, m, read_only);
@@ -110,6 +170,7 @@ Status EngineImpl::Zero(uint64_t off, uint64_t len, bool punch) {
   if (len == 0 && off <= geo_.image_size()) return Status::OK();
   CLONEFS_RETURN_IF_ERROR(CheckRequest(off, len));
   ForegroundScope fg(&foreground_);
+  Touch(off, len);
   const bool read_only = committer_.mode() == EngineMode::kReadOnly;
   Mutation m{nullptr, off,
              punch && options_.discard_passdown ? ZeroMode::kPunch : ZeroMode::kWriteZeros};

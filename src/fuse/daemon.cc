@@ -22,6 +22,8 @@
 #include "fuse/preflight.h"
 #include "fuse/runtime_info.h"
 #include "metadata/clone_files.h"
+#include "profile/profile.h"
+#include "regions/region_math.h"
 #include "fuse/stored_settings.h"
 
 #ifndef PR_SET_IO_FLUSHER
@@ -250,6 +252,27 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
     rep->Error(message);
     return kExitFailure;
   };
+  // A profile that cannot be replayed refuses the mount before anything is
+  // stored (SPEC §10: a profile for another source is refused).
+  const metadata::Superblock& sb = c.metadata->superblock();
+  const profile::SourceKey source_key{sb.source.size, sb.source.fingerprint,
+                                      sb.source.fingerprint2};
+  std::vector<RegionRun> profile_order;
+  if (!o.profile.empty()) {
+    auto p = profile::Load(o.profile);
+    if (!p.ok()) {
+      return fail(p.status().message() +
+                  "; give a profile written by --record-profile, or --profile '' to mount "
+                  "without one");
+    }
+    s = profile::CheckSource(*p, source_key, o.profile);
+    if (!s.ok()) return fail(s.message());
+    auto geo = RegionGeometry::Make(sb.image_size, c.metadata->region_size());
+    if (!geo.ok()) return fail(geo.status().message());
+    profile_order = profile::ToRegions(*p, *geo);
+    rep->Note("hydrating the " + std::to_string(p->regions()) + " regions of profile " +
+              o.profile + " first");
+  }
   s = StoreResolvedSettings(*resolved, c.metadata.get());
   if (!s.ok()) return fail(s.message());
   if (!resolved->stored.empty()) {
@@ -265,6 +288,13 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   EngineOptions eo;
   eo.knobs = o.knobs;
   eo.discard_passdown = o.discard_passdown;
+  eo.copy_on_read = o.copy_on_read.value_or(IsSourceUri(o.source));
+  eo.read_hints = o.read_hints;
+  eo.profile_order = std::move(profile_order);
+  eo.record_profile_path = o.record_profile;
+  eo.profile_source_size = source_key.size;
+  eo.profile_source_fp1 = source_key.fp1;
+  eo.profile_source_fp2 = source_key.fp2;
   if (!o.on_complete.empty()) eo.on_complete = [o] { RunOnComplete(o); };
   auto opened_engine = Engine::Open(std::move(c.source), std::move(c.dest), std::move(c.metadata), eo);
   if (!opened_engine.ok()) {

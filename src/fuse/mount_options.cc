@@ -66,6 +66,11 @@ std::vector<std::string> ValidateMountOptions(const MountOptions& o) {
       b = e + 1;
     }
   }
+  if (!o.profile.empty() && o.profile == o.record_profile) {
+    problems.push_back("--profile and --record-profile name the same file " + o.profile +
+                       "; recording would replace the profile being replayed: record into "
+                       "another file");
+  }
   return problems;
 }
 
@@ -85,6 +90,10 @@ void ApplySettings(const clone::Settings& s, MountOptions* o) {
   }
   if (s.threads) o->threads = *s.threads;
   if (s.source_timeout_ms) o->source_timeout_ms = *s.source_timeout_ms;
+  if (s.copy_on_read) o->copy_on_read = *s.copy_on_read;
+  if (s.read_hints) o->read_hints = *s.read_hints;
+  if (s.profile) o->profile = *s.profile;
+  if (s.record_profile) o->record_profile = *s.record_profile;
 }
 
 bool IsSourceUri(const std::string& s) {

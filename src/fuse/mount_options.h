@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,16 @@ struct MountOptions {
   // How long a read waits for the source (a remote source reconnecting, a
   // stalled network file system) before the reader gets EIO. Default: 30 s.
   uint64_t source_timeout_ms = clone::kDefaultSourceTimeoutMs;
+  // Copy-on-read (SPEC §10). Default: unset = on for a remote source (a
+  // URI), off for a file or block device.
+  std::optional<bool> copy_on_read;
+  // Read hints: hydrate ahead of sequential readers and near recent reads
+  // first. Default: true.
+  bool read_hints = true;
+  // Access profile to replay as the hydration order (absolute path), and
+  // where to record this clone's (written at unmount). Default: none.
+  std::string profile;
+  std::string record_profile;
 
   // --- stored settings (SPEC §5; docs/cli.md "Stored settings") ---
   // The settings given on the command line. A mount of an existing clone

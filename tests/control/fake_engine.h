@@ -65,6 +65,14 @@ class FakeEngineForControlTests : public Engine {
     std::lock_guard<std::mutex> l(mu_);
     stats_.knobs.hydration_enabled = on;
   }
+  void SetCopyOnRead(bool on) override {
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.copy_on_read = on;
+  }
+  void SetReadHints(bool on) override {
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.read_hints = on;
+  }
   uint64_t image_size() const override {
     std::lock_guard<std::mutex> l(mu_);
     return stats_.image_size;

@@ -116,7 +116,7 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
       "state",          "source_state", "source_change", "source_connection", "hydration_done", "image_size",
       "region_size",    "regions",
       "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "eta_seconds", "knobs",
-      "failures",       "commits",  "metadata_space", "settings", "settings_error"};
+      "failures",       "commits",  "read_driven", "metadata_space", "settings", "settings_error"};
   EXPECT_EQ(keys, want);
 }
 
@@ -134,6 +134,64 @@ TEST(StatusJsonTest, RoundTripsThroughReader) {
   EXPECT_EQ(back->mode, EngineMode::kReadOnly);
   EXPECT_FALSE(back->eta_s.has_value());  // read-only: no ETA
   EXPECT_EQ(back->State(), "read-only");
+}
+
+// SPEC §10: the hydration order in effect and who the source's bytes were
+// read for, in JSON (round trip) and in the human block.
+TEST(StatusJsonTest, ReadDrivenHydrationIsReported) {
+  EngineStats s = SampleStats();
+  s.copy_on_read = true;
+  s.read_hints = true;
+  s.user_source_bytes = 3ull << 20;
+  s.copier_source_bytes = 9ull << 20;
+  s.ahead_source_bytes = 4ull << 20;
+  s.near_source_bytes = 1ull << 20;
+  s.ahead_regions = 64;
+  s.near_regions = 16;
+  s.profile_regions = 7;
+  s.cursor_regions = 60;
+  s.cor_regions = 48;
+  s.sequential_readers = 1;
+  s.near_hints = 5;
+  s.profile_hydrated = 7;
+  s.profile_total = 28;
+  s.record_profile_path = "/var/lib/clonefs/boot.profile";
+  s.profile_recorded = 111;
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  Result<JsonValue> doc = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(doc.ok());
+  const JsonValue* d = doc->Find("read_driven");
+  ASSERT_TRUE(d && d->is_object());
+  EXPECT_TRUE(d->Find("copy_on_read")->AsBool());
+  EXPECT_EQ(*d->Find("source_bytes")->Find("users")->AsUint64(), 3ull << 20);
+  EXPECT_EQ(*d->Find("source_bytes")->Find("copier_read_ahead")->AsUint64(), 4ull << 20);
+  EXPECT_EQ(*d->Find("regions_hydrated_by")->Find("copy_on_read")->AsUint64(), 48u);
+  EXPECT_EQ(*d->Find("profile")->Find("total_regions")->AsUint64(), 28u);
+  EXPECT_EQ(d->Find("recording_profile")->Find("path")->AsString(), s.record_profile_path);
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->read_driven, r.read_driven);
+  EXPECT_EQ(back->read_driven.cursor_regions, 60u);
+  const std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("read-ahead for 1 sequential reader, 5 near-read hints, profile 25% (7/28 "
+                   "regions), then bitmap order; copy-on-read on"),
+            std::string::npos)
+      << h;
+  EXPECT_NE(h.find("Source reads: 3.00 MiB for users (25%), 9.00 MiB by the copier"),
+            std::string::npos)
+      << h;
+  // No profile, hints off: said so; null in JSON.
+  s.read_hints = false;
+  s.profile_total = 0;
+  s.record_profile_path.clear();
+  r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  doc = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_TRUE(doc->Find("read_driven")->Find("profile")->is_null());
+  EXPECT_TRUE(doc->Find("read_driven")->Find("recording_profile")->is_null());
+  EXPECT_NE(FormatHuman(r).find("Order:        read hints off, then bitmap order"),
+            std::string::npos)
+      << FormatHuman(r);
 }
 
 // SPEC §7a: a source that changed under the clone is said in JSON and in
@@ -232,7 +290,7 @@ TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
   ASSERT_TRUE(d.ok());
   for (const char* k : {"pid", "uptime_seconds", "mountpoint", "log", "mode",
                         "copy_rate_bytes_per_s", "eta_seconds", "knobs", "failures", "commits",
-                        "source_state", "source_change"}) {
+                        "source_state", "source_change", "read_driven"}) {
     ASSERT_NE(d->Find(k), nullptr) << k;
     EXPECT_TRUE(d->Find(k)->is_null()) << k;
   }

@@ -72,6 +72,8 @@ class PassthroughEngine : public Engine {
   void SetHydrationBatchSize(uint32_t) override {}
   void SetRate(uint64_t) override {}
   void EnableHydration(bool) override {}
+  void SetCopyOnRead(bool) override {}
+  void SetReadHints(bool) override {}
   uint64_t image_size() const override { return data_.size(); }
   // Data everywhere except an all-zero 64 KiB-aligned block counts as a hole.
   Result<uint64_t> SeekData(uint64_t off) override {

@@ -1,0 +1,99 @@
+// ReadHints: what users read, turned into the background copier's order
+// (SPEC §10, Hints; docs/design.md, "Hydration order").
+//
+// Two kinds of hint, both bounded in memory whatever the workload:
+//   - Read-ahead of sequential readers. Up to kStreams streams, each the
+//     byte offset just past its reader's last read. A read that starts within
+//     kSlack of a stream's end continues it (readers with several requests
+//     in flight arrive slightly out of order); a read that moves the end
+//     forward counts as a hit. A stream with at least 2 hits that has moved
+//     forward by kMinSequentialBytes is sequential; every further hit
+//     doubles its window, from kMinWindow to kMaxWindow bytes. (A reader
+//     going round a few regions is not sequential: it never moves forward.) The window ahead of a sequential stream,
+//     [end, end + window), is what the copier hydrates first, so the reader
+//     finds it in dest. A stream no read continued for kStreamIdleNanos is
+//     forgotten; a read that continues no stream replaces the least recently
+//     used one.
+//   - Near recent reads: a read of an unhydrated region that continues no
+//     sequential stream leaves the aligned unit around it (unit_regions
+//     regions) in a ring of at most kMaxNear entries, newest first; the
+//     oldest is dropped when it is full. The copier takes these after the
+//     read-ahead windows and before its cursor.
+//
+// Hints are only an order: the copier re-checks hydration, locks and backoff
+// for every region it takes from them.
+//
+// THREAD SAFETY: every method may be called from any thread; one internal
+// mutex (a leaf lock).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include "regions/region_math.h"
+#include "regions/region_run.h"
+
+namespace clonefs {
+
+class ReadHints {
+ public:
+  static constexpr int kStreams = 8;
+  static constexpr uint64_t kSlack = 4ull << 20;
+  static constexpr uint64_t kMinWindow = 1ull << 20;
+  static constexpr uint64_t kMinSequentialBytes = 1ull << 20;
+  static constexpr uint64_t kMaxWindow = 32ull << 20;
+  static constexpr uint64_t kStreamIdleNanos = 2'000'000'000;
+  static constexpr size_t kMaxNear = 1024;
+
+  // unit_regions: the size of a "near" hint, in regions (>= 1).
+  ReadHints(const RegionGeometry& geo, uint64_t unit_regions);
+
+  // Hints on or off (off: NoteRead does nothing and every hint is dropped).
+  void SetEnabled(bool on);
+  bool enabled() const;
+
+  // Records a user read of [off, off+len) at `now_ns`. `unhydrated`: the
+  // read touched at least one unhydrated region. Returns whether the read
+  // continues a sequential stream (one seen at least twice before).
+  bool NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t now_ns);
+
+  // The read-ahead windows of the sequential streams active at now_ns, as
+  // region runs clipped to the image, the most recently read first.
+  std::vector<RegionRun> AheadWindows(uint64_t now_ns) const;
+
+  // The newest "near" hint, if any (false: none).
+  bool FrontNear(RegionRun* out) const;
+  // Replaces the newest near hint by what is left of it to consider:
+  // [from, its end); drops it if nothing is left.
+  void AdvanceNear(uint64_t from);
+
+  // Counters for status.
+  size_t near_size() const;
+  int sequential_streams(uint64_t now_ns) const;
+
+ private:
+  struct Stream {
+    uint64_t start = 0;     // where its first read started
+    uint64_t end = 0;       // byte offset just past the last read
+    uint64_t window = 0;    // bytes hydrated ahead of `end` once sequential
+    uint32_t hits = 0;      // reads that continued it (1: just started)
+    uint64_t last_ns = 0;   // when it was last read; 0: free slot
+  };
+  bool Active(const Stream& s, uint64_t now_ns) const {
+    return s.last_ns != 0 && now_ns - s.last_ns < kStreamIdleNanos;
+  }
+  static bool Sequential(const Stream& s) {
+    return s.hits >= 2 && s.end - s.start >= kMinSequentialBytes;
+  }
+
+  const RegionGeometry geo_;
+  const uint64_t unit_regions_;
+  mutable std::mutex mu_;
+  bool enabled_ = true;             // GUARDED_BY(mu_)
+  Stream streams_[kStreams];        // GUARDED_BY(mu_)
+  std::deque<RegionRun> near_;      // GUARDED_BY(mu_); newest at the front
+};
+
+}  // namespace clonefs

@@ -1,0 +1,230 @@
+#include "profile/profile.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <sstream>
+
+namespace clonefs::profile {
+namespace {
+
+constexpr char kMagic[] = "clonefs-profile 1";
+
+std::string Hex(uint64_t v) {
+  char b[17];
+  std::snprintf(b, sizeof b, "%016" PRIx64, v);
+  return b;
+}
+
+Status LineError(int line, const std::string& what) {
+  return Status::InvalidArgument("line " + std::to_string(line) + ": " + what);
+}
+
+// "KEY VALUE" with VALUE decimal (or hex if `hex`).
+Status ParseField(const std::string& text, int line, const char* key, bool hex, uint64_t* out) {
+  const std::string prefix = std::string(key) + " ";
+  if (text.rfind(prefix, 0) != 0) return LineError(line, std::string("expected \"") + key + " ...\"");
+  const std::string v = text.substr(prefix.size());
+  if (v.empty() || v.size() > 20) return LineError(line, std::string("bad ") + key);
+  errno = 0;
+  char* end = nullptr;
+  unsigned long long x = std::strtoull(v.c_str(), &end, hex ? 16 : 10);
+  if (errno != 0 || *end != '\0' || v[0] == '-' || v[0] == '+') {
+    return LineError(line, std::string("bad ") + key + " \"" + v + "\"");
+  }
+  *out = x;
+  return Status::OK();
+}
+
+Status Errno(const std::string& what, const std::string& path) {
+  const int e = errno;
+  return Status::IoError(what + " " + path + ": " + std::strerror(e), e);
+}
+
+}  // namespace
+
+uint64_t Profile::regions() const {
+  uint64_t n = 0;
+  for (const RegionRun& r : runs) n += r.count;
+  return n;
+}
+
+std::string Serialize(const Profile& p) {
+  std::string s;
+  s.reserve(128 + p.runs.size() * 16);
+  s += kMagic;
+  s += "\nsource-size " + std::to_string(p.source.size);
+  s += "\nsource-fp1 " + Hex(p.source.fp1);
+  s += "\nsource-fp2 " + Hex(p.source.fp2);
+  s += "\nregion-size " + std::to_string(p.region_size);
+  s += "\nruns " + std::to_string(p.runs.size()) + "\n";
+  for (const RegionRun& r : p.runs) {
+    s += std::to_string(r.first);
+    s += ' ';
+    s += std::to_string(r.count);
+    s += '\n';
+  }
+  return s;
+}
+
+Result<Profile> Parse(const std::string& text) {
+  std::istringstream in(text);
+  std::string l;
+  int line = 0;
+  auto next = [&]() -> bool {
+    ++line;
+    return static_cast<bool>(std::getline(in, l));
+  };
+  if (!next() || l != kMagic) {
+    return Status::InvalidArgument("not a clonefs profile (the first line is not \"" +
+                                   std::string(kMagic) + "\")");
+  }
+  Profile p;
+  uint64_t nruns = 0;
+  struct Field {
+    const char* key;
+    bool hex;
+    uint64_t* out;
+  } fields[] = {{"source-size", false, &p.source.size}, {"source-fp1", true, &p.source.fp1},
+                {"source-fp2", true, &p.source.fp2},    {"region-size", false, &p.region_size},
+                {"runs", false, &nruns}};
+  for (const Field& f : fields) {
+    if (!next()) return LineError(line, std::string("missing \"") + f.key + "\"");
+    CLONEFS_RETURN_IF_ERROR(ParseField(l, line, f.key, f.hex, f.out));
+  }
+  if (p.region_size == 0 || (p.region_size & (p.region_size - 1)) != 0) {
+    return LineError(5, "region-size must be a power of two");
+  }
+  const uint64_t nr = p.source.size == 0 ? 0 : (p.source.size - 1) / p.region_size + 1;
+  if (nruns > nr) return LineError(6, "more runs than the source has regions");
+  p.runs.reserve(nruns);
+  for (uint64_t i = 0; i < nruns; ++i) {
+    if (!next()) return LineError(line, "missing run " + std::to_string(i + 1) + " of " +
+                                            std::to_string(nruns));
+    unsigned long long first, count;
+    char extra;
+    if (std::sscanf(l.c_str(), "%llu %llu %c", &first, &count, &extra) != 2 || l[0] == '-' ||
+        l.find(" -") != std::string::npos) {
+      return LineError(line, "expected \"FIRST COUNT\"");
+    }
+    if (count == 0 || first >= nr || count > nr - first) {
+      return LineError(line, "run outside the source's " + std::to_string(nr) + " regions");
+    }
+    p.runs.push_back(RegionRun{first, count});
+  }
+  while (next()) {
+    if (!l.empty()) return LineError(line, "unexpected text after the last run");
+  }
+  return p;
+}
+
+Result<Profile> Load(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open profile", path);
+  std::string text;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Errno("cannot read profile", path);
+      ::close(fd);
+      return s;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > (256u << 20)) {
+      ::close(fd);
+      return Status::InvalidArgument(path + ": too large for a profile");
+    }
+  }
+  ::close(fd);
+  Result<Profile> p = Parse(text);
+  if (!p.ok()) return Status::InvalidArgument(path + ": " + p.status().message());
+  return p;
+}
+
+Status Save(const Profile& p, const std::string& path) {
+  const std::string text = Serialize(p);
+  const std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot create", tmp);
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Errno("cannot write", tmp);
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0) {
+    Status s = Errno("cannot sync", tmp);
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Status s = Errno("cannot rename to", path);
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
+  if (dir.empty()) dir = path[0] == '/' ? "/" : ".";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::OK();
+}
+
+Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path) {
+  if (p.source == key) return Status::OK();
+  std::string what = p.source.size != key.size
+                         ? "it was recorded from a source of " + std::to_string(p.source.size) +
+                               " bytes, this clone's source has " + std::to_string(key.size)
+                         : "it was recorded from a source with other content (fingerprints " +
+                               Hex(p.source.fp1) + "/" + Hex(p.source.fp2) + ", this one's " +
+                               Hex(key.fp1) + "/" + Hex(key.fp2) + ")";
+  return Status::InvalidArgument("profile " + path + " does not belong to this source: " + what +
+                                 "; record one for this source with --record-profile, or "
+                                 "mount without --profile");
+}
+
+std::vector<RegionRun> ToRegions(const Profile& p, const RegionGeometry& geo) {
+  std::vector<RegionRun> out;
+  out.reserve(p.runs.size());
+  const bool same = p.region_size == geo.region_size();
+  std::vector<bool> seen;
+  if (!same) seen.assign(geo.nr_regions(), false);
+  for (const RegionRun& r : p.runs) {
+    const uint64_t from = r.first * p.region_size;
+    if (from >= geo.image_size()) continue;
+    const uint64_t to = std::min(r.end() * p.region_size, geo.image_size());
+    uint64_t a = geo.RegionOf(from), b = geo.RegionOf(to - 1) + 1;
+    if (same) {
+      out.push_back(RegionRun{a, b - a});
+      continue;
+    }
+    for (uint64_t x = a; x < b;) {
+      while (x < b && seen[x]) ++x;
+      uint64_t y = x;
+      while (y < b && !seen[y]) seen[y++] = true;
+      if (y > x) out.push_back(RegionRun{x, y - x});
+      x = y;
+    }
+  }
+  return out;
+}
+
+}  // namespace clonefs::profile
