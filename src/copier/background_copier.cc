@@ -526,7 +526,8 @@ namespace clonefs {
 
 bool BackgroundCopier::NoteRead(uint64_t off, uint64_t len, bool unhydrated) {
   const bool seq = hints_.NoteRead(off, len, unhydrated, ctx_.clock->NowNanos());
-  if (seq && unhydrated) BumpAndNotify();
+  // The window moved (also through hydrated data: what is ahead may not be).
+  if (seq) BumpAndNotify();
   return seq;
 }
 

@@ -31,7 +31,8 @@ bool ReadHints::NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t n
   Stream* match = nullptr;
   Stream* victim = &streams_[0];
   for (Stream& s : streams_) {
-    if (Active(s, now_ns) && off + kSlack >= s.end && off <= s.end + kSlack) {
+    if (Active(s, now_ns) && off + kSlack >= s.end &&
+        off <= s.end + std::min(kSlack, kSlackRequests * len)) {
       match = &s;
       break;
     }
@@ -82,8 +83,11 @@ std::vector<RegionRun> ReadHints::AheadWindows(uint64_t now_ns) const {
     const uint64_t from = order[i]->end;
     const uint64_t to = std::min(from + order[i]->window, geo_.image_size());
     const uint64_t first = geo_.RegionOf(from);
-    const uint64_t last = geo_.RegionOf(to - 1);
-    out.push_back(RegionRun{first, last - first + 1});
+    // The end rounded up to a whole unit: a window that moves by a small
+    // read exposes whole units, so the copier reads units, not slivers.
+    uint64_t end = geo_.RegionOf(to - 1) + 1;
+    end = std::min(end + (unit_regions_ - end % unit_regions_) % unit_regions_, geo_.nr_regions());
+    out.push_back(RegionRun{first, end - first});
   }
   return out;
 }

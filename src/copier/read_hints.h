@@ -3,12 +3,15 @@
 //
 // Two kinds of hint, both bounded in memory whatever the workload:
 //   - Read-ahead of sequential readers. Up to kStreams streams, each the
-//     byte offset just past its reader's last read. A read that starts within
-//     kSlack of a stream's end continues it (readers with several requests
-//     in flight arrive slightly out of order); a read that moves the end
+//     byte offset just past its reader's last read. A read that starts at
+//     most kSlack before a stream's end, or at most kSlackRequests times its
+//     own length (and kSlack) after it, continues it: readers with several
+//     requests in flight arrive slightly out of order, but a reader that
+//     skips ahead by much more than its reads is not sequential. A read that moves the end
 //     forward counts as a hit. A stream with at least 2 hits that has moved
 //     forward by kMinSequentialBytes is sequential; every further hit
-//     doubles its window, from kMinWindow to kMaxWindow bytes. (A reader
+//     doubles its window, from kMinWindow to kMaxWindow bytes, its end
+//     rounded up to a whole unit (unit_regions). (A reader
 //     going round a few regions is not sequential: it never moves forward.) The window ahead of a sequential stream,
 //     [end, end + window), is what the copier hydrates first, so the reader
 //     finds it in dest. A stream no read continued for kStreamIdleNanos is
@@ -41,6 +44,7 @@ class ReadHints {
  public:
   static constexpr int kStreams = 8;
   static constexpr uint64_t kSlack = 4ull << 20;
+  static constexpr uint64_t kSlackRequests = 32;
   static constexpr uint64_t kMinWindow = 1ull << 20;
   static constexpr uint64_t kMinSequentialBytes = 1ull << 20;
   static constexpr uint64_t kMaxWindow = 32ull << 20;

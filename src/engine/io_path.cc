@@ -52,8 +52,9 @@ Status EngineImpl::Read(uint64_t off, void* buf, size_t len) {
   uint8_t* out = static_cast<uint8_t*>(buf);
   Status s;
   const uint64_t first = geo_.RegionOf(off), last = geo_.RegionOf(off + len - 1);
-  const bool unhydrated = !md_->IsHydrationDone() && md_->FindNextUnhydratedRegion(first) <= last;
-  const bool seq = copier_.NoteRead(off, len, unhydrated);
+  const bool done = md_->IsHydrationDone();
+  const bool unhydrated = !done && md_->FindNextUnhydratedRegion(first) <= last;
+  const bool seq = !done && copier_.NoteRead(off, len, unhydrated);
   const bool cor = unhydrated && copy_on_read_.load(std::memory_order_relaxed) &&
                    state_.load() == State::kStarted &&
                    committer_.mode() == EngineMode::kReadWrite && !source_watch_.changed();

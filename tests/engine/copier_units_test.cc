@@ -1,11 +1,13 @@
 // Unit tests of the copier's pure pieces: token bucket, retry backoff,
 // source-wide backoff, rate meter, region lock table, copy buffer and buffer
-// pool, zero-block detection.
+// pool, zero-block detection, read hints; access profiles (format, source
+// check, mapping, recorder).
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,12 +15,15 @@
 #include "copier/copy_buffer_pool.h"
 #include "copier/copy_buffer.h"
 #include "copier/rate_meter.h"
+#include "copier/read_hints.h"
 #include "copier/region_locks.h"
 #include "copier/retry_backoff.h"
 #include "copier/source_backoff.h"
 #include "copier/source_watch.h"
 #include "copier/token_bucket.h"
 #include "copier/zero_blocks.h"
+#include "profile/profile.h"
+#include "profile/profile_recorder.h"
 
 namespace clonefs {
 namespace {
@@ -382,6 +387,163 @@ TEST(SourceWatch, ATimedOutOrInterruptedReadIsNotChecked) {
   // Once changed, even a timeout answers with the change (no check needed).
   EXPECT_NE(w.AfterReadError(timed_out).message().find("shrank"), std::string::npos);
   EXPECT_EQ(src.checks.load(), 1);
+}
+
+// --- read hints (SPEC §10) ---
+
+constexpr uint64_t kR = 64 << 10;
+
+TEST(ReadHints, SequentialAfterAMegabyteWindowGrowsAndIsUnitAligned) {
+  ReadHints h(RegionGeometry(1024 * kR, kR), 16);
+  uint64_t off = 0, now = kSec;
+  int seq_at = -1;
+  for (int i = 0; i < 40; ++i, off += 128 << 10, now += 1000) {
+    if (h.NoteRead(off, 128 << 10, true, now) && seq_at < 0) seq_at = i;
+  }
+  EXPECT_EQ(seq_at, 7);  // 8 reads of 128 KiB: 1 MiB forward
+  EXPECT_EQ(h.sequential_streams(now), 1);
+  std::vector<RegionRun> w = h.AheadWindows(now);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].first, off / kR);
+  EXPECT_EQ(w[0].end() % 16, 0u);  // whole units
+  EXPECT_GE(w[0].count * kR, ReadHints::kMaxWindow);
+  EXPECT_LT(w[0].count * kR, ReadHints::kMaxWindow + 16 * kR);
+  // Forgotten once idle.
+  EXPECT_TRUE(h.AheadWindows(now + ReadHints::kStreamIdleNanos).empty());
+}
+
+TEST(ReadHints, GoingRoundOrJumpingIsNotSequential) {
+  ReadHints h(RegionGeometry(4096 * kR, kR), 16);
+  for (int i = 0; i < 1000; ++i) h.NoteRead((i % 4) * kR, kR, true, kSec + i);
+  EXPECT_EQ(h.sequential_streams(kSec + 1000), 0);
+  for (int i = 0; i < 1000; ++i) h.NoteRead((i * 37 % 4000) * kR, 4096, true, kSec + 2000 + i);
+  EXPECT_EQ(h.sequential_streams(kSec + 3000), 0);
+  EXPECT_TRUE(h.AheadWindows(kSec + 3000).empty());
+}
+
+TEST(ReadHints, NearHintsAreBoundedNewestFirstAndConsumed) {
+  ReadHints h(RegionGeometry(1ull << 40, kR), 16);
+  std::mt19937_64 rng(1);
+  for (int i = 0; i < 200000; ++i) {
+    h.NoteRead((rng() % ((1ull << 40) / 4096)) * 4096, 4096, true, kSec + i);
+  }
+  EXPECT_EQ(h.near_size(), ReadHints::kMaxNear);  // a storm keeps its memory bounded
+  h.NoteRead(100 * kR + 5, 10, true, 2 * kSec);
+  RegionRun f;
+  ASSERT_TRUE(h.FrontNear(&f));
+  EXPECT_EQ(f, (RegionRun{96, 16}));  // the unit around the read
+  h.AdvanceNear(100);
+  ASSERT_TRUE(h.FrontNear(&f));
+  EXPECT_EQ(f, (RegionRun{100, 12}));
+  h.AdvanceNear(112);
+  ASSERT_TRUE(h.FrontNear(&f));
+  EXPECT_NE(f.first, 100u);
+  // Hydrated reads leave no near hint; off drops everything.
+  const size_t n = h.near_size();
+  h.NoteRead(5000 * kR, kR, false, 3 * kSec);
+  EXPECT_EQ(h.near_size(), n);
+  h.SetEnabled(false);
+  EXPECT_EQ(h.near_size(), 0u);
+  EXPECT_FALSE(h.NoteRead(0, kR, true, 4 * kSec));
+  EXPECT_EQ(h.near_size(), 0u);
+}
+
+// --- access profiles (SPEC §10; docs/profile-format.md) ---
+
+profile::Profile SampleProfile() {
+  profile::Profile p;
+  p.source = {100 * kR + 10, 0xdeadbeefcafef00d, 0x0123456789abcdef};
+  p.region_size = kR;
+  p.runs = {{40, 3}, {0, 1}, {100, 1}};
+  return p;
+}
+
+TEST(ProfileFormat, RoundTripsAndIsWhatTheDocsSay) {
+  const std::string text = profile::Serialize(SampleProfile());
+  EXPECT_EQ(text,
+            "clonefs-profile 1\nsource-size 6553610\nsource-fp1 deadbeefcafef00d\n"
+            "source-fp2 0123456789abcdef\nregion-size 65536\nruns 3\n40 3\n0 1\n100 1\n");
+  auto back = profile::Parse(text);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->runs, SampleProfile().runs);
+  EXPECT_EQ(back->source, SampleProfile().source);
+  EXPECT_EQ(back->regions(), 5u);
+}
+
+TEST(ProfileFormat, BadInputIsRefusedNamingTheLine) {
+  const std::string good = profile::Serialize(SampleProfile());
+  auto bad = [&](std::string text, const std::string& want) {
+    auto p = profile::Parse(text);
+    ASSERT_FALSE(p.ok()) << text;
+    EXPECT_NE(p.status().message().find(want), std::string::npos) << p.status().ToString();
+  };
+  bad("", "not a clonefs profile");
+  bad("hello\n", "not a clonefs profile");
+  std::string t = good;
+  bad(t.replace(t.find("region-size 65536"), 17, "region-size 65535"),
+      "line 5: region-size must be a power of two");
+  t = good;
+  bad(t.replace(t.find("runs 3"), 6, "runs 4"), "line 10: missing run 4 of 4");
+  t = good;
+  bad(t.replace(t.find("100 1"), 5, "101 1"), "line 9: run outside");
+  t = good;
+  bad(t.replace(t.find("0 1\n"), 3, "0 -1"), "line 8: expected");
+  bad(good + "7 1\n", "line 10: unexpected text");
+  t = good;
+  bad(t.replace(t.find("source-fp1 d"), 12, "source-fp1 x"), "line 3: bad source-fp1");
+  auto missing = profile::Load("/nonexistent/dir/p");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("cannot open profile /nonexistent/dir/p"),
+            std::string::npos);
+}
+
+TEST(ProfileFormat, AnotherSourceIsRefused) {
+  const profile::Profile p = SampleProfile();
+  EXPECT_TRUE(profile::CheckSource(p, p.source, "p").ok());
+  profile::SourceKey other = p.source;
+  other.fp2 ^= 1;
+  Status s = profile::CheckSource(p, other, "/x/boot.profile");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("profile /x/boot.profile does not belong to this source"),
+            std::string::npos);
+  EXPECT_NE(s.message().find("--record-profile"), std::string::npos);
+  other = p.source;
+  other.size += 1;
+  EXPECT_NE(profile::CheckSource(p, other, "p").message().find("recorded from a source of"),
+            std::string::npos);
+}
+
+TEST(ProfileFormat, MapsOntoOtherRegionSizesWithoutRepeats) {
+  const profile::Profile p = SampleProfile();  // image: 100 regions + 10 bytes
+  const RegionGeometry same(p.source.size, kR);
+  EXPECT_EQ(profile::ToRegions(p, same), p.runs);
+  const RegionGeometry big(p.source.size, 4 * kR);  // 40..42 -> 10; 0 -> 0; 100 -> 25
+  EXPECT_EQ(profile::ToRegions(p, big), (std::vector<RegionRun>{{10, 1}, {0, 1}, {25, 1}}));
+  const RegionGeometry small(p.source.size, kR / 4);
+  EXPECT_EQ(profile::ToRegions(p, small),
+            (std::vector<RegionRun>{{160, 12}, {0, 4}, {400, 1}}));  // clipped to the image
+}
+
+TEST(ProfileRecorder, FirstTouchOrderInRuns) {
+  profile::ProfileRecorder rec(RegionGeometry(64 * kR, kR), {64 * kR, 1, 2});
+  rec.Touch(10, 2);
+  rec.Touch(12, 1);  // extends the run
+  rec.Touch(3, 1);
+  rec.Touch(10, 4);  // 10-12 seen; 13 extends nothing (3 was last)
+  rec.Touch(63, 5);  // clipped
+  EXPECT_EQ(rec.regions(), 6u);
+  EXPECT_EQ(rec.Snapshot().runs, (std::vector<RegionRun>{{10, 3}, {3, 1}, {13, 1}, {63, 1}}));
+  // Concurrent touches: every region once.
+  profile::ProfileRecorder many(RegionGeometry(4096 * kR, kR), {});
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (uint64_t r = 0; r < 4096; r += 1 + t) many.Touch(r, 3);
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(many.regions(), 4096u);
+  EXPECT_EQ(many.Snapshot().regions(), 4096u);
 }
 
 }  // namespace

@@ -268,7 +268,7 @@ std::pair<uint64_t, uint64_t> RandomSectors(std::mt19937_64& rng, const Scenario
 
 const char* const kKillPoints[] = {"write.after_dest_write", "commit.after_freeze",
                                    "commit.after_dest_flush", "commit.after_metadata_write",
-                                   "copier.after_copy"};
+                                   "copier.after_copy", "read.after_cor_write"};
 
 class CrashTest : public ::testing::TestWithParam<Scenario> {};
 
@@ -306,6 +306,8 @@ TEST_P(CrashTest, PowerLossAtKillPointsAndRandomMoments) {
       o.knobs.rate_bytes_per_s = std::vector<uint64_t>{256 << 10, 1 << 20, 4 << 20}[rng() % 3];
       o.copier_threads = 1 + rng() % 3;
       o.commit_interval_ms = std::vector<uint64_t>{0, 2, 20}[rng() % 3];
+      o.copy_on_read = rng() % 3 != 0;  // SPEC §10: within the same contract
+      o.read_hints = rng() % 2 != 0;
       ASSERT_OK(rig.Open(o, /*start=*/false));
       // 4. No region committed before the crash may be read from the source again.
       std::vector<bool> committed(md->nr_regions());
@@ -363,7 +365,7 @@ TEST_P(CrashTest, PowerLossAtKillPointsAndRandomMoments) {
           if (++dest_ops == dest_op_n) crash_now();
         });
       }
-      const std::string point = kKillPoints[rng() % 5];
+      const std::string point = kKillPoints[rng() % std::size(kKillPoints)];
       const int nth = 1 + static_cast<int>(rng() % 4);
       std::atomic<int> hits{0};
       test::KillHookGuard hook([&](std::string_view p) {
