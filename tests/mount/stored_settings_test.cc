@@ -1,7 +1,9 @@
 // Stored settings through the real `clonefs` command (SPEC §5 "settings"):
 // a clone mounted again with only SOURCE DEST MOUNTPOINT runs as it was set
 // up, `message` changes survive a remount, an option given again overrides
-// and is stored, and the stored --on-complete runs after a resume.
+// and is stored, and the stored --on-complete runs after a resume. Access
+// profiles (SPEC §10) recorded by one clone and replayed by the next, and
+// refused for another source; copy_on_read / read_hints messages.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -110,6 +112,67 @@ TEST_F(StoredSettingsTest, ResumedCloneRunsWithItsStoredSettings) {
   ASSERT_EQ(msg.code, 0) << msg.out;
   EXPECT_TRUE(WaitForFlag(60)) << c_.LogText();
   ASSERT_EQ(c_.Unmount().code, 0);
+}
+
+TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForItsSource) {
+  const std::string prof = c_.dir() / "boot.profile";
+  RunResult m = MountWith("--no-hydration --copy-on-read --record-profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  // Reads of 1 MiB at 8 MiB, then 256 KiB at 2 MiB (O_DIRECT: what they ask is what clonefs sees).
+  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
+                   " of=/dev/null bs=1M skip=8 count=1 iflag=direct status=none"));
+  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
+                   " of=/dev/null bs=256K skip=8 count=1 iflag=direct status=none"));
+  std::string st = StatusText();
+  EXPECT_TRUE(Has(st, "copy-on-read on")) << st;
+  EXPECT_TRUE(Has(st, "copy-on-read 20")) << st;  // hydrated by the reads themselves
+  EXPECT_TRUE(Has(st, "recording profile " + prof + " (20 regions)")) << st;
+  RunResult msg = Sh(ClonefsBinary() + " message " + Quote(c_.mnt) + " copy_on_read off");
+  ASSERT_EQ(msg.code, 0) << msg.out;
+  EXPECT_TRUE(Has(StatusText(), "copy-on-read off"));
+  msg = Sh(ClonefsBinary() + " message " + Quote(c_.mnt) + " read_hints maybe");
+  EXPECT_NE(msg.code, 0) << msg.out;
+  EXPECT_TRUE(Has(msg.out, "'maybe' is neither on nor off")) << msg.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
+  ASSERT_EQ(show.code, 0) << show.out;
+  EXPECT_TRUE(Has(show.out, "Regions:      20 (1.25 MiB) in 2 runs")) << show.out;
+  EXPECT_TRUE(Has(show.out, "1  128 +16  [8388608, 9437184)")) << show.out;
+  EXPECT_TRUE(Has(show.out, "2  32 +4  [2097152, 2359296)")) << show.out;
+
+  // A second clone of the same source replays it first.
+  const std::string dst2 = c_.dir() / "second.img", mnt2 = c_.dir() / "mnt2";
+  ASSERT_TRUE(ShOk("mkdir -p " + Quote(mnt2)));
+  m = Sh(ClonefsBinary() + " mount --rate 4M --profile " + Quote(prof) + " " + Quote(c_.src) +
+         " " + Quote(dst2) + " " + Quote(mnt2));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "hydrating the 20 regions of profile " + prof + " first")) << m.out;
+  bool replayed = false;
+  for (int i = 0; i < 100 && !replayed; ++i) {
+    RunResult s2 = Sh(ClonefsBinary() + " status " + Quote(mnt2));
+    replayed = Has(s2.out, "profile 100% (20/20 regions)") && Has(s2.out, "profile 20,");
+    if (!replayed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(replayed) << Sh(ClonefsBinary() + " status " + Quote(mnt2)).out;
+  EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+
+  // Another source: refused, nothing created.
+  const std::string other = c_.dir() / "other.img", dst3 = c_.dir() / "third.img";
+  WriteRandomFile(other, kSourceSize, 99);
+  m = Sh(ClonefsBinary() + " mount --profile " + Quote(prof) + " " + Quote(other) + " " +
+         Quote(dst3) + " " + Quote(mnt2));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "does not belong to this source")) << m.out;
+  EXPECT_NE(access(dst3.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+  // Not a profile at all.
+  ASSERT_TRUE(ShOk("echo hello > " + Quote(other + ".profile")));
+  m = Sh(ClonefsBinary() + " mount --profile " + Quote(other + ".profile") + " " + Quote(other) +
+         " " + Quote(dst3) + " " + Quote(mnt2));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "not a clonefs profile")) << m.out;
+  show = Sh(ClonefsBinary() + " profile show " + Quote(other + ".profile"));
+  EXPECT_EQ(show.code, 1) << show.out;
 }
 
 TEST_F(StoredSettingsTest, ExplicitOtherRegionSizeIsRefusedWithoutNewCloneAdvice) {
