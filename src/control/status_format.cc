@@ -97,7 +97,13 @@ std::string FormatHuman(const StatusReport& r) {
                              ", rate " + FormatRate(r.knobs.rate_bytes_per_s, true) +
                              ", discard passdown " + (r.discard_passdown ? "on" : "off"));
     Line(&out, "Order:", FormatOrder(r));
+    Line(&out, "Hydrated by:", FormatHydratedBy(r.read_driven));
     Line(&out, "Source reads:", FormatSourceReads(r.read_driven));
+    if (!r.read_driven.record_profile.empty()) {
+      Line(&out, "Recording:", "profile " + Printable(r.read_driven.record_profile) + " (" +
+                                   U(r.read_driven.profile_recorded) +
+                                   " regions so far; written at unmount)");
+    }
     Line(&out, "Failures:", U(r.copy_failures) + " copy, " + U(r.commit_failures) + " commit");
     Line(&out, "Commits:", U(r.commits));
   }
@@ -132,14 +138,13 @@ std::string FormatOrder(const StatusReport& r) {
   std::string out;
   for (const std::string& p : parts) out += (out.empty() ? "" : ", ") + p;
   out += "; copy-on-read " + std::string(d.copy_on_read ? "on" : "off");
-  out += "; hydrated by read-ahead " + U(d.ahead_regions) + ", near reads " + U(d.near_regions) +
-         ", profile " + U(d.profile_regions) + ", copy-on-read " + U(d.cor_regions) +
-         ", bitmap " + U(d.cursor_regions) + " regions";
-  if (!d.record_profile.empty()) {
-    out += "; recording profile " + Printable(d.record_profile) + " (" + U(d.profile_recorded) +
-           " regions)";
-  }
   return out;
+}
+
+std::string FormatHydratedBy(const ReadDrivenReport& d) {
+  return "read-ahead " + U(d.ahead_regions) + ", near reads " + U(d.near_regions) + ", profile " +
+         U(d.profile_regions) + ", copy-on-read " + U(d.cor_regions) + ", bitmap " +
+         U(d.cursor_regions) + " regions since start";
 }
 
 std::string FormatSourceReads(const ReadDrivenReport& d) {

@@ -34,6 +34,8 @@ std::string FormatSourceHealth(const SourceHealth& h);
 // The "Order:" line: the hydration order in effect and what each part
 // hydrated (SPEC §10).
 std::string FormatOrder(const StatusReport& r);
+// The "Hydrated by:" line: regions hydrated since start, by why.
+std::string FormatHydratedBy(const ReadDrivenReport& d);
 // The "Source reads:" line: bytes read from the source for users and by the
 // copier.
 std::string FormatSourceReads(const ReadDrivenReport& d);

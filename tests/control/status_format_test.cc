@@ -180,6 +180,13 @@ TEST(StatusJsonTest, ReadDrivenHydrationIsReported) {
   EXPECT_NE(h.find("Source reads: 3.00 MiB for users (25%), 9.00 MiB by the copier"),
             std::string::npos)
       << h;
+  EXPECT_NE(h.find("Hydrated by:  read-ahead 64, near reads 16, profile 7, copy-on-read 48, "
+                   "bitmap 60 regions since start"),
+            std::string::npos)
+      << h;
+  EXPECT_NE(h.find("Recording:    profile /var/lib/clonefs/boot.profile (111 regions so far"),
+            std::string::npos)
+      << h;
   // No profile, hints off: said so; null in JSON.
   s.read_hints = false;
   s.profile_total = 0;

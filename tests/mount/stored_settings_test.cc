@@ -126,7 +126,7 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
   std::string st = StatusText();
   EXPECT_TRUE(Has(st, "copy-on-read on")) << st;
   EXPECT_TRUE(Has(st, "copy-on-read 20")) << st;  // hydrated by the reads themselves
-  EXPECT_TRUE(Has(st, "recording profile " + prof + " (20 regions)")) << st;
+  EXPECT_TRUE(Has(st, "Recording:    profile " + prof + " (20 regions so far")) << st;
   RunResult msg = Sh(ClonefsBinary() + " message " + Quote(c_.mnt) + " copy_on_read off");
   ASSERT_EQ(msg.code, 0) << msg.out;
   EXPECT_TRUE(Has(StatusText(), "copy-on-read off"));
