@@ -13,6 +13,7 @@
 //   "commit.after_dest_flush"      commit: dest flushed, metadata not written
 //   "commit.after_metadata_write"  commit: metadata durable, fsync not answered
 //   "copier.after_copy"            copier: region copied, not yet marked
+//   "read.after_cor_write"         copy-on-read: region written, not yet marked
 //
 // THREAD SAFETY: hooks may be installed/removed at any time; the hook itself
 // must be thread-safe (it is called from I/O, copier and commit threads).
