@@ -192,6 +192,9 @@ TEST_P(ModelTest, ConcurrentRandomOpsMatchTheModel) {
   o.knobs.rate_bytes_per_s = 256 << 10;
   o.min_background_pace_bytes_per_s = 1 << 20;
   o.copier_threads = 3;
+  // Copy-on-read (SPEC §10) in one of the two instances: reads racing with
+  // writes, zeros and copies of the same regions, checked the same way.
+  o.copy_on_read = passdown;
   ASSERT_OK(rig.Open(o));
 
   Model model(source);
