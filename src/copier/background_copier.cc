@@ -186,14 +186,16 @@ void BackgroundCopier::IssuerLoop() {
     // Foreground first: while user I/O is busy, one unit (one piece) at a
     // time, at the minimum pace.
     const bool busy = ctx_.foreground->Busy(now, options_.foreground_idle_ns);
-    // A sequential reader's read-ahead is not held back by the pace (see
-    // FOREGROUND FIRST in the header), within kAheadBusyBytes.
+    // Prefetch (read-ahead, the profile) is not held back by the pace (see
+    // FOREGROUND FIRST in the header), within kPrefetchBusyBytes.
     bool ahead = false;
     if (busy) {
       ahead = current_ != nullptr
-                  ? current_->origin == CopyOrigin::kAhead
-                  : !probe && ahead_bytes_.load() < std::min(kAheadBusyBytes, options_.inflight_bytes) &&
-                        hints_.sequential_streams(now) != 0;
+                  ? IsPrefetch(current_->origin)
+                  : !probe &&
+                        prefetch_bytes_.load() <
+                            std::min(kPrefetchBusyBytes, options_.inflight_bytes) &&
+                        (profile_pending_.load() || hints_.sequential_streams(now) != 0);
       if (!ahead && !BusyAllowsIssue()) {
         Sleep(kBusyWaitNanos, gen);
         continue;
@@ -202,12 +204,12 @@ void BackgroundCopier::IssuerLoop() {
     uint64_t wait = busy && !ahead ? pace_.WaitNanos(now) : 0;
     if (wait == 0) wait = rate_.WaitNanos(now);
     if (wait == 0 && current_ == nullptr) {
-      wait = StartUnit(probe, /*ahead_only=*/busy && ahead);
+      wait = StartUnit(probe, /*prefetch_only=*/busy && ahead);
       if (busy && ahead && current_ == nullptr) {
         // No read-ahead to do: the paced unit, if foreground-first allows.
         ahead = false;
         wait = !BusyAllowsIssue() ? kBusyWaitNanos : pace_.WaitNanos(now);
-        if (wait == 0) wait = StartUnit(probe, /*ahead_only=*/false);
+        if (wait == 0) wait = StartUnit(probe, /*prefetch_only=*/false);
       }
     }
     if (wait == 0 && current_ != nullptr) wait = IssueNext(busy && !ahead, now);
@@ -266,12 +268,12 @@ bool BackgroundCopier::HaveRoom(uint64_t len) const {
   return in_flight == 0 || in_flight + len <= options_.inflight_bytes;
 }
 
-uint64_t BackgroundCopier::StartUnit(bool probe, bool ahead_only) {
+uint64_t BackgroundCopier::StartUnit(bool probe, bool prefetch_only) {
   // Lock nothing new while the byte budget is spent.
   if (!HaveRoom(1)) return kMaxSleepNanos;
   Run run;
   CopyOrigin origin = CopyOrigin::kCursor;
-  Pick p = PickUnit(probe, ahead_only, &run, &origin);
+  Pick p = PickUnit(probe, prefetch_only, &run, &origin);
   if (p == Pick::kNoRoom) return kNoRoomSleepNanos;
   if (p == Pick::kNothing) {
     Idle();
@@ -288,7 +290,13 @@ uint64_t BackgroundCopier::StartUnit(bool probe, bool ahead_only) {
     if (probe) src_.SetProbeInFlight(true);
   }
   units_open_.fetch_add(1);
-  if (origin != CopyOrigin::kAhead) paced_open_.fetch_add(1);
+  if (IsPrefetch(origin)) {
+    std::lock_guard<std::mutex> l(pf_mu_);
+    prefetching_[run.first] = run.count;
+    prefetch_units_.fetch_add(1);
+  } else {
+    paced_open_.fetch_add(1);
+  }
   current_ = u.release();
   Result<std::vector<RunSegment>> plan = ctx_.hydrator->PlanRun(run.first, run.count);
   if (!plan.ok()) {
@@ -350,7 +358,7 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
 
 void BackgroundCopier::StartRead(std::unique_ptr<Piece> p) {
   inflight_bytes_.fetch_add(p->len);
-  if (p->unit->origin == CopyOrigin::kAhead) ahead_bytes_.fetch_add(p->len);
+  if (IsPrefetch(p->unit->origin)) prefetch_bytes_.fetch_add(p->len);
   origin_bytes_[static_cast<int>(p->unit->origin)].fetch_add(p->len, std::memory_order_relaxed);
   data_pieces_.fetch_add(1);
   {
@@ -429,7 +437,31 @@ bool BackgroundCopier::TakeRunIn(uint64_t from, uint64_t end, uint64_t max, uint
   return false;
 }
 
-BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool ahead_only, Run* out,
+BackgroundCopier::Pick BackgroundCopier::TakeProfile(uint64_t max, uint64_t now, int* budget,
+                                                     Run* out, CopyOrigin* origin) {
+  uint64_t next = 0;
+  while (*budget > 0 && profile_idx_ < profile_.size()) {
+    const RegionRun& pr = profile_[profile_idx_];
+    const bool got =
+        TakeRunIn(std::max(pr.first, profile_pos_), pr.end(), max, now, budget, out, &next);
+    if (got && next < pr.end()) {
+      profile_pos_ = next;
+    } else if (got || next >= pr.end()) {
+      ++profile_idx_;
+      profile_pos_ = 0;
+    } else {
+      profile_pos_ = next;  // scan budget spent inside this run
+    }
+    if (got) {
+      *origin = CopyOrigin::kProfile;
+      return Pick::kPicked;
+    }
+  }
+  if (profile_idx_ >= profile_.size()) profile_pending_.store(false);
+  return Pick::kNothing;
+}
+
+BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only, Run* out,
                                                   CopyOrigin* origin) {
   metadata::Metadata* md = ctx_.md;
   RegionLockTable* locks = ctx_.locks;
@@ -451,7 +483,7 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool ahead_only, R
         return Pick::kPicked;
       }
     }
-    if (ahead_only) return Pick::kNothing;
+    if (prefetch_only) return TakeProfile(max, now, &budget, out, origin);
     RegionRun h;
     while (budget > 0 && hints_.FrontNear(&h)) {
       const bool got = TakeRunIn(h.first, h.end(), max, now, &budget, out, &next);
@@ -461,23 +493,7 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool ahead_only, R
         return Pick::kPicked;
       }
     }
-    while (budget > 0 && profile_idx_ < profile_.size()) {
-      const RegionRun& pr = profile_[profile_idx_];
-      const bool got =
-          TakeRunIn(std::max(pr.first, profile_pos_), pr.end(), max, now, &budget, out, &next);
-      if (got && next < pr.end()) {
-        profile_pos_ = next;
-      } else if (got || next >= pr.end()) {
-        ++profile_idx_;
-        profile_pos_ = 0;
-      } else {
-        profile_pos_ = next;  // scan budget spent inside this run
-      }
-      if (got) {
-        *origin = CopyOrigin::kProfile;
-        return Pick::kPicked;
-      }
-    }
+    if (TakeProfile(max, now, &budget, out, origin) == Pick::kPicked) return Pick::kPicked;
   }
   *origin = CopyOrigin::kCursor;
 
@@ -536,6 +552,16 @@ void BackgroundCopier::SetProfile(std::vector<RegionRun> runs) {
   profile_ = std::move(runs);
   profile_idx_ = 0;
   profile_pos_ = 0;
+  profile_pending_.store(!profile_.empty());
+}
+
+bool BackgroundCopier::IsPrefetching(uint64_t r) const {
+  if (prefetch_units_.load() == 0) return false;
+  std::lock_guard<std::mutex> l(pf_mu_);
+  auto it = prefetching_.upper_bound(r);
+  if (it == prefetching_.begin()) return false;
+  --it;
+  return r < it->first + it->second;
 }
 
 void BackgroundCopier::ProfileProgress(uint64_t* hydrated, uint64_t* total) const {

@@ -53,9 +53,12 @@
 //   user latency sees at most one piece of competing I/O; hydration never
 //   stops under continuous load). When user I/O stops, copying returns to
 //   full speed (the rate ceiling, the threshold and the byte target apply).
-//   Read-ahead units of a sequential reader are that reader's next reads,
-//   fetched early: while user I/O is busy they are issued without the pace,
-//   up to kAheadBusyBytes in flight, beside the one paced unit.
+//   Prefetch units -- read-ahead of a sequential reader, and the replayed
+//   profile -- are the workload's next reads, fetched early: while user I/O
+//   is busy they are issued without the pace, up to kPrefetchBusyBytes in
+//   flight, beside the one paced unit (which takes near hints and the
+//   cursor). IsPrefetching tells the engine which regions such a unit holds,
+//   so a reader waits for that copy instead of fetching the region again.
 //
 // FAILURES
 //   - Isolated: a failed unit stays unhydrated and its regions back off
@@ -79,7 +82,7 @@
 //   flight has been called, lets the writers finish what was read (units
 //   not fully issued are dropped unmarked), and joins every thread.
 // LOCK ORDER: mu_ before the RegionLockTable's shard mutexes (PickUnit);
-//   q_mu_ and Unit::mu are leaves (nothing is locked while holding them);
+//   q_mu_, pf_mu_ and Unit::mu are leaves (nothing is locked while holding them);
 //   no lock is held while calling into the source or dest.
 #pragma once
 
@@ -88,6 +91,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -243,6 +247,10 @@ class BackgroundCopier {
   // took them over (it unlocks them); false if it refused (the caller still
   // holds them).
   bool AdoptFetched(uint64_t first, uint64_t count, const uint8_t* data);
+  // Whether region r is held by a prefetch unit (read-ahead or profile) in
+  // flight. A relaxed atomic load when none is.
+  bool IsPrefetching(uint64_t r) const;
+  bool AnyPrefetching() const { return prefetch_units_.load(std::memory_order_relaxed) != 0; }
   OriginStats origin_stats(CopyOrigin o) const;
 
  private:
@@ -255,7 +263,8 @@ class BackgroundCopier {
   enum class Pick { kPicked, kNoRoom, kNothing };
   // Read-ahead bytes in flight allowed beside the paced unit while user I/O
   // is busy.
-  static constexpr uint64_t kAheadBusyBytes = 16ull << 20;
+  static constexpr uint64_t kPrefetchBusyBytes = 16ull << 20;
+  static bool IsPrefetch(CopyOrigin o) { return o == CopyOrigin::kAhead || o == CopyOrigin::kProfile; }
 
   // --- issuer (background_copier.cc) ---
   void IssuerLoop();
@@ -264,7 +273,10 @@ class BackgroundCopier {
   uint64_t SourceGate(uint64_t now, bool* probe);
   bool BusyAllowsIssue() const;
   bool HaveRoom(uint64_t len) const;
-  Pick PickUnit(bool probe, bool ahead_only, Run* out, CopyOrigin* origin);
+  // prefetch_only: only read-ahead windows and the profile.
+  Pick PickUnit(bool probe, bool prefetch_only, Run* out, CopyOrigin* origin);
+  // The next unit of the profile, from the profile cursor. REQUIRES: mu_ held.
+  Pick TakeProfile(uint64_t max, uint64_t now, int* budget, Run* out, CopyOrigin* origin);
   // The first region in [from, end) that may be copied now (unhydrated, not
   // backing off, locked here), and the run of at most `max` such regions
   // from it within [.., end). *next: where to look on the next call.
@@ -272,8 +284,8 @@ class BackgroundCopier {
   bool TakeRunIn(uint64_t from, uint64_t end, uint64_t max, uint64_t now, int* budget,
                  Run* out, uint64_t* next);
   // Picks and plans a new current_ unit; returns how long to wait (0: go on).
-  // ahead_only: only from a sequential reader's read-ahead window.
-  uint64_t StartUnit(bool probe, bool ahead_only);
+  // prefetch_only: only read-ahead and profile units.
+  uint64_t StartUnit(bool probe, bool prefetch_only);
   // Issues the next piece of current_; returns how long to wait (0: go on).
   uint64_t IssueNext(bool busy, uint64_t now);
   void StartRead(std::unique_ptr<Piece> p);
@@ -321,7 +333,9 @@ class BackgroundCopier {
   std::atomic<uint32_t> data_pieces_{0};           // their number
   std::atomic<uint32_t> units_open_{0};            // units picked and not finished
   std::atomic<uint32_t> paced_open_{0};            // of those, the ones foreground-first paces
-  std::atomic<uint64_t> ahead_bytes_{0};           // read-ahead data pieces in flight
+  std::atomic<uint64_t> prefetch_bytes_{0};        // prefetch data pieces in flight
+  std::atomic<uint32_t> prefetch_units_{0};        // prefetch units picked, not finished
+  std::atomic<bool> profile_pending_{false};       // the profile cursor has not reached its end
   std::atomic<uint64_t> origin_bytes_[kCopyOrigins] = {};
   std::atomic<uint64_t> origin_regions_[kCopyOrigins] = {};
   std::atomic<bool> source_trouble_{false};        // src_ not running, or streak_ not empty
@@ -338,6 +352,8 @@ class BackgroundCopier {
   ReadHints hints_;              // its own lock (a leaf); taken under mu_ by PickUnit
   std::vector<RegionRun> profile_;  // set before Start, then read-only
   size_t profile_idx_ = 0;          // GUARDED_BY(mu_); the profile cursor: run...
+  mutable std::mutex pf_mu_;        // a leaf lock
+  std::map<uint64_t, uint64_t> prefetching_;  // GUARDED_BY(pf_mu_); prefetch units: first -> count
   uint64_t profile_pos_ = 0;        // GUARDED_BY(mu_); ...and region to look at next
   RetryBackoff backoff_;         // GUARDED_BY(mu_); per-region
   SourceBackoff src_;            // GUARDED_BY(mu_); source-wide

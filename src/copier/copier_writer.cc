@@ -87,7 +87,7 @@ void BackgroundCopier::Process(std::unique_ptr<Piece> p) {
     pool_.Release(std::move(p->buf));
     data_pieces_.fetch_sub(1);
     inflight_bytes_.fetch_sub(p->len);
-    if (u->origin == CopyOrigin::kAhead) ahead_bytes_.fetch_sub(p->len);
+    if (IsPrefetch(u->origin)) prefetch_bytes_.fetch_sub(p->len);
     BumpAndNotify();  // room in the byte budget
   }
   Unref(u, /*on_writer=*/true);
@@ -120,7 +120,11 @@ void BackgroundCopier::FinishUnit(Unit* raw) {
   auto release = [&] {
     ctx_.locks->UnlockRun(u->first, u->count);
     units_open_.fetch_sub(1);
-    if (u->origin != CopyOrigin::kAhead && u->origin != CopyOrigin::kCopyOnRead) {
+    if (IsPrefetch(u->origin)) {
+      std::lock_guard<std::mutex> l(pf_mu_);
+      prefetching_.erase(u->first);
+      prefetch_units_.fetch_sub(1);
+    } else if (u->origin != CopyOrigin::kCopyOnRead) {
       paced_open_.fetch_sub(1);
     }
     if (u->probe) {

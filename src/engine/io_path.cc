@@ -58,7 +58,7 @@ Status EngineImpl::Read(uint64_t off, void* buf, size_t len) {
   const bool cor = unhydrated && copy_on_read_.load(std::memory_order_relaxed) &&
                    state_.load() == State::kStarted &&
                    committer_.mode() == EngineMode::kReadWrite && !source_watch_.changed();
-  if (unhydrated && (cor || seq)) {
+  if (unhydrated && (cor || seq || copier_.AnyPrefetching())) {
     s = ReadHolding(off, out, len, cor, seq);
   } else {
     s = ReadRuns(off, out, len);
@@ -77,12 +77,22 @@ Status EngineImpl::ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor,
   // The regions this read takes: whole, full-size and unhydrated ones, in
   // ascending order (the lock table's discipline: Lock only above every
   // region held). A region found hydrated once held was copied meanwhile:
-  // it is read from dest and let go.
+  // it is read from dest and let go. A region a prefetch unit is copying
+  // (or, for a sequential reader, any copy) is waited for, not fetched
+  // again; partial pieces of such regions are only waited for.
   std::vector<uint64_t> held;
   held.reserve(len / geo_.region_size() + 1);
   for (const RegionPiece p : geo_.Split(off, len)) {
-    if (!geo_.CanSkipCopy(p) || md_->IsRegionHydrated(p.region)) continue;
-    if (wait) {
+    if (md_->IsRegionHydrated(p.region)) continue;
+    const bool wait_here = wait || copier_.IsPrefetching(p.region);
+    if (!geo_.CanSkipCopy(p)) {
+      if (wait_here) {
+        locks_.Lock(p.region);
+        locks_.Unlock(p.region);
+      }
+      continue;
+    }
+    if (wait_here) {
       locks_.Lock(p.region);
     } else if (!locks_.TryLock(p.region)) {
       continue;  // a copy is in flight: read the source as before
