@@ -105,16 +105,16 @@ def main(path):
             continue
         w("### rdelay=%s" % d)
         w("")
-        w("| configuration | options | trace s | p50 ms | p99 ms | server read MiB | server reads | mount s | data |")
-        w("|---|---|---:|---:|---:|---:|---:|---:|---|")
+        w("| configuration | options | trace s | p50 ms | p99 ms | server read MiB | server reads | mount s | mount + trace s | hydrated at end MiB | data |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         t = {}
         for key, label in CONFIGS:
             rs = [r for r in rows if r.get("sys") == key]
             if not rs:
-                w("| %s | | not run | | | | | | |" % label)
+                w("| %s | | not run | | | | | | | | |" % label)
                 continue
             if all(r["metrics"].get("skipped") for r in rs):
-                w("| %s | | skipped: this clonefs lacks its options | | | | | | |" % label)
+                w("| %s | | skipped: this clonefs lacks its options | | | | | | | | |" % label)
                 continue
             rs = [r for r in rs if not r["metrics"].get("skipped")]
             t[key] = med(rs, "elapsed_s")
@@ -122,14 +122,17 @@ def main(path):
             data = "n/a" if any(m is None for m in mism) else \
                 ("ok" if all(m == 0 for m in mism) else "**%d MISMATCHES**" % max(mism))
             opts = str(rs[0]["metrics"].get("opts", "")).replace("_", " ")
-            if key == "main" and not cfg.get("main_opts_known") and key != "local":
-                opts = (opts + " " if opts else "") + "(none: no such options yet)"
-            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                label, "`%s`" % opts if opts and "none" not in opts else opts,
+            if key == "main" and not cfg.get("main_opts_known"):
+                opts = "(none: this clonefs has no such options)"
+            clone = key != "local"
+            w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label, opts if not opts or opts.startswith("(") else "`%s`" % opts,
                 fmt(t[key]), fmt(med(rs, "p50_ms"), "%.2f"), fmt(med(rs, "p99_ms"), "%.2f"),
-                fmt(mib(med(rs, "src_read_bytes")), "%.1f"),
-                fmt(med(rs, "src_read_ops"), "%.0f"),
-                "" if key == "local" else fmt(med(rs, "mount_s"), "%.2f"), data))
+                fmt(mib(med(rs, "src_read_bytes")), "%.1f") if clone else "",
+                fmt(med(rs, "src_read_ops"), "%.0f") if clone else "",
+                fmt(med(rs, "mount_s"), "%.2f") if clone else "",
+                fmt(med(rs, "mount_trace_s"), "%.2f") if clone else "",
+                fmt(mib(med(rs, "hydrated_end_bytes")), "%.1f") if clone else "", data))
         w("")
         dl = ratio(t.get("profile"), t.get("local"))
         ca = ratio(t.get("hints"), t.get("main"))

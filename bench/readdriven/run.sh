@@ -29,7 +29,8 @@
 # the random sources are cached in $WORK/images), and the knobs under
 # "configuration" below, notably the options of each configuration:
 #   MAIN_OPTS PROFILE_OPTS COR_OPTS HINTS_OPTS RECORD_OPTS SEQ_OPTS BUF_OPTS
-# ({P} in them is replaced by the profile file). A configuration whose
+# (@P@ in them is replaced by the profile file; "--X on|off" is passed as
+# "--X" / "--no-X" to a clonefs whose help lists --no-X). A configuration whose
 # options this clonefs does not know (`clonefs mount --help`) is skipped and
 # reported as such; main then runs with MAIN_FALLBACK_OPTS (none: the
 # behaviour before those options existed).
@@ -49,7 +50,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS_ARG=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --prepare) PREPARE=1 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -66,13 +67,19 @@ if [ $QUICK = 1 ]; then
   : "${BOOT_RANDOM:=2x16 4x1}" "${BOOT_FILES:=60}" "${BOOT_FILES_MIB:=8}"
   : "${DELAYS:=5ms}" "${SEQ_MIB:=256}"
 else
-  # 2 GiB image, ~1.35 GiB of files (a copy of /usr/share and part of
-  # /usr/lib, 160 MiB of random files); 240 files (~40 MiB) read.
+  # 2 GiB image, ~1.4 GiB of files (parts of /usr/share and /usr/lib, 160 MiB
+  # of random files; /usr/share/doc and the like left out: their thousands of
+  # directories would make e2fsck's directory pass most of the trace); 240
+  # files (~40 MiB at most) read.
   : "${BOOT_MIB:=2048}" "${BOOT_INODE_RATIO:=16384}"
-  : "${BOOT_TREE:=usr/share usr/lib/python3 usr/lib/python3.11 usr/lib/git-core usr/lib/gcc usr/lib/systemd usr/lib/file}"
+  : "${BOOT_TREE:=usr/share/locale usr/share/man usr/share/vim usr/share/perl usr/share/icons
+     usr/share/i18n usr/share/cmake-3.25 usr/share/java usr/share/fonts usr/share/zoneinfo
+     usr/share/X11 usr/lib/llvm-14 usr/lib/python3 usr/lib/python3.11 usr/lib/git-core
+     usr/lib/gcc usr/lib/systemd usr/lib/file}"
   : "${BOOT_RANDOM:=4x32 16x2}" "${BOOT_FILES:=240}" "${BOOT_FILES_MIB:=40}"
   : "${DELAYS:=5ms 50ms}" "${SEQ_MIB:=1024}"
 fi
+BOOT_TREE=$(xargs <<<"$BOOT_TREE")   # one line, single spaces
 : "${ROUNDS:=1}"
 [ -n "$ROUNDS_ARG" ] && ROUNDS=$ROUNDS_ARG
 : "${COALESCE_KIB:=128}"            # trace: contiguous reads merged up to this (readahead)
@@ -82,13 +89,13 @@ fi
 : "${MAIN_FALLBACK_OPTS=}"
 : "${COR_OPTS=--copy-on-read on --read-hints off}"
 : "${HINTS_OPTS=--copy-on-read on --read-hints on}"
-: "${RECORD_OPTS=--copy-on-read on --read-hints on --record-profile {P}}"
-: "${PROFILE_OPTS=--copy-on-read on --read-hints on --profile {P}}"
+: "${RECORD_OPTS=--copy-on-read on --read-hints on --record-profile @P@}"
+: "${PROFILE_OPTS=--copy-on-read on --read-hints on --profile @P@}"
 : "${SEQ_OPTS=}" "${BUF_OPTS=}"    # the defaults
 SECTIONS=${ONLY:-trace,seq,buffered}
 
 STAMP=$(date +%Y%m%d-%H%M%S)
-RUN=$WORK/runs/$STAMP$([ $QUICK = 1 ] && echo -quick)
+RUN=$WORK/runs/$STAMP$([ $QUICK = 1 ] && echo -quick)$([ $PREPARE = 1 ] && echo -prepare)
 IMG=$WORK/images
 MNT=$WORK/mnt
 RESULTS=$RUN/results.jsonl
@@ -109,11 +116,14 @@ done
 
 # attempt DESC FUNC ARGS...: one measurement in a subshell with set -e; a
 # failure is logged and recorded, what it started is torn down, the run goes on.
+# Safe to nest: errexit is off around the subshell, whatever the caller has.
 attempt() {
-  local desc=$1; shift
+  local desc=$1 flags=$- rc; shift
   local mark; mark=$(cleanup_count)
+  set +e
   ( set -e; "$@" )
-  local rc=$?
+  rc=$?
+  [[ $flags == *e* ]] && set -e
   cleanup_since "$mark"
   if [ $rc -ne 0 ]; then
     log "FAILED ($rc): $desc"
@@ -138,11 +148,28 @@ cf_knows() {
   done
   return 0
 }
-# cfg_opts CONFIG PROFILE: the options of CONFIG ({P} -> PROFILE), or fails.
+# cf_onoff OPTS: "--NAME on" and "--NAME off" written as "--NAME" and
+# "--no-NAME" when this clonefs spells its switch that way (--no-NAME in its
+# help), like --hydration / --no-hydration; other words unchanged.
+cf_onoff() {
+  local out=() w
+  set -- $1
+  while [ $# -gt 0 ]; do
+    w=$1
+    if [[ $w == --* && $# -ge 2 && ( $2 == on || $2 == off ) ]] \
+       && grep -qE -- "(^|[[:space:]])--no-${w#--}([[:space:]=,]|$)" <<<"$MOUNT_HELP"; then
+      if [ "$2" = on ]; then out+=("$w"); else out+=("--no-${w#--}"); fi
+      shift 2; continue
+    fi
+    out+=("$w"); shift
+  done
+  echo "${out[*]}"
+}
+# cfg_opts CONFIG PROFILE: the options of CONFIG (@P@ -> PROFILE), or fails.
 cfg_opts() {
   local o
   case $1 in
-    main) o=$MAIN_OPTS; cf_knows "$o" || o=$MAIN_FALLBACK_OPTS ;;
+    main) o=$(cf_onoff "$MAIN_OPTS"); cf_knows "$o" || o=$MAIN_FALLBACK_OPTS ;;
     cor) o=$COR_OPTS ;;
     hints) o=$HINTS_OPTS ;;
     record) o=$RECORD_OPTS ;;
@@ -150,8 +177,9 @@ cfg_opts() {
     seq) o=$SEQ_OPTS ;;
     buffered) o=$BUF_OPTS ;;
   esac
+  o=$(cf_onoff "$o")
   cf_knows "$o" || return 1
-  echo "${o//\{P\}/${2:-}}"
+  echo "${o//@P@/${2:-}}"
 }
 
 cf_build_info() {
@@ -207,6 +235,15 @@ srv_stop() {
 }
 
 fresh_dest() { rm -rf "$1" "$(cf_meta "$1")"; }
+
+# hydrated_bytes < STATUS_JSON (cf_status's fields): bytes hydrated, '' if unknown.
+hydrated_bytes() {
+  $PY -c 'import json, sys
+d = json.load(sys.stdin); b = d.get("hydrated_bytes")
+if b is None and d.get("hydrated_regions") is not None and d.get("region_size"):
+    b = d["hydrated_regions"] * d["region_size"]
+print("" if b is None else int(b))'
+}
 
 # ---- the boot image and its trace ------------------------------------------------
 
@@ -335,6 +372,7 @@ tr_clone() {
   tm=$(now)
   replay "$(cf_file "$dest" "$mnt")" "$RUN/replay.json"
   t1=$(now)
+  cf_status "$mnt" > "$RUN/cf-status.json" || echo '{}' > "$RUN/cf-status.json"
   cf_unmount "$mnt"
   srv_stop trace "$RUN/srv.json"
   local extra=()
@@ -343,7 +381,8 @@ tr_clone() {
     extra=(profile_bytes="$(size_of "$prof")")
   fi
   record trace "$delay" "$cfg" "$r" --metrics "$RUN/replay.json" --metrics "$RUN/srv.json" \
-    mount_s="$(elapsed "$t0" "$tm")" opts="${opts// /_}" "${extra[@]}"
+    mount_s="$(elapsed "$t0" "$tm")" mount_trace_s="$(elapsed "$t0" "$t1")" \
+    hydrated_end_bytes="$(hydrated_bytes < "$RUN/cf-status.json")" opts="$(tr " " _ <<<"${opts//$prof/P}")" "${extra[@]}"
   log "trace $delay $cfg r$r: $(elapsed "$tm" "$t1") s"
   fresh_dest "$dest"
 }
@@ -495,7 +534,8 @@ record meta config - 0 quick=$QUICK rounds="$ROUNDS" delays="${DELAYS// /,}" \
   boot_mib="$BOOT_MIB" boot_files="$BOOT_FILES" boot_files_mib="$BOOT_FILES_MIB" \
   boot_random="${BOOT_RANDOM// /,}" boot_tree="${BOOT_TREE// /,}" coalesce_kib="$COALESCE_KIB" \
   seq_mib="$SEQ_MIB" seq_delay="$SEQ_DELAY" buf_delay="$BUF_DELAY" \
-  clonefs_build="$(cf_build_info)" main_opts_known="$(cf_knows "$MAIN_OPTS" && echo 1 || echo 0)" \
+  clonefs_build="$(cf_build_info)" \
+  main_opts_known="$(cf_knows "$(cf_onoff "$MAIN_OPTS")" && echo 1 || echo 0)" \
   commit="$(git -C "$REPO" log -1 --format='%h %cd' --date=short 2>/dev/null || echo unknown)"
 
 want trace && attempt "section trace" sec_trace
