@@ -111,7 +111,9 @@ def main(path):
         for key, label in CONFIGS:
             rs = [r for r in rows if r.get("sys") == key]
             if not rs:
-                w("| %s | | not run | | | | | | | | |" % label)
+                failed = any(e.get("case", "").startswith("trace %s %s " % (d, key))
+                             for e in pick(recs, "error"))
+                w("| %s | | %s | | | | | | | | |" % (label, "failed (see Failures)" if failed else "not run"))
                 continue
             if all(r["metrics"].get("skipped") for r in rs):
                 w("| %s | | skipped: this clonefs lacks its options | | | | | | | | |" % label)
