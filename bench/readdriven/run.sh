@@ -186,8 +186,11 @@ cf_build_info() {
   local dir; dir=$(dirname "$(dirname "$(readlink -f "$CLONEFS")")")
   local bt; bt=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$dir/CMakeCache.txt" 2>/dev/null)
   local src; src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:[A-Z]*=//p' "$dir/CMakeCache.txt" 2>/dev/null)
-  local rev; rev=$(git -C "${src:-$REPO}" log -1 --format=%h 2>/dev/null)
-  echo "$("$CLONEFS" --version 2>/dev/null | head -1), ${bt:-unknown build type}, source tree at ${rev:-unknown}"
+  # a build of bench/peers/build-head.sh names its commit in .commit
+  local rev; rev=$(cut -c1-7 "$src/.commit" 2>/dev/null)
+  [ -n "$rev" ] && rev="commit $rev" \
+    || rev="work tree at $(git -C "${src:-$REPO}" log -1 --format=%h 2>/dev/null || echo '?')"
+  echo "$("$CLONEFS" --version 2>/dev/null | head -1), ${bt:-unknown build type}, built from $rev"
 }
 
 # ---- the replay tool ---------------------------------------------------------------
