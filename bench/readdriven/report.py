@@ -151,7 +151,7 @@ def main(path):
     w("")
     w("`dd if=MNT/FILE of=/dev/null bs=1M iflag=direct` of a whole fresh clone of %s MiB of "
       "random data, from the moment the mount returns, while hydration runs; `clonefs wait` "
-      "runs alongside from the same moment." % cfg.get("seq_mib", "?"))
+      "(polling every 0.05 s) runs alongside from the same moment." % cfg.get("seq_mib", "?"))
     w("")
     if rows:
         size = med(rows, "size_bytes")
