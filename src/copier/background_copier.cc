@@ -260,17 +260,20 @@ bool BackgroundCopier::BusyAllowsIssue() const {
   return open == 1 && current_ != nullptr && current_->refs.load() == 1;
 }
 
-bool BackgroundCopier::HaveRoom(uint64_t len) const {
-  if (!async_reads_ && data_pieces_.load() >= 2 * std::max<uint32_t>(options_.workers, 1)) {
-    return false;
-  }
+bool BackgroundCopier::HaveRoom(uint64_t len, bool prefetch) const {
+  // Prefetch gets room of its own on top: it must not wait behind a backlog
+  // of background copies issued while no one was reading.
+  const uint32_t workers = std::max<uint32_t>(options_.workers, 1);
+  if (!async_reads_ && data_pieces_.load() >= (prefetch ? 3 : 2) * workers) return false;
   const uint64_t in_flight = inflight_bytes_.load();
-  return in_flight == 0 || in_flight + len <= options_.inflight_bytes;
+  const uint64_t target =
+      options_.inflight_bytes + (prefetch ? std::min(kPrefetchBusyBytes, options_.inflight_bytes) : 0);
+  return in_flight == 0 || in_flight + len <= target;
 }
 
 uint64_t BackgroundCopier::StartUnit(bool probe, bool prefetch_only) {
   // Lock nothing new while the byte budget is spent.
-  if (!HaveRoom(1)) return kMaxSleepNanos;
+  if (!HaveRoom(1, prefetch_only)) return kMaxSleepNanos;
   Run run;
   CopyOrigin origin = CopyOrigin::kCursor;
   Pick p = PickUnit(probe, prefetch_only, &run, &origin);
@@ -290,13 +293,7 @@ uint64_t BackgroundCopier::StartUnit(bool probe, bool prefetch_only) {
     if (probe) src_.SetProbeInFlight(true);
   }
   units_open_.fetch_add(1);
-  if (IsPrefetch(origin)) {
-    std::lock_guard<std::mutex> l(pf_mu_);
-    prefetching_[run.first] = run.count;
-    prefetch_units_.fetch_add(1);
-  } else {
-    paced_open_.fetch_add(1);
-  }
+  if (!IsPrefetch(origin)) paced_open_.fetch_add(1);
   current_ = u.release();
   Result<std::vector<RunSegment>> plan = ctx_.hydrator->PlanRun(run.first, run.count);
   if (!plan.ok()) {
@@ -329,7 +326,7 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
     p->kind = Piece::Kind::kHole;
   } else {
     p->len = std::min<uint64_t>(p->len, kMaxCopyChunk);
-    if (!HaveRoom(p->len)) return kMaxSleepNanos;  // a writer's release wakes us
+    if (!HaveRoom(p->len, IsPrefetch(u->origin))) return kMaxSleepNanos;  // a writer's release wakes us
     Result<std::unique_ptr<CopyBuffer>> buf = pool_.Acquire(p->len);
     if (!buf.ok()) {
       u->Fail(buf.status(), /*noted=*/false);
@@ -347,6 +344,13 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
   }
   u->refs.fetch_add(1);
   const bool last = u->next_seg == u->plan.size();
+  if (last && IsPrefetch(u->origin)) {
+    // Every read of it is issued: worth waiting for (IsPrefetching).
+    std::lock_guard<std::mutex> l(pf_mu_);
+    prefetching_[u->first] = u->count;
+    prefetch_units_.fetch_add(1);
+    u->registered = true;
+  }
   if (p->kind == Piece::Kind::kHole) {
     Enqueue(std::move(p));
   } else {
@@ -477,13 +481,16 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only
   int budget = kMaxScan;
   uint64_t next = 0;
   if (!probe) {
+    // The profile first: it is what the workload will read, where read-ahead
+    // only guesses.
+    if (TakeProfile(max, now, &budget, out, origin) == Pick::kPicked) return Pick::kPicked;
     for (const RegionRun& w : hints_.AheadWindows(now)) {
       if (TakeRunIn(w.first, w.end(), max, now, &budget, out, &next)) {
         *origin = CopyOrigin::kAhead;
         return Pick::kPicked;
       }
     }
-    if (prefetch_only) return TakeProfile(max, now, &budget, out, origin);
+    if (prefetch_only) return Pick::kNothing;
     RegionRun h;
     while (budget > 0 && hints_.FrontNear(&h)) {
       const bool got = TakeRunIn(h.first, h.end(), max, now, &budget, out, &next);
@@ -493,7 +500,6 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only
         return Pick::kPicked;
       }
     }
-    if (TakeProfile(max, now, &budget, out, origin) == Pick::kPicked) return Pick::kPicked;
   }
   *origin = CopyOrigin::kCursor;
 
@@ -608,7 +614,7 @@ bool BackgroundCopier::AdoptFetched(uint64_t first, uint64_t count, const uint8_
   inflight_bytes_.fetch_add(len);
   data_pieces_.fetch_add(1);
   u.release();
-  queue_.push_back(std::move(p));
+  urgent_.push_back(std::move(p));
   q_cv_.notify_one();
   return true;
 }

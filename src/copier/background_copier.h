@@ -21,7 +21,9 @@
 //     unit has failed, or issued before the source was seen to change, is
 //     dropped by the reader that takes it; the issuer issues nothing once
 //     the source changed (SPEC §7a).
-//   - `writer_threads` writer threads take finished reads from a queue:
+//   - `writer_threads` writer threads take finished reads from a queue
+//     (pieces of prefetch and copy-on-read units, which a reader may be
+//     waiting for, from a queue of their own first):
 //     write the piece (all-zero 4 KiB blocks are punched, not written;
 //     Hydrator::WriteFetched) or punch the hole, release its budget. The
 //     writer that completes a unit's last piece finishes it:
@@ -32,11 +34,11 @@
 //     source (check_source); may_copy is false once it changed.
 //
 // ORDER (SPEC §10; docs/design.md, "Hydration order")
-//   PickUnit takes, in this order: the read-ahead windows of sequential
-//   readers (ReadHints), the units around recent reads of unhydrated regions
-//   (ReadHints, "near"), the access profile being replayed (SetProfile: its
-//   runs in order, from a profile cursor), then the cursor that walks the
-//   bitmap and wraps. Every candidate is re-checked as before (unhydrated,
+//   PickUnit takes, in this order: the access profile being replayed
+//   (SetProfile: its runs in order, from a profile cursor; what the workload
+//   will read), the read-ahead windows of sequential readers (ReadHints; a
+//   guess), the units around recent reads of unhydrated regions (ReadHints,
+//   "near"), then the cursor that walks the bitmap and wraps. Every candidate is re-checked as before (unhydrated,
 //   not locked, not backing off).
 //
 // COPY-ON-READ (SPEC §10): AdoptFetched takes regions a user's read has
@@ -57,8 +59,10 @@
 //   profile -- are the workload's next reads, fetched early: while user I/O
 //   is busy they are issued without the pace, up to kPrefetchBusyBytes in
 //   flight, beside the one paced unit (which takes near hints and the
-//   cursor). IsPrefetching tells the engine which regions such a unit holds,
-//   so a reader waits for that copy instead of fetching the region again.
+//   cursor), with kPrefetchBusyBytes of the byte budget of their own.
+//   IsPrefetching tells the engine which regions such a unit holds once all
+//   its reads are issued, so a reader waits for that copy instead of
+//   fetching the region again.
 //
 // FAILURES
 //   - Isolated: a failed unit stays unhydrated and its regions back off
@@ -272,7 +276,9 @@ class BackgroundCopier {
   // source-wide backoff), else how long to wait.
   uint64_t SourceGate(uint64_t now, bool* probe);
   bool BusyAllowsIssue() const;
-  bool HaveRoom(uint64_t len) const;
+  // Whether a piece of `len` bytes may be issued now; `prefetch`: for a
+  // prefetch unit, which has kPrefetchBusyBytes of room of its own.
+  bool HaveRoom(uint64_t len, bool prefetch) const;
   // prefetch_only: only read-ahead windows and the profile.
   Pick PickUnit(bool probe, bool prefetch_only, Run* out, CopyOrigin* origin);
   // The next unit of the profile, from the profile cursor. REQUIRES: mu_ held.
@@ -367,6 +373,13 @@ class BackgroundCopier {
   std::condition_variable q_cv_;        // writers wait for pieces
   std::condition_variable drained_cv_;  // Stop waits for reads_in_flight_ == 0
   std::deque<std::unique_ptr<Piece>> queue_;  // GUARDED_BY(q_mu_)
+  // Pieces someone may be waiting for (prefetch, copy-on-read): written
+  // before anything in queue_.
+  std::deque<std::unique_ptr<Piece>> urgent_;  // GUARDED_BY(q_mu_)
+  std::deque<std::unique_ptr<Piece>>& QueueFor(const Unit* u) {
+    return IsPrefetch(UnitOrigin(u)) || UnitOrigin(u) == CopyOrigin::kCopyOnRead ? urgent_ : queue_;
+  }
+  static CopyOrigin UnitOrigin(const Unit* u);
   uint64_t reads_in_flight_ = 0;              // GUARDED_BY(q_mu_)
   bool writers_exit_ = false;                 // GUARDED_BY(q_mu_)
   bool accepting_ = false;                    // GUARDED_BY(q_mu_); writers run, not exiting

@@ -22,9 +22,11 @@ uint64_t UnixNowNanos() {
 
 }  // namespace
 
+CopyOrigin BackgroundCopier::UnitOrigin(const Unit* u) { return u->origin; }
+
 void BackgroundCopier::Complete(Piece* p) {
   std::lock_guard<std::mutex> l(q_mu_);
-  queue_.emplace_back(p);
+  QueueFor(p->unit).emplace_back(p);
   // Notified under the lock: once it is released, Stop may destroy us.
   q_cv_.notify_one();
   if (--reads_in_flight_ == 0) drained_cv_.notify_all();
@@ -32,7 +34,7 @@ void BackgroundCopier::Complete(Piece* p) {
 
 void BackgroundCopier::Enqueue(std::unique_ptr<Piece> p) {
   std::lock_guard<std::mutex> l(q_mu_);
-  queue_.push_back(std::move(p));
+  QueueFor(p->unit).push_back(std::move(p));
   q_cv_.notify_one();
 }
 
@@ -41,10 +43,11 @@ void BackgroundCopier::WriterLoop() {
     std::unique_ptr<Piece> p;
     {
       std::unique_lock<std::mutex> l(q_mu_);
-      q_cv_.wait(l, [&] { return writers_exit_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // exiting, and nothing left to write
-      p = std::move(queue_.front());
-      queue_.pop_front();
+      q_cv_.wait(l, [&] { return writers_exit_ || !queue_.empty() || !urgent_.empty(); });
+      std::deque<std::unique_ptr<Piece>>& q = urgent_.empty() ? queue_ : urgent_;
+      if (q.empty()) return;  // exiting, and nothing left to write
+      p = std::move(q.front());
+      q.pop_front();
     }
     Process(std::move(p));
   }
@@ -120,11 +123,12 @@ void BackgroundCopier::FinishUnit(Unit* raw) {
   auto release = [&] {
     ctx_.locks->UnlockRun(u->first, u->count);
     units_open_.fetch_sub(1);
-    if (IsPrefetch(u->origin)) {
+    if (u->registered) {
       std::lock_guard<std::mutex> l(pf_mu_);
       prefetching_.erase(u->first);
       prefetch_units_.fetch_sub(1);
-    } else if (u->origin != CopyOrigin::kCopyOnRead) {
+    }
+    if (!IsPrefetch(u->origin) && u->origin != CopyOrigin::kCopyOnRead) {
       paced_open_.fetch_sub(1);
     }
     if (u->probe) {

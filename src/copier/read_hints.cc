@@ -31,8 +31,7 @@ bool ReadHints::NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t n
   Stream* match = nullptr;
   Stream* victim = &streams_[0];
   for (Stream& s : streams_) {
-    if (Active(s, now_ns) && off + kSlack >= s.end &&
-        off <= s.end + std::min(kSlack, kSlackRequests * len)) {
+    if (Active(s, now_ns) && off + kSlack >= s.end && off <= s.end + kSlack) {
       match = &s;
       break;
     }
@@ -40,6 +39,7 @@ bool ReadHints::NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t n
   }
   if (match != nullptr) {
     match->last_ns = now_ns;
+    if (unhydrated) match->miss_ns = now_ns;
     if (end > match->end) {
       match->end = end;
       ++match->hits;
@@ -49,7 +49,7 @@ bool ReadHints::NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t n
     }
     if (Sequential(*match)) return true;
   } else {
-    *victim = Stream{off, end, 0, 1, now_ns};
+    *victim = Stream{off, end, 0, 1, now_ns, unhydrated ? now_ns : 0};
   }
   if (unhydrated) {
     const uint64_t r = geo_.RegionOf(off);
@@ -70,7 +70,7 @@ std::vector<RegionRun> ReadHints::AheadWindows(uint64_t now_ns) const {
   const Stream* order[kStreams];
   int n = 0;
   for (const Stream& s : streams_) {
-    if (Active(s, now_ns) && Sequential(s) && s.window != 0 && s.end < geo_.image_size()) {
+    if (ReadAhead(s, now_ns) && s.window != 0 && s.end < geo_.image_size()) {
       order[n++] = &s;
     }
   }
@@ -119,7 +119,7 @@ size_t ReadHints::near_size() const {
 int ReadHints::sequential_streams(uint64_t now_ns) const {
   std::lock_guard<std::mutex> l(mu_);
   int n = 0;
-  for (const Stream& s : streams_) n += Active(s, now_ns) && Sequential(s);
+  for (const Stream& s : streams_) n += ReadAhead(s, now_ns);
   return n;
 }
 

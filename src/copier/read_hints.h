@@ -3,15 +3,19 @@
 //
 // Two kinds of hint, both bounded in memory whatever the workload:
 //   - Read-ahead of sequential readers. Up to kStreams streams, each the
-//     byte offset just past its reader's last read. A read that starts at
-//     most kSlack before a stream's end, or at most kSlackRequests times its
-//     own length (and kSlack) after it, continues it: readers with several
-//     requests in flight arrive slightly out of order, but a reader that
-//     skips ahead by much more than its reads is not sequential. A read that moves the end
+//     byte offset just past its reader's last read. A read that starts
+//     within kSlack of a stream's end continues it: readers with several
+//     requests in flight arrive slightly out of order, and a reader that
+//     moves forward with small gaps (a file system check walking its
+//     metadata, a boot reading files laid out together) is served best by
+//     hydrating ahead of it too. A read that moves the end
 //     forward counts as a hit. A stream with at least 2 hits that has moved
 //     forward by kMinSequentialBytes is sequential; every further hit
 //     doubles its window, from kMinWindow to kMaxWindow bytes, its end
-//     rounded up to a whole unit (unit_regions). (A reader
+//     rounded up to a whole unit (unit_regions). Only a stream that read an
+//     unhydrated region in the last kMissNanos is read ahead of: a reader
+//     that finds everything hydrated (a replayed profile fetched it) needs
+//     no guesses. (A reader
 //     going round a few regions is not sequential: it never moves forward.) The window ahead of a sequential stream,
 //     [end, end + window), is what the copier hydrates first, so the reader
 //     finds it in dest. A stream no read continued for kStreamIdleNanos is
@@ -44,11 +48,11 @@ class ReadHints {
  public:
   static constexpr int kStreams = 8;
   static constexpr uint64_t kSlack = 4ull << 20;
-  static constexpr uint64_t kSlackRequests = 32;
   static constexpr uint64_t kMinWindow = 1ull << 20;
   static constexpr uint64_t kMinSequentialBytes = 1ull << 20;
   static constexpr uint64_t kMaxWindow = 32ull << 20;
   static constexpr uint64_t kStreamIdleNanos = 2'000'000'000;
+  static constexpr uint64_t kMissNanos = 1'000'000'000;
   static constexpr size_t kMaxNear = 1024;
 
   // unit_regions: the size of a "near" hint, in regions (>= 1).
@@ -73,7 +77,8 @@ class ReadHints {
   // [from, its end); drops it if nothing is left.
   void AdvanceNear(uint64_t from);
 
-  // Counters for status.
+  // Counters for status: near hints pending; sequential streams being read
+  // ahead of (see kMissNanos).
   size_t near_size() const;
   int sequential_streams(uint64_t now_ns) const;
 
@@ -84,12 +89,16 @@ class ReadHints {
     uint64_t window = 0;    // bytes hydrated ahead of `end` once sequential
     uint32_t hits = 0;      // reads that continued it (1: just started)
     uint64_t last_ns = 0;   // when it was last read; 0: free slot
+    uint64_t miss_ns = 0;   // when a read of it last touched an unhydrated region; 0: never
   };
   bool Active(const Stream& s, uint64_t now_ns) const {
     return s.last_ns != 0 && now_ns - s.last_ns < kStreamIdleNanos;
   }
   static bool Sequential(const Stream& s) {
     return s.hits >= 2 && s.end - s.start >= kMinSequentialBytes;
+  }
+  bool ReadAhead(const Stream& s, uint64_t now_ns) const {
+    return Active(s, now_ns) && Sequential(s) && s.miss_ns != 0 && now_ns - s.miss_ns < kMissNanos;
   }
 
   const RegionGeometry geo_;

@@ -416,7 +416,8 @@ TEST(ReadHints, GoingRoundOrJumpingIsNotSequential) {
   ReadHints h(RegionGeometry(4096 * kR, kR), 16);
   for (int i = 0; i < 1000; ++i) h.NoteRead((i % 4) * kR, kR, true, kSec + i);
   EXPECT_EQ(h.sequential_streams(kSec + 1000), 0);
-  for (int i = 0; i < 1000; ++i) h.NoteRead((i * 37 % 4000) * kR, 4096, true, kSec + 2000 + i);
+  // Jumps beyond the slack (6 MiB), forward or anywhere.
+  for (int i = 0; i < 1000; ++i) h.NoteRead((i * 97 % 4000) * kR, 4096, true, kSec + 2000 + i);
   EXPECT_EQ(h.sequential_streams(kSec + 3000), 0);
   EXPECT_TRUE(h.AheadWindows(kSec + 3000).empty());
 }
