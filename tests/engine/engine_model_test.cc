@@ -238,9 +238,14 @@ TEST_P(ModelTest, ConcurrentRandomOpsMatchTheModel) {
   EXPECT_EQ(st.copy_failures, 0u);
   EXPECT_EQ(st.hydrated_bytes, kImage);
   EXPECT_EQ(rig.ReadAll(), model.bytes());
+  // One memcmp of the whole image, and only on a difference a search for the
+  // first differing byte: an ASSERT_EQ per byte of the 48 MiB image was 40%
+  // of the test's CPU time under TSan (the drivers are built at -O0 there).
   std::vector<uint8_t> dest = rig.DestBytes(0, kImage);
-  for (uint64_t i = 0; i < kImage; ++i) {
-    ASSERT_EQ(dest[i], model.bytes()[i]) << "dest differs from the model at byte " << i;
+  if (std::memcmp(dest.data(), model.bytes().data(), kImage) != 0) {
+    auto diff = std::mismatch(dest.begin(), dest.end(), model.bytes().begin());
+    FAIL() << "dest differs from the model at byte " << (diff.first - dest.begin()) << ": "
+           << int{*diff.first} << " instead of " << int{*diff.second};
   }
   std::vector<uint8_t> src(kImage);
   ASSERT_OK(rig.source->Read(0, src.data(), kImage));
