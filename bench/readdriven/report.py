@@ -14,6 +14,7 @@ CONFIGS = [
     ("record", "recording run for (d)"),
     ("profile", "(d) profile"),
     ("local", "(e) local (no clonefs)"),
+    ("hydrated", "(f) complete clone (clonefs, all in dest)"),
 ]
 
 
@@ -126,7 +127,7 @@ def main(path):
             opts = str(rs[0]["metrics"].get("opts", "")).replace("_", " ")
             if key == "main" and not cfg.get("main_opts_known"):
                 opts = "(none: this clonefs has no such options)"
-            clone = key != "local"
+            clone = key not in ("local", "hydrated")
             w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 label, opts if not opts or opts.startswith("(") else "`%s`" % opts,
                 fmt(t[key]), fmt(med(rs, "p50_ms"), "%.2f"), fmt(med(rs, "p99_ms"), "%.2f"),
@@ -140,6 +141,10 @@ def main(path):
         ca = ratio(t.get("hints"), t.get("main"))
         w("- (d)/(e) profile / local: **%s** (target <= 1.5: %s)" % (fmt(dl, "%.2f"), verdict(dl, 1.5)))
         w("- (c)/(a) hints / main: **%s** (target <= 0.5: %s)" % (fmt(ca, "%.2f"), verdict(ca, 0.5)))
+        df = ratio(t.get("profile"), t.get("hydrated"))
+        if df is not None:
+            w("- (d)/(f) profile / complete clone (the same FUSE path, nothing left to fetch): %s"
+              % fmt(df, "%.2f"))
         ba = ratio(t.get("cor"), t.get("main"))
         if ba is not None:
             w("- (b)/(a) cor / main: %s" % fmt(ba, "%.2f"))
@@ -182,7 +187,7 @@ def main(path):
     # ---- 3. buffered
     w("## 3. Buffered reader")
     w("")
-    w("`cat FILE > /dev/null` (page cache, kernel readahead) of the whole %s MiB random source "
+    w("`cat FILE > /dev/null` (buffered reads of 128 KiB at queue depth 1) of the whole %s MiB random source "
       "at rdelay=%s: a fresh clone (defaults) against the same server read through "
       "`nbdfuse MNTDIR nbd+unix:///?socket=SOCK`." % (cfg.get("seq_mib", "?"), cfg.get("buf_delay", "?")))
     w("")

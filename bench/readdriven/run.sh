@@ -16,12 +16,13 @@
 #             O_DIRECT against fresh clones of that image served by
 #             nbdkit --filter=stats --filter=delay rdelay=DELAY, for every
 #             DELAY in DELAYS, in the configurations main, cor, hints,
-#             profile (after a recording clone, "record"), and against the
-#             image file itself (local: the floor).
+#             profile (after a recording clone, "record"), against the
+#             image file itself (local: the floor) and against a clone
+#             hydrated completely first (hydrated: clonefs's own floor).
 #   seq       dd bs=1M iflag=direct of a whole clone of SEQ_MIB of random data
 #             while hydration runs: source bytes read / image size, the dd
 #             time and the time until hydration is complete.
-#   buffered  cat of the whole clone (page cache, kernel readahead) against
+#   buffered  cat of the whole clone (direct_io: no kernel readahead, clonefs reads ahead) against
 #             cat of the same delayed source through nbdfuse.
 #
 # Environment: CLONEFS (binary; default build/cli/clonefs of this checkout),
@@ -359,6 +360,22 @@ tr_local() {  # tr_local DELAY ROUND: the image file itself, no clonefs
   record trace "$1" local "$2" --metrics "$RUN/replay.json" src_read_bytes=0 src_read_ops=0
 }
 
+# tr_hydrated DELAY ROUND: a clone hydrated completely before the replay: what
+# clonefs itself costs (the FUSE path), with nothing left to fetch.
+tr_hydrated() {
+  local delay=$1 r=$2 dest=$IMG/rd-dest.img mnt=$MNT/trace
+  fresh_dest "$dest"
+  srv_start trace "$BOOT_IMG" "$delay"
+  cf_mount "$SRV_URI" "$dest" "$mnt"
+  cf_wait "$mnt" "$HYD_TIMEOUT_S" || die "the clone did not complete"
+  drop_caches
+  replay "$(cf_file "$dest" "$mnt")" "$RUN/replay.json"
+  cf_unmount "$mnt"
+  srv_stop trace "$RUN/srv.json"
+  record trace "$delay" hydrated "$r" --metrics "$RUN/replay.json" src_read_bytes=0 src_read_ops=0
+  fresh_dest "$dest"
+}
+
 # tr_clone CONFIG DELAY ROUND: a fresh clone of the served image, the trace
 # replayed on it as soon as the mount returns, then unmounted.
 tr_clone() {
@@ -408,10 +425,11 @@ sec_trace() {
     for ((r = 1; r <= ROUNDS; r++)); do
       attempt "trace $d record r$r" tr_clone record "$d" "$r"
       # the others alternate (reversed on even rounds); profile follows record's run
-      local list="main cor hints profile local"
-      (( r % 2 == 0 )) && list="local profile hints cor main"
+      local list="main cor hints profile local hydrated"
+      (( r % 2 == 0 )) && list="hydrated local profile hints cor main"
       for c in $list; do
         if [ "$c" = local ]; then attempt "trace $d local r$r" tr_local "$d" "$r"
+        elif [ "$c" = hydrated ]; then attempt "trace $d hydrated r$r" tr_hydrated "$d" "$r"
         else attempt "trace $d $c r$r" tr_clone "$c" "$d" "$r"; fi
       done
     done
