@@ -196,6 +196,7 @@ void BackgroundCopier::IssuerLoop() {
                         prefetch_bytes_.load() <
                             std::min(kPrefetchBusyBytes, options_.inflight_bytes) &&
                         (profile_pending_.load() || hints_.sequential_streams(now) != 0);
+      // (While the profile is pending, only its units are prefetch: PickUnit.)
       if (!ahead && !BusyAllowsIssue()) {
         Sleep(kBusyWaitNanos, gen);
         continue;
@@ -484,7 +485,10 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only
     // The profile first: it is what the workload will read, where read-ahead
     // only guesses.
     if (TakeProfile(max, now, &budget, out, origin) == Pick::kPicked) return Pick::kPicked;
-    for (const RegionRun& w : hints_.AheadWindows(now)) {
+    // No read-ahead while the profile is still being fetched: its guesses
+    // would take the link from what the workload will read.
+    for (const RegionRun& w : profile_idx_ < profile_.size() ? std::vector<RegionRun>{}
+                                                              : hints_.AheadWindows(now)) {
       if (TakeRunIn(w.first, w.end(), max, now, &budget, out, &next)) {
         *origin = CopyOrigin::kAhead;
         return Pick::kPicked;

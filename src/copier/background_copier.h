@@ -37,7 +37,8 @@
 //   PickUnit takes, in this order: the access profile being replayed
 //   (SetProfile: its runs in order, from a profile cursor; what the workload
 //   will read), the read-ahead windows of sequential readers (ReadHints; a
-//   guess), the units around recent reads of unhydrated regions (ReadHints,
+//   guess, taken only once the profile cursor has reached the profile's
+//   end), the units around recent reads of unhydrated regions (ReadHints,
 //   "near"), then the cursor that walks the bitmap and wraps. Every candidate is re-checked as before (unhydrated,
 //   not locked, not backing off).
 //
