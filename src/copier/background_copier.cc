@@ -507,43 +507,13 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only
   }
   *origin = CopyOrigin::kCursor;
 
-  uint64_t pos = cursor_;
-  bool wrapped = false;
-  for (int scanned = 0; scanned < kMaxScan; ++scanned) {
-    uint64_t r = pos < nr ? md->FindNextUnhydratedRegion(pos) : nr;
-    if (wrapped && r >= cursor_) r = nr;  // went full circle
-    if (r >= nr) {
-      if (wrapped || cursor_ == 0) return Pick::kNothing;
-      wrapped = true;
-      pos = 0;
-      continue;
-    }
-    if (backoff_.Blocked(r, now) || !locks->TryLock(r)) {
-      pos = r + 1;
-      continue;
-    }
-    if (md->IsRegionHydrated(r)) {  // hydrated by a writer since the lookup
-      locks->Unlock(r);
-      pos = r + 1;
-      continue;
-    }
-    uint64_t n = 1;
-    const uint64_t limit = backoff_.HasFailed(r) ? 1 : max;
-    while (n < limit && r + n < nr) {
-      uint64_t q = r + n;
-      if (md->IsRegionHydrated(q) || backoff_.HasFailed(q) || !locks->TryLock(q)) break;
-      if (md->IsRegionHydrated(q)) {
-        locks->Unlock(q);
-        break;
-      }
-      ++n;
-    }
-    cursor_ = r + n >= nr ? 0 : r + n;
-    *out = Run{r, n};
-    return Pick::kPicked;
-  }
-  cursor_ = pos >= nr ? 0 : pos;
-  return Pick::kNothing;
+  // The cursor: [cursor_, nr), then, wrapping, [0, cursor_).
+  int scan = kMaxScan;
+  const uint64_t start = cursor_;
+  bool got = TakeRunIn(start, nr, max, now, &scan, out, &next);
+  if (!got && start != 0 && next >= nr) got = TakeRunIn(0, start, max, now, &scan, out, &next);
+  cursor_ = next >= nr ? 0 : next;
+  return got ? Pick::kPicked : Pick::kNothing;
 }
 
 }  // namespace clonefs
