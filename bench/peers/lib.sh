@@ -317,3 +317,32 @@ make_sparse_image() {
 }
 
 du_kib() { du -sk "$@" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'; }
+
+# ---- an NBD source server (the remote section, bench/readdriven) -------------
+
+# rs_start TAG IMAGE FILTERS PARAMS: nbdkit serving IMAGE read-only on
+# $RUN/rs-TAG.sock, the stats filter outermost, then FILTERS (names, outermost
+# first) with PARAMS (their key=value settings). Sets RS_URI.
+rs_start() {
+  local tag=$1 image=$2 filters=$3 params=$4 f
+  local sock=$RUN/rs-$tag.sock pidf=$RUN/rs-$tag.pid
+  local args=(-r -U "$sock" -P "$pidf" --filter=stats)
+  [ -n "${NBDKIT_THREADS:-}" ] && args+=(-t "$NBDKIT_THREADS")
+  for f in $filters; do args+=(--filter="$f"); done
+  rm -f "$sock" "$pidf" "$RUN/rs-$tag.stats"
+  # shellcheck disable=SC2086  # PARAMS is split into key=value words on purpose
+  nbdkit "${args[@]}" file file="$image" statsfile="$RUN/rs-$tag.stats" $params \
+    2>"$RUN/rs-$tag.err" || die "nbdkit failed: $(head -c 500 "$RUN/rs-$tag.err")"
+  for _ in $(seq 100); do [ -s "$pidf" ] && [ -S "$sock" ] && break; sleep 0.05; done
+  [ -s "$pidf" ] || die "nbdkit wrote no pid file: $(head -c 500 "$RUN/rs-$tag.err")"
+  register_pid "$(cat "$pidf")"
+  RS_URI="nbd+unix:///?socket=$sock"
+}
+
+# rs_stop TAG OUT_JSON: stops the server (SIGTERM: it writes its stats as it
+# exits) and writes what it served as JSON (bench.py nbdstats).
+rs_stop() {
+  local pid; pid=$(cat "$RUN/rs-$1.pid" 2>/dev/null)
+  [ -n "$pid" ] && cleanup_one pid "$pid:$(proc_start "$pid")"
+  $BENCH nbdstats "$RUN/rs-$1.stats" > "$2"
+}

@@ -216,27 +216,7 @@ REPLAY=$(find_replay) || exit 1
 
 # ---- the NBD server ----------------------------------------------------------------
 
-# srv_start TAG IMAGE DELAY: nbdkit serving IMAGE read-only on $RUN/srv-TAG.sock,
-# the stats filter outermost, then the delay filter. Sets SRV_URI.
-srv_start() {
-  local tag=$1 image=$2 delay=$3 sock=$RUN/srv-$1.sock pidf=$RUN/srv-$1.pid
-  rm -f "$sock" "$pidf" "$RUN/srv-$tag.stats"
-  nbdkit -r -U "$sock" -P "$pidf" --filter=stats --filter=delay file file="$image" \
-    statsfile="$RUN/srv-$tag.stats" rdelay="$delay" 2>"$RUN/srv-$tag.err" \
-    || die "nbdkit failed: $(head -c 500 "$RUN/srv-$tag.err")"
-  for _ in $(seq 100); do [ -s "$pidf" ] && [ -S "$sock" ] && break; sleep 0.05; done
-  [ -s "$pidf" ] || die "nbdkit wrote no pid file: $(head -c 500 "$RUN/srv-$tag.err")"
-  register_pid "$(cat "$pidf")"
-  SRV_URI="nbd+unix:///?socket=$sock"
-}
-
-# srv_stop TAG OUT_JSON: stops the server (it writes its stats as it exits)
-# and writes what it served: src_read_bytes, src_read_ops.
-srv_stop() {
-  local pid; pid=$(cat "$RUN/srv-$1.pid" 2>/dev/null)
-  [ -n "$pid" ] && cleanup_one pid "$pid:$(proc_start "$pid")"
-  $BENCH nbdstats "$RUN/srv-$1.stats" > "$2"
-}
+# The server: rs_start TAG IMAGE "delay" "rdelay=DELAY" and rs_stop (lib.sh).
 
 fresh_dest() { rm -rf "$1" "$(cf_meta "$1")"; }
 
@@ -365,13 +345,13 @@ tr_local() {  # tr_local DELAY ROUND: the image file itself, no clonefs
 tr_hydrated() {
   local delay=$1 r=$2 dest=$IMG/rd-dest.img mnt=$MNT/trace
   fresh_dest "$dest"
-  srv_start trace "$BOOT_IMG" "$delay"
-  cf_mount "$SRV_URI" "$dest" "$mnt"
+  rs_start trace "$BOOT_IMG" delay "rdelay=$delay"
+  cf_mount "$RS_URI" "$dest" "$mnt"
   cf_wait "$mnt" "$HYD_TIMEOUT_S" || die "the clone did not complete"
   drop_caches
   replay "$(cf_file "$dest" "$mnt")" "$RUN/replay.json"
   cf_unmount "$mnt"
-  srv_stop trace "$RUN/srv.json"
+  rs_stop trace "$RUN/srv.json"
   record trace "$delay" hydrated "$r" --metrics "$RUN/replay.json" src_read_bytes=0 src_read_ops=0
   fresh_dest "$dest"
 }
@@ -386,15 +366,15 @@ tr_clone() {
   if [ "$cfg" = profile ] && [ ! -s "$prof" ]; then die "no profile $prof (the record run failed?)"; fi
   [ "$cfg" = record ] && rm -f "$prof"
   fresh_dest "$dest"; drop_caches
-  srv_start trace "$BOOT_IMG" "$delay"
+  rs_start trace "$BOOT_IMG" delay "rdelay=$delay"
   local t0 tm t1; t0=$(now)
-  cf_mount "$SRV_URI" "$dest" "$mnt" $opts
+  cf_mount "$RS_URI" "$dest" "$mnt" $opts
   tm=$(now)
   replay "$(cf_file "$dest" "$mnt")" "$RUN/replay.json"
   t1=$(now)
   cf_status "$mnt" > "$RUN/cf-status.json" || echo '{}' > "$RUN/cf-status.json"
   cf_unmount "$mnt"
-  srv_stop trace "$RUN/srv.json"
+  rs_stop trace "$RUN/srv.json"
   local extra=()
   if [ "$cfg" = record ]; then
     [ -s "$prof" ] || die "--record-profile wrote no profile at unmount ($prof)"
@@ -446,9 +426,9 @@ seq_run() {
   local r=$1 dest=$IMG/rd-seq.img mnt=$MNT/seq opts size; size=$(size_of "$SEQ_SRC")
   opts=$(cfg_opts seq) || die "unknown SEQ_OPTS"
   fresh_dest "$dest"; drop_caches
-  srv_start seq "$SEQ_SRC" "$SEQ_DELAY"
+  rs_start seq "$SEQ_SRC" delay "rdelay=$SEQ_DELAY"
   local t0 tm; t0=$(now)
-  cf_mount "$SRV_URI" "$dest" "$mnt" $opts
+  cf_mount "$RS_URI" "$dest" "$mnt" $opts
   tm=$(now)
   rm -f "$RUN/seq-wait.pid" "$RUN/seq-wait.done"
   ( "$CLONEFS" wait "$mnt" --quiet --interval 0.05 --timeout "$HYD_TIMEOUT_S" \
@@ -467,7 +447,7 @@ seq_run() {
   read -r done_t rc < "$RUN/seq-wait.done" || die "clonefs wait did not finish"
   [ "$rc" = 0 ] || die "clonefs wait: rc $rc: $(head -c 300 "$RUN/seq-wait.err")"
   cf_unmount "$mnt"
-  srv_stop seq "$RUN/srv.json"
+  rs_stop seq "$RUN/srv.json"
   local check=()
   [ "$r" = "$ROUNDS" ] && { if cmp -s "$SEQ_SRC" "$dest"; then check=(verified=1)
                             else check=(verified=0); log "WARNING: $dest differs from $SEQ_SRC"; fi; }
@@ -499,13 +479,13 @@ buf_clonefs() {  # buf_clonefs ROUND
   local dest=$IMG/rd-buf.img mnt=$MNT/buf opts
   opts=$(cfg_opts buffered) || die "unknown BUF_OPTS"
   fresh_dest "$dest"; drop_caches
-  srv_start buf "$SEQ_SRC" "$BUF_DELAY"
-  cf_mount "$SRV_URI" "$dest" "$mnt" $opts
+  rs_start buf "$SEQ_SRC" delay "rdelay=$BUF_DELAY"
+  cf_mount "$RS_URI" "$dest" "$mnt" $opts
   local t0 t; t0=$(now)
   cat "$(cf_file "$dest" "$mnt")" > /dev/null || die "cat of the clone failed"
   t=$(elapsed "$t0")
   cf_unmount "$mnt"
-  srv_stop buf "$RUN/srv.json"
+  rs_stop buf "$RUN/srv.json"
   record buffered "$BUF_DELAY" clonefs "$1" --metrics "$RUN/srv.json" time_s="$t" \
     mib_s="$(mib_s "$(size_of "$SEQ_SRC")" "$t")" opts="${opts// /_}"
   fresh_dest "$dest"
@@ -514,10 +494,10 @@ buf_clonefs() {  # buf_clonefs ROUND
 buf_nbdfuse() {  # buf_nbdfuse ROUND: the same server read through nbdfuse
   local dir=$MNT/nbdfuse pidf=$RUN/nbdfuse.pid
   mkdir -p "$dir"; drop_caches
-  srv_start buf "$SEQ_SRC" "$BUF_DELAY"
+  rs_start buf "$SEQ_SRC" delay "rdelay=$BUF_DELAY"
   rm -f "$pidf"
   register fuse "$dir"
-  nbdfuse -r -P "$pidf" "$dir" "$SRV_URI" > "$RUN/nbdfuse.log" 2>&1 &
+  nbdfuse -r -P "$pidf" "$dir" "$RS_URI" > "$RUN/nbdfuse.log" 2>&1 &
   register_pid $!
   for _ in $(seq 100); do [ -s "$pidf" ] && break; sleep 0.1; done
   [ -s "$pidf" ] || die "nbdfuse did not start: $(head -c 300 "$RUN/nbdfuse.log")"
@@ -525,7 +505,7 @@ buf_nbdfuse() {  # buf_nbdfuse ROUND: the same server read through nbdfuse
   cat "$dir/nbd" > /dev/null || die "cat through nbdfuse failed"
   t=$(elapsed "$t0")
   fusermount3 -u "$dir" || umount -l "$dir"
-  srv_stop buf "$RUN/srv.json"
+  rs_stop buf "$RUN/srv.json"
   record buffered "$BUF_DELAY" nbdfuse "$1" --metrics "$RUN/srv.json" time_s="$t" \
     mib_s="$(mib_s "$(size_of "$SEQ_SRC")" "$t")"
 }
