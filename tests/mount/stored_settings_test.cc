@@ -165,12 +165,15 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
   EXPECT_EQ(m.code, 1) << m.out;
   EXPECT_TRUE(Has(m.out, "does not belong to this source")) << m.out;
   EXPECT_NE(access(dst3.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+  EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2)).code, 0) << "a refused mount left a mount";
   // Not a profile at all.
   ASSERT_TRUE(ShOk("echo hello > " + Quote(other + ".profile")));
   m = Sh(ClonefsBinary() + " mount --profile " + Quote(other + ".profile") + " " + Quote(other) +
          " " + Quote(dst3) + " " + Quote(mnt2));
   EXPECT_EQ(m.code, 1) << m.out;
   EXPECT_TRUE(Has(m.out, "not a clonefs profile")) << m.out;
+  EXPECT_NE(access(dst3.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+  EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2)).code, 0) << "a refused mount left a mount";
   show = Sh(ClonefsBinary() + " profile show " + Quote(other + ".profile"));
   EXPECT_EQ(show.code, 1) << show.out;
 }
