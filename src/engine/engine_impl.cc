@@ -1,5 +1,6 @@
 #include "engine/engine_impl.h"
 
+#include <algorithm>
 #include <string>
 
 #include "base/log.h"
@@ -160,10 +161,14 @@ Status EngineImpl::Fsync() {
 uint64_t EngineImpl::HydratedBytes(uint64_t hydrated_regions) const {
   uint64_t bytes = hydrated_regions << geo_.region_shift();
   uint64_t last = geo_.nr_regions() - 1;
-  if (geo_.IsPartialRegion(last) && md_->IsRegionHydrated(last)) {
+  // The count and the last region's state are read at different times: the
+  // last region may be hydrated in between (then the count may not include
+  // it, possibly 0), or rolled back (then the count may include it). Either
+  // way the figure stays within [0, image size].
+  if (hydrated_regions > 0 && geo_.IsPartialRegion(last) && md_->IsRegionHydrated(last)) {
     bytes -= geo_.region_size() - geo_.RegionLength(last);
   }
-  return bytes;
+  return std::min(bytes, geo_.image_size());
 }
 
 EngineStats EngineImpl::Stats() const {

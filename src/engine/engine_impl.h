@@ -120,6 +120,9 @@ class EngineImpl final : public Engine {
   // seek.cc
   Result<uint64_t> Seek(uint64_t off, bool data);
 
+  // Bytes of image in hydrated regions, given the hydrated-region count read
+  // just before; within [0, image size] however the two reads interleave
+  // with hydrations and rollbacks.
   uint64_t HydratedBytes(uint64_t hydrated_regions) const;
 
   const EngineOptions options_;

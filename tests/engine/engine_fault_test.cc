@@ -25,46 +25,19 @@ constexpr uint64_t kRegion = 64 << 10;
 // Forwards to a real Metadata; runs `before_abort` first in Abort (a test
 // uses it to end an injected metadata failure, as a transient error would).
 // With `abort_error`, Abort then fails with it instead (a rollback failure).
-class AbortHookMetadata final : public metadata::Metadata {
+class AbortHookMetadata final : public test::ForwardingMetadata {
  public:
   AbortHookMetadata(std::unique_ptr<metadata::Metadata> m, std::function<void()> before_abort,
                     Status abort_error = Status::OK())
-      : m_(std::move(m)), before_abort_(std::move(before_abort)), abort_error_(abort_error) {
-    sb_ = m_->superblock();
-  }
-  Status SetRegionHydrated(uint64_t r) override { return m_->SetRegionHydrated(r); }
-  Status CondSetRange(uint64_t s, uint64_t n) override { return m_->CondSetRange(s, n); }
-  Result<uint64_t> Freeze() override { return m_->Freeze(); }
-  Status PersistFrozen() override { return m_->PersistFrozen(); }
-  Status Commit() override { return m_->Commit(); }
+      : ForwardingMetadata(std::move(m)),
+        before_abort_(std::move(before_abort)),
+        abort_error_(abort_error) {}
   Status Abort() override {
     before_abort_();
-    return abort_error_.ok() ? m_->Abort() : abort_error_;
+    return abort_error_.ok() ? inner()->Abort() : abort_error_;
   }
-  Status ReloadInCoreBitset() override { return m_->ReloadInCoreBitset(); }
-  bool ChangedThisTransaction() const override { return m_->ChangedThisTransaction(); }
-  void SetReadOnly() override { m_->SetReadOnly(); }
-  void SetReadWrite() override { m_->SetReadWrite(); }
-  bool IsReadOnly() const override { return m_->IsReadOnly(); }
-  bool IsHydrationDone() const override { return m_->IsHydrationDone(); }
-  bool IsRegionHydrated(uint64_t r) const override { return m_->IsRegionHydrated(r); }
-  bool IsRangeHydrated(uint64_t s, uint64_t n) const override { return m_->IsRangeHydrated(s, n); }
-  uint64_t NrHydratedRegions() const override { return m_->NrHydratedRegions(); }
-  uint64_t NrCommittedHydratedRegions() const override {
-    return m_->NrCommittedHydratedRegions();
-  }
-  uint64_t FindNextUnhydratedRegion(uint64_t s) const override {
-    return m_->FindNextUnhydratedRegion(s);
-  }
-  uint64_t FindNextHydratedRegion(uint64_t s) const override {
-    return m_->FindNextHydratedRegion(s);
-  }
-  Result<metadata::SpaceInfo> GetSpace() const override { return m_->GetSpace(); }
-  Result<std::optional<std::string>> GetSettings() const override { return m_->GetSettings(); }
-  Status PutSettings(std::string_view blob) override { return m_->PutSettings(blob); }
 
  private:
-  std::unique_ptr<metadata::Metadata> m_;
   std::function<void()> before_abort_;
   const Status abort_error_;
 };

@@ -192,6 +192,48 @@ inline std::vector<uint8_t> RandomContent(uint64_t size, uint64_t seed, double h
   return v;
 }
 
+// Forwards every call to a real Metadata. Tests derive from it to interpose
+// on one call (a failing Abort, a region hydrated between two queries).
+class ForwardingMetadata : public metadata::Metadata {
+ public:
+  explicit ForwardingMetadata(std::unique_ptr<metadata::Metadata> m) : m_(std::move(m)) {
+    sb_ = m_->superblock();
+  }
+  Status SetRegionHydrated(uint64_t r) override { return m_->SetRegionHydrated(r); }
+  Status CondSetRange(uint64_t s, uint64_t n) override { return m_->CondSetRange(s, n); }
+  Result<uint64_t> Freeze() override { return m_->Freeze(); }
+  Status PersistFrozen() override { return m_->PersistFrozen(); }
+  Status Commit() override { return m_->Commit(); }
+  Status Abort() override { return m_->Abort(); }
+  Status ReloadInCoreBitset() override { return m_->ReloadInCoreBitset(); }
+  bool ChangedThisTransaction() const override { return m_->ChangedThisTransaction(); }
+  void SetReadOnly() override { m_->SetReadOnly(); }
+  void SetReadWrite() override { m_->SetReadWrite(); }
+  bool IsReadOnly() const override { return m_->IsReadOnly(); }
+  bool IsHydrationDone() const override { return m_->IsHydrationDone(); }
+  bool IsRegionHydrated(uint64_t r) const override { return m_->IsRegionHydrated(r); }
+  bool IsRangeHydrated(uint64_t s, uint64_t n) const override { return m_->IsRangeHydrated(s, n); }
+  uint64_t NrHydratedRegions() const override { return m_->NrHydratedRegions(); }
+  uint64_t NrCommittedHydratedRegions() const override {
+    return m_->NrCommittedHydratedRegions();
+  }
+  uint64_t FindNextUnhydratedRegion(uint64_t s) const override {
+    return m_->FindNextUnhydratedRegion(s);
+  }
+  uint64_t FindNextHydratedRegion(uint64_t s) const override {
+    return m_->FindNextHydratedRegion(s);
+  }
+  Result<metadata::SpaceInfo> GetSpace() const override { return m_->GetSpace(); }
+  Result<std::optional<std::string>> GetSettings() const override { return m_->GetSettings(); }
+  Status PutSettings(std::string_view blob) override { return m_->PutSettings(blob); }
+
+ protected:
+  metadata::Metadata* inner() const { return m_.get(); }
+
+ private:
+  std::unique_ptr<metadata::Metadata> m_;
+};
+
 // One clone: source and dest in memory behind FaultDevices, metadata in a
 // temp directory behind a FaultInjectionFs. Survives engine restarts.
 struct Rig {
