@@ -143,7 +143,7 @@ void BackgroundCopier::FinishUnit(Unit* raw) {
     return;
   }
   if (err.ok()) {
-    err = ctx_.hydrator->FinishRun(out);  // the source is re-checked here
+    err = ctx_.hydrator->FinishRun(out, u->dest_errors_at_start);  // the source is re-checked here
     noted = false;
   }
   if (err.ok()) {

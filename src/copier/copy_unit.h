@@ -35,6 +35,7 @@ struct BackgroundCopier::Unit {
   bool probe = false;  // the one probe of a source-wide backoff
   bool retry = false;  // holds a region that failed before (retried alone)
   CopyOrigin origin = CopyOrigin::kCursor;
+  uint64_t dest_errors_at_start = 0;  // HealthTracker::DestErrors() when picked
   bool registered = false;  // the issuer's, then read by the finisher: in prefetching_
 
   // The issuer's.

@@ -19,11 +19,6 @@ std::string What(const char* op, uint64_t off, int err) {
   return std::string(op) + " at offset " + std::to_string(off) + ": " + std::strerror(err);
 }
 
-uint64_t DestErrors(const uint64_t* counts) {
-  return counts[static_cast<int>(ErrorKind::kDestFull)] +
-         counts[static_cast<int>(ErrorKind::kDestIo)];
-}
-
 }  // namespace
 
 bool HealthTracker::Recordable(const Status& s) {
@@ -59,9 +54,10 @@ void HealthTracker::DestFailed(const char* op, uint64_t off, const Status& s) {
   {
     std::lock_guard<std::mutex> l(mu_);
     Record(full ? ErrorKind::kDestFull : ErrorKind::kDestIo, what, err);
+    dest_errors_.fetch_add(1, std::memory_order_acq_rel);
     before = dest();
     if (before == now) return;
-    if (before == DestCondition::kOk) errors_at_change_ = DestErrors(counts_) - 1;
+    if (before == DestCondition::kOk) errors_at_change_ = DestErrors() - 1;
     dest_.store(static_cast<int>(now), std::memory_order_relaxed);
   }
   const char* name = strerrorname_np(err);
@@ -79,16 +75,16 @@ void HealthTracker::DestFailed(const char* op, uint64_t off, const Status& s) {
   }
 }
 
-void HealthTracker::DestHydrated() {
-  if (dest() == DestCondition::kOk) return;
+void HealthTracker::DestHydrated(uint64_t errors_at_start) {
+  if (dest() == DestCondition::kOk || DestErrors() != errors_at_start) return;
   DestCondition before;
   uint64_t errors;
   {
     std::lock_guard<std::mutex> l(mu_);
     before = dest();
-    if (before == DestCondition::kOk) return;
+    if (before == DestCondition::kOk || DestErrors() != errors_at_start) return;
     dest_.store(static_cast<int>(DestCondition::kOk), std::memory_order_relaxed);
-    errors = DestErrors(counts_) - errors_at_change_;
+    errors = DestErrors() - errors_at_change_;
   }
   CLONEFS_LOG_INFO("destination %s takes writes again (%s): a copy succeeded after %llu failed "
                    "dest operation(s)",

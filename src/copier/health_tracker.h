@@ -11,10 +11,13 @@
 //   back to kOk       on evidence that dest takes new data again: a copy
 //                     into unhydrated regions succeeded (DestHydrated), or,
 //                     once nothing is left to hydrate, any successful write
-//                     (DestWrote with `complete`). A user's overwrite of
-//                     hydrated data does not count while regions are left:
-//                     it may succeed on a full file system and would make
-//                     the condition flap.
+//                     (DestWrote with `complete`) -- in both cases only an
+//                     operation that started after the last dest error
+//                     (DestErrors() taken at its start is still current):
+//                     copies in flight when dest filled up may still land in
+//                     space they had, and a user's overwrite of hydrated
+//                     data may succeed on a full file system; counting them
+//                     would make the condition flap.
 //   Each change is logged once (warning when it leaves kOk, info when it
 //   returns, with the number of errors meanwhile), never once per region.
 //
@@ -52,13 +55,16 @@ class HealthTracker {
   // the dest condition becomes kFull or kIoError (logged if it changed).
   // Ignored for an OK or non-device status.
   void DestFailed(const char* op, uint64_t off, const Status& s);
-  // A copy into unhydrated regions reached dest: the condition returns to
-  // kOk (logged if it changed).
-  void DestHydrated();
+  // Dest errors recorded so far; an operation takes it when it starts.
+  uint64_t DestErrors() const { return dest_errors_.load(std::memory_order_acquire); }
+  // A copy into unhydrated regions reached dest; `errors_at_start`: what
+  // DestErrors() said when it began. The condition returns to kOk (logged)
+  // if no dest error was recorded since.
+  void DestHydrated(uint64_t errors_at_start);
   // A user's write or zero reached dest. `complete`: no region is left to
   // hydrate (then it is the only evidence there will be).
-  void DestWrote(bool complete) {
-    if (complete) DestHydrated();
+  void DestWrote(bool complete, uint64_t errors_at_start) {
+    if (complete) DestHydrated(errors_at_start);
   }
   // A source read `op` at `off` failed with `s` (recorded, not logged here:
   // the reader or the copier logs it).
@@ -80,6 +86,7 @@ class HealthTracker {
 
   const std::string dest_name_;
   std::atomic<int> dest_{0};  // DestCondition; written under mu_
+  std::atomic<uint64_t> dest_errors_{0};  // written under mu_
   mutable std::mutex mu_;
   LastError last_;                    // GUARDED_BY(mu_)
   uint64_t counts_[5] = {};           // GUARDED_BY(mu_); by ErrorKind

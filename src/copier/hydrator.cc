@@ -123,12 +123,12 @@ Status Hydrator::SourceReadFailed(uint64_t off, const Status& read_error) {
   return watch_->AfterReadError(read_error);
 }
 
-Status Hydrator::FinishRun(const CopyOutcome& out) {
+Status Hydrator::FinishRun(const CopyOutcome& out, uint64_t dest_errors_at_start) {
   CLONEFS_RETURN_IF_ERROR(watch_->Check());
   bytes_copied_.fetch_add(out.bytes_written, std::memory_order_relaxed);
   bytes_zeroed_.fetch_add(out.bytes_zeroed, std::memory_order_relaxed);
   rate_.Add(out.bytes_written + out.bytes_zeroed, clock_->NowNanos());
-  health_->DestHydrated();
+  health_->DestHydrated(dest_errors_at_start);
   return Status::OK();
 }
 
@@ -141,6 +141,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   const uint64_t end = start + geo_.RegionLength(r);
   const uint64_t ov_end = ov.offset + ov.length;
   const bool punch = ov.data == nullptr && ov.zero_mode == ZeroMode::kPunch;
+  const uint64_t dest_errors = health_->DestErrors();
   if (watch_->changed()) return Failed(watch_->Refusal(), r, 1);
   // The last, partial region is always copied (SPEC §3), even where the
   // overlay covers it.
@@ -192,7 +193,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   }
   bytes_copied_.fetch_add(read, std::memory_order_relaxed);
   rate_.Add(read, clock_->NowNanos());
-  health_->DestHydrated();
+  health_->DestHydrated(dest_errors);
   return Status::OK();
 }
 

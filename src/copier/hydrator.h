@@ -114,8 +114,10 @@ class Hydrator {
   // After every piece of the run is in dest: checks that the source is still
   // the one the clone was made from (what was read, and what looked like
   // holes -- a shrunken tail may -- is trusted only then) and adds `out` to
-  // the stats. Errors: the SourceWatch's (not counted).
-  Status FinishRun(const CopyOutcome& out);
+  // the stats; tells the HealthTracker that dest took the run
+  // (`dest_errors_at_start`: its DestErrors() when the run began). Errors:
+  // the SourceWatch's (not counted).
+  Status FinishRun(const CopyOutcome& out, uint64_t dest_errors_at_start);
   // Counts a failed run in copy_failures and returns `s` naming the run.
   Status RunFailed(const Status& s, uint64_t first, uint64_t count);
 

@@ -243,6 +243,7 @@ Status EngineImpl::ApplyToDest(uint64_t off, uint64_t len, const Mutation& m) {
 Status EngineImpl::FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks,
                                 const Mutation& m) {
   if (len == 0) return Status::OK();
+  const uint64_t dest_errors = health_.DestErrors();
   CLONEFS_RETURN_IF_ERROR(ApplyToDest(off, len, m));
   // Mark the locked (unhydrated, fully overwritten) regions, in runs.
   uint64_t zero_hydrated = 0;
@@ -255,9 +256,9 @@ Status EngineImpl::FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks,
   }
   if (!m.data && zero_hydrated != 0) hydrator_.CountZeroHydrated(zero_hydrated);
   if (locks->size() != 0) {
-    health_.DestHydrated();  // new data landed in regions never written before
+    health_.DestHydrated(dest_errors);  // new data landed in regions never written before
   } else {
-    health_.DestWrote(md_->IsHydrationDone());
+    health_.DestWrote(md_->IsHydrationDone(), dest_errors);
   }
   locks->UnlockAll();
   return Status::OK();
@@ -266,8 +267,9 @@ Status EngineImpl::FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks,
 Status EngineImpl::HydratePiece(const RegionPiece& p, const Mutation& m, bool read_only) {
   RegionLockGuard guard(&locks_, p.region);  // one hydration per region
   if (md_->IsRegionHydrated(p.region)) {
+    const uint64_t dest_errors = health_.DestErrors();
     Status s = ApplyToDest(p.offset, p.length, m);
-    if (s.ok()) health_.DestWrote(md_->IsHydrationDone());
+    if (s.ok()) health_.DestWrote(md_->IsHydrationDone(), dest_errors);
     return s;
   }
   if (read_only) {
