@@ -167,10 +167,13 @@ void OnCompleteCommand::Start() {
     if (started_) return;
     started_ = true;
   }
-  int out[2];
+  int out[2] = {-1, -1};
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(stop_fds_, O_CLOEXEC) != 0) {
     CLONEFS_LOG_ERROR("on-complete: cannot run '%s': pipe: %s", options_.command.c_str(),
                       std::strerror(errno));
+    for (int fd : out) {
+      if (fd >= 0) close(fd);
+    }
     std::lock_guard<std::mutex> l(mu_);
     ended_ = true;
     cv_.notify_all();
