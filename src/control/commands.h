@@ -5,7 +5,8 @@
 //
 //   clonefs status  MOUNTPOINT [--json | --dm] [--watch [SECONDS]] [--count N]
 //   clonefs message MOUNTPOINT KEYWORD [ARG]
-//   clonefs wait    MOUNTPOINT [--timeout SECONDS] [--interval SECONDS] [--quiet]
+//   clonefs wait    MOUNTPOINT [--timeout SECONDS] [--stall-timeout SECONDS]
+//                   [--interval SECONDS] [--quiet]
 //   clonefs info    DEST | --metadata DIR [--json]
 //   clonefs check   DEST | --metadata DIR [--source PATH] [--dest PATH] [--quiet]
 //
@@ -35,6 +36,7 @@ enum WaitExit : int {
   kWaitCloneFailed = 3,  // the clone is read-only or failed (ro / Fail)
   kWaitDaemonGone = 4,   // the daemon went away before completion
   kWaitTimedOut = 5,     // --timeout elapsed first
+  kWaitStalled = 6,      // no hydration progress for --stall-timeout seconds
 };
 
 // Exit codes of `clonefs check` (as thin_check: 0 = clean). When several

@@ -1,6 +1,8 @@
 #include "control/status_format.h"
 
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,27 @@ std::string U(uint64_t v) { return std::to_string(v); }
 }  // namespace
 
 std::string FormatHuman(const StatusReport& r) {
+  return FormatHuman(r, static_cast<uint64_t>(
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count()));
+}
+
+std::string FormatLastError(const LastError& e, uint64_t now_unix_ns) {
+  if (e.empty()) return "none";
+  std::string out = Printable(e.what);
+  if (e.err != 0) {
+    const char* name = strerrorname_np(e.err);
+    out += " (errno " + U(static_cast<uint64_t>(e.err)) + (name ? std::string(" ") + name : "") +
+           ")";
+  }
+  const uint64_t ago = now_unix_ns > e.unix_ns ? (now_unix_ns - e.unix_ns) / 1'000'000'000ull : 0;
+  out += ", " + FormatDuration(ago) + " ago";
+  out += ", " + U(e.count) + (e.count == 1 ? " time" : " times");
+  return out;
+}
+
+std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
   std::string out;
   if (r.live) {
     Line(&out, "Mountpoint:", Printable(r.info.mountpoint) + "  (daemon pid " + U(r.pid) +
@@ -70,6 +93,8 @@ std::string FormatHuman(const StatusReport& r) {
                    "; copying has stopped and reads of regions not yet hydrated fail with EIO "
                    "(restore the source and mount again, or start a new clone)");
     Line(&out, "Source link:", FormatSourceHealth(r.source_health));
+    Line(&out, "Health:", r.health.empty() ? std::string("unknown") : Printable(r.health));
+    Line(&out, "Last error:", FormatLastError(r.last_error, now_unix_ns));
   }
   Line(&out, "Hydrated:", FormatPercent(r.hydrated_bytes, r.image_size, 2) + "  " + FormatBytes(r.hydrated_bytes) +
                               " of " + FormatBytes(r.image_size));
@@ -206,14 +231,19 @@ std::string FormatProgress(const StatusReport& r, int bar_width) {
   out += pct;
   out += "  " + FormatBytes(r.hydrated_bytes) + "/" + FormatBytes(r.image_size);
   out += "  " + FormatRate(r.copy_rate_bytes_per_s);
+  const bool healthy = HealthOk(r.health);
   if (r.hydration_done) {
     out += "  done";
   } else if (r.eta_s.has_value()) {
     out += "  ETA " + FormatDuration(*r.eta_s);
-  } else {
+  } else if (healthy) {
     out += "  ETA -";
   }
-  if (r.State() != "hydrating" && r.State() != "complete") out += "  (" + r.State() + ")";
+  if (!healthy && !r.hydration_done) {
+    out += "  " + Printable(r.health);
+  } else if (r.State() != "hydrating" && r.State() != "complete") {
+    out += "  (" + r.State() + ")";
+  }
   return out;
 }
 

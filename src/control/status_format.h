@@ -11,8 +11,15 @@
 
 namespace clonefs::control {
 
-// Multi-line, "Label:  value" layout, ending with a newline.
+// Multi-line, "Label:  value" layout, ending with a newline. `now_unix_ns`
+// (wall clock) dates the last error ("12s ago"); the first form uses the
+// current time.
 std::string FormatHuman(const StatusReport& r);
+std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns);
+
+// The "Last error:" line: "none", or "<what> (errno 28 ENOSPC), 12s ago, 3
+// times" (the count is of errors of that kind since the daemon started).
+std::string FormatLastError(const LastError& e, uint64_t now_unix_ns);
 
 // dm-clone's status line, exactly as the kernel prints it (no trailing
 // newline):
@@ -42,6 +49,9 @@ std::string FormatSourceReads(const ReadDrivenReport& d);
 
 // Progress for `clonefs wait`: "42.1% 4.21 GiB/10.00 GiB 110.00 MiB/s ETA 53s".
 // With bar_width > 0 a bar of that many cells comes first: "[#####.....] ".
+// When the health is not ok it follows, in place of "ETA -" when there is no
+// ETA ("... 0 B/s  degraded: dest full"); when it is ok and the state is
+// neither hydrating nor complete, the state follows in parentheses.
 std::string FormatProgress(const StatusReport& r, int bar_width);
 
 }  // namespace clonefs::control

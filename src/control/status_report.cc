@@ -1,5 +1,9 @@
 #include "control/status_report.h"
 
+#include <time.h>
+
+#include <cstring>
+
 #include "control/json.h"
 #include "control/units.h"
 #include "metadata/metadata.h"
@@ -38,6 +42,21 @@ std::optional<uint64_t> EstimateEta(uint64_t remaining, uint64_t rate, EngineMod
   return (remaining + rate - 1) / rate;
 }
 
+std::string HealthOf(const EngineStats& s) {
+  if (s.mode == EngineMode::kFail) return "failed: metadata failed";
+  if (!s.source_change.empty()) return "failed: source changed";
+  if (s.mode == EngineMode::kReadOnly) return "degraded: metadata read-only";
+  if (s.dest_condition == DestCondition::kFull) return "degraded: dest full";
+  if (s.dest_condition == DestCondition::kIoError) return "degraded: dest I/O error";
+  if (s.source_health.state == SourceHealth::State::kReconnecting ||
+      s.copier_pause == "source down") {
+    return "degraded: source unreachable";
+  }
+  if (s.source_health.state == SourceHealth::State::kStalled) return "degraded: source stalled";
+  if (s.copier_pause == "source failing") return "degraded: source read errors";
+  return "ok";
+}
+
 StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint64_t pid,
                              uint64_t uptime_s) {
   StatusReport r;
@@ -67,6 +86,8 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   uint64_t remaining = s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0;
   r.source_change = s.source_change;
   r.source_health = s.source_health;
+  r.health = HealthOf(s);
+  r.last_error = s.last_error;
   r.eta_s = EstimateEta(remaining, s.copy_rate_bytes_per_s, s.mode, s.knobs);
   ReadDrivenReport& d = r.read_driven;
   d.copy_on_read = s.copy_on_read;
@@ -109,6 +130,49 @@ void LiveUint(JsonWriter& w, bool live, const char* key, uint64_t v) {
   } else {
     w.Null();
   }
+}
+
+// "2026-11-28T21:05:23Z" (ISO 8601, UTC, whole seconds).
+std::string IsoTime(uint64_t unix_ns) {
+  const time_t t = static_cast<time_t>(unix_ns / 1'000'000'000ull);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// The inverse of IsoTime; false if `s` is not in that form.
+bool ParseIsoTime(const std::string& s, uint64_t* unix_ns) {
+  struct tm tm;
+  std::memset(&tm, 0, sizeof(tm));
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (end == nullptr || *end != '\0') return false;
+  const time_t t = timegm(&tm);
+  if (t < 0) return false;
+  *unix_ns = static_cast<uint64_t>(t) * 1'000'000'000ull;
+  return true;
+}
+
+void WriteLastError(JsonWriter& w, const LastError& e) {
+  if (e.empty()) {
+    w.Null();
+    return;
+  }
+  w.BeginObject();
+  w.Key("kind").String(ErrorKindName(e.kind));
+  w.Key("what").String(e.what);
+  w.Key("errno").Int(e.err);
+  const char* name = e.err != 0 ? strerrorname_np(e.err) : nullptr;
+  w.Key("errno_name");
+  if (name != nullptr) {
+    w.String(name);
+  } else {
+    w.Null();
+  }
+  w.Key("time").String(IsoTime(e.unix_ns));
+  w.Key("count").Uint(e.count);
+  w.EndObject();
 }
 
 }  // namespace
@@ -164,6 +228,18 @@ std::string ReportToJson(const StatusReport& r, int indent) {
     w.Key("retries").Uint(h.retries);
     w.Key("reconnects").Uint(h.reconnects);
     w.EndObject();
+  } else {
+    w.Null();
+  }
+  w.Key("health");
+  if (L) {
+    w.String(r.health);
+  } else {
+    w.Null();
+  }
+  w.Key("last_error");
+  if (L) {
+    WriteLastError(w, r.last_error);
   } else {
     w.Null();
   }
@@ -393,6 +469,24 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
       h.errors = rd.U64(*o, "source_connection.", "errors");
       h.retries = rd.U64(*o, "source_connection.", "retries");
       h.reconnects = rd.U64(*o, "source_connection.", "reconnects");
+    }
+  }
+  // Schema 2: absent from older daemons' documents.
+  if (doc.Find("health") != nullptr) r.health = rd.OptStr(doc, "", "health");
+  if (const JsonValue* v = doc.Find("last_error"); v != nullptr && !v->is_null()) {
+    if (const JsonValue* o = rd.Obj(doc, "", "last_error", false)) {
+      LastError& e = r.last_error;
+      const std::string p = "last_error.";
+      if (!ParseErrorKind(rd.OptStr(*o, p, "kind"), &e.kind) || e.kind == ErrorKind::kNone) {
+        rd.Fail("last_error.kind", "one of dest-full, dest-io, source, metadata");
+      }
+      e.what = rd.OptStr(*o, p, "what");
+      const uint64_t err = rd.U64(*o, p, "errno");
+      if (err > 4095) rd.Fail("last_error.errno", "an errno value");
+      e.err = static_cast<int>(err);
+      const std::string when = rd.OptStr(*o, p, "time");
+      if (!ParseIsoTime(when, &e.unix_ns)) rd.Fail("last_error.time", "an ISO 8601 UTC time");
+      e.count = rd.U64(*o, p, "count");
     }
   }
   r.hydration_done = rd.Bool(doc, "", "hydration_done");

@@ -19,9 +19,10 @@ namespace clonefs::control {
 
 class JsonValue;
 
-// Bumped when a field changes meaning or disappears; adding fields does not
-// bump it (readers must ignore unknown fields).
-inline constexpr int kStatusSchemaVersion = 1;
+// Bumped when a field changes meaning or disappears, or when a field that
+// scripts are expected to act on is added (readers must ignore unknown
+// fields). 2: `health` and `last_error`.
+inline constexpr int kStatusSchemaVersion = 2;
 
 // What the daemon knows about the clone besides the engine's stats. Passed to
 // ControlServer::Start.
@@ -96,6 +97,11 @@ struct StatusReport {
   // source whose reads wait past the source timeout). Absent from older
   // daemons' documents: then connected with no errors.
   SourceHealth source_health;
+  // Live only: "ok", or "degraded: <why>" / "failed: <why>" (HealthOf).
+  // Absent from older daemons' documents: then "".
+  std::string health;
+  // Live only: the most recent device or metadata error (empty() if none).
+  LastError last_error;
   ReadDrivenReport read_driven;
   // The settings stored with the clone (docs/cli.md "Stored settings"), live
   // and offline.
@@ -113,6 +119,26 @@ struct StatusReport {
   // "ok" or "changed"; live only.
   const char* SourceState() const { return source_change.empty() ? "ok" : "changed"; }
 };
+
+// The clone's health in one phrase, from what the engine knows, the first
+// that applies:
+//   "failed: metadata failed"        fail mode (every I/O fails)
+//   "failed: source changed"         the source changed under the clone
+//   "degraded: metadata read-only"   a commit failed; nothing more is hydrated
+//   "degraded: dest full"            dest answered ENOSPC/EDQUOT, no copy
+//                                    succeeded since
+//   "degraded: dest I/O error"       dest answered another error, likewise
+//   "degraded: source unreachable"   a remote source is reconnecting, or the
+//                                    copier paused because it is down
+//   "degraded: source stalled"       source reads wait past the source timeout
+//   "degraded: source read errors"   the copier backs off the whole source
+//                                    after reads failed in a row
+//   "ok"
+// "failed" states do not clear while mounted; "degraded" ones clear by
+// themselves when their cause does.
+std::string HealthOf(const EngineStats& stats);
+// Whether `health` (a HealthOf value, or "" from an older daemon) is "ok".
+inline bool HealthOk(const std::string& health) { return health.empty() || health == "ok"; }
 
 // Builds a live report. `now_s`/`started_s` give the uptime.
 StatusReport BuildLiveReport(const EngineStats& stats, const ControlInfo& info, uint64_t pid,

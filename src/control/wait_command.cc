@@ -1,10 +1,12 @@
-// clonefs wait MOUNTPOINT [--timeout SECONDS] [--interval SECONDS] [--quiet]
+// clonefs wait MOUNTPOINT [--timeout SECONDS] [--stall-timeout SECONDS]
+//              [--interval SECONDS] [--quiet]
 #include <chrono>
 #include <ostream>
 
 #include "control/client.h"
 #include "control/command_util.h"
 #include "control/commands.h"
+#include "control/progress_watch.h"
 #include "control/status_format.h"
 
 namespace po = boost::program_options;
@@ -13,7 +15,8 @@ namespace clonefs::control {
 namespace {
 
 constexpr char kUsage[] =
-    "clonefs wait MOUNTPOINT [--timeout SECONDS] [--interval SECONDS] [--quiet] [--socket PATH]";
+    "clonefs wait MOUNTPOINT [--timeout SECONDS] [--stall-timeout SECONDS] [--interval SECONDS] "
+    "[--quiet] [--socket PATH]";
 constexpr int kBarWidth = 30;
 // How often the daemon is polled, whatever the print interval.
 constexpr double kMaxPollSeconds = 1.0;
@@ -24,16 +27,25 @@ double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+uint64_t WallNanos() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
 }  // namespace
 
 int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
   std::string mountpoint, socket;
-  double timeout = 0, interval = 0;
+  double timeout = 0, stall_timeout = 0, interval = 0;
   po::options_description desc("Options");
   desc.add_options()
       ("help,h", "show this help")
       ("mountpoint", po::value(&mountpoint), "the clone's mountpoint")
       ("timeout,t", po::value(&timeout), "give up after SECONDS (exit 2); default: wait forever")
+      ("stall-timeout", po::value(&stall_timeout)->value_name("SECONDS"),
+       "give up when hydration has made no progress for SECONDS, saying why (exit 6); "
+       "default: never")
       ("interval,i", po::value(&interval),
        "progress every SECONDS (default: 1 on a terminal, 10 otherwise)")
       ("quiet,q", "print nothing but errors")
@@ -44,8 +56,8 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
   bool help = false;
   if (!ParseArgs("wait", kUsage, args, desc, pos, &vm, io, &help)) return kWaitUsage;
   if (help) return kWaitDone;
-  if (timeout < 0 || interval < 0) {
-    io.err << "clonefs wait: --timeout and --interval must not be negative\n";
+  if (timeout < 0 || interval < 0 || stall_timeout < 0) {
+    io.err << "clonefs wait: --timeout, --stall-timeout and --interval must not be negative\n";
     return kWaitUsage;
   }
   if (interval == 0) interval = io.out_is_tty ? 1.0 : 10.0;
@@ -62,6 +74,7 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
   const Clock::time_point start = Clock::now();
   Clock::time_point last_print = start - std::chrono::hours(1);
   bool drew_bar = false;
+  ProgressWatch progress;
   auto end_bar = [&] {
     if (drew_bar) io.out << "\n";
     drew_bar = false;
@@ -114,6 +127,17 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
              << " mode (" << ModeWord(rep->mode)
              << "); hydration cannot complete. See the daemon's log.\n";
       return kWaitCloneFailed;
+    }
+    const double now = Since(start);
+    progress.Observe(now, rep->hydrated_bytes, rep->committed_hydrated_regions);
+    if (stall_timeout > 0 && progress.StalledFor(now) >= stall_timeout) {
+      end_bar();
+      io.err << "clonefs wait: no hydration progress for " << stall_timeout << " s at "
+             << FormatProgress(*rep, 0)
+             << "; health: " << (rep->health.empty() ? std::string("unknown") : rep->health)
+             << "; last error: " << FormatLastError(rep->last_error, WallNanos())
+             << ". See clonefs status and the daemon's log.\n";
+      return kWaitStalled;
     }
     double left = timeout > 0 ? timeout - Since(start) : kMaxPollSeconds;
     if (timeout > 0 && left <= 0) {

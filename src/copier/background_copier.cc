@@ -284,6 +284,7 @@ uint64_t BackgroundCopier::StartUnit(bool probe, bool prefetch_only) {
     return kIdleSleepNanos;
   }
   auto u = std::make_unique<Unit>();
+  u->dest_errors_at_start = ctx_.hydrator->health()->DestErrors();
   u->first = run.first;
   u->count = run.count;
   u->probe = probe;
@@ -567,6 +568,7 @@ bool BackgroundCopier::AdoptFetched(uint64_t first, uint64_t count, const uint8_
   if (!buf.ok()) return false;
   std::memcpy((*buf)->data(), data, len);
   auto u = std::make_unique<Unit>();
+  u->dest_errors_at_start = ctx_.hydrator->health()->DestErrors();
   u->first = first;
   u->count = count;
   u->origin = CopyOrigin::kCopyOnRead;

@@ -311,7 +311,8 @@ class BackgroundCopier {
   void WriterLoop();
   void Process(std::unique_ptr<Piece> p);
   void OnReadOk();
-  void OnReadFailed(Unit* u, const Status& read_error);
+  // A source read of `u` at image offset `off` failed.
+  void OnReadFailed(Unit* u, uint64_t off, const Status& read_error);
   // Drops one reference; the last one finishes the unit (on a writer:
   // inline; on the issuer: queued for a writer).
   void Unref(Unit* u, bool on_writer);

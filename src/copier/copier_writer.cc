@@ -67,14 +67,14 @@ void BackgroundCopier::Process(std::unique_ptr<Piece> p) {
       if (s.ok()) {
         u->Add(o);
       } else {
-        u->Fail(s, /*noted=*/false);
+        u->FailInDest(s);
       }
     }
   } else {
     if (p->skipped.load(std::memory_order_acquire)) {
       u->Fail(p->read_status, /*noted=*/true);  // no read failed: no backoff
     } else if (!p->read_status.ok()) {
-      OnReadFailed(u, p->read_status);
+      OnReadFailed(u, p->off, p->read_status);
     } else {
       OnReadOk();
       if (!skip) {
@@ -83,7 +83,7 @@ void BackgroundCopier::Process(std::unique_ptr<Piece> p) {
         if (s.ok()) {
           u->Add(o);
         } else {
-          u->Fail(s, /*noted=*/false);
+          u->FailInDest(s);
         }
       }
     }
@@ -111,12 +111,13 @@ void BackgroundCopier::Unref(Unit* u, bool on_writer) {
 void BackgroundCopier::FinishUnit(Unit* raw) {
   std::unique_ptr<Unit> u(raw);
   Status err;
-  bool noted, abandoned;
+  bool noted, abandoned, in_dest;
   CopyOutcome out;
   {
     std::lock_guard<std::mutex> l(u->mu);
     err = u->error;
     noted = u->failure_noted;
+    in_dest = u->failed_in_dest;
     abandoned = u->abandoned;
     out = u->out;
   }
@@ -142,7 +143,7 @@ void BackgroundCopier::FinishUnit(Unit* raw) {
     return;
   }
   if (err.ok()) {
-    err = ctx_.hydrator->FinishRun(out);  // the source is re-checked here
+    err = ctx_.hydrator->FinishRun(out, u->dest_errors_at_start);  // the source is re-checked here
     noted = false;
   }
   if (err.ok()) {
@@ -170,7 +171,11 @@ void BackgroundCopier::FinishUnit(Unit* raw) {
     std::lock_guard<std::mutex> l(mu_);
     const uint64_t now = ctx_.clock->NowNanos();
     if (!noted) backoff_.RecordFailure(u->first, u->count, now);
-    if (src_.state() == SourceBackoff::State::kRunning) LogRegionFailureLocked(named, u->first, now);
+    // A dest failure is logged by the HealthTracker when dest's condition
+    // changes, not once per region.
+    if (src_.state() == SourceBackoff::State::kRunning && !in_dest) {
+      LogRegionFailureLocked(named, u->first, now);
+    }
   }
   release();
 }
@@ -184,9 +189,9 @@ void BackgroundCopier::OnReadOk() {
   source_trouble_.store(src_.state() != SourceBackoff::State::kRunning);
 }
 
-void BackgroundCopier::OnReadFailed(Unit* u, const Status& read_error) {
+void BackgroundCopier::OnReadFailed(Unit* u, uint64_t off, const Status& read_error) {
   failed_reads_.fetch_add(1);
-  const Status err = ctx_.hydrator->SourceReadFailed(read_error);
+  const Status err = ctx_.hydrator->SourceReadFailed(off, read_error);
   if (ctx_.hydrator->source_changed()) {
     u->Fail(err, /*noted=*/true);  // the source changed: copying stops for good
     return;

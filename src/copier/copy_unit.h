@@ -35,6 +35,7 @@ struct BackgroundCopier::Unit {
   bool probe = false;  // the one probe of a source-wide backoff
   bool retry = false;  // holds a region that failed before (retried alone)
   CopyOrigin origin = CopyOrigin::kCursor;
+  uint64_t dest_errors_at_start = 0;  // HealthTracker::DestErrors() when picked
   bool registered = false;  // the issuer's, then read by the finisher: in prefetching_
 
   // The issuer's.
@@ -48,6 +49,7 @@ struct BackgroundCopier::Unit {
   std::mutex mu;
   Status error;                // GUARDED_BY(mu); the first failure
   bool failure_noted = false;  // GUARDED_BY(mu); its backoff is already recorded
+  bool failed_in_dest = false;  // GUARDED_BY(mu); that failure was dest's (HealthTracker logs it)
   bool abandoned = false;      // GUARDED_BY(mu); not every piece was issued
   CopyOutcome out;             // GUARDED_BY(mu)
 
@@ -58,6 +60,16 @@ struct BackgroundCopier::Unit {
     if (error.ok()) {
       error = s;
       failure_noted = noted;
+    }
+    failed.store(true, std::memory_order_release);
+  }
+  // Records a failure writing into dest (the first failure only).
+  void FailInDest(const Status& s) {
+    std::lock_guard<std::mutex> l(mu);
+    if (error.ok()) {
+      error = s;
+      failure_noted = false;
+      failed_in_dest = true;
     }
     failed.store(true, std::memory_order_release);
   }

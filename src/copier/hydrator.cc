@@ -10,18 +10,34 @@
 namespace clonefs {
 
 Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md,
-                   const RegionGeometry& geo, Clock* clock, SourceWatch* watch)
+                   const RegionGeometry& geo, Clock* clock, SourceWatch* watch,
+                   HealthTracker* health)
     : source_(source),
       dest_(dest),
       md_(md),
       geo_(geo),
       clock_(clock),
       watch_(watch),
+      health_(health),
       rate_(clock->NowNanos()) {}
 
 Status Hydrator::ReadSource(uint64_t off, void* buf, size_t len) {
   Status s = source_->Read(off, buf, len);
-  return s.ok() ? s : watch_->AfterReadError(s);
+  if (s.ok()) return s;
+  health_->SourceFailed("copy read from source", off, s);
+  return watch_->AfterReadError(s);
+}
+
+Status Hydrator::DestWrite(const char* op, uint64_t off, const uint8_t* data, size_t len) {
+  Status s = dest_->Write(off, data, len);
+  if (!s.ok()) health_->DestFailed(op, off, s);
+  return s;
+}
+
+Status Hydrator::DestZero(const char* op, uint64_t off, uint64_t len, ZeroMode mode) {
+  Status s = dest_->Zero(off, len, mode);
+  if (!s.ok()) health_->DestFailed(op, off, s);
+  return s;
 }
 
 Status Hydrator::Failed(const Status& s, uint64_t first, uint64_t count) {
@@ -86,10 +102,10 @@ Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, Cop
   out->bytes_read += len;
   return ForEachZeroRun(off, data, len, [&](uint64_t o, uint64_t n, bool zero) {
     if (zero) {
-      CLONEFS_RETURN_IF_ERROR(dest_->Zero(o, n, ZeroMode::kPunch));
+      CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", o, n, ZeroMode::kPunch));
       out->bytes_zeroed += n;
     } else {
-      CLONEFS_RETURN_IF_ERROR(dest_->Write(o, data + (o - off), n));
+      CLONEFS_RETURN_IF_ERROR(DestWrite("copy write to dest", o, data + (o - off), n));
       out->bytes_written += n;
     }
     return Status::OK();
@@ -97,20 +113,22 @@ Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, Cop
 }
 
 Status Hydrator::ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out) {
-  CLONEFS_RETURN_IF_ERROR(dest_->Zero(off, len, ZeroMode::kPunch));
+  CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", off, len, ZeroMode::kPunch));
   out->bytes_zeroed += len;
   return Status::OK();
 }
 
-Status Hydrator::SourceReadFailed(const Status& read_error) {
+Status Hydrator::SourceReadFailed(uint64_t off, const Status& read_error) {
+  health_->SourceFailed("copy read from source", off, read_error);
   return watch_->AfterReadError(read_error);
 }
 
-Status Hydrator::FinishRun(const CopyOutcome& out) {
+Status Hydrator::FinishRun(const CopyOutcome& out, uint64_t dest_errors_at_start) {
   CLONEFS_RETURN_IF_ERROR(watch_->Check());
   bytes_copied_.fetch_add(out.bytes_written, std::memory_order_relaxed);
   bytes_zeroed_.fetch_add(out.bytes_zeroed, std::memory_order_relaxed);
   rate_.Add(out.bytes_written + out.bytes_zeroed, clock_->NowNanos());
+  health_->DestHydrated(dest_errors_at_start);
   return Status::OK();
 }
 
@@ -123,6 +141,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   const uint64_t end = start + geo_.RegionLength(r);
   const uint64_t ov_end = ov.offset + ov.length;
   const bool punch = ov.data == nullptr && ov.zero_mode == ZeroMode::kPunch;
+  const uint64_t dest_errors = health_->DestErrors();
   if (watch_->changed()) return Failed(watch_->Refusal(), r, 1);
   // The last, partial region is always copied (SPEC §3), even where the
   // overlay covers it.
@@ -152,18 +171,20 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
     Status s;
     if (punch && overlap) {
       // Write what lies outside the punched part; the punch comes last.
-      if (os > pos) s = dest_->Write(pos, b, os - pos);
-      if (s.ok() && oe < pos + n) s = dest_->Write(oe, b + (oe - pos), pos + n - oe);
+      if (os > pos) s = DestWrite("copy write to dest", pos, b, os - pos);
+      if (s.ok() && oe < pos + n) {
+        s = DestWrite("copy write to dest", oe, b + (oe - pos), pos + n - oe);
+      }
     } else {
       if (overlap && ov.data) std::memcpy(b + (os - pos), ov.data + (os - ov.offset), oe - os);
       if (overlap && !ov.data) std::memset(b + (os - pos), 0, oe - os);
-      s = dest_->Write(pos, b, n);
+      s = DestWrite("copy write to dest", pos, b, n);
     }
     if (!s.ok()) return Failed(s, r, 1);
     pos += n;
   }
   if (punch) {
-    Status s = dest_->Zero(ov.offset, ov.length, ZeroMode::kPunch);
+    Status s = DestZero("punch in dest", ov.offset, ov.length, ZeroMode::kPunch);
     if (!s.ok()) return Failed(s, r, 1);
   }
   if (read != 0) {
@@ -172,6 +193,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   }
   bytes_copied_.fetch_add(read, std::memory_order_relaxed);
   rate_.Add(read, clock_->NowNanos());
+  health_->DestHydrated(dest_errors);
   return Status::OK();
 }
 

@@ -17,6 +17,10 @@
 //     never marked; once the source changed they refuse at once (IoError,
 //     EIO), and a failed source read is reported as the change if it was one
 //     (SourceReadFailed).
+//   - Every dest error of a copy is reported to the HealthTracker (with
+//     what failed and where), and so is every source read error of
+//     HydrateRegion and SourceReadFailed; a finished copy tells it that dest
+//     takes new data (DestHydrated).
 //   - Mark: marks regions hydrated in the metadata, through a gate that
 //     CloseMarksAndSetReadOnly shuts: after it returns, no mark is running and
 //     none can start (the metadata's Abort requires exactly that).
@@ -39,6 +43,7 @@
 #include "base/result.h"
 #include "base/status.h"
 #include "copier/copy_buffer.h"
+#include "copier/health_tracker.h"
 #include "copier/rate_meter.h"
 #include "copier/source_watch.h"
 #include "devices/device.h"
@@ -76,9 +81,10 @@ struct RunSegment {
 
 class Hydrator {
  public:
-  // `watch` watches `source` (SPEC §7a).
+  // `watch` watches `source` (SPEC §7a); `health` hears of dest and source
+  // errors and of finished copies.
   Hydrator(Device* source, Device* dest, metadata::Metadata* md, const RegionGeometry& geo,
-           Clock* clock, SourceWatch* watch);
+           Clock* clock, SourceWatch* watch, HealthTracker* health);
 
   // --- the background copier's steps (REQUIRES for all: the caller holds
   // the run's regions; none of them marks anything) ---
@@ -97,9 +103,9 @@ class Hydrator {
   Status WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out);
   // Punches a hole of the source into dest. Adds to *out. Errors: dest's.
   Status ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out);
-  // For a failed source read: the SourceWatch's refusal if the source
-  // changed (the likely cause of a short read), else `read_error`.
-  Status SourceReadFailed(const Status& read_error);
+  // For a failed source read at `off`: the SourceWatch's refusal if the
+  // source changed (the likely cause of a short read), else `read_error`.
+  Status SourceReadFailed(uint64_t off, const Status& read_error);
   // Whether the source was seen to change under the clone (sticky).
   bool source_changed() const { return watch_->changed(); }
   // OK while the source is not known to have changed; the SourceWatch's
@@ -108,8 +114,10 @@ class Hydrator {
   // After every piece of the run is in dest: checks that the source is still
   // the one the clone was made from (what was read, and what looked like
   // holes -- a shrunken tail may -- is trusted only then) and adds `out` to
-  // the stats. Errors: the SourceWatch's (not counted).
-  Status FinishRun(const CopyOutcome& out);
+  // the stats; tells the HealthTracker that dest took the run
+  // (`dest_errors_at_start`: its DestErrors() when the run began). Errors:
+  // the SourceWatch's (not counted).
+  Status FinishRun(const CopyOutcome& out, uint64_t dest_errors_at_start);
   // Counts a failed run in copy_failures and returns `s` naming the run.
   Status RunFailed(const Status& s, uint64_t first, uint64_t count);
 
@@ -140,9 +148,13 @@ class Hydrator {
 
   const RegionGeometry& geometry() const { return geo_; }
   Device* source() const { return source_; }
+  HealthTracker* health() const { return health_; }
 
  private:
   Status ReadSource(uint64_t off, void* buf, size_t len);
+  // dest_->Write / dest_->Zero, reporting a failure to health_ as `op`.
+  Status DestWrite(const char* op, uint64_t off, const uint8_t* data, size_t len);
+  Status DestZero(const char* op, uint64_t off, uint64_t len, ZeroMode mode);
   // Where the source's data or hole that contains `pos` ends (at most
   // `end`), from the remembered extents or by asking the source.
   uint64_t ExtentEnd(uint64_t pos, uint64_t end, bool* hole);
@@ -154,6 +166,7 @@ class Hydrator {
   const RegionGeometry geo_;
   Clock* const clock_;
   SourceWatch* const watch_;
+  HealthTracker* const health_;
 
   std::shared_mutex mark_gate_;  // marks: shared; CloseMarksAndSetReadOnly: exclusive
   // The last extents the source reported: [hole_from_, hole_to_) is a hole,

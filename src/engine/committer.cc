@@ -160,6 +160,13 @@ Status Committer::RunCommit(bool flush_always) {
 Status Committer::HandleFailure(const Status& s, const char* step) {
   failures_.fetch_add(1);
   failure_ = std::string("a commit failed while ") + step + " (" + s.ToString() + ")";
+  if (ctx_.health != nullptr) {
+    if (std::string_view(step) == "flushing the destination") {
+      ctx_.health->DestFailed("dest flush in a commit", 0, s);
+    } else {
+      ctx_.health->MetadataFailed(std::string("commit failed while ") + step, s);
+    }
+  }
   if (s.IsNoSpace()) {
     failure_ += std::string_view(step) == "flushing the destination"
                     ? ": the destination's file system is full; free space on it, then mount "

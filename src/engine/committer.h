@@ -20,8 +20,9 @@
 //
 // FAILURE: if the dest flush or the metadata write fails: close the mark
 //   gate and set the metadata read-only, Abort (roll back, reload the
-//   in-core bitmap), mode = kReadOnly (kFail if Abort fails), log, and fail
-//   the ticket's callers with IoError(EIO).
+//   in-core bitmap), mode = kReadOnly (kFail if Abort fails), log, tell the
+//   HealthTracker (a dest flush failure as dest's, the others as the
+//   metadata's), and fail the ticket's callers with IoError(EIO).
 //
 // THREAD SAFETY: all public methods may be called from any thread; the
 //   metadata's serialized calls (Freeze, PersistFrozen, Abort, SetReadOnly,
@@ -41,6 +42,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "copier/health_tracker.h"
 #include "copier/hydrator.h"
 #include "devices/device.h"
 #include "engine/engine.h"
@@ -52,6 +54,7 @@ struct CommitterContext {
   Device* dest = nullptr;
   metadata::Metadata* md = nullptr;
   Hydrator* hydrator = nullptr;  // its mark gate is closed on failure
+  HealthTracker* health = nullptr;  // hears of failed commits; null: none
   Clock* clock = nullptr;
   uint64_t interval_ms = 1000;   // 0: no timer
   std::function<void()> on_complete;

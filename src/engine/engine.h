@@ -55,6 +55,7 @@
 #include "base/result.h"
 #include "base/status.h"
 #include "devices/device.h"
+#include "devices/io_health.h"
 #include "devices/source_health.h"
 #include "metadata/metadata.h"
 #include "regions/region_run.h"
@@ -170,6 +171,11 @@ struct EngineStats {
   // The source's reachability (Device::Health): a remote source that is
   // reconnecting, or any source whose reads wait past the source timeout.
   SourceHealth source_health;
+  // Whether dest takes new data (HealthTracker): ok, full (ENOSPC/EDQUOT)
+  // or failing with I/O errors, until a copy succeeds again.
+  DestCondition dest_condition = DestCondition::kOk;
+  // The most recent device or metadata error, and how many of its kind.
+  LastError last_error;
   // Background copier: bytes read (or being read) from the source and not
   // yet written to dest, and source reads that failed since Start.
   uint64_t copier_inflight_bytes = 0;

@@ -74,12 +74,14 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
       dest_(std::move(dest)),
       md_(std::move(md)),
       source_watch_(source_.get()),
+      health_(dest_->Name()),
       foreground_(clock_),
-      hydrator_(source_.get(), dest_.get(), md_.get(), geo_, clock_, &source_watch_),
+      hydrator_(source_.get(), dest_.get(), md_.get(), geo_, clock_, &source_watch_, &health_),
       committer_(CommitterContext{
           .dest = dest_.get(),
           .md = md_.get(),
           .hydrator = &hydrator_,
+          .health = &health_,
           .clock = clock_,
           .interval_ms = options.commit_interval_ms,
           .on_complete = options.on_complete,
@@ -196,6 +198,8 @@ EngineStats EngineImpl::Stats() const {
   s.metadata_space = committer_.space();
   s.source_change = source_watch_.reason();
   s.source_health = source_->Health();
+  s.dest_condition = health_.dest();
+  s.last_error = health_.last_error();
   s.copier_inflight_bytes = copier_.inflight_bytes();
   s.copier_failed_reads = copier_.failed_reads();
   s.copy_on_read = copy_on_read_.load();

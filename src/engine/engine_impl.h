@@ -3,6 +3,7 @@
 // STRUCTURE (members, in construction order)
 //   geo_, source_, dest_, md_  the clone's geometry, devices and metadata
 //   source_watch_  SourceWatch: whether the source changed under the clone
+//   health_     HealthTracker: dest's condition and the last error (status)
 //   locks_      RegionLockTable: regions with a hydration in flight
 //   foreground_ ForegroundMonitor: user requests in flight, for the copier
 //   hydrator_   Hydrator: copies and marks (shared with the copier)
@@ -53,6 +54,7 @@
 
 #include "copier/background_copier.h"
 #include "copier/foreground.h"
+#include "copier/health_tracker.h"
 #include "copier/hydrator.h"
 #include "copier/region_locks.h"
 #include "copier/source_watch.h"
@@ -132,6 +134,7 @@ class EngineImpl final : public Engine {
   const std::unique_ptr<Device> dest_;
   const std::unique_ptr<metadata::Metadata> md_;
   SourceWatch source_watch_;
+  HealthTracker health_;
   RegionLockTable locks_;
   ForegroundMonitor foreground_;
   Hydrator hydrator_;

@@ -133,7 +133,11 @@ Status EngineImpl::ReadRuns(uint64_t off, uint8_t* out, size_t len) {
     }
     if (stop > end) stop = end;
     if (hydrated) {
-      CLONEFS_RETURN_IF_ERROR(dest_->Read(pos, out + (pos - off), stop - pos));
+      Status s = dest_->Read(pos, out + (pos - off), stop - pos);
+      if (!s.ok()) {
+        health_.DestFailed("read from dest", pos, s);
+        return s;
+      }
     } else {
       CLONEFS_RETURN_IF_ERROR(ReadSource(pos, out + (pos - off), stop - pos));
     }
@@ -147,7 +151,10 @@ Status EngineImpl::ReadRuns(uint64_t off, uint8_t* out, size_t len) {
 Status EngineImpl::ReadSource(uint64_t off, uint8_t* out, size_t len) {
   if (source_watch_.changed()) return source_watch_.Refusal();
   Status s = source_->Read(off, out, len);
-  if (!s.ok()) return source_watch_.AfterReadError(s);
+  if (!s.ok()) {
+    health_.SourceFailed("read from source", off, s);
+    return source_watch_.AfterReadError(s);
+  }
   user_source_bytes_.fetch_add(len, std::memory_order_relaxed);
   return source_watch_.Check();
 }
@@ -226,6 +233,7 @@ Status EngineImpl::Mutate(uint64_t off, uint64_t len, const Mutation& m, bool re
 Status EngineImpl::ApplyToDest(uint64_t off, uint64_t len, const Mutation& m) {
   Status s = m.data ? dest_->Write(off, m.data + (off - m.req_off), len)
                     : dest_->Zero(off, len, m.zero_mode);
+  if (!s.ok()) health_.DestFailed(m.data ? "write to dest" : "zero in dest", off, s);
   if (s.ok() && TestKillPoint("write.after_dest_write")) {
     return Status::Aborted("kill point write.after_dest_write");
   }
@@ -235,6 +243,7 @@ Status EngineImpl::ApplyToDest(uint64_t off, uint64_t len, const Mutation& m) {
 Status EngineImpl::FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks,
                                 const Mutation& m) {
   if (len == 0) return Status::OK();
+  const uint64_t dest_errors = health_.DestErrors();
   CLONEFS_RETURN_IF_ERROR(ApplyToDest(off, len, m));
   // Mark the locked (unhydrated, fully overwritten) regions, in runs.
   uint64_t zero_hydrated = 0;
@@ -246,13 +255,23 @@ Status EngineImpl::FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks,
     i = j;
   }
   if (!m.data && zero_hydrated != 0) hydrator_.CountZeroHydrated(zero_hydrated);
+  if (locks->size() != 0) {
+    health_.DestHydrated(dest_errors);  // new data landed in regions never written before
+  } else {
+    health_.DestWrote(md_->IsHydrationDone(), dest_errors);
+  }
   locks->UnlockAll();
   return Status::OK();
 }
 
 Status EngineImpl::HydratePiece(const RegionPiece& p, const Mutation& m, bool read_only) {
   RegionLockGuard guard(&locks_, p.region);  // one hydration per region
-  if (md_->IsRegionHydrated(p.region)) return ApplyToDest(p.offset, p.length, m);
+  if (md_->IsRegionHydrated(p.region)) {
+    const uint64_t dest_errors = health_.DestErrors();
+    Status s = ApplyToDest(p.offset, p.length, m);
+    if (s.ok()) health_.DestWrote(md_->IsHydrationDone(), dest_errors);
+    return s;
+  }
   if (read_only) {
     return Status::ReadOnly("region " + std::to_string(p.region) +
                             " is not hydrated and the clone is read-only");

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -19,6 +18,7 @@
 #include "fuse/exit_codes.h"
 #include "fuse/fuse_server.h"
 #include "fuse/mount_table.h"
+#include "fuse/on_complete.h"
 #include "fuse/preflight.h"
 #include "fuse/runtime_info.h"
 #include "metadata/clone_files.h"
@@ -130,36 +130,19 @@ void OpenMetadataLog(const MountOptions& o, const LogSetup& setup, Reporter* rep
   if (!LogFilePath().empty()) rep->LogFile(LogFilePath());
 }
 
-// Runs the user's --on-complete command without waiting for it.
-void RunOnComplete(const MountOptions& o) {
-  std::vector<std::string> env_storage = {
-      "CLONEFS_SOURCE=" + o.source, "CLONEFS_DEST=" + o.dest,
-      "CLONEFS_MOUNTPOINT=" + o.mountpoint, "CLONEFS_METADATA=" + o.metadata_dir};
-  std::vector<char*> envp;
+// The --on-complete command's options: the daemon's environment without
+// CLONEFS_* variables, plus the clone's paths (docs/cli.md).
+OnCompleteOptions OnCompleteFor(const MountOptions& o) {
+  OnCompleteOptions c;
+  c.command = o.on_complete;
   for (char** e = environ; *e; ++e) {
-    if (std::strncmp(*e, "CLONEFS_", 8) != 0) envp.push_back(*e);
+    if (std::strncmp(*e, "CLONEFS_", 8) != 0) c.env.emplace_back(*e);
   }
-  for (auto& e : env_storage) envp.push_back(e.data());
-  envp.push_back(nullptr);
-  const char* argv[] = {"sh", "-c", o.on_complete.c_str(), nullptr};
-  pid_t pid;
-  int rc = posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv),
-                       envp.data());
-  if (rc != 0) {
-    CLONEFS_LOG_ERROR("on-complete: cannot run /bin/sh: %s", std::strerror(rc));
-    return;
-  }
-  CLONEFS_LOG_INFO("on-complete: started '%s' (pid %d)", o.on_complete.c_str(), pid);
-  std::thread([pid] {
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-      CLONEFS_LOG_INFO("on-complete: command finished");
-    } else {
-      CLONEFS_LOG_WARN("on-complete: command failed (status %d)", status);
-    }
-  }).detach();
+  c.env.push_back("CLONEFS_SOURCE=" + o.source);
+  c.env.push_back("CLONEFS_DEST=" + o.dest);
+  c.env.push_back("CLONEFS_MOUNTPOINT=" + o.mountpoint);
+  c.env.push_back("CLONEFS_METADATA=" + o.metadata_dir);
+  return c;
 }
 
 sigset_t HandledSignals() {
@@ -240,6 +223,8 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   }
   OpenedClone c = std::move(*opened);
   OpenMetadataLog(o, log, rep);
+  // Outlives the engine, whose committer starts it.
+  std::unique_ptr<OnCompleteCommand> on_complete;
   std::unique_ptr<Engine> engine;
   // A mount that fails from here on removes what it created (SPEC §7a).
   auto fail = [&](const std::string& message) {
@@ -295,7 +280,10 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   eo.profile_source_size = source_key.size;
   eo.profile_source_fp1 = source_key.fp1;
   eo.profile_source_fp2 = source_key.fp2;
-  if (!o.on_complete.empty()) eo.on_complete = [o] { RunOnComplete(o); };
+  if (!o.on_complete.empty()) {
+    on_complete = std::make_unique<OnCompleteCommand>(OnCompleteFor(o));
+    eo.on_complete = [cmd = on_complete.get()] { cmd->Start(); };
+  }
   auto opened_engine = Engine::Open(std::move(c.source), std::move(c.dest), std::move(c.metadata), eo);
   if (!opened_engine.ok()) {
     return fail(opened_engine.status().WithContext("cannot start the clone").message());
@@ -397,8 +385,8 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
           : SyslogAvailable() ? std::string("see its log in syslog (ident clonefs)")
                               : std::string("run the same command with --foreground to see why");
       fprintf(stderr,
-              "clonefs: error: the daemon exited before the mount was ready (status %d); %s\n",
-              status, where.c_str());
+              "clonefs: error: the daemon exited before the mount was ready (%s); %s\n",
+              DescribeWaitStatus(status).c_str(), where.c_str());
     }
     return kExitFailure;
   }

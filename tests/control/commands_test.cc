@@ -162,6 +162,46 @@ TEST_F(CommandsTest, WaitTimesOut) {
   EXPECT_EQ(r.out.find('\r'), std::string::npos);
 }
 
+// SPEC §7a: `wait` does not spin without saying why. While the clone is not
+// healthy its line shows the reason instead of "ETA -"; with --stall-timeout
+// it gives up when nothing progressed for that long, with its own exit code.
+TEST_F(CommandsTest, WaitStalledSaysWhyAndGivesUp) {
+  EngineStats s = engine_.Stats();
+  s.dest_condition = DestCondition::kFull;
+  s.last_error.kind = ErrorKind::kDestFull;
+  s.last_error.what = "copy write to dest at offset 655360: No space left on device";
+  s.last_error.err = 28;
+  s.last_error.count = 4641;
+  engine_.SetStats(s);
+  engine_.SetHydrated(10, true);
+  CmdRun r = Exec(RunWaitCommand,
+                  {"--socket", sock_, "--stall-timeout", "0.3", "--interval", "0.1"});
+  EXPECT_EQ(r.rc, kWaitStalled) << r.err;
+  EXPECT_EQ(kWaitStalled, 6);
+  EXPECT_NE(r.out.find("6.2%"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("degraded: dest full"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("ETA -"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("no hydration progress for 0.3 s"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("health: degraded: dest full"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("last error: copy write to dest at offset 655360: No space left on "
+                       "device (errno 28 ENOSPC)"),
+            std::string::npos)
+      << r.err;
+  // A healthy clone that stalls (here: paused) gives up the same way.
+  s = engine_.Stats();
+  s.dest_condition = DestCondition::kOk;
+  s.knobs.hydration_enabled = false;
+  engine_.SetStats(s);
+  r = Exec(RunWaitCommand, {"--socket", sock_, "--stall-timeout", "0.2", "--quiet"});
+  EXPECT_EQ(r.rc, kWaitStalled) << r.err;
+  EXPECT_NE(r.err.find("health: ok"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(paused)"), std::string::npos) << r.err;
+  // --timeout still wins when it comes first.
+  r = Exec(RunWaitCommand,
+           {"--socket", sock_, "--stall-timeout", "60", "--timeout", "0.2", "--quiet"});
+  EXPECT_EQ(r.rc, kWaitTimedOut) << r.err;
+}
+
 TEST_F(CommandsTest, WaitReadOnlyAndFail) {
   engine_.SetMode(EngineMode::kReadOnly);
   CmdRun r = Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "30"});
@@ -188,6 +228,7 @@ TEST_F(CommandsTest, WaitUsageErrors) {
   EXPECT_EQ(Exec(RunWaitCommand, {"--socket", dir_ + "/none.sock"}).rc, kWaitError);
   EXPECT_EQ(Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "-1"}).rc, kWaitUsage);
   EXPECT_EQ(Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "abc"}).rc, kWaitUsage);
+  EXPECT_EQ(Exec(RunWaitCommand, {"--socket", sock_, "--stall-timeout", "-1"}).rc, kWaitUsage);
   EXPECT_EQ(Exec(RunWaitCommand, {}).rc, kWaitUsage);
   CmdRun nomount = Exec(RunWaitCommand, {"/"});
   EXPECT_EQ(nomount.rc, kWaitError);

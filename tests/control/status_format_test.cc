@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "control/json.h"
+#include "control/progress_watch.h"
 #include "control/status_format.h"
 #include "control/status_report.h"
 
@@ -113,7 +114,7 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   std::vector<std::string> want = {
       "schema_version", "live",     "pid",          "uptime_seconds", "mountpoint",
       "source",         "dest",     "metadata",     "uuid",           "log",  "name", "mode",
-      "state",          "source_state", "source_change", "source_connection", "hydration_done", "image_size",
+      "state",          "source_state", "source_change", "source_connection", "health", "last_error", "hydration_done", "image_size",
       "region_size",    "regions",
       "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "eta_seconds", "knobs",
       "failures",       "commits",  "read_driven", "metadata_space", "settings", "settings_error"};
@@ -223,7 +224,7 @@ TEST(StatusJsonTest, SourceChangeIsReportedAndNeverComplete) {
   EXPECT_NE(h.find("Source state: changed: /data/src.img shrank from 67108864 to 33554432 bytes"),
             std::string::npos)
       << h;
-  EXPECT_NE(FormatProgress(r, 0).find("(source-changed)"), std::string::npos);
+  EXPECT_NE(FormatProgress(r, 0).find("failed: source changed"), std::string::npos);
   // Even with every region hydrated (all overwritten by the user), the state
   // says what happened rather than "complete".
   s.hydrated_regions = s.committed_hydrated_regions = s.nr_regions;
@@ -322,7 +323,9 @@ TEST(StatusJsonTest, ReaderRejectsBadDocuments) {
   EXPECT_FALSE(ReportFromJsonText(replace("\"image_size\":", "\"image_sizeX\":")).ok());
   EXPECT_FALSE(ReportFromJsonText(replace("\"mode\":\"rw\"", "\"mode\":\"weird\"")).ok());
   EXPECT_FALSE(ReportFromJsonText(replace("\"region_size\":65536", "\"region_size\":-1")).ok());
-  Result<StatusReport> newer = ReportFromJsonText(replace("\"schema_version\":1", "\"schema_version\":2"));
+  const std::string v = "\"schema_version\":" + std::to_string(kStatusSchemaVersion);
+  Result<StatusReport> newer = ReportFromJsonText(
+      replace(v, "\"schema_version\":" + std::to_string(kStatusSchemaVersion + 1)));
   ASSERT_FALSE(newer.ok());
   EXPECT_TRUE(newer.status().IsNotSupported());
   EXPECT_FALSE(ReportFromJsonText(good.substr(0, good.size() / 2)).ok());
@@ -446,6 +449,170 @@ TEST(EtaTest, Rules) {
   k.hydration_threshold = 1;
   k.hydration_enabled = false;
   EXPECT_FALSE(EstimateEta(10, 3, EngineMode::kReadWrite, k).has_value());
+}
+
+// SPEC §7a: the health phrase follows what the engine knows, the most
+// serious first; it is ok again when the cause is gone.
+TEST(HealthTest, FollowsTheEnginesStates) {
+  EngineStats s = SampleStats();
+  EXPECT_EQ(HealthOf(s), "ok");
+  s.copier_pause = "source failing";
+  EXPECT_EQ(HealthOf(s), "degraded: source read errors");
+  s.source_health.state = SourceHealth::State::kStalled;
+  EXPECT_EQ(HealthOf(s), "degraded: source stalled");
+  s.source_health.state = SourceHealth::State::kReconnecting;
+  EXPECT_EQ(HealthOf(s), "degraded: source unreachable");
+  s.source_health.state = SourceHealth::State::kConnected;
+  s.copier_pause = "source down";
+  EXPECT_EQ(HealthOf(s), "degraded: source unreachable");
+  s.dest_condition = DestCondition::kIoError;
+  EXPECT_EQ(HealthOf(s), "degraded: dest I/O error");
+  s.dest_condition = DestCondition::kFull;
+  EXPECT_EQ(HealthOf(s), "degraded: dest full");
+  s.mode = EngineMode::kReadOnly;
+  EXPECT_EQ(HealthOf(s), "degraded: metadata read-only");
+  s.source_change = "/s shrank";
+  EXPECT_EQ(HealthOf(s), "failed: source changed");
+  s.mode = EngineMode::kFail;
+  EXPECT_EQ(HealthOf(s), "failed: metadata failed");
+  s = SampleStats();
+  s.last_error.kind = ErrorKind::kDestFull;  // a past error alone is not a state
+  EXPECT_EQ(HealthOf(s), "ok");
+}
+
+EngineStats DestFullStats() {
+  EngineStats s = SampleStats();
+  s.dest_condition = DestCondition::kFull;
+  s.last_error.kind = ErrorKind::kDestFull;
+  s.last_error.what = "copy write to dest at offset 4194304: No space left on device";
+  s.last_error.err = 28;
+  s.last_error.unix_ns = 1795000000ull * 1'000'000'000ull + 123;  // 2026-11-18T11:06:40Z
+  s.last_error.count = 4641;
+  return s;
+}
+
+// SPEC §7a: a full dest shows as the health and as the last error (what,
+// errno, when, how many), in JSON (ISO 8601 UTC time) and in the human block
+// (how long ago), and survives the reader.
+TEST(StatusJsonTest, HealthAndLastErrorAreReported) {
+  StatusReport r = BuildLiveReport(DestFullStats(), SampleInfo(), 1, 2);
+  EXPECT_EQ(r.health, "degraded: dest full");
+  Result<JsonValue> doc = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->Find("schema_version")->AsUint64().value(), 2u);
+  EXPECT_EQ(doc->Find("health")->AsString(), "degraded: dest full");
+  const JsonValue* e = doc->Find("last_error");
+  ASSERT_TRUE(e != nullptr && e->is_object());
+  EXPECT_EQ(e->Find("kind")->AsString(), "dest-full");
+  EXPECT_EQ(e->Find("what")->AsString(),
+            "copy write to dest at offset 4194304: No space left on device");
+  EXPECT_EQ(e->Find("errno")->AsUint64().value(), 28u);
+  EXPECT_EQ(e->Find("errno_name")->AsString(), "ENOSPC");
+  EXPECT_EQ(e->Find("time")->AsString(), "2026-11-18T11:06:40Z");
+  EXPECT_EQ(e->Find("count")->AsUint64().value(), 4641u);
+
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->health, "degraded: dest full");
+  EXPECT_EQ(back->last_error.kind, ErrorKind::kDestFull);
+  EXPECT_EQ(back->last_error.err, 28);
+  EXPECT_EQ(back->last_error.count, 4641u);
+  EXPECT_EQ(back->last_error.unix_ns, 1795000000ull * 1'000'000'000ull);  // whole seconds
+  EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
+
+  const uint64_t now = 1795000012ull * 1'000'000'000ull + 200;  // 12 s later
+  std::string h = FormatHuman(r, now);
+  EXPECT_NE(h.find("Health:       degraded: dest full\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("Last error:   copy write to dest at offset 4194304: No space left on device "
+                   "(errno 28 ENOSPC), 12s ago, 4641 times\n"),
+            std::string::npos)
+      << h;
+
+  // No error yet: JSON null, "none", health ok.
+  StatusReport ok = BuildLiveReport(SampleStats(), SampleInfo(), 1, 2);
+  doc = JsonValue::Parse(ReportToJson(ok));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->Find("health")->AsString(), "ok");
+  EXPECT_TRUE(doc->Find("last_error")->is_null());
+  h = FormatHuman(ok, now);
+  EXPECT_NE(h.find("Health:       ok\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("Last error:   none\n"), std::string::npos) << h;
+  back = ReportFromJsonText(ReportToJson(ok, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_TRUE(back->last_error.empty());
+
+  // Offline: both null.
+  StatusReport off = ok;
+  off.live = false;
+  doc = JsonValue::Parse(ReportToJson(off));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_TRUE(doc->Find("health")->is_null());
+  EXPECT_TRUE(doc->Find("last_error")->is_null());
+}
+
+// A document from a daemon that predates schema 2 has neither field.
+TEST(StatusJsonTest, ReaderToleratesSchema1WithoutHealth) {
+  Result<JsonValue> doc =
+      JsonValue::Parse(ReportToJson(BuildLiveReport(DestFullStats(), SampleInfo(), 1, 2), 0));
+  ASSERT_TRUE(doc.ok());
+  std::string text = ReportToJson(BuildLiveReport(DestFullStats(), SampleInfo(), 1, 2), 0);
+  auto cut = [&](const std::string& key) {
+    const size_t a = text.find("\"" + key + "\":");
+    ASSERT_NE(a, std::string::npos) << key;
+    const size_t b = text.find("\"hydration_done\"", a);
+    ASSERT_NE(b, std::string::npos);
+    text.erase(a, b - a);
+  };
+  cut("health");  // removes health and last_error, which precede hydration_done
+  const size_t v = text.find("\"schema_version\":2");
+  ASSERT_NE(v, std::string::npos) << text;
+  text.replace(v, 18, "\"schema_version\":1");
+  Result<StatusReport> r = ReportFromJsonText(text);
+  ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << text;
+  EXPECT_EQ(r->health, "");
+  EXPECT_TRUE(r->last_error.empty());
+  EXPECT_TRUE(HealthOk(r->health));
+  // A bad last_error is refused with its field named.
+  std::string bad = ReportToJson(BuildLiveReport(DestFullStats(), SampleInfo(), 1, 2), 0);
+  const size_t t = bad.find("2026-11-18T11:06:40Z");
+  ASSERT_NE(t, std::string::npos);
+  bad.replace(t, 20, "yesterday");
+  r = ReportFromJsonText(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("last_error.time"), std::string::npos)
+      << r.status().ToString();
+}
+
+// While the clone is not healthy, `wait`'s line says why instead of "ETA -".
+TEST(ProgressTest, DegradedHealthReplacesTheUnknownEta) {
+  EngineStats s = DestFullStats();
+  s.copy_rate_bytes_per_s = 0;
+  std::string p = FormatProgress(BuildLiveReport(s, SampleInfo(), 1, 1), 0);
+  EXPECT_EQ(p.find("ETA -"), std::string::npos) << p;
+  EXPECT_NE(p.find("0 B/s  degraded: dest full"), std::string::npos) << p;
+  s.dest_condition = DestCondition::kOk;
+  p = FormatProgress(BuildLiveReport(s, SampleInfo(), 1, 1), 0);
+  EXPECT_NE(p.find("ETA -"), std::string::npos) << p;
+  EXPECT_EQ(p.find("degraded"), std::string::npos) << p;
+}
+
+// `wait --stall-timeout`: the time since the last poll that saw the
+// hydrated bytes or the committed regions grow.
+TEST(ProgressWatchTest, MeasuresTimeWithoutProgress) {
+  ProgressWatch w;
+  EXPECT_EQ(w.StalledFor(5), 0);
+  w.Observe(10, 100, 1);
+  EXPECT_EQ(w.StalledFor(10), 0);
+  w.Observe(11, 100, 1);
+  w.Observe(13, 100, 1);
+  EXPECT_EQ(w.StalledFor(13), 3);
+  w.Observe(14, 200, 1);  // hydrated more
+  EXPECT_EQ(w.StalledFor(14), 0);
+  EXPECT_EQ(w.StalledFor(20), 6);
+  w.Observe(21, 200, 2);  // committed more
+  EXPECT_EQ(w.StalledFor(22), 1);
+  w.Observe(23, 150, 2);  // fewer (never in practice): not progress
+  EXPECT_EQ(w.StalledFor(24), 3);
 }
 
 TEST(ProgressTest, BarAndFigures) {

@@ -14,6 +14,7 @@
 
 #include "copier/copy_buffer_pool.h"
 #include "copier/copy_buffer.h"
+#include "copier/health_tracker.h"
 #include "copier/rate_meter.h"
 #include "copier/read_hints.h"
 #include "copier/region_locks.h"
@@ -545,6 +546,40 @@ TEST(ProfileRecorder, FirstTouchOrderInRuns) {
   for (auto& t : ts) t.join();
   EXPECT_EQ(many.regions(), 4096u);
   EXPECT_EQ(many.Snapshot().regions(), 4096u);
+}
+
+// Dest's condition: full on ENOSPC/EDQUOT, I/O error otherwise, and back to
+// ok only on a copy that started after the last dest error (copies in
+// flight when dest filled up may still land, and must not make it flap).
+TEST(HealthTrackerTest, DestConditionClearsOnlyOnACopyStartedAfterTheLastError) {
+  HealthTracker h("dest");
+  EXPECT_EQ(h.dest(), DestCondition::kOk);
+  const uint64_t before = h.DestErrors();
+  h.DestFailed("copy write to dest", 4096, Status::FromErrno(ENOSPC, "pwrite"));
+  EXPECT_EQ(h.dest(), DestCondition::kFull);
+  h.DestHydrated(before);  // in flight when dest filled up
+  EXPECT_EQ(h.dest(), DestCondition::kFull);
+  h.DestWrote(/*complete=*/false, h.DestErrors());  // an overwrite proves nothing
+  EXPECT_EQ(h.dest(), DestCondition::kFull);
+  h.DestFailed("write to dest", 0, Status::FromErrno(EDQUOT, "pwrite"));
+  EXPECT_EQ(h.dest(), DestCondition::kFull);
+  EXPECT_EQ(h.last_error().count, 2u);
+  EXPECT_EQ(h.last_error().err, EDQUOT);
+  h.DestFailed("dest flush", 0, Status::IoError("bad", EIO));
+  EXPECT_EQ(h.dest(), DestCondition::kIoError);
+  EXPECT_EQ(h.last_error().kind, ErrorKind::kDestIo);
+  EXPECT_EQ(h.last_error().count, 1u);
+  h.DestHydrated(h.DestErrors());
+  EXPECT_EQ(h.dest(), DestCondition::kOk);
+  h.DestFailed("write to dest", 0, Status::NoSpace("full"));
+  h.DestWrote(/*complete=*/true, h.DestErrors());
+  EXPECT_EQ(h.dest(), DestCondition::kOk);
+  // Refusals are not errors.
+  h.DestFailed("write to dest", 0, Status::ReadOnly("ro"));
+  h.SourceFailed("read from source", 0, Status::IoError("interrupted", EINTR));
+  EXPECT_EQ(h.dest(), DestCondition::kOk);
+  EXPECT_EQ(h.last_error().kind, ErrorKind::kDestFull);
+  EXPECT_EQ(h.last_error().count, 3u);
 }
 
 }  // namespace

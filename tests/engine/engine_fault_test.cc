@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -143,13 +144,22 @@ TEST_F(FaultTest, OutOfMemoryForACopyBufferIsEnomemNotAnException) {
   EXPECT_EQ(rig_.ReadAll(), rig_.source_content);
 }
 
-std::vector<std::string> WarningLines(const std::string& path) {
+std::vector<std::string> LinesWith(const std::string& path, const std::string& text) {
   std::vector<std::string> out;
   std::ifstream f(path);
   for (std::string line; std::getline(f, line);) {
-    if (line.find(" warning: ") != std::string::npos) out.push_back(line);
+    if (line.find(text) != std::string::npos) out.push_back(line);
   }
   return out;
+}
+
+std::vector<std::string> WarningLines(const std::string& path) {
+  return LinesWith(path, " warning: ");
+}
+
+// The IoErrorLog's lines (a request answered an error).
+std::vector<std::string> RequestErrorLines(const std::string& path) {
+  return LinesWith(path, " answered errno ");
 }
 
 // Device errors that reach a request are logged at warning level with the
@@ -176,7 +186,7 @@ TEST_F(FaultTest, IoErrorsReachingRequestsAreWarnedOncePerSecondPerKind) {
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(e()->Read(5 * kRegion + 10, b.data(), b.size()).ToErrno(), EIO);
   }
-  std::vector<std::string> lines = WarningLines(log);
+  std::vector<std::string> lines = RequestErrorLines(log);
   ASSERT_EQ(lines.size(), 1u);
   EXPECT_NE(lines[0].find("read of 100 bytes at offset 327690"), std::string::npos) << lines[0];
   EXPECT_NE(lines[0].find("errno 5 (EIO)"), std::string::npos) << lines[0];
@@ -189,17 +199,102 @@ TEST_F(FaultTest, IoErrorsReachingRequestsAreWarnedOncePerSecondPerKind) {
   EXPECT_EQ(e()->Write(3 * kRegion, d.data(), kRegion, false).ToErrno(), ENOSPC);
   // Not a device error: not logged.
   EXPECT_TRUE(e()->Read(32 * kRegion - 1, b.data(), 2).IsInvalidArgument());
-  lines = WarningLines(log);
+  lines = RequestErrorLines(log);
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_NE(lines[1].find("write of 65536 bytes at offset 196608"), std::string::npos) << lines[1];
   EXPECT_NE(lines[1].find("errno 28 (ENOSPC)"), std::string::npos) << lines[1];
 
   clock.Advance(IoErrorLog::kIntervalNanos);
   EXPECT_EQ(e()->Read(5 * kRegion, b.data(), b.size()).ToErrno(), EIO);
-  lines = WarningLines(log);
+  lines = RequestErrorLines(log);
   ASSERT_EQ(lines.size(), 3u);
   EXPECT_NE(lines[2].find("read of 100 bytes at offset 327680"), std::string::npos) << lines[2];
   EXPECT_NE(lines[2].find("9 more read error(s)"), std::string::npos) << lines[2];
+}
+
+// SPEC §7a: a full dest shows as dest's condition and as the last error
+// (what, errno, when, how many), not only as a failure count; the log says
+// it once when dest fills up and once when it takes data again, not once
+// per region; a copy succeeding again clears the condition.
+TEST_F(FaultTest, DestFullIsTheLastErrorAndIsLoggedOncePerChange) {
+  const std::string log = rig_.dir.path() + "/log";
+  ASSERT_OK(SetLogToFile(log));
+  test::Cleanup restore([&] { SetLogToStderr(); });
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  o.retry_backoff_initial_ms = 1;
+  ASSERT_OK(rig_.Open(o));
+  test::Cleanup stop([&] { rig_.engine.reset(); });
+  EXPECT_EQ(e()->Stats().dest_condition, DestCondition::kOk);
+  EXPECT_TRUE(e()->Stats().last_error.empty());
+
+  rig_.dest->AddRule(Rule(DeviceOp::kWrite, 0, UINT64_MAX, Status::FromErrno(ENOSPC, "pwrite")));
+  const uint64_t before = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  auto d = Bytes(kRegion, 7);
+  EXPECT_EQ(e()->Write(4 * kRegion, d.data(), kRegion, false).ToErrno(), ENOSPC);
+  EngineStats s = e()->Stats();
+  EXPECT_EQ(s.dest_condition, DestCondition::kFull);
+  EXPECT_EQ(s.last_error.kind, ErrorKind::kDestFull);
+  EXPECT_EQ(s.last_error.err, ENOSPC);
+  EXPECT_EQ(s.last_error.what, "write to dest at offset 262144: No space left on device");
+  EXPECT_EQ(s.last_error.count, 1u);
+  EXPECT_GE(s.last_error.unix_ns, before);
+
+  // The copier meets it too: every failed copy counts, the condition is one.
+  e()->EnableHydration(true);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().copy_failures >= 6; }));
+  s = e()->Stats();
+  EXPECT_EQ(s.dest_condition, DestCondition::kFull);
+  EXPECT_EQ(s.last_error.kind, ErrorKind::kDestFull);
+  EXPECT_GE(s.last_error.count, 7u);
+  EXPECT_NE(s.last_error.what.find("copy write to dest at offset "), std::string::npos)
+      << s.last_error.what;
+  EXPECT_EQ(s.hydrated_regions, 0u);
+
+  // Space is back: the retried copies succeed and the condition clears.
+  rig_.dest->ClearRules();
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydrated_regions == 32; }));
+  s = e()->Stats();
+  EXPECT_EQ(s.dest_condition, DestCondition::kOk);
+  EXPECT_EQ(s.last_error.kind, ErrorKind::kDestFull);  // still the last error there was
+
+  EXPECT_EQ(LinesWith(log, "is full").size(), 1u);
+  EXPECT_EQ(LinesWith(log, "dest has space again").size(), 1u);
+  EXPECT_TRUE(LinesWith(log, "background copy failed").empty());
+}
+
+// Other dest errors are dest's I/O errors; source errors are recorded as
+// the source's, and do not touch dest's condition.
+TEST_F(FaultTest, DestIoErrorAndSourceErrorsAreRecordedByKind) {
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig_.Open(o));
+  rig_.source->AddRule(Rule(DeviceOp::kRead, 5 * kRegion, kRegion, Status::IoError("bad", EIO)));
+  std::vector<uint8_t> b(100);
+  EXPECT_EQ(e()->Read(5 * kRegion + 10, b.data(), b.size()).ToErrno(), EIO);
+  EXPECT_EQ(e()->Read(5 * kRegion + 10, b.data(), b.size()).ToErrno(), EIO);
+  EngineStats s = e()->Stats();
+  EXPECT_EQ(s.dest_condition, DestCondition::kOk);
+  EXPECT_EQ(s.last_error.kind, ErrorKind::kSource);
+  EXPECT_EQ(s.last_error.err, EIO);
+  EXPECT_EQ(s.last_error.count, 2u);
+  EXPECT_EQ(s.last_error.what, "read from source at offset 327690: Input/output error");
+
+  rig_.dest->AddRule(Rule(DeviceOp::kZero, 0, UINT64_MAX, Status::IoError("dead disk", EIO)));
+  EXPECT_EQ(e()->Zero(2 * kRegion, kRegion, /*punch=*/true).ToErrno(), EIO);
+  s = e()->Stats();
+  EXPECT_EQ(s.dest_condition, DestCondition::kIoError);
+  EXPECT_EQ(s.last_error.kind, ErrorKind::kDestIo);
+  EXPECT_EQ(s.last_error.count, 1u);
+  EXPECT_EQ(s.last_error.what, "zero in dest at offset 131072: Input/output error");
+  // A write that hydrates a region shows dest takes data again.
+  rig_.dest->ClearRules();
+  auto d = Bytes(kRegion, 3);
+  ASSERT_OK(e()->Write(7 * kRegion, d.data(), kRegion, false));
+  EXPECT_EQ(e()->Stats().dest_condition, DestCondition::kOk);
 }
 
 TEST_F(FaultTest, DestFullReachesTheWriterAndNothingIsMarked) {
@@ -332,6 +427,9 @@ TEST_F(FaultTest, DestFlushFailureRollsBackToReadOnlyMode) {
   EXPECT_EQ(e()->Stats().hydrated_regions, 0u);
   EXPECT_EQ(e()->Stats().committed_hydrated_regions, 0u);
   EXPECT_EQ(Get(7 * kRegion, kRegion), Src(7 * kRegion, kRegion));
+  const LastError last = e()->Stats().last_error;
+  EXPECT_EQ(last.kind, ErrorKind::kDestIo);
+  EXPECT_EQ(last.what, "dest flush in a commit at offset 0: Input/output error");
 }
 
 // A rollback that fails (the store cannot even be read back) enters fail
