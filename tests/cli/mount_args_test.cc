@@ -213,6 +213,20 @@ TEST(MountDefaults, PathsBecomeAbsoluteAndNamesDefault) {
   EXPECT_EQ(r.name, "x.raw");
 }
 
+// --rate and the rate message read sizes with the one parser: MB is MiB,
+// "/s" is allowed, and a refusal says why.
+TEST(MountArgs, RateUsesTheSharedParser) {
+  EXPECT_EQ(ParseMountArgs({"--rate", "5MB", "s", "d", "/m"}).options.knobs.rate_bytes_per_s,
+            5u << 20);
+  EXPECT_EQ(ParseMountArgs({"--rate", "5M/s", "s", "d", "/m"}).options.knobs.rate_bytes_per_s,
+            5u << 20);
+  auto p = ParseMountArgs({"--rate", "5X", "--region-size", "1.5M", "s", "d", "/m"});
+  EXPECT_TRUE(Mentions(p.problems, "--rate '5X' has an unknown unit 'X'"));
+  EXPECT_TRUE(Mentions(p.problems, "--region-size '1.5M'"));
+  EXPECT_TRUE(Mentions(ParseMountArgs({"--region-size", "64K/s", "s", "d", "/m"}).problems,
+                       "--region-size '64K/s' has an unknown unit"));
+}
+
 TEST(MountDefaults, SourceUrisAreKeptAsGiven) {
   fuse::MountOptions o;
   o.dest = "/d.img";

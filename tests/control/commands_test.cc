@@ -103,7 +103,10 @@ TEST_F(CommandsTest, MessageValidAndInvalid) {
   EXPECT_EQ(engine_.Stats().knobs.hydration_threshold, 12u);
   ok = Exec(RunMessageCommand, {"--socket", sock_, "rate", "20MB"});
   EXPECT_EQ(ok.rc, 0) << ok.err;
-  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20000000u);
+  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20u << 20);  // as mount --rate 20MB
+  ok = Exec(RunMessageCommand, {"--socket", sock_, "rate", "20M/s"});
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20u << 20);
 
   for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
            {"rate", "-1"}, {"hydration_batch_size", "0"}, {"enable_hydration", "x"},
@@ -115,7 +118,7 @@ TEST_F(CommandsTest, MessageValidAndInvalid) {
     EXPECT_NE(r.err.find("hydration_batch_size N"), std::string::npos) << r.err;
   }
   EXPECT_EQ(engine_.Stats().knobs.hydration_threshold, 12u);
-  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20000000u);
+  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20u << 20);
   // Invalid messages are refused before any connection is made.
   CmdRun offline = Exec(RunMessageCommand, {"/nonexistent-mountpoint", "bogus"});
   EXPECT_EQ(offline.rc, kExitUsage);
