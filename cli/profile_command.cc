@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "base/hex.h"
 #include "command.h"
 #include "fuse/exit_codes.h"
 #include "profile/profile.h"
@@ -50,8 +51,9 @@ int ProfileCommand(const Args& args) {
   }
   const uint64_t rs = p->region_size;
   printf("Profile:      %s\n", path.c_str());
-  printf("Source:       %" PRIu64 " bytes (%s), fingerprints %016" PRIx64 " %016" PRIx64 "\n",
-         p->source.size, Bytes(p->source.size).c_str(), p->source.fp1, p->source.fp2);
+  printf("Source:       %" PRIu64 " bytes (%s), fingerprints %s %s\n", p->source.size,
+         Bytes(p->source.size).c_str(), FingerprintHex(p->source.fp1).c_str(),
+         FingerprintHex(p->source.fp2).c_str());
   printf("Region size:  %s\n", Bytes(rs).c_str());
   printf("Regions:      %" PRIu64 " (%s) in %zu runs\n", p->regions(),
          Bytes(p->regions() * rs).c_str(), p->runs.size());

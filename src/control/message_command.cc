@@ -63,7 +63,7 @@ int RunMessageCommand(const std::vector<std::string>& args, const CommandIo& io)
   request.insert(request.end(), words.begin(), words.end());
   Result<Response> r = CallControl(*sock, request);
   if (!r.ok()) {
-    io.err << "clonefs message: " << r.status().message() << "\n";
+    io.err << "clonefs message: " << ExplainUnreachable(mountpoint, r.status()) << "\n";
     return kExitFailure;
   }
   if (!r->ok) {

@@ -72,6 +72,7 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
       end_bar();
       std::string why = r.ok() ? r->text : r.status().message();
       if (first) {
+        if (!r.ok()) why = ExplainUnreachable(mountpoint, r.status());
         io.err << "clonefs wait: " << why << "\n";
         return kWaitError;
       }

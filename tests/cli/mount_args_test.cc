@@ -213,6 +213,29 @@ TEST(MountDefaults, PathsBecomeAbsoluteAndNamesDefault) {
   EXPECT_EQ(r.name, "x.raw");
 }
 
+// Each bad name has its own reason, and a name is never printed raw.
+TEST(MountArgs, NamesAreValidatedWithSpecificMessages) {
+  auto problems = [](const std::string& name) {
+    return ParseMountArgs({"--name", name, "s.img", "d.img", "/mnt/c"}).problems;
+  };
+  EXPECT_TRUE(Mentions(problems(""), "--name is empty"));
+  EXPECT_TRUE(Mentions(problems(".."), "names a directory"));
+  EXPECT_TRUE(Mentions(problems("a/b"), "contains '/'"));
+  const std::vector<std::string> long_name = problems(std::string(300, 'x'));
+  EXPECT_TRUE(Mentions(long_name, "300 bytes long; a file name is at most 255 bytes"));
+  EXPECT_FALSE(Mentions(long_name, "path component"));
+  const std::vector<std::string> ctl = problems("a\033[31mb\n");
+  ASSERT_EQ(ctl.size(), 1u);
+  EXPECT_TRUE(Mentions(ctl, "'a\\x1b[31mb\\x0a' contains a control character"));
+  EXPECT_EQ(ctl[0].find('\033'), std::string::npos);
+  EXPECT_TRUE(problems(std::string(255, 'x')).empty());
+  EXPECT_TRUE(problems("disk \xc3\xa9.img").empty());  // UTF-8 is fine
+  // The default name, DEST's basename, is held to the same rules.
+  const auto from_dest = ParseMountArgs({"s.img", "/d/x\ty.img", "/mnt/c"}).problems;
+  EXPECT_TRUE(Mentions(from_dest, "the file name taken from DEST 'x\\x09y.img' contains a "
+                                  "control character"));
+}
+
 // --rate and the rate message read sizes with the one parser: MB is MiB,
 // "/s" is allowed, and a refusal says why.
 TEST(MountArgs, RateUsesTheSharedParser) {
