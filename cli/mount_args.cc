@@ -134,7 +134,8 @@ std::string MountUsage() {
       << "\nExamples:\n"
          "  clonefs mount /nfs/base.img /var/lib/vm/disk.img /mnt/clone\n"
          "  losetup --direct-io=on -f --show /mnt/clone/disk.img\n"
-         "  clonefs mount --rate 100M --region-size 1M src.img dst.img /mnt/clone\n";
+         "  clonefs mount --rate 100M --region-size 1M src.img dst.img /mnt/clone\n\n"
+      << ExitCodesHelp(kMountExitCodes);
   return out.str();
 }
 

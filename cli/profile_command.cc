@@ -15,8 +15,7 @@ const char kUsage[] =
     "Usage: clonefs profile show FILE\n\n"
     "Prints the access profile FILE, written by `clonefs mount --record-profile FILE`: the\n"
     "source it belongs to, and the runs of regions in the order the workload first read\n"
-    "or wrote them (the order `clonefs mount --profile FILE` hydrates them in).\n\n"
-    "Exit codes: 0 printed, 1 FILE cannot be read or is not a profile, 2 bad command line.\n";
+    "or wrote them (the order `clonefs mount --profile FILE` hydrates them in).\n\n";
 
 std::string Bytes(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -36,6 +35,7 @@ std::string Bytes(uint64_t b) {
 int ProfileCommand(const Args& args) {
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     fputs(kUsage, stdout);
+    fputs(ExitCodesHelp(kProfileExitCodes).c_str(), stdout);
     return kExitOk;
   }
   if (args.size() != 2 || args[0] != "show") {

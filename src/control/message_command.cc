@@ -36,8 +36,8 @@ int RunMessageCommand(const std::vector<std::string>& args, const CommandIo& io)
                  &help))
     return kExitUsage;
   if (help) {
-    io.out << "Messages:\n" << kMessageUsage;
-    return 0;
+    io.out << "Messages:\n" << kMessageUsage << "\n" << ExitCodesHelp(kMessageExitCodes);
+    return kExitOk;
   }
   std::string mountpoint;
   std::vector<std::string> words(args.begin() + static_cast<long>(first_word), args.end());

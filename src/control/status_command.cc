@@ -38,7 +38,10 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
   po::variables_map vm;
   bool help = false;
   if (!ParseArgs("status", kUsage, args, desc, pos, &vm, io, &help)) return kExitUsage;
-  if (help) return 0;
+  if (help) {
+    io.out << "\n" << ExitCodesHelp(kStatusExitCodes);
+    return kExitOk;
+  }
   const bool json = vm.count("json") != 0, dm = vm.count("dm") != 0;
   if (json && dm) {
     io.err << "clonefs status: --json and --dm are exclusive\n";

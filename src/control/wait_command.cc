@@ -33,7 +33,9 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
   desc.add_options()
       ("help,h", "show this help")
       ("mountpoint", po::value(&mountpoint), "the clone's mountpoint")
-      ("timeout,t", po::value(&timeout), "give up after SECONDS (exit 2); default: wait forever")
+      ("timeout,t", po::value(&timeout),
+       ("give up after SECONDS (exit " + std::to_string(kWaitTimedOut) +
+        "); default: wait forever").c_str())
       ("interval,i", po::value(&interval),
        "progress every SECONDS (default: 1 on a terminal, 10 otherwise)")
       ("quiet,q", "print nothing but errors")
@@ -43,7 +45,10 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
   po::variables_map vm;
   bool help = false;
   if (!ParseArgs("wait", kUsage, args, desc, pos, &vm, io, &help)) return kWaitUsage;
-  if (help) return kWaitDone;
+  if (help) {
+    io.out << "\n" << ExitCodesHelp(kWaitExitCodes);
+    return kWaitDone;
+  }
   if (timeout < 0 || interval < 0) {
     io.err << "clonefs wait: --timeout and --interval must not be negative\n";
     return kWaitUsage;
