@@ -75,7 +75,8 @@ inline constexpr ExitCodeDoc kWaitExitCodes[] = {
     {kWaitDone, "hydration complete and committed"},
     {kWaitError, "not a clonefs mount, cannot connect, or a bad reply"},
     {kWaitUsage, "bad command line"},
-    {kWaitCloneFailed, "the clone is read-only or failed, or its source changed: it cannot complete"},
+    {kWaitCloneFailed,
+     "the clone is read-only or failed, or its source changed: it cannot complete"},
     {kWaitDaemonGone, "the daemon went away before completion (unmounted, killed)"},
     {kWaitTimedOut, "--timeout elapsed first"},
 };

@@ -31,7 +31,8 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
       ("dm", "print dm-clone's status line")
       ("watch,w", po::value(&watch)->implicit_value(2.0),
        "refresh every SECONDS (default 2) until interrupted, or --count times")
-      ("count,n", po::value(&count_text)->value_name("N"), "with --watch: stop after N refreshes (N >= 1)")
+      ("count,n", po::value(&count_text)->value_name("N"),
+       "with --watch: stop after N refreshes (N >= 1)")
       ("socket", po::value(&socket), "talk to this control socket instead of discovering it");
   po::positional_options_description pos;
   pos.add("mountpoint", 1);

@@ -5,7 +5,9 @@
 namespace clonefs::fuse {
 namespace {
 
-bool Has(const std::string& s, const std::string& what) { return s.find(what) != std::string::npos; }
+bool Has(const std::string& s, const std::string& what) {
+  return s.find(what) != std::string::npos;
+}
 
 TEST(UnmountMessages, ForceHintOnlyPromisesServingWhenTheDaemonLives) {
   const std::string live = InUseMessage("/mnt/c", "/mnt/c/d.img", {"/dev/loop3"}, true);
@@ -23,8 +25,7 @@ TEST(UnmountMessages, AnotherUsersMountNamesItsOwner) {
   EXPECT_EQ(UnmountOwnerProblem("/mnt/a", 1000, 0), "");  // root may
   EXPECT_EQ(UnmountOwnerProblem("/mnt/a", std::nullopt, 1001), "");
   const std::string m = UnmountOwnerProblem("/mnt/a", 1000, 1001);
-  EXPECT_TRUE(Has(m, "/mnt/a is mounted by uid 1000; only that user or root can unmount it"))
-      << m;
+  EXPECT_TRUE(Has(m, "/mnt/a is mounted by uid 1000; only that user or root can unmount it")) << m;
   EXPECT_FALSE(Has(m, "mtab")) << m;
 }
 

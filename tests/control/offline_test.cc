@@ -237,9 +237,8 @@ TEST_F(OfflineTest, CheckSourceModified) {
   EXPECT_NE(r.out.find("source mtime"), std::string::npos) << r.out;
   // Fingerprints in one notation everywhere (base/hex.h): as profile files
   // and `clonefs profile show` print them, and as the mount refusal does.
-  EXPECT_TRUE(std::regex_search(
-      r.out, std::regex("fingerprint differs: .*metadata has [0-9a-f]{16}, file has [0-9a-f]{16}\\)")))
-      << r.out;
+  const std::regex fp("fingerprint differs: .*metadata has [0-9a-f]{16}, file has [0-9a-f]{16}\\)");
+  EXPECT_TRUE(std::regex_search(r.out, fp)) << r.out;
   EXPECT_EQ(r.out.find("0x"), std::string::npos) << r.out;
 }
 

@@ -61,7 +61,8 @@ TEST_F(CliMessagesTest, MountingOverANonEmptyDirectoryNotesIt) {
   ASSERT_TRUE(static_cast<bool>(std::ofstream(c_.mnt + "/old-file")));
   RunResult m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
-  EXPECT_NE(m.out.find("note: mount point " + c_.mnt + " is not empty (1 entry: 'old-file'); "
+  EXPECT_NE(m.out.find("note: mount point " + c_.mnt +
+                       " is not empty (1 entry: 'old-file'); "
                        "they are hidden while the clone is mounted"),
             std::string::npos)
       << m.out;
@@ -72,8 +73,8 @@ TEST_F(CliMessagesTest, MountingOverANonEmptyDirectoryNotesIt) {
 TEST_F(CliMessagesTest, AnotherUserCannotUnmountAndIsToldWhy) {
   RunResult m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
-  RunResult u = Sh("setpriv --reuid=65534 --regid=65534 --clear-groups " + Clonefs() +
-                   " unmount " + Quote(c_.mnt));
+  RunResult u = Sh("setpriv --reuid=65534 --regid=65534 --clear-groups " + Clonefs() + " unmount " +
+                   Quote(c_.mnt));
   EXPECT_EQ(u.code, 1) << u.out;
   EXPECT_NE(u.out.find(" is mounted by uid 0; only that user or root can unmount it"),
             std::string::npos)
@@ -87,9 +88,10 @@ TEST_F(CliMessagesTest, AModifiedSourcesFingerprintsAreShownAsCheckShowsThem) {
   RunResult m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
   ASSERT_EQ(c_.Unmount().code, 0);
-  ASSERT_TRUE(ShOk("printf changed! | dd of=" + Quote(c_.src) +
-                   " bs=1 seek=100 conv=notrunc status=none"));
-  const std::regex fp("fingerprint differs: [^(]*\\(metadata has ([0-9a-f]{16}), file has ([0-9a-f]{16})\\)");
+  ASSERT_TRUE(
+      ShOk("printf changed! | dd of=" + Quote(c_.src) + " bs=1 seek=100 conv=notrunc status=none"));
+  const std::regex fp(
+      "fingerprint differs: [^(]*\\(metadata has ([0-9a-f]{16}), file has ([0-9a-f]{16})\\)");
   RunResult refused = c_.Mount();
   EXPECT_EQ(refused.code, 1) << refused.out;
   std::smatch a, b;

@@ -171,8 +171,8 @@ TEST_F(ExitCodesMountTest, EveryDocumentedCodeIsReturnedByTheRealCommand) {
   int garbled = 0;
   for (const auto& e : fs::directory_iterator(c.metadata)) {
     const std::string name = e.path().filename();
-    if (name == "CURRENT" || name.rfind("MANIFEST-", 0) == 0 ||
-        e.path().extension() == ".sst" || e.path().extension() == ".log") {
+    if (name == "CURRENT" || name.rfind("MANIFEST-", 0) == 0 || e.path().extension() == ".sst" ||
+        e.path().extension() == ".log") {
       if (name == "clonefs.log") continue;
       std::ofstream(e.path(), std::ios::in | std::ios::out | std::ios::binary)
           << std::string(std::max<uintmax_t>(e.file_size(), 64), '\xA5');
