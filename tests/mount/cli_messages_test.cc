@@ -2,6 +2,7 @@
 // a watch whose clone goes away, a mount over a non-empty directory, another
 // user's clone, a modified source's fingerprints. Each message says what
 // happened and what to do, and never passes raw tool output through.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -55,6 +56,24 @@ TEST_F(CliMessagesTest, AWatchSaysWhenItsCloneIsUnmounted) {
   EXPECT_EQ(st.code, 1) << st.out;
   EXPECT_NE(st.out.find("nothing is mounted there"), std::string::npos) << st.out;
   EXPECT_NE(st.out.find("clonefs info DEST"), std::string::npos) << st.out;
+}
+
+TEST_F(CliMessagesTest, BusyMountOfADeadDaemonIsNotSaidToKeepServing) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int fd = open(c_.exposed().c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult busy = c_.Unmount();
+  close(fd);
+  EXPECT_EQ(busy.code, 3) << busy.out;
+  EXPECT_NE(busy.out.find("Its daemon has died"), std::string::npos) << busy.out;
+  EXPECT_EQ(busy.out.find("keeps serving"), std::string::npos) << busy.out;
+  RunResult u = c_.Unmount();
+  EXPECT_EQ(u.code, 0) << u.out;
 }
 
 TEST_F(CliMessagesTest, MountingOverANonEmptyDirectoryNotesIt) {
