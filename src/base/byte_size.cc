@@ -44,6 +44,9 @@ Result<uint64_t> ParseBody(std::string_view text, std::string_view body, const c
   while (digits < body.size() && body[digits] >= '0' && body[digits] <= '9') digits++;
   if (digits == 0) return Bad(text, std::string("is not a ") + what);
   const std::string_view unit = body.substr(digits);
+  if (!unit.empty() && unit[0] == '.') {
+    return Bad(text, "has a fraction; give whole bytes in a smaller unit (1536K, not 1.5M)");
+  }
   const int shift = UnitShift(unit);
   if (shift < 0) return Bad(text, "has an unknown unit '" + std::string(unit) + "'");
   const uint64_t max = UINT64_MAX >> shift;

@@ -50,6 +50,7 @@ TEST(ParseSize, RejectsWithAReason) {
           << r.status().message();
     }
   }
+  EXPECT_NE(ParseSize("1.5M").status().message().find("has a fraction"), std::string::npos);
   Result<uint64_t> unit = ParseSize("12Q");
   EXPECT_NE(unit.status().message().find("unknown unit 'Q'"), std::string::npos);
   for (const char* big : {"18446744073709551616", "16777216T", "16384P", "99999999999999999999K"}) {
