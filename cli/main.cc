@@ -39,7 +39,8 @@ void PrintHelp(FILE* out) {
   for (const auto& c : kCommands) fprintf(out, "  %-10s %s\n", c.name, c.summary);
   fprintf(out,
           "\nRun 'clonefs COMMAND --help' for a command's options.\n"
-          "Exit codes: 0 success, 1 failure, 2 bad command line, 3 (unmount) file in use.\n");
+          "Exit codes: 0 success, 1 failure, 2 bad command line; some commands have more\n"
+          "(each command's --help lists its own).\n");
 }
 
 }  // namespace

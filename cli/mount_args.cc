@@ -5,6 +5,8 @@
 #include <optional>
 #include <sstream>
 
+#include "base/byte_size.h"
+#include "fuse/exit_codes.h"
 #include "size_arg.h"
 
 namespace po = boost::program_options;
@@ -42,8 +44,9 @@ po::options_description Visible() {
       ("hydration-batch-size", po::value<std::string>()->value_name("N"),
        ("most contiguous regions copied as one unit (default " +
         std::to_string(k.hydration_batch_size) + ")").c_str())
-      ("rate", po::value<std::string>()->value_name("BYTES"),
-       "ceiling on background copying in bytes per second, e.g. 50M (default 0: unlimited)")
+      ("rate", po::value<std::string>()->value_name("RATE"),
+       "ceiling on background copying in bytes per second, e.g. 50M or 50M/s (K, M, G, ... are "
+       "powers of 1024; default 0: unlimited)")
       ("copy-on-read", "keep what users read from SOURCE: whole regions read from it are "
        "written to DEST and count as hydrated, so nothing is fetched twice (default: on for a "
        "remote SOURCE, off for a file or device)")
@@ -131,7 +134,8 @@ std::string MountUsage() {
       << "\nExamples:\n"
          "  clonefs mount /nfs/base.img /var/lib/vm/disk.img /mnt/clone\n"
          "  losetup --direct-io=on -f --show /mnt/clone/disk.img\n"
-         "  clonefs mount --rate 100M --region-size 1M src.img dst.img /mnt/clone\n";
+         "  clonefs mount --rate 100M --region-size 1M src.img dst.img /mnt/clone\n\n"
+      << ExitCodesHelp(kMountExitCodes);
   return out.str();
 }
 
@@ -165,17 +169,17 @@ ParsedMount ParseMountArgs(const Args& args) {
   clone::Settings& g = o.given;
   if (auto* v = str("region-size")) {
     o.region_size_given = true;
-    if (auto n = ParseSize(*v)) {
+    if (Result<uint64_t> n = ParseSize(*v); n.ok()) {
       o.region_size = *n;
     } else {
-      r.problems.push_back("--region-size '" + *v + "' is not a size; use e.g. 64K or 1M");
+      r.problems.push_back("--region-size " + n.status().message());
     }
   }
   if (auto* v = str("rate")) {
-    if (auto n = ParseSize(*v)) {
+    if (Result<uint64_t> n = ParseRate(*v); n.ok()) {
       g.rate_bytes_per_s = *n;
     } else {
-      r.problems.push_back("--rate '" + *v + "' is not a size per second; use e.g. 50M or 0");
+      r.problems.push_back("--rate " + n.status().message());
     }
   }
   auto count32 = [&](const char* name, std::optional<uint32_t>* out) {

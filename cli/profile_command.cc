@@ -3,6 +3,7 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "base/hex.h"
 #include "command.h"
 #include "fuse/exit_codes.h"
 #include "profile/profile.h"
@@ -14,8 +15,7 @@ const char kUsage[] =
     "Usage: clonefs profile show FILE\n\n"
     "Prints the access profile FILE, written by `clonefs mount --record-profile FILE`: the\n"
     "source it belongs to, and the runs of regions in the order the workload first read\n"
-    "or wrote them (the order `clonefs mount --profile FILE` hydrates them in).\n\n"
-    "Exit codes: 0 printed, 1 FILE cannot be read or is not a profile, 2 bad command line.\n";
+    "or wrote them (the order `clonefs mount --profile FILE` hydrates them in).\n\n";
 
 std::string Bytes(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -35,6 +35,7 @@ std::string Bytes(uint64_t b) {
 int ProfileCommand(const Args& args) {
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
     fputs(kUsage, stdout);
+    fputs(ExitCodesHelp(kProfileExitCodes).c_str(), stdout);
     return kExitOk;
   }
   if (args.size() != 2 || args[0] != "show") {
@@ -50,8 +51,9 @@ int ProfileCommand(const Args& args) {
   }
   const uint64_t rs = p->region_size;
   printf("Profile:      %s\n", path.c_str());
-  printf("Source:       %" PRIu64 " bytes (%s), fingerprints %016" PRIx64 " %016" PRIx64 "\n",
-         p->source.size, Bytes(p->source.size).c_str(), p->source.fp1, p->source.fp2);
+  printf("Source:       %" PRIu64 " bytes (%s), fingerprints %s %s\n", p->source.size,
+         Bytes(p->source.size).c_str(), FingerprintHex(p->source.fp1).c_str(),
+         FingerprintHex(p->source.fp2).c_str());
   printf("Region size:  %s\n", Bytes(rs).c_str());
   printf("Regions:      %" PRIu64 " (%s) in %zu runs\n", p->regions(),
          Bytes(p->regions() * rs).c_str(), p->runs.size());

@@ -49,32 +49,4 @@ std::optional<uint64_t> ParseSeconds(const std::string& text) {
   return ms;
 }
 
-std::optional<uint64_t> ParseSize(const std::string& text) {
-  std::string s = Lower(text);
-  if (s.size() > 2 && s.compare(s.size() - 2, 2, "/s") == 0) s.resize(s.size() - 2);
-  size_t digits = 0;
-  while (digits < s.size() && std::isdigit(static_cast<unsigned char>(s[digits]))) ++digits;
-  if (digits == 0) return std::nullopt;
-  const std::string suffix = s.substr(digits);
-  int shift = 0;
-  if (suffix.empty() || suffix == "b") {
-    shift = 0;
-  } else {
-    const char unit = suffix[0];
-    const std::string rest = suffix.substr(1);
-    if (!(rest.empty() || rest == "b" || rest == "ib")) return std::nullopt;
-    switch (unit) {
-      case 'k': shift = 10; break;
-      case 'm': shift = 20; break;
-      case 'g': shift = 30; break;
-      case 't': shift = 40; break;
-      case 'p': shift = 50; break;
-      default: return std::nullopt;
-    }
-  }
-  auto n = ParseCount(s.substr(0, digits), UINT64_MAX >> shift);
-  if (!n) return std::nullopt;
-  return *n << shift;
-}
-
 }  // namespace clonefs::cli

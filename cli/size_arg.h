@@ -1,6 +1,5 @@
-// Sizes on the command line: "4096", "64K", "1M", "2G", "1T" (binary
-// multiples; "KiB"/"MiB"/... and "KB"/"MB"/... mean the same, case does not
-// matter; a trailing "/s" is allowed for rates).
+// Counts and durations on the command line. (Sizes and rates: base/byte_size.h,
+// shared with the control protocol.)
 #pragma once
 
 #include <cstdint>
@@ -8,9 +7,6 @@
 #include <string>
 
 namespace clonefs::cli {
-
-// The size in bytes, or nullopt if `text` is not a size or overflows 64 bits.
-std::optional<uint64_t> ParseSize(const std::string& text);
 
 // A plain non-negative integer that fits `max`, or nullopt.
 std::optional<uint64_t> ParseCount(const std::string& text, uint64_t max);

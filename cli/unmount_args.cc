@@ -3,6 +3,7 @@
 #include <boost/program_options.hpp>
 #include <sstream>
 
+#include "fuse/exit_codes.h"
 #include "size_arg.h"
 
 namespace po = boost::program_options;
@@ -31,7 +32,8 @@ std::string UnmountUsage() {
          "this command returns once it has. Refused while the exposed file is in use; the\n"
          "message names the loop devices to detach. Tear down in this order: umount the file\n"
          "system on the loop device, losetup -d the loop device, then clonefs unmount.\n\n"
-      << Visible();
+      << Visible() << "\n"
+      << ExitCodesHelp(kUnmountExitCodes);
   return out.str();
 }
 

@@ -1,18 +1,14 @@
 // IdentityDifferences (metadata.h): the one place that decides whether a
 // recorded file identity and an observed one are the same file. Used by
 // Metadata::Open and by `clonefs check`, so both give the same verdict.
-#include <cstdio>
+#include "base/hex.h"
 
 #include "metadata/metadata.h"
 
 namespace clonefs::metadata {
 namespace {
 
-std::string Hex(uint64_t v) {
-  char buf[32];
-  snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
+std::string Hex(uint64_t v) { return FingerprintHex(v); }
 
 bool Differ(uint64_t recorded, uint64_t observed) {
   return recorded != 0 && observed != 0 && recorded != observed;

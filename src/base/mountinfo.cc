@@ -74,6 +74,26 @@ std::vector<MountInfoLine> ParseMountInfo(std::string_view text) {
   return out;
 }
 
+std::optional<uint32_t> FuseUserId(std::string_view opts) {
+  size_t pos = 0;
+  while (pos <= opts.size()) {
+    size_t comma = opts.find(',', pos);
+    if (comma == std::string_view::npos) comma = opts.size();
+    const std::string_view o = opts.substr(pos, comma - pos);
+    if (o.substr(0, 8) == "user_id=" && o.size() > 8 && o.size() <= 18) {
+      uint64_t v = 0;
+      bool digits = true;
+      for (char c : o.substr(8)) {
+        if (c < '0' || c > '9') digits = false;
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+      }
+      if (digits && v <= UINT32_MAX) return static_cast<uint32_t>(v);
+    }
+    pos = comma + 1;
+  }
+  return std::nullopt;
+}
+
 Result<std::string> ReadSelfMountInfo() {
   std::ifstream in("/proc/self/mountinfo");
   if (!in) return Status::IoError("cannot read /proc/self/mountinfo");

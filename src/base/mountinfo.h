@@ -8,6 +8,8 @@
 // THREAD SAFETY: free functions without shared state; safe from any thread.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +35,10 @@ Result<MountInfoLine> ParseMountInfoLine(std::string_view line);
 // Parses a whole mountinfo text, in order (later lines are mounted on top of
 // earlier ones at the same mount point). Malformed lines are skipped.
 std::vector<MountInfoLine> ParseMountInfo(std::string_view text);
+
+// The owner of a FUSE mount: the user_id= option of its super options
+// ("rw,user_id=1000,group_id=1000"), or nullopt if there is none.
+std::optional<uint32_t> FuseUserId(std::string_view super_options);
 
 // Reads /proc/self/mountinfo. Errors: IoError.
 Result<std::string> ReadSelfMountInfo();

@@ -46,7 +46,10 @@ int RunCheckCommand(const std::vector<std::string>& args, const CommandIo& io) {
   po::variables_map vm;
   bool help = false;
   if (!ParseArgs("check", kUsage, args, desc, pos, &vm, io, &help)) return kCheckUsage;
-  if (help) return kCheckClean;
+  if (help) {
+    io.out << "\n" << ExitCodesHelp(kCheckExitCodes);
+    return kCheckClean;
+  }
   Result<std::string> dir = MetadataDirFor(dest_arg, metadata);
   if (!dir.ok()) {
     io.err << "clonefs check: " << dir.status().message() << "\nusage: " << kUsage << "\n";

@@ -18,6 +18,15 @@ Result<std::string> SocketFor(const std::string& mountpoint, const std::string& 
   return ResolveControlSocket(mountpoint);
 }
 
+std::string ExplainUnreachable(const std::string& mountpoint, const Status& s) {
+  if (mountpoint.empty()) return s.message() + "; is the clonefs daemon running?";
+  Result<std::string> again = ResolveControlSocket(mountpoint);
+  if (!again.ok()) return again.status().message();
+  const std::string dir = again->substr(0, again->rfind('/'));
+  return "the clonefs daemon serving " + mountpoint + " does not answer (" + s.message() +
+         "); see its log (" + dir + "/clonefs.log, unless it was mounted with --log-file)";
+}
+
 bool ParseArgs(const char* cmd, const char* usage_line, const std::vector<std::string>& args,
                const po::options_description& desc, const po::positional_options_description& pos,
                po::variables_map* vm, const CommandIo& io, bool* help) {

@@ -16,6 +16,14 @@ namespace clonefs::control {
 // messages of ResolveControlSocket, or InvalidArgument if neither is given.
 Result<std::string> SocketFor(const std::string& mountpoint, const std::string& socket_opt);
 
+// What to tell the user when a request to the daemon of `mountpoint` failed
+// with the transport error `s` (socket gone, nobody listening): looks at the
+// mountpoint again and says what it is now (no longer a clonefs mount, a
+// dead daemon, ...) and what to do, rather than the bare connect error. With
+// no mountpoint (--socket), `s`'s message and a question whether the daemon
+// runs. Reads the filesystem.
+std::string ExplainUnreachable(const std::string& mountpoint, const Status& s);
+
 // Parses `args` with `desc` and `pos`; on error prints "clonefs CMD: ..." and
 // the usage to io.err and returns false. Sets *help when --help was given
 // (the usage is then printed to io.out).

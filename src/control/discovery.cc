@@ -46,20 +46,7 @@ MountEntry FromMountInfo(MountInfoLine m) {
   e.fstype = std::move(m.fstype);
   e.source = std::move(m.source);
   e.super_options = std::move(m.super_options);
-  std::string_view opts = e.super_options;
-  size_t pos = 0;
-  while (pos <= opts.size()) {
-    size_t comma = opts.find(',', pos);
-    if (comma == std::string_view::npos) comma = opts.size();
-    std::string_view o = opts.substr(pos, comma - pos);
-    if (o.substr(0, 8) == "user_id=") {
-      std::string v(o.substr(8));
-      char* end = nullptr;
-      unsigned long n = std::strtoul(v.c_str(), &end, 10);
-      if (!v.empty() && end != nullptr && *end == '\0') e.user_id = static_cast<uid_t>(n);
-    }
-    pos = comma + 1;
-  }
+  if (std::optional<uint32_t> uid = FuseUserId(e.super_options)) e.user_id = *uid;
   return e;
 }
 
@@ -113,14 +100,21 @@ Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
   if (!info.ok()) return info.status();
   Result<MountEntry> entry = FindMount(*info, *canonical);
   if (!entry.ok() || !IsClonefsMount(*entry)) {
-    std::string what = mountpoint + " is not a clonefs mount";
-    if (entry.ok()) what += " (mounted there: " + entry->fstype + ")";
-    return Status::InvalidArgument(what);
+    if (entry.ok()) {
+      return Status::InvalidArgument(mountpoint + " is not a clonefs mount (mounted there: " +
+                                     entry->fstype + ")");
+    }
+    return Status::InvalidArgument(
+        mountpoint + " is not a clonefs mount (nothing is mounted there): mount a clone with "
+        "clonefs mount SOURCE DEST " + mountpoint + ", or see a clone that is not mounted with "
+        "clonefs info DEST");
   }
   if (dead) {
-    return Status::IoError(mountpoint +
-                           ": the clonefs daemon is gone (transport endpoint is not connected); "
-                           "unmount it with: fusermount3 -u " + mountpoint);
+    return Status::IoError(
+        mountpoint + ": the clonefs daemon serving it died (transport endpoint is not "
+        "connected); its clone is intact up to its last commit. Resume it with clonefs mount "
+        "SOURCE DEST " + mountpoint + " (the stale mount is replaced), or remove the stale mount "
+        "with clonefs unmount " + mountpoint);
   }
   const uid_t owner = entry->user_id.value_or(geteuid());
   const std::string path = ControlSocketPath(entry->source);

@@ -63,14 +63,17 @@ Result<std::string> ReadSelfMountInfo();
 // For a client: resolves MOUNTPOINT to the control socket of the daemon
 // serving it. Reads the filesystem. Errors (messages meant for the user):
 //   NotFound     "X: no such file or directory";
-//   InvalidArgument "X is not a clonefs mount" (not a mount, or another fs);
+//   InvalidArgument "X is not a clonefs mount (nothing is mounted there): ..."
+//                   with how to mount it or see it offline, or
+//                   "... (mounted there: TYPE)" for another file system;
 //   NotFound     "no control socket for X (looked for METADATA/control.sock):
 //                 is the clonefs daemon running?";
 //   Permission   "X is controlled by uid N; only that user and root may ..."
 //                (the socket is not ours to use), or the socket is owned by
 //                neither the mount's owner nor root (refused: not its daemon);
-//   IoError      "X: the clonefs daemon is gone (transport endpoint is not
-//                 connected); unmount it with fusermount3 -u X".
+//   IoError      "X: the clonefs daemon serving it died (transport endpoint
+//                 is not connected); ... Resume it with clonefs mount ... or
+//                 remove the stale mount with clonefs unmount X".
 Result<std::string> ResolveControlSocket(const std::string& mountpoint);
 
 }  // namespace clonefs::control

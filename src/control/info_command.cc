@@ -31,7 +31,10 @@ int RunInfoCommand(const std::vector<std::string>& args, const CommandIo& io) {
   po::variables_map vm;
   bool help = false;
   if (!ParseArgs("info", kUsage, args, desc, pos, &vm, io, &help)) return kExitUsage;
-  if (help) return kExitOk;
+  if (help) {
+    io.out << "\n" << ExitCodesHelp(kInfoExitCodes);
+    return kExitOk;
+  }
   Result<std::string> dir = MetadataDirFor(dest, metadata);
   if (!dir.ok()) {
     io.err << "clonefs info: " << dir.status().message() << "\nusage: " << kUsage << "\n";

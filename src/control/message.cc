@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "base/byte_size.h"
 #include "control/units.h"
 #include "engine/engine.h"
 
@@ -14,7 +15,8 @@ const char kMessageUsage[] =
     "  disable_hydration\n"
     "  hydration_threshold N     (0 .. 4294967295; 0 stops background copying)\n"
     "  hydration_batch_size N    (1 .. 4294967295)\n"
-    "  rate BYTES_PER_S          (e.g. 200M, 50MB, 1048576; 0 = unlimited)\n"
+    "  rate BYTES_PER_S          (e.g. 200M, 50M/s, 1048576; K, M, G = 1024, 1024^2, 1024^3;\n"
+    "                            0 = unlimited)\n"
     "  copy_on_read on|off       (keep what users read from the source in dest)\n"
     "  read_hints on|off         (hydrate ahead of readers and near recent reads first)\n";
 
@@ -77,7 +79,7 @@ Result<Message> ParseMessage(const std::vector<std::string>& args) {
       break;
     }
     case Message::Kind::kRate: {
-      Result<uint64_t> v = ParseByteSize(args[1]);
+      Result<uint64_t> v = ParseRate(args[1]);
       if (!v.ok()) return Invalid("invalid value for 'rate': " + v.status().message());
       m.value = *v;
       break;

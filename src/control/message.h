@@ -8,8 +8,8 @@
 //   hydration_threshold N            N: decimal, 0 .. 2^32-1 (0 stops
 //                                    background copying, as in dm-clone)
 //   hydration_batch_size N           N: decimal, 1 .. 2^32-1
-//   rate BYTES_PER_S                 byte count with optional suffix (see
-//                                    units.h ParseByteSize); 0 = unlimited
+//   rate BYTES_PER_S                 a rate as base/byte_size.h ParseRate
+//                                    reads it (binary units); 0 = unlimited
 //
 // Each message is also stored with the clone (SettingsChangeOf; the control
 // server does it), so a later mount keeps it.

@@ -36,8 +36,8 @@ int RunMessageCommand(const std::vector<std::string>& args, const CommandIo& io)
                  &help))
     return kExitUsage;
   if (help) {
-    io.out << "Messages:\n" << kMessageUsage;
-    return 0;
+    io.out << "Messages:\n" << kMessageUsage << "\n" << ExitCodesHelp(kMessageExitCodes);
+    return kExitOk;
   }
   std::string mountpoint;
   std::vector<std::string> words(args.begin() + static_cast<long>(first_word), args.end());
@@ -63,7 +63,7 @@ int RunMessageCommand(const std::vector<std::string>& args, const CommandIo& io)
   request.insert(request.end(), words.begin(), words.end());
   Result<Response> r = CallControl(*sock, request);
   if (!r.ok()) {
-    io.err << "clonefs message: " << r.status().message() << "\n";
+    io.err << "clonefs message: " << ExplainUnreachable(mountpoint, r.status()) << "\n";
     return kExitFailure;
   }
   if (!r->ok) {

@@ -4,6 +4,7 @@
 #include "control/client.h"
 #include "control/command_util.h"
 #include "control/commands.h"
+#include "control/units.h"
 
 namespace po = boost::program_options;
 
@@ -20,7 +21,8 @@ constexpr char kClearScreen[] = "\033[H\033[2J";
 int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) {
   std::string mountpoint, socket;
   double watch = 0;
-  uint64_t count = 0;
+  std::string count_text;
+  uint64_t count = 0;  // 0: until interrupted
   po::options_description desc("Options");
   desc.add_options()
       ("help,h", "show this help")
@@ -28,22 +30,45 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
       ("json", "print the JSON document (schema in docs/control.md)")
       ("dm", "print dm-clone's status line")
       ("watch,w", po::value(&watch)->implicit_value(2.0),
-       "refresh every SECONDS (default 2) until interrupted")
-      ("count,n", po::value(&count), "with --watch: stop after N refreshes")
+       "refresh every SECONDS (default 2) until interrupted, or --count times")
+      ("count,n", po::value(&count_text)->value_name("N"),
+       "with --watch: stop after N refreshes (N >= 1)")
       ("socket", po::value(&socket), "talk to this control socket instead of discovering it");
   po::positional_options_description pos;
   pos.add("mountpoint", 1);
   po::variables_map vm;
   bool help = false;
   if (!ParseArgs("status", kUsage, args, desc, pos, &vm, io, &help)) return kExitUsage;
-  if (help) return 0;
+  if (help) {
+    io.out << "\n" << ExitCodesHelp(kStatusExitCodes);
+    return kExitOk;
+  }
   const bool json = vm.count("json") != 0, dm = vm.count("dm") != 0;
   if (json && dm) {
     io.err << "clonefs status: --json and --dm are exclusive\n";
     return kExitUsage;
   }
-  if (vm.count("watch") != 0 && !(watch > 0)) {
+  const bool watching = vm.count("watch") != 0;
+  if (watching && !(watch > 0)) {
     io.err << "clonefs status: --watch needs a positive number of seconds\n";
+    return kExitUsage;
+  }
+  if (vm.count("count") != 0 && !watching) {
+    io.err << "clonefs status: --count counts the refreshes of --watch; add --watch [SECONDS] "
+              "(or leave --count out for a single status)\n";
+    return kExitUsage;
+  }
+  if (vm.count("count") != 0) {
+    Result<uint64_t> n = ParseDecimal(count_text);
+    if (!n.ok()) {
+      io.err << "clonefs status: --count: " << n.status().message() << "\n";
+      return kExitUsage;
+    }
+    count = *n;
+  }
+  if (vm.count("count") != 0 && count == 0) {
+    io.err << "clonefs status: --count must be at least 1; leave it out to refresh until "
+              "interrupted\n";
     return kExitUsage;
   }
   if (mountpoint.empty() && socket.empty()) {
@@ -56,11 +81,12 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
     return kExitFailure;
   }
   const std::string request = json ? "status-json" : dm ? "status-dm" : "status";
-  const bool watching = vm.count("watch") != 0;
   for (uint64_t i = 0;; i++) {
     Result<Response> r = CallControl(*sock, {request});
     if (!r.ok()) {
-      io.err << "clonefs status: " << r.status().message() << "\n";
+      if (watching && io.out_is_tty && i > 0) io.out << "\n";
+      io.err << "clonefs status: " << (i > 0 ? "the clone stopped answering: " : "")
+             << ExplainUnreachable(mountpoint, r.status()) << "\n";
       return kExitFailure;
     }
     if (!r->ok) {
@@ -73,7 +99,7 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
       io.out << "\n";
     }
     io.out << r->text << std::flush;
-    if (!watching || (count != 0 && i + 1 >= count)) break;
+    if (!watching || (count != 0 && i + 1 >= count)) break;  // count 0: not given
     SleepSeconds(watch);
   }
   return 0;

@@ -1,46 +1,10 @@
 #include "control/units.h"
 
-#include <cctype>
 #include <cstdio>
 #include <ctime>
 #include <string>
 
 namespace clonefs::control {
-namespace {
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); i++) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i])))
-      return false;
-  }
-  return true;
-}
-
-struct Suffix {
-  const char* name;
-  uint64_t multiplier;
-};
-
-constexpr Suffix kSuffixes[] = {
-    {"", 1},
-    {"B", 1},
-    {"K", 1ull << 10},
-    {"KiB", 1ull << 10},
-    {"M", 1ull << 20},
-    {"MiB", 1ull << 20},
-    {"G", 1ull << 30},
-    {"GiB", 1ull << 30},
-    {"T", 1ull << 40},
-    {"TiB", 1ull << 40},
-    {"KB", 1000ull},
-    {"MB", 1000ull * 1000},
-    {"GB", 1000ull * 1000 * 1000},
-    {"TB", 1000ull * 1000 * 1000 * 1000},
-};
-
-}  // namespace
 
 Result<uint64_t> ParseDecimal(std::string_view s, uint64_t max) {
   if (s.empty()) return Status::InvalidArgument("empty number");
@@ -57,37 +21,6 @@ Result<uint64_t> ParseDecimal(std::string_view s, uint64_t max) {
     v = v * 10 + d;
   }
   return v;
-}
-
-Result<uint64_t> ParseByteSize(std::string_view s) {
-  size_t digits = 0;
-  while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') digits++;
-  if (digits == 0) {
-    return Status::InvalidArgument("'" + std::string(s) +
-                                   "' is not a byte count (expected e.g. 500M, 20MB, 1048576)");
-  }
-  std::string_view suffix = s.substr(digits);
-  const Suffix* found = nullptr;
-  for (const Suffix& x : kSuffixes) {
-    if (IEquals(suffix, x.name)) {
-      found = &x;
-      break;
-    }
-  }
-  if (found == nullptr) {
-    return Status::InvalidArgument("'" + std::string(s) + "': unknown suffix '" +
-                                   std::string(suffix) +
-                                   "' (accepted: K M G T or KiB MiB GiB TiB = powers of 1024, "
-                                   "KB MB GB TB = powers of 1000)");
-  }
-  Result<uint64_t> n = ParseDecimal(s.substr(0, digits));
-  if (!n.ok()) {
-    return Status::InvalidArgument("'" + std::string(s) + "' is too large");
-  }
-  if (*n != 0 && found->multiplier > UINT64_MAX / *n) {
-    return Status::InvalidArgument("'" + std::string(s) + "' is too large (more than 2^64-1 bytes)");
-  }
-  return *n * found->multiplier;
 }
 
 uint64_t FlooredPercent(uint64_t part, uint64_t whole, int decimals) {

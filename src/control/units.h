@@ -1,4 +1,5 @@
-// Byte-count parsing and formatting for the command line and status output.
+// Number parsing and byte-count formatting for the control commands and status output.
+// (Sizes and rates are parsed by base/byte_size.h.)
 //
 // THREAD SAFETY: pure functions.
 #pragma once
@@ -15,15 +16,6 @@ namespace clonefs::control {
 // characters. Errors: InvalidArgument ("'x' is not a decimal number") or, if
 // it exceeds `max`, InvalidArgument ("'x' is larger than MAX").
 Result<uint64_t> ParseDecimal(std::string_view s, uint64_t max = UINT64_MAX);
-
-// Parses a byte count: a decimal integer followed by an optional,
-// case-insensitive suffix:
-//   K, KiB (2^10)  M, MiB (2^20)  G, GiB (2^30)  T, TiB (2^40)
-//   KB (10^3)      MB (10^6)      GB (10^9)      TB (10^12)
-//   B (1)
-// "0" is valid. Errors: InvalidArgument naming the bad suffix or the
-// overflow (the product must fit in 64 bits).
-Result<uint64_t> ParseByteSize(std::string_view s);
 
 // floor(100 * part / whole * 10^decimals), computed exactly (no rounding up:
 // 99.9999% never shows as 100%). whole == 0 counts as 100%. REQUIRES:

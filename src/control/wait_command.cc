@@ -42,10 +42,12 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
   desc.add_options()
       ("help,h", "show this help")
       ("mountpoint", po::value(&mountpoint), "the clone's mountpoint")
-      ("timeout,t", po::value(&timeout), "give up after SECONDS (exit 2); default: wait forever")
+      ("timeout,t", po::value(&timeout),
+       ("give up after SECONDS (exit " + std::to_string(kWaitTimedOut) +
+        "); default: wait forever").c_str())
       ("stall-timeout", po::value(&stall_timeout)->value_name("SECONDS"),
-       "give up when hydration has made no progress for SECONDS, saying why (exit 6); "
-       "default: never")
+       ("give up when hydration has made no progress for SECONDS, saying why (exit " +
+        std::to_string(kWaitStalled) + "); default: never").c_str())
       ("interval,i", po::value(&interval),
        "progress every SECONDS (default: 1 on a terminal, 10 otherwise)")
       ("quiet,q", "print nothing but errors")
@@ -55,7 +57,10 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
   po::variables_map vm;
   bool help = false;
   if (!ParseArgs("wait", kUsage, args, desc, pos, &vm, io, &help)) return kWaitUsage;
-  if (help) return kWaitDone;
+  if (help) {
+    io.out << "\n" << ExitCodesHelp(kWaitExitCodes);
+    return kWaitDone;
+  }
   if (timeout < 0 || interval < 0 || stall_timeout < 0) {
     io.err << "clonefs wait: --timeout, --stall-timeout and --interval must not be negative\n";
     return kWaitUsage;
@@ -85,6 +90,7 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
       end_bar();
       std::string why = r.ok() ? r->text : r.status().message();
       if (first) {
+        if (!r.ok()) why = ExplainUnreachable(mountpoint, r.status());
         io.err << "clonefs wait: " << why << "\n";
         return kWaitError;
       }

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/printable.h"
 #include "fuse/exit_codes.h"
 #include "fuse/fuse_server.h"
 #include "fuse/mount_table.h"
@@ -62,14 +63,17 @@ class Reporter {
 
  private:
   void Send(char kind, std::string m) {
+    // One line each, and nothing a terminal would act on (names and paths
+    // may hold any byte).
+    for (char& c : m) {
+      if (c == '\n') c = ' ';
+    }
+    m = Printable(m);
     if (fd_ < 0) {
       if (!echo_) return;
       if (kind == 'N') fprintf(stderr, "clonefs: note: %s\n", m.c_str());
       if (kind == 'E') fprintf(stderr, "clonefs: error: %s\n", m.c_str());
       return;  // 'L', 'M': the foreground user sees the log already
-    }
-    for (char& c : m) {
-      if (c == '\n') c = ' ';
     }
     std::string line = std::string(1, kind) + " " + m + "\n";
     ssize_t n = write(fd_, line.data(), line.size());

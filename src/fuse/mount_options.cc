@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "base/printable.h"
 #include "fuse/mount_table.h"
 #include "metadata/metadata.h"
 
@@ -15,6 +16,36 @@ std::string Basename(const std::string& path) {
 }
 
 bool IsPowerOfTwo(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// Longest file name Linux file systems accept (NAME_MAX).
+constexpr size_t kMaxNameBytes = 255;
+
+}  // namespace
+
+std::string NameProblem(const std::string& name, const std::string& what) {
+  const std::string shown = "'" + Printable(name) + "'";
+  if (name.empty()) {
+    return what + " is empty; give a file name, or leave --name out to use DEST's basename";
+  }
+  if (name == "." || name == "..") {
+    return what + " " + shown + " names a directory, not a file; give a file name";
+  }
+  if (name.find('/') != std::string::npos) {
+    return what + " " + shown + " contains '/'; give a file name without directories (the "
+           "file appears as MOUNTPOINT/NAME)";
+  }
+  if (HasControlCharacter(name)) {
+    return what + " " + shown + " contains a control character (shown as \\xNN); use "
+           "printable characters only";
+  }
+  if (name.size() > kMaxNameBytes) {
+    return what + " is " + std::to_string(name.size()) + " bytes long; a file name is at most " +
+           std::to_string(kMaxNameBytes) + " bytes";
+  }
+  return "";
+}
+
+namespace {
 
 }  // namespace
 
@@ -30,10 +61,13 @@ std::vector<std::string> ValidateMountOptions(const MountOptions& o) {
     problems.push_back("region size " + std::to_string(o.region_size) +
                        " is out of range; use a power of two from 4K to 1G");
   }
-  if (!o.name.empty() && (o.name == "." || o.name == ".." ||
-                          o.name.find_first_of("/\n") != std::string::npos ||
-                          o.name.size() > 255)) {
-    problems.push_back("--name '" + o.name + "' is not a valid file name; use one path component");
+  if (o.given.name || !o.name.empty()) {
+    // Given now (an empty --name included) or stored with the clone.
+    std::string p = NameProblem(o.name, "--name");
+    if (!p.empty()) problems.push_back(p);
+  } else if (!o.dest.empty() && !Basename(o.dest).empty()) {
+    std::string p = NameProblem(Basename(o.dest), "the file name taken from DEST");
+    if (!p.empty()) problems.push_back(p + " (or give one with --name)");
   }
   if (o.threads < 1 || o.threads > 1024) {
     problems.push_back("--threads " + std::to_string(o.threads) +

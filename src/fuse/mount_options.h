@@ -100,6 +100,12 @@ struct MountOptions {
 // every problem found (empty = fine), each a full sentence saying what to do.
 std::vector<std::string> ValidateMountOptions(const MountOptions& o);
 
+// Why `name` cannot be the exposed file's name ("" if it can): empty, "." or
+// "..", a '/', a control character, or longer than 255 bytes; each with its
+// own sentence starting with `what` (e.g. "--name"), the name escaped
+// (base/printable.h).
+std::string NameProblem(const std::string& name, const std::string& what);
+
 // Sets every field of `o` that `s` holds (rate -> knobs.rate_bytes_per_s,
 // fuse_options -> one -o entry, or none when empty, ...); leaves the others.
 void ApplySettings(const clone::Settings& s, MountOptions* o);

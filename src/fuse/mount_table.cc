@@ -66,7 +66,8 @@ int RunAndWait(const std::vector<std::string>& argv, std::string* output) {
 std::vector<MountEntry> ParseMountInfo(const std::string& text) {
   std::vector<MountEntry> out;
   for (MountInfoLine& m : clonefs::ParseMountInfo(text)) {
-    out.push_back({std::move(m.mount_point), std::move(m.fstype), std::move(m.source)});
+    const std::optional<uint32_t> owner = FuseUserId(m.super_options);
+    out.push_back({std::move(m.mount_point), std::move(m.fstype), std::move(m.source), owner});
   }
   return out;
 }

@@ -9,6 +9,7 @@
 // THREAD SAFETY: free functions without shared state; safe from any thread.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@ struct MountEntry {
   std::string mountpoint;  // unescaped
   std::string fstype;      // e.g. "fuse.clonefs", "ext4"
   std::string source;      // unescaped mount source (fsname for FUSE)
+  std::optional<uint32_t> user_id;  // a FUSE mount's owner (user_id=)
 };
 
 // Parses the text of /proc/self/mountinfo (octal escapes such as \040 are

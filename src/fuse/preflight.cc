@@ -5,12 +5,15 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 
 #include "devices/posix_device.h"
 #include "base/log.h"
+#include "base/printable.h"
 #include "clone/identity.h"
 #include "clone/same_storage.h"
 #include "clone/storage_probe.h"
@@ -152,6 +155,28 @@ Status CheckDestIsBlank(const MountOptions& o) {
 
 }  // namespace
 
+namespace {
+
+// Mounting hides what the directory holds: say so, and name one entry.
+void NoteHiddenEntries(const std::string& mp, const NoteFn& note) {
+  DIR* d = opendir(mp.c_str());
+  if (d == nullptr) return;  // the mount itself will say what is wrong
+  uint64_t count = 0;
+  std::string example;
+  while (struct dirent* e = readdir(d)) {
+    if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+    if (count++ == 0) example = e->d_name;
+  }
+  closedir(d);
+  if (count == 0) return;
+  note("mount point " + mp + " is not empty (" + std::to_string(count) +
+       (count == 1 ? " entry: '" : " entries, e.g. '") + Printable(example) +
+       "'); they are hidden while the clone is mounted and visible again after clonefs "
+       "unmount " + mp);
+}
+
+}  // namespace
+
 Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   const std::string& mp = o.mountpoint;
   auto entry = FindMount(mp);
@@ -191,6 +216,7 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   if (!S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument("mount point " + mp + " is not a directory; give a directory");
   }
+  NoteHiddenEntries(mp, note);
   return Status::OK();
 }
 

@@ -25,7 +25,8 @@ using NoteFn = std::function<void(const std::string&)>;
 
 // Mount point: exists, is a directory, is not a mount point. A stale mount
 // left by a dead clonefs daemon (stat fails with ENOTCONN) is detached
-// (umount -l) and `note` is told. REQUIRES: o resolved (ResolveMountDefaults).
+// (umount -l) and `note` is told, as is a directory that is not empty (its
+// entries are hidden while mounted). REQUIRES: o resolved (ResolveMountDefaults).
 Status CheckMountpoint(const MountOptions& o, const NoteFn& note);
 
 // Paths that must not lie inside the mount point (the daemon never writes

@@ -14,6 +14,7 @@
 #include "fuse/exit_codes.h"
 #include "fuse/mount_table.h"
 #include "fuse/runtime_info.h"
+#include "fuse/unmount_messages.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -23,24 +24,6 @@ namespace clonefs::fuse {
 namespace {
 
 void Error(const std::string& m) { fprintf(stderr, "clonefs: error: %s\n", m.c_str()); }
-
-std::string InUseMessage(const std::string& mp, const std::string& file) {
-  std::vector<std::string> loops = LoopDevicesBackedBy(file);
-  std::string m = file + " is still in use";
-  if (!loops.empty()) {
-    std::string list;
-    for (const auto& l : loops) list += (list.empty() ? "" : ", ") + l;
-    m += " by loop device " + list + "; unmount what is mounted from it, then detach it: ";
-    for (const auto& l : loops) m += "losetup -d " + l + "; ";
-    m += "then run clonefs unmount " + mp + " again";
-  } else {
-    m += " (an open file, a VM or a loop device; find loop devices with: losetup -j " + file +
-         "); stop its users (e.g. shut the VM down), then run clonefs unmount " + mp + " again";
-  }
-  m += ". clonefs unmount --force detaches lazily instead (the clone keeps serving its users "
-       "and stops when the last one closes the file)";
-  return m;
-}
 
 // A pidfd for `pid` (readable once it exits), or -1 where the kernel has
 // none (then the wait polls /proc). Any uid may open one: root waits for a
@@ -84,6 +67,13 @@ int RunUnmount(const UnmountOptions& in) {
     Error(mp + " is not a clonefs mount (it is " + (*entry)->fstype + "); use umount");
     return kExitFailure;
   }
+  // Another user's FUSE mount: fusermount3 would only say it is "not found
+  // in /etc/mtab".
+  const std::string not_owner = UnmountOwnerProblem(mp, (*entry)->user_id, geteuid());
+  if (!not_owner.empty()) {
+    Error(not_owner);
+    return kExitFailure;
+  }
   // The mount's source is its metadata directory, which holds the record.
   const std::string metadata_dir = (*entry)->source;
   const std::string record = DaemonRecordPath(metadata_dir);
@@ -105,7 +95,7 @@ int RunUnmount(const UnmountOptions& in) {
 
   Status s = UnmountPath(mp, in.force);
   if (s.IsBusy()) {
-    Error(InUseMessage(mp, file));
+    Error(InUseMessage(mp, file, LoopDevicesBackedBy(file), have_daemon));
     return kExitBusy;
   }
   if (!s.ok()) {

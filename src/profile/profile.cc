@@ -10,16 +10,14 @@
 #include <cstring>
 #include <sstream>
 
+#include "base/hex.h"
+
 namespace clonefs::profile {
 namespace {
 
 constexpr char kMagic[] = "clonefs-profile 1";
 
-std::string Hex(uint64_t v) {
-  char b[17];
-  std::snprintf(b, sizeof b, "%016" PRIx64, v);
-  return b;
-}
+std::string Hex(uint64_t v) { return FingerprintHex(v); }
 
 Status LineError(int line, const std::string& what) {
   return Status::InvalidArgument("line " + std::to_string(line) + ": " + what);

@@ -213,6 +213,43 @@ TEST(MountDefaults, PathsBecomeAbsoluteAndNamesDefault) {
   EXPECT_EQ(r.name, "x.raw");
 }
 
+// Each bad name has its own reason, and a name is never printed raw.
+TEST(MountArgs, NamesAreValidatedWithSpecificMessages) {
+  auto problems = [](const std::string& name) {
+    return ParseMountArgs({"--name", name, "s.img", "d.img", "/mnt/c"}).problems;
+  };
+  EXPECT_TRUE(Mentions(problems(""), "--name is empty"));
+  EXPECT_TRUE(Mentions(problems(".."), "names a directory"));
+  EXPECT_TRUE(Mentions(problems("a/b"), "contains '/'"));
+  const std::vector<std::string> long_name = problems(std::string(300, 'x'));
+  EXPECT_TRUE(Mentions(long_name, "300 bytes long; a file name is at most 255 bytes"));
+  EXPECT_FALSE(Mentions(long_name, "path component"));
+  const std::vector<std::string> ctl = problems("a\033[31mb\n");
+  ASSERT_EQ(ctl.size(), 1u);
+  EXPECT_TRUE(Mentions(ctl, "'a\\x1b[31mb\\x0a' contains a control character"));
+  EXPECT_EQ(ctl[0].find('\033'), std::string::npos);
+  EXPECT_TRUE(problems(std::string(255, 'x')).empty());
+  EXPECT_TRUE(problems("disk \xc3\xa9.img").empty());  // UTF-8 is fine
+  // The default name, DEST's basename, is held to the same rules.
+  const auto from_dest = ParseMountArgs({"s.img", "/d/x\ty.img", "/mnt/c"}).problems;
+  EXPECT_TRUE(Mentions(from_dest, "the file name taken from DEST 'x\\x09y.img' contains a "
+                                  "control character"));
+}
+
+// --rate and the rate message read sizes with the one parser: MB is MiB,
+// "/s" is allowed, and a refusal says why.
+TEST(MountArgs, RateUsesTheSharedParser) {
+  EXPECT_EQ(ParseMountArgs({"--rate", "5MB", "s", "d", "/m"}).options.knobs.rate_bytes_per_s,
+            5u << 20);
+  EXPECT_EQ(ParseMountArgs({"--rate", "5M/s", "s", "d", "/m"}).options.knobs.rate_bytes_per_s,
+            5u << 20);
+  auto p = ParseMountArgs({"--rate", "5X", "--region-size", "1.5M", "s", "d", "/m"});
+  EXPECT_TRUE(Mentions(p.problems, "--rate '5X' has an unknown unit 'X'"));
+  EXPECT_TRUE(Mentions(p.problems, "--region-size '1.5M'"));
+  EXPECT_TRUE(Mentions(ParseMountArgs({"--region-size", "64K/s", "s", "d", "/m"}).problems,
+                       "--region-size '64K/s' has an unknown unit"));
+}
+
 TEST(MountDefaults, SourceUrisAreKeptAsGiven) {
   fuse::MountOptions o;
   o.dest = "/d.img";

@@ -5,30 +5,6 @@
 namespace clonefs::cli {
 namespace {
 
-TEST(ParseSize, PlainAndSuffixed) {
-  EXPECT_EQ(ParseSize("0"), 0u);
-  EXPECT_EQ(ParseSize("4096"), 4096u);
-  EXPECT_EQ(ParseSize("64K"), 65536u);
-  EXPECT_EQ(ParseSize("64k"), 65536u);
-  EXPECT_EQ(ParseSize("64KiB"), 65536u);
-  EXPECT_EQ(ParseSize("64KB"), 65536u);
-  EXPECT_EQ(ParseSize("1M"), 1u << 20);
-  EXPECT_EQ(ParseSize("50M/s"), 50u << 20);
-  EXPECT_EQ(ParseSize("2G"), 2ull << 30);
-  EXPECT_EQ(ParseSize("1T"), 1ull << 40);
-  EXPECT_EQ(ParseSize("512b"), 512u);
-}
-
-TEST(ParseSize, RejectsGarbageAndOverflow) {
-  for (const char* bad : {"", "K", "1.5M", "-1", "12Q", "1MM", "1 M", "0x10", "1Mi", "abc"}) {
-    EXPECT_FALSE(ParseSize(bad).has_value()) << bad;
-  }
-  EXPECT_EQ(ParseSize("18446744073709551615"), UINT64_MAX);
-  EXPECT_FALSE(ParseSize("18446744073709551616").has_value());
-  EXPECT_FALSE(ParseSize("16777216T").has_value());  // 2^24 * 2^40 = 2^64
-  EXPECT_EQ(ParseSize("16777215T"), 16777215ull << 40);
-}
-
 TEST(ParseCount, BoundsAndDigitsOnly) {
   EXPECT_EQ(ParseCount("0", 10), 0u);
   EXPECT_EQ(ParseCount("10", 10), 10u);

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <sstream>
 #include <thread>
@@ -84,6 +85,35 @@ TEST_F(CommandsTest, StatusUsageErrors) {
   EXPECT_NE(help.out.find("--watch"), std::string::npos);
 }
 
+// --count only counts --watch's refreshes, and at least one.
+TEST_F(CommandsTest, StatusCountNeedsWatch) {
+  CmdRun alone = Exec(RunStatusCommand, {"--socket", sock_, "--count", "3"});
+  EXPECT_EQ(alone.rc, kExitUsage);
+  EXPECT_NE(alone.err.find("--count counts the refreshes of --watch"), std::string::npos)
+      << alone.err;
+  EXPECT_EQ(alone.out, "");
+  CmdRun zero = Exec(RunStatusCommand, {"--socket", sock_, "-w", "0.05", "-n", "0"});
+  EXPECT_EQ(zero.rc, kExitUsage);
+  EXPECT_NE(zero.err.find("--count must be at least 1"), std::string::npos) << zero.err;
+  for (const char* bad : {"-1", "x", "1.5"}) {
+    CmdRun r = Exec(RunStatusCommand, {"--socket", sock_, "-w", "0.05", "-n", bad});
+    EXPECT_EQ(r.rc, kExitUsage) << bad;
+  }
+}
+
+// A watch whose daemon goes away says so, not "connect ...: No such file".
+TEST_F(CommandsTest, StatusWatchSaysWhenTheCloneGoesAway) {
+  std::thread stopper([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    server_.Stop();
+  });
+  CmdRun r = Exec(RunStatusCommand, {"--socket", sock_, "--dm", "--watch", "0.05"});
+  stopper.join();
+  EXPECT_EQ(r.rc, kExitFailure);
+  EXPECT_NE(r.err.find("the clone stopped answering"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is the clonefs daemon running?"), std::string::npos) << r.err;
+}
+
 TEST_F(CommandsTest, StatusWatch) {
   CmdRun plain = Exec(RunStatusCommand, {"--socket", sock_, "--dm", "--watch", "0.05", "--count", "3"});
   ASSERT_EQ(plain.rc, 0) << plain.err;
@@ -103,7 +133,10 @@ TEST_F(CommandsTest, MessageValidAndInvalid) {
   EXPECT_EQ(engine_.Stats().knobs.hydration_threshold, 12u);
   ok = Exec(RunMessageCommand, {"--socket", sock_, "rate", "20MB"});
   EXPECT_EQ(ok.rc, 0) << ok.err;
-  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20000000u);
+  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20u << 20);  // as mount --rate 20MB
+  ok = Exec(RunMessageCommand, {"--socket", sock_, "rate", "20M/s"});
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20u << 20);
 
   for (std::vector<std::string> bad : std::vector<std::vector<std::string>>{
            {"rate", "-1"}, {"hydration_batch_size", "0"}, {"enable_hydration", "x"},
@@ -115,7 +148,7 @@ TEST_F(CommandsTest, MessageValidAndInvalid) {
     EXPECT_NE(r.err.find("hydration_batch_size N"), std::string::npos) << r.err;
   }
   EXPECT_EQ(engine_.Stats().knobs.hydration_threshold, 12u);
-  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20000000u);
+  EXPECT_EQ(engine_.Stats().knobs.rate_bytes_per_s, 20u << 20);
   // Invalid messages are refused before any connection is made.
   CmdRun offline = Exec(RunMessageCommand, {"/nonexistent-mountpoint", "bogus"});
   EXPECT_EQ(offline.rc, kExitUsage);

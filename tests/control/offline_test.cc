@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 
 #include "clone/settings.h"
@@ -234,6 +235,11 @@ TEST_F(OfflineTest, CheckSourceModified) {
   EXPECT_EQ(r.rc, kCheckMismatch) << r.out;
   EXPECT_NE(r.out.find("source fingerprint differs"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("source mtime"), std::string::npos) << r.out;
+  // Fingerprints in one notation everywhere (base/hex.h): as profile files
+  // and `clonefs profile show` print them, and as the mount refusal does.
+  const std::regex fp("fingerprint differs: .*metadata has [0-9a-f]{16}, file has [0-9a-f]{16}\\)");
+  EXPECT_TRUE(std::regex_search(r.out, fp)) << r.out;
+  EXPECT_EQ(r.out.find("0x"), std::string::npos) << r.out;
 }
 
 TEST_F(OfflineTest, CheckSourceResized) {

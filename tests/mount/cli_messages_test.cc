@@ -1,0 +1,126 @@
+// What the real `clonefs` command says in the awkward cases: a stale mount,
+// a watch whose clone goes away, a mount over a non-empty directory, another
+// user's clone, a modified source's fingerprints. Each message says what
+// happened and what to do, and never passes raw tool output through.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <string>
+
+#include "mount/harness.h"
+
+namespace clonefs::testing {
+namespace {
+
+class CliMessagesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    CLONEFS_REQUIRE_MOUNTABLE();
+    WriteRandomFile(c_.src, 8 << 20, 3);
+  }
+  std::string Clonefs() const { return ClonefsBinary(); }
+  CloneDir c_;
+};
+
+TEST_F(CliMessagesTest, StatusOfAStaleMountSaysHowToResumeOrRemoveIt) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult st = Sh(Clonefs() + " status " + Quote(c_.mnt));
+  EXPECT_EQ(st.code, 1) << st.out;
+  EXPECT_NE(st.out.find("daemon serving it died"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("clonefs mount SOURCE DEST " + c_.mnt), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("clonefs unmount " + c_.mnt), std::string::npos) << st.out;
+  EXPECT_EQ(st.out.find("fusermount3"), std::string::npos) << st.out;
+  RunResult u = c_.Unmount();
+  EXPECT_EQ(u.code, 0) << u.out;
+}
+
+TEST_F(CliMessagesTest, AWatchSaysWhenItsCloneIsUnmounted) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  RunResult w = Sh(Clonefs() + " status --dm --watch 0.1 " + Quote(c_.mnt) + " & w=$!; sleep 1; " +
+                   Clonefs() + " unmount " + Quote(c_.mnt) + " >/dev/null; wait $w");
+  EXPECT_EQ(w.code, 1) << w.out;
+  EXPECT_NE(w.out.find("the clone stopped answering"), std::string::npos) << w.out;
+  EXPECT_EQ(w.out.find("connect "), std::string::npos) << w.out;
+  // Once it is gone, status says what to do.
+  RunResult st = Sh(Clonefs() + " status --watch 1 " + Quote(c_.mnt));
+  EXPECT_EQ(st.code, 1) << st.out;
+  EXPECT_NE(st.out.find("nothing is mounted there"), std::string::npos) << st.out;
+  EXPECT_NE(st.out.find("clonefs info DEST"), std::string::npos) << st.out;
+}
+
+TEST_F(CliMessagesTest, BusyMountOfADeadDaemonIsNotSaidToKeepServing) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int fd = open(c_.exposed().c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult busy = c_.Unmount();
+  close(fd);
+  EXPECT_EQ(busy.code, 3) << busy.out;
+  EXPECT_NE(busy.out.find("Its daemon has died"), std::string::npos) << busy.out;
+  EXPECT_EQ(busy.out.find("keeps serving"), std::string::npos) << busy.out;
+  RunResult u = c_.Unmount();
+  EXPECT_EQ(u.code, 0) << u.out;
+}
+
+TEST_F(CliMessagesTest, MountingOverANonEmptyDirectoryNotesIt) {
+  ASSERT_TRUE(static_cast<bool>(std::ofstream(c_.mnt + "/old-file")));
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_NE(m.out.find("note: mount point " + c_.mnt +
+                       " is not empty (1 entry: 'old-file'); "
+                       "they are hidden while the clone is mounted"),
+            std::string::npos)
+      << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_EQ(access((c_.mnt + "/old-file").c_str(), F_OK), 0);
+}
+
+TEST_F(CliMessagesTest, AnotherUserCannotUnmountAndIsToldWhy) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  RunResult u = Sh("setpriv --reuid=65534 --regid=65534 --clear-groups " + Clonefs() + " unmount " +
+                   Quote(c_.mnt));
+  EXPECT_EQ(u.code, 1) << u.out;
+  EXPECT_NE(u.out.find(" is mounted by uid 0; only that user or root can unmount it"),
+            std::string::npos)
+      << u.out;
+  EXPECT_EQ(u.out.find("mtab"), std::string::npos) << u.out;
+  EXPECT_TRUE(c_.IsMounted());
+  EXPECT_EQ(c_.Unmount().code, 0);
+}
+
+TEST_F(CliMessagesTest, AModifiedSourcesFingerprintsAreShownAsCheckShowsThem) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  ASSERT_TRUE(
+      ShOk("printf changed! | dd of=" + Quote(c_.src) + " bs=1 seek=100 conv=notrunc status=none"));
+  const std::regex fp(
+      "fingerprint differs: [^(]*\\(metadata has ([0-9a-f]{16}), file has ([0-9a-f]{16})\\)");
+  RunResult refused = c_.Mount();
+  EXPECT_EQ(refused.code, 1) << refused.out;
+  std::smatch a, b;
+  ASSERT_TRUE(std::regex_search(refused.out, a, fp)) << refused.out;
+  RunResult check = Sh(Clonefs() + " check " + Quote(c_.dst));
+  ASSERT_TRUE(std::regex_search(check.out, b, fp)) << check.out;
+  EXPECT_EQ(a[1], b[1]);
+  EXPECT_EQ(a[2], b[2]);
+  EXPECT_EQ(refused.out.find("0x"), std::string::npos) << refused.out;
+}
+
+}  // namespace
+}  // namespace clonefs::testing
