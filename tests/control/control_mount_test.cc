@@ -4,6 +4,7 @@
 // otherwise; fails under CI=true).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 
 #include "control/commands.h"
 #include "control/discovery.h"
+#include "control/notify_socket.h"
 #include "control/status_report.h"
 #include "mount/mount_test_util.h"
 
@@ -231,6 +233,55 @@ TEST_F(ControlMountTest, WaitReportsDaemonGone) {
   t.join();
   mounted_ = false;
   EXPECT_EQ(w.rc, kWaitDaemonGone) << w.out << w.err;
+}
+
+// Run as systemd runs it (clonefs@.service: Type=notify, --foreground,
+// stderr to the journal): READY=1 only once the file is usable, live
+// STATUS=, STOPPING=1 at unmount, and log lines with journald priorities.
+TEST_F(ControlMountTest, UnderSystemdTheDaemonReportsReadyStatusAndStopping) {
+  clonefs::testing::NotifySocket sock;
+  ASSERT_TRUE(sock.ok());
+  const std::string err = dir_ / "journal";
+  int efd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(efd, 0);
+  struct stat est;
+  ASSERT_EQ(fstat(efd, &est), 0);
+  const std::string stream = std::to_string(est.st_dev) + ":" + std::to_string(est.st_ino);
+  const std::string file = mnt_ + "/dest.img";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(efd, STDERR_FILENO);
+    setenv("NOTIFY_SOCKET", sock.path().c_str(), 1);
+    setenv("JOURNAL_STREAM", stream.c_str(), 1);
+    execl(CLONEFS_BINARY, "clonefs", "mount", "--foreground", "--rate", "1M", src_.c_str(),
+          dest_.c_str(), mnt_.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(efd);
+  mounted_ = true;
+  std::string ready = sock.Next(30000);
+  EXPECT_EQ(ready, "READY=1\nMAINPID=" + std::to_string(pid));
+  struct stat st;
+  EXPECT_EQ(stat(file.c_str(), &st), 0) << "READY=1 came before the file was usable";
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kImage);
+  std::string status = sock.Next();
+  EXPECT_EQ(status.rfind("STATUS=hydrating ", 0), 0u) << status;
+  EXPECT_NE(status.find("% at "), std::string::npos) << status;
+
+  Out u = Clonefs({"unmount", mnt_});
+  EXPECT_EQ(u.rc, 0) << u.err;
+  std::string last;
+  for (std::string m = sock.Next(2000); !m.empty(); m = sock.Next(2000)) last = m;
+  EXPECT_EQ(last, "STOPPING=1\nSTATUS=unmounted");
+  int ws = 0;
+  ASSERT_EQ(waitpid(pid, &ws, 0), pid);
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << ws;
+  mounted_ = false;
+  const std::string journal = Slurp(err);
+  EXPECT_NE(journal.find("<6>clonefs: info: mounted "), std::string::npos) << journal;
+  EXPECT_EQ(journal.find("\nclonefs: "), std::string::npos) << "a line without a priority:\n"
+                                                             << journal;
 }
 
 }  // namespace

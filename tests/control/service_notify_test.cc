@@ -4,10 +4,7 @@
 #include "control/service_notify.h"
 
 #include <gtest/gtest.h>
-#include <poll.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,6 +12,7 @@
 #include <vector>
 
 #include "control/fake_engine.h"
+#include "control/notify_socket.h"
 
 namespace clonefs::control {
 namespace {
@@ -58,39 +56,6 @@ TEST(ServiceStatusText, SaysWhatTheCloneIsDoing) {
   EXPECT_EQ(ServiceStatusText(r), "complete: 1000.00 MiB hydrated");
 }
 
-// A datagram socket standing in for the service manager's.
-class NotifySocket {
- public:
-  NotifySocket() {
-    char tmpl[] = "/tmp/clonefs-notify-XXXXXX";
-    dir_ = mkdtemp(tmpl);
-    path_ = dir_ + "/notify.sock";
-    fd_ = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path_.c_str());
-    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  }
-  ~NotifySocket() {
-    close(fd_);
-    unlink(path_.c_str());
-    rmdir(dir_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  // The next datagram, or "" after `ms` without one.
-  std::string Next(int ms = 10000) {
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, ms) != 1) return "";
-    char buf[4096];
-    ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-  }
-
- private:
-  std::string dir_, path_;
-  int fd_ = -1;
-};
-
 TEST(ServiceNotifier, SendsNothingWithoutANotifySocket) {
   unsetenv("NOTIFY_SOCKET");
   EXPECT_FALSE(ServiceNotifier::Wanted());
@@ -101,7 +66,7 @@ TEST(ServiceNotifier, SendsNothingWithoutANotifySocket) {
 }
 
 TEST(ServiceNotifier, ReadyThenLiveStatusThenStopping) {
-  NotifySocket sock;
+  clonefs::testing::NotifySocket sock;
   setenv("NOTIFY_SOCKET", sock.path().c_str(), 1);
   testing::FakeEngineForControlTests engine;
   EngineStats s = engine.Stats();
