@@ -4,6 +4,7 @@
 // otherwise; fails under CI=true).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -282,6 +283,69 @@ TEST_F(ControlMountTest, UnderSystemdTheDaemonReportsReadyStatusAndStopping) {
   EXPECT_NE(journal.find("<6>clonefs: info: mounted "), std::string::npos) << journal;
   EXPECT_EQ(journal.find("\nclonefs: "), std::string::npos) << "a line without a priority:\n"
                                                              << journal;
+}
+
+// /etc/fstab and mount(8): `mount --fstab FILE MOUNTPOINT` runs
+// mount.fuse3, which runs `clonefs SOURCE MOUNTPOINT -o OPTIONS` from the
+// default PATH (mount(8) gives its helpers no PATH): the test links the
+// binary under test into /usr/local/sbin for its duration. umount(8) of the
+// mount makes the daemon do its final commit and exit.
+TEST_F(ControlMountTest, FstabLineMountsAndUmountMakesTheFinalCommit) {
+  const std::string link = "/usr/local/sbin/clonefs";
+  char target[4096];
+  ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+  bool made_link = false;
+  if (n < 0) {
+    ASSERT_EQ(errno, ENOENT) << link << ": " << strerror(errno);
+    ASSERT_EQ(symlink(CLONEFS_BINARY, link.c_str()), 0) << strerror(errno);
+    made_link = true;
+  } else {
+    target[n] = '\0';
+    ASSERT_EQ(std::string(target), CLONEFS_BINARY) << link << " is another clonefs";
+  }
+  struct LinkGuard {
+    std::string path;
+    bool remove;
+    ~LinkGuard() {
+      if (remove) unlink(path.c_str());
+    }
+  } guard{link, made_link};
+
+  const std::string fstab = dir_ / "fstab";
+  {
+    std::ofstream f(fstab);
+    f << "# a test fstab\n"
+      << src_ << " " << mnt_ << " fuse.clonefs dest=" << dest_
+      << ",rate=1M,hydration_threshold=4,nofail,_netdev,x-systemd.automount,nosuid 0 0\n";
+  }
+  const std::string out = dir_ / "mount.out";
+  int st = std::system(("mount --fstab '" + fstab + "' '" + mnt_ + "' >'" + out + "' 2>&1").c_str());
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << Slurp(out);
+  mounted_ = true;
+  StatusReport r = Status();
+  EXPECT_EQ(r.image_size, kImage);
+  EXPECT_EQ(r.settings.rate_bytes_per_s, std::optional<uint64_t>(1 << 20));
+  EXPECT_EQ(r.knobs.hydration_threshold, 4u);
+  const uint64_t pid = r.pid;
+  ASSERT_GT(pid, 0u);
+  WriteRegions(120, 1);  // hydrated by the write; committed by the final commit
+
+  st = std::system(("umount '" + mnt_ + "' >'" + out + "' 2>&1").c_str());
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << Slurp(out);
+  mounted_ = false;
+  bool gone = false;
+  for (int i = 0; i < 600 && !gone; ++i) {
+    gone = kill(static_cast<pid_t>(pid), 0) != 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(gone) << "the daemon did not exit after umount";
+  Out info = Clonefs({"info", dest_, "--json"});
+  ASSERT_EQ(info.rc, 0) << info.err;
+  Result<StatusReport> off = ReportFromJsonText(info.out);
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_GE(off->committed_hydrated_regions, 1u);
+  EXPECT_EQ(off->committed_hydrated_regions, off->hydrated_regions);
+  EXPECT_NE(Slurp(dest_ + ".clonefs/clonefs.log").find("final commit done"), std::string::npos);
 }
 
 }  // namespace
