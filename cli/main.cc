@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "build_info.h"
 #include "command.h"
 #include "fstab_args.h"
 #include "fuse/exit_codes.h"
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
     return clonefs::kExitOk;
   }
   if (name == "--version") {
-    printf("clonefs 0.1.0\n");
+    printf("clonefs %s (commit %s)\n", kVersion, kCommit);
     return clonefs::kExitOk;
   }
   for (const auto& c : kCommands) {
