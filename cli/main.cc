@@ -1,11 +1,14 @@
 // clonefs: the command. Thin: finds the subcommand in the table below and
 // runs it; command-line errors are caught here, once.
 #include <boost/program_options/errors.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "build_info.h"
 #include "command.h"
+#include "fstab_args.h"
 #include "fuse/exit_codes.h"
 #ifdef CLONEFS_WITH_CONTROL
 #include "control/commands.h"
@@ -58,7 +61,7 @@ int main(int argc, char** argv) {
     return clonefs::kExitOk;
   }
   if (name == "--version") {
-    printf("clonefs 0.1.0\n");
+    printf("clonefs %s (commit %s)\n", kVersion, kCommit);
     return clonefs::kExitOk;
   }
   for (const auto& c : kCommands) {
@@ -67,6 +70,23 @@ int main(int argc, char** argv) {
       return c.run(Args(argv + 2, argv + argc));
     } catch (const boost::program_options::error& e) {
       fprintf(stderr, "clonefs: error: %s; see: clonefs %s --help\n", e.what(), c.name);
+      return clonefs::kExitUsage;
+    }
+  }
+  // mount(8), through mount.fuse3, runs `clonefs SOURCE MOUNTPOINT -o
+  // dest=DEST,...` for an fstab line or `mount -t fuse.clonefs`.
+  const Args rest(argv + 1, argv + argc);
+  if (std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a.rfind("-o", 0) == 0; })) {
+    clonefs::Result<Args> m = FstabToMountArgs(rest);
+    if (!m.ok()) {
+      fprintf(stderr, "clonefs: error: %s; see FSTAB in clonefs(8)\n", m.status().message().c_str());
+      return clonefs::kExitUsage;
+    }
+    try {
+      return MountCommand(*m);
+    } catch (const boost::program_options::error& e) {
+      fprintf(stderr, "clonefs: error: %s (from the -o options); see FSTAB in clonefs(8)\n",
+              e.what());
       return clonefs::kExitUsage;
     }
   }

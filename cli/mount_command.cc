@@ -12,6 +12,7 @@
 
 #ifdef CLONEFS_WITH_CONTROL
 #include "control/server.h"
+#include "control/service_notify.h"
 #endif
 
 namespace clonefs::cli {
@@ -21,7 +22,11 @@ fuse::DaemonHooks ServiceHooks() {
   fuse::DaemonHooks hooks;
 #ifdef CLONEFS_WITH_CONTROL
   auto server = std::make_shared<control::ControlServer>();
-  hooks.start = [server](Engine* engine, const fuse::ServeContext& ctx) {
+  // Under systemd (Type=notify): READY=1 once the file is usable, then live
+  // progress in STATUS=.
+  auto notifier = std::make_shared<control::ServiceNotifier>();
+  auto started = std::make_shared<std::pair<Engine*, control::ControlInfo>>();
+  hooks.start = [server, started](Engine* engine, const fuse::ServeContext& ctx) {
     const fuse::MountOptions& o = *ctx.options;
     control::ControlInfo info;
     info.mountpoint = o.mountpoint;
@@ -33,9 +38,14 @@ fuse::DaemonHooks ServiceHooks() {
     info.name = o.name;
     control::ControlServerOptions so;
     so.settings = ctx.settings;
+    *started = {engine, info};
     return server->Start(engine, info, so).WithContext("cannot start the control channel");
   };
-  hooks.stop = [server] { server->Stop(); };
+  hooks.mounted = [notifier, started] { notifier->Ready(started->first, started->second); };
+  hooks.stop = [server, notifier] {
+    notifier->Stopping("unmounted");
+    server->Stop();
+  };
 #endif
   return hooks;
 }

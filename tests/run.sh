@@ -1,10 +1,10 @@
 #!/bin/bash
 # The test command: installs what is missing, builds from scratch, runs every
-# test tier, then the unit and component tiers again under ASan+UBSan and
-# TSan.
+# test tier, builds and checks the Debian package, then runs the unit and
+# component tiers again under ASan+UBSan and TSan.
 #
 #   tests/run.sh            everything (what CI runs)
-#   tests/run.sh --quick    normal build and tests only, no sanitizer builds
+#   tests/run.sh --quick    normal build and tests only: no package, no sanitizer builds
 #
 # Build trees: build/ (normal), build-asan/, build-tsan/. Mount tests need root
 # and /dev/fuse; they skip elsewhere, but with CI=true a skip is a failure.
@@ -40,15 +40,25 @@ build_tests() {  # build_tests DIR [cmake args...]: only the unit and component 
 }
 
 echo "== normal build (at ${SECONDS}s)"
-build build
+# Prefix /usr: the Debian package is made from this tree.
+build build -DCMAKE_INSTALL_PREFIX=/usr
 echo "== tests: unit, component, mount (at ${SECONDS}s)"
 # Twice as many tests as cores: the mount tests spend most of their time
 # waiting for daemons, servers and the kernel.
 (cd build && ctest --output-on-failure -j"$((jobs * 2))" --timeout 600)
 
 if ((quick == 0)); then
+  # The package check mostly waits (apt, the demo's rate-limited copy), so it
+  # runs beside the ASan+UBSan build and is joined before the sanitizer tests.
+  echo "== Debian package: build, install, demo with the installed binary, remove (at ${SECONDS}s, in the background)"
+  tests/package_check.sh build >build/package_check.log 2>&1 &
+  package_pid=$!
   echo "== ASan+UBSan build (at ${SECONDS}s)"
   build_tests build-asan -DCLONEFS_SANITIZE=asan
+  package_rc=0
+  wait "$package_pid" || package_rc=$?
+  cat build/package_check.log
+  ((package_rc == 0)) || { echo "== the Debian package check failed"; exit 1; }
   (cd build-asan && ctest --output-on-failure -j"$jobs" -L 'unit|component' --timeout 900)
   echo "== TSan build (at ${SECONDS}s)"
   build_tests build-tsan -DCLONEFS_SANITIZE=tsan

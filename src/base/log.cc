@@ -9,6 +9,8 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <mutex>
@@ -24,6 +26,7 @@ std::mutex g_mu;
 LogSinks g_sinks{/*to_stderr=*/true, "", false};
 std::string g_ident;  // the string syslog(3) keeps a pointer to while open
 bool g_syslog_open = false;
+bool g_stderr_is_journal = false;  // stderr is the journal's stream: "<N>" prefixes
 int g_fd = -1;  // the log file, O_APPEND
 std::string g_path;
 uint64_t g_max = kDefaultLogFileMaxBytes;
@@ -51,6 +54,20 @@ int SyslogPriority(LogLevel l) {
     case LogLevel::kDebug: return LOG_DEBUG;
   }
   return LOG_INFO;
+}
+
+// True if fd 2 is the stream systemd connected to the journal: systemd sets
+// JOURNAL_STREAM to its "device:inode" (systemd.exec(5)); a redirected
+// stderr no longer matches it.
+bool StderrIsJournal() {
+  const char* js = getenv("JOURNAL_STREAM");
+  if (js == nullptr) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st;
+  if (fstat(STDERR_FILENO, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
 }
 
 int OpenAppend(const std::string& path) {
@@ -143,6 +160,7 @@ void ConfigureLog(const LogSinks& sinks) {
   CloseFile();
   SetSyslog(sinks.syslog_ident);
   g_sinks = sinks;
+  g_stderr_is_journal = sinks.to_stderr && StderrIsJournal();
   if (!sinks.hold_for_file) {
     g_held.clear();
     g_held_bytes = 0;
@@ -223,7 +241,14 @@ void Log(LogLevel level, const char* fmt, ...) {
   va_end(ap);
 
   std::lock_guard<std::mutex> l(g_mu);
-  if (g_sinks.to_stderr) fprintf(stderr, "clonefs: %s: %s\n", LevelName(level), msg);
+  if (g_sinks.to_stderr) {
+    if (g_stderr_is_journal) {
+      // sd-daemon(3) priority prefix: journald files the line at that level.
+      fprintf(stderr, "<%d>clonefs: %s: %s\n", SyslogPriority(level), LevelName(level), msg);
+    } else {
+      fprintf(stderr, "clonefs: %s: %s\n", LevelName(level), msg);
+    }
+  }
   if (g_syslog_open) syslog(SyslogPriority(level), "%s", msg);
   if (g_fd < 0 && !g_sinks.hold_for_file) return;
   std::string line = Timestamp() + "clonefs: " + LevelName(level) + ": " + msg + "\n";

@@ -56,7 +56,9 @@ struct LogSinks {
 };
 
 // Replaces every sink (closes an open file). Default before any call:
-// stderr only.
+// stderr only. When stderr is the journal's stream (systemd's JOURNAL_STREAM
+// names fd 2's device and inode), stderr lines carry the syslog priority
+// prefix "<N>" of sd-daemon(3), so journald files each at its level.
 void ConfigureLog(const LogSinks& sinks);
 
 // Adds the file sink at `path` (appending; created 0644), replacing an open

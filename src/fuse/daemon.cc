@@ -329,6 +329,7 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   CLONEFS_LOG_INFO("mounted %s/%s (source %s, dest %s, metadata %s)", o.mountpoint.c_str(),
                    o.name.c_str(), o.source.c_str(), o.dest.c_str(), o.metadata_dir.c_str());
   rep->Mounted(o.name);
+  if (hooks.mounted) hooks.mounted();
 
   Status served = (*server)->Serve();
   pthread_kill(signals.native_handle(), SIGUSR2);

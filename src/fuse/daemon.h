@@ -63,6 +63,8 @@ struct DaemonHooks {
   // After the engine started, before the mount is announced. A failure
   // aborts the mount with that message. Default: none.
   std::function<Status(Engine* engine, const ServeContext& ctx)> start;
+  // Once the exposed file is usable (the mount is announced). Default: none.
+  std::function<void()> mounted;
   // After serving ended (engine shut down, not yet destroyed). Default: none.
   std::function<void()> stop;
 };

@@ -2,6 +2,7 @@
 // messages held until the file is open, reopening, and the one-sink helpers.
 #include "base/log.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -182,6 +183,45 @@ TEST_F(LogTest, ConcurrentWritersNeverInterleaveAcrossRotations) {
     EXPECT_LE(Size(Path(n)), 16u * 1024);
   }
   EXPECT_GT(total, 100u);
+}
+
+// Under systemd, stderr is the journal's stream (JOURNAL_STREAM names its
+// device and inode): lines carry the "<N>" priority prefix journald reads.
+// Anything else on stderr (a terminal, a redirect) gets plain lines.
+TEST_F(LogTest, StderrLinesCarryPriorityPrefixesOnlyWhenStderrIsTheJournal) {
+  const std::string path = Path("journal");
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  fflush(stderr);
+  int saved = dup(STDERR_FILENO);
+  ASSERT_GE(saved, 0);
+  ASSERT_EQ(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+  struct stat st;
+  ASSERT_EQ(fstat(fd, &st), 0);
+  const std::string stream =
+      std::to_string(static_cast<unsigned long long>(st.st_dev)) + ":" +
+      std::to_string(static_cast<unsigned long long>(st.st_ino));
+
+  setenv("JOURNAL_STREAM", stream.c_str(), 1);
+  SetLogToStderr();
+  CLONEFS_LOG_ERROR("e1");
+  CLONEFS_LOG_WARN("w1");
+  CLONEFS_LOG_INFO("i1");
+  CLONEFS_LOG_DEBUG("d1");
+  setenv("JOURNAL_STREAM", "1:2", 1);  // another stream: stderr was redirected
+  SetLogToStderr();
+  CLONEFS_LOG_WARN("w2");
+  unsetenv("JOURNAL_STREAM");
+  SetLogToStderr();
+  CLONEFS_LOG_WARN("w3");
+  fflush(stderr);
+  dup2(saved, STDERR_FILENO);
+  close(saved);
+  close(fd);
+  EXPECT_EQ(Lines(path), (std::vector<std::string>{
+                             "<3>clonefs: error: e1", "<4>clonefs: warning: w1",
+                             "<6>clonefs: info: i1", "<7>clonefs: debug: d1",
+                             "clonefs: warning: w2", "clonefs: warning: w3"}));
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 // otherwise; fails under CI=true).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +17,7 @@
 
 #include "control/commands.h"
 #include "control/discovery.h"
+#include "control/notify_socket.h"
 #include "control/status_report.h"
 #include "mount/mount_test_util.h"
 
@@ -231,6 +234,118 @@ TEST_F(ControlMountTest, WaitReportsDaemonGone) {
   t.join();
   mounted_ = false;
   EXPECT_EQ(w.rc, kWaitDaemonGone) << w.out << w.err;
+}
+
+// Run as systemd runs it (clonefs@.service: Type=notify, --foreground,
+// stderr to the journal): READY=1 only once the file is usable, live
+// STATUS=, STOPPING=1 at unmount, and log lines with journald priorities.
+TEST_F(ControlMountTest, UnderSystemdTheDaemonReportsReadyStatusAndStopping) {
+  clonefs::testing::NotifySocket sock;
+  ASSERT_TRUE(sock.ok());
+  const std::string err = dir_ / "journal";
+  int efd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ASSERT_GE(efd, 0);
+  struct stat est;
+  ASSERT_EQ(fstat(efd, &est), 0);
+  const std::string stream = std::to_string(est.st_dev) + ":" + std::to_string(est.st_ino);
+  const std::string file = mnt_ + "/dest.img";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    dup2(efd, STDERR_FILENO);
+    setenv("NOTIFY_SOCKET", sock.path().c_str(), 1);
+    setenv("JOURNAL_STREAM", stream.c_str(), 1);
+    execl(CLONEFS_BINARY, "clonefs", "mount", "--foreground", "--rate", "1M", src_.c_str(),
+          dest_.c_str(), mnt_.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(efd);
+  mounted_ = true;
+  std::string ready = sock.Next(30000);
+  EXPECT_EQ(ready, "READY=1\nMAINPID=" + std::to_string(pid));
+  struct stat st;
+  EXPECT_EQ(stat(file.c_str(), &st), 0) << "READY=1 came before the file was usable";
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kImage);
+  std::string status = sock.Next();
+  EXPECT_EQ(status.rfind("STATUS=hydrating ", 0), 0u) << status;
+  EXPECT_NE(status.find("% at "), std::string::npos) << status;
+
+  Out u = Clonefs({"unmount", mnt_});
+  EXPECT_EQ(u.rc, 0) << u.err;
+  std::string last;
+  for (std::string m = sock.Next(2000); !m.empty(); m = sock.Next(2000)) last = m;
+  EXPECT_EQ(last, "STOPPING=1\nSTATUS=unmounted");
+  int ws = 0;
+  ASSERT_EQ(waitpid(pid, &ws, 0), pid);
+  EXPECT_TRUE(WIFEXITED(ws) && WEXITSTATUS(ws) == 0) << ws;
+  mounted_ = false;
+  const std::string journal = Slurp(err);
+  EXPECT_NE(journal.find("<6>clonefs: info: mounted "), std::string::npos) << journal;
+  EXPECT_EQ(journal.find("\nclonefs: "), std::string::npos) << "a line without a priority:\n"
+                                                             << journal;
+}
+
+// /etc/fstab and mount(8): `mount --fstab FILE MOUNTPOINT` runs
+// mount.fuse3, which runs `clonefs SOURCE MOUNTPOINT -o OPTIONS` from the
+// default PATH (mount(8) gives its helpers no PATH): the test links the
+// binary under test into /usr/local/sbin for its duration. umount(8) of the
+// mount makes the daemon do its final commit and exit.
+TEST_F(ControlMountTest, FstabLineMountsAndUmountMakesTheFinalCommit) {
+  const std::string link = "/usr/local/sbin/clonefs";
+  char target[4096];
+  ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+  bool made_link = false;
+  if (n < 0) {
+    ASSERT_EQ(errno, ENOENT) << link << ": " << strerror(errno);
+    ASSERT_EQ(symlink(CLONEFS_BINARY, link.c_str()), 0) << strerror(errno);
+    made_link = true;
+  } else {
+    target[n] = '\0';
+    ASSERT_EQ(std::string(target), CLONEFS_BINARY) << link << " is another clonefs";
+  }
+  struct LinkGuard {
+    std::string path;
+    bool remove;
+    ~LinkGuard() {
+      if (remove) unlink(path.c_str());
+    }
+  } guard{link, made_link};
+
+  const std::string fstab = dir_ / "fstab";
+  {
+    std::ofstream f(fstab);
+    f << "# a test fstab\n"
+      << src_ << " " << mnt_ << " fuse.clonefs dest=" << dest_
+      << ",rate=1M,hydration_threshold=4,nofail,_netdev,x-systemd.automount,nosuid 0 0\n";
+  }
+  const std::string out = dir_ / "mount.out";
+  int st = std::system(("mount --fstab '" + fstab + "' '" + mnt_ + "' >'" + out + "' 2>&1").c_str());
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << Slurp(out);
+  mounted_ = true;
+  StatusReport r = Status();
+  EXPECT_EQ(r.image_size, kImage);
+  EXPECT_EQ(r.settings.rate_bytes_per_s, std::optional<uint64_t>(1 << 20));
+  EXPECT_EQ(r.knobs.hydration_threshold, 4u);
+  const uint64_t pid = r.pid;
+  ASSERT_GT(pid, 0u);
+  WriteRegions(120, 1);  // hydrated by the write; committed by the final commit
+
+  st = std::system(("umount '" + mnt_ + "' >'" + out + "' 2>&1").c_str());
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << Slurp(out);
+  mounted_ = false;
+  bool gone = false;
+  for (int i = 0; i < 600 && !gone; ++i) {
+    gone = kill(static_cast<pid_t>(pid), 0) != 0;
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE(gone) << "the daemon did not exit after umount";
+  Out info = Clonefs({"info", dest_, "--json"});
+  ASSERT_EQ(info.rc, 0) << info.err;
+  Result<StatusReport> off = ReportFromJsonText(info.out);
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  EXPECT_GE(off->committed_hydrated_regions, 1u);
+  EXPECT_EQ(off->committed_hydrated_regions, off->hydrated_regions);
+  EXPECT_NE(Slurp(dest_ + ".clonefs/clonefs.log").find("final commit done"), std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,99 @@
+#include "fstab_args.h"
+
+#include <algorithm>
+#include <array>
+#include <string_view>
+
+namespace clonefs::cli {
+namespace {
+
+// Read by mount(8), systemd or fstab only: nothing for clonefs to do.
+bool IgnoredOption(std::string_view key) {
+  static constexpr std::array<std::string_view, 11> kIgnored = {
+      "defaults", "auto", "noauto", "user", "users", "nouser",
+      "owner",    "group", "_netdev", "nofail", "rw"};
+  return std::find(kIgnored.begin(), kIgnored.end(), key) != kIgnored.end() ||
+         key.substr(0, 2) == "x-" || key == "comment";
+}
+
+// The generic options of a mount, which FUSE applies to the clone's mount.
+bool MountFlag(std::string_view key) {
+  static constexpr std::array<std::string_view, 14> kFlags = {
+      "ro",      "dev",   "nodev",  "suid",     "nosuid",    "exec",  "noexec",
+      "atime",   "noatime", "diratime", "nodiratime", "relatime", "sync", "dirsync"};
+  return std::find(kFlags.begin(), kFlags.end(), key) != kFlags.end() || key == "async" ||
+         key == "lazytime" || key == "nolazytime" || key == "strictatime";
+}
+
+std::vector<std::string> Split(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = list.find(',', start);
+    out.push_back(list.substr(start, comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
+Result<Args> FstabToMountArgs(const Args& args) {
+  std::vector<std::string> paths, options;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "-o") {
+      if (i + 1 == args.size()) return Status::InvalidArgument("-o needs a list of options");
+      for (std::string& o : Split(args[++i])) options.push_back(std::move(o));
+    } else if (a.rfind("-o", 0) == 0) {
+      for (std::string& o : Split(a.substr(2))) options.push_back(std::move(o));
+    } else {
+      paths.push_back(a);
+    }
+  }
+  if (paths.size() != 2) {
+    return Status::InvalidArgument(
+        "the mount(8) form takes SOURCE MOUNTPOINT -o dest=DEST[,OPTIONS], got " +
+        std::to_string(paths.size()) + " arguments besides -o");
+  }
+  std::string dest;
+  Args out = {};
+  std::vector<std::string> fuse;
+  for (const std::string& o : options) {
+    if (o.empty()) return Status::InvalidArgument("an empty option in the -o list");
+    const size_t eq = o.find('=');
+    std::string key = o.substr(0, eq);
+    if (IgnoredOption(key)) continue;
+    if (MountFlag(key) && eq == std::string::npos) {
+      fuse.push_back(o);
+      continue;
+    }
+    if (key == "dest") {
+      if (eq == std::string::npos || eq + 1 == o.size()) {
+        return Status::InvalidArgument("dest= needs the clone's destination: dest=DEST");
+      }
+      dest = o.substr(eq + 1);
+      continue;
+    }
+    std::replace(key.begin(), key.end(), '_', '-');
+    out.push_back("--" + key);
+    if (eq != std::string::npos) out.push_back(o.substr(eq + 1));
+  }
+  if (dest.empty()) {
+    return Status::InvalidArgument(
+        "no dest= option: the mount(8) form needs the clone's destination, e.g. -o "
+        "dest=/var/lib/vm/disk.img (fstab: SOURCE MOUNTPOINT fuse.clonefs dest=DEST 0 0)");
+  }
+  if (!fuse.empty()) {
+    std::string list;
+    for (const std::string& f : fuse) list += (list.empty() ? "" : ",") + f;
+    out.push_back("-o");
+    out.push_back(list);
+  }
+  out.push_back(paths[0]);
+  out.push_back(dest);
+  out.push_back(paths[1]);
+  return out;
+}
+
+}  // namespace clonefs::cli

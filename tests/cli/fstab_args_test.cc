@@ -1,0 +1,66 @@
+// The mount(8) form (cli/fstab_args.h): `clonefs SOURCE MOUNTPOINT -o
+// OPTIONS`, as mount.fuse3 runs it for an fstab line, becomes the
+// arguments of `clonefs mount`.
+#include "fstab_args.h"
+
+#include <gtest/gtest.h>
+
+#include "mount_args.h"
+
+namespace clonefs::cli {
+namespace {
+
+Args Translate(const Args& in) {
+  Result<Args> r = FstabToMountArgs(in);
+  EXPECT_TRUE(r.ok()) << r.status().ToString();
+  return r.ok() ? *r : Args{};
+}
+
+TEST(FstabArgs, DestAndCloneOptionsBecomeMountArguments) {
+  EXPECT_EQ(Translate({"/srv/base.img", "/mnt/c", "-o", "dest=/var/lib/d.img"}),
+            (Args{"/srv/base.img", "/var/lib/d.img", "/mnt/c"}));
+  EXPECT_EQ(Translate({"https://h/base.img", "/mnt/c", "-o",
+                       "rw,dest=/d.img,rate=100M,region_size=1M,no_hydration,allow-other,"
+                       "metadata=/var/lib/m"}),
+            (Args{"--rate", "100M", "--region-size", "1M", "--no-hydration", "--allow-other",
+                  "--metadata", "/var/lib/m", "https://h/base.img", "/d.img", "/mnt/c"}));
+  // Several -o, and -oLIST glued as mount.fuse3 may pass it.
+  EXPECT_EQ(Translate({"-o", "dest=/d.img", "s.img", "/mnt/c", "-orate=5M"}),
+            (Args{"--rate", "5M", "s.img", "/d.img", "/mnt/c"}));
+}
+
+TEST(FstabArgs, FstabAndSystemdOptionsAreIgnoredAndMountFlagsGoToFuse) {
+  EXPECT_EQ(Translate({"s.img", "/mnt/c", "-o",
+                       "defaults,nofail,_netdev,x-systemd.automount,x-systemd.requires=a.mount,"
+                       "noauto,user,comment=x,dest=/d.img,nodev,nosuid,noatime"}),
+            (Args{"-o", "nodev,nosuid,noatime", "s.img", "/d.img", "/mnt/c"}));
+}
+
+TEST(FstabArgs, TheResultParsesAsAMount) {
+  ParsedMount p = ParseMountArgs(Translate(
+      {"s.img", "/mnt/c", "-o", "dest=/d.img,rate=2M,hydration_threshold=8,allow_other,nofail"}));
+  ASSERT_TRUE(p.problems.empty()) << p.problems[0];
+  EXPECT_EQ(p.options.source, "s.img");
+  EXPECT_EQ(p.options.dest, "/d.img");
+  EXPECT_EQ(p.options.mountpoint, "/mnt/c");
+  EXPECT_TRUE(p.options.allow_other);
+  // An option clonefs mount does not know is refused by its parser.
+  EXPECT_THROW(ParseMountArgs(Translate({"s.img", "/mnt/c", "-o", "dest=/d.img,bogus=1"})),
+               std::exception);
+}
+
+TEST(FstabArgs, MistakesSayWhatIsMissing) {
+  Result<Args> r = FstabToMountArgs({"s.img", "/mnt/c", "-o", "rate=1M"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no dest= option"), std::string::npos);
+  r = FstabToMountArgs({"s.img", "-o", "dest=/d.img"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("SOURCE MOUNTPOINT"), std::string::npos);
+  EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "x", "-o", "dest=/d"}).ok());
+  EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o", "dest="}).ok());
+  EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o", "dest=/d,,rate=1"}).ok());
+  EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o"}).ok());
+}
+
+}  // namespace
+}  // namespace clonefs::cli

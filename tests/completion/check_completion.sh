@@ -1,0 +1,62 @@
+#!/bin/bash
+# Checks the bash completion against the real command:
+#   check_completion.sh CLONEFS_BINARY COMPLETION_FILE
+set -uo pipefail
+bin=$1 file=$2
+export PATH="$(dirname "$bin"):$PATH"
+# shellcheck disable=SC1091
+source /usr/share/bash-completion/bash_completion || exit 1
+# shellcheck disable=SC1090
+source "$file" || exit 1
+fail=0
+
+complete_line() {  # complete_line "clonefs mount --ra" -> the candidates, sorted, one per line
+  local line=$1
+  COMP_LINE=$line
+  COMP_POINT=${#line}
+  read -ra COMP_WORDS <<<"$line"
+  [[ $line == *" " ]] && COMP_WORDS+=("")
+  COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+  COMPREPLY=()
+  _clonefs clonefs "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+  printf '%s\n' "${COMPREPLY[@]}" | sort
+}
+
+expect() {  # expect LINE WORD...: the candidates are exactly WORD...
+  local line=$1; shift
+  local got want
+  got=$(complete_line "$line")
+  want=$(printf '%s\n' "$@" | sort)
+  if [[ "$got" != "$want" ]]; then
+    echo "completing '$line': expected [$(echo $want)], got [$(echo $got)]"; fail=1
+  fi
+}
+
+expect_has() {  # expect_has LINE WORD...: the candidates include every WORD
+  local line=$1; shift
+  local got w
+  got=$(complete_line "$line")
+  for w in "$@"; do
+    grep -qx -- "$w" <<<"$got" || { echo "completing '$line': '$w' missing from [$(echo $got)]"; fail=1; }
+  done
+}
+
+expect "clonefs mo" mount
+expect "clonefs un" unmount
+expect_has "clonefs " mount unmount status message wait info check profile --version
+expect "clonefs mount --ra" --rate
+expect "clonefs mount --record" --record-profile
+expect_has "clonefs mount --" --region-size --no-hydration --copy-on-read --allow-other --foreground
+expect "clonefs wait --ti" --timeout
+expect "clonefs status --js" --json
+expect "clonefs mount --log-level " debug error info warning
+expect_has "clonefs message /mnt/x " enable_hydration disable_hydration rate copy_on_read read_hints
+expect "clonefs message /mnt/x copy_on_read " off on
+expect "clonefs profile " show
+# Every option --help lists is offered.
+for cmd in mount unmount status message wait info check; do
+  mapfile -t opts < <("$bin" "$cmd" --help 2>&1 | sed -nE 's/^  (-[A-Za-z] \[ )?(--[a-z][a-z0-9-]*).*/\2/p')
+  expect_has "clonefs $cmd --" "${opts[@]}"
+done
+((fail == 0)) && echo "bash completion: every case completes as expected"
+exit $fail
