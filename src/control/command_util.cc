@@ -31,16 +31,26 @@ bool ParseArgs(const char* cmd, const char* usage_line, const std::vector<std::s
                const po::options_description& desc, const po::positional_options_description& pos,
                po::variables_map* vm, const CommandIo& io, bool* help) {
   *help = false;
+  // The help lists the options, not the arguments: an option that only
+  // carries a positional argument (MOUNTPOINT, DEST) is in the usage line.
+  po::options_description visible("Options");
+  for (const auto& opt : desc.options()) {
+    bool positional = false;
+    for (unsigned i = 0; i < pos.max_total_count() && i < 8; ++i) {
+      positional = positional || pos.name_for_position(i) == opt->long_name();
+    }
+    if (!positional) visible.add(opt);
+  }
   try {
     po::store(po::command_line_parser(args).options(desc).positional(pos).run(), *vm);
     po::notify(*vm);
   } catch (const po::error& e) {
     io.err << "clonefs " << cmd << ": " << e.what() << "\nusage: " << usage_line << "\n"
-           << desc;
+           << visible;
     return false;
   }
   if (vm->count("help") != 0) {
-    io.out << "usage: " << usage_line << "\n" << desc;
+    io.out << "usage: " << usage_line << "\n" << visible;
     *help = true;
   }
   return true;
