@@ -219,6 +219,65 @@ TEST(TokenBucket, RateChangeTakesEffect) {
   EXPECT_LT(b.WaitNanos(0), kSec / 10);
 }
 
+TEST(TokenBucket, UnitsShrinkToFitTheRate) {
+  EXPECT_EQ(TokenBucket::UnitBytes(0), UINT64_MAX);
+  EXPECT_EQ(TokenBucket::UnitBytes(1), 4096u);        // one block, paid back in ~68 min
+  EXPECT_EQ(TokenBucket::UnitBytes(100 << 10), 100u << 10);
+  EXPECT_EQ(TokenBucket::UnitBytes(1000000), 999424u);  // whole blocks
+  EXPECT_EQ(TokenBucket::UnitBytes(1 << 20), 1u << 20);
+}
+
+// A charger that takes one unit whenever the bucket allows, for a minute of
+// virtual time: every window of a few seconds holds at most
+// rate x window + burst + one unit, at 100K, 1M and 1 byte/s.
+TEST(TokenBucket, AnyWindowOfAMinuteHoldsRateTimesWindowPlusOneUnit) {
+  for (uint64_t rate : {uint64_t{100} << 10, uint64_t{1} << 20, uint64_t{1}}) {
+    SCOPED_TRACE("rate " + std::to_string(rate));
+    TokenBucket b(rate);
+    const uint64_t unit = TokenBucket::UnitBytes(rate);
+    const uint64_t start = 7 * kSec;
+    std::vector<std::pair<uint64_t, uint64_t>> charges;  // (time, bytes)
+    uint64_t now = start;
+    while (now < start + 60 * kSec) {
+      if (uint64_t w = b.WaitNanos(now); w != 0) {
+        now += w;
+        continue;
+      }
+      b.Charge(unit, now);
+      charges.emplace_back(now, unit);
+    }
+    uint64_t total = 0;
+    for (const auto& c : charges) total += c.second;
+    if (rate >= 4096) {
+      EXPECT_GE(total, rate * 60 * 98 / 100);  // and the ceiling is reached
+    } else {
+      EXPECT_EQ(total, 4096u);  // one block; the next after ~68 minutes
+    }
+    for (uint64_t w_s : {1, 2, 3, 5, 10}) {
+      const double bound = static_cast<double>(rate) * (static_cast<double>(w_s) + 0.1) +
+                           static_cast<double>(unit);
+      for (size_t i = 0; i < charges.size(); ++i) {
+        uint64_t sum = 0;
+        for (size_t j = i; j < charges.size() && charges[j].first < charges[i].first + w_s * kSec;
+             ++j) {
+          sum += charges[j].second;
+        }
+        ASSERT_LE(static_cast<double>(sum), bound) << "window of " << w_s << " s at "
+                                                   << (charges[i].first - start) << " ns";
+      }
+    }
+  }
+}
+
+TEST(TokenBucket, LoweringTheRateKeepsAtMostOneUnitOfDebt) {
+  TokenBucket b(100 << 20);
+  b.Charge(64 << 20, 0);  // a large debt at 100 MiB/s
+  b.SetRate(1);
+  // At most one unit (4 KiB) at the new rate: ~68 minutes, not ~97 days.
+  EXPECT_LE(b.WaitNanos(0), 4097 * kSec);
+  EXPECT_GE(b.WaitNanos(0), 4000 * kSec);
+}
+
 TEST(RetryBackoff, DoublesPerFailureAndCaps) {
   RetryBackoff b(100'000'000, 60 * kSec);
   uint64_t now = 1000;
@@ -299,6 +358,25 @@ TEST(RegionLockTable, ExclusivePerRegion) {
   EXPECT_FALSE(t.IsLocked(5));
   t.Unlock(21);
   EXPECT_EQ(t.InFlight(), 0u);
+}
+
+TEST(RegionLockTable, AnyWaitingSeesBlockedLockers) {
+  RegionLockTable t;
+  ASSERT_TRUE(t.TryLock(3));
+  ASSERT_TRUE(t.TryLock(4));
+  EXPECT_FALSE(t.AnyWaiting(0, 10));
+  std::thread waiter([&] {
+    t.Lock(4);
+    t.Unlock(4);
+  });
+  while (!t.AnyWaiting(4, 1)) std::this_thread::yield();
+  EXPECT_TRUE(t.AnyWaiting(3, 2));
+  EXPECT_FALSE(t.AnyWaiting(3, 1));
+  EXPECT_FALSE(t.AnyWaiting(20, 1));  // same shard, another region
+  t.Unlock(4);
+  waiter.join();
+  EXPECT_FALSE(t.AnyWaiting(0, 10));
+  t.Unlock(3);
 }
 
 TEST(RegionLockTable, LockWaitsForHolder) {
