@@ -79,13 +79,15 @@ std::string FormatHuman(const StatusReport& r) {
   regions += "  (region size " + FormatBytes(r.region_size) + ")";
   Line(&out, "Regions:", regions);
   if (r.live) {
-    std::string rate = FormatRate(r.copy_rate_bytes_per_s);
+    std::string rate = FormatRate(r.copy_rate_bytes_per_s) + " copied";
+    if (r.knobs.rate_bytes_per_s != 0) {
+      rate += " (limit " + FormatRate(r.knobs.rate_bytes_per_s, true) + ")";
+    }
+    rate += ", " + FormatRate(r.zero_rate_bytes_per_s) + " zeroed";
     if (r.hydration_done) {
       rate += "  (done)";
-    } else if (r.eta_s.has_value()) {
-      rate += "  ETA " + FormatDuration(*r.eta_s);
     } else {
-      rate += "  ETA unknown";
+      rate += "  " + FormatEta(r);
     }
     Line(&out, "Copy rate:", rate);
     Line(&out, "Copied:", FormatBytes(r.bytes_copied) + " copied, " + FormatBytes(r.bytes_zeroed) +
@@ -118,6 +120,11 @@ std::string FormatHuman(const StatusReport& r) {
                                                      metadata::kMetadataBlockSize) +
                                   " used)");
   return out;
+}
+
+std::string FormatEta(const StatusReport& r) {
+  if (r.eta_s.has_value()) return "ETA " + FormatDuration(*r.eta_s);
+  return "no ETA: " + (r.eta_reason.empty() ? std::string("unknown") : Printable(r.eta_reason));
 }
 
 std::string FormatOrder(const StatusReport& r) {
@@ -208,12 +215,12 @@ std::string FormatProgress(const StatusReport& r, int bar_width) {
   out += "  " + FormatRate(r.copy_rate_bytes_per_s);
   if (r.hydration_done) {
     out += "  done";
-  } else if (r.eta_s.has_value()) {
-    out += "  ETA " + FormatDuration(*r.eta_s);
   } else {
-    out += "  ETA -";
+    out += "  " + FormatEta(r);
   }
-  if (r.State() != "hydrating" && r.State() != "complete") out += "  (" + r.State() + ")";
+  if (r.State() != "hydrating" && r.State() != "complete") {
+    out += "  (" + r.State() + ")";
+  }
   return out;
 }
 

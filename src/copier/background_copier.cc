@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "copier/copy_unit.h"
+#include "copier/rate_meter.h"
 
 namespace clonefs {
 namespace {
@@ -43,6 +44,14 @@ BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions
       backoff_(options.retry_backoff_initial_ms * 1'000'000) {}
 
 BackgroundCopier::~BackgroundCopier() { Stop(); }
+
+uint64_t BackgroundCopier::CopyRateWindowNanos(uint64_t rate) {
+  if (rate == 0) return RateMeter::kDefaultWindowNanos;
+  const double piece_ns = static_cast<double>(TokenBucket::UnitBytes(rate)) * 1e9 /
+                          static_cast<double>(rate);
+  const double w = std::min(8 * piece_ns, 1e18);
+  return std::max<uint64_t>(static_cast<uint64_t>(w), RateMeter::kDefaultWindowNanos);
+}
 
 void BackgroundCopier::Start() {
   std::lock_guard<std::mutex> lc(lifecycle_mu_);

@@ -213,6 +213,13 @@ class BackgroundCopier {
   // How often a copier paused for a down source asks it whether it is up.
   static constexpr uint64_t kSourcePollNanos = 50'000'000;
 
+  // The smoothing window for the copy rate at this ceiling (0: none): 8 times the time one piece takes at the
+  // ceiling (pieces: TokenBucket::UnitBytes, ~1 s of rate; a 4 KiB block
+  // below 4 KiB/s), at least RateMeter::kDefaultWindowNanos (5 s). So a
+  // paced copier's rate reads steady between its pieces: 8 s at 100 KiB/s,
+  // ~9 hours at 1 byte/s.
+  static uint64_t CopyRateWindowNanos(uint64_t rate_bytes_per_s);
+
   // Borrows everything in ctx; it must outlive the copier.
   BackgroundCopier(const CopierContext& ctx, const CopierOptions& options);
   ~BackgroundCopier();

@@ -17,7 +17,8 @@ Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md,
       geo_(geo),
       clock_(clock),
       watch_(watch),
-      rate_(clock->NowNanos()) {}
+      copy_meter_(clock->NowNanos()),
+      zero_meter_(clock->NowNanos()) {}
 
 Status Hydrator::ReadSource(uint64_t off, void* buf, size_t len) {
   Status s = source_->Read(off, buf, len);
@@ -84,6 +85,7 @@ Result<std::vector<RunSegment>> Hydrator::PlanRun(uint64_t first, uint64_t count
 
 Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out) {
   out->bytes_read += len;
+  copy_meter_.Add(len, clock_->NowNanos());
   return ForEachZeroRun(off, data, len, [&](uint64_t o, uint64_t n, bool zero) {
     if (zero) {
       CLONEFS_RETURN_IF_ERROR(dest_->Zero(o, n, ZeroMode::kPunch));
@@ -99,6 +101,7 @@ Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, Cop
 Status Hydrator::ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out) {
   CLONEFS_RETURN_IF_ERROR(dest_->Zero(off, len, ZeroMode::kPunch));
   out->bytes_zeroed += len;
+  zero_meter_.Add(len, clock_->NowNanos());
   return Status::OK();
 }
 
@@ -110,7 +113,6 @@ Status Hydrator::FinishRun(const CopyOutcome& out) {
   CLONEFS_RETURN_IF_ERROR(watch_->Check());
   bytes_copied_.fetch_add(out.bytes_written, std::memory_order_relaxed);
   bytes_zeroed_.fetch_add(out.bytes_zeroed, std::memory_order_relaxed);
-  rate_.Add(out.bytes_written + out.bytes_zeroed, clock_->NowNanos());
   return Status::OK();
 }
 
@@ -171,7 +173,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
     if (!s.ok()) return Failed(s, r, 1);
   }
   bytes_copied_.fetch_add(read, std::memory_order_relaxed);
-  rate_.Add(read, clock_->NowNanos());
+  if (read != 0) copy_meter_.Add(read, clock_->NowNanos());
   return Status::OK();
 }
 
@@ -182,7 +184,7 @@ Status Hydrator::Mark(uint64_t first, uint64_t count) {
 
 void Hydrator::CountZeroHydrated(uint64_t bytes) {
   bytes_zeroed_.fetch_add(bytes, std::memory_order_relaxed);
-  rate_.Add(bytes, clock_->NowNanos());
+  zero_meter_.Add(bytes, clock_->NowNanos());
 }
 
 void Hydrator::CloseMarksAndSetReadOnly() {

@@ -335,16 +335,45 @@ TEST(RateMeter, FollowsRecentRate) {
   uint64_t r = m.Rate(t);
   EXPECT_GT(r, 9u << 20);
   EXPECT_LT(r, 11u << 20);
-  // Stops: after the window it reads 0.
-  EXPECT_EQ(m.Rate(t + 6 * kSec), 0u);
-  // Slower: 1 MiB/s for 6 s.
-  for (int i = 0; i < 60; ++i) {
+  // Slower: 1 MiB/s for 20 s (four windows).
+  for (int i = 0; i < 200; ++i) {
     t += kSec / 10;
     m.Add(100 << 10, t);
   }
   r = m.Rate(t);
-  EXPECT_GT(r, 900u << 10);
-  EXPECT_LT(r, 1100u << 10);
+  EXPECT_GT(r, 1000u << 10);
+  EXPECT_LT(r, 1200u << 10);
+}
+
+TEST(RateMeter, FallsToZeroWhenNothingMoves) {
+  RateMeter m(0);
+  EXPECT_EQ(m.Rate(kSec), 0u);  // nothing yet
+  for (uint64_t t = 1; t <= 20; ++t) m.Add(1 << 20, t * kSec);
+  EXPECT_GT(m.Rate(20 * kSec), 900u << 10);
+  // It decays, then reads exactly 0 after the idle limit (2 windows by default).
+  EXPECT_LT(m.Rate(25 * kSec), 500u << 10);
+  EXPECT_GT(m.Rate(29 * kSec), 0u);
+  EXPECT_EQ(m.Rate(31 * kSec), 0u);
+  EXPECT_EQ(m.Rate(21 * kSec + 1, kSec), 0u);  // a caller's shorter limit
+}
+
+// Pieces of 100 KiB once a second (a copier paced at 100 KiB/s) read as a
+// steady 100 KiB/s between the pieces with an 8 s window, not as bursts.
+TEST(RateMeter, SteadyBetweenPacedPieces) {
+  RateMeter m(0);
+  m.SetWindow(8 * kSec);
+  EXPECT_EQ(m.window(), 8 * kSec);
+  for (uint64_t t = 0; t < 60; ++t) m.Add(100 << 10, t * kSec);
+  for (uint64_t ms = 30'000; ms < 60'000; ms += 100) {
+    const uint64_t r = m.Rate(ms * 1'000'000);
+    EXPECT_GT(r, 90u << 10) << ms;
+    EXPECT_LT(r, 112u << 10) << ms;
+  }
+  // The first seconds are not read low: one piece 1 s after the start.
+  RateMeter f(0);
+  f.SetWindow(8 * kSec);
+  f.Add(100 << 10, kSec);
+  EXPECT_GT(f.Rate(kSec), 90u << 10);
 }
 
 TEST(RegionLockTable, ExclusivePerRegion) {
