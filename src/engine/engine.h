@@ -159,7 +159,7 @@ struct EngineStats {
   // copy-on-read), over copy_rate_window_ns (longer at low rate ceilings:
   // BackgroundCopier::CopyRateWindowNanos). 0 once nothing was copied for
   // twice the window, or for 1 s while background copying is stopped
-  // (copy_stopped non-empty).
+  // (copy_stopped non-empty) or every region is hydrated.
   uint64_t copy_rate_bytes_per_s = 0;
   uint64_t copy_rate_window_ns = 0;
   // Smoothed zero rate: bytes hydrated without reading the source (its

@@ -187,11 +187,11 @@ EngineStats EngineImpl::Stats() const {
   s.mode = committer_.mode();
   s.copy_stopped = CopyStopped(s.mode);
   {
-    // While copying is stopped, a rate falls to 0 a second after the last
-    // copy (write-triggered ones go on).
+    // While copying is stopped (or everything is hydrated), a rate falls to
+    // 0 a second after the last copy (write-triggered ones go on).
     const uint64_t now = clock_->NowNanos();
     const uint64_t window = hydrator_.copy_rate_window();
-    const bool stopped = !s.copy_stopped.empty();
+    const bool stopped = !s.copy_stopped.empty() || md_->IsHydrationDone();
     constexpr uint64_t kStoppedIdleNanos = 1'000'000'000;
     s.copy_rate_bytes_per_s = hydrator_.copy_rate(now, stopped ? kStoppedIdleNanos : 2 * window);
     s.copy_rate_window_ns = window;

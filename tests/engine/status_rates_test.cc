@@ -102,6 +102,13 @@ TEST(StatusRates, RateFallsToZeroWhenCopyingStops) {
     }
     EXPECT_GT(e->Stats().copy_rate_bytes_per_s, 0u);
   }
+  // Complete: nothing more will be copied; 0 a second later too.
+  e->SetRate(0);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e->Stats().hydrated_regions == n; }));
+  EXPECT_GT(e->Stats().copy_rate_bytes_per_s, 0u);
+  clock.Advance(1500 * kMs);
+  EXPECT_EQ(e->Stats().copy_rate_bytes_per_s, 0u);
+  EXPECT_EQ(control::EstimateEta(e->Stats()).seconds, 0u);
   EXPECT_OK(e->Shutdown());
 }
 
