@@ -17,7 +17,11 @@ uint64_t RateMeter::window() const {
 
 void RateMeter::Add(uint64_t bytes, uint64_t now_ns) {
   std::lock_guard<std::mutex> l(mu_);
-  if (any_ && now_ns > last_ns_) {
+  if (any_ && now_ns > last_ns_ + 2 * window_ns_) {
+    // Idle for two windows: what came before says nothing about now.
+    acc_ = 0;
+    start_ns_ = now_ns;
+  } else if (any_ && now_ns > last_ns_) {
     acc_ *= std::exp(-static_cast<double>(now_ns - last_ns_) / static_cast<double>(window_ns_));
   }
   acc_ += static_cast<double>(bytes);

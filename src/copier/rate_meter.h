@@ -9,7 +9,10 @@
 // between the additions it expects (the copier's pieces at the rate in
 // force), so a paced copier's rate stays steady between its pieces. Rate()
 // reads exactly 0 once nothing was added for longer than the idle limit the
-// caller gives.
+// caller gives. Bytes added after more than two windows without any start a
+// new measurement (as at start), so a copier that resumes after a pause
+// reads its rate again within a piece or two instead of ramping up over a
+// window.
 //
 // Pure arithmetic over caller-supplied time (the Clock seam).
 // THREAD SAFETY: all methods are safe to call concurrently (internal mutex).
@@ -43,7 +46,7 @@ class RateMeter {
 
  private:
   mutable std::mutex mu_;
-  const uint64_t start_ns_;
+  uint64_t start_ns_;                         // GUARDED_BY(mu_); the measurement's start
   uint64_t window_ns_ = kDefaultWindowNanos;  // GUARDED_BY(mu_)
   double acc_ = 0;                            // GUARDED_BY(mu_); decayed bytes at last_ns_
   uint64_t last_ns_ = 0;                      // GUARDED_BY(mu_); time of the last Add

@@ -357,6 +357,20 @@ TEST(RateMeter, FallsToZeroWhenNothingMoves) {
   EXPECT_EQ(m.Rate(21 * kSec + 1, kSec), 0u);  // a caller's shorter limit
 }
 
+// A copier that resumes after a long pause reads its rate again at once,
+// not after ramping up over a window.
+TEST(RateMeter, ResumingAfterAPauseStartsANewMeasurement) {
+  RateMeter m(0);
+  uint64_t t = 0;
+  for (int i = 0; i < 100; ++i) m.Add(1 << 20, t += kSec / 10);  // 10 MiB/s
+  t += 60 * kSec;
+  EXPECT_EQ(m.Rate(t), 0u);
+  for (int i = 0; i < 10; ++i) m.Add(1 << 20, t += kSec / 10);  // 10 MiB/s again, 1 s
+  const uint64_t r = m.Rate(t);
+  EXPECT_GT(r, 8u << 20);
+  EXPECT_LT(r, 12u << 20);
+}
+
 // Pieces of 100 KiB once a second (a copier paced at 100 KiB/s) read as a
 // steady 100 KiB/s between the pieces with an 8 s window, not as bursts.
 TEST(RateMeter, SteadyBetweenPacedPieces) {
