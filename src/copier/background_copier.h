@@ -72,7 +72,8 @@
 //   full speed (the rate ceiling, the threshold and the byte target apply).
 //   Prefetch units -- read-ahead of a sequential reader, and the replayed
 //   profile -- are the workload's next reads, fetched early: while user I/O
-//   is busy they are issued without the pace, up to kPrefetchBusyBytes in
+//   is busy they are issued without the pace (never without the rate
+//   ceiling), up to kPrefetchBusyBytes in
 //   flight, beside the one paced unit (which takes near hints and the
 //   cursor), with kPrefetchBusyBytes of the byte budget of their own.
 //   IsPrefetching tells the engine which regions such a unit holds once all
