@@ -104,13 +104,15 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
   regions += "  (region size " + FormatBytes(r.region_size) + ")";
   Line(&out, "Regions:", regions);
   if (r.live) {
-    std::string rate = FormatRate(r.copy_rate_bytes_per_s);
+    std::string rate = FormatRate(r.copy_rate_bytes_per_s) + " copied";
+    if (r.knobs.rate_bytes_per_s != 0) {
+      rate += " (limit " + FormatRate(r.knobs.rate_bytes_per_s, true) + ")";
+    }
+    rate += ", " + FormatRate(r.zero_rate_bytes_per_s) + " zeroed";
     if (r.hydration_done) {
       rate += "  (done)";
-    } else if (r.eta_s.has_value()) {
-      rate += "  ETA " + FormatDuration(*r.eta_s);
     } else {
-      rate += "  ETA unknown";
+      rate += "  " + FormatEta(r);
     }
     Line(&out, "Copy rate:", rate);
     Line(&out, "Copied:", FormatBytes(r.bytes_copied) + " copied, " + FormatBytes(r.bytes_zeroed) +
@@ -143,6 +145,11 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
                                                      metadata::kMetadataBlockSize) +
                                   " used)");
   return out;
+}
+
+std::string FormatEta(const StatusReport& r) {
+  if (r.eta_s.has_value()) return "ETA " + FormatDuration(*r.eta_s);
+  return "no ETA: " + (r.eta_reason.empty() ? std::string("unknown") : Printable(r.eta_reason));
 }
 
 std::string FormatOrder(const StatusReport& r) {
@@ -234,10 +241,8 @@ std::string FormatProgress(const StatusReport& r, int bar_width) {
   const bool healthy = HealthOk(r.health);
   if (r.hydration_done) {
     out += "  done";
-  } else if (r.eta_s.has_value()) {
-    out += "  ETA " + FormatDuration(*r.eta_s);
-  } else if (healthy) {
-    out += "  ETA -";
+  } else if (healthy || r.eta_s.has_value()) {
+    out += "  " + FormatEta(r);
   }
   if (!healthy && !r.hydration_done) {
     out += "  " + Printable(r.health);

@@ -47,7 +47,12 @@ std::string FormatHydratedBy(const ReadDrivenReport& d);
 // copier.
 std::string FormatSourceReads(const ReadDrivenReport& d);
 
-// Progress for `clonefs wait`: "42.1% 4.21 GiB/10.00 GiB 110.00 MiB/s ETA 53s".
+// "ETA 1m10s", or "no ETA: <reason>" (StatusReport::eta_reason, e.g.
+// "hydration disabled", "measuring").
+std::string FormatEta(const StatusReport& r);
+
+// Progress for `clonefs wait`: "42.1% 4.21 GiB/10.00 GiB 110.00 MiB/s ETA 53s"
+// (or "... no ETA: hydration disabled").
 // With bar_width > 0 a bar of that many cells comes first: "[#####.....] ".
 // When the health is not ok it follows, in place of "ETA -" when there is no
 // ETA ("... 0 B/s  degraded: dest full"); when it is ok and the state is

@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <cstring>
+#include <algorithm>
 
 #include "control/json.h"
 #include "control/units.h"
@@ -33,13 +34,26 @@ std::string StatusReport::State() const {
   return "hydrating";
 }
 
-std::optional<uint64_t> EstimateEta(uint64_t remaining, uint64_t rate, EngineMode mode,
-                                    const HydrationKnobs& knobs) {
-  if (remaining == 0) return 0;
-  if (mode != EngineMode::kReadWrite || !knobs.hydration_enabled ||
-      knobs.hydration_threshold == 0 || rate == 0)
-    return std::nullopt;
-  return (remaining + rate - 1) / rate;
+namespace {
+
+uint64_t CeilDiv(uint64_t a, uint64_t b) { return a / b + (a % b != 0); }
+
+}  // namespace
+
+Eta EstimateEta(const EngineStats& s) {
+  const uint64_t remaining = s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0;
+  if (remaining == 0 || s.hydration_done) return Eta{0, ""};
+  if (!s.copy_stopped.empty()) return Eta{std::nullopt, s.copy_stopped};
+  const uint64_t to_copy = std::min(s.remaining_copy_bytes, remaining);
+  const uint64_t to_zero = remaining - to_copy;
+  uint64_t rate = s.copy_rate_bytes_per_s;
+  if (s.knobs.rate_bytes_per_s != 0) rate = std::min(rate, s.knobs.rate_bytes_per_s);
+  uint64_t secs = s.zero_rate_bytes_per_s != 0 ? CeilDiv(to_zero, s.zero_rate_bytes_per_s) : 0;
+  if (to_copy == 0) return Eta{secs, ""};
+  if (rate == 0) {
+    return Eta{std::nullopt, s.copy_failures != 0 ? "copies failing, retrying" : "measuring"};
+  }
+  return Eta{secs + CeilDiv(to_copy, rate), ""};
 }
 
 std::string HealthOf(const EngineStats& s) {
@@ -75,6 +89,9 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.bytes_copied = s.bytes_copied;
   r.bytes_zeroed = s.bytes_zeroed;
   r.copy_rate_bytes_per_s = s.copy_rate_bytes_per_s;
+  r.zero_rate_bytes_per_s = s.zero_rate_bytes_per_s;
+  r.copy_rate_window_s = s.copy_rate_window_ns / 1'000'000'000ull;
+  r.remaining_copy_bytes = s.remaining_copy_bytes;
   r.hydration_done = s.hydration_done;
   r.knobs = s.knobs;
   r.discard_passdown = s.discard_passdown;
@@ -88,7 +105,9 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.source_health = s.source_health;
   r.health = HealthOf(s);
   r.last_error = s.last_error;
-  r.eta_s = EstimateEta(remaining, s.copy_rate_bytes_per_s, s.mode, s.knobs);
+  const Eta eta = EstimateEta(s);
+  r.eta_s = eta.seconds;
+  r.eta_reason = eta.reason;
   ReadDrivenReport& d = r.read_driven;
   d.copy_on_read = s.copy_on_read;
   d.read_hints = s.read_hints;
@@ -107,7 +126,10 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   d.profile_total = s.profile_total;
   d.record_profile = s.record_profile_path;
   d.profile_recorded = s.profile_recorded;
-  if (!r.source_change.empty() && remaining != 0) r.eta_s.reset();  // copying has stopped
+  if (!r.source_change.empty() && remaining != 0 && r.eta_s.has_value()) {
+    r.eta_s.reset();  // copying has stopped
+    r.eta_reason = "source changed";
+  }
   return r;
 }
 
@@ -258,15 +280,19 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   w.Key("remaining").Uint(r.image_size > r.hydrated_bytes ? r.image_size - r.hydrated_bytes : 0);
   LiveUint(w, L, "copied", r.bytes_copied);
   LiveUint(w, L, "zeroed", r.bytes_zeroed);
+  LiveUint(w, L, "remaining_copy", r.remaining_copy_bytes);
   w.EndObject();
   w.Key("hydrated_percent").Double(r.HydratedPercent());
   LiveUint(w, L, "copy_rate_bytes_per_s", r.copy_rate_bytes_per_s);
+  LiveUint(w, L, "zero_rate_bytes_per_s", r.zero_rate_bytes_per_s);
+  LiveUint(w, L, "copy_rate_window_seconds", r.copy_rate_window_s);
   w.Key("eta_seconds");
   if (L && r.eta_s.has_value()) {
     w.Uint(*r.eta_s);
   } else {
     w.Null();
   }
+  OptString(w, "eta_reason", L ? r.eta_reason : std::string());
   w.Key("knobs");
   if (L) {
     w.BeginObject();
@@ -502,9 +528,22 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
     r.hydrated_bytes = rd.U64(*o, "bytes.", "hydrated");
     r.bytes_copied = rd.OptU64(*o, "bytes.", "copied").value_or(0);
     r.bytes_zeroed = rd.OptU64(*o, "bytes.", "zeroed").value_or(0);
+    // Version 2; a version-1 document counts every remaining byte.
+    r.remaining_copy_bytes = o->Find("remaining_copy") != nullptr
+                                 ? rd.OptU64(*o, "bytes.", "remaining_copy").value_or(0)
+                                 : (r.image_size > r.hydrated_bytes ? r.image_size - r.hydrated_bytes
+                                                                    : 0);
   }
   r.copy_rate_bytes_per_s = rd.OptU64(doc, "", "copy_rate_bytes_per_s").value_or(0);
+  // Version 2 (absent from version-1 documents).
+  if (doc.Find("zero_rate_bytes_per_s") != nullptr) {
+    r.zero_rate_bytes_per_s = rd.OptU64(doc, "", "zero_rate_bytes_per_s").value_or(0);
+  }
+  if (doc.Find("copy_rate_window_seconds") != nullptr) {
+    r.copy_rate_window_s = rd.OptU64(doc, "", "copy_rate_window_seconds").value_or(0);
+  }
   r.eta_s = rd.OptU64(doc, "", "eta_seconds");
+  if (doc.Find("eta_reason") != nullptr) r.eta_reason = rd.OptStr(doc, "", "eta_reason");
   if (const JsonValue* o = rd.Obj(doc, "", "knobs", true)) {
     r.knobs.hydration_enabled = rd.Bool(*o, "knobs.", "hydration_enabled");
     uint64_t t = rd.U64(*o, "knobs.", "hydration_threshold");

@@ -21,7 +21,10 @@ class JsonValue;
 
 // Bumped when a field changes meaning or disappears, or when a field that
 // scripts are expected to act on is added (readers must ignore unknown
-// fields). 2: `health` and `last_error`.
+// fields). 2: `health` and `last_error`; copy_rate_bytes_per_s counts bytes
+// copied from the source only (zeroing is zero_rate_bytes_per_s) and is
+// smoothed; the ETA counts only what is left to copy and says why when it is
+// unknown (eta_reason). ReportFromJson reads versions 1 and 2.
 inline constexpr int kStatusSchemaVersion = 2;
 
 // What the daemon knows about the clone besides the engine's stats. Passed to
@@ -79,8 +82,18 @@ struct StatusReport {
   uint64_t hydrated_bytes = 0;
   uint64_t bytes_copied = 0;
   uint64_t bytes_zeroed = 0;
+  // Live only (EngineStats): smoothed bytes/s copied from the source, and
+  // hydrated by zeroing without a source read; the copy rate's window.
   uint64_t copy_rate_bytes_per_s = 0;
-  std::optional<uint64_t> eta_s;  // unknown when hydration is stopped/idle
+  uint64_t zero_rate_bytes_per_s = 0;
+  uint64_t copy_rate_window_s = 0;
+  // Live only: unhydrated bytes the source holds data for (an estimate,
+  // EngineStats::remaining_copy_bytes). Version-1 documents: the remaining
+  // bytes.
+  uint64_t remaining_copy_bytes = 0;
+  std::optional<uint64_t> eta_s;  // unknown: see eta_reason
+  // Live only: why there is no ETA (EstimateEta); empty when eta_s is set.
+  std::string eta_reason;
   bool hydration_done = false;
   HydrationKnobs knobs;
   bool discard_passdown = true;
@@ -144,11 +157,23 @@ inline bool HealthOk(const std::string& health) { return health.empty() || healt
 StatusReport BuildLiveReport(const EngineStats& stats, const ControlInfo& info, uint64_t pid,
                              uint64_t uptime_s);
 
-// ETA in seconds for `remaining` bytes at `rate` bytes/s, or nullopt when the
-// rate is 0 or copying is stopped (mode not rw, hydration disabled,
-// hydration_threshold 0). 0 when nothing remains.
-std::optional<uint64_t> EstimateEta(uint64_t remaining_bytes, uint64_t rate_bytes_per_s,
-                                    EngineMode mode, const HydrationKnobs& knobs);
+// The time until every region is hydrated, or why it cannot be said.
+struct Eta {
+  std::optional<uint64_t> seconds;
+  std::string reason;  // non-empty exactly when seconds is unset
+};
+// From a live engine's stats:
+//   - nothing left: 0;
+//   - copying stopped (EngineStats::copy_stopped): no ETA, that reason
+//     ("hydration disabled", "hydration_threshold 0", "metadata read-only",
+//     "fail mode", "source changed", "waiting for the source (...)");
+//   - otherwise what is left to copy (remaining_copy_bytes) at the smoothed
+//     copy rate bounded by the rate ceiling in force, plus what is left to
+//     zero at the zero rate (nothing when no zeroing is measured: holes take
+//     no copying), rounded up;
+//   - a copy rate of 0 with data left: no ETA, "copies failing, retrying"
+//     when copies have failed since the start, else "measuring".
+Eta EstimateEta(const EngineStats& s);
 
 // The JSON document (schema in docs/control.md). Pretty-printed when indent>0.
 std::string ReportToJson(const StatusReport& r, int indent = 2);

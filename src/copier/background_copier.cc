@@ -8,6 +8,7 @@
 
 #include "base/log.h"
 #include "copier/copy_unit.h"
+#include "copier/rate_meter.h"
 
 namespace clonefs {
 namespace {
@@ -43,6 +44,14 @@ BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions
       backoff_(options.retry_backoff_initial_ms * 1'000'000) {}
 
 BackgroundCopier::~BackgroundCopier() { Stop(); }
+
+uint64_t BackgroundCopier::CopyRateWindowNanos(uint64_t rate) {
+  if (rate == 0) return RateMeter::kDefaultWindowNanos;
+  const double piece_ns = static_cast<double>(TokenBucket::UnitBytes(rate)) * 1e9 /
+                          static_cast<double>(rate);
+  const double w = std::min(8 * piece_ns, 1e18);
+  return std::max<uint64_t>(static_cast<uint64_t>(w), RateMeter::kDefaultWindowNanos);
+}
 
 void BackgroundCopier::Start() {
   std::lock_guard<std::mutex> lc(lifecycle_mu_);
@@ -204,13 +213,21 @@ void BackgroundCopier::IssuerLoop() {
     }
     uint64_t wait = busy && !ahead ? pace_.WaitNanos(now) : 0;
     if (wait == 0) wait = rate_.WaitNanos(now);
+    if (wait != 0 && current_ != nullptr &&
+        ctx_.locks->AnyWaiting(current_->first, current_->count)) {
+      // A user request waits for a region of the unit being paced: give the
+      // unit up (what was issued lands; nothing is marked) rather than keep
+      // the request waiting for the pace (docs/design.md, "Rate ceiling").
+      DropCurrent(/*abandon=*/true);
+      units_yielded_.fetch_add(1, std::memory_order_relaxed);
+    }
     if (wait == 0 && current_ == nullptr) {
-      wait = StartUnit(probe, /*prefetch_only=*/busy && ahead);
+      wait = StartUnit(probe, /*prefetch_only=*/busy && ahead, UnitCap(busy && !ahead));
       if (busy && ahead && current_ == nullptr) {
         // No read-ahead to do: the paced unit, if foreground-first allows.
         ahead = false;
         wait = !BusyAllowsIssue() ? kBusyWaitNanos : pace_.WaitNanos(now);
-        if (wait == 0) wait = StartUnit(probe, /*prefetch_only=*/false);
+        if (wait == 0) wait = StartUnit(probe, /*prefetch_only=*/false, UnitCap(true));
       }
     }
     if (wait == 0 && current_ != nullptr) wait = IssueNext(busy && !ahead, now);
@@ -272,12 +289,19 @@ bool BackgroundCopier::HaveRoom(uint64_t len, bool prefetch) const {
   return in_flight == 0 || in_flight + len <= target;
 }
 
-uint64_t BackgroundCopier::StartUnit(bool probe, bool prefetch_only) {
+uint64_t BackgroundCopier::UnitCap(bool paced) const {
+  const uint64_t rate = rate_.unit_bytes();
+  return paced ? std::min(rate, pace_.unit_bytes()) : rate;
+}
+
+uint64_t BackgroundCopier::StartUnit(bool probe, bool prefetch_only, uint64_t max_bytes) {
   // Lock nothing new while the byte budget is spent.
   if (!HaveRoom(1, prefetch_only)) return kMaxSleepNanos;
   Run run;
   CopyOrigin origin = CopyOrigin::kCursor;
-  Pick p = PickUnit(probe, prefetch_only, &run, &origin);
+  const uint64_t max_regions =
+      std::max<uint64_t>(max_bytes >> ctx_.hydrator->geometry().region_shift(), 1);
+  Pick p = PickUnit(probe, prefetch_only, max_regions, &run, &origin);
   if (p == Pick::kNoRoom) return kNoRoomSleepNanos;
   if (p == Pick::kNothing) {
     Idle();
@@ -327,7 +351,10 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
   if (seg.hole) {
     p->kind = Piece::Kind::kHole;
   } else {
-    p->len = std::min<uint64_t>(p->len, kMaxCopyChunk);
+    // A piece is at most one unit of the rate (and of the pace while paced):
+    // a region larger than that is read and written in several pieces, all
+    // under its lock, and marked once the last one is in dest.
+    p->len = std::min<uint64_t>({p->len, kMaxCopyChunk, UnitCap(busy)});
     if (!HaveRoom(p->len, IsPrefetch(u->origin))) return kMaxSleepNanos;  // a writer's release wakes us
     Result<std::unique_ptr<CopyBuffer>> buf = pool_.Acquire(p->len);
     if (!buf.ok()) {
@@ -467,7 +494,8 @@ BackgroundCopier::Pick BackgroundCopier::TakeProfile(uint64_t max, uint64_t now,
   return Pick::kNothing;
 }
 
-BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only, Run* out,
+BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only,
+                                                  uint64_t max_regions, Run* out,
                                                   CopyOrigin* origin) {
   metadata::Metadata* md = ctx_.md;
   RegionLockTable* locks = ctx_.locks;
@@ -476,7 +504,8 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only
   const uint64_t threshold = threshold_.load();
   const uint64_t in_flight = locks->InFlight();
   if (in_flight >= threshold) return Pick::kNoRoom;
-  const uint64_t max = probe ? 1 : std::min<uint64_t>(batch_.load(), threshold - in_flight);
+  const uint64_t max =
+      probe ? 1 : std::min<uint64_t>({batch_.load(), threshold - in_flight, max_regions});
   const uint64_t now = ctx_.clock->NowNanos();
 
   // The hydration order (see ORDER in the header); a probe takes the cursor.

@@ -5,14 +5,28 @@
 // STRUCTURE (a pipeline: fetches are decoupled from writes)
 //   - The issuer thread picks units and issues their reads. A unit is a run
 //     of contiguous regions that are unhydrated, not in flight and not
-//     backing off, at most min(batch, threshold - regions in flight), locked
-//     in the RegionLockTable. Hydrator::PlanRun splits it into the source's
-//     holes and data; data is read in pieces of at most kMaxCopyChunk into
-//     pooled buffers (CopyBufferPool), holes go straight to the writers. A piece
+//     backing off, at most min(batch, threshold - regions in flight, one
+//     unit of the rate ceiling in whole regions but at least one region),
+//     locked in the RegionLockTable. Hydrator::PlanRun splits it into the
+//     source's holes and data; data is read in pieces of at most
+//     min(kMaxCopyChunk, one unit of the rate) into pooled buffers
+//     (CopyBufferPool), holes go straight to the writers. A piece
 //     is issued only while the bytes in flight (read or being read from the
 //     source, not yet written) stay within `inflight_bytes` (one piece may
 //     always be in flight, however large); the rate ceiling is charged for
 //     each piece as it is issued.
+//
+// RATE CEILING (TokenBucket; docs/design.md, "Rate ceiling")
+//   Every piece the copier reads from the source waits for the rate bucket
+//   (the prefetch units too), and no piece holds more than
+//   TokenBucket::UnitBytes(rate) (~1 s of rate, at least 4 KiB): over any
+//   interval T the copier reads at most rate*T + 100 ms of rate + one unit.
+//   At low rates a unit is one region, and a region larger than a unit is
+//   copied in several pieces under its lock and marked after the last. A
+//   unit waiting for the rate (or the pace) between its pieces is given up
+//   (abandoned unmarked, its issued pieces land first) as soon as a user
+//   request waits for one of its regions (RegionLockTable::AnyWaiting), and
+//   when copying is stopped (disable, threshold 0, a mode change, Stop).
 //   - Reads: source->ReadAsync where the source overlaps reads
 //     (AsyncReads(): a remote source); otherwise `workers` reader threads of
 //     our own (ReaderPool) call Read, and at most 2 x workers pieces are in
@@ -58,7 +72,8 @@
 //   full speed (the rate ceiling, the threshold and the byte target apply).
 //   Prefetch units -- read-ahead of a sequential reader, and the replayed
 //   profile -- are the workload's next reads, fetched early: while user I/O
-//   is busy they are issued without the pace, up to kPrefetchBusyBytes in
+//   is busy they are issued without the pace (never without the rate
+//   ceiling), up to kPrefetchBusyBytes in
 //   flight, beside the one paced unit (which takes near hints and the
 //   cursor), with kPrefetchBusyBytes of the byte budget of their own.
 //   IsPrefetching tells the engine which regions such a unit holds once all
@@ -199,6 +214,13 @@ class BackgroundCopier {
   // How often a copier paused for a down source asks it whether it is up.
   static constexpr uint64_t kSourcePollNanos = 50'000'000;
 
+  // The smoothing window for the copy rate at this ceiling (0: none): 8 times the time one piece takes at the
+  // ceiling (pieces: TokenBucket::UnitBytes, ~1 s of rate; a 4 KiB block
+  // below 4 KiB/s), at least RateMeter::kDefaultWindowNanos (5 s). So a
+  // paced copier's rate reads steady between its pieces: 8 s at 100 KiB/s,
+  // ~9 hours at 1 byte/s.
+  static uint64_t CopyRateWindowNanos(uint64_t rate_bytes_per_s);
+
   // Borrows everything in ctx; it must outlive the copier.
   BackgroundCopier(const CopierContext& ctx, const CopierOptions& options);
   ~BackgroundCopier();
@@ -224,6 +246,9 @@ class BackgroundCopier {
   // Units copied and failed by the background copier since Start.
   uint64_t units_copied() const { return units_copied_.load(); }
   uint64_t unit_failures() const { return unit_failures_.load(); }
+  // Units given up unmarked, while paced, because a user request waited for
+  // one of their regions.
+  uint64_t units_yielded() const { return units_yielded_.load(); }
   // Source reads of the background copier that failed, since Start.
   uint64_t failed_reads() const { return failed_reads_.load(); }
   // Bytes read or being read from the source and not yet written to dest.
@@ -280,8 +305,10 @@ class BackgroundCopier {
   // Whether a piece of `len` bytes may be issued now; `prefetch`: for a
   // prefetch unit, which has kPrefetchBusyBytes of room of its own.
   bool HaveRoom(uint64_t len, bool prefetch) const;
-  // prefetch_only: only read-ahead windows and the profile.
-  Pick PickUnit(bool probe, bool prefetch_only, Run* out, CopyOrigin* origin);
+  // prefetch_only: only read-ahead windows and the profile. At most
+  // max_regions regions (and batch, and the threshold's room).
+  Pick PickUnit(bool probe, bool prefetch_only, uint64_t max_regions, Run* out,
+                CopyOrigin* origin);
   // The next unit of the profile, from the profile cursor. REQUIRES: mu_ held.
   Pick TakeProfile(uint64_t max, uint64_t now, int* budget, Run* out, CopyOrigin* origin);
   // The first region in [from, end) that may be copied now (unhydrated, not
@@ -290,9 +317,13 @@ class BackgroundCopier {
   // REQUIRES: mu_ held.
   bool TakeRunIn(uint64_t from, uint64_t end, uint64_t max, uint64_t now, int* budget,
                  Run* out, uint64_t* next);
-  // Picks and plans a new current_ unit; returns how long to wait (0: go on).
+  // Picks and plans a new current_ unit of at most max_bytes (rounded down
+  // to whole regions, at least one); returns how long to wait (0: go on).
   // prefetch_only: only read-ahead and profile units.
-  uint64_t StartUnit(bool probe, bool prefetch_only);
+  uint64_t StartUnit(bool probe, bool prefetch_only, uint64_t max_bytes);
+  // The most bytes one unit or piece may hold: a unit of the rate ceiling,
+  // and of the minimum pace too when `paced` (TokenBucket::UnitBytes).
+  uint64_t UnitCap(bool paced) const;
   // Issues the next piece of current_; returns how long to wait (0: go on).
   uint64_t IssueNext(bool busy, uint64_t now);
   void StartRead(std::unique_ptr<Piece> p);
@@ -335,6 +366,7 @@ class BackgroundCopier {
   std::atomic<bool> killed_{false};  // a kill point fired: this "process" is gone
   std::atomic<uint64_t> units_copied_{0};
   std::atomic<uint64_t> unit_failures_{0};
+  std::atomic<uint64_t> units_yielded_{0};
   std::atomic<uint64_t> failed_reads_{0};
   std::atomic<uint64_t> last_source_check_ns_{0};  // 0: never
   std::atomic<uint64_t> inflight_bytes_{0};        // data pieces issued, not yet released

@@ -19,7 +19,8 @@ Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md,
       clock_(clock),
       watch_(watch),
       health_(health),
-      rate_(clock->NowNanos()) {}
+      copy_meter_(clock->NowNanos()),
+      zero_meter_(clock->NowNanos()) {}
 
 Status Hydrator::ReadSource(uint64_t off, void* buf, size_t len) {
   Status s = source_->Read(off, buf, len);
@@ -100,6 +101,7 @@ Result<std::vector<RunSegment>> Hydrator::PlanRun(uint64_t first, uint64_t count
 
 Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out) {
   out->bytes_read += len;
+  copy_meter_.Add(len, clock_->NowNanos());
   return ForEachZeroRun(off, data, len, [&](uint64_t o, uint64_t n, bool zero) {
     if (zero) {
       CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", o, n, ZeroMode::kPunch));
@@ -115,6 +117,7 @@ Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, Cop
 Status Hydrator::ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out) {
   CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", off, len, ZeroMode::kPunch));
   out->bytes_zeroed += len;
+  zero_meter_.Add(len, clock_->NowNanos());
   return Status::OK();
 }
 
@@ -127,7 +130,6 @@ Status Hydrator::FinishRun(const CopyOutcome& out, uint64_t dest_errors_at_start
   CLONEFS_RETURN_IF_ERROR(watch_->Check());
   bytes_copied_.fetch_add(out.bytes_written, std::memory_order_relaxed);
   bytes_zeroed_.fetch_add(out.bytes_zeroed, std::memory_order_relaxed);
-  rate_.Add(out.bytes_written + out.bytes_zeroed, clock_->NowNanos());
   health_->DestHydrated(dest_errors_at_start);
   return Status::OK();
 }
@@ -192,7 +194,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
     if (!s.ok()) return Failed(s, r, 1);
   }
   bytes_copied_.fetch_add(read, std::memory_order_relaxed);
-  rate_.Add(read, clock_->NowNanos());
+  if (read != 0) copy_meter_.Add(read, clock_->NowNanos());
   health_->DestHydrated(dest_errors);
   return Status::OK();
 }
@@ -204,7 +206,7 @@ Status Hydrator::Mark(uint64_t first, uint64_t count) {
 
 void Hydrator::CountZeroHydrated(uint64_t bytes) {
   bytes_zeroed_.fetch_add(bytes, std::memory_order_relaxed);
-  rate_.Add(bytes, clock_->NowNanos());
+  zero_meter_.Add(bytes, clock_->NowNanos());
 }
 
 void Hydrator::CloseMarksAndSetReadOnly() {

@@ -143,8 +143,22 @@ class Hydrator {
   uint64_t bytes_copied() const { return bytes_copied_.load(std::memory_order_relaxed); }
   uint64_t bytes_zeroed() const { return bytes_zeroed_.load(std::memory_order_relaxed); }
   uint64_t copy_failures() const { return copy_failures_.load(std::memory_order_relaxed); }
-  // Recent hydration rate (bytes copied + zero-hydrated per second).
-  uint64_t rate(uint64_t now_ns) const { return rate_.Rate(now_ns); }
+  // Smoothed copy rate: bytes read from the source and written into dest
+  // per second by copies (background pieces as each is written,
+  // write-triggered hydrations, copy-on-read). 0 once nothing was copied
+  // for `idle_ns`.
+  uint64_t copy_rate(uint64_t now_ns, uint64_t idle_ns) const {
+    return copy_meter_.Rate(now_ns, idle_ns);
+  }
+  // Smoothed zero rate: bytes hydrated without reading the source (its
+  // holes, whole regions zeroed by users) per second; 0 after `idle_ns`.
+  uint64_t zero_rate(uint64_t now_ns, uint64_t idle_ns) const {
+    return zero_meter_.Rate(now_ns, idle_ns);
+  }
+  // The copy meter's window (RateMeter::SetWindow); the zero meter keeps
+  // RateMeter::kDefaultWindowNanos.
+  void SetCopyRateWindow(uint64_t window_ns) { copy_meter_.SetWindow(window_ns); }
+  uint64_t copy_rate_window() const { return copy_meter_.window(); }
 
   const RegionGeometry& geometry() const { return geo_; }
   Device* source() const { return source_; }
@@ -177,7 +191,8 @@ class Hydrator {
   std::atomic<uint64_t> bytes_copied_{0};
   std::atomic<uint64_t> bytes_zeroed_{0};
   std::atomic<uint64_t> copy_failures_{0};
-  RateMeter rate_;
+  RateMeter copy_meter_;
+  RateMeter zero_meter_;
 };
 
 }  // namespace clonefs

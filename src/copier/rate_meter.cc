@@ -1,35 +1,46 @@
 #include "copier/rate_meter.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace clonefs {
 
-void RateMeter::Add(uint64_t bytes, uint64_t now_ns) {
-  uint64_t epoch = now_ns / kSlotNanos;
+void RateMeter::SetWindow(uint64_t window_ns) {
   std::lock_guard<std::mutex> l(mu_);
-  Slot& s = slots_[epoch % kSlots];
-  if (s.epoch != epoch) {
-    s.epoch = epoch;
-    s.bytes = 0;
-  }
-  s.bytes += bytes;
+  window_ns_ = std::max<uint64_t>(window_ns, 1'000'000);
 }
 
-uint64_t RateMeter::Rate(uint64_t now_ns) const {
-  uint64_t epoch = now_ns / kSlotNanos;
-  uint64_t sum = 0;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    for (const Slot& s : slots_) {
-      if (s.epoch != UINT64_MAX && s.epoch <= epoch && epoch - s.epoch < kSlots) sum += s.bytes;
-    }
+uint64_t RateMeter::window() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return window_ns_;
+}
+
+void RateMeter::Add(uint64_t bytes, uint64_t now_ns) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (any_ && now_ns > last_ns_ + 2 * window_ns_) {
+    // Idle for two windows: what came before says nothing about now.
+    acc_ = 0;
+    start_ns_ = now_ns;
+  } else if (any_ && now_ns > last_ns_) {
+    acc_ *= std::exp(-static_cast<double>(now_ns - last_ns_) / static_cast<double>(window_ns_));
   }
-  // The window covers the full past slots plus the part of the current one,
-  // but never more than the time since the meter started.
-  uint64_t window = (kSlots - 1) * kSlotNanos + now_ns % kSlotNanos;
-  window = std::min(window, now_ns > start_ns_ ? now_ns - start_ns_ : 0);
-  window = std::max<uint64_t>(window, kSlotNanos / 10);  // avoid huge rates from a tiny window
-  return static_cast<uint64_t>(static_cast<double>(sum) * 1e9 / static_cast<double>(window));
+  acc_ += static_cast<double>(bytes);
+  last_ns_ = std::max(last_ns_, now_ns);
+  any_ = true;
+}
+
+uint64_t RateMeter::Rate(uint64_t now_ns) const { return Rate(now_ns, 2 * window()); }
+
+uint64_t RateMeter::Rate(uint64_t now_ns, uint64_t idle_ns) const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (!any_) return 0;
+  const uint64_t idle = now_ns > last_ns_ ? now_ns - last_ns_ : 0;
+  if (idle > idle_ns) return 0;
+  const double w = static_cast<double>(window_ns_);
+  const double v = acc_ * std::exp(-static_cast<double>(idle) / w);
+  const uint64_t elapsed = std::max(now_ns > start_ns_ ? now_ns - start_ns_ : 0, kMinElapsedNanos);
+  const double measured = w * -std::expm1(-static_cast<double>(elapsed) / w);  // ns
+  return static_cast<uint64_t>(v * 1e9 / measured);
 }
 
 }  // namespace clonefs

@@ -9,10 +9,16 @@ RegionLockTable::RegionLockTable() = default;
 void RegionLockTable::Lock(uint64_t r) {
   Shard& s = ShardOf(r);
   std::unique_lock<std::mutex> l(s.mu);
-  while (s.held.count(r) != 0) {
-    ++s.waiters;
-    s.cv.wait(l);
-    --s.waiters;
+  if (s.held.count(r) != 0) {
+    ++s.wanted[r];
+    waiting_.fetch_add(1, std::memory_order_relaxed);
+    while (s.held.count(r) != 0) {
+      ++s.waiters;
+      s.cv.wait(l);
+      --s.waiters;
+    }
+    if (--s.wanted[r] == 0) s.wanted.erase(r);
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
   }
   s.held.insert(r);
   in_flight_.fetch_add(1, std::memory_order_relaxed);
@@ -47,6 +53,16 @@ bool RegionLockTable::IsLocked(uint64_t r) const {
   const Shard& s = ShardOf(r);
   std::lock_guard<std::mutex> l(s.mu);
   return s.held.count(r) != 0;
+}
+
+bool RegionLockTable::AnyWaiting(uint64_t first, uint64_t count) const {
+  if (waiting_.load(std::memory_order_relaxed) == 0) return false;
+  for (uint64_t r = first; r < first + count; ++r) {
+    const Shard& s = ShardOf(r);
+    std::lock_guard<std::mutex> l(s.mu);
+    if (s.wanted.count(r) != 0) return true;
+  }
+  return false;
 }
 
 }  // namespace clonefs

@@ -21,6 +21,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -42,6 +43,11 @@ class RegionLockTable {
   void UnlockRun(uint64_t first, uint64_t count);
 
   bool IsLocked(uint64_t r) const;
+  // Whether someone is blocked in Lock() for a region of [first,
+  // first+count): a holder that is in no hurry (the background copier,
+  // pacing a unit) gives such regions up. One relaxed atomic load when no
+  // one waits for any region.
+  bool AnyWaiting(uint64_t first, uint64_t count) const;
   // Number of regions held right now.
   uint64_t InFlight() const { return in_flight_.load(std::memory_order_relaxed); }
 
@@ -52,12 +58,14 @@ class RegionLockTable {
     std::condition_variable cv;        // signalled when a region with waiters is freed
     std::unordered_set<uint64_t> held;  // GUARDED_BY(mu)
     uint32_t waiters = 0;               // GUARDED_BY(mu)
+    std::unordered_map<uint64_t, uint32_t> wanted;  // GUARDED_BY(mu); region -> waiters
   };
   Shard& ShardOf(uint64_t r) { return shards_[r % kShards]; }
   const Shard& ShardOf(uint64_t r) const { return shards_[r % kShards]; }
 
   Shard shards_[kShards];
   std::atomic<uint64_t> in_flight_{0};
+  std::atomic<uint64_t> waiting_{0};  // threads blocked in Lock(), all shards
 };
 
 // Holds one region of a RegionLockTable for a scope.

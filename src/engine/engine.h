@@ -155,7 +155,29 @@ struct EngineStats {
   uint64_t hydrated_bytes = 0;              // bytes of image in hydrated regions
   uint64_t bytes_copied = 0;                // copied from source since Start
   uint64_t bytes_zeroed = 0;                // hydrated by zeroing (sparse/discard)
-  uint64_t copy_rate_bytes_per_s = 0;       // recent background + triggered copy rate
+  // Smoothed copy rate: bytes read from the source and written into dest
+  // per second (background pieces, write-triggered hydrations,
+  // copy-on-read), over copy_rate_window_ns (longer at low rate ceilings:
+  // BackgroundCopier::CopyRateWindowNanos). 0 once nothing was copied for
+  // twice the window, or for 1 s while background copying is stopped
+  // (copy_stopped non-empty) or every region is hydrated.
+  uint64_t copy_rate_bytes_per_s = 0;
+  uint64_t copy_rate_window_ns = 0;
+  // Smoothed zero rate: bytes hydrated without reading the source (its
+  // holes, regions zeroed whole by users) per second, over 5 s; 0 after
+  // 10 s without any (1 s while copying is stopped).
+  uint64_t zero_rate_bytes_per_s = 0;
+  // What is left to copy: unhydrated bytes the source holds data for. An
+  // estimate: the unhydrated runs are checked against the source's holes
+  // (NextData/NextHole) up to kRemainingQueries queries (fewer for a remote
+  // source, none while the source is not up); what is not checked counts as
+  // data. At most the unhydrated bytes.
+  uint64_t remaining_copy_bytes = 0;
+  // Why background copying is stopped right now; empty while it runs (or
+  // everything is hydrated): "hydration disabled", "hydration_threshold 0",
+  // "metadata read-only", "fail mode", "source changed", or "waiting for the
+  // source (<copier_pause>: <reason>)".
+  std::string copy_stopped;
   uint64_t copy_failures = 0;               // failed copies since Start
   uint64_t commits = 0;                     // commits that persisted something
   uint64_t commit_failures = 0;

@@ -109,6 +109,8 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
           CopierOptionsFrom(options)),
       io_errors_(clock_),
       copy_on_read_(options.copy_on_read) {
+  hydrator_.SetCopyRateWindow(
+      BackgroundCopier::CopyRateWindowNanos(options.knobs.rate_bytes_per_s));
   copier_.SetHints(options.read_hints);
   if (!options.profile_order.empty()) copier_.SetProfile(options.profile_order);
   if (!options.record_profile_path.empty()) {
@@ -154,6 +156,11 @@ Status EngineImpl::Shutdown() {
   return shutdown_status_;
 }
 
+void EngineImpl::SetRate(uint64_t bytes_per_s) {
+  copier_.SetRate(bytes_per_s);
+  hydrator_.SetCopyRateWindow(BackgroundCopier::CopyRateWindowNanos(bytes_per_s));
+}
+
 Status EngineImpl::Fsync() {
   if (state_.load() != State::kStarted) return Status::Aborted("engine is not running");
   ForegroundScope fg(&foreground_);
@@ -184,12 +191,24 @@ EngineStats EngineImpl::Stats() const {
   s.hydrated_bytes = HydratedBytes(s.hydrated_regions);
   s.bytes_copied = hydrator_.bytes_copied();
   s.bytes_zeroed = hydrator_.bytes_zeroed();
-  s.copy_rate_bytes_per_s = hydrator_.rate(clock_->NowNanos());
+  s.mode = committer_.mode();
+  s.copy_stopped = CopyStopped(s.mode);
+  {
+    // While copying is stopped (or everything is hydrated), a rate falls to
+    // 0 a second after the last copy (write-triggered ones go on).
+    const uint64_t now = clock_->NowNanos();
+    const uint64_t window = hydrator_.copy_rate_window();
+    const bool stopped = !s.copy_stopped.empty() || md_->IsHydrationDone();
+    constexpr uint64_t kStoppedIdleNanos = 1'000'000'000;
+    s.copy_rate_bytes_per_s = hydrator_.copy_rate(now, stopped ? kStoppedIdleNanos : 2 * window);
+    s.copy_rate_window_ns = window;
+    s.zero_rate_bytes_per_s = hydrator_.zero_rate(
+        now, stopped ? kStoppedIdleNanos : 2 * RateMeter::kDefaultWindowNanos);
+  }
   s.copy_failures = hydrator_.copy_failures();
   s.commits = committer_.commits();
   s.commit_failures = committer_.failures();
   s.hydration_done = committer_.hydration_done();
-  s.mode = committer_.mode();
   s.knobs.hydration_threshold = copier_.threshold();
   s.knobs.hydration_batch_size = copier_.batch_size();
   s.knobs.rate_bytes_per_s = copier_.rate();
@@ -225,6 +244,8 @@ EngineStats EngineImpl::Stats() const {
     s.record_profile_path = options_.record_profile_path;
     s.profile_recorded = recorder_->regions();
   }
+  s.remaining_copy_bytes =
+      RemainingCopyBytes(s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0);
   const CopierPause pause = copier_.pause();
   if (pause.paused()) {
     s.copier_pause = SourceBackoffStateName(pause.state);

@@ -86,7 +86,7 @@ class EngineImpl final : public Engine {
   EngineMode mode() const override { return committer_.mode(); }
   void SetHydrationThreshold(uint32_t n) override { copier_.SetThreshold(n); }
   void SetHydrationBatchSize(uint32_t n) override { copier_.SetBatchSize(n); }
-  void SetRate(uint64_t bytes_per_s) override { copier_.SetRate(bytes_per_s); }
+  void SetRate(uint64_t bytes_per_s) override;
   void EnableHydration(bool on) override { copier_.Enable(on); }
   void SetCopyOnRead(bool on) override { copy_on_read_.store(on); }
   void SetReadHints(bool on) override { copier_.SetHints(on); }
@@ -126,6 +126,12 @@ class EngineImpl final : public Engine {
   // just before; within [0, image size] however the two reads interleave
   // with hydrations and rollbacks.
   uint64_t HydratedBytes(uint64_t hydrated_regions) const;
+  // remaining.cc: EngineStats::remaining_copy_bytes, given the unhydrated
+  // bytes; and copy_stopped.
+  static constexpr int kRemainingQueries = 256;
+  static constexpr int kRemainingQueriesRemote = 8;
+  uint64_t RemainingCopyBytes(uint64_t unhydrated_bytes) const;
+  std::string CopyStopped(EngineMode mode) const;
 
   const EngineOptions options_;
   Clock* const clock_;

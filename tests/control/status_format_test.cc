@@ -24,6 +24,9 @@ EngineStats SampleStats() {
   s.bytes_copied = 123456789;
   s.bytes_zeroed = 4096;
   s.copy_rate_bytes_per_s = 1 << 20;
+  s.zero_rate_bytes_per_s = 1 << 30;
+  s.copy_rate_window_ns = 8'000'000'000;
+  s.remaining_copy_bytes = (750ull << 16) + 4096;  // every remaining byte is data
   s.copy_failures = 3;
   s.commits = 42;
   s.commit_failures = 1;
@@ -87,10 +90,14 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   EXPECT_EQ(u(bytes->Find("zeroed")), 4096u);
   EXPECT_NEAR(d.Find("hydrated_percent")->AsDouble(), 100.0 * 250 * 65536 / (1000.0 * 65536 + 4096),
               1e-3);
+  EXPECT_EQ(u(bytes->Find("remaining_copy")), (750ull << 16) + 4096);
   EXPECT_EQ(u(d.Find("copy_rate_bytes_per_s")), 1u << 20);
+  EXPECT_EQ(u(d.Find("zero_rate_bytes_per_s")), 1u << 30);
+  EXPECT_EQ(u(d.Find("copy_rate_window_seconds")), 8u);
   // ETA: remaining / rate, rounded up.
   uint64_t remaining = (750ull << 16) + 4096;
   EXPECT_EQ(u(d.Find("eta_seconds")), (remaining + (1 << 20) - 1) / (1 << 20));
+  EXPECT_TRUE(d.Find("eta_reason")->is_null());
   const JsonValue* knobs = d.Find("knobs");
   ASSERT_TRUE(knobs && knobs->is_object());
   EXPECT_TRUE(knobs->Find("hydration_enabled")->AsBool());
@@ -116,7 +123,8 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
       "source",         "dest",     "metadata",     "uuid",           "log",  "name", "mode",
       "state",          "source_state", "source_change", "source_connection", "health", "last_error", "hydration_done", "image_size",
       "region_size",    "regions",
-      "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "eta_seconds", "knobs",
+      "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "zero_rate_bytes_per_s",
+      "copy_rate_window_seconds", "eta_seconds", "eta_reason", "knobs",
       "failures",       "commits",  "read_driven", "metadata_space", "settings", "settings_error"};
   EXPECT_EQ(keys, want);
 }
@@ -127,13 +135,15 @@ TEST(StatusJsonTest, RoundTripsThroughReader) {
   s.discard_passdown = false;
   s.mode = EngineMode::kReadOnly;
   s.knobs.rate_bytes_per_s = UINT64_MAX;  // 64-bit exactness
+  s.copy_stopped = "metadata read-only";  // as the engine says it
   StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
   Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
   EXPECT_EQ(back->knobs.rate_bytes_per_s, UINT64_MAX);
   EXPECT_EQ(back->mode, EngineMode::kReadOnly);
-  EXPECT_FALSE(back->eta_s.has_value());  // read-only: no ETA
+  EXPECT_FALSE(back->eta_s.has_value());  // read-only: no ETA, and why
+  EXPECT_EQ(back->eta_reason, "metadata read-only");
   EXPECT_EQ(back->State(), "read-only");
 }
 
@@ -297,7 +307,9 @@ TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
   Result<JsonValue> d = JsonValue::Parse(ReportToJson(r));
   ASSERT_TRUE(d.ok());
   for (const char* k : {"pid", "uptime_seconds", "mountpoint", "log", "mode",
-                        "copy_rate_bytes_per_s", "eta_seconds", "knobs", "failures", "commits",
+                        "copy_rate_bytes_per_s", "zero_rate_bytes_per_s",
+                        "copy_rate_window_seconds", "eta_seconds", "eta_reason", "knobs",
+                        "failures", "commits",
                         "source_state", "source_change", "read_driven"}) {
     ASSERT_NE(d->Find(k), nullptr) << k;
     EXPECT_TRUE(d->Find(k)->is_null()) << k;
@@ -439,16 +451,85 @@ TEST(StatusJsonTest, SettingsAndNameRoundTrip) {
 }
 
 TEST(EtaTest, Rules) {
-  HydrationKnobs k;
-  EXPECT_EQ(EstimateEta(0, 0, EngineMode::kReadWrite, k), 0u);
-  EXPECT_EQ(EstimateEta(10, 3, EngineMode::kReadWrite, k), 4u);
-  EXPECT_FALSE(EstimateEta(10, 0, EngineMode::kReadWrite, k).has_value());
-  EXPECT_FALSE(EstimateEta(10, 3, EngineMode::kReadOnly, k).has_value());
-  k.hydration_threshold = 0;
-  EXPECT_FALSE(EstimateEta(10, 3, EngineMode::kReadWrite, k).has_value());
-  k.hydration_threshold = 1;
-  k.hydration_enabled = false;
-  EXPECT_FALSE(EstimateEta(10, 3, EngineMode::kReadWrite, k).has_value());
+  EngineStats s;
+  s.image_size = 100 << 20;
+  s.hydrated_bytes = 100 << 20;
+  EXPECT_EQ(EstimateEta(s).seconds, 0u);  // nothing left
+  s.hydrated_bytes = 0;
+  s.remaining_copy_bytes = 10 << 20;  // 90 MiB of holes, 10 MiB of data
+  s.copy_rate_bytes_per_s = 1 << 20;
+  EXPECT_EQ(EstimateEta(s).seconds, 10u);  // holes cost nothing measured...
+  s.zero_rate_bytes_per_s = 30 << 20;
+  EXPECT_EQ(EstimateEta(s).seconds, 13u);  // ...or what zeroing is measured at
+  s.zero_rate_bytes_per_s = 0;
+  // The ceiling bounds the rate (write-triggered copies are not limited).
+  s.knobs.rate_bytes_per_s = 512 << 10;
+  EXPECT_EQ(EstimateEta(s).seconds, 20u);
+  s.knobs.rate_bytes_per_s = 0;
+  // Only holes left: done as fast as they are zeroed.
+  s.remaining_copy_bytes = 0;
+  EXPECT_EQ(EstimateEta(s).seconds, 0u);
+  s.remaining_copy_bytes = 10 << 20;
+  // No copy progress: why.
+  s.copy_rate_bytes_per_s = 0;
+  EXPECT_FALSE(EstimateEta(s).seconds.has_value());
+  EXPECT_EQ(EstimateEta(s).reason, "measuring");
+  s.copy_failures = 2;
+  EXPECT_EQ(EstimateEta(s).reason, "copies failing, retrying");
+  // Stopped: the engine's reason, whatever the rate.
+  s.copy_rate_bytes_per_s = 1 << 20;
+  for (const char* why : {"hydration disabled", "hydration_threshold 0", "metadata read-only",
+                          "waiting for the source (source down: connection refused)"}) {
+    s.copy_stopped = why;
+    EXPECT_FALSE(EstimateEta(s).seconds.has_value()) << why;
+    EXPECT_EQ(EstimateEta(s).reason, why);
+  }
+}
+
+// The human block and `wait`'s line say the copy and zero rates apart, and
+// why there is no ETA.
+TEST(EtaTest, HumanAndProgressSayWhy) {
+  EngineStats s = SampleStats();
+  s.copy_rate_bytes_per_s = 100 << 10;
+  s.zero_rate_bytes_per_s = 2ull << 30;
+  s.knobs.rate_bytes_per_s = 100 << 10;
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  const std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("Copy rate:    100.00 KiB/s copied (limit 100.00 KiB/s), 2.00 GiB/s zeroed  ETA "),
+            std::string::npos)
+      << h;
+  s.knobs.hydration_enabled = false;
+  s.copy_stopped = "hydration disabled";
+  r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_NE(FormatHuman(r).find("no ETA: hydration disabled"), std::string::npos) << FormatHuman(r);
+  const std::string p = FormatProgress(r, 0);
+  EXPECT_NE(p.find("no ETA: hydration disabled"), std::string::npos) << p;
+  EXPECT_EQ(p.find("ETA -"), std::string::npos) << p;
+}
+
+// Version-1 documents (copy rate included zeroing; no zero rate, no ETA
+// reason) are still read.
+TEST(StatusJsonTest, ReadsVersionOneDocuments) {
+  std::string doc = ReportToJson(BuildLiveReport(SampleStats(), SampleInfo(), 1, 2), 0);
+  auto cut = [&](const std::string& what) {
+    const size_t p = doc.find(what);
+    ASSERT_NE(p, std::string::npos) << what;
+    doc.erase(p, what.size());
+  };
+  cut(",\"zero_rate_bytes_per_s\":1073741824");
+  cut(",\"copy_rate_window_seconds\":8");
+  cut(",\"eta_reason\":null");
+  cut(",\"remaining_copy\":49156096");
+  const size_t v = doc.find("\"schema_version\":2");
+  ASSERT_NE(v, std::string::npos);
+  doc.replace(v, 18, "\"schema_version\":1");
+  Result<StatusReport> back = ReportFromJsonText(doc);
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << doc;
+  EXPECT_EQ(back->schema_version, 1);
+  EXPECT_EQ(back->copy_rate_bytes_per_s, 1u << 20);
+  EXPECT_EQ(back->zero_rate_bytes_per_s, 0u);
+  EXPECT_EQ(back->remaining_copy_bytes, (750ull << 16) + 4096);
+  EXPECT_TRUE(back->eta_s.has_value());
 }
 
 // SPEC §7a: the health phrase follows what the engine knows, the most
@@ -619,6 +700,7 @@ TEST(ProgressTest, BarAndFigures) {
   EngineStats s = SampleStats();
   s.image_size = 100 << 20;
   s.hydrated_bytes = 50 << 20;
+  s.remaining_copy_bytes = 50 << 20;
   std::string p = FormatProgress(BuildLiveReport(s, SampleInfo(), 1, 1), 10);
   EXPECT_EQ(p.substr(0, 13), "[#####.....] ") << p;
   EXPECT_NE(p.find("50.0%"), std::string::npos) << p;

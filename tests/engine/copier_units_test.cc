@@ -220,6 +220,65 @@ TEST(TokenBucket, RateChangeTakesEffect) {
   EXPECT_LT(b.WaitNanos(0), kSec / 10);
 }
 
+TEST(TokenBucket, UnitsShrinkToFitTheRate) {
+  EXPECT_EQ(TokenBucket::UnitBytes(0), UINT64_MAX);
+  EXPECT_EQ(TokenBucket::UnitBytes(1), 4096u);        // one block, paid back in ~68 min
+  EXPECT_EQ(TokenBucket::UnitBytes(100 << 10), 100u << 10);
+  EXPECT_EQ(TokenBucket::UnitBytes(1000000), 999424u);  // whole blocks
+  EXPECT_EQ(TokenBucket::UnitBytes(1 << 20), 1u << 20);
+}
+
+// A charger that takes one unit whenever the bucket allows, for a minute of
+// virtual time: every window of a few seconds holds at most
+// rate x window + burst + one unit, at 100K, 1M and 1 byte/s.
+TEST(TokenBucket, AnyWindowOfAMinuteHoldsRateTimesWindowPlusOneUnit) {
+  for (uint64_t rate : {uint64_t{100} << 10, uint64_t{1} << 20, uint64_t{1}}) {
+    SCOPED_TRACE("rate " + std::to_string(rate));
+    TokenBucket b(rate);
+    const uint64_t unit = TokenBucket::UnitBytes(rate);
+    const uint64_t start = 7 * kSec;
+    std::vector<std::pair<uint64_t, uint64_t>> charges;  // (time, bytes)
+    uint64_t now = start;
+    while (now < start + 60 * kSec) {
+      if (uint64_t w = b.WaitNanos(now); w != 0) {
+        now += w;
+        continue;
+      }
+      b.Charge(unit, now);
+      charges.emplace_back(now, unit);
+    }
+    uint64_t total = 0;
+    for (const auto& c : charges) total += c.second;
+    if (rate >= 4096) {
+      EXPECT_GE(total, rate * 60 * 98 / 100);  // and the ceiling is reached
+    } else {
+      EXPECT_EQ(total, 4096u);  // one block; the next after ~68 minutes
+    }
+    for (uint64_t w_s : {1, 2, 3, 5, 10}) {
+      const double bound = static_cast<double>(rate) * (static_cast<double>(w_s) + 0.1) +
+                           static_cast<double>(unit);
+      for (size_t i = 0; i < charges.size(); ++i) {
+        uint64_t sum = 0;
+        for (size_t j = i; j < charges.size() && charges[j].first < charges[i].first + w_s * kSec;
+             ++j) {
+          sum += charges[j].second;
+        }
+        ASSERT_LE(static_cast<double>(sum), bound) << "window of " << w_s << " s at "
+                                                   << (charges[i].first - start) << " ns";
+      }
+    }
+  }
+}
+
+TEST(TokenBucket, LoweringTheRateKeepsAtMostOneUnitOfDebt) {
+  TokenBucket b(100 << 20);
+  b.Charge(64 << 20, 0);  // a large debt at 100 MiB/s
+  b.SetRate(1);
+  // At most one unit (4 KiB) at the new rate: ~68 minutes, not ~97 days.
+  EXPECT_LE(b.WaitNanos(0), 4097 * kSec);
+  EXPECT_GE(b.WaitNanos(0), 4000 * kSec);
+}
+
 TEST(RetryBackoff, DoublesPerFailureAndCaps) {
   RetryBackoff b(100'000'000, 60 * kSec);
   uint64_t now = 1000;
@@ -277,16 +336,59 @@ TEST(RateMeter, FollowsRecentRate) {
   uint64_t r = m.Rate(t);
   EXPECT_GT(r, 9u << 20);
   EXPECT_LT(r, 11u << 20);
-  // Stops: after the window it reads 0.
-  EXPECT_EQ(m.Rate(t + 6 * kSec), 0u);
-  // Slower: 1 MiB/s for 6 s.
-  for (int i = 0; i < 60; ++i) {
+  // Slower: 1 MiB/s for 20 s (four windows).
+  for (int i = 0; i < 200; ++i) {
     t += kSec / 10;
     m.Add(100 << 10, t);
   }
   r = m.Rate(t);
-  EXPECT_GT(r, 900u << 10);
-  EXPECT_LT(r, 1100u << 10);
+  EXPECT_GT(r, 1000u << 10);
+  EXPECT_LT(r, 1200u << 10);
+}
+
+TEST(RateMeter, FallsToZeroWhenNothingMoves) {
+  RateMeter m(0);
+  EXPECT_EQ(m.Rate(kSec), 0u);  // nothing yet
+  for (uint64_t t = 1; t <= 20; ++t) m.Add(1 << 20, t * kSec);
+  EXPECT_GT(m.Rate(20 * kSec), 900u << 10);
+  // It decays, then reads exactly 0 after the idle limit (2 windows by default).
+  EXPECT_LT(m.Rate(25 * kSec), 500u << 10);
+  EXPECT_GT(m.Rate(29 * kSec), 0u);
+  EXPECT_EQ(m.Rate(31 * kSec), 0u);
+  EXPECT_EQ(m.Rate(21 * kSec + 1, kSec), 0u);  // a caller's shorter limit
+}
+
+// A copier that resumes after a long pause reads its rate again at once,
+// not after ramping up over a window.
+TEST(RateMeter, ResumingAfterAPauseStartsANewMeasurement) {
+  RateMeter m(0);
+  uint64_t t = 0;
+  for (int i = 0; i < 100; ++i) m.Add(1 << 20, t += kSec / 10);  // 10 MiB/s
+  t += 60 * kSec;
+  EXPECT_EQ(m.Rate(t), 0u);
+  for (int i = 0; i < 10; ++i) m.Add(1 << 20, t += kSec / 10);  // 10 MiB/s again, 1 s
+  const uint64_t r = m.Rate(t);
+  EXPECT_GT(r, 8u << 20);
+  EXPECT_LT(r, 12u << 20);
+}
+
+// Pieces of 100 KiB once a second (a copier paced at 100 KiB/s) read as a
+// steady 100 KiB/s between the pieces with an 8 s window, not as bursts.
+TEST(RateMeter, SteadyBetweenPacedPieces) {
+  RateMeter m(0);
+  m.SetWindow(8 * kSec);
+  EXPECT_EQ(m.window(), 8 * kSec);
+  for (uint64_t t = 0; t < 60; ++t) m.Add(100 << 10, t * kSec);
+  for (uint64_t ms = 30'000; ms < 60'000; ms += 100) {
+    const uint64_t r = m.Rate(ms * 1'000'000);
+    EXPECT_GT(r, 90u << 10) << ms;
+    EXPECT_LT(r, 112u << 10) << ms;
+  }
+  // The first seconds are not read low: one piece 1 s after the start.
+  RateMeter f(0);
+  f.SetWindow(8 * kSec);
+  f.Add(100 << 10, kSec);
+  EXPECT_GT(f.Rate(kSec), 90u << 10);
 }
 
 TEST(RegionLockTable, ExclusivePerRegion) {
@@ -300,6 +402,25 @@ TEST(RegionLockTable, ExclusivePerRegion) {
   EXPECT_FALSE(t.IsLocked(5));
   t.Unlock(21);
   EXPECT_EQ(t.InFlight(), 0u);
+}
+
+TEST(RegionLockTable, AnyWaitingSeesBlockedLockers) {
+  RegionLockTable t;
+  ASSERT_TRUE(t.TryLock(3));
+  ASSERT_TRUE(t.TryLock(4));
+  EXPECT_FALSE(t.AnyWaiting(0, 10));
+  std::thread waiter([&] {
+    t.Lock(4);
+    t.Unlock(4);
+  });
+  while (!t.AnyWaiting(4, 1)) std::this_thread::yield();
+  EXPECT_TRUE(t.AnyWaiting(3, 2));
+  EXPECT_FALSE(t.AnyWaiting(3, 1));
+  EXPECT_FALSE(t.AnyWaiting(20, 1));  // same shard, another region
+  t.Unlock(4);
+  waiter.join();
+  EXPECT_FALSE(t.AnyWaiting(0, 10));
+  t.Unlock(3);
 }
 
 TEST(RegionLockTable, LockWaitsForHolder) {

@@ -290,8 +290,8 @@ TEST_F(RoutingTest, CompletionIsReportedOnceAfterTheCommit) {
   EngineOptions o;
   o.commit_interval_ms = 60'000;  // the copier's request must trigger the commit
   o.on_complete = [&] {
-    calls++;
     committed_at_call = rig_->engine->Stats().committed_hydrated_regions;
+    calls++;  // after the figure: the test reads it once it sees the call
   };
   Open(o);
   test::Cleanup stop([&] { rig_->engine.reset(); });

@@ -1,0 +1,153 @@
+// Status that tells the truth (SPEC §6: copy rate, ETA), under an injected
+// clock: zeroing is not copying, a rate falls to 0 when copying stops, and
+// the ETA at a low, paced rate is steady and says why when there is none.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "control/status_report.h"
+#include "engine_test_util.h"
+
+namespace clonefs {
+namespace {
+
+using test::ManualClock;
+using test::Rig;
+
+constexpr uint64_t kRegion = 64 << 10;
+constexpr uint64_t kMs = 1'000'000;
+constexpr uint64_t kSec = 1'000'000'000;
+
+control::Eta EtaOf(Engine* e) { return control::EstimateEta(e->Stats()); }
+
+// A source whose first half is a hole: the copier zeroes it at once, then
+// copies the data at the ceiling. The first samples must not count the
+// zeroing as copying, nor base the ETA on it.
+TEST(StatusRates, ZeroingIsNotCopying) {
+  const uint64_t n = 1024, rate = 10 << 20;  // 64 MiB: 32 MiB hole, 32 MiB data at 10 MiB/s
+  std::vector<uint8_t> content = test::RandomContent(n * kRegion, 9, 0);
+  std::fill(content.begin(), content.begin() + n / 2 * kRegion, 0);
+  ManualClock clock;
+  Rig rig(n * kRegion, kRegion, content);
+  EngineOptions o;
+  o.clock = &clock;
+  o.commit_interval_ms = 0;
+  o.knobs.rate_bytes_per_s = rate;
+  ASSERT_OK(rig.Open(o));
+  Engine* e = rig.engine.get();
+  ASSERT_TRUE(Rig::WaitFor([&] { return e->Stats().hydrated_regions >= n / 2 + 16; }));
+  clock.Advance(200 * kMs);
+  EngineStats s = e->Stats();
+  EXPECT_GE(s.zero_rate_bytes_per_s, 100u << 20) << "32 MiB zeroed in 0.2 s";
+  EXPECT_LE(s.copy_rate_bytes_per_s, 3 * rate) << "at most 2 pieces copied in 0.2 s";
+  EXPECT_LE(s.remaining_copy_bytes, n / 2 * kRegion);
+  EXPECT_GE(s.remaining_copy_bytes, n / 2 * kRegion - 4 * (rate / 10));
+  // ~30 MiB of data left at 10 MiB/s: about 3 s, not the fraction of a
+  // second the zeroing would suggest.
+  const control::Eta eta = control::EstimateEta(s);
+  ASSERT_TRUE(eta.seconds.has_value()) << eta.reason;
+  EXPECT_GE(*eta.seconds, 3u);
+  EXPECT_LE(*eta.seconds, 4u);
+  EXPECT_OK(e->Shutdown());
+}
+
+// Copying at 1 MiB/s, then stopped: the rate reads 0 a second later, and the
+// ETA says why there is none.
+TEST(StatusRates, RateFallsToZeroWhenCopyingStops) {
+  const uint64_t n = 512, rate = 1 << 20;
+  ManualClock clock;
+  Rig rig(n * kRegion, kRegion, test::RandomContent(n * kRegion, 8, 0));
+  EngineOptions o;
+  o.clock = &clock;
+  o.commit_interval_ms = 0;
+  o.knobs.rate_bytes_per_s = rate;
+  ASSERT_OK(rig.Open(o));
+  Engine* e = rig.engine.get();
+  for (int t = 1; t <= 5; ++t) {
+    const uint64_t before = e->Stats().hydrated_regions;
+    clock.Advance(kSec);
+    ASSERT_TRUE(Rig::WaitFor([&] { return e->Stats().hydrated_regions > before; }));
+  }
+  EXPECT_GE(e->Stats().copy_rate_bytes_per_s, rate / 2);
+  ASSERT_TRUE(EtaOf(e).seconds.has_value());
+
+  struct Stop {
+    const char* reason;
+    std::function<void()> stop, resume;
+  };
+  std::vector<Stop> stops = {
+      {"hydration disabled", [&] { e->EnableHydration(false); }, [&] { e->EnableHydration(true); }},
+      {"hydration_threshold 0", [&] { e->SetHydrationThreshold(0); },
+       [&] { e->SetHydrationThreshold(1024); }},
+  };
+  for (const Stop& st : stops) {
+    SCOPED_TRACE(st.reason);
+    st.stop();
+    ASSERT_TRUE(Rig::WaitFor([&] { return e->Stats().hydrating_regions == 0; }));
+    clock.Advance(1500 * kMs);
+    EngineStats s = e->Stats();
+    EXPECT_EQ(s.copy_rate_bytes_per_s, 0u);
+    EXPECT_EQ(s.copy_stopped, st.reason);
+    const control::Eta eta = control::EstimateEta(s);
+    EXPECT_FALSE(eta.seconds.has_value());
+    EXPECT_EQ(eta.reason, st.reason);
+    st.resume();
+    for (int t = 1; t <= 3; ++t) {
+      const uint64_t before = e->Stats().hydrated_regions;
+      clock.Advance(kSec);
+      ASSERT_TRUE(Rig::WaitFor([&] { return e->Stats().hydrated_regions > before; }));
+    }
+    EXPECT_GT(e->Stats().copy_rate_bytes_per_s, 0u);
+  }
+  // Complete: nothing more will be copied; 0 a second later too.
+  e->SetRate(0);
+  ASSERT_TRUE(Rig::WaitFor([&] { return e->Stats().hydrated_regions == n; }));
+  EXPECT_GT(e->Stats().copy_rate_bytes_per_s, 0u);
+  clock.Advance(1500 * kMs);
+  EXPECT_EQ(e->Stats().copy_rate_bytes_per_s, 0u);
+  EXPECT_EQ(control::EstimateEta(e->Stats()).seconds, 0u);
+  EXPECT_OK(e->Shutdown());
+}
+
+// At 100 KiB/s (the copier's pieces ~1 s apart) the ETA sampled every second
+// is always known and within 25% of the time the rest takes at the pace the
+// copier keeps.
+TEST(StatusRates, EtaIsSteadyAtALowRate) {
+  const uint64_t n = 256, rate = 100 << 10;  // 16 MiB: minutes at 100 KiB/s
+  ManualClock clock;
+  Rig rig(n * kRegion, kRegion, test::RandomContent(n * kRegion, 7, 0));
+  test::OpCounter reads;
+  reads.Install(rig.source);
+  EngineOptions o;
+  o.clock = &clock;
+  o.commit_interval_ms = 0;
+  o.knobs.rate_bytes_per_s = rate;
+  ASSERT_OK(rig.Open(o));
+  Engine* e = rig.engine.get();
+  ASSERT_TRUE(Rig::WaitFor([&] { return reads.read_bytes.load() != 0; }));
+  std::vector<std::string> bad;
+  for (int t = 1; t <= 60; ++t) {
+    const uint64_t before = reads.read_bytes.load();
+    clock.Advance(kSec);
+    ASSERT_TRUE(Rig::WaitFor([&] { return reads.read_bytes.load() > before; })) << "t=" << t;
+    if (t < 10) continue;  // the first window
+    const EngineStats s = e->Stats();
+    const double pace = static_cast<double>(reads.read_bytes.load()) / t;
+    const double truth = static_cast<double>(s.image_size - s.hydrated_bytes) / pace;
+    const control::Eta eta = control::EstimateEta(s);
+    if (!eta.seconds.has_value()) {
+      bad.push_back("t=" + std::to_string(t) + " no ETA: " + eta.reason);
+    } else if (std::fabs(static_cast<double>(*eta.seconds) - truth) > 0.25 * truth) {
+      bad.push_back("t=" + std::to_string(t) + " ETA " + std::to_string(*eta.seconds) +
+                    " s, truth " + std::to_string(static_cast<uint64_t>(truth)) + " s");
+    }
+  }
+  EXPECT_TRUE(bad.empty()) << bad.size() << " bad samples, first: " << bad.front();
+  EXPECT_OK(e->Shutdown());
+}
+
+}  // namespace
+}  // namespace clonefs
