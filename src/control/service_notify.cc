@@ -7,6 +7,8 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "base/printable.h"
+#include "control/status_format.h"
 #include "control/units.h"
 
 namespace clonefs::control {
@@ -25,8 +27,9 @@ std::string ServiceStatusText(const StatusReport& r) {
     return "paused at " + pct +
            (r.knobs.hydration_enabled ? " (hydration_threshold 0)" : " (hydration disabled)");
   }
-  std::string out = "hydrating " + pct + " at " + FormatRate(r.copy_rate_bytes_per_s);
-  out += r.eta_s.has_value() ? ", ETA " + FormatDuration(*r.eta_s) : ", ETA unknown";
+  std::string out =
+      "hydrating " + pct + " at " + FormatRate(r.copy_rate_bytes_per_s) + ", " + FormatEta(r);
+  if (!HealthOk(r.health)) out += "; " + Printable(r.health);
   return out;
 }
 

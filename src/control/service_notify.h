@@ -23,8 +23,9 @@
 namespace clonefs::control {
 
 // The STATUS= line for a live report: "hydrating 43.2% at 120.00 MiB/s, ETA
-// 3m12s", "complete", "paused at 43.2% (hydration disabled)", "read-only:
-// ...", "failed: ...", "source changed: ...".
+// 3m12s" (or "no ETA: measuring", and "; degraded: dest full" while the
+// health is not ok), "complete: ...", "paused at 43.2% (hydration
+// disabled)", "read-only at ...", "failed at ...", "source changed: ...".
 std::string ServiceStatusText(const StatusReport& r);
 
 class ServiceNotifier {

@@ -19,6 +19,7 @@ namespace {
 
 StatusReport Hydrating() {
   StatusReport r;
+  r.health = "ok";
   r.image_size = 1000ull << 20;
   r.region_size = 64 << 10;
   r.nr_regions = 16000;
@@ -34,7 +35,11 @@ TEST(ServiceStatusText, SaysWhatTheCloneIsDoing) {
   StatusReport r = Hydrating();
   EXPECT_EQ(ServiceStatusText(r), "hydrating 43.2% at 120.00 MiB/s, ETA 3m12s");
   r.eta_s.reset();
-  EXPECT_EQ(ServiceStatusText(r), "hydrating 43.2% at 120.00 MiB/s, ETA unknown");
+  r.eta_reason = "measuring";
+  EXPECT_EQ(ServiceStatusText(r), "hydrating 43.2% at 120.00 MiB/s, no ETA: measuring");
+  r.health = "degraded: dest full";
+  EXPECT_EQ(ServiceStatusText(r),
+            "hydrating 43.2% at 120.00 MiB/s, no ETA: measuring; degraded: dest full");
   r = Hydrating();
   r.knobs.hydration_enabled = false;
   EXPECT_EQ(ServiceStatusText(r), "paused at 43.2% (hydration disabled)");
