@@ -4,10 +4,14 @@
 # TSan.
 #
 #   tests/run.sh            everything (what CI runs)
-#   tests/run.sh --quick    normal build and tests only, no sanitizer builds
+#   tests/run.sh --quick    normal build and tests only, no sanitizer builds or fuzzing
 #
-# Build trees: build/ (normal), build-asan/, build-tsan/. Mount tests need root
-# and /dev/fuse; they skip elsewhere, but with CI=true a skip is a failure.
+# Then (not with --quick) every fuzz target of tests/fuzz for a few seconds
+# over its committed corpus.
+#
+# Build trees: build/ (normal), build-asan/, build-tsan/, build-fuzz/. Mount
+# tests need root and /dev/fuse; they skip elsewhere, but with CI=true a skip
+# is a failure.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -53,5 +57,10 @@ if ((quick == 0)); then
   echo "== TSan build (at ${SECONDS}s)"
   build_tests build-tsan -DCLONEFS_SANITIZE=tsan
   (cd build-tsan && ctest --output-on-failure -j"$jobs" -L 'unit|component' --timeout 900)
+  echo "== fuzz targets (at ${SECONDS}s)"
+  # A smoke run: the committed corpus (every input that once found a bug)
+  # and a few seconds of new inputs per target. Long runs: docs/fuzzing.md.
+  rm -rf build-fuzz
+  tests/fuzz/run.sh all 4
 fi
 echo "== all tests passed (in ${SECONDS}s)"
