@@ -20,14 +20,16 @@ void FuzzOne(std::string_view input) {
     FUZZ_CHECK(key.ok() && EncodeChunkKey(*key) == input.substr(0, 8));
   }
   if (input.size() < 2) return;
-  const uint64_t valid =
-      (static_cast<uint64_t>(static_cast<unsigned char>(input[0])) << 8 |
-       static_cast<unsigned char>(input[1])) % kRegionsPerChunk + 1;
+  const uint64_t valid = (static_cast<uint64_t>(static_cast<unsigned char>(input[0])) << 8 |
+                          static_cast<unsigned char>(input[1])) %
+                             kRegionsPerChunk +
+                         1;
   input.remove_prefix(2);
   std::vector<uint64_t> words(kWordsPerChunk);
   if (!DecodeChunkValue(input, valid, words.data()).ok()) return;
   FUZZ_CHECK(!ChunkIsZero(words.data()));
-  for (uint64_t r = valid; r < kRegionsPerChunk; ++r) FUZZ_CHECK((words[r / 64] >> (r % 64) & 1) == 0);
+  for (uint64_t r = valid; r < kRegionsPerChunk; ++r)
+    FUZZ_CHECK((words[r / 64] >> (r % 64) & 1) == 0);
   const std::string encoded = EncodeChunkValue(words.data(), valid);
   FUZZ_CHECK(encoded.size() <= 1 + kChunkBytes);
   std::vector<uint64_t> again(kWordsPerChunk);

@@ -31,7 +31,8 @@ inline std::optional<uint64_t> DecimalValue(std::string_view digits, uint64_t ma
 inline uint64_t TakeU64(std::string_view* in, uint64_t fallback) {
   if (in->size() < 8) return fallback;
   uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= static_cast<uint64_t>(static_cast<unsigned char>((*in)[i])) << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    v |= static_cast<uint64_t>(static_cast<unsigned char>((*in)[i])) << (8 * i);
   in->remove_prefix(8);
   return v;
 }

@@ -15,10 +15,18 @@ using control::JsonValue;
 
 void Write(const JsonValue& v, std::string* out) {
   switch (v.type()) {
-    case JsonValue::Type::kNull: *out += "null"; break;
-    case JsonValue::Type::kBool: *out += v.AsBool() ? "true" : "false"; break;
-    case JsonValue::Type::kNumber: *out += v.AsString(); break;
-    case JsonValue::Type::kString: *out += '"' + control::JsonEscape(v.AsString()) + '"'; break;
+    case JsonValue::Type::kNull:
+      *out += "null";
+      break;
+    case JsonValue::Type::kBool:
+      *out += v.AsBool() ? "true" : "false";
+      break;
+    case JsonValue::Type::kNumber:
+      *out += v.AsString();
+      break;
+    case JsonValue::Type::kString:
+      *out += '"' + control::JsonEscape(v.AsString()) + '"';
+      break;
     case JsonValue::Type::kArray: {
       *out += '[';
       for (size_t i = 0; i < v.items().size(); ++i) {
@@ -44,10 +52,13 @@ void Write(const JsonValue& v, std::string* out) {
 bool Equal(const JsonValue& a, const JsonValue& b) {
   if (a.type() != b.type()) return false;
   switch (a.type()) {
-    case JsonValue::Type::kNull: return true;
-    case JsonValue::Type::kBool: return a.AsBool() == b.AsBool();
+    case JsonValue::Type::kNull:
+      return true;
+    case JsonValue::Type::kBool:
+      return a.AsBool() == b.AsBool();
     case JsonValue::Type::kNumber:
-    case JsonValue::Type::kString: return a.AsString() == b.AsString();
+    case JsonValue::Type::kString:
+      return a.AsString() == b.AsString();
     case JsonValue::Type::kArray:
       if (a.items().size() != b.items().size()) return false;
       for (size_t i = 0; i < a.items().size(); ++i) {

@@ -118,8 +118,12 @@ control::StatusReport LiveReport() {
   control::StatusReport r;
   r.pid = 4242;
   r.uptime_s = 3605;
-  r.info = {"/mnt/clone", "/srv/base.img", "/var/lib/vm1.img", "/var/lib/vm1.img.clonefs",
-            "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "/var/lib/vm1.img.clonefs/daemon.log",
+  r.info = {"/mnt/clone",
+            "/srv/base.img",
+            "/var/lib/vm1.img",
+            "/var/lib/vm1.img.clonefs",
+            "1b4e28ba-2fa1-41d2-883f-0016d3cca427",
+            "/var/lib/vm1.img.clonefs/daemon.log",
             "vm1.img"};
   r.image_size = (10ull << 30) + 4096;
   r.region_size = 64 << 10;

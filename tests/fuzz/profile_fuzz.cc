@@ -31,7 +31,8 @@ void CheckMapped(const profile::Profile& p, uint64_t region_size) {
   if (!same && geo->nr_regions() > kMaxMappedRegions) return;
   std::vector<RegionRun> mapped = profile::ToRegions(p, *geo);
   for (const RegionRun& r : mapped) {
-    FUZZ_CHECK(r.count > 0 && r.first < geo->nr_regions() && r.count <= geo->nr_regions() - r.first);
+    FUZZ_CHECK(r.count > 0 && r.first < geo->nr_regions() &&
+               r.count <= geo->nr_regions() - r.first);
   }
   if (same) {
     FUZZ_CHECK(mapped == p.runs);
@@ -61,7 +62,8 @@ void FuzzOne(std::string_view input) {
   std::sort(sorted.begin(), sorted.end(),
             [](const RegionRun& a, const RegionRun& b) { return a.first < b.first; });
   for (size_t i = 0; i < sorted.size(); ++i) {
-    FUZZ_CHECK(sorted[i].count > 0 && sorted[i].first < nr && sorted[i].count <= nr - sorted[i].first);
+    FUZZ_CHECK(sorted[i].count > 0 && sorted[i].first < nr &&
+               sorted[i].count <= nr - sorted[i].first);
     if (i > 0) FUZZ_CHECK(sorted[i - 1].end() <= sorted[i].first);
   }
   Result<profile::Profile> again = profile::Parse(profile::Serialize(*p));

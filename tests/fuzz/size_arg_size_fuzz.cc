@@ -36,12 +36,14 @@ void FuzzOne(std::string_view input) {
   while (digits < s.size() && s[digits] >= '0' && s[digits] <= '9') ++digits;
   const int shift = Shift(s.substr(digits));
   std::optional<uint64_t> n =
-      shift < 0 ? std::nullopt : DecimalValue(std::string_view(s).substr(0, digits), UINT64_MAX >> shift);
+      shift < 0 ? std::nullopt
+                : DecimalValue(std::string_view(s).substr(0, digits), UINT64_MAX >> shift);
   FUZZ_CHECK(v.has_value() == n.has_value());
   if (!v) return;
   FUZZ_CHECK(*v == *n << shift);
   FUZZ_CHECK(cli::ParseSize(std::to_string(*v)) == v);
-  if (shift > 0) FUZZ_CHECK(cli::ParseSize(std::to_string(*n) + "KMGTP"[shift / 10 - 1] + "iB/s") == v);
+  if (shift > 0)
+    FUZZ_CHECK(cli::ParseSize(std::to_string(*n) + "KMGTP"[shift / 10 - 1] + "iB/s") == v);
 }
 
 }  // namespace clonefs::fuzz

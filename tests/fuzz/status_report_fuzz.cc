@@ -18,8 +18,9 @@ namespace {
 using control::JsonValue;
 
 // Written from other fields, not read back.
-const std::set<std::string> kDerived = {"state",          "source_state",    "hydrated_percent",
-                                        "bytes.total",    "bytes.remaining", "metadata_space.block_size"};
+const std::set<std::string> kDerived = {
+    "state",       "source_state",    "hydrated_percent",
+    "bytes.total", "bytes.remaining", "metadata_space.block_size"};
 
 const JsonValue* At(const JsonValue& root, const std::string& path) {
   const JsonValue* v = &root;
@@ -47,8 +48,8 @@ void CheckFaithful(const JsonValue& written, const std::string& prefix, const Js
     const JsonValue* in = At(input, path);
     if (in == nullptr || in->is_null()) continue;
     if (in->type() != v.type() || in->AsString() != v.AsString() || in->AsBool() != v.AsBool()) {
-      std::fprintf(stderr, "field %s: read %s, reported %s\n", path.c_str(),
-                   in->AsString().c_str(), v.AsString().c_str());
+      std::fprintf(stderr, "field %s: read %s, reported %s\n", path.c_str(), in->AsString().c_str(),
+                   v.AsString().c_str());
       FUZZ_CHECK(!"a field is reported with another value than it was read with");
     }
   }

@@ -36,7 +36,8 @@ void FuzzOne(std::string_view input) {
   size_t digits = 0;
   while (digits < input.size() && input[digits] >= '0' && input[digits] <= '9') ++digits;
   const uint64_t mult = Multiplier(std::string(input.substr(digits)));
-  std::optional<uint64_t> n = mult == 0 ? std::nullopt : DecimalValue(input.substr(0, digits), UINT64_MAX / mult);
+  std::optional<uint64_t> n =
+      mult == 0 ? std::nullopt : DecimalValue(input.substr(0, digits), UINT64_MAX / mult);
   FUZZ_CHECK(v.ok() == n.has_value());
   if (!v.ok()) return;
   FUZZ_CHECK(*v == *n * mult);
