@@ -69,6 +69,6 @@ if ((quick == 0)); then
   # A smoke run: the committed corpus (every input that once found a bug)
   # and a few seconds of new inputs per target. Long runs: docs/fuzzing.md.
   rm -rf build-fuzz
-  tests/fuzz/run.sh all 4
+  tests/fuzz/run.sh all 3
 fi
 echo "== all tests passed (in ${SECONDS}s)"
