@@ -31,10 +31,13 @@ Status ParseField(const std::string& text, int line, const char* key, bool hex, 
   if (text.rfind(prefix, 0) != 0) return LineError(line, std::string("expected \"") + key + " ...\"");
   const std::string v = text.substr(prefix.size());
   if (v.empty() || v.size() > 20) return LineError(line, std::string("bad ") + key);
+  // Digits only: strtoull alone would also take spaces, a sign (" -1" is
+  // 2^64-1) and "0x".
+  const char* digits = hex ? "0123456789abcdefABCDEF" : "0123456789";
   errno = 0;
   char* end = nullptr;
   unsigned long long x = std::strtoull(v.c_str(), &end, hex ? 16 : 10);
-  if (errno != 0 || *end != '\0' || v[0] == '-' || v[0] == '+') {
+  if (errno != 0 || *end != '\0' || v.find_first_not_of(digits) != std::string::npos) {
     return LineError(line, std::string("bad ") + key + " \"" + v + "\"");
   }
   *out = x;

@@ -525,6 +525,25 @@ TEST(ProfileFormat, OverlapsAndImpossibleRunCountsAreRefused) {
       << p.status().ToString();
 }
 
+// Found while reading the parser after fuzzing it (and now a property of
+// tests/fuzz/profile_fuzz): strtoull took "source-size  -1" (two spaces) as
+// 2^64-1; header values must be digits only.
+TEST(ProfileFormat, HeaderValuesAreDigitsOnly) {
+  const std::string good = profile::Serialize(SampleProfile());
+  ASSERT_TRUE(profile::Parse(good).ok());
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"source-size 6553610", "source-size  -1"},
+           {"source-size 6553610", "source-size  6553610"},
+           {"source-size 6553610", "source-size 6553610 "},
+           {"source-fp1 deadbeefcafef00d", "source-fp1 0xdeadbeefcafef00"},
+           {"source-fp2 0123456789abcdef", "source-fp2 -123456789abcdef"},
+           {"region-size 65536", "region-size +65536"}}) {
+    std::string t = good;
+    auto p = profile::Parse(t.replace(t.find(from), from.size(), to));
+    EXPECT_FALSE(p.ok()) << to;
+  }
+}
+
 TEST(ProfileFormat, AnotherSourceIsRefused) {
   const profile::Profile p = SampleProfile();
   EXPECT_TRUE(profile::CheckSource(p, p.source, "p").ok());

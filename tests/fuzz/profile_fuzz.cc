@@ -1,7 +1,7 @@
 // An access profile file (profile::Parse; `clonefs mount --profile FILE`
 // and `clonefs profile show FILE` read any file they are given).
-// Checks: a parsed profile keeps the rules of docs/profile-format.md (a
-// power-of-two region size; runs non-empty, inside the source and never
+// Checks: a parsed profile keeps the rules of docs/profile-format.md (header
+// values are digits; a power-of-two region size; runs non-empty, inside the source and never
 // overlapping); its text (Serialize) parses back to the same profile; mapped
 // onto a clone's regions (ToRegions) its runs are inside the image, listed
 // once each, and cover every byte the profile names.
@@ -53,9 +53,28 @@ void CheckMapped(const profile::Profile& p, uint64_t region_size) {
 
 }  // namespace
 
+// The value texts of lines 2-6 of an accepted profile: decimal, or hex for
+// the fingerprints (docs/profile-format.md), nothing else.
+void CheckHeaderDigits(std::string_view input) {
+  size_t pos = input.find('\n') + 1;
+  for (int line = 2; line <= 6; ++line) {
+    const size_t nl = input.find('\n', pos);
+    const std::string_view l = input.substr(pos, nl == std::string_view::npos ? nl : nl - pos);
+    const std::string_view value = l.substr(l.find(' ') + 1);
+    const bool hex = line == 3 || line == 4;
+    FUZZ_CHECK(!value.empty());
+    for (char c : value) {
+      FUZZ_CHECK((c >= '0' && c <= '9') ||
+                 (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))));
+    }
+    pos = nl + 1;
+  }
+}
+
 void FuzzOne(std::string_view input) {
   Result<profile::Profile> p = profile::Parse(std::string(input));
   if (!p.ok()) return;
+  CheckHeaderDigits(input);
   FUZZ_CHECK(p->region_size > 0 && (p->region_size & (p->region_size - 1)) == 0);
   const uint64_t nr = p->source.size == 0 ? 0 : (p->source.size - 1) / p->region_size + 1;
   std::vector<RegionRun> sorted = p->runs;
