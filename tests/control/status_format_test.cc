@@ -283,9 +283,10 @@ TEST(StatusJsonTest, SourceConnectionIsReported) {
   EXPECT_EQ(older->source_health.state, SourceHealth::State::kConnected);
 }
 
-// Found by tests/fuzz/status_report_fuzz's check that every field is
-// reported as read: a time in seconds whose nanoseconds overflow 64 bits was
-// accepted and wrapped around (since_unix_s 18446744073709551615 read back as
+// Caught by tests/fuzz/status_report_fuzz's check that every field is
+// reported as read, on an input written to try it (the fuzzer had not reached
+// it yet): a time in seconds whose nanoseconds overflow 64 bits was accepted
+// and wrapped around (since_unix_s 18446744073709551615 read back as
 // 18446744072).
 TEST(StatusJsonTest, TimesBeyondNanosecondRangeAreRefused) {
   EngineStats s = SampleStats();
