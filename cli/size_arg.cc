@@ -13,12 +13,12 @@ std::string Lower(std::string s) {
 }  // namespace
 
 std::optional<uint64_t> ParseCount(const std::string& text, uint64_t max) {
-  if (text.empty() || text.size() > 20) return std::nullopt;
+  if (text.empty()) return std::nullopt;
   uint64_t v = 0;
   for (char c : text) {
     if (c < '0' || c > '9') return std::nullopt;
     const uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (max - d) / 10) return std::nullopt;
+    if (d > max || v > (max - d) / 10) return std::nullopt;
     v = v * 10 + d;
   }
   return v;

@@ -1,5 +1,5 @@
-// Metadata::Open, Metadata::ReadSuperblock and ValidateRegionSize: directory
-// classification, formatting and superblock validation.
+// Metadata::Open and Metadata::ReadSuperblock: directory classification,
+// formatting and superblock validation.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -184,24 +184,6 @@ Result<Opened> OpenExisting(const StoreOptions& base, const std::string& dir, bo
 }
 
 }  // namespace
-
-Status ValidateRegionSize(uint64_t rs) {
-  if (rs == 0 || (rs & (rs - 1)) != 0) {
-    uint64_t hint = rs == 0 ? 65536 : std::bit_floor(rs);
-    hint = std::clamp(hint, kMinRegionSize, kMaxRegionSize);
-    return Status::InvalidArgument("region size " + std::to_string(rs) +
-                                   " is not a power of two; use e.g. " + std::to_string(hint));
-  }
-  if (rs < kMinRegionSize) {
-    return Status::InvalidArgument("region size " + std::to_string(rs) +
-                                   " is below the minimum 4096 (4 KiB)");
-  }
-  if (rs > kMaxRegionSize) {
-    return Status::InvalidArgument("region size " + std::to_string(rs) +
-                                   " is above the maximum 1073741824 (1 GiB)");
-  }
-  return Status::OK();
-}
 
 Result<std::unique_ptr<Metadata>> Metadata::Open(const MetadataOptions& o) {
   CLONEFS_RETURN_IF_ERROR(ValidateOptions(o));

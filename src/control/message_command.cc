@@ -67,7 +67,7 @@ int RunMessageCommand(const std::vector<std::string>& args, const CommandIo& io)
     return kExitFailure;
   }
   if (!r->ok) {
-    io.err << "clonefs message: " << r->text << "\n";
+    io.err << "clonefs message: " << r->text << (r->text.ends_with('\n') ? "" : "\n");
     return kExitFailure;
   }
   io.out << r->text;

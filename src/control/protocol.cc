@@ -77,7 +77,10 @@ std::string EncodeResponse(const Response& r) {
       out += first;
     }
     out += '\n';
-    if (nl != std::string_view::npos) AppendPayloadLines(&out, t.substr(nl + 1));
+    // Every line of the rest, a last empty one included, so that a text
+    // ending in '\n' comes back exactly (DecodeResponse drops the '\n' that
+    // ends the last payload line of an error).
+    if (nl != std::string_view::npos) AppendPayloadLines(&out, std::string(t.substr(nl + 1)) + '\n');
   }
   out += ".\n";
   return out;

@@ -90,7 +90,7 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
       return kExitFailure;
     }
     if (!r->ok) {
-      io.err << "clonefs status: " << r->text << "\n";
+      io.err << "clonefs status: " << r->text << (r->text.ends_with('\n') ? "" : "\n");
       return kExitFailure;
     }
     if (watching && io.out_is_tty) {

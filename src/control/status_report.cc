@@ -403,6 +403,17 @@ class Reader {
     if (v == nullptr || v->is_null()) return std::nullopt;
     return U64(obj, path, key);
   }
+  // A wall-clock time in seconds (null allowed: 0), as nanoseconds; a time
+  // whose nanoseconds do not fit 64 bits is not one this clonefs writes.
+  uint64_t OptSecondsAsNs(const JsonValue& obj, const std::string& path, const char* key) {
+    constexpr uint64_t kNs = 1'000'000'000ull;
+    const uint64_t s = OptU64(obj, path, key).value_or(0);
+    if (s > UINT64_MAX / kNs) {
+      Fail(path + key, "a time in seconds since 1970 (at most 18446744073)");
+      return 0;
+    }
+    return s * kNs;
+  }
   bool Bool(const JsonValue& obj, const std::string& path, const char* key) {
     const JsonValue* v = Get(obj, path, key);
     if (v == nullptr) return false;
@@ -487,11 +498,9 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
       } else {
         rd.Fail("source_connection.state", "one of connected, reconnecting, stalled");
       }
-      h.since_unix_ns = rd.OptU64(*o, "source_connection.", "since_unix_s").value_or(0) *
-                        1'000'000'000ull;
+      h.since_unix_ns = rd.OptSecondsAsNs(*o, "source_connection.", "since_unix_s");
       h.last_error = rd.OptStr(*o, "source_connection.", "last_error");
-      h.last_error_unix_ns =
-          rd.OptU64(*o, "source_connection.", "last_error_unix_s").value_or(0) * 1'000'000'000ull;
+      h.last_error_unix_ns = rd.OptSecondsAsNs(*o, "source_connection.", "last_error_unix_s");
       h.errors = rd.U64(*o, "source_connection.", "errors");
       h.retries = rd.U64(*o, "source_connection.", "retries");
       h.reconnects = rd.U64(*o, "source_connection.", "reconnects");

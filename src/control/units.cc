@@ -14,7 +14,7 @@ Result<uint64_t> ParseDecimal(std::string_view s, uint64_t max) {
       return Status::InvalidArgument("'" + std::string(s) + "' is not a decimal number");
     }
     uint64_t d = static_cast<uint64_t>(c - '0');
-    if (v > (max - d) / 10) {
+    if (d > max || v > (max - d) / 10) {
       return Status::InvalidArgument("'" + std::string(s) + "' is larger than " +
                                      std::to_string(max));
     }

@@ -29,13 +29,33 @@ Status ParseField(const std::string& text, int line, const char* key, bool hex, 
   if (text.rfind(prefix, 0) != 0) return LineError(line, std::string("expected \"") + key + " ...\"");
   const std::string v = text.substr(prefix.size());
   if (v.empty() || v.size() > 20) return LineError(line, std::string("bad ") + key);
+  // Digits only: strtoull alone would also take spaces, a sign (" -1" is
+  // 2^64-1) and "0x".
+  const char* digits = hex ? "0123456789abcdefABCDEF" : "0123456789";
   errno = 0;
   char* end = nullptr;
   unsigned long long x = std::strtoull(v.c_str(), &end, hex ? 16 : 10);
-  if (errno != 0 || *end != '\0' || v[0] == '-' || v[0] == '+') {
+  if (errno != 0 || *end != '\0' || v.find_first_not_of(digits) != std::string::npos) {
     return LineError(line, std::string("bad ") + key + " \"" + v + "\"");
   }
   *out = x;
+  return Status::OK();
+}
+
+// Runs never overlap (docs/profile-format.md). The error names the line of
+// the later of two overlapping runs (run i is on line 7 + i).
+Status CheckDisjoint(const std::vector<RegionRun>& runs) {
+  std::vector<size_t> order(runs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](size_t a, size_t b) { return runs[a].first < runs[b].first; });
+  for (size_t k = 1; k < order.size(); ++k) {
+    const size_t a = order[k - 1], b = order[k];
+    if (runs[a].end() > runs[b].first) {
+      return LineError(static_cast<int>(7 + std::max(a, b)),
+                       "run overlaps the run on line " + std::to_string(7 + std::min(a, b)));
+    }
+  }
   return Status::OK();
 }
 
@@ -100,7 +120,9 @@ Result<Profile> Parse(const std::string& text) {
   }
   const uint64_t nr = p.source.size == 0 ? 0 : (p.source.size - 1) / p.region_size + 1;
   if (nruns > nr) return LineError(6, "more runs than the source has regions");
-  p.runs.reserve(nruns);
+  // The count is only a claim: reserve no more runs than the text has lines
+  // for (each at least "0 1").
+  p.runs.reserve(std::min<uint64_t>(nruns, text.size() / 3));
   for (uint64_t i = 0; i < nruns; ++i) {
     if (!next()) return LineError(line, "missing run " + std::to_string(i + 1) + " of " +
                                             std::to_string(nruns));
@@ -118,6 +140,7 @@ Result<Profile> Parse(const std::string& text) {
   while (next()) {
     if (!l.empty()) return LineError(line, "unexpected text after the last run");
   }
+  CLONEFS_RETURN_IF_ERROR(CheckDisjoint(p.runs));
   return p;
 }
 

@@ -13,6 +13,15 @@ TEST(ParseCount, BoundsAndDigitsOnly) {
   EXPECT_EQ(ParseCount("4294967295", UINT32_MAX), UINT32_MAX);
   EXPECT_FALSE(ParseCount("8k", 100).has_value());
   EXPECT_FALSE(ParseCount("", 100).has_value());
+  // Found by tests/fuzz/size_arg_count_fuzz's property: with a bound below 9,
+  // max - digit wrapped around and any single digit was accepted.
+  EXPECT_FALSE(ParseCount("4", 0).has_value());
+  EXPECT_EQ(ParseCount("0", 0), 0u);
+  EXPECT_FALSE(ParseCount("9", 8).has_value());
+  // Also found by it: leading zeros are a number too, however many.
+  EXPECT_EQ(ParseCount("000000000000000000000042", 100), 42u);
+  EXPECT_FALSE(ParseCount("000000000000000000000101", 100).has_value());
+  EXPECT_EQ(ParseSize("00000000000000000000001K"), 1024u);
 }
 
 TEST(ParseSeconds, SecondsDecimalsAndMilliseconds) {

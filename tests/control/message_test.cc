@@ -162,6 +162,15 @@ TEST(UnitsTest, ParseDecimalBounds) {
   EXPECT_EQ(*ParseDecimal("000123"), 123u);
 }
 
+// Found by tests/fuzz/units_decimal_fuzz: with a bound below 9, max - digit
+// wrapped around and any single digit was accepted.
+TEST(UnitsTest, ParseDecimalBoundBelowNine) {
+  EXPECT_FALSE(ParseDecimal("4", 0).ok());
+  EXPECT_EQ(*ParseDecimal("0", 0), 0u);
+  EXPECT_FALSE(ParseDecimal("9", 8).ok());
+  EXPECT_EQ(*ParseDecimal("08", 8), 8u);
+}
+
 TEST(UnitsTest, PercentNeverRoundsUp) {
   EXPECT_EQ(FormatPercent(999999, 1000000, 2), "99.99%");
   EXPECT_EQ(FormatPercent(1, 3, 2), "33.33%");

@@ -42,6 +42,24 @@ TEST(ProtocolTest, ResponseRoundTripWithDotStuffing) {
   EXPECT_EQ(EncodeResponse(Response{true, "x\n"}), "ok\nx\n.\n");
 }
 
+// Found by tests/fuzz/control_request_fuzz and control_response_fuzz: an
+// error text ending in '\n' (the message usage list) lost its last newline
+// on the way, so a decoded response did not re-encode to itself.
+TEST(ProtocolTest, ErrorTextEndingInNewlineRoundTrips) {
+  for (const std::string& text :
+       {std::string("unsupported message 'x'; accepted messages:\n  enable_hydration\n"),
+        std::string("first\n"), std::string("first\n\n"), std::string("\n"),
+        std::string("\n\n.\n")}) {
+    Result<Response> back = DecodeResponse(EncodeResponse(Response{false, text}));
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(back->text, text);
+  }
+  // What an older daemon sent still decodes as before.
+  Result<Response> old = DecodeResponse("error first\nsecond\n.\n");
+  ASSERT_TRUE(old.ok());
+  EXPECT_EQ(old->text, "first\nsecond");
+}
+
 TEST(ProtocolTest, DecodeRejectsTruncatedAndMalformed) {
   EXPECT_FALSE(DecodeResponse("").ok());
   EXPECT_FALSE(DecodeResponse("ok\npayload\n").ok());  // no terminator

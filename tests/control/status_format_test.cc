@@ -294,6 +294,34 @@ TEST(StatusJsonTest, SourceConnectionIsReported) {
   EXPECT_EQ(older->source_health.state, SourceHealth::State::kConnected);
 }
 
+// Caught by tests/fuzz/status_report_fuzz's check that every field is
+// reported as read, on an input written to try it (the fuzzer had not reached
+// it yet): a time in seconds whose nanoseconds overflow 64 bits was accepted
+// and wrapped around (since_unix_s 18446744073709551615 read back as
+// 18446744072).
+TEST(StatusJsonTest, TimesBeyondNanosecondRangeAreRefused) {
+  EngineStats s = SampleStats();
+  s.source_health.state = SourceHealth::State::kReconnecting;
+  s.source_health.since_unix_ns = 1'795'000'000'000'000'000ull;
+  s.source_health.last_error_unix_ns = 1'795'000'001'000'000'000ull;
+  const std::string good = ReportToJson(BuildLiveReport(s, SampleInfo(), 1, 2), 0);
+  ASSERT_TRUE(ReportFromJsonText(good).ok());
+  for (const char* key : {"\"since_unix_s\":1795000000", "\"last_error_unix_s\":1795000001"}) {
+    std::string doc = good;
+    const size_t at = doc.find(key);
+    ASSERT_NE(at, std::string::npos) << key;
+    const std::string name = std::string(key).substr(0, std::string(key).find(':') + 1);
+    Result<StatusReport> r =
+        ReportFromJsonText(doc.replace(at, std::string(key).size(), name + "18446744073709551615"));
+    ASSERT_FALSE(r.ok()) << key;
+    EXPECT_NE(r.status().message().find("is not a time in seconds"), std::string::npos)
+        << r.status().ToString();
+    doc = good;
+    r = ReportFromJsonText(doc.replace(at, std::string(key).size(), name + "18446744073"));
+    ASSERT_TRUE(r.ok()) << key;  // the largest time that fits
+  }
+}
+
 TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
   StatusReport r;
   r.live = false;

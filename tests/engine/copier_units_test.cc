@@ -620,6 +620,52 @@ TEST(ProfileFormat, BadInputIsRefusedNamingTheLine) {
             std::string::npos);
 }
 
+// Found by tests/fuzz/profile_fuzz: overlapping runs were accepted although
+// the format says runs never overlap, and a "runs" count that the text
+// cannot hold reserved memory for all of it (std::bad_alloc out of Parse).
+TEST(ProfileFormat, OverlapsAndImpossibleRunCountsAreRefused) {
+  const std::string head =
+      "clonefs-profile 1\nsource-size 2147483648\nsource-fp1 9313d23ea6\n"
+      "source-fp2 601c2ebeb616a565\nregion-size 65536\n";
+  auto p = profile::Parse(head + "runs 3\n21 816\n32 4\n4096 1\n");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("line 8: run overlaps the run on line 7"), std::string::npos)
+      << p.status().ToString();
+  p = profile::Parse(head + "runs 2\n8 4\n4 5\n");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("line 8: run overlaps the run on line 7"), std::string::npos)
+      << p.status().ToString();
+  p = profile::Parse(head + "runs 2\n4 4\n0 4\n");  // adjacent is fine
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->regions(), 8u);
+  p = profile::Parse(
+      "clonefs-profile 1\nsource-size 18446744073709551615\nsource-fp1 0\nsource-fp2 0\n"
+      "region-size 1\nruns 1000000000000\n0 1\n");
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("line 8: missing run 2 of 1000000000000"),
+            std::string::npos)
+      << p.status().ToString();
+}
+
+// Found while reading the parser after fuzzing it (and now a property of
+// tests/fuzz/profile_fuzz): strtoull took "source-size  -1" (two spaces) as
+// 2^64-1; header values must be digits only.
+TEST(ProfileFormat, HeaderValuesAreDigitsOnly) {
+  const std::string good = profile::Serialize(SampleProfile());
+  ASSERT_TRUE(profile::Parse(good).ok());
+  for (const auto& [from, to] : std::vector<std::pair<std::string, std::string>>{
+           {"source-size 6553610", "source-size  -1"},
+           {"source-size 6553610", "source-size  6553610"},
+           {"source-size 6553610", "source-size 6553610 "},
+           {"source-fp1 deadbeefcafef00d", "source-fp1 0xdeadbeefcafef00"},
+           {"source-fp2 0123456789abcdef", "source-fp2 -123456789abcdef"},
+           {"region-size 65536", "region-size +65536"}}) {
+    std::string t = good;
+    auto p = profile::Parse(t.replace(t.find(from), from.size(), to));
+    EXPECT_FALSE(p.ok()) << to;
+  }
+}
+
 TEST(ProfileFormat, AnotherSourceIsRefused) {
   const profile::Profile p = SampleProfile();
   EXPECT_TRUE(profile::CheckSource(p, p.source, "p").ok());
