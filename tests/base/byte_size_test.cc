@@ -75,4 +75,15 @@ TEST(ParseRate, ASizeWithAnOptionalPerSecond) {
 }
 
 }  // namespace
+// Leading zeros are a number too, however many (found by fuzzing the count
+// parser, which had refused more than 20 characters).
+TEST(ByteSize, LeadingZerosAnyNumberOfThem) {
+  Result<uint64_t> v = ParseSize("00000000000000000000001K");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, 1024u);
+  v = ParseRate("000000000000000000000000000002M/s");
+  ASSERT_TRUE(v.ok()) << v.status().ToString();
+  EXPECT_EQ(*v, 2u << 20);
+}
+
 }  // namespace clonefs
