@@ -54,23 +54,25 @@ build_tests() {  # build_tests DIR [cmake args...]: only the unit and component 
 echo "== normal build (at ${SECONDS}s)"
 # Prefix /usr: the Debian package is made from this tree.
 build build -DCMAKE_INSTALL_PREFIX=/usr
+if ((quick == 0)); then
+  # The package check mostly waits (apt, the demo's rate-limited copy), as
+  # the mount tests do: it runs beside them and is joined after them.
+  echo "== Debian package: build, install, demo with the installed binary, remove (at ${SECONDS}s, in the background)"
+  tests/package_check.sh build >build/package_check.log 2>&1 &
+  package_pid=$!
+fi
 echo "== tests: unit, component, mount (at ${SECONDS}s)"
 # Twice as many tests as cores: the mount tests spend most of their time
 # waiting for daemons, servers and the kernel.
 (cd build && ctest --output-on-failure -j"$((jobs * 2))" --timeout 600)
 
 if ((quick == 0)); then
-  # The package check mostly waits (apt, the demo's rate-limited copy), so it
-  # runs beside the ASan+UBSan build and is joined before the sanitizer tests.
-  echo "== Debian package: build, install, demo with the installed binary, remove (at ${SECONDS}s, in the background)"
-  tests/package_check.sh build >build/package_check.log 2>&1 &
-  package_pid=$!
-  echo "== ASan+UBSan build (at ${SECONDS}s)"
-  build_tests build-asan -DCLONEFS_SANITIZE=asan
   package_rc=0
   wait "$package_pid" || package_rc=$?
   cat build/package_check.log
   ((package_rc == 0)) || { echo "== the Debian package check failed"; exit 1; }
+  echo "== ASan+UBSan build (at ${SECONDS}s)"
+  build_tests build-asan -DCLONEFS_SANITIZE=asan
   (cd build-asan && ctest --output-on-failure -j"$jobs" -L 'unit|component' --timeout 900)
   echo "== TSan build (at ${SECONDS}s)"
   build_tests build-tsan -DCLONEFS_SANITIZE=tsan
@@ -79,6 +81,6 @@ if ((quick == 0)); then
   # A smoke run: the committed corpus (every input that once found a bug)
   # and a few seconds of new inputs per target. Long runs: docs/fuzzing.md.
   rm -rf build-fuzz
-  tests/fuzz/run.sh all 3
+  tests/fuzz/run.sh all 2
 fi
 echo "== all tests passed (in ${SECONDS}s)"
