@@ -16,7 +16,7 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CLONEFS=${CLONEFS:-$REPO/build/cli/clonefs}
-BEFORE="" ROUNDS=3 MIB=1024 RUNTIME=5
+BEFORE="" ROUNDS=3 MIB=3072 RUNTIME=5
 while (($#)); do
   case $1 in
     --before) BEFORE=$2; shift ;;

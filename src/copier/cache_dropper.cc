@@ -20,7 +20,6 @@ CacheDropper::~CacheDropper() {
 
 void CacheDropper::Written(uint64_t off, uint64_t len) {
   if (!active_ || len == 0) return;
-  dest_->StartWriteback(off, len);
   bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);

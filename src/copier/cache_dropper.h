@@ -9,11 +9,12 @@
 // --buffered clone ran at ~0.55x the same clone after its cache was
 // dropped; docs/performance.md).
 //
-// How: each written range starts its writeback at once (non-blocking);
-// once more than `lag_bytes` are pending, the dropper's own thread waits for
-// the oldest ranges' writeback and evicts them, so the copier's writers
-// never wait for the disk on its account. Writeback started early also
-// leaves less for the next commit's fdatasync. Never a durability point.
+// How: once more than `lag_bytes` written by the copier are pending, the
+// dropper's own thread writes the oldest ranges back, waits for that and
+// evicts them (Device::DropCached), so the copier's writers never wait for
+// the disk on its account. (Starting each range's writeback as soon as it
+// was written, in the writer, made hydration slower: measured.) Never a
+// durability point.
 //
 // THREAD SAFETY: Written and DropAll may be called from any threads. The
 // waits and evictions run on the dropper's thread, outside the lock.

@@ -101,15 +101,13 @@ class Device {
   // only the size is compared. Default: OK (the device cannot change).
   virtual Status CheckUnchanged() { return Status::OK(); }
 
-  // Page-cache hints for data written by the background copier, which no
+  // A page-cache hint for data written by the background copier, which no
   // user asked to read (meaningful only where writes go through the page
-  // cache; the defaults do nothing). StartWriteback begins writing
-  // [off, off+len) back without waiting; DropCached waits for the range's
-  // writeback and evicts its clean pages. Neither is a durability point
-  // (Flush is) and neither fails: a range the kernel keeps stays cached.
-  // PageCached says whether the hints do anything.
+  // cache; the default does nothing): DropCached writes [off, off+len) back,
+  // waits for that, and evicts the range's clean pages. Not a durability
+  // point (Flush is) and never fails: a range the kernel keeps stays
+  // cached. PageCached says whether the hint does anything.
   virtual bool PageCached() const { return false; }
-  virtual void StartWriteback(uint64_t /*off*/, uint64_t /*len*/) {}
   virtual void DropCached(uint64_t /*off*/, uint64_t /*len*/) {}
 
   // A file descriptor whose pread at image offsets returns the device's

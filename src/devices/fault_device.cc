@@ -33,11 +33,8 @@ class FaultDeviceImpl final : public FaultDevice {
   const std::string& Name() const override { return base_->Name(); }
   // No splicing: it would bypass the rules and the overlay.
   int SpliceFd() const override { return -1; }
-  // Page-cache hints reach a non-volatile base; the overlay has no cache.
+  // The page-cache hint reaches a non-volatile base; the overlay has no cache.
   bool PageCached() const override { return !overlay_ && base_->PageCached(); }
-  void StartWriteback(uint64_t off, uint64_t len) override {
-    if (!overlay_) base_->StartWriteback(off, len);
-  }
   void DropCached(uint64_t off, uint64_t len) override {
     if (!overlay_) base_->DropCached(off, len);
   }

@@ -86,12 +86,6 @@ class PosixDevice final : public Device {
 
   bool PageCached() const override { return !direct_ && !read_only_; }
 
-  void StartWriteback(uint64_t off, uint64_t len) override {
-    if (!PageCached()) return;
-    ::sync_file_range(fd_, static_cast<off_t>(off), static_cast<off_t>(len),
-                      SYNC_FILE_RANGE_WRITE);
-  }
-
   void DropCached(uint64_t off, uint64_t len) override {
     if (!PageCached()) return;
     // Dirty or under-writeback pages are not evicted: wait for them first.
