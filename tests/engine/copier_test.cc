@@ -36,7 +36,10 @@ struct CopierRig {
 };
 
 TEST(Copier, ThresholdAndBatchBoundWhatIsInFlight) {
-  CopierRig c(256, 0, /*hold_us=*/2000);
+  // Each read is held 10 ms, so that the second unit's read is issued while
+  // the first one's is still held even when the machine is loaded (TSan
+  // with other jobs once saw no overlap at 2 ms).
+  CopierRig c(256, 0, /*hold_us=*/10000);
   EngineOptions o;
   o.knobs.hydration_threshold = 6;
   o.knobs.hydration_batch_size = 4;
