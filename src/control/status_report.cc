@@ -358,6 +358,20 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   } else {
     w.Null();
   }
+  // The FUSE layer: null offline and from a daemon that does not say.
+  const bool has_fuse = L && !r.fuse.passthrough.empty();
+  OptString(w, "passthrough", has_fuse ? r.fuse.passthrough : std::string());
+  w.Key("fuse");
+  if (has_fuse) {
+    w.BeginObject();
+    w.Key("opens").Uint(r.fuse.opens);
+    w.Key("passthrough_opens").Uint(r.fuse.passthrough_opens);
+    w.Key("read_requests").Uint(r.fuse.read_requests);
+    w.Key("write_requests").Uint(r.fuse.write_requests);
+    w.EndObject();
+  } else {
+    w.Null();
+  }
   w.Key("metadata_space").BeginObject();
   w.Key("block_size").Uint(metadata::kMetadataBlockSize);
   w.Key("used_blocks").Uint(r.metadata_used_blocks);
@@ -599,6 +613,16 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
     if (const JsonValue* b = rd.Obj(*o, p, "recording_profile", true)) {
       d.record_profile = rd.OptStr(*b, p + "recording_profile.", "path");
       d.profile_recorded = rd.U64(*b, p + "recording_profile.", "regions");
+    }
+  }
+  // Added without a schema bump (informational): absent from older daemons.
+  if (doc.Find("passthrough") != nullptr) r.fuse.passthrough = rd.OptStr(doc, "", "passthrough");
+  if (const JsonValue* o = doc.Find("fuse"); o != nullptr && !o->is_null()) {
+    if (rd.Obj(doc, "", "fuse", false) != nullptr) {
+      r.fuse.opens = rd.U64(*o, "fuse.", "opens");
+      r.fuse.passthrough_opens = rd.U64(*o, "fuse.", "passthrough_opens");
+      r.fuse.read_requests = rd.U64(*o, "fuse.", "read_requests");
+      r.fuse.write_requests = rd.U64(*o, "fuse.", "write_requests");
     }
   }
   if (const JsonValue* o = rd.Obj(doc, "", "metadata_space", false)) {

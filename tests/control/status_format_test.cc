@@ -2,6 +2,7 @@
 // dm-clone status line field by field, the human block and the JSON reader.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <sstream>
 
 #include "control/json.h"
@@ -125,8 +126,62 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
       "region_size",    "regions",
       "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "zero_rate_bytes_per_s",
       "copy_rate_window_seconds", "eta_seconds", "eta_reason", "knobs",
-      "failures",       "commits",  "read_driven", "metadata_space", "settings", "settings_error"};
+      "failures",       "commits",  "read_driven", "passthrough", "fuse", "metadata_space",
+      "settings", "settings_error"};
   EXPECT_EQ(keys, want);
+}
+
+// The FUSE layer's part (passthrough after completion): in JSON (null when
+// the daemon does not say, as offline), round trip, the human lines; a
+// document without the fields (an older daemon) still reads.
+TEST(StatusJsonTest, FuseLayerIsReported) {
+  StatusReport r = BuildLiveReport(SampleStats(), SampleInfo(), 1, 2);
+  Result<JsonValue> doc = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_TRUE(doc->Find("passthrough")->is_null());
+  EXPECT_TRUE(doc->Find("fuse")->is_null());
+  EXPECT_EQ(FormatHuman(r).find("Passthrough:"), std::string::npos);
+
+  r.fuse.passthrough = "active";
+  r.fuse.opens = 5;
+  r.fuse.passthrough_opens = 3;
+  r.fuse.read_requests = 1234;
+  r.fuse.write_requests = 56;
+  doc = JsonValue::Parse(ReportToJson(r));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_EQ(doc->Find("passthrough")->AsString(), "active");
+  const JsonValue* f = doc->Find("fuse");
+  ASSERT_TRUE(f && f->is_object());
+  EXPECT_EQ(*f->Find("opens")->AsUint64(), 5u);
+  EXPECT_EQ(*f->Find("passthrough_opens")->AsUint64(), 3u);
+  EXPECT_EQ(*f->Find("read_requests")->AsUint64(), 1234u);
+  EXPECT_EQ(*f->Find("write_requests")->AsUint64(), 56u);
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->fuse, r.fuse);
+  const std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("Passthrough:  active  (3 of 5 opens passed through)"), std::string::npos) << h;
+  EXPECT_NE(h.find("Requests:     1234 reads, 56 writes served by the daemon"), std::string::npos)
+      << h;
+
+  // Offline: null whatever the report holds.
+  StatusReport off = r;
+  off.live = false;
+  doc = JsonValue::Parse(ReportToJson(off));
+  ASSERT_TRUE(doc.ok());
+  EXPECT_TRUE(doc->Find("passthrough")->is_null());
+  EXPECT_TRUE(doc->Find("fuse")->is_null());
+
+  // An older daemon's document has neither field.
+  std::string old = ReportToJson(BuildLiveReport(SampleStats(), SampleInfo(), 1, 2), 0);
+  for (const char* key : {"\"passthrough\":null,", "\"fuse\":null,"}) {
+    const size_t at = old.find(key);
+    ASSERT_NE(at, std::string::npos) << key << " in " << old;
+    old.erase(at, std::strlen(key));
+  }
+  back = ReportFromJsonText(old);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->fuse, FuseReport{});
 }
 
 TEST(StatusJsonTest, RoundTripsThroughReader) {
