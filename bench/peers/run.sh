@@ -202,10 +202,12 @@ sec_hydration() {
 }
 
 # The hydrated images the later sections start from (made here if the
-# hydration section did not run); `ensure_hydrated noqsd`: not qsd's.
+# hydration section did not run); `ensure_hydrated clonefs`: clonefs's only.
 ensure_hydrated() {
-  if [ ! -f "$DIRECT" ]; then cp --sparse=always "$SRC" "$DIRECT"; fi
-  if [ "${1:-}" != noqsd ] && [ ! -f "$QSD_HYD" ]; then hyd_qsd "$SRC" "$QSD_HYD" prep 0; fi
+  if [ "${1:-}" != clonefs ]; then
+    if [ ! -f "$DIRECT" ]; then cp --sparse=always "$SRC" "$DIRECT"; fi
+    if [ ! -f "$QSD_HYD" ]; then hyd_qsd "$SRC" "$QSD_HYD" prep 0; fi
+  fi
   if cf_enabled && [ ! -f "$CF_HYD.hydrated" ]; then
     hyd_clonefs "$SRC" "$CF_HYD" prep 0
   fi
@@ -306,7 +308,7 @@ sec_passthrough() {
   cf_enabled || { log "passthrough: clonefs only, skipped"; return 0; }
   if [ ${#CF_FUSE[@]} = 0 ]; then log "passthrough: $CLONEFS has no --no-passthrough, skipped"; return 0; fi
   log "passthrough: ${RUNTIME}s per run, ${ROUNDS} rounds: passthrough vs the FUSE path vs dest"
-  attempt "hydrated images" ensure_hydrated noqsd
+  attempt "hydrated images" ensure_hydrated clonefs
   local r job s
   for ((r = 1; r <= ROUNDS; r++)); do
     for job in seqread randread seqwrite randwrite; do
