@@ -2,10 +2,12 @@
 
 #include <time.h>
 
-#include <cstring>
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
-#include "control/json.h"
+#include <nlohmann/json.hpp>
+
 #include "control/units.h"
 #include "metadata/metadata.h"
 
@@ -135,291 +137,205 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
 
 namespace {
 
-void OptString(JsonWriter& w, const char* key, const std::string& v) {
-  w.Key(key);
-  if (v.empty()) {
-    w.Null();
-  } else {
-    w.String(v);
-  }
-}
+// The document keeps its fields in the order written (ordered_json), which
+// is the order docs/control.md shows.
+using Json = nlohmann::ordered_json;
+
+Json Null() { return Json(nullptr); }
+
+// A string field that is null when empty.
+Json OptString(const std::string& v) { return v.empty() ? Null() : Json(v); }
 
 // Live-only unsigned field: the value when live, null offline.
-void LiveUint(JsonWriter& w, bool live, const char* key, uint64_t v) {
-  w.Key(key);
-  if (live) {
-    w.Uint(v);
-  } else {
-    w.Null();
-  }
+Json LiveUint(bool live, uint64_t v) { return live ? Json(v) : Null(); }
+
+// Seconds since 1970 of a wall-clock time in ns, null when unknown (0).
+Json OptUnixSeconds(uint64_t unix_ns) {
+  return unix_ns != 0 ? Json(unix_ns / 1'000'000'000ull) : Null();
 }
 
-// "2026-11-28T21:05:23Z" (ISO 8601, UTC, whole seconds).
-std::string IsoTime(uint64_t unix_ns) {
-  const time_t t = static_cast<time_t>(unix_ns / 1'000'000'000ull);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+// hydrated_percent: at most 4 decimals (HydratedPercent floors to them),
+// written as "25" rather than "25.0" when whole, as schema 1 documented.
+Json Percent(double p) {
+  if (!std::isfinite(p)) return Null();
+  if (p == std::floor(p) && p >= 0) return Json(static_cast<uint64_t>(p));
+  return Json(p);
 }
 
-// The inverse of IsoTime; false if `s` is not in that form.
-bool ParseIsoTime(const std::string& s, uint64_t* unix_ns) {
-  struct tm tm;
-  std::memset(&tm, 0, sizeof(tm));
-  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  if (end == nullptr || *end != '\0') return false;
-  const time_t t = timegm(&tm);
-  if (t < 0) return false;
-  *unix_ns = static_cast<uint64_t>(t) * 1'000'000'000ull;
-  return true;
-}
-
-void WriteLastError(JsonWriter& w, const LastError& e) {
-  if (e.empty()) {
-    w.Null();
-    return;
-  }
-  w.BeginObject();
-  w.Key("kind").String(ErrorKindName(e.kind));
-  w.Key("what").String(e.what);
-  w.Key("errno").Int(e.err);
+Json LastErrorJson(const LastError& e) {
+  if (e.empty()) return Null();
   const char* name = e.err != 0 ? strerrorname_np(e.err) : nullptr;
-  w.Key("errno_name");
-  if (name != nullptr) {
-    w.String(name);
-  } else {
-    w.Null();
-  }
-  w.Key("time").String(IsoTime(e.unix_ns));
-  w.Key("count").Uint(e.count);
-  w.EndObject();
+  Json j = Json::object();
+  j["kind"] = ErrorKindName(e.kind);
+  j["what"] = e.what;
+  j["errno"] = e.err;
+  j["errno_name"] = name != nullptr ? Json(name) : Null();
+  j["time"] = FormatIsoTime(e.unix_ns);
+  j["count"] = e.count;
+  return j;
+}
+
+Json SourceConnectionJson(const SourceHealth& h) {
+  Json j = Json::object();
+  j["state"] = SourceStateName(h.state);
+  j["since_unix_s"] = h.up() ? Null() : OptUnixSeconds(h.since_unix_ns);
+  j["last_error"] = OptString(h.last_error);
+  j["last_error_unix_s"] = OptUnixSeconds(h.last_error_unix_ns);
+  j["errors"] = h.errors;
+  j["retries"] = h.retries;
+  j["reconnects"] = h.reconnects;
+  return j;
+}
+
+Json ReadDrivenJson(const ReadDrivenReport& d) {
+  Json j = Json::object();
+  j["copy_on_read"] = d.copy_on_read;
+  j["read_hints"] = d.read_hints;
+  j["source_bytes"] = {{"users", d.user_source_bytes},
+                       {"copier", d.copier_source_bytes},
+                       {"copier_read_ahead", d.ahead_source_bytes},
+                       {"copier_near_reads", d.near_source_bytes}};
+  j["regions_hydrated_by"] = {{"read_ahead", d.ahead_regions},
+                              {"near_reads", d.near_regions},
+                              {"profile", d.profile_regions},
+                              {"cursor", d.cursor_regions},
+                              {"copy_on_read", d.cor_regions}};
+  j["sequential_readers"] = d.sequential_readers;
+  j["near_hints"] = d.near_hints;
+  j["profile"] = d.profile_total == 0 ? Null()
+                                      : Json{{"hydrated_regions", d.profile_hydrated},
+                                             {"total_regions", d.profile_total}};
+  j["recording_profile"] =
+      d.record_profile.empty()
+          ? Null()
+          : Json{{"path", d.record_profile}, {"regions", d.profile_recorded}};
+  return j;
 }
 
 }  // namespace
 
 std::string ReportToJson(const StatusReport& r, int indent) {
-  JsonWriter w(indent);
   const bool L = r.live;
-  w.BeginObject();
-  w.Key("schema_version").Int(r.schema_version);
-  w.Key("live").Bool(L);
-  LiveUint(w, L, "pid", r.pid);
-  LiveUint(w, L, "uptime_seconds", r.uptime_s);
-  OptString(w, "mountpoint", r.info.mountpoint);
-  OptString(w, "source", r.info.source);
-  OptString(w, "dest", r.info.dest);
-  OptString(w, "metadata", r.info.metadata_dir);
-  OptString(w, "uuid", r.info.uuid);
-  OptString(w, "log", r.info.log_file);
-  OptString(w, "name", r.info.name);
-  w.Key("mode");
-  if (L) {
-    w.String(ModeWord(r.mode));
-  } else {
-    w.Null();
-  }
-  w.Key("state").String(r.State());
-  w.Key("source_state");
-  if (L) {
-    w.String(r.SourceState());
-  } else {
-    w.Null();
-  }
-  OptString(w, "source_change", r.source_change);
-  w.Key("source_connection");
-  if (L) {
-    const SourceHealth& h = r.source_health;
-    w.BeginObject();
-    w.Key("state").String(SourceStateName(h.state));
-    w.Key("since_unix_s");
-    if (h.since_unix_ns != 0 && !h.up()) {
-      w.Uint(h.since_unix_ns / 1'000'000'000ull);
-    } else {
-      w.Null();
-    }
-    OptString(w, "last_error", h.last_error);
-    w.Key("last_error_unix_s");
-    if (h.last_error_unix_ns != 0) {
-      w.Uint(h.last_error_unix_ns / 1'000'000'000ull);
-    } else {
-      w.Null();
-    }
-    w.Key("errors").Uint(h.errors);
-    w.Key("retries").Uint(h.retries);
-    w.Key("reconnects").Uint(h.reconnects);
-    w.EndObject();
-  } else {
-    w.Null();
-  }
-  w.Key("health");
-  if (L) {
-    w.String(r.health);
-  } else {
-    w.Null();
-  }
-  w.Key("last_error");
-  if (L) {
-    WriteLastError(w, r.last_error);
-  } else {
-    w.Null();
-  }
-  w.Key("hydration_done").Bool(r.hydration_done);
-  w.Key("image_size").Uint(r.image_size);
-  w.Key("region_size").Uint(r.region_size);
-  w.Key("regions").BeginObject();
-  w.Key("total").Uint(r.nr_regions);
-  w.Key("hydrated").Uint(r.hydrated_regions);
-  w.Key("committed").Uint(r.committed_hydrated_regions);
-  LiveUint(w, L, "hydrating", r.hydrating_regions);
-  w.EndObject();
-  w.Key("bytes").BeginObject();
-  w.Key("total").Uint(r.image_size);
-  w.Key("hydrated").Uint(r.hydrated_bytes);
-  w.Key("remaining").Uint(r.image_size > r.hydrated_bytes ? r.image_size - r.hydrated_bytes : 0);
-  LiveUint(w, L, "copied", r.bytes_copied);
-  LiveUint(w, L, "zeroed", r.bytes_zeroed);
-  LiveUint(w, L, "remaining_copy", r.remaining_copy_bytes);
-  w.EndObject();
-  w.Key("hydrated_percent").Double(r.HydratedPercent());
-  LiveUint(w, L, "copy_rate_bytes_per_s", r.copy_rate_bytes_per_s);
-  LiveUint(w, L, "zero_rate_bytes_per_s", r.zero_rate_bytes_per_s);
-  LiveUint(w, L, "copy_rate_window_seconds", r.copy_rate_window_s);
-  w.Key("eta_seconds");
-  if (L && r.eta_s.has_value()) {
-    w.Uint(*r.eta_s);
-  } else {
-    w.Null();
-  }
-  OptString(w, "eta_reason", L ? r.eta_reason : std::string());
-  w.Key("knobs");
-  if (L) {
-    w.BeginObject();
-    w.Key("hydration_enabled").Bool(r.knobs.hydration_enabled);
-    w.Key("hydration_threshold").Uint(r.knobs.hydration_threshold);
-    w.Key("hydration_batch_size").Uint(r.knobs.hydration_batch_size);
-    w.Key("rate_bytes_per_s").Uint(r.knobs.rate_bytes_per_s);
-    w.Key("discard_passdown").Bool(r.discard_passdown);
-    w.EndObject();
-  } else {
-    w.Null();
-  }
-  w.Key("failures");
-  if (L) {
-    w.BeginObject();
-    w.Key("copy").Uint(r.copy_failures);
-    w.Key("commit").Uint(r.commit_failures);
-    w.EndObject();
-  } else {
-    w.Null();
-  }
-  LiveUint(w, L, "commits", r.commits);
-  w.Key("read_driven");
-  if (L) {
-    const ReadDrivenReport& d = r.read_driven;
-    w.BeginObject();
-    w.Key("copy_on_read").Bool(d.copy_on_read);
-    w.Key("read_hints").Bool(d.read_hints);
-    w.Key("source_bytes").BeginObject();
-    w.Key("users").Uint(d.user_source_bytes);
-    w.Key("copier").Uint(d.copier_source_bytes);
-    w.Key("copier_read_ahead").Uint(d.ahead_source_bytes);
-    w.Key("copier_near_reads").Uint(d.near_source_bytes);
-    w.EndObject();
-    w.Key("regions_hydrated_by").BeginObject();
-    w.Key("read_ahead").Uint(d.ahead_regions);
-    w.Key("near_reads").Uint(d.near_regions);
-    w.Key("profile").Uint(d.profile_regions);
-    w.Key("cursor").Uint(d.cursor_regions);
-    w.Key("copy_on_read").Uint(d.cor_regions);
-    w.EndObject();
-    w.Key("sequential_readers").Uint(d.sequential_readers);
-    w.Key("near_hints").Uint(d.near_hints);
-    w.Key("profile");
-    if (d.profile_total != 0) {
-      w.BeginObject();
-      w.Key("hydrated_regions").Uint(d.profile_hydrated);
-      w.Key("total_regions").Uint(d.profile_total);
-      w.EndObject();
-    } else {
-      w.Null();
-    }
-    w.Key("recording_profile");
-    if (!d.record_profile.empty()) {
-      w.BeginObject();
-      w.Key("path").String(d.record_profile);
-      w.Key("regions").Uint(d.profile_recorded);
-      w.EndObject();
-    } else {
-      w.Null();
-    }
-    w.EndObject();
-  } else {
-    w.Null();
-  }
+  Json j = Json::object();
+  j["schema_version"] = r.schema_version;
+  j["live"] = L;
+  j["pid"] = LiveUint(L, r.pid);
+  j["uptime_seconds"] = LiveUint(L, r.uptime_s);
+  j["mountpoint"] = OptString(r.info.mountpoint);
+  j["source"] = OptString(r.info.source);
+  j["dest"] = OptString(r.info.dest);
+  j["metadata"] = OptString(r.info.metadata_dir);
+  j["uuid"] = OptString(r.info.uuid);
+  j["log"] = OptString(r.info.log_file);
+  j["name"] = OptString(r.info.name);
+  j["mode"] = L ? Json(ModeWord(r.mode)) : Null();
+  j["state"] = r.State();
+  j["source_state"] = L ? Json(r.SourceState()) : Null();
+  j["source_change"] = OptString(r.source_change);
+  j["source_connection"] = L ? SourceConnectionJson(r.source_health) : Null();
+  j["health"] = L ? Json(r.health) : Null();
+  j["last_error"] = L ? LastErrorJson(r.last_error) : Null();
+  j["hydration_done"] = r.hydration_done;
+  j["image_size"] = r.image_size;
+  j["region_size"] = r.region_size;
+  j["regions"] = {{"total", r.nr_regions},
+                  {"hydrated", r.hydrated_regions},
+                  {"committed", r.committed_hydrated_regions},
+                  {"hydrating", LiveUint(L, r.hydrating_regions)}};
+  j["bytes"] = {
+      {"total", r.image_size},
+      {"hydrated", r.hydrated_bytes},
+      {"remaining", r.image_size > r.hydrated_bytes ? r.image_size - r.hydrated_bytes : 0},
+      {"copied", LiveUint(L, r.bytes_copied)},
+      {"zeroed", LiveUint(L, r.bytes_zeroed)},
+      {"remaining_copy", LiveUint(L, r.remaining_copy_bytes)}};
+  j["hydrated_percent"] = Percent(r.HydratedPercent());
+  j["copy_rate_bytes_per_s"] = LiveUint(L, r.copy_rate_bytes_per_s);
+  j["zero_rate_bytes_per_s"] = LiveUint(L, r.zero_rate_bytes_per_s);
+  j["copy_rate_window_seconds"] = LiveUint(L, r.copy_rate_window_s);
+  j["eta_seconds"] = L && r.eta_s.has_value() ? Json(*r.eta_s) : Null();
+  j["eta_reason"] = OptString(L ? r.eta_reason : std::string());
+  j["knobs"] = L ? Json{{"hydration_enabled", r.knobs.hydration_enabled},
+                        {"hydration_threshold", r.knobs.hydration_threshold},
+                        {"hydration_batch_size", r.knobs.hydration_batch_size},
+                        {"rate_bytes_per_s", r.knobs.rate_bytes_per_s},
+                        {"discard_passdown", r.discard_passdown}}
+                 : Null();
+  j["failures"] =
+      L ? Json{{"copy", r.copy_failures}, {"commit", r.commit_failures}} : Null();
+  j["commits"] = LiveUint(L, r.commits);
+  j["read_driven"] = L ? ReadDrivenJson(r.read_driven) : Null();
   // The FUSE layer: null offline and from a daemon that does not say.
   const bool has_fuse = L && !r.fuse.passthrough.empty();
-  OptString(w, "passthrough", has_fuse ? r.fuse.passthrough : std::string());
-  w.Key("fuse");
-  if (has_fuse) {
-    w.BeginObject();
-    w.Key("opens").Uint(r.fuse.opens);
-    w.Key("passthrough_opens").Uint(r.fuse.passthrough_opens);
-    w.Key("read_requests").Uint(r.fuse.read_requests);
-    w.Key("write_requests").Uint(r.fuse.write_requests);
-    w.EndObject();
-  } else {
-    w.Null();
-  }
-  w.Key("metadata_space").BeginObject();
-  w.Key("block_size").Uint(metadata::kMetadataBlockSize);
-  w.Key("used_blocks").Uint(r.metadata_used_blocks);
-  w.Key("total_blocks").Uint(r.metadata_total_blocks);
-  w.EndObject();
-  w.Key("settings").BeginObject();
-  for (const auto& [k, v] : clone::ToPairs(r.settings)) w.Key(k).String(v);
-  w.EndObject();
-  OptString(w, "settings_error", r.settings_error);
-  w.EndObject();
-  std::string out = w.str();
+  j["passthrough"] = has_fuse ? Json(r.fuse.passthrough) : Null();
+  j["fuse"] = has_fuse ? Json{{"opens", r.fuse.opens},
+                              {"passthrough_opens", r.fuse.passthrough_opens},
+                              {"read_requests", r.fuse.read_requests},
+                              {"write_requests", r.fuse.write_requests}}
+                       : Null();
+  j["metadata_space"] = {{"block_size", metadata::kMetadataBlockSize},
+                         {"used_blocks", r.metadata_used_blocks},
+                         {"total_blocks", r.metadata_total_blocks}};
+  Json settings = Json::object();
+  for (const auto& [k, v] : clone::ToPairs(r.settings)) settings[k] = v;
+  j["settings"] = std::move(settings);
+  j["settings_error"] = OptString(r.settings_error);
+  // Strings are bytes (paths, errors): a byte that is not UTF-8 becomes
+  // U+FFFD rather than failing the whole document.
+  std::string out = j.dump(indent > 0 ? indent : -1, ' ', false, Json::error_handler_t::replace);
   out += '\n';
   return out;
 }
 
 namespace {
 
+// Member `key` of an object, or nullptr if absent or `obj` is not an object.
+const nlohmann::json* Find(const nlohmann::json& obj, const char* key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
+// nlohmann's message without its "[json.exception.parse_error.101] " tag.
+std::string ParseErrorWhy(const nlohmann::json::exception& e) {
+  std::string m = e.what();
+  if (size_t p = m.find("] "); m.rfind("[json.exception", 0) == 0 && p != std::string::npos) {
+    m.erase(0, p + 2);
+  }
+  return m;
+}
+
 // Field readers: each fails with the dotted path of the field.
 class Reader {
  public:
-  explicit Reader(const JsonValue& root) : root_(root) {}
+  explicit Reader(const nlohmann::json& root) : root_(root) {}
 
-  const JsonValue* Get(const JsonValue& obj, const std::string& path, const char* key) {
-    const JsonValue* v = obj.Find(key);
+  const nlohmann::json* Get(const nlohmann::json& obj, const std::string& path, const char* key) {
+    const nlohmann::json* v = Find(obj, key);
     if (v == nullptr && status_.ok()) {
       status_ = Status::InvalidArgument("status JSON: missing field '" + path + key + "'");
     }
     return v;
   }
-  uint64_t U64(const JsonValue& obj, const std::string& path, const char* key) {
-    const JsonValue* v = Get(obj, path, key);
+  uint64_t U64(const nlohmann::json& obj, const std::string& path, const char* key) {
+    const nlohmann::json* v = Get(obj, path, key);
     if (v == nullptr) return 0;
-    Result<uint64_t> n = v->AsUint64();
-    if (!n.ok()) {
+    // Integers the parser read as unsigned; "5.0", "1e3" or "-1" are not.
+    if (!v->is_number_unsigned()) {
       Fail(path + key, "an unsigned integer");
       return 0;
     }
-    return *n;
+    return v->get<uint64_t>();
   }
   // Null allowed (returns nullopt).
-  std::optional<uint64_t> OptU64(const JsonValue& obj, const std::string& path, const char* key) {
-    const JsonValue* v = Get(obj, path, key);
+  std::optional<uint64_t> OptU64(const nlohmann::json& obj, const std::string& path, const char* key) {
+    const nlohmann::json* v = Get(obj, path, key);
     if (v == nullptr || v->is_null()) return std::nullopt;
     return U64(obj, path, key);
   }
   // A wall-clock time in seconds (null allowed: 0), as nanoseconds; a time
   // whose nanoseconds do not fit 64 bits is not one this clonefs writes.
-  uint64_t OptSecondsAsNs(const JsonValue& obj, const std::string& path, const char* key) {
+  uint64_t OptSecondsAsNs(const nlohmann::json& obj, const std::string& path, const char* key) {
     constexpr uint64_t kNs = 1'000'000'000ull;
     const uint64_t s = OptU64(obj, path, key).value_or(0);
     if (s > UINT64_MAX / kNs) {
@@ -428,21 +344,27 @@ class Reader {
     }
     return s * kNs;
   }
-  bool Bool(const JsonValue& obj, const std::string& path, const char* key) {
-    const JsonValue* v = Get(obj, path, key);
+  bool Bool(const nlohmann::json& obj, const std::string& path, const char* key) {
+    const nlohmann::json* v = Get(obj, path, key);
     if (v == nullptr) return false;
-    if (!v->is_bool()) Fail(path + key, "a boolean");
-    return v->AsBool();
+    if (!v->is_boolean()) {
+      Fail(path + key, "a boolean");
+      return false;
+    }
+    return v->get<bool>();
   }
-  std::string OptStr(const JsonValue& obj, const std::string& path, const char* key) {
-    const JsonValue* v = Get(obj, path, key);
+  std::string OptStr(const nlohmann::json& obj, const std::string& path, const char* key) {
+    const nlohmann::json* v = Get(obj, path, key);
     if (v == nullptr || v->is_null()) return "";
-    if (!v->is_string()) Fail(path + key, "a string");
-    return v->AsString();
+    if (!v->is_string()) {
+      Fail(path + key, "a string");
+      return "";
+    }
+    return v->get<std::string>();
   }
-  const JsonValue* Obj(const JsonValue& obj, const std::string& path, const char* key,
+  const nlohmann::json* Obj(const nlohmann::json& obj, const std::string& path, const char* key,
                        bool nullable) {
-    const JsonValue* v = Get(obj, path, key);
+    const nlohmann::json* v = Get(obj, path, key);
     if (v == nullptr) return nullptr;
     if (nullable && v->is_null()) return nullptr;
     if (!v->is_object()) {
@@ -457,16 +379,16 @@ class Reader {
     }
   }
   const Status& status() const { return status_; }
-  const JsonValue& root() const { return root_; }
+  const nlohmann::json& root() const { return root_; }
 
  private:
-  const JsonValue& root_;
+  const nlohmann::json& root_;
   Status status_;
 };
 
 }  // namespace
 
-Result<StatusReport> ReportFromJson(const JsonValue& doc) {
+Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
   if (!doc.is_object()) return Status::InvalidArgument("status JSON: not an object");
   Reader rd(doc);
   StatusReport r;
@@ -498,9 +420,9 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
     rd.Fail("mode", "one of rw, ro, Fail");
   }
   // Added after schema 1 was published: absent from older daemons' documents.
-  if (doc.Find("source_change") != nullptr) r.source_change = rd.OptStr(doc, "", "source_change");
-  if (const JsonValue* v = doc.Find("source_connection"); v != nullptr && !v->is_null()) {
-    if (const JsonValue* o = rd.Obj(doc, "", "source_connection", false)) {
+  if (Find(doc, "source_change") != nullptr) r.source_change = rd.OptStr(doc, "", "source_change");
+  if (const nlohmann::json* v = Find(doc, "source_connection"); v != nullptr && !v->is_null()) {
+    if (const nlohmann::json* o = rd.Obj(doc, "", "source_connection", false)) {
       SourceHealth& h = r.source_health;
       const std::string state = rd.OptStr(*o, "source_connection.", "state");
       if (state == "connected") {
@@ -521,9 +443,9 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
     }
   }
   // Schema 2: absent from older daemons' documents.
-  if (doc.Find("health") != nullptr) r.health = rd.OptStr(doc, "", "health");
-  if (const JsonValue* v = doc.Find("last_error"); v != nullptr && !v->is_null()) {
-    if (const JsonValue* o = rd.Obj(doc, "", "last_error", false)) {
+  if (Find(doc, "health") != nullptr) r.health = rd.OptStr(doc, "", "health");
+  if (const nlohmann::json* v = Find(doc, "last_error"); v != nullptr && !v->is_null()) {
+    if (const nlohmann::json* o = rd.Obj(doc, "", "last_error", false)) {
       LastError& e = r.last_error;
       const std::string p = "last_error.";
       if (!ParseErrorKind(rd.OptStr(*o, p, "kind"), &e.kind) || e.kind == ErrorKind::kNone) {
@@ -541,33 +463,33 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
   r.hydration_done = rd.Bool(doc, "", "hydration_done");
   r.image_size = rd.U64(doc, "", "image_size");
   r.region_size = rd.U64(doc, "", "region_size");
-  if (const JsonValue* o = rd.Obj(doc, "", "regions", false)) {
+  if (const nlohmann::json* o = rd.Obj(doc, "", "regions", false)) {
     r.nr_regions = rd.U64(*o, "regions.", "total");
     r.hydrated_regions = rd.U64(*o, "regions.", "hydrated");
     r.committed_hydrated_regions = rd.U64(*o, "regions.", "committed");
     r.hydrating_regions = rd.OptU64(*o, "regions.", "hydrating").value_or(0);
   }
-  if (const JsonValue* o = rd.Obj(doc, "", "bytes", false)) {
+  if (const nlohmann::json* o = rd.Obj(doc, "", "bytes", false)) {
     r.hydrated_bytes = rd.U64(*o, "bytes.", "hydrated");
     r.bytes_copied = rd.OptU64(*o, "bytes.", "copied").value_or(0);
     r.bytes_zeroed = rd.OptU64(*o, "bytes.", "zeroed").value_or(0);
     // Version 2; a version-1 document counts every remaining byte.
-    r.remaining_copy_bytes = o->Find("remaining_copy") != nullptr
+    r.remaining_copy_bytes = Find(*o, "remaining_copy") != nullptr
                                  ? rd.OptU64(*o, "bytes.", "remaining_copy").value_or(0)
                                  : (r.image_size > r.hydrated_bytes ? r.image_size - r.hydrated_bytes
                                                                     : 0);
   }
   r.copy_rate_bytes_per_s = rd.OptU64(doc, "", "copy_rate_bytes_per_s").value_or(0);
   // Version 2 (absent from version-1 documents).
-  if (doc.Find("zero_rate_bytes_per_s") != nullptr) {
+  if (Find(doc, "zero_rate_bytes_per_s") != nullptr) {
     r.zero_rate_bytes_per_s = rd.OptU64(doc, "", "zero_rate_bytes_per_s").value_or(0);
   }
-  if (doc.Find("copy_rate_window_seconds") != nullptr) {
+  if (Find(doc, "copy_rate_window_seconds") != nullptr) {
     r.copy_rate_window_s = rd.OptU64(doc, "", "copy_rate_window_seconds").value_or(0);
   }
   r.eta_s = rd.OptU64(doc, "", "eta_seconds");
-  if (doc.Find("eta_reason") != nullptr) r.eta_reason = rd.OptStr(doc, "", "eta_reason");
-  if (const JsonValue* o = rd.Obj(doc, "", "knobs", true)) {
+  if (Find(doc, "eta_reason") != nullptr) r.eta_reason = rd.OptStr(doc, "", "eta_reason");
+  if (const nlohmann::json* o = rd.Obj(doc, "", "knobs", true)) {
     r.knobs.hydration_enabled = rd.Bool(*o, "knobs.", "hydration_enabled");
     uint64_t t = rd.U64(*o, "knobs.", "hydration_threshold");
     uint64_t b = rd.U64(*o, "knobs.", "hydration_batch_size");
@@ -578,25 +500,25 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
     r.knobs.rate_bytes_per_s = rd.U64(*o, "knobs.", "rate_bytes_per_s");
     r.discard_passdown = rd.Bool(*o, "knobs.", "discard_passdown");
   }
-  if (const JsonValue* o = rd.Obj(doc, "", "failures", true)) {
+  if (const nlohmann::json* o = rd.Obj(doc, "", "failures", true)) {
     r.copy_failures = rd.U64(*o, "failures.", "copy");
     r.commit_failures = rd.U64(*o, "failures.", "commit");
   }
   r.commits = rd.OptU64(doc, "", "commits").value_or(0);
   // Added after schema version 1 first shipped: absent from older daemons.
-  if (const JsonValue* o = doc.Find("read_driven"); o != nullptr && !o->is_null()) {
+  if (const nlohmann::json* o = Find(doc, "read_driven"); o != nullptr && !o->is_null()) {
     ReadDrivenReport& d = r.read_driven;
     const std::string p = "read_driven.";
     d.copy_on_read = rd.Bool(*o, p, "copy_on_read");
     d.read_hints = rd.Bool(*o, p, "read_hints");
-    if (const JsonValue* b = rd.Obj(*o, p, "source_bytes", false)) {
+    if (const nlohmann::json* b = rd.Obj(*o, p, "source_bytes", false)) {
       const std::string q = p + "source_bytes.";
       d.user_source_bytes = rd.U64(*b, q, "users");
       d.copier_source_bytes = rd.U64(*b, q, "copier");
       d.ahead_source_bytes = rd.U64(*b, q, "copier_read_ahead");
       d.near_source_bytes = rd.U64(*b, q, "copier_near_reads");
     }
-    if (const JsonValue* b = rd.Obj(*o, p, "regions_hydrated_by", false)) {
+    if (const nlohmann::json* b = rd.Obj(*o, p, "regions_hydrated_by", false)) {
       const std::string q = p + "regions_hydrated_by.";
       d.ahead_regions = rd.U64(*b, q, "read_ahead");
       d.near_regions = rd.U64(*b, q, "near_reads");
@@ -606,42 +528,45 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
     }
     d.sequential_readers = rd.U64(*o, p, "sequential_readers");
     d.near_hints = rd.U64(*o, p, "near_hints");
-    if (const JsonValue* b = rd.Obj(*o, p, "profile", true)) {
+    if (const nlohmann::json* b = rd.Obj(*o, p, "profile", true)) {
       d.profile_hydrated = rd.U64(*b, p + "profile.", "hydrated_regions");
       d.profile_total = rd.U64(*b, p + "profile.", "total_regions");
     }
-    if (const JsonValue* b = rd.Obj(*o, p, "recording_profile", true)) {
+    if (const nlohmann::json* b = rd.Obj(*o, p, "recording_profile", true)) {
       d.record_profile = rd.OptStr(*b, p + "recording_profile.", "path");
       d.profile_recorded = rd.U64(*b, p + "recording_profile.", "regions");
     }
   }
   // Added without a schema bump (informational): absent from older daemons.
-  if (doc.Find("passthrough") != nullptr) r.fuse.passthrough = rd.OptStr(doc, "", "passthrough");
-  if (const JsonValue* o = doc.Find("fuse"); o != nullptr && !o->is_null()) {
-    if (rd.Obj(doc, "", "fuse", false) != nullptr) {
+  if (Find(doc, "passthrough") != nullptr) r.fuse.passthrough = rd.OptStr(doc, "", "passthrough");
+  if (const nlohmann::json* v = Find(doc, "fuse"); v != nullptr && !v->is_null()) {
+    if (const nlohmann::json* o = rd.Obj(doc, "", "fuse", false)) {
       r.fuse.opens = rd.U64(*o, "fuse.", "opens");
       r.fuse.passthrough_opens = rd.U64(*o, "fuse.", "passthrough_opens");
       r.fuse.read_requests = rd.U64(*o, "fuse.", "read_requests");
       r.fuse.write_requests = rd.U64(*o, "fuse.", "write_requests");
     }
   }
-  if (const JsonValue* o = rd.Obj(doc, "", "metadata_space", false)) {
+  if (const nlohmann::json* o = rd.Obj(doc, "", "metadata_space", false)) {
     r.metadata_used_blocks = rd.U64(*o, "metadata_space.", "used_blocks");
     r.metadata_total_blocks = rd.U64(*o, "metadata_space.", "total_blocks");
   }
   // Added after schema version 1 first shipped: absent from older daemons.
-  if (const JsonValue* v = doc.Find("name"); v != nullptr && v->is_string()) {
-    r.info.name = v->AsString();
+  if (const nlohmann::json* v = Find(doc, "name"); v != nullptr && v->is_string()) {
+    r.info.name = v->get<std::string>();
   }
-  if (const JsonValue* v = doc.Find("settings_error"); v != nullptr && v->is_string()) {
-    r.settings_error = v->AsString();
+  if (const nlohmann::json* v = Find(doc, "settings_error"); v != nullptr && v->is_string()) {
+    r.settings_error = v->get<std::string>();
   }
-  if (const JsonValue* o = doc.Find("settings"); o != nullptr && !o->is_null()) {
+  if (const nlohmann::json* o = Find(doc, "settings"); o != nullptr && !o->is_null()) {
     std::vector<std::pair<std::string, std::string>> pairs;
     if (!o->is_object()) rd.Fail("settings", "an object");
-    for (const auto& [k, v] : o->members()) {
-      if (!v.is_string()) rd.Fail("settings." + k, "a string");
-      pairs.emplace_back(k, v.AsString());
+    for (const auto& [k, v] : o->items()) {
+      if (!v.is_string()) {
+        rd.Fail("settings." + k, "a string");
+        continue;
+      }
+      pairs.emplace_back(k, v.get<std::string>());
     }
     Result<clone::Settings> st = clone::FromPairs(pairs);
     if (st.ok()) {
@@ -655,9 +580,17 @@ Result<StatusReport> ReportFromJson(const JsonValue& doc) {
 }
 
 Result<StatusReport> ReportFromJsonText(const std::string& text) {
-  Result<JsonValue> doc = JsonValue::Parse(text);
-  if (!doc.ok()) return doc.status();
-  return ReportFromJson(*doc);
+  // The one place JSON text is parsed: nlohmann's exceptions stop here.
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    return Status::InvalidArgument("status JSON: not valid JSON at byte " +
+                                   std::to_string(e.byte) + ": " + ParseErrorWhy(e));
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number beyond a double
+    return Status::InvalidArgument("status JSON: " + ParseErrorWhy(e));
+  }
+  return ReportFromJson(doc);
 }
 
 }  // namespace clonefs::control

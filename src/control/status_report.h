@@ -10,14 +10,14 @@
 #include <optional>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "base/result.h"
 #include "devices/source_health.h"
 #include "clone/settings.h"
 #include "engine/engine.h"
 
 namespace clonefs::control {
-
-class JsonValue;
 
 // Bumped when a field changes meaning or disappears, or when a field that
 // scripts are expected to act on is added (readers must ignore unknown
@@ -195,10 +195,11 @@ Eta EstimateEta(const EngineStats& s);
 // The JSON document (schema in docs/control.md). Pretty-printed when indent>0.
 std::string ReportToJson(const StatusReport& r, int indent = 2);
 
-// Parses a document written by ReportToJson. Errors: InvalidArgument naming
-// the missing or ill-typed field; NotSupported if schema_version is newer
-// than kStatusSchemaVersion.
-Result<StatusReport> ReportFromJson(const JsonValue& doc);
+// Parses a document written by ReportToJson (nlohmann/json holds the parsed
+// text). Errors: InvalidArgument naming the missing or ill-typed field, or
+// the byte offset where the text is not JSON; NotSupported if
+// schema_version is newer than kStatusSchemaVersion.
+Result<StatusReport> ReportFromJson(const nlohmann::json& doc);
 Result<StatusReport> ReportFromJsonText(const std::string& text);
 
 // "rw", "ro", "Fail" (dm-clone's words).

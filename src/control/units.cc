@@ -1,6 +1,9 @@
 #include "control/units.h"
 
+#include <time.h>
+
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <string>
 
@@ -78,13 +81,35 @@ std::string FormatDuration(uint64_t seconds) {
   return buf;
 }
 
-std::string FormatWallTime(uint64_t unix_ns) {
+namespace {
+
+constexpr char kIsoFormat[] = "%Y-%m-%dT%H:%M:%SZ";
+
+// A wall-clock time in ns since the Unix epoch, in UTC, whole seconds.
+std::string FormatUtc(uint64_t unix_ns, const char* format) {
   const time_t t = static_cast<time_t>(unix_ns / 1'000'000'000ull);
   struct tm tm;
   gmtime_r(&t, &tm);
   char buf[64];
-  strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S UTC", &tm);
+  strftime(buf, sizeof(buf), format, &tm);
   return buf;
+}
+
+}  // namespace
+
+std::string FormatWallTime(uint64_t unix_ns) { return FormatUtc(unix_ns, "%Y-%m-%d %H:%M:%S UTC"); }
+
+std::string FormatIsoTime(uint64_t unix_ns) { return FormatUtc(unix_ns, kIsoFormat); }
+
+bool ParseIsoTime(const std::string& s, uint64_t* unix_ns) {
+  struct tm tm;
+  std::memset(&tm, 0, sizeof(tm));
+  const char* end = strptime(s.c_str(), kIsoFormat, &tm);
+  if (end == nullptr || *end != '\0') return false;
+  const time_t t = timegm(&tm);
+  if (t < 0) return false;
+  *unix_ns = static_cast<uint64_t>(t) * 1'000'000'000ull;
+  return true;
 }
 
 }  // namespace clonefs::control

@@ -32,5 +32,9 @@ std::string FormatRate(uint64_t bytes_per_s, bool unlimited_if_zero = false);
 std::string FormatDuration(uint64_t seconds);
 // "2026-11-28 12:03:04 UTC" for a wall-clock time in ns since the Unix epoch.
 std::string FormatWallTime(uint64_t unix_ns);
+// "2026-11-28T21:05:23Z" (ISO 8601, UTC, whole seconds), and back: false if
+// `s` is not in that form.
+std::string FormatIsoTime(uint64_t unix_ns);
+bool ParseIsoTime(const std::string& s, uint64_t* unix_ns);
 
 }  // namespace clonefs::control

@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "control/commands.h"
-#include "control/json.h"
 #include "control/server.h"
 #include "control/status_report.h"
 #include "fake_engine.h"

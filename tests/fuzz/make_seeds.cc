@@ -159,7 +159,7 @@ control::StatusReport LiveReport() {
 void StatusDocuments() {
   control::StatusReport r = LiveReport();
   Write("status_report", "live", control::ReportToJson(r));
-  Write("json", "status_live", control::ReportToJson(r, 0));
+  Write("status_report", "live_compact", control::ReportToJson(r, 0));
   r.source_health.state = SourceHealth::State::kReconnecting;
   r.source_health.since_unix_ns = 1764331384000000000;
   r.source_health.last_error = "connection reset by peer";

@@ -15,7 +15,8 @@
 #include <random>
 #include <thread>
 
-#include "control/json.h"
+#include <nlohmann/json.hpp>
+
 #include "mount/harness.h"
 #include "mount/mount_test_util.h"
 #include "mount/test_servers.h"
@@ -23,7 +24,7 @@
 namespace clonefs::testing {
 namespace {
 
-using control::JsonValue;
+using Json = nlohmann::json;
 
 constexpr uint64_t kImage = 16ull << 20;
 constexpr uint64_t kRegion = 64 * 1024;
@@ -58,25 +59,27 @@ class RemoteSourceTest : public ::testing::Test {
               Quote("touch " + c_.done_flag) + " " + extra + " " + Quote(uri) + " " +
               Quote(c_.dst) + " " + Quote(c_.mnt));
   }
-  Result<JsonValue> StatusJson() {
+  // The `status --json` document, or null if status failed or printed
+  // something that is not JSON.
+  Json StatusJson() {
     RunResult r = Sh(ClonefsBinary() + " status --json " + Quote(c_.mnt));
-    if (r.code != 0) return Status::IoError(r.out);
-    return JsonValue::Parse(r.out);
+    if (r.code != 0) return nullptr;
+    return Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  }
+  // Field `key` of member object `obj` ("" for the top level), or null.
+  Json StatusField(const std::string& obj, const std::string& key) {
+    Json j = StatusJson();
+    const Json* v = obj.empty() ? &j : (j.is_object() && j.contains(obj) ? &j[obj] : nullptr);
+    if (v == nullptr || !v->is_object() || !v->contains(key)) return nullptr;
+    return (*v)[key];
   }
   uint64_t StatusU64(const std::string& obj, const std::string& key) {
-    Result<JsonValue> j = StatusJson();
-    if (!j.ok()) return 0;
-    const JsonValue* v = obj.empty() ? &*j : j->Find(obj);
-    if (v == nullptr || v->Find(key) == nullptr) return 0;
-    Result<uint64_t> n = v->Find(key)->AsUint64();
-    return n.ok() ? *n : 0;
+    Json v = StatusField(obj, key);
+    return v.is_number_unsigned() ? v.get<uint64_t>() : 0;
   }
   std::string StatusString(const std::string& obj, const std::string& key) {
-    Result<JsonValue> j = StatusJson();
-    if (!j.ok()) return "";
-    const JsonValue* v = obj.empty() ? &*j : j->Find(obj);
-    if (v == nullptr || v->Find(key) == nullptr || !v->Find(key)->is_string()) return "";
-    return v->Find(key)->AsString();
+    Json v = StatusField(obj, key);
+    return v.is_string() ? v.get<std::string>() : "";
   }
   void Message(const std::string& words) {
     EXPECT_TRUE(ShOk(ClonefsBinary() + " message " + Quote(c_.mnt) + " " + words));
