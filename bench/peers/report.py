@@ -205,6 +205,19 @@ def sec_fio():
     return out
 
 
+def paired_ratio(sec, case, a, b, key):
+    """Median over rounds of a/b, each ratio taken within one round (the runs of
+    a round are adjacent in time, so a slow drift of a shared disk cancels)."""
+    by_round = defaultdict(dict)
+    for r in RECS:
+        if r.get("sec") == sec and r.get("case") == case and r.get("sys") in (a, b):
+            v = r["metrics"].get(key)
+            if isinstance(v, (int, float)):
+                by_round[r.get("round")][r["sys"]] = v
+    vals = [x[a] / x[b] for x in by_round.values() if a in x and b in x and x[b]]
+    return statistics.median(vals) if vals else None
+
+
 def sec_passthrough():
     rows = []
     ratios = []
@@ -216,11 +229,14 @@ def sec_passthrough():
         if all(x is None for x in v.values()):
             continue
         p99 = {s: med("fio", case, s, "%s_clat_p99_us" % d) for s in ("passthrough", "fuse", "direct")}
-        rp, rf = ratio(v["passthrough"], v["direct"]), ratio(v["fuse"], v["direct"])
+        k = "%s_%s" % (d, key)
+        rp = paired_ratio("fio", case, "passthrough", "direct", k)
+        rf = paired_ratio("fio", case, "fuse", "direct", k)
         if rp is not None:
             ratios.append((job, rp))
         rows.append(["%s (%s)" % (job, unit), fmt(v["passthrough"]), fmt(v["fuse"]), fmt(v["direct"]),
-                     fmt_ratio(rp), fmt_ratio(rf), fmt_ratio(ratio(v["passthrough"], v["fuse"])),
+                     fmt_ratio(rp), fmt_ratio(rf),
+                     fmt_ratio(paired_ratio("fio", case, "passthrough", "fuse", k)),
                      fmt(med("ptstate", job, "passthrough", "daemon_requests"), 0) + " / " +
                      fmt(med("ptstate", job, "fuse", "daemon_requests"), 0),
                      " / ".join(fmt(p99[s]) for s in ("passthrough", "fuse", "direct"))])
@@ -239,6 +255,9 @@ def sec_passthrough():
             "*direct*: that clone's dest file itself, not mounted (the same file, unlike table "
             "1's *direct*, a plain copy: how the copier laid dest out on disk is no difference "
             "here). Same fio jobs as table 1 (`--direct=1`, libaio). "
+            "Throughputs are medians over rounds; each ratio is the median over rounds of the "
+            "ratio within one round (the three runs of a round follow each other, so a slow "
+            "drift of the shared disk cancels out). "
             "*daemon requests*: READ and WRITE requests the daemon served during the run "
             "(`fuse` in `clonefs status --json`)." % (", ".join(states) or "n/a"), "",
             table(["workload", "passthrough", "FUSE path", "direct", "passthrough/direct",
