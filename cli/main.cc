@@ -5,10 +5,12 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "build_info.h"
 #include "command.h"
 #include "fstab_args.h"
+#include "suggest.h"
 #include "fuse/exit_codes.h"
 #ifdef CLONEFS_WITH_CONTROL
 #include "control/commands.h"
@@ -90,6 +92,14 @@ int main(int argc, char** argv) {
       return clonefs::kExitUsage;
     }
   }
-  fprintf(stderr, "clonefs: error: unknown command '%s'; see: clonefs --help\n", name.c_str());
+  std::vector<std::string> names;
+  for (const auto& c : kCommands) names.emplace_back(c.name);
+  const std::string near = ClosestWord(name, names);
+  if (!near.empty()) {
+    fprintf(stderr, "clonefs: error: unknown command '%s'; did you mean '%s'? see: clonefs --help\n",
+            name.c_str(), near.c_str());
+  } else {
+    fprintf(stderr, "clonefs: error: unknown command '%s'; see: clonefs --help\n", name.c_str());
+  }
   return clonefs::kExitUsage;
 }

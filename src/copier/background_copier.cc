@@ -40,6 +40,7 @@ BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions
       enabled_(options.enabled),
       rate_(options.rate_bytes_per_s),
       pace_(options.min_pace_bytes_per_s),
+      dropper_(ctx.hydrator->dest(), options.cache_lag_bytes),
       hints_(ctx.hydrator->geometry(), std::max<uint32_t>(options.hydration_batch_size, 1)),
       backoff_(options.retry_backoff_initial_ms * 1'000'000) {}
 
@@ -93,6 +94,7 @@ void BackgroundCopier::Stop() {
   q_cv_.notify_all();
   for (std::thread& t : writers_) t.join();
   writers_.clear();
+  dropper_.DropAll();
   readers_.reset();
   pool_.Trim();
 }

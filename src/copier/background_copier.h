@@ -120,6 +120,7 @@
 
 #include "base/clock.h"
 #include "base/status.h"
+#include "copier/cache_dropper.h"
 #include "copier/copy_buffer_pool.h"
 #include "copier/foreground.h"
 #include "copier/hydrator.h"
@@ -147,6 +148,9 @@ struct CopierOptions {
   // bandwidth-delay product is 35 MiB) with room for the writes. Default:
   // 64 MiB (docs/design.md).
   uint64_t inflight_bytes = 64ull << 20;
+  // With a page-cached dest, most bytes the writers wrote that stay in the
+  // page cache before they are evicted (cache_dropper.h). Default: 64 MiB.
+  uint64_t cache_lag_bytes = 64ull << 20;
   // Ceiling in bytes/s on data read from the source; 0 = none. Default: 0.
   uint64_t rate_bytes_per_s = 0;
   // Default: true.
@@ -362,6 +366,8 @@ class BackgroundCopier {
   TokenBucket rate_;  // the user's ceiling
   TokenBucket pace_;  // the minimum pace, used only while user I/O is busy
   CopyBufferPool pool_;
+  // What the writers wrote leaves a page-cached dest (cache_dropper.h).
+  CacheDropper dropper_;
   std::atomic<bool> all_hydrated_reported_{false};
   std::atomic<bool> killed_{false};  // a kill point fired: this "process" is gone
   std::atomic<uint64_t> units_copied_{0};

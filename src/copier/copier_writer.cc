@@ -82,6 +82,7 @@ void BackgroundCopier::Process(std::unique_ptr<Piece> p) {
         Status s = ctx_.hydrator->WriteFetched(p->off, p->buf->data(), p->len, &o);
         if (s.ok()) {
           u->Add(o);
+          dropper_.Written(p->off, p->len);
         } else {
           u->FailInDest(s);
         }

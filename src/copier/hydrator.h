@@ -162,6 +162,7 @@ class Hydrator {
 
   const RegionGeometry& geometry() const { return geo_; }
   Device* source() const { return source_; }
+  Device* dest() const { return dest_; }
   HealthTracker* health() const { return health_; }
 
  private:

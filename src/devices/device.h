@@ -101,6 +101,15 @@ class Device {
   // only the size is compared. Default: OK (the device cannot change).
   virtual Status CheckUnchanged() { return Status::OK(); }
 
+  // A page-cache hint for data written by the background copier, which no
+  // user asked to read (meaningful only where writes go through the page
+  // cache; the default does nothing): DropCached writes [off, off+len) back,
+  // waits for that, and evicts the range's clean pages. Not a durability
+  // point (Flush is) and never fails: a range the kernel keeps stays
+  // cached. PageCached says whether the hint does anything.
+  virtual bool PageCached() const { return false; }
+  virtual void DropCached(uint64_t /*off*/, uint64_t /*len*/) {}
+
   // A file descriptor whose pread at image offsets returns the device's
   // content, for zero-copy replies (FUSE splice), or -1 if there is none.
   // Only the FUSE layer uses it, and only for reads.

@@ -33,6 +33,11 @@ class FaultDeviceImpl final : public FaultDevice {
   const std::string& Name() const override { return base_->Name(); }
   // No splicing: it would bypass the rules and the overlay.
   int SpliceFd() const override { return -1; }
+  // The page-cache hint reaches a non-volatile base; the overlay has no cache.
+  bool PageCached() const override { return !overlay_ && base_->PageCached(); }
+  void DropCached(uint64_t off, uint64_t len) override {
+    if (!overlay_) base_->DropCached(off, len);
+  }
 
   Status Read(uint64_t off, void* buf, size_t len) override {
     CLONEFS_RETURN_IF_ERROR(Enter(DeviceOp::kRead, off, len));

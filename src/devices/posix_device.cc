@@ -84,6 +84,17 @@ class PosixDevice final : public Device {
     return posix_io::PwriteFull(fd_, off, buf, len, path_);
   }
 
+  bool PageCached() const override { return !direct_ && !read_only_; }
+
+  void DropCached(uint64_t off, uint64_t len) override {
+    if (!PageCached()) return;
+    // Dirty or under-writeback pages are not evicted: wait for them first.
+    ::sync_file_range(fd_, static_cast<off_t>(off), static_cast<off_t>(len),
+                      SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                          SYNC_FILE_RANGE_WAIT_AFTER);
+    ::posix_fadvise(fd_, static_cast<off_t>(off), static_cast<off_t>(len), POSIX_FADV_DONTNEED);
+  }
+
   Status Flush() override {
     if (read_only_) return Status::OK();  // nothing of ours to make durable
     int r;

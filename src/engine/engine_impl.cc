@@ -29,6 +29,7 @@ CopierOptions CopierOptionsFrom(const EngineOptions& o) {
   c.workers = o.copier_threads;
   c.writer_threads = o.copier_writer_threads;
   c.inflight_bytes = o.copier_inflight_bytes;
+  c.cache_lag_bytes = o.copier_cache_lag_bytes;
   c.foreground_idle_ns = o.foreground_idle_ms * 1'000'000;
   return c;
 }

@@ -2,11 +2,16 @@
 // on a source that overlaps reads, reads completing on other threads or
 // inline, all-zero data hydrated as holes, Stop with reads in flight.
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <random>
 #include <thread>
 
 #include "copier/copy_buffer.h"
@@ -183,6 +188,74 @@ TEST(CopierPipeline, AllZeroDataLeavesHolesInAFileDest) {
   EXPECT_EQ(data_after((n - 1) * kRegion + 4096), -1);  // nothing after: ENXIO
   std::vector<uint8_t> got(content.size());
   ASSERT_EQ(::pread(fd, got.data(), got.size(), 0), static_cast<ssize_t>(got.size()));
+  EXPECT_EQ(got, content);
+}
+
+// With a page-cached dest (--buffered), what the copier wrote does not stay
+// in the page cache: at most the lag while it runs, nothing after it stops.
+// (Large cached folios left by the copier's unit-sized writes made later
+// 4 KiB user writes several times slower; docs/performance.md.)
+TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfABufferedDest) {
+  // A disk-backed directory: tmpfs pages are the storage and never leave.
+  const std::string dir = "/var/tmp/clonefs-cache-drop-" + std::to_string(::getpid());
+  ASSERT_TRUE(std::filesystem::create_directories(dir));
+  test::Cleanup rm_dir([&] { std::filesystem::remove_all(dir); });
+  struct statfs fs;
+  ASSERT_EQ(::statfs(dir.c_str(), &fs), 0);
+  if (fs.f_type == TMPFS_MAGIC) GTEST_SKIP() << "/var/tmp is tmpfs: no page cache to leave";
+  const uint64_t kImage = 32ull << 20, kLag = 4ull << 20;
+  std::vector<uint8_t> content(kImage);
+  std::mt19937_64 rng(7);
+  for (auto& b : content) b = static_cast<uint8_t>(rng() | 1);  // data, never all zeros
+  const std::string dest_path = dir + "/dest.img";
+  // Pages of dest in the page cache.
+  auto resident = [&]() -> uint64_t {
+    int fd = ::open(dest_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ~0ull;
+    void* m = ::mmap(nullptr, kImage, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (m == MAP_FAILED) return ~0ull;
+    std::vector<unsigned char> vec(kImage / 4096);
+    uint64_t n = ~0ull;
+    if (::mincore(m, kImage, vec.data()) == 0) {
+      n = 0;
+      for (unsigned char v : vec) n += (v & 1) ? 4096 : 0;
+    }
+    ::munmap(m, kImage);
+    return n;
+  };
+  auto src = std::make_shared<FakeAsyncSource>(
+      FaultDevice::Wrap(NewMemDeviceFrom(content, /*read_only=*/true, "src")));
+  src->SetAllData(true);
+  PosixDeviceOptions po;
+  po.create = true;
+  po.min_size = kImage;
+  po.direct = false;  // --buffered
+  auto dest = OpenPosixDevice(dest_path, po);
+  ASSERT_TRUE(dest.ok()) << dest.status().ToString();
+  ASSERT_TRUE((*dest)->PageCached());
+  metadata::MetadataOptions mo;
+  mo.dir = dir + "/md";
+  mo.image_size = kImage;
+  mo.region_size = kRegion;
+  auto md = metadata::Metadata::Open(mo);
+  ASSERT_TRUE(md.ok()) << md.status().ToString();
+  EngineOptions eo;
+  eo.copier_cache_lag_bytes = kLag;
+  auto e = Engine::Open(test::Share(src), std::move(*dest), std::move(*md), eo);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  ASSERT_OK((*e)->Start());
+  ASSERT_TRUE(Rig::WaitFor([&] { return (*e)->Stats().hydration_done; }));
+  // Running: the lag, plus what the writers had in hand (a unit each).
+  EXPECT_LE(resident(), kLag + 4 * kRegion * 16) << "of " << kImage;
+  ASSERT_OK((*e)->Shutdown());
+  EXPECT_EQ(resident(), 0u);
+  // And the data is all there.
+  std::vector<uint8_t> got(kImage);
+  int fd = ::open(dest_path.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::pread(fd, got.data(), got.size(), 0), static_cast<ssize_t>(got.size()));
+  ::close(fd);
   EXPECT_EQ(got, content);
 }
 

@@ -5,13 +5,17 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "copier/cache_dropper.h"
 #include "copier/copy_buffer_pool.h"
 #include "copier/copy_buffer.h"
 #include "copier/health_tracker.h"
@@ -23,6 +27,7 @@
 #include "copier/source_watch.h"
 #include "copier/token_bucket.h"
 #include "copier/zero_blocks.h"
+#include "devices/mem_device.h"
 #include "profile/profile.h"
 #include "profile/profile_recorder.h"
 
@@ -747,6 +752,98 @@ TEST(HealthTrackerTest, DestConditionClearsOnlyOnACopyStartedAfterTheLastError) 
   EXPECT_EQ(h.dest(), DestCondition::kOk);
   EXPECT_EQ(h.last_error().kind, ErrorKind::kDestFull);
   EXPECT_EQ(h.last_error().count, 3u);
+}
+
+// A page-cached device that records the copier's cache hint.
+class CacheRecorder final : public Device {
+ public:
+  explicit CacheRecorder(bool cached) : base_(NewMemDevice(1 << 30)), cached_(cached) {}
+  uint64_t Size() const override { return base_->Size(); }
+  bool ReadOnly() const override { return false; }
+  const std::string& Name() const override { return base_->Name(); }
+  Status Read(uint64_t off, void* buf, size_t len) override { return base_->Read(off, buf, len); }
+  Status Write(uint64_t off, const void* buf, size_t len) override {
+    return base_->Write(off, buf, len);
+  }
+  Status Flush() override { return Status::OK(); }
+  Status Zero(uint64_t off, uint64_t len, ZeroMode m) override { return base_->Zero(off, len, m); }
+  Result<uint64_t> NextData(uint64_t off) override { return base_->NextData(off); }
+  Result<uint64_t> NextHole(uint64_t off) override { return base_->NextHole(off); }
+  bool PageCached() const override { return cached_; }
+  void DropCached(uint64_t off, uint64_t len) override {
+    std::lock_guard<std::mutex> l(mu);
+    dropped.emplace_back(off, len);
+  }
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, uint64_t>> dropped;
+
+ private:
+  std::unique_ptr<Device> base_;
+  const bool cached_;
+};
+
+using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+
+// Polls pred for up to 10 s.
+bool Eventually(const std::function<bool()>& pred) {
+  for (int i = 0; i < 5000 && !pred(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  return pred();
+}
+
+// The dropper's thread evicts the oldest ranges once more than the lag is
+// pending (adjacent pieces as one range); DropAll evicts the rest and
+// returns when that is done.
+TEST(CacheDropper, EvictsWhatIsBeyondTheLag) {
+  CacheRecorder dev(/*cached=*/true);
+  CacheDropper d(&dev, /*lag_bytes=*/3 << 20);
+  ASSERT_TRUE(d.active());
+  d.Written(0, 1 << 20);
+  d.Written(1 << 20, 1 << 20);  // adjacent: joins the first range
+  d.Written(8 << 20, 1 << 20);
+  EXPECT_EQ(d.pending_bytes(), 3u << 20);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  {
+    std::lock_guard<std::mutex> l(dev.mu);
+    EXPECT_TRUE(dev.dropped.empty());  // within the lag: nothing evicted
+  }
+  d.Written(20 << 20, 1 << 20);  // 4 MiB pending > 3 MiB: the oldest goes
+  ASSERT_TRUE(Eventually([&] { return d.pending_bytes() == (2u << 20); }));
+  {
+    std::lock_guard<std::mutex> l(dev.mu);
+    EXPECT_EQ(dev.dropped, (Ranges{{0, 2 << 20}}));
+  }
+  d.DropAll();
+  EXPECT_EQ(d.pending_bytes(), 0u);
+  std::lock_guard<std::mutex> l(dev.mu);
+  EXPECT_EQ(dev.dropped, (Ranges{{0, 2 << 20}, {8 << 20, 1 << 20}, {20 << 20, 1 << 20}}));
+}
+
+// A dest without a page cache (O_DIRECT, memory) gets no hints at all.
+TEST(CacheDropper, DoesNothingForADestWithoutPageCache) {
+  CacheRecorder dev(/*cached=*/false);
+  CacheDropper d(&dev, 0);
+  EXPECT_FALSE(d.active());
+  d.Written(0, 1 << 20);
+  d.DropAll();
+  EXPECT_TRUE(dev.dropped.empty());
+}
+
+// Writers on many threads: every byte written is evicted exactly once.
+TEST(CacheDropper, ConcurrentWritersEvictEveryRangeOnce) {
+  CacheRecorder dev(/*cached=*/true);
+  CacheDropper d(&dev, 1 << 20);
+  std::vector<std::thread> ts;
+  for (int t = 0; t < 4; ++t) {
+    ts.emplace_back([&, t] {
+      for (uint64_t i = 0; i < 200; ++i) d.Written((t * 1000 + i) * 2 * 65536, 65536);
+    });
+  }
+  for (auto& t : ts) t.join();
+  d.DropAll();
+  std::lock_guard<std::mutex> l(dev.mu);
+  uint64_t total = 0;
+  for (const auto& r : dev.dropped) total += r.second;
+  EXPECT_EQ(total, 4u * 200 * 65536);
 }
 
 }  // namespace

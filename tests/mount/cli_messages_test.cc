@@ -26,6 +26,18 @@ class CliMessagesTest : public ::testing::Test {
   CloneDir c_;
 };
 
+// mount(8)'s spelling, and other near misses, get a suggestion; exit 2.
+TEST_F(CliMessagesTest, AMistypedCommandGetsASuggestion) {
+  RunResult u = Sh(Clonefs() + " umount " + Quote(c_.mnt));
+  EXPECT_EQ(u.code, 2) << u.out;
+  EXPECT_NE(u.out.find("unknown command 'umount'; did you mean 'unmount'?"), std::string::npos)
+      << u.out;
+  RunResult far = Sh(Clonefs() + " hydrate");
+  EXPECT_EQ(far.code, 2) << far.out;
+  EXPECT_NE(far.out.find("unknown command 'hydrate'; see: clonefs --help"), std::string::npos)
+      << far.out;
+}
+
 TEST_F(CliMessagesTest, StatusOfAStaleMountSaysHowToResumeOrRemoveIt) {
   RunResult m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
