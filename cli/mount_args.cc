@@ -85,6 +85,11 @@ po::options_description Visible() {
        "non-root users need user_allow_other in /etc/fuse.conf")
       ("no-allow-other", "only the mounting user may open the file (the default; undoes a "
        "stored --allow-other)")
+      ("no-passthrough", "keep serving every open through the daemon, also once the clone is "
+       "complete (default: opens made after completion are served by the kernel from DEST, "
+       "FUSE passthrough, where Linux 6.9+ and root allow it)")
+      ("passthrough", "use FUSE passthrough once the clone is complete (the default; undoes a "
+       "stored --no-passthrough)")
       (",o", po::value<std::vector<std::string>>()->value_name("OPT[,OPT...]"),
        "extra FUSE mount options (repeatable; given again, they replace the stored ones; "
        "-o '' removes them)")
@@ -233,6 +238,7 @@ ParsedMount ParseMountArgs(const Args& args) {
   OnOff(vm, "discard-passdown", "no-discard-passdown", &g.discard_passdown, &r.problems);
   OnOff(vm, "direct-io", "buffered", &g.direct_io, &r.problems);
   OnOff(vm, "allow-other", "no-allow-other", &g.allow_other, &r.problems);
+  OnOff(vm, "passthrough", "no-passthrough", &g.passthrough, &r.problems);
   OnOff(vm, "copy-on-read", "no-copy-on-read", &g.copy_on_read, &r.problems);
   OnOff(vm, "read-hints", "no-read-hints", &g.read_hints, &r.problems);
   o.reset_settings = vm.count("reset-settings") > 0;

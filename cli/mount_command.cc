@@ -38,6 +38,17 @@ fuse::DaemonHooks ServiceHooks() {
     info.name = o.name;
     control::ControlServerOptions so;
     so.settings = ctx.settings;
+    so.fuse = [stats = ctx.fuse_stats] {
+      control::FuseReport r;
+      if (!stats) return r;
+      const fuse::FuseStats s = stats();
+      r.passthrough = s.passthrough;
+      r.opens = s.opens;
+      r.passthrough_opens = s.passthrough_opens;
+      r.read_requests = s.read_requests;
+      r.write_requests = s.write_requests;
+      return r;
+    };
     *started = {engine, info};
     return server->Start(engine, info, so).WithContext("cannot start the control channel");
   };

@@ -269,6 +269,13 @@ def status_fields(doc):
     out["done"] = done
     out["image_size"] = find(["image_size", "bytes.total"])
     out["copy_failures"] = find(["failures.copy"])
+    if isinstance(doc, dict):
+        out["passthrough"] = doc.get("passthrough")
+        fz = doc.get("fuse")
+        if isinstance(fz, dict):
+            for k in ("opens", "passthrough_opens", "read_requests", "write_requests"):
+                if isinstance(fz.get(k), (int, float)):
+                    out["fuse_" + k] = fz[k]
     link = doc.get("source_connection") if isinstance(doc, dict) else None
     if isinstance(link, dict):
         out["src_state"] = link.get("state")

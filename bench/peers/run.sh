@@ -9,7 +9,7 @@
 #                           [--peers-only]
 #   --quick       small sizes and short runs: a smoke run of the whole harness
 #   --only        comma-separated subset of:
-#                 hydration,fio,latency,fsync,ttfb,highlat,remote
+#                 hydration,fio,passthrough,latency,fsync,ttfb,highlat,remote
 #   --rounds N    repetitions of every alternating measurement (median reported)
 #   --out FILE    also write the markdown report to FILE (e.g. docs/performance.md)
 #   --peers-only  skip every clonefs run (harness validation without clonefs)
@@ -62,7 +62,7 @@ RSS_LOAD_S=${RSS_LOAD_S:-2}                 # seconds of random reads before rea
 HL_DELAY=${HL_DELAY:-5ms}                   # nbdkit delay filter rdelay
 HL_THRESHOLDS=${HL_THRESHOLDS:-"1 4 16 64"}
 HL_ROUNDS=${HL_ROUNDS:-1}                   # high-latency runs are long: one round by default
-SECTIONS=${ONLY:-hydration,fio,latency,fsync,ttfb,highlat,remote}
+SECTIONS=${ONLY:-hydration,fio,passthrough,latency,fsync,ttfb,highlat,remote}
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 RUN=$WORK/runs/$STAMP$([ $QUICK = 1 ] && echo -quick)
@@ -84,6 +84,13 @@ trap 'log "interrupted"; exit 130' INT TERM
 cf_enabled() { [ $PEERS_ONLY = 0 ]; }
 if cf_enabled && [ ! -x "$CLONEFS" ]; then
   die "clonefs binary not found at $CLONEFS (set CLONEFS=path, or --peers-only)"
+fi
+# CF_FUSE: the mount option that keeps a complete clone's opens with the
+# daemon (no FUSE passthrough), for the sections that measure the FUSE path
+# on the hydrated clone; empty for a clonefs without passthrough.
+CF_FUSE=()
+if cf_enabled && "$CLONEFS" mount --help 2>/dev/null | grep -q -- --no-passthrough; then
+  CF_FUSE=(--no-passthrough)
 fi
 want() {
   [[ ",$SECTIONS," == *",$1,"* ]] || return 1
@@ -195,10 +202,12 @@ sec_hydration() {
 }
 
 # The hydrated images the later sections start from (made here if the
-# hydration section did not run).
+# hydration section did not run); `ensure_hydrated clonefs`: clonefs's only.
 ensure_hydrated() {
-  if [ ! -f "$DIRECT" ]; then cp --sparse=always "$SRC" "$DIRECT"; fi
-  if [ ! -f "$QSD_HYD" ]; then hyd_qsd "$SRC" "$QSD_HYD" prep 0; fi
+  if [ "${1:-}" != clonefs ]; then
+    if [ ! -f "$DIRECT" ]; then cp --sparse=always "$SRC" "$DIRECT"; fi
+    if [ ! -f "$QSD_HYD" ]; then hyd_qsd "$SRC" "$QSD_HYD" prep 0; fi
+  fi
   if cf_enabled && [ ! -f "$CF_HYD.hydrated" ]; then
     hyd_clonefs "$SRC" "$CF_HYD" prep 0
   fi
@@ -233,7 +242,7 @@ cf_hydrated() { [ -f "$CF_HYD.hydrated" ] || die "no fully hydrated clonefs imag
 
 fio_hydrated() {
   local cfmnt=$MNT/cf-hyd qexp=$MNT/qsd-hydrated.img r job s
-  if cf_enabled; then cf_hydrated; cf_mount "$SRC" "$CF_HYD" "$cfmnt"; fi
+  if cf_enabled; then cf_hydrated; cf_mount "$SRC" "$CF_HYD" "$cfmnt" "${CF_FUSE[@]}"; fi
   qsd_start "$SRC" "$QSD_HYD" "$qexp" hydfio
   for ((r = 1; r <= ROUNDS; r++)); do
     for job in seqread randread seqwrite randwrite syncwrite; do
@@ -267,6 +276,49 @@ sec_fio() {
   done
 }
 
+# ---- passthrough after completion ------------------------------------------------
+# pt_run SYS JOB ROUND: the fio JOB on a new open of the complete clone
+# (SYS passthrough: FUSE passthrough, checked active; SYS fuse: the same
+# clone with --no-passthrough, served by the daemon as opens made before
+# completion are), or on that clone's dest file itself, not mounted (SYS
+# direct: the same file, so its layout on disk is no difference). A fresh
+# mount per run; the daemon's READ/WRITE requests during the run are recorded.
+pt_run() {
+  local sys=$1 job=$2 r=$3 mnt=$MNT/pt
+  cf_hydrated
+  if [ "$sys" = direct ]; then fio_run direct "$CF_HYD" "$job" passthrough "$r"; return; fi
+  local opt=--passthrough
+  [ "$sys" = fuse ] && opt=--no-passthrough
+  cf_mount "$SRC" "$CF_HYD" "$mnt" "$opt"
+  local st0 st1 pt
+  st0=$(cf_status "$mnt") || st0='{}'
+  pt=$(json_get passthrough <<<"$st0")
+  if [ "$sys" = passthrough ] && [ "$pt" != active ]; then
+    die "passthrough is not active on $mnt: '$pt'"
+  fi
+  fio_run "$sys" "$(cf_file "$CF_HYD" "$mnt")" "$job" passthrough "$r"
+  st1=$(cf_status "$mnt") || st1='{}'
+  cf_unmount "$mnt"
+  local d
+  d=$($PY -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:3]); k=("fuse_read_requests","fuse_write_requests"); print(sum((b.get(x) or 0)-(a.get(x) or 0) for x in k))' "$st0" "$st1")
+  record ptstate "$job" "$sys" "$r" state="${pt:-unknown}" daemon_requests="$d"
+}
+
+sec_passthrough() {
+  cf_enabled || { log "passthrough: clonefs only, skipped"; return 0; }
+  if [ ${#CF_FUSE[@]} = 0 ]; then log "passthrough: $CLONEFS has no --no-passthrough, skipped"; return 0; fi
+  log "passthrough: ${RUNTIME}s per run, ${ROUNDS} rounds: passthrough vs the FUSE path vs dest"
+  attempt "hydrated images" ensure_hydrated clonefs
+  local r job s
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for job in seqread randread seqwrite randwrite; do
+      for s in $(order $r passthrough fuse direct); do
+        attempt "passthrough $job $s r$r" pt_run "$s" "$job" "$r"
+      done
+    done
+  done
+}
+
 lat_run() {  # lat_run CASE ROUND: 4 KiB random reads at QD1 while the copier is in CASE
   local case=$1 r=$2 dest mnt=$MNT/lat opts=()
   case $case in
@@ -275,7 +327,7 @@ lat_run() {  # lat_run CASE ROUND: 4 KiB random reads at QD1 while the copier is
     rate-limited) opts=(--rate "$LAT_RATE") ;;
   esac
   if [ "$case" = idle-hydrated ]; then
-    cf_hydrated; dest=$CF_HYD
+    cf_hydrated; dest=$CF_HYD; opts=("${CF_FUSE[@]}")
   else
     dest=$IMG/cf-lat.img; cf_fresh_dest "$SRC" "$dest"
   fi
@@ -314,7 +366,7 @@ fsync_probe() {  # fsync_probe SYS CASE FILE STRIDE ROUND [ODIRECT]
 
 fsync_clonefs() {  # fsync_clonefs CASE ROUND
   local mnt=$MNT/fsync dest opts=()
-  if [ "$1" = no-new-hydrations ]; then cf_hydrated; dest=$CF_HYD
+  if [ "$1" = no-new-hydrations ]; then cf_hydrated; dest=$CF_HYD; opts=("${CF_FUSE[@]}")
   else dest=$IMG/cf-fsync.img; cf_fresh_dest "$SRC" "$dest"; opts=(--no-hydration); fi
   cf_mount "$SRC" "$dest" "$mnt" "${opts[@]}"
   local stride=0 rs
@@ -484,12 +536,15 @@ record meta config - 0 quick=$QUICK rounds="$ROUNDS" runtime_s="$RUNTIME" data_m
   clonefs_build="$(cf_enabled && cf_build_info || echo none)" \
   commit="$(git -C "$REPO" log -1 --format='%h %cd' --date=short 2>/dev/null || echo unknown)"
 
-if want hydration || want fio || want latency || want fsync; then make_data_image "$SRC" "$DATA_MIB"; fi
+if want hydration || want fio || want passthrough || want latency || want fsync; then
+  make_data_image "$SRC" "$DATA_MIB"
+fi
 if want hydration; then
   make_sparse_image "$SPARSE" "$SPARSE_MIB" "$SPARSE_CHUNKS" "$SPARSE_CHUNK_MIB"
 fi
 want hydration && sec_hydration
 want fio && sec_fio
+want passthrough && sec_passthrough
 want latency && sec_latency
 want fsync && sec_fsync
 want ttfb && sec_ttfb

@@ -101,6 +101,9 @@ Result<bool> SetKnown(Settings* s, const std::string& k, const std::string& v) {
   } else if (k == "allow_other") {
     CLONEFS_RETURN_IF_ERROR(ParseOnOff(k, v, &b));
     s->allow_other = b;
+  } else if (k == "passthrough") {
+    CLONEFS_RETURN_IF_ERROR(ParseOnOff(k, v, &b));
+    s->passthrough = b;
   } else if (k == "name") {
     CLONEFS_RETURN_IF_ERROR(CheckName(v));
     s->name = v;
@@ -212,6 +215,7 @@ Settings Merge(const Settings& base, const Settings& over) {
   take(m.discard_passdown, over.discard_passdown);
   take(m.direct_io, over.direct_io);
   take(m.allow_other, over.allow_other);
+  take(m.passthrough, over.passthrough);
   take(m.fuse_options, over.fuse_options);
   take(m.threads, over.threads);
   take(m.source_timeout_ms, over.source_timeout_ms);
@@ -243,6 +247,7 @@ std::vector<std::pair<std::string, std::string>> ToPairs(const Settings& s) {
   flag("discard_passdown", s.discard_passdown);
   flag("direct_io", s.direct_io);
   flag("allow_other", s.allow_other);
+  flag("passthrough", s.passthrough);
   flag("copy_on_read", s.copy_on_read);
   flag("read_hints", s.read_hints);
   text("profile", s.profile);
@@ -337,6 +342,7 @@ std::string DescribeSettings(const Settings& s) {
   }
   if (s.direct_io) add(*s.direct_io ? "--direct-io" : "--buffered");
   if (s.allow_other) add(*s.allow_other ? "--allow-other" : "--no-allow-other");
+  if (s.passthrough) add(*s.passthrough ? "--passthrough" : "--no-passthrough");
   if (s.name) add("--name " + ShellWord(*s.name));
   if (s.fuse_options) add("-o " + ShellWord(*s.fuse_options));
   if (s.threads) add("--threads " + std::to_string(*s.threads));

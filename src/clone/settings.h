@@ -46,6 +46,7 @@ struct Settings {
   std::optional<bool> discard_passdown;          // "discard_passdown"
   std::optional<bool> direct_io;                 // "direct_io"
   std::optional<bool> allow_other;               // "allow_other"
+  std::optional<bool> passthrough;               // "passthrough"
   std::optional<std::string> fuse_options;       // "fuse_options": -o joined by ','; "" = none
   std::optional<uint32_t> threads;               // "threads", 1..1024
   std::optional<uint64_t> source_timeout_ms;     // "source_timeout_ms", 100..86400000

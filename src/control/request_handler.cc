@@ -12,8 +12,10 @@ namespace {
 Response Ok(std::string text) { return Response{true, std::move(text)}; }
 Response Error(std::string text) { return Response{false, std::move(text)}; }
 
+// What the engine's stats do not hold: the stored settings, the FUSE layer.
 StatusReport WithSettings(const RequestContext& ctx, StatusReport r) {
   if (ctx.settings != nullptr) r.settings = ctx.settings->Current();
+  if (ctx.fuse) r.fuse = ctx.fuse();
   return r;
 }
 

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,8 @@ struct RequestContext {
   // The clone's stored settings: shown in status, updated by messages.
   // nullptr: none (messages then change the running clone only).
   clone::SettingsStore* settings = nullptr;
+  // The FUSE layer's part of the status. Empty: none.
+  std::function<FuseReport()> fuse;
 };
 
 Response HandleRequest(const RequestContext& ctx, const std::vector<std::string>& words);

@@ -207,6 +207,7 @@ void ControlServer::Serve(int fd) {
                                                .count());
       ctx.peer_uid = cred.uid;
       ctx.settings = options_.settings;
+      ctx.fuse = options_.fuse;
       resp = HandleRequest(ctx, *words);
     }
   }

@@ -30,6 +30,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -56,6 +57,9 @@ struct ControlServerOptions {
   // Not owned; must outlive Stop(). Default: nullptr (messages are not
   // stored).
   clone::SettingsStore* settings = nullptr;
+  // The FUSE layer's passthrough state and counters, for status; called on
+  // the server's thread. Default: none (status then has no "passthrough").
+  std::function<FuseReport()> fuse;
 };
 
 class ControlServer {

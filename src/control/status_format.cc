@@ -133,6 +133,14 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
     }
     Line(&out, "Failures:", U(r.copy_failures) + " copy, " + U(r.commit_failures) + " commit");
     Line(&out, "Commits:", U(r.commits));
+    if (!r.fuse.passthrough.empty()) {
+      const FuseReport& f = r.fuse;
+      Line(&out, "Passthrough:", Printable(f.passthrough) + "  (" + U(f.passthrough_opens) +
+                                     " of " + U(f.opens) + " opens passed through)");
+      Line(&out, "Requests:", U(f.read_requests) + " reads, " + U(f.write_requests) +
+                                  " writes served by the daemon (passed-through I/O is not "
+                                  "counted anywhere in this status)");
+    }
   }
   Line(&out, "Settings:", r.settings_error.empty()
                               ? (r.settings.empty()

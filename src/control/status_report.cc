@@ -265,6 +265,14 @@ std::string ReportToJson(const StatusReport& r, int indent) {
       L ? Json{{"copy", r.copy_failures}, {"commit", r.commit_failures}} : Null();
   j["commits"] = LiveUint(L, r.commits);
   j["read_driven"] = L ? ReadDrivenJson(r.read_driven) : Null();
+  // The FUSE layer: null offline and from a daemon that does not say.
+  const bool has_fuse = L && !r.fuse.passthrough.empty();
+  j["passthrough"] = has_fuse ? Json(r.fuse.passthrough) : Null();
+  j["fuse"] = has_fuse ? Json{{"opens", r.fuse.opens},
+                              {"passthrough_opens", r.fuse.passthrough_opens},
+                              {"read_requests", r.fuse.read_requests},
+                              {"write_requests", r.fuse.write_requests}}
+                       : Null();
   j["metadata_space"] = {{"block_size", metadata::kMetadataBlockSize},
                          {"used_blocks", r.metadata_used_blocks},
                          {"total_blocks", r.metadata_total_blocks}};
@@ -527,6 +535,16 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
     if (const nlohmann::json* b = rd.Obj(*o, p, "recording_profile", true)) {
       d.record_profile = rd.OptStr(*b, p + "recording_profile.", "path");
       d.profile_recorded = rd.U64(*b, p + "recording_profile.", "regions");
+    }
+  }
+  // Added without a schema bump (informational): absent from older daemons.
+  if (Find(doc, "passthrough") != nullptr) r.fuse.passthrough = rd.OptStr(doc, "", "passthrough");
+  if (const nlohmann::json* v = Find(doc, "fuse"); v != nullptr && !v->is_null()) {
+    if (const nlohmann::json* o = rd.Obj(doc, "", "fuse", false)) {
+      r.fuse.opens = rd.U64(*o, "fuse.", "opens");
+      r.fuse.passthrough_opens = rd.U64(*o, "fuse.", "passthrough_opens");
+      r.fuse.read_requests = rd.U64(*o, "fuse.", "read_requests");
+      r.fuse.write_requests = rd.U64(*o, "fuse.", "write_requests");
     }
   }
   if (const nlohmann::json* o = rd.Obj(doc, "", "metadata_space", false)) {

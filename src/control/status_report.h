@@ -61,6 +61,22 @@ struct ReadDrivenReport {
   bool operator==(const ReadDrivenReport&) const = default;
 };
 
+// Live only: the FUSE layer (the daemon's FuseStats): FUSE passthrough after
+// completion (docs/design.md) and the requests the daemon itself served.
+// JSON "passthrough" and "fuse"; absent from older daemons' documents (then
+// empty / 0). Passed-through I/O never reaches the daemon: it is in none of
+// the counters.
+struct FuseReport {
+  // "active", "active for read-only opens (...)", "waiting for completion",
+  // "off: <why>"; "" when unknown.
+  std::string passthrough;
+  uint64_t opens = 0;              // opens of the image file since the mount
+  uint64_t passthrough_opens = 0;  // of those, passed through to dest
+  uint64_t read_requests = 0;      // READ requests the daemon served
+  uint64_t write_requests = 0;     // WRITE requests the daemon served
+  bool operator==(const FuseReport&) const = default;
+};
+
 struct StatusReport {
   int schema_version = kStatusSchemaVersion;
   // true: a running daemon answered (every field is meaningful). false: read
@@ -116,6 +132,7 @@ struct StatusReport {
   // Live only: the most recent device or metadata error (empty() if none).
   LastError last_error;
   ReadDrivenReport read_driven;
+  FuseReport fuse;
   // The settings stored with the clone (docs/cli.md "Stored settings"), live
   // and offline.
   clone::Settings settings;

@@ -271,6 +271,10 @@ class Engine {
   // Commits (as a status query does in dm-clone), then returns Stats().
   virtual Result<EngineStats> CommitAndStats() = 0;
   virtual EngineMode mode() const = 0;
+  // Every region hydrated *and committed* (Stats().hydration_done), without
+  // building the stats: cheap enough for every FUSE open. Once true, stays
+  // true.
+  virtual bool hydration_done() const = 0;
   virtual void SetHydrationThreshold(uint32_t n) = 0;
   virtual void SetHydrationBatchSize(uint32_t n) = 0;
   virtual void SetRate(uint64_t bytes_per_s) = 0;

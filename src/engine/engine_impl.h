@@ -84,6 +84,7 @@ class EngineImpl final : public Engine {
   EngineStats Stats() const override;
   Result<EngineStats> CommitAndStats() override;
   EngineMode mode() const override { return committer_.mode(); }
+  bool hydration_done() const override { return committer_.hydration_done(); }
   void SetHydrationThreshold(uint32_t n) override { copier_.SetThreshold(n); }
   void SetHydrationBatchSize(uint32_t n) override { copier_.SetBatchSize(n); }
   void SetRate(uint64_t bytes_per_s) override;

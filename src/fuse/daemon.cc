@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -20,6 +21,7 @@
 #include "fuse/fuse_server.h"
 #include "fuse/mount_table.h"
 #include "fuse/on_complete.h"
+#include "fuse/passthrough.h"
 #include "fuse/preflight.h"
 #include "fuse/runtime_info.h"
 #include "metadata/clone_files.h"
@@ -272,7 +274,15 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   const struct stat dest_st = c.dest_stat;
   // Outlives the engine's users: destroyed after hooks.stop and the engine.
   clone::SettingsStore settings(c.metadata.get(), resolved->to_store);
-  ServeContext ctx{&o, c.metadata->superblock().uuid, &settings};
+  // Set once the mount exists; the server outlives hooks.stop (below).
+  std::atomic<FuseServer*> live_server{nullptr};
+  ServeContext ctx{&o, c.metadata->superblock().uuid, &settings, [&live_server] {
+                     FuseServer* s = live_server.load();
+                     FuseStats st;
+                     if (s != nullptr) return s->Stats();
+                     st.passthrough = "starting";
+                     return st;
+                   }};
 
   EngineOptions eo;
   eo.knobs = o.knobs;
@@ -311,6 +321,10 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   so.fs.mode = dest_st.st_mode & 07777;
   so.fs.uid = dest_st.st_uid;
   so.fs.gid = dest_st.st_gid;
+  so.passthrough.enabled = o.passthrough;
+  if (o.passthrough) {
+    OpenPassthroughBacking(o.dest, dest_st, engine->image_size(), &so.passthrough);
+  }
   auto server = FuseServer::Mount(engine.get(), so);
   if (!server.ok()) {
     if (hooks.stop) hooks.stop();
@@ -325,6 +339,7 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   Status w = WriteDaemonInfo(info);
   if (!w.ok()) CLONEFS_LOG_WARN("cannot record the daemon: %s", w.ToString().c_str());
 
+  live_server.store(server->get());
   std::thread signals(SignalLoop, server->get(), &o);
   CLONEFS_LOG_INFO("mounted %s/%s (source %s, dest %s, metadata %s)", o.mountpoint.c_str(),
                    o.name.c_str(), o.source.c_str(), o.dest.c_str(), o.metadata_dir.c_str());

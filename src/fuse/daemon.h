@@ -17,8 +17,10 @@
 //      the options in effect from here on), source, dest, metadata (locked
 //      for the daemon's whole life: the Metadata object lives in the
 //      engine), then the merged settings are stored.
-//   3. Engine::Open + Start, FuseServer::Mount, the daemon record in the
-//      metadata directory (runtime_info.h), the signal thread, "mounted".
+//   3. Engine::Open + Start, dest opened once more as the passthrough backing
+//      file (passthrough.h; unless --no-passthrough), FuseServer::Mount, the
+//      daemon record in the metadata directory (runtime_info.h), the signal
+//      thread, "mounted".
 //   4. Serve until unmounted. The FUSE destroy operation shuts the engine
 //      down (final commit). Exit 0 if that commit succeeded.
 //
@@ -43,6 +45,7 @@
 #include "base/status.h"
 #include "clone/settings_store.h"
 #include "engine/engine.h"
+#include "fuse/fuse_fs_options.h"
 #include "fuse/mount_options.h"
 
 namespace clonefs::fuse {
@@ -54,6 +57,10 @@ struct ServeContext {
   // The clone's stored settings, for `clonefs message` to update. Valid
   // until DaemonHooks::stop has returned.
   clone::SettingsStore* settings = nullptr;
+  // The FUSE layer's passthrough state and request counters, callable from
+  // any thread until DaemonHooks::stop has returned (before the mount
+  // exists: passthrough "starting", counters 0).
+  std::function<FuseStats()> fuse_stats;
 };
 
 // Extension points for services that run beside the FUSE mount in the

@@ -27,11 +27,14 @@ int64_t FromTimespec(const struct timespec& ts) {
 
 }  // namespace
 
-FuseFs::FuseFs(Engine* engine, const FuseFsOptions& options)
+FuseFs::FuseFs(Engine* engine, const FuseFsOptions& options, FuseChannel* channel,
+               const PassthroughOptions& passthrough)
     : engine_(engine),
       options_(options),
       image_size_(engine->image_size()),
       mount_time_ns_(NowNs()),
+      channel_(channel),
+      passthrough_(engine, channel, passthrough),
       mtime_ns_(mount_time_ns_),
       atime_ns_(mount_time_ns_),
       ctime_ns_(mount_time_ns_),
@@ -63,7 +66,29 @@ bool FuseFs::Stat(uint64_t ino, struct stat* st) const {
   st->st_mtim = ToTimespec(mtime_ns_.load(std::memory_order_relaxed));
   st->st_atim = ToTimespec(atime_ns_.load(std::memory_order_relaxed));
   st->st_ctim = ToTimespec(ctime_ns_.load(std::memory_order_relaxed));
+  struct stat dest;
+  if (passthrough_.BackingAttributes(&dest)) {
+    // Passed-through writes reach dest without us: its size (a write past
+    // the end extends it, as the kernel already shows to that descriptor)
+    // and its times are the file's.
+    if (dest.st_size > st->st_size) {
+      st->st_size = dest.st_size;
+      st->st_blocks = (dest.st_size + 511) / 512;
+    }
+    if (FromTimespec(dest.st_mtim) > FromTimespec(st->st_mtim)) st->st_mtim = dest.st_mtim;
+    if (FromTimespec(dest.st_ctim) > FromTimespec(st->st_ctim)) st->st_ctim = dest.st_ctim;
+  }
   return true;
+}
+
+FuseStats FuseFs::Stats() const {
+  FuseStats s;
+  s.passthrough = passthrough_.Describe();
+  s.opens = opens_.load(std::memory_order_relaxed);
+  s.passthrough_opens = passthrough_.passthrough_opens();
+  s.read_requests = reads_.load(std::memory_order_relaxed);
+  s.write_requests = writes_.load(std::memory_order_relaxed);
+  return s;
 }
 
 int FuseFs::SetAttr(uint64_t ino, const struct stat& attr, int to_set) {

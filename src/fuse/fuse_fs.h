@@ -4,7 +4,8 @@
 // and one regular file, the exposed image, whose size is the image size and
 // never changes. Every data operation on the file goes to the Engine; this
 // object only holds what the kernel needs besides the data: attributes, the
-// count of open handles, and the status of the final shutdown.
+// count of open handles, the status of the final shutdown, the channel to
+// the kernel (fuse_channel.h) and what decides passthrough (passthrough.h).
 //
 // The operation handlers live in fuse_ops.cc, one small function each, all
 // listed in one table (FuseFsOperations()). Each handler finds its FuseFs
@@ -14,14 +15,16 @@
 //
 // THREAD SAFETY: handlers run concurrently on libfuse's worker threads.
 //   - engine_: its methods are thread-safe (engine.h).
-//   - open_handles_, mtime_ns_, atime_ns_, ctime_ns_: atomics.
+//   - open_handles_, mtime_ns_, atime_ns_, ctime_ns_ and the request
+//     counters: atomics.
+//   - channel_ and passthrough_: thread-safe (their headers).
 //   - attr_mu_ guards mode_, uid_, gid_ (changed only by setattr).
 //   - shutdown_status_ is written once by Destroy() (libfuse calls destroy
 //     after every worker has stopped) and read after the loop has returned.
 //
 // LIFECYCLE: built by FuseServer before the session exists; must outlive the
 // session. Destroy() (the FUSE destroy operation) shuts the engine down; the
-// engine itself is owned by the caller.
+// engine and the channel are owned by the caller.
 #pragma once
 
 #include <sys/stat.h>
@@ -34,7 +37,9 @@
 
 #include "base/status.h"
 #include "engine/engine.h"
+#include "fuse/fuse_channel.h"
 #include "fuse/fuse_fs_options.h"
+#include "fuse/passthrough.h"
 
 struct fuse_lowlevel_ops;
 
@@ -48,17 +53,23 @@ const fuse_lowlevel_ops& FuseFsOperations();
 
 class FuseFs {
  public:
-  // REQUIRES: engine outlives this object; options.file_name is a valid
-  // single path component.
-  FuseFs(Engine* engine, const FuseFsOptions& options);
+  // REQUIRES: engine and channel outlive this object; options.file_name is a
+  // valid single path component. Takes ownership of passthrough.backing_fd.
+  FuseFs(Engine* engine, const FuseFsOptions& options, FuseChannel* channel,
+         const PassthroughOptions& passthrough = {});
   FuseFs(const FuseFs&) = delete;
   FuseFs& operator=(const FuseFs&) = delete;
 
   Engine* engine() const { return engine_; }
+  FuseChannel* channel() const { return channel_; }
+  Passthrough* passthrough() { return &passthrough_; }
   const FuseFsOptions& options() const { return options_; }
   uint64_t image_size() const { return image_size_; }
 
   // Fills *st for kRootIno or kFileIno. Returns false for any other inode.
+  // Once opens have been passed through, the file's size and mtime/ctime
+  // are at least dest's (Passthrough::BackingAttributes): the kernel writes
+  // dest directly then.
   bool Stat(uint64_t ino, struct stat* st) const;
 
   // setattr: applies mode/uid/gid/times from `attr` as selected by the
@@ -69,10 +80,18 @@ class FuseFs {
   // Called after a successful write: the file's mtime/ctime become now.
   void TouchModified();
 
-  void HandleOpened() { open_handles_.fetch_add(1, std::memory_order_relaxed); }
+  void HandleOpened() {
+    open_handles_.fetch_add(1, std::memory_order_relaxed);
+    opens_.fetch_add(1, std::memory_order_relaxed);
+  }
   void HandleReleased() { open_handles_.fetch_sub(1, std::memory_order_relaxed); }
   // Open handles of the image file right now.
   int open_handles() const { return open_handles_.load(std::memory_order_relaxed); }
+  // READ and WRITE requests this daemon served (passed-through I/O never
+  // reaches it).
+  void CountRead() { reads_.fetch_add(1, std::memory_order_relaxed); }
+  void CountWrite() { writes_.fetch_add(1, std::memory_order_relaxed); }
+  FuseStats Stats() const;
 
   // FUSE destroy: shuts the engine down (final commit) once. Thread-safe and
   // idempotent; returns the shutdown status.
@@ -86,7 +105,13 @@ class FuseFs {
   const uint64_t image_size_;
   const int64_t mount_time_ns_;
 
+  FuseChannel* const channel_;
+  Passthrough passthrough_;
+
   std::atomic<int> open_handles_{0};
+  std::atomic<uint64_t> opens_{0};
+  std::atomic<uint64_t> reads_{0};
+  std::atomic<uint64_t> writes_{0};
   std::atomic<int64_t> mtime_ns_;
   std::atomic<int64_t> atime_ns_;
   std::atomic<int64_t> ctime_ns_;

@@ -33,6 +33,36 @@ struct FuseFsOptions {
   uint32_t max_write = 1u << 20;
 };
 
+// FUSE passthrough (Linux 6.9+): once the clone is complete, new opens of the
+// exposed file are answered so that the kernel reads and writes dest itself
+// (passthrough.h).
+struct PassthroughOptions {
+  // Use passthrough where the kernel allows it. Default: false (the daemon
+  // turns it on unless --no-passthrough).
+  bool enabled = false;
+  // An open descriptor of dest (OpenPassthroughBacking, passthrough.h), owned
+  // by the server from FuseServer::Mount on (closed also when Mount fails);
+  // -1 when there is none. Default: -1.
+  int backing_fd = -1;
+  // The INIT reply's max_stack_depth (fuse_channel.h): 1, or 2 when dest's
+  // file system is itself stacked (overlayfs). Default: 1.
+  uint32_t max_stack_depth = 1;
+  // Why there is no backing_fd although enabled, for status and the log
+  // ("dest is a block device ..."). Default: "".
+  std::string unavailable;
+};
+
+// What the FUSE layer counts, for status (docs/control.md).
+struct FuseStats {
+  // "active", "active for read-only opens (...)", "waiting for completion",
+  // or "off: <why>" (Passthrough::Describe).
+  std::string passthrough;
+  uint64_t opens = 0;              // opens of the image file since the mount
+  uint64_t passthrough_opens = 0;  // of those, passed through to dest
+  uint64_t read_requests = 0;      // READ requests the daemon served
+  uint64_t write_requests = 0;     // WRITE requests the daemon served
+};
+
 struct FuseServerOptions {
   // Directory to mount on. Required, absolute.
   std::string mountpoint;
@@ -49,6 +79,7 @@ struct FuseServerOptions {
   // Most worker threads serving requests. Default: 64.
   uint32_t max_threads = 64;
   FuseFsOptions fs;
+  PassthroughOptions passthrough;
 };
 
 }  // namespace clonefs::fuse

@@ -13,6 +13,8 @@
 //   - the source did not answer within --source-timeout     -> EIO
 //   - the request was interrupted (the reader was killed)
 //     while it waited for the source                        -> EINTR
+//   - an open that may not be passed through while
+//     passed-through opens are live (passthrough.h)         -> EIO
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/statvfs.h>
@@ -27,16 +29,17 @@
 #include "base/cancel.h"
 #include "base/log.h"
 #include "fuse/fuse_fs.h"
+#include "fuse/fuse_kernel_abi.h"
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
-#include <linux/fuse.h>
-#ifndef FOPEN_PARALLEL_DIRECT_WRITES  // kernel headers older than 6.2
-#define FOPEN_PARALLEL_DIRECT_WRITES (1 << 6)
-#endif
 
 namespace clonefs::fuse {
 namespace {
+
+// fuse_file_info::fh of the opens OpOpen passed through (0 for the others),
+// so that OpRelease can tell them apart.
+constexpr uint64_t kPassthroughHandle = 1;
 
 void CancelOnInterrupt(fuse_req_t, void* token) { static_cast<CancelToken*>(token)->Cancel(); }
 
@@ -225,27 +228,46 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
     fuse_reply_err(req, EPERM);
     return;
   }
-  // No page cache: the image is not cached twice under a loop device, and
-  // O_DIRECT opens (losetup --direct-io=on, QEMU cache=none) are served.
-  // Parallel direct writes: the kernel takes the inode lock shared for a
-  // direct write that does not extend the file (ours never can), instead of
-  // holding it exclusively across the write's round trip to us, which
-  // serialised synchronous writers such as QEMU's thread pool. The engine
-  // takes concurrent writes anyway (asynchronous direct I/O sends them).
-  // libfuse 3.14's fuse_file_info has no field for the flag, so the reply is
-  // built here, exactly as fuse_reply_open would build it otherwise.
-  struct fuse_open_out out;
+  // libfuse 3.14's fuse_file_info has no field for the flags below (nor for
+  // a backing id), so the reply is built here, exactly as fuse_reply_open
+  // would build it otherwise.
+  kabi::OpenOut out;
   std::memset(&out, 0, sizeof(out));
-  out.fh = 0;
-  out.open_flags = FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES;
+  const Passthrough::Decision d = fs->passthrough()->DecideOpen(fi->flags);
+  switch (d.choice) {
+    case OpenChoice::kRefuse:
+      fuse_reply_err(req, EIO);
+      return;
+    case OpenChoice::kPassthrough:
+      // The kernel reads and writes dest itself (passthrough.h). No
+      // FOPEN_DIRECT_IO: it would send reads and writes to us again.
+      out.fh = kPassthroughHandle;
+      out.open_flags = kabi::kFopenPassthrough;
+      out.backing_id = d.backing_id;
+      break;
+    case OpenChoice::kDaemon:
+      // No page cache: the image is not cached twice under a loop device,
+      // and O_DIRECT opens (losetup --direct-io=on, QEMU cache=none) are
+      // served. Parallel direct writes: the kernel takes the inode lock
+      // shared for a direct write that does not extend the file (ours never
+      // can), instead of holding it exclusively across the write's round
+      // trip to us, which serialised synchronous writers such as QEMU's
+      // thread pool. The engine takes concurrent writes anyway
+      // (asynchronous direct I/O sends them).
+      out.open_flags = kabi::kFopenDirectIo | kabi::kFopenParallelDirectWrites;
+      break;
+  }
   fs->HandleOpened();
   if (fuse_reply_buf(req, reinterpret_cast<const char*>(&out), sizeof(out)) != 0) {
     fs->HandleReleased();  // interrupted: no release follows
+    if (out.fh == kPassthroughHandle) fs->passthrough()->PassthroughReleased();
   }
 }
 
-void OpRelease(fuse_req_t req, fuse_ino_t, struct fuse_file_info*) {
-  Fs(req)->HandleReleased();
+void OpRelease(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+  FuseFs* fs = Fs(req);
+  fs->HandleReleased();
+  if (fi->fh == kPassthroughHandle) fs->passthrough()->PassthroughReleased();
   fuse_reply_err(req, 0);
 }
 
@@ -265,6 +287,7 @@ void OpRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_
     return;
   }
   const size_t len = static_cast<size_t>(std::min<uint64_t>(size, fs->image_size() - uoff));
+  fs->CountRead();
   char* buf = ReadBuffer(len);
   if (buf == nullptr) {
     fuse_reply_err(req, ENOMEM);
@@ -305,6 +328,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t
   // The kernel sends the file's open flags with each write, with O_DSYNC /
   // O_SYNC added for RWF_DSYNC / RWF_SYNC writes (O_SYNC includes O_DSYNC).
   const bool sync = (fi->flags & O_DSYNC) != 0;
+  fs->CountWrite();
   Status s = Interruptible(req, [&] { return fs->engine()->Write(uoff, buf, len, sync); });
   if (!s.ok()) {
     CLONEFS_LOG_DEBUG("fuse: write %zu at %llu: %s", len, static_cast<unsigned long long>(uoff),

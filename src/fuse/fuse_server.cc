@@ -1,10 +1,13 @@
 #include "fuse/fuse_server.h"
 
+#include <unistd.h>
+
 #include <cstdarg>
 #include <cstdio>
 #include <mutex>
 
 #include "base/log.h"
+#include "fuse/fuse_channel.h"
 #include "fuse/fuse_fs.h"
 #include "fuse/mount_table.h"
 #include "fuse/worker_pool.h"
@@ -60,25 +63,39 @@ bool ValidFileName(const std::string& n) {
   return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos && n.size() <= 255;
 }
 
+// libfuse hands the channel's I/O the session's userdata: the FuseFs.
+FuseChannel* ChannelOf(void* userdata) { return static_cast<FuseFs*>(userdata)->channel(); }
+
 }  // namespace
 
-FuseServer::FuseServer(const FuseServerOptions& options, std::unique_ptr<FuseFs> fs)
-    : options_(options), fs_(std::move(fs)) {}
+FuseServer::FuseServer(const FuseServerOptions& options, std::unique_ptr<FuseChannel> channel,
+                       std::unique_ptr<FuseFs> fs)
+    : options_(options), channel_(std::move(channel)), fs_(std::move(fs)) {}
 
 Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
                                                       const FuseServerOptions& options) {
+  Status bad;
   if (!ValidFileName(options.fs.file_name)) {
-    return Status::InvalidArgument("file name '" + options.fs.file_name +
-                                   "' is not a single path component");
+    bad = Status::InvalidArgument("file name '" + options.fs.file_name +
+                                  "' is not a single path component");
+  } else if (options.mountpoint.empty() || options.mountpoint[0] != '/') {
+    bad = Status::InvalidArgument("mount point must be an absolute path");
   }
-  if (options.mountpoint.empty() || options.mountpoint[0] != '/') {
-    return Status::InvalidArgument("mount point must be an absolute path");
+  if (!bad.ok()) {
+    if (options.passthrough.backing_fd >= 0) ::close(options.passthrough.backing_fd);
+    return bad;
   }
   fuse_set_log_func(FuseLogToClonefs);
   TakeLastFuseError();
 
+  FuseChannel::Options co;
+  co.passthrough = options.passthrough.enabled && options.passthrough.backing_fd >= 0;
+  co.max_stack_depth = options.passthrough.max_stack_depth;
+  auto channel = std::make_unique<FuseChannel>(co);
+  auto fs = std::make_unique<FuseFs>(engine, options.fs, channel.get(), options.passthrough);
+  channel->set_on_init([p = fs->passthrough()](const InitInfo& i) { p->ConnectionReady(i); });
   std::unique_ptr<FuseServer> server(
-      new FuseServer(options, std::make_unique<FuseFs>(engine, options.fs)));
+      new FuseServer(options, std::move(channel), std::move(fs)));
 
   // Mount options: the kernel checks permissions against the attributes we
   // report (default_permissions); the mount table shows "fuse.clonefs".
@@ -112,6 +129,8 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
         "mount on that directory (its owner, or root)");
   }
   server->mounted_ = true;
+  Status attached = server->channel_->Attach<ChannelOf>(server->se_);
+  if (!attached.ok()) return attached;
   return server;
 }
 
@@ -119,6 +138,8 @@ FuseServer::~FuseServer() { DestroySession(); }
 
 void FuseServer::DestroySession() {
   if (se_ == nullptr) return;
+  // While the session's descriptor is open (fuse_session_unmount closes it).
+  fs_->passthrough()->Shutdown();
   if (mounted_) fuse_session_unmount(se_);
   mounted_ = false;
   // Runs the destroy operation (engine shutdown) if INIT was received; make
@@ -140,5 +161,7 @@ Status FuseServer::Serve() {
 Status FuseServer::RequestUnmount() { return UnmountPath(options_.mountpoint, /*lazy=*/false); }
 
 int FuseServer::open_handles() const { return fs_->open_handles(); }
+
+FuseStats FuseServer::Stats() const { return fs_->Stats(); }
 
 }  // namespace clonefs::fuse

@@ -11,12 +11,17 @@
 // the session, which runs the FUSE destroy operation: Engine::Shutdown, the
 // final commit. Serve returns that shutdown's status.
 //
+// The session's I/O goes through a FuseChannel (fuse_channel.h), which asks
+// the kernel for FUSE passthrough when options.passthrough allows it; once
+// the clone is complete, new opens are then served by the kernel from dest
+// (passthrough.h).
+//
 // Signals are not handled here (no fuse_set_signal_handlers: its SIGTERM
 // handling unmounts under a live loop device). The daemon blocks them and
 // decides (daemon.cc), using RequestUnmount().
 //
-// THREAD SAFETY: Mount and Serve from one thread; RequestUnmount and
-// open_handles from any thread while Serve runs.
+// THREAD SAFETY: Mount and Serve from one thread; RequestUnmount,
+// open_handles and Stats from any thread while the server exists.
 //
 // LIFECYCLE: Mount -> Serve -> destroy. Destroying a server that was never
 // served unmounts it and runs the destroy operation (engine shutdown) too.
@@ -34,12 +39,14 @@ struct fuse_session;
 
 namespace clonefs::fuse {
 
+class FuseChannel;
 class FuseFs;
 
 class FuseServer {
  public:
   // Creates the FUSE session for `engine` and mounts it on
   // options.mountpoint. REQUIRES: engine outlives the server and is started.
+  // Takes ownership of options.passthrough.backing_fd (closed on failure too).
   // Errors: InvalidArgument for bad options (libfuse's message included);
   // IoError if the mount fails (e.g. no /dev/fuse, not permitted).
   static Result<std::unique_ptr<FuseServer>> Mount(Engine* engine,
@@ -60,13 +67,17 @@ class FuseServer {
 
   // Open handles of the exposed file right now.
   int open_handles() const;
+  // Passthrough state and request counters (status).
+  FuseStats Stats() const;
   const std::string& mountpoint() const { return options_.mountpoint; }
 
  private:
-  FuseServer(const FuseServerOptions& options, std::unique_ptr<FuseFs> fs);
+  FuseServer(const FuseServerOptions& options, std::unique_ptr<FuseChannel> channel,
+             std::unique_ptr<FuseFs> fs);
   void DestroySession();
 
   const FuseServerOptions options_;
+  std::unique_ptr<FuseChannel> channel_;  // outlives fs_ and the session
   std::unique_ptr<FuseFs> fs_;
   struct fuse_session* se_ = nullptr;  // owned; null after DestroySession
   bool mounted_ = false;

@@ -118,6 +118,7 @@ void ApplySettings(const clone::Settings& s, MountOptions* o) {
   if (s.discard_passdown) o->discard_passdown = *s.discard_passdown;
   if (s.direct_io) o->direct_io = *s.direct_io;
   if (s.allow_other) o->allow_other = *s.allow_other;
+  if (s.passthrough) o->passthrough = *s.passthrough;
   if (s.fuse_options) {
     o->fuse_options.clear();
     if (!s.fuse_options->empty()) o->fuse_options.push_back(*s.fuse_options);

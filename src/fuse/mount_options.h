@@ -51,6 +51,11 @@ struct MountOptions {
   bool overwrite_dest = false;
   // Mount with allow_other. Default: false.
   bool allow_other = false;
+  // Once the clone is complete, answer new opens with FUSE passthrough to
+  // dest, where the kernel allows it (Linux 6.9+, CAP_SYS_ADMIN, dest a
+  // regular file): the kernel then reads and writes dest itself. Default:
+  // true.
+  bool passthrough = true;
   // Extra FUSE mount options (-o). Default: none.
   std::vector<std::string> fuse_options;
   // Stay attached to the terminal, logging to stderr. Default: false

@@ -139,7 +139,7 @@ TEST(MountArgs, HelpDocumentsEveryOption) {
         "--hydration-threshold", "--hydration-batch-size", "--rate", "--allow-other", "-o",
         "--foreground", "--log-level", "--log-file", "--on-complete", "--threads", "--buffered",
         "--hydration ", "--discard-passdown ", "--direct-io", "--no-allow-other",
-        "--reset-settings", "--on-complete '' removes", "-o '' removes",
+        "--no-passthrough", "--passthrough ", "--reset-settings", "--on-complete '' removes", "-o '' removes",
         "SOURCE DEST MOUNTPOINT"}) {
     EXPECT_NE(u.find(opt), std::string::npos) << opt;
   }
@@ -156,7 +156,7 @@ TEST(MountArgs, GivenOptionsAreRecordedForStoring) {
 
   p = ParseMountArgs({"--rate", "1M", "--region-size", "128K", "--on-complete", "touch F",
                       "--name", "x.img", "--no-discard-passdown", "--buffered", "--allow-other",
-                      "-o", "ro", "--threads", "8", "--hydration-threshold", "3",
+                      "--no-passthrough", "-o", "ro", "--threads", "8", "--hydration-threshold", "3",
                       "--hydration-batch-size", "2", "--no-hydration", "--log-level", "debug",
                       "--foreground", "a", "b", "c"});
   ASSERT_TRUE(p.problems.empty()) << p.problems[0];
@@ -167,6 +167,8 @@ TEST(MountArgs, GivenOptionsAreRecordedForStoring) {
   EXPECT_EQ(g.discard_passdown, false);
   EXPECT_EQ(g.direct_io, false);
   EXPECT_EQ(g.allow_other, true);
+  EXPECT_EQ(g.passthrough, false);
+  EXPECT_FALSE(p.options.passthrough);
   EXPECT_EQ(g.fuse_options, "ro");
   EXPECT_EQ(g.threads, 8u);
   EXPECT_EQ(g.hydration_threshold, 3u);
@@ -178,20 +180,24 @@ TEST(MountArgs, GivenOptionsAreRecordedForStoring) {
 
   // The ways back, and clearing.
   p = ParseMountArgs({"--hydration", "--discard-passdown", "--direct-io", "--no-allow-other",
-                      "--on-complete", "", "-o", "", "--reset-settings", "a", "b", "c"});
+                      "--passthrough", "--on-complete", "", "-o", "", "--reset-settings", "a",
+                      "b", "c"});
   ASSERT_TRUE(p.problems.empty()) << p.problems[0];
   EXPECT_EQ(p.options.given.hydration_enabled, true);
   EXPECT_EQ(p.options.given.discard_passdown, true);
   EXPECT_EQ(p.options.given.direct_io, true);
   EXPECT_EQ(p.options.given.allow_other, false);
+  EXPECT_EQ(p.options.given.passthrough, true);
   EXPECT_EQ(p.options.given.on_complete, "");
   EXPECT_EQ(p.options.given.fuse_options, "");
   EXPECT_TRUE(p.options.fuse_options.empty());
   EXPECT_TRUE(p.options.reset_settings);
 
   // Both of a pair is a contradiction.
-  p = ParseMountArgs({"--hydration", "--no-hydration", "--buffered", "--direct-io", "a", "b", "c"});
+  p = ParseMountArgs({"--hydration", "--no-hydration", "--buffered", "--direct-io",
+                      "--passthrough", "--no-passthrough", "a", "b", "c"});
   EXPECT_TRUE(Mentions(p.problems, "--hydration and --no-hydration contradict each other"));
+  EXPECT_TRUE(Mentions(p.problems, "--passthrough and --no-passthrough contradict each other"));
   EXPECT_TRUE(Mentions(p.problems, "--direct-io and --buffered contradict each other"));
 }
 

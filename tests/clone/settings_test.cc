@@ -26,6 +26,7 @@ Settings Full() {
   s.discard_passdown = false;
   s.direct_io = false;
   s.allow_other = true;
+  s.passthrough = false;
   s.fuse_options = "ro,fsname=a\\,b";
   s.threads = 1024;
   s.source_timeout_ms = 2500;
@@ -133,6 +134,7 @@ TEST(SettingsCodec, BadInputIsCorruption) {
   ExpectCorrupt(Record({{"hydration_batch_size", "0"}}), "out of range");
   ExpectCorrupt(Record({{"threads", "0"}}), "out of range");
   ExpectCorrupt(Record({{"hydration", "yes"}}), "neither on nor off");
+  ExpectCorrupt(Record({{"passthrough", "1"}}), "neither on nor off");
   ExpectCorrupt(Record({{"name", "a/b"}}), "not a valid file name");
   ExpectCorrupt(Record({{"name", ""}}), "not a valid file name");
   // An entry count that promises more than the record holds.
@@ -174,6 +176,11 @@ TEST(SettingsDescribe, ReadsAsMountOptions) {
   EXPECT_EQ(DescribeSettings(s), "--source-timeout 2.5s");
   s.source_timeout_ms = 30000;
   EXPECT_EQ(DescribeSettings(s), "--source-timeout 30s");
+  s = Settings{};
+  s.passthrough = false;
+  EXPECT_EQ(DescribeSettings(s), "--no-passthrough");
+  s.passthrough = true;
+  EXPECT_EQ(DescribeSettings(s), "--passthrough");
 }
 
 TEST(SettingsCodec, SourceTimeoutIsBounded) {

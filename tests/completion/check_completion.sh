@@ -46,6 +46,8 @@ expect "clonefs un" unmount
 expect_has "clonefs " mount unmount status message wait info check profile --version
 expect "clonefs mount --ra" --rate
 expect "clonefs mount --record" --record-profile
+expect "clonefs mount --no-pass" --no-passthrough
+expect "clonefs mount --passt" --passthrough
 expect_has "clonefs mount --" --region-size --no-hydration --copy-on-read --allow-other --foreground
 expect "clonefs wait --ti" --timeout
 expect "clonefs status --js" --json

@@ -49,6 +49,10 @@ class FakeEngineForControlTests : public Engine {
     std::lock_guard<std::mutex> l(mu_);
     return stats_.mode;
   }
+  bool hydration_done() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return stats_.hydration_done;
+  }
   void SetHydrationThreshold(uint32_t n) override {
     std::lock_guard<std::mutex> l(mu_);
     stats_.knobs.hydration_threshold = n;

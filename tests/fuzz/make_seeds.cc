@@ -100,6 +100,7 @@ void SettingsRecords() {
   s.discard_passdown = true;
   s.direct_io = true;
   s.allow_other = false;
+  s.passthrough = false;
   s.fuse_options = "max_read=131072";
   s.threads = 8;
   s.source_timeout_ms = 2500;

@@ -68,6 +68,7 @@ class PassthroughEngine : public Engine {
   EngineStats Stats() const override { return {}; }
   Result<EngineStats> CommitAndStats() override { return EngineStats{}; }
   EngineMode mode() const override { return EngineMode::kReadWrite; }
+  bool hydration_done() const override { return true; }
   void SetHydrationThreshold(uint32_t) override {}
   void SetHydrationBatchSize(uint32_t) override {}
   void SetRate(uint64_t) override {}

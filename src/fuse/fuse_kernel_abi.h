@@ -1,0 +1,109 @@
+// The parts of the kernel's FUSE protocol (include/uapi/linux/fuse.h) that
+// clonefs reads or writes itself, defined here because Debian 12's headers
+// (protocol 7.38, libfuse 3.14) predate FUSE passthrough (7.40, Linux 6.9).
+//
+// Only what fuse_channel.cc and fuse_ops.cc need: the request and reply
+// headers, INIT's request and reply, OPEN's reply, and the backing-file
+// ioctls of /dev/fuse. Layouts are checked below: sizes and offsets against
+// the kernel's documented ABI, and against the system header where it has
+// the same structure.
+//
+// THREAD SAFETY: constants and plain structs.
+#pragma once
+
+#include <linux/ioctl.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace clonefs::fuse::kabi {
+
+// Opcodes.
+inline constexpr uint32_t kOpInit = 26;
+
+// INIT flags (fuse_init_in.flags | flags2 << 32, and the same in the reply).
+inline constexpr uint64_t kInitExt = 1ull << 30;      // FUSE_INIT_EXT: flags2 is valid
+inline constexpr uint64_t kPassthrough = 1ull << 37;  // FUSE_PASSTHROUGH (7.40)
+
+// fuse_open_out.open_flags.
+inline constexpr uint32_t kFopenDirectIo = 1u << 0;  // FOPEN_DIRECT_IO
+// FOPEN_PARALLEL_DIRECT_WRITES (7.36)
+inline constexpr uint32_t kFopenParallelDirectWrites = 1u << 6;
+inline constexpr uint32_t kFopenPassthrough = 1u << 7;  // FOPEN_PASSTHROUGH (7.40)
+
+// The kernel accepts 1..FILESYSTEM_MAX_STACK_DEPTH in fuse_init_out.max_stack_depth;
+// a backing file must lie on a file system stacked less deep than that.
+inline constexpr uint32_t kFilesystemMaxStackDepth = 2;
+
+struct InHeader {  // fuse_in_header
+  uint32_t len;
+  uint32_t opcode;
+  uint64_t unique;
+  uint64_t nodeid;
+  uint32_t uid;
+  uint32_t gid;
+  uint32_t pid;
+  uint16_t total_extlen;
+  uint16_t padding;
+};
+
+struct OutHeader {  // fuse_out_header
+  uint32_t len;
+  int32_t error;
+  uint64_t unique;
+};
+
+struct InitIn {  // fuse_init_in (7.36+)
+  uint32_t major;
+  uint32_t minor;
+  uint32_t max_readahead;
+  uint32_t flags;
+  uint32_t flags2;
+  uint32_t unused[11];
+};
+
+struct InitOut {  // fuse_init_out (7.40+: max_stack_depth was unused[0] before)
+  uint32_t major;
+  uint32_t minor;
+  uint32_t max_readahead;
+  uint32_t flags;
+  uint16_t max_background;
+  uint16_t congestion_threshold;
+  uint32_t max_write;
+  uint32_t time_gran;
+  uint16_t max_pages;
+  uint16_t map_alignment;
+  uint32_t flags2;
+  uint32_t max_stack_depth;
+  uint16_t request_timeout;  // 7.43
+  uint16_t unused[11];
+};
+
+struct OpenOut {  // fuse_open_out (7.40+: backing_id was padding before)
+  uint64_t fh;
+  uint32_t open_flags;
+  int32_t backing_id;
+};
+
+struct BackingMap {  // fuse_backing_map (7.40)
+  int32_t fd;
+  uint32_t flags;  // must be 0
+  uint64_t padding;
+};
+
+inline constexpr uint32_t kDevIocMagic = 229;
+inline constexpr unsigned long kDevIocBackingOpen = _IOW(kDevIocMagic, 1, BackingMap);
+inline constexpr unsigned long kDevIocBackingClose = _IOW(kDevIocMagic, 2, uint32_t);
+
+static_assert(sizeof(InHeader) == 40);
+static_assert(sizeof(OutHeader) == 16);
+static_assert(sizeof(InitIn) == 64 && offsetof(InitIn, flags2) == 16);
+static_assert(sizeof(InitOut) == 64);
+static_assert(offsetof(InitOut, flags2) == 32 && offsetof(InitOut, max_stack_depth) == 36);
+static_assert(sizeof(OpenOut) == 16 && offsetof(OpenOut, open_flags) == 8 &&
+              offsetof(OpenOut, backing_id) == 12);
+static_assert(sizeof(BackingMap) == 16);
+// The ioctl numbers as the kernel spells them (_IOW(229, 1, 16 bytes), _IOW(229, 2, 4 bytes)).
+static_assert(kDevIocBackingOpen == 0x4010e501ul && kDevIocBackingClose == 0x4004e502ul);
+
+}  // namespace clonefs::fuse::kabi
