@@ -38,8 +38,13 @@
 //   - `writer_threads` writer threads take finished reads from a queue
 //     (pieces of prefetch and copy-on-read units, which a reader may be
 //     waiting for, from a queue of their own first):
-//     write the piece (all-zero 4 KiB blocks are punched, not written;
+//     write the piece through the page cache (Device::WriteCached, even
+//     for an O_DIRECT dest: a writer never waits for the disk or for a
+//     commit's dest flush, which on some disks stalls direct writes for the
+//     whole flush; all-zero 4 KiB blocks are punched, not written;
 //     Hydrator::WriteFetched) or punch the hole, release its budget. The
+//     CacheDropper writes back and evicts what they wrote beyond
+//     cache_lag_bytes. The
 //     writer that completes a unit's last piece finishes it:
 //     Hydrator::FinishRun (source re-checked), the "copier.after_copy" kill
 //     point, mark, unlock. So a region is marked only after all of its data
@@ -148,7 +153,7 @@ struct CopierOptions {
   // bandwidth-delay product is 35 MiB) with room for the writes. Default:
   // 64 MiB (docs/design.md).
   uint64_t inflight_bytes = 64ull << 20;
-  // With a page-cached dest, most bytes the writers wrote that stay in the
+  // Most bytes the writers wrote (Device::WriteCached) that stay in the
   // page cache before they are evicted (cache_dropper.h). Default: 64 MiB.
   uint64_t cache_lag_bytes = 64ull << 20;
   // Ceiling in bytes/s on data read from the source; 0 = none. Default: 0.

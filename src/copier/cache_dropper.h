@@ -1,5 +1,6 @@
-// CacheDropper: keeps what the background copier writes into a page-cached
-// dest (--buffered) from staying in the page cache.
+// CacheDropper: keeps what the background copier writes through the page
+// cache (Device::WriteCached: with --buffered, and also for an O_DIRECT dest)
+// from staying there.
 //
 // Why: the copier writes whole units (up to megabytes) with buffered
 // writes, which leave large folios of data nobody asked to read. A clone
@@ -14,7 +15,8 @@
 // evicts them (Device::DropCached), so the copier's writers never wait for
 // the disk on its account. (Starting each range's writeback as soon as it
 // was written, in the writer, made hydration slower: measured.) Never a
-// durability point.
+// durability point, and it never hides a write-back error from the next
+// commit (DropCached's contract).
 //
 // THREAD SAFETY: Written and DropAll may be called from any threads. The
 // waits and evictions run on the dropper's thread, outside the lock.

@@ -29,8 +29,9 @@ Status Hydrator::ReadSource(uint64_t off, void* buf, size_t len) {
   return watch_->AfterReadError(s);
 }
 
-Status Hydrator::DestWrite(const char* op, uint64_t off, const uint8_t* data, size_t len) {
-  Status s = dest_->Write(off, data, len);
+Status Hydrator::DestWrite(const char* op, uint64_t off, const uint8_t* data, size_t len,
+                           bool cached) {
+  Status s = cached ? dest_->WriteCached(off, data, len) : dest_->Write(off, data, len);
   if (!s.ok()) health_->DestFailed(op, off, s);
   return s;
 }
@@ -107,7 +108,8 @@ Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, Cop
       CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", o, n, ZeroMode::kPunch));
       out->bytes_zeroed += n;
     } else {
-      CLONEFS_RETURN_IF_ERROR(DestWrite("copy write to dest", o, data + (o - off), n));
+      CLONEFS_RETURN_IF_ERROR(
+          DestWrite("copy write to dest", o, data + (o - off), n, /*cached=*/true));
       out->bytes_written += n;
     }
     return Status::OK();

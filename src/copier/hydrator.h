@@ -99,7 +99,9 @@ class Hydrator {
   Result<std::vector<RunSegment>> PlanRun(uint64_t first, uint64_t count);
   // Writes `len` bytes read from the source at image offset `off` into dest:
   // runs of all-zero 4 KiB blocks are punched (ZeroMode::kPunch, as holes
-  // are), the rest is written. Adds to *out. Errors: dest's.
+  // are), the rest is written with Device::WriteCached: no user waits for
+  // these bytes, so the writer need not wait for the disk (durable at the
+  // next commit's dest flush, like every write). Adds to *out. Errors: dest's.
   Status WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out);
   // Punches a hole of the source into dest. Adds to *out. Errors: dest's.
   Status ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out);
@@ -167,8 +169,10 @@ class Hydrator {
 
  private:
   Status ReadSource(uint64_t off, void* buf, size_t len);
-  // dest_->Write / dest_->Zero, reporting a failure to health_ as `op`.
-  Status DestWrite(const char* op, uint64_t off, const uint8_t* data, size_t len);
+  // dest_->Write (WriteCached if `cached`) / dest_->Zero, reporting a
+  // failure to health_ as `op`.
+  Status DestWrite(const char* op, uint64_t off, const uint8_t* data, size_t len,
+                   bool cached = false);
   Status DestZero(const char* op, uint64_t off, uint64_t len, ZeroMode mode);
   // Where the source's data or hole that contains `pos` ends (at most
   // `end`), from the remembered extents or by asking the source.

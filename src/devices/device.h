@@ -101,12 +101,22 @@ class Device {
   // only the size is compared. Default: OK (the device cannot change).
   virtual Status CheckUnchanged() { return Status::OK(); }
 
+  // Write for data no one is waiting to read back: the background copier's.
+  // Same contract as Write (durable after the next Flush, read back by Read),
+  // but the device may leave the data in the page cache even where Write
+  // bypasses it (O_DIRECT), so the caller does not wait for the disk, nor
+  // for a Flush that another thread runs meanwhile. Default: Write.
+  virtual Status WriteCached(uint64_t off, const void* buf, size_t len) {
+    return Write(off, buf, len);
+  }
+
   // A page-cache hint for data written by the background copier, which no
-  // user asked to read (meaningful only where writes go through the page
-  // cache; the default does nothing): DropCached writes [off, off+len) back,
-  // waits for that, and evicts the range's clean pages. Not a durability
-  // point (Flush is) and never fails: a range the kernel keeps stays
-  // cached. PageCached says whether the hint does anything.
+  // user asked to read (meaningful only where WriteCached goes through the
+  // page cache; the default does nothing): DropCached writes [off, off+len)
+  // back, waits for that, and evicts the range's clean pages. Not a
+  // durability point (Flush is) and never fails: a range the kernel keeps
+  // stays cached. It never hides a write-back error from the next Flush.
+  // PageCached says whether the hint does anything.
   virtual bool PageCached() const { return false; }
   virtual void DropCached(uint64_t /*off*/, uint64_t /*len*/) {}
 

@@ -63,6 +63,16 @@ class FaultDeviceImpl final : public FaultDevice {
     return overlay_->AddWrite(off, static_cast<const uint8_t*>(buf), len);
   }
 
+  // The same rules as Write (a cached write is a write); the volatile model
+  // keeps it aside like any other write until Flush.
+  Status WriteCached(uint64_t off, const void* buf, size_t len) override {
+    CLONEFS_RETURN_IF_ERROR(Enter(DeviceOp::kWrite, off, len));
+    if (!overlay_) return base_->WriteCached(off, buf, len);
+    CLONEFS_RETURN_IF_ERROR(CheckWrite("write", off, len));
+    std::lock_guard lock(mu_);
+    return overlay_->AddWrite(off, static_cast<const uint8_t*>(buf), len);
+  }
+
   Status Flush() override {
     CLONEFS_RETURN_IF_ERROR(Enter(DeviceOp::kFlush, 0, Size()));
     if (!overlay_) return base_->Flush();

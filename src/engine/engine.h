@@ -111,8 +111,9 @@ struct EngineOptions {
   // the source, not yet in dest), within hydration_threshold. Default:
   // 64 MiB, enough for a source 50 ms away at ~700 MiB/s; see docs/design.md.
   uint64_t copier_inflight_bytes = 64ull << 20;
-  // With a page-cached dest (--buffered), at most this much of what the
-  // copier wrote stays in the page cache before it is evicted
+  // At most this much of what the copier wrote (through the page cache,
+  // Device::WriteCached, with or without --buffered) stays cached before it
+  // is evicted
   // (copier/cache_dropper.h). Default: 64 MiB.
   uint64_t copier_cache_lag_bytes = 64ull << 20;
   // User I/O that ended less than this ago still counts as "busy" for the

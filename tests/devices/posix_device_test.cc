@@ -1,9 +1,13 @@
 // PosixDevice on regular files: allocation (punch, zero-range, SEEK_DATA /
-// SEEK_HOLE), read-only sources, O_DIRECT with unaligned I/O, open errors.
+// SEEK_HOLE), read-only sources, O_DIRECT with unaligned I/O, cached writes
+// beside O_DIRECT, open errors.
 #include "devices/posix_device.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -209,6 +213,83 @@ TEST_F(PosixDeviceTest, DirectIoUnalignedRequestsKeepSizeAndContent) {
   struct stat st;
   ASSERT_EQ(::stat(path.c_str(), &st), 0);
   EXPECT_EQ(static_cast<uint64_t>(st.st_size), size);  // no aligned write past the end
+  EXPECT_EQ(testing::ReadFile(path), model);
+}
+
+// Bytes of [off, off+len) of `path` in the page cache (mincore).
+uint64_t CachedBytes(const std::string& path, uint64_t off, uint64_t len) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, static_cast<off_t>(off));
+  ::close(fd);
+  EXPECT_NE(m, MAP_FAILED);
+  if (m == MAP_FAILED) return 0;
+  std::vector<unsigned char> vec((len + 4095) / 4096);
+  uint64_t n = 0;
+  EXPECT_EQ(::mincore(m, len, vec.data()), 0);
+  for (unsigned char v : vec) n += (v & 1) ? 4096 : 0;
+  ::munmap(m, len);
+  return n;
+}
+
+// WriteCached on an O_DIRECT device (the copier's writes into the default
+// dest) goes through the page cache, so that the writer never waits for the
+// disk; O_DIRECT reads and writes around it see exactly the model, and
+// DropCached evicts what it wrote.
+TEST_F(PosixDeviceTest, CachedWritesBesideDirectIoAreCoherentAndEvictable) {
+  uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE(SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  std::string path = dir_.File("cached");
+  const uint64_t size = 4 * kMiB + 1000;  // last 4 KiB block partial
+  std::vector<uint8_t> model = RandomBytes(rng, size);
+  // Written around the page cache: a buffered write of the whole file would
+  // leave large folios that a 1 MiB range cannot evict on its own.
+  ASSERT_TRUE(testing::MakeSparseFile(path, size));
+  PosixDeviceOptions o;
+  o.direct = true;
+  auto dev = Open(path, o);
+  ASSERT_NE(dev, nullptr);
+  ASSERT_TRUE(dev->Write(0, model.data(), size).ok());
+  ASSERT_TRUE(dev->PageCached());
+  struct statfs fs;
+  ASSERT_EQ(::statfs(path.c_str(), &fs), 0);
+  const bool tmpfs = fs.f_type == TMPFS_MAGIC;  // its pages are the storage: never evicted
+  {  // one aligned cached write lands in the page cache and is evicted again
+    std::vector<uint8_t> data = RandomBytes(rng, kMiB);
+    ASSERT_TRUE(dev->WriteCached(kMiB, data.data(), kMiB).ok());
+    std::copy(data.begin(), data.end(), model.begin() + kMiB);
+    EXPECT_EQ(CachedBytes(path, kMiB, kMiB), kMiB) << "an aligned cached write skipped the cache";
+    dev->DropCached(kMiB, kMiB);
+    if (!tmpfs) {
+      EXPECT_EQ(CachedBytes(path, kMiB, kMiB), 0u);
+    }
+  }
+  for (int i = 0; i < 300 / testing::kSlowdown; i++) {
+    // Cached writes as the copier makes them (whole 4 KiB blocks, or up to
+    // the end), and now and then unaligned ones, which take the direct path.
+    uint64_t off, len;
+    if (rng() % 4 != 0) {
+      off = rng() % (size / 4096) * 4096;
+      len = std::min<uint64_t>(size - off, (1 + rng() % 64) * 4096);
+    } else {
+      off = rng() % size;
+      len = 1 + rng() % std::min<uint64_t>(size - off, 20000);
+    }
+    std::vector<uint8_t> data = RandomBytes(rng, len);
+    const bool cached = rng() % 2 == 0;
+    Status w = cached ? dev->WriteCached(off, data.data(), len) : dev->Write(off, data.data(), len);
+    ASSERT_TRUE(w.ok()) << (cached ? "cached " : "direct ") << off << "+" << len << ": "
+                        << w.ToString();
+    std::copy(data.begin(), data.end(), model.begin() + off);
+    if (rng() % 8 == 0) dev->DropCached(0, size);
+    uint64_t roff = rng() % size, rlen = 1 + rng() % (size - roff);
+    std::vector<uint8_t> got(rlen);
+    ASSERT_TRUE(dev->Read(roff, got.data(), rlen).ok());
+    ASSERT_TRUE(std::equal(got.begin(), got.end(), model.begin() + roff)) << roff << "+" << rlen;
+  }
+  ASSERT_TRUE(dev->Flush().ok());
+  dev.reset();
   EXPECT_EQ(testing::ReadFile(path), model);
 }
 

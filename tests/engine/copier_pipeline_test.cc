@@ -195,9 +195,10 @@ TEST(CopierPipeline, AllZeroDataLeavesHolesInAFileDest) {
 // in the page cache: at most the lag while it runs, nothing after it stops.
 // (Large cached folios left by the copier's unit-sized writes made later
 // 4 KiB user writes several times slower; docs/performance.md.)
-TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfABufferedDest) {
+void ExpectCopiedDataLeavesThePageCache(bool direct_dest) {
   // A disk-backed directory: tmpfs pages are the storage and never leave.
-  const std::string dir = "/var/tmp/clonefs-cache-drop-" + std::to_string(::getpid());
+  const std::string dir = "/var/tmp/clonefs-cache-drop-" + std::to_string(::getpid()) +
+                          (direct_dest ? "-direct" : "-buffered");
   ASSERT_TRUE(std::filesystem::create_directories(dir));
   test::Cleanup rm_dir([&] { std::filesystem::remove_all(dir); });
   struct statfs fs;
@@ -230,7 +231,7 @@ TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfABufferedDest) {
   PosixDeviceOptions po;
   po.create = true;
   po.min_size = kImage;
-  po.direct = false;  // --buffered
+  po.direct = direct_dest;  // false: --buffered
   auto dest = OpenPosixDevice(dest_path, po);
   ASSERT_TRUE(dest.ok()) << dest.status().ToString();
   ASSERT_TRUE((*dest)->PageCached());
@@ -257,6 +258,17 @@ TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfABufferedDest) {
   ASSERT_EQ(::pread(fd, got.data(), got.size(), 0), static_cast<ssize_t>(got.size()));
   ::close(fd);
   EXPECT_EQ(got, content);
+}
+
+TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfABufferedDest) {
+  ExpectCopiedDataLeavesThePageCache(/*direct_dest=*/false);
+}
+
+// With an O_DIRECT dest (the default) the copier writes through the page
+// cache too (Device::WriteCached), so that its writers never wait for the
+// disk or for a commit's flush; what it wrote leaves the cache the same way.
+TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfADirectDest) {
+  ExpectCopiedDataLeavesThePageCache(/*direct_dest=*/true);
 }
 
 // Stop (engine shutdown) with reads in flight waits for every read's done,
