@@ -1,9 +1,14 @@
 #include "copier/cache_dropper.h"
 
+#include <algorithm>
+
 namespace clonefs {
 
 CacheDropper::CacheDropper(Device* dest, uint64_t lag_bytes)
-    : dest_(dest), active_(dest != nullptr && dest->PageCached()), lag_bytes_(lag_bytes) {
+    : dest_(dest),
+      active_(dest != nullptr && dest->PageCached()),
+      lag_bytes_(lag_bytes),
+      cap_bytes_(std::max<uint64_t>(lag_bytes * kPendingCapFactor, 1 << 20)) {
   if (active_) thread_ = std::thread([this] { Run(); });
 }
 
@@ -20,19 +25,19 @@ CacheDropper::~CacheDropper() {
 
 void CacheDropper::Written(uint64_t off, uint64_t len) {
   if (!active_ || len == 0) return;
-  bool wake;
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    // Adjacent ranges (a unit written piece by piece) become one.
-    if (!pending_.empty() && pending_.back().first + pending_.back().second == off) {
-      pending_.back().second += len;
-    } else {
-      pending_.emplace_back(off, len);
-    }
-    pending_bytes_ += len;
-    wake = pending_bytes_ > lag_bytes_;
+  std::unique_lock<std::mutex> l(mu_);
+  // Adjacent ranges (a unit written piece by piece) become one.
+  if (!pending_.empty() && pending_.back().first + pending_.back().second == off) {
+    pending_.back().second += len;
+  } else {
+    pending_.emplace_back(off, len);
   }
-  if (wake) cv_.notify_all();
+  pending_bytes_ += len;
+  if (pending_bytes_ <= lag_bytes_) return;
+  cv_.notify_all();
+  // The disk is far behind: wait for it (this writer's own range may be
+  // what has to go first, so the wait is for room, not for this range).
+  cv_.wait(l, [&] { return pending_bytes_ <= cap_bytes_ || exit_; });
 }
 
 void CacheDropper::DropAll() {
@@ -70,7 +75,7 @@ void CacheDropper::Run() {
     dest_->DropCached(r.first, r.second);  // waits for the disk
     l.lock();
     pending_bytes_ -= r.second;  // counted until evicted: DropAll waits for it
-    if (pending_bytes_ == 0) cv_.notify_all();
+    cv_.notify_all();            // DropAll, and writers waiting for room
   }
 }
 

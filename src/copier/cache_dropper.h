@@ -12,8 +12,11 @@
 //
 // How: once more than `lag_bytes` written by the copier are pending, the
 // dropper's own thread writes the oldest ranges back, waits for that and
-// evicts them (Device::DropCached), so the copier's writers never wait for
-// the disk on its account. (Starting each range's writeback as soon as it
+// evicts them (Device::DropCached), so the copier's writers do not wait for
+// the disk on its account -- unless the disk falls far behind: Written waits
+// while more than kPendingCapFactor x lag_bytes are pending. Then the disk is
+// what limits hydration anyway, and the cap bounds the copier's dirty pages
+// (and so what a commit's dest flush, a user's fsync, must write back). (Starting each range's writeback as soon as it
 // was written, in the writer, made hydration slower: measured.) Never a
 // durability point, and it never hides a write-back error from the next
 // commit (DropCached's contract).
@@ -43,7 +46,11 @@ class CacheDropper {
 
   bool active() const { return active_; }
 
-  // [off, off+len) of dest was just written by the copier.
+  // Most bytes pending, as a multiple of the lag, before Written waits.
+  static constexpr uint64_t kPendingCapFactor = 8;
+
+  // [off, off+len) of dest was just written by the copier. Waits while more
+  // than kPendingCapFactor x lag_bytes (at least 1 MiB) are pending.
   void Written(uint64_t off, uint64_t len);
   // Evicts every pending range and returns once that is done (the copier
   // is stopping).
@@ -59,8 +66,9 @@ class CacheDropper {
   Device* const dest_;
   const bool active_;
   const uint64_t lag_bytes_;
+  const uint64_t cap_bytes_;  // Written waits above this
   mutable std::mutex mu_;
-  std::condition_variable cv_;  // work for the thread, or work done
+  std::condition_variable cv_;  // work for the thread, or work done (room, drained)
   std::deque<Range> pending_;   // GUARDED_BY(mu_), oldest first
   uint64_t pending_bytes_ = 0;  // GUARDED_BY(mu_): in pending_ and being evicted
   uint64_t drain_gen_ = 0;      // GUARDED_BY(mu_): DropAll requests

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cerrno>
 #include <cstdint>
 #include <functional>
@@ -755,7 +756,7 @@ TEST(HealthTrackerTest, DestConditionClearsOnlyOnACopyStartedAfterTheLastError) 
 }
 
 // A page-cached device that records the copier's cache hint.
-class CacheRecorder final : public Device {
+class CacheRecorder : public Device {
  public:
   explicit CacheRecorder(bool cached) : base_(NewMemDevice(1 << 30)), cached_(cached) {}
   uint64_t Size() const override { return base_->Size(); }
@@ -826,6 +827,44 @@ TEST(CacheDropper, DoesNothingForADestWithoutPageCache) {
   d.Written(0, 1 << 20);
   d.DropAll();
   EXPECT_TRUE(dev.dropped.empty());
+}
+
+// A writer waits only once the disk is far behind: more than
+// kPendingCapFactor x the lag pending. It goes on as soon as evictions make
+// room.
+TEST(CacheDropper, WritersWaitOnlyWhenTheDiskFallsFarBehind) {
+  struct SlowDisk : CacheRecorder {
+    SlowDisk() : CacheRecorder(true) {}
+    void DropCached(uint64_t off, uint64_t len) override {
+      std::unique_lock<std::mutex> l(gate_mu);
+      gate_cv.wait(l, [&] { return open; });
+      CacheRecorder::DropCached(off, len);
+    }
+    std::mutex gate_mu;
+    std::condition_variable gate_cv;
+    bool open = false;
+  } dev;
+  const uint64_t lag = 1 << 20, cap = lag * CacheDropper::kPendingCapFactor;
+  CacheDropper d(&dev, lag);
+  for (uint64_t off = 0; off < cap; off += 2 * 65536) d.Written(off * 4, 65536 * 2);
+  EXPECT_EQ(d.pending_bytes(), cap);  // at the cap, no one waited: the disk is stuck
+  std::atomic<bool> returned{false};
+  std::thread over([&] {
+    d.Written(1ull << 30, 65536);  // beyond the cap: waits for room
+    returned = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(returned.load()) << "a writer went on with the disk more than the cap behind";
+  {
+    std::lock_guard<std::mutex> l(dev.gate_mu);
+    dev.open = true;
+  }
+  dev.gate_cv.notify_all();
+  over.join();
+  EXPECT_TRUE(returned.load());
+  EXPECT_LE(d.pending_bytes(), cap);
+  d.DropAll();
+  EXPECT_EQ(d.pending_bytes(), 0u);
 }
 
 // Writers on many threads: every byte written is evicted exactly once.
