@@ -117,7 +117,14 @@ Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, Cop
 }
 
 Status Hydrator::ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out) {
-  CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", off, len, ZeroMode::kPunch));
+  // Where dest already reads zeros (a hole: all of a new dest), there is
+  // nothing to punch: a punch is a journalled fallocate per unit, where
+  // SEEK_DATA is a lookup. A dest that cannot tell answers "data here" and
+  // is punched as before.
+  Result<uint64_t> data = dest_->NextData(off);
+  if (!data.ok() || *data < off + len) {
+    CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", off, len, ZeroMode::kPunch));
+  }
   out->bytes_zeroed += len;
   zero_meter_.Add(len, clock_->NowNanos());
   return Status::OK();

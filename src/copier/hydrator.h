@@ -103,7 +103,8 @@ class Hydrator {
   // these bytes, so the writer need not wait for the disk (durable at the
   // next commit's dest flush, like every write). Adds to *out. Errors: dest's.
   Status WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out);
-  // Punches a hole of the source into dest. Adds to *out. Errors: dest's.
+  // Punches a hole of the source into dest, unless dest has no data there
+  // already (Device::NextData). Adds to *out. Errors: dest's.
   Status ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out);
   // For a failed source read at `off`: the SourceWatch's refusal if the
   // source changed (the likely cause of a short read), else `read_error`.

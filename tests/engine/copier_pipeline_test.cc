@@ -260,6 +260,72 @@ void ExpectCopiedDataLeavesThePageCache(bool direct_dest) {
   EXPECT_EQ(got, content);
 }
 
+// The source's holes are punched into dest only where dest has data: a
+// new dest is one big hole, and a punch is a journalled fallocate per hole
+// unit. Where dest holds data (an old dest reused, a copy interrupted by a
+// crash) the hole is still punched.
+void ExpectHolesPunchedOnlyOverData(bool dest_has_data) {
+  const std::string dir = "/var/tmp/clonefs-holes-" + std::to_string(::getpid()) +
+                          (dest_has_data ? "-data" : "-new");
+  ASSERT_TRUE(std::filesystem::create_directories(dir));
+  test::Cleanup rm_dir([&] { std::filesystem::remove_all(dir); });
+  const uint64_t n = 64, kImage = n * kRegion;
+  std::vector<uint8_t> content = test::RandomContent(kImage, 9, 0);
+  std::fill(content.begin() + 10 * kRegion, content.begin() + 40 * kRegion, 0);
+  const std::string dest_path = dir + "/dest.img";
+  if (dest_has_data) {  // garbage everywhere, the source's hole included
+    std::vector<uint8_t> junk = test::RandomContent(kImage, 10, 0);
+    int fd = ::open(dest_path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::pwrite(fd, junk.data(), junk.size(), 0), static_cast<ssize_t>(junk.size()));
+    ::close(fd);
+  }
+  PosixDeviceOptions po;
+  po.create = true;
+  po.min_size = kImage;
+  po.direct = true;
+  auto opened = OpenPosixDevice(dest_path, po);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  std::shared_ptr<FaultDevice> dest = FaultDevice::Wrap(std::shared_ptr<Device>(std::move(*opened)));
+  std::atomic<uint64_t> hole_punches{0};
+  test::OpCounter counter;
+  counter.also = [&](DeviceOp op, uint64_t off, uint64_t len) {
+    if (op == DeviceOp::kZero && off < 40 * kRegion && 10 * kRegion < off + len) hole_punches++;
+  };
+  counter.Install(dest);
+  std::shared_ptr<Device> src = NewMemDeviceFrom(content, /*read_only=*/true, "src");
+  metadata::MetadataOptions mo;
+  mo.dir = dir + "/md";
+  mo.image_size = kImage;
+  mo.region_size = kRegion;
+  auto md = metadata::Metadata::Open(mo);
+  ASSERT_TRUE(md.ok()) << md.status().ToString();
+  auto e = Engine::Open(test::Share(src), test::Share(dest), std::move(*md), EngineOptions{});
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  ASSERT_OK((*e)->Start());
+  ASSERT_TRUE(Rig::WaitFor([&] { return (*e)->Stats().hydration_done; }));
+  ASSERT_OK((*e)->Shutdown());
+  if (dest_has_data) {
+    EXPECT_GT(hole_punches.load(), 0u);
+  } else {
+    EXPECT_EQ(hole_punches.load(), 0u) << "punched holes into a dest that had none";
+  }
+  std::vector<uint8_t> got(kImage);
+  ASSERT_TRUE(dest->Read(0, got.data(), kImage).ok());
+  EXPECT_TRUE(got == content);
+  auto d = dest->NextData(10 * kRegion);  // and the hole is a hole in dest
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, 40 * kRegion);
+}
+
+TEST(CopierPipeline, SourceHolesAreNotPunchedIntoANewDest) {
+  ExpectHolesPunchedOnlyOverData(/*dest_has_data=*/false);
+}
+
+TEST(CopierPipeline, SourceHolesArePunchedWhereDestHasData) {
+  ExpectHolesPunchedOnlyOverData(/*dest_has_data=*/true);
+}
+
 TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfABufferedDest) {
   ExpectCopiedDataLeavesThePageCache(/*direct_dest=*/false);
 }
