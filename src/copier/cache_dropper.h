@@ -16,10 +16,11 @@
 // the disk on its account -- unless the disk falls far behind: Written waits
 // while more than kPendingCapFactor x lag_bytes are pending. Then the disk is
 // what limits hydration anyway, and the cap bounds the copier's dirty pages
-// (and so what a commit's dest flush, a user's fsync, must write back). (Starting each range's writeback as soon as it
-// was written, in the writer, made hydration slower: measured.) Never a
-// durability point, and it never hides a write-back error from the next
-// commit (DropCached's contract).
+// (and so what a commit's dest flush, a user's fsync, must write back).
+// (Starting each range's writeback as soon as it was written, in the
+// writer, made hydration slower: measured.) Never a durability point, and it
+// never hides a write-back error from the next commit (DropCached's
+// contract).
 //
 // THREAD SAFETY: Written and DropAll may be called from any threads. The
 // waits and evictions run on the dropper's thread, outside the lock.

@@ -56,21 +56,12 @@ class FaultDeviceImpl final : public FaultDevice {
   }
 
   Status Write(uint64_t off, const void* buf, size_t len) override {
-    CLONEFS_RETURN_IF_ERROR(Enter(DeviceOp::kWrite, off, len));
-    if (!overlay_) return base_->Write(off, buf, len);
-    CLONEFS_RETURN_IF_ERROR(CheckWrite("write", off, len));
-    std::lock_guard lock(mu_);
-    return overlay_->AddWrite(off, static_cast<const uint8_t*>(buf), len);
+    return AnyWrite(off, buf, len, /*cached=*/false);
   }
-
   // The same rules as Write (a cached write is a write); the volatile model
   // keeps it aside like any other write until Flush.
   Status WriteCached(uint64_t off, const void* buf, size_t len) override {
-    CLONEFS_RETURN_IF_ERROR(Enter(DeviceOp::kWrite, off, len));
-    if (!overlay_) return base_->WriteCached(off, buf, len);
-    CLONEFS_RETURN_IF_ERROR(CheckWrite("write", off, len));
-    std::lock_guard lock(mu_);
-    return overlay_->AddWrite(off, static_cast<const uint8_t*>(buf), len);
+    return AnyWrite(off, buf, len, /*cached=*/true);
   }
 
   Status Flush() override {
@@ -160,6 +151,16 @@ class FaultDeviceImpl final : public FaultDevice {
   }
 
  private:
+  // Write and WriteCached: the rules, then the base's own call of the same
+  // kind, or the overlay.
+  Status AnyWrite(uint64_t off, const void* buf, size_t len, bool cached) {
+    CLONEFS_RETURN_IF_ERROR(Enter(DeviceOp::kWrite, off, len));
+    if (!overlay_) return cached ? base_->WriteCached(off, buf, len) : base_->Write(off, buf, len);
+    CLONEFS_RETURN_IF_ERROR(CheckWrite("write", off, len));
+    std::lock_guard lock(mu_);
+    return overlay_->AddWrite(off, static_cast<const uint8_t*>(buf), len);
+  }
+
   // Calls the hook, then fails the call if a rule matches.
   Status Enter(DeviceOp op, uint64_t off, uint64_t len) {
     std::shared_ptr<const Hook> hook;

@@ -102,10 +102,7 @@ class PosixDevice final : public Device {
   }
 
   Status Write(uint64_t off, const void* buf, size_t len) override {
-    CLONEFS_RETURN_IF_ERROR(CheckWritable("write", off));
-    CLONEFS_RETURN_IF_ERROR(CheckRange("write", off, len));
-    if (direct_) return direct_->Write(off, buf, len);
-    return posix_io::PwriteFull(fd_, off, buf, len, path_);
+    return WriteVia(off, buf, len, direct_.has_value());
   }
 
   // Through the page cache even with O_DIRECT, where the range is whole
@@ -114,13 +111,9 @@ class PosixDevice final : public Device {
   // kernel keeps the two descriptors coherent (an O_DIRECT read or write
   // first writes back, and a write then evicts, the cached pages it covers).
   Status WriteCached(uint64_t off, const void* buf, size_t len) override {
-    if (!direct_ || off % DirectIo::kAlign != 0 ||
-        (len % DirectIo::kAlign != 0 && off + len != size_)) {
-      return Write(off, buf, len);
-    }
-    CLONEFS_RETURN_IF_ERROR(CheckWritable("write", off));
-    CLONEFS_RETURN_IF_ERROR(CheckRange("write", off, len));
-    return posix_io::PwriteFull(fd_, off, buf, len, path_);
+    const bool whole_blocks =
+        off % DirectIo::kAlign == 0 && (len % DirectIo::kAlign == 0 || off + len == size_);
+    return WriteVia(off, buf, len, direct_.has_value() && !whole_blocks);
   }
 
   bool PageCached() const override { return evict_fd_ >= 0; }
@@ -265,6 +258,14 @@ class PosixDevice final : public Device {
       return Status::FromErrno(err, Where(what, path_, off));
     }
     return std::min<uint64_t>(static_cast<uint64_t>(r), size_);
+  }
+
+  // Write and WriteCached: the checks, then DirectIo (`direct`) or fd_.
+  Status WriteVia(uint64_t off, const void* buf, size_t len, bool direct) {
+    CLONEFS_RETURN_IF_ERROR(CheckWritable("write", off));
+    CLONEFS_RETURN_IF_ERROR(CheckRange("write", off, len));
+    if (direct) return direct_->Write(off, buf, len);
+    return posix_io::PwriteFull(fd_, off, buf, len, path_);
   }
 
   const std::string path_;

@@ -146,6 +146,29 @@ TEST(CopierPipeline, AllZeroDataIsHydratedAsHoles) {
   EXPECT_EQ(*d, 0u);  // data stays data
 }
 
+// A clone of `src` into `dest` with fresh metadata in `md_dir`, started and
+// run until every region is hydrated; nullptr (with a test failure) if it
+// does not open, start or get there. The caller shuts it down.
+std::unique_ptr<Engine> HydrateAll(std::unique_ptr<Device> src, std::unique_ptr<Device> dest,
+                                   const std::string& md_dir, const EngineOptions& eo = {}) {
+  metadata::MetadataOptions mo;
+  mo.dir = md_dir;
+  mo.image_size = src->Size();
+  mo.region_size = kRegion;
+  auto md = metadata::Metadata::Open(mo);
+  EXPECT_TRUE(md.ok()) << md.status().ToString();
+  if (!md.ok()) return nullptr;
+  auto e = Engine::Open(std::move(src), std::move(dest), std::move(*md), eo);
+  EXPECT_TRUE(e.ok()) << e.status().ToString();
+  if (!e.ok()) return nullptr;
+  Status started = (*e)->Start();
+  EXPECT_TRUE(started.ok()) << started.ToString();
+  const bool done = started.ok() && Rig::WaitFor([&] { return (*e)->Stats().hydration_done; });
+  EXPECT_TRUE(done) << "hydration did not complete";
+  if (!done) return nullptr;
+  return std::move(*e);
+}
+
 // The same with a real file as dest: SEEK_DATA finds no data where the
 // source was all zeros.
 TEST(CopierPipeline, AllZeroDataLeavesHolesInAFileDest) {
@@ -163,18 +186,10 @@ TEST(CopierPipeline, AllZeroDataLeavesHolesInAFileDest) {
     po.min_size = content.size();
     auto dest = OpenPosixDevice(dest_path, po);
     ASSERT_TRUE(dest.ok()) << dest.status().ToString();
-    metadata::MetadataOptions mo;
-    mo.dir = dir.path() + "/md";
-    mo.image_size = content.size();
-    mo.region_size = kRegion;
-    auto md = metadata::Metadata::Open(mo);
-    ASSERT_TRUE(md.ok()) << md.status().ToString();
-    auto e = Engine::Open(test::Share(src), std::move(*dest), std::move(*md), EngineOptions{});
-    ASSERT_TRUE(e.ok()) << e.status().ToString();
-    ASSERT_OK((*e)->Start());
-    ASSERT_TRUE(Rig::WaitFor([&] { return (*e)->Stats().hydration_done; }));
-    EXPECT_EQ((*e)->Stats().bytes_zeroed, zeros);
-    ASSERT_OK((*e)->Shutdown());
+    auto e = HydrateAll(test::Share(src), std::move(*dest), dir.path() + "/md");
+    ASSERT_NE(e, nullptr);
+    EXPECT_EQ(e->Stats().bytes_zeroed, zeros);
+    ASSERT_OK(e->Shutdown());
   }
   int fd = ::open(dest_path.c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -235,21 +250,13 @@ void ExpectCopiedDataLeavesThePageCache(bool direct_dest) {
   auto dest = OpenPosixDevice(dest_path, po);
   ASSERT_TRUE(dest.ok()) << dest.status().ToString();
   ASSERT_TRUE((*dest)->PageCached());
-  metadata::MetadataOptions mo;
-  mo.dir = dir + "/md";
-  mo.image_size = kImage;
-  mo.region_size = kRegion;
-  auto md = metadata::Metadata::Open(mo);
-  ASSERT_TRUE(md.ok()) << md.status().ToString();
   EngineOptions eo;
   eo.copier_cache_lag_bytes = kLag;
-  auto e = Engine::Open(test::Share(src), std::move(*dest), std::move(*md), eo);
-  ASSERT_TRUE(e.ok()) << e.status().ToString();
-  ASSERT_OK((*e)->Start());
-  ASSERT_TRUE(Rig::WaitFor([&] { return (*e)->Stats().hydration_done; }));
+  auto e = HydrateAll(test::Share(src), std::move(*dest), dir + "/md", eo);
+  ASSERT_NE(e, nullptr);
   // Running: the lag, plus what the writers had in hand (a unit each).
   EXPECT_LE(resident(), kLag + 4 * kRegion * 16) << "of " << kImage;
-  ASSERT_OK((*e)->Shutdown());
+  ASSERT_OK(e->Shutdown());
   EXPECT_EQ(resident(), 0u);
   // And the data is all there.
   std::vector<uint8_t> got(kImage);
@@ -293,18 +300,10 @@ void ExpectHolesPunchedOnlyOverData(bool dest_has_data) {
     if (op == DeviceOp::kZero && off < 40 * kRegion && 10 * kRegion < off + len) hole_punches++;
   };
   counter.Install(dest);
-  std::shared_ptr<Device> src = NewMemDeviceFrom(content, /*read_only=*/true, "src");
-  metadata::MetadataOptions mo;
-  mo.dir = dir + "/md";
-  mo.image_size = kImage;
-  mo.region_size = kRegion;
-  auto md = metadata::Metadata::Open(mo);
-  ASSERT_TRUE(md.ok()) << md.status().ToString();
-  auto e = Engine::Open(test::Share(src), test::Share(dest), std::move(*md), EngineOptions{});
-  ASSERT_TRUE(e.ok()) << e.status().ToString();
-  ASSERT_OK((*e)->Start());
-  ASSERT_TRUE(Rig::WaitFor([&] { return (*e)->Stats().hydration_done; }));
-  ASSERT_OK((*e)->Shutdown());
+  auto e = HydrateAll(NewMemDeviceFrom(content, /*read_only=*/true, "src"), test::Share(dest),
+                      dir + "/md");
+  ASSERT_NE(e, nullptr);
+  ASSERT_OK(e->Shutdown());
   if (dest_has_data) {
     EXPECT_GT(hole_punches.load(), 0u);
   } else {

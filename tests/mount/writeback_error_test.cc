@@ -75,13 +75,17 @@ class WritebackErrorTest : public ::testing::Test {
     }
   }
 
+  // dest with all its blocks allocated and on the disk: overwriting it
+  // later changes no metadata that a fdatasync would write.
+  void WriteDestToDisk() {
+    ASSERT_TRUE(ShOk("dd if=/dev/urandom of=" + Quote(fs_ + "/dest.img") +
+                     " bs=1M count=16 conv=fsync status=none"));
+  }
+
   // Makes every later write-back of dest's data fail (see the top).
   void BreakDestData() {
     const std::string dest = fs_ + "/dest.img";
-    // Allocated and on the disk: overwriting it later changes no metadata
-    // that a fdatasync would write.
-    ASSERT_TRUE(ShOk("dd if=/dev/urandom of=" + Quote(dest) +
-                     " bs=1M count=16 conv=fsync,notrunc status=none"));
+    WriteDestToDisk();
     int fd = ::open(dest.c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
     constexpr unsigned kMaxExtents = 64;
@@ -130,6 +134,19 @@ class WritebackErrorTest : public ::testing::Test {
     return v;
   }
 
+  // What the copier does with `data`: a cached write into dest (accepted
+  // into the page cache; the disk has not been asked yet), the
+  // CacheDropper's write-back and wait, then the commit's flush, whose
+  // result this returns.
+  Status CopyLikeTheCopier(Device& dev, const std::vector<uint8_t>& data) {
+    EXPECT_TRUE(dev.PageCached());
+    Status w = dev.WriteCached(0, data.data(), data.size());
+    EXPECT_TRUE(w.ok()) << "a cached write must be accepted: " << w.ToString();
+    if (!w.ok()) return w;
+    dev.DropCached(0, data.size());
+    return dev.Flush();
+  }
+
   std::string root_, store_, fs_, loop_;
   bool store_mounted_ = false, fs_mounted_ = false;
 };
@@ -137,15 +154,11 @@ class WritebackErrorTest : public ::testing::Test {
 // The setup itself fails nothing while the tmpfs has room: the data is
 // written back, evicted, flushed and reads back.
 TEST_F(WritebackErrorTest, WithRoomTheDataIsWrittenBackAndFlushed) {
-  ASSERT_TRUE(ShOk("dd if=/dev/urandom of=" + Quote(fs_ + "/dest.img") +
-                   " bs=1M count=16 conv=fsync status=none"));
+  WriteDestToDisk();
   auto dev = OpenDest();
   ASSERT_NE(dev, nullptr);
-  ASSERT_TRUE(dev->PageCached());
   const std::vector<uint8_t> data = Data();
-  ASSERT_TRUE(dev->WriteCached(0, data.data(), kFile).ok());
-  dev->DropCached(0, kFile);
-  Status f = dev->Flush();
+  Status f = CopyLikeTheCopier(*dev, data);
   EXPECT_TRUE(f.ok()) << f.ToString();
   std::vector<uint8_t> got(kFile);
   ASSERT_TRUE(dev->Read(0, got.data(), kFile).ok());
@@ -156,13 +169,8 @@ TEST_F(WritebackErrorTest, FlushReportsAWriteBackErrorThatDropCachedWaitedFor) {
   BreakDestData();
   auto dev = OpenDest();
   ASSERT_NE(dev, nullptr);
-  ASSERT_TRUE(dev->PageCached());
-  const std::vector<uint8_t> data = Data();
-  // Accepted into the page cache: the disk has not been asked yet.
-  ASSERT_TRUE(dev->WriteCached(0, data.data(), kFile).ok());
-  // The CacheDropper's wait: the write-back fails underneath it.
-  dev->DropCached(0, kFile);
-  Status f = dev->Flush();
+  // The write-back fails underneath the CacheDropper's wait.
+  Status f = CopyLikeTheCopier(*dev, Data());
   EXPECT_FALSE(f.ok()) << "dest's flush succeeded although its data never reached the disk: "
                           "a commit would mark those regions hydrated";
 }
