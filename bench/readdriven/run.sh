@@ -30,6 +30,7 @@
 # the random sources are cached in $WORK/images), and the knobs under
 # "configuration" below, notably the options of each configuration:
 #   MAIN_OPTS PROFILE_OPTS COR_OPTS HINTS_OPTS RECORD_OPTS SEQ_OPTS BUF_OPTS
+# and CONFIGS, the trace configurations to run (record always runs);
 # (@P@ in them is replaced by the profile file; "--X on|off" is passed as
 # "--X" / "--no-X" to a clonefs whose help lists --no-X). A configuration whose
 # options this clonefs does not know (`clonefs mount --help`) is skipped and
@@ -93,6 +94,7 @@ BOOT_TREE=$(xargs <<<"$BOOT_TREE")   # one line, single spaces
 : "${RECORD_OPTS=--copy-on-read on --read-hints on --record-profile @P@}"
 : "${PROFILE_OPTS=--copy-on-read on --read-hints on --profile @P@}"
 : "${SEQ_OPTS=}" "${BUF_OPTS=}"    # the defaults
+: "${CONFIGS:=main cor hints profile local hydrated}"   # trace: the configurations run
 SECTIONS=${ONLY:-trace,seq,buffered}
 
 STAMP=$(date +%Y%m%d-%H%M%S)
@@ -321,11 +323,13 @@ build_trace() {
 
 # ---- section trace -------------------------------------------------------------------
 
-# replay FILE OUT_JSON: the trace at QD1, O_DIRECT; data checked against the image.
+# replay FILE OUT_JSON [TIMELINE]: the trace at QD1, O_DIRECT; data checked
+# against the image; each request's start and latency go to TIMELINE.
 # A mismatch (exit 3) is recorded (mismatches > 0) and logged, not fatal.
 replay() {
-  local rc=0
-  timeout "$REPLAY_TIMEOUT_S" "$REPLAY" "$TRACE" "$1" --json --verify "$BOOT_IMG" > "$2" \
+  local rc=0 tl=()
+  [ $# -ge 3 ] && tl=(--timeline "$3")
+  timeout "$REPLAY_TIMEOUT_S" "$REPLAY" "$TRACE" "$1" --json --verify "$BOOT_IMG" "${tl[@]}" > "$2" \
     2> "$2.err" || rc=$?
   case $rc in
     0) ;;
@@ -370,7 +374,7 @@ tr_clone() {
   local t0 tm t1; t0=$(now)
   cf_mount "$RS_URI" "$dest" "$mnt" $opts
   tm=$(now)
-  replay "$(cf_file "$dest" "$mnt")" "$RUN/replay.json"
+  replay "$(cf_file "$dest" "$mnt")" "$RUN/replay.json" "$RUN/timeline-$delay-$cfg-r$r.txt"
   t1=$(now)
   cf_status "$mnt" > "$RUN/cf-status.json" || echo '{}' > "$RUN/cf-status.json"
   cf_unmount "$mnt"
@@ -408,6 +412,7 @@ sec_trace() {
       local list="main cor hints profile local hydrated"
       (( r % 2 == 0 )) && list="hydrated local profile hints cor main"
       for c in $list; do
+        [[ " $CONFIGS " == *" $c "* ]] || continue
         if [ "$c" = local ]; then attempt "trace $d local r$r" tr_local "$d" "$r"
         elif [ "$c" = hydrated ]; then attempt "trace $d hydrated r$r" tr_hydrated "$d" "$r"
         else attempt "trace $d $c r$r" tr_clone "$c" "$d" "$r"; fi

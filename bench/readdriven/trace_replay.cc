@@ -1,7 +1,7 @@
 // trace_replay: replays a read trace against a file at queue depth 1, as a
 // booting machine reads its disk, and prints how long it took.
 //
-//   trace_replay TRACE FILE [--json] [--verify REFERENCE]
+//   trace_replay TRACE FILE [--json] [--verify REFERENCE] [--timeline OUT]
 //
 // TRACE is text, one read per line: "OFFSET LENGTH" (decimal bytes; blank
 // lines and lines starting with '#' are skipped), replayed in order. Each
@@ -13,6 +13,9 @@
 // image the clone is made of) and compared; the time that takes is left out
 // of the elapsed time, and mismatches are counted ("mismatches" in --json;
 // any mismatch makes the exit status 3).
+// --timeline: writes one line per request to OUT, "START_MS LATENCY_MS OFFSET
+// LENGTH" (start relative to the first request, verification time left out),
+// to see where a replay waits.
 // Exit status: 0, 1 on an I/O error, 2 on bad arguments or a bad trace.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -67,18 +70,21 @@ bool LoadTrace(const char* path, std::vector<Read>* out) {
 int main(int argc, char** argv) {
   bool json = false;
   const char* verify = nullptr;
+  const char* timeline = nullptr;
   std::vector<const char*> args;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--json") == 0) {
       json = true;
     } else if (std::strcmp(argv[i], "--verify") == 0 && i + 1 < argc) {
       verify = argv[++i];
+    } else if (std::strcmp(argv[i], "--timeline") == 0 && i + 1 < argc) {
+      timeline = argv[++i];
     } else {
       args.push_back(argv[i]);
     }
   }
   if (args.size() != 2) {
-    std::fprintf(stderr, "usage: trace_replay TRACE FILE [--json] [--verify REFERENCE]\n");
+    std::fprintf(stderr, "usage: trace_replay TRACE FILE [--json] [--verify REFERENCE] [--timeline OUT]\n");
     return 2;
   }
   std::vector<Read> trace;
@@ -120,13 +126,16 @@ int main(int argc, char** argv) {
 
   using Clock = std::chrono::steady_clock;
   std::vector<double> lat_ms;
+  std::vector<double> start_ms;
   lat_ms.reserve(trace.size());
+  start_ms.reserve(trace.size());
   uint64_t bytes = 0;
   uint64_t mismatches = 0;
   Clock::duration verifying{};
   const auto t0 = Clock::now();
   for (const auto& r : trace) {
     const auto r0 = Clock::now();
+    start_ms.push_back(std::chrono::duration<double, std::milli>(r0 - t0 - verifying).count());
     uint64_t done = 0;
     while (done < r.length && r.offset + done < file_size) {
       ssize_t n = pread(fd, static_cast<char*>(buf) + done, r.length - done,
@@ -162,6 +171,19 @@ int main(int argc, char** argv) {
   if (ref >= 0) close(ref);
   std::free(buf);
   const int status = mismatches != 0 ? 3 : 0;
+  if (timeline != nullptr) {
+    FILE* out = std::fopen(timeline, "w");
+    if (out == nullptr) {
+      std::fprintf(stderr, "trace_replay: cannot write %s: %s\n", timeline, std::strerror(errno));
+      return 1;
+    }
+    for (size_t i = 0; i < lat_ms.size(); ++i) {
+      std::fprintf(out, "%.3f %.3f %llu %llu\n", start_ms[i], lat_ms[i],
+                   static_cast<unsigned long long>(trace[i].offset),
+                   static_cast<unsigned long long>(trace[i].length));
+    }
+    std::fclose(out);
+  }
 
   if (!json) {
     std::printf("%.3f\n", elapsed);

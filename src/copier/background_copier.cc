@@ -147,7 +147,12 @@ void BackgroundCopier::Sleep(uint64_t ns, uint64_t gen) {
 }
 
 void BackgroundCopier::Idle() {
-  if (data_pieces_.load() == 0) pool_.Trim();
+  const uint64_t now = ctx_.clock->NowNanos();
+  if (idle_since_ns_ == 0) {
+    idle_since_ns_ = now == 0 ? 1 : now;
+  } else if (now - idle_since_ns_ >= kPoolTrimIdleNanos && data_pieces_.load() == 0) {
+    pool_.Trim();
+  }
 }
 
 void BackgroundCopier::MaybeCheckSource() {
@@ -212,6 +217,15 @@ void BackgroundCopier::IssuerLoop() {
         Sleep(kBusyWaitNanos, gen);
         continue;
       }
+    }
+    if (!busy && current_ == nullptr && profile_pending_.load() &&
+        prefetch_bytes_.load() >= std::min(kPrefetchBusyBytes, options_.inflight_bytes)) {
+      // The profile's units, busy or not, hold at most the prefetch room
+      // (FOREGROUND FIRST in the header): what is fetched beyond it arrives
+      // no sooner (the copier is bound by CPU and memory, not the link) and
+      // competes with the regions the workload reads next.
+      Sleep(kNoRoomSleepNanos, gen);
+      continue;
     }
     uint64_t wait = busy && !ahead ? pace_.WaitNanos(now) : 0;
     if (wait == 0) wait = rate_.WaitNanos(now);
@@ -309,6 +323,7 @@ uint64_t BackgroundCopier::StartUnit(bool probe, bool prefetch_only, uint64_t ma
     Idle();
     return kIdleSleepNanos;
   }
+  idle_since_ns_ = 0;
   auto u = std::make_unique<Unit>();
   u->dest_errors_at_start = ctx_.hydrator->health()->DestErrors();
   u->first = run.first;

@@ -81,6 +81,10 @@
 //   ceiling), up to kPrefetchBusyBytes in
 //   flight, beside the one paced unit (which takes near hints and the
 //   cursor), with kPrefetchBusyBytes of the byte budget of their own.
+//   While the profile is being replayed its units hold at most
+//   kPrefetchBusyBytes when no one is busy too: more arrives no sooner on a
+//   copier bound by CPU and fresh memory (docs/performance.md §8), and
+//   competes with the regions the workload reads next.
 //   IsPrefetching tells the engine which regions such a unit holds once all
 //   its reads are issued, so a reader waits for that copy instead of
 //   fetching the region again.
@@ -222,6 +226,12 @@ class BackgroundCopier {
   static constexpr uint64_t kSourceCheckNanos = 1'000'000'000;
   // How often a copier paused for a down source asks it whether it is up.
   static constexpr uint64_t kSourcePollNanos = 50'000'000;
+  // How long the issuer stays idle before the copy buffers are freed.
+  static constexpr uint64_t kPoolTrimIdleNanos = 10'000'000'000;
+  // Prefetch bytes in flight (read-ahead, the profile) allowed beside the
+  // paced unit while user I/O is busy; the replayed profile's units never
+  // hold more, busy or not (FOREGROUND FIRST).
+  static constexpr uint64_t kPrefetchBusyBytes = 16ull << 20;
 
   // The smoothing window for the copy rate at this ceiling (0: none): 8 times the time one piece takes at the
   // ceiling (pieces: TokenBucket::UnitBytes, ~1 s of rate; a 4 KiB block
@@ -262,6 +272,8 @@ class BackgroundCopier {
   uint64_t failed_reads() const { return failed_reads_.load(); }
   // Bytes read or being read from the source and not yet written to dest.
   uint64_t inflight_bytes() const { return inflight_bytes_.load(); }
+  // Idle copy buffers kept for reuse (see Idle()).
+  uint64_t pooled_bytes() const { return pool_.idle_bytes(); }
   // The source-wide pause, if any.
   CopierPause pause() const;
 
@@ -300,9 +312,6 @@ class BackgroundCopier {
     uint64_t count = 0;
   };
   enum class Pick { kPicked, kNoRoom, kNothing };
-  // Read-ahead bytes in flight allowed beside the paced unit while user I/O
-  // is busy.
-  static constexpr uint64_t kPrefetchBusyBytes = 16ull << 20;
   static bool IsPrefetch(CopyOrigin o) { return o == CopyOrigin::kAhead || o == CopyOrigin::kProfile; }
 
   // --- issuer (background_copier.cc) ---
@@ -339,6 +348,9 @@ class BackgroundCopier {
   // Drops the issuer's reference to current_ (abandoning what it has not
   // issued if `abandon`).
   void DropCurrent(bool abandon);
+  // The issuer found nothing to copy (or may not copy): once that has lasted
+  // kPoolTrimIdleNanos with no piece in flight, the buffer pool is freed
+  // (until then it is kept: fresh memory is dear, copy_buffer_pool.h).
   void Idle();
   // Sleeps up to ns (capped at kMaxSleepNanos) or until woken or stopped.
   void Sleep(uint64_t ns, uint64_t gen);
@@ -394,6 +406,7 @@ class BackgroundCopier {
 
   // Issuer thread only.
   Unit* current_ = nullptr;  // the unit being issued
+  uint64_t idle_since_ns_ = 0;  // when Idle() began a stretch of idleness; 0: busy
 
   mutable std::mutex mu_;
   std::condition_variable cv_;  // the issuer sleeps on it

@@ -1,23 +1,30 @@
 #include "copier/copy_buffer_pool.h"
 
+#include <algorithm>
+
 namespace clonefs {
 
+uint64_t CopyBufferPool::SizeClass(uint64_t len) {
+  uint64_t c = kMinClass;
+  while (c < len && c < kMaxCopyChunk) c <<= 1;
+  return std::min<uint64_t>(c, kMaxCopyChunk);
+}
+
 Result<std::unique_ptr<CopyBuffer>> CopyBufferPool::Acquire(uint64_t len) {
-  std::unique_ptr<CopyBuffer> b;
+  const uint64_t want = std::min<uint64_t>(std::max<uint64_t>(len, 1), kMaxCopyChunk);
   {
     std::lock_guard<std::mutex> l(mu_);
-    if (!idle_.empty()) {
-      b = std::move(idle_.back());
-      idle_.pop_back();
+    auto it = idle_.lower_bound(want);
+    if (it != idle_.end()) {
+      std::unique_ptr<CopyBuffer> b = std::move(it->second);
+      idle_.erase(it);
       idle_bytes_ -= b->capacity();
+      return b;
     }
   }
-  if (!b) b = std::make_unique<CopyBuffer>();
-  Result<size_t> r = b->Reserve(len);
-  if (!r.ok()) {
-    Release(std::move(b));
-    return r.status();
-  }
+  auto b = std::make_unique<CopyBuffer>();
+  Result<size_t> r = b->Reserve(SizeClass(want));
+  if (!r.ok()) return r.status();
   return b;
 }
 
@@ -25,11 +32,12 @@ void CopyBufferPool::Release(std::unique_ptr<CopyBuffer> buf) {
   if (!buf || buf->capacity() == 0) return;
   std::lock_guard<std::mutex> l(mu_);
   idle_bytes_ += buf->capacity();
-  idle_.push_back(std::move(buf));
+  const uint64_t cap = buf->capacity();
+  idle_.emplace(cap, std::move(buf));
 }
 
 void CopyBufferPool::Trim() {
-  std::vector<std::unique_ptr<CopyBuffer>> drop;
+  std::multimap<uint64_t, std::unique_ptr<CopyBuffer>> drop;
   std::lock_guard<std::mutex> l(mu_);
   drop.swap(idle_);
   idle_bytes_ = 0;

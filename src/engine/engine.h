@@ -207,6 +207,9 @@ struct EngineStats {
   // yet written to dest, and source reads that failed since Start.
   uint64_t copier_inflight_bytes = 0;
   uint64_t copier_failed_reads = 0;
+  // Idle copy buffers the copier keeps for reuse (CopyBufferPool): freed
+  // once it has been idle for BackgroundCopier::kPoolTrimIdleNanos.
+  uint64_t copier_pooled_bytes = 0;
   // Empty while the copier runs; "source down" or "source failing" while
   // it is paused for the source as a whole (SPEC §9, Reconnect), since when
   // (wall clock, ns since the Unix epoch) and why.

@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "copier/background_copier.h"
 #include "copier/copy_buffer.h"
 #include "devices/posix_device.h"
 #include "engine_test_util.h"
@@ -76,6 +77,31 @@ TEST(CopierPipeline, KeepsTheByteTargetInFlight) {
   EXPECT_EQ(a.e()->Stats().copier_inflight_bytes, 0u);
   EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
   EXPECT_EQ(a.src->failed_reads(), 0u);
+}
+
+// A replayed profile's units hold at most the prefetch room in flight, even
+// with no user I/O (when the whole byte target would be allowed), and the
+// rest of the image waits behind the profile until all of it is issued.
+TEST(CopierPipeline, AReplayedProfileHoldsAtMostThePrefetchRoomInFlight) {
+  AsyncRig a(1024);  // 64 MiB
+  a.src->SetHold(true);
+  EngineOptions o;
+  o.commit_interval_ms = 0;
+  o.copier_inflight_bytes = 64 << 20;
+  o.profile_order = {{100, 600}};  // 37.5 MiB
+  const uint64_t room = BackgroundCopier::kPrefetchBusyBytes, piece = 16 * kRegion;
+  ASSERT_OK(a.Open(o));
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.src->inflight_bytes() >= room; }))
+      << a.src->inflight_bytes();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_LE(a.src->inflight_bytes(), room + piece);
+  a.src->SetDelayMicros(500);
+  a.src->SetHold(false);
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().profile_hydrated == 600; }));
+  // Once the profile is issued, the cursor has the whole byte target.
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().hydration_done; }));
+  EXPECT_GT(a.src->max_inflight_bytes(), room + piece);
+  EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
 }
 
 // Reads that complete inside ReadAsync (allowed by the Device contract), and

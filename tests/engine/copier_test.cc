@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "copier/background_copier.h"
 #include "engine_test_util.h"
 
 namespace clonefs {
@@ -117,6 +118,28 @@ TEST(Copier, RateCeilingUnderAnInjectedClock) {
   // Lifting the ceiling takes effect at once, clock or no clock.
   c.e()->SetRate(0);
   ASSERT_TRUE(Rig::WaitFor([&] { return c.e()->Stats().hydrated_regions == 128; }));
+}
+
+// The copy buffers outlive short pauses (fresh memory is dear:
+// copy_buffer_pool.h) and are freed once the copier has been idle for
+// kPoolTrimIdleNanos.
+TEST(Copier, KeepsItsBuffersUntilItHasBeenIdleForAWhile) {
+  ManualClock clock;
+  CopierRig c(64);
+  EngineOptions o;
+  o.clock = &clock;
+  o.commit_interval_ms = 0;
+  ASSERT_OK(c.Open(o));
+  ASSERT_TRUE(Rig::WaitFor([&] { return c.e()->Stats().hydrated_regions == 64; }));
+  ASSERT_TRUE(Rig::WaitFor([&] { return c.e()->Stats().copier_inflight_bytes == 0; }));
+  // Idle, but not for long: the buffers stay.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GT(c.e()->Stats().copier_pooled_bytes, 0u);
+  clock.Advance(BackgroundCopier::kPoolTrimIdleNanos - kMs);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GT(c.e()->Stats().copier_pooled_bytes, 0u);
+  clock.Advance(2 * kMs);
+  EXPECT_TRUE(Rig::WaitFor([&] { return c.e()->Stats().copier_pooled_bytes == 0; }));
 }
 
 TEST(Copier, ForegroundFirstOneUnitAtTheMinimumPace) {

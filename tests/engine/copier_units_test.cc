@@ -75,6 +75,47 @@ TEST(CopyBufferPool, ReusesBuffersAndReportsEnomemAsAStatus) {
   EXPECT_EQ(pool.idle_bytes(), 0u);
 }
 
+TEST(CopyBufferPool, SizeClassesArePowersOfTwoWithinBounds) {
+  EXPECT_EQ(CopyBufferPool::SizeClass(1), CopyBufferPool::kMinClass);
+  EXPECT_EQ(CopyBufferPool::SizeClass(64 << 10), 64u << 10);
+  EXPECT_EQ(CopyBufferPool::SizeClass((64 << 10) + 1), 128u << 10);
+  EXPECT_EQ(CopyBufferPool::SizeClass(3 << 20), 4u << 20);
+  EXPECT_EQ(CopyBufferPool::SizeClass(kMaxCopyChunk + 1), kMaxCopyChunk);
+}
+
+// Fresh memory costs page faults (copy_buffer_pool.h): a buffer handed back
+// is reused as it is, by the smallest request it fits, and a request no idle
+// buffer fits gets a new buffer instead of growing (freeing) an idle one.
+TEST(CopyBufferPool, TakesTheSmallestIdleBufferThatFitsAndNeverReallocatesOne) {
+  CopyBufferPool pool;
+  auto small = pool.Acquire(64 << 10);
+  auto large = pool.Acquire(1 << 20);
+  ASSERT_TRUE(small.ok() && large.ok());
+  EXPECT_EQ((*small)->capacity(), 64u << 10);
+  EXPECT_EQ((*large)->capacity(), 1u << 20);
+  uint8_t* small_mem = (*small)->data();
+  uint8_t* large_mem = (*large)->data();
+  pool.Release(std::move(*large));
+  pool.Release(std::move(*small));
+  EXPECT_EQ(pool.idle_bytes(), (1u << 20) + (64u << 10));
+
+  auto a = pool.Acquire(4096);  // the small one fits: the large one stays idle
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ((*a)->data(), small_mem);
+  auto b = pool.Acquire(200 << 10);  // only the large one fits
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ((*b)->data(), large_mem);
+  pool.Release(std::move(*a));
+  auto c = pool.Acquire(2 << 20);  // nothing idle fits: a new 2 MiB buffer
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ((*c)->capacity(), 2u << 20);
+  EXPECT_NE((*c)->data(), small_mem);
+  EXPECT_EQ(pool.idle_bytes(), 64u << 10);  // the small one is still there, unchanged
+  auto d = pool.Acquire(64 << 10);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)->data(), small_mem);
+}
+
 std::vector<std::string> ZeroRuns(uint64_t off, const std::vector<uint8_t>& data) {
   std::vector<std::string> out;
   Status s = ForEachZeroRun(off, data.data(), data.size(), [&](uint64_t o, uint64_t n, bool z) {
