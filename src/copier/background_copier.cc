@@ -179,7 +179,12 @@ void BackgroundCopier::IssuerLoop() {
       continue;
     }
     if (md->IsHydrationDone()) {
-      if (!all_hydrated_reported_.exchange(true) && ctx_.on_all_hydrated) ctx_.on_all_hydrated();
+      if (!all_hydrated_reported_.exchange(true)) {
+        if (ctx_.on_all_hydrated) ctx_.on_all_hydrated();
+        // Nothing more will be written: what is still cached goes too
+        // (reads stop asking the page cache first: MayHaveCachedWrites).
+        dropper_.DropAll();
+      }
       Idle();
       Sleep(kIdleSleepNanos, gen);
       continue;

@@ -274,6 +274,10 @@ class BackgroundCopier {
   uint64_t inflight_bytes() const { return inflight_bytes_.load(); }
   // Idle copy buffers kept for reuse (see Idle()).
   uint64_t pooled_bytes() const { return pool_.idle_bytes(); }
+  // Whether data the writers wrote through the page cache may still be
+  // there (CacheDropper::AnyPending): until the CacheDropper evicts it,
+  // which it does for all of it once every region is hydrated.
+  bool MayHaveCachedWrites() const { return dropper_.AnyPending(); }
   // The source-wide pause, if any.
   CopierPause pause() const;
 

@@ -33,6 +33,7 @@ void CacheDropper::Written(uint64_t off, uint64_t len) {
     pending_.emplace_back(off, len);
   }
   pending_bytes_ += len;
+  pending_any_.store(true, std::memory_order_relaxed);
   if (pending_bytes_ <= lag_bytes_) return;
   cv_.notify_all();
   // The disk is far behind: wait for it (this writer's own range may be
@@ -75,6 +76,7 @@ void CacheDropper::Run() {
     dest_->DropCached(r.first, r.second);  // waits for the disk
     l.lock();
     pending_bytes_ -= r.second;  // counted until evicted: DropAll waits for it
+    pending_any_.store(pending_bytes_ != 0, std::memory_order_relaxed);
     cv_.notify_all();            // DropAll, and writers waiting for room
   }
 }

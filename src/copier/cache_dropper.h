@@ -26,6 +26,7 @@
 // waits and evictions run on the dropper's thread, outside the lock.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -59,6 +60,9 @@ class CacheDropper {
 
   // Bytes written and not yet evicted (tests).
   uint64_t pending_bytes() const;
+  // Whether any written range may still be cached (a relaxed atomic load,
+  // for hot paths: Device::ReadFromCache is worth asking only then).
+  bool AnyPending() const { return pending_any_.load(std::memory_order_relaxed); }
 
  private:
   using Range = std::pair<uint64_t, uint64_t>;  // offset, length
@@ -72,6 +76,7 @@ class CacheDropper {
   std::condition_variable cv_;  // work for the thread, or work done (room, drained)
   std::deque<Range> pending_;   // GUARDED_BY(mu_), oldest first
   uint64_t pending_bytes_ = 0;  // GUARDED_BY(mu_): in pending_ and being evicted
+  std::atomic<bool> pending_any_{false};  // pending_bytes_ != 0, written under mu_
   uint64_t drain_gen_ = 0;      // GUARDED_BY(mu_): DropAll requests
   bool exit_ = false;           // GUARDED_BY(mu_)
   std::thread thread_;          // only when active_

@@ -119,6 +119,15 @@ class Device {
   // PageCached says whether the hint does anything.
   virtual bool PageCached() const { return false; }
   virtual void DropCached(uint64_t /*off*/, uint64_t /*len*/) {}
+  // Reads [off, off+len) from the page cache where Read would bypass it
+  // (O_DIRECT) and all of the range is there -- data WriteCached left that
+  // DropCached has not evicted yet -- and returns true; else reads nothing
+  // and returns false (the caller then calls Read). Same bytes as Read
+  // would return: the kernel keeps the two paths coherent. Why: an O_DIRECT
+  // read of dirty cached pages first writes them back, then reads them
+  // from the disk. Costs a cachestat call: ask only where WriteCached data
+  // may be cached. Default: false.
+  virtual bool ReadFromCache(uint64_t /*off*/, void* /*buf*/, size_t /*len*/) { return false; }
 
   // A file descriptor whose pread at image offsets returns the device's
   // content, for zero-copy replies (FUSE splice), or -1 if there is none.

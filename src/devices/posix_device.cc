@@ -45,8 +45,8 @@ int OpenRetry(const char* path, int flags, mode_t mode) {
 }
 
 // Pages of [off, off+len) of fd's file in the page cache (cachestat, Linux
-// 6.5), or 1 where the kernel cannot tell (so that the caller asks again).
-uint64_t CachedPages(int fd, uint64_t off, uint64_t len) {
+// 6.5), or `unknown` where the kernel cannot tell.
+uint64_t CachedPages(int fd, uint64_t off, uint64_t len, uint64_t unknown) {
 #ifndef __NR_cachestat
 #define __NR_cachestat 451  // the same number on every architecture
 #endif
@@ -56,7 +56,7 @@ uint64_t CachedPages(int fd, uint64_t off, uint64_t len) {
   struct {
     uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
   } cs{};
-  if (::syscall(__NR_cachestat, fd, &range, &cs, 0) != 0) return 1;
+  if (::syscall(__NR_cachestat, fd, &range, &cs, 0) != 0) return unknown;
   return cs.nr_cache;
 }
 
@@ -118,6 +118,23 @@ class PosixDevice final : public Device {
 
   bool PageCached() const override { return evict_fd_ >= 0; }
 
+  // Only whole 4 KiB blocks (or up to the file's end), only in direct mode
+  // (otherwise Read goes through the cache anyway). If the pages are
+  // evicted between the check and the read, the buffered read fetches them
+  // from the disk: the same bytes, since eviction follows write-back. A
+  // direct write invalidates the range's cached pages before and after it
+  // writes (the kernel), so a cached read never returns data older than the
+  // last write that completed before it began.
+  bool ReadFromCache(uint64_t off, void* buf, size_t len) override {
+    if (!direct_ || len == 0 || off > size_ || len > size_ - off) return false;
+    if (off % DirectIo::kAlign != 0 || (len % DirectIo::kAlign != 0 && off + len != size_)) {
+      return false;
+    }
+    const uint64_t pages = (len + DirectIo::kAlign - 1) / DirectIo::kAlign;
+    if (CachedPages(fd_, off, len, /*unknown=*/0) != pages) return false;
+    return posix_io::PreadFull(fd_, off, buf, len, path_).ok();
+  }
+
   void DropCached(uint64_t off, uint64_t len) override {
     if (!PageCached()) return;
     // Dirty or under-writeback pages are not evicted: wait for them first.
@@ -131,7 +148,7 @@ class PosixDevice final : public Device {
       if (attempt > 0) ::usleep(1000);
       ::posix_fadvise(evict_fd_, static_cast<off_t>(off), static_cast<off_t>(len),
                       POSIX_FADV_DONTNEED);
-      if (CachedPages(evict_fd_, off, len) == 0) break;
+      if (CachedPages(evict_fd_, off, len, /*unknown=*/1) == 0) break;
     }
   }
 

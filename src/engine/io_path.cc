@@ -133,6 +133,13 @@ Status EngineImpl::ReadRuns(uint64_t off, uint8_t* out, size_t len) {
     }
     if (stop > end) stop = end;
     if (hydrated) {
+      // Just copied, still in the page cache: read it there (Device::
+      // ReadFromCache) rather than make an O_DIRECT read write it back first.
+      if (copier_.MayHaveCachedWrites() &&
+          dest_->ReadFromCache(pos, out + (pos - off), stop - pos)) {
+        pos = stop;
+        continue;
+      }
       Status s = dest_->Read(pos, out + (pos - off), stop - pos);
       if (!s.ok()) {
         health_.DestFailed("read from dest", pos, s);

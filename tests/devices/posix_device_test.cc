@@ -12,6 +12,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -284,13 +285,104 @@ TEST_F(PosixDeviceTest, CachedWritesBesideDirectIoAreCoherentAndEvictable) {
     std::copy(data.begin(), data.end(), model.begin() + off);
     if (rng() % 8 == 0) dev->DropCached(0, size);
     uint64_t roff = rng() % size, rlen = 1 + rng() % (size - roff);
+    if (rng() % 2 == 0) {  // whole blocks, as the engine's reads of regions
+      roff = roff / 4096 * 4096;
+      rlen = std::min<uint64_t>(size - roff, (1 + rng() % 64) * 4096);
+    }
     std::vector<uint8_t> got(rlen);
-    ASSERT_TRUE(dev->Read(roff, got.data(), rlen).ok());
-    ASSERT_TRUE(std::equal(got.begin(), got.end(), model.begin() + roff)) << roff << "+" << rlen;
+    // From the page cache where all of it is there (the engine's way while
+    // the copier's writes may be cached), else direct.
+    const bool from_cache = rng() % 2 == 0 && dev->ReadFromCache(roff, got.data(), rlen);
+    if (!from_cache) {
+      ASSERT_TRUE(dev->Read(roff, got.data(), rlen).ok());
+    }
+    ASSERT_TRUE(std::equal(got.begin(), got.end(), model.begin() + roff))
+        << roff << "+" << rlen << (from_cache ? " from the cache" : "");
   }
   ASSERT_TRUE(dev->Flush().ok());
   dev.reset();
   EXPECT_EQ(testing::ReadFile(path), model);
+}
+
+// Dirty pages of [off, off+len) (cachestat, Linux 6.5), or nullopt where
+// the kernel cannot tell.
+std::optional<uint64_t> DirtyPages(const std::string& path, uint64_t off, uint64_t len) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  EXPECT_GE(fd, 0);
+  struct {
+    uint64_t off, len;
+  } range{off, len};
+  struct {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+  } cs{};
+  const long r = ::syscall(451 /* cachestat */, fd, &range, &cs, 0);
+  ::close(fd);
+  if (r != 0) return std::nullopt;
+  return cs.nr_dirty;
+}
+
+// What WriteCached left in the page cache is read from there while it is
+// all there, without the write-back an O_DIRECT read would force first;
+// anything else (part of it evicted or overwritten directly, unaligned, a
+// device without O_DIRECT) is refused, and Read serves it as before.
+TEST_F(PosixDeviceTest, ReadFromCacheServesWhatWriteCachedLeftWithoutWritingItBack) {
+  std::mt19937_64 rng(7);
+  std::string path = dir_.File("fromcache");
+  const uint64_t size = 4 * kMiB;
+  ASSERT_TRUE(testing::MakeSparseFile(path, size));
+  PosixDeviceOptions o;
+  o.direct = true;
+  auto dev = Open(path, o);
+  ASSERT_NE(dev, nullptr);
+  struct statfs fs;
+  ASSERT_EQ(::statfs(path.c_str(), &fs), 0);
+  const bool tmpfs = fs.f_type == TMPFS_MAGIC;  // no write-back to speak of
+  std::vector<uint8_t> data = RandomBytes(rng, 2 * kMiB);
+  ASSERT_TRUE(dev->WriteCached(kMiB, data.data(), data.size()).ok());
+  const bool cachestat = DirtyPages(path, kMiB, kMiB).has_value();
+
+  std::vector<uint8_t> got(kMiB);
+  if (!cachestat) {  // the kernel cannot say what is cached: never from the cache
+    EXPECT_FALSE(dev->ReadFromCache(kMiB, got.data(), kMiB));
+    return;
+  }
+  if (!tmpfs) {
+    ASSERT_GT(*DirtyPages(path, kMiB, kMiB), 0u);
+  }
+  ASSERT_TRUE(dev->ReadFromCache(kMiB, got.data(), kMiB));
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), data.begin()));
+  if (!tmpfs) {
+    // (The kernel's flusher may clean some meanwhile; an O_DIRECT read
+    // cleans them all, below.)
+    EXPECT_GT(*DirtyPages(path, kMiB, kMiB), 0u) << "the cached read wrote the data back";
+  }
+  // What Read does instead: an O_DIRECT read writes the dirty pages back.
+  ASSERT_TRUE(dev->Read(kMiB, got.data(), kMiB).ok());
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), data.begin()));
+  if (!tmpfs) {
+    EXPECT_EQ(*DirtyPages(path, kMiB, kMiB), 0u);
+  }
+
+  // Refused: not whole blocks; a range that was never written (not cached).
+  EXPECT_FALSE(dev->ReadFromCache(kMiB + 512, got.data(), 4096));
+  EXPECT_FALSE(dev->ReadFromCache(0, got.data(), 4096));
+  // A direct write into the cached range evicts what it covers: the range
+  // is then refused and Read returns the new bytes.
+  std::vector<uint8_t> fresh = RandomBytes(rng, 8192);
+  ASSERT_TRUE(dev->Write(2 * kMiB, fresh.data(), fresh.size()).ok());
+  EXPECT_FALSE(dev->ReadFromCache(2 * kMiB - 4096, got.data(), 16384));
+  ASSERT_TRUE(dev->Read(2 * kMiB - 4096, got.data(), 16384).ok());
+  EXPECT_TRUE(std::equal(fresh.begin(), fresh.end(), got.begin() + 4096));
+  // Evicted: refused.
+  if (!tmpfs) {
+    dev->DropCached(kMiB, 2 * kMiB);
+    EXPECT_FALSE(dev->ReadFromCache(2 * kMiB + kMiB / 2, got.data(), 4096));
+  }
+  // A device without O_DIRECT reads through the cache anyway: never asked.
+  dev.reset();
+  auto buffered = Open(path, PosixDeviceOptions{});
+  ASSERT_NE(buffered, nullptr);
+  EXPECT_FALSE(buffered->ReadFromCache(kMiB, got.data(), 4096));
 }
 
 TEST_F(PosixDeviceTest, CreateAndMinSize) {

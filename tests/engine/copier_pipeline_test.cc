@@ -282,6 +282,9 @@ void ExpectCopiedDataLeavesThePageCache(bool direct_dest) {
   ASSERT_NE(e, nullptr);
   // Running: the lag, plus what the writers had in hand (a unit each).
   EXPECT_LE(resident(), kLag + 4 * kRegion * 16) << "of " << kImage;
+  // Complete: nothing more will be written, so the rest leaves too, before
+  // any shutdown.
+  EXPECT_TRUE(Rig::WaitFor([&] { return resident() == 0; })) << resident() << " bytes stayed";
   ASSERT_OK(e->Shutdown());
   EXPECT_EQ(resident(), 0u);
   // And the data is all there.
@@ -360,6 +363,76 @@ TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfABufferedDest) {
 // disk or for a commit's flush; what it wrote leaves the cache the same way.
 TEST(CopierPipeline, CopiedDataLeavesThePageCacheOfADirectDest) {
   ExpectCopiedDataLeavesThePageCache(/*direct_dest=*/true);
+}
+
+// A user's read of a region the copier has just written into an O_DIRECT
+// dest, still in the page cache, is served from there: an O_DIRECT read
+// would first write the dirty pages back (measured: a boot trace's reads
+// that found their data in dest took 0.18-0.33 ms on average instead of
+// 0.10, docs/performance.md §8). The data is the source's either way.
+TEST(CopierPipeline, ReadsOfJustCopiedRegionsComeFromThePageCache) {
+  const std::string dir = "/var/tmp/clonefs-read-cached-" + std::to_string(::getpid());
+  ASSERT_TRUE(std::filesystem::create_directories(dir));
+  test::Cleanup rm_dir([&] { std::filesystem::remove_all(dir); });
+  struct statfs fs;
+  ASSERT_EQ(::statfs(dir.c_str(), &fs), 0);
+  const bool tmpfs = fs.f_type == TMPFS_MAGIC;  // no write-back to avoid there
+  const uint64_t n = 64, kImage = n * kRegion;
+  std::vector<uint8_t> content = test::RandomContent(kImage, 21, 0);
+  const std::string dest_path = dir + "/dest.img";
+  auto dirty_pages = [&](uint64_t off, uint64_t len) -> uint64_t {
+    int fd = ::open(dest_path.c_str(), O_RDONLY | O_CLOEXEC);
+    struct {
+      uint64_t off, len;
+    } range{off, len};
+    struct {
+      uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+    } cs{};
+    const long r = ::syscall(451 /* cachestat */, fd, &range, &cs, 0);
+    ::close(fd);
+    return r == 0 ? cs.nr_dirty : ~0ull;
+  };
+  PosixDeviceOptions po;
+  po.create = true;
+  po.min_size = kImage;
+  po.direct = true;
+  auto dest = OpenPosixDevice(dest_path, po);
+  ASSERT_TRUE(dest.ok()) << dest.status().ToString();
+  metadata::MetadataOptions mo;
+  mo.dir = dir + "/md";
+  mo.image_size = kImage;
+  mo.region_size = kRegion;
+  auto md = metadata::Metadata::Open(mo);
+  ASSERT_TRUE(md.ok()) << md.status().ToString();
+  EngineOptions eo;
+  eo.knobs.hydration_enabled = false;  // only what the reads copy
+  eo.copy_on_read = true;
+  eo.read_hints = false;
+  eo.commit_interval_ms = 0;
+  auto e = Engine::Open(NewMemDeviceFrom(content, /*read_only=*/true, "src"), std::move(*dest),
+                        std::move(*md), eo);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  ASSERT_OK((*e)->Start());
+  // The first read fetches regions 8..11 from the source; copy-on-read
+  // hands them to the copier's writers, which write them through the cache.
+  std::vector<uint8_t> got(4 * kRegion);
+  ASSERT_OK((*e)->Read(8 * kRegion, got.data(), got.size()));
+  ASSERT_TRUE(Rig::WaitFor([&] { return (*e)->Stats().hydrated_regions == 4; }));
+  const uint64_t dirty = dirty_pages(8 * kRegion, 4 * kRegion);
+  if (dirty != ~0ull && !tmpfs) {
+    ASSERT_GT(dirty, 0u) << "the copier's write did not stay in the page cache";
+  }
+  // The second read is served by dest, from the cache: nothing written back.
+  std::fill(got.begin(), got.end(), 0);
+  ASSERT_OK((*e)->Read(8 * kRegion, got.data(), got.size()));
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), content.begin() + 8 * kRegion));
+  if (dirty != ~0ull && !tmpfs) {
+    EXPECT_GT(dirty_pages(8 * kRegion, 4 * kRegion), 0u) << "the read wrote the pages back first";
+  }
+  // A read straddling cached and never-copied regions: each run its way.
+  ASSERT_OK((*e)->Read(10 * kRegion, got.data(), got.size()));
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), content.begin() + 10 * kRegion));
+  ASSERT_OK((*e)->Shutdown());
 }
 
 // Stop (engine shutdown) with reads in flight waits for every read's done,
