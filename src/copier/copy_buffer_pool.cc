@@ -5,7 +5,10 @@
 namespace clonefs {
 
 uint64_t CopyBufferPool::SizeClass(uint64_t len) {
-  uint64_t c = kMinClass;
+  if (len <= kLinearClassesUpTo) {  // multiples of kMinClass
+    return std::max<uint64_t>((len + kMinClass - 1) / kMinClass, 1) * kMinClass;
+  }
+  uint64_t c = kLinearClassesUpTo;
   while (c < len && c < kMaxCopyChunk) c <<= 1;
   return std::min<uint64_t>(c, kMaxCopyChunk);
 }

@@ -7,14 +7,15 @@
 // reads it (measured at ~27 us a page together on a 2-vCPU guest: 150 MB/s,
 // slower than the copier's source). So a buffer handed back is reused as it
 // is, never freed to be reallocated at another size:
-//   - buffers come in size classes, powers of two from kMinClass up to
-//     kMaxCopyChunk; a new buffer gets the class of the length asked for;
+//   - buffers come in size classes (SizeClass): multiples of 64 KiB up to
+//     1 MiB, then powers of two up to kMaxCopyChunk; a new buffer gets the
+//     class of the length asked for;
 //   - Acquire takes the idle buffer of the smallest capacity that fits
 //     (any class at or above the length), else allocates a new one.
 // The pool holds only buffers that were handed back, so what it keeps is at
-// most what was in use at the peak, rounded up to the classes (less than
-// twice the copier's bytes in flight); Trim() frees them (the copier does
-// so once it has been idle for a while: background_copier.h).
+// most what was in use at the peak, rounded up to the classes; Trim()
+// frees them (the copier does so once it has been idle for a while:
+// background_copier.h).
 //
 // ERRORS: a buffer that cannot be had is IoError(ENOMEM) (CopyBuffer's rule:
 // allocation failure is a Status, never an exception).
@@ -36,8 +37,12 @@ namespace clonefs {
 class CopyBufferPool {
  public:
   static constexpr uint64_t kMinClass = 64 << 10;
-  // The capacity a new buffer for `len` bytes gets: the smallest power of
-  // two >= len, at least kMinClass, at most kMaxCopyChunk.
+  static constexpr uint64_t kLinearClassesUpTo = 1 << 20;
+  // The capacity a new buffer for `len` bytes gets: len rounded up to a
+  // multiple of kMinClass up to kLinearClassesUpTo (the copier's pieces
+  // are whole 64 KiB regions, and the profile's are of every size from
+  // one region to a batch), then the smallest power of two >= len, at most
+  // kMaxCopyChunk.
   static uint64_t SizeClass(uint64_t len);
 
   // A buffer of at least min(len, kMaxCopyChunk) bytes (see above).

@@ -75,10 +75,13 @@ TEST(CopyBufferPool, ReusesBuffersAndReportsEnomemAsAStatus) {
   EXPECT_EQ(pool.idle_bytes(), 0u);
 }
 
-TEST(CopyBufferPool, SizeClassesArePowersOfTwoWithinBounds) {
+TEST(CopyBufferPool, SizeClassesAreRegionMultiplesThenPowersOfTwo) {
   EXPECT_EQ(CopyBufferPool::SizeClass(1), CopyBufferPool::kMinClass);
   EXPECT_EQ(CopyBufferPool::SizeClass(64 << 10), 64u << 10);
   EXPECT_EQ(CopyBufferPool::SizeClass((64 << 10) + 1), 128u << 10);
+  EXPECT_EQ(CopyBufferPool::SizeClass(3 * (64 << 10)), 3u * (64 << 10));  // not 256 KiB
+  EXPECT_EQ(CopyBufferPool::SizeClass(1 << 20), 1u << 20);
+  EXPECT_EQ(CopyBufferPool::SizeClass((1 << 20) + 1), 2u << 20);
   EXPECT_EQ(CopyBufferPool::SizeClass(3 << 20), 4u << 20);
   EXPECT_EQ(CopyBufferPool::SizeClass(kMaxCopyChunk + 1), kMaxCopyChunk);
 }
