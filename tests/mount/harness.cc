@@ -162,6 +162,17 @@ std::string CloneDir::AttachLoop() {
 void CloneDir::DetachLoop(const std::string& dev) {
   ShOk("losetup -d " + dev);
   std::erase(loops_, dev);
+  // The kernel lets the file go only once the device's last opener closes
+  // it (udev probes a device after a file system on it is unmounted), and
+  // until then unmounting the clone is refused as busy. The device's
+  // loop/ attributes go away when it has let go.
+  const std::string bound = "/sys/block/" + std::filesystem::path(dev).filename().string() +
+                            "/loop/backing_file";
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (access(bound.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < end) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_NE(access(bound.c_str(), F_OK), 0) << dev << " still holds its file after 10 s";
 }
 
 }  // namespace clonefs::testing

@@ -65,6 +65,7 @@ class CloneDir {
 
   // Loop device over the exposed file (--direct-io=on); "" on failure.
   std::string AttachLoop();
+  // Detaches it and waits (up to 10 s) until it has let go of the file.
   void DetachLoop(const std::string& dev);
 
  private:
