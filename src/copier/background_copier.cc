@@ -40,6 +40,8 @@ BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions
       enabled_(options.enabled),
       rate_(options.rate_bytes_per_s),
       pace_(options.min_pace_bytes_per_s),
+      // Twice what may be in flight (the byte target and the prefetch room).
+      pool_(2 * (options.inflight_bytes + kPrefetchBusyBytes)),
       dropper_(ctx.hydrator->dest(), options.cache_lag_bytes),
       hints_(ctx.hydrator->geometry(), std::max<uint32_t>(options.hydration_batch_size, 1)),
       backoff_(options.retry_backoff_initial_ms * 1'000'000) {}

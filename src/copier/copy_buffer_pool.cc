@@ -33,9 +33,10 @@ Result<std::unique_ptr<CopyBuffer>> CopyBufferPool::Acquire(uint64_t len) {
 
 void CopyBufferPool::Release(std::unique_ptr<CopyBuffer> buf) {
   if (!buf || buf->capacity() == 0) return;
-  std::lock_guard<std::mutex> l(mu_);
-  idle_bytes_ += buf->capacity();
   const uint64_t cap = buf->capacity();
+  std::lock_guard<std::mutex> l(mu_);
+  if (idle_bytes_ + cap > max_idle_bytes_) return;  // buf is freed as it goes, after the lock
+  idle_bytes_ += cap;
   idle_.emplace(cap, std::move(buf));
 }
 

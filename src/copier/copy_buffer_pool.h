@@ -12,10 +12,11 @@
 //     class of the length asked for;
 //   - Acquire takes the idle buffer of the smallest capacity that fits
 //     (any class at or above the length), else allocates a new one.
-// The pool holds only buffers that were handed back, so what it keeps is at
-// most what was in use at the peak, rounded up to the classes; Trim()
-// frees them (the copier does so once it has been idle for a while:
-// background_copier.h).
+// The pool holds only buffers that were handed back, and at most
+// `max_idle_bytes` of them: a buffer handed back beyond that is freed (a
+// workload whose pieces keep growing would otherwise leave idle buffers of
+// every smaller class behind). Trim() frees them all (the copier does so
+// once it has been idle for a while: background_copier.h).
 //
 // ERRORS: a buffer that cannot be had is IoError(ENOMEM) (CopyBuffer's rule:
 // allocation failure is a Status, never an exception).
@@ -36,6 +37,8 @@ namespace clonefs {
 
 class CopyBufferPool {
  public:
+  explicit CopyBufferPool(uint64_t max_idle_bytes = UINT64_MAX) : max_idle_bytes_(max_idle_bytes) {}
+
   static constexpr uint64_t kMinClass = 64 << 10;
   static constexpr uint64_t kLinearClassesUpTo = 1 << 20;
   // The capacity a new buffer for `len` bytes gets: len rounded up to a
@@ -54,6 +57,7 @@ class CopyBufferPool {
   uint64_t idle_bytes() const;
 
  private:
+  const uint64_t max_idle_bytes_;
   mutable std::mutex mu_;
   // Idle buffers by capacity.
   std::multimap<uint64_t, std::unique_ptr<CopyBuffer>> idle_;  // GUARDED_BY(mu_)

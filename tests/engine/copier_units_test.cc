@@ -119,6 +119,25 @@ TEST(CopyBufferPool, TakesTheSmallestIdleBufferThatFitsAndNeverReallocatesOne) {
   EXPECT_EQ((*d)->data(), small_mem);
 }
 
+// The pool keeps at most its cap of idle buffers; one handed back beyond
+// it is freed rather than kept.
+TEST(CopyBufferPool, KeepsAtMostItsCapOfIdleBuffers) {
+  CopyBufferPool pool(/*max_idle_bytes=*/1 << 20);
+  auto a = pool.Acquire(512 << 10);
+  auto b = pool.Acquire(512 << 10);
+  auto c = pool.Acquire(256 << 10);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  pool.Release(std::move(*a));
+  pool.Release(std::move(*b));
+  EXPECT_EQ(pool.idle_bytes(), 1u << 20);
+  pool.Release(std::move(*c));  // over the cap: freed
+  EXPECT_EQ(pool.idle_bytes(), 1u << 20);
+  auto d = pool.Acquire(256 << 10);  // served by an idle 512 KiB buffer
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ((*d)->capacity(), 512u << 10);
+  EXPECT_EQ(pool.idle_bytes(), 512u << 10);
+}
+
 std::vector<std::string> ZeroRuns(uint64_t off, const std::vector<uint8_t>& data) {
   std::vector<std::string> out;
   Status s = ForEachZeroRun(off, data.data(), data.size(), [&](uint64_t o, uint64_t n, bool z) {
