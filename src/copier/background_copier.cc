@@ -215,9 +215,7 @@ void BackgroundCopier::IssuerLoop() {
     if (busy) {
       ahead = current_ != nullptr
                   ? IsPrefetch(current_->origin)
-                  : !probe &&
-                        prefetch_bytes_.load() <
-                            std::min(kPrefetchBusyBytes, options_.inflight_bytes) &&
+                  : !probe && prefetch_bytes_.load() < PrefetchRoom() &&
                         (profile_pending_.load() || hints_.sequential_streams(now) != 0);
       // (While the profile is pending, only its units are prefetch: PickUnit.)
       if (!ahead && !BusyAllowsIssue()) {
@@ -226,7 +224,7 @@ void BackgroundCopier::IssuerLoop() {
       }
     }
     if (!busy && current_ == nullptr && profile_pending_.load() &&
-        prefetch_bytes_.load() >= std::min(kPrefetchBusyBytes, options_.inflight_bytes)) {
+        prefetch_bytes_.load() >= PrefetchRoom()) {
       // The profile's units, busy or not, hold at most the prefetch room
       // (FOREGROUND FIRST in the header): what is fetched beyond it arrives
       // no sooner (the copier is bound by CPU and memory, not the link) and
@@ -307,8 +305,7 @@ bool BackgroundCopier::HaveRoom(uint64_t len, bool prefetch) const {
   const uint32_t workers = std::max<uint32_t>(options_.workers, 1);
   if (!async_reads_ && data_pieces_.load() >= (prefetch ? 3 : 2) * workers) return false;
   const uint64_t in_flight = inflight_bytes_.load();
-  const uint64_t target =
-      options_.inflight_bytes + (prefetch ? std::min(kPrefetchBusyBytes, options_.inflight_bytes) : 0);
+  const uint64_t target = options_.inflight_bytes + (prefetch ? PrefetchRoom() : 0);
   return in_flight == 0 || in_flight + len <= target;
 }
 

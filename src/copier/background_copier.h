@@ -115,6 +115,7 @@
 //   no lock is held while calling into the source or dest.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -327,6 +328,8 @@ class BackgroundCopier {
   // Whether a piece of `len` bytes may be issued now; `prefetch`: for a
   // prefetch unit, which has kPrefetchBusyBytes of room of its own.
   bool HaveRoom(uint64_t len, bool prefetch) const;
+  // Prefetch bytes allowed in flight: kPrefetchBusyBytes, within the target.
+  uint64_t PrefetchRoom() const { return std::min(kPrefetchBusyBytes, options_.inflight_bytes); }
   // prefetch_only: only read-ahead windows and the profile. At most
   // max_regions regions (and batch, and the threshold's room).
   Pick PickUnit(bool probe, bool prefetch_only, uint64_t max_regions, Run* out,

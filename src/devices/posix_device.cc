@@ -4,7 +4,6 @@
 #include <linux/falloc.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -44,20 +43,11 @@ int OpenRetry(const char* path, int flags, mode_t mode) {
   return fd;
 }
 
-// Pages of [off, off+len) of fd's file in the page cache (cachestat, Linux
-// 6.5), or `unknown` where the kernel cannot tell.
+// Pages of [off, off+len) of fd's file in the page cache, or `unknown`
+// where the kernel cannot tell.
 uint64_t CachedPages(int fd, uint64_t off, uint64_t len, uint64_t unknown) {
-#ifndef __NR_cachestat
-#define __NR_cachestat 451  // the same number on every architecture
-#endif
-  struct {
-    uint64_t off, len;
-  } range{off, len};
-  struct {
-    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-  } cs{};
-  if (::syscall(__NR_cachestat, fd, &range, &cs, 0) != 0) return unknown;
-  return cs.nr_cache;
+  std::optional<posix_io::CacheState> c = posix_io::Cachestat(fd, off, len);
+  return c ? c->cached : unknown;
 }
 
 // STRUCTURE: fd_ is an ordinary descriptor; with O_DIRECT, direct_ routes

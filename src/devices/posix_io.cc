@@ -1,5 +1,6 @@
 #include "devices/posix_io.h"
 
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +14,20 @@ std::string Where(const char* op, const std::string& name, uint64_t off) {
   s += " at ";
   s += std::to_string(off);
   return s;
+}
+
+std::optional<CacheState> Cachestat(int fd, uint64_t off, uint64_t len) {
+#ifndef __NR_cachestat
+#define __NR_cachestat 451  // the same number on every architecture
+#endif
+  struct {
+    uint64_t off, len;
+  } range{off, len};
+  struct {
+    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
+  } cs{};
+  if (::syscall(__NR_cachestat, fd, &range, &cs, 0) != 0) return std::nullopt;
+  return CacheState{cs.nr_cache, cs.nr_dirty};
 }
 
 Status PreadFull(int fd, uint64_t off, void* buf, size_t len, const std::string& name) {

@@ -1,5 +1,6 @@
-// Internal to the device layer: positional I/O loops that retry EINTR and
-// short transfers, and page-aligned buffers for O_DIRECT.
+// Internal to the device layer (and its tests): positional I/O loops that
+// retry EINTR and short transfers, page-aligned buffers for O_DIRECT, and
+// what the page cache holds of a file.
 //
 // These are the only wrappers around pread/pwrite in clonefs; errors become a
 // Status here, with the operation, the object's name and the offset.
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/status.h"
@@ -26,6 +28,15 @@ std::string Where(const char* op, const std::string& name, uint64_t off);
 Status PreadFull(int fd, uint64_t off, void* buf, size_t len, const std::string& name);
 // Writes exactly `len` bytes at `off`. Retries EINTR and short writes.
 Status PwriteFull(int fd, uint64_t off, const void* buf, size_t len, const std::string& name);
+
+// Pages of a file range in the page cache (cachestat(2), Linux 6.5).
+struct CacheState {
+  uint64_t cached = 0;
+  uint64_t dirty = 0;
+};
+// Of [off, off+len) of fd's file; nullopt where the kernel cannot tell
+// (before 6.5, or a file system that does not say).
+std::optional<CacheState> Cachestat(int fd, uint64_t off, uint64_t len);
 
 // A heap buffer aligned to `alignment` (a power of two), for O_DIRECT.
 class AlignedBuffer {

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "device_test_util.h"
+#include "devices/posix_io.h"
 
 namespace clonefs {
 namespace {
@@ -304,21 +305,14 @@ TEST_F(PosixDeviceTest, CachedWritesBesideDirectIoAreCoherentAndEvictable) {
   EXPECT_EQ(testing::ReadFile(path), model);
 }
 
-// Dirty pages of [off, off+len) (cachestat, Linux 6.5), or nullopt where
-// the kernel cannot tell.
+// Dirty pages of [off, off+len), or nullopt where the kernel cannot tell.
 std::optional<uint64_t> DirtyPages(const std::string& path, uint64_t off, uint64_t len) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   EXPECT_GE(fd, 0);
-  struct {
-    uint64_t off, len;
-  } range{off, len};
-  struct {
-    uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-  } cs{};
-  const long r = ::syscall(451 /* cachestat */, fd, &range, &cs, 0);
+  std::optional<posix_io::CacheState> c = posix_io::Cachestat(fd, off, len);
   ::close(fd);
-  if (r != 0) return std::nullopt;
-  return cs.nr_dirty;
+  if (!c) return std::nullopt;
+  return c->dirty;
 }
 
 // What WriteCached left in the page cache is read from there while it is

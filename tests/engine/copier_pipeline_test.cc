@@ -17,6 +17,7 @@
 #include "copier/background_copier.h"
 #include "copier/copy_buffer.h"
 #include "devices/posix_device.h"
+#include "devices/posix_io.h"
 #include "engine_test_util.h"
 #include "fake_async_source.h"
 
@@ -172,10 +173,10 @@ TEST(CopierPipeline, AllZeroDataIsHydratedAsHoles) {
   EXPECT_EQ(*d, 0u);  // data stays data
 }
 
-// A clone of `src` into `dest` with fresh metadata in `md_dir`, started and
-// run until every region is hydrated; nullptr (with a test failure) if it
-// does not open, start or get there. The caller shuts it down.
-std::unique_ptr<Engine> HydrateAll(std::unique_ptr<Device> src, std::unique_ptr<Device> dest,
+// A clone of `src` into `dest` with fresh metadata in `md_dir`, started;
+// nullptr (with a test failure) if it does not open or start. The caller
+// shuts it down.
+std::unique_ptr<Engine> StartClone(std::unique_ptr<Device> src, std::unique_ptr<Device> dest,
                                    const std::string& md_dir, const EngineOptions& eo = {}) {
   metadata::MetadataOptions mo;
   mo.dir = md_dir;
@@ -189,10 +190,29 @@ std::unique_ptr<Engine> HydrateAll(std::unique_ptr<Device> src, std::unique_ptr<
   if (!e.ok()) return nullptr;
   Status started = (*e)->Start();
   EXPECT_TRUE(started.ok()) << started.ToString();
-  const bool done = started.ok() && Rig::WaitFor([&] { return (*e)->Stats().hydration_done; });
+  if (!started.ok()) return nullptr;
+  return std::move(*e);
+}
+
+// StartClone, run until every region is hydrated; nullptr (with a test
+// failure) if it does not get there.
+std::unique_ptr<Engine> HydrateAll(std::unique_ptr<Device> src, std::unique_ptr<Device> dest,
+                                   const std::string& md_dir, const EngineOptions& eo = {}) {
+  auto e = StartClone(std::move(src), std::move(dest), md_dir, eo);
+  if (e == nullptr) return nullptr;
+  const bool done = Rig::WaitFor([&] { return e->Stats().hydration_done; });
   EXPECT_TRUE(done) << "hydration did not complete";
   if (!done) return nullptr;
-  return std::move(*e);
+  return e;
+}
+
+// A dest file at `path` of `size` bytes (created), O_DIRECT or not.
+Result<std::unique_ptr<Device>> OpenFileDest(const std::string& path, uint64_t size, bool direct) {
+  PosixDeviceOptions po;
+  po.create = true;
+  po.min_size = size;
+  po.direct = direct;
+  return OpenPosixDevice(path, po);
 }
 
 // The same with a real file as dest: SEEK_DATA finds no data where the
@@ -207,10 +227,7 @@ TEST(CopierPipeline, AllZeroDataLeavesHolesInAFileDest) {
     auto src = std::make_shared<FakeAsyncSource>(
         FaultDevice::Wrap(NewMemDeviceFrom(content, /*read_only=*/true, "src")));
     src->SetAllData(true);
-    PosixDeviceOptions po;
-    po.create = true;
-    po.min_size = content.size();
-    auto dest = OpenPosixDevice(dest_path, po);
+    auto dest = OpenFileDest(dest_path, content.size(), /*direct=*/false);
     ASSERT_TRUE(dest.ok()) << dest.status().ToString();
     auto e = HydrateAll(test::Share(src), std::move(*dest), dir.path() + "/md");
     ASSERT_NE(e, nullptr);
@@ -269,11 +286,7 @@ void ExpectCopiedDataLeavesThePageCache(bool direct_dest) {
   auto src = std::make_shared<FakeAsyncSource>(
       FaultDevice::Wrap(NewMemDeviceFrom(content, /*read_only=*/true, "src")));
   src->SetAllData(true);
-  PosixDeviceOptions po;
-  po.create = true;
-  po.min_size = kImage;
-  po.direct = direct_dest;  // false: --buffered
-  auto dest = OpenPosixDevice(dest_path, po);
+  auto dest = OpenFileDest(dest_path, kImage, direct_dest);  // false: --buffered
   ASSERT_TRUE(dest.ok()) << dest.status().ToString();
   ASSERT_TRUE((*dest)->PageCached());
   EngineOptions eo;
@@ -316,11 +329,7 @@ void ExpectHolesPunchedOnlyOverData(bool dest_has_data) {
     ASSERT_EQ(::pwrite(fd, junk.data(), junk.size(), 0), static_cast<ssize_t>(junk.size()));
     ::close(fd);
   }
-  PosixDeviceOptions po;
-  po.create = true;
-  po.min_size = kImage;
-  po.direct = true;
-  auto opened = OpenPosixDevice(dest_path, po);
+  auto opened = OpenFileDest(dest_path, kImage, /*direct=*/true);
   ASSERT_TRUE(opened.ok()) << opened.status().ToString();
   std::shared_ptr<FaultDevice> dest = FaultDevice::Wrap(std::shared_ptr<Device>(std::move(*opened)));
   std::atomic<uint64_t> hole_punches{0};
@@ -382,57 +391,40 @@ TEST(CopierPipeline, ReadsOfJustCopiedRegionsComeFromThePageCache) {
   const std::string dest_path = dir + "/dest.img";
   auto dirty_pages = [&](uint64_t off, uint64_t len) -> uint64_t {
     int fd = ::open(dest_path.c_str(), O_RDONLY | O_CLOEXEC);
-    struct {
-      uint64_t off, len;
-    } range{off, len};
-    struct {
-      uint64_t nr_cache, nr_dirty, nr_writeback, nr_evicted, nr_recently_evicted;
-    } cs{};
-    const long r = ::syscall(451 /* cachestat */, fd, &range, &cs, 0);
+    std::optional<posix_io::CacheState> c = posix_io::Cachestat(fd, off, len);
     ::close(fd);
-    return r == 0 ? cs.nr_dirty : ~0ull;
+    return c ? c->dirty : ~0ull;
   };
-  PosixDeviceOptions po;
-  po.create = true;
-  po.min_size = kImage;
-  po.direct = true;
-  auto dest = OpenPosixDevice(dest_path, po);
+  auto dest = OpenFileDest(dest_path, kImage, /*direct=*/true);
   ASSERT_TRUE(dest.ok()) << dest.status().ToString();
-  metadata::MetadataOptions mo;
-  mo.dir = dir + "/md";
-  mo.image_size = kImage;
-  mo.region_size = kRegion;
-  auto md = metadata::Metadata::Open(mo);
-  ASSERT_TRUE(md.ok()) << md.status().ToString();
   EngineOptions eo;
   eo.knobs.hydration_enabled = false;  // only what the reads copy
   eo.copy_on_read = true;
   eo.read_hints = false;
   eo.commit_interval_ms = 0;
-  auto e = Engine::Open(NewMemDeviceFrom(content, /*read_only=*/true, "src"), std::move(*dest),
-                        std::move(*md), eo);
-  ASSERT_TRUE(e.ok()) << e.status().ToString();
-  ASSERT_OK((*e)->Start());
+  auto e = StartClone(NewMemDeviceFrom(content, /*read_only=*/true, "src"), std::move(*dest),
+                      dir + "/md", eo);
+  ASSERT_NE(e, nullptr);
   // The first read fetches regions 8..11 from the source; copy-on-read
   // hands them to the copier's writers, which write them through the cache.
   std::vector<uint8_t> got(4 * kRegion);
-  ASSERT_OK((*e)->Read(8 * kRegion, got.data(), got.size()));
-  ASSERT_TRUE(Rig::WaitFor([&] { return (*e)->Stats().hydrated_regions == 4; }));
+  ASSERT_OK(e->Read(8 * kRegion, got.data(), got.size()));
+  ASSERT_TRUE(Rig::WaitFor([&] { return e->Stats().hydrated_regions == 4; }));
   const uint64_t dirty = dirty_pages(8 * kRegion, 4 * kRegion);
   if (dirty != ~0ull && !tmpfs) {
     ASSERT_GT(dirty, 0u) << "the copier's write did not stay in the page cache";
   }
   // The second read is served by dest, from the cache: nothing written back.
   std::fill(got.begin(), got.end(), 0);
-  ASSERT_OK((*e)->Read(8 * kRegion, got.data(), got.size()));
+  ASSERT_OK(e->Read(8 * kRegion, got.data(), got.size()));
   EXPECT_TRUE(std::equal(got.begin(), got.end(), content.begin() + 8 * kRegion));
   if (dirty != ~0ull && !tmpfs) {
     EXPECT_GT(dirty_pages(8 * kRegion, 4 * kRegion), 0u) << "the read wrote the pages back first";
   }
   // A read straddling cached and never-copied regions: each run its way.
-  ASSERT_OK((*e)->Read(10 * kRegion, got.data(), got.size()));
+  ASSERT_OK(e->Read(10 * kRegion, got.data(), got.size()));
   EXPECT_TRUE(std::equal(got.begin(), got.end(), content.begin() + 10 * kRegion));
-  ASSERT_OK((*e)->Shutdown());
+  ASSERT_OK(e->Shutdown());
 }
 
 // Stop (engine shutdown) with reads in flight waits for every read's done,
