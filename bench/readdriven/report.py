@@ -76,9 +76,10 @@ def main(path):
     w("- rounds: %s (medians); run took %s s; load average %s at start, %s at end" % (
         cfg.get("rounds", "?"), fmt(load_.get("duration_s"), "%.0f"), load_.get("start", "?"),
         load_.get("end", "?")))
-    w("- sources: nbdkit -r -U SOCK --filter=stats --filter=delay rdelay=DELAY file IMAGE, "
-      "one fresh server per measurement; bytes read are the stats filter's "
-      "(nbdkit rounds them to 2 decimals of their unit)")
+    w("- sources: nbdkit -r -U SOCK -t %s --filter=stats --filter=delay rdelay=DELAY file IMAGE, "
+      "one fresh server per measurement (-t: threads per connection; the delay filter holds "
+      "one for the whole delay); bytes read are the stats filter's "
+      "(nbdkit rounds them to 2 decimals of their unit)" % cfg.get("nbdkit_threads", "default"))
     w("")
 
     # ---- 1. trace

@@ -41,7 +41,7 @@ BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions
       rate_(options.rate_bytes_per_s),
       pace_(options.min_pace_bytes_per_s),
       // Twice what may be in flight (the byte target and the prefetch room).
-      pool_(2 * (options.inflight_bytes + kPrefetchBusyBytes)),
+      pool_(2 * (options.inflight_bytes + std::min(kPrefetchMaxBytes, options.inflight_bytes))),
       dropper_(ctx.hydrator->dest(), options.cache_lag_bytes),
       hints_(ctx.hydrator->geometry(), std::max<uint32_t>(options.hydration_batch_size, 1)),
       backoff_(options.retry_backoff_initial_ms * 1'000'000) {}
@@ -210,7 +210,7 @@ void BackgroundCopier::IssuerLoop() {
     // time, at the minimum pace.
     const bool busy = ctx_.foreground->Busy(now, options_.foreground_idle_ns);
     // Prefetch (read-ahead, the profile) is not held back by the pace (see
-    // FOREGROUND FIRST in the header), within kPrefetchBusyBytes.
+    // FOREGROUND FIRST in the header), within PrefetchRoom().
     bool ahead = false;
     if (busy) {
       ahead = current_ != nullptr
@@ -290,6 +290,14 @@ uint64_t BackgroundCopier::SourceGate(uint64_t now, bool* probe) {
     LogPauseLocked();
   }
   return kSourcePollNanos;
+}
+
+uint64_t BackgroundCopier::PrefetchRoom() const {
+  // What the source delivers in one round trip at kPrefetchBytesPerSecond.
+  const uint64_t floor_us = latency_.Get(ctx_.clock->NowNanos()) / 1000;
+  const uint64_t bdp = floor_us * (kPrefetchBytesPerSecond / 1'000'000);
+  return std::min(options_.inflight_bytes,
+                  std::clamp(bdp, kPrefetchBusyBytes, kPrefetchMaxBytes));
 }
 
 bool BackgroundCopier::BusyAllowsIssue() const {
@@ -419,8 +427,13 @@ void BackgroundCopier::StartRead(std::unique_ptr<Piece> p) {
     std::lock_guard<std::mutex> l(q_mu_);
     ++reads_in_flight_;
   }
+  p->issued_ns = ctx_.clock->NowNanos();
   Piece* raw = p.release();  // owned by the read until its done
   auto done = [this, raw](Status s) {
+    if (s.ok()) {
+      const uint64_t now = ctx_.clock->NowNanos();
+      latency_.Note(now - raw->issued_ns, now);
+    }
     raw->read_status = std::move(s);
     Complete(raw);
   };

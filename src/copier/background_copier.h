@@ -78,13 +78,17 @@
 //   Prefetch units -- read-ahead of a sequential reader, and the replayed
 //   profile -- are the workload's next reads, fetched early: while user I/O
 //   is busy they are issued without the pace (never without the rate
-//   ceiling), up to kPrefetchBusyBytes in
-//   flight, beside the one paced unit (which takes near hints and the
-//   cursor), with kPrefetchBusyBytes of the byte budget of their own.
-//   While the profile is being replayed its units hold at most
-//   kPrefetchBusyBytes when no one is busy too: more arrives no sooner on a
-//   copier bound by CPU and fresh memory (docs/performance.md §8), and
-//   competes with the regions the workload reads next.
+//   ceiling), up to PrefetchRoom() in flight, beside the one paced unit
+//   (which takes near hints and the cursor), with PrefetchRoom() of the
+//   byte budget of their own. While the profile is being replayed its units
+//   hold at most PrefetchRoom() when no one is busy too: more arrives no
+//   sooner on a copier bound by CPU and fresh memory (docs/performance.md
+//   §8), and competes with the regions the workload reads next. The room is
+//   the source's bandwidth-delay product for a workload reading at 1 GiB/s
+//   over the shortest time the source took to answer recently (LatencyFloor;
+//   the floor, not the mean, so the room's own queueing does not grow it),
+//   between 16 and 64 MiB: a source 50 ms away needs ~50 MiB in flight to
+//   stay ahead of such a workload, a near one no more than the 16 MiB.
 //   IsPrefetching tells the engine which regions such a unit holds once all
 //   its reads are issued, so a reader waits for that copy instead of
 //   fetching the region again.
@@ -134,6 +138,7 @@
 #include "copier/copy_buffer_pool.h"
 #include "copier/foreground.h"
 #include "copier/hydrator.h"
+#include "copier/latency_floor.h"
 #include "copier/read_hints.h"
 #include "copier/reader_pool.h"
 #include "copier/region_locks.h"
@@ -231,8 +236,13 @@ class BackgroundCopier {
   static constexpr uint64_t kPoolTrimIdleNanos = 10'000'000'000;
   // Prefetch bytes in flight (read-ahead, the profile) allowed beside the
   // paced unit while user I/O is busy; the replayed profile's units never
-  // hold more, busy or not (FOREGROUND FIRST).
+  // hold more, busy or not (FOREGROUND FIRST): the source's bandwidth-delay
+  // product at kPrefetchBytesPerSecond over its latency floor, at least
+  // kPrefetchBusyBytes and at most kPrefetchMaxBytes (PrefetchRoom).
   static constexpr uint64_t kPrefetchBusyBytes = 16ull << 20;
+  static constexpr uint64_t kPrefetchMaxBytes = 64ull << 20;
+  // The rate the room is sized for: a workload reading at local-disk speed.
+  static constexpr uint64_t kPrefetchBytesPerSecond = 1ull << 30;
 
   // The smoothing window for the copy rate at this ceiling (0: none): 8 times the time one piece takes at the
   // ceiling (pieces: TokenBucket::UnitBytes, ~1 s of rate; a 4 KiB block
@@ -275,6 +285,11 @@ class BackgroundCopier {
   uint64_t inflight_bytes() const { return inflight_bytes_.load(); }
   // Idle copy buffers kept for reuse (see Idle()).
   uint64_t pooled_bytes() const { return pool_.idle_bytes(); }
+  // Prefetch bytes allowed in flight now (see kPrefetchBusyBytes), within
+  // the byte target, and the source latency floor it is sized by (0 until a
+  // read completed).
+  uint64_t PrefetchRoom() const;
+  uint64_t source_latency_floor() const { return latency_.Get(ctx_.clock->NowNanos()); }
   // Whether data the writers wrote through the page cache may still be
   // there (CacheDropper::AnyPending): until the CacheDropper evicts it,
   // which it does for all of it once every region is hydrated.
@@ -326,10 +341,8 @@ class BackgroundCopier {
   uint64_t SourceGate(uint64_t now, bool* probe);
   bool BusyAllowsIssue() const;
   // Whether a piece of `len` bytes may be issued now; `prefetch`: for a
-  // prefetch unit, which has kPrefetchBusyBytes of room of its own.
+  // prefetch unit, which has PrefetchRoom() of its own.
   bool HaveRoom(uint64_t len, bool prefetch) const;
-  // Prefetch bytes allowed in flight: kPrefetchBusyBytes, within the target.
-  uint64_t PrefetchRoom() const { return std::min(kPrefetchBusyBytes, options_.inflight_bytes); }
   // prefetch_only: only read-ahead windows and the profile. At most
   // max_regions regions (and batch, and the threshold's room).
   Pick PickUnit(bool probe, bool prefetch_only, uint64_t max_regions, Run* out,
@@ -390,6 +403,7 @@ class BackgroundCopier {
   TokenBucket rate_;  // the user's ceiling
   TokenBucket pace_;  // the minimum pace, used only while user I/O is busy
   CopyBufferPool pool_;
+  LatencyFloor latency_;  // of the copier's source reads (PrefetchRoom)
   // What the writers wrote leaves a page-cached dest (cache_dropper.h).
   CacheDropper dropper_;
   std::atomic<bool> all_hydrated_reported_{false};

@@ -89,6 +89,7 @@ struct BackgroundCopier::Piece {
   uint64_t len = 0;
   std::unique_ptr<CopyBuffer> buf;  // kData: the bytes read
   Status read_status;               // kData: the read's outcome
+  uint64_t issued_ns = 0;           // kData: when the read was issued (the copier's clock)
   // kData: the read never reached the source (its unit had already failed,
   // or the source changed while it waited); not a failed read.
   std::atomic<bool> skipped{false};

@@ -210,6 +210,11 @@ struct EngineStats {
   // Idle copy buffers the copier keeps for reuse (CopyBufferPool): freed
   // once it has been idle for BackgroundCopier::kPoolTrimIdleNanos.
   uint64_t copier_pooled_bytes = 0;
+  // Prefetch bytes (read-ahead, the replayed profile) the copier allows in
+  // flight now, and the source latency floor that sizes it (0 until one of
+  // the copier's reads completed): BackgroundCopier::PrefetchRoom.
+  uint64_t copier_prefetch_room_bytes = 0;
+  uint64_t source_latency_floor_ns = 0;
   // Empty while the copier runs; "source down" or "source failing" while
   // it is paused for the source as a whole (SPEC §9, Reconnect), since when
   // (wall clock, ns since the Unix epoch) and why.

@@ -222,6 +222,8 @@ EngineStats EngineImpl::Stats() const {
   s.last_error = health_.last_error();
   s.copier_inflight_bytes = copier_.inflight_bytes();
   s.copier_pooled_bytes = copier_.pooled_bytes();
+  s.copier_prefetch_room_bytes = copier_.PrefetchRoom();
+  s.source_latency_floor_ns = copier_.source_latency_floor();
   s.copier_failed_reads = copier_.failed_reads();
   s.copy_on_read = copy_on_read_.load();
   s.read_hints = copier_.hints_enabled();

@@ -84,12 +84,12 @@ TEST(CopierPipeline, KeepsTheByteTargetInFlight) {
 // with no user I/O (when the whole byte target would be allowed), and the
 // rest of the image waits behind the profile until all of it is issued.
 TEST(CopierPipeline, AReplayedProfileHoldsAtMostThePrefetchRoomInFlight) {
-  AsyncRig a(1024);  // 64 MiB
+  AsyncRig a(768);  // 48 MiB
   a.src->SetHold(true);
   EngineOptions o;
   o.commit_interval_ms = 0;
   o.copier_inflight_bytes = 64 << 20;
-  o.profile_order = {{100, 600}};  // 37.5 MiB
+  o.profile_order = {{100, 400}};  // 25 MiB
   const uint64_t room = BackgroundCopier::kPrefetchBusyBytes, piece = 16 * kRegion;
   ASSERT_OK(a.Open(o));
   ASSERT_TRUE(Rig::WaitFor([&] { return a.src->inflight_bytes() >= room; }))
@@ -98,10 +98,31 @@ TEST(CopierPipeline, AReplayedProfileHoldsAtMostThePrefetchRoomInFlight) {
   EXPECT_LE(a.src->inflight_bytes(), room + piece);
   a.src->SetDelayMicros(500);
   a.src->SetHold(false);
-  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().profile_hydrated == 600; }));
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().profile_hydrated == 400; }));
   // Once the profile is issued, the cursor has the whole byte target.
   ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().hydration_done; }));
   EXPECT_GT(a.src->max_inflight_bytes(), room + piece);
+  EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
+}
+
+// The prefetch room follows the source's latency floor: a source 30 ms away
+// gets its bandwidth-delay product at 1 GiB/s (~30 MiB) of the profile in
+// flight, not the 16 MiB a near one gets.
+TEST(CopierPipeline, ThePrefetchRoomGrowsWithTheSourcesLatency) {
+  AsyncRig a(640);  // 40 MiB, all of it in the profile
+  a.src->SetDelayMicros(30'000);
+  EngineOptions o;
+  o.commit_interval_ms = 0;
+  o.copier_inflight_bytes = 64 << 20;
+  o.profile_order = {{0, 640}};
+  const uint64_t piece = 16 * kRegion;
+  ASSERT_OK(a.Open(o));
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().hydration_done; }));
+  const EngineStats s = a.e()->Stats();
+  EXPECT_GE(s.source_latency_floor_ns, 30'000'000u);
+  EXPECT_GE(s.copier_prefetch_room_bytes, 30u << 20);
+  EXPECT_LE(s.copier_prefetch_room_bytes, BackgroundCopier::kPrefetchMaxBytes);
+  EXPECT_GT(a.src->max_inflight_bytes(), BackgroundCopier::kPrefetchBusyBytes + piece);
   EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
 }
 

@@ -20,6 +20,7 @@
 #include "copier/copy_buffer_pool.h"
 #include "copier/copy_buffer.h"
 #include "copier/health_tracker.h"
+#include "copier/latency_floor.h"
 #include "copier/rate_meter.h"
 #include "copier/read_hints.h"
 #include "copier/region_locks.h"
@@ -52,6 +53,31 @@ TEST(CopyBuffer, OutOfMemoryIsEnomemAndKeepsTheBuffer) {
   r = b.Reserve(1 << 20);          // memory is back
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(*r, size_t{1} << 20);
+}
+
+// The floor is the shortest answer of the current and the last window: a
+// faster answer lowers it at once, a slower link raises it within two
+// windows, and an idle source keeps the last floor it had.
+TEST(LatencyFloor, MinimumOfTheLastTwoWindowsKeptWhileIdle) {
+  constexpr uint64_t kMs = 1'000'000, kW = LatencyFloor::kWindowNanos, t0 = 7 * kW;
+  LatencyFloor f;
+  EXPECT_EQ(f.Get(t0), 0u);
+  f.Note(50 * kMs, t0);
+  EXPECT_EQ(f.Get(t0), 50 * kMs);
+  f.Note(30 * kMs, t0 + kW / 2);
+  f.Note(90 * kMs, t0 + kW / 2);
+  EXPECT_EQ(f.Get(t0 + kW / 2), 30 * kMs);
+  // The next window: 30 ms still counts, a slower answer does not raise it.
+  f.Note(80 * kMs, t0 + kW + 1);
+  EXPECT_EQ(f.Get(t0 + kW + 2), 30 * kMs);
+  // Two windows on, only the 80 ms window is left: the link got slower.
+  f.Note(85 * kMs, t0 + 2 * kW + 2);
+  EXPECT_EQ(f.Get(t0 + 2 * kW + 3), 80 * kMs);
+  // Idle for many windows: the last window with an answer still counts.
+  EXPECT_EQ(f.Get(t0 + 20 * kW), 85 * kMs);
+  EXPECT_EQ(f.Get(t0 + 40 * kW), 85 * kMs);
+  f.Note(5 * kMs, t0 + 41 * kW);
+  EXPECT_EQ(f.Get(t0 + 41 * kW), 5 * kMs);
 }
 
 TEST(CopyBufferPool, ReusesBuffersAndReportsEnomemAsAStatus) {
