@@ -296,8 +296,7 @@ uint64_t BackgroundCopier::PrefetchRoom() const {
   // What the source delivers in one round trip at kPrefetchBytesPerSecond.
   const uint64_t floor_us = latency_.Get(ctx_.clock->NowNanos()) / 1000;
   const uint64_t bdp = floor_us * (kPrefetchBytesPerSecond / 1'000'000);
-  return std::min(options_.inflight_bytes,
-                  std::clamp(bdp, kPrefetchBusyBytes, kPrefetchMaxBytes));
+  return std::min(options_.inflight_bytes, std::clamp(bdp, kPrefetchBusyBytes, kPrefetchMaxBytes));
 }
 
 bool BackgroundCopier::BusyAllowsIssue() const {

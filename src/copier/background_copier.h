@@ -58,8 +58,8 @@
 //   will read), the read-ahead windows of sequential readers (ReadHints; a
 //   guess, taken only once the profile cursor has reached the profile's
 //   end), the units around recent reads of unhydrated regions (ReadHints,
-//   "near"), then the cursor that walks the bitmap and wraps. Every candidate is re-checked as before (unhydrated,
-//   not locked, not backing off).
+//   "near"), then the cursor that walks the bitmap and wraps. Every candidate is re-checked as
+//   before (unhydrated, not locked, not backing off).
 //
 // COPY-ON-READ (SPEC §10): AdoptFetched takes regions a user's read has
 //   just fetched from the source (the caller held them in the lock table

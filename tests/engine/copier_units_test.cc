@@ -17,8 +17,8 @@
 #include <vector>
 
 #include "copier/cache_dropper.h"
-#include "copier/copy_buffer_pool.h"
 #include "copier/copy_buffer.h"
+#include "copier/copy_buffer_pool.h"
 #include "copier/health_tracker.h"
 #include "copier/latency_floor.h"
 #include "copier/rate_meter.h"
