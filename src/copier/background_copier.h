@@ -164,9 +164,8 @@ struct CopierOptions {
   // 64 MiB (docs/design.md).
   uint64_t inflight_bytes = 64ull << 20;
   // Most bytes the writers wrote (Device::WriteCached) that stay in the
-  // page cache before they are evicted (cache_dropper.h). Default: 128 MiB
-  // (EngineOptions::copier_cache_lag_bytes says why).
-  uint64_t cache_lag_bytes = 128ull << 20;
+  // page cache before they are evicted (cache_dropper.h). Default: 64 MiB.
+  uint64_t cache_lag_bytes = 64ull << 20;
   // Ceiling in bytes/s on data read from the source; 0 = none. Default: 0.
   uint64_t rate_bytes_per_s = 0;
   // Default: true.

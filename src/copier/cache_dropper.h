@@ -49,7 +49,7 @@ class CacheDropper {
   bool active() const { return active_; }
 
   // Most bytes pending, as a multiple of the lag, before Written waits.
-  static constexpr uint64_t kPendingCapFactor = 4;
+  static constexpr uint64_t kPendingCapFactor = 8;
 
   // [off, off+len) of dest was just written by the copier. Waits while more
   // than kPendingCapFactor x lag_bytes (at least 1 MiB) are pending.

@@ -114,10 +114,8 @@ struct EngineOptions {
   // At most this much of what the copier wrote (through the page cache,
   // Device::WriteCached, with or without --buffered) stays cached before it
   // is evicted
-  // (copier/cache_dropper.h). Default: 128 MiB: the copier's byte target
-  // (64 MiB) plus its largest prefetch room (64 MiB), so what it fetched
-  // ahead of a reader is still cached when the reader gets there.
-  uint64_t copier_cache_lag_bytes = 128ull << 20;
+  // (copier/cache_dropper.h). Default: 64 MiB.
+  uint64_t copier_cache_lag_bytes = 64ull << 20;
   // User I/O that ended less than this ago still counts as "busy" for the
   // copier's foreground-first policy (so a queue-depth-1 client, idle between
   // its requests for microseconds, is seen as busy). Default: 20 ms.

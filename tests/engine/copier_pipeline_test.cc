@@ -126,17 +126,6 @@ TEST(CopierPipeline, ThePrefetchRoomGrowsWithTheSourcesLatency) {
   EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
 }
 
-// What the copier fetched ahead of a reader stays cached until the reader
-// gets there: by default the cache dropper keeps at least the byte target
-// plus the largest prefetch room (EngineOptions::copier_cache_lag_bytes).
-TEST(CopierPipeline, TheCacheLagCoversWhatIsFetchedAhead) {
-  const EngineOptions o;
-  EXPECT_GE(o.copier_cache_lag_bytes,
-            o.copier_inflight_bytes + BackgroundCopier::kPrefetchMaxBytes);
-  const CopierOptions c;
-  EXPECT_GE(c.cache_lag_bytes, c.inflight_bytes + BackgroundCopier::kPrefetchMaxBytes);
-}
-
 // Reads that complete inside ReadAsync (allowed by the Device contract), and
 // units larger than one copy chunk (several pieces per unit), with holes.
 TEST(CopierPipeline, InlineCompletionsAndMultiPieceUnits) {
