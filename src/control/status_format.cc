@@ -126,6 +126,7 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
     Line(&out, "Order:", FormatOrder(r));
     Line(&out, "Hydrated by:", FormatHydratedBy(r.read_driven));
     Line(&out, "Source reads:", FormatSourceReads(r.read_driven));
+    Line(&out, "Prefetch:", FormatPrefetch(r.read_driven));
     if (!r.read_driven.record_profile.empty()) {
       Line(&out, "Recording:", "profile " + Printable(r.read_driven.record_profile) + " (" +
                                    U(r.read_driven.profile_recorded) +
@@ -193,6 +194,14 @@ std::string FormatSourceReads(const ReadDrivenReport& d) {
          FormatPercent(d.user_source_bytes, all, 0) + "), " + FormatBytes(d.copier_source_bytes) +
          " by the copier (read-ahead " + FormatBytes(d.ahead_source_bytes) + ", near reads " +
          FormatBytes(d.near_source_bytes) + ")";
+}
+
+std::string FormatPrefetch(const ReadDrivenReport& d) {
+  std::string out = "up to " + FormatBytes(d.prefetch_room_bytes) + " in flight (";
+  if (d.source_latency_floor_us == 0) return out + "no source read answered yet)";
+  char ms[32];
+  std::snprintf(ms, sizeof ms, "%.1f", static_cast<double>(d.source_latency_floor_us) / 1000);
+  return out + "the source answers in " + ms + " ms at best)";
 }
 
 std::string FormatSourceHealth(const SourceHealth& h) {

@@ -46,6 +46,9 @@ std::string FormatHydratedBy(const ReadDrivenReport& d);
 // The "Source reads:" line: bytes read from the source for users and by the
 // copier.
 std::string FormatSourceReads(const ReadDrivenReport& d);
+// The "Prefetch:" line: the prefetch bytes allowed in flight and the source
+// latency floor that sizes them.
+std::string FormatPrefetch(const ReadDrivenReport& d);
 
 // "ETA 1m10s", or "no ETA: <reason>" (StatusReport::eta_reason, e.g.
 // "hydration disabled", "measuring").

@@ -128,6 +128,8 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   d.profile_total = s.profile_total;
   d.record_profile = s.record_profile_path;
   d.profile_recorded = s.profile_recorded;
+  d.prefetch_room_bytes = s.copier_prefetch_room_bytes;
+  d.source_latency_floor_us = s.source_latency_floor_ns / 1000;
   if (!r.source_change.empty() && remaining != 0 && r.eta_s.has_value()) {
     r.eta_s.reset();  // copying has stopped
     r.eta_reason = "source changed";
@@ -209,6 +211,9 @@ Json ReadDrivenJson(const ReadDrivenReport& d) {
       d.record_profile.empty()
           ? Null()
           : Json{{"path", d.record_profile}, {"regions", d.profile_recorded}};
+  j["prefetch"] = {{"room_bytes", d.prefetch_room_bytes},
+                   {"source_latency_floor_us",
+                    d.source_latency_floor_us == 0 ? Null() : Json(d.source_latency_floor_us)}};
   return j;
 }
 
@@ -535,6 +540,14 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
     if (const nlohmann::json* b = rd.Obj(*o, p, "recording_profile", true)) {
       d.record_profile = rd.OptStr(*b, p + "recording_profile.", "path");
       d.profile_recorded = rd.U64(*b, p + "recording_profile.", "regions");
+    }
+    // Added without a schema bump (informational): absent from older daemons.
+    if (Find(*o, "prefetch") != nullptr) {
+      if (const nlohmann::json* b = rd.Obj(*o, p, "prefetch", false)) {
+        d.prefetch_room_bytes = rd.U64(*b, p + "prefetch.", "room_bytes");
+        d.source_latency_floor_us =
+            rd.OptU64(*b, p + "prefetch.", "source_latency_floor_us").value_or(0);
+      }
     }
   }
   // Added without a schema bump (informational): absent from older daemons.

@@ -58,6 +58,12 @@ struct ReadDrivenReport {
   uint64_t profile_hydrated = 0, profile_total = 0;  // profile_total 0: none replayed
   std::string record_profile;                        // "": not recording
   uint64_t profile_recorded = 0;
+  // The copier's prefetch room (read-ahead, the profile) and the source
+  // latency floor that sizes it (BackgroundCopier::PrefetchRoom), in
+  // microseconds; 0: no copier read answered yet. JSON "prefetch"; absent
+  // from older daemons' documents (then 0).
+  uint64_t prefetch_room_bytes = 0;
+  uint64_t source_latency_floor_us = 0;
   bool operator==(const ReadDrivenReport&) const = default;
 };
 
