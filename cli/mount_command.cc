@@ -47,6 +47,8 @@ fuse::DaemonHooks ServiceHooks() {
       r.passthrough_opens = s.passthrough_opens;
       r.read_requests = s.read_requests;
       r.write_requests = s.write_requests;
+      r.transport = s.transport;
+      r.uring_requests = s.uring_requests;
       return r;
     };
     *started = {engine, info};

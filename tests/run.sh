@@ -59,10 +59,28 @@ echo "== normal build (at ${SECONDS}s)"
 tiers="unit;mount"
 ((quick == 1)) && tiers="unit;component;mount"
 build build -DCMAKE_INSTALL_PREFIX=/usr -DCLONEFS_TEST_TIERS="$tiers"
-echo "== tests: $tiers (at ${SECONDS}s)"
+# The mount tier runs on both FUSE transports: /dev/fuse, then io_uring
+# (docs/design.md). io_uring needs the kernel's enable_uring parameter, which
+# is turned on for the tests and put back afterwards.
+uring_param=/sys/module/fuse/parameters/enable_uring
+uring_before=""
+if [[ -w $uring_param ]]; then
+  uring_before=$(cat "$uring_param")
+  trap '[[ $uring_before == N ]] && echo 0 > "$uring_param" || true' EXIT
+  echo 1 >"$uring_param"
+fi
+echo "== tests: $tiers, mounts over /dev/fuse (at ${SECONDS}s)"
 # Twice as many tests as cores: the mount tests spend most of their time
 # waiting for daemons, servers and the kernel.
-(cd build && ctest --output-on-failure -j"$((jobs * 2))" --timeout 600)
+(cd build && CLONEFS_FUSE_TRANSPORT=dev ctest --output-on-failure -j"$((jobs * 2))" --timeout 600)
+if [[ -n $uring_before ]]; then
+  echo "== tests: mount, over FUSE io_uring (at ${SECONDS}s)"
+  (cd build && CLONEFS_FUSE_TRANSPORT=uring ctest --output-on-failure -j"$((jobs * 2))" \
+    --timeout 600 -L mount)
+else
+  echo "== tests: mount over FUSE io_uring SKIPPED: this kernel has no $uring_param" \
+    "(FUSE over io_uring needs Linux 6.14+ with CONFIG_FUSE_IO_URING)"
+fi
 
 if ((quick == 0)); then
   # The package check mostly waits (apt, the demo's rate-limited copy), so it

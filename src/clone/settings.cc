@@ -104,6 +104,11 @@ Result<bool> SetKnown(Settings* s, const std::string& k, const std::string& v) {
   } else if (k == "passthrough") {
     CLONEFS_RETURN_IF_ERROR(ParseOnOff(k, v, &b));
     s->passthrough = b;
+  } else if (k == "fuse_transport") {
+    if (v != "auto" && v != "uring" && v != "dev") {
+      return Status::InvalidArgument("fuse_transport must be auto, uring or dev, not '" + v + "'");
+    }
+    s->fuse_transport = v;
   } else if (k == "name") {
     CLONEFS_RETURN_IF_ERROR(CheckName(v));
     s->name = v;
@@ -216,6 +221,7 @@ Settings Merge(const Settings& base, const Settings& over) {
   take(m.direct_io, over.direct_io);
   take(m.allow_other, over.allow_other);
   take(m.passthrough, over.passthrough);
+  take(m.fuse_transport, over.fuse_transport);
   take(m.fuse_options, over.fuse_options);
   take(m.threads, over.threads);
   take(m.source_timeout_ms, over.source_timeout_ms);
@@ -255,6 +261,7 @@ std::vector<std::pair<std::string, std::string>> ToPairs(const Settings& s) {
   text("on_complete", s.on_complete);
   text("name", s.name);
   text("fuse_options", s.fuse_options);
+  text("fuse_transport", s.fuse_transport);
   return {m.begin(), m.end()};
 }
 
@@ -345,6 +352,7 @@ std::string DescribeSettings(const Settings& s) {
   if (s.passthrough) add(*s.passthrough ? "--passthrough" : "--no-passthrough");
   if (s.name) add("--name " + ShellWord(*s.name));
   if (s.fuse_options) add("-o " + ShellWord(*s.fuse_options));
+  if (s.fuse_transport) add("--fuse-transport " + *s.fuse_transport);
   if (s.threads) add("--threads " + std::to_string(*s.threads));
   if (s.source_timeout_ms) add("--source-timeout " + FormatSeconds(*s.source_timeout_ms));
   if (s.copy_on_read) add(*s.copy_on_read ? "--copy-on-read" : "--no-copy-on-read");

@@ -47,6 +47,7 @@ struct Settings {
   std::optional<bool> direct_io;                 // "direct_io"
   std::optional<bool> allow_other;               // "allow_other"
   std::optional<bool> passthrough;               // "passthrough"
+  std::optional<std::string> fuse_transport;     // "fuse_transport": auto, uring or dev
   std::optional<std::string> fuse_options;       // "fuse_options": -o joined by ','; "" = none
   std::optional<uint32_t> threads;               // "threads", 1..1024
   std::optional<uint64_t> source_timeout_ms;     // "source_timeout_ms", 100..86400000

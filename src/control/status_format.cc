@@ -141,6 +141,10 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
       Line(&out, "Requests:", U(f.read_requests) + " reads, " + U(f.write_requests) +
                                   " writes served by the daemon (passed-through I/O is not "
                                   "counted anywhere in this status)");
+      if (!f.transport.empty()) {
+        Line(&out, "Transport:",
+             Printable(f.transport) + "  (" + U(f.uring_requests) + " requests through io_uring)");
+      }
     }
   }
   Line(&out, "Settings:", r.settings_error.empty()

@@ -276,7 +276,9 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   j["fuse"] = has_fuse ? Json{{"opens", r.fuse.opens},
                               {"passthrough_opens", r.fuse.passthrough_opens},
                               {"read_requests", r.fuse.read_requests},
-                              {"write_requests", r.fuse.write_requests}}
+                              {"write_requests", r.fuse.write_requests},
+                              {"transport", r.fuse.transport},
+                              {"uring_requests", r.fuse.uring_requests}}
                        : Null();
   j["metadata_space"] = {{"block_size", metadata::kMetadataBlockSize},
                          {"used_blocks", r.metadata_used_blocks},
@@ -558,6 +560,11 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
       r.fuse.passthrough_opens = rd.U64(*o, "fuse.", "passthrough_opens");
       r.fuse.read_requests = rd.U64(*o, "fuse.", "read_requests");
       r.fuse.write_requests = rd.U64(*o, "fuse.", "write_requests");
+      // Added without a schema bump (informational): absent from older daemons.
+      if (Find(*o, "transport") != nullptr) r.fuse.transport = rd.OptStr(*o, "fuse.", "transport");
+      if (Find(*o, "uring_requests") != nullptr) {
+        r.fuse.uring_requests = rd.U64(*o, "fuse.", "uring_requests");
+      }
     }
   }
   if (const nlohmann::json* o = rd.Obj(doc, "", "metadata_space", false)) {

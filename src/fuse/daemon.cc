@@ -322,6 +322,13 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   so.fs.uid = dest_st.st_uid;
   so.fs.gid = dest_st.st_gid;
   so.passthrough.enabled = o.passthrough;
+  auto transport = ParseFuseTransport(o.fuse_transport);
+  if (!transport.ok()) {
+    if (so.passthrough.backing_fd >= 0) ::close(so.passthrough.backing_fd);
+    if (hooks.stop) hooks.stop();
+    return fail(transport.status().message());
+  }
+  so.transport = *transport;
   if (o.passthrough) {
     OpenPassthroughBacking(o.dest, dest_st, engine->image_size(), &so.passthrough);
   }

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "fuse/fuse_kernel_abi.h"
+#include "fuse/uring_queues.h"
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -88,26 +89,39 @@ ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
   }
   kernel_minor_.store(minor);
   offered_.store((flags & kabi::kInitExt) && (flags & kabi::kPassthrough));
+  uring_offered_.store((flags & kabi::kInitExt) && (flags & kabi::kOverIoUring));
   init_unique_.store(Load<uint64_t>(p, offsetof(kabi::InHeader, unique)),
                      std::memory_order_release);
   return n;
 }
 
-bool FuseChannel::AskForPassthrough(uint8_t* payload, size_t len) const {
-  if (len < offsetof(kabi::InitOut, max_stack_depth) + sizeof(uint32_t)) return false;
+void FuseChannel::PatchInitReply(uint8_t* payload, size_t len, bool* passthrough,
+                                 bool* uring) const {
+  *passthrough = *uring = false;
+  if (len < offsetof(kabi::InitOut, max_stack_depth) + sizeof(uint32_t)) return;
   // The kernel reads flags2 only when the reply's flags carry FUSE_INIT_EXT
   // (libfuse sets it when the request did).
-  if (!(Load<uint32_t>(payload, offsetof(kabi::InitOut, flags)) & kabi::kInitExt)) return false;
-  const uint32_t flags2 = Load<uint32_t>(payload, offsetof(kabi::InitOut, flags2));
-  Store<uint32_t>(payload, offsetof(kabi::InitOut, flags2),
-                  flags2 | static_cast<uint32_t>(kabi::kPassthrough >> 32));
-  Store<uint32_t>(
-      payload, offsetof(kabi::InitOut, max_stack_depth),
-      std::clamp<uint32_t>(options_.max_stack_depth, 1, kabi::kFilesystemMaxStackDepth));
-  return true;
+  if (!(Load<uint32_t>(payload, offsetof(kabi::InitOut, flags)) & kabi::kInitExt)) return;
+  uint32_t flags2 = Load<uint32_t>(payload, offsetof(kabi::InitOut, flags2));
+  if (options_.passthrough && offered_.load()) {
+    flags2 |= static_cast<uint32_t>(kabi::kPassthrough >> 32);
+    Store<uint32_t>(
+        payload, offsetof(kabi::InitOut, max_stack_depth),
+        std::clamp<uint32_t>(options_.max_stack_depth, 1, kabi::kFilesystemMaxStackDepth));
+    *passthrough = true;
+  }
+  if (options_.uring != nullptr && uring_offered_.load()) {
+    flags2 |= static_cast<uint32_t>(kabi::kOverIoUring >> 32);
+    *uring = true;
+  }
+  Store<uint32_t>(payload, offsetof(kabi::InitOut, flags2), flags2);
 }
 
 ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
+  if (options_.uring != nullptr) {
+    ssize_t written;
+    if (options_.uring->TryReply(iov, count, &written)) return written;
+  }
   const uint64_t init_unique = init_unique_.load(std::memory_order_acquire);
   if (init_unique == 0 || init_replied_.load() || count < 1 ||
       iov[0].iov_len < sizeof(kabi::OutHeader)) {
@@ -121,7 +135,7 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
   // header; it is copied (never written in place: it is libfuse's) and, if
   // it may carry the request, patched.
   const bool success = Load<int32_t>(header, offsetof(kabi::OutHeader, error)) == 0;
-  bool asked = false;
+  bool asked_passthrough = false, asked_uring = false;
   ssize_t n;
   uint8_t payload[2 * sizeof(kabi::InitOut)];
   size_t len = 0;
@@ -134,17 +148,21 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
       len += iov[i].iov_len;
     }
   }
-  if (success && fits && options_.passthrough && offered_.load() &&
-      AskForPassthrough(payload, len)) {
+  if (success && fits) PatchInitReply(payload, len, &asked_passthrough, &asked_uring);
+  if (asked_passthrough || asked_uring) {
     const struct iovec patched[2] = {iov[0], {payload, len}};
-    asked = true;
     n = transport_->Writev(fd, patched, 2);
   } else {
     n = transport_->Writev(fd, iov, count);
   }
   const int err = errno;
   if (n >= 0 && success) {
-    requested_.store(asked);
+    if (fits && len >= offsetof(kabi::InitOut, max_pages) + sizeof(uint16_t)) {
+      max_write_.store(Load<uint32_t>(payload, offsetof(kabi::InitOut, max_write)));
+      max_pages_.store(Load<uint16_t>(payload, offsetof(kabi::InitOut, max_pages)));
+    }
+    requested_.store(asked_passthrough);
+    uring_requested_.store(asked_uring);
     init_replied_.store(true);
     if (on_init_) on_init_(init_info());
   }
@@ -157,6 +175,10 @@ InitInfo FuseChannel::init_info() const {
   i.kernel_minor = kernel_minor_.load();
   i.passthrough_offered = offered_.load();
   i.passthrough_requested = requested_.load();
+  i.uring_offered = uring_offered_.load();
+  i.uring_requested = uring_requested_.load();
+  i.max_write = max_write_.load();
+  i.max_pages = max_pages_.load();
   i.reply_sent = init_replied_.load();
   return i;
 }

@@ -12,13 +12,18 @@
 //     operation handlers never know which transport ran.
 //
 // WHAT THE CHANNEL CHANGES, EXACTLY
-//   Requests are never changed. Of the replies, only INIT's, and only when
-//   all of these hold: Options::passthrough is set; the INIT request (seen
-//   by Read, matched by its `unique`) offered FUSE_PASSTHROUGH together with
-//   FUSE_INIT_EXT; the reply is a success carrying at least the 7.40 part of
-//   fuse_init_out (flags2 and max_stack_depth). Then flags2 gains
-//   FUSE_PASSTHROUGH and max_stack_depth is set; libfuse 3.14 leaves both
-//   zero. Every other reply goes out byte for byte. (OPEN replies need no
+//   Requests are never changed. Of the replies, only INIT's, and only when it
+//   is a success carrying at least the 7.40 part of fuse_init_out (flags2 and
+//   max_stack_depth), and the INIT request (seen by Read, matched by its
+//   `unique`) came with FUSE_INIT_EXT. Then:
+//     - if Options::passthrough is set and the request offered
+//       FUSE_PASSTHROUGH, flags2 gains FUSE_PASSTHROUGH and max_stack_depth
+//       is set;
+//     - if Options::uring is set and the request offered FUSE_OVER_IO_URING,
+//       flags2 gains FUSE_OVER_IO_URING.
+//   libfuse 3.14 knows neither and leaves both zero. Every other reply goes
+//   out byte for byte, through the io_uring entry that carried its request
+//   (UringQueues::TryReply) or through the transport. (OPEN replies need no
 //   patch: fuse_ops.cc builds its fuse_open_out itself.)
 //
 // THREAD SAFETY: Read and Writev are called by every worker thread at once
@@ -82,8 +87,16 @@ struct InitInfo {
   // The reply asked for FUSE_PASSTHROUGH. Whether the kernel accepted it is
   // only known from the first FUSE_DEV_IOC_BACKING_OPEN (EPERM if not).
   bool passthrough_requested = false;
+  bool uring_offered = false;    // the request offered FUSE_OVER_IO_URING
+  bool uring_requested = false;  // the reply accepted it
+  // From the reply: the largest WRITE payload, and the most pages of one
+  // request (0 if the reply has no max_pages).
+  uint32_t max_write = 0;
+  uint32_t max_pages = 0;
   bool reply_sent = false;  // the INIT reply reached the kernel
 };
+
+class UringQueues;
 
 class FuseChannel {
  public:
@@ -96,6 +109,12 @@ class FuseChannel {
     // ext4, xfs, ...; 2: also on overlayfs). The FUSE mount itself then
     // counts as stacked that deep. Clamped to 1..2. Default: 1.
     uint32_t max_stack_depth = 1;
+    // Accept FUSE over io_uring in the INIT reply when the kernel offers it,
+    // and send replies to requests that came through it back that way. The
+    // queues must be ready to Start once the reply is written (the caller
+    // does that from the InitCallback). Not owned; outlives the channel's
+    // use. Default: nullptr (/dev/fuse only).
+    UringQueues* uring = nullptr;
   };
   using InitCallback = std::function<void(const InitInfo&)>;
 
@@ -143,15 +162,18 @@ class FuseChannel {
   Status CloseBacking(int32_t backing_id);
 
   InitInfo init_info() const;
+  // The session's /dev/fuse descriptor; -1 before Attach.
+  int fd() const { return fd_.load(); }
   const Options& options() const { return options_; }
 
  private:
   using ReadFn = ssize_t (*)(int fd, void* buf, size_t len, void* userdata);
   using WritevFn = ssize_t (*)(int fd, struct iovec* iov, int count, void* userdata);
   Status AttachIo(fuse_session* se, ReadFn read, WritevFn writev);
-  // Patches `payload` (an INIT reply's fuse_init_out, `len` bytes) if it may
-  // carry the request; returns whether it did.
-  bool AskForPassthrough(uint8_t* payload, size_t len) const;
+  // Patches `payload` (an INIT reply's fuse_init_out, `len` bytes) as
+  // described above, asking for what is wanted and offered; sets
+  // *passthrough and *uring to what it asked for.
+  void PatchInitReply(uint8_t* payload, size_t len, bool* passthrough, bool* uring) const;
 
   const Options options_;
   const std::unique_ptr<FuseTransport> transport_;
@@ -164,6 +186,10 @@ class FuseChannel {
   std::atomic<uint32_t> kernel_minor_{0};
   std::atomic<bool> offered_{false};
   std::atomic<bool> requested_{false};
+  std::atomic<bool> uring_offered_{false};
+  std::atomic<bool> uring_requested_{false};
+  std::atomic<uint32_t> max_write_{0};
+  std::atomic<uint32_t> max_pages_{0};
   std::atomic<bool> init_replied_{false};
 };
 

@@ -61,6 +61,17 @@ struct FuseStats {
   uint64_t passthrough_opens = 0;  // of those, passed through to dest
   uint64_t read_requests = 0;      // READ requests the daemon served
   uint64_t write_requests = 0;     // WRITE requests the daemon served
+  // How requests reach the daemon: "io_uring (2 queues, 3 threads)", or
+  // "/dev/fuse (<why not io_uring>)" (FuseServer::Stats).
+  std::string transport;
+  uint64_t uring_requests = 0;  // requests that came through io_uring
+};
+
+// How the kernel hands requests to the daemon (--fuse-transport).
+enum class FuseTransportMode {
+  kAuto,   // io_uring where the kernel offers it, else /dev/fuse
+  kUring,  // io_uring; the mount is refused where the kernel cannot offer it
+  kDev,    // /dev/fuse only
 };
 
 struct FuseServerOptions {
@@ -80,6 +91,11 @@ struct FuseServerOptions {
   uint32_t max_threads = 64;
   FuseFsOptions fs;
   PassthroughOptions passthrough;
+  // Default: kAuto.
+  FuseTransportMode transport = FuseTransportMode::kAuto;
+  // Test hook (UringQueues::Options::fail_queue): registration on this
+  // io_uring queue fails. Default: -1 (none).
+  int uring_fail_queue = -1;
 };
 
 }  // namespace clonefs::fuse

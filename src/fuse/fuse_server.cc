@@ -2,14 +2,17 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstdio>
+#include <cstring>
 #include <mutex>
 
 #include "base/log.h"
 #include "fuse/fuse_channel.h"
 #include "fuse/fuse_fs.h"
 #include "fuse/mount_table.h"
+#include "fuse/uring_queues.h"
 #include "fuse/worker_pool.h"
 
 #define FUSE_USE_VERSION 314
@@ -68,9 +71,50 @@ FuseChannel* ChannelOf(void* userdata) { return static_cast<FuseFs*>(userdata)->
 
 }  // namespace
 
-FuseServer::FuseServer(const FuseServerOptions& options, std::unique_ptr<FuseChannel> channel,
+Result<FuseTransportMode> ParseFuseTransport(const std::string& name) {
+  std::string v = name, from = "--fuse-transport";
+  if (v.empty()) {
+    const char* env = getenv("CLONEFS_FUSE_TRANSPORT");
+    v = env != nullptr ? env : "";
+    from = "CLONEFS_FUSE_TRANSPORT";
+  }
+  if (v.empty() || v == "auto") return FuseTransportMode::kAuto;
+  if (v == "uring") return FuseTransportMode::kUring;
+  if (v == "dev") return FuseTransportMode::kDev;
+  return Status::InvalidArgument(from + " '" + v + "' is not a transport; use auto, uring or dev");
+}
+
+FuseServer::FuseServer(const FuseServerOptions& options, std::unique_ptr<UringQueues> uring,
+                       std::string uring_off, std::unique_ptr<FuseChannel> channel,
                        std::unique_ptr<FuseFs> fs)
-    : options_(options), channel_(std::move(channel)), fs_(std::move(fs)) {}
+    : options_(options),
+      uring_(std::move(uring)),
+      uring_off_(std::move(uring_off)),
+      channel_(std::move(channel)),
+      fs_(std::move(fs)) {}
+
+namespace {
+
+// The io_uring queues for `options`, or nullptr and why not.
+std::unique_ptr<UringQueues> MakeUringQueues(const FuseServerOptions& options, std::string* off) {
+  if (options.transport == FuseTransportMode::kDev) {
+    *off = "--fuse-transport dev";
+    return nullptr;
+  }
+  *off = KernelUringUnavailable();
+  if (!off->empty()) return nullptr;
+  UringQueues::Options uo;
+  uo.max_threads_per_queue = options.max_threads;
+  uo.fail_queue = options.uring_fail_queue;
+  auto u = UringQueues::Create(uo);
+  if (!u.ok()) {
+    *off = "io_uring is unavailable: " + u.status().ToString();
+    return nullptr;
+  }
+  return std::move(*u);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
                                                       const FuseServerOptions& options) {
@@ -80,6 +124,16 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
                                   "' is not a single path component");
   } else if (options.mountpoint.empty() || options.mountpoint[0] != '/') {
     bad = Status::InvalidArgument("mount point must be an absolute path");
+  }
+  std::string uring_off;
+  std::unique_ptr<UringQueues> uring;
+  if (bad.ok()) {
+    uring = MakeUringQueues(options, &uring_off);
+    if (uring == nullptr && options.transport == FuseTransportMode::kUring) {
+      bad = Status::InvalidArgument(
+          "--fuse-transport uring: " + uring_off +
+          "; or mount with --fuse-transport auto (the default), which falls back to /dev/fuse");
+    }
   }
   if (!bad.ok()) {
     if (options.passthrough.backing_fd >= 0) ::close(options.passthrough.backing_fd);
@@ -91,11 +145,12 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
   FuseChannel::Options co;
   co.passthrough = options.passthrough.enabled && options.passthrough.backing_fd >= 0;
   co.max_stack_depth = options.passthrough.max_stack_depth;
+  co.uring = uring.get();
   auto channel = std::make_unique<FuseChannel>(co);
   auto fs = std::make_unique<FuseFs>(engine, options.fs, channel.get(), options.passthrough);
-  channel->set_on_init([p = fs->passthrough()](const InitInfo& i) { p->ConnectionReady(i); });
-  std::unique_ptr<FuseServer> server(
-      new FuseServer(options, std::move(channel), std::move(fs)));
+  std::unique_ptr<FuseServer> server(new FuseServer(options, std::move(uring), std::move(uring_off),
+                                                    std::move(channel), std::move(fs)));
+  server->channel_->set_on_init([s = server.get()](const InitInfo& i) { s->ConnectionReady(i); });
 
   // Mount options: the kernel checks permissions against the attributes we
   // report (default_permissions); the mount table shows "fuse.clonefs".
@@ -136,12 +191,43 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
 
 FuseServer::~FuseServer() { DestroySession(); }
 
+void FuseServer::ConnectionReady(const InitInfo& info) {
+  fs_->passthrough()->ConnectionReady(info);
+  if (uring_ == nullptr || !info.uring_requested) return;
+  // The kernel's payload buffers: its largest request or reply payload.
+  const size_t payload = std::max<size_t>(
+      {8192, info.max_write, static_cast<size_t>(info.max_pages) * 4096, options_.fs.max_write});
+  fuse_session* se = se_;
+  // On failure the queues have made the kernel keep to /dev/fuse and said so.
+  uring_
+      ->Start(channel_->fd(), payload,
+              [se](char* req, size_t len) {
+                struct fuse_buf buf;
+                std::memset(&buf, 0, sizeof(buf));
+                buf.mem = req;
+                buf.size = len;
+                fuse_session_process_buf(se, &buf);
+              })
+      .ok();
+}
+
+std::string FuseServer::DescribeTransport() const {
+  if (uring_ == nullptr) return "/dev/fuse (" + uring_off_ + ")";
+  const InitInfo i = channel_->init_info();
+  if (!i.reply_sent) return "/dev/fuse (waiting for the kernel's INIT)";
+  if (!i.uring_offered) return "/dev/fuse (the kernel did not offer FUSE over io_uring)";
+  return uring_->Describe();
+}
+
 void FuseServer::DestroySession() {
   if (se_ == nullptr) return;
   // While the session's descriptor is open (fuse_session_unmount closes it).
   fs_->passthrough()->Shutdown();
   if (mounted_) fuse_session_unmount(se_);
   mounted_ = false;
+  // The unmount ended every io_uring command; join the queues' threads
+  // before the session they process requests for goes away.
+  if (uring_ != nullptr) uring_->Stop();
   // Runs the destroy operation (engine shutdown) if INIT was received; make
   // sure the engine is shut down even if the kernel never sent INIT.
   fuse_session_destroy(se_);
@@ -162,6 +248,11 @@ Status FuseServer::RequestUnmount() { return UnmountPath(options_.mountpoint, /*
 
 int FuseServer::open_handles() const { return fs_->open_handles(); }
 
-FuseStats FuseServer::Stats() const { return fs_->Stats(); }
+FuseStats FuseServer::Stats() const {
+  FuseStats s = fs_->Stats();
+  s.transport = DescribeTransport();
+  s.uring_requests = uring_ != nullptr ? uring_->requests() : 0;
+  return s;
+}
 
 }  // namespace clonefs::fuse

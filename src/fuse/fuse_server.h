@@ -14,7 +14,10 @@
 // The session's I/O goes through a FuseChannel (fuse_channel.h), which asks
 // the kernel for FUSE passthrough when options.passthrough allows it; once
 // the clone is complete, new opens are then served by the kernel from dest
-// (passthrough.h).
+// (passthrough.h). Unless options.transport says /dev/fuse only, it also
+// accepts FUSE over io_uring where the kernel offers it; requests then come
+// through UringQueues (uring_queues.h), served by its own threads beside the
+// WorkerPool, which keeps reading /dev/fuse for what does not go that way.
 //
 // Signals are not handled here (no fuse_set_signal_handlers: its SIGTERM
 // handling unmounts under a live loop device). The daemon blocks them and
@@ -41,14 +44,23 @@ namespace clonefs::fuse {
 
 class FuseChannel;
 class FuseFs;
+class UringQueues;
+struct InitInfo;
+
+// The transport named by --fuse-transport: "auto", "uring" or "dev"; ""
+// takes $CLONEFS_FUSE_TRANSPORT, and auto if that is unset or empty.
+// Errors: InvalidArgument naming the bad value (and where it came from).
+Result<FuseTransportMode> ParseFuseTransport(const std::string& name);
 
 class FuseServer {
  public:
   // Creates the FUSE session for `engine` and mounts it on
   // options.mountpoint. REQUIRES: engine outlives the server and is started.
   // Takes ownership of options.passthrough.backing_fd (closed on failure too).
-  // Errors: InvalidArgument for bad options (libfuse's message included);
-  // IoError if the mount fails (e.g. no /dev/fuse, not permitted).
+  // Errors: InvalidArgument for bad options (libfuse's message included),
+  // or for FuseTransportMode::kUring where this kernel cannot offer
+  // io_uring (the message says why and what to do); IoError if the mount
+  // fails (e.g. no /dev/fuse, not permitted).
   static Result<std::unique_ptr<FuseServer>> Mount(Engine* engine,
                                                    const FuseServerOptions& options);
   ~FuseServer();
@@ -72,11 +84,17 @@ class FuseServer {
   const std::string& mountpoint() const { return options_.mountpoint; }
 
  private:
-  FuseServer(const FuseServerOptions& options, std::unique_ptr<FuseChannel> channel,
+  FuseServer(const FuseServerOptions& options, std::unique_ptr<UringQueues> uring,
+             std::string uring_off, std::unique_ptr<FuseChannel> channel,
              std::unique_ptr<FuseFs> fs);
   void DestroySession();
+  // Runs once the INIT reply is written (the channel's InitCallback).
+  void ConnectionReady(const InitInfo& info);
+  std::string DescribeTransport() const;
 
   const FuseServerOptions options_;
+  std::unique_ptr<UringQueues> uring_;    // null: /dev/fuse only; outlives channel_'s use
+  const std::string uring_off_;           // why there are no io_uring queues
   std::unique_ptr<FuseChannel> channel_;  // outlives fs_ and the session
   std::unique_ptr<FuseFs> fs_;
   struct fuse_session* se_ = nullptr;  // owned; null after DestroySession

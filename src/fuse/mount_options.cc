@@ -52,6 +52,11 @@ namespace {
 std::vector<std::string> ValidateMountOptions(const MountOptions& o) {
   std::vector<std::string> problems;
   if (o.source.empty()) problems.push_back("SOURCE is missing; give the image to clone");
+  if (!o.fuse_transport.empty() && o.fuse_transport != "auto" && o.fuse_transport != "uring" &&
+      o.fuse_transport != "dev") {
+    problems.push_back("--fuse-transport " + o.fuse_transport +
+                       " is not a transport; use auto, uring or dev");
+  }
   if (o.dest.empty()) problems.push_back("DEST is missing; give the file or device to write to");
   if (o.mountpoint.empty()) problems.push_back("MOUNTPOINT is missing; give an empty directory");
   if (!IsPowerOfTwo(o.region_size)) {
@@ -119,6 +124,7 @@ void ApplySettings(const clone::Settings& s, MountOptions* o) {
   if (s.direct_io) o->direct_io = *s.direct_io;
   if (s.allow_other) o->allow_other = *s.allow_other;
   if (s.passthrough) o->passthrough = *s.passthrough;
+  if (s.fuse_transport) o->fuse_transport = *s.fuse_transport;
   if (s.fuse_options) {
     o->fuse_options.clear();
     if (!s.fuse_options->empty()) o->fuse_options.push_back(*s.fuse_options);

@@ -56,6 +56,10 @@ struct MountOptions {
   // regular file): the kernel then reads and writes dest itself. Default:
   // true.
   bool passthrough = true;
+  // How requests reach the daemon: io_uring where the kernel offers it
+  // (auto), io_uring or refuse the mount (uring), /dev/fuse only (dev).
+  // Default: "" = $CLONEFS_FUSE_TRANSPORT, else auto (ParseFuseTransport).
+  std::string fuse_transport;
   // Extra FUSE mount options (-o). Default: none.
   std::vector<std::string> fuse_options;
   // Stay attached to the terminal, logging to stderr. Default: false

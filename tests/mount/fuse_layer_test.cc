@@ -41,6 +41,10 @@ class FuseLayerTest : public ::testing::Test {
     o.fs.mode = 0640;
     o.fs.uid = 0;
     o.fs.gid = 0;
+    // The transport tests/run.sh runs the mount tier on (both, in turn).
+    auto transport = ParseFuseTransport("");
+    ASSERT_TRUE(transport.ok()) << transport.status().ToString();
+    o.transport = transport_ = *transport;
     auto s = FuseServer::Mount(engine_.get(), o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(*s);
@@ -50,6 +54,9 @@ class FuseLayerTest : public ::testing::Test {
 
   void TearDown() override {
     if (!server_) return;
+    if (transport_ == FuseTransportMode::kUring) {
+      EXPECT_GT(server_->Stats().uring_requests, 0u) << "asked for io_uring, served without it";
+    }
     Status u;
     for (int i = 0; i < 100; ++i) {
       u = server_->RequestUnmount();
@@ -74,6 +81,7 @@ class FuseLayerTest : public ::testing::Test {
   std::unique_ptr<FuseServer> server_;
   std::thread serve_thread_;
   Status serve_status_;
+  FuseTransportMode transport_ = FuseTransportMode::kAuto;
 };
 
 TEST_F(FuseLayerTest, RootHoldsExactlyTheImageWithItsAttributes) {
