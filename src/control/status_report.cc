@@ -277,7 +277,7 @@ std::string ReportToJson(const StatusReport& r, int indent) {
                               {"passthrough_opens", r.fuse.passthrough_opens},
                               {"read_requests", r.fuse.read_requests},
                               {"write_requests", r.fuse.write_requests},
-                              {"transport", r.fuse.transport},
+                              {"transport", OptString(r.fuse.transport)},
                               {"uring_requests", r.fuse.uring_requests}}
                        : Null();
   j["metadata_space"] = {{"block_size", metadata::kMetadataBlockSize},

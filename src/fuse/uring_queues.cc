@@ -39,7 +39,6 @@ Result<struct io_uring> NewRing() {
   struct io_uring_params p;
   std::memset(&p, 0, sizeof(p));
   p.flags = IORING_SETUP_SQE128;  // the command area holds UringCmdReq
-  if (const char* e = getenv("URING_FLAGS")) p.flags |= strtoul(e, nullptr, 0);
   const int rc = io_uring_queue_init_params(kRingEntries, &ring, &p);
   if (rc < 0) return Status::IoError("cannot create an io_uring", -rc);
   return ring;
