@@ -80,30 +80,29 @@ po::options_description Visible() {
       ("reset-settings", "forget the clone's stored settings (also a damaged record) and store "
        "only the options given now");
   po::options_description fuse("FUSE options (stored with the clone as well)");
-  fuse.add_options()("allow-other",
-                     "let other users (root's losetup, a hypervisor's user) open the file; "
-                     "non-root users need user_allow_other in /etc/fuse.conf")(
-      "no-allow-other",
-      "only the mounting user may open the file (the default; undoes a "
-      "stored --allow-other)")(
-      "no-passthrough",
-      "keep serving every open through the daemon, also once the clone is "
-      "complete (default: opens made after completion are served by the kernel from DEST, "
-      "FUSE passthrough, where Linux 6.9+ and root allow it)")(
-      "passthrough",
-      "use FUSE passthrough once the clone is complete (the default; undoes a "
-      "stored --no-passthrough)")(
-      "fuse-transport", po::value<std::string>()->value_name("auto|uring|dev"),
-      "how the kernel hands requests to the daemon: io_uring where the kernel offers it, else "
-      "/dev/fuse (auto, the default); io_uring or refuse to mount (uring); /dev/fuse only "
-      "(dev). io_uring needs Linux 6.14+ and, as root, echo 1 > "
-      "/sys/module/fuse/parameters/enable_uring")(
-      ",o", po::value<std::vector<std::string>>()->value_name("OPT[,OPT...]"),
-      "extra FUSE mount options (repeatable; given again, they replace the stored ones; "
-      "-o '' removes them)")(
-      "threads", po::value<std::string>()->value_name("N"),
-      ("most threads serving requests (default " + std::to_string(kDefaults.threads) + ")")
-          .c_str());
+  // clang-format off
+  fuse.add_options()
+      ("allow-other", "let other users (root's losetup, a hypervisor's user) open the file; "
+       "non-root users need user_allow_other in /etc/fuse.conf")
+      ("no-allow-other", "only the mounting user may open the file (the default; undoes a "
+       "stored --allow-other)")
+      ("no-passthrough", "keep serving every open through the daemon, also once the clone is "
+       "complete (default: opens made after completion are served by the kernel from DEST, "
+       "FUSE passthrough, where Linux 6.9+ and root allow it)")
+      ("passthrough", "use FUSE passthrough once the clone is complete (the default; undoes a "
+       "stored --no-passthrough)")
+      ("fuse-transport", po::value<std::string>()->value_name("MODE"),
+       "how the kernel hands requests to the daemon: auto (the default; io_uring where the "
+       "kernel offers it, else /dev/fuse), uring (io_uring, or refuse to mount) or dev "
+       "(/dev/fuse only). io_uring needs Linux 6.14+ with the fuse module's enable_uring "
+       "parameter on (docs/cli.md)")
+      (",o", po::value<std::vector<std::string>>()->value_name("OPT[,OPT...]"),
+       "extra FUSE mount options (repeatable; given again, they replace the stored ones; "
+       "-o '' removes them)")
+      ("threads", po::value<std::string>()->value_name("N"),
+       ("most threads serving requests (default " + std::to_string(kDefaults.threads) +
+        ")").c_str());
+  // clang-format on
   po::options_description daemon("Daemon options (this mount only)");
   daemon.add_options()
       ("foreground,f", "stay attached to the terminal and log to stderr (default: run in the "
