@@ -106,7 +106,7 @@ Result<bool> SetKnown(Settings* s, const std::string& k, const std::string& v) {
     s->passthrough = b;
   } else if (k == "fuse_transport") {
     if (v != "auto" && v != "uring" && v != "dev") {
-      return Status::InvalidArgument("fuse_transport must be auto, uring or dev, not '" + v + "'");
+      return Status::Corruption("fuse_transport must be auto, uring or dev, not '" + v + "'");
     }
     s->fuse_transport = v;
   } else if (k == "name") {

@@ -100,6 +100,8 @@ TEST(MountArgs, ReportsEveryProblemAtOnce) {
   EXPECT_TRUE(Mentions(p.problems, "region size 5000 is not a power of two"));
   EXPECT_TRUE(Mentions(p.problems, "--rate 'fast'"));
   EXPECT_TRUE(Mentions(p.problems, "--threads 0"));
+  EXPECT_TRUE(Mentions(ParseMountArgs({"--fuse-transport", "fast", "a", "b", "c"}).problems,
+                       "--fuse-transport fast is not a transport; use auto, uring or dev"));
   EXPECT_TRUE(Mentions(p.problems, "--hydration-threshold 'x'"));
   EXPECT_TRUE(Mentions(p.problems, "--log-level 'loud'"));
   EXPECT_TRUE(Mentions(p.problems, "--name 'a/b'"));
@@ -154,13 +156,39 @@ TEST(MountArgs, GivenOptionsAreRecordedForStoring) {
   EXPECT_FALSE(p.options.region_size_given);
   EXPECT_FALSE(p.options.reset_settings);
 
-  p = ParseMountArgs({"--rate", "1M", "--region-size", "128K", "--on-complete", "touch F",
-                      "--name", "x.img", "--no-discard-passdown", "--buffered", "--allow-other",
-                      "--no-passthrough", "-o", "ro", "--threads", "8", "--hydration-threshold", "3",
-                      "--hydration-batch-size", "2", "--no-hydration", "--log-level", "debug",
-                      "--foreground", "a", "b", "c"});
+  p = ParseMountArgs({"--rate",
+                      "1M",
+                      "--region-size",
+                      "128K",
+                      "--on-complete",
+                      "touch F",
+                      "--name",
+                      "x.img",
+                      "--no-discard-passdown",
+                      "--buffered",
+                      "--allow-other",
+                      "--no-passthrough",
+                      "-o",
+                      "ro",
+                      "--threads",
+                      "8",
+                      "--hydration-threshold",
+                      "3",
+                      "--hydration-batch-size",
+                      "2",
+                      "--no-hydration",
+                      "--log-level",
+                      "debug",
+                      "--foreground",
+                      "--fuse-transport",
+                      "dev",
+                      "a",
+                      "b",
+                      "c"});
   ASSERT_TRUE(p.problems.empty()) << p.problems[0];
   const clone::Settings& g = p.options.given;
+  EXPECT_EQ(g.fuse_transport, "dev");
+  EXPECT_EQ(p.options.fuse_transport, "dev");
   EXPECT_EQ(g.rate_bytes_per_s, 1u << 20);
   EXPECT_EQ(g.on_complete, "touch F");
   EXPECT_EQ(g.name, "x.img");

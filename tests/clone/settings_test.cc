@@ -28,6 +28,7 @@ Settings Full() {
   s.allow_other = true;
   s.passthrough = false;
   s.fuse_options = "ro,fsname=a\\,b";
+  s.fuse_transport = "dev";
   s.threads = 1024;
   s.source_timeout_ms = 2500;
   return s;
@@ -135,6 +136,7 @@ TEST(SettingsCodec, BadInputIsCorruption) {
   ExpectCorrupt(Record({{"threads", "0"}}), "out of range");
   ExpectCorrupt(Record({{"hydration", "yes"}}), "neither on nor off");
   ExpectCorrupt(Record({{"passthrough", "1"}}), "neither on nor off");
+  ExpectCorrupt(Record({{"fuse_transport", "fast"}}), "fuse_transport must be auto, uring or dev");
   ExpectCorrupt(Record({{"name", "a/b"}}), "not a valid file name");
   ExpectCorrupt(Record({{"name", ""}}), "not a valid file name");
   // An entry count that promises more than the record holds.
@@ -181,6 +183,9 @@ TEST(SettingsDescribe, ReadsAsMountOptions) {
   EXPECT_EQ(DescribeSettings(s), "--no-passthrough");
   s.passthrough = true;
   EXPECT_EQ(DescribeSettings(s), "--passthrough");
+  s = Settings{};
+  s.fuse_transport = "uring";
+  EXPECT_EQ(DescribeSettings(s), "--fuse-transport uring");
 }
 
 TEST(SettingsCodec, SourceTimeoutIsBounded) {
