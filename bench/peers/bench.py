@@ -273,9 +273,12 @@ def status_fields(doc):
         out["passthrough"] = doc.get("passthrough")
         fz = doc.get("fuse")
         if isinstance(fz, dict):
-            for k in ("opens", "passthrough_opens", "read_requests", "write_requests"):
+            for k in ("opens", "passthrough_opens", "read_requests", "write_requests",
+                      "uring_requests"):
                 if isinstance(fz.get(k), (int, float)):
                     out["fuse_" + k] = fz[k]
+            if isinstance(fz.get("transport"), str):
+                out["fuse_transport"] = fz["transport"]
     link = doc.get("source_connection") if isinstance(doc, dict) else None
     if isinstance(link, dict):
         out["src_state"] = link.get("state")

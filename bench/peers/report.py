@@ -266,6 +266,46 @@ def sec_passthrough():
                    "p99 clat us (passthrough / FUSE path / direct)"], rows), ""]
 
 
+def sec_transport():
+    rows = []
+    randread = None
+    seen = sorted({str(m.get("transport")) for (sec, _, s), ms in GROUPS.items()
+                   if sec == "trstate" and s == "uring" for m in ms})
+    for job, d, key, unit, _ in FIO_JOBS[:4]:
+        case = "%s/transport" % job
+        v = {s: med("fio", case, s, "%s_%s" % (d, key)) for s in ("uring", "dev", "direct")}
+        if all(x is None for x in v.values()):
+            continue
+        k = "%s_%s" % (d, key)
+        ru = paired_ratio("fio", case, "uring", "direct", k)
+        rd = paired_ratio("fio", case, "dev", "direct", k)
+        if job == "randread":
+            randread = ru
+        p99 = {s: med("fio", case, s, "%s_clat_p99_us" % d) for s in ("uring", "dev", "direct")}
+        rows.append(["%s (%s)" % (job, unit), fmt(v["uring"]), fmt(v["dev"]), fmt(v["direct"]),
+                     fmt_ratio(ru), fmt_ratio(rd),
+                     fmt_ratio(paired_ratio("fio", case, "uring", "dev", k)),
+                     fmt(med("trstate", job, "uring", "uring_requests"), 0),
+                     " / ".join(fmt(p99[s]) for s in ("uring", "dev", "direct"))])
+    if not rows:
+        return []
+    if randread is not None:
+        TARGETS.append(("io_uring transport: 4 KiB random reads QD16 >= 0.85x dest",
+                        "%.2fx" % randread, verdict(randread >= 0.85)))
+    return ["## 1c. FUSE transports (fio on the complete clone, served by the daemon)", "",
+            "The fully hydrated clone mounted afresh for every run with `--no-passthrough`, so "
+            "the daemon serves every request. *io_uring*: `--fuse-transport uring` (FUSE over "
+            "io_uring, Linux 6.14+, the kernel's enable_uring turned on for the section), checked "
+            "in status before each run (seen: %s). */dev/fuse*: `--fuse-transport dev`. "
+            "*direct*: that clone's dest file itself, not mounted. Same fio jobs as table 1. "
+            "Ratios are medians over rounds of the ratio within one round. "
+            "*io_uring requests*: requests that came through io_uring during the run "
+            "(`fuse.uring_requests`)." % (", ".join(seen) or "n/a"), "",
+            table(["workload", "io_uring", "/dev/fuse", "direct", "io_uring/direct",
+                   "/dev/fuse/direct", "io_uring//dev/fuse", "io_uring requests",
+                   "p99 clat us (io_uring / /dev/fuse / direct)"], rows), ""]
+
+
 def sec_hydration():
     out = []
     c = META.get("config", {})
@@ -647,7 +687,7 @@ def sec_remote():
 def main():
     load(sys.argv[1])
     body = []
-    for f in (sec_fio, sec_passthrough, sec_hydration, sec_ttfb, sec_latency, sec_fsync, sec_highlat,
+    for f in (sec_fio, sec_passthrough, sec_transport, sec_hydration, sec_ttfb, sec_latency, sec_fsync, sec_highlat,
               sec_remote):
         body += f()
     out = header()

@@ -9,7 +9,7 @@
 #                           [--peers-only]
 #   --quick       small sizes and short runs: a smoke run of the whole harness
 #   --only        comma-separated subset of:
-#                 hydration,fio,passthrough,latency,fsync,ttfb,highlat,remote
+#                 hydration,fio,passthrough,transport,latency,fsync,ttfb,highlat,remote
 #   --rounds N    repetitions of every alternating measurement (median reported)
 #   --out FILE    also write the markdown report to FILE (e.g. docs/performance.md)
 #   --peers-only  skip every clonefs run (harness validation without clonefs)
@@ -62,7 +62,7 @@ RSS_LOAD_S=${RSS_LOAD_S:-2}                 # seconds of random reads before rea
 HL_DELAY=${HL_DELAY:-5ms}                   # nbdkit delay filter rdelay
 HL_THRESHOLDS=${HL_THRESHOLDS:-"1 4 16 64"}
 HL_ROUNDS=${HL_ROUNDS:-1}                   # high-latency runs are long: one round by default
-SECTIONS=${ONLY:-hydration,fio,passthrough,latency,fsync,ttfb,highlat,remote}
+SECTIONS=${ONLY:-hydration,fio,passthrough,transport,latency,fsync,ttfb,highlat,remote}
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 RUN=$WORK/runs/$STAMP$([ $QUICK = 1 ] && echo -quick)
@@ -319,6 +319,53 @@ sec_passthrough() {
   done
 }
 
+# ---- FUSE transports ------------------------------------------------------------
+# tr_run SYS JOB ROUND: the fio JOB on the complete clone served by the daemon
+# (--no-passthrough) over FUSE io_uring (SYS uring, checked in status) or
+# /dev/fuse (SYS dev), or on that clone's dest file itself (SYS direct). A
+# fresh mount per run; the requests that came through io_uring are recorded.
+tr_run() {
+  local sys=$1 job=$2 r=$3 mnt=$MNT/tr
+  cf_hydrated
+  if [ "$sys" = direct ]; then fio_run direct "$CF_HYD" "$job" transport "$r"; return; fi
+  cf_mount "$SRC" "$CF_HYD" "$mnt" --no-passthrough --fuse-transport "$sys"
+  local st0 st1 tr
+  st0=$(cf_status "$mnt") || st0='{}'
+  tr=$(json_get fuse_transport <<<"$st0")
+  if [ "$sys" = uring ] && [ "${tr#io_uring}" = "$tr" ]; then
+    die "io_uring is not in use on $mnt: '$tr'"
+  fi
+  fio_run "$sys" "$(cf_file "$CF_HYD" "$mnt")" "$job" transport "$r"
+  st1=$(cf_status "$mnt") || st1='{}'
+  cf_unmount "$mnt"
+  local d
+  d=$($PY -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:3]); print((b.get("fuse_uring_requests") or 0)-(a.get("fuse_uring_requests") or 0))' "$st0" "$st1")
+  record trstate "$job" "$sys" "$r" transport="${tr:-unknown}" uring_requests="$d"
+}
+
+sec_transport() {
+  cf_enabled || { log "transport: clonefs only, skipped"; return 0; }
+  local param=/sys/module/fuse/parameters/enable_uring before
+  if [ ! -w $param ]; then log "transport: no writable $param (Linux 6.14+, root), skipped"; return 0; fi
+  if ! "$CLONEFS" mount --help 2>/dev/null | grep -q -- --fuse-transport; then
+    log "transport: $CLONEFS has no --fuse-transport, skipped"; return 0
+  fi
+  before=$(cat $param)
+  echo 1 >$param
+  log "transport: ${RUNTIME}s per run, ${ROUNDS} rounds: io_uring vs /dev/fuse vs dest"
+  attempt "hydrated images" ensure_hydrated clonefs
+  local r job s
+  for ((r = 1; r <= ROUNDS; r++)); do
+    for job in seqread randread seqwrite randwrite; do
+      for s in $(order $r uring dev direct); do
+        attempt "transport $job $s r$r" tr_run "$s" "$job" "$r"
+      done
+    done
+  done
+  [ "$before" = N ] && echo 0 >$param
+  return 0
+}
+
 lat_run() {  # lat_run CASE ROUND: 4 KiB random reads at QD1 while the copier is in CASE
   local case=$1 r=$2 dest mnt=$MNT/lat opts=()
   case $case in
@@ -536,7 +583,7 @@ record meta config - 0 quick=$QUICK rounds="$ROUNDS" runtime_s="$RUNTIME" data_m
   clonefs_build="$(cf_enabled && cf_build_info || echo none)" \
   commit="$(git -C "$REPO" log -1 --format='%h %cd' --date=short 2>/dev/null || echo unknown)"
 
-if want hydration || want fio || want passthrough || want latency || want fsync; then
+if want hydration || want fio || want passthrough || want transport || want latency || want fsync; then
   make_data_image "$SRC" "$DATA_MIB"
 fi
 if want hydration; then
@@ -545,6 +592,7 @@ fi
 want hydration && sec_hydration
 want fio && sec_fio
 want passthrough && sec_passthrough
+want transport && sec_transport
 want latency && sec_latency
 want fsync && sec_fsync
 want ttfb && sec_ttfb
