@@ -1,6 +1,7 @@
 #!/bin/bash
 # The test command: installs what is missing, builds from scratch, runs the
-# unit and mount tiers, builds and checks the Debian package, runs the unit
+# unit and mount tiers (the mount tier on both FUSE transports: /dev/fuse,
+# then io_uring), builds and checks the Debian package, runs the unit
 # and component tiers under ASan+UBSan and TSan, then fuzzes every parser
 # for a few seconds.
 #
