@@ -122,6 +122,17 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
     ssize_t written;
     if (options_.uring->TryReply(iov, count, &written)) return written;
   }
+  if (retry_interrupt_ && count >= 1 && iov[0].iov_len >= sizeof(kabi::OutHeader)) {
+    const auto* h = static_cast<const uint8_t*>(iov[0].iov_base);
+    const uint64_t unique = Load<uint64_t>(h, offsetof(kabi::OutHeader, unique));
+    if ((unique & kabi::kIntReqBit) &&
+        Load<int32_t>(h, offsetof(kabi::OutHeader, error)) == -EAGAIN &&
+        retry_interrupt_(unique & ~kabi::kIntReqBit)) {
+      size_t total = 0;
+      for (int i = 0; i < count; ++i) total += iov[i].iov_len;
+      return static_cast<ssize_t>(total);
+    }
+  }
   const uint64_t init_unique = init_unique_.load(std::memory_order_acquire);
   if (init_unique == 0 || init_replied_.load() || count < 1 ||
       iov[0].iov_len < sizeof(kabi::OutHeader)) {

@@ -127,6 +127,16 @@ class FuseChannel {
   // Attach.
   void set_on_init(InitCallback cb) { on_init_ = std::move(cb); }
 
+  // Called with an INTERRUPT's EAGAIN reply ("ask again later", libfuse's
+  // answer when it has not seen the interrupted request yet) for request
+  // `target`; returning true keeps the reply from the kernel. The kernel
+  // re-sends only interrupts of requests it handed out through /dev/fuse;
+  // for one that came through io_uring it would drop the interrupt, so the
+  // server delivers it to libfuse again itself. Runs on the replying
+  // thread. REQUIRES: before Attach. Default: none (always sent).
+  using InterruptRetry = std::function<bool(uint64_t target)>;
+  void set_retry_interrupt(InterruptRetry fn) { retry_interrupt_ = std::move(fn); }
+
   // Makes this channel the I/O of `se`, on the session's own /dev/fuse
   // descriptor. libfuse hands its custom I/O the session's userdata (the
   // operations' object), not this channel: `Resolve` maps one to the other,
@@ -178,6 +188,7 @@ class FuseChannel {
   const Options options_;
   const std::unique_ptr<FuseTransport> transport_;
   InitCallback on_init_;
+  InterruptRetry retry_interrupt_;
   std::atomic<int> fd_{-1};  // the session's descriptor, once attached
 
   // The INIT exchange: written by the worker that read INIT (before the

@@ -21,6 +21,9 @@ namespace clonefs::fuse::kabi {
 
 // Opcodes.
 inline constexpr uint32_t kOpInit = 26;
+inline constexpr uint32_t kOpInterrupt = 36;
+// The high bit of `unique` marks an INTERRUPT (and its reply).
+inline constexpr uint64_t kIntReqBit = 1ull << 63;
 
 // INIT flags (fuse_init_in.flags | flags2 << 32, and the same in the reply).
 inline constexpr uint64_t kInitExt = 1ull << 30;      // FUSE_INIT_EXT: flags2 is valid

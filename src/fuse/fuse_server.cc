@@ -11,12 +11,14 @@
 #include "base/log.h"
 #include "fuse/fuse_channel.h"
 #include "fuse/fuse_fs.h"
+#include "fuse/fuse_kernel_abi.h"
 #include "fuse/mount_table.h"
 #include "fuse/uring_queues.h"
 #include "fuse/worker_pool.h"
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 
 namespace clonefs::fuse {
 namespace {
@@ -151,6 +153,10 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
   std::unique_ptr<FuseServer> server(new FuseServer(options, std::move(uring), std::move(uring_off),
                                                     std::move(channel), std::move(fs)));
   server->channel_->set_on_init([s = server.get()](const InitInfo& i) { s->ConnectionReady(i); });
+  if (server->uring_ != nullptr) {
+    server->channel_->set_retry_interrupt(
+        [s = server.get()](uint64_t target) { return s->RedeliverInterrupt(target); });
+  }
 
   // Mount options: the kernel checks permissions against the attributes we
   // report (default_permissions); the mount table shows "fuse.clonefs".
@@ -191,12 +197,34 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
 
 FuseServer::~FuseServer() { DestroySession(); }
 
+bool FuseServer::RedeliverInterrupt(uint64_t target) {
+  if (uring_ == nullptr || !uring_->Serving(target)) return false;
+  // The INTERRUPT again, as the kernel sent it: libfuse then finds the
+  // request (or keeps the interrupt until it does).
+  struct {
+    kabi::InHeader in;
+    struct fuse_interrupt_in arg;
+  } msg;
+  std::memset(&msg, 0, sizeof(msg));
+  msg.in.len = sizeof(msg);
+  msg.in.opcode = kabi::kOpInterrupt;
+  msg.in.unique = target | kabi::kIntReqBit;
+  msg.arg.unique = target;
+  struct fuse_buf buf;
+  std::memset(&buf, 0, sizeof(buf));
+  buf.mem = &msg;
+  buf.size = sizeof(msg);
+  fuse_session_process_buf(se_, &buf);
+  return true;
+}
+
 void FuseServer::ConnectionReady(const InitInfo& info) {
   fs_->passthrough()->ConnectionReady(info);
   if (uring_ == nullptr || !info.uring_requested) return;
   // The kernel's payload buffers: its largest request or reply payload.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   const size_t payload = std::max<size_t>(
-      {8192, info.max_write, static_cast<size_t>(info.max_pages) * 4096, options_.fs.max_write});
+      {8192, info.max_write, static_cast<size_t>(info.max_pages) * page, options_.fs.max_write});
   fuse_session* se = se_;
   // On failure the queues have made the kernel keep to /dev/fuse and said so.
   uring_
@@ -223,11 +251,13 @@ void FuseServer::DestroySession() {
   if (se_ == nullptr) return;
   // While the session's descriptor is open (fuse_session_unmount closes it).
   fs_->passthrough()->Shutdown();
+  // The io_uring threads send commands on the session's descriptor and run
+  // its requests: joined before the unmount closes the one and the destroy
+  // frees the other. (After an unmount from outside they have already left:
+  // the kernel failed their commands with ENOTCONN.)
+  if (uring_ != nullptr) uring_->Stop();
   if (mounted_) fuse_session_unmount(se_);
   mounted_ = false;
-  // The unmount ended every io_uring command; join the queues' threads
-  // before the session they process requests for goes away.
-  if (uring_ != nullptr) uring_->Stop();
   // Runs the destroy operation (engine shutdown) if INIT was received; make
   // sure the engine is shut down even if the kernel never sent INIT.
   fuse_session_destroy(se_);

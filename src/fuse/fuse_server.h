@@ -90,6 +90,9 @@ class FuseServer {
   void DestroySession();
   // Runs once the INIT reply is written (the channel's InitCallback).
   void ConnectionReady(const InitInfo& info);
+  // The channel's interrupt retry: true if `target` is an io_uring thread's
+  // request, after giving libfuse its INTERRUPT again.
+  bool RedeliverInterrupt(uint64_t target);
   std::string DescribeTransport() const;
 
   const FuseServerOptions options_;

@@ -115,14 +115,13 @@ struct UringQueues::Thread {
   kabi::UringReqHeader* header = nullptr;  // at map
   char* payload = nullptr;                 // map + kPage, page aligned
   struct iovec iov[2] = {};
-  // The request being handled (TryReply), only touched by this thread.
-  bool busy = false;
-  bool replied = false;
-  uint64_t commit_id = 0;
+  // The unique of the request being handled (0: none): written by this
+  // thread, read by TryReply on it and by Serving on any thread.
+  std::atomic<uint64_t> serving{0};
+  bool replied = false;  // this thread only
   // Registration outcome, for Start: GUARDED_BY(owner->mu_).
   bool registered_known = false;
   Status registered;
-  bool exited = false;  // GUARDED_BY(owner->mu_)
   ~Thread() {
     if (map != nullptr) ::munmap(map, map_len);
   }
@@ -144,10 +143,10 @@ Result<std::unique_ptr<UringQueues>> UringQueues::Create(const Options& options)
   if (o.queues > 65536 || o.max_threads_per_queue == 0) {
     return Status::InvalidArgument("bad io_uring queue options");
   }
-  auto probe = NewRing();
-  if (!probe.ok()) return probe.status();
-  io_uring_queue_exit(&*probe);
+  auto spare = NewRing();
+  if (!spare.ok()) return spare.status();
   std::unique_ptr<UringQueues> u(new UringQueues(o));
+  u->spare_ = std::make_unique<struct io_uring>(*spare);
   u->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->stop_fd_ < 0) return Status::IoError("cannot create an eventfd", errno);
   for (uint32_t i = 0; i < o.queues; ++i) {
@@ -160,9 +159,10 @@ Result<std::unique_ptr<UringQueues>> UringQueues::Create(const Options& options)
 UringQueues::~UringQueues() {
   Stop();
   if (stop_fd_ >= 0) ::close(stop_fd_);
+  if (spare_ != nullptr) io_uring_queue_exit(spare_.get());
 }
 
-Status UringQueues::AddThread(Queue* q) {
+Result<UringQueues::Thread*> UringQueues::AddThread(Queue* q) {
   auto t = std::make_unique<Thread>();
   t->owner = this;
   t->queue = q;
@@ -176,20 +176,18 @@ Status UringQueues::AddThread(Queue* q) {
   t->iov[0] = {t->header, sizeof(kabi::UringReqHeader)};
   t->iov[1] = {t->payload, max_payload_};
   Thread* raw = t.get();
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (stopping_) return Status::Busy("stopping");
-    threads_.push_back(std::move(t));
-    q->threads.fetch_add(1);
-    const int rc = pthread_create(&raw->tid, nullptr, &UringQueues::ThreadMain, raw);
-    if (rc != 0) {
-      // Never started: forget it (nothing else points at it yet).
-      q->threads.fetch_sub(1);
-      threads_.pop_back();
-      return Status::IoError("cannot start an io_uring thread", rc);
-    }
+  std::lock_guard<std::mutex> l(mu_);
+  if (stopping_) return Status::Busy("stopping");
+  threads_.push_back(std::move(t));
+  q->threads.fetch_add(1);
+  const int rc = pthread_create(&raw->tid, nullptr, &UringQueues::ThreadMain, raw);
+  if (rc != 0) {
+    // Never started: forget it (nothing else points at it yet).
+    q->threads.fetch_sub(1);
+    threads_.pop_back();
+    return Status::IoError("cannot start an io_uring thread", rc);
   }
-  return Status::OK();
+  return raw;
 }
 
 void* UringQueues::ThreadMain(void* arg) {
@@ -197,30 +195,32 @@ void* UringQueues::ThreadMain(void* arg) {
   tl_thread = t;
   t->owner->Serve(t);
   tl_thread = nullptr;
-  std::lock_guard<std::mutex> l(t->owner->mu_);
-  t->exited = true;
+  t->queue->threads.fetch_sub(1);
   return nullptr;
+}
+
+void UringQueues::Report(Thread* t, Status s) {
+  std::lock_guard<std::mutex> l(mu_);
+  t->registered = std::move(s);
+  t->registered_known = true;
+  registered_cv_.notify_all();
+  if (!t->registered.ok()) {
+    // A thread added later fails the same way: stop adding them.
+    grow_failed_ = true;
+    CLONEFS_LOG_WARN("fuse: an io_uring thread of queue %u could not register: %s", t->queue->qid,
+                     t->registered.ToString().c_str());
+  }
 }
 
 void UringQueues::Serve(Thread* t) {
   Queue* q = t->queue;
-  auto report = [&](Status s) {
-    std::lock_guard<std::mutex> l(mu_);
-    t->registered = std::move(s);
-    t->registered_known = true;
-    registered_cv_.notify_all();
-    if (!t->registered.ok()) {
-      CLONEFS_LOG_WARN("fuse: an io_uring thread of queue %u could not register: %s", q->qid,
-                       t->registered.ToString().c_str());
-    }
-  };
   if (options_.fail_queue == static_cast<int>(q->qid)) {
     // The test hook: this queue fails before its REGISTER reaches the
     // kernel, which then knows nothing of the failure.
-    return report(Status::IoError("cannot create an io_uring (test hook)", ENOMEM));
+    return Report(t, Status::IoError("cannot create an io_uring (test hook)", ENOMEM));
   }
   auto made = NewRing();
-  if (!made.ok()) return report(made.status());
+  if (!made.ok()) return Report(t, made.status());
   struct io_uring ring = *made;
   struct io_uring_sqe* sqe = io_uring_get_sqe(&ring);
   io_uring_prep_poll_add(sqe, stop_fd_, POLLIN);
@@ -236,11 +236,22 @@ void UringQueues::Serve(Thread* t) {
     reg = Status::IoError("FUSE_IO_URING_CMD_REGISTER", -cqe->res);
     io_uring_cqe_seen(&ring, cqe);
   }
-  report(reg);
+  Report(t, reg);
   if (!reg.ok()) {
     io_uring_queue_exit(&ring);
     return;
   }
+  // The thread leaves only when Stop asks or the connection is gone: once
+  // the kernel uses the queues, a queue without threads would hold its
+  // CPU's requests forever.
+  int failures = 0;  // consecutive unexpected errors, for the back-off
+  auto back_off = [&](const char* what, int err) {
+    if (failures++ == 0) {
+      CLONEFS_LOG_WARN("fuse: io_uring %s on queue %u failed (%s); retrying", what, q->qid,
+                       strerror(err));
+    }
+    usleep(std::min(1000 * (1 << std::min(failures, 10)), 1'000'000));
+  };
   while (true) {
     rc = io_uring_submit_and_wait(&ring, 1);
     bool stop = false, have = false;
@@ -257,23 +268,25 @@ void UringQueues::Serve(Thread* t) {
       ++seen;
     }
     io_uring_cq_advance(&ring, seen);
-    if (stop) break;
-    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
-      CLONEFS_LOG_ERROR("fuse: io_uring wait on queue %u failed: %s; this thread stops", q->qid,
-                        strerror(-rc));
-      break;
+    if (!have) {
+      if (stop) break;
+      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+        back_off("wait", -rc);
+      }
+      continue;
     }
-    if (!have) continue;
+    if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED) break;  // unmounted
     if (res < 0) {
-      if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED) break;  // unmounted
-      // The kernel dropped this entry (e.g. a commit for a request it had
-      // already ended): register the buffers again so the queue keeps its
-      // threads.
-      CLONEFS_LOG_WARN("fuse: io_uring command on queue %u failed (%s); registering again", q->qid,
-                       strerror(-res));
+      // ENOENT: the kernel no longer knew the request this entry committed
+      // (it ended meanwhile) and left the entry out of use. Anything else
+      // is unexpected. Either way the entry is registered again, so the
+      // queue keeps its threads.
+      if (res != -ENOENT) back_off("command", -res);
+      if (stop) break;
       PrepCmd(io_uring_get_sqe(&ring), dev_fd_, kabi::kUringCmdRegister, q->qid, 0, t->iov);
       continue;
     }
+    failures = 0;
     // Every thread of the queue busy: no entry of it is waiting, and the
     // kernel holds the queue's next request until one commits.
     if (q->busy.fetch_add(1) + 1 >= q->threads.load() &&
@@ -281,29 +294,36 @@ void UringQueues::Serve(Thread* t) {
       MaybeGrow(q);
     }
     requests_.fetch_add(1, std::memory_order_relaxed);
-    t->commit_id = t->header->ring_ent_in_out.commit_id;
-    auto req = AssembleUringRequest(*t->header, t->payload, kRoom, max_payload_);
-    t->replied = false;
-    if (req.ok()) {
-      t->busy = true;
-      handler_(*req, Load<uint32_t>(t->header->in_out + offsetof(kabi::InHeader, len)));
-      t->busy = false;
-    } else {
-      CLONEFS_LOG_ERROR("fuse: %s; answering EIO", req.status().ToString().c_str());
-    }
-    if (!t->replied) {
-      // Every operation replies before returning; a request without a reply
-      // would hold this entry forever, so it gets EIO.
-      kabi::OutHeader out = {sizeof(kabi::OutHeader), -EIO, t->commit_id};
-      std::memcpy(t->header->in_out, &out, sizeof(out));
-      t->header->ring_ent_in_out.payload_sz = 0;
-    }
-    PrepCmd(io_uring_get_sqe(&ring), dev_fd_, kabi::kUringCmdCommitAndFetch, q->qid, t->commit_id,
-            t->iov);
+    Handle(t);
+    PrepCmd(io_uring_get_sqe(&ring), dev_fd_, kabi::kUringCmdCommitAndFetch, q->qid,
+            t->header->ring_ent_in_out.commit_id, t->iov);
     q->busy.fetch_sub(1);
+    if (stop) {
+      io_uring_submit(&ring);  // the reply; its fetch ends with the ring
+      break;
+    }
   }
-  q->threads.fetch_sub(1);
   io_uring_queue_exit(&ring);  // cancels this entry's command, if any
+}
+
+void UringQueues::Handle(Thread* t) {
+  const uint64_t unique = t->header->ring_ent_in_out.commit_id;
+  t->serving.store(unique);
+  t->replied = false;
+  auto req = AssembleUringRequest(*t->header, t->payload, kRoom, max_payload_);
+  if (req.ok()) {
+    handler_(*req, Load<uint32_t>(t->header->in_out + offsetof(kabi::InHeader, len)));
+  } else {
+    CLONEFS_LOG_ERROR("fuse: %s; answering EIO", req.status().ToString().c_str());
+  }
+  if (!t->replied) {
+    // Every operation replies before returning; a request without a reply
+    // would hold this entry forever, so it gets EIO.
+    kabi::OutHeader out = {sizeof(kabi::OutHeader), -EIO, unique};
+    std::memcpy(t->header->in_out, &out, sizeof(out));
+    t->header->ring_ent_in_out.payload_sz = 0;
+  }
+  t->serving.store(0);
 }
 
 void UringQueues::MaybeGrow(Queue* q) {
@@ -311,24 +331,32 @@ void UringQueues::MaybeGrow(Queue* q) {
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_ || grow_failed_) return;
   }
-  Status s = AddThread(q);
-  if (!s.ok() && !s.IsBusy()) {
+  auto added = AddThread(q);
+  if (!added.ok() && !added.status().IsBusy()) {
     std::lock_guard<std::mutex> l(mu_);
     grow_failed_ = true;
     CLONEFS_LOG_WARN("fuse: cannot add an io_uring thread (%s); the queues keep theirs",
-                     s.ToString().c_str());
+                     added.status().ToString().c_str());
   }
+}
+
+bool UringQueues::Serving(uint64_t unique) const {
+  if (unique == 0) return false;
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& t : threads_) {
+    if (t->serving.load() == unique) return true;
+  }
+  return false;
 }
 
 bool UringQueues::TryReply(const struct iovec* iov, int count, ssize_t* written) {
   Thread* t = tl_thread;
-  if (t == nullptr || !t->busy || t->replied || count < 1 ||
-      iov[0].iov_len < sizeof(kabi::OutHeader)) {
+  if (t == nullptr || t->replied || count < 1 || iov[0].iov_len < sizeof(kabi::OutHeader)) {
     return false;
   }
   const uint64_t unique = Load<uint64_t>(static_cast<const uint8_t*>(iov[0].iov_base) +
                                          offsetof(kabi::OutHeader, unique));
-  if (unique != t->commit_id) return false;
+  if (unique == 0 || unique != t->serving.load(std::memory_order_relaxed)) return false;
   auto n = StoreUringReply(iov, count, t->header, t->payload, max_payload_);
   t->replied = n.ok();  // else the EIO fallback in Serve answers
   if (!n.ok()) {
@@ -342,17 +370,18 @@ bool UringQueues::TryReply(const struct iovec* iov, int count, ssize_t* written)
 }
 
 bool UringQueues::RefuseRing() {
-  auto made = NewRing();
-  if (!made.ok()) return false;
-  struct io_uring ring = *made;
-  PrepCmd(io_uring_get_sqe(&ring), dev_fd_, kabi::kUringCmdRegister, 0, 0, nullptr);
+  // With the ring made in Create: the failure being handled may well be
+  // that no further ring can be made.
+  PrepCmd(io_uring_get_sqe(spare_.get()), dev_fd_, kabi::kUringCmdRegister, 0, 0, nullptr);
   struct io_uring_cqe* cqe = nullptr;
   bool refused = false;
-  if (io_uring_submit_and_wait(&ring, 1) >= 0 && io_uring_peek_cqe(&ring, &cqe) == 0) {
-    refused = cqe->res == -EINVAL;
-    io_uring_cqe_seen(&ring, cqe);
+  if (io_uring_submit_and_wait(spare_.get(), 1) >= 0 &&
+      io_uring_peek_cqe(spare_.get(), &cqe) == 0) {
+    // EINVAL: refused inside FUSE, which turns io_uring off. Another error
+    // (EOPNOTSUPP) means it already is.
+    refused = cqe->res < 0;
+    io_uring_cqe_seen(spare_.get(), cqe);
   }
-  io_uring_queue_exit(&ring);
   return refused;
 }
 
@@ -363,13 +392,12 @@ Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler) {
   Status failed;
   std::vector<Thread*> started;
   for (auto& q : queues_) {
-    Status s = AddThread(q.get());
-    if (!s.ok()) {
-      failed = s;
+    auto t = AddThread(q.get());
+    if (!t.ok()) {
+      failed = t.status().WithContext("queue " + std::to_string(q->qid));
       break;
     }
-    std::lock_guard<std::mutex> l(mu_);
-    started.push_back(threads_.back().get());
+    started.push_back(*t);
   }
   {
     std::unique_lock<std::mutex> l(mu_);
@@ -393,9 +421,18 @@ Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler) {
     std::lock_guard<std::mutex> l(mu_);
     failure_ = failed.ToString();
   }
-  CLONEFS_LOG_WARN("fuse: io_uring registration failed (%s); %s", failed.ToString().c_str(),
-                   refused ? "the kernel keeps serving through /dev/fuse"
-                           : "the kernel could not be told to stop waiting for it");
+  if (refused) {
+    CLONEFS_LOG_WARN(
+        "fuse: io_uring registration failed (%s); the kernel keeps serving through "
+        "/dev/fuse",
+        failed.ToString().c_str());
+  } else {
+    CLONEFS_LOG_ERROR(
+        "fuse: io_uring registration failed (%s), and the kernel could not be told "
+        "to stop waiting for it: requests may hang until the file system is "
+        "unmounted",
+        failed.ToString().c_str());
+  }
   return failed;
 }
 
@@ -416,6 +453,7 @@ void UringQueues::Stop() {
 std::string UringQueues::Describe() const {
   std::lock_guard<std::mutex> l(mu_);
   if (!failure_.empty()) return "/dev/fuse (io_uring registration failed: " + failure_ + ")";
+  if (!serving_.load()) return "/dev/fuse (io_uring not started)";
   uint32_t threads = 0;
   for (auto& q : queues_) threads += q->threads.load();
   return "io_uring (" + std::to_string(queues_.size()) + " queues, " + std::to_string(threads) +
@@ -423,7 +461,7 @@ std::string UringQueues::Describe() const {
 }
 
 Result<uint32_t> CpuCountFromList(const std::string& list) {
-  uint32_t highest = 0;
+  uint32_t count = 0;
   bool any = false;
   std::stringstream ss(list);
   std::string part;
@@ -438,11 +476,11 @@ Result<uint32_t> CpuCountFromList(const std::string& list) {
     if (!digits(first) || !digits(last) || std::stoul(last) < std::stoul(first)) {
       return Status::Corruption("'" + list + "' is not a CPU list");
     }
-    highest = std::max<uint32_t>(highest, static_cast<uint32_t>(std::stoul(last)));
+    count += static_cast<uint32_t>(std::stoul(last) - std::stoul(first) + 1);
     any = true;
   }
   if (!any) return Status::Corruption("'" + list + "' is not a CPU list");
-  return highest + 1;
+  return count;
 }
 
 Result<uint32_t> PossibleCpus() {

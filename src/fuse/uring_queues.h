@@ -31,14 +31,20 @@
 // one whenever a thread takes a request while all of the queue's threads
 // are busy, up to Options::max_threads_per_queue.
 //
-// THREAD SAFETY: Create, Start and Stop from one thread (Stop also from the
-// destructor). TryReply from any thread (it acts only on the calling
-// thread's own request). Describe/requests from any thread.
+// THREAD SAFETY: Create, then Start once (from the thread that wrote the
+// INIT reply), then Stop once (any thread, after Start returned; also run by
+// the destructor). TryReply and Serving from any thread (TryReply acts only
+// on the calling thread's own request). Describe/requests from any thread.
+// LOCK ORDER: mu_ is a leaf; it is held while a thread is created, never
+// across a request or an io_uring wait.
 //
-// LIFECYCLE: Create (before the INIT reply) -> Start (after it) -> the
-// connection ends (unmount: the kernel fails every command with ENOTCONN and
-// the threads leave) -> Stop (joins; wakes threads still waiting) ->
-// destroy. The handler's session must outlive Stop.
+// LIFECYCLE: Create (before the INIT reply) -> Start (after it) -> Stop ->
+// destroy. Stop wakes every thread (an eventfd each ring polls); a thread
+// in a request finishes it and commits the reply first. Call Stop before
+// the session's /dev/fuse descriptor is closed (the threads send commands
+// on it) and before the session is destroyed (they run its requests).
+// Unmounting also ends them: the kernel then fails every command with
+// ENOTCONN.
 #pragma once
 
 #include <sys/types.h>
@@ -57,6 +63,8 @@
 #include "base/result.h"
 #include "base/status.h"
 #include "fuse/fuse_kernel_abi.h"
+
+struct io_uring;
 
 namespace clonefs::fuse {
 
@@ -108,8 +116,9 @@ class UringQueues {
   // descriptor), payload buffers of `max_payload` bytes (the INIT reply's
   // larger of max_write and max_pages pages, at least 8 KiB), and serves.
   // REQUIRES: the INIT reply was written; called once.
-  // Errors: IoError if a queue could not be registered; the kernel has then
-  // been told to keep using /dev/fuse (see NEGOTIATION), and threads that
+  // Errors: IoError if a queue could not be registered. The kernel has then
+  // been told to keep using /dev/fuse (see NEGOTIATION; should even that
+  // fail, the log says requests may hang until unmount), and threads that
   // did register keep serving whatever reaches them.
   Status Start(int dev_fd, size_t max_payload, Handler handler);
 
@@ -119,10 +128,14 @@ class UringQueues {
   // the entry is committed when the handler returns. Otherwise false.
   bool TryReply(const struct iovec* iov, int count, ssize_t* written);
 
+  // Whether an io_uring thread is running request `unique` right now.
+  bool Serving(uint64_t unique) const;
+
   // Wakes and joins every thread. Idempotent.
   void Stop();
 
-  // "io_uring, 2 queues, 3 threads" once Start succeeded, else why not.
+  // "io_uring (2 queues, 3 threads)" once Start succeeded, else
+  // "/dev/fuse (" and why not ")".
   std::string Describe() const;
   bool serving() const { return serving_.load(); }
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
@@ -136,9 +149,15 @@ class UringQueues {
   };
 
   explicit UringQueues(const Options& options);
-  // Creates a thread for `q` (its ring, buffer, REGISTER). Returns the
-  // registration's outcome. REQUIRES: Start ran (dev_fd_, handler_ set).
-  Status AddThread(Queue* q);
+  // Starts a thread for `q` (its buffers here; its ring and REGISTER in the
+  // thread, which Reports the outcome). REQUIRES: Start set dev_fd_ and
+  // handler_. Errors: Busy when stopping; IoError (mmap, pthread_create).
+  Result<Thread*> AddThread(Queue* q);
+  // Records a thread's registration outcome (for Start; a failure also
+  // stops growth).
+  void Report(Thread* t, Status s);
+  // Runs the request in t's entry and leaves its reply (or EIO) there.
+  void Handle(Thread* t);
   // Adds a thread to `q` unless stopping or growth failed before.
   void MaybeGrow(Queue* q);
   static void* ThreadMain(void* arg);
@@ -154,6 +173,8 @@ class UringQueues {
   size_t max_payload_ = 0;
   Handler handler_;
   int stop_fd_ = -1;  // eventfd: written by Stop, polled by every ring
+  // A ring made by Create, for RefuseRing (used only by Start).
+  std::unique_ptr<struct io_uring> spare_;
 
   mutable std::mutex mu_;                         // leaf lock; never held across a request
   std::condition_variable registered_cv_;         // a thread's registration is known
@@ -166,10 +187,9 @@ class UringQueues {
   std::atomic<uint64_t> requests_{0};
 };
 
-// The kernel's queue count for FUSE over io_uring: one per possible CPU,
-// numbered as the CPUs, so the highest possible CPU plus one. From
-// /sys/devices/system/cpu/possible. Errors: IoError if unreadable,
-// Corruption if unparsable.
+// The kernel's queue count for FUSE over io_uring: the number of possible
+// CPUs (num_possible_cpus()), from /sys/devices/system/cpu/possible.
+// Errors: IoError if unreadable, Corruption if unparsable.
 Result<uint32_t> PossibleCpus();
 // The same from a CPU list as the kernel prints it ("0-3", "0,2-5\n").
 // Errors: Corruption if it is not one.

@@ -133,7 +133,7 @@ TEST(UringReply, AnErrorReplyHasNoPayloadAndAnOversizedOneIsRefusedUntouched) {
 TEST(UringKernel, CpuListsAsTheKernelPrintsThem) {
   EXPECT_EQ(*CpuCountFromList("0"), 1u);
   EXPECT_EQ(*CpuCountFromList("0-3\n"), 4u);
-  EXPECT_EQ(*CpuCountFromList("0,2-5"), 6u) << "queues are numbered as the CPUs";
+  EXPECT_EQ(*CpuCountFromList("0,2-5"), 5u) << "one queue per possible CPU";
   EXPECT_FALSE(CpuCountFromList("").ok());
   EXPECT_FALSE(CpuCountFromList("x-3").ok());
   EXPECT_FALSE(CpuCountFromList("3-1").ok());
@@ -163,7 +163,12 @@ class UringNegotiationTest : public ::testing::Test {
   void Make(bool with_queues, bool passthrough) {
     if (with_queues) {
       auto q = UringQueues::Create({});
-      ASSERT_TRUE(q.ok()) << "io_uring is needed here: " << q.status().ToString();
+      if (!q.ok()) {
+        // A sandbox without io_uring (seccomp, kernel.io_uring_disabled).
+        const char* ci = getenv("CI");
+        if (ci != nullptr && std::string(ci) == "true") FAIL() << q.status().ToString();
+        GTEST_SKIP() << "io_uring is unavailable here: " << q.status().ToString();
+      }
       queues_ = std::move(*q);
     }
     auto t = std::make_unique<testing::FakeTransport>();
@@ -236,6 +241,28 @@ TEST_F(UringNegotiationTest, PassthroughAndIoUringTogether) {
   EXPECT_EQ(sent.max_stack_depth, 1u);
   EXPECT_TRUE(init_.uring_requested);
   EXPECT_TRUE(init_.passthrough_requested);
+}
+
+TEST_F(UringNegotiationTest, AnInterruptLibfuseCannotPlaceYetIsRetriedOnlyWhereTheServerSays) {
+  Make(false, false);
+  std::vector<uint64_t> asked;
+  channel_->set_retry_interrupt([&](uint64_t target) {
+    asked.push_back(target);
+    return target == 41;  // a request an io_uring thread is serving
+  });
+  auto reply = [&](uint64_t unique, int32_t error) {
+    kabi::OutHeader h = {sizeof(kabi::OutHeader), error, unique};
+    struct iovec iov = {&h, sizeof(h)};
+    EXPECT_EQ(channel_->Writev(3, &iov, 1), static_cast<ssize_t>(sizeof(h)))
+        << "the caller sees a written reply either way";
+    return transport_->replies().size();
+  };
+  EXPECT_EQ(reply(41 | kabi::kIntReqBit, -EAGAIN), 0u) << "kept from the kernel";
+  EXPECT_EQ(reply(42 | kabi::kIntReqBit, -EAGAIN), 1u)
+      << "a /dev/fuse request's: the kernel retries";
+  EXPECT_EQ(reply(41 | kabi::kIntReqBit, -ENOSYS), 2u) << "only EAGAIN asks for a retry";
+  EXPECT_EQ(reply(41, -EAGAIN), 3u) << "an ordinary reply";
+  EXPECT_EQ(asked, (std::vector<uint64_t>{41, 42}));
 }
 
 TEST_F(UringNegotiationTest, RepliesOfOtherThreadsGoToTheDevice) {
