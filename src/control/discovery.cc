@@ -22,8 +22,9 @@ Result<std::string> CanonicalMountpoint(const std::string& path) {
   char buf[PATH_MAX];
   if (realpath(path.c_str(), buf) != nullptr) return std::string(buf);
   int err = errno;
-  if (err != ENOTCONN && err != EACCES) return Status::FromErrno(err, path);
-  // The mountpoint's daemon died (ENOTCONN), or it is a FUSE mount that
+  if (err != ENOTCONN && err != ECONNABORTED && err != EACCES) return Status::FromErrno(err, path);
+  // The mountpoint's daemon died (ENOTCONN; ECONNABORTED while the kernel
+  // tears down a dead daemon's io_uring queues), or it is a FUSE mount that
   // denies other users even a stat (EACCES): resolve the parent and keep the
   // last name.
   std::string p = path;
@@ -87,7 +88,9 @@ Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
   bool dead = false;
   {
     struct stat st;
-    if (stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) dead = true;
+    if (stat(mountpoint.c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED)) {
+      dead = true;
+    }
   }
   Result<std::string> canonical = CanonicalMountpoint(mountpoint);
   if (!canonical.ok()) {

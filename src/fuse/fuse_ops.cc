@@ -30,6 +30,7 @@
 #include "base/log.h"
 #include "fuse/fuse_fs.h"
 #include "fuse/fuse_kernel_abi.h"
+#include "fuse/uring_queues.h"
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -76,6 +77,9 @@ FuseFs* Fs(fuse_req_t req) { return static_cast<FuseFs*>(fuse_req_userdata(req))
 // 4 KiB aligned so that an O_DIRECT device reads straight into it instead of
 // through a bounce buffer. Returns nullptr if memory is exhausted.
 char* ReadBuffer(size_t len) {
+  // On an io_uring thread: the entry's own payload buffer, so the reply is
+  // not copied again (uring_queues.h).
+  if (char* entry = UringQueues::ReplyBuffer(len)) return entry;
   struct Free {
     void operator()(char* p) const { std::free(p); }
   };

@@ -120,7 +120,9 @@ std::string CanonicalPath(const std::string& path) {
   char buf[PATH_MAX];
   if (realpath(path.c_str(), buf) != nullptr) return buf;
   const std::string n = NormalizePath(path);
-  if (errno != ENOTCONN || n == "/") return n;
+  // A dead daemon's mount: ENOTCONN, or ECONNABORTED while the kernel tears
+  // down its io_uring queues.
+  if ((errno != ENOTCONN && errno != ECONNABORTED) || n == "/") return n;
   const size_t slash = n.rfind('/');
   const std::string parent = slash == 0 ? "/" : n.substr(0, slash);
   if (realpath(parent.c_str(), buf) == nullptr) return n;

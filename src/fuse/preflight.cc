@@ -183,9 +183,11 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   if (!entry.ok()) return entry.status();
   if (*entry) {
     // statfs always reaches the daemon (stat may be answered from the
-    // kernel's attribute cache): ENOTCONN means the daemon died.
+    // kernel's attribute cache): ENOTCONN means the daemon died, and so
+    // does ECONNABORTED, what a request gets while the kernel is still
+    // tearing down the io_uring queues of a daemon that died.
     struct statfs sfs;
-    const bool dead = statfs(mp.c_str(), &sfs) != 0 && errno == ENOTCONN;
+    const bool dead = statfs(mp.c_str(), &sfs) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
     const MountEntry& e = **entry;
     if (!dead) {
       return Status::Busy("mount point " + mp + " is already a mount point (" + e.fstype +

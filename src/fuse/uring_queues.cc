@@ -22,6 +22,8 @@ constexpr size_t kPage = 4096;
 constexpr uint64_t kEntryTag = 1;  // user_data of the entry's command
 constexpr uint64_t kStopTag = 2;   // user_data of the poll on stop_fd_
 constexpr unsigned kRingEntries = 4;
+// Threads of a queue kept waiting beyond the busy ones (see Serve).
+constexpr uint32_t kSpareThreads = 1;
 // Room before the payload for the rebuilt request's headers: the header
 // buffer sits at the start of the same page.
 constexpr size_t kRoom = kPage - sizeof(kabi::UringReqHeader);
@@ -99,7 +101,8 @@ Result<size_t> StoreUringReply(const struct iovec* iov, int count, kabi::UringRe
     const char* p = static_cast<const char*>(iov[i].iov_base);
     size_t n = iov[i].iov_len;
     if (i == 0) p += kOut, n -= kOut;
-    if (n > 0) std::memcpy(payload + at, p, n);
+    // A READ's data may already be in place (UringQueues::ReplyBuffer).
+    if (n > 0 && p != payload + at) std::memmove(payload + at, p, n);
     at += n;
   }
   h->ring_ent_in_out.payload_sz = static_cast<uint32_t>(at);
@@ -287,9 +290,11 @@ void UringQueues::Serve(Thread* t) {
       continue;
     }
     failures = 0;
-    // Every thread of the queue busy: no entry of it is waiting, and the
-    // kernel holds the queue's next request until one commits.
-    if (q->busy.fetch_add(1) + 1 >= q->threads.load() &&
+    // At most one thread of the queue left waiting: add one. The kernel
+    // gives a request that finds no waiting entry to the next entry that
+    // commits, never to one registered later, so the queue must grow
+    // before it runs out, not after (kSpareThreads).
+    if (q->busy.fetch_add(1) + 1 + kSpareThreads >= q->threads.load() + 1 &&
         q->threads.load() < options_.max_threads_per_queue) {
       MaybeGrow(q);
     }
@@ -338,6 +343,15 @@ void UringQueues::MaybeGrow(Queue* q) {
     CLONEFS_LOG_WARN("fuse: cannot add an io_uring thread (%s); the queues keep theirs",
                      added.status().ToString().c_str());
   }
+}
+
+char* UringQueues::ReplyBuffer(size_t len) {
+  Thread* t = tl_thread;
+  if (t == nullptr || t->serving.load(std::memory_order_relaxed) == 0 ||
+      len > t->owner->max_payload_) {
+    return nullptr;
+  }
+  return t->payload;
 }
 
 bool UringQueues::Serving(uint64_t unique) const {
@@ -391,13 +405,17 @@ Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler) {
   handler_ = std::move(handler);
   Status failed;
   std::vector<Thread*> started;
+  const uint32_t first = std::min<uint32_t>(1 + kSpareThreads, options_.max_threads_per_queue);
   for (auto& q : queues_) {
-    auto t = AddThread(q.get());
-    if (!t.ok()) {
-      failed = t.status().WithContext("queue " + std::to_string(q->qid));
-      break;
+    for (uint32_t i = 0; i < first && failed.ok(); ++i) {
+      auto t = AddThread(q.get());
+      if (!t.ok()) {
+        failed = t.status().WithContext("queue " + std::to_string(q->qid));
+      } else {
+        started.push_back(*t);
+      }
     }
-    started.push_back(*t);
+    if (!failed.ok()) break;
   }
   {
     std::unique_lock<std::mutex> l(mu_);

@@ -27,9 +27,12 @@
 // WRITE's payload page aligned, as WorkerPool's), and commits the reply the
 // handler wrote through TryReply. The kernel gives a request to a queue by
 // the CPU its sender runs on, so one process with many requests in flight
-// (fio, QEMU) feeds a single queue: a queue starts with one thread and adds
-// one whenever a thread takes a request while all of the queue's threads
-// are busy, up to Options::max_threads_per_queue.
+// (fio, QEMU) feeds a single queue: a queue starts with two threads and
+// adds one whenever a thread takes a request that leaves at most one of the
+// queue's threads waiting, up to Options::max_threads_per_queue. (The
+// kernel hands a request that found every entry busy to the next entry that
+// commits, never to one registered after it arrived: a queue must grow
+// before it runs out of waiting threads.)
 //
 // THREAD SAFETY: Create, then Start once (from the thread that wrote the
 // INIT reply), then Stop once (any thread, after Start returned; also run by
@@ -127,6 +130,12 @@ class UringQueues {
   // length (or -1 with errno EINVAL if it does not fit) and returns true;
   // the entry is committed when the handler returns. Otherwise false.
   bool TryReply(const struct iovec* iov, int count, ssize_t* written);
+
+  // The payload buffer of the io_uring entry whose request the calling
+  // thread is serving, if it holds `len` bytes (page aligned): a READ's data
+  // read straight into it is not copied again by TryReply. nullptr on any
+  // other thread.
+  static char* ReplyBuffer(size_t len);
 
   // Whether an io_uring thread is running request `unique` right now.
   bool Serving(uint64_t unique) const;
