@@ -24,10 +24,11 @@
 #include "fuse/passthrough.h"
 #include "fuse/preflight.h"
 #include "fuse/runtime_info.h"
+#include "fuse/stored_settings.h"
+#include "fuse/uring_queues.h"
 #include "metadata/clone_files.h"
 #include "profile/profile.h"
 #include "regions/region_math.h"
-#include "fuse/stored_settings.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -264,6 +265,18 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
     rep->Note("hydrating the " + std::to_string(p->regions()) + " regions of profile " +
               o.profile + " first");
   }
+  // A transport this kernel cannot give refuses the mount before it is
+  // stored too (the server checks again, with an io_uring, when it mounts).
+  auto transport = ParseFuseTransport(o.fuse_transport);
+  if (!transport.ok()) return fail(transport.status().message());
+  if (*transport == FuseTransportMode::kUring) {
+    const std::string off = KernelUringUnavailable();
+    if (!off.empty()) {
+      return fail("--fuse-transport uring: " + off +
+                  "; or mount with --fuse-transport auto (the default), which falls back to "
+                  "/dev/fuse");
+    }
+  }
   s = StoreResolvedSettings(*resolved, c.metadata.get());
   if (!s.ok()) return fail(s.message());
   if (!resolved->stored.empty()) {
@@ -322,12 +335,6 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   so.fs.uid = dest_st.st_uid;
   so.fs.gid = dest_st.st_gid;
   so.passthrough.enabled = o.passthrough;
-  auto transport = ParseFuseTransport(o.fuse_transport);
-  if (!transport.ok()) {
-    if (so.passthrough.backing_fd >= 0) ::close(so.passthrough.backing_fd);
-    if (hooks.stop) hooks.stop();
-    return fail(transport.status().message());
-  }
   so.transport = *transport;
   if (o.passthrough) {
     OpenPassthroughBacking(o.dest, dest_st, engine->image_size(), &so.passthrough);
