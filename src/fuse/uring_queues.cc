@@ -22,8 +22,6 @@ constexpr size_t kPage = 4096;
 constexpr uint64_t kEntryTag = 1;  // user_data of the entry's command
 constexpr uint64_t kStopTag = 2;   // user_data of the poll on stop_fd_
 constexpr unsigned kRingEntries = 4;
-// Threads of a queue kept waiting beyond the busy ones (see Serve).
-constexpr uint32_t kSpareThreads = 1;
 // Room before the payload for the rebuilt request's headers: the header
 // buffer sits at the start of the same page.
 constexpr size_t kRoom = kPage - sizeof(kabi::UringReqHeader);
@@ -62,6 +60,10 @@ void PrepCmd(struct io_uring_sqe* sqe, int dev_fd, uint32_t op, uint16_t qid, ui
 }
 
 }  // namespace
+
+bool UringQueueShouldGrow(uint32_t threads, uint32_t busy, uint32_t max_threads) {
+  return threads < max_threads && threads <= busy + kUringSpareThreads;
+}
 
 Result<char*> AssembleUringRequest(const kabi::UringReqHeader& h, char* payload, size_t room,
                                    size_t payload_cap) {
@@ -293,9 +295,9 @@ void UringQueues::Serve(Thread* t) {
     // At most one thread of the queue left waiting: add one. The kernel
     // gives a request that finds no waiting entry to the next entry that
     // commits, never to one registered later, so the queue must grow
-    // before it runs out, not after (kSpareThreads).
-    if (q->busy.fetch_add(1) + 1 + kSpareThreads >= q->threads.load() + 1 &&
-        q->threads.load() < options_.max_threads_per_queue) {
+    // before it runs out, not after (kUringSpareThreads).
+    const uint32_t busy = q->busy.fetch_add(1) + 1;  // this one included
+    if (UringQueueShouldGrow(q->threads.load(), busy, options_.max_threads_per_queue)) {
       MaybeGrow(q);
     }
     requests_.fetch_add(1, std::memory_order_relaxed);
@@ -405,7 +407,7 @@ Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler) {
   handler_ = std::move(handler);
   Status failed;
   std::vector<Thread*> started;
-  const uint32_t first = std::min<uint32_t>(1 + kSpareThreads, options_.max_threads_per_queue);
+  const uint32_t first = std::min<uint32_t>(1 + kUringSpareThreads, options_.max_threads_per_queue);
   for (auto& q : queues_) {
     for (uint32_t i = 0; i < first && failed.ok(); ++i) {
       auto t = AddThread(q.get());

@@ -88,6 +88,13 @@ Result<char*> AssembleUringRequest(const kabi::UringReqHeader& h, char* payload,
 Result<size_t> StoreUringReply(const struct iovec* iov, int count, kabi::UringReqHeader* h,
                                char* payload, size_t payload_cap);
 
+// Threads of a queue kept waiting beyond the busy ones (see THREADS).
+inline constexpr uint32_t kUringSpareThreads = 1;
+// Whether a queue with `threads` threads, `busy` of them (the caller
+// included) handling a request, adds one: when at most kUringSpareThreads
+// are left waiting and it has fewer than `max_threads`.
+bool UringQueueShouldGrow(uint32_t threads, uint32_t busy, uint32_t max_threads);
+
 class UringQueues {
  public:
   struct Thread;  // one serving thread (uring_queues.cc)
