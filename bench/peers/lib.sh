@@ -171,6 +171,12 @@ cf_status() {
   $BENCH status "$RUN/status.json"
 }
 
+# status_delta BEFORE AFTER KEY...: the growth of the KEYs (summed) between
+# two cf_status objects (a missing or null key counts as 0).
+status_delta() {
+  $PY -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:3]); print(sum((b.get(k) or 0)-(a.get(k) or 0) for k in sys.argv[3:]))' "$@"
+}
+
 # json_get KEY: reads a JSON object on stdin, prints one field ('' if null).
 json_get() {
   $PY -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); print("" if v is None else v)' "$1"

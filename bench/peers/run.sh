@@ -300,7 +300,7 @@ pt_run() {
   st1=$(cf_status "$mnt") || st1='{}'
   cf_unmount "$mnt"
   local d
-  d=$($PY -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:3]); k=("fuse_read_requests","fuse_write_requests"); print(sum((b.get(x) or 0)-(a.get(x) or 0) for x in k))' "$st0" "$st1")
+  d=$(status_delta "$st0" "$st1" fuse_read_requests fuse_write_requests)
   record ptstate "$job" "$sys" "$r" state="${pt:-unknown}" daemon_requests="$d"
 }
 
@@ -339,7 +339,7 @@ tr_run() {
   st1=$(cf_status "$mnt") || st1='{}'
   cf_unmount "$mnt"
   local d
-  d=$($PY -c 'import json,sys; a,b=(json.loads(x) for x in sys.argv[1:3]); print((b.get("fuse_uring_requests") or 0)-(a.get("fuse_uring_requests") or 0))' "$st0" "$st1")
+  d=$(status_delta "$st0" "$st1" fuse_uring_requests)
   record trstate "$job" "$sys" "$r" transport="${tr:-unknown}" uring_requests="$d"
 }
 

@@ -271,11 +271,7 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   if (!transport.ok()) return fail(transport.status().message());
   if (*transport == FuseTransportMode::kUring) {
     const std::string off = KernelUringUnavailable();
-    if (!off.empty()) {
-      return fail("--fuse-transport uring: " + off +
-                  "; or mount with --fuse-transport auto (the default), which falls back to "
-                  "/dev/fuse");
-    }
+    if (!off.empty()) return fail(UringTransportRefused(off).message());
   }
   s = StoreResolvedSettings(*resolved, c.metadata.get());
   if (!s.ok()) return fail(s.message());

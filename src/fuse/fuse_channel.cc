@@ -39,18 +39,6 @@ class DeviceTransport final : public FuseTransport {
   int Ioctl(int fd, unsigned long request, void* arg) override { return ::ioctl(fd, request, arg); }
 };
 
-template <typename T>
-T Load(const uint8_t* p, size_t off) {
-  T v;
-  std::memcpy(&v, p + off, sizeof(v));
-  return v;
-}
-
-template <typename T>
-void Store(uint8_t* p, size_t off, T v) {
-  std::memcpy(p + off, &v, sizeof(v));
-}
-
 }  // namespace
 
 std::unique_ptr<FuseTransport> MakeDeviceTransport() { return std::make_unique<DeviceTransport>(); }
@@ -74,23 +62,23 @@ ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
   const ssize_t n = transport_->Read(fd, buf, len);
   if (n < static_cast<ssize_t>(sizeof(kabi::InHeader))) return n;  // errno as the transport left it
   const auto* p = static_cast<const uint8_t*>(buf);
-  if (Load<uint32_t>(p, offsetof(kabi::InHeader, opcode)) != kabi::kOpInit) return n;
+  if (kabi::Load<uint32_t>(p, offsetof(kabi::InHeader, opcode)) != kabi::kOpInit) return n;
   // INIT: remember what the kernel offers and which reply will answer it.
   const size_t body = static_cast<size_t>(n) - sizeof(kabi::InHeader);
   const uint8_t* in = p + sizeof(kabi::InHeader);
   uint64_t flags = 0;
   uint32_t minor = 0;
   if (body >= offsetof(kabi::InitIn, flags2)) {
-    minor = Load<uint32_t>(in, offsetof(kabi::InitIn, minor));
-    flags = Load<uint32_t>(in, offsetof(kabi::InitIn, flags));
+    minor = kabi::Load<uint32_t>(in, offsetof(kabi::InitIn, minor));
+    flags = kabi::Load<uint32_t>(in, offsetof(kabi::InitIn, flags));
     if ((flags & kabi::kInitExt) && body >= offsetof(kabi::InitIn, flags2) + sizeof(uint32_t)) {
-      flags |= uint64_t{Load<uint32_t>(in, offsetof(kabi::InitIn, flags2))} << 32;
+      flags |= uint64_t{kabi::Load<uint32_t>(in, offsetof(kabi::InitIn, flags2))} << 32;
     }
   }
   kernel_minor_.store(minor);
   offered_.store((flags & kabi::kInitExt) && (flags & kabi::kPassthrough));
   uring_offered_.store((flags & kabi::kInitExt) && (flags & kabi::kOverIoUring));
-  init_unique_.store(Load<uint64_t>(p, offsetof(kabi::InHeader, unique)),
+  init_unique_.store(kabi::Load<uint64_t>(p, offsetof(kabi::InHeader, unique)),
                      std::memory_order_release);
   return n;
 }
@@ -101,11 +89,11 @@ void FuseChannel::PatchInitReply(uint8_t* payload, size_t len, bool* passthrough
   if (len < offsetof(kabi::InitOut, max_stack_depth) + sizeof(uint32_t)) return;
   // The kernel reads flags2 only when the reply's flags carry FUSE_INIT_EXT
   // (libfuse sets it when the request did).
-  if (!(Load<uint32_t>(payload, offsetof(kabi::InitOut, flags)) & kabi::kInitExt)) return;
-  uint32_t flags2 = Load<uint32_t>(payload, offsetof(kabi::InitOut, flags2));
+  if (!(kabi::Load<uint32_t>(payload, offsetof(kabi::InitOut, flags)) & kabi::kInitExt)) return;
+  uint32_t flags2 = kabi::Load<uint32_t>(payload, offsetof(kabi::InitOut, flags2));
   if (options_.passthrough && offered_.load()) {
     flags2 |= static_cast<uint32_t>(kabi::kPassthrough >> 32);
-    Store<uint32_t>(
+    kabi::Store<uint32_t>(
         payload, offsetof(kabi::InitOut, max_stack_depth),
         std::clamp<uint32_t>(options_.max_stack_depth, 1, kabi::kFilesystemMaxStackDepth));
     *passthrough = true;
@@ -114,7 +102,7 @@ void FuseChannel::PatchInitReply(uint8_t* payload, size_t len, bool* passthrough
     flags2 |= static_cast<uint32_t>(kabi::kOverIoUring >> 32);
     *uring = true;
   }
-  Store<uint32_t>(payload, offsetof(kabi::InitOut, flags2), flags2);
+  kabi::Store<uint32_t>(payload, offsetof(kabi::InitOut, flags2), flags2);
 }
 
 ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
@@ -124,9 +112,9 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
   }
   if (retry_interrupt_ && count >= 1 && iov[0].iov_len >= sizeof(kabi::OutHeader)) {
     const auto* h = static_cast<const uint8_t*>(iov[0].iov_base);
-    const uint64_t unique = Load<uint64_t>(h, offsetof(kabi::OutHeader, unique));
+    const uint64_t unique = kabi::Load<uint64_t>(h, offsetof(kabi::OutHeader, unique));
     if ((unique & kabi::kIntReqBit) &&
-        Load<int32_t>(h, offsetof(kabi::OutHeader, error)) == -EAGAIN &&
+        kabi::Load<int32_t>(h, offsetof(kabi::OutHeader, error)) == -EAGAIN &&
         retry_interrupt_(unique & ~kabi::kIntReqBit)) {
       size_t total = 0;
       for (int i = 0; i < count; ++i) total += iov[i].iov_len;
@@ -139,13 +127,13 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
     return transport_->Writev(fd, iov, count);
   }
   const auto* header = static_cast<const uint8_t*>(iov[0].iov_base);
-  if (Load<uint64_t>(header, offsetof(kabi::OutHeader, unique)) != init_unique) {
+  if (kabi::Load<uint64_t>(header, offsetof(kabi::OutHeader, unique)) != init_unique) {
     return transport_->Writev(fd, iov, count);
   }
   // The INIT reply. libfuse sends its fuse_init_out as one iovec after the
   // header; it is copied (never written in place: it is libfuse's) and, if
   // it may carry the request, patched.
-  const bool success = Load<int32_t>(header, offsetof(kabi::OutHeader, error)) == 0;
+  const bool success = kabi::Load<int32_t>(header, offsetof(kabi::OutHeader, error)) == 0;
   bool asked_passthrough = false, asked_uring = false;
   ssize_t n;
   uint8_t payload[2 * sizeof(kabi::InitOut)];
@@ -169,8 +157,8 @@ ssize_t FuseChannel::Writev(int fd, const struct iovec* iov, int count) {
   const int err = errno;
   if (n >= 0 && success) {
     if (fits && len >= offsetof(kabi::InitOut, max_pages) + sizeof(uint16_t)) {
-      max_write_.store(Load<uint32_t>(payload, offsetof(kabi::InitOut, max_write)));
-      max_pages_.store(Load<uint16_t>(payload, offsetof(kabi::InitOut, max_pages)));
+      max_write_.store(kabi::Load<uint32_t>(payload, offsetof(kabi::InitOut, max_write)));
+      max_pages_.store(kabi::Load<uint16_t>(payload, offsetof(kabi::InitOut, max_pages)));
     }
     requested_.store(asked_passthrough);
     uring_requested_.store(asked_uring);

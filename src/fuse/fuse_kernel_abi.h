@@ -16,6 +16,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 namespace clonefs::fuse::kabi {
 
@@ -131,6 +132,19 @@ struct UringCmdReq {  // fuse_uring_cmd_req: in the SQE's 80-byte command area
   uint16_t qid;  // the queue: one per possible CPU, numbered as the CPUs
   uint8_t padding[6];
 };
+
+// A field of a protocol message at byte `off` of `p`, which need not be
+// aligned for T (requests and replies are handled as bytes).
+template <typename T>
+T Load(const void* p, size_t off) {
+  T v;
+  std::memcpy(&v, static_cast<const uint8_t*>(p) + off, sizeof(v));
+  return v;
+}
+template <typename T>
+void Store(void* p, size_t off, T v) {
+  std::memcpy(static_cast<uint8_t*>(p) + off, &v, sizeof(v));
+}
 
 inline constexpr uint32_t kDevIocMagic = 229;
 inline constexpr unsigned long kDevIocBackingOpen = _IOW(kDevIocMagic, 1, BackingMap);

@@ -73,6 +73,12 @@ FuseChannel* ChannelOf(void* userdata) { return static_cast<FuseFs*>(userdata)->
 
 }  // namespace
 
+Status UringTransportRefused(const std::string& why) {
+  return Status::InvalidArgument(
+      "--fuse-transport uring: " + why +
+      "; or mount with --fuse-transport auto (the default), which falls back to /dev/fuse");
+}
+
 Result<FuseTransportMode> ParseFuseTransport(const std::string& name) {
   std::string v = name, from = "--fuse-transport";
   if (v.empty()) {
@@ -132,9 +138,7 @@ Result<std::unique_ptr<FuseServer>> FuseServer::Mount(Engine* engine,
   if (bad.ok()) {
     uring = MakeUringQueues(options, &uring_off);
     if (uring == nullptr && options.transport == FuseTransportMode::kUring) {
-      bad = Status::InvalidArgument(
-          "--fuse-transport uring: " + uring_off +
-          "; or mount with --fuse-transport auto (the default), which falls back to /dev/fuse");
+      bad = UringTransportRefused(uring_off);
     }
   }
   if (!bad.ok()) {

@@ -52,6 +52,10 @@ struct InitInfo;
 // Errors: InvalidArgument naming the bad value (and where it came from).
 Result<FuseTransportMode> ParseFuseTransport(const std::string& name);
 
+// Why `--fuse-transport uring` cannot mount (`why`, e.g. what
+// KernelUringUnavailable says), and what to do instead: InvalidArgument.
+Status UringTransportRefused(const std::string& why);
+
 class FuseServer {
  public:
   // Creates the FUSE session for `engine` and mounts it on

@@ -27,13 +27,6 @@ constexpr unsigned kRingEntries = 4;
 constexpr size_t kRoom = kPage - sizeof(kabi::UringReqHeader);
 static_assert(kRoom >= sizeof(kabi::InHeader) + kabi::kUringOpInSize);
 
-template <typename T>
-T Load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 Result<struct io_uring> NewRing() {
   struct io_uring ring;
   struct io_uring_params p;
@@ -67,7 +60,7 @@ bool UringQueueShouldGrow(uint32_t threads, uint32_t busy, uint32_t max_threads)
 
 Result<char*> AssembleUringRequest(const kabi::UringReqHeader& h, char* payload, size_t room,
                                    size_t payload_cap) {
-  const uint32_t len = Load<uint32_t>(h.in_out + offsetof(kabi::InHeader, len));
+  const uint32_t len = kabi::Load<uint32_t>(h.in_out, offsetof(kabi::InHeader, len));
   const uint32_t payload_sz = h.ring_ent_in_out.payload_sz;
   constexpr size_t kIn = sizeof(kabi::InHeader);
   if (payload_sz > payload_cap || len < kIn + static_cast<size_t>(payload_sz)) {
@@ -319,7 +312,7 @@ void UringQueues::Handle(Thread* t) {
   t->replied = false;
   auto req = AssembleUringRequest(*t->header, t->payload, kRoom, max_payload_);
   if (req.ok()) {
-    handler_(*req, Load<uint32_t>(t->header->in_out + offsetof(kabi::InHeader, len)));
+    handler_(*req, kabi::Load<uint32_t>(t->header->in_out, offsetof(kabi::InHeader, len)));
   } else {
     CLONEFS_LOG_ERROR("fuse: %s; answering EIO", req.status().ToString().c_str());
   }
@@ -370,8 +363,7 @@ bool UringQueues::TryReply(const struct iovec* iov, int count, ssize_t* written)
   if (t == nullptr || t->replied || count < 1 || iov[0].iov_len < sizeof(kabi::OutHeader)) {
     return false;
   }
-  const uint64_t unique = Load<uint64_t>(static_cast<const uint8_t*>(iov[0].iov_base) +
-                                         offsetof(kabi::OutHeader, unique));
+  const uint64_t unique = kabi::Load<uint64_t>(iov[0].iov_base, offsetof(kabi::OutHeader, unique));
   if (unique == 0 || unique != t->serving.load(std::memory_order_relaxed)) return false;
   auto n = StoreUringReply(iov, count, t->header, t->payload, max_payload_);
   t->replied = n.ok();  // else the EIO fallback in Serve answers

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "fuse/fuse_server.h"
+#include "mount/in_process_server.h"
 #include "mount/mount_test_util.h"
 #include "mount/passthrough_engine.h"
 
@@ -57,12 +58,7 @@ class FuseLayerTest : public ::testing::Test {
     if (transport_ == FuseTransportMode::kUring) {
       EXPECT_GT(server_->Stats().uring_requests, 0u) << "asked for io_uring, served without it";
     }
-    Status u;
-    for (int i = 0; i < 100; ++i) {
-      u = server_->RequestUnmount();
-      if (!u.IsBusy()) break;
-      usleep(20000);
-    }
+    const Status u = clonefs::testing::UnmountWhenIdle(server_.get());
     EXPECT_TRUE(u.ok()) << u.ToString();
     serve_thread_.join();
     EXPECT_TRUE(serve_status_.ok()) << serve_status_.ToString();

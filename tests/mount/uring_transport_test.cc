@@ -18,6 +18,7 @@
 
 #include "fuse/fuse_server.h"
 #include "fuse/uring_queues.h"
+#include "mount/in_process_server.h"
 #include "mount/mount_test_util.h"
 #include "mount/passthrough_engine.h"
 
@@ -80,12 +81,7 @@ class UringTransportTest : public ::testing::Test {
   }
   void TearDown() override {
     if (!server_) return;
-    Status u;
-    for (int i = 0; i < 100; ++i) {
-      u = server_->RequestUnmount();
-      if (!u.IsBusy()) break;
-      usleep(20000);
-    }
+    const Status u = clonefs::testing::UnmountWhenIdle(server_.get());
     EXPECT_TRUE(u.ok()) << u.ToString();
     serve_thread_.join();
     EXPECT_TRUE(serve_status_.ok()) << serve_status_.ToString();
