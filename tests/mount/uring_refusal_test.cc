@@ -6,6 +6,7 @@
 // puts it back.
 #include <unistd.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "control/status_report.h"
@@ -43,27 +44,40 @@ class UringRefusalTest : public ::testing::Test {
 
 TEST_F(UringRefusalTest, UringIsRefusedWithTheFixAndAutoFallsBackSayingWhy) {
   WriteRandomFile(c_.src, 4 << 20, 3);
-  RunResult m = c_.Mount("--fuse-transport uring");
-  EXPECT_EQ(m.code, 1) << m.out;
-  EXPECT_NE(m.out.find("--fuse-transport uring: FUSE over io_uring is off in the kernel (as root: "
-                       "echo 1 > /sys/module/fuse/parameters/enable_uring)"),
-            std::string::npos)
-      << m.out;
-  EXPECT_NE(m.out.find("--fuse-transport auto"), std::string::npos) << m.out;
-  EXPECT_FALSE(c_.IsMounted());
-  RunResult info = Sh(ClonefsBinary() + " info " + Quote(c_.dst));
-  EXPECT_EQ(info.out.find("--fuse-transport"), std::string::npos)
-      << "a refused option is not stored:\n"
-      << info.out;
+  const std::string src_sha = Sha256(c_.src);
+  auto expect_refused = [&](const RunResult& m) {
+    EXPECT_EQ(m.code, 1) << m.out;
+    EXPECT_NE(m.out.find("--fuse-transport uring: FUSE over io_uring is off in the kernel (as "
+                         "root: echo 1 > /sys/module/fuse/parameters/enable_uring)"),
+              std::string::npos)
+        << m.out;
+    EXPECT_NE(m.out.find("--fuse-transport auto"), std::string::npos) << m.out;
+    EXPECT_FALSE(c_.IsMounted());
+  };
 
-  m = c_.Mount("--fuse-transport auto --no-hydration");
+  // A new clone: the refused mount leaves neither dest nor metadata behind.
+  expect_refused(c_.Mount("--fuse-transport uring"));
+  EXPECT_FALSE(std::filesystem::exists(c_.dst));
+  EXPECT_FALSE(std::filesystem::exists(c_.metadata));
+
+  // auto mounts over /dev/fuse and says why.
+  RunResult m = c_.Mount("--fuse-transport auto --no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
   RunResult st = Sh(ClonefsBinary() + " status " + Quote(c_.mnt) + " --json");
   auto rep = control::ReportFromJsonText(st.out);
   ASSERT_TRUE(rep.ok()) << st.out;
   EXPECT_EQ(rep->fuse.transport.rfind("/dev/fuse (FUSE over io_uring is off in the kernel", 0), 0u)
       << rep->fuse.transport;
-  EXPECT_EQ(c_.Unmount().code, 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  // An existing clone: the refused option is not stored with it.
+  expect_refused(c_.Mount("--fuse-transport uring"));
+  RunResult info = Sh(ClonefsBinary() + " info " + Quote(c_.dst));
+  EXPECT_NE(info.out.find("--fuse-transport auto"), std::string::npos) << info.out;
+  EXPECT_EQ(info.out.find("--fuse-transport uring"), std::string::npos)
+      << "a refused option is not stored:\n"
+      << info.out;
+  EXPECT_EQ(Sha256(c_.src), src_sha);
 }
 
 }  // namespace
