@@ -19,6 +19,8 @@ void SetTestKillHookForTesting(TestKillHook hook) {
   g_installed.store(g_hook != nullptr);
 }
 
+bool TestKillHookInstalled() { return g_installed.load(std::memory_order_relaxed); }
+
 bool TestKillPoint(std::string_view point) {
   if (!g_installed.load(std::memory_order_relaxed)) return false;
   std::shared_ptr<TestKillHook> h;

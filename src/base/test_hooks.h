@@ -31,5 +31,7 @@ void SetTestKillHookForTesting(TestKillHook hook);
 
 // Returns true if a test hook asks to crash at `point`.
 bool TestKillPoint(std::string_view point);
+// Whether a hook is installed (paths that skip kill points then stay off).
+bool TestKillHookInstalled();
 
 }  // namespace clonefs

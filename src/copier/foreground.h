@@ -25,6 +25,11 @@ class ForegroundMonitor {
     last_end_ns_.store(clock_->NowNanos(), std::memory_order_relaxed);
     in_flight_.fetch_sub(1, std::memory_order_relaxed);
   }
+  // A request that ends as it begins (its I/O is not the engine's to wait for).
+  void Note() {
+    Begin();
+    End();
+  }
   bool Busy(uint64_t now_ns, uint64_t idle_ns) const {
     if (in_flight_.load(std::memory_order_relaxed) != 0) return true;
     uint64_t last = last_end_ns_.load(std::memory_order_relaxed);

@@ -133,6 +133,18 @@ class Device {
   // content, for zero-copy replies (FUSE splice), or -1 if there is none.
   // Only the FUSE layer uses it, and only for reads.
   virtual int SpliceFd() const { return -1; }
+
+  // A file descriptor from which a pread of exactly [off, off+len) into a
+  // page-aligned buffer returns what Read would, so that a transport can
+  // read it itself (asynchronously, into its own buffer), or -1 where that
+  // would not be the same (a range Read bounces through its own buffers,
+  // a range outside the device, a device with rules or overlays). Only the
+  // FUSE layer uses it, and only for reads. Default: -1.
+  virtual int DirectReadFd(uint64_t /*off*/, size_t /*len*/) const { return -1; }
+  // The same for writes: a descriptor to which a pwrite of exactly
+  // [off, off+len) from a page-aligned buffer does what Write would, or -1.
+  // Default: -1.
+  virtual int DirectWriteFd(uint64_t /*off*/, size_t /*len*/) const { return -1; }
 };
 
 }  // namespace clonefs

@@ -84,6 +84,18 @@ class PosixDevice final : public Device {
   bool ReadOnly() const override { return read_only_; }
   const std::string& Name() const override { return path_; }
   int SpliceFd() const override { return fd_; }
+  // With O_DIRECT only whole 4 KiB blocks: Read bounces anything else.
+  int DirectReadFd(uint64_t off, size_t len) const override {
+    if (len == 0 || off > size_ || len > size_ - off) return -1;
+    if (!direct_) return fd_;
+    if (off % DirectIo::kAlign != 0 || len % DirectIo::kAlign != 0) return -1;
+    return direct_fd_;
+  }
+  // Write's path for whole 4 KiB blocks (which take no lock there).
+  int DirectWriteFd(uint64_t off, size_t len) const override {
+    if (read_only_) return -1;
+    return DirectReadFd(off, len);
+  }
 
   Status Read(uint64_t off, void* buf, size_t len) override {
     CLONEFS_RETURN_IF_ERROR(CheckRange("read", off, len));

@@ -266,6 +266,24 @@ class Engine {
   // --- I/O (SPEC §3). Requests must lie inside the image: InvalidArgument
   // otherwise. ---
   virtual Status Read(uint64_t off, void* buf, size_t len) = 0;
+  // For a transport that can read a file itself (the FUSE io_uring queues):
+  // if a read of [off, off+len) needs nothing of the engine but dest's
+  // bytes -- every region in it hydrated, no copied data still in the page
+  // cache, dest able to serve the range to a page-aligned buffer
+  // (Device::DirectReadFd) -- notes the read as Read would (foreground
+  // activity, profile, sequential-read tracking) and returns the
+  // descriptor to pread the range from. Otherwise -1, and nothing is noted:
+  // call Read. A read that then fails or comes back short is retried with
+  // Read, which reports the error. Default: -1.
+  virtual int DirectReadFd(uint64_t /*off*/, size_t /*len*/) { return -1; }
+  // The same for a write that is not `sync`: if it needs nothing of the
+  // engine but landing in dest -- every region in it hydrated, read-write
+  // mode, dest in good health (nothing to recover), dest able to take the
+  // range from a page-aligned buffer (Device::DirectWriteFd), no test kill
+  // hook installed -- notes it as Write would and returns the descriptor to
+  // pwrite it to; otherwise -1: call Write. A write that then fails or comes
+  // back short is retried with Write, which reports the error. Default: -1.
+  virtual int DirectWriteFd(uint64_t /*off*/, size_t /*len*/) { return -1; }
   // `sync`: the write came with O_SYNC/O_DSYNC; it is durable (data and
   // metadata) before this returns.
   virtual Status Write(uint64_t off, const void* buf, size_t len, bool sync) = 0;

@@ -77,6 +77,8 @@ class EngineImpl final : public Engine {
   Status Shutdown() override;
 
   Status Read(uint64_t off, void* buf, size_t len) override;
+  int DirectReadFd(uint64_t off, size_t len) override;
+  int DirectWriteFd(uint64_t off, size_t len) override;
   Status Write(uint64_t off, const void* buf, size_t len, bool sync) override;
   Status Zero(uint64_t off, uint64_t len, bool punch) override;
   Status Fsync() override;

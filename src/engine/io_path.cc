@@ -67,6 +67,36 @@ Status EngineImpl::Read(uint64_t off, void* buf, size_t len) {
   return s;
 }
 
+int EngineImpl::DirectReadFd(uint64_t off, size_t len) {
+  if (len == 0 || !CheckRequest(off, len).ok() || copier_.MayHaveCachedWrites()) return -1;
+  const uint64_t first = geo_.RegionOf(off), last = geo_.RegionOf(off + len - 1);
+  const bool done = md_->IsHydrationDone();
+  if (!done && md_->FindNextUnhydratedRegion(first) <= last) return -1;
+  const int fd = dest_->DirectReadFd(off, len);
+  if (fd < 0) return -1;
+  // What Read does for a hydrated range, but ReadRuns' dest read.
+  foreground_.Note();
+  Touch(off, len);
+  if (!done) copier_.NoteRead(off, len, /*unhydrated=*/false);
+  return fd;
+}
+
+int EngineImpl::DirectWriteFd(uint64_t off, size_t len) {
+  if (len == 0 || !CheckRequest(off, len).ok() || committer_.mode() != EngineMode::kReadWrite ||
+      health_.dest() != DestCondition::kOk || TestKillHookInstalled()) {
+    return -1;
+  }
+  const uint64_t first = geo_.RegionOf(off), last = geo_.RegionOf(off + len - 1);
+  if (!md_->IsHydrationDone() && md_->FindNextUnhydratedRegion(first) <= last) return -1;
+  const int fd = dest_->DirectWriteFd(off, len);
+  if (fd < 0) return -1;
+  // What Write does for a hydrated range, but FlushStretch's dest write
+  // (whose health report matters only when dest is not in good health).
+  foreground_.Note();
+  Touch(off, len);
+  return fd;
+}
+
 void EngineImpl::Touch(uint64_t off, uint64_t len) {
   if (!recorder_) return;
   const uint64_t first = geo_.RegionOf(off);

@@ -3,6 +3,9 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <fcntl.h>
+
+#include <algorithm>
 #include <ctime>
 
 namespace clonefs::fuse {
@@ -117,6 +120,28 @@ int FuseFs::SetAttr(uint64_t ino, const struct stat& attr, int to_set) {
   }
   ctime_ns_.store(now, std::memory_order_relaxed);
   return 0;
+}
+
+int FuseFs::DirectReadFd(uint64_t ino, uint64_t off, uint32_t size, uint32_t* len) {
+  if (ino != kFileIno || size == 0 || off >= image_size_) return -1;
+  const uint64_t n = std::min<uint64_t>(size, image_size_ - off);
+  const int fd = engine_->DirectReadFd(off, static_cast<size_t>(n));
+  if (fd < 0) return -1;
+  CountRead();
+  *len = static_cast<uint32_t>(n);
+  return fd;
+}
+
+int FuseFs::DirectWriteFd(uint64_t ino, uint64_t off, uint32_t size, uint32_t flags,
+                          uint32_t* len) {
+  if (ino != kFileIno || size == 0 || off >= image_size_ || (flags & O_DSYNC) != 0) return -1;
+  const uint64_t n = std::min<uint64_t>(size, image_size_ - off);  // cut at the end, as OpWrite
+  const int fd = engine_->DirectWriteFd(off, static_cast<size_t>(n));
+  if (fd < 0) return -1;
+  CountWrite();
+  TouchModified();
+  *len = static_cast<uint32_t>(n);
+  return fd;
 }
 
 void FuseFs::TouchModified() {

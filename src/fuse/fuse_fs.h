@@ -93,6 +93,17 @@ class FuseFs {
   void CountWrite() { writes_.fetch_add(1, std::memory_order_relaxed); }
   FuseStats Stats() const;
 
+  // For a transport that reads the file itself (UringQueues' direct reads):
+  // a READ of `size` bytes at `off` of inode `ino` that needs nothing but
+  // dest's bytes (Engine::DirectReadFd). Returns the descriptor to pread
+  // them from and sets *len (the size cut at the end of the image), and
+  // counts the read; or -1 (counting nothing), and the READ goes the usual
+  // way. Thread-safe.
+  int DirectReadFd(uint64_t ino, uint64_t off, uint32_t size, uint32_t* len);
+  // The same for a WRITE with open flags `flags` (Engine::DirectWriteFd;
+  // never a sync one). The file's mtime is set when it is placed.
+  int DirectWriteFd(uint64_t ino, uint64_t off, uint32_t size, uint32_t flags, uint32_t* len);
+
   // FUSE destroy: shuts the engine down (final commit) once. Thread-safe and
   // idempotent; returns the shutdown status.
   Status Destroy();

@@ -93,6 +93,10 @@ struct FuseServerOptions {
   PassthroughOptions passthrough;
   // Default: kAuto.
   FuseTransportMode transport = FuseTransportMode::kAuto;
+  // Over io_uring, READs and WRITEs of hydrated ranges go to dest from the
+  // queue's thread itself, without a worker (UringQueues' DIRECT READ and
+  // WRITE). Off only for comparisons and tests. Default: true.
+  bool uring_direct_io = true;
   // Test hook (UringQueues::Options::fail_queue): registration on this
   // io_uring queue fails. Default: -1 (none).
   int uring_fail_queue = -1;

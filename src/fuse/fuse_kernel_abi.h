@@ -21,6 +21,8 @@
 namespace clonefs::fuse::kabi {
 
 // Opcodes.
+inline constexpr uint32_t kOpRead = 15;
+inline constexpr uint32_t kOpWrite = 16;
 inline constexpr uint32_t kOpInit = 26;
 inline constexpr uint32_t kOpInterrupt = 36;
 // The high bit of `unique` marks an INTERRUPT (and its reply).
@@ -51,6 +53,31 @@ struct InHeader {  // fuse_in_header
   uint32_t pid;
   uint16_t total_extlen;
   uint16_t padding;
+};
+
+struct ReadIn {  // fuse_read_in
+  uint64_t fh;
+  uint64_t offset;
+  uint32_t size;
+  uint32_t read_flags;
+  uint64_t lock_owner;
+  uint32_t flags;
+  uint32_t padding;
+};
+
+struct WriteIn {  // fuse_write_in
+  uint64_t fh;
+  uint64_t offset;
+  uint32_t size;
+  uint32_t write_flags;
+  uint64_t lock_owner;
+  uint32_t flags;
+  uint32_t padding;
+};
+
+struct WriteOut {  // fuse_write_out
+  uint32_t size;
+  uint32_t padding;
 };
 
 struct OutHeader {  // fuse_out_header
@@ -158,6 +185,8 @@ static_assert(offsetof(InitOut, flags2) == 32 && offsetof(InitOut, max_stack_dep
 static_assert(sizeof(OpenOut) == 16 && offsetof(OpenOut, open_flags) == 8 &&
               offsetof(OpenOut, backing_id) == 12);
 static_assert(sizeof(BackingMap) == 16);
+static_assert(sizeof(ReadIn) == 40 && offsetof(ReadIn, size) == 16);
+static_assert(sizeof(WriteIn) == 40 && offsetof(WriteIn, flags) == 32);
 static_assert(sizeof(UringEntInOut) == 32 && offsetof(UringEntInOut, payload_sz) == 16);
 static_assert(sizeof(UringReqHeader) == 288 && offsetof(UringReqHeader, op_in) == 128 &&
               offsetof(UringReqHeader, ring_ent_in_out) == 256);

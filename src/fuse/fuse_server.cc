@@ -112,7 +112,8 @@ std::unique_ptr<UringQueues> MakeUringQueues(const FuseServerOptions& options, s
   *off = KernelUringUnavailable();
   if (!off->empty()) return nullptr;
   UringQueues::Options uo;
-  uo.max_threads_per_queue = options.max_threads;
+  uo.max_entries_per_queue = options.max_threads;
+  uo.max_workers = options.max_threads;
   uo.fail_queue = options.uring_fail_queue;
   auto u = UringQueues::Create(uo);
   if (!u.ok()) {
@@ -230,17 +231,24 @@ void FuseServer::ConnectionReady(const InitInfo& info) {
   const size_t payload = std::max<size_t>(
       {8192, info.max_write, static_cast<size_t>(info.max_pages) * page, options_.fs.max_write});
   fuse_session* se = se_;
+  auto handler = [se](char* req, size_t len) {
+    struct fuse_buf buf;
+    std::memset(&buf, 0, sizeof(buf));
+    buf.mem = req;
+    buf.size = len;
+    fuse_session_process_buf(se, &buf);
+  };
+  UringQueues::IoPlanner planner;
+  if (options_.uring_direct_io) {
+    planner = [fs = fs_.get()](const UringQueues::IoRequest& r, UringQueues::DirectIo* out) {
+      out->off = r.off;
+      out->fd = r.write ? fs->DirectWriteFd(r.nodeid, r.off, r.size, r.flags, &out->len)
+                        : fs->DirectReadFd(r.nodeid, r.off, r.size, &out->len);
+      return out->fd >= 0;
+    };
+  }
   // On failure the queues have made the kernel keep to /dev/fuse and said so.
-  uring_
-      ->Start(channel_->fd(), payload,
-              [se](char* req, size_t len) {
-                struct fuse_buf buf;
-                std::memset(&buf, 0, sizeof(buf));
-                buf.mem = req;
-                buf.size = len;
-                fuse_session_process_buf(se, &buf);
-              })
-      .ok();
+  uring_->Start(channel_->fd(), payload, std::move(handler), std::move(planner)).ok();
 }
 
 std::string FuseServer::DescribeTransport() const {

@@ -19,20 +19,26 @@ namespace clonefs::fuse {
 namespace {
 
 constexpr size_t kPage = 4096;
-constexpr uint64_t kEntryTag = 1;  // user_data of the entry's command
-constexpr uint64_t kStopTag = 2;   // user_data of the poll on stop_fd_
-constexpr unsigned kRingEntries = 4;
+// user_data tags (the low kTagBits bits; an entry's index above them).
+constexpr uint64_t kCmdTag = 1;     // an entry's REGISTER or COMMIT_AND_FETCH
+constexpr uint64_t kStopTag = 2;    // the poll on stop_fd_
+constexpr uint64_t kReadTag = 3;    // an entry's direct read
+constexpr uint64_t kLinkedTag = 4;  // the COMMIT_AND_FETCH linked to it
+constexpr uint64_t kWakeTag = 5;    // the poll on the queue's wake_fd
+constexpr uint64_t kWriteTag = 6;   // an entry's direct write
+// A queue's ring: room for every entry's read and command, and the polls.
+constexpr unsigned kRingEntries = 256;
 // Room before the payload for the rebuilt request's headers: the header
 // buffer sits at the start of the same page.
 constexpr size_t kRoom = kPage - sizeof(kabi::UringReqHeader);
 static_assert(kRoom >= sizeof(kabi::InHeader) + kabi::kUringOpInSize);
 
-Result<struct io_uring> NewRing() {
+Result<struct io_uring> NewRing(unsigned entries) {
   struct io_uring ring;
   struct io_uring_params p;
   std::memset(&p, 0, sizeof(p));
   p.flags = IORING_SETUP_SQE128;  // the command area holds UringCmdReq
-  const int rc = io_uring_queue_init_params(kRingEntries, &ring, &p);
+  const int rc = io_uring_queue_init_params(entries, &ring, &p);
   if (rc < 0) return Status::IoError("cannot create an io_uring", -rc);
   return ring;
 }
@@ -40,10 +46,10 @@ Result<struct io_uring> NewRing() {
 // An IORING_OP_URING_CMD for /dev/fuse. `iov`: the entry's two buffers, or
 // nullptr for a REGISTER that must fail (no buffers).
 void PrepCmd(struct io_uring_sqe* sqe, int dev_fd, uint32_t op, uint16_t qid, uint64_t commit_id,
-             struct iovec* iov) {
+             struct iovec* iov, uint64_t user_data) {
   io_uring_prep_rw(IORING_OP_URING_CMD, sqe, dev_fd, iov, iov ? 2 : 0, 0);
   sqe->cmd_op = op;
-  sqe->user_data = kEntryTag;
+  sqe->user_data = user_data;
   kabi::UringCmdReq req;
   std::memset(&req, 0, sizeof(req));
   req.commit_id = commit_id;
@@ -54,8 +60,8 @@ void PrepCmd(struct io_uring_sqe* sqe, int dev_fd, uint32_t op, uint16_t qid, ui
 
 }  // namespace
 
-bool UringQueueShouldGrow(uint32_t threads, uint32_t busy, uint32_t max_threads) {
-  return threads < max_threads && threads <= busy + kUringSpareThreads;
+bool UringQueueShouldGrow(uint32_t entries, uint32_t busy, uint32_t max_entries) {
+  return entries < max_entries && entries <= busy + kUringSpareEntries;
 }
 
 Result<char*> AssembleUringRequest(const kabi::UringReqHeader& h, char* payload, size_t room,
@@ -104,29 +110,64 @@ Result<size_t> StoreUringReply(const struct iovec* iov, int count, kabi::UringRe
   return total;
 }
 
-struct UringQueues::Thread {
-  UringQueues* owner = nullptr;
+// One registered entry. Its buffers and identity are fixed once made; the
+// rest is the queue thread's, except while a worker has it (between
+// ToWorker and the done list, which hand it over under locks).
+struct UringQueues::Entry {
   Queue* queue = nullptr;
-  pthread_t tid{};
+  uint32_t index = 0;  // in queue->entries; user_data carries it
   char* map = nullptr;
   size_t map_len = 0;
   kabi::UringReqHeader* header = nullptr;  // at map
   char* payload = nullptr;                 // map + kPage, page aligned
   struct iovec iov[2] = {};
-  // The unique of the request being handled (0: none): written by this
-  // thread, read by TryReply on it and by Serving on any thread.
+  // The unique a worker is handling (0: none): written by the worker, read
+  // by TryReply on it and by Serving on any thread.
   std::atomic<uint64_t> serving{0};
-  bool replied = false;  // this thread only
-  // Registration outcome, for Start: GUARDED_BY(owner->mu_).
-  bool registered_known = false;
-  Status registered;
-  ~Thread() {
+  bool replied = false;  // the worker's
+  enum class State { kWaiting, kWorker, kDirect, kDead } state = State::kWaiting;
+  bool registering = false;      // its command is a REGISTER
+  bool link_broken = false;      // a failed direct read's cancelled commit is still to come
+  bool read_done = false;        // its direct read's completion is to be passed over
+  bool cancel_seen = false;      // its direct read's cancelled command came back first
+  kabi::InHeader saved_in = {};  // the request's in-header, for RestoreRequest
+  uint32_t direct_len = 0;
+  ~Entry() {
     if (map != nullptr) ::munmap(map, map_len);
   }
 };
 
+struct UringQueues::Queue {
+  UringQueues* owner = nullptr;
+  uint32_t qid = 0;
+  pthread_t tid{};
+  bool started = false;  // tid is joinable; GUARDED_BY(owner->mu_)
+  struct io_uring ring = {};
+  // Grow-only; elements are stable. Appended by the queue thread only, read
+  // by Serving under owner->mu_.
+  std::vector<std::unique_ptr<Entry>> entries;  // GUARDED_BY(owner->mu_) for writes
+  uint32_t waiting = 0;                         // entries waiting for a request; the queue thread's
+  uint32_t handed = 0;       // entries at a worker or in a direct read; the queue thread's
+  bool grow_failed = false;  // the queue thread's
+  // Entries whose worker finished: the worker pushes, the thread commits.
+  int wake_fd = -1;  // eventfd; written after a push, polled by the ring
+  std::mutex done_mu;
+  std::vector<Entry*> done;  // GUARDED_BY(done_mu)
+  // Registration outcome, for Start: GUARDED_BY(owner->mu_).
+  bool registered_known = false;
+  Status registered;
+  ~Queue() {
+    if (wake_fd >= 0) ::close(wake_fd);
+  }
+};
+
 namespace {
-thread_local UringQueues::Thread* tl_thread = nullptr;
+thread_local UringQueues::Entry* tl_entry = nullptr;  // a worker's current entry
+
+// user_data: the entry's index and what the operation is.
+constexpr uint64_t kTagBits = 3;
+constexpr uint64_t kTagMask = (1u << kTagBits) - 1;
+uint64_t UserData(uint64_t tag, uint32_t index) { return (uint64_t{index} << kTagBits) | tag; }
 }  // namespace
 
 UringQueues::UringQueues(const Options& options) : options_(options) {}
@@ -138,18 +179,22 @@ Result<std::unique_ptr<UringQueues>> UringQueues::Create(const Options& options)
     if (!n.ok()) return n.status();
     o.queues = *n;
   }
-  if (o.queues > 65536 || o.max_threads_per_queue == 0) {
+  if (o.queues > 65536 || o.max_entries_per_queue == 0 || o.max_workers == 0) {
     return Status::InvalidArgument("bad io_uring queue options");
   }
-  auto spare = NewRing();
+  auto spare = NewRing(4);
   if (!spare.ok()) return spare.status();
   std::unique_ptr<UringQueues> u(new UringQueues(o));
   u->spare_ = std::make_unique<struct io_uring>(*spare);
   u->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->stop_fd_ < 0) return Status::IoError("cannot create an eventfd", errno);
   for (uint32_t i = 0; i < o.queues; ++i) {
-    u->queues_.push_back(std::make_unique<Queue>());
-    u->queues_.back()->qid = i;
+    auto q = std::make_unique<Queue>();
+    q->owner = u.get();
+    q->qid = i;
+    q->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (q->wake_fd < 0) return Status::IoError("cannot create an eventfd", errno);
+    u->queues_.push_back(std::move(q));
   }
   return u;
 }
@@ -160,88 +205,110 @@ UringQueues::~UringQueues() {
   if (spare_ != nullptr) io_uring_queue_exit(spare_.get());
 }
 
-Result<UringQueues::Thread*> UringQueues::AddThread(Queue* q) {
-  auto t = std::make_unique<Thread>();
-  t->owner = this;
-  t->queue = q;
-  t->map_len = kPage + max_payload_ + kPage;
-  void* m = ::mmap(nullptr, t->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (m == MAP_FAILED) return Status::IoError("cannot map an io_uring entry's buffers", errno);
-  t->map = static_cast<char*>(m);
-  ::mprotect(t->map + t->map_len - kPage, kPage, PROT_NONE);  // a guard; best effort
-  t->header = reinterpret_cast<kabi::UringReqHeader*>(t->map);
-  t->payload = t->map + kPage;
-  t->iov[0] = {t->header, sizeof(kabi::UringReqHeader)};
-  t->iov[1] = {t->payload, max_payload_};
-  Thread* raw = t.get();
-  std::lock_guard<std::mutex> l(mu_);
-  if (stopping_) return Status::Busy("stopping");
-  threads_.push_back(std::move(t));
-  q->threads.fetch_add(1);
-  const int rc = pthread_create(&raw->tid, nullptr, &UringQueues::ThreadMain, raw);
-  if (rc != 0) {
-    // Never started: forget it (nothing else points at it yet).
-    q->threads.fetch_sub(1);
-    threads_.pop_back();
-    return Status::IoError("cannot start an io_uring thread", rc);
-  }
-  return raw;
-}
-
-void* UringQueues::ThreadMain(void* arg) {
-  auto* t = static_cast<Thread*>(arg);
-  tl_thread = t;
-  t->owner->Serve(t);
-  tl_thread = nullptr;
-  t->queue->threads.fetch_sub(1);
+void* UringQueues::QueueMain(void* arg) {
+  auto* q = static_cast<Queue*>(arg);
+  q->owner->Serve(q);
   return nullptr;
 }
 
-void UringQueues::Report(Thread* t, Status s) {
+void UringQueues::Report(Queue* q, Status s) {
   std::lock_guard<std::mutex> l(mu_);
-  t->registered = std::move(s);
-  t->registered_known = true;
+  q->registered = std::move(s);
+  q->registered_known = true;
   registered_cv_.notify_all();
-  if (!t->registered.ok()) {
-    // A thread added later fails the same way: stop adding them.
-    grow_failed_ = true;
-    CLONEFS_LOG_WARN("fuse: an io_uring thread of queue %u could not register: %s", t->queue->qid,
-                     t->registered.ToString().c_str());
+  if (!q->registered.ok()) {
+    CLONEFS_LOG_WARN("fuse: io_uring queue %u could not register: %s", q->qid,
+                     q->registered.ToString().c_str());
   }
 }
 
-void UringQueues::Serve(Thread* t) {
-  Queue* q = t->queue;
+static struct io_uring_sqe* GetSqe(struct io_uring* ring) {
+  struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  while (sqe == nullptr) {  // full: hand what is there to the kernel
+    io_uring_submit(ring);
+    sqe = io_uring_get_sqe(ring);
+  }
+  return sqe;
+}
+
+Status UringQueues::AddEntry(Queue* q) {
+  auto e = std::make_unique<Entry>();
+  e->queue = q;
+  e->map_len = kPage + max_payload_ + kPage;
+  void* m = ::mmap(nullptr, e->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return Status::IoError("cannot map an io_uring entry's buffers", errno);
+  e->map = static_cast<char*>(m);
+  ::mprotect(e->map + e->map_len - kPage, kPage, PROT_NONE);  // a guard; best effort
+  e->header = reinterpret_cast<kabi::UringReqHeader*>(e->map);
+  e->payload = e->map + kPage;
+  e->iov[0] = {e->header, sizeof(kabi::UringReqHeader)};
+  e->iov[1] = {e->payload, max_payload_};
+  Entry* raw = e.get();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    raw->index = static_cast<uint32_t>(q->entries.size());
+    q->entries.push_back(std::move(e));
+  }
+  entries_.fetch_add(1, std::memory_order_relaxed);
+  PrepRegister(q, raw);
+  return Status::OK();
+}
+
+void UringQueues::PrepRegister(Queue* q, Entry* e) {
+  PrepCmd(GetSqe(&q->ring), dev_fd_, kabi::kUringCmdRegister, q->qid, 0, e->iov,
+          UserData(kCmdTag, e->index));
+  e->state = Entry::State::kWaiting;
+  e->registering = true;
+  ++q->waiting;
+}
+
+void UringQueues::PrepCommit(Queue* q, Entry* e, uint64_t tag) {
+  PrepCmd(GetSqe(&q->ring), dev_fd_, kabi::kUringCmdCommitAndFetch, q->qid,
+          e->header->ring_ent_in_out.commit_id, e->iov, UserData(tag, e->index));
+}
+
+void UringQueues::Serve(Queue* q) {
   if (options_.fail_queue == static_cast<int>(q->qid)) {
     // The test hook: this queue fails before its REGISTER reaches the
     // kernel, which then knows nothing of the failure.
-    return Report(t, Status::IoError("cannot create an io_uring (test hook)", ENOMEM));
+    return Report(q, Status::IoError("cannot create an io_uring (test hook)", ENOMEM));
   }
-  auto made = NewRing();
-  if (!made.ok()) return Report(t, made.status());
-  struct io_uring ring = *made;
-  struct io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  auto made = NewRing(kRingEntries);
+  if (!made.ok()) return Report(q, made.status());
+  q->ring = *made;
+  struct io_uring* ring = &q->ring;
+  struct io_uring_sqe* sqe = GetSqe(ring);
   io_uring_prep_poll_add(sqe, stop_fd_, POLLIN);
   sqe->user_data = kStopTag;
-  PrepCmd(io_uring_get_sqe(&ring), dev_fd_, kabi::kUringCmdRegister, q->qid, 0, t->iov);
-  int rc = io_uring_submit(&ring);
+  sqe = GetSqe(ring);
+  io_uring_prep_poll_multishot(sqe, q->wake_fd, POLLIN);
+  sqe->user_data = kWakeTag;
+  Status reg;
+  for (uint32_t i = 0; i < std::min(kUringFirstEntries, options_.max_entries_per_queue) && reg.ok();
+       ++i) {
+    reg = AddEntry(q);
+  }
   // A REGISTER that fails does so while it is submitted: its completion is
   // already there. One that succeeds completes only with a request.
+  if (reg.ok()) {
+    const int rc = io_uring_submit(ring);
+    if (rc < 0) reg = Status::IoError("io_uring_submit", -rc);
+  }
+  // (Requests may already be there too: they are left for Loop.)
+  unsigned head;
   struct io_uring_cqe* cqe = nullptr;
-  Status reg = rc < 0 ? Status::IoError("io_uring_submit", -rc) : Status::OK();
-  if (reg.ok() && io_uring_peek_cqe(&ring, &cqe) == 0 && cqe->user_data == kEntryTag &&
-      cqe->res < 0) {
-    reg = Status::IoError("FUSE_IO_URING_CMD_REGISTER", -cqe->res);
-    io_uring_cqe_seen(&ring, cqe);
+  io_uring_for_each_cqe(ring, head, cqe) {
+    if (reg.ok() && (cqe->user_data & kTagMask) == kCmdTag && cqe->res < 0) {
+      reg = Status::IoError("FUSE_IO_URING_CMD_REGISTER", -cqe->res);
+    }
   }
-  Report(t, reg);
-  if (!reg.ok()) {
-    io_uring_queue_exit(&ring);
-    return;
-  }
-  // The thread leaves only when Stop asks or the connection is gone: once
-  // the kernel uses the queues, a queue without threads would hold its
-  // CPU's requests forever.
+  Report(q, reg);
+  if (reg.ok()) Loop(q);
+  io_uring_queue_exit(ring);  // cancels the entries' commands, if any
+}
+
+void UringQueues::Loop(Queue* q) {
+  struct io_uring* ring = &q->ring;
   int failures = 0;  // consecutive unexpected errors, for the back-off
   auto back_off = [&](const char* what, int err) {
     if (failures++ == 0) {
@@ -250,123 +317,327 @@ void UringQueues::Serve(Thread* t) {
     }
     usleep(std::min(1000 * (1 << std::min(failures, 10)), 1'000'000));
   };
+  bool stop = false;  // Stop asked (its poll completes once)
+  uint32_t dead = 0;  // entries the kernel has let go (unmounted)
+  std::vector<Entry*> done;
+  // The queue's thread leaves once Stop asked, or the connection is gone,
+  // and nothing it handed out is still to be committed: once the kernel
+  // uses the queues, a queue without its thread would hold its CPU's
+  // requests forever.
   while (true) {
-    rc = io_uring_submit_and_wait(&ring, 1);
-    bool stop = false, have = false;
-    int res = 0;
+    if ((stop || dead == q->entries.size()) && q->handed == 0) break;
+    const int rc = io_uring_submit_and_wait(ring, 1);
+    if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
+      back_off("wait", -rc);
+    }
     unsigned head;
     unsigned seen = 0;
-    io_uring_for_each_cqe(&ring, head, cqe) {
-      if (cqe->user_data == kStopTag) {
-        stop = true;
-      } else {
-        have = true;
-        res = cqe->res;
-      }
+    struct io_uring_cqe* cqe = nullptr;
+    bool woken = false;
+    io_uring_for_each_cqe(ring, head, cqe) {
       ++seen;
-    }
-    io_uring_cq_advance(&ring, seen);
-    if (!have) {
-      if (stop) break;
-      if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
-        back_off("wait", -rc);
+      const uint64_t tag = cqe->user_data & ((1u << kTagBits) - 1);
+      if (tag == kStopTag) {
+        stop = true;
+        continue;
       }
-      continue;
+      if (tag == kWakeTag) {
+        woken = true;
+        if (!(cqe->flags & IORING_CQE_F_MORE)) {  // the multishot poll ended: again
+          struct io_uring_sqe* sqe = GetSqe(ring);
+          io_uring_prep_poll_multishot(sqe, q->wake_fd, POLLIN);
+          sqe->user_data = kWakeTag;
+        }
+        continue;
+      }
+      Entry* e = q->entries[cqe->user_data >> kTagBits].get();
+      const int res = cqe->res;
+      if (tag == kReadTag) {
+        if (e->read_done) {  // its linked command's completion came first
+          e->read_done = false;
+        } else if (res == static_cast<int>(e->direct_len)) {
+          // Its linked commit runs now: the entry waits for a request again.
+          e->state = Entry::State::kWaiting;
+          --q->handed;
+          ++q->waiting;
+        } else {
+          // Failed or short: the linked commit never ran. The request goes
+          // to a worker, which answers it from scratch.
+          if (e->cancel_seen) {
+            e->cancel_seen = false;
+          } else {
+            e->link_broken = true;
+          }
+          RestoreRequest(e);
+          e->state = Entry::State::kWorker;
+          ToWorker(e);
+        }
+        continue;
+      }
+      if (tag == kWriteTag) {
+        if (res == static_cast<int>(e->direct_len)) {
+          FinishWrite(q, e);
+          e->state = Entry::State::kWaiting;
+          --q->handed;
+          ++q->waiting;
+        } else {
+          e->state = Entry::State::kWorker;  // answered from scratch there
+          ToWorker(e);
+        }
+        continue;
+      }
+      if (tag == kLinkedTag && res == -ECANCELED &&
+          (e->link_broken || e->state == Entry::State::kDirect)) {
+        // The linked command of a read that failed: passed over (the read's
+        // own completion, before or after it, hands the request on).
+        if (e->link_broken) {
+          e->link_broken = false;
+        } else {
+          e->cancel_seen = true;
+        }
+        continue;
+      }
+      if (tag == kLinkedTag && e->state == Entry::State::kDirect) {
+        // The linked command ran, so the read succeeded; its completion is
+        // still to come (and is then passed over).
+        e->read_done = true;
+        e->state = Entry::State::kWaiting;
+        --q->handed;
+        ++q->waiting;
+      }
+      // An entry's command completed: a request, or an error.
+      if (e->state != Entry::State::kWaiting) continue;  // not ours to take
+      --q->waiting;
+      if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED) {
+        e->state = Entry::State::kDead;  // unmounted
+        ++dead;
+        continue;
+      }
+      if (res < 0 && e->registering) {
+        // A REGISTER of an entry added later: the queue keeps the others.
+        CLONEFS_LOG_WARN("fuse: cannot register another io_uring entry on queue %u (%s)", q->qid,
+                         strerror(-res));
+        q->grow_failed = true;
+        e->state = Entry::State::kDead;
+        ++dead;
+        continue;
+      }
+      if (res < 0) {
+        // ENOENT: the kernel no longer knew the request this entry committed
+        // (it ended meanwhile) and left the entry out of use. Anything else
+        // is unexpected. Either way the entry is registered again.
+        if (res != -ENOENT) back_off("command", -res);
+        PrepRegister(q, e);
+        continue;
+      }
+      failures = 0;
+      e->registering = false;
+      Dispatch(q, e);
     }
-    if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED) break;  // unmounted
-    if (res < 0) {
-      // ENOENT: the kernel no longer knew the request this entry committed
-      // (it ended meanwhile) and left the entry out of use. Anything else
-      // is unexpected. Either way the entry is registered again, so the
-      // queue keeps its threads.
-      if (res != -ENOENT) back_off("command", -res);
-      if (stop) break;
-      PrepCmd(io_uring_get_sqe(&ring), dev_fd_, kabi::kUringCmdRegister, q->qid, 0, t->iov);
-      continue;
-    }
-    failures = 0;
-    // At most one thread of the queue left waiting: add one. The kernel
-    // gives a request that finds no waiting entry to the next entry that
-    // commits, never to one registered later, so the queue must grow
-    // before it runs out, not after (kUringSpareThreads).
-    const uint32_t busy = q->busy.fetch_add(1) + 1;  // this one included
-    if (UringQueueShouldGrow(q->threads.load(), busy, options_.max_threads_per_queue)) {
-      MaybeGrow(q);
-    }
-    requests_.fetch_add(1, std::memory_order_relaxed);
-    Handle(t);
-    PrepCmd(io_uring_get_sqe(&ring), dev_fd_, kabi::kUringCmdCommitAndFetch, q->qid,
-            t->header->ring_ent_in_out.commit_id, t->iov);
-    q->busy.fetch_sub(1);
-    if (stop) {
-      io_uring_submit(&ring);  // the reply; its fetch ends with the ring
-      break;
+    io_uring_cq_advance(ring, seen);
+    if (woken) {
+      uint64_t n;
+      (void)!::read(q->wake_fd, &n, sizeof(n));  // before taking the list: no wake lost
+      {
+        std::lock_guard<std::mutex> l(q->done_mu);
+        done.swap(q->done);
+      }
+      for (Entry* e : done) {
+        PrepCommit(q, e, kCmdTag);
+        e->state = Entry::State::kWaiting;
+        --q->handed;
+        ++q->waiting;
+      }
+      done.clear();
     }
   }
-  io_uring_queue_exit(&ring);  // cancels this entry's command, if any
+  io_uring_submit(ring);  // the last replies; their fetches end with the ring
 }
 
-void UringQueues::Handle(Thread* t) {
-  const uint64_t unique = t->header->ring_ent_in_out.commit_id;
-  t->serving.store(unique);
-  t->replied = false;
-  auto req = AssembleUringRequest(*t->header, t->payload, kRoom, max_payload_);
+void UringQueues::Dispatch(Queue* q, Entry* e) {
+  requests_.fetch_add(1, std::memory_order_relaxed);
+  ++q->handed;
+  const uint32_t entries = static_cast<uint32_t>(q->entries.size());
+  if (!q->grow_failed &&
+      UringQueueShouldGrow(entries, entries - q->waiting, options_.max_entries_per_queue)) {
+    Status s = AddEntry(q);
+    if (!s.ok()) {
+      q->grow_failed = true;
+      CLONEFS_LOG_WARN("fuse: cannot add an io_uring entry to queue %u (%s); it keeps %u", q->qid,
+                       s.ToString().c_str(), entries);
+    }
+  }
+  if (PrepDirect(q, e)) {
+    direct_.fetch_add(1, std::memory_order_relaxed);
+    e->state = Entry::State::kDirect;
+    return;
+  }
+  e->state = Entry::State::kWorker;
+  ToWorker(e);
+}
+
+bool UringQueues::PrepDirect(Queue* q, Entry* e) {
+  kabi::UringReqHeader* h = e->header;
+  const uint32_t opcode = kabi::Load<uint32_t>(h->in_out, offsetof(kabi::InHeader, opcode));
+  if (!planner_ || (opcode != kabi::kOpRead && opcode != kabi::kOpWrite)) return false;
+  IoRequest r;
+  r.write = opcode == kabi::kOpWrite;
+  r.nodeid = kabi::Load<uint64_t>(h->in_out, offsetof(kabi::InHeader, nodeid));
+  if (r.write) {
+    r.off = kabi::Load<uint64_t>(h->op_in, offsetof(kabi::WriteIn, offset));
+    r.size = kabi::Load<uint32_t>(h->op_in, offsetof(kabi::WriteIn, size));
+    r.flags = kabi::Load<uint32_t>(h->op_in, offsetof(kabi::WriteIn, flags));
+    // The data is all in the payload buffer, or this is no plain WRITE.
+    if (h->ring_ent_in_out.payload_sz != r.size) return false;
+  } else {
+    r.off = kabi::Load<uint64_t>(h->op_in, offsetof(kabi::ReadIn, offset));
+    r.size = kabi::Load<uint32_t>(h->op_in, offsetof(kabi::ReadIn, size));
+  }
+  DirectIo d;
+  if (!planner_(r, &d) || d.fd < 0 || d.len == 0 || d.len > r.size || d.len > max_payload_) {
+    return false;
+  }
+  std::memcpy(&e->saved_in, h->in_out, sizeof(e->saved_in));
+  e->direct_len = d.len;
+  if (r.write) {
+    struct io_uring_sqe* sqe = GetSqe(&q->ring);
+    io_uring_prep_write(sqe, d.fd, e->payload, d.len, d.off);
+    sqe->user_data = UserData(kWriteTag, e->index);
+    return true;
+  }
+  const uint64_t unique = h->ring_ent_in_out.commit_id;
+  const kabi::OutHeader out = {static_cast<uint32_t>(sizeof(kabi::OutHeader) + d.len), 0, unique};
+  std::memcpy(h->in_out, &out, sizeof(out));
+  h->ring_ent_in_out.payload_sz = d.len;
+  // Both in one go: the read must not be submitted without its link.
+  if (io_uring_sq_space_left(&q->ring) < 2) io_uring_submit(&q->ring);
+  struct io_uring_sqe* sqe = GetSqe(&q->ring);
+  io_uring_prep_read(sqe, d.fd, e->payload, d.len, d.off);
+  sqe->flags |= IOSQE_IO_LINK;
+  sqe->user_data = UserData(kReadTag, e->index);
+  PrepCommit(q, e, kLinkedTag);
+  return true;
+}
+
+void UringQueues::FinishWrite(Queue* q, Entry* e) {
+  kabi::UringReqHeader* h = e->header;
+  const kabi::WriteOut w = {e->direct_len, 0};
+  const kabi::OutHeader out = {static_cast<uint32_t>(sizeof(kabi::OutHeader) + sizeof(w)), 0,
+                               h->ring_ent_in_out.commit_id};
+  std::memcpy(h->in_out, &out, sizeof(out));
+  std::memcpy(e->payload, &w, sizeof(w));
+  h->ring_ent_in_out.payload_sz = sizeof(w);
+  PrepCommit(q, e, kCmdTag);
+}
+
+void UringQueues::RestoreRequest(Entry* e) {
+  std::memcpy(e->header->in_out, &e->saved_in, sizeof(e->saved_in));
+}
+
+void UringQueues::ToWorker(Entry* e) {
+  bool add = false;
+  {
+    std::lock_guard<std::mutex> l(work_mu_);
+    work_.push_back(e);
+    // Every request queued here has an idle worker to take it, or a new one.
+    if (work_.size() > idle_workers_ && !workers_failed_ &&
+        workers_.size() < options_.max_workers) {
+      pthread_t tid;
+      const int rc = pthread_create(&tid, nullptr, &UringQueues::WorkerMain, this);
+      if (rc == 0) {
+        workers_.push_back(tid);
+        add = true;
+      } else {
+        workers_failed_ = true;
+        CLONEFS_LOG_WARN("fuse: cannot start an io_uring worker (%s); the %zu running serve",
+                         strerror(rc), workers_.size());
+      }
+    }
+  }
+  if (!add) work_cv_.notify_one();
+}
+
+void* UringQueues::WorkerMain(void* arg) {
+  static_cast<UringQueues*>(arg)->WorkerLoop();
+  return nullptr;
+}
+
+void UringQueues::WorkerLoop() {
+  std::unique_lock<std::mutex> l(work_mu_);
+  while (true) {
+    if (work_.empty()) {
+      if (workers_stop_) return;
+      ++idle_workers_;
+      work_cv_.wait(l, [&] { return !work_.empty() || workers_stop_; });
+      --idle_workers_;
+      continue;
+    }
+    Entry* e = work_.back();
+    work_.pop_back();
+    l.unlock();
+    tl_entry = e;
+    Handle(e);
+    tl_entry = nullptr;
+    Queue* q = e->queue;
+    {
+      std::lock_guard<std::mutex> d(q->done_mu);
+      q->done.push_back(e);
+    }
+    const uint64_t one = 1;
+    (void)!::write(q->wake_fd, &one, sizeof(one));
+    l.lock();
+  }
+}
+
+void UringQueues::Handle(Entry* e) {
+  const uint64_t unique = e->header->ring_ent_in_out.commit_id;
+  e->serving.store(unique);
+  e->replied = false;
+  auto req = AssembleUringRequest(*e->header, e->payload, kRoom, max_payload_);
   if (req.ok()) {
-    handler_(*req, kabi::Load<uint32_t>(t->header->in_out, offsetof(kabi::InHeader, len)));
+    handler_(*req, kabi::Load<uint32_t>(e->header->in_out, offsetof(kabi::InHeader, len)));
   } else {
     CLONEFS_LOG_ERROR("fuse: %s; answering EIO", req.status().ToString().c_str());
   }
-  if (!t->replied) {
+  if (!e->replied) {
     // Every operation replies before returning; a request without a reply
     // would hold this entry forever, so it gets EIO.
     kabi::OutHeader out = {sizeof(kabi::OutHeader), -EIO, unique};
-    std::memcpy(t->header->in_out, &out, sizeof(out));
-    t->header->ring_ent_in_out.payload_sz = 0;
+    std::memcpy(e->header->in_out, &out, sizeof(out));
+    e->header->ring_ent_in_out.payload_sz = 0;
   }
-  t->serving.store(0);
-}
-
-void UringQueues::MaybeGrow(Queue* q) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (stopping_ || grow_failed_) return;
-  }
-  auto added = AddThread(q);
-  if (!added.ok() && !added.status().IsBusy()) {
-    std::lock_guard<std::mutex> l(mu_);
-    grow_failed_ = true;
-    CLONEFS_LOG_WARN("fuse: cannot add an io_uring thread (%s); the queues keep theirs",
-                     added.status().ToString().c_str());
-  }
+  e->serving.store(0);
 }
 
 char* UringQueues::ReplyBuffer(size_t len) {
-  Thread* t = tl_thread;
-  if (t == nullptr || t->serving.load(std::memory_order_relaxed) == 0 ||
-      len > t->owner->max_payload_) {
+  Entry* e = tl_entry;
+  if (e == nullptr || e->serving.load(std::memory_order_relaxed) == 0 ||
+      len > e->queue->owner->max_payload_) {
     return nullptr;
   }
-  return t->payload;
+  return e->payload;
 }
 
 bool UringQueues::Serving(uint64_t unique) const {
   if (unique == 0) return false;
   std::lock_guard<std::mutex> l(mu_);
-  for (const auto& t : threads_) {
-    if (t->serving.load() == unique) return true;
+  for (const auto& q : queues_) {
+    for (const auto& e : q->entries) {
+      if (e->serving.load() == unique) return true;
+    }
   }
   return false;
 }
 
 bool UringQueues::TryReply(const struct iovec* iov, int count, ssize_t* written) {
-  Thread* t = tl_thread;
-  if (t == nullptr || t->replied || count < 1 || iov[0].iov_len < sizeof(kabi::OutHeader)) {
+  Entry* e = tl_entry;
+  if (e == nullptr || e->replied || count < 1 || iov[0].iov_len < sizeof(kabi::OutHeader)) {
     return false;
   }
   const uint64_t unique = kabi::Load<uint64_t>(iov[0].iov_base, offsetof(kabi::OutHeader, unique));
-  if (unique == 0 || unique != t->serving.load(std::memory_order_relaxed)) return false;
-  auto n = StoreUringReply(iov, count, t->header, t->payload, max_payload_);
-  t->replied = n.ok();  // else the EIO fallback in Serve answers
+  if (unique == 0 || unique != e->serving.load(std::memory_order_relaxed)) return false;
+  auto n = StoreUringReply(iov, count, e->header, e->payload, max_payload_);
+  e->replied = n.ok();  // else Handle's EIO answers
   if (!n.ok()) {
     CLONEFS_LOG_ERROR("fuse: %s", n.status().ToString().c_str());
     errno = EINVAL;
@@ -380,7 +651,7 @@ bool UringQueues::TryReply(const struct iovec* iov, int count, ssize_t* written)
 bool UringQueues::RefuseRing() {
   // With the ring made in Create: the failure being handled may well be
   // that no further ring can be made.
-  PrepCmd(io_uring_get_sqe(spare_.get()), dev_fd_, kabi::kUringCmdRegister, 0, 0, nullptr);
+  PrepCmd(io_uring_get_sqe(spare_.get()), dev_fd_, kabi::kUringCmdRegister, 0, 0, nullptr, kCmdTag);
   struct io_uring_cqe* cqe = nullptr;
   bool refused = false;
   if (io_uring_submit_and_wait(spare_.get(), 1) >= 0 &&
@@ -393,33 +664,37 @@ bool UringQueues::RefuseRing() {
   return refused;
 }
 
-Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler) {
+Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler, IoPlanner planner) {
   dev_fd_ = dev_fd;
+  planner_ = std::move(planner);
   max_payload_ = (std::max<size_t>(max_payload, 8192) + kPage - 1) / kPage * kPage;
   handler_ = std::move(handler);
   Status failed;
-  std::vector<Thread*> started;
-  const uint32_t first = std::min<uint32_t>(1 + kUringSpareThreads, options_.max_threads_per_queue);
+  std::vector<Queue*> started;
   for (auto& q : queues_) {
-    for (uint32_t i = 0; i < first && failed.ok(); ++i) {
-      auto t = AddThread(q.get());
-      if (!t.ok()) {
-        failed = t.status().WithContext("queue " + std::to_string(q->qid));
-      } else {
-        started.push_back(*t);
-      }
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopping_) {
+      failed = Status::Busy("stopping");
+      break;
     }
-    if (!failed.ok()) break;
+    const int rc = pthread_create(&q->tid, nullptr, &UringQueues::QueueMain, q.get());
+    if (rc != 0) {
+      failed = Status::IoError("cannot start an io_uring thread", rc)
+                   .WithContext("queue " + std::to_string(q->qid));
+      break;
+    }
+    q->started = true;
+    started.push_back(q.get());
   }
   {
     std::unique_lock<std::mutex> l(mu_);
     registered_cv_.wait(l, [&] {
       return std::all_of(started.begin(), started.end(),
-                         [](Thread* t) { return t->registered_known; });
+                         [](Queue* q) { return q->registered_known; });
     });
-    for (Thread* t : started) {
-      if (failed.ok() && !t->registered.ok()) {
-        failed = t->registered.WithContext("queue " + std::to_string(t->queue->qid));
+    for (Queue* q : started) {
+      if (failed.ok() && !q->registered.ok()) {
+        failed = q->registered.WithContext("queue " + std::to_string(q->qid));
       }
     }
   }
@@ -452,24 +727,40 @@ void UringQueues::Stop() {
   {
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_) return;
-    stopping_ = true;  // threads_ is fixed from here on
+    stopping_ = true;  // no queue thread starts from here on
   }
   if (stop_fd_ >= 0) {
     const uint64_t one = 1;
     (void)!::write(stop_fd_, &one, sizeof(one));
   }
-  for (auto& t : threads_) pthread_join(t->tid, nullptr);
+  // The queue threads first: they wait for what the workers still run.
+  for (auto& q : queues_) {
+    if (q->started) pthread_join(q->tid, nullptr);
+  }
+  std::vector<pthread_t> workers;
+  {
+    std::lock_guard<std::mutex> l(work_mu_);
+    workers_stop_ = true;
+    workers = workers_;
+  }
+  work_cv_.notify_all();
+  for (pthread_t w : workers) pthread_join(w, nullptr);
   serving_.store(false);
 }
 
 std::string UringQueues::Describe() const {
-  std::lock_guard<std::mutex> l(mu_);
-  if (!failure_.empty()) return "/dev/fuse (io_uring registration failed: " + failure_ + ")";
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!failure_.empty()) return "/dev/fuse (io_uring registration failed: " + failure_ + ")";
+  }
   if (!serving_.load()) return "/dev/fuse (io_uring not started)";
-  uint32_t threads = 0;
-  for (auto& q : queues_) threads += q->threads.load();
-  return "io_uring (" + std::to_string(queues_.size()) + " queues, " + std::to_string(threads) +
-         " threads)";
+  size_t workers;
+  {
+    std::lock_guard<std::mutex> w(work_mu_);
+    workers = workers_.size();
+  }
+  return "io_uring (" + std::to_string(queues_.size()) + " queues, " +
+         std::to_string(entries_.load()) + " entries, " + std::to_string(workers) + " workers)";
 }
 
 Result<uint32_t> CpuCountFromList(const std::string& list) {

@@ -20,34 +20,52 @@
 // to be sure. Requests then keep flowing through /dev/fuse: never a hung
 // mount.
 //
-// THREADS: each queue is served by its own threads, each with its own small
-// io_uring and one registered entry (a header and a payload buffer). A
-// thread waits for a request, hands it to the handler as /dev/fuse would
-// have delivered it (fuse_in_header, op header and payload contiguous; a
-// WRITE's payload page aligned, as WorkerPool's), and commits the reply the
-// handler wrote through TryReply. The kernel gives a request to a queue by
-// the CPU its sender runs on, so one process with many requests in flight
-// (fio, QEMU) feeds a single queue: a queue starts with two threads and
-// adds one whenever a thread takes a request that leaves at most one of the
-// queue's threads waiting, up to Options::max_threads_per_queue. (The
-// kernel hands a request that found every entry busy to the next entry that
-// commits, never to one registered after it arrived: a queue must grow
-// before it runs out of waiting threads.)
+// THREADS: each queue has one thread, its own io_uring, and a set of
+// registered entries (a header and a payload buffer each). The thread waits
+// for completions and handles them in batches, so one wake-up serves every
+// request that arrived meanwhile: it never blocks on a request itself.
+//  - A READ the IoPlanner places in a file (for clonefs: a hydrated range
+//    of dest) is a DIRECT READ: the thread fills in the reply header and
+//    submits a read of the file straight into the entry's payload buffer,
+//    linked to the entry's COMMIT_AND_FETCH; the kernel commits the reply
+//    when the read completes. One that fails or comes back short cancels
+//    the linked commit: the request is put back and handled as below (which
+//    answers from scratch and reports the error).
+//  - A WRITE the IoPlanner places is a DIRECT WRITE: the thread writes the
+//    entry's payload buffer (where the kernel put the data) to the file,
+//    and on its completion writes the reply and commits. One that fails or
+//    comes back short is handled as below.
+//  - Any other request goes to a worker thread, which runs the handler on
+//    it as /dev/fuse would have delivered it (fuse_in_header, op header and
+//    payload contiguous; a WRITE's payload page aligned, as WorkerPool's),
+//    with the reply written into the entry through TryReply; the queue's
+//    thread then commits it (an eventfd wakes it). Workers are shared by
+//    all queues and added whenever a request finds none idle, so a slow
+//    request (a source read) never holds up another.
+// The kernel gives a request to a queue by the CPU its sender runs on, so
+// one process with many requests in flight (fio, QEMU) feeds a single
+// queue: a queue starts with kUringFirstEntries entries and registers one
+// more whenever a request leaves at most kUringSpareThreads of them
+// waiting, up to Options::max_threads_per_queue. (The kernel hands a
+// request that found every entry busy to the next entry that commits,
+// never to one registered after it arrived: a queue must grow before it
+// runs out of waiting entries.)
 //
 // THREAD SAFETY: Create, then Start once (from the thread that wrote the
 // INIT reply), then Stop once (any thread, after Start returned; also run by
 // the destructor). TryReply and Serving from any thread (TryReply acts only
-// on the calling thread's own request). Describe/requests from any thread.
-// LOCK ORDER: mu_ is a leaf; it is held while a thread is created, never
-// across a request or an io_uring wait.
+// on the request the calling worker is handling). Describe/requests from
+// any thread. LOCK ORDER: mu_, work_mu_ and each queue's done_mu are leaves;
+// none is held across a request or an io_uring wait.
 //
 // LIFECYCLE: Create (before the INIT reply) -> Start (after it) -> Stop ->
-// destroy. Stop wakes every thread (an eventfd each ring polls); a thread
-// in a request finishes it and commits the reply first. Call Stop before
-// the session's /dev/fuse descriptor is closed (the threads send commands
-// on it) and before the session is destroyed (they run its requests).
-// Unmounting also ends them: the kernel then fails every command with
-// ENOTCONN.
+// destroy. Stop wakes every queue thread (an eventfd each ring polls); a
+// queue's thread leaves once the requests it handed out are answered and
+// committed; the workers are joined after them. Call Stop before the
+// session's /dev/fuse descriptor is closed (the threads send commands on
+// it) and before the session is destroyed (workers run its requests), and
+// before the files the ReadPlanner names are closed. Unmounting also ends
+// the queue threads: the kernel then fails every command with ENOTCONN.
 #pragma once
 
 #include <sys/types.h>
@@ -88,33 +106,60 @@ Result<char*> AssembleUringRequest(const kabi::UringReqHeader& h, char* payload,
 Result<size_t> StoreUringReply(const struct iovec* iov, int count, kabi::UringReqHeader* h,
                                char* payload, size_t payload_cap);
 
-// Threads of a queue kept waiting beyond the busy ones (see THREADS).
-inline constexpr uint32_t kUringSpareThreads = 1;
-// Whether a queue with `threads` threads, `busy` of them (the caller
-// included) handling a request, adds one: when at most kUringSpareThreads
-// are left waiting and it has fewer than `max_threads`.
-bool UringQueueShouldGrow(uint32_t threads, uint32_t busy, uint32_t max_threads);
+// Entries a queue registers at first, and the ones it keeps waiting beyond
+// the busy ones (see THREADS).
+inline constexpr uint32_t kUringFirstEntries = 4;
+inline constexpr uint32_t kUringSpareEntries = 1;
+// Whether a queue with `entries` entries, `busy` of them (the caller's
+// included) with a request in hand (at a worker, or a direct read in
+// flight), registers one more: when at most kUringSpareEntries are left
+// waiting and it has fewer than `max_entries`.
+bool UringQueueShouldGrow(uint32_t entries, uint32_t busy, uint32_t max_entries);
 
 class UringQueues {
  public:
-  struct Thread;  // one serving thread (uring_queues.cc)
+  struct Entry;  // one registered entry (uring_queues.cc)
+  struct Queue;  // one queue: its thread, ring and entries (uring_queues.cc)
   struct Options {
     // The kernel's queue count: its possible CPUs. 0: read
     // /sys/devices/system/cpu/possible. Default: 0.
     uint32_t queues = 0;
-    // Most threads serving one queue. Default: 64.
-    uint32_t max_threads_per_queue = 64;
-    // Test hook: the threads of this queue fail before registering (as if
-    // their io_uring could not be created), after other queues registered
-    // (-1: none). Default: -1.
+    // Most entries one queue registers. Default: 64.
+    uint32_t max_entries_per_queue = 64;
+    // Most worker threads (for all queues). Default: 64.
+    uint32_t max_workers = 64;
+    // Test hook: this queue's thread fails before registering (as if its
+    // io_uring could not be created), after other queues registered (-1:
+    // none). Default: -1.
     int fail_queue = -1;
   };
   // Runs one request (`len` bytes at `req`, laid out as from /dev/fuse) on
-  // the calling thread; its reply must come back through TryReply before it
+  // the calling worker; its reply must come back through TryReply before it
   // returns (every clonefs operation replies before returning).
   using Handler = std::function<void(char* req, size_t len)>;
+  // A READ or WRITE as the kernel sent it: its node id, offset, size and
+  // (for a WRITE) the file's open flags.
+  struct IoRequest {
+    bool write = false;
+    uint64_t nodeid = 0;
+    uint64_t off = 0;
+    uint32_t size = 0;
+    uint32_t flags = 0;
+  };
+  // Where its bytes are or go (a DIRECT READ or WRITE, see THREADS): `len`
+  // bytes at `off` in `fd`, through a page-aligned buffer.
+  struct DirectIo {
+    int fd = -1;
+    uint64_t off = 0;
+    uint32_t len = 0;
+  };
+  // Called on a queue's thread for each READ and WRITE; must not block.
+  // Returns true with *out filled (0 < len <= size) when reading or writing
+  // those bytes is all the request needs (a WRITE is then answered with
+  // `len` bytes written); false hands the request to a worker.
+  using IoPlanner = std::function<bool(const IoRequest& r, DirectIo* out)>;
 
-  // Checks that io_uring works here by creating the first queue's ring.
+  // Checks that io_uring works here by creating a ring.
   // Errors: IoError with errno (ENOSYS: no io_uring; EPERM: disabled by
   // kernel.io_uring_disabled; ENOMEM), InvalidArgument for a bad Options.
   static Result<std::unique_ptr<UringQueues>> Create(const Options& options);
@@ -122,63 +167,75 @@ class UringQueues {
   UringQueues(const UringQueues&) = delete;
   UringQueues& operator=(const UringQueues&) = delete;
 
-  // Registers one entry per queue on `dev_fd` (the session's /dev/fuse
-  // descriptor), payload buffers of `max_payload` bytes (the INIT reply's
-  // larger of max_write and max_pages pages, at least 8 KiB), and serves.
-  // REQUIRES: the INIT reply was written; called once.
+  // Registers kUringFirstEntries entries per queue on `dev_fd` (the
+  // session's /dev/fuse descriptor), payload buffers of `max_payload` bytes
+  // (the INIT reply's larger of max_write and max_pages pages, at least
+  // 8 KiB), and serves, with `planner` (may be empty: no direct I/O) for
+  // READs and WRITEs. REQUIRES: the INIT reply was written; called once.
   // Errors: IoError if a queue could not be registered. The kernel has then
   // been told to keep using /dev/fuse (see NEGOTIATION; should even that
-  // fail, the log says requests may hang until unmount), and threads that
+  // fail, the log says requests may hang until unmount), and queues that
   // did register keep serving whatever reaches them.
-  Status Start(int dev_fd, size_t max_payload, Handler handler);
+  Status Start(int dev_fd, size_t max_payload, Handler handler, IoPlanner planner = {});
 
-  // If the calling thread is serving request `unique` (iov[0]'s
+  // If the calling thread is a worker handling request `unique` (iov[0]'s
   // fuse_out_header), stores the reply in its entry, sets *written to its
   // length (or -1 with errno EINVAL if it does not fit) and returns true;
   // the entry is committed when the handler returns. Otherwise false.
   bool TryReply(const struct iovec* iov, int count, ssize_t* written);
 
   // The payload buffer of the io_uring entry whose request the calling
-  // thread is serving, if it holds `len` bytes (page aligned): a READ's data
-  // read straight into it is not copied again by TryReply. nullptr on any
-  // other thread.
+  // worker is handling, if it holds `len` bytes (page aligned): a READ's
+  // data read straight into it is not copied again by TryReply. nullptr on
+  // any other thread.
   static char* ReplyBuffer(size_t len);
 
-  // Whether an io_uring thread is running request `unique` right now.
+  // Whether a worker is running request `unique` right now.
   bool Serving(uint64_t unique) const;
 
   // Wakes and joins every thread. Idempotent.
   void Stop();
 
-  // "io_uring (2 queues, 3 threads)" once Start succeeded, else
+  // "io_uring (2 queues, 9 entries, 3 workers)" once Start succeeded, else
   // "/dev/fuse (" and why not ")".
   std::string Describe() const;
   bool serving() const { return serving_.load(); }
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
+  // READs and WRITEs answered by direct I/O (a subset of requests()).
+  uint64_t direct_requests() const { return direct_.load(std::memory_order_relaxed); }
   uint32_t queues() const { return options_.queues; }
 
  private:
-  struct Queue {
-    uint32_t qid = 0;
-    std::atomic<uint32_t> threads{0};
-    std::atomic<uint32_t> busy{0};  // threads handling a request
-  };
-
   explicit UringQueues(const Options& options);
-  // Starts a thread for `q` (its buffers here; its ring and REGISTER in the
-  // thread, which Reports the outcome). REQUIRES: Start set dev_fd_ and
-  // handler_. Errors: Busy when stopping; IoError (mmap, pthread_create).
-  Result<Thread*> AddThread(Queue* q);
-  // Records a thread's registration outcome (for Start; a failure also
-  // stops growth).
-  void Report(Thread* t, Status s);
-  // Runs the request in t's entry and leaves its reply (or EIO) there.
-  void Handle(Thread* t);
-  // Adds a thread to `q` unless stopping or growth failed before.
-  void MaybeGrow(Queue* q);
-  static void* ThreadMain(void* arg);
-
-  void Serve(Thread* t);
+  static void* QueueMain(void* arg);
+  static void* WorkerMain(void* arg);
+  // Queue thread: makes the ring, registers the first entries, Reports the
+  // outcome, then Loop.
+  void Serve(Queue* q);
+  void Loop(Queue* q);
+  // Records a queue's registration outcome (for Start).
+  void Report(Queue* q, Status s);
+  // Maps a new entry's buffers and queues its REGISTER on q's ring. Errors:
+  // IoError (mmap).
+  Status AddEntry(Queue* q);
+  // A request arrived in e: counts it, grows the queue if due, and starts
+  // it (a direct read, or a worker).
+  void Dispatch(Queue* q, Entry* e);
+  // If e's request is a READ or WRITE the planner places, queues its direct
+  // I/O (and a READ's linked commit); returns whether it did. The in-header
+  // is kept in e for RestoreRequest.
+  bool PrepDirect(Queue* q, Entry* e);
+  // A direct WRITE of e completed: its reply, and the commit.
+  void FinishWrite(Queue* q, Entry* e);
+  static void RestoreRequest(Entry* e);
+  // Queues e's COMMIT_AND_FETCH (or REGISTER) on q's ring.
+  void PrepCommit(Queue* q, Entry* e, uint64_t tag);
+  void PrepRegister(Queue* q, Entry* e);
+  // Hands e to a worker (adding one if none is idle).
+  void ToWorker(Entry* e);
+  // Worker: runs the request in e and leaves its reply (or EIO) there.
+  void Handle(Entry* e);
+  void WorkerLoop();
   // Makes the kernel give up on io_uring for this connection (see
   // NEGOTIATION) with a REGISTER that must fail. Returns whether it did.
   bool RefuseRing();
@@ -188,19 +245,29 @@ class UringQueues {
   int dev_fd_ = -1;
   size_t max_payload_ = 0;
   Handler handler_;
+  IoPlanner planner_;
   int stop_fd_ = -1;  // eventfd: written by Stop, polled by every ring
   // A ring made by Create, for RefuseRing (used only by Start).
   std::unique_ptr<struct io_uring> spare_;
 
-  mutable std::mutex mu_;                         // leaf lock; never held across a request
-  std::condition_variable registered_cv_;         // a thread's registration is known
-  std::vector<std::unique_ptr<Thread>> threads_;  // GUARDED_BY(mu_); grow-only
-  bool stopping_ = false;                         // GUARDED_BY(mu_)
-  bool grow_failed_ = false;                      // GUARDED_BY(mu_)
-  std::string failure_;                           // GUARDED_BY(mu_)
+  mutable std::mutex mu_;                  // leaf lock; never held across a request
+  std::condition_variable registered_cv_;  // a queue's registration is known
+  bool stopping_ = false;                  // GUARDED_BY(mu_)
+  std::string failure_;                    // GUARDED_BY(mu_)
+
+  // Work for the workers: entries whose request they run.
+  mutable std::mutex work_mu_;       // leaf lock
+  std::condition_variable work_cv_;  // work arrived, or workers_stop_
+  std::vector<Entry*> work_;         // GUARDED_BY(work_mu_); a stack
+  std::vector<pthread_t> workers_;   // GUARDED_BY(work_mu_); grow-only
+  uint32_t idle_workers_ = 0;        // GUARDED_BY(work_mu_)
+  bool workers_stop_ = false;        // GUARDED_BY(work_mu_)
+  bool workers_failed_ = false;      // GUARDED_BY(work_mu_): one could not start
 
   std::atomic<bool> serving_{false};
   std::atomic<uint64_t> requests_{0};
+  std::atomic<uint64_t> direct_{0};
+  std::atomic<uint32_t> entries_{0};  // registered, in all queues (for Describe)
 };
 
 // The kernel's queue count for FUSE over io_uring: the number of possible
