@@ -49,6 +49,7 @@ fuse::DaemonHooks ServiceHooks() {
       r.write_requests = s.write_requests;
       r.transport = s.transport;
       r.uring_requests = s.uring_requests;
+      r.uring_direct = s.uring_direct;
       return r;
     };
     *started = {engine, info};

@@ -143,7 +143,8 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
                                   "counted anywhere in this status)");
       if (!f.transport.empty()) {
         Line(&out, "Transport:",
-             Printable(f.transport) + "  (" + U(f.uring_requests) + " requests through io_uring)");
+             Printable(f.transport) + "  (" + U(f.uring_requests) + " requests through io_uring, " +
+                 U(f.uring_direct) + " of them direct)");
       }
     }
   }

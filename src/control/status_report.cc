@@ -278,7 +278,8 @@ std::string ReportToJson(const StatusReport& r, int indent) {
                               {"read_requests", r.fuse.read_requests},
                               {"write_requests", r.fuse.write_requests},
                               {"transport", OptString(r.fuse.transport)},
-                              {"uring_requests", r.fuse.uring_requests}}
+                              {"uring_requests", r.fuse.uring_requests},
+                              {"uring_direct", r.fuse.uring_direct}}
                        : Null();
   j["metadata_space"] = {{"block_size", metadata::kMetadataBlockSize},
                          {"used_blocks", r.metadata_used_blocks},
@@ -564,6 +565,9 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
       if (Find(*o, "transport") != nullptr) r.fuse.transport = rd.OptStr(*o, "fuse.", "transport");
       if (Find(*o, "uring_requests") != nullptr) {
         r.fuse.uring_requests = rd.U64(*o, "fuse.", "uring_requests");
+      }
+      if (Find(*o, "uring_direct") != nullptr) {
+        r.fuse.uring_direct = rd.U64(*o, "fuse.", "uring_direct");
       }
     }
   }

@@ -80,10 +80,11 @@ struct FuseReport {
   uint64_t passthrough_opens = 0;  // of those, passed through to dest
   uint64_t read_requests = 0;      // READ requests the daemon served
   uint64_t write_requests = 0;     // WRITE requests the daemon served
-  // "io_uring (2 queues, 3 threads)" or "/dev/fuse (<why not io_uring>)";
-  // "" when unknown (older daemons).
+  // "io_uring (2 queues, 9 entries, 3 workers)" or "/dev/fuse (<why not
+  // io_uring>)"; "" when unknown (older daemons).
   std::string transport;
   uint64_t uring_requests = 0;  // requests that came through io_uring
+  uint64_t uring_direct = 0;    // of those, READs and WRITEs served by direct I/O
   bool operator==(const FuseReport&) const = default;
 };
 

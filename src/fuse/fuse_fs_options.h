@@ -61,10 +61,12 @@ struct FuseStats {
   uint64_t passthrough_opens = 0;  // of those, passed through to dest
   uint64_t read_requests = 0;      // READ requests the daemon served
   uint64_t write_requests = 0;     // WRITE requests the daemon served
-  // How requests reach the daemon: "io_uring (2 queues, 3 threads)", or
-  // "/dev/fuse (<why not io_uring>)" (FuseServer::Stats).
+  // How requests reach the daemon: "io_uring (2 queues, 9 entries, 3
+  // workers)", or "/dev/fuse (<why not io_uring>)" (FuseServer::Stats).
   std::string transport;
   uint64_t uring_requests = 0;  // requests that came through io_uring
+  uint64_t uring_direct = 0;    // of those, READs and WRITEs served by direct I/O
+  uint64_t uring_direct_retries = 0;  // direct ones that failed and went the usual way
 };
 
 // How the kernel hands requests to the daemon (--fuse-transport).
@@ -100,6 +102,8 @@ struct FuseServerOptions {
   // Test hook (UringQueues::Options::fail_queue): registration on this
   // io_uring queue fails. Default: -1 (none).
   int uring_fail_queue = -1;
+  // Test hook (UringQueues::Options::fail_direct_every). Default: 0 (none).
+  uint32_t uring_fail_direct_every = 0;
 };
 
 }  // namespace clonefs::fuse

@@ -115,6 +115,7 @@ std::unique_ptr<UringQueues> MakeUringQueues(const FuseServerOptions& options, s
   uo.max_entries_per_queue = options.max_threads;
   uo.max_workers = options.max_threads;
   uo.fail_queue = options.uring_fail_queue;
+  uo.fail_direct_every = options.uring_fail_direct_every;
   auto u = UringQueues::Create(uo);
   if (!u.ok()) {
     *off = "io_uring is unavailable: " + u.status().ToString();
@@ -294,6 +295,8 @@ FuseStats FuseServer::Stats() const {
   FuseStats s = fs_->Stats();
   s.transport = DescribeTransport();
   s.uring_requests = uring_ != nullptr ? uring_->requests() : 0;
+  s.uring_direct = uring_ != nullptr ? uring_->direct_requests() : 0;
+  s.uring_direct_retries = uring_ != nullptr ? uring_->direct_retries() : 0;
   return s;
 }
 

@@ -131,6 +131,7 @@ struct UringQueues::Entry {
   bool read_done = false;        // its direct read's completion is to be passed over
   bool cancel_seen = false;      // its direct read's cancelled command came back first
   kabi::InHeader saved_in = {};  // the request's in-header, for RestoreRequest
+  uint32_t saved_payload_sz = 0;  // and its payload's size
   uint32_t direct_len = 0;
   ~Entry() {
     if (map != nullptr) ::munmap(map, map_len);
@@ -369,6 +370,7 @@ void UringQueues::Loop(Queue* q) {
             e->link_broken = true;
           }
           RestoreRequest(e);
+          direct_retries_.fetch_add(1, std::memory_order_relaxed);
           e->state = Entry::State::kWorker;
           ToWorker(e);
         }
@@ -381,6 +383,7 @@ void UringQueues::Loop(Queue* q) {
           --q->handed;
           ++q->waiting;
         } else {
+          direct_retries_.fetch_add(1, std::memory_order_relaxed);
           e->state = Entry::State::kWorker;  // answered from scratch there
           ToWorker(e);
         }
@@ -497,7 +500,12 @@ bool UringQueues::PrepDirect(Queue* q, Entry* e) {
   if (!planner_(r, &d) || d.fd < 0 || d.len == 0 || d.len > r.size || d.len > max_payload_) {
     return false;
   }
+  if (options_.fail_direct_every != 0 &&
+      (direct_.load(std::memory_order_relaxed) + 1) % options_.fail_direct_every == 0) {
+    d.fd = -1;  // the test hook
+  }
   std::memcpy(&e->saved_in, h->in_out, sizeof(e->saved_in));
+  e->saved_payload_sz = h->ring_ent_in_out.payload_sz;
   e->direct_len = d.len;
   if (r.write) {
     struct io_uring_sqe* sqe = GetSqe(&q->ring);
@@ -532,6 +540,7 @@ void UringQueues::FinishWrite(Queue* q, Entry* e) {
 
 void UringQueues::RestoreRequest(Entry* e) {
   std::memcpy(e->header->in_out, &e->saved_in, sizeof(e->saved_in));
+  e->header->ring_ent_in_out.payload_sz = e->saved_payload_sz;
 }
 
 void UringQueues::ToWorker(Entry* e) {

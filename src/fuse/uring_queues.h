@@ -132,6 +132,9 @@ class UringQueues {
     // io_uring could not be created), after other queues registered (-1:
     // none). Default: -1.
     int fail_queue = -1;
+    // Test hook: every Nth direct read or write goes to descriptor -1 (and
+    // so fails, as a failing disk's would). 0: none. Default: 0.
+    uint32_t fail_direct_every = 0;
   };
   // Runs one request (`len` bytes at `req`, laid out as from /dev/fuse) on
   // the calling worker; its reply must come back through TryReply before it
@@ -203,6 +206,9 @@ class UringQueues {
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   // READs and WRITEs answered by direct I/O (a subset of requests()).
   uint64_t direct_requests() const { return direct_.load(std::memory_order_relaxed); }
+  // Direct READs and WRITEs that failed or came back short and were handed
+  // to a worker.
+  uint64_t direct_retries() const { return direct_retries_.load(std::memory_order_relaxed); }
   uint32_t queues() const { return options_.queues; }
 
  private:
@@ -267,6 +273,7 @@ class UringQueues {
   std::atomic<bool> serving_{false};
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> direct_{0};
+  std::atomic<uint64_t> direct_retries_{0};
   std::atomic<uint32_t> entries_{0};  // registered, in all queues (for Describe)
 };
 

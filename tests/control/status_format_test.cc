@@ -154,8 +154,9 @@ TEST(StatusJsonTest, FuseLayerIsReported) {
   r.fuse.passthrough_opens = 3;
   r.fuse.read_requests = 1234;
   r.fuse.write_requests = 56;
-  r.fuse.transport = "io_uring (2 queues, 5 threads)";
+  r.fuse.transport = "io_uring (2 queues, 9 entries, 3 workers)";
   r.fuse.uring_requests = 1200;
+  r.fuse.uring_direct = 900;
   doc = ParseJson(ReportToJson(r));
   EXPECT_EQ(doc.at("passthrough").get<std::string>(), "active");
   const Json& f = doc.at("fuse");
@@ -164,8 +165,9 @@ TEST(StatusJsonTest, FuseLayerIsReported) {
   EXPECT_EQ(f.at("passthrough_opens").get<uint64_t>(), 3u);
   EXPECT_EQ(f.at("read_requests").get<uint64_t>(), 1234u);
   EXPECT_EQ(f.at("write_requests").get<uint64_t>(), 56u);
-  EXPECT_EQ(f.at("transport").get<std::string>(), "io_uring (2 queues, 5 threads)");
+  EXPECT_EQ(f.at("transport").get<std::string>(), "io_uring (2 queues, 9 entries, 3 workers)");
   EXPECT_EQ(f.at("uring_requests").get<uint64_t>(), 1200u);
+  EXPECT_EQ(f.at("uring_direct").get<uint64_t>(), 900u);
   Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->fuse, r.fuse);
@@ -174,12 +176,14 @@ TEST(StatusJsonTest, FuseLayerIsReported) {
   EXPECT_NE(h.find("Requests:     1234 reads, 56 writes served by the daemon"), std::string::npos)
       << h;
   EXPECT_NE(
-      h.find("Transport:    io_uring (2 queues, 5 threads)  (1200 requests through io_uring)"),
+      h.find("Transport:    io_uring (2 queues, 9 entries, 3 workers)  (1200 requests through "
+             "io_uring, 900 of them direct)"),
       std::string::npos)
       << h;
   StatusReport unknown = r;  // a daemon that does not say: null, and no line
   unknown.fuse.transport.clear();
   unknown.fuse.uring_requests = 0;
+  unknown.fuse.uring_direct = 0;
   EXPECT_TRUE(ParseJson(ReportToJson(unknown)).at("fuse").at("transport").is_null());
   EXPECT_EQ(FormatHuman(unknown).find("Transport:"), std::string::npos);
   back = ReportFromJsonText(ReportToJson(unknown, 0));
@@ -971,7 +975,8 @@ constexpr char kGoldenLive[] = R"json({
     "read_requests": 81234,
     "write_requests": 5120,
     "transport": "/dev/fuse (--fuse-transport dev)",
-    "uring_requests": 0
+    "uring_requests": 0,
+    "uring_direct": 0
   },
   "metadata_space": {
     "block_size": 4096,
@@ -986,7 +991,7 @@ constexpr char kGoldenLive[] = R"json({
 }
 )json";
 constexpr char kGoldenLiveCompact[] =
-    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
+    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
 )json";
 constexpr char kGoldenOffline[] = R"json({
   "schema_version": 2,

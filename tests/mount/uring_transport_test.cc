@@ -2,7 +2,8 @@
 // mounted in-process over the test-only PassthroughEngine, serving a
 // reference model and concurrent direct I/O through io_uring; a
 // registration failing part-way, which must leave a working /dev/fuse mount
-// (never a hung one); and --fuse-transport dev. The rest of the mount tier
+// (never a hung one); direct reads and writes (of a file the engine names),
+// also when they fail; and --fuse-transport dev. The rest of the mount tier
 // runs on both transports (tests/run.sh).
 //
 // Needs a kernel with FUSE over io_uring (Linux 6.14+): the test turns its
@@ -52,6 +53,45 @@ class EnableUring {
   const std::string before_;
 };
 
+// PassthroughEngine's image in a file, offering direct I/O on it
+// (Engine::DirectReadFd/DirectWriteFd) everywhere but in its first MiB,
+// which stays the engine's. Counts what reached Read and Write.
+class FileEngine : public PassthroughEngine {
+ public:
+  static constexpr uint64_t kEngineOnly = 1 << 20;
+  FileEngine(uint64_t size, const std::string& path) : PassthroughEngine(size) {
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    EXPECT_GE(fd_, 0);
+    EXPECT_EQ(ftruncate(fd_, static_cast<off_t>(size)), 0);
+  }
+  ~FileEngine() override { close(fd_); }
+  Status Read(uint64_t off, void* buf, size_t len) override {
+    reads.fetch_add(1);
+    const ssize_t n = pread(fd_, buf, len, static_cast<off_t>(off));
+    return n == static_cast<ssize_t>(len) ? Status::OK() : Status::IoError("pread", errno);
+  }
+  Status Write(uint64_t off, const void* buf, size_t len, bool) override {
+    writes.fetch_add(1);
+    const ssize_t n = pwrite(fd_, buf, len, static_cast<off_t>(off));
+    return n == static_cast<ssize_t>(len) ? Status::OK() : Status::IoError("pwrite", errno);
+  }
+  int DirectReadFd(uint64_t off, size_t len) override {
+    if (off < kEngineOnly || off + len > image_size()) return -1;
+    direct.fetch_add(1);
+    return fd_;
+  }
+  int DirectWriteFd(uint64_t off, size_t len) override { return DirectReadFd(off, len); }
+  std::vector<uint8_t> Contents() const {
+    std::vector<uint8_t> v(image_size());
+    EXPECT_EQ(pread(fd_, v.data(), v.size(), 0), static_cast<ssize_t>(v.size()));
+    return v;
+  }
+  std::atomic<uint64_t> reads{0}, writes{0}, direct{0};
+
+ private:
+  int fd_ = -1;
+};
+
 class UringTransportTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -66,9 +106,11 @@ class UringTransportTest : public ::testing::Test {
     ASSERT_EQ(mkdir(mnt_.c_str(), 0755), 0);
     file_ = mnt_ + "/image.raw";
   }
-  void Mount(FuseTransportMode mode, int fail_queue = -1) {
-    engine_ = std::make_unique<PassthroughEngine>(kImageSize);
+  void Mount(FuseTransportMode mode, int fail_queue = -1,
+             std::unique_ptr<PassthroughEngine> engine = nullptr, uint32_t fail_direct_every = 0) {
+    engine_ = engine ? std::move(engine) : std::make_unique<PassthroughEngine>(kImageSize);
     FuseServerOptions o;
+    o.uring_fail_direct_every = fail_direct_every;
     o.mountpoint = mnt_;
     o.fsname = "clonefs-test";
     o.fs.file_name = "image.raw";
@@ -89,6 +131,7 @@ class UringTransportTest : public ::testing::Test {
   }
   // Runs `command` in a child with a deadline: a request the kernel holds
   // forever shows as a timeout here instead of a hung test.
+  void DirectIoRound(uint32_t fail_every);
   static int Bounded(const std::string& command) {
     return system(("timeout -s KILL 30 " + command).c_str());
   }
@@ -188,6 +231,101 @@ TEST_F(UringTransportTest, ARegistrationFailingPartWayLeavesAWorkingDevFuseMount
       << st.transport;
   EXPECT_EQ(st.uring_requests, 0u);
   EXPECT_GE(st.write_requests, 16u);
+}
+
+// Reads and writes of a range the engine hands out go straight to its file
+// from the queue's thread (a read linked to its commit, a write then its
+// reply); the others reach the engine; every one matches a model, with
+// buffered, O_DIRECT and concurrent I/O. With `fail_every`, that many
+// direct ones in each fail (fd -1, as a failing disk's) and are answered
+// through the engine instead.
+void UringTransportTest::DirectIoRound(uint32_t fail_every) {
+  auto engine = std::make_unique<FileEngine>(kImageSize, dir_ / "image.file");
+  FileEngine* fe = engine.get();
+  Mount(FuseTransportMode::kUring, -1, std::move(engine), fail_every);
+  ASSERT_EQ(Bounded("cat " + file_ + " > /dev/null"), 0);
+  const uint32_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  std::vector<uint8_t> model(kImageSize, 0);
+  int fd = open(file_.c_str(), O_RDWR);
+  int dfd = open(file_.c_str(), O_RDWR | O_DIRECT);
+  ASSERT_GE(fd, 0);
+  ASSERT_GE(dfd, 0);
+  void* abuf = nullptr;
+  ASSERT_EQ(posix_memalign(&abuf, 4096, 1 << 20), 0);
+  for (int i = 0; i < 600; ++i) {
+    const bool direct = rng() % 2;
+    uint64_t len = direct ? 4096 * (1 + rng() % 64) : 1 + rng() % 100000;
+    uint64_t off = direct ? 4096 * (rng() % (kImageSize / 4096)) : rng() % kImageSize;
+    if (rng() % 4 == 0) off = rng() % (2 * FileEngine::kEngineOnly);  // across the border
+    if (direct) off -= off % 4096;
+    len = std::min(len, kImageSize - off);
+    if (direct && len % 4096 != 0) continue;
+    std::vector<uint8_t> buf(len);
+    uint8_t* p = direct ? static_cast<uint8_t*>(abuf) : buf.data();
+    if (rng() % 2) {
+      for (uint64_t k = 0; k < len; ++k) p[k] = static_cast<uint8_t>(rng());
+      ASSERT_EQ(pwrite(direct ? dfd : fd, p, len, off), static_cast<ssize_t>(len))
+          << strerror(errno);
+      std::copy(p, p + len, model.begin() + off);
+    } else {
+      ASSERT_EQ(pread(direct ? dfd : fd, p, len, off), static_cast<ssize_t>(len))
+          << strerror(errno);
+      ASSERT_TRUE(std::equal(p, p + len, model.begin() + off)) << len << " at " << off;
+    }
+  }
+  free(abuf);
+  close(fd);
+  close(dfd);
+  // 4 KiB direct reads and writes from 8 threads at once: many entries of
+  // one queue with direct I/O in flight together.
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      int tfd = open(file_.c_str(), O_RDWR | O_DIRECT);
+      void* b = nullptr;
+      if (tfd < 0 || posix_memalign(&b, 4096, 4096) != 0) return (void)++failures;
+      const off_t base = static_cast<off_t>(FileEngine::kEngineOnly) + t * (1 << 20);
+      for (int k = 0; k < 200; ++k) {
+        memset(b, 0x10 + t + k % 7, 4096);
+        const off_t at = base + (k % 64) * 4096;
+        if (pwrite(tfd, b, 4096, at) != 4096) ++failures;
+        if (pread(tfd, b, 4096, at) != 4096 ||
+            static_cast<uint8_t*>(b)[4095] != static_cast<uint8_t>(0x10 + t + k % 7)) {
+          ++failures;
+        }
+      }
+      free(b);
+      close(tfd);
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  for (int t = 0; t < 8; ++t) {
+    for (int k = 136; k < 200; ++k) {  // each block's last write
+      const uint64_t at = FileEngine::kEngineOnly + t * (1 << 20) + (k % 64) * 4096;
+      std::fill(model.begin() + at, model.begin() + at + 4096, 0x10 + t + k % 7);
+    }
+  }
+  EXPECT_TRUE(fe->Contents() == model) << "the file holds what was written";
+  const FuseStats st = server_->Stats();
+  EXPECT_GT(st.uring_direct, 1000u) << "direct I/O served most of it";
+  EXPECT_LE(st.uring_direct, fe->direct.load());
+  EXPECT_GT(fe->reads.load() + fe->writes.load(), 0u) << "the engine's first MiB went to it";
+  if (fail_every == 0) {
+    EXPECT_EQ(st.uring_direct_retries, 0u);
+  } else {
+    EXPECT_GE(st.uring_direct_retries, st.uring_direct / fail_every - 1);
+    EXPECT_GT(st.uring_direct_retries, 0u) << "and the failures were answered by the engine";
+  }
+}
+
+TEST_F(UringTransportTest, DirectReadsAndWritesMatchAModel) { DirectIoRound(0); }
+
+TEST_F(UringTransportTest, DirectReadsAndWritesThatFailAreAnsweredThroughTheEngine) {
+  DirectIoRound(3);
 }
 
 TEST_F(UringTransportTest, DevKeepsToDevFuseWhereIoUringIsOn) {
