@@ -130,6 +130,99 @@ TEST_F(RoutingTest, WritesToHydratedRegionsAreDirect) {
   EXPECT_EQ(ReadBack(0, kRegion), a);
 }
 
+// A dest that offers descriptor kFd for direct I/O of whole 4 KiB blocks
+// (as an O_DIRECT PosixDevice does), over the rig's dest.
+class FdDest final : public Device {
+ public:
+  static constexpr int kFd = 99;
+  explicit FdDest(std::shared_ptr<Device> d) : d_(std::move(d)) {}
+  uint64_t Size() const override { return d_->Size(); }
+  bool ReadOnly() const override { return d_->ReadOnly(); }
+  const std::string& Name() const override { return d_->Name(); }
+  Status Read(uint64_t off, void* buf, size_t len) override { return d_->Read(off, buf, len); }
+  Status Write(uint64_t off, const void* buf, size_t len) override {
+    return d_->Write(off, buf, len);
+  }
+  Status Flush() override { return d_->Flush(); }
+  Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
+    return d_->Zero(off, len, mode);
+  }
+  Result<uint64_t> NextData(uint64_t off) override { return d_->NextData(off); }
+  Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
+  int DirectReadFd(uint64_t off, size_t len) const override {
+    return off % 4096 == 0 && len % 4096 == 0 && off + len <= Size() ? kFd : -1;
+  }
+  int DirectWriteFd(uint64_t off, size_t len) const override { return DirectReadFd(off, len); }
+
+ private:
+  std::shared_ptr<Device> d_;
+};
+
+// What a transport may read or write in dest itself (Engine::DirectReadFd /
+// DirectWriteFd): only hydrated ranges dest can serve; writes only in
+// read-write mode, with dest healthy and no kill hook.
+TEST_F(RoutingTest, DirectIoIsOfferedOnlyForHydratedRangesDestCanServe) {
+  auto md = metadata::Metadata::Open(rig_->MdOptions());
+  ASSERT_OK(md.status());
+  auto opened = Engine::Open(test::Share(rig_->source), std::make_unique<FdDest>(rig_->dest),
+                             std::move(*md), Quiet());
+  ASSERT_OK(opened.status());
+  rig_->engine = std::move(*opened);
+  ASSERT_OK(e()->Start());
+  constexpr int kFd = FdDest::kFd;
+  EXPECT_EQ(e()->DirectReadFd(0, 4096), -1) << "unhydrated: the source's";
+  EXPECT_EQ(e()->DirectWriteFd(0, 4096), -1) << "unhydrated: a write may need a copy";
+  auto a = Pattern(2 * kRegion, 3);
+  ASSERT_OK(e()->Write(kRegion, a.data(), a.size(), false));  // regions 1 and 2
+  EXPECT_EQ(e()->DirectReadFd(kRegion, 2 * kRegion), kFd);
+  EXPECT_EQ(e()->DirectWriteFd(kRegion + 4096, 8192), kFd);
+  EXPECT_EQ(e()->DirectReadFd(kRegion + 4096, 100), -1) << "dest cannot serve it";
+  EXPECT_EQ(e()->DirectReadFd(kRegion, 3 * kRegion), -1) << "region 3 is not hydrated";
+  EXPECT_EQ(e()->DirectReadFd(0, 2 * kRegion), -1) << "neither is region 0";
+  EXPECT_EQ(e()->DirectReadFd(kImage, 4096), -1) << "outside the image";
+  EXPECT_EQ(e()->DirectReadFd(kRegion, 0), -1);
+  {
+    test::KillHookGuard hook([](std::string_view) { return false; });
+    EXPECT_EQ(e()->DirectWriteFd(kRegion, 4096), -1) << "kill points are on the engine's path";
+    EXPECT_EQ(e()->DirectReadFd(kRegion, 4096), kFd);
+  }
+  EXPECT_EQ(e()->DirectWriteFd(kRegion, 4096), kFd);
+  ASSERT_OK(e()->Fsync());
+  // A failed commit: read-only mode keeps reads, not writes.
+  rig_->fs->SetFailWrites(true);
+  auto b = Pattern(kRegion, 4);
+  ASSERT_OK(e()->Write(4 * kRegion, b.data(), b.size(), false));
+  EXPECT_FALSE(e()->Fsync().ok());
+  rig_->fs->SetFailWrites(false);
+  ASSERT_EQ(e()->mode(), EngineMode::kReadOnly);
+  EXPECT_EQ(e()->DirectReadFd(kRegion, 4096), kFd);
+  EXPECT_EQ(e()->DirectWriteFd(kRegion, 4096), -1) << "read-only mode";
+  EXPECT_EQ(e()->DirectReadFd(4 * kRegion, 4096), -1) << "rolled back: unhydrated again";
+}
+
+// With dest in a bad condition, writes go the engine's way (which reports
+// a recovery), reads still may go direct.
+TEST_F(RoutingTest, NoDirectWritesWhileDestIsUnhealthy) {
+  auto md = metadata::Metadata::Open(rig_->MdOptions());
+  ASSERT_OK(md.status());
+  auto opened = Engine::Open(test::Share(rig_->source), std::make_unique<FdDest>(rig_->dest),
+                             std::move(*md), Quiet());
+  ASSERT_OK(opened.status());
+  rig_->engine = std::move(*opened);
+  ASSERT_OK(e()->Start());
+  auto a = Pattern(kRegion, 5);
+  ASSERT_OK(e()->Write(0, a.data(), a.size(), false));
+  ASSERT_EQ(e()->DirectWriteFd(0, 4096), FdDest::kFd);
+  FaultRule r;
+  r.op = DeviceOp::kWrite;
+  r.error = Status::IoError("no space", ENOSPC);
+  r.count = 1;
+  rig_->dest->AddRule(r);
+  EXPECT_FALSE(e()->Write(0, a.data(), 4096, false).ok());
+  EXPECT_EQ(e()->DirectWriteFd(0, 4096), -1) << "dest is full";
+  EXPECT_EQ(e()->DirectReadFd(0, 4096), FdDest::kFd);
+}
+
 TEST_F(RoutingTest, PunchOfWholeRegionZeroesWithoutReadingTheSource) {
   Open();
   ASSERT_OK(e()->Zero(2 * kRegion, 3 * kRegion, /*punch=*/true));
