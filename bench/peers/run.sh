@@ -289,7 +289,9 @@ pt_run() {
   if [ "$sys" = direct ]; then fio_run direct "$CF_HYD" "$job" passthrough "$r"; return; fi
   local opt=--passthrough
   [ "$sys" = fuse ] && opt=--no-passthrough
-  cf_mount "$SRC" "$CF_HYD" "$mnt" "$opt"
+  # The transport section stores --fuse-transport with this clone: back to
+  # the default here.
+  cf_mount "$SRC" "$CF_HYD" "$mnt" "$opt" --fuse-transport auto
   local st0 st1 pt
   st0=$(cf_status "$mnt") || st0='{}'
   pt=$(json_get passthrough <<<"$st0")
