@@ -27,7 +27,11 @@ constexpr uint64_t kLinkedTag = 4;  // the COMMIT_AND_FETCH linked to it
 constexpr uint64_t kWakeTag = 5;    // the poll on the queue's wake_fd
 constexpr uint64_t kWriteTag = 6;   // an entry's direct write
 // A queue's ring: room for every entry's read and command, and the polls.
-constexpr unsigned kRingEntries = 256;
+unsigned RingSize(uint32_t max_entries) {
+  unsigned n = 8;
+  while (n < 2 * max_entries + 8 && n < 32768) n *= 2;
+  return n;
+}
 // Room before the payload for the rebuilt request's headers: the header
 // buffer sits at the start of the same page.
 constexpr size_t kRoom = kPage - sizeof(kabi::UringReqHeader);
@@ -127,9 +131,7 @@ struct UringQueues::Entry {
   bool replied = false;  // the worker's
   enum class State { kWaiting, kWorker, kDirect, kDead } state = State::kWaiting;
   bool registering = false;      // its command is a REGISTER
-  bool link_broken = false;      // a failed direct read's cancelled commit is still to come
   bool read_done = false;        // its direct read's completion is to be passed over
-  bool cancel_seen = false;      // its direct read's cancelled command came back first
   kabi::InHeader saved_in = {};  // the request's in-header, for RestoreRequest
   uint32_t saved_payload_sz = 0;  // and its payload's size
   uint32_t direct_len = 0;
@@ -149,6 +151,8 @@ struct UringQueues::Queue {
   std::vector<std::unique_ptr<Entry>> entries;  // GUARDED_BY(owner->mu_) for writes
   uint32_t waiting = 0;                         // entries waiting for a request; the queue thread's
   uint32_t handed = 0;       // entries at a worker or in a direct read; the queue thread's
+  uint32_t dead = 0;         // entries let go (unmounted, or never registered); the queue thread's
+  bool stopping = false;     // Stop asked; the queue thread's
   bool grow_failed = false;  // the queue thread's
   // Entries whose worker finished: the worker pushes, the thread commits.
   int wake_fd = -1;  // eventfd; written after a push, polled by the ring
@@ -223,10 +227,13 @@ void UringQueues::Report(Queue* q, Status s) {
   }
 }
 
+// An SQE of `ring`. The ring has room for two operations per entry and the
+// polls (RingSize), so it is full only in the middle of a long pass: what is
+// there is handed to the kernel then.
 static struct io_uring_sqe* GetSqe(struct io_uring* ring) {
   struct io_uring_sqe* sqe = io_uring_get_sqe(ring);
-  while (sqe == nullptr) {  // full: hand what is there to the kernel
-    io_uring_submit(ring);
+  while (sqe == nullptr) {
+    if (io_uring_submit(ring) <= 0) usleep(100);  // busy (EAGAIN, EINTR): again shortly
     sqe = io_uring_get_sqe(ring);
   }
   return sqe;
@@ -274,7 +281,7 @@ void UringQueues::Serve(Queue* q) {
     // kernel, which then knows nothing of the failure.
     return Report(q, Status::IoError("cannot create an io_uring (test hook)", ENOMEM));
   }
-  auto made = NewRing(kRingEntries);
+  auto made = NewRing(RingSize(options_.max_entries_per_queue));
   if (!made.ok()) return Report(q, made.status());
   q->ring = *made;
   struct io_uring* ring = &q->ring;
@@ -316,17 +323,17 @@ void UringQueues::Loop(Queue* q) {
       CLONEFS_LOG_WARN("fuse: io_uring %s on queue %u failed (%s); retrying", what, q->qid,
                        strerror(err));
     }
-    usleep(std::min(1000 * (1 << std::min(failures, 10)), 1'000'000));
+    // The whole queue waits meanwhile: at most 100 ms.
+    usleep(std::min(1000 * (1 << std::min(failures, 10)), 100'000));
   };
   bool stop = false;  // Stop asked (its poll completes once)
-  uint32_t dead = 0;  // entries the kernel has let go (unmounted)
   std::vector<Entry*> done;
   // The queue's thread leaves once Stop asked, or the connection is gone,
   // and nothing it handed out is still to be committed: once the kernel
   // uses the queues, a queue without its thread would hold its CPU's
   // requests forever.
   while (true) {
-    if ((stop || dead == q->entries.size()) && q->handed == 0) break;
+    if ((stop || q->dead == q->entries.size()) && q->handed == 0) break;
     const int rc = io_uring_submit_and_wait(ring, 1);
     if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY && rc != -ETIME) {
       back_off("wait", -rc);
@@ -340,6 +347,7 @@ void UringQueues::Loop(Queue* q) {
       const uint64_t tag = cqe->user_data & ((1u << kTagBits) - 1);
       if (tag == kStopTag) {
         stop = true;
+        q->stopping = true;  // no more entries
         continue;
       }
       if (tag == kWakeTag) {
@@ -362,13 +370,9 @@ void UringQueues::Loop(Queue* q) {
           --q->handed;
           ++q->waiting;
         } else {
-          // Failed or short: the linked commit never ran. The request goes
-          // to a worker, which answers it from scratch.
-          if (e->cancel_seen) {
-            e->cancel_seen = false;
-          } else {
-            e->link_broken = true;
-          }
+          // Failed or short: the linked commit never ran (it comes back
+          // cancelled, before or after this). The request goes to a worker,
+          // which answers it from scratch.
           RestoreRequest(e);
           direct_retries_.fetch_add(1, std::memory_order_relaxed);
           e->state = Entry::State::kWorker;
@@ -389,15 +393,10 @@ void UringQueues::Loop(Queue* q) {
         }
         continue;
       }
-      if (tag == kLinkedTag && res == -ECANCELED &&
-          (e->link_broken || e->state == Entry::State::kDirect)) {
-        // The linked command of a read that failed: passed over (the read's
-        // own completion, before or after it, hands the request on).
-        if (e->link_broken) {
-          e->link_broken = false;
-        } else {
-          e->cancel_seen = true;
-        }
+      if (tag == kLinkedTag && res == -ECANCELED) {
+        // The linked command of a read that failed (io_uring cancels only
+        // those, and everything at the ring's exit): passed over; the read's
+        // own completion, before or after it, hands the request on.
         continue;
       }
       if (tag == kLinkedTag && e->state == Entry::State::kDirect) {
@@ -413,7 +412,7 @@ void UringQueues::Loop(Queue* q) {
       --q->waiting;
       if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED) {
         e->state = Entry::State::kDead;  // unmounted
-        ++dead;
+        ++q->dead;
         continue;
       }
       if (res < 0 && e->registering) {
@@ -422,7 +421,7 @@ void UringQueues::Loop(Queue* q) {
                          strerror(-res));
         q->grow_failed = true;
         e->state = Entry::State::kDead;
-        ++dead;
+        ++q->dead;
         continue;
       }
       if (res < 0) {
@@ -461,8 +460,9 @@ void UringQueues::Dispatch(Queue* q, Entry* e) {
   requests_.fetch_add(1, std::memory_order_relaxed);
   ++q->handed;
   const uint32_t entries = static_cast<uint32_t>(q->entries.size());
-  if (!q->grow_failed &&
-      UringQueueShouldGrow(entries, entries - q->waiting, options_.max_entries_per_queue)) {
+  if (!q->grow_failed && !q->stopping &&
+      UringQueueShouldGrow(entries - q->dead, entries - q->dead - q->waiting,
+                           options_.max_entries_per_queue)) {
     Status s = AddEntry(q);
     if (!s.ok()) {
       q->grow_failed = true;
@@ -518,7 +518,9 @@ bool UringQueues::PrepDirect(Queue* q, Entry* e) {
   std::memcpy(h->in_out, &out, sizeof(out));
   h->ring_ent_in_out.payload_sz = d.len;
   // Both in one go: the read must not be submitted without its link.
-  if (io_uring_sq_space_left(&q->ring) < 2) io_uring_submit(&q->ring);
+  while (io_uring_sq_space_left(&q->ring) < 2) {
+    if (io_uring_submit(&q->ring) <= 0) usleep(100);
+  }
   struct io_uring_sqe* sqe = GetSqe(&q->ring);
   io_uring_prep_read(sqe, d.fd, e->payload, d.len, d.off);
   sqe->flags |= IOSQE_IO_LINK;
@@ -544,26 +546,35 @@ void UringQueues::RestoreRequest(Entry* e) {
 }
 
 void UringQueues::ToWorker(Entry* e) {
+  // From here the request is running as far as interrupts go (Serving).
+  e->serving.store(e->header->ring_ent_in_out.commit_id);
   bool add = false;
   {
     std::lock_guard<std::mutex> l(work_mu_);
     work_.push_back(e);
     // Every request queued here has an idle worker to take it, or a new one.
-    if (work_.size() > idle_workers_ && !workers_failed_ &&
-        workers_.size() < options_.max_workers) {
-      pthread_t tid;
-      const int rc = pthread_create(&tid, nullptr, &UringQueues::WorkerMain, this);
-      if (rc == 0) {
-        workers_.push_back(tid);
-        add = true;
-      } else {
-        workers_failed_ = true;
-        CLONEFS_LOG_WARN("fuse: cannot start an io_uring worker (%s); the %zu running serve",
-                         strerror(rc), workers_.size());
-      }
+    // Start made the first, so a failure leaves the queued ones to those
+    // running.
+    if (work_.size() > idle_workers_ && workers_.size() < options_.max_workers) {
+      add = AddWorker().ok();
     }
   }
   if (!add) work_cv_.notify_one();
+}
+
+Status UringQueues::AddWorker() {
+  pthread_t tid;
+  const int rc = pthread_create(&tid, nullptr, &UringQueues::WorkerMain, this);
+  if (rc != 0) {
+    if (!worker_warned_) {
+      worker_warned_ = true;
+      CLONEFS_LOG_WARN("fuse: cannot start an io_uring worker (%s); the %zu running serve",
+                       strerror(rc), workers_.size());
+    }
+    return Status::IoError("cannot start an io_uring worker", rc);
+  }
+  workers_.push_back(tid);
+  return Status::OK();
 }
 
 void* UringQueues::WorkerMain(void* arg) {
@@ -581,8 +592,8 @@ void UringQueues::WorkerLoop() {
       --idle_workers_;
       continue;
     }
-    Entry* e = work_.back();
-    work_.pop_back();
+    Entry* e = work_.front();
+    work_.pop_front();
     l.unlock();
     tl_entry = e;
     Handle(e);
@@ -679,8 +690,13 @@ Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler, IoPla
   max_payload_ = (std::max<size_t>(max_payload, 8192) + kPage - 1) / kPage * kPage;
   handler_ = std::move(handler);
   Status failed;
+  {
+    std::lock_guard<std::mutex> l(work_mu_);
+    failed = AddWorker();  // one from the start: a queued request always has one
+  }
   std::vector<Queue*> started;
   for (auto& q : queues_) {
+    if (!failed.ok()) break;
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_) {
       failed = Status::Busy("stopping");

@@ -75,6 +75,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -239,6 +240,8 @@ class UringQueues {
   void PrepRegister(Queue* q, Entry* e);
   // Hands e to a worker (adding one if none is idle).
   void ToWorker(Entry* e);
+  // Starts a worker. REQUIRES: work_mu_ held. Errors: IoError.
+  Status AddWorker();
   // Worker: runs the request in e and leaves its reply (or EIO) there.
   void Handle(Entry* e);
   void WorkerLoop();
@@ -264,11 +267,11 @@ class UringQueues {
   // Work for the workers: entries whose request they run.
   mutable std::mutex work_mu_;       // leaf lock
   std::condition_variable work_cv_;  // work arrived, or workers_stop_
-  std::vector<Entry*> work_;         // GUARDED_BY(work_mu_); a stack
+  std::deque<Entry*> work_;          // GUARDED_BY(work_mu_); oldest first
   std::vector<pthread_t> workers_;   // GUARDED_BY(work_mu_); grow-only
   uint32_t idle_workers_ = 0;        // GUARDED_BY(work_mu_)
   bool workers_stop_ = false;        // GUARDED_BY(work_mu_)
-  bool workers_failed_ = false;      // GUARDED_BY(work_mu_): one could not start
+  bool worker_warned_ = false;       // GUARDED_BY(work_mu_): one could not start
 
   std::atomic<bool> serving_{false};
   std::atomic<uint64_t> requests_{0};
