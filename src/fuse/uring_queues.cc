@@ -64,6 +64,10 @@ void PrepCmd(struct io_uring_sqe* sqe, int dev_fd, uint32_t op, uint16_t qid, ui
 
 }  // namespace
 
+uint32_t UringThreadsPerQueue(uint32_t queues) {
+  return std::clamp<uint32_t>(kUringMinThreads / std::max<uint32_t>(queues, 1), 1, 4);
+}
+
 bool UringQueueShouldGrow(uint32_t entries, uint32_t busy, uint32_t max_entries) {
   return entries < max_entries && entries <= busy + kUringSpareEntries;
 }
@@ -184,7 +188,8 @@ Result<std::unique_ptr<UringQueues>> UringQueues::Create(const Options& options)
     if (!n.ok()) return n.status();
     o.queues = *n;
   }
-  if (o.queues > 65536 || o.max_entries_per_queue == 0 || o.max_workers == 0) {
+  if (o.queues > 65536 || o.threads_per_queue > 64 || o.max_entries_per_queue == 0 ||
+      o.max_workers == 0) {
     return Status::InvalidArgument("bad io_uring queue options");
   }
   auto spare = NewRing(4);
@@ -193,10 +198,11 @@ Result<std::unique_ptr<UringQueues>> UringQueues::Create(const Options& options)
   u->spare_ = std::make_unique<struct io_uring>(*spare);
   u->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->stop_fd_ < 0) return Status::IoError("cannot create an eventfd", errno);
-  for (uint32_t i = 0; i < o.queues; ++i) {
+  if (o.threads_per_queue == 0) o.threads_per_queue = UringThreadsPerQueue(o.queues);
+  for (uint32_t i = 0; i < o.queues * o.threads_per_queue; ++i) {
     auto q = std::make_unique<Queue>();
     q->owner = u.get();
-    q->qid = i;
+    q->qid = i / o.threads_per_queue;
     q->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (q->wake_fd < 0) return Status::IoError("cannot create an eventfd", errno);
     u->queues_.push_back(std::move(q));
@@ -784,8 +790,9 @@ std::string UringQueues::Describe() const {
     std::lock_guard<std::mutex> w(work_mu_);
     workers = workers_.size();
   }
-  return "io_uring (" + std::to_string(queues_.size()) + " queues, " +
-         std::to_string(entries_.load()) + " entries, " + std::to_string(workers) + " workers)";
+  return "io_uring (" + std::to_string(options_.queues) + " queues, " +
+         std::to_string(queues_.size()) + " threads, " + std::to_string(entries_.load()) +
+         " entries, " + std::to_string(workers) + " workers)";
 }
 
 Result<uint32_t> CpuCountFromList(const std::string& list) {

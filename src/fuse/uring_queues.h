@@ -20,10 +20,14 @@
 // to be sure. Requests then keep flowing through /dev/fuse: never a hung
 // mount.
 //
-// THREADS: each queue has one thread, its own io_uring, and a set of
-// registered entries (a header and a payload buffer each). The thread waits
-// for completions and handles them in batches, so one wake-up serves every
-// request that arrived meanwhile: it never blocks on a request itself.
+// THREADS: each queue is served by a few threads (Options::
+// threads_per_queue; by default enough for 8 in all, 1 to 4 per queue),
+// each with its own io_uring and set of registered entries (a header and a
+// payload buffer each). A thread waits for completions and handles them in
+// batches, so one wake-up serves every request that arrived meanwhile: it
+// never blocks on a request itself. (The kernel copies a request's payload
+// in and a reply's out in the thread that owns the entry: with one thread
+// per queue, 1 MiB requests from one process were copied one at a time.)
 //  - A READ the IoPlanner places in a file (for clonefs: a hydrated range
 //    of dest) is a DIRECT READ: the thread fills in the reply header and
 //    submits a read of the file straight into the entry's payload buffer,
@@ -44,9 +48,9 @@
 //    request (a source read) never holds up another.
 // The kernel gives a request to a queue by the CPU its sender runs on, so
 // one process with many requests in flight (fio, QEMU) feeds a single
-// queue: a queue starts with kUringFirstEntries entries and registers one
-// more whenever a request leaves at most kUringSpareThreads of them
-// waiting, up to Options::max_threads_per_queue. (The kernel hands a
+// queue: each of its threads starts with kUringFirstEntries entries and
+// registers one more whenever a request leaves at most kUringSpareEntries
+// of its own waiting, up to Options::max_entries_per_queue. (The kernel hands a
 // request that found every entry busy to the next entry that commits,
 // never to one registered after it arrived: a queue must grow before it
 // runs out of waiting entries.)
@@ -116,6 +120,10 @@ inline constexpr uint32_t kUringSpareEntries = 1;
 // flight), registers one more: when at most kUringSpareEntries are left
 // waiting and it has fewer than `max_entries`.
 bool UringQueueShouldGrow(uint32_t entries, uint32_t busy, uint32_t max_entries);
+// Threads per queue by default: enough for kUringMinThreads in all, 1 to 4
+// per queue (see THREADS).
+inline constexpr uint32_t kUringMinThreads = 8;
+uint32_t UringThreadsPerQueue(uint32_t queues);
 
 class UringQueues {
  public:
@@ -125,7 +133,10 @@ class UringQueues {
     // The kernel's queue count: its possible CPUs. 0: read
     // /sys/devices/system/cpu/possible. Default: 0.
     uint32_t queues = 0;
-    // Most entries one queue registers. Default: 64.
+    // Threads (each with its ring and entries) serving one queue. 0:
+    // UringThreadsPerQueue(queues). Default: 0.
+    uint32_t threads_per_queue = 0;
+    // Most entries one queue's thread registers. Default: 64.
     uint32_t max_entries_per_queue = 64;
     // Most worker threads (for all queues). Default: 64.
     uint32_t max_workers = 64;
@@ -200,7 +211,8 @@ class UringQueues {
   // Wakes and joins every thread. Idempotent.
   void Stop();
 
-  // "io_uring (2 queues, 9 entries, 3 workers)" once Start succeeded, else
+  // "io_uring (2 queues, 8 threads, 40 entries, 3 workers)" once Start
+  // succeeded, else
   // "/dev/fuse (" and why not ")".
   std::string Describe() const;
   bool serving() const { return serving_.load(); }

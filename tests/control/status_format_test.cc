@@ -154,7 +154,7 @@ TEST(StatusJsonTest, FuseLayerIsReported) {
   r.fuse.passthrough_opens = 3;
   r.fuse.read_requests = 1234;
   r.fuse.write_requests = 56;
-  r.fuse.transport = "io_uring (2 queues, 9 entries, 3 workers)";
+  r.fuse.transport = "io_uring (2 queues, 8 threads, 40 entries, 3 workers)";
   r.fuse.uring_requests = 1200;
   r.fuse.uring_direct = 900;
   doc = ParseJson(ReportToJson(r));
@@ -165,7 +165,8 @@ TEST(StatusJsonTest, FuseLayerIsReported) {
   EXPECT_EQ(f.at("passthrough_opens").get<uint64_t>(), 3u);
   EXPECT_EQ(f.at("read_requests").get<uint64_t>(), 1234u);
   EXPECT_EQ(f.at("write_requests").get<uint64_t>(), 56u);
-  EXPECT_EQ(f.at("transport").get<std::string>(), "io_uring (2 queues, 9 entries, 3 workers)");
+  EXPECT_EQ(f.at("transport").get<std::string>(),
+            "io_uring (2 queues, 8 threads, 40 entries, 3 workers)");
   EXPECT_EQ(f.at("uring_requests").get<uint64_t>(), 1200u);
   EXPECT_EQ(f.at("uring_direct").get<uint64_t>(), 900u);
   Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
@@ -175,10 +176,10 @@ TEST(StatusJsonTest, FuseLayerIsReported) {
   EXPECT_NE(h.find("Passthrough:  active  (3 of 5 opens passed through)"), std::string::npos) << h;
   EXPECT_NE(h.find("Requests:     1234 reads, 56 writes served by the daemon"), std::string::npos)
       << h;
-  EXPECT_NE(
-      h.find("Transport:    io_uring (2 queues, 9 entries, 3 workers)  (1200 requests through "
-             "io_uring, 900 of them direct)"),
-      std::string::npos)
+  EXPECT_NE(h.find("Transport:    io_uring (2 queues, 8 threads, 40 entries, 3 workers)  (1200 "
+                   "requests through "
+                   "io_uring, 900 of them direct)"),
+            std::string::npos)
       << h;
   StatusReport unknown = r;  // a daemon that does not say: null, and no line
   unknown.fuse.transport.clear();

@@ -130,16 +130,26 @@ TEST(UringReply, AnErrorReplyHasNoPayloadAndAnOversizedOneIsRefusedUntouched) {
   EXPECT_FALSE(StoreUringReply(&short_header, 1, f.header, f.payload, Entry::kCap).ok());
 }
 
-TEST(UringQueueGrowth, AQueueGrowsWhileOneThreadIsStillWaiting) {
+TEST(UringQueueGrowth, AQueueGrowsWhileOneEntryIsStillWaiting) {
   // A request that finds every entry busy waits for the next commit, never
   // for an entry registered after it: growth must come before the last
-  // waiting thread is taken.
+  // waiting entry is taken.
   EXPECT_TRUE(UringQueueShouldGrow(2, 1, 64)) << "one of two busy: one waiting left";
   EXPECT_TRUE(UringQueueShouldGrow(2, 2, 64));
   EXPECT_FALSE(UringQueueShouldGrow(3, 1, 64)) << "two still waiting";
   EXPECT_TRUE(UringQueueShouldGrow(3, 2, 64));
   EXPECT_FALSE(UringQueueShouldGrow(64, 64, 64)) << "at the limit";
   EXPECT_FALSE(UringQueueShouldGrow(1, 1, 1));
+}
+
+TEST(UringQueueGrowth, ThreadsPerQueueMakeAtLeastEightInAllUpToFourPerQueue) {
+  EXPECT_EQ(UringThreadsPerQueue(1), 4u);
+  EXPECT_EQ(UringThreadsPerQueue(2), 4u);
+  EXPECT_EQ(UringThreadsPerQueue(3), 2u);
+  EXPECT_EQ(UringThreadsPerQueue(4), 2u);
+  EXPECT_EQ(UringThreadsPerQueue(8), 1u);
+  EXPECT_EQ(UringThreadsPerQueue(256), 1u);
+  EXPECT_EQ(UringThreadsPerQueue(0), 4u);
 }
 
 TEST(UringKernel, CpuListsAsTheKernelPrintsThem) {
