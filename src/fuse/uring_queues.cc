@@ -136,7 +136,7 @@ struct UringQueues::Entry {
   enum class State { kWaiting, kWorker, kDirect, kDead } state = State::kWaiting;
   bool registering = false;      // its command is a REGISTER
   bool read_done = false;        // its direct read's completion is to be passed over
-  kabi::InHeader saved_in = {};  // the request's in-header, for RestoreRequest
+  kabi::InHeader saved_in = {};  // the request's in-header, for Retry
   uint32_t saved_payload_sz = 0;  // and its payload's size
   uint32_t direct_len = 0;
   ~Entry() {
@@ -371,31 +371,20 @@ void UringQueues::Loop(Queue* q) {
         if (e->read_done) {  // its linked command's completion came first
           e->read_done = false;
         } else if (res == static_cast<int>(e->direct_len)) {
-          // Its linked commit runs now: the entry waits for a request again.
-          e->state = Entry::State::kWaiting;
-          --q->handed;
-          ++q->waiting;
+          Rearmed(q, e);  // its linked commit runs now
         } else {
           // Failed or short: the linked commit never ran (it comes back
-          // cancelled, before or after this). The request goes to a worker,
-          // which answers it from scratch.
-          RestoreRequest(e);
-          direct_retries_.fetch_add(1, std::memory_order_relaxed);
-          e->state = Entry::State::kWorker;
-          ToWorker(e);
+          // cancelled, before or after this).
+          Retry(e);
         }
         continue;
       }
       if (tag == kWriteTag) {
         if (res == static_cast<int>(e->direct_len)) {
           FinishWrite(q, e);
-          e->state = Entry::State::kWaiting;
-          --q->handed;
-          ++q->waiting;
+          Rearmed(q, e);
         } else {
-          direct_retries_.fetch_add(1, std::memory_order_relaxed);
-          e->state = Entry::State::kWorker;  // answered from scratch there
-          ToWorker(e);
+          Retry(e);
         }
         continue;
       }
@@ -409,9 +398,7 @@ void UringQueues::Loop(Queue* q) {
         // The linked command ran, so the read succeeded; its completion is
         // still to come (and is then passed over).
         e->read_done = true;
-        e->state = Entry::State::kWaiting;
-        --q->handed;
-        ++q->waiting;
+        Rearmed(q, e);
       }
       // An entry's command completed: a request, or an error.
       if (e->state != Entry::State::kWaiting) continue;  // not ours to take
@@ -452,9 +439,7 @@ void UringQueues::Loop(Queue* q) {
       }
       for (Entry* e : done) {
         PrepCommit(q, e, kCmdTag);
-        e->state = Entry::State::kWaiting;
-        --q->handed;
-        ++q->waiting;
+        Rearmed(q, e);
       }
       done.clear();
     }
@@ -481,7 +466,6 @@ void UringQueues::Dispatch(Queue* q, Entry* e) {
     e->state = Entry::State::kDirect;
     return;
   }
-  e->state = Entry::State::kWorker;
   ToWorker(e);
 }
 
@@ -546,12 +530,22 @@ void UringQueues::FinishWrite(Queue* q, Entry* e) {
   PrepCommit(q, e, kCmdTag);
 }
 
-void UringQueues::RestoreRequest(Entry* e) {
+void UringQueues::Retry(Entry* e) {
+  // A WRITE's header was left as it came; a READ's holds its reply.
   std::memcpy(e->header->in_out, &e->saved_in, sizeof(e->saved_in));
   e->header->ring_ent_in_out.payload_sz = e->saved_payload_sz;
+  direct_retries_.fetch_add(1, std::memory_order_relaxed);
+  ToWorker(e);
+}
+
+void UringQueues::Rearmed(Queue* q, Entry* e) {
+  e->state = Entry::State::kWaiting;
+  --q->handed;
+  ++q->waiting;
 }
 
 void UringQueues::ToWorker(Entry* e) {
+  e->state = Entry::State::kWorker;
   // From here the request is running as far as interrupts go (Serving).
   e->serving.store(e->header->ring_ent_in_out.commit_id);
   bool add = false;

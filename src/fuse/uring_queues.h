@@ -242,15 +242,21 @@ class UringQueues {
   void Dispatch(Queue* q, Entry* e);
   // If e's request is a READ or WRITE the planner places, queues its direct
   // I/O (and a READ's linked commit); returns whether it did. The in-header
-  // is kept in e for RestoreRequest.
+  // is kept in e for Retry.
   bool PrepDirect(Queue* q, Entry* e);
   // A direct WRITE of e completed: its reply, and the commit.
   void FinishWrite(Queue* q, Entry* e);
-  static void RestoreRequest(Entry* e);
+  // A direct READ or WRITE of e failed or came back short: puts the request
+  // back as it arrived and hands it to a worker, which answers it from
+  // scratch.
+  void Retry(Entry* e);
+  // e's command is in the kernel again, waiting for a request (its direct
+  // I/O or its worker is done).
+  static void Rearmed(Queue* q, Entry* e);
   // Queues e's COMMIT_AND_FETCH (or REGISTER) on q's ring.
   void PrepCommit(Queue* q, Entry* e, uint64_t tag);
   void PrepRegister(Queue* q, Entry* e);
-  // Hands e to a worker (adding one if none is idle).
+  // Hands e to a worker (adding one if none is idle). Queue thread only.
   void ToWorker(Entry* e);
   // Starts a worker. REQUIRES: work_mu_ held. Errors: IoError.
   Status AddWorker();

@@ -132,43 +132,32 @@ TEST_F(RoutingTest, WritesToHydratedRegionsAreDirect) {
 
 // A dest that offers descriptor kFd for direct I/O of whole 4 KiB blocks
 // (as an O_DIRECT PosixDevice does), over the rig's dest.
-class FdDest final : public Device {
+class FdDest final : public test::SharedDevice {
  public:
   static constexpr int kFd = 99;
-  explicit FdDest(std::shared_ptr<Device> d) : d_(std::move(d)) {}
-  uint64_t Size() const override { return d_->Size(); }
-  bool ReadOnly() const override { return d_->ReadOnly(); }
-  const std::string& Name() const override { return d_->Name(); }
-  Status Read(uint64_t off, void* buf, size_t len) override { return d_->Read(off, buf, len); }
-  Status Write(uint64_t off, const void* buf, size_t len) override {
-    return d_->Write(off, buf, len);
-  }
-  Status Flush() override { return d_->Flush(); }
-  Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
-    return d_->Zero(off, len, mode);
-  }
-  Result<uint64_t> NextData(uint64_t off) override { return d_->NextData(off); }
-  Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
+  using SharedDevice::SharedDevice;
   int DirectReadFd(uint64_t off, size_t len) const override {
     return off % 4096 == 0 && len % 4096 == 0 && off + len <= Size() ? kFd : -1;
   }
   int DirectWriteFd(uint64_t off, size_t len) const override { return DirectReadFd(off, len); }
-
- private:
-  std::shared_ptr<Device> d_;
 };
+
+// The rig's engine, started, with its dest behind an FdDest.
+void OpenOverFdDest(test::Rig* rig) {
+  auto md = metadata::Metadata::Open(rig->MdOptions());
+  ASSERT_OK(md.status());
+  auto opened = Engine::Open(test::Share(rig->source), std::make_unique<FdDest>(rig->dest),
+                             std::move(*md), Quiet());
+  ASSERT_OK(opened.status());
+  rig->engine = std::move(*opened);
+  ASSERT_OK(rig->engine->Start());
+}
 
 // What a transport may read or write in dest itself (Engine::DirectReadFd /
 // DirectWriteFd): only hydrated ranges dest can serve; writes only in
 // read-write mode, with dest healthy and no kill hook.
 TEST_F(RoutingTest, DirectIoIsOfferedOnlyForHydratedRangesDestCanServe) {
-  auto md = metadata::Metadata::Open(rig_->MdOptions());
-  ASSERT_OK(md.status());
-  auto opened = Engine::Open(test::Share(rig_->source), std::make_unique<FdDest>(rig_->dest),
-                             std::move(*md), Quiet());
-  ASSERT_OK(opened.status());
-  rig_->engine = std::move(*opened);
-  ASSERT_OK(e()->Start());
+  ASSERT_NO_FATAL_FAILURE(OpenOverFdDest(rig_.get()));
   constexpr int kFd = FdDest::kFd;
   EXPECT_EQ(e()->DirectReadFd(0, 4096), -1) << "unhydrated: the source's";
   EXPECT_EQ(e()->DirectWriteFd(0, 4096), -1) << "unhydrated: a write may need a copy";
@@ -203,13 +192,7 @@ TEST_F(RoutingTest, DirectIoIsOfferedOnlyForHydratedRangesDestCanServe) {
 // With dest in a bad condition, writes go the engine's way (which reports
 // a recovery), reads still may go direct.
 TEST_F(RoutingTest, NoDirectWritesWhileDestIsUnhealthy) {
-  auto md = metadata::Metadata::Open(rig_->MdOptions());
-  ASSERT_OK(md.status());
-  auto opened = Engine::Open(test::Share(rig_->source), std::make_unique<FdDest>(rig_->dest),
-                             std::move(*md), Quiet());
-  ASSERT_OK(opened.status());
-  rig_->engine = std::move(*opened);
-  ASSERT_OK(e()->Start());
+  ASSERT_NO_FATAL_FAILURE(OpenOverFdDest(rig_.get()));
   auto a = Pattern(kRegion, 5);
   ASSERT_OK(e()->Write(0, a.data(), a.size(), false));
   ASSERT_EQ(e()->DirectWriteFd(0, 4096), FdDest::kFd);

@@ -111,7 +111,7 @@ class KillHookGuard {
 
 // Forwards every call to a shared device, so that a test keeps the device
 // (a FaultDevice it will crash) alive after the engine that owned it is gone.
-class SharedDevice final : public Device {
+class SharedDevice : public Device {
  public:
   explicit SharedDevice(std::shared_ptr<Device> d) : d_(std::move(d)) {}
   uint64_t Size() const override { return d_->Size(); }

@@ -61,16 +61,8 @@ TEST_F(CloneIoTest, ReadsAndWritesMatchAModelWhileTheCopierRuns) {
     std::vector<uint8_t> buf(len);
     uint8_t* p = direct ? abuf.get() : buf.data();
     if (direct && len % 4096 != 0) continue;  // the last partial block
-    if (rng() % 3 == 0) {
-      for (uint64_t k = 0; k < len; ++k) p[k] = static_cast<uint8_t>(rng());
-      ASSERT_EQ(pwrite(direct ? dfd : fd, p, len, off), static_cast<ssize_t>(len))
-          << strerror(errno);
-      std::copy(p, p + len, model.begin() + off);
-    } else {
-      ASSERT_EQ(pread(direct ? dfd : fd, p, len, off), static_cast<ssize_t>(len))
-          << strerror(errno);
-      ASSERT_TRUE(std::equal(p, p + len, model.begin() + off)) << "read " << len << " at " << off;
-    }
+    const bool write = rng() % 3 == 0;
+    ASSERT_NO_FATAL_FAILURE(ModelIo(direct ? dfd : fd, write, p, len, off, rng, &model));
     if (i % 100 == 99) {
       ASSERT_EQ(fsync(fd), 0);
     }

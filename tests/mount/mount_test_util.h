@@ -8,9 +8,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <random>
 #include <string>
+#include <vector>
 
 namespace clonefs::testing {
 
@@ -56,5 +61,24 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// One step of a reference-model test on `fd`: with `write`, fills p[0, len)
+// from `rng`, writes it at `off` and copies it into `model`; otherwise reads
+// [off, off+len) into p and checks it against `model`. Fatal failures; call
+// it under ASSERT_NO_FATAL_FAILURE.
+inline void ModelIo(int fd, bool write, uint8_t* p, uint64_t len, uint64_t off,
+                    std::mt19937_64& rng, std::vector<uint8_t>* model) {
+  if (write) {
+    for (uint64_t k = 0; k < len; ++k) p[k] = static_cast<uint8_t>(rng());
+    ASSERT_EQ(pwrite(fd, p, len, static_cast<off_t>(off)), static_cast<ssize_t>(len))
+        << strerror(errno);
+    std::copy(p, p + len, model->begin() + static_cast<ptrdiff_t>(off));
+  } else {
+    ASSERT_EQ(pread(fd, p, len, static_cast<off_t>(off)), static_cast<ssize_t>(len))
+        << strerror(errno);
+    ASSERT_TRUE(std::equal(p, p + len, model->begin() + static_cast<ptrdiff_t>(off)))
+        << "read " << len << " at " << off;
+  }
+}
 
 }  // namespace clonefs::testing

@@ -127,16 +127,8 @@ TEST_F(PassthroughMountTest, OpensAfterCompletionAreServedByTheKernelFromDest) {
       off = rng() % (kSize - len);
     }
     uint8_t* p = direct ? abuf.get() : buf.data();
-    if (rng() % 2) {
-      for (uint64_t k = 0; k < len; ++k) p[k] = static_cast<uint8_t>(rng());
-      ASSERT_EQ(pwrite(direct ? dfd : fd, p, len, off), static_cast<ssize_t>(len))
-          << strerror(errno);
-      std::copy(p, p + len, model.begin() + off);
-    } else {
-      ASSERT_EQ(pread(direct ? dfd : fd, p, len, off), static_cast<ssize_t>(len))
-          << strerror(errno);
-      ASSERT_TRUE(std::equal(p, p + len, model.begin() + off)) << "read " << len << " at " << off;
-    }
+    const bool write = rng() % 2;
+    ASSERT_NO_FATAL_FAILURE(ModelIo(direct ? dfd : fd, write, p, len, off, rng, &model));
   }
   ASSERT_EQ(fsync(fd), 0) << strerror(errno);
   st = Status(c_.mnt);

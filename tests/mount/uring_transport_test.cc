@@ -264,16 +264,9 @@ void UringTransportTest::DirectIoRound(uint32_t fail_every) {
     if (direct && len % 4096 != 0) continue;
     std::vector<uint8_t> buf(len);
     uint8_t* p = direct ? static_cast<uint8_t*>(abuf) : buf.data();
-    if (rng() % 2) {
-      for (uint64_t k = 0; k < len; ++k) p[k] = static_cast<uint8_t>(rng());
-      ASSERT_EQ(pwrite(direct ? dfd : fd, p, len, off), static_cast<ssize_t>(len))
-          << strerror(errno);
-      std::copy(p, p + len, model.begin() + off);
-    } else {
-      ASSERT_EQ(pread(direct ? dfd : fd, p, len, off), static_cast<ssize_t>(len))
-          << strerror(errno);
-      ASSERT_TRUE(std::equal(p, p + len, model.begin() + off)) << len << " at " << off;
-    }
+    const bool write = rng() % 2;
+    ASSERT_NO_FATAL_FAILURE(
+        clonefs::testing::ModelIo(direct ? dfd : fd, write, p, len, off, rng, &model));
   }
   free(abuf);
   close(fd);
