@@ -491,7 +491,7 @@ bool UringQueues::PrepDirect(Queue* q, Entry* e) {
     return false;
   }
   if (options_.fail_direct_every != 0 &&
-      (direct_.load(std::memory_order_relaxed) + 1) % options_.fail_direct_every == 0) {
+      (fail_count_.fetch_add(1, std::memory_order_relaxed) + 1) % options_.fail_direct_every == 0) {
     d.fd = -1;  // the test hook
   }
   std::memcpy(&e->saved_in, h->in_out, sizeof(e->saved_in));

@@ -295,6 +295,7 @@ class UringQueues {
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> direct_{0};
   std::atomic<uint64_t> direct_retries_{0};
+  std::atomic<uint64_t> fail_count_{0};  // direct I/O placed, for fail_direct_every
   std::atomic<uint32_t> entries_{0};  // registered, in all queues (for Describe)
 };
 
