@@ -104,6 +104,13 @@ struct FuseServerOptions {
   int uring_fail_queue = -1;
   // Test hook (UringQueues::Options::fail_direct_every). Default: 0 (none).
   uint32_t uring_fail_direct_every = 0;
+  // Test hooks (UringQueues::Options::fail_thread, fail_register_after).
+  // Default: -1 and 0 (none).
+  int uring_fail_thread = -1;
+  uint32_t uring_fail_register_after = 0;
+  // Threads serving each io_uring queue (UringQueues::Options::
+  // threads_per_queue). Default: 0 (UringThreadsPerQueue).
+  uint32_t uring_threads_per_queue = 0;
 };
 
 }  // namespace clonefs::fuse

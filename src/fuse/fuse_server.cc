@@ -115,6 +115,9 @@ std::unique_ptr<UringQueues> MakeUringQueues(const FuseServerOptions& options, s
   uo.max_entries_per_queue = options.max_threads;
   uo.max_workers = options.max_threads;
   uo.fail_queue = options.uring_fail_queue;
+  uo.fail_thread = options.uring_fail_thread;
+  uo.fail_register_after = options.uring_fail_register_after;
+  uo.threads_per_queue = options.uring_threads_per_queue;
   uo.fail_direct_every = options.uring_fail_direct_every;
   auto u = UringQueues::Create(uo);
   if (!u.ok()) {

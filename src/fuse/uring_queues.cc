@@ -245,7 +245,7 @@ static struct io_uring_sqe* GetSqe(struct io_uring* ring) {
   return sqe;
 }
 
-Status UringQueues::AddEntry(Queue* q) {
+Status UringQueues::AddEntry(Queue* q, bool refused) {
   auto e = std::make_unique<Entry>();
   e->queue = q;
   e->map_len = kPage + max_payload_ + kPage;
@@ -264,12 +264,12 @@ Status UringQueues::AddEntry(Queue* q) {
     q->entries.push_back(std::move(e));
   }
   entries_.fetch_add(1, std::memory_order_relaxed);
-  PrepRegister(q, raw);
+  PrepRegister(q, raw, refused);
   return Status::OK();
 }
 
-void UringQueues::PrepRegister(Queue* q, Entry* e) {
-  PrepCmd(GetSqe(&q->ring), dev_fd_, kabi::kUringCmdRegister, q->qid, 0, e->iov,
+void UringQueues::PrepRegister(Queue* q, Entry* e, bool refused) {
+  PrepCmd(GetSqe(&q->ring), dev_fd_, kabi::kUringCmdRegister, q->qid, 0, refused ? nullptr : e->iov,
           UserData(kCmdTag, e->index));
   e->state = Entry::State::kWaiting;
   e->registering = true;
@@ -282,8 +282,10 @@ void UringQueues::PrepCommit(Queue* q, Entry* e, uint64_t tag) {
 }
 
 void UringQueues::Serve(Queue* q) {
-  if (options_.fail_queue == static_cast<int>(q->qid)) {
-    // The test hook: this queue fails before its REGISTER reaches the
+  if (options_.fail_queue == static_cast<int>(q->qid) ||
+      (options_.fail_thread >= 0 && static_cast<size_t>(options_.fail_thread) < queues_.size() &&
+       queues_[options_.fail_thread].get() == q)) {
+    // The test hooks: this thread fails before its REGISTER reaches the
     // kernel, which then knows nothing of the failure.
     return Report(q, Status::IoError("cannot create an io_uring (test hook)", ENOMEM));
   }
@@ -297,27 +299,49 @@ void UringQueues::Serve(Queue* q) {
   sqe = GetSqe(ring);
   io_uring_prep_poll_multishot(sqe, q->wake_fd, POLLIN);
   sqe->user_data = kWakeTag;
-  Status reg;
-  for (uint32_t i = 0; i < std::min(kUringFirstEntries, options_.max_entries_per_queue) && reg.ok();
-       ++i) {
-    reg = AddEntry(q);
+  Status failed;  // the first failure, if every REGISTER fails
+  uint32_t sent = 0;
+  for (uint32_t i = 0; i < std::min(kUringFirstEntries, options_.max_entries_per_queue); ++i) {
+    const bool refused = options_.fail_register_after != 0 && i >= options_.fail_register_after;
+    failed = AddEntry(q, refused);
+    if (!failed.ok()) break;
+    ++sent;
+  }
+  if (sent > 0) {
+    const int rc = io_uring_submit(ring);
+    if (rc < 0) {
+      failed = Status::IoError("io_uring_submit", -rc);
+      sent = 0;
+    }
   }
   // A REGISTER that fails does so while it is submitted: its completion is
   // already there. One that succeeds completes only with a request.
-  if (reg.ok()) {
-    const int rc = io_uring_submit(ring);
-    if (rc < 0) reg = Status::IoError("io_uring_submit", -rc);
-  }
-  // (Requests may already be there too: they are left for Loop.)
+  // (Requests may already be there too: they, and the failures, are left
+  // for Loop, which lets the failed entries go.)
+  uint32_t refused = 0;
   unsigned head;
   struct io_uring_cqe* cqe = nullptr;
   io_uring_for_each_cqe(ring, head, cqe) {
-    if (reg.ok() && (cqe->user_data & kTagMask) == kCmdTag && cqe->res < 0) {
-      reg = Status::IoError("FUSE_IO_URING_CMD_REGISTER", -cqe->res);
+    if ((cqe->user_data & kTagMask) == kCmdTag && cqe->res < 0) {
+      if (refused++ == 0 && failed.ok()) {
+        failed = Status::IoError("FUSE_IO_URING_CMD_REGISTER", -cqe->res);
+      }
     }
   }
-  Report(q, reg);
-  if (reg.ok()) Loop(q);
+  if (sent > refused) {
+    // Some registered: once every queue has an entry the kernel sends this
+    // CPU's requests here, so the thread serves with what it has.
+    if (!failed.ok()) {
+      CLONEFS_LOG_WARN("fuse: io_uring queue %u: a thread serves with %u entries (%s)", q->qid,
+                       sent - refused, failed.ToString().c_str());
+      q->grow_failed = true;
+    }
+    Report(q, Status::OK());
+    Loop(q);
+  } else {
+    entries_.fetch_sub(static_cast<uint32_t>(q->entries.size()), std::memory_order_relaxed);
+    Report(q, failed.ok() ? Status::IoError("no io_uring entry registered", EIO) : failed);
+  }
   io_uring_queue_exit(ring);  // cancels the entries' commands, if any
 }
 
@@ -415,6 +439,7 @@ void UringQueues::Loop(Queue* q) {
         q->grow_failed = true;
         e->state = Entry::State::kDead;
         ++q->dead;
+        entries_.fetch_sub(1, std::memory_order_relaxed);
         continue;
       }
       if (res < 0) {
@@ -717,9 +742,40 @@ Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler, IoPla
       return std::all_of(started.begin(), started.end(),
                          [](Queue* q) { return q->registered_known; });
     });
+    // A queue is registered when one of its threads is: the kernel then
+    // uses every queue once all are, and a missing thread only serves no
+    // one (see NEGOTIATION).
+    std::vector<bool> covered(options_.queues, false);
     for (Queue* q : started) {
-      if (failed.ok() && !q->registered.ok()) {
-        failed = q->registered.WithContext("queue " + std::to_string(q->qid));
+      if (q->registered.ok()) {
+        covered[q->qid] = true;
+        ++threads_serving_;
+      }
+    }
+    Status lost;  // the first thread that could not register
+    for (Queue* q : started) {
+      if (!q->registered.ok() && lost.ok()) {
+        lost = q->registered.WithContext("queue " + std::to_string(q->qid));
+      }
+    }
+    const bool everywhere = std::all_of(covered.begin(), covered.end(), [](bool c) { return c; });
+    if (everywhere) {
+      if (!failed.ok() || !lost.ok()) {
+        CLONEFS_LOG_WARN(
+            "fuse: %u of %zu io_uring threads could not start or register (%s); "
+            "every queue has the others",
+            static_cast<uint32_t>(queues_.size()) - threads_serving_, queues_.size(),
+            (!lost.ok() ? lost : failed).ToString().c_str());
+      }
+      failed = Status::OK();
+    } else {
+      // Why a queue has none: its threads' failure, else the one that kept
+      // them from starting.
+      for (Queue* q : started) {
+        if (!covered[q->qid]) {
+          failed = q->registered.WithContext("queue " + std::to_string(q->qid));
+          break;
+        }
       }
     }
   }
@@ -784,9 +840,16 @@ std::string UringQueues::Describe() const {
     std::lock_guard<std::mutex> w(work_mu_);
     workers = workers_.size();
   }
-  return "io_uring (" + std::to_string(options_.queues) + " queues, " +
-         std::to_string(queues_.size()) + " threads, " + std::to_string(entries_.load()) +
-         " entries, " + std::to_string(workers) + " workers)";
+  uint32_t serving;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    serving = threads_serving_;
+  }
+  const std::string threads =
+      serving == queues_.size() ? std::to_string(serving)
+                                : std::to_string(serving) + " of " + std::to_string(queues_.size());
+  return "io_uring (" + std::to_string(options_.queues) + " queues, " + threads + " threads, " +
+         std::to_string(entries_.load()) + " entries, " + std::to_string(workers) + " workers)";
 }
 
 Result<uint32_t> CpuCountFromList(const std::string& list) {

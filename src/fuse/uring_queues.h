@@ -18,7 +18,11 @@
 // give up on io_uring: the kernel does that when a REGISTER fails inside
 // FUSE, and Start then sends one that must fail (an entry without buffers)
 // to be sure. Requests then keep flowing through /dev/fuse: never a hung
-// mount.
+// mount. A queue is registered when one of its threads is; a thread when
+// one of its entries is (a thread whose every entry registered serves, one
+// with none leaves). Once every queue is, the kernel uses them all, so
+// nothing is refused then: the threads that could not register are only
+// missing (logged; Describe counts the others).
 //
 // THREADS: each queue is served by a few threads (Options::
 // threads_per_queue; by default enough for 8 in all, 1 to 4 per queue),
@@ -144,6 +148,14 @@ class UringQueues {
     // io_uring could not be created), after other queues registered (-1:
     // none). Default: -1.
     int fail_queue = -1;
+    // Test hook: the thread with this index (0 .. queues x threads per
+    // queue - 1, a queue's threads together) fails before registering.
+    // Default: -1 (none).
+    int fail_thread = -1;
+    // Test hook: each thread's first REGISTERs after this many are sent
+    // without buffers, so the kernel refuses them (as it would for lack of
+    // memory). 0: none. Default: 0.
+    uint32_t fail_register_after = 0;
     // Test hook: every Nth direct read or write goes to descriptor -1 (and
     // so fails, as a failing disk's would). 0: none. Default: 0.
     uint32_t fail_direct_every = 0;
@@ -236,7 +248,8 @@ class UringQueues {
   void Report(Queue* q, Status s);
   // Maps a new entry's buffers and queues its REGISTER on q's ring. Errors:
   // IoError (mmap).
-  Status AddEntry(Queue* q);
+  // `refused`: the test hook's REGISTER without buffers.
+  Status AddEntry(Queue* q, bool refused = false);
   // A request arrived in e: counts it, grows the queue if due, and starts
   // it (a direct read, or a worker).
   void Dispatch(Queue* q, Entry* e);
@@ -255,7 +268,7 @@ class UringQueues {
   static void Rearmed(Queue* q, Entry* e);
   // Queues e's COMMIT_AND_FETCH (or REGISTER) on q's ring.
   void PrepCommit(Queue* q, Entry* e, uint64_t tag);
-  void PrepRegister(Queue* q, Entry* e);
+  void PrepRegister(Queue* q, Entry* e, bool refused = false);
   // Hands e to a worker (adding one if none is idle). Queue thread only.
   void ToWorker(Entry* e);
   // Starts a worker. REQUIRES: work_mu_ held. Errors: IoError.
@@ -281,6 +294,7 @@ class UringQueues {
   std::condition_variable registered_cv_;  // a queue's registration is known
   bool stopping_ = false;                  // GUARDED_BY(mu_)
   std::string failure_;                    // GUARDED_BY(mu_)
+  uint32_t threads_serving_ = 0;           // registered threads; GUARDED_BY(mu_)
 
   // Work for the workers: entries whose request they run.
   mutable std::mutex work_mu_;       // leaf lock

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -107,7 +108,8 @@ class UringTransportTest : public ::testing::Test {
     file_ = mnt_ + "/image.raw";
   }
   void Mount(FuseTransportMode mode, int fail_queue = -1,
-             std::unique_ptr<PassthroughEngine> engine = nullptr, uint32_t fail_direct_every = 0) {
+             std::unique_ptr<PassthroughEngine> engine = nullptr, uint32_t fail_direct_every = 0,
+             const std::function<void(FuseServerOptions*)>& tweak = nullptr) {
     engine_ = engine ? std::move(engine) : std::make_unique<PassthroughEngine>(kImageSize);
     FuseServerOptions o;
     o.uring_fail_direct_every = fail_direct_every;
@@ -116,6 +118,7 @@ class UringTransportTest : public ::testing::Test {
     o.fs.file_name = "image.raw";
     o.transport = mode;
     o.uring_fail_queue = fail_queue;
+    if (tweak) tweak(&o);
     auto s = FuseServer::Mount(engine_.get(), o);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     server_ = std::move(*s);
@@ -231,6 +234,65 @@ TEST_F(UringTransportTest, ARegistrationFailingPartWayLeavesAWorkingDevFuseMount
       << st.transport;
   EXPECT_EQ(st.uring_requests, 0u);
   EXPECT_GE(st.write_requests, 16u);
+}
+
+// Writes 1 MiB of random bytes through the mount with O_DIRECT, bounded,
+// and reads them back.
+static void WriteAndCompare(const std::string& dir, const std::string& file) {
+  const std::string pattern = dir + "/pattern";
+  ASSERT_EQ(system(("head -c 1048576 /dev/urandom > " + pattern).c_str()), 0);
+  ASSERT_EQ(system(("timeout -s KILL 30 dd if=" + pattern + " of=" + file +
+                    " bs=64k seek=3 oflag=direct conv=notrunc status=none")
+                       .c_str()),
+            0)
+      << "writes must not hang";
+  EXPECT_EQ(
+      system(("timeout -s KILL 30 cmp -n 1048576 -i 0:196608 " + pattern + " " + file).c_str()), 0)
+      << "and what was written reads back";
+}
+
+TEST_F(UringTransportTest, AQueueThreadFailingToRegisterLeavesItsSiblingsServing) {
+  auto queues = PossibleCpus();
+  ASSERT_TRUE(queues.ok());
+  // Two threads per queue; the last queue's last thread fails before its
+  // REGISTER. Every queue still has a thread, so the kernel uses them all:
+  // io_uring serves, and nothing is refused.
+  const uint32_t threads = 2 * *queues;
+  Mount(FuseTransportMode::kUring, -1, nullptr, 0, [&](FuseServerOptions* o) {
+    o->uring_threads_per_queue = 2;
+    o->uring_fail_thread = static_cast<int>(threads) - 1;
+  });
+  WriteAndCompare(dir_ / "", file_);
+  const FuseStats st = server_->Stats();
+  EXPECT_EQ(st.transport.rfind("io_uring (" + std::to_string(*queues) + " queues, " +
+                                   std::to_string(threads - 1) + " of " + std::to_string(threads) +
+                                   " threads, ",
+                               0),
+            0u)
+      << st.transport;
+  EXPECT_GE(st.uring_requests, 16u) << "the writes came through io_uring";
+}
+
+TEST_F(UringTransportTest, EntriesFailingToRegisterLeaveTheirThreadServing) {
+  // Each thread's REGISTERs after its first are refused by the kernel (as
+  // for lack of memory). A thread with one entry registered serves with it
+  // (it used to give up, and with it the whole mount's io_uring).
+  auto queues = PossibleCpus();
+  ASSERT_TRUE(queues.ok());
+  Mount(FuseTransportMode::kUring, -1, nullptr, 0, [&](FuseServerOptions* o) {
+    o->uring_threads_per_queue = 2;
+    o->uring_fail_register_after = 1;
+  });
+  WriteAndCompare(dir_ / "", file_);
+  const FuseStats st = server_->Stats();
+  // One entry per thread: those refused are not counted.
+  EXPECT_EQ(st.transport.rfind("io_uring (" + std::to_string(*queues) + " queues, " +
+                                   std::to_string(2 * *queues) + " threads, " +
+                                   std::to_string(2 * *queues) + " entries, ",
+                               0),
+            0u)
+      << st.transport;
+  EXPECT_GE(st.uring_requests, 16u) << "the writes came through io_uring";
 }
 
 // Reads and writes of a range the engine hands out go straight to its file
