@@ -300,6 +300,12 @@ FuseStats FuseServer::Stats() const {
   s.uring_requests = uring_ != nullptr ? uring_->requests() : 0;
   s.uring_direct = uring_ != nullptr ? uring_->direct_requests() : 0;
   s.uring_direct_retries = uring_ != nullptr ? uring_->direct_retries() : 0;
+  if (uring_ != nullptr) {
+    // A direct READ or WRITE that failed was counted when placed and again
+    // when a worker answered it: it is one request.
+    s.read_requests -= std::min(s.read_requests, uring_->direct_retries(false));
+    s.write_requests -= std::min(s.write_requests, uring_->direct_retries(true));
+  }
   return s;
 }
 

@@ -559,7 +559,8 @@ void UringQueues::Retry(Entry* e) {
   // A WRITE's header was left as it came; a READ's holds its reply.
   std::memcpy(e->header->in_out, &e->saved_in, sizeof(e->saved_in));
   e->header->ring_ent_in_out.payload_sz = e->saved_payload_sz;
-  direct_retries_.fetch_add(1, std::memory_order_relaxed);
+  const bool write = e->saved_in.opcode == kabi::kOpWrite;
+  retries_[write ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
   ToWorker(e);
 }
 

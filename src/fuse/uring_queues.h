@@ -79,6 +79,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
@@ -230,10 +231,17 @@ class UringQueues {
   bool serving() const { return serving_.load(); }
   uint64_t requests() const { return requests_.load(std::memory_order_relaxed); }
   // READs and WRITEs answered by direct I/O (a subset of requests()).
-  uint64_t direct_requests() const { return direct_.load(std::memory_order_relaxed); }
+  uint64_t direct_requests() const {
+    const uint64_t placed = direct_.load(std::memory_order_relaxed);
+    return placed - std::min(placed, direct_retries());
+  }
   // Direct READs and WRITEs that failed or came back short and were handed
-  // to a worker.
-  uint64_t direct_retries() const { return direct_retries_.load(std::memory_order_relaxed); }
+  // to a worker (which answered them through the handler), in all and of
+  // one kind.
+  uint64_t direct_retries() const { return direct_retries(false) + direct_retries(true); }
+  uint64_t direct_retries(bool write) const {
+    return retries_[write ? 1 : 0].load(std::memory_order_relaxed);
+  }
   uint32_t queues() const { return options_.queues; }
 
  private:
@@ -308,7 +316,7 @@ class UringQueues {
   std::atomic<bool> serving_{false};
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> direct_{0};
-  std::atomic<uint64_t> direct_retries_{0};
+  std::atomic<uint64_t> retries_[2] = {0, 0};  // of READs, of WRITEs
   std::atomic<uint64_t> fail_count_{0};  // direct I/O placed, for fail_direct_every
   std::atomic<uint32_t> entries_{0};  // registered, in all queues (for Describe)
 };
