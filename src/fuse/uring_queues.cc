@@ -68,6 +68,11 @@ uint32_t UringThreadsPerQueue(uint32_t queues) {
   return std::clamp<uint32_t>(kUringMinThreads / std::max<uint32_t>(queues, 1), 1, 4);
 }
 
+uint32_t UringEntriesPerThread(uint32_t max_entries, uint32_t threads) {
+  threads = std::max<uint32_t>(threads, 1);
+  return std::max<uint32_t>((max_entries + threads - 1) / threads, 1);
+}
+
 bool UringQueueShouldGrow(uint32_t entries, uint32_t busy, uint32_t max_entries) {
   return entries < max_entries && entries <= busy + kUringSpareEntries;
 }
@@ -199,6 +204,8 @@ Result<std::unique_ptr<UringQueues>> UringQueues::Create(const Options& options)
   u->stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (u->stop_fd_ < 0) return Status::IoError("cannot create an eventfd", errno);
   if (o.threads_per_queue == 0) o.threads_per_queue = UringThreadsPerQueue(o.queues);
+  u->options_.threads_per_queue = o.threads_per_queue;
+  u->thread_max_entries_ = UringEntriesPerThread(o.max_entries_per_queue, o.threads_per_queue);
   for (uint32_t i = 0; i < o.queues * o.threads_per_queue; ++i) {
     auto q = std::make_unique<Queue>();
     q->owner = u.get();
@@ -289,7 +296,7 @@ void UringQueues::Serve(Queue* q) {
     // kernel, which then knows nothing of the failure.
     return Report(q, Status::IoError("cannot create an io_uring (test hook)", ENOMEM));
   }
-  auto made = NewRing(RingSize(options_.max_entries_per_queue));
+  auto made = NewRing(RingSize(thread_max_entries_));
   if (!made.ok()) return Report(q, made.status());
   q->ring = *made;
   struct io_uring* ring = &q->ring;
@@ -301,7 +308,7 @@ void UringQueues::Serve(Queue* q) {
   sqe->user_data = kWakeTag;
   Status failed;  // the first failure, if every REGISTER fails
   uint32_t sent = 0;
-  for (uint32_t i = 0; i < std::min(kUringFirstEntries, options_.max_entries_per_queue); ++i) {
+  for (uint32_t i = 0; i < std::min(kUringFirstEntries, thread_max_entries_); ++i) {
     const bool refused = options_.fail_register_after != 0 && i >= options_.fail_register_after;
     failed = AddEntry(q, refused);
     if (!failed.ok()) break;
@@ -478,7 +485,7 @@ void UringQueues::Dispatch(Queue* q, Entry* e) {
   const uint32_t entries = static_cast<uint32_t>(q->entries.size());
   if (!q->grow_failed && !q->stopping &&
       UringQueueShouldGrow(entries - q->dead, entries - q->dead - q->waiting,
-                           options_.max_entries_per_queue)) {
+                           thread_max_entries_)) {
     Status s = AddEntry(q);
     if (!s.ok()) {
       q->grow_failed = true;

@@ -54,7 +54,10 @@
 // one process with many requests in flight (fio, QEMU) feeds a single
 // queue: each of its threads starts with kUringFirstEntries entries and
 // registers one more whenever a request leaves at most kUringSpareEntries
-// of its own waiting, up to Options::max_entries_per_queue. (The kernel hands a
+// of its own waiting, up to its share of Options::max_entries_per_queue
+// (UringEntriesPerThread: a queue's threads together register at most that
+// many, rounded up, so memory is bounded per queue as with /dev/fuse's
+// --threads; each entry holds a payload buffer of the largest request). (The kernel hands a
 // request that found every entry busy to the next entry that commits,
 // never to one registered after it arrived: a queue must grow before it
 // runs out of waiting entries.)
@@ -129,6 +132,9 @@ bool UringQueueShouldGrow(uint32_t entries, uint32_t busy, uint32_t max_entries)
 // per queue (see THREADS).
 inline constexpr uint32_t kUringMinThreads = 8;
 uint32_t UringThreadsPerQueue(uint32_t queues);
+// Most entries each of a queue's `threads` registers: an even share of the
+// queue's `max_entries`, rounded up (at least 1).
+uint32_t UringEntriesPerThread(uint32_t max_entries, uint32_t threads);
 
 class UringQueues {
  public:
@@ -141,7 +147,8 @@ class UringQueues {
     // Threads (each with its ring and entries) serving one queue. 0:
     // UringThreadsPerQueue(queues). Default: 0.
     uint32_t threads_per_queue = 0;
-    // Most entries one queue's thread registers. Default: 64.
+    // Most entries one queue registers, all its threads together (rounded
+    // up to a multiple of threads_per_queue). Default: 64.
     uint32_t max_entries_per_queue = 64;
     // Most worker threads (for all queues). Default: 64.
     uint32_t max_workers = 64;
@@ -318,6 +325,7 @@ class UringQueues {
   std::atomic<uint64_t> direct_{0};
   std::atomic<uint64_t> retries_[2] = {0, 0};  // of READs, of WRITEs
   std::atomic<uint64_t> fail_count_{0};  // direct I/O placed, for fail_direct_every
+  uint32_t thread_max_entries_ = 0;      // UringEntriesPerThread; set by Create
   std::atomic<uint32_t> entries_{0};  // registered, in all queues (for Describe)
 };
 

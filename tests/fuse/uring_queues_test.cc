@@ -142,6 +142,17 @@ TEST(UringQueueGrowth, AQueueGrowsWhileOneEntryIsStillWaiting) {
   EXPECT_FALSE(UringQueueShouldGrow(1, 1, 1));
 }
 
+TEST(UringQueueGrowth, AQueuesThreadsShareItsEntries) {
+  // Each entry holds a payload buffer of the largest request (1 MiB): a
+  // queue's threads together stay within the queue's limit, rounded up.
+  EXPECT_EQ(UringEntriesPerThread(64, 4), 16u);
+  EXPECT_EQ(UringEntriesPerThread(64, 1), 64u);
+  EXPECT_EQ(UringEntriesPerThread(65, 4), 17u);
+  EXPECT_EQ(UringEntriesPerThread(8, 4), 2u);
+  EXPECT_EQ(UringEntriesPerThread(1, 4), 1u) << "every thread keeps one";
+  EXPECT_EQ(UringEntriesPerThread(3, 0), 3u);
+}
+
 TEST(UringQueueGrowth, ThreadsPerQueueMakeAtLeastEightInAllUpToFourPerQueue) {
   EXPECT_EQ(UringThreadsPerQueue(1), 4u);
   EXPECT_EQ(UringThreadsPerQueue(2), 4u);

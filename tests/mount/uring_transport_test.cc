@@ -295,6 +295,42 @@ TEST_F(UringTransportTest, EntriesFailingToRegisterLeaveTheirThreadServing) {
   EXPECT_GE(st.uring_requests, 16u) << "the writes came through io_uring";
 }
 
+TEST_F(UringTransportTest, AQueuesEntriesStayWithinTheThreadLimit) {
+  // --threads 8: each queue registers at most 8 entries (1 MiB payload
+  // buffer each), its threads together, however busy.
+  auto queues = PossibleCpus();
+  ASSERT_TRUE(queues.ok());
+  Mount(FuseTransportMode::kUring, -1, nullptr, 0,
+        [](FuseServerOptions* o) { o->max_threads = 8; });
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < 16; ++t) {
+    threads.emplace_back([&, t] {
+      const int fd = open(file_.c_str(), O_RDWR | O_DIRECT);
+      void* p = nullptr;
+      if (fd < 0 || posix_memalign(&p, 4096, 1 << 20) != 0) return (void)++failures;
+      for (int r = 0; r < 8; ++r) {
+        const off_t at = static_cast<off_t>((t * 8 + r) % 16) << 20;
+        if (pwrite(fd, p, 1 << 20, at) != (1 << 20) || pread(fd, p, 1 << 20, at) != (1 << 20)) {
+          ++failures;
+        }
+      }
+      free(p);
+      close(fd);
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failures.load(), 0);
+  const std::string transport = server_->Stats().transport;
+  ASSERT_EQ(transport.rfind("io_uring (", 0), 0u) << transport;
+  const size_t at = transport.find(" entries");
+  ASSERT_NE(at, std::string::npos) << transport;
+  const size_t from = transport.rfind(' ', at - 1) + 1;
+  const unsigned long entries = std::stoul(transport.substr(from, at - from));
+  EXPECT_LE(entries, 8u * *queues) << transport;
+  EXPECT_GE(entries, *queues) << transport;
+}
+
 // Reads and writes of a range the engine hands out go straight to its file
 // from the queue's thread (a read linked to its commit, a write then its
 // reply); the others reach the engine; every one matches a model, with
