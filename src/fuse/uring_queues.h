@@ -19,10 +19,10 @@
 // FUSE, and Start then sends one that must fail (an entry without buffers)
 // to be sure. Requests then keep flowing through /dev/fuse: never a hung
 // mount. A queue is registered when one of its threads is; a thread when
-// one of its entries is (a thread whose every entry registered serves, one
-// with none leaves). Once every queue is, the kernel uses them all, so
-// nothing is refused then: the threads that could not register are only
-// missing (logged; Describe counts the others).
+// one of its entries is (it serves with those, and leaves if none
+// registered). Once every queue is, the kernel uses them all, so nothing is
+// refused then: the threads that could not register are only missing
+// (logged; Describe counts the others).
 //
 // THREADS: each queue is served by a few threads (Options::
 // threads_per_queue; by default enough for 8 in all, 1 to 4 per queue),
