@@ -138,6 +138,25 @@ class UringTransportTest : public ::testing::Test {
   static int Bounded(const std::string& command) {
     return system(("timeout -s KILL 30 " + command).c_str());
   }
+  // Writes 1 MiB of random bytes through the mount with O_DIRECT, bounded,
+  // and reads them back.
+  void WriteAndCompare() {
+    const std::string pattern = dir_ / "pattern";
+    ASSERT_EQ(system(("head -c 1048576 /dev/urandom > " + pattern).c_str()), 0);
+    ASSERT_EQ(Bounded("dd if=" + pattern + " of=" + file_ +
+                      " bs=64k seek=3 oflag=direct conv=notrunc status=none"),
+              0)
+        << "writes must not hang";
+    EXPECT_EQ(Bounded("cmp -n 1048576 -i 0:196608 " + pattern + " " + file_), 0)
+        << "and what was written reads back";
+  }
+  // After WriteAndCompare: status shows io_uring as `transport_prefix`
+  // says, and the writes came through it.
+  void ExpectServedThroughIoUring(const std::string& transport_prefix) {
+    const FuseStats st = server_->Stats();
+    EXPECT_EQ(st.transport.rfind(transport_prefix, 0), 0u) << st.transport;
+    EXPECT_GE(st.uring_requests, 16u) << "the writes came through io_uring";
+  }
 
   EnableUring enable_;
   TempDir dir_;
@@ -220,35 +239,13 @@ TEST_F(UringTransportTest, ARegistrationFailingPartWayLeavesAWorkingDevFuseMount
   // The last queue's registration fails after the others succeeded: the
   // kernel would hold every request for a ring that never gets ready.
   Mount(FuseTransportMode::kUring, static_cast<int>(*queues) - 1);
-  const std::string pattern = dir_ / "pattern";
-  ASSERT_EQ(system(("head -c 1048576 /dev/urandom > " + pattern).c_str()), 0);
-  ASSERT_EQ(Bounded("dd if=" + pattern + " of=" + file_ +
-                    " bs=64k seek=3 oflag=direct conv=notrunc status=none"),
-            0)
-      << "writes must not hang";
-  EXPECT_EQ(Bounded("cmp -n 1048576 -i 0:196608 " + pattern + " " + file_), 0)
-      << "and what was written reads back";
+  WriteAndCompare();
   const FuseStats st = server_->Stats();
   EXPECT_EQ(st.transport.rfind("/dev/fuse (io_uring registration failed: ", 0), 0u) << st.transport;
   EXPECT_NE(st.transport.find("queue " + std::to_string(*queues - 1)), std::string::npos)
       << st.transport;
   EXPECT_EQ(st.uring_requests, 0u);
   EXPECT_GE(st.write_requests, 16u);
-}
-
-// Writes 1 MiB of random bytes through the mount with O_DIRECT, bounded,
-// and reads them back.
-static void WriteAndCompare(const std::string& dir, const std::string& file) {
-  const std::string pattern = dir + "/pattern";
-  ASSERT_EQ(system(("head -c 1048576 /dev/urandom > " + pattern).c_str()), 0);
-  ASSERT_EQ(system(("timeout -s KILL 30 dd if=" + pattern + " of=" + file +
-                    " bs=64k seek=3 oflag=direct conv=notrunc status=none")
-                       .c_str()),
-            0)
-      << "writes must not hang";
-  EXPECT_EQ(
-      system(("timeout -s KILL 30 cmp -n 1048576 -i 0:196608 " + pattern + " " + file).c_str()), 0)
-      << "and what was written reads back";
 }
 
 TEST_F(UringTransportTest, AQueueThreadFailingToRegisterLeavesItsSiblingsServing) {
@@ -262,15 +259,10 @@ TEST_F(UringTransportTest, AQueueThreadFailingToRegisterLeavesItsSiblingsServing
     o->uring_threads_per_queue = 2;
     o->uring_fail_thread = static_cast<int>(threads) - 1;
   });
-  WriteAndCompare(dir_ / "", file_);
-  const FuseStats st = server_->Stats();
-  EXPECT_EQ(st.transport.rfind("io_uring (" + std::to_string(*queues) + " queues, " +
-                                   std::to_string(threads - 1) + " of " + std::to_string(threads) +
-                                   " threads, ",
-                               0),
-            0u)
-      << st.transport;
-  EXPECT_GE(st.uring_requests, 16u) << "the writes came through io_uring";
+  WriteAndCompare();
+  ExpectServedThroughIoUring("io_uring (" + std::to_string(*queues) + " queues, " +
+                             std::to_string(threads - 1) + " of " + std::to_string(threads) +
+                             " threads, ");
 }
 
 TEST_F(UringTransportTest, EntriesFailingToRegisterLeaveTheirThreadServing) {
@@ -283,16 +275,11 @@ TEST_F(UringTransportTest, EntriesFailingToRegisterLeaveTheirThreadServing) {
     o->uring_threads_per_queue = 2;
     o->uring_fail_register_after = 1;
   });
-  WriteAndCompare(dir_ / "", file_);
-  const FuseStats st = server_->Stats();
+  WriteAndCompare();
   // One entry per thread: those refused are not counted.
-  EXPECT_EQ(st.transport.rfind("io_uring (" + std::to_string(*queues) + " queues, " +
-                                   std::to_string(2 * *queues) + " threads, " +
-                                   std::to_string(2 * *queues) + " entries, ",
-                               0),
-            0u)
-      << st.transport;
-  EXPECT_GE(st.uring_requests, 16u) << "the writes came through io_uring";
+  ExpectServedThroughIoUring("io_uring (" + std::to_string(*queues) + " queues, " +
+                             std::to_string(2 * *queues) + " threads, " +
+                             std::to_string(2 * *queues) + " entries, ");
 }
 
 TEST_F(UringTransportTest, AQueuesEntriesStayWithinTheThreadLimit) {
