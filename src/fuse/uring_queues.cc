@@ -754,15 +754,12 @@ Status UringQueues::Start(int dev_fd, size_t max_payload, Handler handler, IoPla
     // uses every queue once all are, and a missing thread only serves no
     // one (see NEGOTIATION).
     std::vector<bool> covered(options_.queues, false);
+    Status lost;  // the first thread that could not register
     for (Queue* q : started) {
       if (q->registered.ok()) {
         covered[q->qid] = true;
         ++threads_serving_;
-      }
-    }
-    Status lost;  // the first thread that could not register
-    for (Queue* q : started) {
-      if (!q->registered.ok() && lost.ok()) {
+      } else if (lost.ok()) {
         lost = q->registered.WithContext("queue " + std::to_string(q->qid));
       }
     }
