@@ -117,6 +117,8 @@ class EngineImpl final : public Engine {
   // flight (`wait`: a sequential reader). See REQUEST PATH.
   Status ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor, bool wait);
   void Touch(uint64_t off, uint64_t len);
+  // Whether a region of [off, off+len) (len > 0) is not hydrated.
+  bool AnyUnhydrated(uint64_t off, uint64_t len);
   Status ReadSource(uint64_t off, uint8_t* out, size_t len);
   Status Mutate(uint64_t off, uint64_t len, const Mutation& m, bool read_only);
   Status ApplyToDest(uint64_t off, uint64_t len, const Mutation& m);

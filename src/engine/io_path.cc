@@ -51,9 +51,8 @@ Status EngineImpl::Read(uint64_t off, void* buf, size_t len) {
   Touch(off, len);
   uint8_t* out = static_cast<uint8_t*>(buf);
   Status s;
-  const uint64_t first = geo_.RegionOf(off), last = geo_.RegionOf(off + len - 1);
   const bool done = md_->IsHydrationDone();
-  const bool unhydrated = !done && md_->FindNextUnhydratedRegion(first) <= last;
+  const bool unhydrated = !done && AnyUnhydrated(off, len);
   const bool seq = !done && copier_.NoteRead(off, len, unhydrated);
   const bool cor = unhydrated && copy_on_read_.load(std::memory_order_relaxed) &&
                    state_.load() == State::kStarted &&
@@ -69,9 +68,8 @@ Status EngineImpl::Read(uint64_t off, void* buf, size_t len) {
 
 int EngineImpl::DirectReadFd(uint64_t off, size_t len) {
   if (len == 0 || !CheckRequest(off, len).ok() || copier_.MayHaveCachedWrites()) return -1;
-  const uint64_t first = geo_.RegionOf(off), last = geo_.RegionOf(off + len - 1);
   const bool done = md_->IsHydrationDone();
-  if (!done && md_->FindNextUnhydratedRegion(first) <= last) return -1;
+  if (!done && AnyUnhydrated(off, len)) return -1;
   const int fd = dest_->DirectReadFd(off, len);
   if (fd < 0) return -1;
   // What Read does for a hydrated range, but ReadRuns' dest read.
@@ -86,8 +84,7 @@ int EngineImpl::DirectWriteFd(uint64_t off, size_t len) {
       health_.dest() != DestCondition::kOk || TestKillHookInstalled()) {
     return -1;
   }
-  const uint64_t first = geo_.RegionOf(off), last = geo_.RegionOf(off + len - 1);
-  if (!md_->IsHydrationDone() && md_->FindNextUnhydratedRegion(first) <= last) return -1;
+  if (!md_->IsHydrationDone() && AnyUnhydrated(off, len)) return -1;
   const int fd = dest_->DirectWriteFd(off, len);
   if (fd < 0) return -1;
   // What Write does for a hydrated range, but FlushStretch's dest write
@@ -95,6 +92,10 @@ int EngineImpl::DirectWriteFd(uint64_t off, size_t len) {
   foreground_.Note();
   Touch(off, len);
   return fd;
+}
+
+bool EngineImpl::AnyUnhydrated(uint64_t off, uint64_t len) {
+  return md_->FindNextUnhydratedRegion(geo_.RegionOf(off)) <= geo_.RegionOf(off + len - 1);
 }
 
 void EngineImpl::Touch(uint64_t off, uint64_t len) {
