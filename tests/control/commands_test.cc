@@ -34,6 +34,16 @@ CmdRun Exec(Cmd cmd, std::vector<std::string> args, bool tty = false) {
 
 class CommandsTest : public ::testing::Test {
  protected:
+  // Waits (up to 20 s) until `calls()` reaches `n`. A client's second request
+  // proves it has received, and acted on, the answer to its first one.
+  template <typename F>
+  static void WaitCalls(F calls, int n) {
+    for (int i = 0; i < 20'000 && calls() < n; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_GE(calls(), n);
+  }
+
   void SetUp() override {
     char tmpl[] = "/tmp/clonefs-cmd-test-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
@@ -103,7 +113,7 @@ TEST_F(CommandsTest, StatusCountNeedsWatch) {
 // A watch whose daemon goes away says so, not "connect ...: No such file".
 TEST_F(CommandsTest, StatusWatchSaysWhenTheCloneGoesAway) {
   std::thread stopper([this] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    WaitCalls([this] { return engine_.commit_calls(); }, 2);  // status-dm commits
     server_.Stop();
   });
   CmdRun r = Exec(RunStatusCommand, {"--socket", sock_, "--dm", "--watch", "0.05"});
@@ -175,7 +185,7 @@ TEST_F(CommandsTest, WaitHydratedButNotCommittedKeepsWaiting) {
 TEST_F(CommandsTest, WaitBecomesDone) {
   engine_.SetHydrated(10, true);
   std::thread t([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    WaitCalls([this] { return engine_.stats_calls(); }, 2);  // 10/160 shown
     engine_.SetHydrated(160, true);
   });
   CmdRun r = Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "60", "--interval", "0.1"}, true);
@@ -247,7 +257,7 @@ TEST_F(CommandsTest, WaitReadOnlyAndFail) {
 
 TEST_F(CommandsTest, WaitDaemonGone) {
   std::thread t([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    WaitCalls([this] { return engine_.stats_calls(); }, 2);  // answered once
     server_.Stop();
   });
   CmdRun r = Exec(RunWaitCommand, {"--socket", sock_, "--timeout", "60", "--interval", "0.1"});

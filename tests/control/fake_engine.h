@@ -34,6 +34,7 @@ class FakeEngineForControlTests : public Engine {
 
   EngineStats Stats() const override {
     std::lock_guard<std::mutex> l(mu_);
+    stats_calls_++;
     return stats_;
   }
   Result<EngineStats> CommitAndStats() override {
@@ -110,12 +111,17 @@ class FakeEngineForControlTests : public Engine {
     std::lock_guard<std::mutex> l(mu_);
     return commit_calls_;
   }
+  int stats_calls() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return stats_calls_;
+  }
 
  private:
   mutable std::mutex mu_;
   EngineStats stats_;  // GUARDED_BY(mu_)
   Status commit_status_;  // GUARDED_BY(mu_)
   int commit_calls_ = 0;  // GUARDED_BY(mu_)
+  mutable int stats_calls_ = 0;  // GUARDED_BY(mu_)
 };
 
 }  // namespace clonefs::control::testing

@@ -52,9 +52,11 @@ TEST(Copier, ThresholdAndBatchBoundWhatIsInFlight) {
   EXPECT_EQ(c.probe->max_read_len(), 4 * kRegion);  // contiguous runs are batched
   EXPECT_GE(c.probe->max_reads(), 2u);                // and units overlap
 
-  c.Quiesce();
+  // The new limits first, then the drain: a unit the copier picked with the
+  // old ones is locked before they change, so Quiesce waits for its read.
   c.e()->SetHydrationThreshold(2);
   c.e()->SetHydrationBatchSize(1);
+  c.Quiesce();
   c.probe->ResetMaxima();
   uint64_t before = c.e()->Stats().hydrated_regions;
   c.e()->EnableHydration(true);

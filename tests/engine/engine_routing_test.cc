@@ -311,7 +311,9 @@ TEST_F(RoutingTest, ConcurrentFsyncsShareOneCommit) {
   dst_.also = [&](DeviceOp op, uint64_t, uint64_t) {
     if (op != DeviceOp::kFlush || !first.exchange(false)) return;
     while (arrived.load() < kCallers) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    // Time for the last callers to get from `arrived++` into Fsync (there is
+    // no signal for that); longer where sanitizers slow every thread down.
+    std::this_thread::sleep_for(std::chrono::milliseconds(test::Scaled(200, 2000)));
   };
   dst_.Install(rig_->dest);
   Open();
