@@ -36,6 +36,7 @@ using test::kSector;
 using test::Mix;
 using test::ParseSector;
 using test::Rig;
+using test::SelfDescribingSource;
 
 struct Scenario {
   uint64_t region_size;
@@ -43,17 +44,6 @@ struct Scenario {
   uint64_t tail_sectors;  // a partial last region of this many sectors
   uint64_t image() const { return regions * region_size + tail_sectors * kSector; }
 };
-
-// Source: self-describing version-0 sectors, with some 4 KiB holes.
-std::vector<uint8_t> MakeSource(uint64_t size, uint64_t seed) {
-  std::vector<uint8_t> v(size, 0);
-  std::mt19937_64 rng(seed);
-  for (uint64_t b = 0; b < size; b += 4096) {
-    if (rng() % 4 == 0) continue;
-    for (uint64_t s = b; s < std::min(size, b + 4096); s += kSector) FillSector(&v[s], s / kSector, 0);
-  }
-  return v;
-}
 
 // A sector range of a random shape.
 std::pair<uint64_t, uint64_t> RandomSectors(std::mt19937_64& rng, const Scenario& sc) {
@@ -105,7 +95,7 @@ TEST_P(CrashTest, PowerLossAtKillPointsAndRandomMoments) {
                std::to_string(seed) + ")");
   std::mt19937_64 rng(seed);
   const uint64_t image = sc.image(), total = image / kSector;
-  std::vector<uint8_t> source = MakeSource(image, seed);
+  std::vector<uint8_t> source = SelfDescribingSource(image, seed);
   std::vector<bool> src_zero(total);
   for (uint64_t s = 0; s < total; ++s) src_zero[s] = ParseSector(&source[s * kSector], s) == -1;
   const int epochs = test::Scaled(35, 4), per_epoch = 20, iterations = epochs * per_epoch;

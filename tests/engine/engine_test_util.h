@@ -27,6 +27,7 @@
 #include "engine/engine.h"
 #include "metadata/fault_fs.h"
 #include "metadata/metadata.h"
+#include "support/test_seed.h"
 
 namespace clonefs::test {
 
@@ -93,12 +94,6 @@ inline constexpr bool kSanitized = false;
 
 // `normal` iterations in a normal build, `sanitized` under ASan/TSan.
 inline int Scaled(int normal, int sanitized) { return kSanitized ? sanitized : normal; }
-
-// The seed for a randomized test: $CLONEFS_TEST_SEED if set, else random.
-inline uint64_t TestSeed() {
-  if (const char* s = std::getenv("CLONEFS_TEST_SEED")) return std::strtoull(s, nullptr, 0);
-  return std::random_device{}() * 0x100000001ull ^ std::random_device{}();
-}
 
 // Installs a kill-point hook for a scope.
 class KillHookGuard {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "metadata/metadata.h"
+#include "support/test_seed.h"
 
 namespace clonefs::metadata::testing {
 
@@ -28,12 +29,7 @@ inline bool UnderSanitizer() {
 // n in normal builds, max(1, n / div) under sanitizers.
 inline int Scaled(int n, int div = 5) { return UnderSanitizer() ? std::max(1, n / div) : n; }
 
-// The seed of a randomized test: $CLONEFS_TEST_SEED if set, else random.
-// Tests print it with SCOPED_TRACE so a failure can be replayed.
-inline uint64_t TestSeed() {
-  if (const char* s = getenv("CLONEFS_TEST_SEED")) return strtoull(s, nullptr, 0);
-  return std::random_device{}() ^ (static_cast<uint64_t>(getpid()) << 32);
-}
+using ::clonefs::test::TestSeed;  // support/test_seed.h
 
 // A fresh directory under $TMPDIR (or /tmp), removed at destruction. With
 // kMemory, under /dev/shm when it exists: for tests that commit thousands of

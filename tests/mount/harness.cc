@@ -61,8 +61,22 @@ void WriteRandomFile(const std::string& path, uint64_t size, uint64_t seed) {
 }
 
 std::vector<uint8_t> ReadAll(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<uint8_t> v;
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return v;
+  constexpr size_t kChunk = 1 << 20;
+  while (true) {
+    const size_t have = v.size();
+    v.resize(have + kChunk);
+    const ssize_t n = read(fd, v.data() + have, kChunk);
+    if (n <= 0) {
+      v.resize(have);  // end of file (or an error: what was read so far)
+      break;
+    }
+    v.resize(have + static_cast<size_t>(n));
+  }
+  close(fd);
+  return v;
 }
 
 std::unique_ptr<metadata::Metadata> OpenMetadataOffline(const std::string& metadata_dir) {

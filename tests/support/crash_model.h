@@ -19,6 +19,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <random>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -209,5 +210,17 @@ class CrashModel {
   std::vector<std::vector<uint64_t>> cands_;    // GUARDED_BY(mu_): versions issued since rebase
   const std::vector<bool> src_zero_;
 };
+
+// Source: self-describing version-0 sectors, with some 4 KiB holes.
+inline std::vector<uint8_t> SelfDescribingSource(uint64_t size, uint64_t seed) {
+  std::vector<uint8_t> v(size, 0);
+  std::mt19937_64 rng(seed);
+  for (uint64_t b = 0; b < size; b += 4096) {
+    if (rng() % 4 == 0) continue;
+    for (uint64_t s = b; s < std::min(size, b + 4096); s += kSector)
+      FillSector(&v[s], s / kSector, 0);
+  }
+  return v;
+}
 
 }  // namespace clonefs::test
