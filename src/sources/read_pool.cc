@@ -138,11 +138,13 @@ void ReadPool::Worker() {
 
 void ReadPool::Stall(uint64_t timeout_ns, uint64_t* stalled_since_ns,
                      uint64_t* recovered_ns) const {
-  const uint64_t now = MonoNow();
   std::lock_guard<std::mutex> l(mu_);
+  // The clock is read under mu_, as every started_ns is: a job that started
+  // after a reading taken before the lock would look 2^64 ns old.
+  const uint64_t now = MonoNow();
   uint64_t oldest = UINT64_MAX;
   for (const Job* j : running_) oldest = std::min(oldest, j->started_ns);
-  *stalled_since_ns = oldest != UINT64_MAX && now - oldest > timeout_ns ? oldest + timeout_ns : 0;
+  *stalled_since_ns = oldest <= now && now - oldest > timeout_ns ? oldest + timeout_ns : 0;
   *recovered_ns = recovered_ns_;
 }
 

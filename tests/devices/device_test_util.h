@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "devices/device.h"
+#include "support/test_seed.h"
 
 namespace clonefs::testing {
 
@@ -28,10 +29,7 @@ inline constexpr int kSlowdown = 1;
 
 // The seed for a randomized test: $CLONEFS_TEST_SEED, or a fresh one. Print
 // it with SCOPED_TRACE(SeedTrace(seed)) so a failure can be replayed.
-inline uint64_t TestSeed() {
-  if (const char* s = std::getenv("CLONEFS_TEST_SEED")) return std::strtoull(s, nullptr, 0);
-  return std::random_device{}() ^ (uint64_t{std::random_device{}()} << 32);
-}
+using ::clonefs::test::TestSeed;  // support/test_seed.h
 inline std::string SeedTrace(uint64_t seed) {
   return "seed=" + std::to_string(seed) +
          " (replay with CLONEFS_TEST_SEED=" + std::to_string(seed) + ")";

@@ -157,6 +157,31 @@ TEST_F(TimedDeviceTest, ReadsAndEverythingElseForward) {
   EXPECT_TRUE(async.IsInvalidArgument());
 }
 
+// Health() while reads start and finish all the time: never "stalled" (a
+// read that started just after Health() read the clock once counted as
+// started 2^64 ns ago, and the copier paused for a source that was fine).
+TEST_F(TimedDeviceTest, BusyReadsAreNeverTakenForAStall) {
+  std::unique_ptr<Device> dev = Make(30'000'000'000, 4);
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      std::vector<uint8_t> b(512);
+      for (uint64_t i = 0; !stop.load(); ++i) {
+        ASSERT_TRUE(dev->Read(((i * 4 + t) * 4096) % content_.size(), b.data(), b.size()).ok());
+      }
+    });
+  }
+  int stalled = 0;
+  const int polls = 200'000 / testing::kSlowdown;
+  for (int i = 0; i < polls; ++i) {
+    if (dev->Health().state == State::kStalled) ++stalled;
+  }
+  stop = true;
+  for (auto& r : readers) r.join();
+  EXPECT_EQ(stalled, 0) << "of " << polls << " polls";
+}
+
 TEST_F(TimedDeviceTest, StuckReadTimesOutAndTheBufferIsNeverTouchedLater) {
   std::unique_ptr<Device> dev = Make(300'000'000, 2, 0, UINT64_MAX / 2);
   uint8_t* buf = new uint8_t[65536];
@@ -337,7 +362,9 @@ TEST_F(TimedDeviceTest, DestructionAbortsQueuedReadsAndWaitsForRunningReadAsync)
   EXPECT_EQ(a_calls.load(), 1);
   EXPECT_TRUE(a_s.ok()) << a_s.ToString();
   EXPECT_TRUE(Matches(a.data(), 0, a.size()));
-  EXPECT_TRUE(gate_->destroyed.load());
+  // The last pool thread lets go of the inner device on its way out, a
+  // moment after the destructor saw it leave.
+  EXPECT_TRUE(WaitFor([&] { return gate_->destroyed.load(); }));
 }
 
 TEST_F(TimedDeviceTest, DestructionLeavesAThreadStuckInAReadBehind) {
