@@ -256,7 +256,9 @@ void BackgroundCopier::LogPauseLocked() {
                        static_cast<unsigned long long>(SourceBackoff::kInitialNanos / 1'000'000));
       break;
     case SourceBackoff::State::kRunning: {
-      const double secs = static_cast<double>(UnixNowNanos() - paused_since_unix_ns_) / 1e9;
+      const uint64_t now = UnixNowNanos();  // wall time: it may have been set back meanwhile
+      const double secs =
+          now > paused_since_unix_ns_ ? static_cast<double>(now - paused_since_unix_ns_) / 1e9 : 0;
       CLONEFS_LOG_INFO("source %s serves again: background copying resumed after %.1f s "
                        "(%llu source reads failed meanwhile)",
                        name.c_str(), secs,

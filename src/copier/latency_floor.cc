@@ -5,7 +5,9 @@
 namespace clonefs {
 
 void LatencyFloor::Rotate(uint64_t now_ns) const {
-  if (now_ns >= start_ns_ && now_ns - start_ns_ < kWindowNanos) return;
+  // A time before the window's start is a caller that read the clock
+  // before another one rotated: it belongs to this window, not a new one.
+  if (now_ns < start_ns_ || now_ns - start_ns_ < kWindowNanos) return;
   if (current_ != kNone) previous_ = current_;
   current_ = kNone;
   start_ns_ = now_ns;

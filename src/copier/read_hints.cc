@@ -38,8 +38,8 @@ bool ReadHints::NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t n
     if (!Active(s, now_ns) || s.last_ns < victim->last_ns) victim = &s;
   }
   if (match != nullptr) {
-    match->last_ns = now_ns;
-    if (unhydrated) match->miss_ns = now_ns;
+    match->last_ns = std::max(match->last_ns, now_ns);  // never back in time
+    if (unhydrated) match->miss_ns = std::max(match->miss_ns, now_ns);
     if (end > match->end) {
       match->end = end;
       ++match->hits;

@@ -97,14 +97,17 @@ class ReadHints {
     uint64_t last_ns = 0;   // when it was last read; 0: free slot
     uint64_t miss_ns = 0;   // when a read of it last touched an unhydrated region; 0: never
   };
+  // Readers take the time before the lock, so a stream may carry a stamp
+  // later than `now_ns` (a reader that came second took the lock first): it
+  // is active, not 2^64 ns idle. Comparisons, never differences.
   bool Active(const Stream& s, uint64_t now_ns) const {
-    return s.last_ns != 0 && now_ns - s.last_ns < kStreamIdleNanos;
+    return s.last_ns != 0 && now_ns < s.last_ns + kStreamIdleNanos;
   }
   static bool Sequential(const Stream& s) {
     return s.hits >= kMinHits && s.end - s.start >= kMinSequentialBytes;
   }
   bool ReadAhead(const Stream& s, uint64_t now_ns) const {
-    return Active(s, now_ns) && Sequential(s) && s.miss_ns != 0 && now_ns - s.miss_ns < kMissNanos;
+    return Active(s, now_ns) && Sequential(s) && s.miss_ns != 0 && now_ns < s.miss_ns + kMissNanos;
   }
 
   const RegionGeometry geo_;

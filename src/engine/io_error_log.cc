@@ -40,7 +40,8 @@ void IoErrorLog::Report(IoKind kind, uint64_t off, uint64_t len, const Status& s
   {
     std::lock_guard<std::mutex> l(mu_);
     PerKind& k = kinds_[static_cast<int>(kind)];
-    if (k.logged && now - k.last_ns < kIntervalNanos) {
+    // (`now` may be older than another thread's last_ns: within the interval.)
+    if (k.logged && now < k.last_ns + kIntervalNanos) {
       ++k.suppressed;
       return;
     }

@@ -78,6 +78,13 @@ TEST(LatencyFloor, MinimumOfTheLastTwoWindowsKeptWhileIdle) {
   EXPECT_EQ(f.Get(t0 + 40 * kW), 85 * kMs);
   f.Note(5 * kMs, t0 + 41 * kW);
   EXPECT_EQ(f.Get(t0 + 41 * kW), 5 * kMs);
+  // A caller whose clock reading predates the window's start (another
+  // thread rotated first) belongs to the current window: the last window's
+  // minimum is not thrown away by a second rotation.
+  f.Note(40 * kMs, t0 + 42 * kW);
+  EXPECT_EQ(f.Get(t0 + 42 * kW - 1), 5 * kMs);
+  f.Note(60 * kMs, t0 + 42 * kW - 2);
+  EXPECT_EQ(f.Get(t0 + 42 * kW), 5 * kMs);
 }
 
 TEST(CopyBufferPool, ReusesBuffersAndReportsEnomemAsAStatus) {
@@ -627,6 +634,31 @@ TEST(ReadHints, SequentialAfterAMegabyteWindowGrowsAndIsUnitAligned) {
   EXPECT_LT(w[0].count * kR, ReadHints::kMaxWindow + 16 * kR);
   // Forgotten once idle.
   EXPECT_TRUE(h.AheadWindows(now + ReadHints::kStreamIdleNanos).empty());
+}
+
+// Readers take the time before the hints' lock, so two concurrent readers
+// of a stream may note their reads with times out of order: the earlier
+// time still continues the stream (it was once taken for 2^64 ns idle, the
+// read started a new stream and the sequential one lost its window), and
+// the stream's time never goes back.
+TEST(ReadHints, AReadNotedWithAnEarlierTimeStillContinuesItsStream) {
+  ReadHints h(RegionGeometry(1024 * kR, kR), 16);
+  uint64_t off = 0, now = kSec;
+  for (int i = 0; i < 16; ++i, off += 128 << 10, now += 1000) h.NoteRead(off, 128 << 10, true, now);
+  ASSERT_EQ(h.sequential_streams(now), 1);
+  const std::vector<RegionRun> before = h.AheadWindows(now);
+  ASSERT_EQ(before.size(), 1u);
+  // The next read, by a reader whose clock reading predates the last note.
+  EXPECT_TRUE(h.NoteRead(off, 128 << 10, true, now - 5000));
+  EXPECT_EQ(h.sequential_streams(now - 5000), 1);
+  EXPECT_EQ(h.sequential_streams(now), 1);
+  std::vector<RegionRun> w = h.AheadWindows(now - 5000);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_EQ(w[0].first, (off + (128 << 10)) / kR);  // it moved on, window kept
+  EXPECT_GE(w[0].count, before[0].count);
+  // Time counts from the latest note (now - 1000), not the earlier one.
+  EXPECT_EQ(h.sequential_streams(now - 1000 + ReadHints::kMissNanos - 1), 1);
+  EXPECT_EQ(h.sequential_streams(now - 1000 + ReadHints::kMissNanos), 0);
 }
 
 TEST(ReadHints, GoingRoundOrJumpingIsNotSequential) {

@@ -212,6 +212,33 @@ TEST_F(FaultTest, IoErrorsReachingRequestsAreWarnedOncePerSecondPerKind) {
   EXPECT_NE(lines[2].find("9 more read error(s)"), std::string::npos) << lines[2];
 }
 
+// Threads read the clock before the log's lock: a report whose time is a
+// little older than the last line's is within the interval, not 2^64 ns
+// after it (it was logged, and set the interval's start back).
+TEST_F(FaultTest, AnIoErrorReportedWithAnOlderTimeIsWithinTheInterval) {
+  const std::string log = rig_.dir.path() + "/log";
+  ASSERT_OK(SetLogToFile(log));
+  test::Cleanup restore([&] { SetLogToStderr(); });
+  struct SetClock final : Clock {
+    std::atomic<uint64_t> t{10 * IoErrorLog::kIntervalNanos};
+    uint64_t NowNanos() override { return t.load(); }
+  } clock;
+  const uint64_t t0 = clock.t.load();
+  IoErrorLog errors(&clock);
+  const Status eio = Status::IoError("injected", EIO);
+  errors.Report(IoKind::kRead, 0, 512, eio);
+  ASSERT_EQ(RequestErrorLines(log).size(), 1u);
+  clock.t = t0 - 1'000'000;  // another thread's reading, 1 ms older
+  errors.Report(IoKind::kRead, 4096, 512, eio);
+  EXPECT_EQ(RequestErrorLines(log).size(), 1u);
+  // The interval still ends a second after the logged line.
+  clock.t = t0 + IoErrorLog::kIntervalNanos;
+  errors.Report(IoKind::kRead, 8192, 512, eio);
+  const std::vector<std::string> lines = RequestErrorLines(log);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[1].find("1 more read error(s)"), std::string::npos) << lines[1];
+}
+
 // SPEC §7a: a full dest shows as dest's condition and as the last error
 // (what, errno, when, how many), not only as a failure count; the log says
 // it once when dest fills up and once when it takes data again, not once
