@@ -29,8 +29,14 @@ struct CopierRig {
   // Disables copying and waits until nothing is in flight.
   void Quiesce() {
     e()->EnableHydration(false);
-    ASSERT_TRUE(Rig::WaitFor(
-        [&] { return e()->Stats().hydrating_regions == 0 && probe->reads_in_flight() == 0; }));
+    auto drained = [&] {
+      return e()->Stats().hydrating_regions == 0 && probe->reads_in_flight() == 0;
+    };
+    ASSERT_TRUE(Rig::WaitFor(drained));
+    // Once more after a pause: an issuer that passed its enabled check just
+    // before the disable may lock and read one more unit.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(Rig::WaitFor(drained));
   }
   Rig rig;
   std::shared_ptr<ConcurrencyProbe> probe;
