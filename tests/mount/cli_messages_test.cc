@@ -59,8 +59,12 @@ TEST_F(CliMessagesTest, StatusOfAStaleMountSaysHowToResumeOrRemoveIt) {
 TEST_F(CliMessagesTest, AWatchSaysWhenItsCloneIsUnmounted) {
   RunResult m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
-  RunResult w = Sh(Clonefs() + " status --dm --watch 0.1 " + Quote(c_.mnt) + " & w=$!; sleep 1; " +
-                   Clonefs() + " unmount " + Quote(c_.mnt) + " >/dev/null; wait $w");
+  // Unmounted once the watch has shown its first line (it has had an answer).
+  const std::string out = c_.dir() / "watch.out";
+  RunResult w = Sh(Clonefs() + " status --dm --watch 0.1 " + Quote(c_.mnt) + " >" + Quote(out) +
+                   " 2>&1 & w=$!; for i in $(seq 300); do [ -s " + Quote(out) +
+                   " ] && break; sleep 0.1; done; " + Clonefs() + " unmount " + Quote(c_.mnt) +
+                   " >/dev/null; wait $w; rc=$?; cat " + Quote(out) + "; exit $rc");
   EXPECT_EQ(w.code, 1) << w.out;
   EXPECT_NE(w.out.find("the clone stopped answering"), std::string::npos) << w.out;
   EXPECT_EQ(w.out.find("connect "), std::string::npos) << w.out;

@@ -237,7 +237,11 @@ TEST_F(DataSafetyTest, BlockDeviceDestReattachedElsewhereIsRefused) {
                                                   loop.substr(loop.rfind('/') + 1)) +
                    " bs=1 seek=" + std::to_string(3 * kRegion) + " conv=notrunc,fsync status=none"));
   ASSERT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(c_.mnt)).code, 0);
-  ASSERT_TRUE(ShOk("losetup -d " + loop + " && losetup " + loop + " " + Quote(b)));
+  // udev probes the device once the daemon has let it go; a detach during
+  // that probe is deferred, and reattaching at once would find it busy.
+  ASSERT_TRUE(ShOk("udevadm settle; losetup -d " + loop + " && for i in $(seq 100); do losetup " +
+                   loop + " " + Quote(b) + " 2>/dev/null && exit 0; sleep 0.1; done; losetup " +
+                   loop + " " + Quote(b)));
   RunResult r = MountWith(args, c_.mnt);
   ExpectRefused(r, "another disk or backing file", c_.mnt);
   RunResult chk = Sh(ClonefsBinary() + " check --metadata " + Quote(md));

@@ -155,8 +155,13 @@ TEST_F(ExitCodesMountTest, EveryDocumentedCodeIsReturnedByTheRealCommand) {
   // The daemon killed while `wait` waits.
   const int pid = c.DaemonPid();
   ASSERT_GT(pid, 0);
-  RunResult gone = Sh(Clonefs() + " wait --quiet " + mnt + " & w=$!; sleep 1; kill -9 " +
-                      std::to_string(pid) + "; wait $w");
+  // Killed once `wait` has printed its first progress line (it has had an
+  // answer: a daemon that never answered is another exit code).
+  const std::string out = c.dir() / "wait.out";
+  RunResult gone = Sh(Clonefs() + " wait " + mnt + " >" + Quote(out) +
+                      " 2>&1 & w=$!; for i in $(seq 300); do [ -s " + Quote(out) +
+                      " ] && break; sleep 0.1; done; kill -9 " + std::to_string(pid) +
+                      "; wait $w; rc=$?; cat " + Quote(out) + "; exit $rc");
   EXPECT_EQ(gone.code, 4) << gone.out;
   if (gone.code == 4) Seen("wait", 4);
 

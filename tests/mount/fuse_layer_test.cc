@@ -310,7 +310,7 @@ TEST_F(FuseLayerTest, UnmountIsRefusedWhileTheFileIsOpen) {
   char b[16];
   EXPECT_EQ(pread(fd, b, sizeof(b), 0), 16) << "still serving after a refused unmount";
   close(fd);
-  for (int i = 0; i < 100 && server_->open_handles() != 0; ++i) usleep(10000);
+  for (int i = 0; i < 500 && server_->open_handles() != 0; ++i) usleep(10000);  // RELEASE is async
   EXPECT_EQ(server_->open_handles(), 0);
 }
 

@@ -182,11 +182,18 @@ void CloneDir::DetachLoop(const std::string& dev) {
   // loop/ attributes go away when it has let go.
   const std::string bound = "/sys/block/" + std::filesystem::path(dev).filename().string() +
                             "/loop/backing_file";
+  // (Another test may take the freed device for another file meanwhile: what
+  // counts is that it no longer holds this clone's file.)
+  auto holds_ours = [&] {
+    std::ifstream f(bound);
+    std::string file;
+    return std::getline(f, file) && file == exposed();
+  };
   const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (access(bound.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < end) {
+  while (holds_ours() && std::chrono::steady_clock::now() < end) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  EXPECT_NE(access(bound.c_str(), F_OK), 0) << dev << " still holds its file after 10 s";
+  EXPECT_FALSE(holds_ours()) << dev << " still holds its file after 10 s";
 }
 
 }  // namespace clonefs::testing

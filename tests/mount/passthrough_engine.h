@@ -39,10 +39,10 @@ class PassthroughEngine : public Engine {
     for (int m = max_writes_in_flight.load(); now > m;) {
       if (max_writes_in_flight.compare_exchange_weak(m, now)) break;
     }
-    // Optionally hold each write (up to 2 s) until that many have been in
-    // flight at once.
+    // Optionally hold each write (up to 10 s: a loaded machine may take a
+    // while to send the others) until that many have been in flight at once.
     const int hold = hold_writes_until.load();
-    for (int i = 0; i < 2000 && max_writes_in_flight.load() < hold; ++i) usleep(1000);
+    for (int i = 0; i < 10000 && max_writes_in_flight.load() < hold; ++i) usleep(1000);
     struct Leave {
       std::atomic<int>* n;
       ~Leave() { n->fetch_sub(1); }
