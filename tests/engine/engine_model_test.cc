@@ -8,15 +8,14 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
-#include <map>
-#include <mutex>
 #include <random>
 #include <thread>
 
 #include "engine_test_util.h"
+#include "support/range_reservations.h"
 
 namespace clonefs {
 namespace {
@@ -33,21 +32,8 @@ class Model {
   explicit Model(std::vector<uint8_t> content) : bytes_(std::move(content)) {}
 
   // Reserves [off, off+len) if it overlaps no reservation.
-  bool TryReserve(uint64_t off, uint64_t len) {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = busy_.upper_bound(off);
-    if (it != busy_.begin()) {
-      auto p = std::prev(it);
-      if (p->first + p->second > off) return false;
-    }
-    if (it != busy_.end() && it->first < off + len) return false;
-    busy_[off] = len;
-    return true;
-  }
-  void Release(uint64_t off) {
-    std::lock_guard<std::mutex> l(mu_);
-    busy_.erase(off);
-  }
+  bool TryReserve(uint64_t off, uint64_t len) { return reserved_.TryReserve(off, len); }
+  void Release(uint64_t off) { reserved_.Release(off); }
   // Only the holder of a reservation touches its bytes.
   void Write(uint64_t off, const uint8_t* d, uint64_t len) {
     std::memcpy(bytes_.data() + off, d, len);
@@ -57,8 +43,7 @@ class Model {
   const std::vector<uint8_t>& bytes() const { return bytes_; }
 
  private:
-  std::mutex mu_;
-  std::map<uint64_t, uint64_t> busy_;  // GUARDED_BY(mu_): offset -> length
+  test::RangeReservations reserved_;
   std::vector<uint8_t> bytes_;
 };
 

@@ -17,12 +17,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <random>
 #include <string>
 #include <unordered_set>
 #include <vector>
+
+#include "support/range_reservations.h"
 
 namespace clonefs::test {
 
@@ -84,18 +85,8 @@ class CrashModel {
   uint64_t sectors() const { return floor_.size(); }
 
   // --- range reservation: one request per sector at a time ---
-  bool TryReserve(uint64_t s, uint64_t n) {
-    std::lock_guard<std::mutex> l(mu_);
-    auto it = busy_.upper_bound(s);
-    if (it != busy_.begin() && std::prev(it)->first + std::prev(it)->second > s) return false;
-    if (it != busy_.end() && it->first < s + n) return false;
-    busy_[s] = n;
-    return true;
-  }
-  void Release(uint64_t s) {
-    std::lock_guard<std::mutex> l(mu_);
-    busy_.erase(s);
-  }
+  bool TryReserve(uint64_t s, uint64_t n) { return reserved_.TryReserve(s, n); }
+  void Release(uint64_t s) { reserved_.Release(s); }
 
   // A write (zero: of zeros) of sectors [s, s+n) is issued: a new version.
   uint64_t Issue(uint64_t s, uint64_t n, bool zero) {
@@ -202,7 +193,7 @@ class CrashModel {
   }
 
   std::mutex mu_;
-  std::map<uint64_t, uint64_t> busy_;           // GUARDED_BY(mu_)
+  RangeReservations reserved_;
   uint64_t next_version_ = 0;                   // GUARDED_BY(mu_)
   std::unordered_set<uint64_t> zero_versions_;  // GUARDED_BY(mu_)
   std::vector<uint64_t> floor_;                 // GUARDED_BY(mu_): version made durable
