@@ -133,10 +133,8 @@ TEST_F(DaemonHomeTest, TheDaemonLogsToTheMetadataDirectoryAndStatusNamesIt) {
   RunResult st = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
   ASSERT_EQ(st.code, 0) << st.out;
   EXPECT_TRUE(Contains(st.out, "Log:          " + log + "\n")) << st.out;
-  RunResult js = Sh(ClonefsBinary() + " status --json " + Quote(c_.mnt));
-  ASSERT_EQ(js.code, 0) << js.out;
-  auto rep = control::ReportFromJsonText(js.out);
-  ASSERT_TRUE(rep.ok()) << rep.status().ToString() << js.out;
+  auto rep = QueryStatus(c_.mnt);
+  ASSERT_TRUE(rep.ok()) << rep.status().ToString();
   EXPECT_EQ(rep->info.log_file, log);
 
   // Refusals after the daemon started are in the log.

@@ -50,11 +50,7 @@ class DestFullTest : public ::testing::Test {
     }
   }
 
-  Result<control::StatusReport> Query() {
-    RunResult js = Sh(ClonefsBinary() + " status --json " + Quote(c_.mnt));
-    if (js.code != 0) return ::clonefs::Status::IoError("clonefs status --json: " + js.out);
-    return control::ReportFromJsonText(js.out);
-  }
+  Result<control::StatusReport> Query() { return QueryStatus(c_.mnt); }
   // Polls status until pred holds (or about `seconds` passed); the last
   // report seen.
   control::StatusReport WaitForStatus(const std::function<bool(const control::StatusReport&)>& pred,

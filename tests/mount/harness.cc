@@ -100,6 +100,12 @@ std::unique_ptr<metadata::Metadata> OpenMetadataOffline(const std::string& metad
   return std::move(*md);
 }
 
+Result<control::StatusReport> QueryStatus(const std::string& mnt) {
+  RunResult js = Sh(ClonefsBinary() + " status --json " + Quote(mnt));
+  if (js.code != 0) return Status::IoError("clonefs status --json: " + js.out);
+  return control::ReportFromJsonText(js.out);
+}
+
 int64_t HydratedRegions(const std::string& metadata_dir) {
   auto md = OpenMetadataOffline(metadata_dir);
   return md ? static_cast<int64_t>(md->NrHydratedRegions()) : -1;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "base/result.h"
+#include "control/status_report.h"
 #include "metadata/metadata.h"
 #include "mount/mount_test_util.h"
 
@@ -35,6 +37,10 @@ std::vector<uint8_t> ReadAll(const std::string& path);
 // A clone's metadata opened read-only (the clone must not be mounted), or
 // nullptr with a test failure.
 std::unique_ptr<metadata::Metadata> OpenMetadataOffline(const std::string& metadata_dir);
+
+// `clonefs status --json MNT`, parsed. Errors: IoError (the command failed,
+// with its output), or the parser's.
+Result<control::StatusReport> QueryStatus(const std::string& mnt);
 
 // Regions hydrated in a clone's metadata, read offline (the clone must not be
 // mounted). -1 on error (with a test failure).

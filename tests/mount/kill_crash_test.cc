@@ -28,7 +28,6 @@
 #include <fstream>
 #include <mutex>
 #include <random>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,14 +57,10 @@ int Rounds() {
   return e != nullptr && std::atoi(e) > 0 ? std::atoi(e) : 6;
 }
 
-// Committed regions, from `clonefs status --json` (a status query commits
-// first), or -1.
+// Committed regions, from status (a status query commits first), or -1.
 int64_t CommittedRegions(const CloneDir& c) {
-  RunResult r = Sh(ClonefsBinary() + " status --json " + Quote(c.mnt));
-  std::smatch m;
-  static const std::regex kCommitted("\"committed\": *([0-9]+)");
-  if (r.code != 0 || !std::regex_search(r.out, m, kCommitted)) return -1;
-  return std::stoll(m[1].str());
+  auto rep = QueryStatus(c.mnt);
+  return rep.ok() ? static_cast<int64_t>(rep->committed_hydrated_regions) : -1;
 }
 
 // Waits (up to 30 s) until `pid` has exited and closed its files (so its
@@ -97,8 +92,8 @@ bool WaitGone(int pid) {
 // committed.
 bool WaitHydrationDone(const CloneDir& c, int seconds) {
   for (int i = 0; i < seconds * 10; ++i) {
-    RunResult r = Sh(ClonefsBinary() + " status --json " + Quote(c.mnt));
-    if (r.code == 0 && r.out.find("\"hydration_done\": true") != std::string::npos) return true;
+    auto rep = QueryStatus(c.mnt);
+    if (rep.ok() && rep->hydration_done) return true;
     usleep(100'000);
   }
   return false;

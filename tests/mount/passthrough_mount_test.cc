@@ -45,10 +45,8 @@ std::string KernelConfigPassthrough() {
 }
 
 control::StatusReport Status(const std::string& mnt) {
-  RunResult r = Sh(ClonefsBinary() + " status " + Quote(mnt) + " --json");
-  EXPECT_EQ(r.code, 0) << r.out;
-  auto rep = control::ReportFromJsonText(r.out);
-  EXPECT_TRUE(rep.ok()) << rep.status().ToString() << "\n" << r.out;
+  auto rep = QueryStatus(mnt);
+  EXPECT_TRUE(rep.ok()) << rep.status().ToString();
   return rep.ok() ? *rep : control::StatusReport{};
 }
 
