@@ -18,6 +18,7 @@ std::string ServiceStatusText(const StatusReport& r) {
   const std::string state = r.State();
   if (state == "complete") return "complete: " + FormatBytes(r.image_size) + " hydrated";
   if (state == "source-changed") return "source changed: " + r.source_change;
+  if (state == "dest-changed") return "dest changed: " + r.dest_change;
   if (state == "read-only") {
     return "read-only at " + pct + ": a metadata commit failed (see the log); the clone "
            "keeps serving, unmount and mount again once fixed";

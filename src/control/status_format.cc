@@ -92,6 +92,12 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
              : "changed: " + Printable(r.source_change) +
                    "; copying has stopped and reads of regions not yet hydrated fail with EIO "
                    "(restore the source and mount again, or start a new clone)");
+    if (!r.dest_change.empty()) {
+      Line(&out, "Dest state:",
+           "changed: " + Printable(r.dest_change) +
+               "; every request fails with EIO and copying has stopped (unmount, then "
+               "restore dest, or start a new clone)");
+    }
     Line(&out, "Source link:", FormatSourceHealth(r.source_health));
     Line(&out, "Health:", r.health.empty() ? std::string("unknown") : Printable(r.health));
     Line(&out, "Last error:", FormatLastError(r.last_error, now_unix_ns));

@@ -29,6 +29,7 @@ double StatusReport::HydratedPercent() const {
 std::string StatusReport::State() const {
   if (!live) return hydration_done ? "complete" : "incomplete";
   if (mode == EngineMode::kFail) return "failed";
+  if (!dest_change.empty()) return "dest-changed";
   if (!source_change.empty()) return "source-changed";
   if (mode == EngineMode::kReadOnly) return "read-only";
   if (hydration_done) return "complete";
@@ -60,6 +61,7 @@ Eta EstimateEta(const EngineStats& s) {
 
 std::string HealthOf(const EngineStats& s) {
   if (s.mode == EngineMode::kFail) return "failed: metadata failed";
+  if (!s.dest_change.empty()) return "failed: dest changed";
   if (!s.source_change.empty()) return "failed: source changed";
   if (s.mode == EngineMode::kReadOnly) return "degraded: metadata read-only";
   if (s.dest_condition == DestCondition::kFull) return "degraded: dest full";
@@ -104,6 +106,7 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.metadata_total_blocks = s.metadata_space.total_blocks;
   uint64_t remaining = s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0;
   r.source_change = s.source_change;
+  r.dest_change = s.dest_change;
   r.source_health = s.source_health;
   r.health = HealthOf(s);
   r.last_error = s.last_error;
@@ -237,6 +240,8 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   j["state"] = r.State();
   j["source_state"] = L ? Json(r.SourceState()) : Null();
   j["source_change"] = OptString(r.source_change);
+  j["dest_state"] = L ? Json(r.DestState()) : Null();
+  j["dest_change"] = OptString(r.dest_change);
   j["source_connection"] = L ? SourceConnectionJson(r.source_health) : Null();
   j["health"] = L ? Json(r.health) : Null();
   j["last_error"] = L ? LastErrorJson(r.last_error) : Null();
@@ -429,6 +434,7 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
   }
   // Added after schema 1 was published: absent from older daemons' documents.
   if (Find(doc, "source_change") != nullptr) r.source_change = rd.OptStr(doc, "", "source_change");
+  if (Find(doc, "dest_change") != nullptr) r.dest_change = rd.OptStr(doc, "", "dest_change");
   if (const nlohmann::json* v = Find(doc, "source_connection"); v != nullptr && !v->is_null()) {
     if (const nlohmann::json* o = rd.Obj(doc, "", "source_connection", false)) {
       SourceHealth& h = r.source_health;

@@ -133,6 +133,10 @@ struct StatusReport {
   // otherwise what changed under the live clone (EngineStats::source_change):
   // copying has stopped for good and the clone cannot complete.
   std::string source_change;
+  // Live only. Empty while dest is the size the clone opened it with;
+  // otherwise what changed (EngineStats::dest_change): every request fails
+  // with EIO. Absent from older daemons' documents: then empty.
+  std::string dest_change;
   // Live only: the source's reachability (a remote source reconnecting, a
   // source whose reads wait past the source timeout). Absent from older
   // daemons' documents: then connected with no errors.
@@ -154,11 +158,14 @@ struct StatusReport {
   // (never 100 before every byte is hydrated). 100 for an empty image.
   double HydratedPercent() const;
   // "complete", "hydrating", "paused" (disabled or hydration_threshold 0),
-  // "read-only", "failed", "source-changed" (never "complete" then);
+  // "read-only", "failed", "dest-changed", "source-changed" (never
+  // "complete" then);
   // offline: "complete" or "incomplete".
   std::string State() const;
   // "ok" or "changed"; live only.
   const char* SourceState() const { return source_change.empty() ? "ok" : "changed"; }
+  // "ok" or "changed"; live only.
+  const char* DestState() const { return dest_change.empty() ? "ok" : "changed"; }
 };
 
 // The clone's health in one phrase, from what the engine knows, the first

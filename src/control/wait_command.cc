@@ -105,7 +105,7 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
       return kWaitError;
     }
     const bool finished = rep->hydration_done || rep->mode != EngineMode::kReadWrite ||
-                          !rep->source_change.empty();
+                          !rep->source_change.empty() || !rep->dest_change.empty();
     if (!quiet && (finished || Since(last_print) >= interval - 1e-3)) {
       last_print = Clock::now();
       if (io.out_is_tty) {
@@ -114,6 +114,13 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
       } else {
         io.out << FormatProgress(*rep, 0) << std::endl;
       }
+    }
+    if (!rep->dest_change.empty()) {
+      end_bar();
+      io.err << "clonefs wait: dest changed under the clone (" << rep->dest_change
+             << "); every request fails and hydration has stopped. Unmount, then restore dest, "
+                "or start a new clone.\n";
+      return kWaitCloneFailed;
     }
     if (!rep->source_change.empty()) {
       end_bar();

@@ -157,13 +157,14 @@ void BackgroundCopier::Idle() {
   }
 }
 
-void BackgroundCopier::MaybeCheckSource() {
-  if (!ctx_.check_source) return;
+void BackgroundCopier::MaybeCheckDevices(bool complete) {
+  if (!ctx_.check_source && !ctx_.check_dest) return;
   const uint64_t now = ctx_.clock->NowNanos();
-  uint64_t last = last_source_check_ns_.load();
+  uint64_t last = last_device_check_ns_.load();
   if (last != 0 && now - last < kSourceCheckNanos) return;
-  if (!last_source_check_ns_.compare_exchange_strong(last, now == 0 ? 1 : now)) return;
-  ctx_.check_source();
+  if (!last_device_check_ns_.compare_exchange_strong(last, now == 0 ? 1 : now)) return;
+  if (ctx_.check_dest) ctx_.check_dest();
+  if (!complete && ctx_.check_source) ctx_.check_source();
 }
 
 void BackgroundCopier::IssuerLoop() {
@@ -181,6 +182,7 @@ void BackgroundCopier::IssuerLoop() {
       continue;
     }
     if (md->IsHydrationDone()) {
+      MaybeCheckDevices(/*complete=*/true);
       if (!all_hydrated_reported_.exchange(true)) {
         if (ctx_.on_all_hydrated) ctx_.on_all_hydrated();
         // Nothing more will be written: what is still cached goes too
@@ -191,7 +193,7 @@ void BackgroundCopier::IssuerLoop() {
       Sleep(kIdleSleepNanos, gen);
       continue;
     }
-    MaybeCheckSource();
+    MaybeCheckDevices(/*complete=*/false);
     if (!enabled_.load() || threshold_.load() == 0 || !ctx_.may_copy()) {
       DropCurrent(/*abandon=*/true);
       Idle();

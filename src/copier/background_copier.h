@@ -50,7 +50,9 @@
 //     point, mark, unlock. So a region is marked only after all of its data
 //     is in dest and the source was seen unchanged afterwards (SPEC §5).
 //   - About once a second, while regions remain, the issuer re-examines the
-//     source (check_source); may_copy is false once it changed.
+//     source (check_source); may_copy is false once it changed. It
+//     re-examines dest (check_dest) as often, also once the clone is
+//     complete.
 //
 // ORDER (SPEC §10; docs/design.md, "Hydration order")
 //   PickUnit takes, in this order: the access profile being replayed
@@ -212,6 +214,10 @@ struct CopierContext {
   // thread about once per kSourceCheckNanos while regions remain
   // unhydrated, whether copying is enabled or not. Optional.
   std::function<void()> check_source;
+  // Re-examines dest (DestWatch::Check). Called from the issuer thread
+  // about once per kSourceCheckNanos, also once every region is hydrated.
+  // Optional.
+  std::function<void()> check_dest;
 };
 
 // Whether background copying is paused for the source as a whole.
@@ -375,7 +381,9 @@ class BackgroundCopier {
   // Sleeps up to ns (capped at kMaxSleepNanos) or until woken or stopped.
   void Sleep(uint64_t ns, uint64_t gen);
   void BumpAndNotify();
-  void MaybeCheckSource();
+  // About once per kSourceCheckNanos: check_dest, and check_source unless
+  // every region is hydrated (`complete`: the source no longer matters).
+  void MaybeCheckDevices(bool complete);
 
   // --- completions and writers (copier_writer.cc) ---
   void Complete(Piece* p);  // a read's `done`: queues the piece for a writer
@@ -412,7 +420,7 @@ class BackgroundCopier {
   std::atomic<uint64_t> unit_failures_{0};
   std::atomic<uint64_t> units_yielded_{0};
   std::atomic<uint64_t> failed_reads_{0};
-  std::atomic<uint64_t> last_source_check_ns_{0};  // 0: never
+  std::atomic<uint64_t> last_device_check_ns_{0};  // 0: never
   std::atomic<uint64_t> inflight_bytes_{0};        // data pieces issued, not yet released
   std::atomic<uint32_t> data_pieces_{0};           // their number
   std::atomic<uint32_t> units_open_{0};            // units picked and not finished

@@ -9,15 +9,15 @@
 
 namespace clonefs {
 
-Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md,
-                   const RegionGeometry& geo, Clock* clock, SourceWatch* watch,
-                   HealthTracker* health)
+Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md, const RegionGeometry& geo,
+                   Clock* clock, SourceWatch* watch, DestWatch* dest_watch, HealthTracker* health)
     : source_(source),
       dest_(dest),
       md_(md),
       geo_(geo),
       clock_(clock),
       watch_(watch),
+      dest_watch_(dest_watch),
       health_(health),
       copy_meter_(clock->NowNanos()),
       zero_meter_(clock->NowNanos()) {}
@@ -33,13 +33,13 @@ Status Hydrator::DestWrite(const char* op, uint64_t off, const uint8_t* data, si
                            bool cached) {
   Status s = cached ? dest_->WriteCached(off, data, len) : dest_->Write(off, data, len);
   if (!s.ok()) health_->DestFailed(op, off, s);
-  return s;
+  return dest_watch_->AfterError(s);
 }
 
 Status Hydrator::DestZero(const char* op, uint64_t off, uint64_t len, ZeroMode mode) {
   Status s = dest_->Zero(off, len, mode);
   if (!s.ok()) health_->DestFailed(op, off, s);
-  return s;
+  return dest_watch_->AfterError(s);
 }
 
 Status Hydrator::Failed(const Status& s, uint64_t first, uint64_t count) {
@@ -84,6 +84,7 @@ uint64_t Hydrator::ExtentEnd(uint64_t pos, uint64_t end, bool* hole) {
 
 Result<std::vector<RunSegment>> Hydrator::PlanRun(uint64_t first, uint64_t count) {
   if (watch_->changed()) return watch_->Refusal();
+  CLONEFS_RETURN_IF_ERROR(dest_watch_->Check());
   const uint64_t start = geo_.RegionStart(first);
   const uint64_t end = start + geo_.RunLength(first, count);
   std::vector<RunSegment> plan;
@@ -137,6 +138,7 @@ Status Hydrator::SourceReadFailed(uint64_t off, const Status& read_error) {
 
 Status Hydrator::FinishRun(const CopyOutcome& out, uint64_t dest_errors_at_start) {
   CLONEFS_RETURN_IF_ERROR(watch_->Check());
+  CLONEFS_RETURN_IF_ERROR(dest_watch_->Check());
   bytes_copied_.fetch_add(out.bytes_written, std::memory_order_relaxed);
   bytes_zeroed_.fetch_add(out.bytes_zeroed, std::memory_order_relaxed);
   health_->DestHydrated(dest_errors_at_start);
@@ -154,6 +156,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
   const bool punch = ov.data == nullptr && ov.zero_mode == ZeroMode::kPunch;
   const uint64_t dest_errors = health_->DestErrors();
   if (watch_->changed()) return Failed(watch_->Refusal(), r, 1);
+  if (Status d = dest_watch_->Check(); !d.ok()) return Failed(d, r, 1);
   // The last, partial region is always copied (SPEC §3), even where the
   // overlay covers it.
   const bool may_skip_read = !geo_.IsPartialRegion(r);

@@ -17,6 +17,10 @@
 //     never marked; once the source changed they refuse at once (IoError,
 //     EIO), and a failed source read is reported as the change if it was one
 //     (SourceReadFailed).
+//   - Both paths check dest (DestWatch) before a copy writes anything, and
+//     the copier's runs again before marking: a copy never extends a dest
+//     truncated under the clone (which would read as zeros where hydrated
+//     data was); a failed dest write is reported as the change if it was one.
 //   - Every dest error of a copy is reported to the HealthTracker (with
 //     what failed and where), and so is every source read error of
 //     HydrateRegion and SourceReadFailed; a finished copy tells it that dest
@@ -43,6 +47,7 @@
 #include "base/result.h"
 #include "base/status.h"
 #include "copier/copy_buffer.h"
+#include "copier/dest_watch.h"
 #include "copier/health_tracker.h"
 #include "copier/rate_meter.h"
 #include "copier/source_watch.h"
@@ -84,7 +89,7 @@ class Hydrator {
   // `watch` watches `source` (SPEC §7a); `health` hears of dest and source
   // errors and of finished copies.
   Hydrator(Device* source, Device* dest, metadata::Metadata* md, const RegionGeometry& geo,
-           Clock* clock, SourceWatch* watch, HealthTracker* health);
+           Clock* clock, SourceWatch* watch, DestWatch* dest_watch, HealthTracker* health);
 
   // --- the background copier's steps (REQUIRES for all: the caller holds
   // the run's regions; none of them marks anything) ---
@@ -186,6 +191,7 @@ class Hydrator {
   const RegionGeometry geo_;
   Clock* const clock_;
   SourceWatch* const watch_;
+  DestWatch* const dest_watch_;
   HealthTracker* const health_;
 
   std::shared_mutex mark_gate_;  // marks: shared; CloseMarksAndSetReadOnly: exclusive

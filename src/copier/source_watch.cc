@@ -23,11 +23,7 @@ Status SourceWatch::AfterReadError(const Status& read_error) {
   return changed() ? s : read_error;
 }
 
-std::string SourceWatch::reason() const {
-  if (!changed()) return {};
-  std::lock_guard<std::mutex> l(mu_);
-  return reason_;
-}
+std::string SourceWatch::reason() const { return latch_.reason(); }
 
 Status SourceWatch::Refusal() const {
   return Status::IoError("the source changed under the clone (" + reason() +
@@ -38,12 +34,7 @@ Status SourceWatch::Refusal() const {
 }
 
 void SourceWatch::Record(const Status& change) {
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    if (changed()) return;  // someone else recorded it first
-    reason_ = change.message();
-    changed_.store(true, std::memory_order_release);
-  }
+  if (!latch_.Set(change.message())) return;  // someone else recorded it first
   CLONEFS_LOG_ERROR("source %s changed under the live clone: %s. Background copying has "
                     "stopped and nothing more is hydrated from it; reads of regions not yet "
                     "hydrated fail with EIO, hydrated regions keep working. Restore the source "

@@ -16,16 +16,15 @@
 // fails for another reason (fstat itself failing) is returned but does not
 // change the state.
 //
-// THREAD SAFETY: all methods may be called from any thread. changed_ is set
-// once (false -> true), after reason_ is written under mu_.
+// THREAD SAFETY: all methods may be called from any thread (the state is a
+// ChangeLatch).
 // LIFECYCLE: borrows the source; it must outlive this.
 #pragma once
 
-#include <atomic>
-#include <mutex>
 #include <string>
 
 #include "base/status.h"
+#include "copier/change_latch.h"
 #include "devices/device.h"
 
 namespace clonefs {
@@ -44,7 +43,7 @@ class SourceWatch {
   // so the caller does not wait for the source a second time.
   Status AfterReadError(const Status& read_error);
 
-  bool changed() const { return changed_.load(std::memory_order_acquire); }
+  bool changed() const { return latch_.set(); }
   // What changed ("<source> shrank from A to B bytes"); empty while unchanged.
   std::string reason() const;
   // The error for anything that needs the source once it changed:
@@ -55,9 +54,7 @@ class SourceWatch {
   void Record(const Status& change);
 
   Device* const source_;
-  std::atomic<bool> changed_{false};
-  mutable std::mutex mu_;
-  std::string reason_;  // GUARDED_BY(mu_); set once
+  ChangeLatch latch_;
 };
 
 }  // namespace clonefs

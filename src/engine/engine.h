@@ -36,6 +36,14 @@
 //   hydrated regions and whole-region writes keep working. Logged once at
 //   error level; Stats().source_change says what changed.
 //
+// DEST CHANGES (SPEC §7a): dest truncated or resized by another program
+// under the clone (DestWatch: after a failed dest read or write, before
+// every copy and before its mark, before an fsync's commit, and about once
+// a second by the copier, also once complete) puts the engine in a sticky
+// "dest changed" state: every request fails with IoError (EIO) naming the
+// change, copying stops, fsync fails. Logged once at error level;
+// Stats().dest_change says what changed.
+//
 // THREAD SAFETY: every public method is safe to call concurrently from any
 // number of threads (the FUSE worker threads, the control thread). Callbacks
 // in EngineOptions are called from the committer thread.
@@ -195,6 +203,10 @@ struct EngineStats {
   // changed ("<source> shrank from A to B bytes", ...). Once set, nothing
   // more is hydrated and requests that need the source fail (SPEC §7a).
   std::string source_change;
+  // Empty while dest is the size it had when the clone opened it; otherwise
+  // what changed ("<dest> shrank from A to B bytes"). Once set, every
+  // request fails with EIO and nothing more is copied (SPEC §7a).
+  std::string dest_change;
   // The source's reachability (Device::Health): a remote source that is
   // reconnecting, or any source whose reads wait past the source timeout.
   SourceHealth source_health;
@@ -302,6 +314,9 @@ class Engine {
   // building the stats: cheap enough for every FUSE open. Once true, stays
   // true.
   virtual bool hydration_done() const = 0;
+  // Whether dest changed under the clone (Stats().dest_change non-empty),
+  // cheaply. Once true, stays true.
+  virtual bool dest_changed() const { return false; }
   virtual void SetHydrationThreshold(uint32_t n) = 0;
   virtual void SetHydrationBatchSize(uint32_t n) = 0;
   virtual void SetRate(uint64_t bytes_per_s) = 0;

@@ -75,9 +75,11 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
       dest_(std::move(dest)),
       md_(std::move(md)),
       source_watch_(source_.get()),
+      dest_watch_(dest_.get()),
       health_(dest_->Name()),
       foreground_(clock_),
-      hydrator_(source_.get(), dest_.get(), md_.get(), geo_, clock_, &source_watch_, &health_),
+      hydrator_(source_.get(), dest_.get(), md_.get(), geo_, clock_, &source_watch_, &dest_watch_,
+                &health_),
       committer_(CommitterContext{
           .dest = dest_.get(),
           .md = md_.get(),
@@ -92,22 +94,22 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
                 if (options_.on_mode_change) options_.on_mode_change(m);
               },
       }),
-      copier_(
-          CopierContext{
-              .md = md_.get(),
-              .hydrator = &hydrator_,
-              .locks = &locks_,
-              .foreground = &foreground_,
-              .clock = clock_,
-              .may_copy =
-                  [this] {
-                    return committer_.mode() == EngineMode::kReadWrite &&
-                           !source_watch_.changed();
-                  },
-              .on_all_hydrated = [this] { committer_.RequestAsync(); },
-              .check_source = [this] { (void)source_watch_.Check(); },
-          },
-          CopierOptionsFrom(options)),
+      copier_(CopierContext{
+                  .md = md_.get(),
+                  .hydrator = &hydrator_,
+                  .locks = &locks_,
+                  .foreground = &foreground_,
+                  .clock = clock_,
+                  .may_copy =
+                      [this] {
+                        return committer_.mode() == EngineMode::kReadWrite &&
+                               !source_watch_.changed() && !dest_watch_.changed();
+                      },
+                  .on_all_hydrated = [this] { committer_.RequestAsync(); },
+                  .check_source = [this] { (void)source_watch_.Check(); },
+                  .check_dest = [this] { (void)dest_watch_.Check(); },
+              },
+              CopierOptionsFrom(options)),
       io_errors_(clock_),
       copy_on_read_(options.copy_on_read) {
   hydrator_.SetCopyRateWindow(
@@ -165,6 +167,9 @@ void EngineImpl::SetRate(uint64_t bytes_per_s) {
 Status EngineImpl::Fsync() {
   if (state_.load() != State::kStarted) return Status::Aborted("engine is not running");
   ForegroundScope fg(&foreground_);
+  // What fsync makes durable must be in dest: a dest truncated under the
+  // clone fails the fsync rather than commit over the loss.
+  CLONEFS_RETURN_IF_ERROR(dest_watch_.Check());
   return committer_.Commit(/*flush_always=*/true);
 }
 
@@ -217,6 +222,7 @@ EngineStats EngineImpl::Stats() const {
   s.discard_passdown = options_.discard_passdown;
   s.metadata_space = committer_.space();
   s.source_change = source_watch_.reason();
+  s.dest_change = dest_watch_.reason();
   s.source_health = source_->Health();
   s.dest_condition = health_.dest();
   s.last_error = health_.last_error();

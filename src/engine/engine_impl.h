@@ -3,6 +3,8 @@
 // STRUCTURE (members, in construction order)
 //   geo_, source_, dest_, md_  the clone's geometry, devices and metadata
 //   source_watch_  SourceWatch: whether the source changed under the clone
+//   dest_watch_    DestWatch: whether dest changed size under the clone (then
+//                  every request fails with EIO and copying stops)
 //   health_     HealthTracker: dest's condition and the last error (status)
 //   locks_      RegionLockTable: regions with a hydration in flight
 //   foreground_ ForegroundMonitor: user requests in flight, for the copier
@@ -53,6 +55,7 @@
 #include <mutex>
 
 #include "copier/background_copier.h"
+#include "copier/dest_watch.h"
 #include "copier/foreground.h"
 #include "copier/health_tracker.h"
 #include "copier/hydrator.h"
@@ -87,6 +90,7 @@ class EngineImpl final : public Engine {
   Result<EngineStats> CommitAndStats() override;
   EngineMode mode() const override { return committer_.mode(); }
   bool hydration_done() const override { return committer_.hydration_done(); }
+  bool dest_changed() const override { return dest_watch_.changed(); }
   void SetHydrationThreshold(uint32_t n) override { copier_.SetThreshold(n); }
   void SetHydrationBatchSize(uint32_t n) override { copier_.SetBatchSize(n); }
   void SetRate(uint64_t bytes_per_s) override;
@@ -145,6 +149,7 @@ class EngineImpl final : public Engine {
   const std::unique_ptr<Device> dest_;
   const std::unique_ptr<metadata::Metadata> md_;
   SourceWatch source_watch_;
+  DestWatch dest_watch_;
   HealthTracker health_;
   RegionLockTable locks_;
   ForegroundMonitor foreground_;

@@ -36,6 +36,7 @@ Status EngineImpl::CheckRequest(uint64_t off, uint64_t len) const {
   if (committer_.mode() == EngineMode::kFail) {
     return Status::Failed("clone is in fail mode after a metadata rollback failure");
   }
+  if (dest_watch_.changed()) return dest_watch_.Refusal();
   if (!geo_.Contains(off, len)) {
     return Status::InvalidArgument("request [" + std::to_string(off) + ", +" +
                                    std::to_string(len) + ") is outside the image of " +
@@ -174,7 +175,7 @@ Status EngineImpl::ReadRuns(uint64_t off, uint8_t* out, size_t len) {
       Status s = dest_->Read(pos, out + (pos - off), stop - pos);
       if (!s.ok()) {
         health_.DestFailed("read from dest", pos, s);
-        return s;
+        return dest_watch_.AfterError(s);  // a short read: was dest truncated?
       }
     } else {
       CLONEFS_RETURN_IF_ERROR(ReadSource(pos, out + (pos - off), stop - pos));
@@ -271,7 +272,10 @@ Status EngineImpl::Mutate(uint64_t off, uint64_t len, const Mutation& m, bool re
 Status EngineImpl::ApplyToDest(uint64_t off, uint64_t len, const Mutation& m) {
   Status s = m.data ? dest_->Write(off, m.data + (off - m.req_off), len)
                     : dest_->Zero(off, len, m.zero_mode);
-  if (!s.ok()) health_.DestFailed(m.data ? "write to dest" : "zero in dest", off, s);
+  if (!s.ok()) {
+    health_.DestFailed(m.data ? "write to dest" : "zero in dest", off, s);
+    return dest_watch_.AfterError(s);
+  }
   if (s.ok() && TestKillPoint("write.after_dest_write")) {
     return Status::Aborted("kill point write.after_dest_write");
   }

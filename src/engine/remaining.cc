@@ -40,6 +40,7 @@ std::string EngineImpl::CopyStopped(EngineMode mode) const {
   if (md_->IsHydrationDone()) return "";
   if (mode == EngineMode::kFail) return "fail mode";
   if (source_watch_.changed()) return "source changed";
+  if (dest_watch_.changed()) return "dest changed";
   if (mode == EngineMode::kReadOnly) return "metadata read-only";
   if (!copier_.enabled()) return "hydration disabled";
   if (copier_.threshold() == 0) return "hydration_threshold 0";

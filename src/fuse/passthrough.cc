@@ -49,6 +49,9 @@ std::string RegisterFailure(const Status& s) {
 }  // namespace
 
 OpenChoice ChooseOpen(const OpenSituation& s) {
+  // dest is not the image any more: the daemon refuses every request, and
+  // the kernel would refuse a daemon open beside live passed-through ones.
+  if (s.dest_changed) return s.live_passthrough > 0 ? OpenChoice::kRefuse : OpenChoice::kDaemon;
   if (!s.backing_ready || !s.complete) return OpenChoice::kDaemon;
   const bool may_pass =
       s.mode == EngineMode::kReadWrite || (s.mode == EngineMode::kReadOnly && !s.writable);
@@ -149,6 +152,7 @@ Passthrough::Decision Passthrough::DecideOpen(int flags) {
   s.mode = engine_->mode();
   s.writable = (flags & O_ACCMODE) != O_RDONLY;
   s.live_passthrough = live_.load();
+  s.dest_changed = engine_->dest_changed();
   Decision d;
   d.choice = ChooseOpen(s);
   switch (d.choice) {

@@ -22,6 +22,9 @@
 //     write through the daemon to a hydrated region still works there; every
 //     fsync fails either way, since fsync always reaches the daemon).
 //   - Fail mode: nothing is passed through.
+//   - dest changed under the clone (truncated or resized by another
+//     program): nothing more is passed through; the daemon refuses the
+//     opens' requests (EIO).
 //   - The kernel fails (EIO) an open the daemon would serve while a
 //     passed-through open of the inode is live; such an open is refused with
 //     EIO here, and logged, instead.
@@ -67,6 +70,7 @@ struct OpenSituation {
   EngineMode mode = EngineMode::kReadWrite;
   bool writable = false;         // the open asks for write access
   int64_t live_passthrough = 0;  // passed-through opens not yet released
+  bool dest_changed = false;     // dest changed under the clone (Engine::dest_changed)
 };
 
 // The rules above, as a pure function.

@@ -127,15 +127,46 @@ TEST(StatusJsonTest, SchemaFieldsAndTypes) {
   for (const auto& m : ordered.items()) {
     keys.push_back(m.key());
   }
-  std::vector<std::string> want = {
-      "schema_version", "live",     "pid",          "uptime_seconds", "mountpoint",
-      "source",         "dest",     "metadata",     "uuid",           "log",  "name", "mode",
-      "state",          "source_state", "source_change", "source_connection", "health", "last_error", "hydration_done", "image_size",
-      "region_size",    "regions",
-      "bytes",          "hydrated_percent", "copy_rate_bytes_per_s", "zero_rate_bytes_per_s",
-      "copy_rate_window_seconds", "eta_seconds", "eta_reason", "knobs",
-      "failures",       "commits",  "read_driven", "passthrough", "fuse", "metadata_space",
-      "settings", "settings_error"};
+  std::vector<std::string> want = {"schema_version",
+                                   "live",
+                                   "pid",
+                                   "uptime_seconds",
+                                   "mountpoint",
+                                   "source",
+                                   "dest",
+                                   "metadata",
+                                   "uuid",
+                                   "log",
+                                   "name",
+                                   "mode",
+                                   "state",
+                                   "source_state",
+                                   "source_change",
+                                   "dest_state",
+                                   "dest_change",
+                                   "source_connection",
+                                   "health",
+                                   "last_error",
+                                   "hydration_done",
+                                   "image_size",
+                                   "region_size",
+                                   "regions",
+                                   "bytes",
+                                   "hydrated_percent",
+                                   "copy_rate_bytes_per_s",
+                                   "zero_rate_bytes_per_s",
+                                   "copy_rate_window_seconds",
+                                   "eta_seconds",
+                                   "eta_reason",
+                                   "knobs",
+                                   "failures",
+                                   "commits",
+                                   "read_driven",
+                                   "passthrough",
+                                   "fuse",
+                                   "metadata_space",
+                                   "settings",
+                                   "settings_error"};
   EXPECT_EQ(keys, want);
 }
 
@@ -307,6 +338,43 @@ TEST(StatusJsonTest, ReadDrivenHydrationIsReported) {
       << FormatHuman(r);
 }
 
+// SPEC §7a: a dest truncated under the clone is said in JSON, in the human
+// block, in the progress line, and such a clone is never "complete".
+TEST(StatusJsonTest, DestChangeIsReportedAndNeverComplete) {
+  EngineStats s = SampleStats();
+  s.dest_change = "/data/dest.img shrank from 67108864 to 33554432 bytes";
+  s.hydrated_regions = s.committed_hydrated_regions = s.nr_regions;
+  s.hydrated_bytes = s.image_size;
+  s.hydration_done = true;
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_EQ(r.State(), "dest-changed");
+  EXPECT_EQ(r.health, "failed: dest changed");
+  Json doc = ParseJson(ReportToJson(r));
+  EXPECT_EQ(doc.at("state").get<std::string>(), "dest-changed");
+  EXPECT_EQ(doc.at("dest_state").get<std::string>(), "changed");
+  EXPECT_EQ(doc.at("dest_change").get<std::string>(), s.dest_change);
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->dest_change, s.dest_change);
+  EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
+  const std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("State:        dest-changed"), std::string::npos) << h;
+  EXPECT_NE(h.find("Dest state:   changed: /data/dest.img shrank from 67108864 to 33554432 bytes"),
+            std::string::npos)
+      << h;
+  EXPECT_NE(FormatProgress(r, 0).find("(dest-changed)"), std::string::npos) << FormatProgress(r, 0);
+  // An unchanged dest adds no line, and older daemons' documents (without
+  // the keys) read as unchanged.
+  const StatusReport ok = BuildLiveReport(SampleStats(), SampleInfo(), 1, 2);
+  EXPECT_EQ(FormatHuman(ok).find("Dest state:"), std::string::npos);
+  Json old_doc = ParseJson(ReportToJson(ok));
+  old_doc.erase("dest_state");
+  old_doc.erase("dest_change");
+  Result<StatusReport> old_back = ReportFromJson(old_doc);
+  ASSERT_TRUE(old_back.ok()) << old_back.status().ToString();
+  EXPECT_TRUE(old_back->dest_change.empty());
+}
+
 // SPEC §7a: a source that changed under the clone is said in JSON and in
 // the human block, and such a clone is never "complete".
 TEST(StatusJsonTest, SourceChangeIsReportedAndNeverComplete) {
@@ -426,11 +494,11 @@ TEST(StatusJsonTest, OfflineReportHasNullLiveFields) {
   r.hydrated_bytes = 100;
   r.hydration_done = true;
   Json d = ParseJson(ReportToJson(r));
-  for (const char* k : {"pid", "uptime_seconds", "mountpoint", "log", "mode",
-                        "copy_rate_bytes_per_s", "zero_rate_bytes_per_s",
-                        "copy_rate_window_seconds", "eta_seconds", "eta_reason", "knobs",
-                        "failures", "commits",
-                        "source_state", "source_change", "read_driven"}) {
+  for (const char* k :
+       {"pid", "uptime_seconds", "mountpoint", "log", "mode", "copy_rate_bytes_per_s",
+        "zero_rate_bytes_per_s", "copy_rate_window_seconds", "eta_seconds", "eta_reason", "knobs",
+        "failures", "commits", "source_state", "source_change", "dest_state", "dest_change",
+        "read_driven"}) {
     ASSERT_TRUE(d.contains(k)) << k;
     EXPECT_TRUE(d.at(k).is_null()) << k;
   }
@@ -885,6 +953,8 @@ constexpr char kGoldenLive[] = R"json({
   "state": "hydrating",
   "source_state": "ok",
   "source_change": null,
+  "dest_state": "ok",
+  "dest_change": null,
   "source_connection": {
     "state": "reconnecting",
     "since_unix_s": 1795000000,
@@ -992,7 +1062,7 @@ constexpr char kGoldenLive[] = R"json({
 }
 )json";
 constexpr char kGoldenLiveCompact[] =
-    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
+    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
 )json";
 constexpr char kGoldenOffline[] = R"json({
   "schema_version": 2,
@@ -1010,6 +1080,8 @@ constexpr char kGoldenOffline[] = R"json({
   "state": "complete",
   "source_state": null,
   "source_change": null,
+  "dest_state": null,
+  "dest_change": null,
   "source_connection": null,
   "health": null,
   "last_error": null,

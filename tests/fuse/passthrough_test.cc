@@ -61,6 +61,21 @@ TEST(ChooseOpen, TheRules) {
   }
 }
 
+// dest changed under the clone: never passed through; refused while
+// passed-through opens are live (the kernel would fail a daemon open).
+TEST(ChooseOpen, DestChangedIsNeverPassedThrough) {
+  for (bool writable : {false, true}) {
+    OpenSituation s;
+    s.backing_ready = true;
+    s.complete = true;
+    s.writable = writable;
+    s.dest_changed = true;
+    EXPECT_EQ(ChooseOpen(s), OpenChoice::kDaemon) << writable;
+    s.live_passthrough = 1;
+    EXPECT_EQ(ChooseOpen(s), OpenChoice::kRefuse) << writable;
+  }
+}
+
 class PassthroughTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -1,0 +1,39 @@
+// ChangeLatch: a reason recorded once, for the life of its owner, and read
+// as a flag on the I/O paths (SourceWatch, DestWatch).
+//
+// THREAD SAFETY: all methods may be called from any thread. set_ goes from
+// false to true once, after reason_ is written under mu_.
+#pragma once
+
+#include <atomic>
+#include <mutex>
+#include <string>
+
+namespace clonefs {
+
+class ChangeLatch {
+ public:
+  bool set() const { return set_.load(std::memory_order_acquire); }
+  // The recorded reason; empty while not set.
+  std::string reason() const {
+    if (!set()) return {};
+    std::lock_guard<std::mutex> l(mu_);
+    return reason_;
+  }
+  // Records `reason` unless one was recorded; returns whether this call did
+  // (the caller then logs it, once).
+  bool Set(std::string reason) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (set()) return false;
+    reason_ = std::move(reason);
+    set_.store(true, std::memory_order_release);
+    return true;
+  }
+
+ private:
+  std::atomic<bool> set_{false};
+  mutable std::mutex mu_;
+  std::string reason_;  // GUARDED_BY(mu_); written once
+};
+
+}  // namespace clonefs

@@ -1,0 +1,58 @@
+// DestWatch: is dest still the size it was when the clone opened it?
+// (SPEC §7a: a dest truncated under a live clone is never served as if its
+// hydrated regions were there.)
+//
+// While mounted, dest is the clone's alone (DestLock), so a size other than
+// the one it had at open means another program truncated or extended it.
+// What was hydrated past a truncation is gone, and any write past the new
+// end -- the copier's or a user's -- would extend the file with a hole that
+// reads as zeros where hydrated data was. So once a change is seen (a
+// Device::CheckUnchanged answer of Mismatch) the state is sticky for the
+// life of the engine: nothing more is read from or written to dest, every
+// request fails with EIO naming the change, copying stops, and status and
+// the log (once, at error level) say why and what to do.
+//
+// Who checks: the engine after a failed dest read or write (a truncated
+// file gives short reads); the Hydrator before each copy's write; the
+// background copier periodically, also when idle or complete; the engine
+// before a commit that fsync asked for. A write that extends the file again
+// between two checks can hide a truncation from the size check; reads of
+// the lost range found before that are refused.
+//
+// THREAD SAFETY: all methods may be called from any thread (the state is a
+// ChangeLatch).
+// LIFECYCLE: borrows dest; it must outlive this.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+#include "copier/change_latch.h"
+#include "devices/device.h"
+
+namespace clonefs {
+
+class DestWatch {
+ public:
+  explicit DestWatch(Device* dest) : dest_(dest) {}
+
+  // Re-examines dest. OK if unchanged; Refusal() if it changed (now or
+  // before). A check that itself fails (fstat failing) is not a change: OK.
+  Status Check();
+  // For a failed dest operation: Refusal() if dest changed (the likely
+  // cause of a short read), else `error` unchanged.
+  Status AfterError(const Status& error);
+
+  bool changed() const { return latch_.set(); }
+  // What changed ("<dest> shrank from A to B bytes"); empty while unchanged.
+  std::string reason() const { return latch_.reason(); }
+  // The error for every request once dest changed: IoError(EIO) naming the
+  // change and what to do.
+  Status Refusal() const;
+
+ private:
+  Device* const dest_;
+  ChangeLatch latch_;
+};
+
+}  // namespace clonefs

@@ -1,0 +1,118 @@
+// A dest truncated under a live clone (SPEC §7a): the engine stops serving
+// at once -- every request fails with EIO naming the change, copying stops,
+// fsync fails -- so no write can extend dest again with a hole where
+// hydrated data was; Stats() says why and the log says it once.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/log.h"
+#include "engine_test_util.h"
+
+namespace clonefs {
+namespace {
+
+using test::Rig;
+
+constexpr uint64_t kRegion = 64 << 10;
+constexpr uint64_t kRegions = 32;
+constexpr uint64_t kImage = kRegions * kRegion;
+
+int CountLines(const std::string& path, const std::string& needle) {
+  std::ifstream f(path);
+  int n = 0;
+  for (std::string line; std::getline(f, line);) n += line.find(needle) != std::string::npos;
+  return n;
+}
+
+class DestChangeTest : public ::testing::Test {
+ protected:
+  DestChangeTest() : rig_(kImage, kRegion, test::RandomContent(kImage, 23, 0)) {}
+  ~DestChangeTest() override {
+    rig_.engine.reset();
+    SetLogToStderr();
+  }
+  Engine* e() { return rig_.engine.get(); }
+  void LogToFile() { ASSERT_OK(SetLogToFile(log_)); }
+  // Every request fails with EIO naming the change, and so does fsync.
+  void ExpectEverythingRefused() {
+    std::vector<uint8_t> b(kRegion, 0x33);
+    for (uint64_t off : {uint64_t{0}, kImage / 2 - kRegion, kImage - kRegion}) {
+      Status r = e()->Read(off, b.data(), kRegion);
+      EXPECT_EQ(r.ToErrno(), EIO) << off << ": " << r.ToString();
+      EXPECT_NE(r.ToString().find("dest changed under the clone"), std::string::npos)
+          << r.ToString();
+      EXPECT_EQ(e()->Write(off, b.data(), kRegion, false).ToErrno(), EIO) << off;
+      EXPECT_EQ(e()->Zero(off, 4096, true).ToErrno(), EIO) << off;
+    }
+    EXPECT_EQ(e()->Fsync().ToErrno(), EIO);
+    const EngineStats st = e()->Stats();
+    EXPECT_NE(st.dest_change.find("shrank"), std::string::npos) << st.dest_change;
+    EXPECT_TRUE(e()->dest_changed());
+    EXPECT_EQ(CountLines(log_, "changed under the live clone"), 1);
+    EXPECT_EQ(CountLines(log_, "error: dest dest changed under the live clone"), 1);
+  }
+  Rig rig_;
+  const std::string log_ = rig_.dir.path() + "/log";
+};
+
+// A complete clone whose dest is truncated: a read past the new end finds
+// it, and from then on nothing is served, below the new end either.
+TEST_F(DestChangeTest, ShortReadOfACompleteCloneRefusesEverything) {
+  LogToFile();
+  ASSERT_OK(rig_.Open(EngineOptions()));
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }));
+  rig_.dest->SimulateShrink(kImage / 2);
+  std::vector<uint8_t> b(kRegion);
+  EXPECT_EQ(e()->Read(kImage - kRegion, b.data(), kRegion).ToErrno(), EIO);
+  ExpectEverythingRefused();
+  EXPECT_EQ(e()->Stats().copy_stopped, "");  // complete: nothing to stop
+}
+
+// No request at all: the copier's periodic look finds it, also once the
+// clone is complete.
+TEST_F(DestChangeTest, FoundWithoutARequest) {
+  LogToFile();
+  ASSERT_OK(rig_.Open(EngineOptions()));
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }));
+  rig_.dest->SimulateShrink(kImage / 2);
+  ASSERT_TRUE(Rig::WaitFor([&] { return !e()->Stats().dest_change.empty(); }));
+  ExpectEverythingRefused();
+}
+
+// Truncated while the copier runs: copying stops, no copy writes dest after
+// the change is seen, and the copier says why.
+TEST_F(DestChangeTest, ShrinkDuringHydrationStopsCopying) {
+  LogToFile();
+  test::OpCounter dest;
+  std::atomic<bool> shrunk{false};
+  dest.also = [&](DeviceOp op, uint64_t off, uint64_t len) {
+    // The first copy that reaches the second half finds dest truncated.
+    if (op == DeviceOp::kWrite && off + len > kImage / 2 && !shrunk.exchange(true)) {
+      rig_.dest->SimulateShrink(kImage / 4);
+    }
+  };
+  dest.Install(rig_.dest);
+  EngineOptions o;
+  o.knobs.hydration_batch_size = 2;
+  o.knobs.rate_bytes_per_s = 4 << 20;  // a unit at a time
+  ASSERT_OK(rig_.Open(o));
+  ASSERT_TRUE(Rig::WaitFor([&] { return !e()->Stats().dest_change.empty(); }));
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().copier_inflight_bytes == 0; }));
+  const uint64_t writes = dest.writes.load() + dest.zeros.load();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(dest.writes.load() + dest.zeros.load(), writes) << "the copier kept writing";
+  const EngineStats st = e()->Stats();
+  EXPECT_FALSE(st.hydration_done);
+  EXPECT_EQ(st.copy_stopped, "dest changed");
+  ExpectEverythingRefused();
+}
+
+}  // namespace
+}  // namespace clonefs

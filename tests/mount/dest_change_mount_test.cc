@@ -1,0 +1,146 @@
+// SPEC §7a through the real `clonefs` command: a dest truncated under a live
+// clone. Before, the short read it caused was reported once and forgotten: a
+// later write past the new end extended dest again with a hole, and the
+// hydrated regions it had held read as zeros, with status "ok", across an
+// unmount and the next mount. Now the clone stops serving at once -- every
+// request fails with EIO, dest is never extended -- status, `wait` and the
+// log say why, and the next mount refuses the short dest.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mount/harness.h"
+
+namespace clonefs::testing {
+namespace {
+
+constexpr uint64_t kMiB = 1 << 20;
+constexpr uint64_t kSize = 64 * kMiB, kNewSize = 32 * kMiB;
+constexpr uint64_t kBlock = 64 << 10;
+
+size_t Count(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t p = text.find(needle); p != std::string::npos; p = text.find(needle, p + 1)) ++n;
+  return n;
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+// One O_DIRECT read of kBlock bytes at `off` through a new open: 0 if it
+// read everything, else the errno (or -1 for a short read).
+int ReadAt(const std::string& path, uint64_t off) {
+  const int fd = open(path.c_str(), O_RDONLY | O_DIRECT);
+  if (fd < 0) return errno;
+  void* p = nullptr;
+  if (posix_memalign(&p, 4096, kBlock) != 0) return ENOMEM;
+  std::unique_ptr<void, decltype(&free)> buf(p, free);
+  const ssize_t n = pread(fd, buf.get(), kBlock, static_cast<off_t>(off));
+  const int err = errno;
+  close(fd);
+  if (n == static_cast<ssize_t>(kBlock)) return 0;
+  return n < 0 ? err : -1;
+}
+
+// A kBlock write at `off` and fsync: 0, or the first errno.
+int WriteAt(const std::string& path, uint64_t off) {
+  const int fd = open(path.c_str(), O_WRONLY);
+  if (fd < 0) return errno;
+  std::vector<char> data(kBlock, 'W');
+  int err = 0;
+  if (pwrite(fd, data.data(), kBlock, static_cast<off_t>(off)) != static_cast<ssize_t>(kBlock)) {
+    err = errno;
+  } else if (fsync(fd) != 0) {
+    err = errno;
+  }
+  close(fd);
+  return err;
+}
+
+class DestChangeMountTest : public ::testing::Test {
+ protected:
+  void SetUp() override { CLONEFS_REQUIRE_MOUNTABLE(); }
+
+  // Mounts with `extra`, waits for the clone to complete.
+  void MountComplete(const std::string& extra) {
+    WriteRandomFile(c_.src, kSize, 17);
+    RunResult m = c_.Mount("--region-size 64K " + extra);
+    ASSERT_EQ(m.code, 0) << m.out;
+    RunResult w = Sh(ClonefsBinary() + " wait --quiet " + Quote(c_.mnt));
+    ASSERT_EQ(w.code, 0) << w.out;
+  }
+
+  // Polls status (up to 10 s) until it reports the dest change; checks how.
+  void ExpectReported() {
+    Result<control::StatusReport> r = QueryStatus(c_.mnt);
+    for (int i = 0; i < 200 && r.ok() && r->dest_change.empty(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      r = QueryStatus(c_.mnt);
+    }
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ(r->State(), "dest-changed");
+    EXPECT_EQ(r->health, "failed: dest changed");
+    EXPECT_NE(r->dest_change.find("shrank from 67108864 to 33554432 bytes"), std::string::npos)
+        << r->dest_change;
+    RunResult human = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
+    EXPECT_NE(human.out.find("Dest state:   changed:"), std::string::npos) << human.out;
+    RunResult w = Sh(ClonefsBinary() + " wait --quiet " + Quote(c_.mnt));
+    EXPECT_EQ(w.code, 3) << w.out;
+    EXPECT_NE(w.out.find("dest changed under the clone"), std::string::npos) << w.out;
+  }
+
+  // After the change: every request fails with EIO and dest keeps its new
+  // size; then the unmount works, the log said it once, and the next mount
+  // is refused.
+  void ExpectStopped() {
+    EXPECT_EQ(ReadAt(c_.exposed(), 0), EIO) << "a read below the new end";
+    EXPECT_EQ(ReadAt(c_.exposed(), kNewSize + 8 * kMiB), EIO) << "a read past the new end";
+    EXPECT_EQ(WriteAt(c_.exposed(), kSize - kBlock), EIO) << "a write past the new end";
+    EXPECT_EQ(WriteAt(c_.exposed(), 0), EIO) << "a write below the new end";
+    EXPECT_EQ(FileSize(c_.dst), kNewSize) << "dest was extended again";
+    const std::string log = c_.LogText();
+    EXPECT_EQ(Count(log, "changed under the live clone"), 1u) << log;
+    EXPECT_NE(log.find("error: dest"), std::string::npos) << log;
+    RunResult u = c_.Unmount();
+    ASSERT_EQ(u.code, 0) << u.out;
+    EXPECT_FALSE(c_.IsMounted());
+    RunResult again = c_.Mount("");
+    EXPECT_NE(again.code, 0) << again.out;
+    EXPECT_NE(again.out.find("shorter than the image"), std::string::npos) << again.out;
+    EXPECT_FALSE(c_.IsMounted());
+  }
+
+  CloneDir c_;
+};
+
+// The audit's order: a read finds the short dest first, then a write would
+// have extended it.
+TEST_F(DestChangeMountTest, ShortReadStopsTheCloneBeforeAWriteCanExtendDest) {
+  MountComplete("--no-passthrough");
+  ASSERT_TRUE(ShOk("truncate -s 32M " + Quote(c_.dst)));
+  EXPECT_EQ(ReadAt(c_.exposed(), kNewSize + 8 * kMiB), EIO);
+  ExpectReported();
+  ExpectStopped();
+}
+
+// No request at all: the daemon finds the change by itself (about once a
+// second), and opens after it are not passed through to the short dest.
+TEST_F(DestChangeMountTest, FoundWithoutARequestAndNotPassedThrough) {
+  MountComplete("");
+  ASSERT_TRUE(ShOk("truncate -s 32M " + Quote(c_.dst)));
+  ExpectReported();
+  ExpectStopped();
+}
+
+}  // namespace
+}  // namespace clonefs::testing
