@@ -43,6 +43,13 @@ std::vector<std::string> IdentityDifferences(const std::string& which,
                     " ns, file has " + std::to_string(observed.btime_ns) +
                     " ns (the file was removed and created again)");
   }
+  if ((recorded.flags & observed.flags & FileIdentity::kGeneration) != 0 &&
+      recorded.generation != observed.generation) {
+    diffs.push_back(w + " inode generation: metadata has " + std::to_string(recorded.generation) +
+                    ", file has " + std::to_string(observed.generation) +
+                    " (the file was removed and created again since the clone last used it, "
+                    "under the same inode number)");
+  }
   const bool mtime_meaningful =
       ((recorded.flags | observed.flags) & FileIdentity::kMtimeUnstable) == 0;
   if (mtime_meaningful && Differ(static_cast<uint64_t>(recorded.mtime_ns),

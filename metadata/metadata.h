@@ -59,15 +59,16 @@ inline constexpr uint64_t kMinRegionSize = 4096;
 inline constexpr uint64_t kMaxRegionSize = 1ull << 30;
 // Size of one "metadata block" in the dm-clone status line and space figures.
 inline constexpr uint64_t kMetadataBlockSize = 4096;
-// On-disk format version written by this build.
-inline constexpr uint32_t kFormatVersion = 2;
+// On-disk format version written by this build (docs/metadata-format.md:
+// 3 adds the dest's inode generation; 1 and 2 still read).
+inline constexpr uint32_t kFormatVersion = 3;
 
 // What identifies a source or destination file (SPEC §5 "Clone identity").
 // A field that is 0 (or empty) is "not recorded" and is not compared. The
 // caller (src/clone/identity.h) decides which fields to fill: for the source
 // size, mtime (where meaningful) and two content fingerprints; for the dest
-// size, inode (or rdev), birth time and, for a block device, what names the
-// disk behind the device number.
+// size, inode (or rdev), birth time, inode generation and, for a block
+// device, what names the disk behind the device number.
 struct FileIdentity {
   // Bit in `flags`: the file system invents mtimes (a FUSE file whose server
   // sets them at each mount, e.g. nbdfuse); mtime is then never compared.
@@ -76,6 +77,9 @@ struct FileIdentity {
   // URI, for people only; `device_id` names the NBD export ("nbd export
   // NAME") or is empty; size and fingerprints decide.
   static constexpr uint32_t kRemote = 2;
+  // Bit in `flags` (format 3 and later): `generation` is recorded. The
+  // generation may be 0, so the bit, not the value, says it is known.
+  static constexpr uint32_t kGeneration = 4;
 
   uint64_t size = 0;         // bytes
   uint64_t inode = 0;        // st_ino, or st_rdev for a block device
@@ -89,11 +93,17 @@ struct FileIdentity {
   // Block devices: what names the storage behind the device number (a
   // serial/WWN/uuid from sysfs, or a loop device's backing file); "" = none.
   std::string device_id;
+  // Format 3 and later: the regular file's inode generation
+  // (FS_IOC_GETVERSION: ext2/3/4, XFS, ...), meaningful only with
+  // kGeneration. A file removed and created again under the same inode
+  // number gets another one, also where the file system keeps no birth time.
+  uint32_t generation = 0;
 };
 
 // The differences between a recorded identity and one observed now, one
 // sentence each naming the field and both values (empty = the same file).
-// Rules: a field is compared only when both sides recorded it; mtime only
+// Rules: a field is compared only when both sides recorded it (the
+// generation: both have kGeneration); mtime only
 // when neither side has kMtimeUnstable; for block devices with a device_id
 // on both sides the device_id decides and the device number is not compared
 // (a disk that came back under another number is the same disk). `which` is

@@ -125,6 +125,29 @@ Status InterruptedCreation(const std::string& dir) {
                           "completes it");
 }
 
+// A store written before format 3 has no dest generation: once the dest
+// matched on everything recorded, its generation is recorded now (the
+// superblock is rewritten as format 3, in one synced write), so from this
+// mount on a dest recreated under the same inode number is refused also
+// where the file system keeps no birth time. Errors: the write's (NoSpace on
+// a full file system), with context; nothing is changed then.
+Status RecordDestGeneration(const MetadataOptions& o, RocksStore* store, Superblock* sb) {
+  const uint32_t flag = FileIdentity::kGeneration;
+  if ((sb->dest.flags & flag) != 0 || (o.dest.flags & flag) == 0) return Status::OK();
+  Superblock upgraded = *sb;
+  upgraded.format_version = kFormatVersion;
+  upgraded.dest.flags |= flag;
+  upgraded.dest.generation = o.dest.generation;
+  Status s = store->PutSuperblock(EncodeSuperblock(upgraded));
+  if (!s.ok()) return s.WithContext("metadata " + o.dir + ": recording the dest's generation");
+  CLONEFS_LOG_INFO(
+      "metadata %s: recorded the dest's inode generation %u (superblock format %u "
+      "-> %u)",
+      o.dir.c_str(), upgraded.dest.generation, sb->format_version, upgraded.format_version);
+  *sb = std::move(upgraded);
+  return Status::OK();
+}
+
 Superblock NewSuperblock(const MetadataOptions& o) {
   Superblock sb;
   sb.format_version = kFormatVersion;
@@ -221,6 +244,9 @@ Result<std::unique_ptr<Metadata>> Metadata::Open(const MetadataOptions& o) {
   if (opened.sb) {
     sb = *opened.sb;
     CLONEFS_RETURN_IF_ERROR(CompareSuperblock(sb, o));
+    if (!o.read_only && o.verify_identities) {
+      CLONEFS_RETURN_IF_ERROR(RecordDestGeneration(o, opened.store.get(), &sb));
+    }
   } else {
     sb = NewSuperblock(o);
     CLONEFS_RETURN_IF_ERROR(opened.store->PutSuperblock(EncodeSuperblock(sb)));

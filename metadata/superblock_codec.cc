@@ -38,6 +38,8 @@ void PutIdentity(std::string* out, const FileIdentity& id, uint32_t version) {
   PutU64(out, id.fingerprint2);
   PutU32(out, id.flags);
   PutText(out, id.device_id);
+  if (version < 3) return;
+  PutU32(out, id.generation);
 }
 
 // Reads fixed-size fields from a byte range; every getter fails once the
@@ -87,7 +89,8 @@ bool GetIdentity(Reader* r, FileIdentity* id, uint32_t version) {
     return false;
   }
   id->btime_ns = static_cast<int64_t>(btime);
-  return true;
+  if (version < 3) return true;
+  return r->U32(&id->generation);
 }
 
 bool IsUuidText(const std::string& s) {
@@ -161,6 +164,10 @@ Result<Superblock> DecodeSuperblock(std::string_view bytes) {
     return bad("truncated body");
   }
   if (!r.empty()) return bad("trailing bytes after the body");
+  if (version < 3 && ((sb.source.flags | sb.dest.flags) & FileIdentity::kGeneration) != 0) {
+    return bad("an identity of a version " + std::to_string(version) +
+               " superblock claims a generation, which only version 3 records");
+  }
   if (!IsUuidText(sb.uuid)) return bad("malformed uuid");
   if (Status s = ValidateRegionSize(sb.region_size); !s.ok()) return bad(s.message());
   if (sb.image_size == 0) return bad("image size is 0");

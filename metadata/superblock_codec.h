@@ -20,8 +20,11 @@
 //             path_length u32, path bytes (at most kMaxIdentityPath);
 //             from version 2 on, then: btime_ns i64, fingerprint2 u64,
 //             flags u32, device_id_length u32, device_id bytes (at most
-//             kMaxIdentityPath). A version 1 superblock decodes with those
-//             fields 0 / empty ("not recorded") and is re-encoded as version 1.
+//             kMaxIdentityPath); from version 3 on, then: generation u32
+//             (meaningful with flags bit kGeneration, which a version 1 or 2
+//             identity never has). An older superblock decodes with the
+//             newer fields 0 / empty ("not recorded") and is re-encoded in
+//             its own version.
 //
 // THREAD SAFETY: pure functions.
 #pragma once
@@ -43,7 +46,7 @@ inline constexpr size_t kMaxIdentityPath = 4096;
 // without overflow. REQUIRES: region_size > 0.
 uint64_t NrRegionsFor(uint64_t image_size, uint64_t region_size);
 
-// Encodes `sb` in the layout of its format_version (1 or 2), written as
+// Encodes `sb` in the layout of its format_version (1, 2 or 3), written as
 // given. Paths and device ids longer than kMaxIdentityPath are truncated.
 std::string EncodeSuperblock(const Superblock& sb);
 

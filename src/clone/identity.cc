@@ -137,6 +137,10 @@ Result<metadata::FileIdentity> DestIdentity(const std::string& path) {
   }
   id.inode = static_cast<uint64_t>(st.st_ino);
   id.btime_ns = BirthTimeNs(path);
+  if (std::optional<uint32_t> gen = InodeGeneration(path, st.st_ino)) {
+    id.generation = *gen;
+    id.flags |= metadata::FileIdentity::kGeneration;
+  }
   return id;
 }
 

@@ -8,8 +8,11 @@
 //           the mtime (regular files), flagged kMtimeUnstable on FUSE file
 //           systems whose servers invent mtimes; never its inode (the same
 //           content copied elsewhere is the same source).
-//   dest:   regular file: inode and birth time (a file removed and created
-//           again, even under the same inode number, differs); block device:
+//   dest:   regular file: inode, birth time and inode generation (a file
+//           removed and created again, even under the same inode number,
+//           differs: by its birth time where the file system records one,
+//           by its generation where it has one, e.g. an ext4 made with
+//           128-byte inodes, which has no birth time); block device:
 //           device number, size and what names the disk (BlockDeviceId: a
 //           loop device's backing file, a serial/WWN). A regular dest's size
 //           is not part of its identity: a dest shorter than the image is

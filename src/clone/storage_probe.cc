@@ -1,6 +1,7 @@
 #include "clone/storage_probe.h"
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <linux/loop.h>
 #include <linux/magic.h>
 #include <sys/ioctl.h>
@@ -157,6 +158,19 @@ int64_t BirthTimeNs(const std::string& path) {
   if (statx(AT_FDCWD, path.c_str(), 0, STATX_BTIME, &stx) != 0) return 0;
   if ((stx.stx_mask & STATX_BTIME) == 0) return 0;
   return int64_t{stx.stx_btime.tv_sec} * 1000000000 + stx.stx_btime.tv_nsec;
+}
+
+std::optional<uint32_t> InodeGeneration(const std::string& path, ino_t ino) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return std::nullopt;
+  struct stat st;
+  // The kernel writes an int, whatever the ioctl number says (a long).
+  unsigned int gen = 0;
+  const bool ok = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_ino == ino &&
+                  ioctl(fd, FS_IOC_GETVERSION, &gen) == 0;
+  close(fd);
+  if (!ok) return std::nullopt;
+  return static_cast<uint32_t>(gen);
 }
 
 bool MtimeIsUnstable(const std::string& path) {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -20,6 +21,13 @@ namespace clonefs::clone {
 // Birth time of `path` in ns since the epoch, or 0 where the file system
 // does not record it (statx without STATX_BTIME).
 int64_t BirthTimeNs(const std::string& path);
+
+// Inode generation of the regular file at `path` (FS_IOC_GETVERSION: ext2/3/4,
+// XFS, f2fs, ...), or nullopt where the file system has none (ENOTTY,
+// EOPNOTSUPP: tmpfs, btrfs, FUSE...), the file cannot be opened, or it is no
+// longer inode `ino` (replaced meanwhile). Opens the file read-only for the
+// ioctl; never reads or writes it.
+std::optional<uint32_t> InodeGeneration(const std::string& path, ino_t ino);
 
 // True if `path` lives on a file system whose mtimes may be invented by its
 // server (FUSE: nbdfuse, for one, sets them to its own mount time), so an

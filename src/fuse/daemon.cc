@@ -48,6 +48,8 @@ class Reporter {
   // pipe_fd -1: foreground; then messages are printed only if the log does
   // not already go to stderr (`echo`).
   Reporter(int pipe_fd, bool echo) : fd_(pipe_fd), echo_(echo) {}
+  // Foreground: whether the log already shows messages on stderr changed.
+  void set_echo(bool echo) { echo_ = echo; }
   void Note(const std::string& m) {
     CLONEFS_LOG_WARN("%s", m.c_str());
     Send('N', m);
@@ -83,44 +85,86 @@ class Reporter {
     (void)n;
   }
   int fd_;  // -1: foreground
-  const bool echo_;
+  bool echo_;
 };
 
 // Where the log goes (docs/cli.md, "Where things are"): --log-file if given
 // and writable; otherwise METADATA/clonefs.log (capped, rotated once), plus
-// syslog where /dev/log exists (detached) or stderr (foreground). Until the
-// metadata file is open, messages are held in memory (base/log.h): it opens
-// here if the clone already exists, else once OpenClone made the directory
-// (OpenMetadataLog). Returns a note for the user if --log-file was refused.
+// syslog where /dev/log exists (detached) or stderr (foreground). Until a
+// file is open, messages are held in memory (base/log.h). --log-file opens
+// once the mount's paths passed CheckPathLayout (OpenRequestedLog: a log
+// file inside the mount point is refused before it exists); the metadata
+// file opens then too if the clone already exists, else once OpenClone made
+// the directory (OpenMetadataLog).
 struct LogSetup {
+  bool detached = false;
   bool metadata_log = false;  // the log file is METADATA/clonefs.log
-  std::string note;
+  // The --log-file this mount created (it did not exist): a failed mount
+  // removes it (SPEC §7a); its messages were reported to the user.
+  std::string created_log_file;
 };
 
 std::string MetadataLogPath(const MountOptions& o) {
   return metadata::CloneFilePath(o.metadata_dir, metadata::kLogFileName);
 }
 
+// Sends the log to METADATA/clonefs.log (held until it opens) and stderr
+// (foreground) or syslog (detached, where it exists).
+void UseMetadataLog(LogSetup* setup) {
+  setup->metadata_log = true;
+  LogSinks sinks;
+  sinks.to_stderr = !setup->detached;
+  if (setup->detached && SyslogAvailable()) sinks.syslog_ident = "clonefs";
+  sinks.hold_for_file = true;
+  ConfigureLog(sinks);
+}
+
+// Before anything is checked: messages are held until a file opens.
 LogSetup SetUpLogging(const MountOptions& o, bool detached) {
   SetLogLevel(o.log_level);
   LogSetup out;
+  out.detached = detached;
   if (!o.log_file.empty()) {
-    Status s = SetLogToFile(o.log_file);
-    if (s.ok()) return out;
-    out.note = s.ToString() + "; logging to " + MetadataLogPath(o) + " instead";
+    LogSinks held;  // --log-file alone, once it is open
+    held.hold_for_file = true;
+    ConfigureLog(held);
+    return out;
   }
-  out.metadata_log = true;
-  LogSinks sinks;
-  sinks.to_stderr = !detached;
-  if (detached && SyslogAvailable()) sinks.syslog_ident = "clonefs";
-  sinks.hold_for_file = true;
-  ConfigureLog(sinks);
-  // An existing clone: log there from the start, so that a refusal or a
-  // crash while opening it is in its log too. A directory that is not yet a
-  // clone's is left alone until the clone exists in it.
+  UseMetadataLog(&out);
+  return out;
+}
+
+// Once the paths are known not to lie inside the mount point: opens
+// --log-file (falling back to the metadata log, with a note, if it cannot
+// be opened), or the metadata log of an existing clone, so that a refusal
+// or a crash while opening it is in its log too. A directory that is not yet
+// a clone's is left alone until the clone exists in it.
+void OpenRequestedLog(const MountOptions& o, LogSetup* setup, Reporter* rep) {
+  if (!o.log_file.empty()) {
+    struct stat st;
+    const bool existed = lstat(o.log_file.c_str(), &st) == 0;
+    Status s = OpenLogFile(o.log_file);
+    if (s.ok()) {
+      if (!existed) setup->created_log_file = o.log_file;
+      rep->LogFile(LogFilePath());
+      return;
+    }
+    UseMetadataLog(setup);
+    rep->set_echo(false);  // the log shows on stderr now (foreground)
+    rep->Note(s.ToString() + "; logging to " + MetadataLogPath(o) + " instead");
+  }
   const std::string current = metadata::CloneFilePath(o.metadata_dir, "CURRENT");
   if (access(current.c_str(), F_OK) == 0) OpenLogFile(MetadataLogPath(o)).ok();
-  return out;
+  if (!LogFilePath().empty()) rep->LogFile(LogFilePath());
+}
+
+// A failed mount removes the --log-file it created.
+void RemoveCreatedLog(const LogSetup& setup) {
+  if (setup.created_log_file.empty()) return;
+  if (unlink(setup.created_log_file.c_str()) != 0 && errno != ENOENT) {
+    CLONEFS_LOG_WARN("cannot remove the log file %s this mount created: %s",
+                     setup.created_log_file.c_str(), std::strerror(errno));
+  }
 }
 
 // Opens METADATA/clonefs.log once the metadata directory exists (if logging
@@ -197,8 +241,7 @@ void SignalLoop(FuseServer* server, const MountOptions* o) {
 
 // Everything the serving process does; returns its exit code. `cmdline`: the
 // options as given; the clone's stored settings complete them.
-int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHooks& hooks,
-               Reporter* rep) {
+int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hooks, Reporter* rep) {
   // Reclaim under a loop device over our own file must not wait on us.
   if (prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) != 0) {
     CLONEFS_LOG_WARN("PR_SET_IO_FLUSHER refused (%s): under memory pressure with a loop "
@@ -208,24 +251,30 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   sigset_t set = HandledSignals();
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  if (!log.note.empty()) rep->Note(log.note);
-  if (!LogFilePath().empty()) rep->LogFile(LogFilePath());
 
-  Status s = CheckMountpoint(cmdline, [rep](const std::string& m) { rep->Note(m); });
-  if (s.ok()) s = CheckPathLayout(cmdline);
+  // Nothing is created before the paths are known not to lie inside the
+  // mount point (the log file included).
+  Status s = CheckPathLayout(cmdline);
+  if (s.ok()) {
+    OpenRequestedLog(cmdline, &log, rep);
+    s = CheckMountpoint(cmdline, [rep](const std::string& m) { rep->Note(m); });
+  }
   if (!s.ok()) {
     rep->Error(s.message());
+    RemoveCreatedLog(log);
     return kExitFailure;
   }
   auto resolved = ResolveStoredSettings(cmdline);
   if (!resolved.ok()) {
     rep->Error(resolved.status().message());
+    RemoveCreatedLog(log);
     return kExitFailure;
   }
   const MountOptions& o = resolved->options;
   auto opened = OpenClone(o, [rep](const std::string& m) { rep->Note(m); });
   if (!opened.ok()) {
     rep->Error(opened.status().message());
+    RemoveCreatedLog(log);
     return kExitFailure;
   }
   OpenedClone c = std::move(*opened);
@@ -234,7 +283,13 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   std::unique_ptr<OnCompleteCommand> on_complete;
   std::unique_ptr<Engine> engine;
   // A mount that fails from here on removes what it created (SPEC §7a).
+  // Set once this mount's settings are stored: the metadata (owned by the
+  // engine once it runs) and the record to put back on failure.
+  metadata::Metadata* const md = c.metadata.get();
+  bool settings_stored = false;
   auto fail = [&](const std::string& message) {
+    // (An engine that failed to open has destroyed the metadata.)
+    if (settings_stored && (engine || c.metadata)) RestoreSettings(*resolved, md);
     if (engine) (void)engine->Shutdown();
     engine.reset();
     c.metadata.reset();
@@ -242,6 +297,7 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
     c.dest_lock.reset();
     RemoveCreated(c.created);
     rep->Error(message);
+    RemoveCreatedLog(log);
     return kExitFailure;
   };
   // A profile that cannot be replayed refuses the mount before anything is
@@ -275,6 +331,7 @@ int ServeClone(const MountOptions& cmdline, const LogSetup& log, const DaemonHoo
   }
   s = StoreResolvedSettings(*resolved, c.metadata.get());
   if (!s.ok()) return fail(s.message());
+  settings_stored = resolved->changed;
   if (!resolved->stored.empty()) {
     rep->Note("resuming with the settings stored with this clone: " +
               clone::DescribeSettings(resolved->stored) +
@@ -448,7 +505,7 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
     // directory that could be (or come to be under) the mount.
     if (chdir("/") != 0) return kExitFailure;
     LogSetup log = SetUpLogging(o, /*detached=*/false);
-    Reporter rep(-1, /*echo=*/!log.metadata_log);
+    Reporter rep(-1, /*echo=*/!log.metadata_log);  // --log-file: stderr shows nothing else
     return ServeClone(o, log, hooks, &rep);
   }
   int p[2];

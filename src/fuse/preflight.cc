@@ -10,14 +10,16 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
-#include "devices/posix_device.h"
 #include "base/log.h"
 #include "base/printable.h"
 #include "clone/identity.h"
 #include "clone/same_storage.h"
 #include "clone/storage_probe.h"
+#include "devices/posix_device.h"
 #include "fuse/mount_table.h"
+#include "metadata/clone_files.h"
 #include "sources/open_source.h"
 #include "sources/source_spec.h"
 #include "sources/timed_device.h"
@@ -101,7 +103,9 @@ Status CheckDestBeforeOpen(const MountOptions& o, bool* exists,
   return Status::OK();
 }
 
-Status ExplainMetadataError(const Status& s, const MountOptions& o) {
+// `existing`: a clone is recorded in the metadata (false: this mount was
+// creating it).
+Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existing) {
   const std::string& md = o.metadata_dir;
   if (s.IsBusy()) {
     return Status::Busy("metadata " + md + " is locked by another clonefs daemon: this clone is " +
@@ -124,6 +128,13 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o) {
                               "--overwrite-dest, which discards what it holds)");
   }
   if (s.IsInvalidArgument()) return Status::InvalidArgument(s.message());
+  if (s.IsNoSpace() && !existing) {
+    return Status::NoSpace("the metadata file system is full: metadata " + md +
+                           " cannot be created (" + s.message() + "). Free space on the file " +
+                           "system that holds " + md + " (see df), or give a directory on a " +
+                           "file system with free space with --metadata NEWDIR, then mount " +
+                           "again; no clone was created");
+  }
   if (s.IsNoSpace()) {
     return Status::NoSpace("the metadata file system is full: metadata " + md +
                            " cannot be opened (" + s.message() +
@@ -246,15 +257,19 @@ Status CheckPathLayout(const MountOptions& o) {
 
 void RemoveCreated(const CreatedByMount& c) {
   std::error_code ec;
-  if (!c.metadata_dir.empty()) {
-    if (c.metadata_dir_made) {
-      std::filesystem::remove_all(c.metadata_dir, ec);
-    } else {
-      for (std::filesystem::directory_iterator it(c.metadata_dir, ec), end; !ec && it != end;
-           it.increment(ec)) {
-        std::error_code rm;
-        std::filesystem::remove_all(it->path(), rm);
-      }
+  if (!c.metadata_top_made.empty()) {
+    std::filesystem::remove_all(c.metadata_top_made, ec);
+    if (ec) {
+      CLONEFS_LOG_WARN("cannot remove the directory %s this mount created: %s",
+                       c.metadata_top_made.c_str(), ec.message().c_str());
+    }
+  } else if (!c.metadata_dir.empty()) {
+    const std::set<std::string> kept(c.metadata_kept.begin(), c.metadata_kept.end());
+    for (std::filesystem::directory_iterator it(c.metadata_dir, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      if (kept.count(it->path().filename().string()) != 0) continue;
+      std::error_code rm;
+      std::filesystem::remove_all(it->path(), rm);
     }
     if (ec) {
       CLONEFS_LOG_WARN("cannot remove the metadata %s this mount created: %s",
@@ -294,6 +309,27 @@ Result<std::unique_ptr<Device>> OpenSourceDevice(const MountOptions& o, const So
   TimedSourceOptions to;
   to.timeout_ns = timeout_ns;
   return MakeTimedSource(std::move(*src), to);
+}
+
+// Records in `c` what a new clone's metadata open may create under `dir`:
+// the outermost directory missing on the way to it, or, if `dir` exists,
+// which of its entries to keep on failure: clonefs's own files beside the
+// store (clone_files.h). The rest can only be an interrupted creation
+// (RocksDB files without a clone: ReadSuperblock said NotFound), which the
+// open completes and a failure removes, as it does with what it wrote.
+void NoteMetadataToCreate(const std::string& dir, CreatedByMount* c) {
+  c->metadata_dir = dir;
+  std::error_code ec;
+  for (std::filesystem::path p = dir; !p.empty() && !std::filesystem::exists(p, ec) && !ec;
+       p = p.parent_path()) {
+    c->metadata_top_made = p.string();
+    if (p == p.parent_path()) break;
+  }
+  if (!c->metadata_top_made.empty()) return;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (metadata::IsCloneSideFile(name)) c->metadata_kept.push_back(name);
+  }
 }
 
 }  // namespace
@@ -342,10 +378,8 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
       note("metadata " + o.metadata_dir + " holds an interrupted creation; completing it");
     }
   } else {
-    return fail(ExplainMetadataError(sb.status(), o));
+    return fail(ExplainMetadataError(sb.status(), o, /*existing=*/true));
   }
-  struct stat mst;
-  const bool md_dir_existed = stat(o.metadata_dir.c_str(), &mst) == 0;
 
   if (existing && c.dest_lock->created()) {
     return fail(Status::NotFound(
@@ -412,12 +446,18 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   mo.source = *src_id;
   mo.dest = *dst_id;
   mo.create_if_missing = !existing;
+  // A new clone's store (and any directory made for it) is removed if the
+  // mount fails, from the open on: a failed format leaves files too
+  // (RocksDB's LOCK and LOG on a full file system).
+  if (!existing) NoteMetadataToCreate(o.metadata_dir, &c.created);
   auto md = metadata::Metadata::Open(mo);
-  if (!md.ok()) return fail(ExplainMetadataError(md.status(), o));
-  if (!existing) {
-    c.created.metadata_dir = o.metadata_dir;
-    c.created.metadata_dir_made = !md_dir_existed;
+  if (!md.ok() && md.status().IsBusy()) {
+    // Another clonefs took the directory first (a clone being created there
+    // now): what is in it is that one's, not this mount's.
+    c.created.metadata_dir.clear();
+    c.created.metadata_top_made.clear();
   }
+  if (!md.ok()) return fail(ExplainMetadataError(md.status(), o, existing));
   c.metadata = std::move(*md);
   return c;
 }

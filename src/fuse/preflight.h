@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 #include "clone/dest_guard.h"
@@ -38,12 +39,18 @@ Status CheckPathLayout(const MountOptions& o);
 // (SPEC §7a: a failed mount leaves nothing behind that it created).
 struct CreatedByMount {
   std::string dest;          // "" unless this mount created the dest file
-  std::string metadata_dir;  // "" unless this mount formatted the metadata
-  bool metadata_dir_made = false;  // the directory itself did not exist
+  std::string metadata_dir;  // "" unless this mount may have written a new store there
+  // The outermost directory this mount made for metadata_dir (metadata_dir
+  // itself or a parent that did not exist either); "" if it existed.
+  std::string metadata_top_made;
+  // Entries metadata_dir held before (when it existed): they are kept.
+  std::vector<std::string> metadata_kept;
 };
 
-// Removes what `c` names. REQUIRES: nothing holds the files open (the
-// metadata closed). Best effort; failures are logged.
+// Removes what `c` names: metadata_top_made entirely, otherwise the entries
+// of metadata_dir that are not in metadata_kept, and dest. REQUIRES: nothing
+// holds the files open (the metadata closed). Best effort; failures are
+// logged.
 void RemoveCreated(const CreatedByMount& c);
 
 // Everything the engine needs, opened and validated.

@@ -47,4 +47,17 @@ Status StoreResolvedSettings(const ResolvedSettings& r, metadata::Metadata* md) 
   return Status::OK();
 }
 
+void RestoreSettings(const ResolvedSettings& r, metadata::Metadata* md) {
+  if (!r.changed) return;
+  Status s = md->PutSettings(r.raw ? *r.raw : clone::EncodeSettings(clone::Settings{}));
+  if (!s.ok()) {
+    CLONEFS_LOG_WARN(
+        "the mount failed, and the settings it stored could not be put back (%s): "
+        "the next mount uses them; clonefs info shows them",
+        s.ToString().c_str());
+    return;
+  }
+  CLONEFS_LOG_INFO("the mount failed: put back the settings stored before it");
+}
+
 }  // namespace clonefs::fuse

@@ -4,7 +4,8 @@
 // SEQUENCE (daemon.cc): ResolveStoredSettings before the files are opened
 // (direct I/O is one of the settings); then, with the metadata open and
 // locked, StoreResolvedSettings checks that the record is still the one read
-// and stores the merged settings.
+// and stores the merged settings; a mount that fails after that puts the
+// record back (RestoreSettings).
 //
 // THREAD SAFETY: stateless functions.
 #pragma once
@@ -50,5 +51,11 @@ Result<ResolvedSettings> ResolveStoredSettings(const MountOptions& o);
 // then writes r.to_store if r.changed. Errors: those, and
 // PutSettings's, with context.
 Status StoreResolvedSettings(const ResolvedSettings& r, metadata::Metadata* md);
+
+// After StoreResolvedSettings, for a mount that then fails (SPEC §7a: it
+// leaves nothing behind): puts back the record as it was read (r.raw), or,
+// where there was none, a record of no settings, which reads the same. Does
+// nothing unless r.changed. Best effort: a failure is logged.
+void RestoreSettings(const ResolvedSettings& r, metadata::Metadata* md);
 
 }  // namespace clonefs::fuse

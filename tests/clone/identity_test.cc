@@ -1,13 +1,24 @@
 // clone::Fingerprint and WideFingerprint read their samples at once, so a
 // remote source costs one round trip per mount, not one per sample; the
-// hashes are the same as reading the samples one by one.
+// hashes are the same as reading the samples one by one. DestIdentity
+// records the inode generation where the file system has one, so a dest
+// removed and created again under the same inode number is told apart even
+// without a birth time.
 #include "clone/identity.h"
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -126,6 +137,68 @@ TEST(Fingerprints, SamplesAreClippedToATinyImage) {
   auto tiny = NewMemDevice(4096, true);
   Result<uint64_t> ok = Fingerprint(*tiny);  // samples clipped to the image
   EXPECT_TRUE(ok.ok()) << ok.status().ToString();
+}
+
+// The generation the kernel reports for `path`, or nullopt (as the probe).
+std::optional<uint32_t> KernelGeneration(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  unsigned int gen = 0;
+  const int rc = ioctl(fd, FS_IOC_GETVERSION, &gen);
+  close(fd);
+  if (rc != 0) return std::nullopt;
+  return gen;
+}
+
+// Where the file system has generations (the build tree's, usually ext4 or
+// XFS) the dest's is recorded and compared; where it has none (tmpfs: /dev/shm)
+// nothing is recorded and the identity is still complete.
+TEST(DestIdentity, RecordsTheGenerationWhereTheFileSystemHasOne) {
+  for (const std::string& dir :
+       {std::filesystem::current_path().string(), std::string("/dev/shm")}) {
+    SCOPED_TRACE(dir);
+    if (access(dir.c_str(), W_OK) != 0) continue;
+    const std::string path = dir + "/identity_test_dest." + std::to_string(getpid());
+    std::ofstream(path).put('x');
+    Result<metadata::FileIdentity> id = DestIdentity(path);
+    const std::optional<uint32_t> kernel = KernelGeneration(path);
+    std::filesystem::remove(path);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    if (!kernel) {
+      EXPECT_EQ(id->flags & metadata::FileIdentity::kGeneration, 0u);
+      EXPECT_EQ(id->generation, 0u);
+      continue;
+    }
+    EXPECT_NE(id->flags & metadata::FileIdentity::kGeneration, 0u);
+    EXPECT_EQ(id->generation, *kernel);
+    EXPECT_TRUE(metadata::IdentityDifferences("dest", *id, *id).empty());
+  }
+}
+
+// The comparison the mount makes: a recorded generation that differs is a
+// recreated dest (even with no birth time); one recorded by earlier
+// versions' metadata (none) or a file system without generations is not
+// compared, so such a clone keeps mounting.
+TEST(DestIdentity, GenerationDecidesOnlyWhenBothSidesHaveOne) {
+  metadata::FileIdentity recorded;
+  recorded.inode = 12;
+  recorded.path = "/mnt/ext4/d.img";
+  recorded.flags = metadata::FileIdentity::kGeneration;
+  recorded.generation = 0x5eed;
+  metadata::FileIdentity recreated = recorded;
+  recreated.generation = 0xbeef;
+  std::vector<std::string> d = metadata::IdentityDifferences("dest", recorded, recreated);
+  ASSERT_EQ(d.size(), 1u);
+  EXPECT_NE(d[0].find("dest inode generation"), std::string::npos) << d[0];
+  EXPECT_NE(d[0].find("removed and created again"), std::string::npos) << d[0];
+
+  metadata::FileIdentity old_metadata = recorded;  // written before format 3
+  old_metadata.flags = 0;
+  old_metadata.generation = 0;
+  EXPECT_TRUE(metadata::IdentityDifferences("dest", old_metadata, recreated).empty());
+  metadata::FileIdentity no_generations = recreated;  // e.g. the dest now on tmpfs
+  no_generations.flags = 0;
+  EXPECT_TRUE(metadata::IdentityDifferences("dest", recorded, no_generations).empty());
 }
 
 }  // namespace

@@ -233,6 +233,49 @@ TEST(MetadataOpen, UnrecordedIdentityFieldsAreNotCompared) {
   EXPECT_TRUE(Metadata::Open(o).status().IsMismatch());
 }
 
+// A store written before format 3 has no dest generation: it still opens,
+// and a read-write open records the dest's generation (format 3), after
+// which a dest with another generation is refused. A read-only open
+// records nothing.
+TEST(MetadataOpen, OlderStoreGetsTheDestGenerationRecorded) {
+  TempDir t;
+  MetadataOptions o = Options(t.path(), 100);
+  ASSERT_TRUE(MustOpen(o));
+  {  // rewrite the superblock as format 2 wrote it
+    RawStore raw(t.path());
+    auto sb = DecodeSuperblock(raw.Get(RawStore::kDefault, std::string(kSuperblockKey)));
+    ASSERT_TRUE(sb.ok());
+    sb->format_version = 2;
+    raw.Put(RawStore::kDefault, std::string(kSuperblockKey), EncodeSuperblock(*sb));
+  }
+  MetadataOptions now = o;
+  now.dest.flags |= FileIdentity::kGeneration;
+  now.dest.generation = 4242;
+  MetadataOptions ro = now;
+  ro.read_only = true;
+  ASSERT_TRUE(MustOpen(ro));
+  EXPECT_EQ(Metadata::ReadSuperblock(t.path())->format_version, 2u);
+
+  auto md = MustOpen(now);
+  ASSERT_TRUE(md);
+  EXPECT_EQ(md->superblock().dest.generation, 4242u);
+  md.reset();
+  auto sb = Metadata::ReadSuperblock(t.path());
+  ASSERT_TRUE(sb.ok()) << sb.status().ToString();
+  EXPECT_EQ(sb->format_version, kFormatVersion);
+  EXPECT_NE(sb->dest.flags & FileIdentity::kGeneration, 0u);
+  EXPECT_EQ(sb->dest.generation, 4242u);
+
+  EXPECT_TRUE(MustOpen(now));
+  MetadataOptions recreated = now;
+  recreated.dest.generation = 4243;
+  auto r = Metadata::Open(recreated);
+  EXPECT_TRUE(r.status().IsMismatch() && Contains(r.status(), "dest inode generation"))
+      << r.status().ToString();
+  // A dest on a file system without generations is not compared on it.
+  EXPECT_TRUE(MustOpen(o));
+}
+
 TEST(MetadataOpen, SecondOpenInThisProcessIsBusy) {
   TempDir t;
   auto md = MustOpen(Options(t.path(), 10));

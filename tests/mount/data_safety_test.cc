@@ -308,6 +308,7 @@ TEST_F(DataSafetyTest, FailedMountLeavesNothingBehind) {
   EXPECT_NE(r.out.find("check the -o options"), std::string::npos) << r.out;
   EXPECT_FALSE(std::filesystem::exists(c_.dst)) << "the dest this mount created is removed";
   EXPECT_FALSE(std::filesystem::exists(c_.metadata)) << "the metadata it created is removed";
+  EXPECT_FALSE(std::filesystem::exists(c_.log)) << "the --log-file it created is removed";
 
   // An existing empty metadata directory stays, emptied again.
   mkdir(c_.metadata.c_str(), 0755);
@@ -315,6 +316,115 @@ TEST_F(DataSafetyTest, FailedMountLeavesNothingBehind) {
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_TRUE(std::filesystem::is_empty(c_.metadata));
   EXPECT_FALSE(std::filesystem::exists(c_.dst));
+}
+
+// Item 14: the options of a mount that fails are not stored with the clone:
+// the next mount does not inherit a bad -o option.
+TEST_F(DataSafetyTest, FailedMountStoresNoSettings) {
+  MakeCloneWith(3 * kRegion, "HYDRATED", "--rate 2M");
+  RunResult r = c_.Mount("--rate 1M -o bogus_opt");
+  ExpectRefused(r, "bogus_opt", c_.mnt);
+  RunResult info = Sh(ClonefsBinary() + " info " + Quote(c_.dst));
+  EXPECT_EQ(info.out.find("bogus_opt"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("--rate 2M"), std::string::npos) << info.out;
+  r = c_.Mount();
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(ReadAt(c_.exposed(), 3 * kRegion, 8), "HYDRATED");
+  EXPECT_EQ(c_.Unmount().code, 0);
+}
+
+// Item 14: a log file inside the mount point is refused before it exists,
+// and the refused mount leaves no dest either.
+TEST_F(DataSafetyTest, LogFileInsideTheMountPointIsNotCreated) {
+  const std::string log = c_.mnt + "/log";
+  RunResult r =
+      MountWith("--log-file " + Quote(log) + " " + Quote(c_.src) + " " + Quote(c_.dst), c_.mnt);
+  ExpectRefused(r, "log file " + log + " lies inside the mount point", c_.mnt);
+  EXPECT_FALSE(std::filesystem::exists(log)) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(c_.dst)) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(c_.metadata)) << r.out;
+  EXPECT_TRUE(std::filesystem::is_empty(c_.mnt));
+  // An existing log file is appended to, and kept.
+  ASSERT_TRUE(ShOk("echo earlier > " + Quote(c_.log)));
+  r = c_.Mount("-o bogus_opt");
+  ExpectRefused(r, "bogus_opt", c_.mnt);
+  ASSERT_TRUE(std::filesystem::exists(c_.log));
+  EXPECT_EQ(c_.LogText().rfind("earlier\n", 0), 0u) << c_.LogText();
+  EXPECT_NE(c_.LogText().find("bogus_opt"), std::string::npos) << c_.LogText();
+}
+
+// Item 14: a new clone whose metadata cannot be created (its file system is
+// full) leaves neither the metadata directory (nor what RocksDB wrote in
+// it) nor the dest, says that no clone was created (not that one resumes),
+// and the next mount finds no interrupted creation.
+TEST_F(DataSafetyTest, NewCloneOnAFullMetadataFileSystemLeavesNothing) {
+  char tmpl[] = "/tmp/clonefs-mdfs-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string fs = tmpl;
+  ASSERT_TRUE(ShOk("mount -t tmpfs -o size=1M,mode=0755 clonefs-test " + Quote(fs)));
+  umounts_.push_back(fs);
+  Sh("dd if=/dev/zero of=" + Quote(fs + "/filler") + " bs=4k 2>/dev/null");
+  ASSERT_EQ(std::stoull(Sh("df --output=avail -B1 " + Quote(fs) + " | tail -1").out), 0u);
+  const std::string md = fs + "/parent/md", dst = c_.dir().path() + "/dN.img";
+  const std::string args = "--metadata " + Quote(md) + " " + Quote(c_.src) + " " + Quote(dst);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    SCOPED_TRACE(attempt);
+    RunResult r = MountWith(args, c_.mnt);
+    ExpectRefused(r, "the metadata file system is full", c_.mnt);
+    EXPECT_NE(r.out.find("no clone was created"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("resumes from its last commit"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("interrupted creation"), std::string::npos) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(fs + "/parent")) << "made for the clone: removed";
+    EXPECT_FALSE(std::filesystem::exists(dst)) << "the dest this mount created is removed";
+  }
+  // A directory that existed is kept, with nothing added.
+  ASSERT_EQ(mkdir(md.substr(0, md.rfind('/')).c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(md.c_str(), 0755), 0);
+  RunResult r = MountWith(args, c_.mnt);
+  ExpectRefused(r, "the metadata file system is full", c_.mnt);
+  EXPECT_TRUE(std::filesystem::is_directory(md));
+  EXPECT_TRUE(std::filesystem::is_empty(md)) << Sh("ls -la " + Quote(md)).out;
+  Sh("rm -rf " + Quote(fs + "/parent"));
+  std::filesystem::remove(fs + "/filler");
+}
+
+// Item 3 where the file system keeps no birth time (ext4 with 128-byte
+// inodes): a dest removed and created again under the same inode number is
+// told apart by its inode generation, and refused; it is never served as if
+// what was hydrated were there.
+TEST_F(DataSafetyTest, RecreatedDestWithoutBirthTimeIsRefused) {
+  const std::string img = c_.dir().path() + "/ext4.img", fs = c_.dir().path() + "/ext4";
+  ASSERT_TRUE(ShOk("truncate -s 64M " + Quote(img) + " && mkfs.ext4 -q -F -I 128 " + Quote(img)));
+  ASSERT_EQ(mkdir(fs.c_str(), 0755), 0);
+  ASSERT_TRUE(ShOk("mount -o loop " + Quote(img) + " " + Quote(fs)));
+  umounts_.push_back(fs);
+  const std::string dst = fs + "/d.img", md = c_.dir().path() + "/d.md";
+  const std::string args = "--metadata " + Quote(md) + " " + Quote(c_.src) + " " + Quote(dst);
+  RunResult r = MountWith(args, c_.mnt);
+  ASSERT_EQ(r.code, 0) << r.out;
+  ASSERT_TRUE(ShOk(ClonefsBinary() + " wait " + Quote(c_.mnt)));
+  ASSERT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(c_.mnt)).code, 0);
+  ASSERT_EQ(Sha256(dst), src_sha_) << "the clone completed";
+  EXPECT_EQ(Sh("stat -c %W " + Quote(dst)).out, "0\n") << "this ext4 records no birth time";
+  struct stat before, after;
+  ASSERT_EQ(stat(dst.c_str(), &before), 0);
+  ASSERT_TRUE(ShOk("rm " + Quote(dst) + " && truncate -s " + std::to_string(kSourceSize) + " " +
+                   Quote(dst)));
+  ASSERT_EQ(stat(dst.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "the inode number is reused (what this test is for)";
+
+  r = MountWith(args, c_.mnt);
+  ExpectRefused(r, "dest inode generation", c_.mnt);
+  EXPECT_NE(r.out.find("removed and created again since the clone last used it"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("start a new clone with a new dest"), std::string::npos) << r.out;
+  RunResult chk = Sh(ClonefsBinary() + " check --metadata " + Quote(md));
+  EXPECT_NE(chk.code, 0) << chk.out;
+  EXPECT_NE(chk.out.find("dest inode generation"), std::string::npos) << chk.out;
+  EXPECT_EQ(std::filesystem::file_size(dst), kSourceSize);
+  EXPECT_EQ(Sh("cmp -s " + Quote(dst) + " /dev/zero -n " + std::to_string(kSourceSize)).code, 0)
+      << "the refused dest is left as it was";
+  EXPECT_TRUE(std::filesystem::exists(md)) << "the clone's metadata is kept";
 }
 
 // Item 15: an interrupted creation is reported the same way by info, check
