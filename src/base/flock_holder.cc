@@ -12,6 +12,10 @@ namespace clonefs {
 int FlockHolderPid(const std::string& path) {
   struct stat st;
   if (stat(path.c_str(), &st) != 0) return 0;
+  return FlockHolderPid(st.st_dev, st.st_ino);
+}
+
+int FlockHolderPid(dev_t dev, ino_t ino) {
   std::ifstream in("/proc/locks");
   std::string line;
   while (std::getline(in, line)) {
@@ -22,9 +26,9 @@ int FlockHolderPid(const std::string& path) {
     if (!(fields >> id >> type) || type != "FLOCK") continue;
     if (!(fields >> advisory >> mode >> pid >> dev_ino)) continue;
     unsigned maj = 0, min = 0;
-    unsigned long long ino = 0;
-    if (sscanf(dev_ino.c_str(), "%x:%x:%llu", &maj, &min, &ino) != 3) continue;
-    if (maj == major(st.st_dev) && min == minor(st.st_dev) && ino == st.st_ino) return pid;
+    unsigned long long file_ino = 0;
+    if (sscanf(dev_ino.c_str(), "%x:%x:%llu", &maj, &min, &file_ino) != 3) continue;
+    if (maj == major(dev) && min == minor(dev) && file_ino == ino) return pid;
   }
   return 0;
 }

@@ -12,18 +12,26 @@
 
 namespace clonefs::clone {
 
-// Exclusive use of one dest for as long as the object lives: flock(2) on the
-// file (or device node), and for a block device an O_EXCL open as well,
-// which the kernel refuses while the device is mounted or claimed by
-// another exclusive opener. The descriptor is close-on-exec, so commands
-// the daemon starts never inherit the lock.
+// Exclusive use of one dest for as long as the object lives, whatever path
+// leads to its storage: flock(2) on the file (or device node); for a block
+// device an O_EXCL open as well, which the kernel refuses while the device
+// is mounted or claimed by another exclusive opener; for a loop device (or a
+// partition of one) a flock on its backing file too (exclusive, shared for
+// a partition), so a clone of that file, or of another loop device over it,
+// is refused in either order. A dest that also has a loop device over it
+// (other than dest itself) is refused: writes through it would bypass the
+// clone. A loop device over a clone's exposed file (a FUSE file) is no such
+// alias. The descriptors are close-on-exec, so commands the daemon starts
+// never inherit the lock.
 class DestLock {
  public:
   // Locks `path`, first creating it (empty, mode 0644, O_EXCL) when `create`.
-  // Errors: Busy ("dest X is in use by clonefs daemon pid N; ..." or, for a
-  // block device, "in use: mounted or claimed by another program"); the
-  // open's error otherwise (NotFound, Permission, ...; with create, an
-  // existing file is Busy: another mount raced us to create it).
+  // Errors: Busy ("dest X is in use by another clonefs daemon (pid N) ..."
+  // naming the loop device or backing file it was reached through; for a
+  // block device, "in use: mounted or claimed by another program"; "dest X
+  // is the backing file of loop device L ..." for an alias); the open's
+  // error otherwise (NotFound, Permission, ...; with create, an existing
+  // file is Busy: another mount raced us to create it).
   static Result<std::unique_ptr<DestLock>> Acquire(const std::string& path, bool create);
   ~DestLock();
   DestLock(const DestLock&) = delete;
@@ -33,9 +41,10 @@ class DestLock {
   bool created() const { return created_; }
 
  private:
-  DestLock(int fd, int excl_fd, bool created) : fd_(fd), excl_fd_(excl_fd), created_(created) {}
-  int fd_;       // flocked
-  int excl_fd_;  // block device opened O_EXCL, or -1
+  DestLock(int fd, bool created) : fd_(fd), created_(created) {}
+  int fd_;               // flocked
+  int excl_fd_ = -1;     // block device opened O_EXCL, or -1
+  int backing_fd_ = -1;  // a loop device's backing file, flocked, or -1
   bool created_;
 };
 

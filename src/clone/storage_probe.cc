@@ -10,6 +10,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -80,21 +81,16 @@ std::vector<dev_t> Slaves(dev_t d) {
   return out;
 }
 
-struct LoopBacking {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  std::string path;  // as the loop driver reports it; may be stale
-};
-
 // The backing file of loop device `d`; false if `d` is not a bound loop
 // device or cannot be asked.
-bool GetLoopBacking(dev_t d, LoopBacking* out) {
+bool GetLoopBacking(dev_t d, LoopBackingFile* out) {
   const std::string dir = SysDir(d);
   if (access((dir + "/loop").c_str(), F_OK) != 0) return false;
   std::error_code ec;
   const std::string name = std::filesystem::canonical(dir, ec).filename().string();
   if (ec || name.empty()) return false;
   out->path = ReadAttr(dir + "/loop/backing_file");
+  out->loop = d;
   const std::string node = "/dev/" + name;
   struct stat st;
   if (stat(node.c_str(), &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == d) {
@@ -129,7 +125,7 @@ void AddDeviceChain(dev_t d, int depth, StorageKeys* keys) {
   if (depth > kMaxDepth || !keys->insert(DevKey(d)).second) return;
   if (dev_t p = ParentDisk(d)) AddDeviceChain(p, depth + 1, keys);
   for (dev_t s : Slaves(d)) AddDeviceChain(s, depth + 1, keys);
-  LoopBacking lb;
+  LoopBackingFile lb;
   if (GetLoopBacking(d, &lb)) AddFileChain(lb.dev, lb.ino, depth + 1, keys);
 }
 
@@ -180,7 +176,7 @@ bool MtimeIsUnstable(const std::string& path) {
 }
 
 std::string BlockDeviceId(dev_t rdev) {
-  LoopBacking lb;
+  LoopBackingFile lb;
   if (GetLoopBacking(rdev, &lb)) {
     int64_t btime = 0;
     struct stat st;
@@ -204,6 +200,34 @@ std::string LoopBackingPath(dev_t rdev) {
   return ReadAttr(SysDir(rdev) + "/loop/backing_file");
 }
 
+bool LoopBackingOf(dev_t rdev, LoopBackingFile* out, bool* partition) {
+  *partition = false;
+  if (GetLoopBacking(rdev, out)) return true;
+  const dev_t whole = ParentDisk(rdev);
+  if (whole == 0 || !GetLoopBacking(whole, out)) return false;
+  *partition = true;
+  return true;
+}
+
+std::vector<std::string> LoopDevicesOver(dev_t dev, ino_t ino, dev_t except) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it("/sys/block", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.compare(0, 4, "loop") != 0) continue;
+    if (access((it->path() / "loop").c_str(), F_OK) != 0) continue;  // not bound
+    dev_t d = 0;
+    if (!ParseDev(ReadAttr(it->path().string() + "/dev"), &d) || d == except) continue;
+    LoopBackingFile lb;
+    if (GetLoopBacking(d, &lb) && lb.dev == dev && lb.ino == ino) out.push_back("/dev/" + name);
+  }
+  std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;  // loop2 before loop10
+  });
+  return out;
+}
+
 uint64_t BlockDeviceSize(dev_t rdev) {
   const std::string text = ReadAttr(SysDir(rdev) + "/size");
   char* end = nullptr;
@@ -219,7 +243,7 @@ Result<StorageKeys> OwnStorage(const std::string& path) {
     return keys;
   }
   keys.insert(DevKey(st.st_rdev));
-  LoopBacking lb;
+  LoopBackingFile lb;
   if (GetLoopBacking(st.st_rdev, &lb)) keys.insert(FileKey(lb.dev, lb.ino));
   return keys;
 }
@@ -234,7 +258,7 @@ Result<StorageKeys> UnderlyingStorage(const std::string& path) {
   // What the device is built from, not the device itself.
   if (dev_t p = ParentDisk(st.st_rdev)) AddDeviceChain(p, 1, &keys);
   for (dev_t s : Slaves(st.st_rdev)) AddDeviceChain(s, 1, &keys);
-  LoopBacking lb;
+  LoopBackingFile lb;
   if (GetLoopBacking(st.st_rdev, &lb)) AddDeviceChain(lb.dev, 1, &keys);
   return keys;
 }

@@ -13,6 +13,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "base/result.h"
 
@@ -45,6 +46,28 @@ std::string BlockDeviceId(dev_t rdev);
 // The backing file a loop device reports (sysfs loop/backing_file; may end
 // in " (deleted)"), or "" if `rdev` is not a bound loop device.
 std::string LoopBackingPath(dev_t rdev);
+
+// The file a loop device is bound to: its device and inode as the loop
+// driver holds them (LOOP_GET_STATUS64), and the path it reports (sysfs
+// loop/backing_file: possibly stale, seen from another mount namespace, or
+// ending in " (deleted)").
+struct LoopBackingFile {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  std::string path;
+  dev_t loop = 0;  // the (whole) loop device bound to it
+};
+
+// The backing file of block device `rdev` if it is a bound loop device or a
+// partition of one (then `*partition` is set, and the file is the whole
+// loop device's); false otherwise.
+bool LoopBackingOf(dev_t rdev, LoopBackingFile* out, bool* partition);
+
+// Every bound loop device whose backing file is the inode `ino` on device
+// `dev`, as "/dev/loopN", by number, except the device numbered `except`
+// (0: none). Partitions of those devices are not listed (their whole
+// device is).
+std::vector<std::string> LoopDevicesOver(dev_t dev, ino_t ino, dev_t except = 0);
 
 // Size in bytes of block device `rdev` (sysfs "size" in 512-byte sectors),
 // or 0 if unknown.

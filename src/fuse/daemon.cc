@@ -500,6 +500,12 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
   MountOptions o = ResolveMountDefaults(in);
   // The control channel and `clonefs unmount` key on the canonical path.
   o.mountpoint = CanonicalPath(o.mountpoint);
+  // Before logging opens --log-file or the metadata's log (SPEC §2: the
+  // source is never written, not even by a log line).
+  if (Status s = CheckWritesOffSource(o); !s.ok()) {
+    fprintf(stderr, "clonefs: error: %s\n", s.message().c_str());
+    return kExitFailure;
+  }
   if (o.foreground) {
     // Every path is absolute now; never resolve anything relative to a
     // directory that could be (or come to be under) the mount.

@@ -255,6 +255,17 @@ Status CheckPathLayout(const MountOptions& o) {
   return Status::OK();
 }
 
+Status CheckWritesOffSource(const MountOptions& o) {
+  Result<SourceSpec> spec = ParseSource(o.source);
+  struct stat st;
+  if (!spec.ok() || spec->IsRemote() || stat(o.source.c_str(), &st) != 0) return Status::OK();
+  CLONEFS_RETURN_IF_ERROR(clone::CheckDistinctStorage(o.source, o.dest));
+  CLONEFS_RETURN_IF_ERROR(
+      clone::CheckNotStoredOnSource(o.source, o.metadata_dir, "metadata directory", "--metadata"));
+  if (o.log_file.empty()) return Status::OK();
+  return clone::CheckNotStoredOnSource(o.source, o.log_file, "log file", "--log-file");
+}
+
 void RemoveCreated(const CreatedByMount& c) {
   std::error_code ec;
   if (!c.metadata_top_made.empty()) {

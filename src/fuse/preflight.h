@@ -35,6 +35,14 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note);
 // log file.
 Status CheckPathLayout(const MountOptions& o);
 
+// What the clone writes -- dest (clone::CheckDistinctStorage, which
+// OpenClone repeats under the dest lock), its metadata directory and its log
+// file -- must not be stored on the source (a file system inside a source
+// image, on a source device): checked before any of them is created or
+// opened, so a refusal writes nothing there. A remote source, or one that
+// cannot be examined (OpenClone says why), is not checked.
+Status CheckWritesOffSource(const MountOptions& o);
+
 // What this mount created, so a mount that fails later removes exactly that
 // (SPEC §7a: a failed mount leaves nothing behind that it created).
 struct CreatedByMount {

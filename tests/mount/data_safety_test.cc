@@ -100,6 +100,149 @@ TEST_F(DataSafetyTest, DestIsLockedWhileMounted) {
   EXPECT_EQ(ReadAt(c_.dst, 5000000, 1), "X");
 }
 
+// Item 1, whatever path leads to dest: a second clone through a loop device
+// over a live clone's dest file is refused, in either order, naming the
+// other path; the live clone's fsynced data and the second source are
+// untouched. A loop device over the exposed file stays a fine way to use a
+// clone, even as another clone's dest.
+TEST_F(DataSafetyTest, DestLockedThroughLoopDevicesInEitherOrder) {
+  const std::string src2 = c_.dir() / "src2.img";
+  WriteRandomFile(src2, kSourceSize, 8);
+  const std::string src2_sha = Sha256(src2);
+  const std::string mnt2 = c_.dir() / "mnt2";
+  mkdir(mnt2.c_str(), 0755);
+  const std::string md2 = c_.dir() / "md2";
+
+  // A on the file first, then B on a loop device over that file.
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  WriteSynced(kRegion + 5, "FIRSTCLONE");
+  const std::string loop = Loop(c_.dst);
+  ASSERT_FALSE(loop.empty());
+  RunResult r =
+      MountWith("--no-hydration --metadata " + Quote(md2) + " " + Quote(src2) + " " + loop, mnt2);
+  ExpectRefused(r,
+                "dest " + loop + " is a loop device over " + c_.dst +
+                    ", which another clonefs daemon (pid " + std::to_string(c_.DaemonPid()) +
+                    ") uses as its dest",
+                mnt2);
+  EXPECT_FALSE(std::filesystem::exists(md2)) << "a refused mount creates no metadata";
+  EXPECT_EQ(ReadAt(c_.exposed(), kRegion + 5, 10), "FIRSTCLONE");
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_EQ(ReadAt(c_.dst, kRegion + 5, 10), "FIRSTCLONE") << "the live clone's data survives";
+  EXPECT_EQ(HydratedRegions(c_.metadata), 1);
+
+  // Held by no clone, a loop device over the dest still lets anything write
+  // it behind the clone: refused, saying how to fix it.
+  r = c_.Mount("--no-hydration");
+  ExpectRefused(r, "dest " + c_.dst + " is the backing file of loop device " + loop, c_.mnt);
+  EXPECT_NE(r.out.find("losetup -d " + loop), std::string::npos) << r.out;
+
+  // B on the loop device first (a fresh, sparse file), then A on the file.
+  const std::string sp = c_.dir() / "sp.img";
+  ASSERT_TRUE(ShOk("truncate -s " + std::to_string(kSourceSize) + " " + Quote(sp)));
+  const std::string loop_b = Loop(sp);
+  ASSERT_FALSE(loop_b.empty());
+  m = MountWith("--no-hydration --metadata " + Quote(md2) + " " + Quote(src2) + " " + loop_b, mnt2);
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::string exposed_b = mnt2 + "/" + loop_b.substr(loop_b.rfind('/') + 1);
+  ASSERT_TRUE(ShOk("printf SECONDCLONE | dd of=" + Quote(exposed_b) + " bs=1 seek=" +
+                   std::to_string(2 * kRegion) + " conv=notrunc,fsync status=none"));
+  const std::string md3 = c_.dir() / "md3";
+  r = MountWith("--no-hydration --metadata " + Quote(md3) + " " + Quote(c_.src) + " " + Quote(sp),
+                c_.mnt);
+  ExpectRefused(r, "dest " + sp + " is in use by another clonefs daemon (pid ", c_.mnt);
+  EXPECT_NE(r.out.find("through loop device " + loop_b + " over it"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(md3));
+  // Nor with --overwrite-dest.
+  r = MountWith("--overwrite-dest --metadata " + Quote(md3) + " " + Quote(c_.src) + " " + Quote(sp),
+                c_.mnt);
+  ExpectRefused(r, "is in use by another clonefs daemon", c_.mnt);
+  EXPECT_EQ(ReadAt(exposed_b, 2 * kRegion, 11), "SECONDCLONE");
+  ASSERT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+  EXPECT_EQ(ReadAt(sp, 2 * kRegion, 11), "SECONDCLONE");
+  EXPECT_EQ(Sha256(src2), src2_sha);
+
+  // The normal use: a loop device over the exposed file. Not an alias of
+  // dest (it goes through the clone), so it can even be a dest itself.
+  ASSERT_TRUE(ShOk("losetup -d " + loop));
+  std::erase(loops_, loop);
+  m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::string over_exposed = c_.AttachLoop();
+  ASSERT_FALSE(over_exposed.empty());
+  const std::string md4 = c_.dir() / "md4";
+  m = MountWith("--no-hydration --overwrite-dest --metadata " + Quote(md4) + " " + Quote(src2) +
+                    " " + over_exposed,
+                mnt2);
+  ASSERT_EQ(m.code, 0) << "a loop device over the exposed file is no alias of dest: " << m.out;
+  ASSERT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+  c_.DetachLoop(over_exposed);
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
+// SPEC §2, §7a: a dest, metadata directory or log file that would be created
+// on a file system stored inside the source is refused before anything is
+// created there; the source image does not change.
+TEST_F(DataSafetyTest, NewFilesOnAFileSystemInsideTheSourceAreRefused) {
+  const std::string fsimg = c_.dir() / "fs.img";
+  const std::string fsmnt = c_.dir() / "fsmnt";
+  mkdir(fsmnt.c_str(), 0755);
+  // No lazy initialisation: the kernel would go on writing the image.
+  ASSERT_TRUE(ShOk("truncate -s 32M " + Quote(fsimg) + " && mkfs.ext4 -q -E " +
+                   "lazy_itable_init=0,lazy_journal_init=0 " + Quote(fsimg)));
+  const std::string fsloop = Loop(fsimg);
+  ASSERT_FALSE(fsloop.empty());
+  ASSERT_TRUE(ShOk("mount -o noatime " + fsloop + " " + Quote(fsmnt)));
+  umounts_.push_back(fsmnt);
+  ASSERT_TRUE(ShOk("sync -f " + Quote(fsmnt) + " && sync " + Quote(fsimg)));
+  const std::string before = Sha256(fsimg);
+  auto expect_unchanged = [&] {
+    ASSERT_TRUE(ShOk("sync -f " + Quote(fsmnt) + " && sync " + Quote(fsimg)));
+    EXPECT_EQ(Sha256(fsimg), before) << "the source was written";
+    EXPECT_TRUE(std::filesystem::is_empty(fsmnt / std::filesystem::path("lost+found")));
+    size_t entries = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(fsmnt)) ++entries;
+    EXPECT_EQ(entries, 1u) << "only lost+found may be there";
+  };
+  const std::string src = Quote(fsimg);
+  const std::string md = c_.dir() / "mdF";
+
+  // A new dest there, metadata elsewhere.
+  const std::string dest = fsmnt + "/d.img";
+  RunResult r = MountWith("--metadata " + Quote(md) + " " + src + " " + Quote(dest), c_.mnt);
+  ExpectRefused(r, "dest " + dest + " would be stored on the source " + fsimg, c_.mnt);
+  EXPECT_FALSE(std::filesystem::exists(md));
+  expect_unchanged();
+
+  // The same with the default metadata directory beside it.
+  r = MountWith(src + " " + Quote(dest), c_.mnt);
+  ExpectRefused(r, "dest " + dest + " would be stored on the source", c_.mnt);
+  expect_unchanged();
+
+  // Dest elsewhere, metadata there.
+  const std::string out = c_.dir() / "out.img";
+  r = MountWith("--metadata " + Quote(fsmnt + "/md") + " " + src + " " + Quote(out), c_.mnt);
+  ExpectRefused(r, "metadata directory " + fsmnt + "/md is stored on the source " + fsimg, c_.mnt);
+  EXPECT_FALSE(std::filesystem::exists(out)) << "a refused mount creates no dest";
+  expect_unchanged();
+
+  // The log file there.
+  r = MountWith("--metadata " + Quote(md) + " --log-file " + Quote(fsmnt + "/clonefs.log") + " " +
+                    src + " " + Quote(out),
+                c_.mnt);
+  ExpectRefused(r, "log file " + fsmnt + "/clonefs.log is stored on the source", c_.mnt);
+  EXPECT_FALSE(std::filesystem::exists(out));
+  EXPECT_FALSE(std::filesystem::exists(md));
+  expect_unchanged();
+
+  // Everything elsewhere: the clone of the mounted image works.
+  r = MountWith("--no-hydration --metadata " + Quote(md) + " " + src + " " + Quote(out), c_.mnt);
+  ASSERT_EQ(r.code, 0) << r.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  expect_unchanged();
+}
+
 // Item 2: a dest that holds data but has no metadata is never treated as
 // blank: deleted metadata, a renamed dest, a fresh --metadata are refused;
 // --overwrite-dest says it explicitly.
