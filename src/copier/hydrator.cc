@@ -103,8 +103,7 @@ Result<std::vector<RunSegment>> Hydrator::PlanRun(uint64_t first, uint64_t count
 
 Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out) {
   out->bytes_read += len;
-  copy_meter_.Add(len, clock_->NowNanos());
-  return ForEachZeroRun(off, data, len, [&](uint64_t o, uint64_t n, bool zero) {
+  Status s = ForEachZeroRun(off, data, len, [&](uint64_t o, uint64_t n, bool zero) {
     if (zero) {
       CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", o, n, ZeroMode::kPunch));
       out->bytes_zeroed += n;
@@ -115,6 +114,9 @@ Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, Cop
     }
     return Status::OK();
   });
+  // The copy rate counts what reached dest: a full dest copies nothing.
+  if (s.ok()) copy_meter_.Add(len, clock_->NowNanos());
+  return s;
 }
 
 Status Hydrator::ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out) {

@@ -103,7 +103,8 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
                   .may_copy =
                       [this] {
                         return committer_.mode() == EngineMode::kReadWrite &&
-                               !source_watch_.changed() && !dest_watch_.changed();
+                               !source_watch_.changed() && !dest_watch_.changed() &&
+                               dest_full_gate_.MayCopy(health_.dest(), clock_->NowNanos());
                       },
                   .on_all_hydrated = [this] { committer_.RequestAsync(); },
                   .check_source = [this] { (void)source_watch_.Check(); },

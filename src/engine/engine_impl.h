@@ -6,6 +6,8 @@
 //   dest_watch_    DestWatch: whether dest changed size under the clone (then
 //                  every request fails with EIO and copying stops)
 //   health_     HealthTracker: dest's condition and the last error (status)
+//   dest_full_gate_  DestFullGate: background copying paused and probed
+//               while dest is full
 //   locks_      RegionLockTable: regions with a hydration in flight
 //   foreground_ ForegroundMonitor: user requests in flight, for the copier
 //   hydrator_   Hydrator: copies and marks (shared with the copier)
@@ -55,6 +57,7 @@
 #include <mutex>
 
 #include "copier/background_copier.h"
+#include "copier/dest_full_gate.h"
 #include "copier/dest_watch.h"
 #include "copier/foreground.h"
 #include "copier/health_tracker.h"
@@ -151,6 +154,7 @@ class EngineImpl final : public Engine {
   SourceWatch source_watch_;
   DestWatch dest_watch_;
   HealthTracker health_;
+  DestFullGate dest_full_gate_;
   RegionLockTable locks_;
   ForegroundMonitor foreground_;
   Hydrator hydrator_;

@@ -42,6 +42,10 @@ std::string EngineImpl::CopyStopped(EngineMode mode) const {
   if (source_watch_.changed()) return "source changed";
   if (dest_watch_.changed()) return "dest changed";
   if (mode == EngineMode::kReadOnly) return "metadata read-only";
+  if (health_.dest() == DestCondition::kFull) {
+    const uint64_t in = dest_full_gate_.NextProbeIn(clock_->NowNanos());
+    return "dest full (next try in " + std::to_string((in + 999'999'999) / 1'000'000'000) + " s)";
+  }
   if (!copier_.enabled()) return "hydration disabled";
   if (copier_.threshold() == 0) return "hydration_threshold 0";
   const CopierPause pause = copier_.pause();

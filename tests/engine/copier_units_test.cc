@@ -19,6 +19,7 @@
 #include "copier/cache_dropper.h"
 #include "copier/copy_buffer.h"
 #include "copier/copy_buffer_pool.h"
+#include "copier/dest_full_gate.h"
 #include "copier/health_tracker.h"
 #include "copier/latency_floor.h"
 #include "copier/rate_meter.h"
@@ -1004,6 +1005,37 @@ TEST(CacheDropper, ConcurrentWritersEvictEveryRangeOnce) {
   uint64_t total = 0;
   for (const auto& r : dev.dropped) total += r.second;
   EXPECT_EQ(total, 4u * 200 * 65536);
+}
+
+}  // namespace
+}  // namespace clonefs
+
+namespace clonefs {
+namespace {
+
+// While dest is full the copier gets one unit per probe interval, 1 s
+// doubling up to a minute; not full, always; full again starts over.
+TEST(DestFullGateTest, ProbesAtGrowingIntervals) {
+  constexpr uint64_t kS = 1'000'000'000;
+  DestFullGate g;
+  EXPECT_TRUE(g.MayCopy(DestCondition::kOk, 0));
+  EXPECT_TRUE(g.MayCopy(DestCondition::kIoError, 0));  // region errors: per-region backoff
+  EXPECT_EQ(g.NextProbeIn(0), 0u);
+  uint64_t t = 10 * kS;
+  EXPECT_FALSE(g.MayCopy(DestCondition::kFull, t));  // the failure was the first probe
+  EXPECT_EQ(g.NextProbeIn(t), kS);
+  EXPECT_FALSE(g.MayCopy(DestCondition::kFull, t + kS - 1));
+  std::vector<uint64_t> probes;
+  for (uint64_t now = t; now < t + 200 * kS; now += kS / 10) {
+    if (g.MayCopy(DestCondition::kFull, now)) probes.push_back((now - t) / (kS / 10));
+  }
+  // At 1, 3, 7, 15, 31, 63, 123, 183 s (the interval stops at 60 s).
+  EXPECT_EQ(probes, (std::vector<uint64_t>{10, 30, 70, 150, 310, 630, 1230, 1830}));
+  // Space again: copying at once, and a new fill starts at 1 s.
+  EXPECT_TRUE(g.MayCopy(DestCondition::kOk, t + 201 * kS));
+  EXPECT_EQ(g.NextProbeIn(t + 201 * kS), 0u);
+  EXPECT_FALSE(g.MayCopy(DestCondition::kFull, t + 202 * kS));
+  EXPECT_EQ(g.NextProbeIn(t + 202 * kS), kS);
 }
 
 }  // namespace
