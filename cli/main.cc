@@ -48,6 +48,30 @@ void PrintHelp(FILE* out) {
           "(each command's --help lists its own).\n");
 }
 
+// Overwrites, in the process's own argument strings, the password of every
+// argument of the form SCHEME://USER:PASSWORD@HOST... with '*'s, so that
+// /proc/PID/cmdline (readable by every user, and inherited by the daemon,
+// which is a fork of this process) never shows it. The arguments were
+// copied before; the copy keeps the password for connecting.
+void HidePasswordsFromProcessList(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    char* a = argv[i];
+    char* scheme_end = std::strstr(a, "://");
+    if (scheme_end == nullptr) continue;
+    // The password is in the authority: from "://" to the first '/', '?' or '#'.
+    char* begin = scheme_end + 3;
+    char* end = begin + std::strcspn(begin, "/?#");
+    char* at = nullptr;
+    for (char* p = begin; p < end; ++p) {
+      if (*p == '@') at = p;
+    }
+    if (at == nullptr) continue;
+    char* colon = static_cast<char*>(std::memchr(begin, ':', static_cast<size_t>(at - begin)));
+    if (colon == nullptr) continue;
+    std::memset(colon + 1, '*', static_cast<size_t>(at - colon - 1));
+  }
+}
+
 }  // namespace
 }  // namespace clonefs::cli
 
@@ -57,7 +81,10 @@ int main(int argc, char** argv) {
     PrintHelp(stderr);
     return clonefs::kExitUsage;
   }
-  const std::string name = argv[1];
+  // Every use of the arguments goes through this copy (see below).
+  const Args all(argv, argv + argc);
+  HidePasswordsFromProcessList(argc, argv);
+  const std::string name = all[1];
   if (name == "--help" || name == "-h" || name == "help") {
     PrintHelp(stdout);
     return clonefs::kExitOk;
@@ -69,7 +96,7 @@ int main(int argc, char** argv) {
   for (const auto& c : kCommands) {
     if (name != c.name) continue;
     try {
-      return c.run(Args(argv + 2, argv + argc));
+      return c.run(Args(all.begin() + 2, all.end()));
     } catch (const boost::program_options::error& e) {
       fprintf(stderr, "clonefs: error: %s; see: clonefs %s --help\n", e.what(), c.name);
       return clonefs::kExitUsage;
@@ -77,7 +104,7 @@ int main(int argc, char** argv) {
   }
   // mount(8), through mount.fuse3, runs `clonefs SOURCE MOUNTPOINT -o
   // dest=DEST,...` for an fstab line or `mount -t fuse.clonefs`.
-  const Args rest(argv + 1, argv + argc);
+  const Args rest(all.begin() + 1, all.end());
   if (std::any_of(rest.begin(), rest.end(), [](const std::string& a) { return a.rfind("-o", 0) == 0; })) {
     clonefs::Result<Args> m = FstabToMountArgs(rest);
     if (!m.ok()) {

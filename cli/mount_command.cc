@@ -9,6 +9,7 @@
 #include "fuse/daemon.h"
 #include "fuse/exit_codes.h"
 #include "mount_args.h"
+#include "sources/source_spec.h"
 
 #ifdef CLONEFS_WITH_CONTROL
 #include "control/server.h"
@@ -30,7 +31,7 @@ fuse::DaemonHooks ServiceHooks() {
     const fuse::MountOptions& o = *ctx.options;
     control::ControlInfo info;
     info.mountpoint = o.mountpoint;
-    info.source = o.source;
+    info.source = RedactSource(o.source);  // status shows it
     info.dest = o.dest;
     info.metadata_dir = o.metadata_dir;
     info.uuid = ctx.uuid;

@@ -29,6 +29,7 @@
 #include "metadata/clone_files.h"
 #include "profile/profile.h"
 #include "regions/region_math.h"
+#include "sources/source_spec.h"
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -189,7 +190,7 @@ OnCompleteOptions OnCompleteFor(const MountOptions& o) {
   for (char** e = environ; *e; ++e) {
     if (std::strncmp(*e, "CLONEFS_", 8) != 0) c.env.emplace_back(*e);
   }
-  c.env.push_back("CLONEFS_SOURCE=" + o.source);
+  c.env.push_back("CLONEFS_SOURCE=" + RedactSource(o.source));
   c.env.push_back("CLONEFS_DEST=" + o.dest);
   c.env.push_back("CLONEFS_MOUNTPOINT=" + o.mountpoint);
   c.env.push_back("CLONEFS_METADATA=" + o.metadata_dir);
@@ -401,15 +402,17 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
                        "/etc/fuse.conf"
                      : ""));
   }
-  DaemonInfo info{getpid(), o.mountpoint, o.source, o.dest, o.metadata_dir, o.name,
-                  LogFilePath(), ""};
+  // Shown to people (status, the log): never a password from the URL.
+  const std::string source_display = RedactSource(o.source);
+  DaemonInfo info{getpid(),       o.mountpoint, source_display, o.dest,
+                  o.metadata_dir, o.name,       LogFilePath(),  ""};
   Status w = WriteDaemonInfo(info);
   if (!w.ok()) CLONEFS_LOG_WARN("cannot record the daemon: %s", w.ToString().c_str());
 
   live_server.store(server->get());
   std::thread signals(SignalLoop, server->get(), &o);
   CLONEFS_LOG_INFO("mounted %s/%s (source %s, dest %s, metadata %s)", o.mountpoint.c_str(),
-                   o.name.c_str(), o.source.c_str(), o.dest.c_str(), o.metadata_dir.c_str());
+                   o.name.c_str(), source_display.c_str(), o.dest.c_str(), o.metadata_dir.c_str());
   rep->Mounted(o.name);
   if (hooks.mounted) hooks.mounted();
 

@@ -49,13 +49,15 @@ void NbdConnection::Start() {
   thread_ = std::thread([this] { Run(); });
 }
 
-Status NbdConnection::WaitConnected(uint64_t deadline_ns, NbdServerInfo* info) {
+Status NbdConnection::WaitConnected(uint64_t deadline_ns, NbdServerInfo* info,
+                                    std::string* nbdkit_said) {
   std::unique_lock<std::mutex> l(mu_);
   WaitForDone(l, first_cv_, deadline_ns, nullptr, [this] { return first_done_; });
   if (!first_done_) {
     return Status::IoError("no answer within " + FormatTimeout(state_->timeout_ns), ETIMEDOUT);
   }
   if (first_status_.ok()) *info = info_;
+  if (nbdkit_said != nullptr) *nbdkit_said = first_nbdkit_said_;
   return first_status_;
 }
 
@@ -165,10 +167,15 @@ void NbdConnection::StartConnect() {
   nbd_set_uri_allow_local_file(h_, true);
   int r;
   if (state_->target.spawned()) {
-    std::vector<char*> argv;
-    for (const std::string& a : state_->target.argv) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    r = nbd_aio_connect_command(h_, argv.data());
+    int sock = -1;
+    Result<std::unique_ptr<NbdkitChild>> child =
+        NbdkitChild::Start(state_->target.argv, state_->target.password, &sock);
+    if (!child.ok()) {
+      ConnectionLost(child.status().message());
+      return;
+    }
+    nbdkit_ = std::move(*child);
+    r = nbd_aio_connect_socket(h_, sock);  // owns sock from now on, even on failure
   } else {
     r = nbd_aio_connect_uri(h_, state_->target.uri.c_str());
   }
@@ -217,9 +224,14 @@ void NbdConnection::OnReady() {
   CLONEFS_LOG_INFO("reconnected to %s (connection %d)", state_->display.c_str(), index_);
 }
 
-void NbdConnection::ConnectionLost(const std::string& reason) {
+void NbdConnection::ConnectionLost(const std::string& libnbd_reason) {
   const bool was_ready = phase_ == Phase::kReady;
   up_.store(false, std::memory_order_release);
+  // What nbdkit said is the reason; libnbd's side of it ("no export named
+  // ''", "disconnected") only follows.
+  const std::string said = DrainNbdkit();
+  const std::string reason =
+      said.empty() ? libnbd_reason : "nbdkit: " + said + " (libnbd: " + libnbd_reason + ")";
   CloseHandle();
   ProcessCompleted(/*dead=*/true, MonoNow());
   for (auto& entry : inflight_) Requeue(std::move(entry.second), /*at_front=*/true);
@@ -229,7 +241,8 @@ void NbdConnection::ConnectionLost(const std::string& reason) {
     {
       std::lock_guard<std::mutex> l(mu_);
       first_done_ = true;
-      first_status_ = Status::IoError(reason);
+      first_status_ = Status::IoError(libnbd_reason);
+      first_nbdkit_said_ = said;
     }
     first_cv_.notify_all();
     return;
@@ -253,9 +266,20 @@ void NbdConnection::CloseHandle() {
   if (h_ == nullptr) return;
   // nbd_close waits for a spawned server; a stopped or wedged nbdkit must
   // not hold it up.
-  if (state_->target.spawned()) nbd_kill_subprocess(h_, SIGKILL);
+  nbdkit_.reset();  // SIGKILL and reap
   nbd_close(h_);
   h_ = nullptr;
+}
+
+std::string NbdConnection::DrainNbdkit() {
+  if (nbdkit_ == nullptr) return "";
+  for (const std::string& line : nbdkit_->ReadLines()) {
+    if (ever_ready_ && !line.empty()) {
+      CLONEFS_LOG_WARN("nbdkit serving %s (connection %d): %s", state_->display.c_str(), index_,
+                       line.c_str());
+    }
+  }
+  return NbdkitSaid(nbdkit_->recent());
 }
 
 void NbdConnection::SubmitWaiting(uint64_t now) {
@@ -302,8 +326,14 @@ void NbdConnection::SubmitWaiting(uint64_t now) {
 }
 
 void NbdConnection::PollOnce(int timeout_ms) {
-  pollfd fds[2] = {{efd_, POLLIN, 0}, {-1, 0, 0}};
+  // fds[2] is nbdkit's standard error: polled always (a full pipe would
+  // block nbdkit), and not counted in n, which says whether fds[1] is set.
+  pollfd fds[3] = {{efd_, POLLIN, 0}, {-1, 0, 0}, {-1, 0, 0}};
   nfds_t n = 1;
+  if (nbdkit_ != nullptr && nbdkit_->stderr_fd() >= 0) {
+    fds[2].fd = nbdkit_->stderr_fd();
+    fds[2].events = POLLIN;
+  }
   if (h_ != nullptr) {
     int fd = nbd_aio_get_fd(h_);
     unsigned dir = nbd_aio_get_direction(h_);
@@ -314,8 +344,9 @@ void NbdConnection::PollOnce(int timeout_ms) {
       n = 2;
     }
   }
-  int r = ::poll(fds, n, timeout_ms);
+  int r = ::poll(fds, 3, timeout_ms);  // a negative fd is skipped
   if (r <= 0) return;  // timeout, or EINTR: the loop looks again
+  if (fds[2].revents != 0) DrainNbdkit();
   if (fds[0].revents & POLLIN) {
     uint64_t v;
     ssize_t got = ::read(efd_, &v, sizeof(v));

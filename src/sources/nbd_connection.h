@@ -20,6 +20,12 @@
 // failed stays down (no retry at open). Stop() (also run by the destructor)
 // ends the thread: every piece still held fails its op with Aborted, a
 // spawned nbdkit is killed (SIGKILL) and reaped, the handle is closed.
+//
+// NBDKIT'S STANDARD ERROR. A spawned nbdkit's standard error is read by the
+// I/O thread (nbdkit_child.h). Before the first connect succeeded, its lines
+// are kept for WaitConnected to report; afterwards each line is logged as a
+// warning as it arrives, and a failed reconnect's last error names what
+// nbdkit said.
 #pragma once
 
 #include <poll.h>
@@ -38,6 +44,7 @@
 
 #include "sources/nbd_request.h"
 #include "sources/nbd_source_state.h"
+#include "sources/nbdkit_child.h"
 
 struct nbd_handle;
 
@@ -62,8 +69,11 @@ class NbdConnection {
   // Starts the I/O thread (and with it the first connect).
   void Start();
   // Waits until the first connect has ended or the monotonic deadline has
-  // passed. OK with the server's info, or IoError with libnbd's message.
-  Status WaitConnected(uint64_t deadline_ns, NbdServerInfo* info);
+  // passed. OK with the server's info, or IoError with libnbd's message;
+  // then, for a spawned nbdkit, *nbdkit_said (if not null) is what it wrote
+  // on standard error (NbdkitSaid: its last lines, "" if nothing).
+  Status WaitConnected(uint64_t deadline_ns, NbdServerInfo* info,
+                       std::string* nbdkit_said = nullptr);
   // Queues a piece for this connection. Returns it if the connection is
   // stopping (the caller then fails its op), else nullptr.
   std::unique_ptr<NbdPiece> Submit(std::unique_ptr<NbdPiece> piece);
@@ -96,6 +106,9 @@ class NbdConnection {
   void OnReady();
   void ConnectionLost(const std::string& reason);
   void CloseHandle();
+  // Reads nbdkit's standard error; logs new lines once the connection has
+  // been up. Returns NbdkitSaid of the lines read since this nbdkit started.
+  std::string DrainNbdkit();
   void SubmitWaiting(uint64_t now);
   void PollOnce(int timeout_ms);
   void AfterIo(bool failed, std::string error);
@@ -124,6 +137,7 @@ class NbdConnection {
   bool first_done_ = false;                      // GUARDED_BY(mu_)
   Status first_status_;                          // GUARDED_BY(mu_)
   NbdServerInfo info_;                           // GUARDED_BY(mu_)
+  std::string first_nbdkit_said_;                // GUARDED_BY(mu_)
 
   std::atomic<int> outstanding_{0};
   std::atomic<bool> up_{false};
@@ -133,6 +147,7 @@ class NbdConnection {
 
   // I/O thread only.
   nbd_handle* h_ = nullptr;
+  std::unique_ptr<NbdkitChild> nbdkit_;  // the spawned server of h_, if any
   Phase phase_ = Phase::kConnecting;
   bool ever_ready_ = false;
   uint64_t first_size_ = 0;

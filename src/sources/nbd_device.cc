@@ -14,6 +14,7 @@
 #include "sources/nbd_connection.h"
 #include "sources/nbd_request.h"
 #include "sources/nbd_source_state.h"
+#include "sources/nbdkit_child.h"
 #include "sources/source_wait.h"
 
 namespace clonefs {
@@ -273,21 +274,27 @@ bool Executable(const std::string& binary) {
   return false;
 }
 
-Status CannotConnect(const SourceSpec& spec, const Status& why) {
+Status CannotConnect(const SourceSpec& spec, const Status& why, const std::string& nbdkit_said) {
   std::string msg = "cannot connect to " + spec.display + ": ";
+  std::string advice = "check that the server is running and the URI is right";
   if (!spec.nbdkit_argv.empty()) {
-    // nbdkit says why its plugin failed on stderr; libnbd only sees the
-    // NBD side ("no export", "disconnected").
+    // nbdkit says why its plugin failed on its standard error; libnbd only
+    // sees the NBD side ("no export", "disconnected").
     const char* plugin = spec.kind == SourceSpec::Kind::kSsh ? "ssh" : "curl";
-    msg += std::string("nbdkit's ") + plugin +
-           " plugin could not open it (nbdkit's own message, on standard error, says why; "
-           "libnbd: " +
-           why.message() + ")";
+    msg += std::string("nbdkit's ") + plugin + " plugin could not open it: ";
+    if (nbdkit_said.empty()) {
+      msg += "nbdkit gave no reason (libnbd: " + why.message() + ")";
+    } else {
+      msg += nbdkit_said + " (libnbd: " + why.message() + ")";
+      if (spec.kind == SourceSpec::Kind::kHttp) {
+        std::string a = NbdkitAdvice(nbdkit_said);
+        if (!a.empty()) advice = a;
+      }
+    }
   } else {
     msg += why.message();
   }
-  return Status::IoError(msg + "; check that the server is running and the URI is right",
-                         why.sys_errno());
+  return Status::IoError(msg + "; " + advice, why.sys_errno());
 }
 
 }  // namespace
@@ -302,6 +309,7 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
     target.uri = spec.uri;
   } else {
     target.argv = spec.nbdkit_argv;
+    target.password = spec.nbdkit_password;
     target.argv[0] = NbdkitBinary(options);
     if (!Executable(target.argv[0])) {
       return Status::NotFound("cannot open " + spec.display + ": the nbdkit program ('" +
@@ -320,8 +328,9 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
   conns.push_back(std::make_unique<NbdConnection>(state, 0));
   conns[0]->Start();
   NbdServerInfo info;
-  Status s = conns[0]->WaitConnected(MonoNow() + options.timeout_ns, &info);
-  if (!s.ok()) return CannotConnect(spec, s);
+  std::string said;
+  Status s = conns[0]->WaitConnected(MonoNow() + options.timeout_ns, &info, &said);
+  if (!s.ok()) return CannotConnect(spec, s, said);
 
   int n = target.spawned() ? options.spawned_connections
                            : (info.multi_conn ? options.max_connections : 1);
@@ -333,8 +342,8 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
   const uint64_t deadline = MonoNow() + options.timeout_ns;
   for (int i = 1; i < n; ++i) {
     NbdServerInfo other;
-    s = conns[i]->WaitConnected(deadline, &other);
-    if (!s.ok()) return CannotConnect(spec, s);
+    s = conns[i]->WaitConnected(deadline, &other, &said);
+    if (!s.ok()) return CannotConnect(spec, s, said);
     if (other.size != info.size) {
       return Status::IoError("connections to " + spec.display +
                              " disagree about its size: " + std::to_string(info.size) + " and " +

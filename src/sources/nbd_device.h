@@ -2,10 +2,13 @@
 //
 // WHAT IT SERVES. An NBD export (nbd://, nbds://, nbd+unix://, nbds+unix://)
 // reached directly, or an HTTP(S) or SSH URL served by an nbdkit that each
-// connection spawns as its own child through nbd_aio_connect_command:
+// connection spawns as its own child (nbdkit_child.h: its standard error on
+// a pipe, a password on a descriptor), connected with nbd_aio_connect_socket:
 //
 //   nbdkit -r -s --exit-with-parent --filter=retry curl url=URL protocols=http,https
+//          [user=U password=-3]
 //   nbdkit -r -s --exit-with-parent --filter=retry ssh host=H path=P [user=U] [port=N]
+//          [password=-3]
 //
 // followed by retry-exponential=no retry-delay=1 retries=<timeout in s>.
 // -s serves one NBD connection on the child's stdin/stdout, so nbd_close
@@ -148,8 +151,10 @@ struct NbdSourceOptions {
 // "cannot connect to SOURCE: <libnbd's error>; check that the server is
 // running and the URI is right" when a connection fails or does not finish
 // within the timeout (for http/ssh the message says nbdkit's plugin could
-// not open the URL: nbdkit writes its reason on standard error); IoError if
-// the connections disagree about the size.
+// not open the URL, with the last lines nbdkit wrote on its standard error
+// -- an HTTP status, "server does not support 'range'" -- and, for
+// http(s), what to do about it); IoError if the connections disagree about
+// the size.
 Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
                                               const NbdSourceOptions& options);
 

@@ -18,7 +18,8 @@ namespace clonefs {
 
 struct NbdTarget {
   std::string uri;                // nbd_aio_connect_uri, if argv is empty
-  std::vector<std::string> argv;  // nbd_aio_connect_command otherwise
+  std::vector<std::string> argv;  // an nbdkit to spawn otherwise (nbdkit_child.h)
+  std::string password;           // for that nbdkit, on kNbdkitPasswordFd ("" = none)
   bool spawned() const { return !argv.empty(); }
 };
 

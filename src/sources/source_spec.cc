@@ -40,6 +40,19 @@ std::vector<std::string> NbdkitPrefix(const char* plugin) {
   return {"nbdkit", "-r", "-s", "--exit-with-parent", "--filter=retry", plugin};
 }
 
+std::string PasswordArg() { return "password=-" + std::to_string(kNbdkitPasswordFd); }
+
+// `uri` without its userinfo when that holds a password (the user and the
+// password are then given to nbdkit apart).
+std::string UrlWithoutPassword(const std::string& uri, const UriParts& p) {
+  if (!p.has_password) return uri;
+  const size_t begin = uri.find("://") + 3;
+  const size_t end = uri.find_first_of("/?#", begin);
+  const size_t at = uri.rfind('@', end == std::string::npos ? std::string::npos : end - 1);
+  if (at == std::string::npos || at < begin) return uri;
+  return uri.substr(0, begin) + uri.substr(at + 1);
+}
+
 Result<SourceSpec> ParseNbd(SourceSpec spec, const UriParts& p) {
   const bool unix_socket = p.scheme == "nbd+unix" || p.scheme == "nbds+unix";
   const bool tls = p.scheme == "nbds" || p.scheme == "nbds+unix";
@@ -80,7 +93,13 @@ Result<SourceSpec> ParseHttp(SourceSpec spec, const UriParts& p) {
     return Malformed(spec.display, "missing host", "expected http[s]://HOST[:PORT]/PATH");
   }
   spec.nbdkit_argv = NbdkitPrefix("curl");
-  spec.nbdkit_argv.push_back("url=" + spec.uri);
+  spec.nbdkit_argv.push_back("url=" + UrlWithoutPassword(spec.uri, p));
+  if (p.has_password) {
+    // curl sends the URL's user with this password, as it would from the URL.
+    spec.nbdkit_argv.push_back("user=" + p.user);
+    spec.nbdkit_argv.push_back(PasswordArg());
+    spec.nbdkit_password = p.password;
+  }
   // Redirects may switch between http and https, never to another protocol.
   spec.nbdkit_argv.push_back("protocols=http,https");
   return spec;
@@ -105,7 +124,10 @@ Result<SourceSpec> ParseSsh(SourceSpec spec, const UriParts& p) {
   spec.nbdkit_argv.push_back("path=" + remote);
   if (!p.user.empty()) spec.nbdkit_argv.push_back("user=" + p.user);
   if (!p.port.empty()) spec.nbdkit_argv.push_back("port=" + p.port);
-  if (p.has_password) spec.nbdkit_argv.push_back("password=" + p.password);
+  if (p.has_password) {
+    spec.nbdkit_argv.push_back(PasswordArg());
+    spec.nbdkit_password = p.password;
+  }
   return spec;
 }
 
@@ -154,6 +176,20 @@ Result<SourceSpec> ParseSource(const std::string& arg) {
   }
   return Status::InvalidArgument("unsupported source URI scheme '" + p.scheme + "://' in '" +
                                  spec.display + "'; " + kSupported);
+}
+
+std::string RedactSource(const std::string& arg) {
+  if (!LooksLikeUri(arg)) return arg;
+  Result<SourceSpec> spec = ParseSource(arg);
+  if (spec.ok()) return spec->display;
+  Result<UriParts> parts = SplitUri(arg);
+  if (parts.ok()) return parts->redacted;
+  // Unparseable: hide whatever userinfo there is.
+  const size_t begin = arg.find("://") + 3;
+  const size_t end = arg.find_first_of("/?#", begin);
+  const size_t at = arg.rfind('@', end == std::string::npos ? std::string::npos : end - 1);
+  if (at == std::string::npos || at < begin) return arg;
+  return arg.substr(0, begin) + "***" + arg.substr(at);
 }
 
 std::string SourceIdentityKey(const SourceSpec& spec) {

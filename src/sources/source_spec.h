@@ -18,9 +18,10 @@
 //     nbdkit ssh plugin. PATH is absolute; "/~/PATH" is relative to the
 //     remote user's home directory.
 // Scheme names are case-insensitive. A password in the URI is kept in `uri`
-// (and the nbdkit arguments: it is visible in the process list of the nbdkit
-// that clonefs starts) and replaced by "***" in `display`, which is what
-// every message and Name() show.
+// and `nbdkit_password` (memory only: the nbdkit that clonefs starts reads
+// it from a pipe on file descriptor kNbdkitPasswordFd, never from its
+// command line) and replaced by "***" in `display`, which is what every
+// message, Name(), the log, status and the clone's records show.
 //
 // THREAD SAFETY: pure functions over values; SourceSpec is a value type.
 #pragma once
@@ -44,11 +45,18 @@ struct SourceSpec {
   // kHttp, kSsh: the nbdkit command line serving the source on stdin/stdout,
   // argv[0] being "nbdkit" (OpenNbdSource substitutes the configured binary
   // and appends the retry filter's settings). Empty for the other kinds.
+  // A password given in the URL never appears in it: the URL is passed
+  // without it and "password=-3" (kNbdkitPasswordFd) reads it from a pipe.
   std::vector<std::string> nbdkit_argv;
+  // kHttp, kSsh: the URL's password (percent-decoded), "" if none.
+  std::string nbdkit_password;
 
   // True for every kind reached over a network protocol (not kFile).
   bool IsRemote() const { return kind != Kind::kFile; }
 };
+
+// The descriptor on which a spawned nbdkit reads `nbdkit_password`.
+constexpr int kNbdkitPasswordFd = 3;
 
 // "file", "nbd", "http", "ssh".
 const char* SourceKindName(SourceSpec::Kind kind);
@@ -60,6 +68,11 @@ const char* SourceKindName(SourceSpec::Kind kind);
 //     without TLS.
 // A path is not checked here (existence and type are the opener's business).
 Result<SourceSpec> ParseSource(const std::string& arg);
+
+// `arg` as it may be shown or stored for people: ParseSource(arg).display
+// for a URI (password replaced by "***", even when the rest is malformed),
+// `arg` itself for a path.
+std::string RedactSource(const std::string& arg);
 
 // The identity key stored with a clone for a remote source: the NBD export
 // name for kNbd (never a host, port, socket path or URL: those are transport

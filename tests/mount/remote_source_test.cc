@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -371,6 +372,82 @@ TEST_F(RemoteSourceTest, HttpSourceWithExt4OverLoop) {
   EXPECT_EQ(fsck.code, 0) << fsck.out;
   RunResult cat = Sh("debugfs -R 'cat /new.bin' " + Quote(c_.dst) + " 2>/dev/null | sha256sum");
   EXPECT_EQ(cat.out.substr(0, 64), new_sha);
+}
+
+// An HTTP URL that the server answers with 404: the mount fails and says so
+// (nbdkit's reason, which only reached its standard error before).
+TEST_F(RemoteSourceTest, HttpNotFoundNamesTheStatus) {
+  const std::string www = c_.dir() / "www";
+  std::filesystem::create_directories(www);
+  std::filesystem::create_directories(c_.dir() / "nginx");
+  NginxServer web(c_.dir() / "nginx", www);
+  ASSERT_TRUE(web.Start());
+  RunResult m = Sh(ClonefsBinary() + " mount --fuse-transport dev " + Quote(web.Url("nosuch.img")) +
+                   " " + Quote(c_.dst) + " " + Quote(c_.mnt));
+  EXPECT_NE(m.code, 0);
+  EXPECT_NE(m.out.find("404"), std::string::npos) << m.out;
+  EXPECT_NE(m.out.find("check the URL"), std::string::npos) << m.out;
+  EXPECT_FALSE(c_.IsMounted());
+}
+
+// The text of every process's command line, NULs as spaces.
+std::string AllCommandLines() {
+  std::string all;
+  for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = e.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream f(e.path() / "cmdline", std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::replace(text.begin(), text.end(), '\0', ' ');
+    all += name + ": " + text + "\n";
+  }
+  return all;
+}
+
+std::string FileText(const std::string& path) {
+  std::ifstream f(path);
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+// A password in an HTTP URL is used (nbdkit gets it on a descriptor) but
+// never shown: not in status (text and JSON), the log, the daemon record,
+// the mount table, nor any process's command line (the daemon's, nbdkit's).
+TEST_F(RemoteSourceTest, HttpPasswordIsNeverShown) {
+  const std::string www = c_.dir() / "www";
+  std::filesystem::create_directories(www);
+  std::filesystem::create_directories(c_.dir() / "nginx");
+  ASSERT_TRUE(ShOk("cp " + Quote(c_.src) + " " + Quote(www + "/src.img")));
+  NginxServer web(c_.dir() / "nginx", www);
+  ASSERT_TRUE(web.Start());
+  const std::string secret = "Pw4clonefsTest";
+  std::string url = web.Url("src.img");
+  url.insert(url.find("://") + 3, "alice:" + secret + "@");
+  RunResult m = MountUri(url, "--fuse-transport dev --rate 1M");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(m.out.find(secret), std::string::npos) << m.out;
+  RunResult text = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
+  EXPECT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("alice:***@"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find(secret), std::string::npos) << text.out;
+  RunResult json = Sh(ClonefsBinary() + " status --json " + Quote(c_.mnt));
+  EXPECT_EQ(json.out.find(secret), std::string::npos) << json.out;
+  EXPECT_EQ(c_.LogText().find(secret), std::string::npos) << c_.LogText();
+  const std::string record = FileText(c_.metadata + "/daemon.info");
+  EXPECT_NE(record.find("source="), std::string::npos) << record;
+  EXPECT_EQ(record.find(secret), std::string::npos) << record;
+  EXPECT_EQ(FileText("/proc/self/mountinfo").find(secret), std::string::npos);
+  EXPECT_EQ(FileText("/proc/mounts").find(secret), std::string::npos);
+  ASSERT_GT(c_.DaemonPid(), 0);
+  const std::string daemon_cmdline =
+      FileText("/proc/" + std::to_string(c_.DaemonPid()) + "/cmdline");
+  EXPECT_NE(daemon_cmdline.find("alice:"), std::string::npos);
+  EXPECT_EQ(daemon_cmdline.find(secret), std::string::npos);
+  const std::string cmdlines = AllCommandLines();
+  EXPECT_EQ(cmdlines.find(secret), std::string::npos) << cmdlines;
+  // The clone really reads through the URL (nginx ignores the credentials).
+  EXPECT_EQ(Sha256(c_.exposed()), src_sha_);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_EQ(c_.LogText().find(secret), std::string::npos) << c_.LogText();
 }
 
 }  // namespace

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <deque>
 
+#include "sources/nbdkit_child.h"
 #include "sources/uri_parts.h"
 
 namespace clonefs {
@@ -114,11 +116,46 @@ TEST(SourceSpecTest, PasswordIsRedactedInDisplay) {
   SourceSpec s = Parse("https://alice:s3cret@host/disk.img");
   EXPECT_EQ(s.display, "https://alice:***@host/disk.img");
   EXPECT_EQ(s.uri, "https://alice:s3cret@host/disk.img");
-  EXPECT_TRUE(Has(s.nbdkit_argv, "url=https://alice:s3cret@host/disk.img"));
+  // nbdkit gets the password on a descriptor, never on its command line
+  // (which every user can read in the process list).
+  EXPECT_TRUE(Has(s.nbdkit_argv, "url=https://host/disk.img"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "user=alice"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "password=-3"));
+  EXPECT_EQ(s.nbdkit_password, "s3cret");
+  for (const std::string& a : s.nbdkit_argv) EXPECT_EQ(a.find("s3cret"), std::string::npos) << a;
+  EXPECT_EQ(Parse("https://a%3Ab:p%40ss@host/d").nbdkit_password, "p@ss");
   EXPECT_EQ(Parse("https://alice@host/d").display, "https://alice@host/d");
+  EXPECT_TRUE(Has(Parse("https://alice@host/d").nbdkit_argv, "url=https://alice@host/d"));
+  EXPECT_EQ(Parse("https://alice@host/d").nbdkit_password, "");
   // Errors never show the password either.
   Status st = ParseError("ftp://bob:hunter2@host/x");
   EXPECT_EQ(st.message().find("hunter2"), std::string::npos) << st.message();
+}
+
+TEST(SourceSpecTest, RedactSourceHidesPasswordsOnly) {
+  EXPECT_EQ(RedactSource("http://u:s3cret@h:8/x.img"), "http://u:***@h:8/x.img");
+  EXPECT_EQ(RedactSource("ssh://root:pw@h/srv/x"), "ssh://root:***@h/srv/x");
+  EXPECT_EQ(RedactSource("http://u@h/x"), "http://u@h/x");
+  EXPECT_EQ(RedactSource("/srv/images/a:b@c.img"), "/srv/images/a:b@c.img");  // a path
+  // Unparseable (bad escape, unknown scheme): still no password.
+  EXPECT_EQ(RedactSource("http://u:s3%ZZ@h/x").find("s3"), std::string::npos);
+  EXPECT_EQ(RedactSource("gopher://u:hunter2@h/x"), "gopher://u:***@h/x");
+}
+
+TEST(SourceSpecTest, NbdkitSaidAndAdvice) {
+  std::deque<std::string> lines = {
+      "nbdkit: curl[1]: error: problem doing HEAD request to fetch size of URL "
+      "[http://h/x.img]: HTTP response code said error: The requested URL returned error: 404"};
+  const std::string said = NbdkitSaid(lines);
+  EXPECT_EQ(said.rfind("problem doing HEAD request", 0), 0u) << said;
+  EXPECT_NE(NbdkitAdvice(said).find("HTTP 404"), std::string::npos);
+  EXPECT_NE(NbdkitAdvice("returned error: 403").find("password"), std::string::npos);
+  const std::string range =
+      NbdkitSaid({"nbdkit: curl: error: server does not support 'range' (byte range) requests"});
+  EXPECT_EQ(range, "server does not support 'range' (byte range) requests");
+  EXPECT_NE(NbdkitAdvice(range).find("Range requests"), std::string::npos);
+  EXPECT_EQ(NbdkitSaid({"", "a", "b", "c", "d", ""}), "b; c; d");
+  EXPECT_EQ(NbdkitAdvice("something else"), "");
 }
 
 TEST(SourceSpecTest, Ssh) {
@@ -130,7 +167,8 @@ TEST(SourceSpecTest, Ssh) {
   EXPECT_TRUE(Has(s.nbdkit_argv, "path=/srv/disk one.img"));
   EXPECT_TRUE(Has(s.nbdkit_argv, "user=root"));
   EXPECT_TRUE(Has(s.nbdkit_argv, "port=2222"));
-  EXPECT_TRUE(Has(s.nbdkit_argv, "password=pw"));
+  EXPECT_TRUE(Has(s.nbdkit_argv, "password=-3"));
+  EXPECT_EQ(s.nbdkit_password, "pw");
   EXPECT_TRUE(Has(s.nbdkit_argv, "--filter=retry"));
   EXPECT_EQ(SourceIdentityKey(s), "");
 
