@@ -125,6 +125,19 @@ Result<metadata::FileIdentity> RemoteSourceIdentity(Device& dev, const std::stri
   return id;
 }
 
+Device::IdentityCheck RemoteIdentityCheck(const metadata::FileIdentity& recorded,
+                                          const std::string& uri, const std::string& export_key) {
+  return [recorded, uri, export_key](Device& view) -> Status {
+    CLONEFS_ASSIGN_OR_RETURN(metadata::FileIdentity now,
+                             RemoteSourceIdentity(view, uri, export_key));
+    std::string what;
+    for (const std::string& d : metadata::IdentityDifferences("source", recorded, now)) {
+      what += (what.empty() ? "" : "; ") + d;
+    }
+    return what.empty() ? Status::OK() : Status::Mismatch(what);
+  };
+}
+
 Result<metadata::FileIdentity> DestIdentity(const std::string& path) {
   CLONEFS_ASSIGN_OR_RETURN(struct stat st, Stat(path));
   metadata::FileIdentity id;

@@ -64,6 +64,15 @@ Result<metadata::FileIdentity> SourceIdentity(Device& dev, const std::string& pa
 Result<metadata::FileIdentity> RemoteSourceIdentity(Device& dev, const std::string& uri,
                                                     const std::string& export_key);
 
+// The check a remote source runs after each reconnect and now and then
+// (Device::SetIdentityCheck, SPEC §7a): RemoteSourceIdentity of the view
+// compared with `recorded` by metadata::IdentityDifferences, as the mount
+// does. OK if none differs; Mismatch listing the differences ("source
+// fingerprint differs: ..."); a read error as it is. Costs what
+// RemoteSourceIdentity does: 35 reads, 320 KiB.
+Device::IdentityCheck RemoteIdentityCheck(const metadata::FileIdentity& recorded,
+                                          const std::string& uri, const std::string& export_key);
+
 // Identity of the dest at `path` (see above). Errors: the stat error.
 Result<metadata::FileIdentity> DestIdentity(const std::string& path);
 

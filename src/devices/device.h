@@ -101,6 +101,20 @@ class Device {
   // only the size is compared. Default: OK (the device cannot change).
   virtual Status CheckUnchanged() { return Status::OK(); }
 
+  // Decides whether the source seen through `view` (a read-only Device
+  // over one connection to it: its Size() is what that connection
+  // reports) is still the one the clone was made from: OK if so, Mismatch
+  // naming what differs if not, another error if it could not tell (a
+  // read failed). Called on the device's own threads; it may block on
+  // reads of `view` only.
+  using IdentityCheck = std::function<Status(Device& view)>;
+  // A remote source (nbd_device.h, IDENTITY) runs `check` after every
+  // reconnect before the new connection serves anything, and re-runs it
+  // now and then from CheckUnchanged; from the first Mismatch on, every
+  // request and CheckUnchanged fail with it. Other devices ignore it.
+  // Call once, before the device is in use. Default: ignored.
+  virtual void SetIdentityCheck(IdentityCheck check) { (void)check; }
+
   // Write for data no one is waiting to read back: the background copier's.
   // Same contract as Write (durable after the next Flush, read back by Read),
   // but the device may leave the data in the page cache even where Write

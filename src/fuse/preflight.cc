@@ -470,6 +470,12 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   }
   if (!md.ok()) return fail(ExplainMetadataError(md.status(), o, existing));
   c.metadata = std::move(*md);
+  // The source matched the clone's recorded identity; a remote one checks
+  // again after every reconnect and now and then (SPEC §7a).
+  if (spec->IsRemote()) {
+    c.source->SetIdentityCheck(
+        clone::RemoteIdentityCheck(*src_id, spec->display, SourceIdentityDeviceId(*spec)));
+  }
   return c;
 }
 

@@ -18,6 +18,11 @@ void ExtentCache::Insert(const std::vector<Extent>& extents) {
   }
 }
 
+void ExtentCache::Clear() {
+  std::lock_guard<std::mutex> l(mu_);
+  by_start_.clear();
+}
+
 size_t ExtentCache::size() const {
   std::lock_guard<std::mutex> l(mu_);
   return by_start_.size();

@@ -31,6 +31,9 @@ class ExtentCache {
   // Adds extents (any order; empty ones are ignored), keeping cached bytes
   // where they overlap.
   void Insert(const std::vector<Extent>& extents);
+  // Forgets every cached extent (the source changed: what it said before
+  // no longer holds).
+  void Clear();
   // Number of cached extents (for tests).
   size_t size() const;
 

@@ -137,10 +137,11 @@ void NbdConnection::Run() {
     if (state_->has_fatal()) FailAll(state_->fatal());
     ExpireDeadlines(now);
     if (phase_ == Phase::kDown && now >= next_attempt_ns_) StartConnect();
+    StepVerify();
     if (phase_ == Phase::kConnecting && now >= connect_started_ns_ + state_->timeout_ns) {
       ConnectionLost("no answer within " + FormatTimeout(state_->timeout_ns));
     }
-    if (phase_ == Phase::kReady) SubmitWaiting(now);
+    if (phase_ == Phase::kReady || phase_ == Phase::kVerifying) SubmitWaiting(now);
     if (phase_ == Phase::kFailed) FailAll(Status::IoError("not connected to " + state_->display));
     now = MonoNow();
     UpdateStall(now);
@@ -196,10 +197,10 @@ void NbdConnection::OnReady() {
   int64_t max_block = nbd_get_block_size(h_, LIBNBD_SIZE_MAXIMUM);
   info.min_block = min_block > 0 ? static_cast<uint64_t>(min_block) : 0;
   info.max_block = max_block > 0 ? static_cast<uint64_t>(max_block) : 0;
-  phase_ = Phase::kReady;
   backoff_ns_ = kBackoffMinNs;
-  up_.store(true, std::memory_order_release);
   if (!ever_ready_) {
+    phase_ = Phase::kReady;
+    up_.store(true, std::memory_order_release);
     ever_ready_ = true;
     first_size_ = info.size;
     {
@@ -217,11 +218,95 @@ void NbdConnection::OnReady() {
     CLONEFS_LOG_ERROR("%s; every read of it now fails", msg.c_str());
     state_->RecordError(msg);
     state_->SetFatal(Status::Mismatch(msg));
+  } else if (!state_->has_fatal() && state_->verifier()) {
+    // Nothing is served through the new connection before the source is
+    // known to be the same one (VERIFYING).
+    phase_ = Phase::kVerifying;
+    verify_size_ = info.size;
+    verify_started_ = false;
+    StepVerify();
+    return;
   }
+  Reconnected();
+}
+
+void NbdConnection::Reconnected() {
+  phase_ = Phase::kReady;
+  up_.store(true, std::memory_order_release);
   state_->reconnects.fetch_add(1, std::memory_order_relaxed);
   reconnecting_since_unix_.store(0, std::memory_order_release);
   recovered_unix_.store(WallNowNs(), std::memory_order_release);
   CLONEFS_LOG_INFO("reconnected to %s (connection %d)", state_->display.c_str(), index_);
+}
+
+void NbdConnection::StartVerify() {
+  NbdSourceState::Verifier verifier = state_->verifier();
+  verify_started_ = true;
+  const uint64_t gen = ++verify_gen_;
+  const uint64_t size = verify_size_;
+  verify_thread_ = std::thread([this, verifier, gen, size] {
+    Status s = verifier(this, gen, size);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      verify_finished_ = true;
+      verify_status_ = std::move(s);
+    }
+    Wake();
+  });
+}
+
+// Joins a verify thread that has reported, applies its verdict if it is
+// this reconnect's, and starts this reconnect's check once no earlier one
+// runs (its pieces are failed, so it ends soon).
+void NbdConnection::StepVerify() {
+  if (verify_thread_.joinable()) {
+    Status s;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (!verify_finished_) return;
+      verify_finished_ = false;
+      s = verify_status_;
+    }
+    verify_thread_.join();
+    if (phase_ == Phase::kVerifying && verify_started_) {
+      Verified(s);
+      return;
+    }
+  }
+  if (phase_ == Phase::kVerifying && !verify_started_) StartVerify();
+}
+
+void NbdConnection::Verified(const Status& s) {
+  verify_started_ = false;
+  if (s.ok() || state_->has_fatal()) {
+    // A fatal source (another connection saw the change) fails every
+    // request from here on.
+    Reconnected();
+    return;
+  }
+  if (s.IsMismatch()) {
+    std::string msg =
+        "source " + state_->display + " is not the same after reconnecting: " + s.message();
+    CLONEFS_LOG_ERROR("%s; every read of it now fails", msg.c_str());
+    state_->RecordError(msg);
+    state_->SetFatal(Status::Mismatch(msg));
+    Reconnected();
+    return;
+  }
+  ConnectionLost("could not check that it is the same source: " + s.message());
+}
+
+// Whether `p` may be sent now; fails (and keeps) a check piece of an
+// earlier reconnect, which must never reach another connection's server.
+bool NbdConnection::SendableNow(NbdPiece& p) {
+  const bool current = p.verify_gen != 0 && phase_ == Phase::kVerifying && verify_started_ &&
+                       p.verify_gen == verify_gen_;
+  if (p.verify_gen != 0 && !current) {
+    p.op->Finish(Status::IoError("the connection to " + state_->display +
+                                 " was lost while checking the source"));
+    return false;
+  }
+  return phase_ == Phase::kReady || current;
 }
 
 void NbdConnection::ConnectionLost(const std::string& libnbd_reason) {
@@ -236,6 +321,18 @@ void NbdConnection::ConnectionLost(const std::string& libnbd_reason) {
   ProcessCompleted(/*dead=*/true, MonoNow());
   for (auto& entry : inflight_) Requeue(std::move(entry.second), /*at_front=*/true);
   inflight_.clear();
+  // A check that was running is over: its pieces fail (VERIFYING).
+  verify_started_ = false;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if ((*it)->verify_gen != 0) {
+      (*it)->op->Finish(Status::IoError("the connection to " + state_->display +
+                                        " was lost while checking the source"));
+      Release(std::move(*it));
+      it = waiting_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   if (!ever_ready_) {
     phase_ = Phase::kFailed;
     {
@@ -283,15 +380,22 @@ std::string NbdConnection::DrainNbdkit() {
 }
 
 void NbdConnection::SubmitWaiting(uint64_t now) {
+  if (state_->has_fatal()) {
+    // Set since the top of the loop (another connection's check): nothing
+    // more is sent.
+    FailAll(state_->fatal());
+    return;
+  }
   const size_t max_inflight = state_->max_inflight.load(std::memory_order_relaxed);
   for (auto it = waiting_.begin(); it != waiting_.end() && inflight_.size() < max_inflight;) {
     NbdPiece* p = it->get();
+    const bool sendable = !p->op->finished() && SendableNow(*p);
     if (p->op->finished()) {
       Release(std::move(*it));
       it = waiting_.erase(it);
       continue;
     }
-    if (p->not_before_ns > now) {
+    if (!sendable || p->not_before_ns > now) {
       ++it;
       continue;
     }
@@ -402,6 +506,13 @@ void NbdConnection::ProcessCompleted(bool dead, uint64_t now) {
 }
 
 void NbdConnection::Deliver(std::unique_ptr<NbdPiece> p) {
+  if (state_->has_fatal()) {
+    // The source changed: no answer counts from then on, whichever
+    // connection it came through.
+    p->op->Finish(state_->fatal());
+    Release(std::move(p));
+    return;
+  }
   if (p->op->kind() == NbdOp::Kind::kRead) {
     state_->bytes_read.fetch_add(p->srv_len, std::memory_order_relaxed);
     if (p->direct != nullptr) {
@@ -479,7 +590,7 @@ void NbdConnection::ExpireDeadlines(uint64_t now) {
     expire(*entry.second);
     wedged = wedged || (entry.second->direct != nullptr && now >= entry.second->op->deadline_ns());
   }
-  if (wedged && phase_ == Phase::kReady) {
+  if (wedged && (phase_ == Phase::kReady || phase_ == Phase::kVerifying)) {
     ConnectionLost("a read got no answer within " + FormatTimeout(state_->timeout_ns));
   }
 }
@@ -539,6 +650,17 @@ void NbdConnection::Shutdown() {
     Release(std::move(entry.second));
   }
   inflight_.clear();
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!first_done_) {
+      first_done_ = true;
+      first_status_ = aborted;
+    }
+  }
+  first_cv_.notify_all();
+  // Every piece of a running check has failed and Submit refuses new ones,
+  // so the verify thread ends.
+  if (verify_thread_.joinable()) verify_thread_.join();
 }
 
 std::string NbdConnection::PieceWhat(const NbdPiece& p) const {

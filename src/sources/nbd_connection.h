@@ -15,11 +15,24 @@
 // taken with it held, and ops are finished (user callbacks run) with no
 // connection lock held.
 //
+// VERIFYING. A reconnect that finds the size unchanged does not serve
+// anything yet when the source has a verifier (NbdSourceState::Verifier,
+// the clone's identity check): the connection stays down (up() false,
+// health still reconnecting) while a verify thread runs the check through
+// it, and only the check's own pieces (tagged with this reconnect's
+// verify_gen) are sent. OK: the connection is ready and the pieces waiting
+// for it are sent. Mismatch: the source is fatal (every request fails with
+// "... changed while reconnecting: <what differs>"). Another error (a read
+// of the check failed): the connection is dropped and reconnects again.
+// Check pieces of an earlier reconnect are failed, never sent on a later
+// one.
+//
 // LIFECYCLE. Start() starts the I/O thread, which makes the first connect;
 // WaitConnected reports how it ended. A connection whose first connect
 // failed stays down (no retry at open). Stop() (also run by the destructor)
 // ends the thread: every piece still held fails its op with Aborted, a
-// spawned nbdkit is killed (SIGKILL) and reaped, the handle is closed.
+// spawned nbdkit is killed (SIGKILL) and reaped, the handle is closed, a
+// verify thread is joined.
 //
 // NBDKIT'S STANDARD ERROR. A spawned nbdkit's standard error is read by the
 // I/O thread (nbdkit_child.h). Before the first connect succeeded, its lines
@@ -93,7 +106,7 @@ class NbdConnection {
   HealthView health() const;
 
  private:
-  enum class Phase { kConnecting, kReady, kDown, kFailed };
+  enum class Phase { kConnecting, kVerifying, kReady, kDown, kFailed };
 
   // libnbd callbacks (I/O thread, handle lock held): record only.
   static int OnComplete(void* user_data, int* error);
@@ -104,6 +117,11 @@ class NbdConnection {
   void Run();
   void StartConnect();
   void OnReady();
+  void Reconnected();
+  void StartVerify();
+  void StepVerify();
+  void Verified(const Status& s);
+  bool SendableNow(NbdPiece& p);
   void ConnectionLost(const std::string& reason);
   void CloseHandle();
   // Reads nbdkit's standard error; logs new lines once the connection has
@@ -138,6 +156,8 @@ class NbdConnection {
   Status first_status_;                          // GUARDED_BY(mu_)
   NbdServerInfo info_;                           // GUARDED_BY(mu_)
   std::string first_nbdkit_said_;                // GUARDED_BY(mu_)
+  bool verify_finished_ = false;                 // GUARDED_BY(mu_); the verify thread ended
+  Status verify_status_;                         // GUARDED_BY(mu_); what it found
 
   std::atomic<int> outstanding_{0};
   std::atomic<bool> up_{false};
@@ -154,6 +174,10 @@ class NbdConnection {
   uint64_t connect_started_ns_ = 0;
   uint64_t next_attempt_ns_ = 0;
   uint64_t backoff_ns_ = 0;
+  std::thread verify_thread_;    // joined by the I/O thread once it reports
+  uint64_t verify_gen_ = 0;      // the current (or last) check's tag
+  bool verify_started_ = false;  // this reconnect's check runs (kVerifying)
+  uint64_t verify_size_ = 0;     // the size this reconnect found
   std::list<std::unique_ptr<NbdPiece>> waiting_;
   std::unordered_map<NbdPiece*, std::unique_ptr<NbdPiece>> inflight_;
   std::vector<NbdPiece*> completed_;

@@ -5,10 +5,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "base/cancel.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "sources/buffer_pool.h"
 #include "sources/extent_cache.h"
 #include "sources/nbd_connection.h"
@@ -29,6 +32,9 @@ constexpr uint64_t kUnadvertisedMaxRequest = uint64_t{32} << 20;
 constexpr uint64_t kInflightBytesPerConnection = uint64_t{64} << 20;
 // Read buffers kept for reuse: what the copier keeps in flight by default.
 constexpr size_t kPooledBufferBytes = size_t{64} << 20;
+// The identity re-check's interval right after a source error (a failed
+// read may be a source that changed under a live URL).
+constexpr uint64_t kRecheckAfterErrorNs = 2'000'000'000;
 
 uint64_t MonoNow() { return Clock::Real()->NowNanos(); }
 
@@ -36,16 +42,24 @@ class NbdDevice final : public Device {
  public:
   NbdDevice(std::shared_ptr<NbdSourceState> state,
             std::vector<std::unique_ptr<NbdConnection>> conns, const NbdServerInfo& info,
-            uint64_t max_request)
+            uint64_t max_request, uint64_t recheck_ns)
       : state_(std::move(state)),
         conns_(std::move(conns)),
         size_(info.size),
         extents_(info.extents),
         min_block_(std::max<uint64_t>(info.min_block, 1)),
-        max_request_(max_request) {}
+        max_request_(max_request),
+        recheck_ns_(recheck_ns) {}
 
   ~NbdDevice() override {
-    for (auto& c : conns_) c->Stop();
+    state_->SetVerifier(nullptr);
+    {
+      std::lock_guard<std::mutex> l(probe_mu_);
+      closing_ = true;
+      if (probe_conn_ != nullptr) probe_conn_->Stop();
+    }
+    for (auto& c : conns_) c->Stop();  // fails the reads of a running re-check
+    if (probe_thread_.joinable()) probe_thread_.join();
   }
 
   uint64_t Size() const override { return size_; }
@@ -77,9 +91,15 @@ class NbdDevice final : public Device {
   Result<uint64_t> NextHole(uint64_t off) override { return Next(off, /*want_hole=*/true); }
 
   Status CheckUnchanged() override {
-    if (state_->has_fatal()) return state_->fatal();
+    if (state_->has_fatal()) {
+      cache_.Clear();  // what the server said about its extents no longer holds
+      return state_->fatal();
+    }
+    MaybeRecheck();
     return Status::OK();
   }
+
+  void SetIdentityCheck(IdentityCheck check) override;
 
   SourceHealth Health() const override;
 
@@ -98,16 +118,27 @@ class NbdDevice final : public Device {
                               ": a remote source is read-only");
   }
 
-  std::shared_ptr<NbdOp> StartRead(uint64_t off, void* buf, size_t len, ReadDone done);
+  friend class PinnedView;
+
+  // `pinned`: every piece goes to that connection (an identity check's
+  // reads), tagged `verify_gen`; else they are spread (Pick).
+  std::shared_ptr<NbdOp> StartRead(uint64_t off, void* buf, size_t len, ReadDone done,
+                                   NbdConnection* pinned = nullptr, uint64_t verify_gen = 0);
   // `background`: a ReadAsync (the copier's); it never goes to the first
   // connection when there are several, which stays free for foreground
   // reads (SPEC §4: a user's read must not queue behind the copier's bytes
   // in flight).
-  void Queue(std::unique_ptr<NbdPiece> piece, bool background);
+  void Queue(std::unique_ptr<NbdPiece> piece, bool background, NbdConnection* pinned);
   NbdConnection* Pick(bool background);
   Status WaitSync(NbdOp& op);
   Result<uint64_t> Next(uint64_t off, bool want_hole);
   Result<Extent> ExtentAt(uint64_t off);
+  // Starts the identity re-check on the probe thread if one is due (see
+  // nbd_device.h, IDENTITY).
+  void MaybeRecheck();
+  void Recheck();
+  // The re-check of a spawned source, through a connection of its own.
+  Status RecheckFresh();
 
   const std::shared_ptr<NbdSourceState> state_;
   const std::vector<std::unique_ptr<NbdConnection>> conns_;
@@ -115,12 +146,159 @@ class NbdDevice final : public Device {
   const bool extents_;
   const uint64_t min_block_;
   const uint64_t max_request_;  // a multiple of min_block_
+  const uint64_t recheck_ns_;   // 0: never re-checked without a reconnect
   std::atomic<size_t> next_conn_{0};
   ExtentCache cache_;
   const std::shared_ptr<BufferPool> buffers_ = std::make_shared<BufferPool>(kPooledBufferBytes);
+
+  // The identity re-check. LOCK ORDER: probe_mu_ before NbdConnection's.
+  std::mutex probe_mu_;
+  IdentityCheck check_;                  // GUARDED_BY(probe_mu_); set once
+  bool probe_running_ = false;           // GUARDED_BY(probe_mu_)
+  bool closing_ = false;                 // GUARDED_BY(probe_mu_)
+  uint64_t last_probe_ns_ = 0;           // GUARDED_BY(probe_mu_); monotonic
+  uint64_t errors_at_probe_ = 0;         // GUARDED_BY(probe_mu_)
+  NbdConnection* probe_conn_ = nullptr;  // GUARDED_BY(probe_mu_); a fresh one's
+  std::thread probe_thread_;             // GUARDED_BY(probe_mu_)
 };
 
-std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len, ReadDone done) {
+// The source as seen through one connection, for an identity check: every
+// read goes to that connection, tagged with the reconnect's verify_gen.
+// Size() is what that connection reported.
+class PinnedView final : public Device {
+ public:
+  PinnedView(NbdDevice& dev, NbdConnection* conn, uint64_t verify_gen, uint64_t size)
+      : dev_(dev), conn_(conn), gen_(verify_gen), size_(size) {}
+
+  uint64_t Size() const override { return size_; }
+  bool ReadOnly() const override { return true; }
+  const std::string& Name() const override { return dev_.Name(); }
+  bool AsyncReads() const override { return true; }
+  Status Read(uint64_t off, void* buf, size_t len) override {
+    CLONEFS_RETURN_IF_ERROR(CheckRange(off, len));
+    if (len == 0) return Status::OK();
+    return dev_.WaitSync(*dev_.StartRead(off, buf, len, nullptr, conn_, gen_));
+  }
+  void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) override {
+    Status s = CheckRange(off, len);
+    if (!s.ok() || len == 0) {
+      done(std::move(s));
+      return;
+    }
+    dev_.StartRead(off, buf, len, std::move(done), conn_, gen_);
+  }
+  Status Write(uint64_t off, const void*, size_t) override {
+    return NbdDevice::ReadOnlyError("write", off);
+  }
+  Status Flush() override { return NbdDevice::ReadOnlyError("flush", 0); }
+  Status Zero(uint64_t off, uint64_t, ZeroMode) override {
+    return NbdDevice::ReadOnlyError("zero", off);
+  }
+  Result<uint64_t> NextData(uint64_t off) override { return std::min(off, size_); }
+  Result<uint64_t> NextHole(uint64_t) override { return size_; }
+
+ private:
+  Status CheckRange(uint64_t off, uint64_t len) const {
+    if (off > size_ || len > size_ - off || size_ != dev_.Size()) {
+      return Status::InvalidArgument(ReadWhat(off, len) + " is beyond the end of " + Name());
+    }
+    return dev_.CheckRead(off, len);
+  }
+
+  NbdDevice& dev_;
+  NbdConnection* const conn_;
+  const uint64_t gen_;
+  const uint64_t size_;
+};
+
+void NbdDevice::SetIdentityCheck(IdentityCheck check) {
+  {
+    std::lock_guard<std::mutex> l(probe_mu_);
+    check_ = check;
+    last_probe_ns_ = MonoNow();  // the mount has just checked it
+    errors_at_probe_ = state_->errors.load(std::memory_order_relaxed);
+  }
+  state_->SetVerifier([this, check](NbdConnection* conn, uint64_t gen, uint64_t size) {
+    PinnedView view(*this, conn, gen, size);
+    return check(view);
+  });
+}
+
+void NbdDevice::MaybeRecheck() {
+  if (recheck_ns_ == 0) return;
+  for (const auto& c : conns_) {
+    if (!c->up()) return;  // a reconnect checks it anyway
+  }
+  const uint64_t now = MonoNow();
+  std::lock_guard<std::mutex> l(probe_mu_);
+  if (!check_ || probe_running_ || closing_) return;
+  const uint64_t errors = state_->errors.load(std::memory_order_relaxed);
+  const uint64_t interval =
+      errors != errors_at_probe_ ? std::min(recheck_ns_, kRecheckAfterErrorNs) : recheck_ns_;
+  if (now - last_probe_ns_ < interval) return;
+  last_probe_ns_ = now;
+  errors_at_probe_ = errors;
+  probe_running_ = true;
+  if (probe_thread_.joinable()) probe_thread_.join();  // it has ended: probe_running_ was false
+  probe_thread_ = std::thread([this] { Recheck(); });
+}
+
+void NbdDevice::Recheck() {
+  IdentityCheck check;
+  {
+    std::lock_guard<std::mutex> l(probe_mu_);
+    check = check_;
+  }
+  Status s = state_->target.spawned() ? RecheckFresh() : check(*this);
+  if (s.IsMismatch() && !state_->has_fatal()) {
+    std::string msg = "source " + state_->display + " changed under the live clone: " + s.message();
+    CLONEFS_LOG_ERROR("%s; every read of it now fails", msg.c_str());
+    state_->RecordError(msg);
+    state_->SetFatal(Status::Mismatch(msg));
+    cache_.Clear();
+  } else if (!s.ok() && !s.IsMismatch() && s.code() != Status::Code::kAborted) {
+    CLONEFS_LOG_WARN("could not re-check that %s is unchanged: %s", state_->display.c_str(),
+                     s.message().c_str());
+  }
+  std::lock_guard<std::mutex> l(probe_mu_);
+  probe_running_ = false;
+}
+
+Status NbdDevice::RecheckFresh() {
+  // A spawned nbdkit learns the size once, at its own start (the curl
+  // plugin's HEAD): only a new one sees a resource that shrank or grew
+  // under its URL.
+  auto conn = std::make_unique<NbdConnection>(state_, static_cast<int>(conns_.size()));
+  {
+    std::lock_guard<std::mutex> l(probe_mu_);
+    if (closing_) return Status::Aborted("closing");
+    probe_conn_ = conn.get();
+    conn->Start();
+  }
+  NbdServerInfo info;
+  Status s = conn->WaitConnected(MonoNow() + state_->timeout_ns, &info);
+  if (s.ok() && info.size != size_) {
+    s = Status::Mismatch("its size changed from " + std::to_string(size_) + " to " +
+                         std::to_string(info.size) + " bytes");
+  } else if (s.ok()) {
+    IdentityCheck check;
+    {
+      std::lock_guard<std::mutex> l(probe_mu_);
+      check = check_;
+    }
+    PinnedView view(*this, conn.get(), 0, size_);
+    s = check(view);
+  }
+  {
+    std::lock_guard<std::mutex> l(probe_mu_);
+    probe_conn_ = nullptr;
+  }
+  conn->Stop();
+  return s;
+}
+
+std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len, ReadDone done,
+                                            NbdConnection* pinned, uint64_t verify_gen) {
   // The server sees whole minimum blocks; the last one may be cut by the end.
   const uint64_t begin = off / min_block_ * min_block_;
   const uint64_t end = std::min(size_, (off + len + min_block_ - 1) / min_block_ * min_block_);
@@ -143,18 +321,20 @@ std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len,
     p->skip = cs - s;
     p->op_off = cs - off;
     p->copy_len = ce - cs;
+    p->verify_gen = verify_gen;
     if (direct) {
       p->direct = static_cast<uint8_t*>(buf) + p->op_off;
     } else {
       p->buf = buffers_->Get(p->srv_len);
     }
-    Queue(std::move(p), background);
+    Queue(std::move(p), background, pinned);
   }
   return op;
 }
 
-void NbdDevice::Queue(std::unique_ptr<NbdPiece> piece, bool background) {
-  std::unique_ptr<NbdPiece> back = Pick(background)->Submit(std::move(piece));
+void NbdDevice::Queue(std::unique_ptr<NbdPiece> piece, bool background, NbdConnection* pinned) {
+  NbdConnection* conn = pinned != nullptr ? pinned : Pick(background);
+  std::unique_ptr<NbdPiece> back = conn->Submit(std::move(piece));
   if (back) back->op->Finish(Status::Aborted("source " + state_->display + " is being closed"));
 }
 
@@ -200,8 +380,8 @@ Result<uint64_t> NbdDevice::Next(uint64_t off, bool want_hole) {
 }
 
 Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
-  if (std::optional<Extent> e = cache_.Find(off)) return *e;
   if (state_->has_fatal()) return state_->fatal();
+  if (std::optional<Extent> e = cache_.Find(off)) return *e;
   const uint64_t begin = off / min_block_ * min_block_;
   const uint64_t len = std::min(kBlockStatusSpan, size_ - begin);
   auto op = std::make_shared<NbdOp>(NbdOp::Kind::kBlockStatus, begin, len, nullptr,
@@ -210,7 +390,7 @@ Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
   p->op = op;
   p->srv_off = begin;
   p->srv_len = len;
-  Queue(std::move(p), /*background=*/false);
+  Queue(std::move(p), /*background=*/false, nullptr);
   CLONEFS_RETURN_IF_ERROR(WaitSync(*op));
   std::vector<Extent> extents = op->TakeExtents();
   for (Extent& e : extents) e.end = std::min(e.end, size_);
@@ -361,8 +541,8 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
   // Enough pieces per connection for kInflightBytesPerConnection, and at
   // least libnbd(3)'s suggested 64.
   state->max_inflight.store(std::max<uint64_t>(64, kInflightBytesPerConnection / max_request));
-  return std::unique_ptr<Device>(
-      std::make_unique<NbdDevice>(state, std::move(conns), info, max_request));
+  return std::unique_ptr<Device>(std::make_unique<NbdDevice>(
+      state, std::move(conns), info, max_request, options.identity_recheck_ns));
 }
 
 }  // namespace clonefs

@@ -73,6 +73,8 @@
 //     re-established connections). Requests keep their deadlines meanwhile.
 //     If the size changed, every request fails with Mismatch ("source size
 //     changed from A to B bytes") from then on, and CheckUnchanged says so.
+//     With an identity check set, the fingerprints are checked too before
+//     the pieces are reissued (IDENTITY).
 //     Name resolution of nbd:// hosts happens inside libnbd's connect and
 //     may block the connection's thread for as long as the resolver takes.
 //
@@ -85,6 +87,23 @@
 // hole by zeroing dest. A server without base:allocation answers "all data"
 // (NextData(off) == off, NextHole(off) == Size()). Errors (timeouts
 // included) are returned as Status; callers treat them as "data".
+//
+// IDENTITY. SetIdentityCheck (device.h) gives the device the mount's own
+// identity check (clone::RemoteIdentityCheck). It runs:
+//   - after every reconnect that found the size unchanged, through that
+//     connection only (a PinnedView), before it serves anything
+//     (nbd_connection.h, VERIFYING);
+//   - from CheckUnchanged, at most every identity_recheck_ns (2 s after a
+//     source error, if sooner), on a thread of its own, while every
+//     connection is up: for NBD through the device's connections; for a
+//     spawned source through a fresh nbdkit (a fresh connection, closed
+//     after), whose handshake gives the resource's current size (the curl
+//     plugin learns it once, at its start).
+// A Mismatch from either makes the source fatal as a size change does
+// (every request, every answer still to arrive and CheckUnchanged fail with
+// it; the cached extents are dropped); an error that says nothing (a read
+// of the check failed) drops the reconnected connection, or is logged for a
+// periodic check. One check reads 35 samples (320 KiB), issued at once.
 //
 // OTHER CALLS. Size() is the server's size at open. Name() is the display
 // URI (password redacted). SpliceFd() is -1. Write, Zero and Flush fail
@@ -141,6 +160,11 @@ struct NbdSourceOptions {
   // requests and each costs a round trip to the web or SSH server, so
   // requests are large. Default: 4 MiB.
   size_t spawned_request_bytes = size_t{4} << 20;
+  // How often the source's identity is re-checked without a reconnect once
+  // an identity check is set (IDENTITY), while the device is in use (the
+  // re-check starts from CheckUnchanged); 2 s after a source error if that
+  // is sooner. 0 = only after reconnects. Default: 10 s.
+  uint64_t identity_recheck_ns = 10'000'000'000;
   // The nbdkit binary for http(s):// and ssh:// sources, looked up in PATH
   // if it has no '/'. Default: "" = $CLONEFS_NBDKIT if set, else "nbdkit".
   std::string nbdkit_path;

@@ -144,6 +144,9 @@ struct NbdPiece {
   int sends = 0;               // times handed to libnbd
   uint64_t not_before_ns = 0;  // a retry waits until then
   uint64_t sent_ns = 0;        // when last handed to libnbd
+  // Non-zero: a read of the identity check run after a reconnect
+  // (nbd_connection.h, VERIFYING), sent only while that check runs.
+  uint64_t verify_gen = 0;
   // Written by libnbd's callbacks (on the I/O thread, handle lock held).
   bool completed = false;
   int error = 0;

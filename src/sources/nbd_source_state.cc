@@ -22,6 +22,16 @@ Status NbdSourceState::fatal() const {
   return fatal_;
 }
 
+void NbdSourceState::SetVerifier(Verifier v) {
+  std::lock_guard<std::mutex> l(mu_);
+  verifier_ = std::move(v);
+}
+
+NbdSourceState::Verifier NbdSourceState::verifier() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return verifier_;
+}
+
 void NbdSourceState::RecordError(const std::string& msg) {
   errors.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> l(mu_);

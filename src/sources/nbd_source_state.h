@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -15,6 +16,8 @@
 #include "base/status.h"
 
 namespace clonefs {
+
+class NbdConnection;
 
 struct NbdTarget {
   std::string uri;                // nbd_aio_connect_uri, if argv is empty
@@ -40,6 +43,15 @@ class NbdSourceState {
   bool has_fatal() const { return has_fatal_.load(std::memory_order_acquire); }
   Status fatal() const;
 
+  // Checks the source's identity through `conn` just after it reconnected
+  // (nbd_device.h, IDENTITY): reads only pieces tagged `verify_gen`, sees
+  // the source as `size` bytes; OK, Mismatch naming what differs, or
+  // another error if it could not tell. Empty until the device has an
+  // identity check (reconnects are then not checked).
+  using Verifier = std::function<Status(NbdConnection* conn, uint64_t verify_gen, uint64_t size)>;
+  void SetVerifier(Verifier v);
+  Verifier verifier() const;
+
   // Counts an error and keeps its message as the last one.
   void RecordError(const std::string& msg);
   void LastError(std::string* msg, uint64_t* unix_ns) const;
@@ -57,6 +69,7 @@ class NbdSourceState {
  private:
   mutable std::mutex mu_;
   Status fatal_;  // GUARDED_BY(mu_)
+  Verifier verifier_;  // GUARDED_BY(mu_)
   std::atomic<bool> has_fatal_{false};
   std::string last_error_;           // GUARDED_BY(mu_)
   uint64_t last_error_unix_ns_ = 0;  // GUARDED_BY(mu_)

@@ -9,14 +9,19 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <random>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "clone/identity.h"
 #include "devices/device_test_util.h"
 #include "sources/open_source.h"
 #include "sources/test_server.h"
@@ -105,14 +110,19 @@ class Nginx {
   pid_t pid_ = -1;
 };
 
+#define CLONEFS_REQUIRE_NGINX()                                                             \
+  do {                                                                                      \
+    if (::access(kNginx, X_OK) != 0) {                                                      \
+      const char* ci = std::getenv("CI");                                                   \
+      if (ci != nullptr && std::string(ci) == "true") {                                     \
+        FAIL() << kNginx << " is missing: install nginx-light (tests/debian-packages.txt)"; \
+      }                                                                                     \
+      GTEST_SKIP() << kNginx << " is missing (install nginx-light)";                        \
+    }                                                                                       \
+  } while (0)
+
 TEST(HttpSourceTest, ReadsThroughNbdkitCurlEqualTheServedFile) {
-  if (::access(kNginx, X_OK) != 0) {
-    const char* ci = std::getenv("CI");
-    if (ci != nullptr && std::string(ci) == "true") {
-      FAIL() << kNginx << " is missing: install nginx-light (tests/debian-packages.txt)";
-    }
-    GTEST_SKIP() << kNginx << " is missing (install nginx-light)";
-  }
+  CLONEFS_REQUIRE_NGINX();
   testing::TempDir dir;
   ASSERT_TRUE(dir.ok());
   // nginx's workers run as an unprivileged user when started by root.
@@ -198,6 +208,86 @@ TEST(HttpSourceTest, AMissingNbdkitIsNamed) {
   EXPECT_NE(dev.status().message().find("'/nonexistent/nbdkit') was not found"), std::string::npos)
       << dev.status().message();
 }
+
+// The file behind a live URL replaced (an atomic mv) while the device is in
+// use, with no reconnect: by one of the same size with one MiB changed, and
+// by a shorter one. The periodic identity re-check (through a fresh nbdkit)
+// finds both; a read past the new end fails well before the source
+// timeout, and no byte of the new content is returned once it is known.
+class HttpChangeTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
+  CLONEFS_REQUIRE_NGINX();
+  const bool shrink = GetParam();
+  testing::TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  ::chmod(dir.path().c_str(), 0755);
+  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
+  std::mt19937_64 rng(testing::TestSeed());
+  std::vector<uint8_t> content = testing::RandomBytes(rng, 8 << 20);
+  std::vector<uint8_t> other = content;
+  std::vector<uint8_t> changed = testing::RandomBytes(rng, 1 << 20);
+  std::copy(changed.begin(), changed.end(), other.begin() + (3 << 20));
+  if (shrink) other.resize(6 << 20);
+  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
+  ASSERT_TRUE(testing::WriteFile(dir.File("www/next"), other));
+  ::chmod(dir.File("www/img").c_str(), 0644);
+  ::chmod(dir.File("www/next").c_str(), 0644);
+  const int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  Nginx nginx(dir.path());
+  ASSERT_TRUE(nginx.Start(port));
+  {
+    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    SourceOpenOptions options;
+    options.nbd.spawned_connections = 2;
+    options.timeout_ns = 20'000'000'000;
+    options.nbd.identity_recheck_ns = 500'000'000;
+    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Device& dev = **opened;
+    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(dev, spec->display, "");
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    dev.SetIdentityCheck(clone::RemoteIdentityCheck(*id, spec->display, ""));
+    ASSERT_EQ(std::rename(dir.File("www/next").c_str(), dir.File("www/img").c_str()), 0);
+
+    // The background copier's periodic check (SourceWatch, about once a
+    // second), which is what starts the re-checks.
+    std::atomic<bool> stop{false};
+    std::thread copier_check([&] {
+      while (!stop) {
+        (void)dev.CheckUnchanged();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<uint8_t> buf(1 << 20);
+    if (shrink) {
+      // Past the new end: nbdkit's retry filter would retry it for the
+      // whole timeout; the re-check ends it.
+      Status r = dev.Read(7 << 20, buf.data(), buf.size());
+      EXPECT_FALSE(r.ok());
+      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10))
+          << "a read past the shrunk end waited for the source timeout";
+    }
+    const bool found =
+        WaitFor([&] { return !dev.CheckUnchanged().ok(); }, std::chrono::seconds(15));
+    stop = true;
+    copier_check.join();
+    ASSERT_TRUE(found);
+    Status c = dev.CheckUnchanged();
+    EXPECT_TRUE(c.IsMismatch()) << c.ToString();
+    EXPECT_NE(c.message().find(shrink ? "size changed" : "fingerprint differs"), std::string::npos)
+        << c.message();
+    Status r = dev.Read(3 << 20, buf.data(), buf.size());
+    EXPECT_TRUE(r.IsMismatch()) << r.ToString();
+    EXPECT_FALSE(std::equal(buf.begin(), buf.end(), changed.begin()));
+  }
+  EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(SameSizeAndShrunk, HttpChangeTest, ::testing::Bool());
 
 }  // namespace
 }  // namespace clonefs
