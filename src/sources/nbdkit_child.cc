@@ -7,8 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
-#include <regex>
 
 #include "sources/source_spec.h"
 
@@ -28,6 +28,37 @@ void CloseFd(int* fd) {
 // Strips `prefix` from the front of *s if it is there.
 void Strip(std::string* s, const std::string& prefix) {
   if (s->rfind(prefix, 0) == 0) s->erase(0, prefix.size());
+}
+
+// Removes a plugin's prefix, "NAME: " or "NAME[N]: " (NAME of letters,
+// digits, '_' and '-'), from the start of `l`.
+void StripPluginPrefix(std::string* l) {
+  size_t i = 0;
+  auto word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-'; };
+  while (i < l->size() && word((*l)[i])) ++i;
+  if (i == 0) return;
+  if (i < l->size() && (*l)[i] == '[') {
+    size_t j = i + 1;
+    while (j < l->size() && std::isdigit(static_cast<unsigned char>((*l)[j]))) ++j;
+    if (j == i + 1 || j >= l->size() || (*l)[j] != ']') return;
+    i = j + 1;
+  }
+  if (l->compare(i, 2, ": ") != 0) return;
+  l->erase(0, i + 2);
+}
+
+// The three digits after "returned error: " in curl's message, or "".
+std::string HttpStatus(const std::string& said) {
+  static const std::string kKey = "returned error: ";
+  for (size_t at = said.find(kKey); at != std::string::npos; at = said.find(kKey, at + 1)) {
+    const size_t d = at + kKey.size();
+    if (d + 3 <= said.size() && std::isdigit(static_cast<unsigned char>(said[d])) &&
+        std::isdigit(static_cast<unsigned char>(said[d + 1])) &&
+        std::isdigit(static_cast<unsigned char>(said[d + 2]))) {
+      return said.substr(d, 3);
+    }
+  }
+  return "";
 }
 
 }  // namespace
@@ -147,13 +178,12 @@ void NbdkitChild::Kill() {
 }
 
 std::string NbdkitSaid(const std::deque<std::string>& lines) {
-  static const std::regex kPluginPrefix(R"(^[A-Za-z0-9_-]+(\[\d+\])?: )");
   std::vector<std::string> kept;
   for (auto it = lines.rbegin(); it != lines.rend() && kept.size() < 3; ++it) {
     std::string l = *it;
     while (!l.empty() && (l.back() == '\r' || l.back() == ' ')) l.pop_back();
     Strip(&l, "nbdkit: ");
-    l = std::regex_replace(l, kPluginPrefix, "", std::regex_constants::format_first_only);
+    StripPluginPrefix(&l);
     Strip(&l, "error: ");
     if (!l.empty()) kept.insert(kept.begin(), l);
   }
@@ -163,10 +193,7 @@ std::string NbdkitSaid(const std::deque<std::string>& lines) {
 }
 
 std::string NbdkitAdvice(const std::string& said) {
-  static const std::regex kHttpStatus(R"(returned error: (\d{3}))");
-  std::smatch m;
-  if (std::regex_search(said, m, kHttpStatus)) {
-    const std::string code = m[1].str();
+  if (const std::string code = HttpStatus(said); !code.empty()) {
     if (code == "404" || code == "410") {
       return "the web server answered HTTP " + code +
              ": it has no file at that URL; check the URL (host, path, spelling)";
