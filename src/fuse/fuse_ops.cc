@@ -64,10 +64,22 @@ Status Interruptible(fuse_req_t req, Op&& op) {
 
 // The errno for a failed I/O request: a source that did not answer within
 // the source timeout (ETIMEDOUT inside) is EIO to the reader, as a disk's
-// timeout is (SPEC §7a); everything else as Status::ToErrno says.
+// timeout is (SPEC §7a); so is a transport errno a remote source's link
+// could leak (ENOTCONN would read as "the clonefs mount is dead");
+// everything else as Status::ToErrno says.
 int IoErrno(const Status& s) {
   const int err = s.ToErrno();
-  return err == ETIMEDOUT ? EIO : err;
+  switch (err) {
+    case ETIMEDOUT:
+    case ESHUTDOWN:
+    case ENOTCONN:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPIPE:
+      return EIO;
+    default:
+      return err;
+  }
 }
 
 FuseFs* Fs(fuse_req_t req) { return static_cast<FuseFs*>(fuse_req_userdata(req)); }

@@ -28,6 +28,35 @@ bool Retryable(int err) {
   return err != EINVAL && err != EPERM && err != ENOTSUP && err != EOPNOTSUPP && err != ERANGE;
 }
 
+// Errors that say the connection is gone rather than that the server failed
+// the request: NBD_ESHUTDOWN, which a server that is shutting down (nbdkit on
+// SIGTERM) answers to every request while it keeps the connection open, and
+// the errnos libnbd gives the commands of a connection that broke. The piece
+// is reissued on a new connection; its reader never sees these errnos.
+bool ConnectionGone(int err) {
+  switch (err) {
+    case ESHUTDOWN:
+    case ENOTCONN:
+    case ECONNRESET:
+    case ECONNABORTED:
+    case EPIPE:
+    case ETIMEDOUT:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case ENETRESET:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string GoneReason(int err) {
+  if (err == ESHUTDOWN) return "the server is shutting down";
+  return std::string("the connection failed: ") + std::strerror(err);
+}
+
 std::string LibnbdError(const char* fallback) {
   const char* e = nbd_get_error();
   return e != nullptr && *e != '\0' ? e : fallback;
@@ -180,7 +209,13 @@ void NbdConnection::StartConnect() {
   } else {
     r = nbd_aio_connect_uri(h_, state_->target.uri.c_str());
   }
-  if (r == -1) ConnectionLost(LibnbdError("connect failed"));
+  if (r == -1) {
+    ConnectionLost(LibnbdError("connect failed"));
+    return;
+  }
+  // libnbd may have finished the whole handshake (or failed) inside the
+  // call: a local server answers at once. No socket event would then tell.
+  AfterIo(/*failed=*/false, "");
 }
 
 void NbdConnection::OnReady() {
@@ -415,7 +450,7 @@ void NbdConnection::SubmitWaiting(uint64_t now) {
     if (cookie != -1 || p->completed) continue;
     std::string err = LibnbdError("request refused");
     int e = nbd_get_errno();
-    if (nbd_aio_is_dead(h_) || nbd_aio_is_closed(h_)) {
+    if (nbd_aio_is_dead(h_) || nbd_aio_is_closed(h_) || ConnectionGone(e)) {
       AfterIo(/*failed=*/true, err);  // requeues p with the rest
       return;
     }
@@ -479,8 +514,12 @@ void NbdConnection::PollOnce(int timeout_ms) {
 
 void NbdConnection::AfterIo(bool failed, std::string error) {
   if (h_ == nullptr) return;
-  const bool dead = failed || nbd_aio_is_dead(h_) || nbd_aio_is_closed(h_);
-  ProcessCompleted(dead, MonoNow());
+  bool dead = failed || nbd_aio_is_dead(h_) || nbd_aio_is_closed(h_);
+  std::string gone = ProcessCompleted(dead, MonoNow());
+  if (!dead && !gone.empty()) {
+    dead = true;  // the answers say the connection is over: drop it
+    error = gone;
+  }
   if (dead) {
     ConnectionLost(error.empty() ? "the server closed the connection" : error);
   } else if (phase_ == Phase::kConnecting && nbd_aio_is_ready(h_)) {
@@ -488,7 +527,8 @@ void NbdConnection::AfterIo(bool failed, std::string error) {
   }
 }
 
-void NbdConnection::ProcessCompleted(bool dead, uint64_t now) {
+std::string NbdConnection::ProcessCompleted(bool dead, uint64_t now) {
+  std::string gone;
   std::vector<NbdPiece*> done;
   done.swap(completed_);
   for (NbdPiece* raw : done) {
@@ -499,10 +539,14 @@ void NbdConnection::ProcessCompleted(bool dead, uint64_t now) {
       Deliver(std::move(p));
     } else if (dead) {
       Requeue(std::move(p), /*at_front=*/true);  // the connection failed, not the server
+    } else if (ConnectionGone(p->error)) {
+      if (gone.empty()) gone = GoneReason(p->error);
+      Requeue(std::move(p), /*at_front=*/true);  // the caller drops the connection
     } else {
       ServerError(std::move(p), now);
     }
   }
+  return gone;
 }
 
 void NbdConnection::Deliver(std::unique_ptr<NbdPiece> p) {

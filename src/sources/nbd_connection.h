@@ -130,7 +130,10 @@ class NbdConnection {
   void SubmitWaiting(uint64_t now);
   void PollOnce(int timeout_ms);
   void AfterIo(bool failed, std::string error);
-  void ProcessCompleted(bool dead, uint64_t now);
+  // Settles the pieces libnbd completed. `dead`: the connection failed, so
+  // failed pieces are reissued later. Returns why the connection must be
+  // dropped if a piece's error says it is gone (ESHUTDOWN...), else "".
+  std::string ProcessCompleted(bool dead, uint64_t now);
   void Deliver(std::unique_ptr<NbdPiece> p);
   void ServerError(std::unique_ptr<NbdPiece> p, uint64_t now);
   void Requeue(std::unique_ptr<NbdPiece> p, bool at_front);

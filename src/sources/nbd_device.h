@@ -63,12 +63,13 @@
 //     errno (EIO, ...). EINVAL, EPERM, ENOTSUP, EOPNOTSUPP and ERANGE are
 //     not retried (the server refused the request itself).
 //   - Reconnect: when a connection dies (EOF, socket error, nbdkit gone, a
-//     failed notify), its I/O thread reports kReconnecting (since: the wall
-//     clock at the drop), connects again with backoff (100 ms doubling to
-//     2 s, for as long as the device lives; asynchronously, so destruction
-//     never waits for a connect; an attempt that does not finish within the
-//     timeout is abandoned and retried), checks that the size is unchanged
-//     and then reissues every piece that was in flight and is still wanted
+//     failed notify, or an answer that says the link is over: ESHUTDOWN
+//     from a server shutting down, ENOTCONN, ECONNRESET, EPIPE...; those
+//     pieces are reissued, never failed with that errno), its I/O thread reports kReconnecting
+//     (since: the wall clock at the drop), connects again with backoff (100 ms doubling to 2 s, for
+//     as long as the device lives; asynchronously, so destruction never waits for a connect; an
+//     attempt that does not finish within the timeout is abandoned and retried), checks that the
+//     size is unchanged and then reissues every piece that was in flight and is still wanted
 //     (Health().retries counts reissued and retried pieces, .reconnects the
 //     re-established connections). Requests keep their deadlines meanwhile.
 //     If the size changed, every request fails with Mismatch ("source size

@@ -1,14 +1,18 @@
 // NbdDevice against a real nbdkit on a Unix socket: reads equal the served
 // data (whole, unaligned, concurrent, synchronous and asynchronous), range
 // errors, block status against a sparse file's own SEEK_DATA/SEEK_HOLE, a
-// server without extents, and a clear error when nothing listens.
+// server without extents, a clear error when nothing listens, and connects
+// over TCP to 127.0.0.1 that libnbd completes inside nbd_aio_connect_uri.
 #include "sources/nbd_device.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -335,6 +339,93 @@ TEST_F(NbdDeviceTest, ConnectionRefusedFailsFastWithAClearMessage) {
   EXPECT_NE(m.find("cannot connect to " + spec->display), std::string::npos) << m;
   EXPECT_NE(m.find("check that the server is running and the URI is right"), std::string::npos)
       << m;
+}
+
+// Runs the calling thread (and the threads it starts) on one CPU with the
+// SCHED_IDLE policy until destroyed: any other runnable task on that CPU
+// (a server woken by our request) preempts it at once.
+class IdleOnOneCpu {
+ public:
+  IdleOnOneCpu() {
+    ok_ = ::sched_getaffinity(0, sizeof(old_cpus_), &old_cpus_) == 0 &&
+          ::sched_getparam(0, &old_param_) == 0;
+    old_policy_ = ::sched_getscheduler(0);
+    int cpu = ::sched_getcpu();
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu < 0 ? 0 : cpu, &one);
+    sched_param idle{};
+    ok_ = ok_ && old_policy_ >= 0 && ::sched_setaffinity(0, sizeof(one), &one) == 0 &&
+          ::sched_setscheduler(0, SCHED_IDLE, &idle) == 0;
+  }
+  ~IdleOnOneCpu() {
+    ::sched_setscheduler(0, old_policy_, &old_param_);
+    ::sched_setaffinity(0, sizeof(old_cpus_), &old_cpus_);
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  bool ok_ = false;
+  cpu_set_t old_cpus_;
+  sched_param old_param_{};
+  int old_policy_ = -1;
+};
+
+// libnbd finishes the whole handshake with a server on 127.0.0.1 inside
+// nbd_aio_connect_uri when the server answers each message before libnbd
+// looks for the answer; no socket event follows. Every open must still see
+// the connection ready at once, not wait out the timeout. The server on
+// the same CPU, with the device's threads at SCHED_IDLE, makes it answer
+// first nearly always; without that it happens now and then.
+TEST_F(NbdDeviceTest, EveryTcpConnectSucceeds) {
+  std::vector<uint8_t> content = RandomBytes(rng_, 1 << 20);
+  ASSERT_TRUE(testing::WriteFile(dir_.File("data.img"), content));
+  const int port = testing::FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  server_ = std::make_unique<NbdkitServer>(
+      port, dir_.File("tcp"), std::vector<std::string>{"-r", "file", dir_.File("data.img")});
+  ASSERT_TRUE(server_->Start());
+  // Pin nbdkit to the CPU this thread runs on.
+  const int cpu = ::sched_getcpu();
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu < 0 ? 0 : cpu, &one);
+  auto pin_server = [&] {
+    for (pid_t tid : testing::TasksOf(server_->pid())) ::sched_setaffinity(tid, sizeof(one), &one);
+  };
+  pin_server();
+  Result<SourceSpec> spec = ParseSource(server_->Uri());
+  ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+  NbdSourceOptions options;
+  options.timeout_ns = 2'000'000'000;
+  options.max_connections = 4;  // four handshakes per open
+  std::unique_ptr<Device> kept;
+  {
+    IdleOnOneCpu idle;  // the devices' I/O threads inherit it
+    ASSERT_TRUE(idle.ok()) << std::strerror(errno);
+    for (int i = 0; i < 20; ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, options);
+      ASSERT_TRUE(dev.ok()) << "open " << i << ": " << dev.status().ToString();
+      EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1)) << "open " << i;
+      std::vector<uint8_t> buf(4096);
+      ASSERT_TRUE((*dev)->Read(8192, buf.data(), buf.size()).ok()) << i;
+      EXPECT_TRUE(std::equal(buf.begin(), buf.end(), content.begin() + 8192)) << i;
+      kept = std::move(*dev);
+    }
+  }
+  // The reconnects go through the same connect: all four come back.
+  server_->Kill();
+  ASSERT_TRUE(
+      testing::WaitFor([&] { return kept->Health().state != SourceHealth::State::kConnected; }));
+  ASSERT_TRUE(server_->Start());
+  pin_server();
+  EXPECT_TRUE(
+      testing::WaitFor([&] { return kept->Health().reconnects == 4; }, std::chrono::seconds(5)))
+      << kept->Health().reconnects << " reconnects";
+  std::vector<uint8_t> buf(4096);
+  ASSERT_TRUE(kept->Read(65536, buf.data(), buf.size()).ok());
+  EXPECT_TRUE(std::equal(buf.begin(), buf.end(), content.begin() + 65536));
 }
 
 TEST_F(NbdDeviceTest, NamedExportsAndTheExportNameIdentity) {

@@ -1,6 +1,6 @@
 // NbdDevice when the server misbehaves: killed and restarted (reconnect and
-// reissue), stopped (timeout, stalled health, interrupt, asynchronous
-// deadline), failing requests (retries, then EIO), restarted with another
+// reissue), shutting down cleanly (ESHUTDOWN answers: reconnect), stopped (timeout, stalled health,
+// interrupt, asynchronous deadline), failing requests (retries, then EIO), restarted with another
 // size (Mismatch), and the device destroyed with requests in flight.
 #include <signal.h>
 #include <unistd.h>
@@ -132,6 +132,50 @@ TEST_F(NbdFailureTest, KilledServerIsReconnectedAndInFlightReadsReissued) {
   std::vector<uint8_t> again(4096);
   ASSERT_TRUE(dev->Read(12345, again.data(), again.size()).ok());
   EXPECT_TRUE(Matches(again, 12345));
+}
+
+// nbdkit on SIGTERM shuts down cleanly: it keeps the connection open but
+// answers every request with ESHUTDOWN. That is a lost connection, not a
+// failed read: health says reconnecting, the read waits, and a server
+// started again on the same socket within the timeout answers it.
+TEST_F(NbdFailureTest, ServerShuttingDownIsReconnectedAndTheReadWaits) {
+  Serve({});
+  NbdSourceOptions options;
+  options.max_connections = 1;
+  options.timeout_ns = 15'000'000'000;
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+  std::vector<uint8_t> first(4096);
+  ASSERT_TRUE(dev->Read(0, first.data(), first.size()).ok());
+
+  // SIGTERM with the connection idle; nbdkit exits once clonefs hangs up.
+  server_->Signal(SIGTERM);
+  std::vector<uint8_t> buf(64 << 10);
+  Status read_status = Status::IoError("not done");
+  std::atomic<bool> read_done{false};
+  std::thread reader([&] {
+    read_status = dev->Read(1 << 20, buf.data(), buf.size());
+    read_done = true;
+  });
+  ASSERT_TRUE(
+      WaitFor([&] { return dev->Health().state == State::kReconnecting; }, std::chrono::seconds(5)))
+      << "health: " << static_cast<int>(dev->Health().state) << ", read "
+      << (read_done ? read_status.ToString() : "pending");
+  EXPECT_NE(dev->Health().since_unix_ns, 0u);
+  EXPECT_NE(dev->Health().last_error.find("shutting down"), std::string::npos)
+      << dev->Health().last_error;
+  // The old server is gone once the connection was dropped.
+  EXPECT_TRUE(server_->WaitExit(std::chrono::seconds(5)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_FALSE(read_done) << read_status.ToString();
+  EXPECT_EQ(dev->Health().state, State::kReconnecting);
+  ASSERT_TRUE(server_->Start());  // same socket
+
+  reader.join();
+  ASSERT_TRUE(read_status.ok()) << read_status.ToString();
+  EXPECT_TRUE(Matches(buf, 1 << 20));
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kConnected; }));
+  EXPECT_EQ(dev->Health().reconnects, 1u);
 }
 
 TEST_F(NbdFailureTest, EveryConnectionReconnects) {

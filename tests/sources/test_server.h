@@ -1,14 +1,18 @@
 // Test servers for the source tests: an nbdkit on a Unix socket in the
-// test's temp dir (ready once its -P pid file exists), and helpers to wait for a condition and to
-// list this process's nbdkit children. Each server is started with --exit-with-parent and -f (so
-// the spawned pid is nbdkit's) and stopped by pid (kill + waitpid) when the test ends.
+// test's temp dir (or on 127.0.0.1) (ready once its -P pid file exists), and helpers to wait for a
+// condition and to list this process's nbdkit children. Each server is started with
+// --exit-with-parent and -f (so the spawned pid is nbdkit's) and stopped by pid (kill + waitpid)
+// when the test ends.
 //
 // posix_spawnp (not fork): the test process has threads.
 #pragma once
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +46,22 @@ inline bool WaitFor(const std::function<bool()>& cond,
 inline std::string NbdkitBinaryForTests() {
   const char* env = std::getenv("CLONEFS_NBDKIT");
   return env != nullptr && *env != '\0' ? env : "nbdkit";
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago, or -1.
+inline int FreeLoopbackPort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = -1;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  ::close(fd);
+  return port;
 }
 
 // Spawns argv (argv[0] looked up in PATH); returns the pid or -1.
@@ -80,12 +100,28 @@ inline std::vector<pid_t> ChildrenNamed(const std::string& comm) {
   return out;
 }
 
+// Thread ids of process `pid`.
+inline std::vector<pid_t> TasksOf(pid_t pid) {
+  std::vector<pid_t> out;
+  DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
+  if (d == nullptr) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') out.push_back(static_cast<pid_t>(std::atol(e->d_name)));
+  }
+  ::closedir(d);
+  return out;
+}
+
 class NbdkitServer {
  public:
   // `args`: filters, plugin and its parameters, e.g. {"--filter=delay",
   // "file", "/tmp/x", "rdelay=1"}. The socket is `socket_path`.
   NbdkitServer(std::string socket_path, std::vector<std::string> args)
       : socket_(std::move(socket_path)), args_(std::move(args)) {}
+  // The same on 127.0.0.1:`port` (TCP); `files` names the pid file
+  // (`files`.pid).
+  NbdkitServer(int port, std::string files, std::vector<std::string> args)
+      : socket_(std::move(files)), args_(std::move(args)), port_(port) {}
   ~NbdkitServer() { Kill(); }
   NbdkitServer(const NbdkitServer&) = delete;
   NbdkitServer& operator=(const NbdkitServer&) = delete;
@@ -97,8 +133,13 @@ class NbdkitServer {
     const std::string pidfile = socket_ + ".pid";
     ::unlink(pidfile.c_str());
     // nbdkit writes the pid file once it accepts connections.
-    std::vector<std::string> argv = {
-        NbdkitBinaryForTests(), "-f", "--exit-with-parent", "-U", socket_, "-P", pidfile};
+    std::vector<std::string> argv = {NbdkitBinaryForTests(), "-f", "--exit-with-parent", "-P",
+                                     pidfile};
+    if (port_ > 0) {
+      argv.insert(argv.end(), {"-i", "127.0.0.1", "-p", std::to_string(port_)});
+    } else {
+      argv.insert(argv.end(), {"-U", socket_});
+    }
     argv.insert(argv.end(), args_.begin(), args_.end());
     pid_ = Spawn(argv);
     if (pid_ < 0) return ::testing::AssertionFailure() << "cannot start nbdkit";
@@ -128,6 +169,22 @@ class NbdkitServer {
   }
   void Resume() { Signal(SIGCONT); }
 
+  // Waits up to `limit` for nbdkit to exit (after a Signal(SIGTERM), say:
+  // nbdkit then shuts down cleanly, answering ESHUTDOWN to requests while
+  // its connections stay open); past that, SIGKILL. Reaped either way. True
+  // if it exited by itself.
+  bool WaitExit(std::chrono::milliseconds limit) {
+    if (pid_ <= 0) return true;
+    int st;
+    bool exited = WaitFor([&] { return ::waitpid(pid_, &st, WNOHANG) == pid_; }, limit);
+    if (!exited) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &st, 0);
+    }
+    pid_ = -1;
+    return exited;
+  }
+
   // SIGKILL and reap.
   void Kill() {
     if (pid_ <= 0) return;
@@ -140,6 +197,7 @@ class NbdkitServer {
   pid_t pid() const { return pid_; }
   const std::string& socket() const { return socket_; }
   std::string Uri(const std::string& export_name = "") const {
+    if (port_ > 0) return "nbd://127.0.0.1:" + std::to_string(port_) + "/" + export_name;
     return "nbd+unix:///" + export_name + "?socket=" + socket_;
   }
 
@@ -166,6 +224,7 @@ class NbdkitServer {
 
   const std::string socket_;
   const std::vector<std::string> args_;
+  const int port_ = 0;  // > 0: TCP on 127.0.0.1, else the Unix socket
   pid_t pid_ = -1;
 };
 
