@@ -46,13 +46,14 @@ TEST(StatusRates, ZeroingIsNotCopying) {
   EXPECT_LE(s.remaining_copy_bytes, n / 2 * kRegion);
   EXPECT_GE(s.remaining_copy_bytes, n / 2 * kRegion - 4 * (rate / 10));
   // ~30 MiB of data left at 10 MiB/s: about 3 s, not the fraction of a
-  // second the zeroing would suggest. Up to 6 s: on a loaded machine under
-  // ASan the first samples may measure fewer pieces than the ceiling allows
-  // (5 s was seen once), which is a low rate, not zeroing counted as copying.
+  // second the zeroing would suggest. Up to 8 s: on a loaded machine under
+  // the sanitizers the first samples may measure fewer pieces than the
+  // ceiling allows (the rate counts a piece once it is in dest; 7 s was seen
+  // under TSan), which is a low rate, not zeroing counted as copying.
   const control::Eta eta = control::EstimateEta(s);
   ASSERT_TRUE(eta.seconds.has_value()) << eta.reason;
   EXPECT_GE(*eta.seconds, 3u);
-  EXPECT_LE(*eta.seconds, 6u);
+  EXPECT_LE(*eta.seconds, 8u);
   EXPECT_OK(e->Shutdown());
 }
 
