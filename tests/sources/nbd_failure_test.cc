@@ -137,7 +137,10 @@ TEST_F(NbdFailureTest, KilledServerIsReconnectedAndInFlightReadsReissued) {
 // nbdkit on SIGTERM shuts down cleanly: it keeps the connection open but
 // answers every request with ESHUTDOWN. That is a lost connection, not a
 // failed read: health says reconnecting, the read waits, and a server
-// started again on the same socket within the timeout answers it.
+// started again on the same socket within the timeout answers it. (A
+// nbdkit still shutting down may instead close the connection first, or
+// even take a reconnect and answer the read before it exits: the read must
+// then have succeeded. What it may never do is fail.)
 TEST_F(NbdFailureTest, ServerShuttingDownIsReconnectedAndTheReadWaits) {
   Serve({});
   NbdSourceOptions options;
@@ -162,20 +165,26 @@ TEST_F(NbdFailureTest, ServerShuttingDownIsReconnectedAndTheReadWaits) {
       << "health: " << static_cast<int>(dev->Health().state) << ", read "
       << (read_done ? read_status.ToString() : "pending");
   EXPECT_NE(dev->Health().since_unix_ns, 0u);
-  EXPECT_NE(dev->Health().last_error.find("shutting down"), std::string::npos)
-      << dev->Health().last_error;
+  const std::string lost = dev->Health().last_error;
+  EXPECT_TRUE(lost.find("shutting down") != std::string::npos ||
+              lost.find("closed the connection") != std::string::npos)
+      << lost;
   // The old server is gone once the connection was dropped.
   EXPECT_TRUE(server_->WaitExit(std::chrono::seconds(5)));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  EXPECT_FALSE(read_done) << read_status.ToString();
-  EXPECT_EQ(dev->Health().state, State::kReconnecting);
+  if (read_done) {
+    // Answered by the old server before it exited.
+    EXPECT_TRUE(read_status.ok()) << read_status.ToString();
+  } else {
+    EXPECT_EQ(dev->Health().state, State::kReconnecting);
+  }
   ASSERT_TRUE(server_->Start());  // same socket
 
   reader.join();
   ASSERT_TRUE(read_status.ok()) << read_status.ToString();
   EXPECT_TRUE(Matches(buf, 1 << 20));
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kConnected; }));
-  EXPECT_EQ(dev->Health().reconnects, 1u);
+  EXPECT_GE(dev->Health().reconnects, 1u);
 }
 
 TEST_F(NbdFailureTest, EveryConnectionReconnects) {
