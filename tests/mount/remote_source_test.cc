@@ -11,10 +11,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -176,6 +178,48 @@ TEST_F(RemoteSourceTest, ServerKilledAndRestartedIsReconnected) {
   EXPECT_EQ(StatusString("source_connection", "state"), "connected");
   ASSERT_EQ(c_.Unmount().code, 0);
   EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
+}
+
+// SPEC §7a: the server comes back after a crash serving other content of
+// the same size. Nothing of it may reach a reader or dest: the source is
+// checked again (size and fingerprints) before the new connection serves
+// anything, the clone reports source-changed, and copying never starts.
+TEST_F(RemoteSourceTest, ServerRestartedWithOtherContentIsNeverMixedIn) {
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult m = MountUri(server_->Uri(), "--no-hydration --source-timeout 10");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::vector<uint8_t> src = ReadAll(c_.src);
+  ASSERT_EQ(src.size(), kImage);
+  const std::string other = c_.dir() / "other.img";
+  WriteRandomFile(other, kImage, 99);
+  const std::vector<uint8_t> theirs = ReadAll(other);
+  server_->Kill9();
+  ASSERT_TRUE(Serve({}, {}, other));  // the same socket, other content
+
+  // A reader of an unhydrated region gets EIO, never the other bytes.
+  const std::string got = c_.dir() / "got";
+  RunResult r = Sh("dd if=" + Quote(c_.exposed()) + " of=" + Quote(got) +
+                   " bs=64K count=1 skip=5 iflag=direct status=none 2>&1");
+  EXPECT_NE(r.code, 0) << "a read after the restart succeeded";
+  for (int i = 0; i < 100 && StatusString("", "state") != "source-changed"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(StatusString("", "state"), "source-changed");
+  EXPECT_NE(StatusString("", "source_change").find("fingerprint"), std::string::npos)
+      << StatusString("", "source_change");
+  // Copying asked for now must not start.
+  Message("enable_hydration");
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  EXPECT_EQ(StatusU64("regions", "hydrated"), 0u);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_NE(c_.LogText().find("not the same after reconnecting"), std::string::npos)
+      << c_.LogText();
+  // dest holds none of the other content.
+  const std::vector<uint8_t> dst = ReadAll(c_.dst);
+  for (uint64_t off = 0; off + kRegion <= dst.size(); off += kRegion) {
+    EXPECT_NE(std::memcmp(dst.data() + off, theirs.data() + off, kRegion), 0)
+        << "dest holds the other server's bytes at " << off;
+  }
 }
 
 // The daemon killed with SIGKILL: mounting again (on the stale mount point)
