@@ -7,7 +7,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,13 +22,6 @@ using test::Rig;
 constexpr uint64_t kRegion = 64 << 10;
 constexpr uint64_t kRegions = 32;
 constexpr uint64_t kImage = kRegions * kRegion;
-
-int CountLines(const std::string& path, const std::string& needle) {
-  std::ifstream f(path);
-  int n = 0;
-  for (std::string line; std::getline(f, line);) n += line.find(needle) != std::string::npos;
-  return n;
-}
 
 class DestChangeTest : public ::testing::Test {
  protected:
@@ -55,8 +47,8 @@ class DestChangeTest : public ::testing::Test {
     const EngineStats st = e()->Stats();
     EXPECT_NE(st.dest_change.find("shrank"), std::string::npos) << st.dest_change;
     EXPECT_TRUE(e()->dest_changed());
-    EXPECT_EQ(CountLines(log_, "changed under the live clone"), 1);
-    EXPECT_EQ(CountLines(log_, "error: dest dest changed under the live clone"), 1);
+    EXPECT_EQ(test::LinesWith(log_, "changed under the live clone").size(), 1u);
+    EXPECT_EQ(test::LinesWith(log_, "error: dest dest changed under the live clone").size(), 1u);
   }
   Rig rig_;
   const std::string log_ = rig_.dir.path() + "/log";

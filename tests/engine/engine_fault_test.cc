@@ -144,14 +144,7 @@ TEST_F(FaultTest, OutOfMemoryForACopyBufferIsEnomemNotAnException) {
   EXPECT_EQ(rig_.ReadAll(), rig_.source_content);
 }
 
-std::vector<std::string> LinesWith(const std::string& path, const std::string& text) {
-  std::vector<std::string> out;
-  std::ifstream f(path);
-  for (std::string line; std::getline(f, line);) {
-    if (line.find(text) != std::string::npos) out.push_back(line);
-  }
-  return out;
-}
+using test::LinesWith;
 
 std::vector<std::string> WarningLines(const std::string& path) {
   return LinesWith(path, " warning: ");

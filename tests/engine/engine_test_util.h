@@ -13,6 +13,7 @@
 #include <cstring>
 #include <unistd.h>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <random>
@@ -318,6 +319,16 @@ struct Rig {
     return pred();
   }
 };
+
+// The lines of the file at `path` (a log) that contain `text`.
+inline std::vector<std::string> LinesWith(const std::string& path, const std::string& text) {
+  std::vector<std::string> out;
+  std::ifstream f(path);
+  for (std::string line; std::getline(f, line);) {
+    if (line.find(text) != std::string::npos) out.push_back(line);
+  }
+  return out;
+}
 
 }  // namespace clonefs::test
 

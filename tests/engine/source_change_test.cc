@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <condition_variable>
 #include <mutex>
-#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,13 +23,6 @@ using test::Rig;
 constexpr uint64_t kRegion = 64 << 10;
 constexpr uint64_t kRegions = 32;
 constexpr uint64_t kImage = kRegions * kRegion;
-
-int CountLines(const std::string& path, const std::string& needle) {
-  std::ifstream f(path);
-  int n = 0;
-  for (std::string line; std::getline(f, line);) n += line.find(needle) != std::string::npos;
-  return n;
-}
 
 class SourceChangeTest : public ::testing::Test {
  protected:
@@ -119,8 +111,8 @@ TEST_F(SourceChangeTest, ShrinkDuringHydrationHydratesNothingPastTheNewEnd) {
   EXPECT_FALSE(e()->Stats().hydration_done);
 
   // Said once, at error level, however many requests were refused.
-  EXPECT_EQ(CountLines(log, "changed under the live clone"), 1);
-  EXPECT_EQ(CountLines(log, "error: source src changed under the live clone"), 1);
+  EXPECT_EQ(test::LinesWith(log, "changed under the live clone").size(), 1u);
+  EXPECT_EQ(test::LinesWith(log, "error: source src changed under the live clone").size(), 1u);
 }
 
 // Reads the copier queued for a local source before the change was noticed

@@ -50,12 +50,7 @@ class NbdDeviceTest : public ::testing::Test {
   }
 
   std::unique_ptr<Device> Open(NbdSourceOptions options = {}) {
-    Result<SourceSpec> spec = ParseSource(server_->Uri());
-    EXPECT_TRUE(spec.ok()) << spec.status().ToString();
-    if (!spec.ok()) return nullptr;
-    Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, options);
-    EXPECT_TRUE(dev.ok()) << dev.status().ToString();
-    return dev.ok() ? std::move(*dev) : nullptr;
+    return testing::OpenNbdUri(server_->Uri(), options);
   }
 
   TempDir dir_;

@@ -80,12 +80,7 @@ class NbdFailureTest : public ::testing::Test {
   }
 
   std::unique_ptr<Device> Open(NbdSourceOptions options) {
-    Result<SourceSpec> spec = ParseSource(server_->Uri());
-    EXPECT_TRUE(spec.ok());
-    if (!spec.ok()) return nullptr;
-    Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, options);
-    EXPECT_TRUE(dev.ok()) << dev.status().ToString();
-    return dev.ok() ? std::move(*dev) : nullptr;
+    return testing::OpenNbdUri(server_->Uri(), options);
   }
 
   bool Matches(const std::vector<uint8_t>& buf, uint64_t off) const {

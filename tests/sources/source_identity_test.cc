@@ -53,14 +53,13 @@ class SourceIdentityTest : public ::testing::Test {
     Result<SourceSpec> spec = ParseSource(server_->Uri());
     EXPECT_TRUE(spec.ok());
     if (!spec.ok()) return nullptr;
-    Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, options);
-    EXPECT_TRUE(dev.ok()) << dev.status().ToString();
-    if (!dev.ok()) return nullptr;
-    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(**dev, spec->display, "");
+    std::unique_ptr<Device> dev = testing::OpenNbdUri(server_->Uri(), options);
+    if (!dev) return nullptr;
+    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(*dev, spec->display, "");
     EXPECT_TRUE(id.ok()) << id.status().ToString();
     if (!id.ok()) return nullptr;
-    (*dev)->SetIdentityCheck(clone::RemoteIdentityCheck(*id, spec->display, ""));
-    return std::move(*dev);
+    dev->SetIdentityCheck(clone::RemoteIdentityCheck(*id, spec->display, ""));
+    return dev;
   }
 
   // True if no byte of `buf` (read at `off`) is a changed byte of other_.

@@ -21,11 +21,15 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
+
+#include "sources/nbd_device.h"
+#include "sources/source_spec.h"
 
 extern char** environ;
 
@@ -227,5 +231,16 @@ class NbdkitServer {
   const int port_ = 0;  // > 0: TCP on 127.0.0.1, else the Unix socket
   pid_t pid_ = -1;
 };
+
+// Opens the NBD source at `uri` (a test server's Uri()) with `options`, or
+// nullptr with a test failure saying why.
+inline std::unique_ptr<Device> OpenNbdUri(const std::string& uri, const NbdSourceOptions& options) {
+  Result<SourceSpec> spec = ParseSource(uri);
+  EXPECT_TRUE(spec.ok()) << spec.status().ToString();
+  if (!spec.ok()) return nullptr;
+  Result<std::unique_ptr<Device>> dev = OpenNbdSource(*spec, options);
+  EXPECT_TRUE(dev.ok()) << dev.status().ToString();
+  return dev.ok() ? std::move(*dev) : nullptr;
+}
 
 }  // namespace clonefs::testing
