@@ -74,6 +74,7 @@ class DestChangeMountTest : public ::testing::Test {
   // Mounts with `extra`, waits for the clone to complete.
   void MountComplete(const std::string& extra) {
     WriteRandomFile(c_.src, kSize, 17);
+    src_sha_ = Sha256(c_.src);
     RunResult m = c_.Mount("--region-size 64K " + extra);
     ASSERT_EQ(m.code, 0) << m.out;
     RunResult w = Sh(ClonefsBinary() + " wait --quiet " + Quote(c_.mnt));
@@ -120,7 +121,15 @@ class DestChangeMountTest : public ::testing::Test {
     EXPECT_FALSE(c_.IsMounted());
   }
 
+  // The source is never written, whatever happened to dest.
+  void TearDown() override {
+    if (!src_sha_.empty()) {
+      EXPECT_EQ(Sha256(c_.src), src_sha_) << "the source must never change";
+    }
+  }
+
   CloneDir c_;
+  std::string src_sha_;
 };
 
 // The audit's order: a read finds the short dest first, then a write would
