@@ -133,6 +133,12 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
     Line(&out, "Hydrated by:", FormatHydratedBy(r.read_driven));
     Line(&out, "Source reads:", FormatSourceReads(r.read_driven));
     Line(&out, "Prefetch:", FormatPrefetch(r.read_driven));
+    if (r.read_driven.shared_link) {
+      Line(&out, "Pipeline:",
+           "up to " + FormatBytes(r.read_driven.window_bytes) +
+               " of copies in flight (one connection: user reads queue "
+               "behind copies, so the copier keeps about two round trips)");
+    }
     if (!r.read_driven.record_profile.empty()) {
       Line(&out, "Recording:", "profile " + Printable(r.read_driven.record_profile) + " (" +
                                    U(r.read_driven.profile_recorded) +

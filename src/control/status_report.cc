@@ -133,6 +133,8 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   d.profile_recorded = s.profile_recorded;
   d.prefetch_room_bytes = s.copier_prefetch_room_bytes;
   d.source_latency_floor_us = s.source_latency_floor_ns / 1000;
+  d.shared_link = s.source_link_shared;
+  d.window_bytes = s.copier_window_bytes;
   if (!r.source_change.empty() && remaining != 0 && r.eta_s.has_value()) {
     r.eta_s.reset();  // copying has stopped
     r.eta_reason = "source changed";
@@ -217,6 +219,7 @@ Json ReadDrivenJson(const ReadDrivenReport& d) {
   j["prefetch"] = {{"room_bytes", d.prefetch_room_bytes},
                    {"source_latency_floor_us",
                     d.source_latency_floor_us == 0 ? Null() : Json(d.source_latency_floor_us)}};
+  j["pipeline"] = {{"shared_link", d.shared_link}, {"window_bytes", d.window_bytes}};
   return j;
 }
 
@@ -556,6 +559,12 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
         d.prefetch_room_bytes = rd.U64(*b, p + "prefetch.", "room_bytes");
         d.source_latency_floor_us =
             rd.OptU64(*b, p + "prefetch.", "source_latency_floor_us").value_or(0);
+      }
+    }
+    if (Find(*o, "pipeline") != nullptr) {
+      if (const nlohmann::json* b = rd.Obj(*o, p, "pipeline", false)) {
+        d.shared_link = rd.Bool(*b, p + "pipeline.", "shared_link");
+        d.window_bytes = rd.U64(*b, p + "pipeline.", "window_bytes");
       }
     }
   }

@@ -64,6 +64,12 @@ struct ReadDrivenReport {
   // from older daemons' documents (then 0).
   uint64_t prefetch_room_bytes = 0;
   uint64_t source_latency_floor_us = 0;
+  // Whether the source's user reads queue behind the copier's (one
+  // connection), and the bytes the copier may keep in flight now
+  // (BackgroundCopier::SourceWindow). JSON "pipeline"; absent from older
+  // daemons' documents (then false / 0).
+  bool shared_link = false;
+  uint64_t window_bytes = 0;
   bool operator==(const ReadDrivenReport&) const = default;
 };
 

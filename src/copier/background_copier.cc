@@ -42,6 +42,7 @@ BackgroundCopier::BackgroundCopier(const CopierContext& ctx, const CopierOptions
       pace_(options.min_pace_bytes_per_s),
       // Twice what may be in flight (the byte target and the prefetch room).
       pool_(2 * (options.inflight_bytes + std::min(kPrefetchMaxBytes, options.inflight_bytes))),
+      link_(&latency_),
       dropper_(ctx.hydrator->dest(), options.cache_lag_bytes),
       hints_(ctx.hydrator->geometry(), std::max<uint32_t>(options.hydration_batch_size, 1)),
       backoff_(options.retry_backoff_initial_ms * 1'000'000) {}
@@ -69,6 +70,7 @@ void BackgroundCopier::Start() {
     accepting_ = true;  // the writers start below, before anyone can see this
   }
   async_reads_ = source_->AsyncReads();
+  shared_link_.store(async_reads_ && source_->SharesReadQueue(), std::memory_order_relaxed);
   if (!async_reads_) readers_ = std::make_unique<ReaderPool>(source_, std::max<uint32_t>(options_.workers, 1));
   for (uint32_t i = 0; i < std::max<uint32_t>(options_.writer_threads, 1); ++i) {
     writers_.emplace_back([this] { WriterLoop(); });
@@ -210,6 +212,7 @@ void BackgroundCopier::IssuerLoop() {
     }
     // Foreground first: while user I/O is busy, one unit (one piece) at a
     // time, at the minimum pace.
+    if (shared_link()) link_.Tick(now);
     const bool busy = ctx_.foreground->Busy(now, options_.foreground_idle_ns);
     // Prefetch (read-ahead, the profile) is not held back by the pace (see
     // FOREGROUND FIRST in the header), within PrefetchRoom().
@@ -298,7 +301,16 @@ uint64_t BackgroundCopier::PrefetchRoom() const {
   // What the source delivers in one round trip at kPrefetchBytesPerSecond.
   const uint64_t floor_us = latency_.Get(ctx_.clock->NowNanos()) / 1000;
   const uint64_t bdp = floor_us * (kPrefetchBytesPerSecond / 1'000'000);
-  return std::min(options_.inflight_bytes, std::clamp(bdp, kPrefetchBusyBytes, kPrefetchMaxBytes));
+  return std::min(SourceWindow(), std::clamp(bdp, kPrefetchBusyBytes, kPrefetchMaxBytes));
+}
+
+uint64_t BackgroundCopier::SourceWindow() const {
+  if (!shared_link()) return options_.inflight_bytes;
+  return link_.Window(options_.inflight_bytes, ctx_.clock->NowNanos());
+}
+
+uint64_t BackgroundCopier::PieceCap() const {
+  return shared_link() ? link_.PieceCap(ctx_.clock->NowNanos()) : kMaxCopyChunk;
 }
 
 bool BackgroundCopier::BusyAllowsIssue() const {
@@ -314,7 +326,7 @@ bool BackgroundCopier::HaveRoom(uint64_t len, bool prefetch) const {
   const uint32_t workers = std::max<uint32_t>(options_.workers, 1);
   if (!async_reads_ && data_pieces_.load() >= (prefetch ? 3 : 2) * workers) return false;
   const uint64_t in_flight = inflight_bytes_.load();
-  const uint64_t target = options_.inflight_bytes + (prefetch ? PrefetchRoom() : 0);
+  const uint64_t target = SourceWindow() + (prefetch ? PrefetchRoom() : 0);
   return in_flight == 0 || in_flight + len <= target;
 }
 
@@ -384,7 +396,7 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
     // A piece is at most one unit of the rate (and of the pace while paced):
     // a region larger than that is read and written in several pieces, all
     // under its lock, and marked once the last one is in dest.
-    p->len = std::min<uint64_t>({p->len, kMaxCopyChunk, UnitCap(busy)});
+    p->len = std::min<uint64_t>({p->len, kMaxCopyChunk, UnitCap(busy), PieceCap()});
     if (!HaveRoom(p->len, IsPrefetch(u->origin))) return kMaxSleepNanos;  // a writer's release wakes us
     Result<std::unique_ptr<CopyBuffer>> buf = pool_.Acquire(p->len);
     if (!buf.ok()) {
@@ -434,6 +446,7 @@ void BackgroundCopier::StartRead(std::unique_ptr<Piece> p) {
     if (s.ok()) {
       const uint64_t now = ctx_.clock->NowNanos();
       latency_.Note(now - raw->issued_ns, now);
+      if (shared_link()) link_.NoteDelivered(raw->len, now);
     }
     raw->read_status = std::move(s);
     Complete(raw);

@@ -95,6 +95,18 @@
 //   its reads are issued, so a reader waits for that copy instead of
 //   fetching the region again.
 //
+// SHARED LINK (SPEC §4, foreground first; docs/design.md, "A shared link")
+//   When a user's read of the source waits behind the copier's reads (a
+//   remote source reached over one connection: Device::SharesReadQueue),
+//   the byte target is not kept in flight: a read issued while 64 MiB of
+//   copies are queued ahead of it would wait for all of them (seconds on a
+//   slow link). The copier keeps SourceWindow() in flight instead, a
+//   window sized like a congestion window from what the link delivers
+//   (LinkWindow: about two round trips of the link's rate; probed every
+//   few seconds so queueing at the server cannot ratchet it up), and its
+//   pieces hold at most LinkWindow::PieceCap (small on a slow link). The
+//   prefetch room stays within the window too.
+//
 // FAILURES
 //   - Isolated: a failed unit stays unhydrated and its regions back off
 //     (RetryBackoff: doubling from retry_backoff_initial_ms); a failed
@@ -141,6 +153,7 @@
 #include "copier/foreground.h"
 #include "copier/hydrator.h"
 #include "copier/latency_floor.h"
+#include "copier/link_window.h"
 #include "copier/read_hints.h"
 #include "copier/reader_pool.h"
 #include "copier/region_locks.h"
@@ -249,7 +262,6 @@ class BackgroundCopier {
   static constexpr uint64_t kPrefetchMaxBytes = 64ull << 20;
   // The rate the room is sized for: a workload reading at local-disk speed.
   static constexpr uint64_t kPrefetchBytesPerSecond = 1ull << 30;
-
   // The smoothing window for the copy rate at this ceiling (0: none): 8 times the time one piece takes at the
   // ceiling (pieces: TokenBucket::UnitBytes, ~1 s of rate; a 4 KiB block
   // below 4 KiB/s), at least RateMeter::kDefaultWindowNanos (5 s). So a
@@ -296,6 +308,14 @@ class BackgroundCopier {
   // read completed).
   uint64_t PrefetchRoom() const;
   uint64_t source_latency_floor() const { return latency_.Get(ctx_.clock->NowNanos()); }
+  // The bytes the copier may keep in flight now (SHARED LINK): the byte
+  // target, or on a shared link the window sized by the source's delivery
+  // rate and latency floor. Both PrefetchRoom() and the background budget
+  // stay within it on a shared link.
+  uint64_t SourceWindow() const;
+  // Whether the source's user reads queue behind the copier's
+  // (Device::SharesReadQueue), as seen at Start.
+  bool shared_link() const { return shared_link_.load(std::memory_order_relaxed); }
   // Whether data the writers wrote through the page cache may still be
   // there (CacheDropper::AnyPending): until the CacheDropper evicts it,
   // which it does for all of it once every region is hydrated.
@@ -368,6 +388,9 @@ class BackgroundCopier {
   // The most bytes one unit or piece may hold: a unit of the rate ceiling,
   // and of the minimum pace too when `paced` (TokenBucket::UnitBytes).
   uint64_t UnitCap(bool paced) const;
+  // The most bytes one piece may hold on a shared link (SHARED LINK);
+  // kMaxCopyChunk elsewhere.
+  uint64_t PieceCap() const;
   // Issues the next piece of current_; returns how long to wait (0: go on).
   uint64_t IssueNext(bool busy, uint64_t now);
   void StartRead(std::unique_ptr<Piece> p);
@@ -411,7 +434,8 @@ class BackgroundCopier {
   TokenBucket rate_;  // the user's ceiling
   TokenBucket pace_;  // the minimum pace, used only while user I/O is busy
   CopyBufferPool pool_;
-  LatencyFloor latency_;  // of the copier's source reads (PrefetchRoom)
+  LatencyFloor latency_;  // of the copier's source reads (PrefetchRoom, SourceWindow)
+  LinkWindow link_;       // SHARED LINK (SourceWindow, PieceCap); borrows latency_
   // What the writers wrote leaves a page-cached dest (cache_dropper.h).
   CacheDropper dropper_;
   std::atomic<bool> all_hydrated_reported_{false};
@@ -432,6 +456,7 @@ class BackgroundCopier {
   std::atomic<uint64_t> origin_regions_[kCopyOrigins] = {};
   std::atomic<bool> source_trouble_{false};        // src_ not running, or streak_ not empty
   bool async_reads_ = false;                       // set by Start before any thread runs
+  std::atomic<bool> shared_link_{false};           // likewise (read by status too)
 
   // Issuer thread only.
   Unit* current_ = nullptr;  // the unit being issued

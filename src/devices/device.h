@@ -80,6 +80,11 @@ class Device {
   }
   // Whether ReadAsync overlaps reads (true) or runs them in the caller.
   virtual bool AsyncReads() const { return false; }
+  // Whether a Read waits behind the ReadAsyncs already issued (one queue
+  // for both, as on a single connection to a remote server), so that the
+  // bytes a copier keeps in flight delay a user's read. Default: false (a
+  // Read goes ahead of queued ReadAsyncs, or has a path of its own).
+  virtual bool SharesReadQueue() const { return false; }
   // Reachability, for the copier and for status. Default: connected.
   virtual SourceHealth Health() const { return SourceHealth(); }
   // Errors: ReadOnly-opened devices return Permission.

@@ -227,6 +227,11 @@ struct EngineStats {
   // the copier's reads completed): BackgroundCopier::PrefetchRoom.
   uint64_t copier_prefetch_room_bytes = 0;
   uint64_t source_latency_floor_ns = 0;
+  // Whether the source's user reads queue behind the copier's, and the
+  // bytes the copier may keep in flight now (BackgroundCopier::SourceWindow:
+  // the byte target unless the link is shared).
+  bool source_link_shared = false;
+  uint64_t copier_window_bytes = 0;
   // Empty while the copier runs; "source down" or "source failing" while
   // it is paused for the source as a whole (SPEC §9, Reconnect), since when
   // (wall clock, ns since the Unix epoch) and why.

@@ -231,6 +231,8 @@ EngineStats EngineImpl::Stats() const {
   s.copier_pooled_bytes = copier_.pooled_bytes();
   s.copier_prefetch_room_bytes = copier_.PrefetchRoom();
   s.source_latency_floor_ns = copier_.source_latency_floor();
+  s.source_link_shared = copier_.shared_link();
+  s.copier_window_bytes = copier_.SourceWindow();
   s.copier_failed_reads = copier_.failed_reads();
   s.copy_on_read = copy_on_read_.load();
   s.read_hints = copier_.hints_enabled();

@@ -66,6 +66,8 @@ class NbdDevice final : public Device {
   bool ReadOnly() const override { return true; }
   const std::string& Name() const override { return state_->display; }
   bool AsyncReads() const override { return true; }
+  // With several connections the copier never uses the first (a user's).
+  bool SharesReadQueue() const override { return conns_.size() == 1; }
 
   Status Read(uint64_t off, void* buf, size_t len) override {
     CLONEFS_RETURN_IF_ERROR(CheckRead(off, len));

@@ -108,7 +108,9 @@
 //
 // OTHER CALLS. Size() is the server's size at open. Name() is the display
 // URI (password redacted). SpliceFd() is -1. Write, Zero and Flush fail
-// with Permission (read-only). AsyncReads() is true. Health() reports
+// with Permission (read-only). AsyncReads() is true; SharesReadQueue() is
+// true with one connection (a user's Read then queues behind the copier's
+// ReadAsyncs: BackgroundCopier, SHARED LINK). Health() reports
 // kReconnecting while any connection is down, else kStalled while any
 // piece has been in flight longer than the timeout, else kConnected; its
 // counters include bytes_read (successful bytes from the server) and

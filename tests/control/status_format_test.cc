@@ -279,10 +279,14 @@ TEST(StatusJsonTest, ReadDrivenHydrationIsReported) {
   s.profile_recorded = 111;
   s.copier_prefetch_room_bytes = 48ull << 20;
   s.source_latency_floor_ns = 47'123'456;
+  s.source_link_shared = true;
+  s.copier_window_bytes = 3ull << 20;
   StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
   Json doc = ParseJson(ReportToJson(r));
   const Json& d = doc.at("read_driven");
   EXPECT_EQ(d.at("prefetch").at("room_bytes").get<uint64_t>(), 48ull << 20);
+  EXPECT_TRUE(d.at("pipeline").at("shared_link").get<bool>());
+  EXPECT_EQ(d.at("pipeline").at("window_bytes").get<uint64_t>(), 3ull << 20);
   EXPECT_EQ(d.at("prefetch").at("source_latency_floor_us").get<uint64_t>(), 47123u);
   ASSERT_TRUE(d.is_object());
   EXPECT_TRUE(d.at("copy_on_read").get<bool>());
@@ -314,20 +318,29 @@ TEST(StatusJsonTest, ReadDrivenHydrationIsReported) {
                    "best)"),
             std::string::npos)
       << h;
-  // A daemon that predates the prefetch fields: 0, not an error.
+  EXPECT_NE(h.find("Pipeline:     up to 3.00 MiB of copies in flight (one connection: user "
+                   "reads queue behind copies"),
+            std::string::npos)
+      << h;
+  // A daemon that predates the prefetch and pipeline fields: 0, not an error.
   Json old = ParseJson(ReportToJson(r, 0));
   old.at("read_driven").erase("prefetch");
+  old.at("read_driven").erase("pipeline");
   Result<StatusReport> older = ReportFromJsonText(old.dump());
   ASSERT_TRUE(older.ok()) << older.status().ToString();
   EXPECT_EQ(older->read_driven.prefetch_room_bytes, 0u);
+  EXPECT_FALSE(older->read_driven.shared_link);
+  EXPECT_EQ(older->read_driven.window_bytes, 0u);
   EXPECT_EQ(older->read_driven.profile_recorded, 111u);
   // No profile, hints off: said so; null in JSON.
   s.read_hints = false;
   s.profile_total = 0;
   s.record_profile_path.clear();
   s.source_latency_floor_ns = 0;
+  s.source_link_shared = false;
   r = BuildLiveReport(s, SampleInfo(), 1, 2);
   doc = ParseJson(ReportToJson(r));
+  EXPECT_EQ(FormatHuman(r).find("Pipeline:"), std::string::npos) << FormatHuman(r);
   EXPECT_TRUE(doc.at("read_driven").at("profile").is_null());
   EXPECT_TRUE(doc.at("read_driven").at("prefetch").at("source_latency_floor_us").is_null());
   EXPECT_NE(FormatHuman(r).find("in flight (no source read answered yet)"), std::string::npos)
@@ -780,6 +793,7 @@ StatusReport GoldenLiveReport() {
   s.profile_recorded = 111;
   s.copier_prefetch_room_bytes = 16 << 20;
   s.source_latency_floor_ns = 4'512'345;
+  s.copier_window_bytes = 64 << 20;
   StatusReport r = BuildLiveReport(s, SampleInfo(), 4321, 99);
   r.settings.rate_bytes_per_s = 200 << 20;
   r.settings.name = "vm1.img";
@@ -1037,6 +1051,10 @@ constexpr char kGoldenLive[] = R"json({
     "prefetch": {
       "room_bytes": 16777216,
       "source_latency_floor_us": 4512
+    },
+    "pipeline": {
+      "shared_link": false,
+      "window_bytes": 67108864
     }
   },
   "passthrough": "waiting for completion",
@@ -1062,7 +1080,7 @@ constexpr char kGoldenLive[] = R"json({
 }
 )json";
 constexpr char kGoldenLiveCompact[] =
-    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
+    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
 )json";
 constexpr char kGoldenOffline[] = R"json({
   "schema_version": 2,

@@ -19,9 +19,11 @@
 #include "copier/cache_dropper.h"
 #include "copier/copy_buffer.h"
 #include "copier/copy_buffer_pool.h"
+#include "copier/delivery_rate.h"
 #include "copier/dest_full_gate.h"
 #include "copier/health_tracker.h"
 #include "copier/latency_floor.h"
+#include "copier/link_window.h"
 #include "copier/rate_meter.h"
 #include "copier/read_hints.h"
 #include "copier/region_locks.h"
@@ -59,6 +61,94 @@ TEST(CopyBuffer, OutOfMemoryIsEnomemAndKeepsTheBuffer) {
 // The floor is the shortest answer of the current and the last window: a
 // faster answer lowers it at once, a slower link raises it within two
 // windows, and an idle source keeps the last floor it had.
+// The highest rate over spans of the given length, not the average: a link
+// busy half the time is measured at its busy rate; old bytes age out.
+TEST(DeliveryRate, HighestRateOverTheSpanWithinTheHistory) {
+  constexpr uint64_t kMs = 1'000'000, kB = DeliveryRate::kBucketNanos;
+  constexpr uint64_t t0 = 1000 * DeliveryRate::kHistoryNanos;
+  DeliveryRate r;
+  EXPECT_EQ(r.Max(100 * kMs, t0), 0u);
+  // 1 MiB every 10 ms for 200 ms (100 MiB/s), then nothing for 200 ms.
+  for (uint64_t i = 0; i < 20; ++i) r.Note(1 << 20, t0 + i * kB);
+  const uint64_t busy = (1ull << 20) * 100;
+  EXPECT_EQ(r.Max(100 * kMs, t0 + 400 * kMs), busy);
+  // A span longer than the burst averages the burst with idleness.
+  EXPECT_EQ(r.Max(400 * kMs, t0 + 400 * kMs), busy / 2);
+  // Spans round up to whole buckets, and are at least one.
+  EXPECT_EQ(r.Max(1, t0 + 400 * kMs), busy);
+  EXPECT_EQ(r.Max(15 * kMs, t0 + 400 * kMs), busy);
+  // A clock reading older than the newest bucket counts in it.
+  r.Note(2 << 20, t0);
+  EXPECT_EQ(r.Max(10 * kMs, t0 + 400 * kMs), 2 * busy);
+  // Once the history has passed, the rate is 0 again.
+  EXPECT_EQ(r.Max(100 * kMs, t0 + 400 * kMs + DeliveryRate::kHistoryNanos), 0u);
+  // Spans are capped at half the history.
+  r.Note(1 << 20, t0 + 10 * DeliveryRate::kHistoryNanos);
+  EXPECT_EQ(r.Max(100 * DeliveryRate::kHistoryNanos, t0 + 10 * DeliveryRate::kHistoryNanos),
+            (1ull << 20) * 1'000'000'000 / DeliveryRate::kMaxSpanNanos);
+}
+
+// The window follows what the link delivers: the least window until a read
+// is answered, then kGain x rate x floor + one piece, within the target;
+// pieces are kPieceNanos of the rate, a power of two.
+TEST(LinkWindow, TwiceTheBandwidthDelayProductPlusAPiece) {
+  constexpr uint64_t kMs = 1'000'000, t0 = 100 * LatencyFloor::kWindowNanos;
+  constexpr uint64_t kTarget = 64ull << 20;
+  LatencyFloor floor;
+  LinkWindow w(&floor);
+  EXPECT_EQ(w.Window(kTarget, t0), LinkWindow::kMinWindow);
+  EXPECT_EQ(w.Window(256 << 10, t0), 256u << 10);  // never above the target
+  EXPECT_EQ(w.PieceCap(t0), kMaxCopyChunk);
+  // 20 ms floor; 40 MB/s delivered for 1 s (400 kB every 10 ms).
+  floor.Note(20 * kMs, t0);
+  for (uint64_t i = 0; i < 100; ++i) w.NoteDelivered(400'000, t0 + i * 10 * kMs);
+  const uint64_t now = t0 + 1000 * kMs;
+  const uint64_t rate = 40'000'000;
+  EXPECT_EQ(LinkWindow::PieceCapAt(rate), 512u << 10);  // 25 ms = 1 MB -> 512 KiB
+  EXPECT_EQ(w.PieceCap(now), 512u << 10);
+  const uint64_t expect = 2 * rate / 50 + (512 << 10);  // 2 x 40 MB/s x 20 ms + a piece
+  EXPECT_NEAR(static_cast<double>(w.Window(kTarget, now)), static_cast<double>(expect),
+              0.05 * static_cast<double>(expect));
+  EXPECT_EQ(w.Window(1 << 20, now), 1u << 20);  // capped by the target
+  // Pieces: at least kMinPiece, at most a copy chunk, powers of two.
+  EXPECT_EQ(LinkWindow::PieceCapAt(0), LinkWindow::kMinPiece);
+  EXPECT_EQ(LinkWindow::PieceCapAt(10'000'000), 128u << 10);
+  EXPECT_EQ(LinkWindow::PieceCapAt(1'000'000'000), kMaxCopyChunk);
+}
+
+// Every kProbeIntervalNanos the window drops to the least for three floors,
+// so a read crosses an idle link: a floor inflated by queueing at the
+// server does not ratchet the window up.
+TEST(LinkWindow, ProbesTheFloorEveryFewSeconds) {
+  constexpr uint64_t kMs = 1'000'000, t0 = 100 * LatencyFloor::kWindowNanos;
+  constexpr uint64_t kTarget = 64ull << 20;
+  LatencyFloor floor;
+  LinkWindow w(&floor);
+  w.Tick(t0);  // no floor yet: nothing scheduled
+  floor.Note(50 * kMs, t0);
+  w.Tick(t0);  // the first probe is due kProbeIntervalNanos from now
+  auto deliver = [&](uint64_t from, uint64_t to) {
+    for (uint64_t t = from; t < to; t += 10 * kMs) w.NoteDelivered(1'000'000, t);  // 100 MB/s
+  };
+  deliver(t0, t0 + LinkWindow::kProbeIntervalNanos);
+  const uint64_t due = t0 + LinkWindow::kProbeIntervalNanos;
+  w.Tick(due - 1);
+  EXPECT_FALSE(w.Probing(due - 1));
+  EXPECT_GT(w.Window(kTarget, due - 1), 8u << 20);
+  w.Tick(due);
+  EXPECT_TRUE(w.Probing(due));
+  EXPECT_EQ(w.Window(kTarget, due), LinkWindow::kMinWindow);
+  EXPECT_EQ(w.Window(kTarget, due + 150 * kMs - 1), LinkWindow::kMinWindow);  // 3 floors
+  EXPECT_FALSE(w.Probing(due + 150 * kMs));
+  EXPECT_GT(w.Window(kTarget, due + 150 * kMs), 8u << 20);
+  // The next one comes kProbeIntervalNanos later, not before.
+  w.Tick(due + 150 * kMs);
+  w.Tick(due + LinkWindow::kProbeIntervalNanos - 1);
+  EXPECT_FALSE(w.Probing(due + LinkWindow::kProbeIntervalNanos - 1));
+  w.Tick(due + LinkWindow::kProbeIntervalNanos);
+  EXPECT_TRUE(w.Probing(due + LinkWindow::kProbeIntervalNanos));
+}
+
 TEST(LatencyFloor, MinimumOfTheLastTwoWindowsKeptWhileIdle) {
   constexpr uint64_t kMs = 1'000'000, kW = LatencyFloor::kWindowNanos, t0 = 7 * kW;
   LatencyFloor f;

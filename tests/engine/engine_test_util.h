@@ -118,6 +118,7 @@ class SharedDevice : public Device {
     d_->ReadAsync(off, buf, len, std::move(done));
   }
   bool AsyncReads() const override { return d_->AsyncReads(); }
+  bool SharesReadQueue() const override { return d_->SharesReadQueue(); }
   SourceHealth Health() const override { return d_->Health(); }
   Status Write(uint64_t off, const void* buf, size_t len) override {
     return d_->Write(off, buf, len);

@@ -12,8 +12,14 @@
 // pending read (held or not) with EIO, as a remote source does when it is
 // closed.
 //
+// Link mode (SetLinkBytesPerSecond): reads are delivered one after another
+// over a link of that bandwidth, as on one connection to a remote server:
+// each completes once the link has carried it and every read issued before
+// it, plus the delay. SetSharedQueue makes SharesReadQueue() true.
+//
 // Counts reads, failed reads, bytes in flight (issued, done not yet called)
-// and their maximum.
+// and their maximum, and the most bytes in flight when a Read arrived (what
+// a user's read would wait behind on a shared queue).
 //
 // THREAD SAFETY: every method may be called from any thread.
 #pragma once
@@ -54,6 +60,8 @@ class FakeAsyncSource final : public Device {
     cv_.notify_all();
   }
   void SetDelayMicros(uint64_t us) { delay_us_ = us; }
+  void SetLinkBytesPerSecond(uint64_t bps) { link_bps_ = bps; }
+  void SetSharedQueue(bool on) { shared_ = on; }
   void SetInline(bool on) { inline_ = on; }
   void SetDown(bool down) { down_ = down; }
   void SetFailing(bool failing) { failing_ = failing; }
@@ -67,6 +75,7 @@ class FakeAsyncSource final : public Device {
   uint64_t max_inflight_bytes() const { return max_inflight_bytes_.load(); }
   uint64_t pending() const { return pending_count_.load(); }
   uint64_t max_read_len() const { return max_read_len_.load(); }
+  uint64_t max_bytes_ahead_of_reads() const { return max_ahead_.load(); }
   void ResetMaxima() {
     max_inflight_bytes_ = 0;
     max_read_len_ = 0;
@@ -78,14 +87,21 @@ class FakeAsyncSource final : public Device {
   const std::string& Name() const override { return base_->Name(); }
   Status Read(uint64_t off, void* buf, size_t len) override {
     if (Broken()) return Status::IoError("fake source: connection lost", EIO);
+    if (!in_finish_) Raise(&max_ahead_, inflight_bytes_.load());
     return base_->Read(off, buf, len);
   }
   void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) override {
     reads_++;
     Raise(&max_inflight_bytes_, inflight_bytes_ += len);
     Raise(&max_read_len_, len);
-    Req r{off, buf, len, std::move(done),
-          std::chrono::steady_clock::now() + std::chrono::microseconds(delay_us_.load())};
+    auto due = std::chrono::steady_clock::now();
+    if (const uint64_t bps = link_bps_.load(); bps != 0) {
+      std::lock_guard<std::mutex> l(mu_);
+      link_free_ = std::max(link_free_, due) +
+                   std::chrono::nanoseconds(static_cast<int64_t>(len * 1'000'000'000 / bps));
+      due = link_free_;
+    }
+    Req r{off, buf, len, std::move(done), due + std::chrono::microseconds(delay_us_.load())};
     if (inline_.load()) {
       Finish(std::move(r), Status::OK());
       return;
@@ -98,6 +114,7 @@ class FakeAsyncSource final : public Device {
     cv_.notify_all();
   }
   bool AsyncReads() const override { return true; }
+  bool SharesReadQueue() const override { return shared_.load(); }
   SourceHealth Health() const override {
     SourceHealth h;
     if (down_.load()) {
@@ -138,7 +155,11 @@ class FakeAsyncSource final : public Device {
 
   void Finish(Req r, Status forced) {
     Status s = forced;
-    if (s.ok()) s = Read(r.off, r.buf, r.len);
+    if (s.ok()) {
+      in_finish_ = true;
+      s = Read(r.off, r.buf, r.len);
+      in_finish_ = false;
+    }
     if (!s.ok()) failed_reads_++;
     inflight_bytes_ -= r.len;
     r.done(std::move(s));
@@ -187,9 +208,13 @@ class FakeAsyncSource final : public Device {
   std::atomic<bool> inline_{false}, down_{false}, failing_{false}, all_data_{false};
   std::atomic<uint64_t> reads_{0}, failed_reads_{0}, inflight_bytes_{0}, max_inflight_bytes_{0};
   std::atomic<uint64_t> pending_count_{0}, max_read_len_{0};
+  std::atomic<uint64_t> link_bps_{0}, max_ahead_{0};
+  std::atomic<bool> shared_{false};
+  static inline thread_local bool in_finish_ = false;  // Finish reads the base through Read
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Req> pending_;  // GUARDED_BY(mu_)
+  std::chrono::steady_clock::time_point link_free_{};  // GUARDED_BY(mu_); link mode
   bool hold_ = false;        // GUARDED_BY(mu_)
   bool closing_ = false;     // GUARDED_BY(mu_)
   std::thread thread_;       // last: starts after everything above exists

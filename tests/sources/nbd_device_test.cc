@@ -85,6 +85,28 @@ TEST_F(NbdDeviceTest, ReadsEqualTheServedData) {
   EXPECT_TRUE(dev->CheckUnchanged().ok());
 }
 
+// A user's Read shares the copier's queue only on a single connection: a
+// server without multi-conn, or max_connections 1 (BackgroundCopier, SHARED
+// LINK).
+TEST_F(NbdDeviceTest, SharesTheReadQueueOnlyOnOneConnection) {
+  std::vector<uint8_t> content = RandomBytes(rng_, 1 << 20);
+  Serve(content);  // the file plugin advertises multi-conn
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  EXPECT_FALSE(dev->SharesReadQueue());
+  NbdSourceOptions one;
+  one.max_connections = 1;
+  dev = Open(one);
+  ASSERT_TRUE(dev);
+  EXPECT_TRUE(dev->SharesReadQueue());
+  dev.reset();
+  server_.reset();
+  Serve(content, {"--filter=multi-conn"}, {"multi-conn-mode=disable"});
+  dev = Open();
+  ASSERT_TRUE(dev);
+  EXPECT_TRUE(dev->SharesReadQueue());
+}
+
 TEST_F(NbdDeviceTest, UnalignedReads) {
   SCOPED_TRACE(SeedTrace(seed_));
   std::vector<uint8_t> content = RandomBytes(rng_, (3 << 20) + 777);
