@@ -220,11 +220,14 @@ std::string FormatSourceHealth(const SourceHealth& h) {
   if (!h.up() && h.since_unix_ns != 0) {
     out += " since " + FormatWallTime(h.since_unix_ns);
   }
+  const bool changed = h.state == SourceHealth::State::kChanged;
+  if (changed && !h.change.empty()) out += ": " + Printable(h.change);
   if (h.errors != 0 || h.retries != 0 || h.reconnects != 0) {
     out += "  (" + U(h.errors) + " errors, " + U(h.retries) + " retries, " + U(h.reconnects) +
            " reconnects)";
   }
-  if (!h.last_error.empty()) {
+  // The change is usually the last error too: not said twice.
+  if (!h.last_error.empty() && !(changed && h.last_error == h.change)) {
     out += "; last error";
     if (h.last_error_unix_ns != 0) out += " at " + FormatWallTime(h.last_error_unix_ns);
     out += ": " + Printable(h.last_error);

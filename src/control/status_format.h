@@ -36,7 +36,8 @@ std::string FormatLastError(const LastError& e, uint64_t now_unix_ns);
 std::string FormatDmLine(const StatusReport& r);
 
 // "connected", or "reconnecting since <time>  (E errors, R retries, C
-// reconnects); last error at <time>: <text>".
+// reconnects); last error at <time>: <text>", or "changed since <time>:
+// <what changed>  (...)" (the last error only when it says something else).
 std::string FormatSourceHealth(const SourceHealth& h);
 // The "Order:" line: the hydration order in effect and what each part
 // hydrated (SPEC §10).

@@ -414,7 +414,12 @@ SourceHealth NbdDevice::Health() const {
     }
     recovered = std::max(recovered, v.recovered_unix_ns);
   }
-  if (reconnecting != 0) {
+  if (state_->has_fatal()) {
+    // The connections may be up, but nothing they serve counts any more.
+    h.state = SourceHealth::State::kChanged;
+    h.since_unix_ns = state_->fatal_unix_ns();
+    h.change = state_->fatal().message();
+  } else if (reconnecting != 0) {
     h.state = SourceHealth::State::kReconnecting;
     h.since_unix_ns = reconnecting;
   } else if (stalled != 0) {

@@ -109,6 +109,8 @@
 // OTHER CALLS. Size() is the server's size at open. Name() is the display
 // URI (password redacted). SpliceFd() is -1. Write, Zero and Flush fail
 // with Permission (read-only). AsyncReads() is true. Health() reports
+// kChanged (since the change was found, with what differs) once the source
+// is fatal (a size or identity mismatch, REQUESTS and IDENTITY), else
 // kReconnecting while any connection is down, else kStalled while any
 // piece has been in flight longer than the timeout, else kConnected; its
 // counters include bytes_read (successful bytes from the server) and

@@ -207,6 +207,12 @@ TEST_F(RemoteSourceTest, ServerRestartedWithOtherContentIsNeverMixedIn) {
   EXPECT_EQ(StatusString("", "state"), "source-changed");
   EXPECT_NE(StatusString("", "source_change").find("fingerprint"), std::string::npos)
       << StatusString("", "source_change");
+  // The link is up again, but status does not call the source connected.
+  EXPECT_EQ(StatusString("source_connection", "state"), "changed");
+  EXPECT_NE(StatusString("source_connection", "change").find("fingerprint"), std::string::npos)
+      << StatusString("source_connection", "change");
+  RunResult human = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
+  EXPECT_NE(human.out.find("Source link:  changed since "), std::string::npos) << human.out;
   // Copying asked for now must not start.
   Message("enable_hydration");
   std::this_thread::sleep_for(std::chrono::seconds(2));

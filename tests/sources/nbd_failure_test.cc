@@ -347,6 +347,12 @@ TEST_F(NbdFailureTest, SizeChangeAtReconnectFailsEveryRead) {
   EXPECT_TRUE(c.IsMismatch()) << c.ToString();
   EXPECT_NE(c.message().find("size changed from 1048576 to 2097152"), std::string::npos)
       << c.message();
+  // The connection is up again, but the health says what matters.
+  SourceHealth h = dev->Health();
+  EXPECT_EQ(h.state, State::kChanged);
+  EXPECT_EQ(h.change, c.message());
+  EXPECT_NE(h.since_unix_ns, 0u);
+  EXPECT_FALSE(h.up());
   std::vector<uint8_t> buf(4096);
   EXPECT_TRUE(dev->Read(0, buf.data(), buf.size()).IsMismatch());
   Status async;
