@@ -176,7 +176,8 @@ class NbdConnection {
   uint64_t first_size_ = 0;
   uint64_t connect_started_ns_ = 0;
   uint64_t next_attempt_ns_ = 0;
-  uint64_t backoff_ns_ = 0;
+  uint64_t backoff_ns_ = 0;      // the delay before the next attempt after this one
+  uint64_t ready_since_ns_ = 0;  // when the connection last became ready
   std::thread verify_thread_;    // joined by the I/O thread once it reports
   uint64_t verify_gen_ = 0;      // the current (or last) check's tag
   bool verify_started_ = false;  // this reconnect's check runs (kVerifying)

@@ -68,7 +68,9 @@
 //     pieces are reissued, never failed with that errno), its I/O thread reports kReconnecting
 //     (since: the wall clock at the drop), connects again with backoff (100 ms doubling to 2 s, for
 //     as long as the device lives; asynchronously, so destruction never waits for a connect; an
-//     attempt that does not finish within the timeout is abandoned and retried), checks that the
+//     attempt that does not finish within the timeout is abandoned and retried; the delay starts
+//     again at 100 ms only after a connection that stayed ready for 3 s, so a server that
+//     completes the handshake and drops the connection at once sees it grow too), checks that the
 //     size is unchanged and then reissues every piece that was in flight and is still wanted
 //     (Health().retries counts reissued and retried pieces, .reconnects the
 //     re-established connections). Requests keep their deadlines meanwhile.
