@@ -26,6 +26,12 @@ struct SourceHealth {
   // kChanged only: what differs ("its size changed from A to B bytes", a
   // fingerprint); empty otherwise.
   std::string change;
+  // Wall-clock time the oldest request still waiting for the source's
+  // answer was sent (a remote source's piece in flight on a connection that
+  // is up, a file source's read in progress); 0 when none waits. Long
+  // before the source timeout makes the state kStalled, it says how long
+  // the source has been silent.
+  uint64_t oldest_request_unix_ns = 0;
   // The most recent error the source returned or the transport saw, with
   // its wall-clock time (0 if none), and how many errors in all.
   std::string last_error;

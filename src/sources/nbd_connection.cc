@@ -125,6 +125,10 @@ NbdConnection::HealthView NbdConnection::health() const {
   v.reconnecting_since_unix_ns = reconnecting_since_unix_.load(std::memory_order_acquire);
   v.stalled_since_unix_ns = stalled_since_unix_.load(std::memory_order_acquire);
   v.recovered_unix_ns = recovered_unix_.load(std::memory_order_acquire);
+  if (const uint64_t sent = oldest_sent_mono_.load(std::memory_order_acquire); sent != 0) {
+    const uint64_t now = MonoNow();
+    v.oldest_sent_unix_ns = WallNowNs() - (now > sent ? now - sent : 0);
+  }
   return v;
 }
 
@@ -656,6 +660,8 @@ void NbdConnection::UpdateStall(uint64_t now) {
   if (phase_ == Phase::kReady) {
     for (const auto& entry : inflight_) oldest = std::min(oldest, entry.second->sent_ns);
   }
+  oldest_sent_mono_.store(oldest != UINT64_MAX ? std::max<uint64_t>(oldest, 1) : 0,
+                          std::memory_order_release);
   const uint64_t timeout = state_->timeout_ns;
   if (oldest != UINT64_MAX && now - oldest > timeout) {
     if (stalled_since_unix_.load(std::memory_order_relaxed) == 0) {

@@ -102,6 +102,7 @@ class NbdConnection {
     uint64_t reconnecting_since_unix_ns = 0;  // 0 unless down after having been up
     uint64_t stalled_since_unix_ns = 0;       // 0 unless a piece waits past the timeout
     uint64_t recovered_unix_ns = 0;           // last return to normal, 0 if never
+    uint64_t oldest_sent_unix_ns = 0;         // the oldest piece in flight, 0 if none
   };
   HealthView health() const;
 
@@ -167,6 +168,7 @@ class NbdConnection {
   std::atomic<uint64_t> reconnecting_since_unix_{0};
   std::atomic<uint64_t> stalled_since_unix_{0};
   std::atomic<uint64_t> recovered_unix_{0};
+  std::atomic<uint64_t> oldest_sent_mono_{0};  // monotonic; 0: nothing in flight (or not ready)
 
   // I/O thread only.
   nbd_handle* h_ = nullptr;

@@ -413,6 +413,10 @@ SourceHealth NbdDevice::Health() const {
       stalled = v.stalled_since_unix_ns;
     }
     recovered = std::max(recovered, v.recovered_unix_ns);
+    if (v.oldest_sent_unix_ns != 0 &&
+        (h.oldest_request_unix_ns == 0 || v.oldest_sent_unix_ns < h.oldest_request_unix_ns)) {
+      h.oldest_request_unix_ns = v.oldest_sent_unix_ns;
+    }
   }
   if (state_->has_fatal()) {
     // The connections may be up, but nothing they serve counts any more.

@@ -114,8 +114,9 @@
 // kChanged (since the change was found, with what differs) once the source
 // is fatal (a size or identity mismatch, REQUESTS and IDENTITY), else
 // kReconnecting while any connection is down, else kStalled while any
-// piece has been in flight longer than the timeout, else kConnected; its
-// counters include bytes_read (successful bytes from the server) and
+// piece has been in flight longer than the timeout, else kConnected;
+// oldest_request_unix_ns is when the oldest piece in flight on a ready
+// connection was sent; its counters include bytes_read (successful bytes from the server) and
 // requests (pieces sent, including retries and block status queries).
 //
 // THREAD SAFETY: every method may be called from any thread concurrently.

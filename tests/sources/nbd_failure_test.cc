@@ -217,9 +217,15 @@ TEST_F(NbdFailureTest, StoppedServerTimesOutAndRecovers) {
   EXPECT_NE(s.message().find("1 s"), std::string::npos) << s.message();
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kStalled; }));
   EXPECT_NE(dev->Health().since_unix_ns, 0u);
+  // The abandoned read is still in flight: the oldest request, sent a
+  // timeout before the stall was declared.
+  const SourceHealth stalled = dev->Health();
+  EXPECT_NE(stalled.oldest_request_unix_ns, 0u);
+  EXPECT_LT(stalled.oldest_request_unix_ns, stalled.since_unix_ns);
 
   server_->Resume();
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kConnected; }));
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().oldest_request_unix_ns == 0; }));
   // The abandoned read was answered late; its bytes never reached the
   // buffer that was given back.
   ASSERT_TRUE(WaitFor([&] { return dev->Health().bytes_read >= stale.size(); }));
