@@ -13,13 +13,15 @@ namespace {
 
 po::options_description Visible() {
   po::options_description d("Options");
-  d.add_options()
-      ("force", "detach lazily even while the file is in use: the mount leaves the namespace at "
-       "once, the daemon keeps serving the open users and makes its final commit when the last "
-       "one closes the file")
-      ("timeout", po::value<std::string>()->value_name("SECONDS"),
-       "longest wait for the daemon's final commit (default 600)")
-      ("help,h", "show this help");
+  d.add_options()(
+      "force",
+      "detach lazily even while the file is in use: the mount leaves the namespace at "
+      "once, the daemon keeps serving the open users and makes its final commit when the last "
+      "one closes the file")(
+      "timeout", po::value<std::string>()->value_name("SECONDS"),
+      "longest wait for the daemon to exit: it finishes the hydrations in flight (which may "
+      "wait for the source up to the source timeout), then makes its final commit (default "
+      "600)")("help,h", "show this help");
   return d;
 }
 

@@ -98,7 +98,7 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
                "; every request fails with EIO and copying has stopped (unmount, then "
                "restore dest, or start a new clone)");
     }
-    Line(&out, "Source link:", FormatSourceHealth(r.source_health));
+    Line(&out, "Source link:", FormatSourceHealth(r.source_health, now_unix_ns));
     Line(&out, "Health:", r.health.empty() ? std::string("unknown") : Printable(r.health));
     Line(&out, "Last error:", FormatLastError(r.last_error, now_unix_ns));
   }
@@ -221,16 +221,23 @@ std::string FormatPrefetch(const ReadDrivenReport& d) {
   return out + "the source answers in " + ms + " ms at best)";
 }
 
-std::string FormatSourceHealth(const SourceHealth& h) {
+std::string FormatSourceHealth(const SourceHealth& h, uint64_t now_unix_ns) {
   std::string out = SourceStateName(h.state);
   if (!h.up() && h.since_unix_ns != 0) {
     out += " since " + FormatWallTime(h.since_unix_ns);
   }
+  const bool changed = h.state == SourceHealth::State::kChanged;
+  if (changed && !h.change.empty()) out += ": " + Printable(h.change);
+  const uint64_t waited_s = h.oldest_request_unix_ns != 0 && now_unix_ns > h.oldest_request_unix_ns
+                                ? (now_unix_ns - h.oldest_request_unix_ns) / 1'000'000'000ull
+                                : 0;
+  if (waited_s >= 1) out += ", a request unanswered for " + FormatDuration(waited_s);
   if (h.errors != 0 || h.retries != 0 || h.reconnects != 0) {
     out += "  (" + U(h.errors) + " errors, " + U(h.retries) + " retries, " + U(h.reconnects) +
            " reconnects)";
   }
-  if (!h.last_error.empty()) {
+  // The change is usually the last error too: not said twice.
+  if (!h.last_error.empty() && !(changed && h.last_error == h.change)) {
     out += "; last error";
     if (h.last_error_unix_ns != 0) out += " at " + FormatWallTime(h.last_error_unix_ns);
     out += ": " + Printable(h.last_error);

@@ -36,8 +36,12 @@ std::string FormatLastError(const LastError& e, uint64_t now_unix_ns);
 std::string FormatDmLine(const StatusReport& r);
 
 // "connected", or "reconnecting since <time>  (E errors, R retries, C
-// reconnects); last error at <time>: <text>".
-std::string FormatSourceHealth(const SourceHealth& h);
+// reconnects); last error at <time>: <text>", or "changed since <time>:
+// <what changed>  (...)" (the last error only when it says something else).
+// When a request has waited for the source's answer for a second or more
+// (at `now_unix_ns`), the state is followed by ", a request unanswered for
+// 12s".
+std::string FormatSourceHealth(const SourceHealth& h, uint64_t now_unix_ns);
 // The "Order:" line: the hydration order in effect and what each part
 // hydrated (SPEC §10).
 std::string FormatOrder(const StatusReport& r);

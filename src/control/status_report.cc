@@ -186,6 +186,8 @@ Json SourceConnectionJson(const SourceHealth& h) {
   Json j = Json::object();
   j["state"] = SourceStateName(h.state);
   j["since_unix_s"] = h.up() ? Null() : OptUnixSeconds(h.since_unix_ns);
+  j["change"] = OptString(h.state == SourceHealth::State::kChanged ? h.change : std::string());
+  j["oldest_request_unix_s"] = OptUnixSeconds(h.oldest_request_unix_ns);
   j["last_error"] = OptString(h.last_error);
   j["last_error_unix_s"] = OptUnixSeconds(h.last_error_unix_ns);
   j["errors"] = h.errors;
@@ -448,10 +450,18 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
         h.state = SourceHealth::State::kReconnecting;
       } else if (state == "stalled") {
         h.state = SourceHealth::State::kStalled;
+      } else if (state == "changed") {
+        h.state = SourceHealth::State::kChanged;
       } else {
-        rd.Fail("source_connection.state", "one of connected, reconnecting, stalled");
+        rd.Fail("source_connection.state", "one of connected, reconnecting, stalled, changed");
       }
       h.since_unix_ns = rd.OptSecondsAsNs(*o, "source_connection.", "since_unix_s");
+      // Absent from older daemons' documents.
+      if (Find(*o, "change") != nullptr) h.change = rd.OptStr(*o, "source_connection.", "change");
+      if (Find(*o, "oldest_request_unix_s") != nullptr) {
+        h.oldest_request_unix_ns =
+            rd.OptSecondsAsNs(*o, "source_connection.", "oldest_request_unix_s");
+      }
       h.last_error = rd.OptStr(*o, "source_connection.", "last_error");
       h.last_error_unix_ns = rd.OptSecondsAsNs(*o, "source_connection.", "last_error_unix_s");
       h.errors = rd.U64(*o, "source_connection.", "errors");

@@ -283,6 +283,12 @@ uint64_t BackgroundCopier::SourceGate(uint64_t now, bool* probe) {
   if (state == SourceBackoff::State::kRunning && current_ != nullptr) return 0;
   // Ask the source before a new unit (running) or while paused (down).
   const SourceHealth h = source_->Health();
+  if (h.state == SourceHealth::State::kChanged) {
+    // Not down: it will not come back. The check records the change, and
+    // copying stops for good (may_copy) rather than wait for the source.
+    if (ctx_.check_source) ctx_.check_source();
+    return kSourcePollNanos;
+  }
   std::lock_guard<std::mutex> l(mu_);
   if (h.up()) {
     if (src_.RecordUp(now)) LogPauseLocked();

@@ -120,6 +120,8 @@
 //     100 ms to 1 s, back to full speed at the first success. Regions that
 //     failed because of the source as a whole get no per-region backoff, so
 //     the copier resumes at full speed. Logged once per change of state.
+//   - A source whose health says kChanged is not paused for: check_source
+//     records the change and copying stops for good (SourceWatch).
 //
 // THREAD SAFETY: every public method may be called from any thread. Knob
 //   setters take effect at the issuer's next loop (it never sleeps longer

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <mutex>
 #include <string>
 
@@ -20,12 +22,22 @@ class ChangeLatch {
     std::lock_guard<std::mutex> l(mu_);
     return reason_;
   }
+  // Wall-clock time (ns since the Unix epoch) the reason was recorded; 0
+  // while not set.
+  uint64_t set_unix_ns() const {
+    if (!set()) return 0;
+    std::lock_guard<std::mutex> l(mu_);
+    return set_unix_ns_;
+  }
   // Records `reason` unless one was recorded; returns whether this call did
   // (the caller then logs it, once).
   bool Set(std::string reason) {
     std::lock_guard<std::mutex> l(mu_);
     if (set()) return false;
     reason_ = std::move(reason);
+    set_unix_ns_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::system_clock::now().time_since_epoch())
+                                             .count());
     set_.store(true, std::memory_order_release);
     return true;
   }
@@ -33,7 +45,8 @@ class ChangeLatch {
  private:
   std::atomic<bool> set_{false};
   mutable std::mutex mu_;
-  std::string reason_;  // GUARDED_BY(mu_); written once
+  std::string reason_;        // GUARDED_BY(mu_); written once
+  uint64_t set_unix_ns_ = 0;  // GUARDED_BY(mu_); written once
 };
 
 }  // namespace clonefs

@@ -46,6 +46,9 @@ class SourceWatch {
   bool changed() const { return latch_.set(); }
   // What changed ("<source> shrank from A to B bytes"); empty while unchanged.
   std::string reason() const;
+  // Wall-clock time (ns since the Unix epoch) the change was recorded; 0
+  // while unchanged.
+  uint64_t since_unix_ns() const { return latch_.set_unix_ns(); }
   // The error for anything that needs the source once it changed:
   // IoError(EIO) naming the change and what to do.
   Status Refusal() const;

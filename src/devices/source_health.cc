@@ -10,6 +10,8 @@ const char* SourceStateName(SourceHealth::State s) {
       return "reconnecting";
     case SourceHealth::State::kStalled:
       return "stalled";
+    case SourceHealth::State::kChanged:
+      return "changed";
   }
   return "unknown";
 }

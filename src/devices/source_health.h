@@ -15,11 +15,23 @@ struct SourceHealth {
     kReconnecting,  // the connection dropped; re-establishing it with backoff
     kStalled,       // connected, but a request has waited longer than the
                     // source timeout without an answer
+    kChanged,       // the source is not the one the clone was made from (its
+                    // size or content fingerprints differ, SPEC §7a): every
+                    // request fails from then on, for the life of the device
   };
   State state = State::kConnected;
   // Wall-clock time (ns since the Unix epoch) the state was entered; 0 if
-  // the source never left kConnected.
+  // the source never left kConnected (or, for kChanged, if unknown).
   uint64_t since_unix_ns = 0;
+  // kChanged only: what differs ("its size changed from A to B bytes", a
+  // fingerprint); empty otherwise.
+  std::string change;
+  // Wall-clock time the oldest request still waiting for the source's
+  // answer was sent (a remote source's piece in flight on a connection that
+  // is up, a file source's read in progress); 0 when none waits. Long
+  // before the source timeout makes the state kStalled, it says how long
+  // the source has been silent.
+  uint64_t oldest_request_unix_ns = 0;
   // The most recent error the source returned or the transport saw, with
   // its wall-clock time (0 if none), and how many errors in all.
   std::string last_error;
@@ -34,10 +46,12 @@ struct SourceHealth {
   uint64_t requests = 0;
   uint64_t bytes_read = 0;
 
+  // Serving: kConnected. A changed source is not "down" (nothing comes
+  // back): callers that wait for the source to return check for kChanged.
   bool up() const { return state == State::kConnected; }
 };
 
-// "connected", "reconnecting", "stalled".
+// "connected", "reconnecting", "stalled", "changed".
 const char* SourceStateName(SourceHealth::State s);
 
 }  // namespace clonefs

@@ -202,13 +202,17 @@ struct EngineStats {
   // Empty while the source is what the clone was made from; otherwise what
   // changed ("<source> shrank from A to B bytes", ...). Once set, nothing
   // more is hydrated and requests that need the source fail (SPEC §7a).
+  // Set as soon as either the engine or the source device saw the change,
+  // except for a complete clone (its source is no longer needed).
   std::string source_change;
   // Empty while dest is the size it had when the clone opened it; otherwise
   // what changed ("<dest> shrank from A to B bytes"). Once set, every
   // request fails with EIO and nothing more is copied (SPEC §7a).
   std::string dest_change;
   // The source's reachability (Device::Health): a remote source that is
-  // reconnecting, or any source whose reads wait past the source timeout.
+  // reconnecting, or any source whose reads wait past the source timeout;
+  // kChanged (with what changed) whenever source_change is set, and also
+  // once a complete clone's remote source was found changed.
   SourceHealth source_health;
   // Whether dest takes new data (HealthTracker): ok, full (ENOSPC/EDQUOT)
   // or failing with I/O errors, until a copy succeeds again.

@@ -225,6 +225,7 @@ EngineStats EngineImpl::Stats() const {
   s.source_change = source_watch_.reason();
   s.dest_change = dest_watch_.reason();
   s.source_health = source_->Health();
+  ReconcileSourceChange(&s);
   s.dest_condition = health_.dest();
   s.last_error = health_.last_error();
   s.copier_inflight_bytes = copier_.inflight_bytes();
@@ -266,6 +267,25 @@ EngineStats EngineImpl::Stats() const {
     s.copier_pause_reason = pause.reason;
   }
   return s;
+}
+
+void EngineImpl::ReconcileSourceChange(EngineStats* s) const {
+  SourceHealth& h = s->source_health;
+  if (!s->source_change.empty()) {
+    // A file source says nothing of a change itself; a remote one already
+    // says kChanged (keep its own time and words).
+    if (h.state != SourceHealth::State::kChanged) {
+      h.state = SourceHealth::State::kChanged;
+      h.since_unix_ns = source_watch_.since_unix_ns();
+      h.change = s->source_change;
+    }
+  } else if (h.state == SourceHealth::State::kChanged && !s->hydration_done) {
+    // The device found the change before the SourceWatch (which asks it at
+    // least every second while regions remain unhydrated): every request
+    // to the source fails already. Once the clone is complete the source
+    // no longer matters, so the clone's own state stays "complete".
+    s->source_change = h.change;
+  }
 }
 
 Result<EngineStats> EngineImpl::CommitAndStats() {

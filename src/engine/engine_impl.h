@@ -138,6 +138,10 @@ class EngineImpl final : public Engine {
   // just before; within [0, image size] however the two reads interleave
   // with hydrations and rollbacks.
   uint64_t HydratedBytes(uint64_t hydrated_regions) const;
+  // Makes s->source_change and s->source_health agree: a change the
+  // SourceWatch recorded shows as kChanged, and a change the device found
+  // first (kChanged) as source_change, unless the clone is complete.
+  void ReconcileSourceChange(EngineStats* s) const;
   // remaining.cc: EngineStats::remaining_copy_bytes, given the unhydrated
   // bytes; and copy_stopped.
   static constexpr int kRemainingQueries = 256;

@@ -25,7 +25,9 @@ inline constexpr ExitCodeDoc kMountExitCodes[] = {
 
 inline constexpr ExitCodeDoc kUnmountExitCodes[] = {
     {kExitOk, "unmounted, final commit done (or detached with --force)"},
-    {kExitFailure, "not a clonefs mount, another user's mount, or the final commit failed"},
+    {kExitFailure,
+     "not a clonefs mount, another user's mount, the final commit failed, or the daemon had "
+     "not exited within --timeout"},
     {kExitUsage, "bad command line"},
     {kExitBusy, "the exposed file is still in use (loop device, VM, open file)"},
 };

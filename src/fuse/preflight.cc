@@ -19,6 +19,7 @@
 #include "clone/storage_probe.h"
 #include "devices/posix_device.h"
 #include "fuse/mount_table.h"
+#include "fuse/read_only_place.h"
 #include "metadata/clone_files.h"
 #include "sources/open_source.h"
 #include "sources/source_spec.h"
@@ -128,6 +129,30 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existin
                               "--overwrite-dest, which discards what it holds)");
   }
   if (s.IsInvalidArgument()) return Status::InvalidArgument(s.message());
+  if (std::optional<ReadOnlyPlace> ro = ReadOnlyFileSystemAt(md)) {
+    // RocksDB cannot take its lock or write its log there. That says
+    // nothing against the store (clonefs check, which only reads, finds it
+    // clean): the file system is what to fix.
+    const std::string where = ro->mount_point.empty() ? ro->dir : ro->mount_point;
+    const std::string remount =
+        "remount " + where + " read-write (mount -o remount,rw " + where + ")";
+    const std::string repair =
+        "; if it went read-only by itself (after I/O errors), repair it (fsck) first";
+    if (!existing) {
+      return Status::Permission("metadata " + md + " cannot be created: " + ro->dir +
+                                " is on a read-only file system (mounted read-only at " + where +
+                                "). Give --metadata a directory on a writable file system, or " +
+                                remount + ", then mount again; no clone was created");
+    }
+    return Status::Permission("metadata " + md +
+                              " is on a read-only file system (mounted read-only at " + where +
+                              "): mounting the clone writes there (its lock, its log, every "
+                              "commit). R" +
+                              remount.substr(1) + ", or copy " + md +
+                              " to a writable file system and mount with --metadata NEWDIR, "
+                              "then mount again: the clone resumes from its last commit" +
+                              repair);
+  }
   if (s.IsNoSpace() && !existing) {
     return Status::NoSpace("the metadata file system is full: metadata " + md +
                            " cannot be created (" + s.message() + "). Free space on the file " +

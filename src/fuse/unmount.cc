@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -29,6 +30,12 @@ void Error(const std::string& m) { fprintf(stderr, "clonefs: error: %s\n", m.c_s
 // none (then the wait polls /proc). Any uid may open one: root waits for a
 // user's daemon as well as the user does.
 int OpenPidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
+
+uint64_t WallNowNs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
 
 // Waits until the daemon `pid` has exited or `deadline` passed; true if it
 // exited.
@@ -121,10 +128,12 @@ int RunUnmount(const UnmountOptions& in) {
   // Wait for the daemon's final commit and exit.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(in.wait_seconds);
   if (!WaitForExit(pidfd, info->pid, deadline)) {
-    Error("unmounted " + mp + ", but daemon " + std::to_string(info->pid) +
-          " has not finished its final commit after " + std::to_string(in.wait_seconds) +
-          " s; it keeps going in the background (see its log" +
-          (info->log_file.empty() ? std::string() : ": " + info->log_file) + ")");
+    Result<StoppingDaemon> said = Status::NotSupported("this clonefs has no control client");
+    if (in.ask_daemon) said = in.ask_daemon(metadata_dir);
+    std::optional<StoppingDaemon> daemon;
+    if (said.ok()) daemon = *said;
+    Error(StillStoppingMessage(mp, info->pid, in.wait_seconds, info->log_file, daemon,
+                               said.ok() ? std::string() : said.status().message(), WallNowNs()));
     return kExitFailure;
   }
   auto after = ReadDaemonRecord(metadata_dir);

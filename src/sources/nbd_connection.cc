@@ -18,6 +18,12 @@ namespace {
 constexpr uint64_t kTickNs = 50'000'000;
 constexpr uint64_t kBackoffMinNs = 100'000'000;
 constexpr uint64_t kBackoffMaxNs = 2'000'000'000;
+// A connection that stayed ready this long has proven the server healthy:
+// its drop starts the backoff again at kBackoffMinNs. A shorter one (a
+// server that completes the handshake and drops the connection at once)
+// leaves it growing, so a flapping server is not connected to 10 times a
+// second forever.
+constexpr uint64_t kStableNs = 3'000'000'000;
 constexpr int kServerRetries = 3;
 constexpr uint64_t kRetryBaseNs = 100'000'000;
 
@@ -119,6 +125,10 @@ NbdConnection::HealthView NbdConnection::health() const {
   v.reconnecting_since_unix_ns = reconnecting_since_unix_.load(std::memory_order_acquire);
   v.stalled_since_unix_ns = stalled_since_unix_.load(std::memory_order_acquire);
   v.recovered_unix_ns = recovered_unix_.load(std::memory_order_acquire);
+  if (const uint64_t sent = oldest_sent_mono_.load(std::memory_order_acquire); sent != 0) {
+    const uint64_t now = MonoNow();
+    v.oldest_sent_unix_ns = WallNowNs() - (now > sent ? now - sent : 0);
+  }
   return v;
 }
 
@@ -232,9 +242,9 @@ void NbdConnection::OnReady() {
   int64_t max_block = nbd_get_block_size(h_, LIBNBD_SIZE_MAXIMUM);
   info.min_block = min_block > 0 ? static_cast<uint64_t>(min_block) : 0;
   info.max_block = max_block > 0 ? static_cast<uint64_t>(max_block) : 0;
-  backoff_ns_ = kBackoffMinNs;
   if (!ever_ready_) {
     phase_ = Phase::kReady;
+    ready_since_ns_ = MonoNow();
     up_.store(true, std::memory_order_release);
     ever_ready_ = true;
     first_size_ = info.size;
@@ -267,6 +277,7 @@ void NbdConnection::OnReady() {
 
 void NbdConnection::Reconnected() {
   phase_ = Phase::kReady;
+  ready_since_ns_ = MonoNow();
   up_.store(true, std::memory_order_release);
   state_->reconnects.fetch_add(1, std::memory_order_relaxed);
   reconnecting_since_unix_.store(0, std::memory_order_release);
@@ -385,7 +396,7 @@ void NbdConnection::ConnectionLost(const std::string& libnbd_reason) {
     state_->RecordError(msg);
     reconnecting_since_unix_.store(WallNowNs(), std::memory_order_release);
     stalled_since_unix_.store(0, std::memory_order_release);
-    backoff_ns_ = kBackoffMinNs;
+    if (MonoNow() - ready_since_ns_ >= kStableNs) backoff_ns_ = kBackoffMinNs;
   } else {
     state_->RecordError("reconnecting to " + state_->display + ": " + reason);
   }
@@ -649,6 +660,8 @@ void NbdConnection::UpdateStall(uint64_t now) {
   if (phase_ == Phase::kReady) {
     for (const auto& entry : inflight_) oldest = std::min(oldest, entry.second->sent_ns);
   }
+  oldest_sent_mono_.store(oldest != UINT64_MAX ? std::max<uint64_t>(oldest, 1) : 0,
+                          std::memory_order_release);
   const uint64_t timeout = state_->timeout_ns;
   if (oldest != UINT64_MAX && now - oldest > timeout) {
     if (stalled_since_unix_.load(std::memory_order_relaxed) == 0) {

@@ -102,6 +102,7 @@ class NbdConnection {
     uint64_t reconnecting_since_unix_ns = 0;  // 0 unless down after having been up
     uint64_t stalled_since_unix_ns = 0;       // 0 unless a piece waits past the timeout
     uint64_t recovered_unix_ns = 0;           // last return to normal, 0 if never
+    uint64_t oldest_sent_unix_ns = 0;         // the oldest piece in flight, 0 if none
   };
   HealthView health() const;
 
@@ -167,6 +168,7 @@ class NbdConnection {
   std::atomic<uint64_t> reconnecting_since_unix_{0};
   std::atomic<uint64_t> stalled_since_unix_{0};
   std::atomic<uint64_t> recovered_unix_{0};
+  std::atomic<uint64_t> oldest_sent_mono_{0};  // monotonic; 0: nothing in flight (or not ready)
 
   // I/O thread only.
   nbd_handle* h_ = nullptr;
@@ -176,7 +178,8 @@ class NbdConnection {
   uint64_t first_size_ = 0;
   uint64_t connect_started_ns_ = 0;
   uint64_t next_attempt_ns_ = 0;
-  uint64_t backoff_ns_ = 0;
+  uint64_t backoff_ns_ = 0;      // the delay before the next attempt after this one
+  uint64_t ready_since_ns_ = 0;  // when the connection last became ready
   std::thread verify_thread_;    // joined by the I/O thread once it reports
   uint64_t verify_gen_ = 0;      // the current (or last) check's tag
   bool verify_started_ = false;  // this reconnect's check runs (kVerifying)

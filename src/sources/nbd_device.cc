@@ -415,8 +415,17 @@ SourceHealth NbdDevice::Health() const {
       stalled = v.stalled_since_unix_ns;
     }
     recovered = std::max(recovered, v.recovered_unix_ns);
+    if (v.oldest_sent_unix_ns != 0 &&
+        (h.oldest_request_unix_ns == 0 || v.oldest_sent_unix_ns < h.oldest_request_unix_ns)) {
+      h.oldest_request_unix_ns = v.oldest_sent_unix_ns;
+    }
   }
-  if (reconnecting != 0) {
+  if (state_->has_fatal()) {
+    // The connections may be up, but nothing they serve counts any more.
+    h.state = SourceHealth::State::kChanged;
+    h.since_unix_ns = state_->fatal_unix_ns();
+    h.change = state_->fatal().message();
+  } else if (reconnecting != 0) {
     h.state = SourceHealth::State::kReconnecting;
     h.since_unix_ns = reconnecting;
   } else if (stalled != 0) {

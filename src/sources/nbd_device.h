@@ -68,7 +68,9 @@
 //     pieces are reissued, never failed with that errno), its I/O thread reports kReconnecting
 //     (since: the wall clock at the drop), connects again with backoff (100 ms doubling to 2 s, for
 //     as long as the device lives; asynchronously, so destruction never waits for a connect; an
-//     attempt that does not finish within the timeout is abandoned and retried), checks that the
+//     attempt that does not finish within the timeout is abandoned and retried; the delay starts
+//     again at 100 ms only after a connection that stayed ready for 3 s, so a server that
+//     completes the handshake and drops the connection at once sees it grow too), checks that the
 //     size is unchanged and then reissues every piece that was in flight and is still wanted
 //     (Health().retries counts reissued and retried pieces, .reconnects the
 //     re-established connections). Requests keep their deadlines meanwhile.
@@ -111,10 +113,14 @@
 // with Permission (read-only). AsyncReads() is true; SharesReadQueue() is
 // true with one connection (a user's Read then queues behind the copier's
 // ReadAsyncs: BackgroundCopier, SHARED LINK). Health() reports
+// kChanged (since the change was found, with what differs) once the source
+// is fatal (a size or identity mismatch, REQUESTS and IDENTITY), else
 // kReconnecting while any connection is down, else kStalled while any
-// piece has been in flight longer than the timeout, else kConnected; its
-// counters include bytes_read (successful bytes from the server) and
-// requests (pieces sent, including retries and block status queries).
+// piece has been in flight longer than the timeout, else kConnected;
+// oldest_request_unix_ns is when the oldest piece in flight on a ready
+// connection was sent; its counters include bytes_read (successful bytes
+// from the server) and requests (pieces sent, including retries and block
+// status queries).
 //
 // THREAD SAFETY: every method may be called from any thread concurrently.
 // ReadAsync's done runs on an I/O thread (or on the caller's thread when the

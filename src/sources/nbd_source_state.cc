@@ -14,12 +14,18 @@ void NbdSourceState::SetFatal(Status s) {
   std::lock_guard<std::mutex> l(mu_);
   if (has_fatal_.load(std::memory_order_relaxed)) return;
   fatal_ = std::move(s);
+  fatal_unix_ns_ = WallNowNs();
   has_fatal_.store(true, std::memory_order_release);
 }
 
 Status NbdSourceState::fatal() const {
   std::lock_guard<std::mutex> l(mu_);
   return fatal_;
+}
+
+uint64_t NbdSourceState::fatal_unix_ns() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return fatal_unix_ns_;
 }
 
 void NbdSourceState::SetVerifier(Verifier v) {

@@ -38,10 +38,12 @@ class NbdSourceState {
   const NbdTarget target;
   const uint64_t timeout_ns;
 
-  // Sticky: once set, every request fails with it.
+  // Sticky: once set, every request fails with it. The first call wins.
   void SetFatal(Status s);
   bool has_fatal() const { return has_fatal_.load(std::memory_order_acquire); }
   Status fatal() const;
+  // Wall-clock time of the SetFatal that won; 0 while there is none.
+  uint64_t fatal_unix_ns() const;
 
   // Checks the source's identity through `conn` just after it reconnected
   // (nbd_device.h, IDENTITY): reads only pieces tagged `verify_gen`, sees
@@ -69,6 +71,7 @@ class NbdSourceState {
  private:
   mutable std::mutex mu_;
   Status fatal_;  // GUARDED_BY(mu_)
+  uint64_t fatal_unix_ns_ = 0;  // GUARDED_BY(mu_)
   Verifier verifier_;  // GUARDED_BY(mu_)
   std::atomic<bool> has_fatal_{false};
   std::string last_error_;           // GUARDED_BY(mu_)

@@ -136,8 +136,8 @@ void ReadPool::Worker() {
   exit_cv_.notify_all();
 }
 
-void ReadPool::Stall(uint64_t timeout_ns, uint64_t* stalled_since_ns,
-                     uint64_t* recovered_ns) const {
+void ReadPool::Stall(uint64_t timeout_ns, uint64_t* stalled_since_ns, uint64_t* recovered_ns,
+                     uint64_t* oldest_started_ns) const {
   std::lock_guard<std::mutex> l(mu_);
   // The clock is read under mu_, as every started_ns is: a job that started
   // after a reading taken before the lock would look 2^64 ns old.
@@ -146,6 +146,7 @@ void ReadPool::Stall(uint64_t timeout_ns, uint64_t* stalled_since_ns,
   for (const Job* j : running_) oldest = std::min(oldest, j->started_ns);
   *stalled_since_ns = oldest <= now && now - oldest > timeout_ns ? oldest + timeout_ns : 0;
   *recovered_ns = recovered_ns_;
+  if (oldest_started_ns != nullptr) *oldest_started_ns = oldest != UINT64_MAX ? oldest : 0;
 }
 
 void ReadPool::Shutdown() {

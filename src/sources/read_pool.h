@@ -59,8 +59,10 @@ class ReadPool : public std::enable_shared_from_this<ReadPool> {
 
   // Monotonic time since when the oldest running read has exceeded
   // `timeout_ns` (0 if none has), and the monotonic time the last read that
-  // exceeded it finished (0 if none).
-  void Stall(uint64_t timeout_ns, uint64_t* stalled_since_ns, uint64_t* recovered_ns) const;
+  // exceeded it finished (0 if none). `oldest_started_ns`, if not null:
+  // when the oldest running job started (0 if none runs).
+  void Stall(uint64_t timeout_ns, uint64_t* stalled_since_ns, uint64_t* recovered_ns,
+             uint64_t* oldest_started_ns = nullptr) const;
 
   // Fails queued jobs with Aborted, then waits for every thread that is not
   // left behind to exit. Idempotent.

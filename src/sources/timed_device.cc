@@ -81,8 +81,9 @@ class TimedDevice final : public Device {
 
   SourceHealth Health() const override {
     SourceHealth h = inner_->Health();
-    uint64_t stalled = 0, recovered = 0;
-    pool_->Stall(timeout_ns_, &stalled, &recovered);
+    uint64_t stalled = 0, recovered = 0, oldest = 0;
+    pool_->Stall(timeout_ns_, &stalled, &recovered, &oldest);
+    if (oldest != 0) h.oldest_request_unix_ns = MonoToWall(oldest);
     if (stalled != 0) {
       h.state = SourceHealth::State::kStalled;
       h.since_unix_ns = MonoToWall(stalled);

@@ -12,7 +12,8 @@
 // thread stuck in the kernel is left behind: the pool starts a replacement
 // so it keeps `threads` threads serving (never more than 4 x `threads` in
 // all), and the stuck thread ends when its read returns. Health() is
-// kStalled while a read has run longer than the timeout. Reads go ahead of
+// kStalled while a read has run longer than the timeout, and its
+// oldest_request_unix_ns is when the oldest running job started. Reads go ahead of
 // queued ReadAsyncs (a user waits for them; the copier does not).
 //
 // ReadAsync (AsyncReads() is true) runs the inner Read on the pool directly

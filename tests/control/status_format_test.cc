@@ -456,6 +456,26 @@ TEST(StatusJsonTest, SourceConnectionIsReported) {
             std::string::npos)
       << h;
   EXPECT_NE(h.find(": nbd: connection reset by peer"), std::string::npos) << h;
+  EXPECT_TRUE(c.at("oldest_request_unix_s").is_null());
+  // A request that has waited a while (before any timeout): JSON gives when
+  // it was sent, the text how long it has waited (from a second on).
+  s.source_health = SourceHealth();
+  s.source_health.oldest_request_unix_ns = 1'795'000'000'000'000'000ull;
+  StatusReport waiting = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_EQ(ParseJson(ReportToJson(waiting))
+                .at("source_connection")
+                .at("oldest_request_unix_s")
+                .get<uint64_t>(),
+            1'795'000'000u);
+  Result<StatusReport> waiting_back = ReportFromJsonText(ReportToJson(waiting, 0));
+  ASSERT_TRUE(waiting_back.ok()) << waiting_back.status().ToString();
+  EXPECT_EQ(waiting_back->source_health.oldest_request_unix_ns, 1'795'000'000'000'000'000ull);
+  const std::string w = FormatHuman(waiting, 1'795'000'012'500'000'000ull);
+  EXPECT_NE(w.find("Source link:  connected, a request unanswered for 12s\n"), std::string::npos)
+      << w;
+  EXPECT_NE(FormatHuman(waiting, 1'795'000'000'400'000'000ull).find("Source link:  connected\n"),
+            std::string::npos)
+      << "under a second is an ordinary round trip";
   // A document from a daemon that predates the field reads as connected.
   std::string old = ReportToJson(ok, 0);
   const std::string key = "\"source_connection\":";
@@ -466,6 +486,43 @@ TEST(StatusJsonTest, SourceConnectionIsReported) {
   Result<StatusReport> older = ReportFromJsonText(old);
   ASSERT_TRUE(older.ok()) << older.status().ToString() << "\n" << old;
   EXPECT_EQ(older->source_health.state, SourceHealth::State::kConnected);
+}
+
+// A source found changed (SPEC §7a) is not "connected": the link says
+// changed, since when and what, in JSON and text alike, and survives the
+// reader.
+TEST(StatusJsonTest, SourceConnectionSaysTheSourceChanged) {
+  EngineStats s = SampleStats();
+  const std::string what =
+      "source nbd://h/e is not the same after reconnecting: source fingerprint differs";
+  s.source_change = what;
+  s.source_health.state = SourceHealth::State::kChanged;
+  s.source_health.since_unix_ns = 1'795'000'000'000'000'000ull;
+  s.source_health.change = what;
+  s.source_health.last_error = what;
+  s.source_health.last_error_unix_ns = 1'795'000'000'000'000'000ull;
+  s.source_health.errors = 1;
+  s.source_health.reconnects = 1;
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  Json doc = ParseJson(ReportToJson(r));
+  const Json& c = doc.at("source_connection");
+  EXPECT_EQ(c.at("state").get<std::string>(), "changed");
+  EXPECT_EQ(c.at("since_unix_s").get<uint64_t>(), 1'795'000'000u);
+  EXPECT_EQ(c.at("change").get<std::string>(), what);
+  EXPECT_EQ(doc.at("source_state").get<std::string>(), "changed");
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->source_health.state, SourceHealth::State::kChanged);
+  EXPECT_EQ(back->source_health.change, what);
+  EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
+  const std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("Source link:  changed since 2026-11-18 "), std::string::npos) << h;
+  EXPECT_NE(h.find(" UTC: " + what + "  (1 errors, 0 retries, 1 reconnects)\n"), std::string::npos)
+      << h;
+  EXPECT_EQ(h.find("Source link:  connected"), std::string::npos) << h;
+  // While connected, the field is null.
+  Json ok = ParseJson(ReportToJson(BuildLiveReport(SampleStats(), SampleInfo(), 1, 2)));
+  EXPECT_TRUE(ok.at("source_connection").at("change").is_null());
 }
 
 // Caught by tests/fuzz/status_report_fuzz's check that every field is
@@ -972,6 +1029,8 @@ constexpr char kGoldenLive[] = R"json({
   "source_connection": {
     "state": "reconnecting",
     "since_unix_s": 1795000000,
+    "change": null,
+    "oldest_request_unix_s": null,
     "last_error": "nbd: connection reset by peer",
     "last_error_unix_s": 1795000001,
     "errors": 7,
@@ -1080,7 +1139,7 @@ constexpr char kGoldenLive[] = R"json({
 }
 )json";
 constexpr char kGoldenLiveCompact[] =
-    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
+    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"change":null,"oldest_request_unix_s":null,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
 )json";
 constexpr char kGoldenOffline[] = R"json({
   "schema_version": 2,

@@ -79,6 +79,11 @@ TEST_F(SourceChangeTest, ShrinkDuringHydrationHydratesNothingPastTheNewEnd) {
   EXPECT_NE(st.source_change.find("shrank from 2097152 to 1048576 bytes"), std::string::npos)
       << st.source_change;
   EXPECT_FALSE(st.hydration_done);
+  // The source's health says so too (status shows it as the source link),
+  // though the device itself reports nothing.
+  EXPECT_EQ(st.source_health.state, SourceHealth::State::kChanged);
+  EXPECT_EQ(st.source_health.change, st.source_change);
+  EXPECT_NE(st.source_health.since_unix_ns, 0u);
 
   // Copying has stopped: once the reads that were already at the source
   // have come back, no more source reads while the copier idles.

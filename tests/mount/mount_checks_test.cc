@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "mount/harness.h"
 
@@ -87,6 +89,50 @@ TEST_F(MountChecksTest, DestOnReadOnlyFileSystem) {
                     Quote(c_.src) + " " + Quote(ro + "/dst.img") + " " + Quote(c_.mnt)),
                 1, "is on a read-only file system");
   ShOk("umount " + ro);
+}
+
+// The metadata directory on a read-only file system: RocksDB cannot take its
+// lock there, but nothing is wrong with the store (clonefs check finds it
+// clean), so the refusal names the read-only file system and the remount,
+// and does not send the user to clonefs check. A new clone's metadata there
+// is refused likewise, and leaves no dest behind.
+TEST_F(MountChecksTest, MetadataOnReadOnlyFileSystem) {
+  ASSERT_EQ(c_.Mount("--no-hydration").code, 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  const std::string md = c_.metadata;
+  const std::string ro = c_.dir() / "ro";
+  // Whatever fails below, the test's mounts go before its directory does.
+  struct Unmounter {
+    std::vector<std::string> paths;
+    ~Unmounter() {
+      for (const auto& p : paths) Sh("mountpoint -q " + Quote(p) + " && umount " + Quote(p));
+    }
+  } unmounter{{md, ro}};
+  ASSERT_TRUE(ShOk("mount --bind " + Quote(md) + " " + Quote(md) + " && mount -o remount,bind,ro " +
+                   Quote(md)));
+  RunResult r = c_.Mount();
+  ExpectRefused(
+      r, 1, "metadata " + md + " is on a read-only file system (mounted read-only at " + md + ")");
+  EXPECT_NE(r.out.find("mount -o remount,rw " + md), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--metadata NEWDIR"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("clonefs check"), std::string::npos) << r.out;
+  RunResult check = Sh(ClonefsBinary() + " check --metadata " + Quote(md));
+  EXPECT_EQ(check.code, 0) << "the advice would have led here: " << check.out;
+  ASSERT_TRUE(ShOk("umount " + Quote(md)));
+  // Writable again: the clone mounts.
+  ASSERT_EQ(c_.Mount("--no-hydration").code, 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  mkdir(ro.c_str(), 0755);
+  ASSERT_TRUE(ShOk("mount -t tmpfs -o ro,size=1M tmpfs " + Quote(ro)));
+  const std::string dst2 = c_.dir() / "dst2.img";
+  RunResult n = Sh(ClonefsBinary() + " mount --metadata " + Quote(ro + "/new.clonefs") + " " +
+                   Quote(c_.src) + " " + Quote(dst2) + " " + Quote(c_.mnt));
+  ExpectRefused(n, 1,
+                "metadata " + ro + "/new.clonefs cannot be created: " + ro +
+                    " is on a read-only file system");
+  EXPECT_EQ(n.out.find("clonefs check"), std::string::npos) << n.out;
+  EXPECT_FALSE(std::filesystem::exists(dst2)) << "the dest this mount created must go";
 }
 
 TEST_F(MountChecksTest, RegionSizeNotAPowerOfTwoOrOutOfRange) {

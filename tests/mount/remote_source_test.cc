@@ -2,7 +2,8 @@
 // served by real servers (nbdkit on a Unix socket, nginx on 127.0.0.1) that
 // the tests start and stop: I/O while hydrating, an outage, a crashed and
 // restarted server, a crashed daemon, a stalled server with a killed reader,
-// a sparse source, and ext4 over a loop device over an HTTP clone.
+// an unmount that times out on a stalled server, a sparse source, and ext4
+// over a loop device over an HTTP clone.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "fuse/runtime_info.h"
 #include "mount/harness.h"
 #include "mount/mount_test_util.h"
 #include "mount/test_servers.h"
@@ -207,6 +209,12 @@ TEST_F(RemoteSourceTest, ServerRestartedWithOtherContentIsNeverMixedIn) {
   EXPECT_EQ(StatusString("", "state"), "source-changed");
   EXPECT_NE(StatusString("", "source_change").find("fingerprint"), std::string::npos)
       << StatusString("", "source_change");
+  // The link is up again, but status does not call the source connected.
+  EXPECT_EQ(StatusString("source_connection", "state"), "changed");
+  EXPECT_NE(StatusString("source_connection", "change").find("fingerprint"), std::string::npos)
+      << StatusString("source_connection", "change");
+  RunResult human = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
+  EXPECT_NE(human.out.find("Source link:  changed since "), std::string::npos) << human.out;
   // Copying asked for now must not start.
   Message("enable_hydration");
   std::this_thread::sleep_for(std::chrono::seconds(2));
@@ -344,6 +352,49 @@ TEST_F(RemoteSourceTest, StalledServerNeverHangsReaders) {
   std::vector<uint8_t> src = ReadAll(c_.src);
   EXPECT_TRUE(std::equal(head.begin(), head.end(), src.begin())) << "reads work again";
   ASSERT_EQ(c_.Unmount().code, 0);
+}
+
+// `clonefs unmount --timeout` on a stalled server: the unmount succeeds but
+// the daemon cannot exit while its copier's reads wait for the server. The
+// command says that -- the source has not answered, the reads give up after
+// the source timeout, nothing is lost, get the source answering -- rather
+// than that the final commit is slow; and that advice holds: once the
+// server answers, the daemon commits and exits well before the timeout.
+TEST_F(RemoteSourceTest, UnmountTimingOutOnAStalledSourceSaysWhy) {
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult m = MountUri(server_->Uri(), "--rate 1M --source-timeout 15");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  server_->Pause();
+  // Until one of the copier's reads waits for the stopped server.
+  bool waiting = false;
+  for (int i = 0; i < 100 && !waiting; ++i) {
+    waiting = StatusField("source_connection", "oldest_request_unix_s").is_number_unsigned();
+    if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(waiting) << "no read waits for the stopped server";
+
+  RunResult u = c_.Unmount("--timeout 2");
+  EXPECT_EQ(u.code, 1) << u.out;
+  EXPECT_FALSE(c_.IsMounted());
+  EXPECT_NE(u.out.find("has not exited after 2 s: it is waiting for reads from the source " +
+                       server_->Uri() + ", which has not answered for "),
+            std::string::npos)
+      << u.out;
+  EXPECT_NE(u.out.find("the source timeout (15 s, about "), std::string::npos) << u.out;
+  EXPECT_NE(u.out.find("get the source answering again"), std::string::npos) << u.out;
+  EXPECT_EQ(u.out.find("has not finished its final commit"), std::string::npos) << u.out;
+
+  const auto resumed = std::chrono::steady_clock::now();
+  server_->Resume();
+  for (int i = 0; i < 600 && fuse::IsClonefsProcess(pid); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE(fuse::IsClonefsProcess(pid)) << "the daemon did not exit";
+  EXPECT_LT(std::chrono::steady_clock::now() - resumed, std::chrono::seconds(8))
+      << "the daemon waited for the source timeout although the source answered";
+  EXPECT_NE(c_.LogText().find("final commit done"), std::string::npos) << c_.LogText();
 }
 
 // A sparse source: NBD block status tells the holes, which are never read;

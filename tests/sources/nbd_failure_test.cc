@@ -217,9 +217,15 @@ TEST_F(NbdFailureTest, StoppedServerTimesOutAndRecovers) {
   EXPECT_NE(s.message().find("1 s"), std::string::npos) << s.message();
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kStalled; }));
   EXPECT_NE(dev->Health().since_unix_ns, 0u);
+  // The abandoned read is still in flight: the oldest request, sent a
+  // timeout before the stall was declared.
+  const SourceHealth stalled = dev->Health();
+  EXPECT_NE(stalled.oldest_request_unix_ns, 0u);
+  EXPECT_LT(stalled.oldest_request_unix_ns, stalled.since_unix_ns);
 
   server_->Resume();
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kConnected; }));
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().oldest_request_unix_ns == 0; }));
   // The abandoned read was answered late; its bytes never reached the
   // buffer that was given back.
   ASSERT_TRUE(WaitFor([&] { return dev->Health().bytes_read >= stale.size(); }));
@@ -347,6 +353,12 @@ TEST_F(NbdFailureTest, SizeChangeAtReconnectFailsEveryRead) {
   EXPECT_TRUE(c.IsMismatch()) << c.ToString();
   EXPECT_NE(c.message().find("size changed from 1048576 to 2097152"), std::string::npos)
       << c.message();
+  // The connection is up again, but the health says what matters.
+  SourceHealth h = dev->Health();
+  EXPECT_EQ(h.state, State::kChanged);
+  EXPECT_EQ(h.change, c.message());
+  EXPECT_NE(h.since_unix_ns, 0u);
+  EXPECT_FALSE(h.up());
   std::vector<uint8_t> buf(4096);
   EXPECT_TRUE(dev->Read(0, buf.data(), buf.size()).IsMismatch());
   Status async;

@@ -195,11 +195,17 @@ TEST_F(TimedDeviceTest, StuckReadTimesOutAndTheBufferIsNeverTouchedLater) {
   delete[] buf;  // a late write into it would be a use-after-free (ASan)
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kStalled; }));
   EXPECT_NE(dev->Health().since_unix_ns, 0u);
+  // The stuck read still runs: it is the oldest request, sent before the
+  // stall began (300 ms after it).
+  const SourceHealth stalled = dev->Health();
+  EXPECT_NE(stalled.oldest_request_unix_ns, 0u);
+  EXPECT_LT(stalled.oldest_request_unix_ns, stalled.since_unix_ns);
 
   gate_->Open();
   ASSERT_TRUE(WaitFor([&] { return gate_->returned.load() == 1; }));
   ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kConnected; }));
   EXPECT_NE(dev->Health().since_unix_ns, 0u);  // when it recovered
+  EXPECT_EQ(dev->Health().oldest_request_unix_ns, 0u);  // nothing runs
   std::vector<uint8_t> again(65536);
   ASSERT_TRUE(dev->Read(4096, again.data(), again.size()).ok());
   EXPECT_TRUE(Matches(again.data(), 4096, again.size()));
