@@ -452,8 +452,11 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
         h.state = SourceHealth::State::kStalled;
       } else if (state == "changed") {
         h.state = SourceHealth::State::kChanged;
+      } else if (state == "released") {
+        h.state = SourceHealth::State::kReleased;
       } else {
-        rd.Fail("source_connection.state", "one of connected, reconnecting, stalled, changed");
+        rd.Fail("source_connection.state",
+                "one of connected, reconnecting, stalled, changed, released");
       }
       h.since_unix_ns = rd.OptSecondsAsNs(*o, "source_connection.", "since_unix_s");
       // Absent from older daemons' documents.

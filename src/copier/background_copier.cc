@@ -191,6 +191,13 @@ void BackgroundCopier::IssuerLoop() {
         // (reads stop asking the page cache first: MayHaveCachedWrites).
         dropper_.DropAll();
       }
+      if (!source_released_ && ctx_.complete_committed && ctx_.complete_committed()) {
+        // Nothing reads the source any more: let a remote one close its
+        // connections (the server can shut down). Waits for reads still in
+        // progress, at most the source timeout.
+        source_released_ = true;
+        source_->Release();
+      }
       Idle();
       Sleep(kIdleSleepNanos, gen);
       continue;

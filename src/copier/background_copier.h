@@ -52,7 +52,8 @@
 //   - About once a second, while regions remain, the issuer re-examines the
 //     source (check_source); may_copy is false once it changed. It
 //     re-examines dest (check_dest) as often, also once the clone is
-//     complete.
+//     complete. Once every region is hydrated and committed
+//     (complete_committed), it releases the source (Device::Release), once.
 //
 // ORDER (SPEC §10; docs/design.md, "Hydration order")
 //   PickUnit takes, in this order: the access profile being replayed
@@ -233,6 +234,10 @@ struct CopierContext {
   // about once per kSourceCheckNanos, also once every region is hydrated.
   // Optional.
   std::function<void()> check_dest;
+  // Whether every region is hydrated and committed (the source is no
+  // longer needed). Once it says so, the issuer calls the source's Release
+  // (Device::Release), once, on its own thread. Optional: never released.
+  std::function<bool()> complete_committed;
 };
 
 // Whether background copying is paused for the source as a whole.
@@ -441,6 +446,7 @@ class BackgroundCopier {
   // What the writers wrote leaves a page-cached dest (cache_dropper.h).
   CacheDropper dropper_;
   std::atomic<bool> all_hydrated_reported_{false};
+  bool source_released_ = false;     // issuer thread only
   std::atomic<bool> killed_{false};  // a kill point fired: this "process" is gone
   std::atomic<uint64_t> units_copied_{0};
   std::atomic<uint64_t> unit_failures_{0};

@@ -87,6 +87,13 @@ class Device {
   virtual bool SharesReadQueue() const { return false; }
   // Reachability, for the copier and for status. Default: connected.
   virtual SourceHealth Health() const { return SourceHealth(); }
+  // The caller will not read this device again (a clone that became
+  // complete no longer needs its source): once the reads in progress have
+  // ended, a remote source closes its connections and ends the processes it
+  // started, so the server can shut down, and Health() says kReleased;
+  // reads after that fail. May block until those reads end (at most the
+  // source timeout). Default: nothing (a local file stays open).
+  virtual void Release() {}
   // Errors: ReadOnly-opened devices return Permission.
   virtual Status Write(uint64_t off, const void* buf, size_t len) = 0;
   virtual Status Flush() = 0;

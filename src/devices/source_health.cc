@@ -12,6 +12,8 @@ const char* SourceStateName(SourceHealth::State s) {
       return "stalled";
     case SourceHealth::State::kChanged:
       return "changed";
+    case SourceHealth::State::kReleased:
+      return "released";
   }
   return "unknown";
 }

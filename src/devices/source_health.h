@@ -18,6 +18,8 @@ struct SourceHealth {
     kChanged,       // the source is not the one the clone was made from (its
                     // size or content fingerprints differ, SPEC §7a): every
                     // request fails from then on, for the life of the device
+    kReleased,      // the clone is complete and no longer reads the source:
+                    // its connections are closed (Device::Release)
   };
   State state = State::kConnected;
   // Wall-clock time (ns since the Unix epoch) the state was entered; 0 if
@@ -48,10 +50,11 @@ struct SourceHealth {
 
   // Serving: kConnected. A changed source is not "down" (nothing comes
   // back): callers that wait for the source to return check for kChanged.
+  // A released one is not needed (the clone is complete).
   bool up() const { return state == State::kConnected; }
 };
 
-// "connected", "reconnecting", "stalled", "changed".
+// "connected", "reconnecting", "stalled", "changed", "released".
 const char* SourceStateName(SourceHealth::State s);
 
 }  // namespace clonefs

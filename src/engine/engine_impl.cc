@@ -109,6 +109,7 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
                   .on_all_hydrated = [this] { committer_.RequestAsync(); },
                   .check_source = [this] { (void)source_watch_.Check(); },
                   .check_dest = [this] { (void)dest_watch_.Check(); },
+                  .complete_committed = [this] { return committer_.hydration_done(); },
               },
               CopierOptionsFrom(options)),
       io_errors_(clock_),

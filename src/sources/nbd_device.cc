@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
@@ -72,6 +73,8 @@ class NbdDevice final : public Device {
   Status Read(uint64_t off, void* buf, size_t len) override {
     CLONEFS_RETURN_IF_ERROR(CheckRead(off, len));
     if (len == 0) return Status::OK();
+    Use use(this);
+    if (!use.ok()) return ReleasedError();
     std::shared_ptr<NbdOp> op = StartRead(off, buf, len, nullptr);
     return WaitSync(*op);
   }
@@ -82,8 +85,15 @@ class NbdDevice final : public Device {
       done(std::move(s));
       return;
     }
+    Use use(this);
+    if (!use.ok()) {
+      done(ReleasedError());
+      return;
+    }
     StartRead(off, buf, len, std::move(done));
   }
+
+  void Release() override;
 
   Status Write(uint64_t off, const void*, size_t) override { return ReadOnlyError("write", off); }
   Status Flush() override { return ReadOnlyError("flush", 0); }
@@ -106,6 +116,35 @@ class NbdDevice final : public Device {
   SourceHealth Health() const override;
 
  private:
+  // Brackets a use of the connections (a Read, a block status query, a
+  // ReadAsync being queued), which Release waits for. !ok(): the device
+  // was released; nothing may be sent.
+  class Use {
+   public:
+    explicit Use(NbdDevice* d) : d_(d) {
+      d_->users_.fetch_add(1);  // seq_cst, as Release's store: one sees the other
+      ok_ = !d_->released_.load();
+    }
+    ~Use() {
+      if (d_->users_.fetch_sub(1) == 1 && d_->released_.load()) {
+        std::lock_guard<std::mutex> l(d_->release_mu_);
+        d_->release_cv_.notify_all();
+      }
+    }
+    Use(const Use&) = delete;
+    Use& operator=(const Use&) = delete;
+    bool ok() const { return ok_; }
+
+   private:
+    NbdDevice* const d_;
+    bool ok_ = false;
+  };
+  Status ReleasedError() const {
+    return Status::IoError("source " + state_->display +
+                               " was released when the clone became complete: it is no longer read",
+                           EIO);
+  }
+
   Status CheckRead(uint64_t off, uint64_t len) const {
     if (state_->has_fatal()) return state_->fatal();
     if (off > size_ || len > size_ - off) {
@@ -162,6 +201,14 @@ class NbdDevice final : public Device {
   uint64_t errors_at_probe_ = 0;         // GUARDED_BY(probe_mu_)
   NbdConnection* probe_conn_ = nullptr;  // GUARDED_BY(probe_mu_); a fresh one's
   std::thread probe_thread_;             // GUARDED_BY(probe_mu_)
+
+  // Release: once released_ is set, no Use begins; Release waits on
+  // release_cv_ until users_ is 0, then stops the connections.
+  std::atomic<bool> released_{false};
+  std::atomic<uint64_t> released_unix_ns_{0};
+  std::atomic<uint64_t> users_{0};
+  std::mutex release_mu_;  // a leaf; pairs release_cv_ with the counter
+  std::condition_variable release_cv_;
 };
 
 // The source as seen through one connection, for an identity check: every
@@ -258,7 +305,8 @@ void NbdDevice::Recheck() {
     state_->RecordError(msg);
     state_->SetFatal(Status::Mismatch(msg));
     cache_.Clear();
-  } else if (!s.ok() && !s.IsMismatch() && s.code() != Status::Code::kAborted) {
+  } else if (!s.ok() && !s.IsMismatch() && s.code() != Status::Code::kAborted &&
+             !released_.load()) {
     CLONEFS_LOG_WARN("could not re-check that %s is unchanged: %s", state_->display.c_str(),
                      s.message().c_str());
   }
@@ -384,6 +432,8 @@ Result<uint64_t> NbdDevice::Next(uint64_t off, bool want_hole) {
 Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
   if (state_->has_fatal()) return state_->fatal();
   if (std::optional<Extent> e = cache_.Find(off)) return *e;
+  Use use(this);
+  if (!use.ok()) return ReleasedError();
   const uint64_t begin = off / min_block_ * min_block_;
   const uint64_t len = std::min(kBlockStatusSpan, size_ - begin);
   auto op = std::make_shared<NbdOp>(NbdOp::Kind::kBlockStatus, begin, len, nullptr,
@@ -400,6 +450,31 @@ Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
   if (std::optional<Extent> e = cache_.Find(off)) return *e;
   return Status::IoError("block status at " + std::to_string(begin) + " from " + state_->display +
                          " described no extent at " + std::to_string(off));
+}
+
+void NbdDevice::Release() {
+  if (released_.exchange(true)) return;
+  released_unix_ns_.store(WallNowNs(), std::memory_order_relaxed);
+  state_->SetVerifier(nullptr);
+  {
+    std::lock_guard<std::mutex> l(probe_mu_);
+    closing_ = true;  // no new identity re-check
+    if (probe_conn_ != nullptr) probe_conn_->Stop();
+  }
+  {
+    // Reads in progress end by their deadline at the latest.
+    std::unique_lock<std::mutex> l(release_mu_);
+    release_cv_.wait(l, [&] { return users_.load() == 0; });
+  }
+  for (auto& c : conns_) c->Stop();  // closes the handles, ends spawned nbdkits
+  std::thread probe;
+  {
+    std::lock_guard<std::mutex> l(probe_mu_);  // closing_: no new one starts
+    probe = std::move(probe_thread_);
+  }
+  if (probe.joinable()) probe.join();  // it takes probe_mu_ as it ends
+  CLONEFS_LOG_INFO("source %s released: the clone is complete, its connections are closed",
+                   state_->display.c_str());
 }
 
 SourceHealth NbdDevice::Health() const {
@@ -420,7 +495,11 @@ SourceHealth NbdDevice::Health() const {
       h.oldest_request_unix_ns = v.oldest_sent_unix_ns;
     }
   }
-  if (state_->has_fatal()) {
+  if (released_.load()) {
+    h.state = SourceHealth::State::kReleased;
+    h.since_unix_ns = released_unix_ns_.load(std::memory_order_relaxed);
+    h.oldest_request_unix_ns = 0;
+  } else if (state_->has_fatal()) {
     // The connections may be up, but nothing they serve counts any more.
     h.state = SourceHealth::State::kChanged;
     h.since_unix_ns = state_->fatal_unix_ns();

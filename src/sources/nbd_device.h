@@ -122,6 +122,12 @@
 // from the server) and requests (pieces sent, including retries and block
 // status queries).
 //
+// RELEASE. Release() (the clone became complete) stops new requests (they
+// fail with EIO, "released"), waits for the Reads and block status queries
+// in progress (they end by their deadline at the latest), then stops every
+// connection -- handles closed, spawned nbdkits ended, no reconnect -- so
+// the server can shut down. Health() reports kReleased from then on.
+//
 // THREAD SAFETY: every method may be called from any thread concurrently.
 // ReadAsync's done runs on an I/O thread (or on the caller's thread when the
 // request fails before it was queued: a bad range, a size change, a device

@@ -176,6 +176,27 @@ TEST(CopierPipeline, OnASharedLinkUserReadsWaitBehindAWindowNotTheByteTarget) {
   EXPECT_GE(own, 16u << 20);
 }
 
+// Once every region is hydrated and committed the source is released
+// (Device::Release: a remote one closes its connections), once, with none
+// of the copier's reads in flight; never while regions remain.
+TEST(CopierPipeline, TheSourceIsReleasedOnceTheCloneIsCompleteAndCommitted) {
+  AsyncRig a(64);  // 4 MiB
+  a.src->SetDelayMicros(1000);
+  EngineOptions o;
+  o.commit_interval_ms = 60'000;  // only the completing commit, requested by the copier
+  a.src->SetHold(true);
+  ASSERT_OK(a.Open(o));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(a.src->releases(), 0u);  // reads held: nothing is complete
+  a.src->SetHold(false);
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.e()->Stats().hydration_done; }));
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.src->releases() != 0; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the issuer loops on
+  EXPECT_EQ(a.src->releases(), 1u);
+  EXPECT_EQ(a.src->pending_at_release(), 0u);
+  EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
+}
+
 // Reads that complete inside ReadAsync (allowed by the Device contract), and
 // units larger than one copy chunk (several pieces per unit), with holes.
 TEST(CopierPipeline, InlineCompletionsAndMultiPieceUnits) {

@@ -76,6 +76,9 @@ class FakeAsyncSource final : public Device {
   uint64_t pending() const { return pending_count_.load(); }
   uint64_t max_read_len() const { return max_read_len_.load(); }
   uint64_t max_bytes_ahead_of_reads() const { return max_ahead_.load(); }
+  // Release calls, and how many reads were in flight at the first one.
+  uint64_t releases() const { return releases_.load(); }
+  uint64_t pending_at_release() const { return pending_at_release_.load(); }
   void ResetMaxima() {
     max_inflight_bytes_ = 0;
     max_read_len_ = 0;
@@ -115,6 +118,9 @@ class FakeAsyncSource final : public Device {
   }
   bool AsyncReads() const override { return true; }
   bool SharesReadQueue() const override { return shared_.load(); }
+  void Release() override {
+    if (releases_++ == 0) pending_at_release_ = inflight_bytes_.load();
+  }
   SourceHealth Health() const override {
     SourceHealth h;
     if (down_.load()) {
@@ -210,6 +216,7 @@ class FakeAsyncSource final : public Device {
   std::atomic<uint64_t> pending_count_{0}, max_read_len_{0};
   std::atomic<uint64_t> link_bps_{0}, max_ahead_{0};
   std::atomic<bool> shared_{false};
+  std::atomic<uint64_t> releases_{0}, pending_at_release_{0};
   static inline thread_local bool in_finish_ = false;  // Finish reads the base through Read
   std::mutex mu_;
   std::condition_variable cv_;

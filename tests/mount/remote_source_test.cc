@@ -86,6 +86,14 @@ class RemoteSourceTest : public ::testing::Test {
     Json v = StatusField(obj, key);
     return v.is_string() ? v.get<std::string>() : "";
   }
+  // Waits up to 5 s for status's source_connection.state to be `state`.
+  bool WaitSourceLink(const std::string& state) {
+    for (int i = 0; i < 100; ++i) {
+      if (StatusString("source_connection", "state") == state) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  }
   void Message(const std::string& words) {
     EXPECT_TRUE(ShOk(ClonefsBinary() + " message " + Quote(c_.mnt) + " " + words));
   }
@@ -127,6 +135,15 @@ TEST_F(RemoteSourceTest, NbdCloneServesIoWhileHydratingAndCompletes) {
   EXPECT_EQ(StatusString("source_connection", "state"), "connected");
   Message("rate 0");
   ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  EXPECT_TRUE(ReadAll(c_.exposed()) == model);
+  // Complete: the source is released, so the server can be stopped while
+  // the clone stays mounted (nbdkit waits for its clients otherwise), and
+  // the clone does not care that it is gone.
+  EXPECT_TRUE(WaitSourceLink("released")) << StatusJson().dump();
+  EXPECT_TRUE(server_->StopWithin(10)) << "nbdkit kept waiting for clonefs";
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(StatusString("source_connection", "state"), "released");
+  EXPECT_EQ(StatusString("", "health"), "ok");
   EXPECT_TRUE(ReadAll(c_.exposed()) == model);
   ASSERT_EQ(c_.Unmount().code, 0);
   EXPECT_TRUE(ReadAll(c_.dst) == model) << "dest after unmount";
@@ -177,7 +194,8 @@ TEST_F(RemoteSourceTest, ServerKilledAndRestartedIsReconnected) {
   Message("rate 0");
   ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
   EXPECT_GE(StatusU64("source_connection", "reconnects"), 1u);
-  EXPECT_EQ(StatusString("source_connection", "state"), "connected");
+  // Complete: the connections are closed (released), not reconnecting.
+  EXPECT_TRUE(WaitSourceLink("released")) << StatusJson().dump();
   ASSERT_EQ(c_.Unmount().code, 0);
   EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
 }
@@ -293,8 +311,9 @@ TEST_F(RemoteSourceTest, ResumesThroughAnotherSocketAndWorksOffline) {
   ASSERT_EQ(again.code, 0) << again.out;
   EXPECT_EQ(again.out.find("new clone"), std::string::npos) << again.out;
   ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  EXPECT_TRUE(WaitSourceLink("released")) << StatusJson().dump();
   RunResult human = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
-  EXPECT_NE(human.out.find("Source link:  connected"), std::string::npos) << human.out;
+  EXPECT_NE(human.out.find("Source link:  released since"), std::string::npos) << human.out;
   ASSERT_EQ(c_.Unmount().code, 0);
   EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
 

@@ -121,6 +121,15 @@ bool NbdkitServer::Start() {
 
 void NbdkitServer::Kill9() { SignalAndReap(&pid_, SIGKILL); }
 void NbdkitServer::Stop() { SignalAndReap(&pid_, SIGTERM); }
+bool NbdkitServer::StopWithin(int seconds) {
+  if (pid_ <= 0) return true;
+  kill(pid_, SIGTERM);
+  int st = 0;
+  const bool exited = WaitFor([&] { return waitpid(pid_, &st, WNOHANG) == pid_; }, seconds);
+  if (!exited) SignalAndReap(&pid_, SIGKILL);
+  pid_ = -1;
+  return exited;
+}
 void NbdkitServer::Pause() {
   if (pid_ > 0) kill(pid_, SIGSTOP);
 }

@@ -26,6 +26,9 @@ class NbdkitServer {
   void Kill9();
   // SIGTERM and reap (nbdkit then writes its stats file).
   void Stop();
+  // SIGTERM, and true if nbdkit exits within `seconds` (it waits for its
+  // clients to disconnect first); else SIGKILL. Reaped either way.
+  bool StopWithin(int seconds);
   void Pause();   // SIGSTOP: a stalled server
   void Resume();  // SIGCONT
   pid_t pid() const { return pid_; }

@@ -9,9 +9,11 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -105,6 +107,54 @@ TEST_F(NbdDeviceTest, SharesTheReadQueueOnlyOnOneConnection) {
   dev = Open();
   ASSERT_TRUE(dev);
   EXPECT_TRUE(dev->SharesReadQueue());
+}
+
+// Release (the clone became complete): the read in progress finishes with
+// its data, then the connections close -- a SIGTERMed nbdkit, which waits
+// for its clients, exits -- Health() says released, and later reads fail
+// without reaching any server.
+TEST_F(NbdDeviceTest, ReleaseClosesTheConnectionsOnceReadsInProgressEnd) {
+  std::vector<uint8_t> content = RandomBytes(rng_, 4 << 20);
+  Serve(content, {"--filter=delay"}, {"rdelay=400ms"});
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  std::vector<uint8_t> got(1 << 20);
+  Status in_progress;
+  std::thread reader([&] { in_progress = dev->Read(1 << 20, got.data(), got.size()); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the read is at the server
+  dev->Release();
+  reader.join();
+  ASSERT_TRUE(in_progress.ok()) << in_progress.ToString();
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), content.begin() + (1 << 20)));
+  SourceHealth h = dev->Health();
+  EXPECT_EQ(h.state, SourceHealth::State::kReleased);
+  EXPECT_STREQ(SourceStateName(h.state), "released");
+  EXPECT_NE(h.since_unix_ns, 0u);
+  // Its clients gone, nbdkit ends when asked to (it waits for them before).
+  server_->Signal(SIGTERM);
+  EXPECT_TRUE(server_->WaitExit(std::chrono::seconds(5)));
+  Status after = dev->Read(0, got.data(), 4096);
+  EXPECT_TRUE(after.IsIoError()) << after.ToString();
+  EXPECT_NE(after.message().find("released"), std::string::npos) << after.ToString();
+  std::atomic<bool> called{false};
+  dev->ReadAsync(0, got.data(), 4096, [&](Status s) {
+    EXPECT_FALSE(s.ok());
+    called = true;
+  });
+  EXPECT_TRUE(called.load());
+  EXPECT_EQ(dev->Health().state, SourceHealth::State::kReleased);  // never "reconnecting"
+  dev->Release();                                                  // twice: nothing more
+}
+
+// Without Release, the same nbdkit does not end while the device is open:
+// what the test above relies on.
+TEST_F(NbdDeviceTest, AnOpenDeviceKeepsASigtermedNbdkitWaiting) {
+  std::vector<uint8_t> content = RandomBytes(rng_, 1 << 20);
+  Serve(content);
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  server_->Signal(SIGTERM);
+  EXPECT_FALSE(server_->WaitExit(std::chrono::seconds(1)));  // killed and reaped then
 }
 
 TEST_F(NbdDeviceTest, UnalignedReads) {
