@@ -229,7 +229,7 @@ std::string FormatSourceHealth(const SourceHealth& h, uint64_t now_unix_ns) {
   const bool changed = h.state == SourceHealth::State::kChanged;
   if (changed && !h.change.empty()) out += ": " + Printable(h.change);
   if (h.state == SourceHealth::State::kReleased) {
-    out += " (the clone is complete: the source is no longer read, its connections are closed)";
+    out += " (the clone is complete and no longer reads its source)";
   }
   const uint64_t waited_s = h.oldest_request_unix_ns != 0 && now_unix_ns > h.oldest_request_unix_ns
                                 ? (now_unix_ns - h.oldest_request_unix_ns) / 1'000'000'000ull

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "base/log.h"
@@ -24,6 +25,7 @@
 #include "sources/open_source.h"
 #include "sources/source_spec.h"
 #include "sources/timed_device.h"
+#include "sources/unopened_source.h"
 
 namespace clonefs::fuse {
 namespace {
@@ -347,6 +349,31 @@ Result<std::unique_ptr<Device>> OpenSourceDevice(const MountOptions& o, const So
   return MakeTimedSource(std::move(*src), to);
 }
 
+// The stand-in for a source that could not be opened (`why`), when the
+// clone it names does not need it: an existing clone of that very source
+// (as recorded: its path or URI), every region hydrated and committed
+// (SPEC §4: dest alone is the image). *recorded: the source identity the
+// clone recorded, for the metadata open. Otherwise `why` itself.
+Result<std::unique_ptr<Device>> StandInForCompleteClone(const MountOptions& o,
+                                                        const SourceSpec& spec, const Status& why,
+                                                        metadata::FileIdentity* recorded) {
+  Result<metadata::Superblock> sb = metadata::Metadata::ReadSuperblock(o.metadata_dir);
+  if (!sb.ok()) return why;
+  const std::string named = spec.IsRemote() ? spec.display : o.source;
+  if (sb->source.path != named) return why;
+  metadata::MetadataOptions mo;
+  mo.dir = o.metadata_dir;
+  mo.image_size = sb->image_size;
+  mo.region_size = sb->region_size;
+  mo.create_if_missing = false;
+  mo.read_only = true;
+  mo.verify_identities = false;
+  Result<std::unique_ptr<metadata::Metadata>> md = metadata::Metadata::Open(mo);
+  if (!md.ok() || (*md)->NrCommittedHydratedRegions() != (*md)->nr_regions()) return why;
+  *recorded = sb->source;
+  return MakeUnopenedSource(spec.display, sb->image_size, why.message());
+}
+
 // Records in `c` what a new clone's metadata open may create under `dir`:
 // the outermost directory missing on the way to it, or, if `dir` exists,
 // which of its entries to keep on failure: clonefs's own files beside the
@@ -375,7 +402,17 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   Result<SourceSpec> spec = ParseSource(o.source);
   if (!spec.ok()) return spec.status();
   auto src = OpenSourceDevice(o, *spec, note);
-  if (!src.ok()) return src.status();
+  // Set when a complete clone is mounted without its source.
+  std::optional<metadata::FileIdentity> recorded;
+  if (!src.ok()) {
+    metadata::FileIdentity id;
+    auto stand_in = StandInForCompleteClone(o, *spec, src.status(), &id);
+    if (!stand_in.ok()) return src.status();
+    note("the source cannot be opened (" + src.status().message() +
+         "), but this clone is complete and no longer reads it: mounting without it");
+    recorded = id;
+    src = std::move(*stand_in);
+  }
   c.source = std::move(*src);
   const uint64_t size = c.source->Size();
   if (size == 0) {
@@ -385,7 +422,10 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   bool dest_existed = false;
   struct stat dst_st;
   CLONEFS_RETURN_IF_ERROR(CheckDestBeforeOpen(o, &dest_existed, &dst_st));
-  if (!spec->IsRemote()) CLONEFS_RETURN_IF_ERROR(clone::CheckDistinctStorage(o.source, o.dest));
+  struct stat src_st;
+  if (!spec->IsRemote() && (!recorded || stat(o.source.c_str(), &src_st) == 0)) {
+    CLONEFS_RETURN_IF_ERROR(clone::CheckDistinctStorage(o.source, o.dest));
+  }
   auto lock = clone::DestLock::Acquire(o.dest, /*create=*/!dest_existed);
   if (!lock.ok()) {
     Status s = lock.status();
@@ -465,10 +505,10 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
     if (!durable.ok()) return fail(durable.WithContext("cannot make dest " + o.dest + " durable"));
   }
 
-  auto src_id = spec->IsRemote()
-                    ? clone::RemoteSourceIdentity(*c.source, spec->display,
-                                                  SourceIdentityDeviceId(*spec))
-                    : clone::SourceIdentity(*c.source, o.source);
+  auto src_id = recorded           ? Result<metadata::FileIdentity>(*recorded)
+                : spec->IsRemote() ? clone::RemoteSourceIdentity(*c.source, spec->display,
+                                                                 SourceIdentityDeviceId(*spec))
+                                   : clone::SourceIdentity(*c.source, o.source);
   if (!src_id.ok()) {
     return fail(src_id.status().WithContext("cannot read source " + spec->display));
   }
@@ -497,7 +537,7 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   c.metadata = std::move(*md);
   // The source matched the clone's recorded identity; a remote one checks
   // again after every reconnect and now and then (SPEC §7a).
-  if (spec->IsRemote()) {
+  if (spec->IsRemote() && !recorded) {
     c.source->SetIdentityCheck(
         clone::RemoteIdentityCheck(*src_id, spec->display, SourceIdentityDeviceId(*spec)));
   }

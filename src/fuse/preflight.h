@@ -75,7 +75,9 @@ struct OpenedClone {
 // Opens a clone (SPEC §5, §7a), in an order that never writes to the source,
 // never writes to a dest another clone uses, and writes nothing before every
 // check has passed:
-//   1. source: stat, open read-only;
+//   1. source: stat, open read-only; one that cannot be opened is stood in
+//      for (sources/unopened_source.h) when it is named as recorded and the
+//      clone is complete and committed (SPEC §4: dest alone is the image);
 //   2. dest: kind and file system checks; not the source under another name
 //      (clone::CheckDistinctStorage); locked (created empty if missing);
 //   3. metadata present (an existing clone): dest must not have been created

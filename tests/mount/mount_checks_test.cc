@@ -49,6 +49,37 @@ TEST_F(MountChecksTest, MissingSource) {
   std::filesystem::rename(c_.src + ".away", c_.src);
 }
 
+// SPEC §4: once complete, dest alone is the image. A complete clone whose
+// source was moved away still mounts (it never reads it); an incomplete one,
+// or a source named differently from the one recorded, is refused as a
+// missing source is.
+TEST_F(MountChecksTest, OnlyACompleteCloneMountsWithoutItsSource) {
+  ASSERT_EQ(c_.Mount("--no-hydration").code, 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  std::filesystem::rename(c_.src, c_.src + ".away");
+  ExpectRefused(c_.Mount(), 1, "does not exist");
+  std::filesystem::rename(c_.src + ".away", c_.src);
+
+  ASSERT_EQ(c_.Mount("--hydration").code, 0);  // the first mount stored --no-hydration
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  ASSERT_EQ(c_.Unmount().code, 0);
+  std::filesystem::rename(c_.src, c_.src + ".away");
+  RunResult alone = c_.Mount();
+  EXPECT_EQ(alone.code, 0) << alone.out;
+  EXPECT_NE(alone.out.find("no longer reads it: mounting without it"), std::string::npos)
+      << alone.out;
+  EXPECT_EQ(Sha256(c_.exposed()), src_sha_);
+  RunResult status = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
+  EXPECT_NE(status.out.find("Source link:  released since"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("Health:       ok"), std::string::npos) << status.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  const std::string elsewhere = c_.dir() / "elsewhere.img";
+  ExpectRefused(Sh(ClonefsBinary() + " mount " + Quote(elsewhere) + " " + Quote(c_.dst) + " " +
+                   Quote(c_.mnt)),
+                1, "does not exist");
+  std::filesystem::rename(c_.src + ".away", c_.src);
+}
+
 TEST_F(MountChecksTest, UnreadableSource) {
   chmod(c_.dir().path().c_str(), 0755);
   chmod(c_.src.c_str(), 0600);

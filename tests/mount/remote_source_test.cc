@@ -286,6 +286,7 @@ TEST_F(RemoteSourceTest, DaemonKilledResumesWithoutRecopying) {
 // contact a remote source unless asked), and `check --source URI` compares.
 TEST_F(RemoteSourceTest, ResumesThroughAnotherSocketAndWorksOffline) {
   ASSERT_TRUE(Serve({}, {}));
+  const std::string recorded_uri = server_->Uri();  // the clone keeps its first URI
   RunResult m = MountUri(server_->Uri(), "--rate 4M");
   ASSERT_EQ(m.code, 0) << m.out;
   std::this_thread::sleep_for(std::chrono::seconds(1));
@@ -317,8 +318,22 @@ TEST_F(RemoteSourceTest, ResumesThroughAnotherSocketAndWorksOffline) {
   ASSERT_EQ(c_.Unmount().code, 0);
   EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
 
-  // Other content behind an export of the same size is refused.
+  // Complete, it mounts with its server gone: it no longer reads it. (Named
+  // as recorded: an unreachable URI it does not know is refused.)
   server_->Stop();
+  RunResult unknown = MountUri(server_->Uri());
+  EXPECT_EQ(unknown.code, 1) << unknown.out;
+  EXPECT_NE(unknown.out.find("cannot connect"), std::string::npos) << unknown.out;
+  RunResult alone = MountUri(recorded_uri);
+  ASSERT_EQ(alone.code, 0) << alone.out;
+  EXPECT_NE(alone.out.find("no longer reads it: mounting without it"), std::string::npos)
+      << alone.out;
+  EXPECT_EQ(StatusString("source_connection", "state"), "released");
+  EXPECT_EQ(StatusString("", "health"), "ok");
+  EXPECT_EQ(Sha256(c_.exposed()), Sha256(c_.src));
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  // Other content behind an export of the same size is refused.
   const std::string other = c_.dir() / "other.img";
   WriteRandomFile(other, kImage, 99);
   ASSERT_TRUE(Serve({}, {}, other));
