@@ -2,8 +2,8 @@
 
 #include <string_view>
 
+#include <xxhash.h>
 #include "metadata/crc32c.h"
-#include "metadata/xxh3.h"
 
 namespace clonefs::metadata {
 namespace {
@@ -142,7 +142,7 @@ class Checker {
     if (checksum_type_ == kCrc32cType) {
       computed = MaskCrc(Crc32c(0, b.data(), n + 1));  // the block and its type byte
     } else {  // XXH3 of the block, the type byte mixed in as RocksDB does
-      computed = static_cast<uint32_t>(Xxh3_64(b.data(), n)) ^ type * 0x6b9083d9u;
+      computed = static_cast<uint32_t>(XXH3_64bits(b.data(), n)) ^ type * 0x6b9083d9u;
     }
     if (Le32(b, n + 1) != computed) {
       return Damaged(h.offset, "checksum mismatch in the " + what + " block");
