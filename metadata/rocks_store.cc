@@ -18,6 +18,7 @@
 #include "metadata/log_check.h"
 #include "metadata/rocks_info_log.h"
 #include "metadata/superblock_codec.h"
+#include "metadata/table_check_fs.h"
 
 namespace clonefs::metadata {
 namespace {
@@ -62,7 +63,8 @@ class NoAutoRecovery : public rocksdb::EventListener {
 
 struct RocksStore::Rep {
   StoreOptions opts;
-  std::unique_ptr<rocksdb::Env> env;  // outlives db; null = Env::Default()
+  std::shared_ptr<TableCheckFs> table_fs;  // under env
+  std::unique_ptr<rocksdb::Env> env;       // outlives db (StoreEnv)
   rocksdb::DB* db = nullptr;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;  // [default, regions]
   rocksdb::WriteBatch batch;
@@ -95,13 +97,29 @@ struct RocksStore::Rep {
     delete db;
   }
   rocksdb::ColumnFamilyHandle* regions() const { return handles[1]; }
+
+  // A failed read or open, converted; a table that TableCheckFs refused is
+  // reported with the check's own message (RocksDB's wrapping of it can
+  // name the MANIFEST instead of the table).
+  Status ReadError(const rocksdb::Status& s, const std::string& what) const;
 };
 
 namespace {
 
+// The Env every store runs on: the real file system (or the test's
+// FaultInjectionFs) under TableCheckFs, which checks each table file before
+// RocksDB reads it (table_check_fs.h); *table_fs is set to that wrapper.
+std::unique_ptr<rocksdb::Env> StoreEnv(const StoreOptions& o,
+                                       std::shared_ptr<TableCheckFs>* table_fs) {
+  std::shared_ptr<rocksdb::FileSystem> base = o.fault_fs;
+  if (!base) base = rocksdb::FileSystem::Default();
+  *table_fs = std::make_shared<TableCheckFs>(std::move(base));
+  return rocksdb::NewCompositeEnv(*table_fs);
+}
+
 void MakeOptions(const StoreOptions& o, rocksdb::Env* env, rocksdb::DBOptions* db,
                  rocksdb::ColumnFamilyOptions* cf) {
-  db->env = env ? env : rocksdb::Env::Default();
+  db->env = env;
   db->create_if_missing = o.create;
   db->create_missing_column_families = o.create;
   db->max_open_files = kMaxOpenFiles;
@@ -203,12 +221,18 @@ Status CheckLogFiles(rocksdb::Env* env, const std::string& dir) {
 
 }  // namespace
 
+Status RocksStore::Rep::ReadError(const rocksdb::Status& s, const std::string& what) const {
+  if (s.ok()) return Status::OK();
+  if (Status refused = table_fs->first_refusal(); !refused.ok()) return refused.WithContext(what);
+  return ToStatus(s, what);
+}
+
 RocksStore::RocksStore(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
 RocksStore::~RocksStore() = default;
 
 Result<std::vector<std::string>> RocksStore::ListColumnFamilies(const StoreOptions& o) {
-  std::unique_ptr<rocksdb::Env> env;
-  if (o.fault_fs) env = rocksdb::NewCompositeEnv(o.fault_fs);
+  std::shared_ptr<TableCheckFs> table_fs;
+  std::unique_ptr<rocksdb::Env> env = StoreEnv(o, &table_fs);
   rocksdb::DBOptions db;
   rocksdb::ColumnFamilyOptions cf;
   MakeOptions(o, env.get(), &db, &cf);
@@ -223,7 +247,7 @@ Result<std::vector<std::string>> RocksStore::ListColumnFamilies(const StoreOptio
 Result<std::unique_ptr<RocksStore>> RocksStore::Open(const StoreOptions& o) {
   auto rep = std::make_unique<Rep>();
   rep->opts = o;
-  if (o.fault_fs) rep->env = rocksdb::NewCompositeEnv(o.fault_fs);
+  rep->env = StoreEnv(o, &rep->table_fs);
   rocksdb::DBOptions db_opts;
   rocksdb::ColumnFamilyOptions cf_opts;
   MakeOptions(o, rep->env.get(), &db_opts, &cf_opts);
@@ -237,7 +261,7 @@ Result<std::unique_ptr<RocksStore>> RocksStore::Open(const StoreOptions& o) {
                   : rocksdb::DB::Open(db_opts, o.dir, cfs, &rep->handles, &rep->db);
   if (!s.ok()) {
     rep->db = nullptr;
-    return ToStatus(s, "open metadata store " + o.dir);
+    return rep->ReadError(s, "open metadata store " + o.dir);
   }
   if (!o.read_only) RemoveEmptyOldWals(rep->db, o.dir);
   return std::unique_ptr<RocksStore>(new RocksStore(std::move(rep)));
@@ -248,7 +272,7 @@ Result<std::optional<std::string>> RocksStore::GetSuperblock() {
   rocksdb::ReadOptions ro;
   rocksdb::Status s = rep_->db->Get(ro, rep_->handles[0], std::string(kSuperblockKey), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return ToStatus(s, "read superblock of " + rep_->opts.dir);
+  if (!s.ok()) return rep_->ReadError(s, "read superblock of " + rep_->opts.dir);
   return std::optional<std::string>(std::move(value));
 }
 
@@ -283,7 +307,7 @@ Result<std::optional<std::string>> RocksStore::GetRecord(std::string_view key) {
   rocksdb::Status s = rep_->db->Get(rocksdb::ReadOptions(), rep_->handles[0],
                                     rocksdb::Slice(key.data(), key.size()), &value);
   if (s.IsNotFound()) return std::optional<std::string>();
-  if (!s.ok()) return ToStatus(s, "read " + std::string(key) + " of " + rep_->opts.dir);
+  if (!s.ok()) return rep_->ReadError(s, "read " + std::string(key) + " of " + rep_->opts.dir);
   return std::optional<std::string>(std::move(value));
 }
 
@@ -302,7 +326,7 @@ Result<bool> RocksStore::IsEmpty() {
     std::unique_ptr<rocksdb::Iterator> it(rep_->db->NewIterator(rocksdb::ReadOptions(), h));
     it->SeekToFirst();
     if (it->Valid()) return false;
-    if (!it->status().ok()) return ToStatus(it->status(), "scan " + rep_->opts.dir);
+    if (!it->status().ok()) return rep_->ReadError(it->status(), "scan " + rep_->opts.dir);
   }
   return true;
 }
@@ -319,7 +343,7 @@ Status RocksStore::ForEachChunk(
     CLONEFS_RETURN_IF_ERROR(
         fn(std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size())));
   }
-  return ToStatus(it->status(), "read bitmap of " + rep_->opts.dir);
+  return rep_->ReadError(it->status(), "read bitmap of " + rep_->opts.dir);
 }
 
 void RocksStore::BatchPut(uint64_t chunk, std::string_view value) {

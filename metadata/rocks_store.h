@@ -5,6 +5,11 @@
 // superblock under kSuperblockKey; the "regions" column family holds bitmap
 // chunks (chunk_codec.h). Every write is synced (WriteOptions::sync).
 //
+// DAMAGE: before RocksDB opens the store, the framing of every WAL and of the
+// MANIFEST is checked (log_check.h); every table file is checked when
+// RocksDB opens it, by the TableCheckFs the store runs on (table_check_fs.h).
+// Either is refused with Corruption naming the file and the offset.
+//
 // Memory is bounded by StoreOptions: one LRU block cache shared by both column
 // families (index and filter blocks are charged to it too), memtables limited
 // by write_buffer_bytes (two per column family at most, and a database-wide

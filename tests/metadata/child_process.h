@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,19 @@ class ChildProcess {
     ssize_t n;
     while ((n = read(out_, buf, sizeof(buf))) > 0) all.append(buf, static_cast<size_t>(n));
     return all;
+  }
+  // Writes `line` and a '\n' to the child's stdin; false if the child is gone
+  // (SIGPIPE must be ignored by the caller).
+  bool WriteLine(const std::string& line) {
+    const std::string s = line + "\n";
+    size_t done = 0;
+    while (done < s.size()) {
+      const ssize_t w = write(in_, s.data() + done, s.size() - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      done += static_cast<size_t>(w);
+    }
+    return true;
   }
   void CloseStdin() {
     if (in_ >= 0) close(in_);

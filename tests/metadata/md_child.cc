@@ -9,6 +9,12 @@
 //                                         apply CommitOps, print "B k\n",
 //                                         Commit(), print "E k\n"; runs until
 //                                         killed (or 100000 commits)
+//   md_child opens - <nr_regions>         for each stdin line "rw DIR" (Open
+//                                         read-write, as a mount) or "ro DIR"
+//                                         (ReadSuperblock, then Open read-only,
+//                                         as clonefs check and info), open and
+//                                         close DIR and print one line: "OK N"
+//                                         (N hydrated regions) or the status
 #include <unistd.h>
 
 #include <cstdio>
@@ -71,15 +77,49 @@ int Workload(const char* dir, uint64_t seed) {
   return 0;
 }
 
+// A mount's open (rw) or clonefs check's and info's (ReadSuperblock, then a
+// read-only Open without identities).
+clonefs::Result<std::unique_ptr<Metadata>> OpenAs(bool rw, const std::string& dir,
+                                                  uint64_t nr_regions) {
+  MetadataOptions o = Opts(dir.c_str(), nr_regions);
+  if (!rw) {
+    auto sb = Metadata::ReadSuperblock(dir);
+    if (!sb.ok()) return sb.status();
+    o.create_if_missing = false;
+    o.read_only = true;
+    o.verify_identities = false;
+  }
+  return Metadata::Open(o);
+}
+
+// One open per stdin line, so that a test can tell which damaged store made
+// RocksDB abort the process (the line it got no answer to).
+int Opens(uint64_t nr_regions) {
+  std::string line;
+  char c;
+  while (read(0, &c, 1) == 1) {
+    if (c != '\n') {
+      line.push_back(c);
+      continue;
+    }
+    auto md = OpenAs(line.rfind("rw ", 0) == 0, line.substr(3), nr_regions);
+    line.clear();
+    Say(md.ok() ? "OK " + std::to_string((*md)->NrHydratedRegions()) + "\n"
+                : md.status().ToString() + "\n");
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 4) {
-    fprintf(stderr, "usage: md_child hold|tryopen|workload DIR ARG\n");
+    fprintf(stderr, "usage: md_child hold|tryopen|workload|opens DIR ARG\n");
     return 64;
   }
   const std::string mode = argv[1];
   if (mode == "workload") return Workload(argv[2], strtoull(argv[3], nullptr, 0));
+  if (mode == "opens") return Opens(strtoull(argv[3], nullptr, 0));
   auto md = Metadata::Open(Opts(argv[2], strtoull(argv[3], nullptr, 0)));
   if (mode == "tryopen") {
     Say((md.ok() ? std::string("OK") : md.status().ToString()) + "\n");
