@@ -53,8 +53,9 @@ TEST(NbdBackoffTest, AServerThatDropsEveryConnectionSeesTheDelayGrowToTheCap) {
     // the next accept (never after it).
     EXPECT_GE(GapMs(t, i), want_ms[i] * 9 / 10) << "attempt " << i + 1 << "; gaps: " << Gaps(t);
   }
-  // Never beyond the cap (plus scheduling slack).
-  EXPECT_LT(GapMs(t, 6), 3000) << Gaps(t);
+  // Never beyond the cap (plus scheduling slack: a sanitizer build on a
+  // loaded machine takes a while to connect).
+  EXPECT_LT(GapMs(t, 6), 3900) << Gaps(t);
   EXPECT_GE(dev->Health().reconnects, 7u);
 
   // A connection that stays up past 3 s proves the server healthy: the
@@ -66,7 +67,8 @@ TEST(NbdBackoffTest, AServerThatDropsEveryConnectionSeesTheDelayGrowToTheCap) {
   t = server.accept_times();
   // Connection k was accepted after the hold was set: it was held.
   EXPECT_GE(GapMs(t, k), kHoldMs) << Gaps(t);
-  EXPECT_LT(GapMs(t, k), kHoldMs + 1000) << "the backoff did not restart; gaps: " << Gaps(t);
+  // Not restarted, it would be 2000 ms (the cap) after the hold.
+  EXPECT_LT(GapMs(t, k), kHoldMs + 1500) << "the backoff did not restart; gaps: " << Gaps(t);
 }
 
 }  // namespace
