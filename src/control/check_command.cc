@@ -62,9 +62,12 @@ int RunCheckCommand(const std::vector<std::string>& args, const CommandIo& io) {
     io.out << "checking clone metadata " << o.metadata_dir << "\n";
     for (const std::string& p : r.passed) io.out << "  ok: " << p << "\n";
   }
+  bool corrupt = false;
   for (const CheckProblem& p : r.problems) {
     io.out << "  " << KindWord(p.kind) << ": " << p.what << "\n";
+    corrupt = corrupt || p.kind == ProblemKind::kCorrupt;
   }
+  if (corrupt) io.out << "  what to do: " << DamagedStoreAdvice(o.metadata_dir) << "\n";
   int rc = r.ExitCode();
   if (!quiet || rc != kCheckClean) {
     io.out << (rc == kCheckClean ? "clean" : std::to_string(r.problems.size()) + " problem(s)")

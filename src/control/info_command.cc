@@ -43,6 +43,7 @@ int RunInfoCommand(const std::vector<std::string>& args, const CommandIo& io) {
   Result<StatusReport> r = ReadOfflineReport(*dir);
   if (!r.ok()) {
     io.err << "clonefs info: " << r.status().message() << "\n";
+    if (r.status().IsCorruption()) io.err << "what to do: " << DamagedStoreAdvice(*dir) << "\n";
     return r.status().IsBusy() ? kInfoMounted : kExitFailure;
   }
   if (vm.count("json") != 0) {

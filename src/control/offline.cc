@@ -345,4 +345,11 @@ class Checker {
 
 CheckResult CheckClone(const CheckOptions& options) { return Checker(options).Run(); }
 
+std::string DamagedStoreAdvice(const std::string& dir) {
+  return "the metadata store " + dir +
+         " is damaged and clonefs will not mount it. Restore it from a backup (this command "
+         "changed nothing; dest is unchanged), or start the clone again over the same dest "
+         "with --overwrite-dest, which discards what dest holds";
+}
+
 }  // namespace clonefs::control

@@ -57,6 +57,11 @@ struct CheckResult {
   int ExitCode() const;
 };
 
+// What to do about a damaged metadata store in `dir` (check, info): clonefs
+// will not mount it; restore it from a backup (dest is unchanged), or start
+// again over dest with --overwrite-dest.
+std::string DamagedStoreAdvice(const std::string& dir);
+
 // Validates the store (superblock fields, bitmap bounds and consistency) and
 // the identities of the source and dest files against the superblock, using
 // the mount command's identity functions. Never modifies anything.

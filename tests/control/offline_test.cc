@@ -298,8 +298,14 @@ TEST_F(OfflineTest, CheckDamagedStore) {
   CmdRun r = Exec(RunCheckCommand, {dest_});
   EXPECT_EQ(r.rc, kCheckCorrupt) << r.out;
   EXPECT_NE(r.out.find("corrupt"), std::string::npos) << r.out;
+  // What to do, not only what is wrong.
+  EXPECT_NE(r.out.find("what to do: the metadata store " + md_dir_ + " is damaged"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("Restore it from a backup"), std::string::npos) << r.out;
   CmdRun i = Exec(RunInfoCommand, {dest_});
   EXPECT_EQ(i.rc, kExitFailure) << i.out;
+  EXPECT_NE(i.err.find("what to do: the metadata store"), std::string::npos) << i.err;
 }
 
 TEST_F(OfflineTest, CheckDamagedDataFilesOnly) {
