@@ -106,7 +106,8 @@
 //   (LinkWindow: about two round trips of the link's rate; probed every
 //   few seconds so queueing at the server cannot ratchet it up), and its
 //   pieces hold at most LinkWindow::PieceCap (small on a slow link). The
-//   prefetch room stays within the window too.
+//   prefetch room is at most the window too (on top of the copies' budget,
+//   as always: at most twice the window in all).
 //
 // FAILURES
 //   - Isolated: a failed unit stays unhydrated and its regions back off

@@ -17,8 +17,11 @@ void LinkWindow::Tick(uint64_t now_ns) {
   if (now_ns < next) return;
   // Long enough for the copies in flight (about two floors' worth at the
   // window) to drain and for one more read to cross the idle link.
-  probe_until_ns_.store(now_ns + std::max<uint64_t>(3 * floor, kMinRateSpanNanos),
-                        std::memory_order_relaxed);
+  // At most a quarter of the interval, so a very distant source still
+  // spends most of the time at its window.
+  const uint64_t length =
+      std::min(std::max<uint64_t>(3 * floor, kMinRateSpanNanos), kProbeIntervalNanos / 4);
+  probe_until_ns_.store(now_ns + length, std::memory_order_relaxed);
   next_probe_ns_.store(now_ns + kProbeIntervalNanos, std::memory_order_relaxed);
 }
 
@@ -42,7 +45,7 @@ uint64_t LinkWindow::Window(uint64_t target, uint64_t now_ns) const {
 
 uint64_t LinkWindow::PieceCap(uint64_t now_ns) const {
   const uint64_t floor = floor_->Get(now_ns);
-  if (floor == 0) return kMaxCopyChunk;  // the window holds one piece until measured
+  if (floor == 0) return kMinWindow;  // nothing measured: a small first piece
   return PieceCapAt(Rate(floor, now_ns));
 }
 

@@ -7,12 +7,14 @@
 //                    [kMinWindow, target] (kMinWindow alone before the
 //                    first read is answered, and during a floor probe)
 //   PieceCap       = kPieceNanos of the rate, a power of two, at least
-//                    kMinPiece, at most kMaxCopyChunk
+//                    kMinPiece, at most kMaxCopyChunk (kMinWindow before the
+//                    first read is answered)
 //
 // where floor is the LatencyFloor the copier notes its reads in (borrowed)
 // and rate the highest rate at which the source delivered them over spans
 // of four floors (at least kMinRateSpanNanos; DeliveryRate). Tick starts a
-// floor probe every kProbeIntervalNanos: for three floors the window is
+// floor probe every kProbeIntervalNanos: for three floors (at most a
+// quarter of the interval) the window is
 // kMinWindow, so the copies queued at the server drain and the next read
 // measures the round trip of an idle link (a window above the link's
 // capacity makes every read wait in the server's queue, and the floor --

@@ -453,9 +453,9 @@ Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
 }
 
 void NbdDevice::Release() {
+  if (released_.load()) return;
+  released_unix_ns_.store(WallNowNs());  // before released_: Health never says since 0
   if (released_.exchange(true)) return;
-  released_unix_ns_.store(WallNowNs(), std::memory_order_relaxed);
-  state_->SetVerifier(nullptr);
   {
     std::lock_guard<std::mutex> l(probe_mu_);
     closing_ = true;  // no new identity re-check
@@ -466,7 +466,10 @@ void NbdDevice::Release() {
     std::unique_lock<std::mutex> l(release_mu_);
     release_cv_.wait(l, [&] { return users_.load() == 0; });
   }
+  // The identity check stays set until then: a connection that reconnects
+  // while reads end is still checked before it serves them.
   for (auto& c : conns_) c->Stop();  // closes the handles, ends spawned nbdkits
+  state_->SetVerifier(nullptr);      // (Stop joined the connections' checks)
   std::thread probe;
   {
     std::lock_guard<std::mutex> l(probe_mu_);  // closing_: no new one starts

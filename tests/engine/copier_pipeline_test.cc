@@ -10,8 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -195,6 +197,44 @@ TEST(CopierPipeline, TheSourceIsReleasedOnceTheCloneIsCompleteAndCommitted) {
   EXPECT_EQ(a.src->releases(), 1u);
   EXPECT_EQ(a.src->pending_at_release(), 0u);
   EXPECT_EQ(a.rig.DestBytes(0, a.rig.image_size), a.rig.source_content);
+}
+
+// A user's read that chose the source (its region unhydrated) and reaches
+// it only after the clone completed and released it is answered from dest,
+// not with EIO: every region is there by then.
+TEST(CopierPipeline, AReadThatRacesTheReleaseIsAnsweredFromDest) {
+  AsyncRig a(16);        // 1 MiB
+  a.src->SetHold(true);  // nothing hydrates yet
+  std::mutex mu;
+  std::condition_variable cv;
+  bool at_gate = false, open = false;
+  a.src->SetReadGate([&] {
+    std::unique_lock<std::mutex> l(mu);
+    at_gate = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return open; });
+  });
+  EngineOptions o;
+  o.commit_interval_ms = 60'000;
+  ASSERT_OK(a.Open(o));
+  std::vector<uint8_t> got(4096);
+  Status read;
+  std::thread reader([&] { read = a.e()->Read(5 * kRegion, got.data(), got.size()); });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(20), [&] { return at_gate; }));
+  }
+  a.src->SetReadGate(nullptr);  // the copier's own reads go through
+  a.src->SetHold(false);
+  ASSERT_TRUE(Rig::WaitFor([&] { return a.src->releases() != 0; }));
+  {
+    std::lock_guard<std::mutex> l(mu);
+    open = true;
+  }
+  cv.notify_all();
+  reader.join();
+  ASSERT_OK(read);
+  EXPECT_EQ(0, std::memcmp(got.data(), a.rig.source_content.data() + 5 * kRegion, got.size()));
 }
 
 // Reads that complete inside ReadAsync (allowed by the Device contract), and

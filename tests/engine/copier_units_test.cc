@@ -98,7 +98,7 @@ TEST(LinkWindow, TwiceTheBandwidthDelayProductPlusAPiece) {
   LinkWindow w(&floor);
   EXPECT_EQ(w.Window(kTarget, t0), LinkWindow::kMinWindow);
   EXPECT_EQ(w.Window(256 << 10, t0), 256u << 10);  // never above the target
-  EXPECT_EQ(w.PieceCap(t0), kMaxCopyChunk);
+  EXPECT_EQ(w.PieceCap(t0), LinkWindow::kMinWindow);  // a small first piece
   // 20 ms floor; 40 MB/s delivered for 1 s (400 kB every 10 ms).
   floor.Note(20 * kMs, t0);
   for (uint64_t i = 0; i < 100; ++i) w.NoteDelivered(400'000, t0 + i * 10 * kMs);
@@ -147,6 +147,20 @@ TEST(LinkWindow, ProbesTheFloorEveryFewSeconds) {
   EXPECT_FALSE(w.Probing(due + LinkWindow::kProbeIntervalNanos - 1));
   w.Tick(due + LinkWindow::kProbeIntervalNanos);
   EXPECT_TRUE(w.Probing(due + LinkWindow::kProbeIntervalNanos));
+}
+
+// A source so distant that three floors exceed a quarter of the interval:
+// the probe lasts that quarter, so the window is not always the least.
+TEST(LinkWindow, AProbeLastsAtMostAQuarterOfTheInterval) {
+  constexpr uint64_t kMs = 1'000'000, t0 = 100 * LatencyFloor::kWindowNanos;
+  LatencyFloor floor;
+  LinkWindow w(&floor);
+  floor.Note(2000 * kMs, t0);
+  w.Tick(t0);
+  const uint64_t due = t0 + LinkWindow::kProbeIntervalNanos;
+  w.Tick(due);
+  EXPECT_TRUE(w.Probing(due + LinkWindow::kProbeIntervalNanos / 4 - 1));
+  EXPECT_FALSE(w.Probing(due + LinkWindow::kProbeIntervalNanos / 4));
 }
 
 TEST(LatencyFloor, MinimumOfTheLastTwoWindowsKeptWhileIdle) {

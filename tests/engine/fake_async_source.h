@@ -30,6 +30,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -89,6 +90,15 @@ class FakeAsyncSource final : public Device {
   bool ReadOnly() const override { return base_->ReadOnly(); }
   const std::string& Name() const override { return base_->Name(); }
   Status Read(uint64_t off, void* buf, size_t len) override {
+    if (!in_finish_) {
+      std::function<void()> gate;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        gate = gate_;
+      }
+      if (gate) gate();
+      if (released_.load()) return Status::IoError("fake source: released", EIO);
+    }
     if (Broken()) return Status::IoError("fake source: connection lost", EIO);
     if (!in_finish_) Raise(&max_ahead_, inflight_bytes_.load());
     return base_->Read(off, buf, len);
@@ -118,11 +128,23 @@ class FakeAsyncSource final : public Device {
   }
   bool AsyncReads() const override { return true; }
   bool SharesReadQueue() const override { return shared_.load(); }
+  // After Release, Health says kReleased and reads fail (as NbdDevice's).
   void Release() override {
     if (releases_++ == 0) pending_at_release_ = inflight_bytes_.load();
+    released_ = true;
+  }
+  // Called at the start of every Read (not the completions' reads), before
+  // anything else: a test may block there.
+  void SetReadGate(std::function<void()> gate) {
+    std::lock_guard<std::mutex> l(mu_);
+    gate_ = std::move(gate);
   }
   SourceHealth Health() const override {
     SourceHealth h;
+    if (released_.load()) {
+      h.state = SourceHealth::State::kReleased;
+      return h;
+    }
     if (down_.load()) {
       h.state = SourceHealth::State::kReconnecting;
       h.last_error = "fake source: connection reset";
@@ -217,6 +239,8 @@ class FakeAsyncSource final : public Device {
   std::atomic<uint64_t> link_bps_{0}, max_ahead_{0};
   std::atomic<bool> shared_{false};
   std::atomic<uint64_t> releases_{0}, pending_at_release_{0};
+  std::atomic<bool> released_{false};
+  std::function<void()> gate_;                         // GUARDED_BY(mu_)
   static inline thread_local bool in_finish_ = false;  // Finish reads the base through Read
   std::mutex mu_;
   std::condition_variable cv_;
