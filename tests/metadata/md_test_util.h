@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -98,6 +100,28 @@ inline int64_t FirstDiff(const std::vector<bool>& a, const std::vector<bool>& b)
     if (a[i] != b[i]) return static_cast<int64_t>(i);
   }
   return -1;
+}
+
+// A whole file's bytes ("" if it cannot be read).
+inline std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+// Replaces a file's content with `bytes`.
+inline void WriteFile(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// Copies the regular files of directory `from` into `to` (created).
+inline void CopyDir(const std::string& from, const std::string& to) {
+  std::filesystem::create_directories(to);
+  for (const auto& e : std::filesystem::directory_iterator(from)) {
+    if (e.is_regular_file()) {
+      std::filesystem::copy_file(e.path(), to + "/" + e.path().filename().string());
+    }
+  }
 }
 
 }  // namespace clonefs::metadata::testing

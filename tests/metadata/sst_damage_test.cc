@@ -48,31 +48,17 @@ namespace clonefs::metadata {
 namespace {
 
 using testing::ChildProcess;
+using testing::CopyDir;
 using testing::MustOpen;
 using testing::Options;
+using testing::ReadFile;
 using testing::TempDir;
+using testing::WriteFile;
 
 namespace fs = std::filesystem;
 
 constexpr uint64_t kChunkRegions = 32768;
 constexpr uint64_t kRegions = 16 * kChunkRegions;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-void CopyDir(const std::string& from, const std::string& to) {
-  fs::create_directories(to);
-  for (const auto& e : fs::directory_iterator(from)) {
-    if (e.is_regular_file()) fs::copy_file(e.path(), to + "/" + e.path().filename().string());
-  }
-}
 
 // The blocks CheckTable verifies in an intact table.
 std::vector<TableBlock> BlocksOf(const std::string& name, const std::string& bytes) {

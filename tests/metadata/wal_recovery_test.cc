@@ -21,33 +21,19 @@
 namespace clonefs::metadata {
 namespace {
 
+using testing::CopyDir;
 using testing::MustOpen;
 using testing::Options;
+using testing::ReadFile;
 using testing::Snapshot;
 using testing::TempDir;
+using testing::WriteFile;
 
 namespace fs = std::filesystem;
 
 constexpr uint64_t kRegions = 1024;
 constexpr size_t kWalBlock = 32768;  // RocksDB log format: 32 KiB blocks
 constexpr size_t kWalHeader = 7;     // crc32c (4), length (2), type (1)
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), {});
-}
-
-void WriteFile(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-void CopyDir(const std::string& from, const std::string& to) {
-  fs::create_directories(to);
-  for (const auto& e : fs::directory_iterator(from)) {
-    if (e.is_regular_file()) fs::copy_file(e.path(), to + "/" + e.path().filename().string());
-  }
-}
 
 // The one non-empty write-ahead log of a store that was never flushed.
 std::string WalOf(const std::string& dir) {
