@@ -127,6 +127,12 @@ class EngineImpl final : public Engine {
   // Whether a region of [off, off+len) (len > 0) is not hydrated.
   bool AnyUnhydrated(uint64_t off, uint64_t len);
   Status ReadSource(uint64_t off, uint8_t* out, size_t len);
+  // Whether the clone is complete and committed and its source released
+  // (Device::Release): a source request that chose it before then and
+  // failed is answered from dest, where every region now is.
+  bool CompletedAndReleased() const {
+    return committer_.hydration_done() && source_->Health().state == SourceHealth::State::kReleased;
+  }
   Status Mutate(uint64_t off, uint64_t len, const Mutation& m, bool read_only);
   Status ApplyToDest(uint64_t off, uint64_t len, const Mutation& m);
   Status FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks, const Mutation& m);

@@ -190,8 +190,7 @@ Status EngineImpl::ReadRuns(uint64_t off, uint8_t* out, size_t len) {
 Status EngineImpl::ReadSource(uint64_t off, uint8_t* out, size_t len) {
   if (source_watch_.changed()) return source_watch_.Refusal();
   Status s = source_->Read(off, out, len);
-  if (!s.ok() && committer_.hydration_done() &&
-      source_->Health().state == SourceHealth::State::kReleased) {
+  if (!s.ok() && CompletedAndReleased()) {
     // The clone completed, and released its source, after this read chose
     // it: every region is in dest now.
     return ReadRuns(off, out, len);

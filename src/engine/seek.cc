@@ -29,8 +29,7 @@ Result<uint64_t> EngineImpl::Seek(uint64_t off, bool data) {
     if (!hydrated && source_watch_.changed()) return source_watch_.Refusal();
     Device* dev = hydrated ? dest_.get() : source_.get();
     Result<uint64_t> answer = data ? dev->NextData(pos) : dev->NextHole(pos);
-    if (!answer.ok() && !hydrated && committer_.hydration_done() &&
-        source_->Health().state == SourceHealth::State::kReleased) {
+    if (!answer.ok() && !hydrated && CompletedAndReleased()) {
       continue;  // completed (the source released) meanwhile: r is hydrated now
     }
     if (!answer.ok()) {

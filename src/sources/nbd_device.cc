@@ -53,14 +53,8 @@ class NbdDevice final : public Device {
         recheck_ns_(recheck_ns) {}
 
   ~NbdDevice() override {
-    state_->SetVerifier(nullptr);
-    {
-      std::lock_guard<std::mutex> l(probe_mu_);
-      closing_ = true;
-      if (probe_conn_ != nullptr) probe_conn_->Stop();
-    }
-    for (auto& c : conns_) c->Stop();  // fails the reads of a running re-check
-    if (probe_thread_.joinable()) probe_thread_.join();
+    StopRechecks();
+    StopConnections();
   }
 
   uint64_t Size() const override { return size_; }
@@ -180,6 +174,13 @@ class NbdDevice final : public Device {
   void Recheck();
   // The re-check of a spawned source, through a connection of its own.
   Status RecheckFresh();
+  // Shutting down (Release, the destructor): no new identity re-check, and
+  // a fresh connection's one stopped; then every connection stopped (their
+  // handles closed, spawned nbdkits ended), the identity check cleared and
+  // the re-check thread joined. REQUIRES: StopRechecks before
+  // StopConnections.
+  void StopRechecks();
+  void StopConnections();
 
   const std::shared_ptr<NbdSourceState> state_;
   const std::vector<std::unique_ptr<NbdConnection>> conns_;
@@ -452,23 +453,14 @@ Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
                          " described no extent at " + std::to_string(off));
 }
 
-void NbdDevice::Release() {
-  if (released_.load()) return;
-  released_unix_ns_.store(WallNowNs());  // before released_: Health never says since 0
-  if (released_.exchange(true)) return;
-  {
-    std::lock_guard<std::mutex> l(probe_mu_);
-    closing_ = true;  // no new identity re-check
-    if (probe_conn_ != nullptr) probe_conn_->Stop();
-  }
-  {
-    // Reads in progress end by their deadline at the latest.
-    std::unique_lock<std::mutex> l(release_mu_);
-    release_cv_.wait(l, [&] { return users_.load() == 0; });
-  }
-  // The identity check stays set until then: a connection that reconnects
-  // while reads end is still checked before it serves them.
-  for (auto& c : conns_) c->Stop();  // closes the handles, ends spawned nbdkits
+void NbdDevice::StopRechecks() {
+  std::lock_guard<std::mutex> l(probe_mu_);
+  closing_ = true;  // no new identity re-check
+  if (probe_conn_ != nullptr) probe_conn_->Stop();
+}
+
+void NbdDevice::StopConnections() {
+  for (auto& c : conns_) c->Stop();  // fails the reads of a running re-check
   state_->SetVerifier(nullptr);      // (Stop joined the connections' checks)
   std::thread probe;
   {
@@ -476,6 +468,21 @@ void NbdDevice::Release() {
     probe = std::move(probe_thread_);
   }
   if (probe.joinable()) probe.join();  // it takes probe_mu_ as it ends
+}
+
+void NbdDevice::Release() {
+  if (released_.load()) return;
+  released_unix_ns_.store(WallNowNs());  // before released_: Health never says since 0
+  if (released_.exchange(true)) return;
+  StopRechecks();
+  {
+    // Reads in progress end by their deadline at the latest.
+    std::unique_lock<std::mutex> l(release_mu_);
+    release_cv_.wait(l, [&] { return users_.load() == 0; });
+  }
+  // The identity check stays set until then: a connection that reconnects
+  // while reads end is still checked before it serves them.
+  StopConnections();
   CLONEFS_LOG_INFO("source %s released: the clone is complete, its connections are closed",
                    state_->display.c_str());
 }
