@@ -90,9 +90,10 @@ class Device {
   // The caller will not read this device again (a clone that became
   // complete no longer needs its source): once the reads in progress have
   // ended, a remote source closes its connections and ends the processes it
-  // started, so the server can shut down, and Health() says kReleased;
-  // reads after that fail. May block until those reads end (at most the
-  // source timeout). Default: nothing (a local file stays open).
+  // started, so the server can shut down, a timed file source
+  // (timed_device.h) closes the file, so its file system can be unmounted,
+  // and Health() says kReleased; reads after that fail. May block until
+  // those reads end (at most the source timeout). Default: nothing.
   virtual void Release() {}
   // Errors: ReadOnly-opened devices return Permission.
   virtual Status Write(uint64_t off, const void* buf, size_t len) = 0;

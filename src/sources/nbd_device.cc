@@ -19,6 +19,7 @@
 #include "sources/nbd_request.h"
 #include "sources/nbd_source_state.h"
 #include "sources/nbdkit_child.h"
+#include "sources/release_gate.h"
 #include "sources/source_wait.h"
 
 namespace clonefs {
@@ -67,7 +68,7 @@ class NbdDevice final : public Device {
   Status Read(uint64_t off, void* buf, size_t len) override {
     CLONEFS_RETURN_IF_ERROR(CheckRead(off, len));
     if (len == 0) return Status::OK();
-    Use use(this);
+    ReleaseGate::Use use(&gate_);
     if (!use.ok()) return ReleasedError();
     std::shared_ptr<NbdOp> op = StartRead(off, buf, len, nullptr);
     return WaitSync(*op);
@@ -79,7 +80,7 @@ class NbdDevice final : public Device {
       done(std::move(s));
       return;
     }
-    Use use(this);
+    ReleaseGate::Use use(&gate_);
     if (!use.ok()) {
       done(ReleasedError());
       return;
@@ -110,29 +111,6 @@ class NbdDevice final : public Device {
   SourceHealth Health() const override;
 
  private:
-  // Brackets a use of the connections (a Read, a block status query, a
-  // ReadAsync being queued), which Release waits for. !ok(): the device
-  // was released; nothing may be sent.
-  class Use {
-   public:
-    explicit Use(NbdDevice* d) : d_(d) {
-      d_->users_.fetch_add(1);  // seq_cst, as Release's store: one sees the other
-      ok_ = !d_->released_.load();
-    }
-    ~Use() {
-      if (d_->users_.fetch_sub(1) == 1 && d_->released_.load()) {
-        std::lock_guard<std::mutex> l(d_->release_mu_);
-        d_->release_cv_.notify_all();
-      }
-    }
-    Use(const Use&) = delete;
-    Use& operator=(const Use&) = delete;
-    bool ok() const { return ok_; }
-
-   private:
-    NbdDevice* const d_;
-    bool ok_ = false;
-  };
   Status ReleasedError() const {
     return Status::IoError("source " + state_->display +
                                " was released when the clone became complete: it is no longer read",
@@ -203,13 +181,10 @@ class NbdDevice final : public Device {
   NbdConnection* probe_conn_ = nullptr;  // GUARDED_BY(probe_mu_); a fresh one's
   std::thread probe_thread_;             // GUARDED_BY(probe_mu_)
 
-  // Release: once released_ is set, no Use begins; Release waits on
-  // release_cv_ until users_ is 0, then stops the connections.
-  std::atomic<bool> released_{false};
-  std::atomic<uint64_t> released_unix_ns_{0};
-  std::atomic<uint64_t> users_{0};
-  std::mutex release_mu_;  // a leaf; pairs release_cv_ with the counter
-  std::condition_variable release_cv_;
+  // Release: every use of the connections (a Read, a block status query,
+  // a ReadAsync being queued) is a ReleaseGate::Use; Release closes the
+  // gate (waiting for the uses in progress), then stops the connections.
+  ReleaseGate gate_;
 };
 
 // The source as seen through one connection, for an identity check: every
@@ -306,8 +281,7 @@ void NbdDevice::Recheck() {
     state_->RecordError(msg);
     state_->SetFatal(Status::Mismatch(msg));
     cache_.Clear();
-  } else if (!s.ok() && !s.IsMismatch() && s.code() != Status::Code::kAborted &&
-             !released_.load()) {
+  } else if (!s.ok() && !s.IsMismatch() && s.code() != Status::Code::kAborted && !gate_.closed()) {
     CLONEFS_LOG_WARN("could not re-check that %s is unchanged: %s", state_->display.c_str(),
                      s.message().c_str());
   }
@@ -433,7 +407,7 @@ Result<uint64_t> NbdDevice::Next(uint64_t off, bool want_hole) {
 Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
   if (state_->has_fatal()) return state_->fatal();
   if (std::optional<Extent> e = cache_.Find(off)) return *e;
-  Use use(this);
+  ReleaseGate::Use use(&gate_);
   if (!use.ok()) return ReleasedError();
   const uint64_t begin = off / min_block_ * min_block_;
   const uint64_t len = std::min(kBlockStatusSpan, size_ - begin);
@@ -471,15 +445,10 @@ void NbdDevice::StopConnections() {
 }
 
 void NbdDevice::Release() {
-  if (released_.load()) return;
-  released_unix_ns_.store(WallNowNs());  // before released_: Health never says since 0
-  if (released_.exchange(true)) return;
+  if (gate_.closed()) return;
   StopRechecks();
-  {
-    // Reads in progress end by their deadline at the latest.
-    std::unique_lock<std::mutex> l(release_mu_);
-    release_cv_.wait(l, [&] { return users_.load() == 0; });
-  }
+  // Reads in progress end by their deadline at the latest.
+  if (!gate_.Close()) return;
   // The identity check stays set until then: a connection that reconnects
   // while reads end is still checked before it serves them.
   StopConnections();
@@ -505,9 +474,9 @@ SourceHealth NbdDevice::Health() const {
       h.oldest_request_unix_ns = v.oldest_sent_unix_ns;
     }
   }
-  if (released_.load()) {
+  if (gate_.closed()) {
     h.state = SourceHealth::State::kReleased;
-    h.since_unix_ns = released_unix_ns_.load(std::memory_order_relaxed);
+    h.since_unix_ns = gate_.closed_unix_ns();
     h.oldest_request_unix_ns = 0;
   } else if (state_->has_fatal()) {
     // The connections may be up, but nothing they serve counts any more.

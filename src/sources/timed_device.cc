@@ -5,7 +5,9 @@
 
 #include "base/cancel.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "sources/read_pool.h"
+#include "sources/release_gate.h"
 #include "sources/source_wait.h"
 
 namespace clonefs {
@@ -25,24 +27,33 @@ class TimedDevice final : public Device {
  public:
   TimedDevice(std::shared_ptr<Device> inner, const TimedSourceOptions& options)
       : inner_(inner),
+        size_(inner->Size()),
+        read_only_(inner->ReadOnly()),
+        name_(inner->Name()),
         timeout_ns_(options.timeout_ns),
         pool_(ReadPool::Create(std::move(inner), options.threads)) {}
 
-  ~TimedDevice() override { pool_->Shutdown(); }
+  ~TimedDevice() override {
+    if (pool_ != nullptr) pool_->Shutdown();  // else Release did
+  }
 
-  uint64_t Size() const override { return inner_->Size(); }
-  bool ReadOnly() const override { return inner_->ReadOnly(); }
-  const std::string& Name() const override { return inner_->Name(); }
-  int SpliceFd() const override { return inner_->SpliceFd(); }
+  uint64_t Size() const override { return size_; }
+  bool ReadOnly() const override { return read_only_; }
+  const std::string& Name() const override { return name_; }
+  int SpliceFd() const override {
+    ReleaseGate::Use use(&gate_);
+    return use.ok() ? inner_->SpliceFd() : -1;
+  }
   bool AsyncReads() const override { return true; }
 
   Status Read(uint64_t off, void* buf, size_t len) override {
     Forget();
     CLONEFS_RETURN_IF_ERROR(CheckRange(off, len));
     if (len == 0) return Status::OK();
+    ReleaseGate::Use use(&gate_);
+    if (!use.ok()) return ReleasedError();
     Status checked;
-    Status s = pool_->Read(off, buf, len, timeout_ns_, CurrentCancelToken(), inner_->Name(),
-                           &checked);
+    Status s = pool_->Read(off, buf, len, timeout_ns_, CurrentCancelToken(), name_, &checked);
     if (s.ok()) {
       last_check_.device = id_;
       last_check_.status = std::move(checked);
@@ -57,15 +68,37 @@ class TimedDevice final : public Device {
       done(std::move(s));
       return;
     }
+    ReleaseGate::Use use(&gate_);
+    if (!use.ok()) {
+      done(ReleasedError());
+      return;
+    }
     pool_->ReadAsync(off, buf, len, std::move(done));
   }
 
-  Status Write(uint64_t off, const void* buf, size_t len) override {
-    return inner_->Write(off, buf, len);
+  // The pool's threads and descriptor are closed once every use of them in
+  // progress has ended (a Read waits at most the timeout); a pool thread
+  // left behind in a stuck read closes the file when that read returns.
+  void Release() override {
+    if (!gate_.Close()) return;
+    pool_->Shutdown();
+    pool_.reset();
+    inner_.reset();
+    CLONEFS_LOG_INFO("source %s released: the clone is complete, the source is closed",
+                     name_.c_str());
   }
-  Status Flush() override { return inner_->Flush(); }
+
+  Status Write(uint64_t off, const void* buf, size_t len) override {
+    ReleaseGate::Use use(&gate_);
+    return use.ok() ? inner_->Write(off, buf, len) : ReleasedError();
+  }
+  Status Flush() override {
+    ReleaseGate::Use use(&gate_);
+    return use.ok() ? inner_->Flush() : ReleasedError();
+  }
   Status Zero(uint64_t off, uint64_t len, ZeroMode mode) override {
-    return inner_->Zero(off, len, mode);
+    ReleaseGate::Use use(&gate_);
+    return use.ok() ? inner_->Zero(off, len, mode) : ReleasedError();
   }
   Result<uint64_t> NextData(uint64_t off) override { return Seek(off, /*hole=*/false); }
   Result<uint64_t> NextHole(uint64_t off) override { return Seek(off, /*hole=*/true); }
@@ -75,11 +108,20 @@ class TimedDevice final : public Device {
       Forget();
       return s;
     }
+    ReleaseGate::Use use(&gate_);
+    if (!use.ok()) return Status::OK();  // no longer read: nothing to look at
     return pool_->Call([](Device& inner) { return inner.CheckUnchanged(); }, timeout_ns_,
-                       CurrentCancelToken(), inner_->Name(), "the check that it is unchanged");
+                       CurrentCancelToken(), name_, "the check that it is unchanged");
   }
 
   SourceHealth Health() const override {
+    ReleaseGate::Use use(&gate_);
+    if (!use.ok()) {
+      SourceHealth released;
+      released.state = SourceHealth::State::kReleased;
+      released.since_unix_ns = gate_.closed_unix_ns();
+      return released;
+    }
     SourceHealth h = inner_->Health();
     uint64_t stalled = 0, recovered = 0, oldest = 0;
     pool_->Stall(timeout_ns_, &stalled, &recovered, &oldest);
@@ -109,6 +151,8 @@ class TimedDevice final : public Device {
   // NextData / NextHole on the pool, under the timeout.
   Result<uint64_t> Seek(uint64_t off, bool hole) {
     Forget();
+    ReleaseGate::Use use(&gate_);
+    if (!use.ok()) return ReleasedError();
     auto found = std::make_shared<uint64_t>(0);  // the call may outlive this frame
     Status s = pool_->Call(
         [found, off, hole](Device& inner) -> Status {
@@ -117,7 +161,7 @@ class TimedDevice final : public Device {
           *found = *r;
           return Status::OK();
         },
-        timeout_ns_, CurrentCancelToken(), inner_->Name(),
+        timeout_ns_, CurrentCancelToken(), name_,
         std::string(hole ? "the search for a hole" : "the search for data") + " at " +
             std::to_string(off));
     if (!s.ok()) return s;
@@ -125,17 +169,28 @@ class TimedDevice final : public Device {
   }
 
   Status CheckRange(uint64_t off, uint64_t len) const {
-    const uint64_t size = inner_->Size();
-    if (off > size || len > size - off) {
-      return Status::InvalidArgument(ReadWhat(off, len) + " is beyond the end of " +
-                                     inner_->Name() + " (" + std::to_string(size) + " bytes)");
+    if (off > size_ || len > size_ - off) {
+      return Status::InvalidArgument(ReadWhat(off, len) + " is beyond the end of " + name_ + " (" +
+                                     std::to_string(size_) + " bytes)");
     }
     return Status::OK();
   }
 
-  const std::shared_ptr<Device> inner_;
+  Status ReleasedError() const {
+    return Status::IoError(
+        "source " + name_ + " was released when the clone became complete: it is no longer read",
+        EIO);
+  }
+
+  // Reset by Release, once no use is in progress (gate_); every other
+  // reader holds a ReleaseGate::Use.
+  std::shared_ptr<Device> inner_;
+  const uint64_t size_;
+  const bool read_only_;
+  const std::string name_;
   const uint64_t timeout_ns_;
-  const std::shared_ptr<ReadPool> pool_;
+  std::shared_ptr<ReadPool> pool_;
+  mutable ReleaseGate gate_;
   // Unique for the process's life (an address may be reused by a later
   // device; a thread's LastCheck must never answer for it).
   const uint64_t id_ = ++next_id_;

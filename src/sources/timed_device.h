@@ -30,9 +30,17 @@
 // the device in between, answers with that result instead of a second trip
 // through the pool.
 //
-// Everything else forwards to the inner device: Size, ReadOnly, Name,
-// Write, Flush, Zero, SpliceFd (which the FUSE layer uses for zero-copy
-// replies; those bypass the timeout).
+// Everything else forwards to the inner device: Write, Flush, Zero,
+// SpliceFd (a zero-copy reply from it would bypass the timeout); Size,
+// ReadOnly and Name are the inner device's at construction.
+//
+// RELEASE. Release() (the clone became complete) refuses new requests
+// (reads and seeks fail with IoError EIO "released", CheckUnchanged is OK:
+// nothing is looked at any more), waits for those in progress (a Read at
+// most the timeout), shuts the pool down and drops the inner device, so the
+// file is closed and its file system can be unmounted. A pool thread left
+// behind in a stuck read keeps the inner device until that read returns.
+// Health() reports kReleased from then on.
 //
 // THREAD SAFETY: every method may be called concurrently (one mutex guards
 // the pool's queues and counters; no lock is held while the inner device
@@ -43,7 +51,7 @@
 // are idle or running a ReadAsync (it writes into the caller's buffer), and
 // leaves threads stuck in a Read behind: they share ownership of the inner
 // device and release it when their read returns. No Read may be in
-// progress when the device is destroyed.
+// progress when the device is destroyed, nor a Release.
 #pragma once
 
 #include <cstdint>

@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mount/harness.h"
+#include "support/open_files.h"
 
 namespace clonefs::testing {
 namespace {
@@ -78,6 +81,46 @@ TEST_F(MountChecksTest, OnlyACompleteCloneMountsWithoutItsSource) {
                    Quote(c_.mnt)),
                 1, "does not exist");
   std::filesystem::rename(c_.src + ".away", c_.src);
+}
+
+// SPEC §4: once complete, dest alone is the image, so the clone lets go of
+// its source file: the file system the source lives on (an archive disk, a
+// network share) can be unmounted while the clone stays mounted and keeps
+// serving from dest. Before completion it is held open.
+TEST_F(MountChecksTest, ACompleteCloneClosesItsSourceFile) {
+  const std::string archive = c_.dir().path() + "/archive";
+  std::filesystem::create_directory(archive);
+  ASSERT_TRUE(ShOk("mount -t tmpfs -o size=16m clonefs-test-archive " + Quote(archive)));
+  struct Unmount {
+    std::string at;
+    ~Unmount() { Sh("umount " + Quote(at) + " 2>/dev/null"); }
+  } unmount_archive{archive};
+  const std::string src = archive + "/src.img";
+  ASSERT_TRUE(ShOk("cp " + Quote(c_.src) + " " + Quote(src)));
+  const std::string args =
+      " --log-file " + Quote(c_.log) + " --on-complete " + Quote("touch " + c_.done_flag) + " ";
+  RunResult m = Sh(ClonefsBinary() + " mount --no-hydration" + args + Quote(src) + " " +
+                   Quote(c_.dst) + " " + Quote(c_.mnt));
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  EXPECT_TRUE(test::FileOpenIn(pid, src)) << "an incomplete clone reads its source";
+  RunResult busy = Sh("umount " + Quote(archive) + " 2>&1");
+  EXPECT_NE(busy.code, 0) << "the source's file system must be busy: " << busy.out;
+
+  ASSERT_TRUE(ShOk(ClonefsBinary() + " message " + Quote(c_.mnt) + " enable_hydration"));
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  bool closed = false;
+  for (int i = 0; i < 100 && !(closed = !test::FileOpenIn(pid, src)); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(closed) << "a complete clone still holds its source open";
+  RunResult status = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
+  EXPECT_NE(status.out.find("Source link:  released since"), std::string::npos) << status.out;
+  RunResult gone = Sh("umount " + Quote(archive) + " 2>&1");
+  EXPECT_EQ(gone.code, 0) << "the source's file system stays busy: " << gone.out;
+  EXPECT_EQ(Sha256(c_.exposed()), src_sha_) << "the clone serves the image from dest alone";
+  ASSERT_EQ(c_.Unmount().code, 0);
 }
 
 TEST_F(MountChecksTest, UnreadableSource) {

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <filesystem>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "devices/mem_device.h"
 #include "sources/open_source.h"
 #include "sources/test_server.h"
+#include "support/open_files.h"
 
 namespace clonefs {
 namespace {
@@ -383,6 +385,61 @@ TEST_F(TimedDeviceTest, DestructionLeavesAThreadStuckInAReadBehind) {
   ASSERT_TRUE(WaitFor([&] { return gate_->destroyed.load(); }));
 }
 
+// Release (the clone became complete): it waits for the read in progress,
+// which gets its data, then closes the inner device; every later request
+// fails without reaching it, status says released, and the names stay.
+TEST_F(TimedDeviceTest, ReleaseWaitsForTheReadInProgressThenClosesTheInnerDevice) {
+  std::unique_ptr<Device> dev = Make(30'000'000'000, 2, 0, 4096);
+  std::vector<uint8_t> got(8192);
+  Status in_progress;
+  std::thread reader([&] { in_progress = dev->Read(0, got.data(), got.size()); });
+  ASSERT_TRUE(WaitFor([&] { return gate_->entered.load() == 1; }));
+  std::atomic<bool> released{false};
+  std::thread releaser([&] {
+    dev->Release();
+    released = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(released.load()) << "Release must wait for the read in progress";
+  EXPECT_FALSE(gate_->destroyed.load());
+  gate_->Open();
+  reader.join();
+  releaser.join();
+  ASSERT_TRUE(in_progress.ok()) << in_progress.ToString();
+  EXPECT_TRUE(Matches(got.data(), 0, got.size()));
+  ASSERT_TRUE(WaitFor([&] { return gate_->destroyed.load(); })) << "the inner device stays open";
+
+  SourceHealth h = dev->Health();
+  EXPECT_EQ(h.state, State::kReleased);
+  EXPECT_NE(h.since_unix_ns, 0u);
+  Status after = dev->Read(0, got.data(), 4096);
+  EXPECT_TRUE(after.IsIoError()) << after.ToString();
+  EXPECT_NE(after.message().find("released"), std::string::npos) << after.ToString();
+  Status async;
+  dev->ReadAsync(0, got.data(), 4096, [&](Status s) { async = s; });
+  EXPECT_TRUE(async.IsIoError()) << async.ToString();
+  EXPECT_FALSE(dev->NextData(0).ok());
+  EXPECT_TRUE(dev->CheckUnchanged().ok()) << "nothing is looked at any more: no change found";
+  EXPECT_EQ(dev->SpliceFd(), -1);
+  EXPECT_EQ(dev->Size(), content_.size());
+  EXPECT_EQ(dev->Name(), "slow.img");
+  dev->Release();  // twice: nothing more
+  EXPECT_EQ(dev->Health().state, State::kReleased);
+}
+
+// A thread stuck in a read its caller gave up on does not hold Release up;
+// it closes the inner device itself when that read returns.
+TEST_F(TimedDeviceTest, ReleaseLeavesAThreadStuckInAReadBehind) {
+  std::unique_ptr<Device> dev = Make(100'000'000, 2, 0, 4096);
+  std::vector<uint8_t> buf(4096);
+  EXPECT_EQ(dev->Read(0, buf.data(), buf.size()).sys_errno(), ETIMEDOUT);
+  dev->Release();
+  EXPECT_EQ(dev->Health().state, State::kReleased);
+  EXPECT_FALSE(gate_->destroyed.load());  // the stuck thread still holds it
+  gate_->Open();
+  ASSERT_TRUE(WaitFor([&] { return gate_->destroyed.load(); }));
+}
+
 TEST(OpenSourceTest, AFileIsATimedPosixDevice) {
   testing::TempDir dir;
   ASSERT_TRUE(dir.ok());
@@ -401,6 +458,11 @@ TEST(OpenSourceTest, AFileIsATimedPosixDevice) {
   EXPECT_TRUE(buf == content);
   EXPECT_EQ((*dev)->Write(0, buf.data(), 1).code(), Status::Code::kPermission);
   EXPECT_TRUE((*dev)->CheckUnchanged().ok());
+  // Released, the file is no longer open (its file system can be unmounted).
+  const std::string path = std::filesystem::canonical(dir.File("src.img")).string();
+  EXPECT_TRUE(test::FileOpenIn(::getpid(), path));
+  (*dev)->Release();
+  EXPECT_FALSE(test::FileOpenIn(::getpid(), path));
 
   Result<SourceSpec> missing = ParseSource(dir.File("missing.img"));
   ASSERT_TRUE(missing.ok());
