@@ -24,8 +24,11 @@ namespace clonefs::control {
 // fields). 2: `health` and `last_error`; copy_rate_bytes_per_s counts bytes
 // copied from the source only (zeroing is zero_rate_bytes_per_s) and is
 // smoothed; the ETA counts only what is left to copy and says why when it is
-// unknown (eta_reason). ReportFromJson reads versions 1 and 2.
-inline constexpr int kStatusSchemaVersion = 2;
+// unknown (eta_reason). 3: source_connection.state may also be `changed`
+// (with source_connection.change) and `released` (the clone is complete and
+// let go of its source), and source_connection.oldest_request_unix_s says
+// how long the source has been silent. ReportFromJson reads versions 1 to 3.
+inline constexpr int kStatusSchemaVersion = 3;
 
 // What the daemon knows about the clone besides the engine's stats. Passed to
 // ControlServer::Start.

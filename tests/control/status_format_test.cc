@@ -525,6 +525,31 @@ TEST(StatusJsonTest, SourceConnectionSaysTheSourceChanged) {
   EXPECT_TRUE(ok.at("source_connection").at("change").is_null());
 }
 
+// `changed` and `released` are states a script acts on, which a reader of
+// schema 2 did not know: documents that may carry them say schema 3 (an
+// older reader then refuses them as newer, rather than as malformed).
+TEST(StatusJsonTest, ReleasedAndChangedStatesComeWithSchema3) {
+  EngineStats s = SampleStats();
+  s.hydration_done = true;
+  s.source_health.state = SourceHealth::State::kReleased;
+  s.source_health.since_unix_ns = 1'795'000'000'000'000'000ull;
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  Json doc = ParseJson(ReportToJson(r));
+  EXPECT_EQ(doc.at("source_connection").at("state").get<std::string>(), "released");
+  EXPECT_EQ(doc.at("schema_version").get<uint64_t>(), 3u);
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->source_health.state, SourceHealth::State::kReleased);
+  // Daemons that wrote these states under schema 2 are still read.
+  std::string old = ReportToJson(r, 0);
+  const std::string v3 = "\"schema_version\":3";
+  ASSERT_NE(old.find(v3), std::string::npos);
+  old.replace(old.find(v3), v3.size(), "\"schema_version\":2");
+  Result<StatusReport> older = ReportFromJsonText(old);
+  ASSERT_TRUE(older.ok()) << older.status().ToString();
+  EXPECT_EQ(older->source_health.state, SourceHealth::State::kReleased);
+}
+
 // Caught by tests/fuzz/status_report_fuzz's check that every field is
 // reported as read, on an input written to try it (the fuzzer had not reached
 // it yet): a time in seconds whose nanoseconds overflow 64 bits was accepted
@@ -778,9 +803,10 @@ TEST(StatusJsonTest, ReadsVersionOneDocuments) {
   cut(",\"copy_rate_window_seconds\":8");
   cut(",\"eta_reason\":null");
   cut(",\"remaining_copy\":49156096");
-  const size_t v = doc.find("\"schema_version\":2");
+  const std::string current = "\"schema_version\":" + std::to_string(kStatusSchemaVersion);
+  const size_t v = doc.find(current);
   ASSERT_NE(v, std::string::npos);
-  doc.replace(v, 18, "\"schema_version\":1");
+  doc.replace(v, current.size(), "\"schema_version\":1");
   Result<StatusReport> back = ReportFromJsonText(doc);
   ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << doc;
   EXPECT_EQ(back->schema_version, 1);
@@ -879,7 +905,7 @@ TEST(StatusJsonTest, HealthAndLastErrorAreReported) {
   StatusReport r = BuildLiveReport(DestFullStats(), SampleInfo(), 1, 2);
   EXPECT_EQ(r.health, "degraded: dest full");
   Json doc = ParseJson(ReportToJson(r));
-  EXPECT_EQ(doc.at("schema_version").get<uint64_t>(), 2u);
+  EXPECT_GE(doc.at("schema_version").get<uint64_t>(), 2u);  // health: since 2
   EXPECT_EQ(doc.at("health").get<std::string>(), "degraded: dest full");
   const Json& e = doc.at("last_error");
   ASSERT_TRUE(e.is_object());
@@ -940,9 +966,10 @@ TEST(StatusJsonTest, ReaderToleratesSchema1WithoutHealth) {
     text.erase(a, b - a);
   };
   cut("health");  // removes health and last_error, which precede hydration_done
-  const size_t v = text.find("\"schema_version\":2");
+  const std::string current = "\"schema_version\":" + std::to_string(kStatusSchemaVersion);
+  const size_t v = text.find(current);
   ASSERT_NE(v, std::string::npos) << text;
-  text.replace(v, 18, "\"schema_version\":1");
+  text.replace(v, current.size(), "\"schema_version\":1");
   Result<StatusReport> r = ReportFromJsonText(text);
   ASSERT_TRUE(r.ok()) << r.status().ToString() << "\n" << text;
   EXPECT_EQ(r->health, "");
@@ -1009,7 +1036,7 @@ TEST(ProgressTest, BarAndFigures) {
 // indent, escapes, whole percents without a fraction): scripts that compare
 // or grep the text see no change. ("passthrough" and "fuse" came later.)
 constexpr char kGoldenLive[] = R"json({
-  "schema_version": 2,
+  "schema_version": 3,
   "live": true,
   "pid": 4321,
   "uptime_seconds": 99,
@@ -1139,10 +1166,10 @@ constexpr char kGoldenLive[] = R"json({
 }
 )json";
 constexpr char kGoldenLiveCompact[] =
-    R"json({"schema_version":2,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"change":null,"oldest_request_unix_s":null,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
+    R"json({"schema_version":3,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"change":null,"oldest_request_unix_s":null,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
 )json";
 constexpr char kGoldenOffline[] = R"json({
-  "schema_version": 2,
+  "schema_version": 3,
   "live": false,
   "pid": null,
   "uptime_seconds": null,
@@ -1252,8 +1279,8 @@ TEST(StatusJsonTest, ReaderRejectsWithAReason) {
       {"[1, 2]", "not an object"},
       {"{\"schema_version\":1e999}", "status JSON: "},
       {"{\"schema_version\":\"2\"}", "field 'schema_version' is not an unsigned integer"},
-      {"{\"schema_version\":3}", "newer than this client understands"},
-      {"{\"schema_version\":2}", "missing field 'live'"},
+      {"{\"schema_version\":4}", "newer than this client understands"},
+      {"{\"schema_version\":3}", "missing field 'live'"},
       {wrong_type, "field 'live' is not a boolean"},
       {negative, "field 'image_size' is not an unsigned integer"},
       {fraction, "field 'commits' is not an unsigned integer"},
