@@ -122,6 +122,7 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
     recorder_ = std::make_unique<profile::ProfileRecorder>(
         geo_, profile::SourceKey{options.profile_source_size, options.profile_source_fp1,
                                  options.profile_source_fp2});
+    for (const RegionRun& run : options.recorded_before) recorder_->Touch(run.first, run.count);
   }
 }
 

@@ -248,4 +248,15 @@ std::vector<RegionRun> ToRegions(const Profile& p, const RegionGeometry& geo) {
   return out;
 }
 
+Result<std::vector<RegionRun>> RecordedSoFar(const std::string& path, const SourceKey& key,
+                                             const RegionGeometry& geo) {
+  auto p = Load(path);
+  if (!p.ok()) {
+    if (p.status().sys_errno() == ENOENT) return std::vector<RegionRun>{};
+    return p.status();
+  }
+  CLONEFS_RETURN_IF_ERROR(CheckSource(*p, key, path));
+  return ToRegions(*p, geo);
+}
+
 }  // namespace clonefs::profile

@@ -60,4 +60,12 @@ Status CheckSource(const Profile& p, const SourceKey& key, const std::string& pa
 // a region already listed by an earlier run is not listed again.
 std::vector<RegionRun> ToRegions(const Profile& p, const RegionGeometry& geo);
 
+// What a recording into `path` holds so far, as regions of `geo` in the order
+// first touched: a later mount of the same clone continues the recording
+// after them rather than replace the file with its own touches only.
+// Empty (OK) if there is no file at `path` (nothing was written yet).
+// Errors: Load's other errors; CheckSource's (recorded from another source).
+Result<std::vector<RegionRun>> RecordedSoFar(const std::string& path, const SourceKey& key,
+                                             const RegionGeometry& geo);
+
 }  // namespace clonefs::profile

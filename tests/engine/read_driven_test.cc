@@ -329,5 +329,46 @@ TEST(Profile, RecordedAtShutdownInFirstTouchOrder) {
   EXPECT_EQ(p->source, (profile::SourceKey{64 * kRegion, 0x1234, 0x5678}));
 }
 
+// A recording continued by a later mount: what the earlier one recorded
+// keeps its place, first; regions it listed and touched again do not move.
+TEST(Profile, AContinuedRecordingKeepsWhatWasRecordedBefore) {
+  Rig rig(64 * kRegion, kRegion, test::RandomContent(64 * kRegion, 9, 0));
+  EngineOptions o = Quiet();
+  o.record_profile_path = rig.dir.path() + "/boot.profile";
+  o.profile_source_size = 64 * kRegion;
+  o.recorded_before = {{20, 2}, {5, 1}};
+  ASSERT_OK(rig.Open(o));
+  EXPECT_EQ(rig.engine->Stats().profile_recorded, 3u);
+  std::vector<uint8_t> buf(2 * kRegion, 1);
+  ASSERT_OK(rig.engine->Read(4 * kRegion, buf.data(), buf.size()));   // 4, then 5 (listed)
+  ASSERT_OK(rig.engine->Read(21 * kRegion, buf.data(), buf.size()));  // 21 (listed), 22
+  ASSERT_OK(rig.engine->Shutdown());
+  auto p = profile::Load(o.record_profile_path);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->runs, (std::vector<RegionRun>{{20, 2}, {5, 1}, {4, 1}, {22, 1}}));
+}
+
+// What a recording holds so far, for a mount that continues it: nothing
+// when no file was written yet; the runs for this source; refused for
+// another source or a file that is no profile.
+TEST(Profile, RecordedSoFarMapsTheFileOntoThisClone) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/boot.profile";
+  const RegionGeometry geo(64 * kRegion, kRegion);
+  const profile::SourceKey key{64 * kRegion, 1, 2};
+  auto none = profile::RecordedSoFar(path, key, geo);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  profile::Profile p;
+  p.source = key;
+  p.region_size = 2 * kRegion;  // mapped onto this clone's regions
+  p.runs = {{3, 1}, {0, 1}};
+  ASSERT_OK(profile::Save(p, path));
+  auto some = profile::RecordedSoFar(path, key, geo);
+  ASSERT_TRUE(some.ok()) << some.status().ToString();
+  EXPECT_EQ(*some, (std::vector<RegionRun>{{6, 2}, {0, 2}}));
+  EXPECT_FALSE(profile::RecordedSoFar(path, profile::SourceKey{64 * kRegion, 1, 3}, geo).ok());
+}
+
 }  // namespace
 }  // namespace clonefs
