@@ -322,6 +322,17 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
     rep->Note("hydrating the " + std::to_string(p->regions()) + " regions of profile " +
               o.profile + " first");
   }
+  // A recording that could not be written at unmount refuses the mount too,
+  // rather than be lost after the workload ran.
+  if (!o.record_profile.empty()) {
+    s = profile::CheckRecordable(o.record_profile);
+    if (!s.ok()) {
+      return fail(s.message() +
+                  ": the access profile could not be written there; give --record-profile a "
+                  "file in a writable directory, or --record-profile '' to mount without "
+                  "recording");
+    }
+  }
   // A clone that was recording into this file before continues its recording
   // (SPEC §10: the order of *first* touches); starting over would replace
   // the file, at unmount, with this mount's touches only.

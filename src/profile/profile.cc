@@ -1,6 +1,7 @@
 #include "profile/profile.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -206,6 +207,20 @@ Status Save(const Profile& p, const std::string& path) {
     (void)::fsync(dfd);
     ::close(dfd);
   }
+  return Status::OK();
+}
+
+Status CheckRecordable(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument(path + " is a directory");
+  }
+  const std::string tmp = path + ".tmp";
+  const bool was_there = ::access(tmp.c_str(), F_OK) == 0;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot create", tmp);
+  ::close(fd);
+  if (!was_there) ::unlink(tmp.c_str());
   return Status::OK();
 }
 

@@ -52,6 +52,11 @@ Result<Profile> Load(const std::string& path);
 // directory, fsync, rename, fsync of the directory). Errors: IoError.
 Status Save(const Profile& p, const std::string& path);
 
+// OK if Save(_, path) can create its temporary file beside `path` (which is
+// not a directory); checks by creating it (removed again unless it was there
+// before). Errors: InvalidArgument for a directory; IoError with the errno.
+Status CheckRecordable(const std::string& path);
+
 // OK if `p` was recorded from the source `key` describes; otherwise
 // InvalidArgument saying what differs and what to do.
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path);

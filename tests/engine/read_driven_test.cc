@@ -3,7 +3,10 @@
 // sequential readers, and profile replay order.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -351,7 +354,7 @@ TEST(Profile, AContinuedRecordingKeepsWhatWasRecordedBefore) {
 // What a recording holds so far, for a mount that continues it: nothing
 // when no file was written yet; the runs for this source; refused for
 // another source or a file that is no profile.
-TEST(Profile, RecordedSoFarMapsTheFileOntoThisClone) {
+TEST(Profile, RecordedSoFarAndCheckRecordable) {
   test::TempDir dir;
   const std::string path = dir.path() + "/boot.profile";
   const RegionGeometry geo(64 * kRegion, kRegion);
@@ -368,6 +371,13 @@ TEST(Profile, RecordedSoFarMapsTheFileOntoThisClone) {
   ASSERT_TRUE(some.ok()) << some.status().ToString();
   EXPECT_EQ(*some, (std::vector<RegionRun>{{6, 2}, {0, 2}}));
   EXPECT_FALSE(profile::RecordedSoFar(path, profile::SourceKey{64 * kRegion, 1, 3}, geo).ok());
+
+  ASSERT_OK(profile::CheckRecordable(path));
+  EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0) << "the check left its file";
+  EXPECT_TRUE(profile::CheckRecordable(dir.path()).IsInvalidArgument());
+  const Status missing = profile::CheckRecordable(dir.path() + "/no-such-dir/boot.profile");
+  EXPECT_TRUE(missing.IsIoError()) << missing.ToString();
+  EXPECT_EQ(missing.sys_errno(), ENOENT);
 }
 
 }  // namespace

@@ -219,6 +219,35 @@ TEST_F(StoredSettingsTest, ResumedRecordingKeepsTheEarlierMountsTouches) {
   EXPECT_EQ(show.code, 0) << show.out;
 }
 
+// A recording that could not be written at unmount is refused at mount: it
+// used to be accepted, the workload ran, and the profile was lost at unmount
+// with one line in the log (unmount itself succeeded and said nothing).
+TEST_F(StoredSettingsTest, RecordingIntoAPlaceItCannotBeWrittenIsRefused) {
+  const std::string prof = c_.dir() / "no-such-dir/boot.profile";
+  RunResult m = MountWith("--record-profile " + Quote(prof));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "No such file or directory")) << m.out;
+  EXPECT_TRUE(Has(m.out, "--record-profile ''")) << m.out;
+  EXPECT_NE(access(c_.dst.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+  EXPECT_NE(Sh("mountpoint -q " + Quote(c_.mnt)).code, 0) << "a refused mount left a mount";
+  // A directory is no file to write either.
+  m = MountWith("--record-profile " + Quote(c_.dir().path()));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "is a directory")) << m.out;
+  // A resumed clone whose recording's directory went away says so too.
+  const std::string dir = c_.dir() / "profiles";
+  ASSERT_TRUE(ShOk("mkdir " + Quote(dir)));
+  m = MountWith("--no-hydration --record-profile " + Quote(dir + "/boot.profile"));
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  ASSERT_TRUE(ShOk("rm -r " + Quote(dir)));
+  m = MountWith("");
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "--record-profile ''")) << m.out;
+  m = MountWith("--record-profile ''");
+  EXPECT_EQ(m.code, 0) << m.out;
+}
+
 TEST_F(StoredSettingsTest, ExplicitOtherRegionSizeIsRefusedWithoutNewCloneAdvice) {
   RunResult m = MountWith("--region-size 128K --no-hydration --on-complete " +
                           Quote("touch " + flag_));
