@@ -420,7 +420,12 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   so.fs.gid = dest_st.st_gid;
   so.passthrough.enabled = o.passthrough;
   so.transport = *transport;
-  if (o.passthrough) {
+  if (o.passthrough && !o.record_profile.empty()) {
+    // A passed-through open's reads never reach the engine's recorder.
+    so.passthrough.unavailable =
+        "an access profile is being recorded (--record-profile): every read must reach the "
+        "daemon";
+  } else if (o.passthrough) {
     OpenPassthroughBacking(o.dest, dest_st, engine->image_size(), &so.passthrough);
   }
   auto server = FuseServer::Mount(engine.get(), so);

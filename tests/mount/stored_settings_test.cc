@@ -219,6 +219,27 @@ TEST_F(StoredSettingsTest, ResumedRecordingKeepsTheEarlierMountsTouches) {
   EXPECT_EQ(show.code, 0) << show.out;
 }
 
+// Reads of a clone that completed while recording still reach the recorder:
+// passthrough (the kernel reading dest itself, Linux 6.9+) stays off while a
+// profile is recorded. With it, an open made after completion was passed
+// through and the profile written at unmount missed every read it made.
+TEST_F(StoredSettingsTest, RecordingSeesReadsOfACompleteClone) {
+  const std::string prof = c_.dir() / "boot.profile";
+  RunResult m = MountWith("--record-profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  RunResult w = Sh(ClonefsBinary() + " wait " + Quote(c_.mnt));
+  ASSERT_EQ(w.code, 0) << w.out;
+  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
+                   " of=/dev/null bs=1M skip=8 count=1 status=none"));
+  std::string st = StatusText();
+  EXPECT_TRUE(Has(st, "Recording:    profile " + prof + " (16 regions so far")) << st;
+  EXPECT_FALSE(Has(st, "Passthrough:  active")) << st;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
+  ASSERT_EQ(show.code, 0) << show.out;
+  EXPECT_TRUE(Has(show.out, "1  128 +16  [8388608, 9437184)")) << show.out;
+}
+
 // A recording that could not be written at unmount is refused at mount: it
 // used to be accepted, the workload ran, and the profile was lost at unmount
 // with one line in the log (unmount itself succeeded and said nothing).
