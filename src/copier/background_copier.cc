@@ -120,6 +120,7 @@ void BackgroundCopier::SetThreshold(uint32_t n) {
 
 void BackgroundCopier::SetBatchSize(uint32_t n) {
   batch_.store(std::max<uint32_t>(n, 1));
+  hints_.SetUnitRegions(n);  // the unit of near hints and read-ahead windows
   BumpAndNotify();
 }
 

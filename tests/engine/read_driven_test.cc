@@ -275,6 +275,41 @@ TEST(ReadAhead, AReaderGoingRoundIsNotSequential) {
   EXPECT_EQ(rig.engine->Stats().sequential_readers, 0u);
 }
 
+// hydration_batch_size changed at runtime is also the size of the hints made
+// from then on: a read near region 37 after `hydration_batch_size 1` has the
+// copier fetch region 37 first, then go on with its cursor. (The hints kept
+// the batch size the engine was opened with: 16 regions, 32..47, were
+// fetched first.)
+TEST(ReadHints, BatchSizeChangedAtRuntimeIsTheUnitOfNewHints) {
+  const uint64_t regions = 64;
+  Rig rig(regions * kRegion, kRegion, test::RandomContent(regions * kRegion, 10, 0));
+  std::mutex mu;
+  std::vector<uint64_t> copies;  // first region of each copier read, in order
+  OpCounter src;
+  src.also = [&](DeviceOp op, uint64_t off, uint64_t len) {
+    if (op != DeviceOp::kRead || len < kRegion) return;  // the user's 4 KiB read
+    std::lock_guard<std::mutex> l(mu);
+    copies.push_back(off / kRegion);
+  };
+  src.Install(rig.source);
+  EngineOptions o = Quiet();
+  o.read_hints = true;
+  o.copier_threads = 1;
+  o.knobs.hydration_threshold = 1;
+  o.knobs.hydration_batch_size = 16;
+  ASSERT_OK(rig.Open(o));
+  rig.engine->SetHydrationBatchSize(1);
+  std::vector<uint8_t> buf(4096);
+  ASSERT_OK(rig.engine->Read(37 * kRegion + 8192, buf.data(), buf.size()));
+  rig.engine->EnableHydration(true);
+  ASSERT_TRUE(Rig::WaitFor([&] { return rig.engine->Stats().hydrated_regions == regions; }));
+  std::lock_guard<std::mutex> l(mu);
+  ASSERT_GE(copies.size(), 2u);
+  EXPECT_EQ(std::vector<uint64_t>(copies.begin(), copies.begin() + 2),
+            (std::vector<uint64_t>{37, 0}));
+  EXPECT_EQ(rig.engine->Stats().near_regions, 1u);
+}
+
 // The profile's regions are hydrated first, in its order, then the rest.
 TEST(Profile, ReplayHydratesTheProfileFirstInOrder) {
   const uint64_t regions = 64;
