@@ -619,6 +619,11 @@ bool BackgroundCopier::NoteRead(uint64_t off, uint64_t len, bool unhydrated) {
   return seq;
 }
 
+int BackgroundCopier::ReadAheadStreams(uint64_t now_ns) const {
+  if (!enabled_.load() || threshold_.load() == 0 || profile_pending_.load()) return 0;
+  return hints_.sequential_streams(now_ns);
+}
+
 void BackgroundCopier::SetProfile(std::vector<RegionRun> runs) {
   std::lock_guard<std::mutex> l(mu_);
   profile_ = std::move(runs);

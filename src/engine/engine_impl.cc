@@ -253,7 +253,7 @@ EngineStats EngineImpl::Stats() const {
   s.cor_regions = copier_.origin_stats(CopyOrigin::kCopyOnRead).regions;
   s.ahead_source_bytes = ahead.source_bytes;
   s.near_source_bytes = near.source_bytes;
-  s.sequential_readers = static_cast<uint64_t>(copier_.hints().sequential_streams(clock_->NowNanos()));
+  s.sequential_readers = static_cast<uint64_t>(copier_.ReadAheadStreams(clock_->NowNanos()));
   s.near_hints = copier_.hints().near_size();
   copier_.ProfileProgress(&s.profile_hydrated, &s.profile_total);
   if (recorder_) {

@@ -303,6 +303,31 @@ TEST(ReadAhead, SequentialReaderFetchesEachByteOnce) {
   EXPECT_EQ(s.user_source_bytes + s.copier_source_bytes, probe->read_bytes());
 }
 
+// Status counts only the sequential readers the copier reads ahead of: none
+// while background copying is disabled (it used to say "read-ahead for 1
+// sequential reader" while nothing was read ahead), one once it is enabled.
+TEST(ReadAhead, StatusCountsReadersReadAheadOfOnly) {
+  const uint64_t regions = 256;
+  Rig rig(regions * kRegion, kRegion, test::RandomContent(regions * kRegion, 12, 0));
+  EngineOptions o = Quiet();
+  o.read_hints = true;
+  o.knobs.hydration_threshold = 1;
+  o.min_background_pace_bytes_per_s = 1 << 20;
+  ASSERT_OK(rig.Open(o));
+  std::vector<uint8_t> buf(128 << 10);
+  uint64_t off = 0;
+  for (; off < (4 << 20); off += buf.size()) {
+    ASSERT_OK(rig.engine->Read(off, buf.data(), buf.size()));
+  }
+  EXPECT_EQ(rig.engine->Stats().sequential_readers, 0u);
+  EXPECT_EQ(rig.engine->Stats().ahead_regions, 0u);
+  rig.engine->EnableHydration(true);
+  ASSERT_OK(rig.engine->Read(off, buf.data(), buf.size()));
+  EXPECT_EQ(rig.engine->Stats().sequential_readers, 1u);
+  rig.engine->SetHydrationThreshold(0);
+  EXPECT_EQ(rig.engine->Stats().sequential_readers, 0u);
+}
+
 // A reader going round the same few regions is not a sequential reader: no
 // read-ahead, the pace holds.
 TEST(ReadAhead, AReaderGoingRoundIsNotSequential) {
