@@ -120,6 +120,7 @@ void BackgroundCopier::SetThreshold(uint32_t n) {
 
 void BackgroundCopier::SetBatchSize(uint32_t n) {
   batch_.store(std::max<uint32_t>(n, 1));
+  hints_.SetUnitRegions(n);  // the unit of near hints and read-ahead windows
   BumpAndNotify();
 }
 
@@ -616,6 +617,11 @@ bool BackgroundCopier::NoteRead(uint64_t off, uint64_t len, bool unhydrated) {
   // The window moved (also through hydrated data: what is ahead may not be).
   if (seq) BumpAndNotify();
   return seq;
+}
+
+int BackgroundCopier::ReadAheadStreams(uint64_t now_ns) const {
+  if (!enabled_.load() || threshold_.load() == 0 || profile_pending_.load()) return 0;
+  return hints_.sequential_streams(now_ns);
 }
 
 void BackgroundCopier::SetProfile(std::vector<RegionRun> runs) {

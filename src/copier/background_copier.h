@@ -339,6 +339,11 @@ class BackgroundCopier {
   void SetHints(bool on) { hints_.SetEnabled(on); }
   bool hints_enabled() const { return hints_.enabled(); }
   const ReadHints& hints() const { return hints_; }
+  // Sequential readers the copier reads ahead of now (for status): those of
+  // the hints, but none while background copying is disabled or its
+  // threshold is 0, nor while a replayed profile is still being fetched
+  // (see ORDER).
+  int ReadAheadStreams(uint64_t now_ns) const;
   // The access profile to replay (regions in order), before the cursor.
   // Call before Start.
   void SetProfile(std::vector<RegionRun> runs);

@@ -8,6 +8,11 @@ namespace clonefs {
 ReadHints::ReadHints(const RegionGeometry& geo, uint64_t unit_regions)
     : geo_(geo), unit_regions_(std::max<uint64_t>(unit_regions, 1)) {}
 
+void ReadHints::SetUnitRegions(uint64_t unit_regions) {
+  std::lock_guard<std::mutex> l(mu_);
+  unit_regions_ = std::max<uint64_t>(unit_regions, 1);
+}
+
 void ReadHints::SetEnabled(bool on) {
   std::lock_guard<std::mutex> l(mu_);
   enabled_ = on;

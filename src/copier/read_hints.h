@@ -64,6 +64,10 @@ class ReadHints {
   // unit_regions: the size of a "near" hint, in regions (>= 1).
   ReadHints(const RegionGeometry& geo, uint64_t unit_regions);
 
+  // A new unit size (hydration_batch_size changed at runtime; 0 counts as
+  // 1), for hints made from now on; hints already made keep theirs.
+  void SetUnitRegions(uint64_t unit_regions);
+
   // Hints on or off (off: NoteRead does nothing and every hint is dropped).
   void SetEnabled(bool on);
   bool enabled() const;
@@ -111,8 +115,8 @@ class ReadHints {
   }
 
   const RegionGeometry geo_;
-  const uint64_t unit_regions_;
   mutable std::mutex mu_;
+  uint64_t unit_regions_;           // GUARDED_BY(mu_)
   bool enabled_ = true;             // GUARDED_BY(mu_)
   Stream streams_[kStreams];        // GUARDED_BY(mu_)
   std::deque<RegionRun> near_;      // GUARDED_BY(mu_); newest at the front

@@ -154,6 +154,10 @@ struct EngineOptions {
   // Where to record this clone's access profile (regions in the order first
   // read or written), written at Shutdown; empty: not recorded. Default: "".
   std::string record_profile_path;
+  // What an earlier mount of this clone recorded into record_profile_path
+  // (in this clone's regions, in order): the recording continues after it,
+  // so the file written at Shutdown keeps those first touches. Default: none.
+  std::vector<RegionRun> recorded_before;
   // The source's identity, written into a recorded profile.
   uint64_t profile_source_size = 0, profile_source_fp1 = 0, profile_source_fp2 = 0;
 };

@@ -122,6 +122,7 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
     recorder_ = std::make_unique<profile::ProfileRecorder>(
         geo_, profile::SourceKey{options.profile_source_size, options.profile_source_fp1,
                                  options.profile_source_fp2});
+    for (const RegionRun& run : options.recorded_before) recorder_->Touch(run.first, run.count);
   }
 }
 
@@ -252,7 +253,7 @@ EngineStats EngineImpl::Stats() const {
   s.cor_regions = copier_.origin_stats(CopyOrigin::kCopyOnRead).regions;
   s.ahead_source_bytes = ahead.source_bytes;
   s.near_source_bytes = near.source_bytes;
-  s.sequential_readers = static_cast<uint64_t>(copier_.hints().sequential_streams(clock_->NowNanos()));
+  s.sequential_readers = static_cast<uint64_t>(copier_.ReadAheadStreams(clock_->NowNanos()));
   s.near_hints = copier_.hints().near_size();
   copier_.ProfileProgress(&s.profile_hydrated, &s.profile_total);
   if (recorder_) {

@@ -40,9 +40,13 @@
 //     for a copy in flight, then reads what it copied from dest), reads as
 //     above, and with copy-on-read hands the held regions' bytes to the
 //     copier (AdoptFetched), which writes and marks them; the reader does
-//     not wait for that. Partial regions are left to the hints. Holding the
-//     regions across the source read is what keeps a concurrent write from
-//     being overwritten by the older source bytes.
+//     not wait for that. A sequential reader's partial piece of a full-size
+//     region (<= kMaxWidenedRegion) is widened to the whole region, read,
+//     and handed over too (small reads, e.g. sha256sum's 32 KiB, would
+//     otherwise be fetched again by the copier); other partial regions are
+//     left to the hints. Holding the regions across the source read is what
+//     keeps a concurrent write from being overwritten by the older source
+//     bytes.
 //
 // MODES: read from committer_ at the start of each request. In kReadOnly,
 //   the in-core bitmap equals the durable one (Abort reloaded it and no mark
@@ -123,6 +127,10 @@ class EngineImpl final : public Engine {
   // source read: to copy them on read (`cor`), or to wait for copies in
   // flight (`wait`: a sequential reader). See REQUEST PATH.
   Status ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor, bool wait);
+  // The largest region a sequential reader's partial read is widened to
+  // (copy-on-read; ReadHolding): up to two of them are read beyond the
+  // request.
+  static constexpr uint64_t kMaxWidenedRegion = 1ull << 20;
   void Touch(uint64_t off, uint64_t len);
   // Whether a region of [off, off+len) (len > 0) is not hydrated.
   bool AnyUnhydrated(uint64_t off, uint64_t len);

@@ -111,13 +111,20 @@ Status EngineImpl::ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor,
   // region held). A region found hydrated once held was copied meanwhile:
   // it is read from dest and let go. A region a prefetch unit is copying
   // (or, for a sequential reader, any copy) is waited for, not fetched
-  // again; partial pieces of such regions are only waited for.
+  // again; partial pieces of such regions are only waited for, except that
+  // a sequential reader copying on read takes the whole region of a partial
+  // piece (the first or the last of a request) and reads all of it: the rest
+  // is what it reads next, and a piece alone would be fetched again later.
+  const bool widen = cor && wait && geo_.region_size() <= kMaxWidenedRegion;
+  uint64_t lo = off, hi = off + len;  // what is read: the request, widened
   std::vector<uint64_t> held;
-  held.reserve(len / geo_.region_size() + 1);
+  held.reserve(len / geo_.region_size() + 2);
   for (const RegionPiece p : geo_.Split(off, len)) {
     if (md_->IsRegionHydrated(p.region)) continue;
     const bool wait_here = wait || copier_.IsPrefetching(p.region);
-    if (!geo_.CanSkipCopy(p)) {
+    const bool whole = geo_.CanSkipCopy(p);
+    const bool widened = !whole && widen && !geo_.IsPartialRegion(p.region);
+    if (!whole && !widened) {
       if (wait_here) {
         locks_.Lock(p.region);
         locks_.Unlock(p.region);
@@ -134,8 +141,20 @@ Status EngineImpl::ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor,
       continue;
     }
     held.push_back(p.region);
+    if (widened) {
+      lo = std::min(lo, geo_.RegionStart(p.region));
+      hi = std::max(hi, geo_.RegionStart(p.region) + geo_.region_size());
+    }
   }
-  Status s = ReadRuns(off, out, len);
+  // The widened read goes to a buffer of its own; the request is copied out.
+  std::vector<uint8_t> wide;
+  uint8_t* base = out;
+  if (lo != off || hi != off + len) {
+    wide.resize(hi - lo);
+    base = wide.data();
+  }
+  Status s = ReadRuns(lo, base, hi - lo);
+  if (s.ok() && base != out) std::memcpy(out, base + (off - lo), len);
   // Hand runs of held regions to the copier; what it refuses (or all of it
   // after a failed read) is let go unhydrated.
   const uint64_t max_run = std::max<uint64_t>(kMaxCopyChunk >> geo_.region_shift(), 1);
@@ -143,8 +162,7 @@ Status EngineImpl::ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor,
     size_t j = i + 1;
     while (j < held.size() && held[j] == held[j - 1] + 1 && j - i < max_run) ++j;
     const uint64_t first = held[i], count = j - i;
-    if (!s.ok() ||
-        !copier_.AdoptFetched(first, count, out + (geo_.RegionStart(first) - off))) {
+    if (!s.ok() || !copier_.AdoptFetched(first, count, base + (geo_.RegionStart(first) - lo))) {
       locks_.UnlockRun(first, count);
     }
     i = j;

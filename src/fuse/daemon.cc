@@ -322,6 +322,35 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
     rep->Note("hydrating the " + std::to_string(p->regions()) + " regions of profile " +
               o.profile + " first");
   }
+  // A recording that could not be written at unmount refuses the mount too,
+  // rather than be lost after the workload ran.
+  if (!o.record_profile.empty()) {
+    s = profile::CheckRecordable(o.record_profile);
+    if (!s.ok()) {
+      return fail(s.message() +
+                  ": the access profile could not be written there; give --record-profile a "
+                  "file in a writable directory, or --record-profile '' to mount without "
+                  "recording");
+    }
+  }
+  // A clone that was recording into this file before continues its recording
+  // (SPEC §10: the order of *first* touches); starting over would replace
+  // the file, at unmount, with this mount's touches only.
+  std::vector<RegionRun> recorded_before;
+  if (!o.record_profile.empty() && resolved->stored.record_profile == o.record_profile) {
+    auto geo = RegionGeometry::Make(sb.image_size, c.metadata->region_size());
+    if (!geo.ok()) return fail(geo.status().message());
+    auto before = profile::RecordedSoFar(o.record_profile, source_key, *geo);
+    if (before.ok()) {
+      recorded_before = std::move(*before);
+      if (!recorded_before.empty()) {
+        rep->Note("continuing the access profile recorded in " + o.record_profile);
+      }
+    } else {
+      rep->Note("starting a new recording in " + o.record_profile +
+                " (what it holds cannot be continued: " + before.status().message() + ")");
+    }
+  }
   // A transport this kernel cannot give refuses the mount before it is
   // stored too (the server checks again, with an io_uring, when it mounts).
   auto transport = ParseFuseTransport(o.fuse_transport);
@@ -358,6 +387,7 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   eo.read_hints = o.read_hints;
   eo.profile_order = std::move(profile_order);
   eo.record_profile_path = o.record_profile;
+  eo.recorded_before = std::move(recorded_before);
   eo.profile_source_size = source_key.size;
   eo.profile_source_fp1 = source_key.fp1;
   eo.profile_source_fp2 = source_key.fp2;
@@ -390,7 +420,12 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   so.fs.gid = dest_st.st_gid;
   so.passthrough.enabled = o.passthrough;
   so.transport = *transport;
-  if (o.passthrough) {
+  if (o.passthrough && !o.record_profile.empty()) {
+    // A passed-through open's reads never reach the engine's recorder.
+    so.passthrough.unavailable =
+        "an access profile is being recorded (--record-profile): every read must reach the "
+        "daemon";
+  } else if (o.passthrough) {
     OpenPassthroughBacking(o.dest, dest_st, engine->image_size(), &so.passthrough);
   }
   auto server = FuseServer::Mount(engine.get(), so);

@@ -29,8 +29,8 @@
 //     passed-through open of the inode is live; such an open is refused with
 //     EIO here, and logged, instead.
 //
-// FALLBACK: when passthrough is unavailable (disabled, dest not a regular
-// file of the image's size, a kernel that does not offer it, no
+// FALLBACK: when passthrough is unavailable (disabled, an access profile
+// being recorded, dest not a regular file of the image's size, a kernel that does not offer it, no
 // CAP_SYS_ADMIN, the ioctl refused) every open is served by the daemon as
 // before; one log line and Describe() say why.
 //

@@ -1,6 +1,7 @@
 #include "profile/profile.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -209,6 +210,20 @@ Status Save(const Profile& p, const std::string& path) {
   return Status::OK();
 }
 
+Status CheckRecordable(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument(path + " is a directory");
+  }
+  const std::string tmp = path + ".tmp";
+  const bool was_there = ::access(tmp.c_str(), F_OK) == 0;
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot create", tmp);
+  ::close(fd);
+  if (!was_there) ::unlink(tmp.c_str());
+  return Status::OK();
+}
+
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path) {
   if (p.source == key) return Status::OK();
   std::string what = p.source.size != key.size
@@ -246,6 +261,17 @@ std::vector<RegionRun> ToRegions(const Profile& p, const RegionGeometry& geo) {
     }
   }
   return out;
+}
+
+Result<std::vector<RegionRun>> RecordedSoFar(const std::string& path, const SourceKey& key,
+                                             const RegionGeometry& geo) {
+  auto p = Load(path);
+  if (!p.ok()) {
+    if (p.status().sys_errno() == ENOENT) return std::vector<RegionRun>{};
+    return p.status();
+  }
+  CLONEFS_RETURN_IF_ERROR(CheckSource(*p, key, path));
+  return ToRegions(*p, geo);
 }
 
 }  // namespace clonefs::profile

@@ -52,6 +52,11 @@ Result<Profile> Load(const std::string& path);
 // directory, fsync, rename, fsync of the directory). Errors: IoError.
 Status Save(const Profile& p, const std::string& path);
 
+// OK if Save(_, path) can create its temporary file beside `path` (which is
+// not a directory); checks by creating it (removed again unless it was there
+// before). Errors: InvalidArgument for a directory; IoError with the errno.
+Status CheckRecordable(const std::string& path);
+
 // OK if `p` was recorded from the source `key` describes; otherwise
 // InvalidArgument saying what differs and what to do.
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path);
@@ -59,5 +64,13 @@ Status CheckSource(const Profile& p, const SourceKey& key, const std::string& pa
 // The runs of `p` as regions of `geo`, in order, each clipped to the image;
 // a region already listed by an earlier run is not listed again.
 std::vector<RegionRun> ToRegions(const Profile& p, const RegionGeometry& geo);
+
+// What a recording into `path` holds so far, as regions of `geo` in the order
+// first touched: a later mount of the same clone continues the recording
+// after them rather than replace the file with its own touches only.
+// Empty (OK) if there is no file at `path` (nothing was written yet).
+// Errors: Load's other errors; CheckSource's (recorded from another source).
+Result<std::vector<RegionRun>> RecordedSoFar(const std::string& path, const SourceKey& key,
+                                             const RegionGeometry& geo);
 
 }  // namespace clonefs::profile

@@ -3,7 +3,10 @@
 // sequential readers, and profile replay order.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -77,6 +80,37 @@ TEST(CopyOnRead, WholeRegionReadsHydrateAndAreNotFetchedAgain) {
 }
 
 // Read-only mode: nothing can be marked, so copy-on-read stays out of the way.
+// A sequential reader of small pieces (sha256sum reads 32 KiB at a time)
+// with copy-on-read, and no background copying: once it is seen to be
+// sequential, each region it starts is read whole and kept, so the image is
+// fetched about once, not once by the reader and again by the copier.
+// (Before, pieces were never kept: 2 times the image.)
+TEST(CopyOnRead, SequentialSmallReadsAreFetchedOnce) {
+  const uint64_t regions = 256;  // 16 MiB
+  const uint64_t image = regions * kRegion;
+  Rig rig(image, kRegion, test::RandomContent(image, 11, 0));
+  OpCounter src;
+  src.Install(rig.source);
+  EngineOptions o = Quiet();
+  o.copy_on_read = true;
+  o.read_hints = true;  // how a reader is seen to be sequential
+  ASSERT_OK(rig.Open(o));
+  std::vector<uint8_t> buf(32 << 10), all;
+  for (uint64_t off = 0; off < image; off += buf.size()) {
+    ASSERT_OK(rig.engine->Read(off, buf.data(), buf.size()));
+    all.insert(all.end(), buf.begin(), buf.end());
+  }
+  EXPECT_EQ(all, rig.source_content);
+  ASSERT_TRUE(Rig::WaitFor([&] { return rig.engine->Stats().cor_regions > regions - 32; }))
+      << rig.engine->Stats().cor_regions;
+  rig.engine->EnableHydration(true);
+  ASSERT_TRUE(Rig::WaitFor([&] { return rig.engine->Stats().hydrated_regions == regions; }));
+  // The first MiB, read before the reader is known to be sequential, twice.
+  EXPECT_LE(src.read_bytes.load(), image + (2 << 20));
+  EXPECT_EQ(rig.ReadAll(), rig.source_content);
+  EXPECT_EQ(rig.DestBytes(0, image), rig.source_content);
+}
+
 TEST(CopyOnRead, NothingIsCopiedInReadOnlyMode) {
   Rig rig(16 * kRegion, kRegion, test::RandomContent(16 * kRegion, 4, 0));
   EngineOptions o = Quiet();
@@ -99,7 +133,8 @@ TEST(CopyOnRead, NothingIsCopiedInReadOnlyMode) {
 // Concurrent readers, writers and zeroers of the same few regions, with
 // copy-on-read on and the copier running: every byte read back at the end
 // is the last thing written there (or the source's), and every region
-// marked hydrated holds exactly that in dest. A copy-on-read that landed
+// marked hydrated holds exactly that in dest; a sequential reader of pieces
+// smaller than a region takes part too. A copy-on-read that landed
 // after a write would show up as the source's bytes over the write.
 TEST(CopyOnRead, RacesWithWritesZerosAndTheCopierKeepTheModel) {
   const uint64_t regions = 32;
@@ -145,13 +180,23 @@ TEST(CopyOnRead, RacesWithWritesZerosAndTheCopierKeepTheModel) {
         ASSERT_OK(rig.engine->Read(r * kRegion, buf.data(), (1 + rng() % 4) * kRegion));
       }
     };
-    std::thread r1(reader, 1), r2(reader, 2);
+    // A sequential reader of 24 KiB pieces, round and round: with the hints
+    // on, its partial pieces are widened to whole regions and kept.
+    auto sequential = [&] {
+      std::vector<uint8_t> buf(24 << 10);
+      for (uint64_t off = 0; !stop.load(); off += buf.size()) {
+        if (off + buf.size() > regions * kRegion) off = 0;
+        ASSERT_OK(rig.engine->Read(off, buf.data(), buf.size()));
+      }
+    };
+    std::thread r1(reader, 1), r2(reader, 2), r3(sequential);
     std::thread w0(writer, 0), w1(writer, 1);
     w0.join();
     w1.join();
     stop = true;
     r1.join();
     r2.join();
+    r3.join();
     EXPECT_EQ(rig.ReadAll(), model) << "round " << round;
     // Marked regions hold their data in dest (crash contract 2).
     ASSERT_OK(rig.engine->Fsync());
@@ -258,6 +303,31 @@ TEST(ReadAhead, SequentialReaderFetchesEachByteOnce) {
   EXPECT_EQ(s.user_source_bytes + s.copier_source_bytes, probe->read_bytes());
 }
 
+// Status counts only the sequential readers the copier reads ahead of: none
+// while background copying is disabled (it used to say "read-ahead for 1
+// sequential reader" while nothing was read ahead), one once it is enabled.
+TEST(ReadAhead, StatusCountsReadersReadAheadOfOnly) {
+  const uint64_t regions = 256;
+  Rig rig(regions * kRegion, kRegion, test::RandomContent(regions * kRegion, 12, 0));
+  EngineOptions o = Quiet();
+  o.read_hints = true;
+  o.knobs.hydration_threshold = 1;
+  o.min_background_pace_bytes_per_s = 1 << 20;
+  ASSERT_OK(rig.Open(o));
+  std::vector<uint8_t> buf(128 << 10);
+  uint64_t off = 0;
+  for (; off < (4 << 20); off += buf.size()) {
+    ASSERT_OK(rig.engine->Read(off, buf.data(), buf.size()));
+  }
+  EXPECT_EQ(rig.engine->Stats().sequential_readers, 0u);
+  EXPECT_EQ(rig.engine->Stats().ahead_regions, 0u);
+  rig.engine->EnableHydration(true);
+  ASSERT_OK(rig.engine->Read(off, buf.data(), buf.size()));
+  EXPECT_EQ(rig.engine->Stats().sequential_readers, 1u);
+  rig.engine->SetHydrationThreshold(0);
+  EXPECT_EQ(rig.engine->Stats().sequential_readers, 0u);
+}
+
 // A reader going round the same few regions is not a sequential reader: no
 // read-ahead, the pace holds.
 TEST(ReadAhead, AReaderGoingRoundIsNotSequential) {
@@ -270,6 +340,41 @@ TEST(ReadAhead, AReaderGoingRoundIsNotSequential) {
     ASSERT_OK(rig.engine->Read((i % 4) * kRegion, buf.data(), buf.size()));
   }
   EXPECT_EQ(rig.engine->Stats().sequential_readers, 0u);
+}
+
+// hydration_batch_size changed at runtime is also the size of the hints made
+// from then on: a read near region 37 after `hydration_batch_size 1` has the
+// copier fetch region 37 first, then go on with its cursor. (The hints kept
+// the batch size the engine was opened with: 16 regions, 32..47, were
+// fetched first.)
+TEST(ReadHints, BatchSizeChangedAtRuntimeIsTheUnitOfNewHints) {
+  const uint64_t regions = 64;
+  Rig rig(regions * kRegion, kRegion, test::RandomContent(regions * kRegion, 10, 0));
+  std::mutex mu;
+  std::vector<uint64_t> copies;  // first region of each copier read, in order
+  OpCounter src;
+  src.also = [&](DeviceOp op, uint64_t off, uint64_t len) {
+    if (op != DeviceOp::kRead || len < kRegion) return;  // the user's 4 KiB read
+    std::lock_guard<std::mutex> l(mu);
+    copies.push_back(off / kRegion);
+  };
+  src.Install(rig.source);
+  EngineOptions o = Quiet();
+  o.read_hints = true;
+  o.copier_threads = 1;
+  o.knobs.hydration_threshold = 1;
+  o.knobs.hydration_batch_size = 16;
+  ASSERT_OK(rig.Open(o));
+  rig.engine->SetHydrationBatchSize(1);
+  std::vector<uint8_t> buf(4096);
+  ASSERT_OK(rig.engine->Read(37 * kRegion + 8192, buf.data(), buf.size()));
+  rig.engine->EnableHydration(true);
+  ASSERT_TRUE(Rig::WaitFor([&] { return rig.engine->Stats().hydrated_regions == regions; }));
+  std::lock_guard<std::mutex> l(mu);
+  ASSERT_GE(copies.size(), 2u);
+  EXPECT_EQ(std::vector<uint64_t>(copies.begin(), copies.begin() + 2),
+            (std::vector<uint64_t>{37, 0}));
+  EXPECT_EQ(rig.engine->Stats().near_regions, 1u);
 }
 
 // The profile's regions are hydrated first, in its order, then the rest.
@@ -327,6 +432,54 @@ TEST(Profile, RecordedAtShutdownInFirstTouchOrder) {
   EXPECT_EQ(p->runs, (std::vector<RegionRun>{{10, 3}, {3, 1}, {60, 2}}));
   EXPECT_EQ(p->region_size, kRegion);
   EXPECT_EQ(p->source, (profile::SourceKey{64 * kRegion, 0x1234, 0x5678}));
+}
+
+// A recording continued by a later mount: what the earlier one recorded
+// keeps its place, first; regions it listed and touched again do not move.
+TEST(Profile, AContinuedRecordingKeepsWhatWasRecordedBefore) {
+  Rig rig(64 * kRegion, kRegion, test::RandomContent(64 * kRegion, 9, 0));
+  EngineOptions o = Quiet();
+  o.record_profile_path = rig.dir.path() + "/boot.profile";
+  o.profile_source_size = 64 * kRegion;
+  o.recorded_before = {{20, 2}, {5, 1}};
+  ASSERT_OK(rig.Open(o));
+  EXPECT_EQ(rig.engine->Stats().profile_recorded, 3u);
+  std::vector<uint8_t> buf(2 * kRegion, 1);
+  ASSERT_OK(rig.engine->Read(4 * kRegion, buf.data(), buf.size()));   // 4, then 5 (listed)
+  ASSERT_OK(rig.engine->Read(21 * kRegion, buf.data(), buf.size()));  // 21 (listed), 22
+  ASSERT_OK(rig.engine->Shutdown());
+  auto p = profile::Load(o.record_profile_path);
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->runs, (std::vector<RegionRun>{{20, 2}, {5, 1}, {4, 1}, {22, 1}}));
+}
+
+// What a recording holds so far, for a mount that continues it: nothing
+// when no file was written yet; the runs for this source; refused for
+// another source or a file that is no profile.
+TEST(Profile, RecordedSoFarAndCheckRecordable) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/boot.profile";
+  const RegionGeometry geo(64 * kRegion, kRegion);
+  const profile::SourceKey key{64 * kRegion, 1, 2};
+  auto none = profile::RecordedSoFar(path, key, geo);
+  ASSERT_TRUE(none.ok()) << none.status().ToString();
+  EXPECT_TRUE(none->empty());
+  profile::Profile p;
+  p.source = key;
+  p.region_size = 2 * kRegion;  // mapped onto this clone's regions
+  p.runs = {{3, 1}, {0, 1}};
+  ASSERT_OK(profile::Save(p, path));
+  auto some = profile::RecordedSoFar(path, key, geo);
+  ASSERT_TRUE(some.ok()) << some.status().ToString();
+  EXPECT_EQ(*some, (std::vector<RegionRun>{{6, 2}, {0, 2}}));
+  EXPECT_FALSE(profile::RecordedSoFar(path, profile::SourceKey{64 * kRegion, 1, 3}, geo).ok());
+
+  ASSERT_OK(profile::CheckRecordable(path));
+  EXPECT_NE(access((path + ".tmp").c_str(), F_OK), 0) << "the check left its file";
+  EXPECT_TRUE(profile::CheckRecordable(dir.path()).IsInvalidArgument());
+  const Status missing = profile::CheckRecordable(dir.path() + "/no-such-dir/boot.profile");
+  EXPECT_TRUE(missing.IsIoError()) << missing.ToString();
+  EXPECT_EQ(missing.sys_errno(), ENOENT);
 }
 
 }  // namespace

@@ -178,6 +178,97 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
   EXPECT_EQ(show.code, 1) << show.out;
 }
 
+// A clone mounted again keeps recording into its stored --record-profile:
+// the file written at the second unmount still holds the first mount's
+// touches, first, and the second mount's after them (it used to hold only
+// the second mount's, the first mount's boot order lost).
+TEST_F(StoredSettingsTest, ResumedRecordingKeepsTheEarlierMountsTouches) {
+  const std::string prof = c_.dir() / "boot.profile";
+  RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
+                   " of=/dev/null bs=1M skip=8 count=1 iflag=direct status=none"));
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  m = MountWith("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "continuing the access profile recorded in " + prof)) << m.out;
+  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
+                   " of=/dev/null bs=256K skip=8 count=1 iflag=direct status=none"));
+  // The first mount's regions read again: they keep their earlier place.
+  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
+                   " of=/dev/null bs=1M skip=8 count=1 iflag=direct status=none"));
+  std::string st = StatusText();
+  EXPECT_TRUE(Has(st, "Recording:    profile " + prof + " (20 regions so far")) << st;
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
+  ASSERT_EQ(show.code, 0) << show.out;
+  EXPECT_TRUE(Has(show.out, "Regions:      20 (1.25 MiB) in 2 runs")) << show.out;
+  EXPECT_TRUE(Has(show.out, "1  128 +16  [8388608, 9437184)")) << show.out;
+  EXPECT_TRUE(Has(show.out, "2  32 +4  [2097152, 2359296)")) << show.out;
+
+  // A file the recording cannot continue (not a profile any more) is said so
+  // and replaced by a new recording.
+  ASSERT_TRUE(ShOk("echo hello > " + Quote(prof)));
+  m = MountWith("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "starting a new recording in " + prof)) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
+  EXPECT_EQ(show.code, 0) << show.out;
+}
+
+// Reads of a clone that completed while recording still reach the recorder:
+// passthrough (the kernel reading dest itself, Linux 6.9+) stays off while a
+// profile is recorded. With it, an open made after completion was passed
+// through and the profile written at unmount missed every read it made.
+TEST_F(StoredSettingsTest, RecordingSeesReadsOfACompleteClone) {
+  const std::string prof = c_.dir() / "boot.profile";
+  RunResult m = MountWith("--record-profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  RunResult w = Sh(ClonefsBinary() + " wait " + Quote(c_.mnt));
+  ASSERT_EQ(w.code, 0) << w.out;
+  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
+                   " of=/dev/null bs=1M skip=8 count=1 status=none"));
+  std::string st = StatusText();
+  EXPECT_TRUE(Has(st, "Recording:    profile " + prof + " (16 regions so far")) << st;
+  EXPECT_FALSE(Has(st, "Passthrough:  active")) << st;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
+  ASSERT_EQ(show.code, 0) << show.out;
+  EXPECT_TRUE(Has(show.out, "1  128 +16  [8388608, 9437184)")) << show.out;
+}
+
+// A recording that could not be written at unmount is refused at mount: it
+// used to be accepted, the workload ran, and the profile was lost at unmount
+// with one line in the log (unmount itself succeeded and said nothing).
+TEST_F(StoredSettingsTest, RecordingIntoAPlaceItCannotBeWrittenIsRefused) {
+  const std::string prof = c_.dir() / "no-such-dir/boot.profile";
+  RunResult m = MountWith("--record-profile " + Quote(prof));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "No such file or directory")) << m.out;
+  EXPECT_TRUE(Has(m.out, "--record-profile ''")) << m.out;
+  EXPECT_NE(access(c_.dst.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+  EXPECT_NE(Sh("mountpoint -q " + Quote(c_.mnt)).code, 0) << "a refused mount left a mount";
+  // A directory is no file to write either.
+  m = MountWith("--record-profile " + Quote(c_.dir().path()));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "is a directory")) << m.out;
+  // A resumed clone whose recording's directory went away says so too.
+  const std::string dir = c_.dir() / "profiles";
+  ASSERT_TRUE(ShOk("mkdir " + Quote(dir)));
+  m = MountWith("--no-hydration --record-profile " + Quote(dir + "/boot.profile"));
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  ASSERT_TRUE(ShOk("rm -r " + Quote(dir)));
+  m = MountWith("");
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "--record-profile ''")) << m.out;
+  m = MountWith("--record-profile ''");
+  EXPECT_EQ(m.code, 0) << m.out;
+}
+
 TEST_F(StoredSettingsTest, ExplicitOtherRegionSizeIsRefusedWithoutNewCloneAdvice) {
   RunResult m = MountWith("--region-size 128K --no-hydration --on-complete " +
                           Quote("touch " + flag_));
