@@ -10,7 +10,8 @@
 namespace clonefs {
 
 Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md, const RegionGeometry& geo,
-                   Clock* clock, SourceWatch* watch, DestWatch* dest_watch, HealthTracker* health)
+                   Clock* clock, SourceWatch* watch, DestWatch* dest_watch, HealthTracker* health,
+                   ZeroMode zeros)
     : source_(source),
       dest_(dest),
       md_(md),
@@ -19,6 +20,7 @@ Hydrator::Hydrator(Device* source, Device* dest, metadata::Metadata* md, const R
       watch_(watch),
       dest_watch_(dest_watch),
       health_(health),
+      zeros_(zeros),
       copy_meter_(clock->NowNanos()),
       zero_meter_(clock->NowNanos()) {}
 
@@ -105,7 +107,7 @@ Status Hydrator::WriteFetched(uint64_t off, const uint8_t* data, size_t len, Cop
   out->bytes_read += len;
   Status s = ForEachZeroRun(off, data, len, [&](uint64_t o, uint64_t n, bool zero) {
     if (zero) {
-      CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", o, n, ZeroMode::kPunch));
+      CLONEFS_RETURN_IF_ERROR(DestZero(ZeroOp(), o, n, zeros_));
       out->bytes_zeroed += n;
     } else {
       CLONEFS_RETURN_IF_ERROR(
@@ -123,11 +125,14 @@ Status Hydrator::ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out) {
   // Where dest already reads zeros (a hole: all of a new dest), there is
   // nothing to punch: a punch is a journalled fallocate per unit, where
   // SEEK_DATA is a lookup. A dest that cannot tell answers "data here" and
-  // is punched as before.
-  Result<uint64_t> data = dest_->NextData(off);
-  if (!data.ok() || *data < off + len) {
-    CLONEFS_RETURN_IF_ERROR(DestZero("copy punch in dest", off, len, ZeroMode::kPunch));
+  // is punched as before. Zeros kept allocated (no discard passdown) are
+  // written whatever dest holds there.
+  bool zero = zeros_ == ZeroMode::kWriteZeros;
+  if (!zero) {
+    Result<uint64_t> data = dest_->NextData(off);
+    zero = !data.ok() || *data < off + len;
   }
+  if (zero) CLONEFS_RETURN_IF_ERROR(DestZero(ZeroOp(), off, len, zeros_));
   out->bytes_zeroed += len;
   zero_meter_.Add(len, clock_->NowNanos());
   return Status::OK();

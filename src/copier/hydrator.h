@@ -87,9 +87,13 @@ struct RunSegment {
 class Hydrator {
  public:
   // `watch` watches `source` (SPEC §7a); `health` hears of dest and source
-  // errors and of finished copies.
+  // errors and of finished copies. `zeros`: how a copy makes the zeros of
+  // the source in dest -- kPunch deallocates them (discard passdown, the
+  // default), kWriteZeros writes them and keeps the space allocated
+  // (`no_discard_passdown`: SPEC §3 and §9).
   Hydrator(Device* source, Device* dest, metadata::Metadata* md, const RegionGeometry& geo,
-           Clock* clock, SourceWatch* watch, DestWatch* dest_watch, HealthTracker* health);
+           Clock* clock, SourceWatch* watch, DestWatch* dest_watch, HealthTracker* health,
+           ZeroMode zeros = ZeroMode::kPunch);
 
   // --- the background copier's steps (REQUIRES for all: the caller holds
   // the run's regions; none of them marks anything) ---
@@ -103,13 +107,14 @@ class Hydrator {
   // if the source changed; not counted (RunFailed counts).
   Result<std::vector<RunSegment>> PlanRun(uint64_t first, uint64_t count);
   // Writes `len` bytes read from the source at image offset `off` into dest:
-  // runs of all-zero 4 KiB blocks are punched (ZeroMode::kPunch, as holes
-  // are), the rest is written with Device::WriteCached: no user waits for
+  // runs of all-zero 4 KiB blocks are zeroed with the `zeros` mode (punched
+  // by default, as holes are), the rest is written with Device::WriteCached: no user waits for
   // these bytes, so the writer need not wait for the disk (durable at the
   // next commit's dest flush, like every write). Adds to *out. Errors: dest's.
   Status WriteFetched(uint64_t off, const uint8_t* data, size_t len, CopyOutcome* out);
   // Punches a hole of the source into dest, unless dest has no data there
-  // already (Device::NextData). Adds to *out. Errors: dest's.
+  // already (Device::NextData); with kWriteZeros, zeroes it in dest keeping
+  // the space allocated, hole or not. Adds to *out. Errors: dest's.
   Status ZeroHole(uint64_t off, uint64_t len, CopyOutcome* out);
   // For a failed source read at `off`: the SourceWatch's refusal if the
   // source changed (the likely cause of a short read), else `read_error`.
@@ -180,6 +185,10 @@ class Hydrator {
   Status DestWrite(const char* op, uint64_t off, const uint8_t* data, size_t len,
                    bool cached = false);
   Status DestZero(const char* op, uint64_t off, uint64_t len, ZeroMode mode);
+  // What a copy's zeroing is called in messages, after zeros_.
+  const char* ZeroOp() const {
+    return zeros_ == ZeroMode::kPunch ? "copy punch in dest" : "copy zero in dest";
+  }
   // Where the source's data or hole that contains `pos` ends (at most
   // `end`), from the remembered extents or by asking the source.
   uint64_t ExtentEnd(uint64_t pos, uint64_t end, bool* hole);
@@ -193,6 +202,7 @@ class Hydrator {
   SourceWatch* const watch_;
   DestWatch* const dest_watch_;
   HealthTracker* const health_;
+  const ZeroMode zeros_;
 
   std::shared_mutex mark_gate_;  // marks: shared; CloseMarksAndSetReadOnly: exclusive
   // The last extents the source reported: [hole_from_, hole_to_) is a hole,

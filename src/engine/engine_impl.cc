@@ -79,7 +79,7 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
       health_(dest_->Name()),
       foreground_(clock_),
       hydrator_(source_.get(), dest_.get(), md_.get(), geo_, clock_, &source_watch_, &dest_watch_,
-                &health_),
+                &health_, options.discard_passdown ? ZeroMode::kPunch : ZeroMode::kWriteZeros),
       committer_(CommitterContext{
           .dest = dest_.get(),
           .md = md_.get(),

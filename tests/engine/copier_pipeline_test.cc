@@ -305,6 +305,39 @@ TEST(CopierPipeline, AllZeroDataIsHydratedAsHoles) {
   EXPECT_EQ(*d, 0u);  // data stays data
 }
 
+// With `no_discard_passdown` the zeros of the source are written, not
+// punched (SPEC §3, §9): every block of dest is allocated once hydrated,
+// both where the source read as zeros and where it reported holes.
+void ExpectZerosKeptAllocatedWithoutPassdown(bool source_has_holes) {
+  const uint64_t n = 16;
+  uint64_t zeros = 0;
+  Rig rig(n * kRegion, kRegion, ZeroyContent(n, &zeros));
+  auto src = std::make_shared<FakeAsyncSource>(rig.source);
+  src->SetAllData(!source_has_holes);
+  EngineOptions o;
+  o.discard_passdown = false;
+  ASSERT_OK(rig.Open(o, true, src));
+  ASSERT_TRUE(Rig::WaitFor([&] { return rig.engine->Stats().hydration_done; }));
+  EXPECT_EQ(rig.engine->Stats().bytes_zeroed, zeros);
+  rig.engine.reset();
+  std::vector<uint8_t> got(n * kRegion);
+  ASSERT_OK(rig.dest_base->Read(0, got.data(), got.size()));
+  EXPECT_EQ(got, rig.source_content);
+  for (uint64_t off = 0; off < n * kRegion; off += 4096) {
+    Result<uint64_t> d = rig.dest_base->NextData(off);
+    ASSERT_TRUE(d.ok());
+    ASSERT_EQ(*d, off) << "a hole in dest at " << off << " without discard passdown";
+  }
+}
+
+TEST(CopierPipeline, WithoutPassdownZeroDataIsWrittenNotPunched) {
+  ExpectZerosKeptAllocatedWithoutPassdown(/*source_has_holes=*/false);
+}
+
+TEST(CopierPipeline, WithoutPassdownSourceHolesAreWrittenAsZeros) {
+  ExpectZerosKeptAllocatedWithoutPassdown(/*source_has_holes=*/true);
+}
+
 // A clone of `src` into `dest` with fresh metadata in `md_dir`, started;
 // nullptr (with a test failure) if it does not open or start. The caller
 // shuts it down.
