@@ -1,9 +1,10 @@
 #!/bin/bash
 # Builds the Debian package from a build tree (configured with
-# -DCMAKE_INSTALL_PREFIX=/usr), installs it, checks the installed command,
-# manual page and bash completion, runs the demo with the installed binary,
-# and removes the package again (unless a clonefs package was installed
-# before: then it stays, upgraded).
+# -DCMAKE_INSTALL_PREFIX=/usr), checks that apt knows every package it
+# names, installs it, checks the installed command, manual page and bash
+# completion, runs the demo with the installed binary, and removes the
+# package again (unless a clonefs package was installed before: then it
+# stays, upgraded).
 #   tests/package_check.sh BUILD_DIR
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,6 +21,16 @@ rm -f "$build"/clonefs_*.deb
 (cd "$build" && cpack -G DEB >cpack.log 2>&1) || { cat "$build/cpack.log"; exit 1; }
 deb=$(ls "$build"/clonefs_*.deb)
 echo "package: $(basename "$deb"); depends: $(dpkg-deb -f "$deb" Depends)"
+# Every package the control file names (Depends, Recommends, Suggests) must
+# exist: a misspelt or invented name only shows when a user tries to install it.
+for field in Depends Recommends Suggests; do
+  for p in $(dpkg-deb -f "$deb" "$field" | tr ',|' '\n' | sed -E 's/\(.*\)//; s/:any$//' | xargs -n1); do
+    if [[ -z $(apt-cache policy "$p" 2>/dev/null) ]]; then
+      echo "package_check: $field names '$p', which apt does not know" >&2
+      exit 1
+    fi
+  done
+done
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -qq --no-install-recommends "$deb" >"$build/apt.log" 2>&1 ||
   { cat "$build/apt.log"; exit 1; }
