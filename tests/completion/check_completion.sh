@@ -64,7 +64,9 @@ expect "clonefs wait --stall-timeout 60 " /mnt/clone-a
 expect "clonefs wait --stall-timeout " ""
 expect "clonefs status --watch 5 " /mnt/clone-a
 expect "clonefs status -w 5 --dm " /mnt/clone-a
-expect "clonefs status --watch " ""
+expect "clonefs status --watch " /mnt/clone-a
+expect "clonefs status --watch /mnt/clone-a " ""
+expect "clonefs status -w 0.5 /mnt/clone-a " ""
 expect "clonefs mount --fuse-transport " auto dev uring
 expect "clonefs mount --fuse-transport u" uring
 # SOURCE and DEST complete as files, MOUNTPOINT as a directory.
