@@ -4,13 +4,15 @@
 #   cli/demo.sh
 #
 # (CLONEFS=/path/to/clonefs cli/demo.sh uses that binary instead of build/.)
+# Installed (share/doc/clonefs/examples/demo.sh, from the package or `cmake
+# --install`), it runs the clonefs found on PATH and installs nothing.
 #
-# Installs what is missing, builds clonefs (into build/ if not built yet),
-# then clones a 256 MiB ext4 image and uses the clone at once through a loop
-# device while the background copier fills the destination; then shows that
-# the destination alone is a complete, clean image. Works in a fresh
-# directory under /var/tmp and cleans up after itself, even when
-# interrupted.
+# In a source tree, installs what is missing and builds clonefs (into build/
+# if not built yet). Then clones a 256 MiB ext4 image and uses the clone at
+# once through a loop device while the background copier fills the
+# destination; then shows that the destination alone is a complete, clean
+# image. Works in a fresh directory under /var/tmp and cleans up after
+# itself, even when interrupted.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -24,15 +26,36 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 1
 fi
 
-say "Installing missing packages (tests/debian-packages.txt)"
-"$root/tests/install-deps.sh"
+# A source tree has tests/install-deps.sh and can build clonefs; the
+# installed copy of this script has neither and uses the installed clonefs.
+in_tree=0
+[[ -x $root/tests/install-deps.sh && -f $root/CMakeLists.txt ]] && in_tree=1
+if ((in_tree == 1)); then
+  say "Installing missing packages (tests/debian-packages.txt)"
+  "$root/tests/install-deps.sh"
+fi
 
 # CLONEFS=/path/to/clonefs runs the demo with another build.
-clonefs="${CLONEFS:-$root/build/cli/clonefs}"
-if [[ ! -x $clonefs ]]; then
-  say "Building clonefs into build/"
-  cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build "$root/build" -j"$(nproc)" --target clonefs
+if [[ -n ${CLONEFS:-} ]]; then
+  clonefs=$CLONEFS
+elif ((in_tree == 1)); then
+  clonefs=$root/build/cli/clonefs
+  if [[ ! -x $clonefs ]]; then
+    say "Building clonefs into build/"
+    cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$root/build" -j"$(nproc)" --target clonefs
+  fi
+else
+  clonefs=$(command -v clonefs) ||
+    { echo "demo: no clonefs on PATH; install it, or give its path: CLONEFS=/path/to/clonefs $0" >&2; exit 1; }
+fi
+missing=()
+for tool in mkfs.ext4 e2fsck losetup mount sha256sum; do
+  command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if ((${#missing[@]} > 0)); then
+  echo "demo: missing ${missing[*]}; install them (apt-get install e2fsprogs util-linux mount coreutils)" >&2
+  exit 1
 fi
 has_command() { "$clonefs" --help | grep -qE "^  $1 "; }
 

@@ -19,8 +19,8 @@ const fuse::MountOptions kDefaults;
 po::options_description Visible() {
   const HydrationKnobs& k = kDefaults.knobs;
   po::options_description clone(
-      "Clone options (stored with the clone, except --metadata and --reset-settings: a later "
-      "mount of it uses them unless given again)");
+      "Clone options (stored with the clone, except --metadata, --overwrite-dest and "
+      "--reset-settings: a later mount of it uses them unless given again)");
   clone.add_options()
       ("region-size", po::value<std::string>()->value_name("SIZE"),
        ("hydration unit: a power of two from 4K to 1G (suffixes K, M, G). Fixed when the clone "
@@ -104,14 +104,17 @@ po::options_description Visible() {
         ")").c_str());
   // clang-format on
   po::options_description daemon("Daemon options (this mount only)");
+  // clang-format off
   daemon.add_options()
       ("foreground,f", "stay attached to the terminal and log to stderr (default: run in the "
        "background and return once the file is usable)")
       ("log-level", po::value<std::string>()->value_name("LEVEL"),
        "error, warning, info or debug (default info)")
       ("log-file", po::value<std::string>()->value_name("FILE"),
-       "append the log to FILE (default: syslog in the background, stderr in the foreground)")
+       "append the log to FILE (default: METADATA/clonefs.log; syslog as well in the "
+       "background, stderr in the foreground; capped at 4 MiB, rotated once to FILE.1)")
       ("help,h", "show this help");
+  // clang-format on
   po::options_description all;
   all.add(clone).add(fuse).add(daemon);
   return all;

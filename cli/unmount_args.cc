@@ -39,6 +39,11 @@ std::string UnmountUsage() {
   return out.str();
 }
 
+std::string UnmountShortUsage() {
+  return "usage: clonefs unmount [--force] [--timeout SECONDS] MOUNTPOINT (see clonefs unmount "
+         "--help)";
+}
+
 ParsedUnmount ParseUnmountArgs(const Args& args) {
   po::options_description all = Visible();
   po::options_description cmdline;

@@ -17,6 +17,9 @@ struct ParsedUnmount {
 
 // Throws boost::program_options::error for a malformed command line.
 ParsedUnmount ParseUnmountArgs(const Args& args);
+// The complete `clonefs unmount --help` text.
 std::string UnmountUsage();
+// The one usage line printed after a bad command line: every option.
+std::string UnmountShortUsage();
 
 }  // namespace clonefs::cli

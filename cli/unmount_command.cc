@@ -55,7 +55,7 @@ int UnmountCommand(const Args& args) {
   }
   if (!p.problems.empty()) {
     for (const auto& m : p.problems) fprintf(stderr, "clonefs: error: %s\n", m.c_str());
-    fprintf(stderr, "usage: clonefs unmount [--force] MOUNTPOINT (see clonefs unmount --help)\n");
+    fprintf(stderr, "%s\n", UnmountShortUsage().c_str());
     return kExitUsage;
   }
 #ifdef CLONEFS_WITH_CONTROL

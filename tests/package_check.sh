@@ -1,12 +1,12 @@
 #!/bin/bash
 # Builds the Debian package from a build tree (configured with
-# -DCMAKE_INSTALL_PREFIX=/usr), installs it, checks the installed command,
-# manual page and bash completion, runs the demo with the installed binary,
-# and removes the package again (unless a clonefs package was installed
-# before: then it stays, upgraded).
+# -DCMAKE_INSTALL_PREFIX=/usr), checks that apt knows every package it
+# names, installs it, checks the installed command, manual page and bash
+# completion, runs the installed demo (with the installed binary), and
+# removes the package again (unless a clonefs package was installed before:
+# then it stays, upgraded).
 #   tests/package_check.sh BUILD_DIR
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
 build=$(cd "$1" && pwd)
 prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$build/CMakeCache.txt")
 if [[ "$prefix" != /usr ]]; then
@@ -20,6 +20,16 @@ rm -f "$build"/clonefs_*.deb
 (cd "$build" && cpack -G DEB >cpack.log 2>&1) || { cat "$build/cpack.log"; exit 1; }
 deb=$(ls "$build"/clonefs_*.deb)
 echo "package: $(basename "$deb"); depends: $(dpkg-deb -f "$deb" Depends)"
+# Every package the control file names (Depends, Recommends, Suggests) must
+# exist: a misspelt or invented name only shows when a user tries to install it.
+for field in Depends Recommends Suggests; do
+  for p in $(dpkg-deb -f "$deb" "$field" | tr ',|' '\n' | sed -E 's/\(.*\)//; s/:any$//' | xargs -n1); do
+    if [[ -z $(apt-cache policy "$p" 2>/dev/null) ]]; then
+      echo "package_check: $field names '$p', which apt does not know" >&2
+      exit 1
+    fi
+  done
+done
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -qq --no-install-recommends "$deb" >"$build/apt.log" 2>&1 ||
   { cat "$build/apt.log"; exit 1; }
@@ -39,8 +49,17 @@ man -w clonefs >/dev/null || { echo "man -w clonefs finds no manual page"; fail=
   { echo "no systemd unit installed"; fail=1; }
 grep -q '^ExecStart=/usr/bin/clonefs ' /usr/lib/systemd/system/clonefs@.service ||
   { echo "the installed unit does not run /usr/bin/clonefs"; fail=1; }
-CLONEFS=/usr/bin/clonefs "$root/cli/demo.sh" >"$build/demo-installed.log" 2>&1 ||
-  { echo "the demo failed with the installed binary:"; tail -30 "$build/demo-installed.log"; fail=1; }
+# The demo as the package installs it, run as a user would: it finds the
+# installed clonefs on PATH.
+demo=/usr/share/doc/clonefs/examples/demo.sh
+if [[ ! -x $demo ]]; then
+  echo "$demo is not installed, or not executable"; fail=1
+elif ! (unset CLONEFS; cd / && PATH=/usr/sbin:/usr/bin:/sbin:/bin "$demo") \
+    >"$build/demo-installed.log" 2>&1; then
+  echo "the installed demo ($demo) failed:"; tail -30 "$build/demo-installed.log"; fail=1
+elif ! grep -qF '$ /usr/bin/clonefs mount' "$build/demo-installed.log"; then
+  echo "the installed demo did not run /usr/bin/clonefs:"; grep -F 'clonefs mount' "$build/demo-installed.log"; fail=1
+fi
 if ((was_installed == 0)); then
   trap - EXIT
   apt-get remove -y -qq clonefs >"$build/apt-remove.log" 2>&1 ||

@@ -36,7 +36,7 @@ enum WaitExit : int {
   kWaitDone = 0,         // hydration complete and committed
   kWaitError = 1,        // not a clonefs mount, cannot connect, bad reply
   kWaitUsage = 2,        // bad command line
-  kWaitCloneFailed = 3,  // the clone is read-only or failed (ro / Fail)
+  kWaitCloneFailed = 3,  // read-only or failed (ro / Fail), or source or dest changed
   kWaitDaemonGone = 4,   // the daemon went away before completion
   kWaitTimedOut = 5,     // --timeout elapsed first
   kWaitStalled = 6,      // no hydration progress for --stall-timeout seconds
@@ -78,11 +78,12 @@ inline constexpr ExitCodeDoc kWaitExitCodes[] = {
     {kWaitError, "not a clonefs mount, cannot connect, or a bad reply"},
     {kWaitUsage, "bad command line"},
     {kWaitCloneFailed,
-     "the clone is read-only or failed, or its source changed: it cannot complete"},
+     "the clone is read-only or failed, or its source or dest changed: it cannot complete"},
     {kWaitDaemonGone, "the daemon went away before completion (unmounted, killed)"},
     {kWaitTimedOut, "--timeout elapsed first"},
-    {kWaitStalled, "--stall-timeout: no hydration progress for that long (the health and last "
-                   "error say why)"},
+    {kWaitStalled,
+     "--stall-timeout: no hydration progress for that long (the health and last "
+     "error say why)"},
 };
 static_assert(std::size(kWaitExitCodes) == kWaitExitEnd, "document every wait exit code");
 inline constexpr ExitCodeDoc kInfoExitCodes[] = {

@@ -1,5 +1,8 @@
 // clonefs status MOUNTPOINT [--json | --dm] [--watch [SECONDS]] [--count N]
+#include <cstdlib>
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include "control/client.h"
 #include "control/command_util.h"
@@ -15,6 +18,28 @@ constexpr char kUsage[] =
     "clonefs status MOUNTPOINT [--json | --dm] [--watch [SECONDS]] [--count N] [--socket PATH]";
 // ANSI: cursor home, clear screen.
 constexpr char kClearScreen[] = "\033[H\033[2J";
+// --watch without SECONDS.
+constexpr double kDefaultWatchSeconds = 2;
+
+bool IsNumber(const std::string& s) {
+  char* end = nullptr;
+  std::strtod(s.c_str(), &end);
+  return !s.empty() && end == s.c_str() + s.size();
+}
+
+// boost reads the word after an option with an optional value as that
+// value, also when it is the MOUNTPOINT (`clonefs status --watch /mnt/c`).
+// So a --watch (-w) followed by a word that is neither a number nor an
+// option is given its default here, and the word stays an argument.
+std::vector<std::string> WatchTakesOnlyANumber(std::vector<std::string> args) {
+  for (size_t i = 0; i + 1 < args.size(); ++i) {
+    const std::string& next = args[i + 1];
+    if ((args[i] == "--watch" || args[i] == "-w") && next.rfind('-', 0) != 0 && !IsNumber(next)) {
+      args[i] = "--watch=" + std::to_string(kDefaultWatchSeconds);
+    }
+  }
+  return args;
+}
 
 }  // namespace
 
@@ -24,21 +49,25 @@ int RunStatusCommand(const std::vector<std::string>& args, const CommandIo& io) 
   std::string count_text;
   uint64_t count = 0;  // 0: until interrupted
   po::options_description desc("Options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("mountpoint", po::value(&mountpoint), "the clone's mountpoint")
       ("json", "print the JSON document (schema in docs/control.md)")
       ("dm", "print dm-clone's status line")
-      ("watch,w", po::value(&watch)->implicit_value(2.0),
+      ("watch,w", po::value(&watch)->implicit_value(kDefaultWatchSeconds),
        "refresh every SECONDS (default 2) until interrupted, or --count times")
       ("count,n", po::value(&count_text)->value_name("N"),
        "with --watch: stop after N refreshes (N >= 1)")
       ("socket", po::value(&socket), "talk to this control socket instead of discovering it");
+  // clang-format on
   po::positional_options_description pos;
   pos.add("mountpoint", 1);
   po::variables_map vm;
   bool help = false;
-  if (!ParseArgs("status", kUsage, args, desc, pos, &vm, io, &help)) return kExitUsage;
+  if (!ParseArgs("status", kUsage, WatchTakesOnlyANumber(args), desc, pos, &vm, io, &help)) {
+    return kExitUsage;
+  }
   if (help) {
     io.out << "\n" << ExitCodesHelp(kStatusExitCodes);
     return kExitOk;

@@ -67,7 +67,8 @@ struct MountOptions {
   bool foreground = false;
   // Default: info.
   LogLevel log_level = LogLevel::kInfo;
-  // Log file. Default: "" = stderr in the foreground, syslog when detached.
+  // Log file. Default: "" = METADATA/clonefs.log (besides stderr in the
+  // foreground, syslog when detached).
   std::string log_file;
   // Shell command run (via /bin/sh -c) once hydration completes, with
   // CLONEFS_SOURCE, CLONEFS_DEST, CLONEFS_MOUNTPOINT and CLONEFS_METADATA in

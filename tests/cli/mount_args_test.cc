@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/program_options/errors.hpp>
+#include <regex>
 
 #include "fuse/mount_options.h"
 
@@ -145,6 +146,18 @@ TEST(MountArgs, HelpDocumentsEveryOption) {
         "SOURCE DEST MOUNTPOINT"}) {
     EXPECT_NE(u.find(opt), std::string::npos) << opt;
   }
+}
+
+// --log-file's help names the log the daemon keeps without it: the file in
+// the metadata directory (docs/cli.md, "Where the log goes"), not only
+// syslog or stderr.
+TEST(MountArgs, HelpNamesTheDefaultLogFile) {
+  std::string u = MountUsage();
+  // Unwrap boost's columns: one line of text per option.
+  u = std::regex_replace(u, std::regex(" *\\n {20,}"), " ");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(u, m, std::regex("--log-file FILE +([^\\n]*)"))) << u;
+  EXPECT_NE(m[1].str().find("default: METADATA/clonefs.log"), std::string::npos) << m[1];
 }
 
 // The options given are what the clone stores (SPEC §5): each one in

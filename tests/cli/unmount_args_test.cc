@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/program_options/errors.hpp>
+#include <regex>
 
 namespace clonefs::cli {
 namespace {
@@ -23,6 +24,22 @@ TEST(UnmountArgs, Problems) {
   EXPECT_THROW(ParseUnmountArgs({"/a", "/b"}), boost::program_options::error);
   EXPECT_THROW(ParseUnmountArgs({"--lazy", "/a"}), boost::program_options::error);
   EXPECT_TRUE(ParseUnmountArgs({"-h"}).help);
+}
+
+// The usage line printed after a bad command line names every option
+// --help lists (but --help itself).
+TEST(UnmountArgs, ShortUsageNamesEveryOption) {
+  const std::string help = UnmountUsage(), usage = UnmountShortUsage();
+  std::regex option("\n  (-[a-z] \\[ )?(--[a-z-]+)");
+  int options = 0;
+  for (auto it = std::sregex_iterator(help.begin(), help.end(), option);
+       it != std::sregex_iterator(); ++it) {
+    const std::string name = (*it)[2];
+    if (name == "--help") continue;
+    ++options;
+    EXPECT_NE(usage.find("[" + name), std::string::npos) << name << " missing from: " << usage;
+  }
+  EXPECT_EQ(options, 2) << help;
 }
 
 }  // namespace

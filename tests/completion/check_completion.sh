@@ -55,6 +55,29 @@ expect "clonefs mount --log-level " debug error info warning
 expect_has "clonefs message /mnt/x " enable_hydration disable_hydration rate copy_on_read read_hints
 expect "clonefs message /mnt/x copy_on_read " off on
 expect "clonefs profile " show
+# Option values, and the positional arguments after an option's value. The
+# running clones' mountpoints are a fixed list here.
+_clonefs_mountpoints() { echo /mnt/clone-a; }
+expect "clonefs wait " /mnt/clone-a
+expect "clonefs wait --timeout 60 " /mnt/clone-a
+expect "clonefs wait --stall-timeout 60 " /mnt/clone-a
+expect "clonefs wait --stall-timeout " ""
+expect "clonefs status --watch 5 " /mnt/clone-a
+expect "clonefs status -w 5 --dm " /mnt/clone-a
+expect "clonefs status --watch " /mnt/clone-a
+expect "clonefs status --watch /mnt/clone-a " ""
+expect "clonefs status -w 0.5 /mnt/clone-a " ""
+expect "clonefs mount --fuse-transport " auto dev uring
+expect "clonefs mount --fuse-transport u" uring
+# SOURCE and DEST complete as files, MOUNTPOINT as a directory.
+tmp=$(mktemp -d) || exit 1
+trap 'rm -rf "$tmp"' EXIT
+mkdir "$tmp/dir" && touch "$tmp/src.img"
+cd "$tmp" || exit 1
+expect "clonefs mount --fuse-transport dev src.img " dir src.img
+expect "clonefs mount --log-level debug src.img " dir src.img
+expect "clonefs mount --fuse-transport dev src.img d.img " dir
+cd - >/dev/null || exit 1
 # Every option --help lists is offered.
 for cmd in mount unmount status message wait info check; do
   mapfile -t opts < <("$bin" "$cmd" --help 2>&1 | sed -nE 's/^  (-[A-Za-z] \[ )?(--[a-z][a-z0-9-]*).*/\2/p')

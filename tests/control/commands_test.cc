@@ -135,6 +135,21 @@ TEST_F(CommandsTest, StatusWatch) {
   EXPECT_NE(tty.out.find("\033[H\033[2J", 1), std::string::npos);
 }
 
+// --watch's SECONDS may be left out: a word after it that is not a number
+// is the MOUNTPOINT (`clonefs status --watch /mnt/c`), not a bad SECONDS.
+TEST_F(CommandsTest, StatusWatchBeforeTheMountpoint) {
+  for (const char* watch : {"--watch", "-w"}) {
+    CmdRun r = Exec(RunStatusCommand, {watch, "/", "--count", "1"});
+    EXPECT_EQ(r.rc, kExitFailure) << watch << ": " << r.err;
+    EXPECT_NE(r.err.find("/ is not a clonefs mount"), std::string::npos) << watch << ": " << r.err;
+  }
+  CmdRun ok = Exec(RunStatusCommand, {"--socket", sock_, "--dm", "--watch", "/mnt/c", "-n", "1"});
+  EXPECT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_EQ(std::count(ok.out.begin(), ok.out.end(), '\n'), 1) << ok.out;
+  // A number after it is still its SECONDS; a bad one is still refused.
+  EXPECT_EQ(Exec(RunStatusCommand, {"--socket", sock_, "--watch", "0"}).rc, kExitUsage);
+}
+
 TEST_F(CommandsTest, MessageValidAndInvalid) {
   CmdRun ok = Exec(RunMessageCommand, {"--socket", sock_, "Hydration_Threshold", "12"});
   EXPECT_EQ(ok.rc, 0) << ok.err;

@@ -196,6 +196,20 @@ TEST_F(ExitCodesMountTest, EveryDocumentedCodeIsReturnedByTheRealCommand) {
   ASSERT_TRUE(ShOk("truncate -s 32M " + Quote(d.src)));
   Expect("wait", 3, "--quiet " + Quote(d.mnt));
 
+  // A dest truncated under a live clone cannot complete either: the same
+  // code, and wait --help says so on its line.
+  CloneDir e;
+  WriteRandomFile(e.src, 64 << 20, 8);
+  m = e.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("truncate -s 32M " + Quote(e.dst)));
+  Expect("wait", 3, "--quiet " + Quote(e.mnt));
+  RunResult wait_help = Sh(Clonefs() + " wait --help");
+  std::smatch line3;
+  ASSERT_TRUE(std::regex_search(wait_help.out, line3, std::regex("\n  3  ([^\n]*)")))
+      << wait_help.out;
+  EXPECT_NE(line3[1].str().find("dest changed"), std::string::npos) << line3[1];
+
   Codes documented;
   for (const std::string& cmd : Commands()) documented[cmd] = HelpCodes(cmd);
   EXPECT_EQ(seen_, documented) << "every documented code needs a trigger here, and nothing else";
