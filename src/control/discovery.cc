@@ -25,17 +25,8 @@ Result<std::string> CanonicalMountpoint(const std::string& path) {
   if (err != ENOTCONN && err != ECONNABORTED && err != EACCES) return Status::FromErrno(err, path);
   // The mountpoint's daemon died (ENOTCONN; ECONNABORTED while the kernel
   // tears down a dead daemon's io_uring queues), or it is a FUSE mount that
-  // denies other users even a stat (EACCES): resolve the parent and keep the
-  // last name.
-  std::string p = path;
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  size_t slash = p.rfind('/');
-  std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
-  std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
-  if (realpath(parent.c_str(), buf) == nullptr) return Status::FromErrno(errno, parent);
-  std::string out = buf;
-  if (out != "/") out += '/';
-  return out + base;
+  // denies other users even a stat (EACCES).
+  return CanonicalBesideMount(path);
 }
 
 namespace {

@@ -30,7 +30,8 @@ std::string ControlSocketPath(const std::string& metadata_dir);
 
 // realpath(path); if the mountpoint itself cannot be stat'ed because its
 // daemon died (ENOTCONN) or it denies us access (EACCES: a FUSE mount of
-// another user), realpath of the parent plus the last component.
+// another user), realpath of the parent plus the last component, a
+// symbolic link there followed (CanonicalBesideMount, base/mountinfo.h).
 // Reads the filesystem. Errors: NotFound, Permission, IoError with the path.
 Result<std::string> CanonicalMountpoint(const std::string& path);
 

@@ -123,11 +123,8 @@ std::string CanonicalPath(const std::string& path) {
   // A dead daemon's mount: ENOTCONN, or ECONNABORTED while the kernel tears
   // down its io_uring queues.
   if ((errno != ENOTCONN && errno != ECONNABORTED) || n == "/") return n;
-  const size_t slash = n.rfind('/');
-  const std::string parent = slash == 0 ? "/" : n.substr(0, slash);
-  if (realpath(parent.c_str(), buf) == nullptr) return n;
-  const std::string p = buf;
-  return (p == "/" ? "" : p) + n.substr(slash);
+  Result<std::string> beside = CanonicalBesideMount(n);
+  return beside.ok() ? *beside : n;
 }
 
 std::string NormalizePath(const std::string& path) {

@@ -46,7 +46,9 @@ Status UnmountPath(const std::string& path, bool lazy);
 std::vector<std::string> LoopDevicesBackedBy(const std::string& file);
 
 // realpath(path); for a dead FUSE mount point (ENOTCONN) realpath of the
-// parent plus the last component; NormalizePath(path) if neither resolves.
+// parent plus the last component, a symbolic link there followed
+// (CanonicalBesideMount, base/mountinfo.h); NormalizePath(path) if neither
+// resolves.
 std::string CanonicalPath(const std::string& path);
 
 // Lexically normalizes an absolute path ("/a/./b//c/../d" -> "/a/b/d");

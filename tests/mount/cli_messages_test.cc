@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -54,6 +56,29 @@ TEST_F(CliMessagesTest, StatusOfAStaleMountSaysHowToResumeOrRemoveIt) {
   EXPECT_EQ(st.out.find("fusermount3"), std::string::npos) << st.out;
   RunResult u = c_.Unmount();
   EXPECT_EQ(u.code, 0) << u.out;
+}
+
+// A mount point named through a symbolic link with a trailing slash, as
+// shell completion writes it (`/mnt/vm/`, vm -> the mount point): realpath
+// cannot resolve it once the daemon died, yet status and unmount still find
+// the stale clonefs mount rather than saying nothing is mounted there.
+TEST_F(CliMessagesTest, AStaleMountNamedThroughALinkWithATrailingSlashIsFound) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::string link = c_.dir() / "link";
+  ASSERT_EQ(symlink(c_.mnt.c_str(), link.c_str()), 0) << strerror(errno);
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult st = Sh(Clonefs() + " status " + Quote(link + "/"));
+  EXPECT_EQ(st.code, 1) << st.out;
+  EXPECT_NE(st.out.find("daemon serving it died"), std::string::npos) << st.out;
+  EXPECT_EQ(st.out.find("nothing is mounted there"), std::string::npos) << st.out;
+  RunResult u = Sh(Clonefs() + " unmount " + Quote(link + "/"));
+  EXPECT_EQ(u.code, 0) << u.out;
+  EXPECT_NE(u.out.find("its daemon had died"), std::string::npos) << u.out;
+  EXPECT_FALSE(c_.IsMounted());
 }
 
 TEST_F(CliMessagesTest, AWatchSaysWhenItsCloneIsUnmounted) {
