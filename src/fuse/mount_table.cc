@@ -100,7 +100,11 @@ Status UnmountPath(const std::string& path, bool lazy) {
   return Status::Permission("unmount " + path + ": " + (output.empty() ? "fusermount3 failed" : output));
 }
 
-std::vector<std::string> LoopDevicesBackedBy(const std::string& file) {
+namespace {
+
+// Loop devices whose backing file `match` accepts.
+template <typename Match>
+std::vector<std::string> LoopDevicesWhere(Match match) {
   std::vector<std::string> out;
   DIR* d = opendir("/sys/block");
   if (!d) return out;
@@ -110,10 +114,24 @@ std::vector<std::string> LoopDevicesBackedBy(const std::string& file) {
     if (!ReadFile(std::string("/sys/block/") + e->d_name + "/loop/backing_file", &backing)) continue;
     while (!backing.empty() && backing.back() == '\n') backing.pop_back();
     // The kernel appends " (deleted)" when the file was removed.
-    if (backing == file) out.push_back(std::string("/dev/") + e->d_name);
+    if (match(backing)) out.push_back(std::string("/dev/") + e->d_name);
   }
   closedir(d);
   return out;
+}
+
+}  // namespace
+
+std::vector<std::string> LoopDevicesBackedBy(const std::string& file) {
+  return LoopDevicesWhere([&](const std::string& backing) { return backing == file; });
+}
+
+std::vector<std::string> LoopDevicesBackedByFilesIn(const std::string& dir) {
+  const std::string prefix = dir == "/" ? dir : dir + "/";
+  return LoopDevicesWhere([&](const std::string& backing) {
+    return backing.size() > prefix.size() && backing.compare(0, prefix.size(), prefix) == 0 &&
+           backing.find('/', prefix.size()) == std::string::npos;
+  });
 }
 
 std::string CanonicalPath(const std::string& path) {

@@ -45,6 +45,10 @@ Status UnmountPath(const std::string& path, bool lazy);
 // cannot be read.
 std::vector<std::string> LoopDevicesBackedBy(const std::string& file);
 
+// Loop devices whose backing file lies directly in the directory `dir` (an
+// absolute path without a trailing slash: a mount point), as above.
+std::vector<std::string> LoopDevicesBackedByFilesIn(const std::string& dir);
+
 // realpath(path); for a dead FUSE mount point (ENOTCONN) realpath of the
 // parent plus the last component, a symbolic link there followed
 // (CanonicalBesideMount, base/mountinfo.h); NormalizePath(path) if neither

@@ -81,6 +81,53 @@ TEST_F(CliMessagesTest, AStaleMountNamedThroughALinkWithATrailingSlashIsFound) {
   EXPECT_FALSE(c_.IsMounted());
 }
 
+// Mounting again over a dead daemon's mount while a loop device still holds
+// its file: the loop device stays with the dead mount (every request fails),
+// so the mount says which loop device that is and what to do. With nothing
+// holding the file, the stale mount is simply unmounted.
+TEST_F(CliMessagesTest, MountingOverAStaleMountNamesTheLoopDevicesLeftOnIt) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::string loop = c_.AttachLoop();
+  ASSERT_FALSE(loop.empty());
+  int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult again = c_.Mount();
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("detached it (umount -l)"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("loop device " + loop +
+                           " still uses the dead mount's file and is not served by the new "
+                           "mount"),
+            std::string::npos)
+      << again.out;
+  EXPECT_NE(again.out.find("(losetup -d " + loop + ")"), std::string::npos) << again.out;
+  // What the note says: the loop device fails, the new mount serves.
+  const int lfd = open(loop.c_str(), O_RDONLY);
+  ASSERT_GE(lfd, 0) << strerror(errno);
+  char b[4096];
+  EXPECT_EQ(pread(lfd, b, sizeof(b), 0), -1);
+  close(lfd);
+  const int ffd = open(c_.exposed().c_str(), O_RDONLY);
+  ASSERT_GE(ffd, 0) << strerror(errno);
+  EXPECT_EQ(pread(ffd, b, sizeof(b), 0), static_cast<ssize_t>(sizeof(b)));
+  close(ffd);
+  c_.DetachLoop(loop);
+
+  pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult idle = c_.Mount();
+  ASSERT_EQ(idle.code, 0) << idle.out;
+  EXPECT_NE(idle.out.find("was a stale mount of a clonefs daemon that died; unmounted it"),
+            std::string::npos)
+      << idle.out;
+  EXPECT_EQ(idle.out.find("loop device"), std::string::npos) << idle.out;
+  EXPECT_EQ(c_.Unmount().code, 0);
+}
+
 TEST_F(CliMessagesTest, AWatchSaysWhenItsCloneIsUnmounted) {
   RunResult m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
