@@ -23,6 +23,7 @@
 #include "devices/posix_device.h"
 #include "fuse/mount_table.h"
 #include "fuse/read_only_place.h"
+#include "fuse/runtime_info.h"
 #include "metadata/clone_files.h"
 #include "sources/open_source.h"
 #include "sources/source_spec.h"
@@ -215,6 +216,24 @@ void NoteHiddenEntries(const std::string& mp, const NoteFn& note) {
        "unmount " + mp);
 }
 
+// Whether the daemon serving the mount `e` at `mp` died. A clonefs mount's
+// daemon is looked up by its record (runtime_info.h), never asked through
+// the mount: one that is alive but does not answer (stopped, stuck) would
+// hold a statfs, and this mount, for as long as it does not answer.
+// Otherwise (another program's mount, a clonefs daemon that left no record)
+// statfs, which always reaches the daemon (stat may be answered from the
+// kernel's attribute cache): ENOTCONN means the daemon died, and so does
+// ECONNABORTED, what a request gets while the kernel is still tearing down
+// the io_uring queues of a daemon that died.
+bool MountsDaemonDied(const std::string& mp, const MountEntry& e) {
+  if (e.fstype == "fuse.clonefs") {
+    Result<DaemonInfo> info = FindDaemonInfo(mp);
+    if (info.ok()) return !IsClonefsProcess(info->pid);
+  }
+  struct statfs sfs;
+  return statfs(mp.c_str(), &sfs) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
+}
+
 // What to tell the user when a stale mount was still in use as it was
 // detached: its users (the loop devices `loops`, a VM) keep the dead
 // mount's file and are not served by the new mount.
@@ -245,13 +264,8 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   auto entry = FindMount(mp);
   if (!entry.ok()) return entry.status();
   if (*entry) {
-    // statfs always reaches the daemon (stat may be answered from the
-    // kernel's attribute cache): ENOTCONN means the daemon died, and so
-    // does ECONNABORTED, what a request gets while the kernel is still
-    // tearing down the io_uring queues of a daemon that died.
-    struct statfs sfs;
-    const bool dead = statfs(mp.c_str(), &sfs) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
     const MountEntry& e = **entry;
+    const bool dead = MountsDaemonDied(mp, e);
     if (!dead) {
       return Status::Busy("mount point " + mp + " is already a mount point (" + e.fstype +
                           " from " + e.source + "); unmount it first" +

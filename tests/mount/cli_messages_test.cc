@@ -128,6 +128,29 @@ TEST_F(CliMessagesTest, MountingOverAStaleMountNamesTheLoopDevicesLeftOnIt) {
   EXPECT_EQ(c_.Unmount().code, 0);
 }
 
+// Mounting over a clonefs mount whose daemon is alive but does not answer
+// (stopped here; stuck alike) is refused at once, as over any live mount:
+// whether that daemon lives is read from its record, not asked through its
+// mount (a statfs there would wait for the daemon, holding the command).
+TEST_F(CliMessagesTest, MountingOverAMountWhoseDaemonDoesNotAnswerIsRefusedAtOnce) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  usleep(1500000);  // past the kernel's attribute cache (1 s)
+  const std::string other = c_.dir() / "other.img";
+  RunResult again = Sh("timeout -s KILL 10 " + Clonefs() + " mount --no-hydration " +
+                       Quote(c_.src) + " " + Quote(other) + " " + Quote(c_.mnt));
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  EXPECT_EQ(again.code, 1) << again.out;
+  EXPECT_NE(again.out.find("is already a mount point (fuse.clonefs"), std::string::npos)
+      << again.out;
+  EXPECT_NE(again.out.find("clonefs unmount " + c_.mnt), std::string::npos) << again.out;
+  EXPECT_EQ(c_.Unmount().code, 0);
+  EXPECT_NE(access(other.c_str(), F_OK), 0) << "the refused mount left its dest behind";
+}
+
 TEST_F(CliMessagesTest, AWatchSaysWhenItsCloneIsUnmounted) {
   RunResult m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
