@@ -135,8 +135,12 @@ std::vector<std::string> LoopDevicesBackedByFilesIn(const std::string& dir) {
 }
 
 std::string CanonicalPath(const std::string& path) {
+  // Without a trailing slash realpath(3) only reads links: behind one it
+  // must stat the last component, a mount whose daemon may not answer.
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
   char buf[PATH_MAX];
-  if (realpath(path.c_str(), buf) != nullptr) return buf;
+  if (realpath(p.c_str(), buf) != nullptr) return buf;
   const std::string n = NormalizePath(path);
   // A dead daemon's mount: ENOTCONN, or ECONNABORTED while the kernel tears
   // down its io_uring queues.

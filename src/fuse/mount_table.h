@@ -49,7 +49,9 @@ std::vector<std::string> LoopDevicesBackedBy(const std::string& file);
 // absolute path without a trailing slash: a mount point), as above.
 std::vector<std::string> LoopDevicesBackedByFilesIn(const std::string& dir);
 
-// realpath(path); for a dead FUSE mount point (ENOTCONN) realpath of the
+// realpath(path) without its trailing slashes (so that a mount point's
+// daemon is never asked: realpath stats what a trailing slash follows);
+// for a dead FUSE mount point (ENOTCONN) realpath of the
 // parent plus the last component, a symbolic link there followed
 // (CanonicalBesideMount, base/mountinfo.h); NormalizePath(path) if neither
 // resolves.

@@ -142,12 +142,25 @@ TEST_F(CliMessagesTest, MountingOverAMountWhoseDaemonDoesNotAnswerIsRefusedAtOnc
   const std::string other = c_.dir() / "other.img";
   RunResult again = Sh("timeout -s KILL 10 " + Clonefs() + " mount --no-hydration " +
                        Quote(c_.src) + " " + Quote(other) + " " + Quote(c_.mnt));
+  // Named with a trailing slash, as shell completion writes it, neither
+  // mount nor unmount may stat the mount point either.
+  RunResult slash = Sh("timeout -s KILL 10 " + Clonefs() + " mount --no-hydration " +
+                       Quote(c_.src) + " " + Quote(other) + " " + Quote(c_.mnt + "/"));
+  RunResult unmount =
+      Sh("timeout -s KILL 10 " + Clonefs() + " unmount --timeout 1 " + Quote(c_.mnt + "/"));
   ASSERT_EQ(kill(pid, SIGCONT), 0);
   EXPECT_EQ(again.code, 1) << again.out;
   EXPECT_NE(again.out.find("is already a mount point (fuse.clonefs"), std::string::npos)
       << again.out;
+  EXPECT_EQ(slash.code, 1) << slash.out;
+  EXPECT_NE(slash.out.find("is already a mount point (fuse.clonefs"), std::string::npos)
+      << slash.out;
+  // The mount is gone; the stopped daemon could not exit within 1 s.
+  EXPECT_EQ(unmount.code, 1) << unmount.out;
+  EXPECT_NE(unmount.out.find("has not exited after 1 s"), std::string::npos) << unmount.out;
   EXPECT_NE(again.out.find("clonefs unmount " + c_.mnt), std::string::npos) << again.out;
-  EXPECT_EQ(c_.Unmount().code, 0);
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(100000);
+  EXPECT_NE(kill(pid, 0), 0) << "the daemon did not exit once continued";
   EXPECT_NE(access(other.c_str(), F_OK), 0) << "the refused mount left its dest behind";
 }
 
