@@ -1,5 +1,10 @@
 #include "base/mountinfo.h"
 
+#include <limits.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <fstream>
 #include <sstream>
 
@@ -100,6 +105,27 @@ Result<std::string> ReadSelfMountInfo() {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+Result<std::string> CanonicalBesideMount(const std::string& path) {
+  std::string p = path;
+  for (int links = 0;; ++links) {
+    while (p.size() > 1 && p.back() == '/') p.pop_back();
+    const size_t slash = p.rfind('/');
+    const std::string parent =
+        slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+    const std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
+    char buf[PATH_MAX];
+    if (realpath(parent.c_str(), buf) == nullptr) return Status::FromErrno(errno, parent);
+    const std::string dir = buf;
+    const std::string out = (dir == "/" ? "" : dir) + "/" + base;
+    char target[PATH_MAX];
+    const ssize_t n = readlink(out.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) return out;  // not a link: the mount point itself
+    if (links == 40) return Status::FromErrno(ELOOP, path);
+    const std::string t(target, static_cast<size_t>(n));
+    p = t[0] == '/' ? t : dir + "/" + t;
+  }
 }
 
 }  // namespace clonefs

@@ -43,4 +43,15 @@ std::optional<uint32_t> FuseUserId(std::string_view super_options);
 // Reads /proc/self/mountinfo. Errors: IoError.
 Result<std::string> ReadSelfMountInfo();
 
+// The canonical path of a mount point that realpath(3) could not resolve
+// because the mount itself does not answer a stat (its FUSE daemon died:
+// ENOTCONN, or ECONNABORTED while the kernel tears down its io_uring
+// queues; another user's FUSE mount: EACCES): realpath of the parent
+// directory plus the last name, following that name while it is a
+// symbolic link. (Behind a trailing slash, `/mnt/vm/` with vm -> the mount
+// point, realpath must stat the mount, so a link there is followed here.)
+// Trailing slashes are ignored. Never stats the mount itself. Errors: the
+// parent's realpath error, with the parent's path; ELOOP past 40 links.
+Result<std::string> CanonicalBesideMount(const std::string& path);
+
 }  // namespace clonefs

@@ -10,6 +10,7 @@
 #include <cstdlib>
 
 #include "base/mountinfo.h"
+#include "control/socket_io.h"
 #include "metadata/clone_files.h"
 
 namespace clonefs::control {
@@ -19,23 +20,18 @@ std::string ControlSocketPath(const std::string& metadata_dir) {
 }
 
 Result<std::string> CanonicalMountpoint(const std::string& path) {
+  // Without a trailing slash realpath(3) only reads links: behind one it
+  // must stat the mount, which would wait for its daemon.
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
   char buf[PATH_MAX];
-  if (realpath(path.c_str(), buf) != nullptr) return std::string(buf);
+  if (realpath(p.c_str(), buf) != nullptr) return std::string(buf);
   int err = errno;
   if (err != ENOTCONN && err != ECONNABORTED && err != EACCES) return Status::FromErrno(err, path);
   // The mountpoint's daemon died (ENOTCONN; ECONNABORTED while the kernel
   // tears down a dead daemon's io_uring queues), or it is a FUSE mount that
-  // denies other users even a stat (EACCES): resolve the parent and keep the
-  // last name.
-  std::string p = path;
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  size_t slash = p.rfind('/');
-  std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
-  std::string base = slash == std::string::npos ? p : p.substr(slash + 1);
-  if (realpath(parent.c_str(), buf) == nullptr) return Status::FromErrno(errno, parent);
-  std::string out = buf;
-  if (out != "/") out += '/';
-  return out + base;
+  // denies other users even a stat (EACCES).
+  return CanonicalBesideMount(path);
 }
 
 namespace {
@@ -85,13 +81,10 @@ bool IsClonefsMount(const MountEntry& e) {
 Result<std::string> ReadSelfMountInfo() { return clonefs::ReadSelfMountInfo(); }
 
 Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
-  bool dead = false;
-  {
-    struct stat st;
-    if (stat(mountpoint.c_str(), &st) != 0 && (errno == ENOTCONN || errno == ECONNABORTED)) {
-      dead = true;
-    }
-  }
+  // Nothing here may send a request to the mount: a daemon that is alive but
+  // does not answer (stopped, stuck) would hold this command in the kernel,
+  // unkillably once FUSE over io_uring has taken the request. Whether the
+  // daemon died is asked of its control socket instead (below).
   Result<std::string> canonical = CanonicalMountpoint(mountpoint);
   if (!canonical.ok()) {
     if (canonical.status().IsNotFound()) {
@@ -112,13 +105,6 @@ Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
         "clonefs mount SOURCE DEST " + mountpoint + ", or see a clone that is not mounted with "
         "clonefs info DEST");
   }
-  if (dead) {
-    return Status::IoError(
-        mountpoint + ": the clonefs daemon serving it died (transport endpoint is not "
-        "connected); its clone is intact up to its last commit. Resume it with clonefs mount "
-        "SOURCE DEST " + mountpoint + " (the stale mount is replaced), or remove the stale mount "
-        "with clonefs unmount " + mountpoint);
-  }
   const uid_t owner = entry->user_id.value_or(geteuid());
   const std::string path = ControlSocketPath(entry->source);
   struct stat st;  // lstat: a symlink is never the daemon's socket
@@ -137,6 +123,23 @@ Result<std::string> ResolveControlSocket(const std::string& mountpoint) {
   if (access(path.c_str(), R_OK | W_OK) != 0 && errno == EACCES) {
     return Status::Permission(mountpoint + " is controlled by uid " + std::to_string(owner) +
                               "; only that user and root may query or steer it");
+  }
+  // A socket nobody listens on any more, under a clonefs mount that is
+  // still there: its daemon died (a daemon that exits removes both). The
+  // server answers nothing to a connection closed before any request.
+  Result<int> probe = ConnectUnix(path);
+  if (probe.ok()) {
+    close(*probe);
+  } else if (probe.status().sys_errno() == ECONNREFUSED) {
+    return Status::IoError(
+        mountpoint +
+        ": the clonefs daemon serving it died (transport endpoint is not "
+        "connected); its clone is intact up to its last commit. Resume it with clonefs mount "
+        "SOURCE DEST " +
+        mountpoint +
+        " (the stale mount is replaced), or remove the stale mount "
+        "with clonefs unmount " +
+        mountpoint);
   }
   return path;
 }

@@ -30,7 +30,8 @@ std::string ControlSocketPath(const std::string& metadata_dir);
 
 // realpath(path); if the mountpoint itself cannot be stat'ed because its
 // daemon died (ENOTCONN) or it denies us access (EACCES: a FUSE mount of
-// another user), realpath of the parent plus the last component.
+// another user), realpath of the parent plus the last component, a
+// symbolic link there followed (CanonicalBesideMount, base/mountinfo.h).
 // Reads the filesystem. Errors: NotFound, Permission, IoError with the path.
 Result<std::string> CanonicalMountpoint(const std::string& path);
 
@@ -61,7 +62,10 @@ bool IsClonefsMount(const MountEntry& e);
 Result<std::string> ReadSelfMountInfo();
 
 // For a client: resolves MOUNTPOINT to the control socket of the daemon
-// serving it. Reads the filesystem. Errors (messages meant for the user):
+// serving it. Reads the filesystem and mountinfo, and connects to the socket
+// once to learn whether the daemon died (refused: nobody listens); never
+// sends a request to the mount itself, so it returns at once even when the
+// daemon does not answer. Errors (messages meant for the user):
 //   NotFound     "X: no such file or directory";
 //   InvalidArgument "X is not a clonefs mount (nothing is mounted there): ..."
 //                   with how to mount it or see it offline, or
@@ -73,7 +77,8 @@ Result<std::string> ReadSelfMountInfo();
 //                neither the mount's owner nor root (refused: not its daemon);
 //   IoError      "X: the clonefs daemon serving it died (transport endpoint
 //                 is not connected); ... Resume it with clonefs mount ... or
-//                 remove the stale mount with clonefs unmount X".
+//                 remove the stale mount with clonefs unmount X" (the mount is
+//                 there, its socket refuses connections).
 Result<std::string> ResolveControlSocket(const std::string& mountpoint);
 
 }  // namespace clonefs::control

@@ -207,10 +207,13 @@ std::string FormatHydratedBy(const ReadDrivenReport& d) {
 
 std::string FormatSourceReads(const ReadDrivenReport& d) {
   const uint64_t all = d.user_source_bytes + d.copier_source_bytes;
-  return FormatBytes(d.user_source_bytes) + " for users (" +
-         FormatPercent(d.user_source_bytes, all, 0) + "), " + FormatBytes(d.copier_source_bytes) +
-         " by the copier (read-ahead " + FormatBytes(d.ahead_source_bytes) + ", near reads " +
-         FormatBytes(d.near_source_bytes) + ")";
+  // The users' share of what was read, once something was: of nothing,
+  // FormatPercent's 100% would say that users read it all.
+  const std::string share = all == 0 ? "" : " (" + FormatPercent(d.user_source_bytes, all, 0) + ")";
+  return FormatBytes(d.user_source_bytes) + " for users" + share + ", " +
+         FormatBytes(d.copier_source_bytes) + " by the copier (read-ahead " +
+         FormatBytes(d.ahead_source_bytes) + ", near reads " + FormatBytes(d.near_source_bytes) +
+         ")";
 }
 
 std::string FormatPrefetch(const ReadDrivenReport& d) {

@@ -47,8 +47,8 @@ std::string FormatSourceHealth(const SourceHealth& h, uint64_t now_unix_ns);
 std::string FormatOrder(const StatusReport& r);
 // The "Hydrated by:" line: regions hydrated since start, by why.
 std::string FormatHydratedBy(const ReadDrivenReport& d);
-// The "Source reads:" line: bytes read from the source for users and by the
-// copier.
+// The "Source reads:" line: bytes read from the source for users (and their
+// share of all source reads, once there were any) and by the copier.
 std::string FormatSourceReads(const ReadDrivenReport& d);
 // The "Prefetch:" line: the prefetch bytes allowed in flight and the source
 // latency floor that sizes them.

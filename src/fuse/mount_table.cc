@@ -100,7 +100,11 @@ Status UnmountPath(const std::string& path, bool lazy) {
   return Status::Permission("unmount " + path + ": " + (output.empty() ? "fusermount3 failed" : output));
 }
 
-std::vector<std::string> LoopDevicesBackedBy(const std::string& file) {
+namespace {
+
+// Loop devices whose backing file `match` accepts.
+template <typename Match>
+std::vector<std::string> LoopDevicesWhere(Match match) {
   std::vector<std::string> out;
   DIR* d = opendir("/sys/block");
   if (!d) return out;
@@ -110,24 +114,39 @@ std::vector<std::string> LoopDevicesBackedBy(const std::string& file) {
     if (!ReadFile(std::string("/sys/block/") + e->d_name + "/loop/backing_file", &backing)) continue;
     while (!backing.empty() && backing.back() == '\n') backing.pop_back();
     // The kernel appends " (deleted)" when the file was removed.
-    if (backing == file) out.push_back(std::string("/dev/") + e->d_name);
+    if (match(backing)) out.push_back(std::string("/dev/") + e->d_name);
   }
   closedir(d);
   return out;
 }
 
+}  // namespace
+
+std::vector<std::string> LoopDevicesBackedBy(const std::string& file) {
+  return LoopDevicesWhere([&](const std::string& backing) { return backing == file; });
+}
+
+std::vector<std::string> LoopDevicesBackedByFilesIn(const std::string& dir) {
+  const std::string prefix = dir == "/" ? dir : dir + "/";
+  return LoopDevicesWhere([&](const std::string& backing) {
+    return backing.size() > prefix.size() && backing.compare(0, prefix.size(), prefix) == 0 &&
+           backing.find('/', prefix.size()) == std::string::npos;
+  });
+}
+
 std::string CanonicalPath(const std::string& path) {
+  // Without a trailing slash realpath(3) only reads links: behind one it
+  // must stat the last component, a mount whose daemon may not answer.
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
   char buf[PATH_MAX];
-  if (realpath(path.c_str(), buf) != nullptr) return buf;
+  if (realpath(p.c_str(), buf) != nullptr) return buf;
   const std::string n = NormalizePath(path);
   // A dead daemon's mount: ENOTCONN, or ECONNABORTED while the kernel tears
   // down its io_uring queues.
   if ((errno != ENOTCONN && errno != ECONNABORTED) || n == "/") return n;
-  const size_t slash = n.rfind('/');
-  const std::string parent = slash == 0 ? "/" : n.substr(0, slash);
-  if (realpath(parent.c_str(), buf) == nullptr) return n;
-  const std::string p = buf;
-  return (p == "/" ? "" : p) + n.substr(slash);
+  Result<std::string> beside = CanonicalBesideMount(n);
+  return beside.ok() ? *beside : n;
 }
 
 std::string NormalizePath(const std::string& path) {

@@ -45,8 +45,16 @@ Status UnmountPath(const std::string& path, bool lazy);
 // cannot be read.
 std::vector<std::string> LoopDevicesBackedBy(const std::string& file);
 
-// realpath(path); for a dead FUSE mount point (ENOTCONN) realpath of the
-// parent plus the last component; NormalizePath(path) if neither resolves.
+// Loop devices whose backing file lies directly in the directory `dir` (an
+// absolute path without a trailing slash: a mount point), as above.
+std::vector<std::string> LoopDevicesBackedByFilesIn(const std::string& dir);
+
+// realpath(path) without its trailing slashes (so that a mount point's
+// daemon is never asked: realpath stats what a trailing slash follows);
+// for a dead FUSE mount point (ENOTCONN) realpath of the
+// parent plus the last component, a symbolic link there followed
+// (CanonicalBesideMount, base/mountinfo.h); NormalizePath(path) if neither
+// resolves.
 std::string CanonicalPath(const std::string& path);
 
 // Lexically normalizes an absolute path ("/a/./b//c/../d" -> "/a/b/d");

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <optional>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "base/log.h"
 #include "base/printable.h"
@@ -21,6 +23,7 @@
 #include "devices/posix_device.h"
 #include "fuse/mount_table.h"
 #include "fuse/read_only_place.h"
+#include "fuse/runtime_info.h"
 #include "metadata/clone_files.h"
 #include "sources/open_source.h"
 #include "sources/source_spec.h"
@@ -213,6 +216,47 @@ void NoteHiddenEntries(const std::string& mp, const NoteFn& note) {
        "unmount " + mp);
 }
 
+// Whether the daemon serving the mount `e` at `mp` died. A clonefs mount's
+// daemon is looked up by its record (runtime_info.h), never asked through
+// the mount: one that is alive but does not answer (stopped, stuck) would
+// hold a statfs, and this mount, for as long as it does not answer.
+// Otherwise (another program's mount, a clonefs daemon that left no record)
+// statfs, which always reaches the daemon (stat may be answered from the
+// kernel's attribute cache): ENOTCONN means the daemon died, and so does
+// ECONNABORTED, what a request gets while the kernel is still tearing down
+// the io_uring queues of a daemon that died.
+bool MountsDaemonDied(const std::string& mp, const MountEntry& e) {
+  if (e.fstype == "fuse.clonefs") {
+    Result<DaemonInfo> info = FindDaemonInfo(mp);
+    if (info.ok()) return !IsClonefsProcess(info->pid);
+  }
+  struct statfs sfs;
+  return statfs(mp.c_str(), &sfs) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
+}
+
+// What to tell the user when a stale mount was still in use as it was
+// detached: its users (the loop devices `loops`, a VM) keep the dead
+// mount's file and are not served by the new mount.
+std::string StaleUsersNote(const std::string& mp, const std::vector<std::string>& loops) {
+  if (loops.empty()) {
+    return "the dead mount's file was still open (by a VM or another program): that program "
+           "is not served by the new mount until it opens the file in " +
+           mp + " again (restart the VM, or reattach its disk)";
+  }
+  std::string list, detach;
+  for (const std::string& l : loops) {
+    list += (list.empty() ? "" : ", ") + l;
+    detach += " " + l;
+  }
+  return std::string(loops.size() == 1 ? "loop device " : "loop devices ") + list +
+         (loops.size() == 1 ? " still uses the dead mount's file and is"
+                            : " still use the dead mount's file and are") +
+         " not served by the new mount: unmount what "
+         "is mounted from " +
+         (loops.size() == 1 ? "it" : "them") + ", detach " + (loops.size() == 1 ? "it" : "them") +
+         " (losetup -d" + detach + ") and attach the file in " + mp + " again";
+}
+
 }  // namespace
 
 Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
@@ -220,13 +264,8 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   auto entry = FindMount(mp);
   if (!entry.ok()) return entry.status();
   if (*entry) {
-    // statfs always reaches the daemon (stat may be answered from the
-    // kernel's attribute cache): ENOTCONN means the daemon died, and so
-    // does ECONNABORTED, what a request gets while the kernel is still
-    // tearing down the io_uring queues of a daemon that died.
-    struct statfs sfs;
-    const bool dead = statfs(mp.c_str(), &sfs) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
     const MountEntry& e = **entry;
+    const bool dead = MountsDaemonDied(mp, e);
     if (!dead) {
       return Status::Busy("mount point " + mp + " is already a mount point (" + e.fstype +
                           " from " + e.source + "); unmount it first" +
@@ -237,13 +276,23 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
       return Status::Busy("mount point " + mp + " is a dead FUSE mount (" + e.fstype +
                           ") of another program; detach it with: umount -l " + mp);
     }
-    Status u = UnmountPath(mp, /*lazy=*/true);
-    if (!u.ok()) {
-      return Status::Busy("mount point " + mp + " is a stale clonefs mount and could not be " +
-                          "detached (" + u.message() + "); run: umount -l " + mp);
+    // Whatever still has the dead mount's file open (a loop device, a VM)
+    // stays with the dead mount when it is detached, and is not served by
+    // the new one: a plain unmount tells whether there is any, and the note
+    // names the loop devices and what to do.
+    const std::vector<std::string> loops = LoopDevicesBackedByFilesIn(mp);
+    Status plain = UnmountPath(mp, /*lazy=*/false);
+    const bool in_use = plain.IsBusy();
+    if (!plain.ok()) {
+      Status u = UnmountPath(mp, /*lazy=*/true);
+      if (!u.ok()) {
+        return Status::Busy("mount point " + mp + " is a stale clonefs mount and could not be " +
+                            "detached (" + u.message() + "); run: umount -l " + mp);
+      }
     }
     note("mount point " + mp + " was a stale mount of a clonefs daemon that died; " +
-         "detached it (umount -l) and mounting again");
+         (in_use ? "detached it (umount -l)" : "unmounted it") + " and mounting again");
+    if (in_use) note(StaleUsersNote(mp, loops));
   }
   struct stat st;
   if (stat(mp.c_str(), &st) != 0) {

@@ -25,9 +25,12 @@ namespace clonefs::fuse {
 using NoteFn = std::function<void(const std::string&)>;
 
 // Mount point: exists, is a directory, is not a mount point. A stale mount
-// left by a dead clonefs daemon (stat fails with ENOTCONN) is detached
-// (umount -l) and `note` is told, as is a directory that is not empty (its
-// entries are hidden while mounted). REQUIRES: o resolved (ResolveMountDefaults).
+// left by a dead clonefs daemon (its record names a process that is gone,
+// or statfs fails with ENOTCONN) is unmounted, or
+// detached (umount -l) while something still has its file open, and `note`
+// is told (with the loop devices left on the dead mount and what to do
+// about them), as is a directory that is not empty (its entries are hidden
+// while mounted). REQUIRES: o resolved (ResolveMountDefaults).
 Status CheckMountpoint(const MountOptions& o, const NoteFn& note);
 
 // Paths that must not lie inside the mount point (the daemon never writes

@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -234,6 +236,33 @@ TEST_F(ControlMountTest, WaitReportsDaemonGone) {
   t.join();
   mounted_ = false;
   EXPECT_EQ(w.rc, kWaitDaemonGone) << w.out << w.err;
+}
+
+// A daemon that is alive but does not answer (stopped here; stuck alike):
+// finding its control socket must not wait for it. Asking the mount (a
+// stat, or realpath behind a trailing slash) would hold the command in the
+// kernel until the daemon answers -- for good under FUSE over io_uring,
+// where even SIGKILL cannot end it -- instead of saying it does not answer.
+TEST_F(ControlMountTest, FindingTheSocketOfAStoppedDaemonDoesNotWaitForIt) {
+  Mount({"--no-hydration"});
+  const pid_t pid = static_cast<pid_t>(Status().pid);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  // Past the kernel's attribute cache (1 s), so a stat would reach the daemon.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  std::atomic<bool> done{false};
+  std::optional<Result<std::string>> found;
+  std::thread t([&] {
+    found = ResolveControlSocket(mnt_ + "/");
+    done = true;
+  });
+  for (int i = 0; i < 50 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(done) << "finding the socket waited for the stopped daemon";
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  t.join();
+  ASSERT_TRUE(found.has_value());
+  ASSERT_TRUE(found->ok()) << found->status().ToString();
+  EXPECT_EQ(**found, ControlSocketPath(dest_ + ".clonefs"));
 }
 
 // Run as systemd runs it (clonefs@.service: Type=notify, --foreground,

@@ -353,6 +353,21 @@ TEST(StatusJsonTest, ReadDrivenHydrationIsReported) {
 
 // SPEC §7a: a dest truncated under the clone is said in JSON, in the human
 // block, in the progress line, and such a clone is never "complete".
+// Before anything was read from the source, the users' share of the
+// source reads is not shown as 100%.
+TEST(HumanStatusTest, SourceReadsOfNothingShowNoShare) {
+  ReadDrivenReport d;
+  EXPECT_EQ(FormatSourceReads(d),
+            "0 B for users, 0 B by the copier (read-ahead 0 B, near reads 0 B)");
+  d.copier_source_bytes = 4096;
+  EXPECT_EQ(FormatSourceReads(d),
+            "0 B for users (0%), 4.00 KiB by the copier (read-ahead 0 B, near reads 0 B)");
+  d.user_source_bytes = 4096;
+  d.copier_source_bytes = 0;
+  EXPECT_EQ(FormatSourceReads(d),
+            "4.00 KiB for users (100%), 0 B by the copier (read-ahead 0 B, near reads 0 B)");
+}
+
 TEST(StatusJsonTest, DestChangeIsReportedAndNeverComplete) {
   EngineStats s = SampleStats();
   s.dest_change = "/data/dest.img shrank from 67108864 to 33554432 bytes";

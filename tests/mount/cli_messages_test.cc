@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -54,6 +56,112 @@ TEST_F(CliMessagesTest, StatusOfAStaleMountSaysHowToResumeOrRemoveIt) {
   EXPECT_EQ(st.out.find("fusermount3"), std::string::npos) << st.out;
   RunResult u = c_.Unmount();
   EXPECT_EQ(u.code, 0) << u.out;
+}
+
+// A mount point named through a symbolic link with a trailing slash, as
+// shell completion writes it (`/mnt/vm/`, vm -> the mount point): realpath
+// cannot resolve it once the daemon died, yet status and unmount still find
+// the stale clonefs mount rather than saying nothing is mounted there.
+TEST_F(CliMessagesTest, AStaleMountNamedThroughALinkWithATrailingSlashIsFound) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::string link = c_.dir() / "link";
+  ASSERT_EQ(symlink(c_.mnt.c_str(), link.c_str()), 0) << strerror(errno);
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult st = Sh(Clonefs() + " status " + Quote(link + "/"));
+  EXPECT_EQ(st.code, 1) << st.out;
+  EXPECT_NE(st.out.find("daemon serving it died"), std::string::npos) << st.out;
+  EXPECT_EQ(st.out.find("nothing is mounted there"), std::string::npos) << st.out;
+  RunResult u = Sh(Clonefs() + " unmount " + Quote(link + "/"));
+  EXPECT_EQ(u.code, 0) << u.out;
+  EXPECT_NE(u.out.find("its daemon had died"), std::string::npos) << u.out;
+  EXPECT_FALSE(c_.IsMounted());
+}
+
+// Mounting again over a dead daemon's mount while a loop device still holds
+// its file: the loop device stays with the dead mount (every request fails),
+// so the mount says which loop device that is and what to do. With nothing
+// holding the file, the stale mount is simply unmounted.
+TEST_F(CliMessagesTest, MountingOverAStaleMountNamesTheLoopDevicesLeftOnIt) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::string loop = c_.AttachLoop();
+  ASSERT_FALSE(loop.empty());
+  int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult again = c_.Mount();
+  ASSERT_EQ(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("detached it (umount -l)"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("loop device " + loop +
+                           " still uses the dead mount's file and is not served by the new "
+                           "mount"),
+            std::string::npos)
+      << again.out;
+  EXPECT_NE(again.out.find("(losetup -d " + loop + ")"), std::string::npos) << again.out;
+  // What the note says: the loop device fails, the new mount serves.
+  const int lfd = open(loop.c_str(), O_RDONLY);
+  ASSERT_GE(lfd, 0) << strerror(errno);
+  char b[4096];
+  EXPECT_EQ(pread(lfd, b, sizeof(b), 0), -1);
+  close(lfd);
+  const int ffd = open(c_.exposed().c_str(), O_RDONLY);
+  ASSERT_GE(ffd, 0) << strerror(errno);
+  EXPECT_EQ(pread(ffd, b, sizeof(b), 0), static_cast<ssize_t>(sizeof(b)));
+  close(ffd);
+  c_.DetachLoop(loop);
+
+  pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(ShOk("kill -9 " + std::to_string(pid)));
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(20000);
+  RunResult idle = c_.Mount();
+  ASSERT_EQ(idle.code, 0) << idle.out;
+  EXPECT_NE(idle.out.find("was a stale mount of a clonefs daemon that died; unmounted it"),
+            std::string::npos)
+      << idle.out;
+  EXPECT_EQ(idle.out.find("loop device"), std::string::npos) << idle.out;
+  EXPECT_EQ(c_.Unmount().code, 0);
+}
+
+// Mounting over a clonefs mount whose daemon is alive but does not answer
+// (stopped here; stuck alike) is refused at once, as over any live mount:
+// whether that daemon lives is read from its record, not asked through its
+// mount (a statfs there would wait for the daemon, holding the command).
+TEST_F(CliMessagesTest, MountingOverAMountWhoseDaemonDoesNotAnswerIsRefusedAtOnce) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGSTOP), 0);
+  usleep(1500000);  // past the kernel's attribute cache (1 s)
+  const std::string other = c_.dir() / "other.img";
+  RunResult again = Sh("timeout -s KILL 10 " + Clonefs() + " mount --no-hydration " +
+                       Quote(c_.src) + " " + Quote(other) + " " + Quote(c_.mnt));
+  // Named with a trailing slash, as shell completion writes it, neither
+  // mount nor unmount may stat the mount point either.
+  RunResult slash = Sh("timeout -s KILL 10 " + Clonefs() + " mount --no-hydration " +
+                       Quote(c_.src) + " " + Quote(other) + " " + Quote(c_.mnt + "/"));
+  RunResult unmount =
+      Sh("timeout -s KILL 10 " + Clonefs() + " unmount --timeout 1 " + Quote(c_.mnt + "/"));
+  ASSERT_EQ(kill(pid, SIGCONT), 0);
+  EXPECT_EQ(again.code, 1) << again.out;
+  EXPECT_NE(again.out.find("is already a mount point (fuse.clonefs"), std::string::npos)
+      << again.out;
+  EXPECT_EQ(slash.code, 1) << slash.out;
+  EXPECT_NE(slash.out.find("is already a mount point (fuse.clonefs"), std::string::npos)
+      << slash.out;
+  // The mount is gone; the stopped daemon could not exit within 1 s.
+  EXPECT_EQ(unmount.code, 1) << unmount.out;
+  EXPECT_NE(unmount.out.find("has not exited after 1 s"), std::string::npos) << unmount.out;
+  EXPECT_NE(again.out.find("clonefs unmount " + c_.mnt), std::string::npos) << again.out;
+  for (int i = 0; i < 100 && kill(pid, 0) == 0; ++i) usleep(100000);
+  EXPECT_NE(kill(pid, 0), 0) << "the daemon did not exit once continued";
+  EXPECT_NE(access(other.c_str(), F_OK), 0) << "the refused mount left its dest behind";
 }
 
 TEST_F(CliMessagesTest, AWatchSaysWhenItsCloneIsUnmounted) {
