@@ -38,7 +38,8 @@
 // (reads and seeks fail with IoError EIO "released", CheckUnchanged is OK:
 // nothing is looked at any more), waits for those in progress (a Read at
 // most the timeout), shuts the pool down and drops the inner device, so the
-// file is closed and its file system can be unmounted. A pool thread left
+// file is closed (by the last pool thread as it exits, at most a moment
+// after Release returns) and its file system can be unmounted. A pool thread left
 // behind in a stuck read keeps the inner device until that read returns.
 // Health() reports kReleased from then on.
 //
