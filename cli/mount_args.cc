@@ -31,7 +31,8 @@ po::options_description Visible() {
       ("name", po::value<std::string>()->value_name("NAME"),
        "name of the exposed file in MOUNTPOINT (default: the basename of DEST)")
       ("no-hydration", "start with background hydration disabled (reads of uncopied regions "
-       "keep going to SOURCE; writes still hydrate what they touch)")
+       "keep going to SOURCE, read ahead of for sequential readers; writes still hydrate what "
+       "they touch)")
       ("hydration", "start with background hydration enabled (the default; undoes a stored "
        "--no-hydration)")
       ("no-discard-passdown", "make discarded/punched ranges read as zeros by writing zeros "
@@ -40,13 +41,15 @@ po::options_description Visible() {
        "undoes a stored --no-discard-passdown)")
       ("hydration-threshold", po::value<std::string>()->value_name("N"),
        ("most regions being copied at once, write-triggered copies included; 0 stops "
-        "background copying (default " + std::to_string(k.hydration_threshold) + ")").c_str())
+        "background copying, not the read-ahead of sequential readers (default " +
+        std::to_string(k.hydration_threshold) + ")").c_str())
       ("hydration-batch-size", po::value<std::string>()->value_name("N"),
        ("most contiguous regions copied as one unit (default " +
         std::to_string(k.hydration_batch_size) + ")").c_str())
       ("rate", po::value<std::string>()->value_name("RATE"),
        "ceiling on background copying in bytes per second, e.g. 50M or 50M/s (K, M, G, ... are "
-       "powers of 1024; default 0: unlimited)")
+       "powers of 1024; default 0: unlimited); the read-ahead of sequential readers is not "
+       "limited")
       ("copy-on-read", "keep what users read from SOURCE: whole regions read from it are "
        "written to DEST and count as hydrated, so nothing is fetched twice (default: on for a "
        "remote SOURCE, off for a file or device)")

@@ -204,13 +204,23 @@ void BackgroundCopier::IssuerLoop() {
       continue;
     }
     MaybeCheckDevices(/*complete=*/false);
-    if (!enabled_.load() || threshold_.load() == 0 || !ctx_.may_copy()) {
+    if (!ctx_.may_copy()) {
       DropCurrent(/*abandon=*/true);
       Idle();
       Sleep(kIdleSleepNanos, gen);
       continue;
     }
+    // Background copying may be off (disabled, threshold 0); the read-ahead
+    // of a sequential reader goes on (READ-AHEAD in the header).
+    const bool background = BackgroundAllowed();
+    const bool ahead_current = current_ != nullptr && current_->origin == CopyOrigin::kAhead;
+    if (!background && current_ != nullptr && !ahead_current) DropCurrent(/*abandon=*/true);
     uint64_t now = ctx_.clock->NowNanos();
+    if (!background && current_ == nullptr && !ReadAheadDue(now)) {
+      Idle();
+      Sleep(kIdleSleepNanos, gen);
+      continue;
+    }
     bool probe = false;
     if (uint64_t wait = SourceGate(now, &probe); wait != 0) {
       DropCurrent(/*abandon=*/true);
@@ -218,9 +228,32 @@ void BackgroundCopier::IssuerLoop() {
       Sleep(wait, gen);
       continue;
     }
+    if (shared_link()) link_.Tick(now);
+    // Read-ahead first: neither paced nor held to the rate ceiling or the
+    // threshold, within the prefetch room (READ-AHEAD in the header). While
+    // background copying runs, a probe of a source-wide backoff still takes
+    // the cursor.
+    if (current_ != nullptr ? ahead_current : (!background || !probe) && ReadAheadDue(now)) {
+      uint64_t wait = 0;
+      if (current_ == nullptr) wait = StartUnit(probe, Scope::kAhead, UINT64_MAX);
+      if (current_ != nullptr) {
+        wait = IssueNext(/*busy=*/false, now);
+        if (wait != 0) Sleep(wait, gen);
+        continue;
+      }
+      if (!background) {
+        Sleep(wait, gen);
+        continue;
+      }
+      // Nothing to read ahead: background copying, as below.
+    }
+    if (!background) {
+      Idle();
+      Sleep(kIdleSleepNanos, gen);
+      continue;
+    }
     // Foreground first: while user I/O is busy, one unit (one piece) at a
     // time, at the minimum pace.
-    if (shared_link()) link_.Tick(now);
     const bool busy = ctx_.foreground->Busy(now, options_.foreground_idle_ns);
     // Prefetch (read-ahead, the profile) is not held back by the pace (see
     // FOREGROUND FIRST in the header), within PrefetchRoom().
@@ -256,12 +289,13 @@ void BackgroundCopier::IssuerLoop() {
       units_yielded_.fetch_add(1, std::memory_order_relaxed);
     }
     if (wait == 0 && current_ == nullptr) {
-      wait = StartUnit(probe, /*prefetch_only=*/busy && ahead, UnitCap(busy && !ahead));
+      wait =
+          StartUnit(probe, busy && ahead ? Scope::kPrefetch : Scope::kAll, UnitCap(busy && !ahead));
       if (busy && ahead && current_ == nullptr) {
         // No read-ahead to do: the paced unit, if foreground-first allows.
         ahead = false;
         wait = !BusyAllowsIssue() ? kBusyWaitNanos : pace_.WaitNanos(now);
-        if (wait == 0) wait = StartUnit(probe, /*prefetch_only=*/false, UnitCap(true));
+        if (wait == 0) wait = StartUnit(probe, Scope::kAll, UnitCap(true));
       }
     }
     if (wait == 0 && current_ != nullptr) wait = IssueNext(busy && !ahead, now);
@@ -349,14 +383,14 @@ uint64_t BackgroundCopier::UnitCap(bool paced) const {
   return paced ? std::min(rate, pace_.unit_bytes()) : rate;
 }
 
-uint64_t BackgroundCopier::StartUnit(bool probe, bool prefetch_only, uint64_t max_bytes) {
+uint64_t BackgroundCopier::StartUnit(bool probe, Scope scope, uint64_t max_bytes) {
   // Lock nothing new while the byte budget is spent.
-  if (!HaveRoom(1, prefetch_only)) return kMaxSleepNanos;
+  if (!HaveRoom(1, scope != Scope::kAll)) return kMaxSleepNanos;
   Run run;
   CopyOrigin origin = CopyOrigin::kCursor;
   const uint64_t max_regions =
       std::max<uint64_t>(max_bytes >> ctx_.hydrator->geometry().region_shift(), 1);
-  Pick p = PickUnit(probe, prefetch_only, max_regions, &run, &origin);
+  Pick p = PickUnit(probe, scope, max_regions, &run, &origin);
   if (p == Pick::kNoRoom) return kNoRoomSleepNanos;
   if (p == Pick::kNothing) {
     Idle();
@@ -409,8 +443,11 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
   } else {
     // A piece is at most one unit of the rate (and of the pace while paced):
     // a region larger than that is read and written in several pieces, all
-    // under its lock, and marked once the last one is in dest.
-    p->len = std::min<uint64_t>({p->len, kMaxCopyChunk, UnitCap(busy), PieceCap()});
+    // under its lock, and marked once the last one is in dest. Read-ahead
+    // is not held to the rate (READ-AHEAD in the header).
+    const bool rated = u->origin != CopyOrigin::kAhead;
+    p->len = std::min<uint64_t>(
+        {p->len, kMaxCopyChunk, rated ? UnitCap(busy) : kMaxCopyChunk, PieceCap()});
     if (!HaveRoom(p->len, IsPrefetch(u->origin))) return kMaxSleepNanos;  // a writer's release wakes us
     Result<std::unique_ptr<CopyBuffer>> buf = pool_.Acquire(p->len);
     if (!buf.ok()) {
@@ -419,7 +456,7 @@ uint64_t BackgroundCopier::IssueNext(bool busy, uint64_t now) {
       return 0;
     }
     p->buf = std::move(*buf);
-    rate_.Charge(p->len, now);
+    if (rated) rate_.Charge(p->len, now);
     if (busy) pace_.Charge(p->len, now);
   }
   u->seg_done += p->len;
@@ -556,23 +593,35 @@ BackgroundCopier::Pick BackgroundCopier::TakeProfile(uint64_t max, uint64_t now,
   return Pick::kNothing;
 }
 
-BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only,
-                                                  uint64_t max_regions, Run* out,
-                                                  CopyOrigin* origin) {
+BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, Scope scope, uint64_t max_regions,
+                                                  Run* out, CopyOrigin* origin) {
   metadata::Metadata* md = ctx_.md;
   RegionLockTable* locks = ctx_.locks;
   const uint64_t nr = md->nr_regions();
   std::lock_guard<std::mutex> l(mu_);
+  const uint64_t now = ctx_.clock->NowNanos();
+  int budget = kMaxScan;
+  uint64_t next = 0;
+  if (scope == Scope::kAhead) {
+    // Read-ahead alone: not held to the threshold (READ-AHEAD in the
+    // header); none while the profile is being replayed.
+    if (BackgroundAllowed() && profile_idx_ < profile_.size()) return Pick::kNothing;
+    const uint64_t max = probe ? 1 : std::min<uint64_t>(batch_.load(), max_regions);
+    for (const RegionRun& w : hints_.AheadWindows(now)) {
+      if (TakeRunIn(w.first, w.end(), max, now, &budget, out, &next)) {
+        *origin = CopyOrigin::kAhead;
+        return Pick::kPicked;
+      }
+    }
+    return Pick::kNothing;
+  }
   const uint64_t threshold = threshold_.load();
   const uint64_t in_flight = locks->InFlight();
   if (in_flight >= threshold) return Pick::kNoRoom;
   const uint64_t max =
       probe ? 1 : std::min<uint64_t>({batch_.load(), threshold - in_flight, max_regions});
-  const uint64_t now = ctx_.clock->NowNanos();
 
   // The hydration order (see ORDER in the header); a probe takes the cursor.
-  int budget = kMaxScan;
-  uint64_t next = 0;
   if (!probe) {
     // The profile first: it is what the workload will read, where read-ahead
     // only guesses.
@@ -586,7 +635,7 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, bool prefetch_only
         return Pick::kPicked;
       }
     }
-    if (prefetch_only) return Pick::kNothing;
+    if (scope == Scope::kPrefetch) return Pick::kNothing;
     RegionRun h;
     while (budget > 0 && hints_.FrontNear(&h)) {
       const bool got = TakeRunIn(h.first, h.end(), max, now, &budget, out, &next);
@@ -620,8 +669,14 @@ bool BackgroundCopier::NoteRead(uint64_t off, uint64_t len, bool unhydrated) {
 }
 
 int BackgroundCopier::ReadAheadStreams(uint64_t now_ns) const {
-  if (!enabled_.load() || threshold_.load() == 0 || profile_pending_.load()) return 0;
+  // While the profile is replayed, no read-ahead; while background copying
+  // is off, the profile is not replayed and read-ahead goes on (ORDER).
+  if (BackgroundAllowed() && profile_pending_.load()) return 0;
   return hints_.sequential_streams(now_ns);
+}
+
+bool BackgroundCopier::ReadAheadDue(uint64_t now_ns) const {
+  return prefetch_bytes_.load() < PrefetchRoom() && ReadAheadStreams(now_ns) != 0;
 }
 
 void BackgroundCopier::SetProfile(std::vector<RegionRun> runs) {

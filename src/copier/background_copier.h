@@ -18,7 +18,8 @@
 //
 // RATE CEILING (TokenBucket; docs/design.md, "Rate ceiling")
 //   Every piece the copier reads from the source waits for the rate bucket
-//   (the prefetch units too), and no piece holds more than
+//   (the profile's units too; not the read-ahead: READ-AHEAD), and no piece
+//   holds more than
 //   TokenBucket::UnitBytes(rate) (~1 s of rate, at least 4 KiB): over any
 //   interval T the copier reads at most rate*T + 100 ms of rate + one unit.
 //   At low rates a unit is one region, and a region larger than a unit is
@@ -64,6 +65,27 @@
 //   "near"), then the cursor that walks the bitmap and wraps. Every candidate is re-checked as
 //   before (unhydrated, not locked, not backing off).
 //
+// READ-AHEAD (SPEC §10: buffered readers get readahead comparable to
+//   reading the source directly; docs/design.md, "Read-ahead is the
+//   reader's")
+//   The read-ahead window of a sequential reader holds what the reader reads
+//   next: the copier fetches it on the reader's behalf, like the read it
+//   saves, not as background copying. Before anything else (unless the
+//   profile is being replayed, or, while background copying runs, a probe
+//   of a source-wide backoff is due), the issuer takes a read-ahead unit
+//   (PickUnit, Scope::kAhead) while the prefetch bytes in flight are below
+//   PrefetchRoom() (ReadAheadDue), and issues its pieces unpaced, without
+//   waiting for or charging the rate bucket, and without the threshold's
+//   limit (a unit is at most `batch` regions). It goes on while background
+//   copying is disabled or its threshold is 0 (the profile, near hints and
+//   the cursor then copy nothing; a unit of theirs being issued is
+//   abandoned as before), and under any rate (which bounds the rest). It is
+//   bounded by the readers: at most kStreams windows of at most
+//   ReadHints::kMaxWindow, only while a reader keeps meeting unhydrated
+//   regions, and PrefetchRoom() plus one piece in flight. Not in read-only
+//   mode, nor once the source changed (may_copy), nor while the source is
+//   down (SourceGate). Its units are finished like any other (SPEC §5).
+//
 // COPY-ON-READ (SPEC §10): AdoptFetched takes regions a user's read has
 //   just fetched from the source (the caller held them in the lock table
 //   across the read) and hands their bytes to the writers as a one-piece
@@ -80,8 +102,8 @@
 //   full speed (the rate ceiling, the threshold and the byte target apply).
 //   Prefetch units -- read-ahead of a sequential reader, and the replayed
 //   profile -- are the workload's next reads, fetched early: while user I/O
-//   is busy they are issued without the pace (never without the rate
-//   ceiling), up to PrefetchRoom() in flight, beside the one paced unit
+//   is busy they are issued without the pace (the profile's never without
+//   the rate ceiling; READ-AHEAD), up to PrefetchRoom() in flight, beside the one paced unit
 //   (which takes near hints and the cursor), with PrefetchRoom() of the
 //   byte budget of their own. While the profile is being replayed its units
 //   hold at most PrefetchRoom() when no one is busy too: more arrives no
@@ -169,10 +191,10 @@
 namespace clonefs {
 
 struct CopierOptions {
-  // Most regions in flight at once, write-triggered hydrations included; 0
-  // stops background copying. With 64 KiB regions the default allows
-  // 64 MiB, so the byte target below is what binds. Default: 1024
-  // (docs/design.md).
+  // Most regions in flight at once, write-triggered hydrations and the
+  // read-ahead's included (which it does not limit: READ-AHEAD); 0 stops
+  // background copying. With 64 KiB regions the default allows 64 MiB, so
+  // the byte target below is what binds. Default: 1024 (docs/design.md).
   uint32_t hydration_threshold = 1024;
   // Most contiguous regions per unit; 0 is taken as 1. Also the size of the
   // copier's source reads (1 MiB with 64 KiB regions). Default: 16.
@@ -185,8 +207,10 @@ struct CopierOptions {
   // Most bytes the writers wrote (Device::WriteCached) that stay in the
   // page cache before they are evicted (cache_dropper.h). Default: 64 MiB.
   uint64_t cache_lag_bytes = 64ull << 20;
-  // Ceiling in bytes/s on data read from the source; 0 = none. Default: 0.
+  // Ceiling in bytes/s on data read from the source, but for the read-ahead
+  // of sequential readers (READ-AHEAD); 0 = none. Default: 0.
   uint64_t rate_bytes_per_s = 0;
+  // Background copying on; the read-ahead runs either way (READ-AHEAD).
   // Default: true.
   bool enabled = true;
   // Pace kept under continuous user I/O. Default: 8 MiB/s.
@@ -340,9 +364,9 @@ class BackgroundCopier {
   bool hints_enabled() const { return hints_.enabled(); }
   const ReadHints& hints() const { return hints_; }
   // Sequential readers the copier reads ahead of now (for status): those of
-  // the hints, but none while background copying is disabled or its
-  // threshold is 0, nor while a replayed profile is still being fetched
-  // (see ORDER).
+  // the hints, also while background copying is disabled or its threshold
+  // is 0 (READ-AHEAD), but none while a replayed profile is still being
+  // fetched (see ORDER).
   int ReadAheadStreams(uint64_t now_ns) const;
   // The access profile to replay (regions in order), before the cursor.
   // Call before Start.
@@ -382,10 +406,12 @@ class BackgroundCopier {
   // Whether a piece of `len` bytes may be issued now; `prefetch`: for a
   // prefetch unit, which has PrefetchRoom() of its own.
   bool HaveRoom(uint64_t len, bool prefetch) const;
-  // prefetch_only: only read-ahead windows and the profile. At most
-  // max_regions regions (and batch, and the threshold's room).
-  Pick PickUnit(bool probe, bool prefetch_only, uint64_t max_regions, Run* out,
-                CopyOrigin* origin);
+  // What PickUnit may take: everything in the ORDER; the prefetch only
+  // (the profile and read-ahead windows); read-ahead windows only.
+  enum class Scope { kAll, kPrefetch, kAhead };
+  // At most max_regions regions (and batch, and the threshold's room, except
+  // for kAhead: READ-AHEAD).
+  Pick PickUnit(bool probe, Scope scope, uint64_t max_regions, Run* out, CopyOrigin* origin);
   // The next unit of the profile, from the profile cursor. REQUIRES: mu_ held.
   Pick TakeProfile(uint64_t max, uint64_t now, int* budget, Run* out, CopyOrigin* origin);
   // The first region in [from, end) that may be copied now (unhydrated, not
@@ -396,8 +422,12 @@ class BackgroundCopier {
                  Run* out, uint64_t* next);
   // Picks and plans a new current_ unit of at most max_bytes (rounded down
   // to whole regions, at least one); returns how long to wait (0: go on).
-  // prefetch_only: only read-ahead and profile units.
-  uint64_t StartUnit(bool probe, bool prefetch_only, uint64_t max_bytes);
+  uint64_t StartUnit(bool probe, Scope scope, uint64_t max_bytes);
+  // Whether background copying may run: enabled, threshold not 0.
+  bool BackgroundAllowed() const { return enabled_.load() && threshold_.load() != 0; }
+  // Whether a sequential reader is read ahead of now and the prefetch room
+  // has room for more (READ-AHEAD).
+  bool ReadAheadDue(uint64_t now_ns) const;
   // The most bytes one unit or piece may hold: a unit of the rate ceiling,
   // and of the minimum pace too when `paced` (TokenBucket::UnitBytes).
   uint64_t UnitCap(bool paced) const;

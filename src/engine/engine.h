@@ -77,7 +77,9 @@ const char* EngineModeName(EngineMode m);
 // Hydration knobs; all changeable at runtime (SPEC §4).
 struct HydrationKnobs {
   // Most regions being hydrated at once, write-triggered ones included; 0
-  // stops background copying. With 64 KiB regions the default allows 64 MiB
+  // stops background copying (not the read-ahead of sequential readers,
+  // which this does not limit: docs/design.md, "Read-ahead is the
+  // reader's"). With 64 KiB regions the default allows 64 MiB
   // in flight, so that the copier's byte target (copier_inflight_bytes) is
   // what binds: enough to fill a remote source's link. Default: 1024, see
   // docs/design.md.
@@ -86,10 +88,11 @@ struct HydrationKnobs {
   // copier's source reads: 1 MiB with 64 KiB regions). Default: 16, see
   // docs/design.md.
   uint32_t hydration_batch_size = 16;
-  // Background copy ceiling in bytes/second; 0 = unlimited. Default: 0.
+  // Background copy ceiling in bytes/second (not the read-ahead of
+  // sequential readers); 0 = unlimited. Default: 0.
   uint64_t rate_bytes_per_s = 0;
-  // Background hydration on/off (enable_hydration/disable_hydration).
-  // Default: true.
+  // Background hydration on/off (enable_hydration/disable_hydration); the
+  // read-ahead of sequential readers runs either way. Default: true.
   bool hydration_enabled = true;
 };
 
