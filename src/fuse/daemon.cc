@@ -420,6 +420,7 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   so.fs.gid = dest_st.st_gid;
   so.passthrough.enabled = o.passthrough;
   so.transport = *transport;
+  so.transport_named_by = FuseTransportNamedBy(o.fuse_transport);
   if (o.passthrough && !o.record_profile.empty()) {
     // A passed-through open's reads never reach the engine's recorder.
     so.passthrough.unavailable =

@@ -95,6 +95,10 @@ struct FuseServerOptions {
   PassthroughOptions passthrough;
   // Default: kAuto.
   FuseTransportMode transport = FuseTransportMode::kAuto;
+  // What chose `transport`, for status and messages
+  // (FuseTransportNamedBy): "--fuse-transport dev",
+  // "CLONEFS_FUSE_TRANSPORT=dev"; "" is taken as the option. Default: "".
+  std::string transport_named_by;
   // Over io_uring, READs and WRITEs of hydrated ranges go to dest from the
   // queue's thread itself, without a worker (UringQueues' DIRECT READ and
   // WRITE). Off only for comparisons and tests. Default: true.

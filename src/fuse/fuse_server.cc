@@ -92,6 +92,13 @@ Result<FuseTransportMode> ParseFuseTransport(const std::string& name) {
   return Status::InvalidArgument(from + " '" + v + "' is not a transport; use auto, uring or dev");
 }
 
+std::string FuseTransportNamedBy(const std::string& name) {
+  if (!name.empty()) return "--fuse-transport " + name;
+  const char* env = getenv("CLONEFS_FUSE_TRANSPORT");
+  if (env != nullptr && *env != '\0') return std::string("CLONEFS_FUSE_TRANSPORT=") + env;
+  return "";
+}
+
 FuseServer::FuseServer(const FuseServerOptions& options, std::unique_ptr<UringQueues> uring,
                        std::string uring_off, std::unique_ptr<FuseChannel> channel,
                        std::unique_ptr<FuseFs> fs)
@@ -106,7 +113,7 @@ namespace {
 // The io_uring queues for `options`, or nullptr and why not.
 std::unique_ptr<UringQueues> MakeUringQueues(const FuseServerOptions& options, std::string* off) {
   if (options.transport == FuseTransportMode::kDev) {
-    *off = "--fuse-transport dev";
+    *off = options.transport_named_by.empty() ? "--fuse-transport dev" : options.transport_named_by;
     return nullptr;
   }
   *off = KernelUringUnavailable();

@@ -51,6 +51,11 @@ struct InitInfo;
 // takes $CLONEFS_FUSE_TRANSPORT, and auto if that is unset or empty.
 // Errors: InvalidArgument naming the bad value (and where it came from).
 Result<FuseTransportMode> ParseFuseTransport(const std::string& name);
+// What chose the transport ParseFuseTransport(name) gives, as a user would
+// write it: "--fuse-transport NAME" for an option given,
+// "CLONEFS_FUSE_TRANSPORT=VALUE" where the environment chose it, "" where
+// neither did (auto by default).
+std::string FuseTransportNamedBy(const std::string& name);
 
 // Why `--fuse-transport uring` cannot mount (`why`, e.g. what
 // KernelUringUnavailable says), and what to do instead: InvalidArgument.

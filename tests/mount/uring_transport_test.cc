@@ -419,6 +419,14 @@ TEST_F(UringTransportTest, DevKeepsToDevFuseWhereIoUringIsOn) {
   EXPECT_GT(st.read_requests, 0u);
 }
 
+// /dev/fuse chosen by $CLONEFS_FUSE_TRANSPORT says so, not that an option
+// nobody gave chose it.
+TEST_F(UringTransportTest, DevChosenByTheEnvironmentSaysSo) {
+  Mount(FuseTransportMode::kDev, -1, nullptr, 0,
+        [](FuseServerOptions* o) { o->transport_named_by = "CLONEFS_FUSE_TRANSPORT=dev"; });
+  EXPECT_EQ(server_->Stats().transport, "/dev/fuse (CLONEFS_FUSE_TRANSPORT=dev)");
+}
+
 TEST(FuseTransportNames, TheOptionAndTheEnvironment) {
   const char* outer = getenv("CLONEFS_FUSE_TRANSPORT");
   const std::string saved = outer != nullptr ? outer : "";
@@ -426,9 +434,13 @@ TEST(FuseTransportNames, TheOptionAndTheEnvironment) {
   EXPECT_EQ(*ParseFuseTransport(""), FuseTransportMode::kAuto);
   EXPECT_EQ(*ParseFuseTransport("uring"), FuseTransportMode::kUring);
   EXPECT_EQ(*ParseFuseTransport("dev"), FuseTransportMode::kDev);
+  EXPECT_EQ(FuseTransportNamedBy(""), "");
+  EXPECT_EQ(FuseTransportNamedBy("dev"), "--fuse-transport dev");
   setenv("CLONEFS_FUSE_TRANSPORT", "dev", 1);
   EXPECT_EQ(*ParseFuseTransport(""), FuseTransportMode::kDev);
+  EXPECT_EQ(FuseTransportNamedBy(""), "CLONEFS_FUSE_TRANSPORT=dev");
   EXPECT_EQ(*ParseFuseTransport("auto"), FuseTransportMode::kAuto) << "the option wins";
+  EXPECT_EQ(FuseTransportNamedBy("auto"), "--fuse-transport auto");
   setenv("CLONEFS_FUSE_TRANSPORT", "fast", 1);
   auto bad = ParseFuseTransport("");
   ASSERT_FALSE(bad.ok());
