@@ -376,7 +376,10 @@ void ReadAheadUnder(Limit limit) {
     all.insert(all.end(), buf.begin(), buf.end());
   }
   EXPECT_EQ(all, Slice(rig.source_content, 0, read));
-  EXPECT_EQ(rig.engine->Stats().sequential_readers, 1u);
+  // (Not the count of sequential readers: a reader the read-ahead kept
+  // ahead of meets no unhydrated region and ages out of the count after a
+  // second, which a slow build reaches; StatusCountsReadersReadAheadOfOnly
+  // checks the count.)
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const EngineStats s = rig.engine->Stats();
