@@ -19,4 +19,10 @@ Clock* Clock::Real() {
   return &clock;
 }
 
+uint64_t WallNowNanos() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
 }  // namespace clonefs

@@ -18,4 +18,9 @@ class Clock {
   static Clock* Real();
 };
 
+// Wall-clock time (system_clock) in nanoseconds since the Unix epoch: when
+// something happened, for status and messages (never for intervals, which
+// use Clock).
+uint64_t WallNowNanos();
+
 }  // namespace clonefs

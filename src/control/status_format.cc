@@ -1,11 +1,11 @@
 #include "control/status_format.h"
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "control/units.h"
 #include "metadata/metadata.h"
 
@@ -42,12 +42,7 @@ std::string U(uint64_t v) { return std::to_string(v); }
 
 }  // namespace
 
-std::string FormatHuman(const StatusReport& r) {
-  return FormatHuman(r, static_cast<uint64_t>(
-                            std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count()));
-}
+std::string FormatHuman(const StatusReport& r) { return FormatHuman(r, WallNowNanos()); }
 
 std::string FormatLastError(const LastError& e, uint64_t now_unix_ns) {
   if (e.empty()) return "none";

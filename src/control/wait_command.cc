@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ostream>
 
+#include "base/clock.h"
 #include "control/client.h"
 #include "control/command_util.h"
 #include "control/commands.h"
@@ -25,12 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 double Since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-uint64_t WallNanos() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
 }
 
 }  // namespace
@@ -148,7 +143,7 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
       io.err << "clonefs wait: no hydration progress for " << stall_timeout << " s at "
              << FormatProgress(*rep, 0)
              << "; health: " << (rep->health.empty() ? std::string("unknown") : rep->health)
-             << "; last error: " << FormatLastError(rep->last_error, WallNanos())
+             << "; last error: " << FormatLastError(rep->last_error, WallNowNanos())
              << ". See clonefs status and the daemon's log.\n";
       return kWaitStalled;
     }

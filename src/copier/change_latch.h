@@ -6,10 +6,11 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <string>
+
+#include "base/clock.h"
 
 namespace clonefs {
 
@@ -35,9 +36,7 @@ class ChangeLatch {
     std::lock_guard<std::mutex> l(mu_);
     if (set()) return false;
     reason_ = std::move(reason);
-    set_unix_ns_ = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                             std::chrono::system_clock::now().time_since_epoch())
-                                             .count());
+    set_unix_ns_ = WallNowNanos();
     set_.store(true, std::memory_order_release);
     return true;
   }

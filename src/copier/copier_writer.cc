@@ -1,9 +1,9 @@
 // The writer side of the background copier: read completions, writing
 // pieces into dest, finishing units, and the failure bookkeeping (per region
 // and source-wide). The issuer side is in background_copier.cc.
-#include <chrono>
 #include <string>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "base/test_hooks.h"
 #include "copier/background_copier.h"
@@ -13,12 +13,6 @@ namespace clonefs {
 namespace {
 
 constexpr uint64_t kFailureLogNanos = 10'000'000'000ull;
-
-uint64_t UnixNowNanos() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 }  // namespace
 
@@ -241,14 +235,14 @@ void BackgroundCopier::LogPauseLocked() {
   const uint64_t failed = failed_reads_.load();
   switch (src_.state()) {
     case SourceBackoff::State::kDown:
-      paused_since_unix_ns_ = UnixNowNanos();
+      paused_since_unix_ns_ = WallNowNanos();
       failed_reads_at_pause_ = failed;
       CLONEFS_LOG_WARN("source %s is not reachable (%s): background copying paused until it is "
                        "back",
                        name.c_str(), src_.reason().c_str());
       break;
     case SourceBackoff::State::kFailing:
-      paused_since_unix_ns_ = UnixNowNanos();
+      paused_since_unix_ns_ = WallNowNanos();
       failed_reads_at_pause_ = failed;
       CLONEFS_LOG_WARN("%u reads from source %s failed in a row (last: %s): background copying "
                        "backs off, trying one region at a time every %llu ms to 1 s",
@@ -256,7 +250,7 @@ void BackgroundCopier::LogPauseLocked() {
                        static_cast<unsigned long long>(SourceBackoff::kInitialNanos / 1'000'000));
       break;
     case SourceBackoff::State::kRunning: {
-      const uint64_t now = UnixNowNanos();  // wall time: it may have been set back meanwhile
+      const uint64_t now = WallNowNanos();  // wall time: it may have been set back meanwhile
       const double secs =
           now > paused_since_unix_ns_ ? static_cast<double>(now - paused_since_unix_ns_) / 1e9 : 0;
       CLONEFS_LOG_INFO("source %s serves again: background copying resumed after %.1f s "

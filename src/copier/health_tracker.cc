@@ -1,19 +1,13 @@
 #include "copier/health_tracker.h"
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 namespace clonefs {
 namespace {
-
-uint64_t UnixNowNanos() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 std::string What(const char* op, uint64_t off, int err) {
   return std::string(op) + " at offset " + std::to_string(off) + ": " + std::strerror(err);
@@ -40,7 +34,7 @@ void HealthTracker::Record(ErrorKind kind, std::string what, int err) {
   e.kind = kind;
   e.what = std::move(what);
   e.err = err;
-  e.unix_ns = UnixNowNanos();
+  e.unix_ns = WallNowNanos();
   e.count = ++counts_[static_cast<int>(kind)];
 }
 

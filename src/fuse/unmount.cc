@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "fuse/exit_codes.h"
 #include "fuse/mount_table.h"
 #include "fuse/runtime_info.h"
@@ -30,12 +31,6 @@ void Error(const std::string& m) { fprintf(stderr, "clonefs: error: %s\n", m.c_s
 // none (then the wait polls /proc). Any uid may open one: root waits for a
 // user's daemon as well as the user does.
 int OpenPidfd(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
-
-uint64_t WallNowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 // Waits until the daemon `pid` has exited or `deadline` passed; true if it
 // exited.
@@ -133,7 +128,8 @@ int RunUnmount(const UnmountOptions& in) {
     std::optional<StoppingDaemon> daemon;
     if (said.ok()) daemon = *said;
     Error(StillStoppingMessage(mp, info->pid, in.wait_seconds, info->log_file, daemon,
-                               said.ok() ? std::string() : said.status().message(), WallNowNs()));
+                               said.ok() ? std::string() : said.status().message(),
+                               WallNowNanos()));
     return kExitFailure;
   }
   auto after = ReadDaemonRecord(metadata_dir);

@@ -127,7 +127,7 @@ NbdConnection::HealthView NbdConnection::health() const {
   v.recovered_unix_ns = recovered_unix_.load(std::memory_order_acquire);
   if (const uint64_t sent = oldest_sent_mono_.load(std::memory_order_acquire); sent != 0) {
     const uint64_t now = MonoNow();
-    v.oldest_sent_unix_ns = WallNowNs() - (now > sent ? now - sent : 0);
+    v.oldest_sent_unix_ns = WallNowNanos() - (now > sent ? now - sent : 0);
   }
   return v;
 }
@@ -281,7 +281,7 @@ void NbdConnection::Reconnected() {
   up_.store(true, std::memory_order_release);
   state_->reconnects.fetch_add(1, std::memory_order_relaxed);
   reconnecting_since_unix_.store(0, std::memory_order_release);
-  recovered_unix_.store(WallNowNs(), std::memory_order_release);
+  recovered_unix_.store(WallNowNanos(), std::memory_order_release);
   CLONEFS_LOG_INFO("reconnected to %s (connection %d)", state_->display.c_str(), index_);
 }
 
@@ -395,7 +395,7 @@ void NbdConnection::ConnectionLost(const std::string& libnbd_reason) {
     std::string msg = "connection to " + state_->display + " lost: " + reason;
     CLONEFS_LOG_WARN("%s; reconnecting", msg.c_str());
     state_->RecordError(msg);
-    reconnecting_since_unix_.store(WallNowNs(), std::memory_order_release);
+    reconnecting_since_unix_.store(WallNowNanos(), std::memory_order_release);
     stalled_since_unix_.store(0, std::memory_order_release);
     if (MonoNow() - ready_since_ns_ >= kStableNs) backoff_ns_ = kBackoffMinNs;
   } else {
@@ -667,11 +667,11 @@ void NbdConnection::UpdateStall(uint64_t now) {
   if (oldest != UINT64_MAX && now - oldest > timeout) {
     if (stalled_since_unix_.load(std::memory_order_relaxed) == 0) {
       const uint64_t late = now - (oldest + timeout);  // how long it has been stalled
-      stalled_since_unix_.store(WallNowNs() - late, std::memory_order_release);
+      stalled_since_unix_.store(WallNowNanos() - late, std::memory_order_release);
     }
   } else if (stalled_since_unix_.load(std::memory_order_relaxed) != 0) {
     stalled_since_unix_.store(0, std::memory_order_release);
-    recovered_unix_.store(WallNowNs(), std::memory_order_release);
+    recovered_unix_.store(WallNowNanos(), std::memory_order_release);
   }
 }
 

@@ -1,20 +1,12 @@
 #include "sources/nbd_source_state.h"
 
-#include <chrono>
-
 namespace clonefs {
-
-uint64_t WallNowNs() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::system_clock::now().time_since_epoch())
-                                   .count());
-}
 
 void NbdSourceState::SetFatal(Status s) {
   std::lock_guard<std::mutex> l(mu_);
   if (has_fatal_.load(std::memory_order_relaxed)) return;
   fatal_ = std::move(s);
-  fatal_unix_ns_ = WallNowNs();
+  fatal_unix_ns_ = WallNowNanos();
   has_fatal_.store(true, std::memory_order_release);
 }
 
@@ -42,7 +34,7 @@ void NbdSourceState::RecordError(const std::string& msg) {
   errors.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> l(mu_);
   last_error_ = msg;
-  last_error_unix_ns_ = WallNowNs();
+  last_error_unix_ns_ = WallNowNanos();
 }
 
 void NbdSourceState::LastError(std::string* msg, uint64_t* unix_ns) const {

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"  // WallNowNanos
 #include "base/status.h"
 
 namespace clonefs {
@@ -25,9 +26,6 @@ struct NbdTarget {
   std::string password;           // for that nbdkit, on kNbdkitPasswordFd ("" = none)
   bool spawned() const { return !argv.empty(); }
 };
-
-// Wall clock, ns since the Unix epoch.
-uint64_t WallNowNs();
 
 class NbdSourceState {
  public:

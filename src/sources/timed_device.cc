@@ -1,7 +1,6 @@
 #include "sources/timed_device.h"
 
 #include <atomic>
-#include <chrono>
 
 #include "base/cancel.h"
 #include "base/clock.h"
@@ -16,10 +15,7 @@ namespace {
 // Monotonic ns -> wall-clock ns since the Unix epoch.
 uint64_t MonoToWall(uint64_t mono_ns) {
   const uint64_t now_mono = Clock::Real()->NowNanos();
-  const uint64_t now_wall =
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count());
+  const uint64_t now_wall = WallNowNanos();
   return now_wall - (now_mono - mono_ns);
 }
 

@@ -1,7 +1,8 @@
 #include "sources/unopened_source.h"
 
 #include <cerrno>
-#include <chrono>
+
+#include "base/clock.h"
 
 namespace clonefs {
 namespace {
@@ -11,10 +12,7 @@ class UnopenedSource final : public Device {
   UnopenedSource(std::string name, uint64_t size, std::string why)
       : name_(std::move(name)), size_(size), why_(std::move(why)) {
     health_.state = SourceHealth::State::kReleased;
-    health_.since_unix_ns =
-        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::system_clock::now().time_since_epoch())
-                                  .count());
+    health_.since_unix_ns = WallNowNanos();
     health_.last_error = "not opened at mount: " + why_;
     health_.last_error_unix_ns = health_.since_unix_ns;
   }
