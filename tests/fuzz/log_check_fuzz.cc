@@ -16,23 +16,13 @@ namespace {
 constexpr size_t kBlock = 32768;
 const std::string kName = "000007.log";
 
-// The offset a Corruption names, or npos if its message has none.
-size_t NamedOffset(const std::string& msg) {
-  const std::string at = kName + " is damaged at offset ";
-  if (msg.rfind(at, 0) != 0) return std::string::npos;
-  size_t i = at.size(), off = 0;
-  if (i >= msg.size() || msg[i] < '0' || msg[i] > '9') return std::string::npos;
-  for (; i < msg.size() && msg[i] >= '0' && msg[i] <= '9'; ++i) off = off * 10 + (msg[i] - '0');
-  return i < msg.size() && msg[i] == ':' ? off : std::string::npos;
-}
-
 }  // namespace
 
 void FuzzOne(std::string_view input) {
   const Status s = metadata::CheckLogFraming(input, kName);
   if (!s.ok()) {
     FUZZ_CHECK(s.code() == Status::Code::kCorruption);
-    const size_t off = NamedOffset(s.message());
+    const size_t off = DamagedOffset(s.message(), kName);
     FUZZ_CHECK(off != std::string::npos);
     FUZZ_CHECK(off < input.size());
     return;

@@ -16,15 +16,6 @@ namespace {
 const std::string kName = "000009.sst";
 constexpr uint64_t kFooter = 53, kTrailer = 5;
 
-size_t NamedOffset(const std::string& msg) {
-  const std::string at = kName + " is damaged at offset ";
-  if (msg.rfind(at, 0) != 0) return std::string::npos;
-  size_t i = at.size(), off = 0;
-  if (i >= msg.size() || msg[i] < '0' || msg[i] > '9') return std::string::npos;
-  for (; i < msg.size() && msg[i] >= '0' && msg[i] <= '9'; ++i) off = off * 10 + (msg[i] - '0');
-  return i < msg.size() && msg[i] == ':' ? off : std::string::npos;
-}
-
 }  // namespace
 
 void FuzzOne(std::string_view input) {
@@ -37,7 +28,7 @@ void FuzzOne(std::string_view input) {
   Result<std::vector<metadata::TableBlock>> r = metadata::CheckTable(read, size, kName);
   if (!r.ok()) {
     FUZZ_CHECK(r.status().code() == Status::Code::kCorruption);
-    const size_t off = NamedOffset(r.status().message());
+    const size_t off = DamagedOffset(r.status().message(), kName);
     FUZZ_CHECK(off != std::string::npos);
     FUZZ_CHECK(off < size || size == 0);
     return;
