@@ -40,6 +40,21 @@ class StoredSettingsTest : public ::testing::Test {
     EXPECT_EQ(r.code, 0) << r.out;
     return r.out;
   }
+  // One O_DIRECT read of the clone (what it asks is what clonefs sees): `bs`
+  // bytes at block `skip` of that size.
+  bool ReadClone(const std::string& bs, int skip) {
+    return ShOk("dd if=" + Quote(c_.mnt + "/dst.img") + " of=/dev/null bs=" + bs +
+                " skip=" + std::to_string(skip) + " count=1 iflag=direct status=none");
+  }
+  // `profile show` of a profile holding the reads of 1 MiB at 8 MiB, then of
+  // 256 KiB at 2 MiB, in that order.
+  void ExpectTheTwoReadsRecorded(const std::string& prof) {
+    RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
+    ASSERT_EQ(show.code, 0) << show.out;
+    EXPECT_TRUE(Has(show.out, "Regions:      20 (1.25 MiB) in 2 runs")) << show.out;
+    EXPECT_TRUE(Has(show.out, "1  128 +16  [8388608, 9437184)")) << show.out;
+    EXPECT_TRUE(Has(show.out, "2  32 +4  [2097152, 2359296)")) << show.out;
+  }
   bool WaitForFlag(int seconds) {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
     while (std::chrono::steady_clock::now() < end) {
@@ -119,10 +134,8 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
   RunResult m = MountWith("--no-hydration --copy-on-read --record-profile " + Quote(prof));
   ASSERT_EQ(m.code, 0) << m.out;
   // Reads of 1 MiB at 8 MiB, then 256 KiB at 2 MiB (O_DIRECT: what they ask is what clonefs sees).
-  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
-                   " of=/dev/null bs=1M skip=8 count=1 iflag=direct status=none"));
-  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
-                   " of=/dev/null bs=256K skip=8 count=1 iflag=direct status=none"));
+  ASSERT_TRUE(ReadClone("1M", 8));
+  ASSERT_TRUE(ReadClone("256K", 8));
   std::string st = StatusText();
   EXPECT_TRUE(Has(st, "copy-on-read on")) << st;
   EXPECT_TRUE(Has(st, "copy-on-read 20")) << st;  // hydrated by the reads themselves
@@ -135,11 +148,7 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
   EXPECT_TRUE(Has(msg.out, "'maybe' is neither on nor off")) << msg.out;
   ASSERT_EQ(c_.Unmount().code, 0);
 
-  RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
-  ASSERT_EQ(show.code, 0) << show.out;
-  EXPECT_TRUE(Has(show.out, "Regions:      20 (1.25 MiB) in 2 runs")) << show.out;
-  EXPECT_TRUE(Has(show.out, "1  128 +16  [8388608, 9437184)")) << show.out;
-  EXPECT_TRUE(Has(show.out, "2  32 +4  [2097152, 2359296)")) << show.out;
+  ExpectTheTwoReadsRecorded(prof);
 
   // A second clone of the same source replays it first.
   const std::string dst2 = c_.dir() / "second.img", mnt2 = c_.dir() / "mnt2";
@@ -174,7 +183,7 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
   EXPECT_TRUE(Has(m.out, "not a clonefs profile")) << m.out;
   EXPECT_NE(access(dst3.c_str(), F_OK), 0) << "a refused mount left its dest behind";
   EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2)).code, 0) << "a refused mount left a mount";
-  show = Sh(ClonefsBinary() + " profile show " + Quote(other + ".profile"));
+  RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(other + ".profile"));
   EXPECT_EQ(show.code, 1) << show.out;
 }
 
@@ -186,27 +195,20 @@ TEST_F(StoredSettingsTest, ResumedRecordingKeepsTheEarlierMountsTouches) {
   const std::string prof = c_.dir() / "boot.profile";
   RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
   ASSERT_EQ(m.code, 0) << m.out;
-  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
-                   " of=/dev/null bs=1M skip=8 count=1 iflag=direct status=none"));
+  ASSERT_TRUE(ReadClone("1M", 8));
   ASSERT_EQ(c_.Unmount().code, 0);
 
   m = MountWith("");
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_TRUE(Has(m.out, "continuing the access profile recorded in " + prof)) << m.out;
-  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
-                   " of=/dev/null bs=256K skip=8 count=1 iflag=direct status=none"));
+  ASSERT_TRUE(ReadClone("256K", 8));
   // The first mount's regions read again: they keep their earlier place.
-  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.mnt + "/dst.img") +
-                   " of=/dev/null bs=1M skip=8 count=1 iflag=direct status=none"));
+  ASSERT_TRUE(ReadClone("1M", 8));
   std::string st = StatusText();
   EXPECT_TRUE(Has(st, "Recording:    profile " + prof + " (20 regions so far")) << st;
   ASSERT_EQ(c_.Unmount().code, 0);
 
-  RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
-  ASSERT_EQ(show.code, 0) << show.out;
-  EXPECT_TRUE(Has(show.out, "Regions:      20 (1.25 MiB) in 2 runs")) << show.out;
-  EXPECT_TRUE(Has(show.out, "1  128 +16  [8388608, 9437184)")) << show.out;
-  EXPECT_TRUE(Has(show.out, "2  32 +4  [2097152, 2359296)")) << show.out;
+  ExpectTheTwoReadsRecorded(prof);
 
   // A file the recording cannot continue (not a profile any more) is said so
   // and replaced by a new recording.
@@ -215,7 +217,7 @@ TEST_F(StoredSettingsTest, ResumedRecordingKeepsTheEarlierMountsTouches) {
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_TRUE(Has(m.out, "starting a new recording in " + prof)) << m.out;
   ASSERT_EQ(c_.Unmount().code, 0);
-  show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
+  RunResult show = Sh(ClonefsBinary() + " profile show " + Quote(prof));
   EXPECT_EQ(show.code, 0) << show.out;
 }
 
