@@ -4,6 +4,8 @@
 //
 // Errors become errno here and only here (Status::ToErrno). Choices:
 //   - size changes (truncate/ftruncate to another size)     -> EPERM
+//   - creating, removing, renaming or linking entries (the
+//     mount holds the image file and nothing else)          -> EPERM
 //   - writes starting at or past the end, fallocate that
 //     would grow the file                                   -> EFBIG
 //   - fallocate modes other than punch-hole, zero-range and
@@ -188,6 +190,28 @@ void OpStatfs(fuse_req_t req, fuse_ino_t) {
   sv.f_files = 2;
   sv.f_namemax = 255;
   fuse_reply_statfs(req, &sv);
+}
+
+// ---- the fixed namespace ----
+// The root holds the image file and nothing else, and the file stays: every
+// operation that would add, remove or rename an entry is refused with EPERM,
+// as a size change is ("Operation not permitted", not the "Function not
+// implemented" a missing operation would give).
+
+void RefuseMknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) {
+  fuse_reply_err(req, EPERM);
+}
+void RefuseMkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { fuse_reply_err(req, EPERM); }
+void RefuseRemove(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); }
+void RefuseSymlink(fuse_req_t req, const char*, fuse_ino_t, const char*) {
+  fuse_reply_err(req, EPERM);
+}
+void RefuseRename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) {
+  fuse_reply_err(req, EPERM);
+}
+void RefuseLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); }
+void RefuseCreate(fuse_req_t req, fuse_ino_t, const char*, mode_t, struct fuse_file_info*) {
+  fuse_reply_err(req, EPERM);
 }
 
 // ---- the root directory ----
@@ -445,6 +469,14 @@ fuse_lowlevel_ops MakeOperations() {
   ops.getattr = OpGetattr;
   ops.setattr = OpSetattr;
   ops.statfs = OpStatfs;
+  ops.mknod = RefuseMknod;
+  ops.mkdir = RefuseMkdir;
+  ops.unlink = RefuseRemove;
+  ops.rmdir = RefuseRemove;
+  ops.symlink = RefuseSymlink;
+  ops.rename = RefuseRename;
+  ops.link = RefuseLink;
+  ops.create = RefuseCreate;
   ops.opendir = OpOpendir;
   ops.readdir = OpReaddir;
   ops.releasedir = OpReleasedir;

@@ -98,6 +98,27 @@ TEST_F(FuseLayerTest, RootHoldsExactlyTheImageWithItsAttributes) {
   EXPECT_NE(open((mnt_ + "/new").c_str(), O_CREAT | O_RDWR, 0644), 0);
 }
 
+TEST_F(FuseLayerTest, NamespaceIsFixed) {
+  const std::string other = mnt_ + "/other";
+  // Each refused with EPERM, as a size change is (not ENOSYS).
+  auto refused = [](int rc) { return rc == -1 && errno == EPERM; };
+  EXPECT_TRUE(refused(open(other.c_str(), O_CREAT | O_RDWR, 0644))) << strerror(errno);
+  EXPECT_TRUE(refused(mkdir(other.c_str(), 0755))) << strerror(errno);
+  EXPECT_TRUE(refused(mknod(other.c_str(), S_IFIFO | 0644, 0))) << strerror(errno);
+  EXPECT_TRUE(refused(symlink("image.raw", other.c_str()))) << strerror(errno);
+  EXPECT_TRUE(refused(link(file_.c_str(), other.c_str()))) << strerror(errno);
+  EXPECT_TRUE(refused(rename(file_.c_str(), other.c_str()))) << strerror(errno);
+  EXPECT_TRUE(refused(unlink(file_.c_str()))) << strerror(errno);
+  EXPECT_EQ(rmdir(file_.c_str()), -1);
+  struct stat st;
+  ASSERT_EQ(stat(file_.c_str(), &st), 0) << "the image is still there";
+  EXPECT_NE(stat(other.c_str(), &st), 0);
+  // O_CREAT on the image itself opens it, as on any existing file.
+  int fd = open(file_.c_str(), O_CREAT | O_RDWR, 0644);
+  EXPECT_GE(fd, 0) << strerror(errno);
+  if (fd >= 0) close(fd);
+}
+
 TEST_F(FuseLayerTest, RandomReadsAndWritesMatchAModel) {
   const uint32_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
