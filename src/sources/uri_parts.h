@@ -40,6 +40,10 @@ Result<UriParts> SplitUri(const std::string& uri);
 // escape.
 Result<std::string> PercentDecode(std::string_view s);
 
+// `s` with every byte but letters, digits, '-', '.', '_', '~' and '/'
+// written as %XX (upper-case hex): safe as a query value or a path.
+std::string PercentEncodePath(std::string_view s);
+
 // The value of `key` in a query "k1=v1&k2=v2" (raw, not decoded), and
 // whether it was present.
 bool QueryValue(std::string_view query, std::string_view key, std::string* value);

@@ -206,6 +206,41 @@ TEST(SourceSpecTest, IdentityIsTheExportOnlyNeverTheTransport) {
   EXPECT_EQ(SourceIdentityKey(Parse("nbd://host-a")), "");
 }
 
+// The daemon runs from "/": a relative socket= (or TLS file) would name
+// another file there, and the mount failed with "connect: No such file or
+// directory" although the socket was right beside the user.
+TEST(SourceSpecTest, RelativeQueryPathsBecomeAbsolute) {
+  EXPECT_EQ(WithAbsoluteQueryPaths("nbd+unix:///?socket=n.sock", "/srv/x"),
+            "nbd+unix:///?socket=/srv/x/n.sock");
+  EXPECT_EQ(WithAbsoluteQueryPaths("nbds+unix://alice@/e?socket=../r/n.sock&tls-psk-file=k.psk"
+                                   "&tls-certificates=./certs&other=rel",
+                                   "/srv/x"),
+            "nbds+unix://alice@/e?socket=/srv/r/n.sock&tls-psk-file=/srv/x/k.psk"
+            "&tls-certificates=/srv/x/certs&other=rel");
+  // Percent-escapes are read, and what the directory holds is escaped.
+  EXPECT_EQ(WithAbsoluteQueryPaths("nbd+unix:///?socket=a%20b.sock", "/d&e#f"),
+            "nbd+unix:///?socket=/d%26e%23f/a%20b.sock");
+  EXPECT_EQ(*PercentDecode("/d%26e%23f/a%20b.sock"), "/d&e#f/a b.sock");
+  for (const char* kept : {"nbd+unix:///?socket=/run/n.sock", "nbd://host/e?tls-psk-file=/k",
+                           "nbd://host/e", "https://h/x.img?socket=rel", "disk.img",
+                           "nbd+unix:///?socket=", "nbd+unix:///#socket=rel"}) {
+    EXPECT_EQ(WithAbsoluteQueryPaths(kept, "/srv"), kept);
+  }
+  // What the daemon connects to is then the same socket.
+  SourceSpec spec = Parse(WithAbsoluteQueryPaths("nbd+unix:///disk?socket=n.sock", "/srv"));
+  EXPECT_EQ(spec.uri, "nbd+unix:///disk?socket=/srv/n.sock");
+  EXPECT_EQ(spec.export_name, "disk");
+}
+
+// Scheme names are case-insensitive, but libnbd knows lower case only: it
+// refused "NBD+UNIX://..." with "unknown NBD URI scheme".
+TEST(SourceSpecTest, NbdSchemesReachLibnbdInLowerCase) {
+  SourceSpec spec = Parse("NBD+Unix:///disk?socket=/run/N.sock");
+  EXPECT_EQ(spec.kind, Kind::kNbd);
+  EXPECT_EQ(spec.uri, "nbd+unix:///disk?socket=/run/N.sock");
+  EXPECT_EQ(Parse("NBD://Host/Disk").uri, "nbd://Host/Disk");
+}
+
 TEST(UriPartsTest, Splits) {
   Result<UriParts> p = SplitUri("scheme://u%40x:p%3Aw@[fe80::1]:99/a/b?c=d&e=f#g");
   ASSERT_TRUE(p.ok()) << p.status().ToString();
