@@ -150,7 +150,8 @@ class NbdDevice final : public Device {
   // nbd_device.h, IDENTITY).
   void MaybeRecheck();
   void Recheck();
-  // The re-check of a spawned source, through a connection of its own.
+  // The re-check through a connection of its own: a spawned source's, and
+  // an NBD source's when the check through the device's failed.
   Status RecheckFresh();
   // Shutting down (Release, the destructor): no new identity re-check, and
   // a fresh connection's one stopped; then every connection stopped (their
@@ -275,6 +276,15 @@ void NbdDevice::Recheck() {
     check = check_;
   }
   Status s = state_->target.spawned() ? RecheckFresh() : check(*this);
+  if (!state_->target.spawned() && !s.ok() && !s.IsMismatch() &&
+      s.code() != Status::Code::kAborted && !gate_.closed()) {
+    // An NBD server tells the size only at the handshake: an export that
+    // shrank under the live connections answers the check's reads past its
+    // new end with errors that say nothing. A fresh connection sees the
+    // size it has now.
+    Status fresh = RecheckFresh();
+    if (fresh.ok() || fresh.IsMismatch()) s = fresh;
+  }
   if (s.IsMismatch() && !state_->has_fatal()) {
     std::string msg = "source " + state_->display + " changed under the live clone: " + s.message();
     CLONEFS_LOG_ERROR("%s; every read of it now fails", msg.c_str());
@@ -291,8 +301,8 @@ void NbdDevice::Recheck() {
 
 Status NbdDevice::RecheckFresh() {
   // A spawned nbdkit learns the size once, at its own start (the curl
-  // plugin's HEAD): only a new one sees a resource that shrank or grew
-  // under its URL.
+  // plugin's HEAD), and an NBD server tells it once per connection: only a
+  // new one sees a resource that shrank or grew under its URL.
   auto conn = std::make_unique<NbdConnection>(state_, static_cast<int>(conns_.size()));
   {
     std::lock_guard<std::mutex> l(probe_mu_);

@@ -98,10 +98,12 @@
 //     (nbd_connection.h, VERIFYING);
 //   - from CheckUnchanged, at most every identity_recheck_ns (2 s after a
 //     source error, if sooner), on a thread of its own, while every
-//     connection is up: for NBD through the device's connections; for a
-//     spawned source through a fresh nbdkit (a fresh connection, closed
-//     after), whose handshake gives the resource's current size (the curl
-//     plugin learns it once, at its start).
+//     connection is up: for NBD through the device's connections, and when
+//     that fails (an export that shrank answers reads past its new end with
+//     errors) through a fresh connection, closed after; for a spawned
+//     source always through a fresh nbdkit. A fresh connection's handshake
+//     gives the source's current size (an NBD server says it once per
+//     connection, the curl plugin learns it once, at its start).
 // A Mismatch from either makes the source fatal as a size change does
 // (every request, every answer still to arrive and CheckUnchanged fail with
 // it; the cached extents are dropped); an error that says nothing (a read
