@@ -110,6 +110,17 @@
 // of the check failed) drops the reconnected connection, or is logged for a
 // periodic check. One check reads 35 samples (320 KiB), issued at once.
 //
+// RANGE CHECK (http(s):// only; range_check.h). nbdkit's curl plugin hands
+// on the first bytes of whatever body the web server sends, so a server
+// that answers a Range request with the whole file (200) makes a read at
+// any offset return the file's first bytes. OpenNbdSource reads the first
+// 64 KiB; from then on a piece (one HTTP request) at a non-zero offset
+// whose answer starts with them is only passed on once a one-byte probe
+// read shows the server honours Range (a genuine copy of those bytes);
+// otherwise the Read or ReadAsync fails with EIO ("... ignores HTTP Range
+// requests ...", also the source's last error). Not armed when the first
+// 64 KiB are one byte value (all zeros, say).
+//
 // OTHER CALLS. Size() is the server's size at open. Name() is the display
 // URI (password redacted). SpliceFd() is -1. Write, Zero and Flush fail
 // with Permission (read-only). AsyncReads() is true; SharesReadQueue() is
