@@ -33,7 +33,7 @@ bool LooksLikeUri(std::string_view arg);
 
 // Splits `uri`. REQUIRES: LooksLikeUri(uri). Errors: InvalidArgument for a
 // bad percent-escape in the user or password, a port that is not a number
-// in 1..65535, or an unclosed IPv6 bracket.
+// in 1..65535, or an unclosed IPv6 bracket. No message holds the password.
 Result<UriParts> SplitUri(const std::string& uri);
 
 // Decodes %XX escapes. Errors: InvalidArgument for a truncated or non-hex

@@ -132,6 +132,21 @@ TEST(SourceSpecTest, PasswordIsRedactedInDisplay) {
   EXPECT_EQ(st.message().find("hunter2"), std::string::npos) << st.message();
 }
 
+// A '%' in a password that is not an escape ("p%zz") used to be named in
+// the error: "bad percent-escape '%zz' in 's3cret%zz'".
+TEST(SourceSpecTest, ABadEscapeInAPasswordIsNeverShown) {
+  for (const char* uri : {"http://u:s3cret%zz@host/x.img", "https://u:s3cret%@host/x.img",
+                          "ssh://u:s3cret%4@host/x.img", "nbd://u:s3cret%g0@host/e"}) {
+    Status s = ParseError(uri);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_EQ(s.message().find("s3cret"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("bad percent-escape in the password of"), std::string::npos)
+        << s.message();
+    EXPECT_NE(s.message().find("u:***@host"), std::string::npos) << s.message();
+    EXPECT_EQ(RedactSource(uri).find("s3cret"), std::string::npos) << RedactSource(uri);
+  }
+}
+
 TEST(SourceSpecTest, RedactSourceHidesPasswordsOnly) {
   EXPECT_EQ(RedactSource("http://u:s3cret@h:8/x.img"), "http://u:***@h:8/x.img");
   EXPECT_EQ(RedactSource("ssh://root:pw@h/srv/x"), "ssh://root:***@h/srv/x");
