@@ -33,6 +33,9 @@ constexpr uint64_t kUnadvertisedMaxRequest = uint64_t{32} << 20;
 // What one connection may keep in flight (a single-connection server
 // still fills a 50 ms link at more than 1 GiB/s).
 constexpr uint64_t kInflightBytesPerConnection = uint64_t{64} << 20;
+// How long the connections after the first may take to connect, at least
+// (and at least 4 times what the first took), at most the source timeout.
+constexpr uint64_t kExtraConnectMinNs = 2'000'000'000;
 // The first bytes of an http(s):// source kept for its RangeCheck.
 constexpr size_t kRangeCheckHeadBytes = size_t{64} << 10;
 // Read buffers kept for reuse: what the copier keeps in flight by default.
@@ -644,29 +647,51 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
 
   std::vector<std::unique_ptr<NbdConnection>> conns;
   conns.push_back(std::make_unique<NbdConnection>(state, 0));
+  const uint64_t start = MonoNow();
   conns[0]->Start();
   NbdServerInfo info;
   std::string said;
-  Status s = conns[0]->WaitConnected(MonoNow() + options.timeout_ns, &info, &said);
+  Status s = conns[0]->WaitConnected(start + options.timeout_ns, &info, &said);
   if (!s.ok()) return CannotConnect(spec, s, said);
 
   int n = target.spawned() ? options.spawned_connections
                            : (info.multi_conn ? options.max_connections : 1);
   n = std::max(n, 1);
+  std::vector<std::unique_ptr<NbdConnection>> extra;
   for (int i = 1; i < n; ++i) {
-    conns.push_back(std::make_unique<NbdConnection>(state, i));
-    conns.back()->Start();
+    extra.push_back(std::make_unique<NbdConnection>(state, i));
+    extra.back()->Start();
   }
-  const uint64_t deadline = MonoNow() + options.timeout_ns;
-  for (int i = 1; i < n; ++i) {
+  // The connections after the first are a bonus: a server that offers
+  // multi-conn may still limit its clients (qemu-nbd --shared=2 leaves the
+  // others in its listen backlog, nbdkit's limit filter refuses them). The
+  // clone goes on with those that connected in time.
+  const uint64_t first_ns = MonoNow() - start;
+  const uint64_t wait_ns = std::min(options.timeout_ns, std::max(kExtraConnectMinNs, 4 * first_ns));
+  const uint64_t deadline = MonoNow() + wait_ns;
+  std::string refused;
+  for (auto& c : extra) {
     NbdServerInfo other;
-    s = conns[i]->WaitConnected(deadline, &other, &said);
-    if (!s.ok()) return CannotConnect(spec, s, said);
+    s = c->WaitConnected(deadline, &other, &said);
+    if (!s.ok()) {
+      c->Stop();
+      if (refused.empty()) {
+        refused =
+            s.sys_errno() == ETIMEDOUT ? "no answer within " + FormatTimeout(wait_ns) : s.message();
+        if (!said.empty()) refused += " (" + said + ")";
+      }
+      continue;
+    }
     if (other.size != info.size) {
       return Status::IoError("connections to " + spec.display +
                              " disagree about its size: " + std::to_string(info.size) + " and " +
                              std::to_string(other.size) + " bytes");
     }
+    conns.push_back(std::move(c));
+  }
+  if (!refused.empty()) {
+    CLONEFS_LOG_WARN("%s: using %zu of %d connections: the server did not take more: %s",
+                     spec.display.c_str(), conns.size(), n, refused.c_str());
   }
 
   const uint64_t min_block = std::max<uint64_t>(info.min_block, 1);

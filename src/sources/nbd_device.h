@@ -149,8 +149,12 @@
 // Read, NextData or NextHole (they would wait for an I/O thread), nor
 // destroy the device.
 //
-// LIFECYCLE. OpenNbdSource connects every connection before returning (no
-// reconnect loop at open: a source that cannot be reached fails at once).
+// LIFECYCLE. OpenNbdSource connects the first connection before returning
+// (no reconnect loop at open: a source that cannot be reached fails at
+// once), then the others, keeping those whose handshake ends within 2 s
+// (4 times what the first took, if longer; the timeout at most): a server
+// that offers multi-conn may still take fewer clients (a warning is
+// logged).
 // The destructor stops the I/O threads: requests not yet answered fail
 // with Aborted (each done is called exactly once, from its I/O thread),
 // spawned nbdkit processes are killed and reaped, handles closed. No Read
@@ -201,8 +205,8 @@ struct NbdSourceOptions {
 // Opens a kNbd, kHttp or kSsh source. Errors: InvalidArgument for a kFile
 // spec; NotFound if the nbdkit binary for http/ssh cannot be found; IoError
 // "cannot connect to SOURCE: <libnbd's error>; check that the server is
-// running and the URI is right" when a connection fails or does not finish
-// within the timeout (for http/ssh the message says nbdkit's plugin could
+// running and the URI is right" when the first connection fails or does
+// not finish within the timeout (for http/ssh the message says nbdkit's plugin could
 // not open the URL, with the last lines nbdkit wrote on its standard error
 // -- an HTTP status, "server does not support 'range'" -- and, for
 // http(s), what to do about it); IoError if the connections disagree about
