@@ -388,5 +388,70 @@ TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
 
 INSTANTIATE_TEST_SUITE_P(SameSizeAndShrunk, HttpChangeTest, ::testing::Bool());
 
+// The web server restarted with another file of the same size under the
+// URL, while a read waits: nbdkit's retry filter reopens the session and
+// the read goes on, so libnbd sees no error, only nbdkit's standard error
+// says one happened. It used to be logged and nothing else: "connected",
+// no error in status, and the next identity re-check at its usual interval
+// (here 60 s). Now it is a source error, and the re-check comes within
+// seconds.
+TEST(HttpSourceTest, ARestartedWebServerIsReCheckedSoon) {
+  CLONEFS_REQUIRE_NGINX();
+  testing::TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  ::chmod(dir.path().c_str(), 0755);
+  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
+  std::mt19937_64 rng(testing::TestSeed());
+  std::vector<uint8_t> content = testing::RandomBytes(rng, 8 << 20);
+  std::vector<uint8_t> other = content;
+  std::vector<uint8_t> changed = testing::RandomBytes(rng, 1 << 20);
+  std::copy(changed.begin(), changed.end(), other.begin() + (3 << 20));
+  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
+  ASSERT_TRUE(testing::WriteFile(dir.File("www/next"), other));
+  ::chmod(dir.File("www/img").c_str(), 0644);
+  ::chmod(dir.File("www/next").c_str(), 0644);
+  const int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  Nginx nginx(dir.path());
+  ASSERT_TRUE(nginx.Start(port));
+  {
+    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    SourceOpenOptions options;
+    options.nbd.spawned_connections = 2;
+    options.timeout_ns = 20'000'000'000;
+    options.nbd.identity_recheck_ns = 60'000'000'000;
+    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Device& dev = **opened;
+    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(dev, spec->display, "");
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    dev.SetIdentityCheck(clone::RemoteIdentityCheck(*id, spec->display, ""));
+
+    nginx.Stop();
+    ASSERT_EQ(std::rename(dir.File("www/next").c_str(), dir.File("www/img").c_str()), 0);
+    std::vector<uint8_t> buf(64 << 10);
+    std::thread reader([&] { (void)dev.Read(1 << 20, buf.data(), buf.size()); });
+    // nbdkit's curl plugin fails the read (nothing listens), its retry
+    // filter tries again a second later, by when the server is back.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_TRUE(nginx.Start(port));
+    reader.join();
+
+    // The background copier's periodic check (about once a second), which
+    // is what starts the re-checks.
+    const bool found = WaitFor(
+        [&] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          return !dev.CheckUnchanged().ok();
+        },
+        std::chrono::seconds(15));
+    ASSERT_TRUE(found) << "not re-checked soon after nbdkit's error; last error: "
+                       << dev.Health().last_error;
+    EXPECT_TRUE(dev.CheckUnchanged().IsMismatch());
+  }
+  EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());
+}
+
 }  // namespace
 }  // namespace clonefs
