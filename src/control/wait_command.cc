@@ -143,8 +143,13 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
       io.err << "clonefs wait: no hydration progress for " << stall_timeout << " s at "
              << FormatProgress(*rep, 0)
              << "; health: " << (rep->health.empty() ? std::string("unknown") : rep->health)
-             << "; last error: " << FormatLastError(rep->last_error, WallNowNanos())
-             << ". See clonefs status and the daemon's log.\n";
+             << "; last error: " << FormatLastError(rep->last_error, WallNowNanos());
+      // A source that is down is why, though the clone itself has no error.
+      const SourceHealth::State link = rep->source_health.state;
+      if (link == SourceHealth::State::kReconnecting || link == SourceHealth::State::kStalled) {
+        io.err << "; source link: " << FormatSourceHealth(rep->source_health, WallNowNanos());
+      }
+      io.err << ". See clonefs status and the daemon's log.\n";
       return kWaitStalled;
     }
     double left = timeout > 0 ? timeout - Since(start) : kMaxPollSeconds;

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
@@ -537,6 +538,12 @@ int WaitForDaemon(int fd, pid_t child, const MountOptions& o) {
 
 int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
   MountOptions o = ResolveMountDefaults(in);
+  {
+    // The daemon runs from "/": a relative socket= would name another file.
+    std::error_code ec;
+    const std::filesystem::path cwd = std::filesystem::current_path(ec);
+    if (!ec) o.source = WithAbsoluteQueryPaths(o.source, cwd.string());
+  }
   // The control channel and `clonefs unmount` key on the canonical path.
   o.mountpoint = CanonicalPath(o.mountpoint);
   // Before logging opens --log-file or the metadata's log (SPEC §2: the

@@ -421,6 +421,13 @@ std::string NbdConnection::DrainNbdkit() {
     if (ever_ready_ && !line.empty()) {
       CLONEFS_LOG_WARN("nbdkit serving %s (connection %d): %s", state_->display.c_str(), index_,
                        line.c_str());
+      // A plugin error that nbdkit's retry filter hides from libnbd (the web
+      // server or sshd went away; the retry reopens a session, maybe to a
+      // server that now serves another file): a source error all the same,
+      // in status, and one that brings the identity re-check forward.
+      if (line.find("error") != std::string::npos) {
+        state_->RecordError("nbdkit serving " + state_->display + ": " + line);
+      }
     }
   }
   return NbdkitSaid(nbdkit_->recent());

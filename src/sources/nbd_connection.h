@@ -37,8 +37,9 @@
 // NBDKIT'S STANDARD ERROR. A spawned nbdkit's standard error is read by the
 // I/O thread (nbdkit_child.h). Before the first connect succeeded, its lines
 // are kept for WaitConnected to report; afterwards each line is logged as a
-// warning as it arrives, and a failed reconnect's last error names what
-// nbdkit said.
+// warning as it arrives (one that says "error" is also recorded as a source
+// error: NbdSourceState::RecordError), and a failed reconnect's last error
+// names what nbdkit said.
 #pragma once
 
 #include <poll.h>

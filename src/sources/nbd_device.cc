@@ -19,6 +19,7 @@
 #include "sources/nbd_request.h"
 #include "sources/nbd_source_state.h"
 #include "sources/nbdkit_child.h"
+#include "sources/range_check.h"
 #include "sources/release_gate.h"
 #include "sources/source_wait.h"
 
@@ -32,6 +33,11 @@ constexpr uint64_t kUnadvertisedMaxRequest = uint64_t{32} << 20;
 // What one connection may keep in flight (a single-connection server
 // still fills a 50 ms link at more than 1 GiB/s).
 constexpr uint64_t kInflightBytesPerConnection = uint64_t{64} << 20;
+// How long the connections after the first may take to connect, at least
+// (and at least 4 times what the first took), at most the source timeout.
+constexpr uint64_t kExtraConnectMinNs = 2'000'000'000;
+// The first bytes of an http(s):// source kept for its RangeCheck.
+constexpr size_t kRangeCheckHeadBytes = size_t{64} << 10;
 // Read buffers kept for reuse: what the copier keeps in flight by default.
 constexpr size_t kPooledBufferBytes = size_t{64} << 20;
 // The identity re-check's interval right after a source error (a failed
@@ -71,7 +77,12 @@ class NbdDevice final : public Device {
     ReleaseGate::Use use(&gate_);
     if (!use.ok()) return ReleasedError();
     std::shared_ptr<NbdOp> op = StartRead(off, buf, len, nullptr);
-    return WaitSync(*op);
+    CLONEFS_RETURN_IF_ERROR(WaitSync(*op));
+    if (!Suspect(off, static_cast<const uint8_t*>(buf), len)) return Status::OK();
+    uint8_t probed = 0;
+    CLONEFS_RETURN_IF_ERROR(
+        WaitSync(*StartRead(range_check_->probe_offset(), &probed, 1, nullptr)));
+    return range_check_->ProbeSaysIgnored(probed) ? RangeIgnored(off, len) : Status::OK();
   }
 
   void ReadAsync(uint64_t off, void* buf, size_t len, ReadDone done) override {
@@ -85,8 +96,15 @@ class NbdDevice final : public Device {
       done(ReleasedError());
       return;
     }
+    if (range_check_ != nullptr) {
+      done = CheckedDone(off, static_cast<const uint8_t*>(buf), len, std::move(done));
+    }
     StartRead(off, buf, len, std::move(done));
   }
+
+  // Arms the check of an http(s):// source's answers (RangeCheck). Called
+  // once, by OpenNbdSource, before the device is handed out.
+  void SetRangeCheck(std::unique_ptr<const RangeCheck> check) { range_check_ = std::move(check); }
 
   void Release() override;
 
@@ -126,6 +144,49 @@ class NbdDevice final : public Device {
     return Status::OK();
   }
 
+  // True if a piece of the answer `data` to a read of `len` bytes at `off`
+  // looks like the file's start (RangeCheck; each piece was its own HTTP
+  // request).
+  bool Suspect(uint64_t off, const uint8_t* data, size_t len) const {
+    if (range_check_ == nullptr) return false;
+    const uint64_t begin = off / min_block_ * min_block_;
+    for (uint64_t ps = begin; ps < off + len; ps += max_request_) {
+      if (ps < off) continue;  // its first bytes are not in `data`
+      const uint64_t pe = std::min<uint64_t>(ps + max_request_, off + len);
+      if (range_check_->LooksLikeTheStart(ps, data + (ps - off), pe - ps)) return true;
+    }
+    return false;
+  }
+
+  // `done` after the RangeCheck: a suspect answer is only passed on once a
+  // probe read says the server honours Range; else done gets RangeIgnored.
+  // Runs on an I/O thread (the probe is issued from there, as done may).
+  ReadDone CheckedDone(uint64_t off, const uint8_t* data, size_t len, ReadDone done) {
+    return [this, off, data, len, done = std::move(done)](Status s) mutable {
+      if (!s.ok() || !Suspect(off, data, len)) {
+        done(std::move(s));
+        return;
+      }
+      auto probed = std::make_shared<uint8_t>(0);
+      StartRead(range_check_->probe_offset(), probed.get(), 1,
+                [this, probed, off, len, done = std::move(done)](Status ps) mutable {
+                  if (ps.ok() && range_check_->ProbeSaysIgnored(*probed)) {
+                    ps = RangeIgnored(off, len);
+                  }
+                  done(std::move(ps));
+                });
+    };
+  }
+
+  Status RangeIgnored(uint64_t off, size_t len) const {
+    std::string msg = "the web server answered the read of " + std::to_string(len) + " bytes at " +
+                      std::to_string(off) + " from " + state_->display +
+                      " with the file's first bytes: it ignores HTTP Range requests (answers "
+                      "with the whole file); nothing is kept from such answers";
+    state_->RecordError(msg);
+    return Status::IoError(msg, EIO);
+  }
+
   static Status ReadOnlyError(const char* op, uint64_t off) {
     return Status::Permission(std::string(op) + " at " + std::to_string(off) +
                               ": a remote source is read-only");
@@ -150,7 +211,8 @@ class NbdDevice final : public Device {
   // nbd_device.h, IDENTITY).
   void MaybeRecheck();
   void Recheck();
-  // The re-check of a spawned source, through a connection of its own.
+  // The re-check through a connection of its own: a spawned source's, and
+  // an NBD source's when the check through the device's failed.
   Status RecheckFresh();
   // Shutting down (Release, the destructor): no new identity re-check, and
   // a fresh connection's one stopped; then every connection stopped (their
@@ -169,6 +231,7 @@ class NbdDevice final : public Device {
   const uint64_t recheck_ns_;   // 0: never re-checked without a reconnect
   std::atomic<size_t> next_conn_{0};
   ExtentCache cache_;
+  std::unique_ptr<const RangeCheck> range_check_;  // set before use; http(s) only
   const std::shared_ptr<BufferPool> buffers_ = std::make_shared<BufferPool>(kPooledBufferBytes);
 
   // The identity re-check. LOCK ORDER: probe_mu_ before NbdConnection's.
@@ -275,6 +338,15 @@ void NbdDevice::Recheck() {
     check = check_;
   }
   Status s = state_->target.spawned() ? RecheckFresh() : check(*this);
+  if (!state_->target.spawned() && !s.ok() && !s.IsMismatch() &&
+      s.code() != Status::Code::kAborted && !gate_.closed()) {
+    // An NBD server tells the size only at the handshake: an export that
+    // shrank under the live connections answers the check's reads past its
+    // new end with errors that say nothing. A fresh connection sees the
+    // size it has now.
+    Status fresh = RecheckFresh();
+    if (fresh.ok() || fresh.IsMismatch()) s = fresh;
+  }
   if (s.IsMismatch() && !state_->has_fatal()) {
     std::string msg = "source " + state_->display + " changed under the live clone: " + s.message();
     CLONEFS_LOG_ERROR("%s; every read of it now fails", msg.c_str());
@@ -291,8 +363,8 @@ void NbdDevice::Recheck() {
 
 Status NbdDevice::RecheckFresh() {
   // A spawned nbdkit learns the size once, at its own start (the curl
-  // plugin's HEAD): only a new one sees a resource that shrank or grew
-  // under its URL.
+  // plugin's HEAD), and an NBD server tells it once per connection: only a
+  // new one sees a resource that shrank or grew under its URL.
   auto conn = std::make_unique<NbdConnection>(state_, static_cast<int>(conns_.size()));
   {
     std::lock_guard<std::mutex> l(probe_mu_);
@@ -575,29 +647,51 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
 
   std::vector<std::unique_ptr<NbdConnection>> conns;
   conns.push_back(std::make_unique<NbdConnection>(state, 0));
+  const uint64_t start = MonoNow();
   conns[0]->Start();
   NbdServerInfo info;
   std::string said;
-  Status s = conns[0]->WaitConnected(MonoNow() + options.timeout_ns, &info, &said);
+  Status s = conns[0]->WaitConnected(start + options.timeout_ns, &info, &said);
   if (!s.ok()) return CannotConnect(spec, s, said);
 
   int n = target.spawned() ? options.spawned_connections
                            : (info.multi_conn ? options.max_connections : 1);
   n = std::max(n, 1);
+  std::vector<std::unique_ptr<NbdConnection>> extra;
   for (int i = 1; i < n; ++i) {
-    conns.push_back(std::make_unique<NbdConnection>(state, i));
-    conns.back()->Start();
+    extra.push_back(std::make_unique<NbdConnection>(state, i));
+    extra.back()->Start();
   }
-  const uint64_t deadline = MonoNow() + options.timeout_ns;
-  for (int i = 1; i < n; ++i) {
+  // The connections after the first are a bonus: a server that offers
+  // multi-conn may still limit its clients (qemu-nbd --shared=2 leaves the
+  // others in its listen backlog, nbdkit's limit filter refuses them). The
+  // clone goes on with those that connected in time.
+  const uint64_t first_ns = MonoNow() - start;
+  const uint64_t wait_ns = std::min(options.timeout_ns, std::max(kExtraConnectMinNs, 4 * first_ns));
+  const uint64_t deadline = MonoNow() + wait_ns;
+  std::string refused;
+  for (auto& c : extra) {
     NbdServerInfo other;
-    s = conns[i]->WaitConnected(deadline, &other, &said);
-    if (!s.ok()) return CannotConnect(spec, s, said);
+    s = c->WaitConnected(deadline, &other, &said);
+    if (!s.ok()) {
+      c->Stop();
+      if (refused.empty()) {
+        refused =
+            s.sys_errno() == ETIMEDOUT ? "no answer within " + FormatTimeout(wait_ns) : s.message();
+        if (!said.empty()) refused += " (" + said + ")";
+      }
+      continue;
+    }
     if (other.size != info.size) {
       return Status::IoError("connections to " + spec.display +
                              " disagree about its size: " + std::to_string(info.size) + " and " +
                              std::to_string(other.size) + " bytes");
     }
+    conns.push_back(std::move(c));
+  }
+  if (!refused.empty()) {
+    CLONEFS_LOG_WARN("%s: using %zu of %d connections: the server did not take more: %s",
+                     spec.display.c_str(), conns.size(), n, refused.c_str());
   }
 
   const uint64_t min_block = std::max<uint64_t>(info.min_block, 1);
@@ -610,8 +704,14 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
   // Enough pieces per connection for kInflightBytesPerConnection, and at
   // least libnbd(3)'s suggested 64.
   state->max_inflight.store(std::max<uint64_t>(64, kInflightBytesPerConnection / max_request));
-  return std::unique_ptr<Device>(std::make_unique<NbdDevice>(
-      state, std::move(conns), info, max_request, options.identity_recheck_ns));
+  auto dev = std::make_unique<NbdDevice>(state, std::move(conns), info, max_request,
+                                         options.identity_recheck_ns);
+  if (spec.kind == SourceSpec::Kind::kHttp && info.size > 1) {
+    std::vector<uint8_t> head(std::min<uint64_t>(info.size, kRangeCheckHeadBytes));
+    CLONEFS_RETURN_IF_ERROR(dev->Read(0, head.data(), head.size()));
+    dev->SetRangeCheck(std::make_unique<const RangeCheck>(std::move(head)));
+  }
+  return std::unique_ptr<Device>(std::move(dev));
 }
 
 }  // namespace clonefs

@@ -98,15 +98,28 @@
 //     (nbd_connection.h, VERIFYING);
 //   - from CheckUnchanged, at most every identity_recheck_ns (2 s after a
 //     source error, if sooner), on a thread of its own, while every
-//     connection is up: for NBD through the device's connections; for a
-//     spawned source through a fresh nbdkit (a fresh connection, closed
-//     after), whose handshake gives the resource's current size (the curl
-//     plugin learns it once, at its start).
+//     connection is up: for NBD through the device's connections, and when
+//     that fails (an export that shrank answers reads past its new end with
+//     errors) through a fresh connection, closed after; for a spawned
+//     source always through a fresh nbdkit. A fresh connection's handshake
+//     gives the source's current size (an NBD server says it once per
+//     connection, the curl plugin learns it once, at its start).
 // A Mismatch from either makes the source fatal as a size change does
 // (every request, every answer still to arrive and CheckUnchanged fail with
 // it; the cached extents are dropped); an error that says nothing (a read
 // of the check failed) drops the reconnected connection, or is logged for a
 // periodic check. One check reads 35 samples (320 KiB), issued at once.
+//
+// RANGE CHECK (http(s):// only; range_check.h). nbdkit's curl plugin hands
+// on the first bytes of whatever body the web server sends, so a server
+// that answers a Range request with the whole file (200) makes a read at
+// any offset return the file's first bytes. OpenNbdSource reads the first
+// 64 KiB; from then on a piece (one HTTP request) at a non-zero offset
+// whose answer starts with them is only passed on once a one-byte probe
+// read shows the server honours Range (a genuine copy of those bytes);
+// otherwise the Read or ReadAsync fails with EIO ("... ignores HTTP Range
+// requests ...", also the source's last error). Not armed when the first
+// 64 KiB are one byte value (all zeros, say).
 //
 // OTHER CALLS. Size() is the server's size at open. Name() is the display
 // URI (password redacted). SpliceFd() is -1. Write, Zero and Flush fail
@@ -136,8 +149,12 @@
 // Read, NextData or NextHole (they would wait for an I/O thread), nor
 // destroy the device.
 //
-// LIFECYCLE. OpenNbdSource connects every connection before returning (no
-// reconnect loop at open: a source that cannot be reached fails at once).
+// LIFECYCLE. OpenNbdSource connects the first connection before returning
+// (no reconnect loop at open: a source that cannot be reached fails at
+// once), then the others, keeping those whose handshake ends within 2 s
+// (4 times what the first took, if longer; the timeout at most): a server
+// that offers multi-conn may still take fewer clients (a warning is
+// logged).
 // The destructor stops the I/O threads: requests not yet answered fail
 // with Aborted (each done is called exactly once, from its I/O thread),
 // spawned nbdkit processes are killed and reaped, handles closed. No Read
@@ -188,8 +205,8 @@ struct NbdSourceOptions {
 // Opens a kNbd, kHttp or kSsh source. Errors: InvalidArgument for a kFile
 // spec; NotFound if the nbdkit binary for http/ssh cannot be found; IoError
 // "cannot connect to SOURCE: <libnbd's error>; check that the server is
-// running and the URI is right" when a connection fails or does not finish
-// within the timeout (for http/ssh the message says nbdkit's plugin could
+// running and the URI is right" when the first connection fails or does
+// not finish within the timeout (for http/ssh the message says nbdkit's plugin could
 // not open the URL, with the last lines nbdkit wrote on its standard error
 // -- an HTTP status, "server does not support 'range'" -- and, for
 // http(s), what to do about it); IoError if the connections disagree about

@@ -2,6 +2,8 @@
 
 #include <libnbd.h>
 
+#include <filesystem>
+
 #include "sources/uri_parts.h"
 
 namespace clonefs {
@@ -76,6 +78,8 @@ Result<SourceSpec> ParseNbd(SourceSpec spec, const UriParts& p) {
   if (!p.fragment.empty()) {
     return Malformed(spec.display, "unexpected '#" + p.fragment + "'", kNbdForms);
   }
+  // libnbd knows the schemes in lower case only.
+  spec.uri = p.scheme + spec.uri.substr(spec.uri.find("://"));
   if (!p.path.empty()) {
     Result<std::string> name = PercentDecode(std::string_view(p.path).substr(1));
     if (!name.ok()) return Malformed(spec.display, name.status().message(), kNbdForms);
@@ -176,6 +180,41 @@ Result<SourceSpec> ParseSource(const std::string& arg) {
   }
   return Status::InvalidArgument("unsupported source URI scheme '" + p.scheme + "://' in '" +
                                  spec.display + "'; " + kSupported);
+}
+
+std::string WithAbsoluteQueryPaths(const std::string& arg, const std::string& cwd) {
+  if (!LooksLikeUri(arg)) return arg;
+  Result<UriParts> p = SplitUri(arg);
+  if (!p.ok() || (p->scheme != "nbd" && p->scheme != "nbds" && p->scheme != "nbd+unix" &&
+                  p->scheme != "nbds+unix")) {
+    return arg;
+  }
+  const size_t q = arg.find_first_of("?#", arg.find("://") + 3);
+  if (q == std::string::npos || arg[q] != '?') return arg;
+  std::string query;
+  bool changed = false;
+  std::string_view rest(p->query);
+  while (true) {
+    const size_t amp = rest.find('&');
+    std::string item(rest.substr(0, amp));
+    const size_t eq = item.find('=');
+    const std::string key = item.substr(0, eq);
+    if (eq != std::string::npos &&
+        (key == "socket" || key == "tls-certificates" || key == "tls-psk-file")) {
+      Result<std::string> value = PercentDecode(std::string_view(item).substr(eq + 1));
+      if (value.ok() && !value->empty() && value->front() != '/') {
+        const std::string abs = (std::filesystem::path(cwd) / *value).lexically_normal().string();
+        item = key + "=" + PercentEncodePath(abs);
+        changed = true;
+      }
+    }
+    query += item;
+    if (amp == std::string_view::npos) break;
+    query += '&';
+    rest.remove_prefix(amp + 1);
+  }
+  if (!changed) return arg;
+  return arg.substr(0, q + 1) + query + (p->fragment.empty() ? "" : "#" + p->fragment);
 }
 
 std::string RedactSource(const std::string& arg) {

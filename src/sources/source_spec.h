@@ -36,7 +36,8 @@ namespace clonefs {
 struct SourceSpec {
   enum class Kind { kFile, kNbd, kHttp, kSsh };
   Kind kind = Kind::kFile;
-  // The argument as given (for kFile, the path).
+  // The argument as given (for kFile, the path); for kNbd with its scheme
+  // in lower case (the URI libnbd connects to: it knows no other case).
   std::string uri;
   // For messages and Device::Name(): `uri` with any password redacted.
   std::string display;
@@ -68,6 +69,15 @@ const char* SourceKindName(SourceSpec::Kind kind);
 //     without TLS.
 // A path is not checked here (existence and type are the opener's business).
 Result<SourceSpec> ParseSource(const std::string& arg);
+
+// `arg` with the relative file paths in an NBD URI's query (socket=,
+// tls-certificates=, tls-psk-file=) made absolute against `cwd` (an
+// absolute directory) and percent-encoded, so that the daemon, which runs
+// from "/", reaches the files the user named: "nbd+unix:///?socket=n.sock"
+// run from /srv becomes "nbd+unix:///?socket=/srv/n.sock". `arg` unchanged
+// if it is a path, another scheme, has no such relative value, or does not
+// parse (ParseSource reports that).
+std::string WithAbsoluteQueryPaths(const std::string& arg, const std::string& cwd);
 
 // `arg` as it may be shown or stored for people: ParseSource(arg).display
 // for a URI (password replaced by "***", even when the rest is malformed),

@@ -45,6 +45,24 @@ Result<std::string> PercentDecode(std::string_view s) {
   return out;
 }
 
+std::string PercentEncodePath(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (alnum || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+  return out;
+}
+
 bool QueryValue(std::string_view query, std::string_view key, std::string* value) {
   while (!query.empty()) {
     size_t amp = query.find('&');
@@ -77,12 +95,18 @@ Result<UriParts> SplitUri(const std::string& uri) {
     p.has_userinfo = true;
     std::string_view userinfo = authority.substr(0, at);
     size_t pc = userinfo.find(':');
-    CLONEFS_ASSIGN_OR_RETURN(p.user, PercentDecode(userinfo.substr(0, pc)));
     if (pc != std::string_view::npos) {
       p.has_password = true;
-      CLONEFS_ASSIGN_OR_RETURN(p.password, PercentDecode(userinfo.substr(pc + 1)));
       p.redacted = uri.substr(0, auth_begin + pc + 1) + "***" + uri.substr(auth_begin + at);
+      Result<std::string> password = PercentDecode(userinfo.substr(pc + 1));
+      if (!password.ok()) {
+        // Never the password itself, not even in an error.
+        return Status::InvalidArgument("bad percent-escape in the password of '" + p.redacted +
+                                       "' (write a '%' in a password as %25)");
+      }
+      p.password = std::move(*password);
     }
+    CLONEFS_ASSIGN_OR_RETURN(p.user, PercentDecode(userinfo.substr(0, pc)));
     authority.remove_prefix(at + 1);
   }
 

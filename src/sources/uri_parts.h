@@ -33,12 +33,16 @@ bool LooksLikeUri(std::string_view arg);
 
 // Splits `uri`. REQUIRES: LooksLikeUri(uri). Errors: InvalidArgument for a
 // bad percent-escape in the user or password, a port that is not a number
-// in 1..65535, or an unclosed IPv6 bracket.
+// in 1..65535, or an unclosed IPv6 bracket. No message holds the password.
 Result<UriParts> SplitUri(const std::string& uri);
 
 // Decodes %XX escapes. Errors: InvalidArgument for a truncated or non-hex
 // escape.
 Result<std::string> PercentDecode(std::string_view s);
+
+// `s` with every byte but letters, digits, '-', '.', '_', '~' and '/'
+// written as %XX (upper-case hex): safe as a query value or a path.
+std::string PercentEncodePath(std::string_view s);
 
 // The value of `key` in a query "k1=v1&k2=v2" (raw, not decoded), and
 // whether it was present.

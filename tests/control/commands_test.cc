@@ -253,6 +253,26 @@ TEST_F(CommandsTest, WaitStalledSaysWhyAndGivesUp) {
   EXPECT_EQ(r.rc, kWaitStalled) << r.err;
   EXPECT_NE(r.err.find("health: ok"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("(paused)"), std::string::npos) << r.err;
+  // A source that is down is why: the clone's own last error is none, and
+  // the message used to stop there.
+  s = engine_.Stats();
+  s.knobs.hydration_enabled = true;
+  s.last_error = {};
+  s.copier_pause = "source down";
+  s.source_health.state = SourceHealth::State::kReconnecting;
+  s.source_health.since_unix_ns = WallNowNanos() - 5'000'000'000;
+  s.source_health.last_error = "reconnecting to nbd://h/e: connect: Connection refused";
+  s.source_health.last_error_unix_ns = WallNowNanos();
+  s.source_health.errors = 3;
+  engine_.SetStats(s);
+  r = Exec(RunWaitCommand, {"--socket", sock_, "--stall-timeout", "0.2", "--quiet"});
+  EXPECT_EQ(r.rc, kWaitStalled) << r.err;
+  EXPECT_NE(r.err.find("health: degraded: source unreachable"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("; source link: reconnecting since "), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("connect: Connection refused"), std::string::npos) << r.err;
+  s.source_health = {};
+  s.copier_pause.clear();
+  engine_.SetStats(s);
   // --timeout still wins when it comes first.
   r = Exec(RunWaitCommand,
            {"--socket", sock_, "--stall-timeout", "60", "--timeout", "0.2", "--quiet"});

@@ -342,6 +342,31 @@ TEST_F(RemoteSourceTest, ResumesThroughAnotherSocketAndWorksOffline) {
   EXPECT_NE(refused.out.find("fingerprint differs"), std::string::npos) << refused.out;
 }
 
+// A socket named relative to where `clonefs mount` runs is that socket: the
+// daemon runs from "/", and the mount used to fail with "connect: No such
+// file or directory" beside a listening socket. Status names it absolutely.
+TEST_F(RemoteSourceTest, RelativeSocketPathIsTheOneBesideTheUser) {
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult m =
+      Sh("cd " + Quote(c_.dir().path()) + " && " + ClonefsBinary() + " mount --log-file " +
+         Quote(c_.log) + " --no-hydration 'nbd+unix:///?socket=nbd.sock' " + Quote(c_.dst) + " " +
+         Quote(c_.mnt));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(StatusString("", "source"), server_->Uri()) << StatusJson().dump();
+  EXPECT_EQ(Sha256(c_.exposed()), src_sha_);
+  // A reconnect goes to the same socket.
+  server_->Kill9();
+  ASSERT_TRUE(Serve({}, {}));
+  bool reconnected = false;
+  for (int i = 0; i < 100 && !reconnected; ++i) {
+    reconnected = StatusU64("source_connection", "reconnects") > 0 &&
+                  StatusString("source_connection", "state") == "connected";
+    if (!reconnected) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(reconnected) << StatusJson().dump();
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
 // A stalled server (SIGSTOP): a reader killed while it waits exits at once
 // (FUSE INTERRUPT answered); another reader gets EIO after the source
 // timeout, and status says the source is stalled.

@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -49,30 +50,12 @@ bool CanConnectTcp(int port) {
 class Nginx {
  public:
   explicit Nginx(const std::string& dir) : dir_(dir) {}
-  ~Nginx() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int st;
-    ::waitpid(pid_, &st, 0);
-  }
+  ~Nginx() { Stop(); }
 
-  ::testing::AssertionResult Start(int port) {
+  ::testing::AssertionResult Start(int port, bool ranges = true) {
+    port_ = port;
+    WriteConfig(ranges);
     const std::string conf = dir_ + "/nginx.conf";
-    std::ofstream f(conf);
-    f << "worker_processes 1;\n"
-      << "pid " << dir_ << "/nginx.pid;\n"
-      << "error_log " << dir_ << "/error.log;\n"
-      << "events { worker_connections 64; }\n"
-      << "http {\n"
-      << "  access_log off;\n"
-      << "  client_body_temp_path " << dir_ << "/tmp-body;\n"
-      << "  proxy_temp_path " << dir_ << "/tmp-proxy;\n"
-      << "  fastcgi_temp_path " << dir_ << "/tmp-fastcgi;\n"
-      << "  uwsgi_temp_path " << dir_ << "/tmp-uwsgi;\n"
-      << "  scgi_temp_path " << dir_ << "/tmp-scgi;\n"
-      << "  server { listen 127.0.0.1:" << port << "; root " << dir_ << "/www; }\n"
-      << "}\n";
-    f.close();
     pid_ = testing::Spawn({kNginx, "-c", conf, "-p", dir_, "-g", "daemon off;"});
     if (pid_ < 0) return ::testing::AssertionFailure() << "cannot start nginx";
     bool up = WaitFor([&] {
@@ -91,8 +74,70 @@ class Nginx {
     return ::testing::AssertionSuccess();
   }
 
+  // Starts nginx again on the same port (ending the connections to it),
+  // with Range requests honoured or not (then answered 200 with the whole
+  // file), and checks that `path` is served so.
+  ::testing::AssertionResult Restart(bool ranges, const std::string& path) {
+    Stop();
+    ::testing::AssertionResult up = Start(port_, ranges);
+    if (!up) return up;
+    const std::string line = StatusLine(path);
+    if (line.find(ranges ? " 206 " : " 200 ") != std::string::npos) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << "nginx answers " << line;
+  }
+
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int st;
+    ::waitpid(pid_, &st, 0);
+    pid_ = -1;
+  }
+
  private:
+  // The status line nginx answers for a one-byte Range request of `path`.
+  std::string StatusLine(const std::string& path) const {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port_));
+    std::string line;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      const std::string req = "GET " + path + " HTTP/1.0\r\nRange: bytes=1-1\r\n\r\n";
+      if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+        char buf[64];
+        ssize_t n = ::read(fd, buf, sizeof(buf));
+        if (n > 0) line.assign(buf, static_cast<size_t>(n));
+      }
+    }
+    ::close(fd);
+    return line.substr(0, line.find('\r'));
+  }
+
+  void WriteConfig(bool ranges) {
+    const std::string conf = dir_ + "/nginx.conf";
+    std::ofstream f(conf);
+    f << "worker_processes 1;\n"
+      << "pid " << dir_ << "/nginx.pid;\n"
+      << "error_log " << dir_ << "/error.log;\n"
+      << "events { worker_connections 64; }\n"
+      << "http {\n"
+      << "  access_log off;\n"
+      << "  client_body_temp_path " << dir_ << "/tmp-body;\n"
+      << "  proxy_temp_path " << dir_ << "/tmp-proxy;\n"
+      << "  fastcgi_temp_path " << dir_ << "/tmp-fastcgi;\n"
+      << "  uwsgi_temp_path " << dir_ << "/tmp-uwsgi;\n"
+      << "  scgi_temp_path " << dir_ << "/tmp-scgi;\n"
+      << "  server { listen 127.0.0.1:" << port_ << "; root " << dir_ << "/www;"
+      << (ranges ? "" : " max_ranges 0;") << " }\n"
+      << "}\n";
+  }
+
   const std::string dir_;
+  int port_ = 0;
   pid_t pid_ = -1;
 };
 
@@ -166,6 +211,74 @@ TEST(HttpSourceTest, ReadsThroughNbdkitCurlEqualTheServedFile) {
     EXPECT_GE(dev.Health().bytes_read, content.size());
   }
   // nbd_close ended (and reaped) every nbdkit the device spawned.
+  EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());
+}
+
+// A web server that stops honouring Range under a live source (reconfigured,
+// or a proxy or CDN in front of it) answers every range with the whole
+// file, and nbdkit's curl plugin hands on the file's first bytes whatever
+// offset was asked. They used to be taken as the data there: a 32 MiB
+// clone completed with 29 MiB of it wrong, status "ok". No such answer is
+// passed on now, and a genuine copy of the first bytes elsewhere in the
+// file still reads while Range is honoured.
+TEST(HttpSourceTest, AServerThatStopsHonouringRangeIsNeverBelieved) {
+  CLONEFS_REQUIRE_NGINX();
+  testing::TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  ::chmod(dir.path().c_str(), 0755);
+  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
+  std::mt19937_64 rng(testing::TestSeed());
+  std::vector<uint8_t> content = testing::RandomBytes(rng, 4 << 20);
+  constexpr uint64_t kCopy = 2 << 20;  // holds a copy of the first 192 KiB
+  std::copy(content.begin(), content.begin() + (192 << 10), content.begin() + kCopy);
+  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
+  ::chmod(dir.File("www/img").c_str(), 0644);
+  const int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  Nginx nginx(dir.path());
+  ASSERT_TRUE(nginx.Start(port));
+  {
+    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    SourceOpenOptions options;
+    options.nbd.spawned_connections = 2;
+    options.nbd.spawned_request_bytes = 1 << 20;
+    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Device& dev = **opened;
+    auto read_async = [&](uint64_t off, std::vector<uint8_t>* buf) {
+      std::promise<Status> done;
+      dev.ReadAsync(off, buf->data(), buf->size(), [&](Status s) { done.set_value(s); });
+      return done.get_future().get();
+    };
+    auto equal_at = [&](const std::vector<uint8_t>& buf, uint64_t off) {
+      return std::equal(buf.begin(), buf.end(), content.begin() + off);
+    };
+    std::vector<uint8_t> buf(128 << 10);
+    ASSERT_TRUE(dev.Read(kCopy, buf.data(), buf.size()).ok());
+    EXPECT_TRUE(equal_at(buf, kCopy));
+    ASSERT_TRUE(read_async(kCopy, &buf).ok());
+    EXPECT_TRUE(equal_at(buf, kCopy));
+
+    ASSERT_TRUE(nginx.Restart(/*ranges=*/false, "/img"));
+    for (uint64_t off : {uint64_t{1} << 20, kCopy}) {
+      Status r = dev.Read(off, buf.data(), buf.size());
+      EXPECT_FALSE(r.ok()) << off << ": a whole-file answer was taken for the data there";
+      EXPECT_NE(r.message().find("ignores HTTP Range requests"), std::string::npos) << r.message();
+      std::fill(buf.begin(), buf.end(), 0);
+      Status a = read_async(off, &buf);
+      EXPECT_FALSE(a.ok()) << off << ": a whole-file answer was taken for the data there";
+      EXPECT_NE(a.message().find("ignores HTTP Range requests"), std::string::npos) << a.message();
+    }
+    EXPECT_NE(dev.Health().last_error.find("ignores HTTP Range requests"), std::string::npos)
+        << dev.Health().last_error;
+    ASSERT_TRUE(dev.Read(0, buf.data(), buf.size()).ok());  // the start is the start
+    EXPECT_TRUE(equal_at(buf, 0));
+
+    ASSERT_TRUE(nginx.Restart(/*ranges=*/true, "/img"));
+    ASSERT_TRUE(read_async(1 << 20, &buf).ok());
+    EXPECT_TRUE(equal_at(buf, 1 << 20));
+  }
   EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());
 }
 
@@ -274,6 +387,71 @@ TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SameSizeAndShrunk, HttpChangeTest, ::testing::Bool());
+
+// The web server restarted with another file of the same size under the
+// URL, while a read waits: nbdkit's retry filter reopens the session and
+// the read goes on, so libnbd sees no error, only nbdkit's standard error
+// says one happened. It used to be logged and nothing else: "connected",
+// no error in status, and the next identity re-check at its usual interval
+// (here 60 s). Now it is a source error, and the re-check comes within
+// seconds.
+TEST(HttpSourceTest, ARestartedWebServerIsReCheckedSoon) {
+  CLONEFS_REQUIRE_NGINX();
+  testing::TempDir dir;
+  ASSERT_TRUE(dir.ok());
+  ::chmod(dir.path().c_str(), 0755);
+  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
+  std::mt19937_64 rng(testing::TestSeed());
+  std::vector<uint8_t> content = testing::RandomBytes(rng, 8 << 20);
+  std::vector<uint8_t> other = content;
+  std::vector<uint8_t> changed = testing::RandomBytes(rng, 1 << 20);
+  std::copy(changed.begin(), changed.end(), other.begin() + (3 << 20));
+  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
+  ASSERT_TRUE(testing::WriteFile(dir.File("www/next"), other));
+  ::chmod(dir.File("www/img").c_str(), 0644);
+  ::chmod(dir.File("www/next").c_str(), 0644);
+  const int port = FreeLoopbackPort();
+  ASSERT_GT(port, 0);
+  Nginx nginx(dir.path());
+  ASSERT_TRUE(nginx.Start(port));
+  {
+    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
+    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
+    SourceOpenOptions options;
+    options.nbd.spawned_connections = 2;
+    options.timeout_ns = 20'000'000'000;
+    options.nbd.identity_recheck_ns = 60'000'000'000;
+    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Device& dev = **opened;
+    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(dev, spec->display, "");
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    dev.SetIdentityCheck(clone::RemoteIdentityCheck(*id, spec->display, ""));
+
+    nginx.Stop();
+    ASSERT_EQ(std::rename(dir.File("www/next").c_str(), dir.File("www/img").c_str()), 0);
+    std::vector<uint8_t> buf(64 << 10);
+    std::thread reader([&] { (void)dev.Read(1 << 20, buf.data(), buf.size()); });
+    // nbdkit's curl plugin fails the read (nothing listens), its retry
+    // filter tries again a second later, by when the server is back.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ASSERT_TRUE(nginx.Start(port));
+    reader.join();
+
+    // The background copier's periodic check (about once a second), which
+    // is what starts the re-checks.
+    const bool found = WaitFor(
+        [&] {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          return !dev.CheckUnchanged().ok();
+        },
+        std::chrono::seconds(15));
+    ASSERT_TRUE(found) << "not re-checked soon after nbdkit's error; last error: "
+                       << dev.Health().last_error;
+    EXPECT_TRUE(dev.CheckUnchanged().IsMismatch());
+  }
+  EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());
+}
 
 }  // namespace
 }  // namespace clonefs

@@ -163,5 +163,33 @@ TEST_F(SourceIdentityTest, ContentChangedInPlaceIsFoundByTheRecheck) {
   EXPECT_TRUE(dev->Read(kChangedOff, buf.data(), buf.size()).IsMismatch());
 }
 
+// An NBD server tells the size only at the handshake: an export that shrank
+// under the live connections answers the check's reads past its new end
+// with EIO, and the re-check used to log that and go on, so the copier
+// failed and retried forever with the source never reported as changed. A
+// fresh connection sees the new size.
+TEST_F(SourceIdentityTest, ExportShrunkUnderTheLiveDeviceIsFoundByTheRecheck) {
+  ASSERT_TRUE(testing::WriteFile(dir_.File("live.img"), content_));
+  Serve("live.img");
+  NbdSourceOptions options;
+  options.timeout_ns = 5'000'000'000;
+  options.identity_recheck_ns = 200'000'000;
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+  ASSERT_EQ(truncate(dir_.File("live.img").c_str(), kSize / 2), 0);
+  std::vector<uint8_t> buf(4096);
+  EXPECT_FALSE(dev->Read(kSize - buf.size(), buf.data(), buf.size()).ok());
+  ASSERT_TRUE(WaitFor([&] { return !dev->CheckUnchanged().ok(); }, std::chrono::seconds(10)))
+      << "the shrunk export was never reported";
+  Status c = dev->CheckUnchanged();
+  EXPECT_TRUE(c.IsMismatch()) << c.ToString();
+  EXPECT_NE(c.message().find("size changed from " + std::to_string(kSize) + " to " +
+                             std::to_string(kSize / 2) + " bytes"),
+            std::string::npos)
+      << c.message();
+  EXPECT_TRUE(dev->Read(0, buf.data(), buf.size()).IsMismatch());
+  EXPECT_EQ(dev->Health().state, State::kChanged);
+}
+
 }  // namespace
 }  // namespace clonefs

@@ -132,6 +132,21 @@ TEST(SourceSpecTest, PasswordIsRedactedInDisplay) {
   EXPECT_EQ(st.message().find("hunter2"), std::string::npos) << st.message();
 }
 
+// A '%' in a password that is not an escape ("p%zz") used to be named in
+// the error: "bad percent-escape '%zz' in 's3cret%zz'".
+TEST(SourceSpecTest, ABadEscapeInAPasswordIsNeverShown) {
+  for (const char* uri : {"http://u:s3cret%zz@host/x.img", "https://u:s3cret%@host/x.img",
+                          "ssh://u:s3cret%4@host/x.img", "nbd://u:s3cret%g0@host/e"}) {
+    Status s = ParseError(uri);
+    EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+    EXPECT_EQ(s.message().find("s3cret"), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("bad percent-escape in the password of"), std::string::npos)
+        << s.message();
+    EXPECT_NE(s.message().find("u:***@host"), std::string::npos) << s.message();
+    EXPECT_EQ(RedactSource(uri).find("s3cret"), std::string::npos) << RedactSource(uri);
+  }
+}
+
 TEST(SourceSpecTest, RedactSourceHidesPasswordsOnly) {
   EXPECT_EQ(RedactSource("http://u:s3cret@h:8/x.img"), "http://u:***@h:8/x.img");
   EXPECT_EQ(RedactSource("ssh://root:pw@h/srv/x"), "ssh://root:***@h/srv/x");
@@ -204,6 +219,41 @@ TEST(SourceSpecTest, IdentityIsTheExportOnlyNeverTheTransport) {
   EXPECT_EQ(SourceIdentityKey(tcp), SourceIdentityKey(unix_sock));
   EXPECT_NE(SourceIdentityKey(tcp), SourceIdentityKey(Parse("nbd://host-a/disk2")));
   EXPECT_EQ(SourceIdentityKey(Parse("nbd://host-a")), "");
+}
+
+// The daemon runs from "/": a relative socket= (or TLS file) would name
+// another file there, and the mount failed with "connect: No such file or
+// directory" although the socket was right beside the user.
+TEST(SourceSpecTest, RelativeQueryPathsBecomeAbsolute) {
+  EXPECT_EQ(WithAbsoluteQueryPaths("nbd+unix:///?socket=n.sock", "/srv/x"),
+            "nbd+unix:///?socket=/srv/x/n.sock");
+  EXPECT_EQ(WithAbsoluteQueryPaths("nbds+unix://alice@/e?socket=../r/n.sock&tls-psk-file=k.psk"
+                                   "&tls-certificates=./certs&other=rel",
+                                   "/srv/x"),
+            "nbds+unix://alice@/e?socket=/srv/r/n.sock&tls-psk-file=/srv/x/k.psk"
+            "&tls-certificates=/srv/x/certs&other=rel");
+  // Percent-escapes are read, and what the directory holds is escaped.
+  EXPECT_EQ(WithAbsoluteQueryPaths("nbd+unix:///?socket=a%20b.sock", "/d&e#f"),
+            "nbd+unix:///?socket=/d%26e%23f/a%20b.sock");
+  EXPECT_EQ(*PercentDecode("/d%26e%23f/a%20b.sock"), "/d&e#f/a b.sock");
+  for (const char* kept : {"nbd+unix:///?socket=/run/n.sock", "nbd://host/e?tls-psk-file=/k",
+                           "nbd://host/e", "https://h/x.img?socket=rel", "disk.img",
+                           "nbd+unix:///?socket=", "nbd+unix:///#socket=rel"}) {
+    EXPECT_EQ(WithAbsoluteQueryPaths(kept, "/srv"), kept);
+  }
+  // What the daemon connects to is then the same socket.
+  SourceSpec spec = Parse(WithAbsoluteQueryPaths("nbd+unix:///disk?socket=n.sock", "/srv"));
+  EXPECT_EQ(spec.uri, "nbd+unix:///disk?socket=/srv/n.sock");
+  EXPECT_EQ(spec.export_name, "disk");
+}
+
+// Scheme names are case-insensitive, but libnbd knows lower case only: it
+// refused "NBD+UNIX://..." with "unknown NBD URI scheme".
+TEST(SourceSpecTest, NbdSchemesReachLibnbdInLowerCase) {
+  SourceSpec spec = Parse("NBD+Unix:///disk?socket=/run/N.sock");
+  EXPECT_EQ(spec.kind, Kind::kNbd);
+  EXPECT_EQ(spec.uri, "nbd+unix:///disk?socket=/run/N.sock");
+  EXPECT_EQ(Parse("NBD://Host/Disk").uri, "nbd://Host/Disk");
 }
 
 TEST(UriPartsTest, Splits) {
