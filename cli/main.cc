@@ -14,6 +14,7 @@
 #include "fuse/exit_codes.h"
 #ifdef CLONEFS_WITH_CONTROL
 #include "control/commands.h"
+#include "sources/uri_parts.h"
 #endif
 
 namespace clonefs::cli {
@@ -48,27 +49,17 @@ void PrintHelp(FILE* out) {
           "(each command's --help lists its own).\n");
 }
 
-// Overwrites, in the process's own argument strings, the password of every
-// argument of the form SCHEME://USER:PASSWORD@HOST... with '*'s, so that
+// Overwrites, in the process's own argument strings, every secret of an
+// argument that holds a URI (its password, and query values such as a
+// signed URL's signature: SecretSpans) with '*'s, so that
 // /proc/PID/cmdline (readable by every user, and inherited by the daemon,
-// which is a fork of this process) never shows it. The arguments were
-// copied before; the copy keeps the password for connecting.
-void HidePasswordsFromProcessList(int argc, char** argv) {
+// which is a fork of this process) never shows them. The arguments were
+// copied before; the copy keeps the secrets for connecting.
+void HideSecretsFromProcessList(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
-    char* a = argv[i];
-    char* scheme_end = std::strstr(a, "://");
-    if (scheme_end == nullptr) continue;
-    // The password is in the authority: from "://" to the first '/', '?' or '#'.
-    char* begin = scheme_end + 3;
-    char* end = begin + std::strcspn(begin, "/?#");
-    char* at = nullptr;
-    for (char* p = begin; p < end; ++p) {
-      if (*p == '@') at = p;
+    for (const auto& [begin, end] : SecretSpans(argv[i])) {
+      std::memset(argv[i] + begin, '*', end - begin);
     }
-    if (at == nullptr) continue;
-    char* colon = static_cast<char*>(std::memchr(begin, ':', static_cast<size_t>(at - begin)));
-    if (colon == nullptr) continue;
-    std::memset(colon + 1, '*', static_cast<size_t>(at - colon - 1));
   }
 }
 
@@ -83,7 +74,7 @@ int main(int argc, char** argv) {
   }
   // Every use of the arguments goes through this copy (see below).
   const Args all(argv, argv + argc);
-  HidePasswordsFromProcessList(argc, argv);
+  HideSecretsFromProcessList(argc, argv);
   const std::string name = all[1];
   if (name == "--help" || name == "-h" || name == "help") {
     PrintHelp(stdout);

@@ -1,5 +1,6 @@
 #include "sources/uri_parts.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace clonefs {
@@ -17,6 +18,50 @@ bool IsSchemeChar(char c) {
 }
 
 }  // namespace
+
+bool IsSecretQueryKey(std::string_view key) {
+  std::string k;
+  for (char c : key) k.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+  if (k == "sig" || k == "key") return true;
+  static constexpr std::string_view kParts[] = {"signature", "token",      "secret", "password",
+                                                "passwd",    "credential", "apikey", "api_key",
+                                                "api-key",   "access_key", "auth"};
+  for (std::string_view part : kParts) {
+    if (k.find(part) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::vector<std::pair<size_t, size_t>> SecretSpans(std::string_view uri) {
+  std::vector<std::pair<size_t, size_t>> spans;
+  const size_t colon = uri.find("://");
+  if (colon == std::string_view::npos) return spans;
+  const size_t auth_begin = colon + 3;
+  const size_t auth_end = std::min(uri.find_first_of("/?#", auth_begin), uri.size());
+  const std::string_view authority = uri.substr(auth_begin, auth_end - auth_begin);
+  const size_t at = authority.rfind('@');
+  if (at != std::string_view::npos) {
+    const size_t pc = authority.substr(0, at).find(':');
+    if (pc != std::string_view::npos && pc + 1 < at) {
+      spans.emplace_back(auth_begin + pc + 1, auth_begin + at);
+    }
+  }
+  size_t q = uri.find('?', auth_end);
+  if (q == std::string_view::npos || q > std::min(uri.find('#', auth_end), uri.size())) {
+    return spans;
+  }
+  const size_t q_end = std::min(uri.find('#', q), uri.size());
+  size_t item = q + 1;
+  while (item < q_end) {
+    const size_t amp = std::min(uri.find('&', item), q_end);
+    const size_t eq = uri.find('=', item);
+    if (eq < amp && eq + 1 < amp && IsSecretQueryKey(uri.substr(item, eq - item))) {
+      spans.emplace_back(eq + 1, amp);
+    }
+    item = amp + 1;
+  }
+  return spans;
+}
 
 bool LooksLikeUri(std::string_view arg) {
   if (arg.empty() || !std::isalpha(static_cast<unsigned char>(arg[0]))) return false;
@@ -89,7 +134,12 @@ Result<UriParts> SplitUri(const std::string& uri) {
   if (auth_end == std::string::npos) auth_end = uri.size();
   std::string_view authority(uri.data() + auth_begin, auth_end - auth_begin);
 
-  p.redacted = uri;
+  size_t kept = 0;
+  for (const auto& [begin, end] : SecretSpans(uri)) {
+    p.redacted += uri.substr(kept, begin - kept) + "***";
+    kept = end;
+  }
+  p.redacted += uri.substr(kept);
   size_t at = authority.rfind('@');
   if (at != std::string_view::npos) {
     p.has_userinfo = true;
@@ -97,7 +147,6 @@ Result<UriParts> SplitUri(const std::string& uri) {
     size_t pc = userinfo.find(':');
     if (pc != std::string_view::npos) {
       p.has_password = true;
-      p.redacted = uri.substr(0, auth_begin + pc + 1) + "***" + uri.substr(auth_begin + at);
       Result<std::string> password = PercentDecode(userinfo.substr(pc + 1));
       if (!password.ok()) {
         // Never the password itself, not even in an error.

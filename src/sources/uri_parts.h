@@ -7,6 +7,8 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/result.h"
 
@@ -23,9 +25,25 @@ struct UriParts {
   std::string path;      // raw (not decoded): "" or starting with '/'
   std::string query;     // raw, without the '?'
   std::string fragment;  // raw, without the '#'
-  // `uri` with the password (if any) replaced by "***".
+  // `uri` with every SecretSpans range replaced by "***".
   std::string redacted;
 };
+
+// Whether a query parameter named `key` (as written) carries a credential,
+// by its name, case-insensitively: "sig" and "key" exactly, or any name
+// containing "signature", "token", "secret", "password", "passwd",
+// "credential", "apikey", "api_key", "api-key", "access_key" or "auth"
+// (X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token,
+// X-Goog-Signature, Azure's sig, access_token, api_key ...).
+bool IsSecretQueryKey(std::string_view key);
+
+// The byte ranges [first, second) of `uri` that hold secrets: the password
+// of the authority (between the userinfo's first ':' and its last '@'), and
+// the value of every query parameter IsSecretQueryKey names. They are what
+// is never shown: UriParts::redacted replaces each with "***", and the
+// command line overwrites them in its own arguments. Works on any text:
+// none without "://". In order, not overlapping, none empty.
+std::vector<std::pair<size_t, size_t>> SecretSpans(std::string_view uri);
 
 // True if `arg` starts with "SCHEME://" where SCHEME is a letter followed by
 // letters, digits, '+', '-' or '.'.

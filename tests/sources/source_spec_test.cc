@@ -132,6 +132,46 @@ TEST(SourceSpecTest, PasswordIsRedactedInDisplay) {
   EXPECT_EQ(st.message().find("hunter2"), std::string::npos) << st.message();
 }
 
+// A signed URL's credentials (query values named as such) are secrets like
+// a password: never displayed; the other query values are kept.
+TEST(SourceSpecTest, QuerySecretsAreRedactedInDisplay) {
+  SourceSpec s = Parse(
+      "https://bucket.s3.example.com/disk.img?X-Amz-Algorithm=AWS4-HMAC-SHA256&"
+      "X-Amz-Credential=AKIA%2F2026&X-Amz-Security-Token=tok&X-Amz-Signature=abc123#frag");
+  EXPECT_EQ(s.display,
+            "https://bucket.s3.example.com/disk.img?X-Amz-Algorithm=AWS4-HMAC-SHA256&"
+            "X-Amz-Credential=***&X-Amz-Security-Token=***&X-Amz-Signature=***#frag");
+  EXPECT_TRUE(Has(s.nbdkit_argv,
+                  "url=https://bucket.s3.example.com/disk.img?X-Amz-Algorithm=AWS4-HMAC-SHA256&"
+                  "X-Amz-Credential=AKIA%2F2026&X-Amz-Security-Token=tok&X-Amz-Signature=abc123"
+                  "#frag"))
+      << "nbdkit fetches the URL as given";
+  EXPECT_EQ(Parse("https://h/d?sv=2024&sig=S%2Bx&se=1").display,
+            "https://h/d?sv=2024&sig=***&se=1");
+  EXPECT_EQ(Parse("https://u:pw@h/d?access_token=T").display, "https://u:***@h/d?access_token=***");
+  EXPECT_EQ(Parse("https://h/d?keyspace=a&sig=").display, "https://h/d?keyspace=a&sig=")
+      << "an empty value hides nothing";
+  EXPECT_EQ(RedactSource("https://h/d?token=T&x=%zz"), "https://h/d?token=***&x=%zz");
+  EXPECT_EQ(Parse("nbd+unix:///e?socket=/run/a.sock").display, "nbd+unix:///e?socket=/run/a.sock");
+}
+
+TEST(UriPartsTest, SecretSpans) {
+  using Spans = std::vector<std::pair<size_t, size_t>>;
+  const std::string u = "s://u:pw@h/p?a=1&Signature=xy&token=z#sig=no";
+  EXPECT_EQ(SecretSpans(u), (Spans{{6, 8}, {27, 29}, {36, 37}}));
+  EXPECT_EQ(u.substr(6, 2), "pw");
+  EXPECT_EQ(u.substr(27, 2), "xy");
+  EXPECT_EQ(u.substr(36, 1), "z");
+  EXPECT_EQ(SecretSpans("/a/path?token=x"), Spans{});
+  EXPECT_EQ(SecretSpans("s://h/p#?token=x"), Spans{}) << "a fragment is no query";
+  EXPECT_EQ(SecretSpans("s://u:@h/"), Spans{});
+  EXPECT_TRUE(IsSecretQueryKey("X-Goog-Signature"));
+  EXPECT_TRUE(IsSecretQueryKey("SIG"));
+  EXPECT_TRUE(IsSecretQueryKey("api_key"));
+  EXPECT_FALSE(IsSecretQueryKey("socket"));
+  EXPECT_FALSE(IsSecretQueryKey("X-Amz-Expires"));
+}
+
 // A '%' in a password that is not an escape ("p%zz") used to be named in
 // the error: "bad percent-escape '%zz' in 's3cret%zz'".
 TEST(SourceSpecTest, ABadEscapeInAPasswordIsNeverShown) {
