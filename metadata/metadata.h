@@ -162,9 +162,11 @@ struct Superblock {
 };
 
 struct SpaceInfo {
-  // Metadata space in kMetadataBlockSize blocks. used = live RocksDB files
-  // (SSTs + WAL + MANIFEST); total = used + free space of the filesystem
-  // holding the directory (what the store could grow into).
+  // Metadata space in kMetadataBlockSize blocks. used = the store's files
+  // (tables, write-ahead logs, MANIFEST, CURRENT, IDENTITY, OPTIONS), not
+  // RocksDB's info log nor other files in the directory (the daemon's log,
+  // its record); total = used + free space of the filesystem holding the
+  // directory (what the store could grow into).
   uint64_t used_blocks = 0;
   uint64_t total_blocks = 0;
   uint64_t free_blocks() const { return total_blocks - used_blocks; }
