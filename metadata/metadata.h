@@ -232,7 +232,10 @@ class Metadata {
   // are merged into it. Errors: ReadOnly; Failed if a previous PersistFrozen
   // failed and Abort has not succeeded since; after such an Abort, while the
   // store could not be reopened: Failed, or NoSpace if its write failed with
-  // ENOSPC (no I/O either way).
+  // ENOSPC (no I/O either way); IoError if the directory was removed, or lost
+  // the store's CURRENT file, while some region is not yet committed hydrated
+  // (RocksDB would go on writing into files that vanish at the next restart;
+  // the caller rolls back with Abort, which still reads the open store).
   virtual Result<uint64_t> Freeze() = 0;
 
   // Phase 2: persists exactly the frozen set in one atomic WriteBatch written

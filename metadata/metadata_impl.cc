@@ -139,6 +139,14 @@ Status MetadataImpl::CheckCommitAllowed() const {
 
 Result<uint64_t> MetadataImpl::Freeze() {
   CLONEFS_RETURN_IF_ERROR(CheckCommitAllowed());
+  // RocksDB goes on writing (and syncing) into the open files of a removed
+  // directory; a commit there would be reported durable and vanish at the
+  // next restart. (CURRENT: RocksDB replaces it only by an atomic rename.)
+  // Once every region is committed hydrated the store is no longer needed:
+  // dest alone is the image, and its owner may remove the directory.
+  if (committed_count_.load() != sb_.nr_regions) {
+    CLONEFS_RETURN_IF_ERROR(lock_->CheckPresent("CURRENT"));
+  }
   return bitmap_->Freeze();
 }
 

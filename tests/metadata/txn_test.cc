@@ -353,4 +353,51 @@ TEST(MetadataLarge, FourBillionRegions) {
 }
 
 }  // namespace
+// A metadata directory removed while open (rm -rf DEST.clonefs): RocksDB
+// goes on writing and syncing into unlinked files, so a commit would be
+// reported durable and be gone at the next restart. The commit fails
+// instead, and Abort rolls back from the store still open. Once the clone is
+// complete the store is no longer needed and commits go on.
+TEST(MetadataTxn, CommitFailsOnceTheDirectoryIsRemoved) {
+  TempDir t;
+  const std::string dir = t.Sub("md");
+  auto md = MustOpen(Options(dir, 100));
+  ASSERT_TRUE(md->SetRegionHydrated(1).ok());
+  ASSERT_TRUE(md->Commit().ok());
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(md->SetRegionHydrated(2).ok());
+  Status s = md->Commit();
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_NE(s.message().find("was removed"), std::string::npos) << s.ToString();
+  s = md->Commit();  // also an empty one: nothing is durable there any more
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  md->SetReadOnly();
+  ASSERT_TRUE(md->Abort().ok());
+  EXPECT_TRUE(md->IsRegionHydrated(1));
+  EXPECT_FALSE(md->IsRegionHydrated(2));
+  EXPECT_EQ(md->NrHydratedRegions(), 1u);
+}
+
+TEST(MetadataTxn, CommitFailsOnceTheStoreFilesAreRemoved) {
+  TempDir t;
+  auto md = MustOpen(Options(t.path(), 100));
+  for (const auto& e : std::filesystem::directory_iterator(t.path())) {
+    std::filesystem::remove(e.path());
+  }
+  ASSERT_TRUE(md->SetRegionHydrated(2).ok());
+  Status s = md->Commit();
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_NE(s.message().find("CURRENT"), std::string::npos) << s.ToString();
+}
+
+TEST(MetadataTxn, ACompleteCloneCommitsWithoutItsDirectory) {
+  TempDir t;
+  const std::string dir = t.Sub("md");
+  auto md = MustOpen(Options(dir, 100));
+  ASSERT_TRUE(md->CondSetRange(0, 100).ok());
+  ASSERT_TRUE(md->Commit().ok());
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(md->Commit().ok());
+}
+
 }  // namespace clonefs::metadata
