@@ -54,8 +54,6 @@ Result<std::unique_ptr<DirLock>> DirLock::Acquire(const std::string& dir) {
     }
     CLONEFS_LOG_WARN("cannot flock metadata directory %s (%s); relying on RocksDB's lock only",
                      dir.c_str(), strerror(err));
-    close(fd);
-    fd = -1;
   }
   g_held->insert(real);
   return std::unique_ptr<DirLock>(new DirLock(std::move(real), fd));
@@ -63,8 +61,29 @@ Result<std::unique_ptr<DirLock>> DirLock::Acquire(const std::string& dir) {
 
 DirLock::~DirLock() {
   std::lock_guard<std::mutex> l(g_mu);
-  if (fd_ >= 0) close(fd_);  // releases the flock
+  close(fd_);  // releases the flock
   g_held->erase(real_dir_);
+}
+
+Status DirLock::CheckPresent(const char* marker) const {
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return Status::FromErrno(errno, "stat metadata directory " + real_dir_);
+  if (st.st_nlink == 0) {
+    return Status::IoError("metadata directory " + real_dir_ +
+                               " was removed while the clone was open: nothing written to it "
+                               "survives a restart",
+                           ENOENT);
+  }
+  if (faccessat(fd_, marker, F_OK, 0) != 0) {
+    const int err = errno;
+    if (err == ENOENT) {
+      return Status::IoError(std::string("metadata directory ") + real_dir_ + " lost its " +
+                                 marker + " file while the clone was open: the store is gone",
+                             ENOENT);
+    }
+    return Status::FromErrno(err, "look up " + real_dir_ + "/" + marker);
+  }
+  return Status::OK();
 }
 
 }  // namespace clonefs::metadata

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "base/status.h"
 
 namespace clonefs::metadata {
 
@@ -34,6 +35,14 @@ class DirLock {
   // The canonical path (realpath) of the directory.
   const std::string& real_dir() const { return real_dir_; }
 
+  // OK while the directory is still linked into the file system and still
+  // holds `marker` (a file the store cannot do without, e.g. "CURRENT").
+  // IoError saying what is gone otherwise: a directory removed (rm -rf) while
+  // the store is open keeps accepting writes into files that vanish at the
+  // next close or crash. No disk I/O: an fstat of the open directory and one
+  // name lookup in it.
+  Status CheckPresent(const char* marker) const;
+
   // The pid holding an flock on `dir` according to /proc/locks, or 0 if it
   // cannot be told. Exposed for tests.
   static int HolderPid(const std::string& dir);
@@ -41,7 +50,7 @@ class DirLock {
  private:
   DirLock(std::string real_dir, int fd) : real_dir_(std::move(real_dir)), fd_(fd) {}
   std::string real_dir_;
-  int fd_;  // the directory, flocked (or -1 if flock is unsupported)
+  int fd_;  // the directory, open; flocked where flock is supported
 };
 
 }  // namespace clonefs::metadata

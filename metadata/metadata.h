@@ -162,9 +162,11 @@ struct Superblock {
 };
 
 struct SpaceInfo {
-  // Metadata space in kMetadataBlockSize blocks. used = live RocksDB files
-  // (SSTs + WAL + MANIFEST); total = used + free space of the filesystem
-  // holding the directory (what the store could grow into).
+  // Metadata space in kMetadataBlockSize blocks. used = the store's files
+  // (tables, write-ahead logs, MANIFEST, CURRENT, IDENTITY, OPTIONS), not
+  // RocksDB's info log nor other files in the directory (the daemon's log,
+  // its record); total = used + free space of the filesystem holding the
+  // directory (what the store could grow into).
   uint64_t used_blocks = 0;
   uint64_t total_blocks = 0;
   uint64_t free_blocks() const { return total_blocks - used_blocks; }
@@ -230,7 +232,10 @@ class Metadata {
   // are merged into it. Errors: ReadOnly; Failed if a previous PersistFrozen
   // failed and Abort has not succeeded since; after such an Abort, while the
   // store could not be reopened: Failed, or NoSpace if its write failed with
-  // ENOSPC (no I/O either way).
+  // ENOSPC (no I/O either way); IoError if the directory was removed, or lost
+  // the store's CURRENT file, while some region is not yet committed hydrated
+  // (RocksDB would go on writing into files that vanish at the next restart;
+  // the caller rolls back with Abort, which still reads the open store).
   virtual Result<uint64_t> Freeze() = 0;
 
   // Phase 2: persists exactly the frozen set in one atomic WriteBatch written

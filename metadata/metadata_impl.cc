@@ -7,12 +7,38 @@
 
 #include <algorithm>
 #include <bit>
+#include <string_view>
 
 #include "base/log.h"
 #include "metadata/chunk_codec.h"
 #include "metadata/superblock_codec.h"
 
 namespace clonefs::metadata {
+namespace {
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// True for the files RocksDB keeps the store in: tables (NNNNNN.sst), write-
+// ahead logs (NNNNNN.log), MANIFEST-NNNNNN, CURRENT, IDENTITY, OPTIONS-NNNNNN
+// and their temporaries (NNNNNN.dbtmp). Not RocksDB's info log (LOG,
+// LOG.old.*), the lock, nor what else shares the directory (the daemon's
+// clonefs.log, daemon.info, the control socket).
+bool IsStoreFile(std::string_view name) {
+  auto stem_is_number = [&](std::string_view suffix) {
+    return name.size() > suffix.size() && name.ends_with(suffix) &&
+           AllDigits(name.substr(0, name.size() - suffix.size()));
+  };
+  if (stem_is_number(".sst") || stem_is_number(".log") || stem_is_number(".dbtmp")) return true;
+  if (name == "CURRENT" || name == "IDENTITY") return true;
+  for (std::string_view prefix : {"MANIFEST-", "OPTIONS-"}) {
+    if (name.starts_with(prefix) && AllDigits(name.substr(prefix.size()))) return true;
+  }
+  return false;
+}
+
+}  // namespace
 
 StoreOptions StoreOptionsFor(const MetadataOptions& o, const std::string& dir) {
   StoreOptions s;
@@ -113,6 +139,14 @@ Status MetadataImpl::CheckCommitAllowed() const {
 
 Result<uint64_t> MetadataImpl::Freeze() {
   CLONEFS_RETURN_IF_ERROR(CheckCommitAllowed());
+  // RocksDB goes on writing (and syncing) into the open files of a removed
+  // directory; a commit there would be reported durable and vanish at the
+  // next restart. (CURRENT: RocksDB replaces it only by an atomic rename.)
+  // Once every region is committed hydrated the store is no longer needed:
+  // dest alone is the image, and its owner may remove the directory.
+  if (committed_count_.load() != sb_.nr_regions) {
+    CLONEFS_RETURN_IF_ERROR(lock_->CheckPresent("CURRENT"));
+  }
   return bitmap_->Freeze();
 }
 
@@ -258,6 +292,7 @@ Result<SpaceInfo> MetadataImpl::GetSpace() const {
   if (!d) return Status::FromErrno(errno, "list metadata directory " + dir);
   uint64_t bytes = 0;
   while (struct dirent* e = readdir(d)) {
+    if (!IsStoreFile(e->d_name)) continue;
     struct stat st;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
       bytes += static_cast<uint64_t>(st.st_size);

@@ -96,6 +96,11 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
     Line(&out, "Source link:", FormatSourceHealth(r.source_health, now_unix_ns));
     Line(&out, "Health:", r.health.empty() ? std::string("unknown") : Printable(r.health));
     Line(&out, "Last error:", FormatLastError(r.last_error, now_unix_ns));
+    if (!r.commit_step.empty()) {
+      Line(&out, "Commit:",
+           "still " + Printable(r.commit_step) + " after " + FormatDuration(r.commit_step_s) +
+               "; fsync and O_SYNC writes wait for it");
+    }
   }
   Line(&out, "Hydrated:", FormatPercent(r.hydrated_bytes, r.image_size, 2) + "  " + FormatBytes(r.hydrated_bytes) +
                               " of " + FormatBytes(r.image_size));

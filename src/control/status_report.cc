@@ -64,6 +64,9 @@ std::string HealthOf(const EngineStats& s) {
   if (!s.dest_change.empty()) return "failed: dest changed";
   if (!s.source_change.empty()) return "failed: source changed";
   if (s.mode == EngineMode::kReadOnly) return "degraded: metadata read-only";
+  if (!s.commit_step.empty() && s.commit_step_ns >= kCommitStalledNanos) {
+    return "degraded: commit stalled";
+  }
   if (s.dest_condition == DestCondition::kFull) return "degraded: dest full";
   if (s.dest_condition == DestCondition::kIoError) return "degraded: dest I/O error";
   if (s.source_health.state == SourceHealth::State::kReconnecting ||
@@ -102,6 +105,10 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.copy_failures = s.copy_failures;
   r.commit_failures = s.commit_failures;
   r.commits = s.commits;
+  if (!s.commit_step.empty() && s.commit_step_ns >= kCommitSlowNanos) {
+    r.commit_step = s.commit_step;
+    r.commit_step_s = s.commit_step_ns / 1'000'000'000ull;
+  }
   r.metadata_used_blocks = s.metadata_space.used_blocks;
   r.metadata_total_blocks = s.metadata_space.total_blocks;
   uint64_t remaining = s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0;
@@ -279,6 +286,11 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   j["failures"] =
       L ? Json{{"copy", r.copy_failures}, {"commit", r.commit_failures}} : Null();
   j["commits"] = LiveUint(L, r.commits);
+  // Only while a commit is slow: documents are otherwise byte for byte
+  // what they were before the key existed.
+  if (L && !r.commit_step.empty()) {
+    j["commit_running"] = Json{{"step", r.commit_step}, {"seconds", r.commit_step_s}};
+  }
   j["read_driven"] = L ? ReadDrivenJson(r.read_driven) : Null();
   // The FUSE layer: null offline and from a daemon that does not say.
   const bool has_fuse = L && !r.fuse.passthrough.empty();
@@ -535,6 +547,13 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
     r.commit_failures = rd.U64(*o, "failures.", "commit");
   }
   r.commits = rd.OptU64(doc, "", "commits").value_or(0);
+  // Absent from older daemons' documents.
+  if (const nlohmann::json* v = Find(doc, "commit_running"); v != nullptr && !v->is_null()) {
+    if (const nlohmann::json* o = rd.Obj(doc, "", "commit_running", false)) {
+      r.commit_step = rd.OptStr(*o, "commit_running.", "step");
+      r.commit_step_s = rd.U64(*o, "commit_running.", "seconds");
+    }
+  }
   // Added after schema version 1 first shipped: absent from older daemons.
   if (const nlohmann::json* o = Find(doc, "read_driven"); o != nullptr && !o->is_null()) {
     ReadDrivenReport& d = r.read_driven;

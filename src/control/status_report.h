@@ -136,6 +136,11 @@ struct StatusReport {
   uint64_t copy_failures = 0;
   uint64_t commit_failures = 0;
   uint64_t commits = 0;
+  // Live only: a commit that has been at one step for kCommitSlowNanos or
+  // longer (EngineStats::commit_step), and for how many seconds; empty / 0
+  // otherwise (also from daemons that do not say).
+  std::string commit_step;
+  uint64_t commit_step_s = 0;
   uint64_t metadata_used_blocks = 0;
   uint64_t metadata_total_blocks = 0;
   // Live only. Empty while the source is what the clone was made from;
@@ -182,6 +187,9 @@ struct StatusReport {
 //   "failed: metadata failed"        fail mode (every I/O fails)
 //   "failed: source changed"         the source changed under the clone
 //   "degraded: metadata read-only"   a commit failed; nothing more is hydrated
+//   "degraded: commit stalled"       a commit has been at one step (a dest
+//                                    flush, the metadata write) for
+//                                    kCommitStalledNanos or longer
 //   "degraded: dest full"            dest answered ENOSPC/EDQUOT, no copy
 //                                    succeeded since
 //   "degraded: dest I/O error"       dest answered another error, likewise
@@ -194,6 +202,10 @@ struct StatusReport {
 // "failed" states do not clear while mounted; "degraded" ones clear by
 // themselves when their cause does.
 std::string HealthOf(const EngineStats& stats);
+// A commit this long at one step is shown in status (StatusReport::
+// commit_step); this long, the health says it is stalled.
+inline constexpr uint64_t kCommitSlowNanos = 1'000'000'000;
+inline constexpr uint64_t kCommitStalledNanos = 10'000'000'000;
 // Whether `health` (a HealthOf value, or "" from an older daemon) is "ok".
 inline bool HealthOk(const std::string& health) { return health.empty() || health == "ok"; }
 

@@ -48,16 +48,37 @@ void Committer::Stop() {
   thread_.join();
 }
 
-Status Committer::Commit(bool flush_always, bool refresh_space) {
+Status Committer::Commit(bool flush_always, bool refresh_space, uint64_t max_wait_ns) {
   std::unique_lock<std::mutex> l(mu_);
   if (!running_) return Status::Aborted("commit requested while the engine is not running");
-  std::shared_ptr<Ticket> t = next_;
+  std::shared_ptr<Ticket> t = next_;  // shared: the commit thread runs it even if we stop waiting
   t->flush |= flush_always;
   t->refresh_space |= refresh_space;
   pending_ = true;
   cv_.notify_all();
-  done_cv_.wait(l, [&] { return t->done; });
+  if (max_wait_ns == 0) {
+    done_cv_.wait(l, [&] { return t->done; });
+  } else if (!done_cv_.wait_for(l, std::chrono::nanoseconds(max_wait_ns),
+                                [&] { return t->done; })) {
+    const Progress p = progress();
+    return Status::Busy(std::string("the commit has not finished yet") +
+                        (p.step != nullptr ? std::string(" (") + p.step + ")" : std::string()));
+  }
   return t->status;
+}
+
+Committer::Progress Committer::progress() const {
+  Progress p;
+  p.step = step_.load();
+  if (p.step == nullptr) return p;
+  const uint64_t since = step_since_ns_.load(), now = ctx_.clock->NowNanos();
+  p.for_ns = now > since ? now - since : 0;
+  return p;
+}
+
+void Committer::SetStep(const char* step) {
+  if (step != nullptr) step_since_ns_.store(ctx_.clock->NowNanos());
+  step_.store(step);
 }
 
 void Committer::RequestAsync() {
@@ -140,14 +161,18 @@ Status Committer::RunCommit(bool flush_always) {
   if (!frozen.ok()) return HandleFailure(frozen.status(), "freezing the transaction");
   if (TestKillPoint("commit.after_freeze")) return Status::Aborted("kill point commit.after_freeze");
 
+  SetStep("flushing the destination");
   Status s = ctx_.dest->Flush();
+  SetStep(nullptr);
   if (!s.ok()) return HandleFailure(s, "flushing the destination");
   if (TestKillPoint("commit.after_dest_flush")) {
     return Status::Aborted("kill point commit.after_dest_flush");
   }
 
   if (*frozen > 0) {
+    SetStep("writing the metadata");
     s = md->PersistFrozen();
+    SetStep(nullptr);
     if (!s.ok()) return HandleFailure(s, "writing the metadata");
     commits_.fetch_add(1);
   }
@@ -179,7 +204,9 @@ Status Committer::HandleFailure(const Status& s, const char* step) {
                     "switching to read-only mode",
                     step, s.ToString().c_str());
   ctx_.hydrator->CloseMarksAndSetReadOnly();
+  SetStep("rolling back to the last commit");
   Status a = ctx_.md->Abort();
+  SetStep(nullptr);
   if (a.ok()) {
     SetMode(EngineMode::kReadOnly);
   } else {

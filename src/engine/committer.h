@@ -24,6 +24,10 @@
 //   HealthTracker (a dest flush failure as dest's, the others as the
 //   metadata's), and fail the ticket's callers with IoError(EIO).
 //
+// PROGRESS: progress() says which step the running commit is at and for how
+//   long, so a status query that stopped waiting for a commit (a dest whose
+//   flush does not return) can say why.
+//
 // THREAD SAFETY: all public methods may be called from any thread; the
 //   metadata's serialized calls (Freeze, PersistFrozen, Abort, SetReadOnly,
 //   GetSpace) happen only on the commit thread, or before Start.
@@ -76,13 +80,25 @@ class Committer {
   // Waits for a commit that starts after this call and returns its result.
   // `flush_always`: flush dest even if no region changed (fsync needs it).
   // `refresh_space`: re-read the metadata space figures afterwards.
+  // `max_wait_ns`: 0 waits for the commit however long it takes; otherwise
+  // at most that long (real time), then Busy while the commit goes on (a
+  // status query must answer even while dest does not).
   // Errors: ReadOnly / Failed in those modes, without any I/O, naming the
   // commit failure that caused the mode; IoError(EIO) if the commit failed
   // (the mode has then changed); Aborted at a test kill point or when the
-  // thread is not running.
-  Status Commit(bool flush_always, bool refresh_space = false);
+  // thread is not running; Busy as above.
+  Status Commit(bool flush_always, bool refresh_space = false, uint64_t max_wait_ns = 0);
   // Asks for a commit soon (if anything changed) without waiting.
   void RequestAsync();
+
+  // The step the running commit is at ("flushing the destination",
+  // "writing the metadata", "rolling back to the last commit") and for how
+  // long (by the context's clock); step == nullptr when no commit runs.
+  struct Progress {
+    const char* step = nullptr;
+    uint64_t for_ns = 0;
+  };
+  Progress progress() const;
 
   EngineMode mode() const { return mode_.load(); }
   uint64_t commits() const { return commits_.load(); }
@@ -107,12 +123,16 @@ class Committer {
   // returns true that once. Committer thread only.
   bool BecameComplete();
   void RefreshSpace();
+  // Commit thread only: the step now running (a string literal), or none.
+  void SetStep(const char* step);
 
   const CommitterContext ctx_;
   std::atomic<EngineMode> mode_;
   std::atomic<uint64_t> commits_{0};
   std::atomic<uint64_t> failures_{0};
   std::atomic<bool> done_{false};
+  std::atomic<const char*> step_{nullptr};  // progress(); written by the commit thread
+  std::atomic<uint64_t> step_since_ns_{0};
   std::string failure_;              // commit thread only; why the mode left kReadWrite
 
   std::mutex mu_;

@@ -165,6 +165,9 @@ struct EngineOptions {
   uint64_t profile_source_size = 0, profile_source_fp1 = 0, profile_source_fp2 = 0;
 };
 
+// How long a status query waits for its commit (Engine::CommitAndStats).
+inline constexpr uint64_t kStatusCommitWaitNanos = 2'000'000'000;
+
 struct EngineStats {
   uint64_t image_size = 0;
   uint64_t region_size = 0;
@@ -201,6 +204,11 @@ struct EngineStats {
   uint64_t copy_failures = 0;               // failed copies since Start
   uint64_t commits = 0;                     // commits that persisted something
   uint64_t commit_failures = 0;
+  // The commit running now: its step ("flushing the destination", "writing
+  // the metadata", "rolling back to the last commit") and how long it has
+  // been at it; empty / 0 when no commit runs.
+  std::string commit_step;
+  uint64_t commit_step_ns = 0;
   bool hydration_done = false;              // every region hydrated and committed
   EngineMode mode = EngineMode::kReadWrite;
   HydrationKnobs knobs;
@@ -323,7 +331,10 @@ class Engine {
 
   // --- control ---
   virtual EngineStats Stats() const = 0;
-  // Commits (as a status query does in dm-clone), then returns Stats().
+  // Commits (as a status query does in dm-clone), then returns Stats(). Waits
+  // for that commit at most kStatusCommitWaitNanos: a commit still running
+  // then (a dest whose flush hangs) shows in Stats().commit_step instead of
+  // holding the caller.
   virtual Result<EngineStats> CommitAndStats() = 0;
   virtual EngineMode mode() const = 0;
   // Every region hydrated *and committed* (Stats().hydration_done), without

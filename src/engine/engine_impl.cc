@@ -217,6 +217,10 @@ EngineStats EngineImpl::Stats() const {
   s.copy_failures = hydrator_.copy_failures();
   s.commits = committer_.commits();
   s.commit_failures = committer_.failures();
+  if (const Committer::Progress p = committer_.progress(); p.step != nullptr) {
+    s.commit_step = p.step;
+    s.commit_step_ns = p.for_ns;
+  }
   s.hydration_done = committer_.hydration_done();
   s.knobs.hydration_threshold = copier_.threshold();
   s.knobs.hydration_batch_size = copier_.batch_size();
@@ -293,7 +297,7 @@ void EngineImpl::ReconcileSourceChange(EngineStats* s) const {
 Result<EngineStats> EngineImpl::CommitAndStats() {
   if (state_.load() == State::kStarted) {
     // Failures are handled by the committer (mode change) and show in Stats.
-    (void)committer_.Commit(/*flush_always=*/false, /*refresh_space=*/true);
+    (void)committer_.Commit(/*flush_always=*/false, /*refresh_space=*/true, kStatusCommitWaitNanos);
   }
   return Stats();
 }

@@ -403,6 +403,43 @@ TEST(StatusJsonTest, DestChangeIsReportedAndNeverComplete) {
   EXPECT_TRUE(old_back->dest_change.empty());
 }
 
+// A commit stuck at one step (a dest flush that does not return): shown
+// from kCommitSlowNanos on, in JSON and the human block; from
+// kCommitStalledNanos on the health says so. The key is absent otherwise (so
+// documents stay as they were), and reads as no commit running.
+TEST(StatusJsonTest, AStalledCommitIsReported) {
+  EngineStats s = SampleStats();
+  s.commit_step = "flushing the destination";
+  s.commit_step_ns = kCommitSlowNanos - 1;
+  StatusReport quick = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_TRUE(quick.commit_step.empty());
+  EXPECT_FALSE(ParseJson(ReportToJson(quick)).contains("commit_running"));
+  EXPECT_EQ(FormatHuman(quick).find("Commit:"), std::string::npos);
+  EXPECT_EQ(quick.health, "ok");
+
+  s.commit_step_ns = 42'500'000'000;
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_EQ(r.health, "degraded: commit stalled");
+  Json doc = ParseJson(ReportToJson(r));
+  EXPECT_EQ(doc.at("commit_running").at("step").get<std::string>(), "flushing the destination");
+  EXPECT_EQ(doc.at("commit_running").at("seconds").get<uint64_t>(), 42u);
+  const std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("Commit:       still flushing the destination after 42s"), std::string::npos)
+      << h;
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->commit_step, "flushing the destination");
+  EXPECT_EQ(back->commit_step_s, 42u);
+  EXPECT_EQ(ReportToJson(*back), ReportToJson(r));
+
+  s.commit_step_ns = kCommitStalledNanos - 1;
+  EXPECT_EQ(BuildLiveReport(s, SampleInfo(), 1, 2).health, "ok");
+  doc.erase("commit_running");
+  Result<StatusReport> old = ReportFromJson(doc);
+  ASSERT_TRUE(old.ok()) << old.status().ToString();
+  EXPECT_TRUE(old->commit_step.empty());
+}
+
 // SPEC §7a: a source that changed under the clone is said in JSON and in
 // the human block, and such a clone is never "complete".
 TEST(StatusJsonTest, SourceChangeIsReportedAndNeverComplete) {

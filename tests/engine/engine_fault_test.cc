@@ -5,7 +5,10 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <fstream>
+#include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -483,6 +486,58 @@ TEST_F(FaultTest, DestFlushFailureRollsBackToReadOnlyMode) {
   const LastError last = e()->Stats().last_error;
   EXPECT_EQ(last.kind, ErrorKind::kDestIo);
   EXPECT_EQ(last.what, "dest flush in a commit at offset 0: Input/output error");
+}
+
+// A dest whose flush does not return (a hung NFS server, a stopped FUSE
+// daemon under it) holds the commit. A status query must still answer: it
+// waits at most kStatusCommitWaitNanos and reports the step the commit is
+// stuck at. (It used to wait for the commit, so `clonefs status` gave up
+// after 60 s saying that the daemon did not answer.)
+TEST_F(FaultTest, StatusAnswersWhileADestFlushHangs) {
+  EngineOptions o;
+  o.knobs.hydration_enabled = false;
+  o.commit_interval_ms = 0;
+  ASSERT_OK(rig_.Open(o));
+  std::mutex mu;
+  std::condition_variable cv;
+  bool held = false, release = false;
+  rig_.dest->SetHook([&](DeviceOp op, uint64_t, uint64_t) {
+    if (op != DeviceOp::kFlush) return;
+    std::unique_lock<std::mutex> l(mu);
+    held = true;
+    cv.notify_all();
+    cv.wait(l, [&] { return release; });
+  });
+  auto d = Bytes(10, 3);
+  ASSERT_OK(e()->Write(3 * kRegion + 5, d.data(), d.size(), false));
+  std::thread fsyncer([&] { EXPECT_OK(e()->Fsync()); });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return held; });
+  }
+  auto query = std::async(std::launch::async, [&] { return e()->CommitAndStats(); });
+  const bool answered = query.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  EXPECT_TRUE(answered) << "the status query waited for the hung flush";
+  EngineStats st;
+  if (answered) {
+    Result<EngineStats> r = query.get();
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    st = *r;
+  }
+  {
+    std::lock_guard<std::mutex> l(mu);
+    release = true;
+  }
+  cv.notify_all();
+  fsyncer.join();
+  if (!answered) query.wait();
+  rig_.dest->SetHook(nullptr);
+  EXPECT_EQ(st.commit_step, "flushing the destination");
+  EXPECT_EQ(st.committed_hydrated_regions, 0u);
+  EXPECT_EQ(st.mode, EngineMode::kReadWrite);
+  st = e()->Stats();
+  EXPECT_EQ(st.commit_step, "");
+  EXPECT_EQ(st.committed_hydrated_regions, 1u);
 }
 
 // A rollback that fails (the store cannot even be read back) enters fail

@@ -4,6 +4,7 @@
 #include <sys/statvfs.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "md_test_util.h"
@@ -289,9 +290,20 @@ TEST(MetadataTxn, SpaceFigures) {
   EXPECT_GT(after->used_blocks, before->used_blocks);  // ~8 raw chunks in the WAL
   uint64_t bytes = 0;
   for (const auto& e : std::filesystem::directory_iterator(t.path())) {
-    if (e.is_regular_file()) bytes += e.file_size();
+    const std::string name = e.path().filename().string();
+    if (e.is_regular_file() && !name.starts_with("LOG") && name != "LOCK") bytes += e.file_size();
   }
   EXPECT_EQ(after->used_blocks, (bytes + 4095) / 4096);
+  // The logs beside the store are not metadata: RocksDB's info log (1 MiB
+  // before it rotates) and the daemon's log (4 MiB) and record would
+  // otherwise outweigh the store itself many times over.
+  for (const char* name : {"LOG.old.1700000000000000", "clonefs.log", "clonefs.log.1",
+                           "daemon.info", "000123.log.bak"}) {
+    std::ofstream(t.path() + "/" + name) << std::string(1 << 20, 'x');
+  }
+  auto with_logs = md->GetSpace();
+  ASSERT_TRUE(with_logs.ok());
+  EXPECT_EQ(with_logs->used_blocks, after->used_blocks);
   struct statvfs v;
   ASSERT_EQ(statvfs(t.path().c_str(), &v), 0);
   const double free_blocks = static_cast<double>(v.f_bavail) * v.f_frsize / 4096;
@@ -341,4 +353,51 @@ TEST(MetadataLarge, FourBillionRegions) {
 }
 
 }  // namespace
+// A metadata directory removed while open (rm -rf DEST.clonefs): RocksDB
+// goes on writing and syncing into unlinked files, so a commit would be
+// reported durable and be gone at the next restart. The commit fails
+// instead, and Abort rolls back from the store still open. Once the clone is
+// complete the store is no longer needed and commits go on.
+TEST(MetadataTxn, CommitFailsOnceTheDirectoryIsRemoved) {
+  TempDir t;
+  const std::string dir = t.Sub("md");
+  auto md = MustOpen(Options(dir, 100));
+  ASSERT_TRUE(md->SetRegionHydrated(1).ok());
+  ASSERT_TRUE(md->Commit().ok());
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(md->SetRegionHydrated(2).ok());
+  Status s = md->Commit();
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_NE(s.message().find("was removed"), std::string::npos) << s.ToString();
+  s = md->Commit();  // also an empty one: nothing is durable there any more
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  md->SetReadOnly();
+  ASSERT_TRUE(md->Abort().ok());
+  EXPECT_TRUE(md->IsRegionHydrated(1));
+  EXPECT_FALSE(md->IsRegionHydrated(2));
+  EXPECT_EQ(md->NrHydratedRegions(), 1u);
+}
+
+TEST(MetadataTxn, CommitFailsOnceTheStoreFilesAreRemoved) {
+  TempDir t;
+  auto md = MustOpen(Options(t.path(), 100));
+  for (const auto& e : std::filesystem::directory_iterator(t.path())) {
+    std::filesystem::remove(e.path());
+  }
+  ASSERT_TRUE(md->SetRegionHydrated(2).ok());
+  Status s = md->Commit();
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_NE(s.message().find("CURRENT"), std::string::npos) << s.ToString();
+}
+
+TEST(MetadataTxn, ACompleteCloneCommitsWithoutItsDirectory) {
+  TempDir t;
+  const std::string dir = t.Sub("md");
+  auto md = MustOpen(Options(dir, 100));
+  ASSERT_TRUE(md->CondSetRange(0, 100).ok());
+  ASSERT_TRUE(md->Commit().ok());
+  std::filesystem::remove_all(dir);
+  EXPECT_TRUE(md->Commit().ok());
+}
+
 }  // namespace clonefs::metadata

@@ -2,9 +2,12 @@
 // a changed environment could make a clone lose data is refused with its
 // reason (or handled), nothing is left behind by a refused mount, the user's
 // data is unchanged, and the source's sha256 never changes.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -277,6 +280,37 @@ TEST_F(DataSafetyTest, DestWithDataButNoMetadataIsRefused) {
   ASSERT_EQ(o.code, 0) << o.out;
   EXPECT_EQ(ReadAt(c_.exposed(), 3 * kRegion + 10, 8), ReadAt(c_.src, 3 * kRegion + 10, 8));
   ASSERT_EQ(c_.Unmount().code, 0);
+}
+
+// The metadata directory removed while the clone is mounted (rm -rf
+// DEST.clonefs, taken for a cache): RocksDB went on syncing into unlinked
+// files, so every fsync succeeded although nothing of it would survive a
+// restart. Now the first commit after the removal fails: fsync gets EIO, the
+// clone goes read-only (reads and writes to hydrated regions go on) and the
+// log says why.
+TEST_F(DataSafetyTest, MetadataRemovedWhileMountedFailsTheNextFsync) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int fd = open(c_.exposed().c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  const std::string a = "BEFORE", b = "AFTER";
+  ASSERT_EQ(pwrite(fd, a.data(), a.size(), 3 * kRegion + 10), static_cast<ssize_t>(a.size()));
+  ASSERT_EQ(fsync(fd), 0) << std::strerror(errno);
+
+  std::filesystem::remove_all(c_.metadata);
+  ASSERT_EQ(pwrite(fd, b.data(), b.size(), 5 * kRegion + 10), static_cast<ssize_t>(b.size()));
+  EXPECT_EQ(fsync(fd), -1);
+  EXPECT_EQ(errno, EIO) << std::strerror(errno);
+  EXPECT_NE(c_.LogText().find("was removed while the clone was open"), std::string::npos)
+      << c_.LogText();
+  EXPECT_EQ(ReadAt(c_.exposed(), 3 * kRegion + 10, a.size()), a);
+  EXPECT_EQ(pwrite(fd, b.data(), b.size(), 3 * kRegion + 20), static_cast<ssize_t>(b.size()))
+      << "a hydrated region stays writable in read-only mode: " << std::strerror(errno);
+  EXPECT_EQ(fsync(fd), -1);
+  EXPECT_EQ(errno, EIO);
+  close(fd);
+  c_.Unmount();
+  EXPECT_FALSE(c_.IsMounted());
 }
 
 // Item 2: what a new clone may start on: a dest it creates, an empty one, one
