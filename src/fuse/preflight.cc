@@ -45,6 +45,54 @@ bool Inside(const std::string& path, const std::string& dir) {
                          (dir == "/" || path[dir.size()] == '/'));
 }
 
+// Whether `path` or one of its ancestors is the directory `dir` (by device
+// and inode, symlinks followed): a path that reaches the mount point through
+// a symlink or a bind mount lies inside it as much as one spelled under it.
+// REQUIRES: path absolute and normalised.
+bool ReachesDirectory(const std::string& path, const struct stat& dir) {
+  for (std::string p = path;; p = Parent(p)) {
+    struct stat st;
+    if (stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == dir.st_dev &&
+        st.st_ino == dir.st_ino) {
+      return true;
+    }
+    if (p == "/") return false;
+  }
+}
+
+// The paths the daemon opens by name once mounted, with their names for
+// messages; empty ones are not given. (An access profile being recorded is
+// written after the unmount.)
+struct NamedPath {
+  const char* what;
+  const std::string* path;
+};
+std::vector<NamedPath> PathsOffTheMount(const MountOptions& o) {
+  return {{"source", &o.source},
+          {"dest", &o.dest},
+          {"metadata directory", &o.metadata_dir},
+          {"log file", &o.log_file}};
+}
+
+Status InsideMountpoint(const char* what, const std::string& path, const std::string& mp) {
+  return Status::InvalidArgument(std::string(what) + " " + path + " lies inside the mount point " +
+                                 mp + "; put it elsewhere");
+}
+
+// The check of CheckPathLayout by inode, for paths that reach the mount
+// point `mp` (whose stat is `mp_st`) under another name.
+Status CheckNotReachingMountpoint(const MountOptions& o, const struct stat& mp_st) {
+  for (const auto& p : PathsOffTheMount(o)) {
+    if (p.path->empty() || p.path->front() != '/') continue;  // a remote source
+    if (ReachesDirectory(*p.path, mp_st)) {
+      return Status::InvalidArgument(
+          std::string(p.what) + " " + *p.path + " lies inside the mount point " + o.mountpoint +
+          " (it is reached through a symlink or a bind mount); put it elsewhere");
+    }
+  }
+  return Status::OK();
+}
+
 // Opens with O_DIRECT if asked, falling back to buffered I/O where the file
 // system refuses O_DIRECT.
 Result<std::unique_ptr<Device>> OpenDevice(const std::string& path, PosixDeviceOptions po,
@@ -305,20 +353,24 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   if (!S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument("mount point " + mp + " is not a directory; give a directory");
   }
+  CLONEFS_RETURN_IF_ERROR(CheckNotReachingMountpoint(o, st));
   NoteHiddenEntries(mp, note);
   return Status::OK();
 }
 
 Status CheckPathLayout(const MountOptions& o) {
-  struct Named { const char* what; const std::string* path; };
-  const Named paths[] = {{"source", &o.source}, {"dest", &o.dest},
-                         {"metadata directory", &o.metadata_dir}, {"log file", &o.log_file}};
-  for (const auto& p : paths) {
+  for (const auto& p : PathsOffTheMount(o)) {
     if (!p.path->empty() && Inside(*p.path, o.mountpoint)) {
-      return Status::InvalidArgument(std::string(p.what) + " " + *p.path +
-                                     " lies inside the mount point " + o.mountpoint +
-                                     "; put it elsewhere");
+      return InsideMountpoint(p.what, *p.path, o.mountpoint);
     }
+  }
+  // By inode too, unless the mount point is a mount (whose daemon might not
+  // answer a stat): CheckMountpoint then refuses it, or repeats this check
+  // once it has removed a stale one.
+  auto entry = FindMount(o.mountpoint);
+  struct stat mp_st;
+  if (entry.ok() && !entry->has_value() && stat(o.mountpoint.c_str(), &mp_st) == 0) {
+    CLONEFS_RETURN_IF_ERROR(CheckNotReachingMountpoint(o, mp_st));
   }
   if (o.source == o.dest) {
     return Status::InvalidArgument("dest " + o.dest +

@@ -496,6 +496,43 @@ TEST_F(DataSafetyTest, LogFileInsideTheMountPointIsNotCreated) {
   EXPECT_NE(c_.LogText().find("bogus_opt"), std::string::npos) << c_.LogText();
 }
 
+// Item 14: a path that reaches the mount point under another name (a
+// symlink to it, a bind mount of its parent, the mount point named through a
+// symlink) lies inside it as much as one spelled under it. Before, such a
+// metadata directory was created under the mount point and the daemon hung
+// for good opening it through its own mount (the `clonefs mount` never
+// returned); now each is refused before anything is created.
+TEST_F(DataSafetyTest, PathsReachingTheMountPointUnderAnotherNameAreRefused) {
+  const std::string link = c_.dir() / "mnt-link";
+  ASSERT_EQ(symlink(c_.mnt.c_str(), link.c_str()), 0);
+  const std::string bind = c_.dir() / "bind";
+  mkdir(bind.c_str(), 0755);
+  ASSERT_TRUE(ShOk("mount --bind " + Quote(c_.dir().path()) + " " + Quote(bind)));
+  umounts_.push_back(bind);
+  struct Case {
+    std::string options, dest, mnt, refused;
+  };
+  const Case cases[] = {
+      {"--metadata " + Quote(link + "/md"), c_.dst, c_.mnt, "metadata directory " + link + "/md"},
+      {"--metadata " + Quote(bind + "/mnt/md"), c_.dst, c_.mnt,
+       "metadata directory " + bind + "/mnt/md"},
+      {"--log-file " + Quote(link + "/log"), c_.dst, c_.mnt, "log file " + link + "/log"},
+      {"--metadata " + Quote(c_.dir() / "md"), link + "/dst.img", c_.mnt,
+       "dest " + link + "/dst.img"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.options + " " + k.dest);
+    // Bounded: without the check the command waited for a daemon that hung.
+    RunResult r = Sh("timeout -k 5 30 " + ClonefsBinary() + " mount " + k.options + " " +
+                     Quote(c_.src) + " " + Quote(k.dest) + " " + Quote(k.mnt));
+    ExpectRefused(r, k.refused + " lies inside the mount point " + c_.mnt, c_.mnt);
+    EXPECT_NE(r.out.find("through a symlink or a bind mount"), std::string::npos) << r.out;
+    EXPECT_TRUE(std::filesystem::is_empty(c_.mnt)) << "nothing is created under the mount point";
+    EXPECT_FALSE(std::filesystem::exists(c_.dst)) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(c_.dir() / "md")) << r.out;
+  }
+}
+
 // Item 14: a new clone whose metadata cannot be created (its file system is
 // full) leaves neither the metadata directory (nor what RocksDB wrote in
 // it) nor the dest, says that no clone was created (not that one resumes),
