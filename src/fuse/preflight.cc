@@ -483,12 +483,15 @@ Result<std::unique_ptr<Device>> StandInForCompleteClone(const MountOptions& o,
 // open completes and a failure removes, as it does with what it wrote.
 void NoteMetadataToCreate(const std::string& dir, CreatedByMount* c) {
   c->metadata_dir = dir;
-  std::error_code ec;
-  for (std::filesystem::path p = dir; !p.empty() && !std::filesystem::exists(p, ec) && !ec;
-       p = p.parent_path()) {
+  // An entry that is there is not made by this mount, even a symlink whose
+  // target is missing (lstat: the open fails on it, and the link stays).
+  for (std::filesystem::path p = dir; !p.empty(); p = p.parent_path()) {
+    struct stat st;
+    if (lstat(p.c_str(), &st) == 0 || errno != ENOENT) break;
     c->metadata_top_made = p.string();
     if (p == p.parent_path()) break;
   }
+  std::error_code ec;
   if (!c->metadata_top_made.empty()) return;
   for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();

@@ -461,6 +461,26 @@ TEST_F(DataSafetyTest, FailedMountLeavesNothingBehind) {
   EXPECT_FALSE(std::filesystem::exists(c_.dst));
 }
 
+// Item 12, what it did not create stays: a --metadata that is a symlink to
+// a missing directory (say, on a file system not mounted yet), or lies
+// under one, is refused and the user's symlink is kept. Before, the failed
+// mount took the link for a directory it had made and removed it.
+TEST_F(DataSafetyTest, FailedMountKeepsADanglingSymlinkItWasGiven) {
+  const std::string link = c_.dir() / "md-link";
+  const std::string target = c_.dir() / "not-mounted-yet/md";
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  for (const std::string& md : {link, link + "/sub"}) {
+    SCOPED_TRACE(md);
+    RunResult r =
+        MountWith("--metadata " + Quote(md) + " " + Quote(c_.src) + " " + Quote(c_.dst), c_.mnt);
+    ExpectRefused(r, "metadata " + md + " cannot be opened", c_.mnt);
+    struct stat st;
+    EXPECT_EQ(lstat(link.c_str(), &st), 0) << "the user's symlink is kept: " << r.out;
+    EXPECT_FALSE(std::filesystem::exists(target)) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(c_.dst)) << "the dest it created is removed";
+  }
+}
+
 // Item 14: the options of a mount that fails are not stored with the clone:
 // the next mount does not inherit a bad -o option.
 TEST_F(DataSafetyTest, FailedMountStoresNoSettings) {
