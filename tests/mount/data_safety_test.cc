@@ -465,7 +465,7 @@ TEST_F(DataSafetyTest, FailedMountLeavesNothingBehind) {
 // a missing directory (say, on a file system not mounted yet), or lies
 // under one, is refused and the user's symlink is kept. Before, the failed
 // mount took the link for a directory it had made and removed it.
-TEST_F(DataSafetyTest, FailedMountKeepsADanglingSymlinkItWasGiven) {
+TEST_F(DataSafetyTest, FailedMountKeepsDanglingSymlinksItWasGiven) {
   const std::string link = c_.dir() / "md-link";
   const std::string target = c_.dir() / "not-mounted-yet/md";
   ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
@@ -479,6 +479,16 @@ TEST_F(DataSafetyTest, FailedMountKeepsADanglingSymlinkItWasGiven) {
     EXPECT_FALSE(std::filesystem::exists(target)) << r.out;
     EXPECT_FALSE(std::filesystem::exists(c_.dst)) << "the dest it created is removed";
   }
+  // A dest that is such a symlink is refused as what it is (it was called
+  // "appeared while this mount was creating it (another mount ...)").
+  const std::string dlink = c_.dir() / "dest-link";
+  ASSERT_EQ(symlink(target.c_str(), dlink.c_str()), 0);
+  RunResult r = MountWith(Quote(c_.src) + " " + Quote(dlink), c_.mnt);
+  ExpectRefused(r, "dest " + dlink + " is a symlink to " + target + ", which does not exist",
+                c_.mnt);
+  struct stat st;
+  EXPECT_EQ(lstat(dlink.c_str(), &st), 0) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dlink + ".clonefs")) << r.out;
 }
 
 // Item 14: the options of a mount that fails are not stored with the clone:
