@@ -8,6 +8,7 @@
 #include <dirent.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -157,6 +158,43 @@ Status CheckDestBeforeOpen(const MountOptions& o, bool* exists,
   return Status::OK();
 }
 
+// For a mismatch (`message`, metadata::Metadata::Open's) whose only
+// difference is the source's mtime -- its size and sampled content are as
+// recorded, e.g. a source put back after it changed under the live clone
+// (which says "restore the source and mount again") -- how to mount again;
+// "" otherwise.
+std::string MtimeOnlyRemedy(const std::string& message, const MountOptions& o) {
+  auto shell_word = [](const std::string& v) {
+    if (v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/:"
+                            "=+@%") == std::string::npos) {
+      return v;
+    }
+    std::string q = "'";
+    for (char c : v) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  const std::string lead = "belongs to a different clone: ";
+  const size_t at = message.find(lead);
+  if (at == std::string::npos) return "";
+  const std::string diffs = message.substr(at + lead.size());
+  if (diffs.rfind("source mtime: ", 0) != 0 || diffs.find("; ") != std::string::npos) return "";
+  Result<metadata::Superblock> sb = metadata::Metadata::ReadSuperblock(o.metadata_dir);
+  if (!sb.ok() || sb->source.mtime_ns <= 0) return "";
+  const int64_t ns = sb->source.mtime_ns;
+  char when[48];
+  snprintf(when, sizeof(when), "@%lld.%09lld", static_cast<long long>(ns / 1'000'000'000),
+           static_cast<long long>(ns % 1'000'000'000));
+  return "only the source's modification time differs (its size and sampled content are as "
+         "recorded). If " +
+         o.source +
+         " is unchanged since the clone last used it (put back "
+         "from a copy, or truncated back to its size), give it back that time and mount again: "
+         "touch -m -d " +
+         when + " " + shell_word(o.source) +
+         "; if its content changed, start a new clone "
+         "with a new dest";
+}
+
 // `existing`: a clone is recorded in the metadata (false: this mount was
 // creating it).
 Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existing) {
@@ -170,6 +208,9 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existin
       // Never advise a new clone over this dest: it would overwrite its data.
       return Status::Mismatch(s.message() + "; a clone's region size is fixed when it is " +
                               "created: mount it without --region-size to use its own");
+    }
+    if (std::string touch = MtimeOnlyRemedy(s.message(), o); !touch.empty()) {
+      return Status::Mismatch(s.message() + "; " + touch);
     }
     return Status::Mismatch(s.message() + "; mount the clone with its own source and dest (see: "
                             "clonefs info --metadata " + md + "). If its dest was replaced, the "
