@@ -655,7 +655,16 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
                                                                  SourceIdentityDeviceId(*spec))
                                    : clone::SourceIdentity(*c.source, o.source);
   if (!src_id.ok()) {
-    return fail(src_id.status().WithContext("cannot read source " + spec->display));
+    Status e = src_id.status().WithContext("cannot read source " + spec->display);
+    if (e.IsIoError()) {
+      // It reads samples of the source to recognise it by; no clone starts
+      // or resumes without them.
+      e = Status::IoError(e.message() +
+                              "; the mount reads samples of the source to recognise it: check "
+                              "the source (its disk, file system or server) and mount again",
+                          e.sys_errno());
+    }
+    return fail(e);
   }
   auto dst_id = clone::DestIdentity(o.dest);
   if (!dst_id.ok()) return fail(dst_id.status().WithContext("cannot examine dest " + o.dest));
