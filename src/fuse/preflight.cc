@@ -695,6 +695,12 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
     c.source->SetIdentityCheck(
         clone::RemoteIdentityCheck(*src_id, spec->display, SourceIdentityDeviceId(*spec)));
   }
+  // So does a local block device now and then: it has no mtime to tell that
+  // it was rewritten.
+  struct stat sst;
+  if (!spec->IsRemote() && !recorded && stat(o.source.c_str(), &sst) == 0 && S_ISBLK(sst.st_mode)) {
+    c.source->SetIdentityCheck(clone::LocalIdentityCheck(*src_id, o.source));
+  }
   return c;
 }
 
