@@ -417,6 +417,11 @@ Status CheckPathLayout(const MountOptions& o) {
     return Status::InvalidArgument("dest " + o.dest +
                                    " is the source itself; give a different file to write to");
   }
+  if (!o.metadata_dir.empty() && Inside(o.dest, o.metadata_dir) && o.dest != o.metadata_dir) {
+    return Status::InvalidArgument("dest " + o.dest + " lies inside the metadata directory " +
+                                   o.metadata_dir + ", which holds the clone's own files only; " +
+                                   "put the dest or the metadata (--metadata) elsewhere");
+  }
   if (Inside(o.metadata_dir, o.dest) || o.metadata_dir == o.source) {
     return Status::InvalidArgument("metadata directory " + o.metadata_dir +
                                    " collides with source or dest; choose another --metadata");

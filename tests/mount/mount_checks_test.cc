@@ -152,6 +152,18 @@ TEST_F(MountChecksTest, SourceReadErrorsRefuseTheMountAndSayWhatToDo) {
   EXPECT_FALSE(std::filesystem::exists(c_.metadata)) << "no metadata may be left behind";
 }
 
+// A dest inside the metadata directory is refused as such. Before, the
+// mount created it there and then refused the directory as "not empty and
+// holds no clonefs metadata ... (use an empty or new directory)".
+TEST_F(MountChecksTest, DestInsideTheMetadataDirectory) {
+  const std::string md = c_.dir() / "md";
+  ASSERT_EQ(mkdir(md.c_str(), 0755), 0);
+  ExpectRefused(Sh(ClonefsBinary() + " mount --metadata " + Quote(md) + " " + Quote(c_.src) + " " +
+                   Quote(md + "/d.img") + " " + Quote(c_.mnt)),
+                1, "dest " + md + "/d.img lies inside the metadata directory " + md);
+  EXPECT_TRUE(std::filesystem::is_empty(md));
+}
+
 TEST_F(MountChecksTest, DestIsTheSource) {
   ExpectRefused(Sh(ClonefsBinary() + " mount " + Quote(c_.src) + " " + Quote(c_.src) + " " +
                     Quote(c_.mnt)),
