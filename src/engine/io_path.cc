@@ -107,20 +107,25 @@ void EngineImpl::Touch(uint64_t off, uint64_t len) {
 }
 
 Status EngineImpl::LockForRequest(uint64_t r) {
-  switch (locks_.LockFor(r, options_.source_timeout_ns, CurrentCancelToken())) {
-    case RegionLockTable::Wait::kTaken:
-      return Status::OK();
-    case RegionLockTable::Wait::kCancelled:
-      return Status::IoError(
-          "interrupted while waiting for the copy of region " + std::to_string(r) + " in flight",
-          EINTR);
-    case RegionLockTable::Wait::kTimedOut:
-      break;
+  while (true) {
+    switch (locks_.LockFor(r, options_.source_timeout_ns, CurrentCancelToken())) {
+      case RegionLockTable::Wait::kTaken:
+        return Status::OK();
+      case RegionLockTable::Wait::kCancelled:
+        return Status::IoError(
+            "interrupted while waiting for the copy of region " + std::to_string(r) + " in flight",
+            EINTR);
+      case RegionLockTable::Wait::kTimedOut:
+        break;
+    }
+    // A source that answers (a slow link the copier's reads queue on) is
+    // waited for; one that is stalled or down is not.
+    if (!source_->Health().up()) break;
   }
   return Status::IoError("the copy of region " + std::to_string(r) +
                              " in flight has not finished within the source timeout (" +
                              std::to_string(options_.source_timeout_ns / 1'000'000) +
-                             " ms): its source read (or dest write) is not answering",
+                             " ms), and the source is not answering",
                          ETIMEDOUT);
 }
 

@@ -10,6 +10,7 @@
 // finish.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "base/cancel.h"
@@ -111,6 +112,19 @@ TEST_F(OutageTest, AWriteBehindAStuckCopyGivesUpAfterTheSourceTimeout) {
   ASSERT_TRUE(Rig::WaitFor([&] { return src_->inflight_bytes() >= (256u << 10); }));
   ASSERT_GT(e()->Stats().hydrating_regions, 0u);
   const char data[] = "NEW";
+  // While the source says it is up, it is slow, not stuck: a write keeps
+  // waiting past the timeout; once it is down, the write gives up.
+  std::atomic<bool> done{false};
+  Status slow;
+  std::thread writer([&] {
+    slow = e()->Write(2 * kRegion + 7, data, 3, false);  // region 2
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_FALSE(done.load()) << "gave up on a source that is up: " << slow.ToString();
+  src_->SetDown(true);
+  writer.join();
+  EXPECT_EQ(slow.sys_errno(), ETIMEDOUT) << slow.ToString();
   const auto t0 = std::chrono::steady_clock::now();
   Status s = e()->Write(5, data, 3, false);  // region 0: the first the copier took
   EXPECT_EQ(s.sys_errno(), ETIMEDOUT) << s.ToString();
@@ -125,6 +139,7 @@ TEST_F(OutageTest, AWriteBehindAStuckCopyGivesUpAfterTheSourceTimeout) {
     s = e()->Zero(kRegion, kRegion, /*punch=*/true);  // region 1, whole: also waits
   }
   EXPECT_EQ(s.sys_errno(), EINTR) << s.ToString();
+  src_->SetDown(false);
   src_->SetHold(false);
   ASSERT_TRUE(Rig::WaitFor([&] { return src_->inflight_bytes() == 0; }));
   ASSERT_OK(e()->Write(5, data, 3, false));
