@@ -35,6 +35,15 @@ bool g_file_error_reported = false;
 std::vector<std::string> g_held;  // formatted file lines, oldest first
 uint64_t g_held_bytes = 0;
 uint64_t g_held_dropped = 0;
+// What the open file could not take (see UNWRITTEN in log.h): the bytes, in
+// order, of the lines (or the tail of a line) a write failed on, written
+// before anything newer; the lines in it, those dropped beyond
+// kLogHoldBytes, and the first failure.
+std::string g_unwritten;
+uint64_t g_unwritten_lines = 0;
+uint64_t g_unwritten_dropped = 0;
+int g_unwritten_errno = 0;
+time_t g_unwritten_since = 0;
 
 const char* LevelName(LogLevel l) {
   switch (l) {
@@ -103,27 +112,92 @@ void Rotate() {
   if (g_fd < 0) ReportFileErrorOnce("reopen after rotation", errno);
 }
 
+std::string FormatTime(time_t t, const char* fmt) {
+  struct tm tm;
+  localtime_r(&t, &tm);
+  char ts[32];
+  strftime(ts, sizeof(ts), fmt, &tm);
+  return ts;
+}
+
+std::string Timestamp() { return FormatTime(time(nullptr), "%Y-%m-%d %H:%M:%S "); }
+
+// Appends what is left of a line to the unwritten bytes (a line's tail
+// always, so the file never keeps half a line; whole lines within
+// kLogHoldBytes). REQUIRES: g_mu held.
+void HoldUnwritten(std::string_view rest, bool whole_line, int err) {
+  if (g_unwritten.empty() && g_unwritten_lines == 0) {
+    g_unwritten_errno = err;
+    g_unwritten_since = time(nullptr);
+  }
+  if (!whole_line || g_unwritten.size() + rest.size() <= kLogHoldBytes) {
+    g_unwritten.append(rest);
+    g_unwritten_lines++;
+  } else {
+    g_unwritten_dropped++;
+  }
+}
+
+// Writes all of `data` to the file; returns the bytes written, and sets
+// *err on a failure. REQUIRES: g_mu held, g_fd >= 0.
+size_t WriteAll(std::string_view data, int* err) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = write(g_fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *err = n < 0 ? errno : EIO;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  g_size += done;
+  return done;
+}
+
+// Writes the unwritten bytes, then (if any line was dropped, or any were
+// held at all) a line saying so. Returns true once nothing is left held.
+// REQUIRES: g_mu held, g_fd >= 0.
+bool FlushUnwritten() {
+  if (g_unwritten.empty() && g_unwritten_lines == 0) return true;
+  int err = 0;
+  const size_t done = WriteAll(g_unwritten, &err);
+  g_unwritten.erase(0, done);
+  if (!g_unwritten.empty()) return false;
+  std::string note = Timestamp() + "clonefs: warning: the log file could not be written from " +
+                     FormatTime(g_unwritten_since, "%Y-%m-%d %H:%M:%S") + " (" +
+                     std::strerror(g_unwritten_errno) + "): the " +
+                     std::to_string(g_unwritten_lines) + " messages before this one were held " +
+                     "in memory and written late";
+  if (g_unwritten_dropped > 0) {
+    note += ", and " + std::to_string(g_unwritten_dropped) + " more were dropped (more than " +
+            std::to_string(kLogHoldBytes) + " bytes held)";
+  }
+  note += "\n";
+  g_unwritten_lines = 0;
+  g_unwritten_dropped = 0;
+  if (WriteAll(note, &err) != note.size()) {
+    ReportFileErrorOnce("write", err);
+  }
+  return true;
+}
+
 // REQUIRES: g_mu held, g_fd >= 0.
 void WriteFileLine(const std::string& line) {
+  if (!FlushUnwritten()) {
+    HoldUnwritten(line, /*whole_line=*/true, g_unwritten_errno);
+    return;
+  }
   if (g_size > 0 && g_size + line.size() > g_max) {
     Rotate();
     if (g_fd < 0) return;
   }
-  ssize_t n = write(g_fd, line.data(), line.size());
-  if (n < 0) {
-    ReportFileErrorOnce("write", errno);
-    return;
+  int err = 0;
+  const size_t done = WriteAll(line, &err);
+  if (done < line.size()) {
+    ReportFileErrorOnce("write", err);
+    HoldUnwritten(std::string_view(line).substr(done), /*whole_line=*/done == 0, err);
   }
-  g_size += static_cast<uint64_t>(n);
-}
-
-std::string Timestamp() {
-  time_t now = time(nullptr);
-  struct tm tm;
-  localtime_r(&now, &tm);
-  char ts[32];
-  strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S ", &tm);
-  return ts;
 }
 
 // REQUIRES: g_mu held.
@@ -165,6 +239,9 @@ void ConfigureLog(const LogSinks& sinks) {
     g_held.clear();
     g_held_bytes = 0;
     g_held_dropped = 0;
+    g_unwritten.clear();
+    g_unwritten_lines = 0;
+    g_unwritten_dropped = 0;
   }
 }
 
@@ -181,6 +258,7 @@ Status OpenLogFile(const std::string& path, uint64_t max_bytes) {
   g_max = max_bytes;
   g_size = size;
   g_file_error_reported = false;
+  FlushUnwritten();
   for (const std::string& line : g_held) {
     if (g_fd >= 0) WriteFileLine(line);
   }
@@ -193,6 +271,18 @@ Status OpenLogFile(const std::string& path, uint64_t max_bytes) {
   g_held_bytes = 0;
   g_held_dropped = 0;
   return Status::OK();
+}
+
+std::string LogFileTrouble() {
+  std::lock_guard<std::mutex> l(g_mu);
+  if (g_unwritten.empty() && g_unwritten_lines == 0) return "";
+  if (g_fd >= 0 && FlushUnwritten()) return "";
+  std::string s = std::string("cannot be written since ") +
+                  FormatTime(g_unwritten_since, "%Y-%m-%d %H:%M:%S") + " (" +
+                  std::strerror(g_unwritten_errno) + "); " + std::to_string(g_unwritten_lines) +
+                  " messages held in memory until it can";
+  if (g_unwritten_dropped > 0) s += ", " + std::to_string(g_unwritten_dropped) + " dropped";
+  return s;
 }
 
 Status ReopenLogFile() {

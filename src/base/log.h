@@ -11,8 +11,17 @@
 // written with one append. When a line would take the file past its cap, the
 // file is renamed to PATH.1 (replacing an older one) and a new PATH is
 // started, so the log never holds more than about twice the cap. If the file
-// cannot be written (or reopened after rotation), the message still reaches
-// the other sinks; the failure is reported once on stderr.
+// cannot be reopened after rotation, the message still reaches the other
+// sinks; the failure is reported once on stderr.
+//
+// UNWRITTEN. A write the open file refuses (its file system full, an I/O
+// error) loses nothing: what it could not take (a cut line's tail, then
+// whole lines, at most kLogHoldBytes; beyond that they are counted) is held
+// in memory and written, in order, before the next line once the file takes
+// writes again, followed by a warning line that says when the trouble
+// started and how many messages were written late (or dropped).
+// LogFileTrouble says so meanwhile (the daemon's status shows it: with no
+// syslog socket the file may be the only sink).
 //
 // HOLDING. With LogSinks::hold_for_file, messages (formatted, at most
 // kLogHoldBytes; beyond that they are counted, and the count is written)
@@ -72,6 +81,11 @@ Status ReopenLogFile();
 
 // The open log file's path, or "" if none.
 std::string LogFilePath();
+
+// "" if the log file has taken every line; otherwise what is wrong
+// ("cannot be written since T (No space left on device); 33 messages held in
+// memory until it can", see UNWRITTEN). Tries to write the held lines first.
+std::string LogFileTrouble();
 
 // True if syslog can deliver: /dev/log is a socket (a syslog daemon or the
 // journal listens there). glibc drops messages silently otherwise.

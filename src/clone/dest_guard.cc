@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <string>
 #include <vector>
 
 #include "base/flock_holder.h"
@@ -132,6 +134,15 @@ Result<std::unique_ptr<DestLock>> DestLock::Acquire(const std::string& path, boo
   const int fd = open(path.c_str(), flags, 0644);
   if (fd < 0) {
     if (create && errno == EEXIST) {
+      // O_EXCL fails on a symlink even when its target is missing.
+      std::error_code ec;
+      struct stat lst;
+      if (lstat(path.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode)) {
+        const std::string target = std::filesystem::read_symlink(path, ec).string();
+        return Status::NotFound("dest " + path + " is a symlink to " + target +
+                                ", which does not exist; give the path of the dest itself, or " +
+                                "create what the symlink points to first");
+      }
       return Status::Busy("dest " + path + " appeared while this mount was creating it (another "
                           "mount of it is starting?); try again once that one has finished");
     }

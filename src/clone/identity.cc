@@ -138,6 +138,18 @@ Device::IdentityCheck RemoteIdentityCheck(const metadata::FileIdentity& recorded
   };
 }
 
+Device::IdentityCheck LocalIdentityCheck(const metadata::FileIdentity& recorded,
+                                         const std::string& path) {
+  return [recorded, path](Device& view) -> Status {
+    CLONEFS_ASSIGN_OR_RETURN(metadata::FileIdentity now, SourceIdentity(view, path));
+    std::string what;
+    for (const std::string& d : metadata::IdentityDifferences("source", recorded, now)) {
+      what += (what.empty() ? "" : "; ") + d;
+    }
+    return what.empty() ? Status::OK() : Status::Mismatch(what);
+  };
+}
+
 Result<metadata::FileIdentity> DestIdentity(const std::string& path) {
   CLONEFS_ASSIGN_OR_RETURN(struct stat st, Stat(path));
   metadata::FileIdentity id;

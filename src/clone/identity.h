@@ -73,6 +73,13 @@ Result<metadata::FileIdentity> RemoteSourceIdentity(Device& dev, const std::stri
 Device::IdentityCheck RemoteIdentityCheck(const metadata::FileIdentity& recorded,
                                           const std::string& uri, const std::string& export_key);
 
+// The same check for a local block-device source (Device::SetIdentityCheck
+// of a TimedSource, SPEC §7a: a device has no mtime to tell a rewrite):
+// SourceIdentity of the view opened from `path` compared with `recorded`.
+// Results as RemoteIdentityCheck's.
+Device::IdentityCheck LocalIdentityCheck(const metadata::FileIdentity& recorded,
+                                         const std::string& path);
+
 // Identity of the dest at `path` (see above). Errors: the stat error.
 Result<metadata::FileIdentity> DestIdentity(const std::string& path);
 

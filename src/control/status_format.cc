@@ -75,8 +75,10 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
   if (!r.info.uuid.empty()) md += "  (uuid " + Printable(r.info.uuid) + ")";
   Line(&out, "Metadata:", md);
   if (r.live) {
-    Line(&out, "Log:", r.info.log_file.empty() ? std::string("syslog only (no log file)")
-                                               : Printable(r.info.log_file));
+    std::string log = r.info.log_file.empty() ? std::string("syslog only (no log file)")
+                                              : Printable(r.info.log_file);
+    if (!r.log_trouble.empty()) log += "  (" + Printable(r.log_trouble) + ")";
+    Line(&out, "Log:", log);
   }
   Line(&out, "State:", r.State() + (r.live ? std::string("  (metadata mode ") + ModeWord(r.mode) + ")"
                                            : std::string()));

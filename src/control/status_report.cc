@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/log.h"
 #include "control/units.h"
 #include "metadata/metadata.h"
 
@@ -85,6 +86,7 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.pid = pid;
   r.uptime_s = uptime_s;
   r.info = info;
+  r.log_trouble = LogFileTrouble();
   r.mode = s.mode;
   r.image_size = s.image_size;
   r.region_size = s.region_size;
@@ -247,6 +249,8 @@ std::string ReportToJson(const StatusReport& r, int indent) {
   j["metadata"] = OptString(r.info.metadata_dir);
   j["uuid"] = OptString(r.info.uuid);
   j["log"] = OptString(r.info.log_file);
+  // Only while there is trouble: documents without it stay as they were.
+  if (!r.log_trouble.empty()) j["log_trouble"] = r.log_trouble;
   j["name"] = OptString(r.info.name);
   j["mode"] = L ? Json(ModeWord(r.mode)) : Null();
   j["state"] = r.State();
@@ -439,6 +443,7 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
   r.info.metadata_dir = rd.OptStr(doc, "", "metadata");
   r.info.uuid = rd.OptStr(doc, "", "uuid");
   r.info.log_file = rd.OptStr(doc, "", "log");
+  if (Find(doc, "log_trouble") != nullptr) r.log_trouble = rd.OptStr(doc, "", "log_trouble");
   std::string mode = rd.OptStr(doc, "", "mode");
   if (mode == "rw" || mode.empty()) {
     r.mode = EngineMode::kReadWrite;

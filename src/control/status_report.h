@@ -107,6 +107,10 @@ struct StatusReport {
   uint64_t pid = 0;
   uint64_t uptime_s = 0;
   ControlInfo info;
+  // Live only: why the log file is not taking lines, with how many are held
+  // (LogFileTrouble, base/log.h); "" when it takes every line. JSON
+  // "log_trouble", present only when not "".
+  std::string log_trouble;
 
   EngineMode mode = EngineMode::kReadWrite;
   uint64_t image_size = 0;

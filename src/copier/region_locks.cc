@@ -1,6 +1,8 @@
 #include "copier/region_locks.h"
 
+#include <algorithm>
 #include <cassert>
+#include <chrono>
 
 namespace clonefs {
 
@@ -22,6 +24,39 @@ void RegionLockTable::Lock(uint64_t r) {
   }
   s.held.insert(r);
   in_flight_.fetch_add(1, std::memory_order_relaxed);
+}
+
+RegionLockTable::Wait RegionLockTable::LockFor(uint64_t r, uint64_t timeout_ns,
+                                               const CancelToken* token) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point deadline = Clock::now() + std::chrono::nanoseconds(timeout_ns);
+  Shard& s = ShardOf(r);
+  std::unique_lock<std::mutex> l(s.mu);
+  Wait result = Wait::kTaken;
+  if (s.held.count(r) != 0) {
+    ++s.wanted[r];
+    waiting_.fetch_add(1, std::memory_order_relaxed);
+    while (s.held.count(r) != 0) {
+      if (token != nullptr && token->cancelled()) {
+        result = Wait::kCancelled;
+        break;
+      }
+      const Clock::time_point now = Clock::now();
+      if (now >= deadline) {
+        result = Wait::kTimedOut;
+        break;
+      }
+      ++s.waiters;
+      s.cv.wait_for(l, std::min<Clock::duration>(deadline - now, std::chrono::milliseconds(50)));
+      --s.waiters;
+    }
+    if (--s.wanted[r] == 0) s.wanted.erase(r);
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (result != Wait::kTaken) return result;
+  s.held.insert(r);
+  in_flight_.fetch_add(1, std::memory_order_relaxed);
+  return result;
 }
 
 bool RegionLockTable::TryLock(uint64_t r) {

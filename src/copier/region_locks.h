@@ -25,6 +25,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "base/cancel.h"
+
 namespace clonefs {
 
 class RegionLockTable {
@@ -35,6 +37,12 @@ class RegionLockTable {
 
   // Blocks until no one holds region r, then takes it.
   void Lock(uint64_t r);
+  // Lock for a request that must not wait for good (SPEC §7a: the holder
+  // may be a copy whose source read never returns): gives up once
+  // `timeout_ns` has passed or `token` (may be null) is cancelled, polled
+  // every 50 ms. Same discipline as Lock.
+  enum class Wait { kTaken, kTimedOut, kCancelled };
+  Wait LockFor(uint64_t r, uint64_t timeout_ns, const CancelToken* token);
   // Takes region r if no one holds it. Returns whether it did.
   bool TryLock(uint64_t r);
   // REQUIRES: the caller holds r.
@@ -72,6 +80,8 @@ class RegionLockTable {
 class RegionLockGuard {
  public:
   RegionLockGuard(RegionLockTable* t, uint64_t r) : t_(t), r_(r) { t_->Lock(r_); }
+  // Takes over region r, which the caller holds already.
+  RegionLockGuard(RegionLockTable* t, uint64_t r, std::adopt_lock_t) : t_(t), r_(r) {}
   ~RegionLockGuard() { t_->Unlock(r_); }
   RegionLockGuard(const RegionLockGuard&) = delete;
   RegionLockGuard& operator=(const RegionLockGuard&) = delete;

@@ -124,7 +124,9 @@ class Device {
   // A remote source (nbd_device.h, IDENTITY) runs `check` after every
   // reconnect before the new connection serves anything, and re-runs it
   // now and then from CheckUnchanged; from the first Mismatch on, every
-  // request and CheckUnchanged fail with it. Other devices ignore it.
+  // request and CheckUnchanged fail with it. A TimedSource (a local file or
+  // device) runs it from CheckUnchanged now and then (timed_device.h,
+  // CONTENT). Other devices ignore it.
   // Call once, before the device is in use. Default: ignored.
   virtual void SetIdentityCheck(IdentityCheck check) { (void)check; }
 

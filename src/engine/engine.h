@@ -111,6 +111,12 @@ struct EngineOptions {
   // First retry delay after a failed background copy; doubles per failure of
   // the same run, capped at 60 s. Default: 100 ms.
   uint64_t retry_backoff_initial_ms = 100;
+  // Longest a request waits for a copy of its region already in flight
+  // (whose source read may never return: SPEC §7a) while the source is not
+  // up (stalled, reconnecting) before it fails with EIO (ETIMEDOUT); a FUSE
+  // interrupt ends the wait at once (EINTR). The mount's --source-timeout.
+  // Default: 30 s.
+  uint64_t source_timeout_ns = 30'000'000'000;
   // Reader threads of the background copier for a source without
   // overlapped reads (a local file); a remote source overlaps its own.
   // Default: 4, see docs/design.md.

@@ -145,6 +145,12 @@ class EngineImpl final : public Engine {
   Status ApplyToDest(uint64_t off, uint64_t len, const Mutation& m);
   Status FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks, const Mutation& m);
   Status HydratePiece(const RegionPiece& p, const Mutation& m, bool read_only);
+  // Takes region r for a request: RegionLockTable::LockFor under the source
+  // timeout and the request's CancelToken, again for as long as the source
+  // says it is up (SourceHealth::up: slow, not stuck). Errors: IoError
+  // ETIMEDOUT (the copy in flight did not finish in time and the source is
+  // stalled or down), IoError EINTR (interrupted).
+  Status LockForRequest(uint64_t r);
   // seek.cc
   Result<uint64_t> Seek(uint64_t off, bool data);
 

@@ -4,6 +4,7 @@
 #include <vector>
 #include <string>
 
+#include "base/cancel.h"
 #include "base/test_hooks.h"
 #include "engine/engine_impl.h"
 
@@ -105,6 +106,29 @@ void EngineImpl::Touch(uint64_t off, uint64_t len) {
   recorder_->Touch(first, geo_.RegionOf(off + len - 1) - first + 1);
 }
 
+Status EngineImpl::LockForRequest(uint64_t r) {
+  while (true) {
+    switch (locks_.LockFor(r, options_.source_timeout_ns, CurrentCancelToken())) {
+      case RegionLockTable::Wait::kTaken:
+        return Status::OK();
+      case RegionLockTable::Wait::kCancelled:
+        return Status::IoError(
+            "interrupted while waiting for the copy of region " + std::to_string(r) + " in flight",
+            EINTR);
+      case RegionLockTable::Wait::kTimedOut:
+        break;
+    }
+    // A source that answers (a slow link the copier's reads queue on) is
+    // waited for; one that is stalled or down is not.
+    if (!source_->Health().up()) break;
+  }
+  return Status::IoError("the copy of region " + std::to_string(r) +
+                             " in flight has not finished within the source timeout (" +
+                             std::to_string(options_.source_timeout_ns / 1'000'000) +
+                             " ms), and the source is not answering",
+                         ETIMEDOUT);
+}
+
 Status EngineImpl::ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor, bool wait) {
   // The regions this read takes: whole, full-size and unhydrated ones, in
   // ascending order (the lock table's discipline: Lock only above every
@@ -124,16 +148,17 @@ Status EngineImpl::ReadHolding(uint64_t off, uint8_t* out, size_t len, bool cor,
     const bool wait_here = wait || copier_.IsPrefetching(p.region);
     const bool whole = geo_.CanSkipCopy(p);
     const bool widened = !whole && widen && !geo_.IsPartialRegion(p.region);
-    if (!whole && !widened) {
-      if (wait_here) {
-        locks_.Lock(p.region);
-        locks_.Unlock(p.region);
+    if (wait_here) {
+      if (Status w = LockForRequest(p.region); !w.ok()) {
+        for (uint64_t r : held) locks_.Unlock(r);
+        return w;
       }
+    }
+    if (!whole && !widened) {
+      if (wait_here) locks_.Unlock(p.region);
       continue;
     }
-    if (wait_here) {
-      locks_.Lock(p.region);
-    } else if (!locks_.TryLock(p.region)) {
+    if (!wait_here && !locks_.TryLock(p.region)) {
       continue;  // a copy is in flight: read the source as before
     }
     if (!cor || md_->IsRegionHydrated(p.region)) {
@@ -279,7 +304,7 @@ Status EngineImpl::Mutate(uint64_t off, uint64_t len, const Mutation& m, bool re
         CLONEFS_RETURN_IF_ERROR(FlushStretch(st_off, st_len, &locks, m));
         st_len = 0;
       }
-      locks_.Lock(p.region);  // waits for a copy in flight
+      CLONEFS_RETURN_IF_ERROR(LockForRequest(p.region));  // waits for a copy in flight
       if (md_->IsRegionHydrated(p.region)) {
         locks_.Unlock(p.region);  // that copy finished it
       } else {
@@ -330,7 +355,8 @@ Status EngineImpl::FlushStretch(uint64_t off, uint64_t len, StretchLocks* locks,
 }
 
 Status EngineImpl::HydratePiece(const RegionPiece& p, const Mutation& m, bool read_only) {
-  RegionLockGuard guard(&locks_, p.region);  // one hydration per region
+  CLONEFS_RETURN_IF_ERROR(LockForRequest(p.region));  // one hydration per region
+  RegionLockGuard guard(&locks_, p.region, std::adopt_lock);
   if (md_->IsRegionHydrated(p.region)) {
     const uint64_t dest_errors = health_.DestErrors();
     Status s = ApplyToDest(p.offset, p.length, m);

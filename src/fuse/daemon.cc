@@ -385,6 +385,7 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   eo.knobs = o.knobs;
   eo.discard_passdown = o.discard_passdown;
   eo.copy_on_read = o.copy_on_read.value_or(IsSourceUri(o.source));
+  eo.source_timeout_ns = o.source_timeout_ms * 1'000'000ull;
   eo.read_hints = o.read_hints;
   eo.profile_order = std::move(profile_order);
   eo.record_profile_path = o.record_profile;

@@ -8,6 +8,7 @@
 #include <dirent.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -43,6 +44,54 @@ std::string Parent(const std::string& path) {
 bool Inside(const std::string& path, const std::string& dir) {
   return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 &&
                          (dir == "/" || path[dir.size()] == '/'));
+}
+
+// Whether `path` or one of its ancestors is the directory `dir` (by device
+// and inode, symlinks followed): a path that reaches the mount point through
+// a symlink or a bind mount lies inside it as much as one spelled under it.
+// REQUIRES: path absolute and normalised.
+bool ReachesDirectory(const std::string& path, const struct stat& dir) {
+  for (std::string p = path;; p = Parent(p)) {
+    struct stat st;
+    if (stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == dir.st_dev &&
+        st.st_ino == dir.st_ino) {
+      return true;
+    }
+    if (p == "/") return false;
+  }
+}
+
+// The paths the daemon opens by name once mounted, with their names for
+// messages; empty ones are not given. (An access profile being recorded is
+// written after the unmount.)
+struct NamedPath {
+  const char* what;
+  const std::string* path;
+};
+std::vector<NamedPath> PathsOffTheMount(const MountOptions& o) {
+  return {{"source", &o.source},
+          {"dest", &o.dest},
+          {"metadata directory", &o.metadata_dir},
+          {"log file", &o.log_file}};
+}
+
+Status InsideMountpoint(const char* what, const std::string& path, const std::string& mp) {
+  return Status::InvalidArgument(std::string(what) + " " + path + " lies inside the mount point " +
+                                 mp + "; put it elsewhere");
+}
+
+// The check of CheckPathLayout by inode, for paths that reach the mount
+// point `mp` (whose stat is `mp_st`) under another name.
+Status CheckNotReachingMountpoint(const MountOptions& o, const struct stat& mp_st) {
+  for (const auto& p : PathsOffTheMount(o)) {
+    if (p.path->empty() || p.path->front() != '/') continue;  // a remote source
+    if (ReachesDirectory(*p.path, mp_st)) {
+      return Status::InvalidArgument(
+          std::string(p.what) + " " + *p.path + " lies inside the mount point " + o.mountpoint +
+          " (it is reached through a symlink or a bind mount); put it elsewhere");
+    }
+  }
+  return Status::OK();
 }
 
 // Opens with O_DIRECT if asked, falling back to buffered I/O where the file
@@ -109,6 +158,43 @@ Status CheckDestBeforeOpen(const MountOptions& o, bool* exists,
   return Status::OK();
 }
 
+// For a mismatch (`message`, metadata::Metadata::Open's) whose only
+// difference is the source's mtime -- its size and sampled content are as
+// recorded, e.g. a source put back after it changed under the live clone
+// (which says "restore the source and mount again") -- how to mount again;
+// "" otherwise.
+std::string MtimeOnlyRemedy(const std::string& message, const MountOptions& o) {
+  auto shell_word = [](const std::string& v) {
+    if (v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/:"
+                            "=+@%") == std::string::npos) {
+      return v;
+    }
+    std::string q = "'";
+    for (char c : v) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  const std::string lead = "belongs to a different clone: ";
+  const size_t at = message.find(lead);
+  if (at == std::string::npos) return "";
+  const std::string diffs = message.substr(at + lead.size());
+  if (diffs.rfind("source mtime: ", 0) != 0 || diffs.find("; ") != std::string::npos) return "";
+  Result<metadata::Superblock> sb = metadata::Metadata::ReadSuperblock(o.metadata_dir);
+  if (!sb.ok() || sb->source.mtime_ns <= 0) return "";
+  const int64_t ns = sb->source.mtime_ns;
+  char when[48];
+  snprintf(when, sizeof(when), "@%lld.%09lld", static_cast<long long>(ns / 1'000'000'000),
+           static_cast<long long>(ns % 1'000'000'000));
+  return "only the source's modification time differs (its size and sampled content are as "
+         "recorded). If " +
+         o.source +
+         " is unchanged since the clone last used it (put back "
+         "from a copy, or truncated back to its size), give it back that time and mount again: "
+         "touch -m -d " +
+         when + " " + shell_word(o.source) +
+         "; if its content changed, start a new clone "
+         "with a new dest";
+}
+
 // `existing`: a clone is recorded in the metadata (false: this mount was
 // creating it).
 Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existing) {
@@ -122,6 +208,9 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existin
       // Never advise a new clone over this dest: it would overwrite its data.
       return Status::Mismatch(s.message() + "; a clone's region size is fixed when it is " +
                               "created: mount it without --region-size to use its own");
+    }
+    if (std::string touch = MtimeOnlyRemedy(s.message(), o); !touch.empty()) {
+      return Status::Mismatch(s.message() + "; " + touch);
     }
     return Status::Mismatch(s.message() + "; mount the clone with its own source and dest (see: "
                             "clonefs info --metadata " + md + "). If its dest was replaced, the "
@@ -305,24 +394,33 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   if (!S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument("mount point " + mp + " is not a directory; give a directory");
   }
+  CLONEFS_RETURN_IF_ERROR(CheckNotReachingMountpoint(o, st));
   NoteHiddenEntries(mp, note);
   return Status::OK();
 }
 
 Status CheckPathLayout(const MountOptions& o) {
-  struct Named { const char* what; const std::string* path; };
-  const Named paths[] = {{"source", &o.source}, {"dest", &o.dest},
-                         {"metadata directory", &o.metadata_dir}, {"log file", &o.log_file}};
-  for (const auto& p : paths) {
+  for (const auto& p : PathsOffTheMount(o)) {
     if (!p.path->empty() && Inside(*p.path, o.mountpoint)) {
-      return Status::InvalidArgument(std::string(p.what) + " " + *p.path +
-                                     " lies inside the mount point " + o.mountpoint +
-                                     "; put it elsewhere");
+      return InsideMountpoint(p.what, *p.path, o.mountpoint);
     }
+  }
+  // By inode too, unless the mount point is a mount (whose daemon might not
+  // answer a stat): CheckMountpoint then refuses it, or repeats this check
+  // once it has removed a stale one.
+  auto entry = FindMount(o.mountpoint);
+  struct stat mp_st;
+  if (entry.ok() && !entry->has_value() && stat(o.mountpoint.c_str(), &mp_st) == 0) {
+    CLONEFS_RETURN_IF_ERROR(CheckNotReachingMountpoint(o, mp_st));
   }
   if (o.source == o.dest) {
     return Status::InvalidArgument("dest " + o.dest +
                                    " is the source itself; give a different file to write to");
+  }
+  if (!o.metadata_dir.empty() && Inside(o.dest, o.metadata_dir) && o.dest != o.metadata_dir) {
+    return Status::InvalidArgument("dest " + o.dest + " lies inside the metadata directory " +
+                                   o.metadata_dir + ", which holds the clone's own files only; " +
+                                   "put the dest or the metadata (--metadata) elsewhere");
   }
   if (Inside(o.metadata_dir, o.dest) || o.metadata_dir == o.source) {
     return Status::InvalidArgument("metadata directory " + o.metadata_dir +
@@ -431,12 +529,15 @@ Result<std::unique_ptr<Device>> StandInForCompleteClone(const MountOptions& o,
 // open completes and a failure removes, as it does with what it wrote.
 void NoteMetadataToCreate(const std::string& dir, CreatedByMount* c) {
   c->metadata_dir = dir;
-  std::error_code ec;
-  for (std::filesystem::path p = dir; !p.empty() && !std::filesystem::exists(p, ec) && !ec;
-       p = p.parent_path()) {
+  // An entry that is there is not made by this mount, even a symlink whose
+  // target is missing (lstat: the open fails on it, and the link stays).
+  for (std::filesystem::path p = dir; !p.empty(); p = p.parent_path()) {
+    struct stat st;
+    if (lstat(p.c_str(), &st) == 0 || errno != ENOENT) break;
     c->metadata_top_made = p.string();
     if (p == p.parent_path()) break;
   }
+  std::error_code ec;
   if (!c->metadata_top_made.empty()) return;
   for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
@@ -559,7 +660,16 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
                                                                  SourceIdentityDeviceId(*spec))
                                    : clone::SourceIdentity(*c.source, o.source);
   if (!src_id.ok()) {
-    return fail(src_id.status().WithContext("cannot read source " + spec->display));
+    Status e = src_id.status().WithContext("cannot read source " + spec->display);
+    if (e.IsIoError()) {
+      // It reads samples of the source to recognise it by; no clone starts
+      // or resumes without them.
+      e = Status::IoError(e.message() +
+                              "; the mount reads samples of the source to recognise it: check "
+                              "the source (its disk, file system or server) and mount again",
+                          e.sys_errno());
+    }
+    return fail(e);
   }
   auto dst_id = clone::DestIdentity(o.dest);
   if (!dst_id.ok()) return fail(dst_id.status().WithContext("cannot examine dest " + o.dest));
@@ -589,6 +699,12 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
   if (spec->IsRemote() && !recorded) {
     c.source->SetIdentityCheck(
         clone::RemoteIdentityCheck(*src_id, spec->display, SourceIdentityDeviceId(*spec)));
+  }
+  // So does a local block device now and then: it has no mtime to tell that
+  // it was rewritten.
+  struct stat sst;
+  if (!spec->IsRemote() && !recorded && stat(o.source.c_str(), &sst) == 0 && S_ISBLK(sst.st_mode)) {
+    c.source->SetIdentityCheck(clone::LocalIdentityCheck(*src_id, o.source));
   }
   return c;
 }

@@ -30,12 +30,15 @@ using NoteFn = std::function<void(const std::string&)>;
 // detached (umount -l) while something still has its file open, and `note`
 // is told (with the loop devices left on the dead mount and what to do
 // about them), as is a directory that is not empty (its entries are hidden
-// while mounted). REQUIRES: o resolved (ResolveMountDefaults).
+// while mounted). No path of CheckPathLayout may reach it under another
+// name. REQUIRES: o resolved (ResolveMountDefaults).
 Status CheckMountpoint(const MountOptions& o, const NoteFn& note);
 
 // Paths that must not lie inside the mount point (the daemon never writes
 // inside its own mount) and must not coincide: source, dest, metadata dir,
-// log file.
+// log file. Inside means spelled under it, or (unless the mount point is a
+// mount already: CheckMountpoint repeats this part) reaching it through a
+// symlink or a bind mount, by device and inode.
 Status CheckPathLayout(const MountOptions& o);
 
 // What the clone writes -- dest (clone::CheckDistinctStorage, which

@@ -1,6 +1,8 @@
 #include "sources/timed_device.h"
 
 #include <atomic>
+#include <memory>
+#include <mutex>
 
 #include "base/cancel.h"
 #include "base/clock.h"
@@ -27,6 +29,7 @@ class TimedDevice final : public Device {
         read_only_(inner->ReadOnly()),
         name_(inner->Name()),
         timeout_ns_(options.timeout_ns),
+        recheck_ns_(options.identity_recheck_ns),
         pool_(ReadPool::Create(std::move(inner), options.threads)) {}
 
   ~TimedDevice() override {
@@ -106,8 +109,16 @@ class TimedDevice final : public Device {
     }
     ReleaseGate::Use use(&gate_);
     if (!use.ok()) return Status::OK();  // no longer read: nothing to look at
-    return pool_->Call([](Device& inner) { return inner.CheckUnchanged(); }, timeout_ns_,
-                       CurrentCancelToken(), name_, "the check that it is unchanged");
+    CLONEFS_RETURN_IF_ERROR(pool_->Call([](Device& inner) { return inner.CheckUnchanged(); },
+                                        timeout_ns_, CurrentCancelToken(), name_,
+                                        "the check that it is unchanged"));
+    return MaybeCheckIdentity();
+  }
+
+  void SetIdentityCheck(IdentityCheck check) override {
+    std::lock_guard<std::mutex> l(check_mu_);
+    check_ = std::make_shared<IdentityCheck>(std::move(check));
+    last_check_ns_ = Clock::Real()->NowNanos();  // the mount has just checked it
   }
 
   SourceHealth Health() const override {
@@ -142,6 +153,34 @@ class TimedDevice final : public Device {
   static std::atomic<uint64_t> next_id_;
   void Forget() {
     if (last_check_.device == id_) last_check_ = LastCheck();
+  }
+
+  // CONTENT (timed_device.h): the identity check, when one is due.
+  // REQUIRES: a ReleaseGate::Use held.
+  Status MaybeCheckIdentity() {
+    std::shared_ptr<IdentityCheck> check;
+    {
+      std::lock_guard<std::mutex> l(check_mu_);
+      if (!changed_.ok()) return changed_;
+      const uint64_t now = Clock::Real()->NowNanos();
+      if (!check_ || checking_ || now - last_check_ns_ < recheck_ns_) return Status::OK();
+      checking_ = true;
+      last_check_ns_ = now;
+      check = check_;
+    }
+    Status s = pool_->Call([check](Device& inner) { return (*check)(inner); }, timeout_ns_,
+                           CurrentCancelToken(), name_, "the check that its content is unchanged");
+    std::lock_guard<std::mutex> l(check_mu_);
+    checking_ = false;
+    if (s.IsMismatch()) {
+      changed_ = Status::Mismatch(name_ + " was rewritten: " + s.message());
+      return changed_;
+    }
+    if (!s.ok()) {
+      CLONEFS_LOG_WARN("could not re-check that %s is unchanged: %s", name_.c_str(),
+                       s.message().c_str());
+    }
+    return Status::OK();
   }
 
   // NextData / NextHole on the pool, under the timeout.
@@ -185,7 +224,14 @@ class TimedDevice final : public Device {
   const bool read_only_;
   const std::string name_;
   const uint64_t timeout_ns_;
+  const uint64_t recheck_ns_;
   std::shared_ptr<ReadPool> pool_;
+  // The identity check (CONTENT), its schedule and its sticky finding.
+  std::mutex check_mu_;
+  std::shared_ptr<IdentityCheck> check_;  // GUARDED_BY(check_mu_)
+  uint64_t last_check_ns_ = 0;            // GUARDED_BY(check_mu_)
+  bool checking_ = false;                 // GUARDED_BY(check_mu_)
+  Status changed_;                        // GUARDED_BY(check_mu_)
   mutable ReleaseGate gate_;
   // Unique for the process's life (an address may be reused by a later
   // device; a thread's LastCheck must never answer for it).

@@ -34,6 +34,14 @@
 // SpliceFd (a zero-copy reply from it would bypass the timeout); Size,
 // ReadOnly and Name are the inner device's at construction.
 //
+// CONTENT. A block device has no mtime to tell that it was rewritten.
+// SetIdentityCheck (device.h; the mount gives a local block-device source
+// the check it made itself: size and sampled fingerprints) makes
+// CheckUnchanged also run that check, on the pool under the timeout, at
+// most every identity_recheck_ns; a Mismatch is sticky: every later
+// CheckUnchanged answers it. A check that cannot read is no change (the
+// next one tries again). The first check is one interval after the call.
+//
 // RELEASE. Release() (the clone became complete) refuses new requests
 // (reads and seeks fail with IoError EIO "released", CheckUnchanged is OK:
 // nothing is looked at any more), waits for those in progress (a Read at
@@ -67,6 +75,9 @@ struct TimedSourceOptions {
   uint64_t timeout_ns = 30'000'000'000;
   // Pool threads serving reads. Default: 4.
   int threads = 4;
+  // How often CheckUnchanged runs the identity check given by
+  // SetIdentityCheck (CONTENT below). Default: 10 s.
+  uint64_t identity_recheck_ns = 10'000'000'000;
 };
 
 // Wraps `inner` (REQUIRES: non-null).

@@ -164,6 +164,54 @@ TEST_F(LogTest, AFileThatCannotBeOpenedLeavesTheSinksAlone) {
   EXPECT_EQ(LogFilePath(), Path("k.log"));
 }
 
+// A file that refuses writes (ENOSPC: here /dev/full behind a symlink, as a
+// full metadata file system) loses nothing: the lines are held, the trouble
+// is reported, and they are written in order once the file takes writes,
+// with a line saying they were late. Before, each was silently dropped.
+TEST_F(LogTest, LinesAFullFileRefusesAreHeldAndWrittenLate) {
+  const std::string path = Path("full.log");
+  ASSERT_EQ(symlink("/dev/full", path.c_str()), 0);
+  ASSERT_TRUE(SetLogToFile(path).ok());
+  EXPECT_EQ(LogFileTrouble(), "");
+  for (int i = 0; i < 5; i++) CLONEFS_LOG_INFO("held %d", i);
+  const std::string trouble = LogFileTrouble();
+  EXPECT_NE(trouble.find("cannot be written since "), std::string::npos) << trouble;
+  EXPECT_NE(trouble.find("(No space left on device); 5 messages held"), std::string::npos)
+      << trouble;
+  // Space again: the next file (a reopen, as after SIGHUP) gets them first.
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  ASSERT_TRUE(ReopenLogFile().ok());
+  CLONEFS_LOG_INFO("after");
+  EXPECT_EQ(LogFileTrouble(), "");
+  std::vector<std::string> lines = Lines(path);
+  ASSERT_EQ(lines.size(), 7u) << Slurp(path);
+  for (int i = 0; i < 5; i++) {
+    EXPECT_NE(lines[i].find("info: held " + std::to_string(i)), std::string::npos) << lines[i];
+  }
+  EXPECT_NE(lines[5].find("warning: the log file could not be written from "), std::string::npos);
+  EXPECT_NE(lines[5].find("(No space left on device): the 5 messages before this one were held"),
+            std::string::npos)
+      << lines[5];
+  EXPECT_NE(lines[6].find("info: after"), std::string::npos);
+}
+
+// Held lines are bounded; what is dropped beyond the bound is counted.
+TEST_F(LogTest, LinesHeldForAFullFileAreBounded) {
+  const std::string path = Path("full.log");
+  ASSERT_EQ(symlink("/dev/full", path.c_str()), 0);
+  ASSERT_TRUE(SetLogToFile(path, 64ull << 20).ok());
+  const std::string big(1000, 'b');
+  const int n = static_cast<int>(kLogHoldBytes / 1000) + 50;
+  for (int i = 0; i < n; i++) CLONEFS_LOG_INFO("%s", big.c_str());
+  EXPECT_NE(LogFileTrouble().find(" dropped"), std::string::npos) << LogFileTrouble();
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  ASSERT_TRUE(ReopenLogFile().ok());
+  EXPECT_EQ(LogFileTrouble(), "");
+  const std::string text = Slurp(path);
+  EXPECT_LE(text.size(), kLogHoldBytes + 500);
+  EXPECT_NE(text.find("more were dropped"), std::string::npos);
+}
+
 TEST_F(LogTest, ConcurrentWritersNeverInterleaveAcrossRotations) {
   ASSERT_TRUE(SetLogToFile(Path("c.log"), 16 * 1024).ok());
   std::vector<std::thread> ts;

@@ -10,8 +10,10 @@
 // finish.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
+#include "base/cancel.h"
 #include "copier/source_backoff.h"
 #include "engine_test_util.h"
 #include "fake_async_source.h"
@@ -92,6 +94,64 @@ class OutageTest : public ::testing::Test {
   Rig rig_;
   std::shared_ptr<FakeAsyncSource> src_;
 };
+
+// SPEC §7a: a write to a region whose background copy is stuck in a source
+// read that is not answered (the copier's reads have no deadline) gets EIO
+// after the source timeout, or EINTR at once when its request is
+// interrupted (a killed writer), and writes nothing; once the copy is done,
+// writes work. Before, the writer waited for that copy for good.
+TEST_F(OutageTest, AWriteBehindAStuckCopyGivesUpAfterTheSourceTimeout) {
+  src_->SetHold(true);
+  EngineOptions o;
+  o.clock = &clock_;
+  o.commit_interval_ms = 0;
+  o.knobs.hydration_batch_size = 4;
+  o.copier_inflight_bytes = 256 << 10;
+  o.source_timeout_ns = 200 * kMs;
+  ASSERT_OK(rig_.Open(o, true, src_));
+  ASSERT_TRUE(Rig::WaitFor([&] { return src_->inflight_bytes() >= (256u << 10); }));
+  ASSERT_GT(e()->Stats().hydrating_regions, 0u);
+  const char data[] = "NEW";
+  // While the source says it is up, it is slow, not stuck: a write keeps
+  // waiting past the timeout; once it is down, the write gives up.
+  std::atomic<bool> done{false};
+  Status slow;
+  std::thread writer([&] {
+    slow = e()->Write(2 * kRegion + 7, data, 3, false);  // region 2
+    done = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_FALSE(done.load()) << "gave up on a source that is up: " << slow.ToString();
+  src_->SetDown(true);
+  writer.join();
+  EXPECT_EQ(slow.sys_errno(), ETIMEDOUT) << slow.ToString();
+  const auto t0 = std::chrono::steady_clock::now();
+  Status s = e()->Write(5, data, 3, false);  // region 0: the first the copier took
+  EXPECT_EQ(s.sys_errno(), ETIMEDOUT) << s.ToString();
+  EXPECT_NE(s.message().find("in flight has not finished within the source timeout"),
+            std::string::npos)
+      << s.ToString();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(200));
+  CancelToken interrupted;
+  interrupted.Cancel();
+  {
+    ScopedCancelToken scope(&interrupted);
+    s = e()->Zero(kRegion, kRegion, /*punch=*/true);  // region 1, whole: also waits
+  }
+  EXPECT_EQ(s.sys_errno(), EINTR) << s.ToString();
+  src_->SetDown(false);
+  src_->SetHold(false);
+  ASSERT_TRUE(Rig::WaitFor([&] { return src_->inflight_bytes() == 0; }));
+  ASSERT_OK(e()->Write(5, data, 3, false));
+  std::vector<uint8_t> got(kRegion);
+  ASSERT_OK(e()->Read(0, got.data(), kRegion));
+  std::vector<uint8_t> want(rig_.source_content.begin(), rig_.source_content.begin() + kRegion);
+  std::copy(data, data + 3, want.begin() + 5);
+  EXPECT_EQ(got, want);
+  ASSERT_OK(e()->Read(kRegion, got.data(), kRegion));
+  EXPECT_TRUE(std::equal(got.begin(), got.end(), rig_.source_content.begin() + kRegion))
+      << "the interrupted zero wrote nothing";
+}
 
 TEST_F(OutageTest, ASourceThatIsDownPausesTheCopierAsAWhole) {
   StartOutage(/*down=*/true);

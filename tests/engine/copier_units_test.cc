@@ -647,6 +647,42 @@ TEST(RegionLockTable, LockWaitsForHolder) {
   EXPECT_EQ(t.InFlight(), 0u);
 }
 
+// SPEC §7a: a request waiting for a copy in flight whose source read never
+// returns gives up after the timeout, or at once when interrupted, and is
+// no longer counted as a waiter; once free, the region is taken as usual.
+// Before, requests waited in Lock() for good (a writer killed meanwhile
+// stayed unkillable).
+TEST(RegionLockTable, LockForGivesUpOnTimeoutOrCancel) {
+  RegionLockTable t;
+  t.Lock(5);  // a copy that does not finish
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(t.LockFor(5, 120'000'000, nullptr), RegionLockTable::Wait::kTimedOut);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(120));
+  EXPECT_FALSE(t.AnyWaiting(5, 1));
+  CancelToken token;
+  std::thread interrupter([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    token.Cancel();
+  });
+  const auto t1 = std::chrono::steady_clock::now();
+  EXPECT_EQ(t.LockFor(5, 60'000'000'000, &token), RegionLockTable::Wait::kCancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::seconds(5));
+  interrupter.join();
+  EXPECT_FALSE(t.AnyWaiting(5, 1));
+  EXPECT_EQ(t.InFlight(), 1u);
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    t.Unlock(5);
+  });
+  EXPECT_EQ(t.LockFor(5, 60'000'000'000, nullptr), RegionLockTable::Wait::kTaken);
+  releaser.join();
+  EXPECT_TRUE(t.IsLocked(5));
+  EXPECT_EQ(t.LockFor(6, 0, nullptr), RegionLockTable::Wait::kTaken) << "a free region";
+  t.Unlock(5);
+  t.Unlock(6);
+  EXPECT_EQ(t.InFlight(), 0u);
+}
+
 TEST(RegionLockTable, MutualExclusionUnderContention) {
   RegionLockTable t;
   constexpr int kThreads = 4, kIters = 2000;

@@ -495,6 +495,36 @@ TEST_F(DataSafetyTest, FailedMountLeavesNothingBehind) {
   EXPECT_FALSE(std::filesystem::exists(c_.dst));
 }
 
+// Item 12, what it did not create stays: a --metadata that is a symlink to
+// a missing directory (say, on a file system not mounted yet), or lies
+// under one, is refused and the user's symlink is kept. Before, the failed
+// mount took the link for a directory it had made and removed it.
+TEST_F(DataSafetyTest, FailedMountKeepsDanglingSymlinksItWasGiven) {
+  const std::string link = c_.dir() / "md-link";
+  const std::string target = c_.dir() / "not-mounted-yet/md";
+  ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
+  for (const std::string& md : {link, link + "/sub"}) {
+    SCOPED_TRACE(md);
+    RunResult r =
+        MountWith("--metadata " + Quote(md) + " " + Quote(c_.src) + " " + Quote(c_.dst), c_.mnt);
+    ExpectRefused(r, "metadata " + md + " cannot be opened", c_.mnt);
+    struct stat st;
+    EXPECT_EQ(lstat(link.c_str(), &st), 0) << "the user's symlink is kept: " << r.out;
+    EXPECT_FALSE(std::filesystem::exists(target)) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(c_.dst)) << "the dest it created is removed";
+  }
+  // A dest that is such a symlink is refused as what it is (it was called
+  // "appeared while this mount was creating it (another mount ...)").
+  const std::string dlink = c_.dir() / "dest-link";
+  ASSERT_EQ(symlink(target.c_str(), dlink.c_str()), 0);
+  RunResult r = MountWith(Quote(c_.src) + " " + Quote(dlink), c_.mnt);
+  ExpectRefused(r, "dest " + dlink + " is a symlink to " + target + ", which does not exist",
+                c_.mnt);
+  struct stat st;
+  EXPECT_EQ(lstat(dlink.c_str(), &st), 0) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(dlink + ".clonefs")) << r.out;
+}
+
 // Item 14: the options of a mount that fails are not stored with the clone:
 // the next mount does not inherit a bad -o option.
 TEST_F(DataSafetyTest, FailedMountStoresNoSettings) {
@@ -528,6 +558,43 @@ TEST_F(DataSafetyTest, LogFileInsideTheMountPointIsNotCreated) {
   ASSERT_TRUE(std::filesystem::exists(c_.log));
   EXPECT_EQ(c_.LogText().rfind("earlier\n", 0), 0u) << c_.LogText();
   EXPECT_NE(c_.LogText().find("bogus_opt"), std::string::npos) << c_.LogText();
+}
+
+// Item 14: a path that reaches the mount point under another name (a
+// symlink to it, a bind mount of its parent, the mount point named through a
+// symlink) lies inside it as much as one spelled under it. Before, such a
+// metadata directory was created under the mount point and the daemon hung
+// for good opening it through its own mount (the `clonefs mount` never
+// returned); now each is refused before anything is created.
+TEST_F(DataSafetyTest, PathsReachingTheMountPointUnderAnotherNameAreRefused) {
+  const std::string link = c_.dir() / "mnt-link";
+  ASSERT_EQ(symlink(c_.mnt.c_str(), link.c_str()), 0);
+  const std::string bind = c_.dir() / "bind";
+  mkdir(bind.c_str(), 0755);
+  ASSERT_TRUE(ShOk("mount --bind " + Quote(c_.dir().path()) + " " + Quote(bind)));
+  umounts_.push_back(bind);
+  struct Case {
+    std::string options, dest, mnt, refused;
+  };
+  const Case cases[] = {
+      {"--metadata " + Quote(link + "/md"), c_.dst, c_.mnt, "metadata directory " + link + "/md"},
+      {"--metadata " + Quote(bind + "/mnt/md"), c_.dst, c_.mnt,
+       "metadata directory " + bind + "/mnt/md"},
+      {"--log-file " + Quote(link + "/log"), c_.dst, c_.mnt, "log file " + link + "/log"},
+      {"--metadata " + Quote(c_.dir() / "md"), link + "/dst.img", c_.mnt,
+       "dest " + link + "/dst.img"},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.options + " " + k.dest);
+    // Bounded: without the check the command waited for a daemon that hung.
+    RunResult r = Sh("timeout -k 5 30 " + ClonefsBinary() + " mount " + k.options + " " +
+                     Quote(c_.src) + " " + Quote(k.dest) + " " + Quote(k.mnt));
+    ExpectRefused(r, k.refused + " lies inside the mount point " + c_.mnt, c_.mnt);
+    EXPECT_NE(r.out.find("through a symlink or a bind mount"), std::string::npos) << r.out;
+    EXPECT_TRUE(std::filesystem::is_empty(c_.mnt)) << "nothing is created under the mount point";
+    EXPECT_FALSE(std::filesystem::exists(c_.dst)) << r.out;
+    EXPECT_FALSE(std::filesystem::exists(c_.dir() / "md")) << r.out;
+  }
 }
 
 // Item 14: a new clone whose metadata cannot be created (its file system is

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mount/harness.h"
+#include "mount/test_servers.h"
 #include "support/open_files.h"
 
 namespace clonefs::testing {
@@ -131,6 +132,36 @@ TEST_F(MountChecksTest, UnreadableSource) {
                     Quote(c_.mnt));
   ExpectRefused(r, 1, "is not readable");
   EXPECT_FALSE(std::filesystem::exists("/tmp/clonefs-never.img"));
+}
+
+// SPEC §7: a source that answers reads with EIO (nbdkit's error filter)
+// is refused with the reason and what to do, leaving nothing behind.
+// Before, the message stopped at "... failed: Input/output error (4 tries)".
+TEST_F(MountChecksTest, SourceReadErrorsRefuseTheMountAndSayWhatToDo) {
+  NbdkitServer server(c_.dir() / "nbd.sock", {"-r", "--filter=error", "file", c_.src,
+                                              "error-pread-rate=100%", "error=EIO"});
+  ASSERT_TRUE(server.Start());
+  RunResult r = Sh(ClonefsBinary() + " mount --source-timeout 2 " + Quote(server.Uri()) + " " +
+                   Quote(c_.dst) + " " + Quote(c_.mnt));
+  ExpectRefused(r, 1, "cannot read source " + server.Uri());
+  EXPECT_NE(r.out.find("Input/output error"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("check the source (its disk, file system or server) and mount again"),
+            std::string::npos)
+      << r.out;
+  EXPECT_FALSE(std::filesystem::exists(c_.dst)) << "no dest may be left behind";
+  EXPECT_FALSE(std::filesystem::exists(c_.metadata)) << "no metadata may be left behind";
+}
+
+// A dest inside the metadata directory is refused as such. Before, the
+// mount created it there and then refused the directory as "not empty and
+// holds no clonefs metadata ... (use an empty or new directory)".
+TEST_F(MountChecksTest, DestInsideTheMetadataDirectory) {
+  const std::string md = c_.dir() / "md";
+  ASSERT_EQ(mkdir(md.c_str(), 0755), 0);
+  ExpectRefused(Sh(ClonefsBinary() + " mount --metadata " + Quote(md) + " " + Quote(c_.src) + " " +
+                   Quote(md + "/d.img") + " " + Quote(c_.mnt)),
+                1, "dest " + md + "/d.img lies inside the metadata directory " + md);
+  EXPECT_TRUE(std::filesystem::is_empty(md));
 }
 
 TEST_F(MountChecksTest, DestIsTheSource) {

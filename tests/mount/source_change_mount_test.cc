@@ -126,5 +126,50 @@ TEST_F(SourceChangeMountTest, TruncatedSourceStopsTheCloneAndIsReported) {
   EXPECT_TRUE(std::equal(now.begin(), now.end(), original.begin()));
 }
 
+// A source that grew under the live clone and was put back (truncated to its
+// size: same bytes, new mtime) is refused at the next mount only for its
+// mtime, and the refusal says how to mount again: the `touch` it names
+// works, and the clone resumes with what it held. Before, the refusal only
+// said to mount "with its own source", which the user was doing.
+TEST_F(SourceChangeMountTest, PutBackSourceIsRefusedWithTheTouchThatResumesIt) {
+  constexpr uint64_t kSize = 8 * kMiB;
+  WriteRandomFile(c_.src, kSize, 12);
+  const std::string sha = Sha256(c_.src);
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("printf KEPT | dd of=" + Quote(c_.exposed()) +
+                   " bs=1 seek=3000000 conv=notrunc,fsync status=none"));
+  ASSERT_TRUE(ShOk("truncate -s 9M " + Quote(c_.src)));
+  RunResult st;
+  for (int i = 0; i < 200; ++i) {
+    st = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
+    if (st.out.find("Source state: changed:") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(st.out.find("restore the source and mount again"), std::string::npos) << st.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  ASSERT_TRUE(ShOk("truncate -s 8M " + Quote(c_.src)));
+  ASSERT_EQ(Sha256(c_.src), sha);
+  RunResult r = c_.Mount();
+  ASSERT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("only the source's modification time differs"), std::string::npos) << r.out;
+  const size_t at = r.out.find("touch -m -d @");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const std::string touch = r.out.substr(at, r.out.find(';', at) - at);
+  ASSERT_TRUE(ShOk(touch)) << touch;
+  r = c_.Mount();
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(Sh("dd if=" + Quote(c_.exposed()) + " bs=1 skip=3000000 count=4 status=none").out,
+            "KEPT");
+  EXPECT_EQ(c_.Unmount().code, 0);
+
+  // A content change is refused as before, with no touch to offer.
+  ASSERT_TRUE(ShOk("printf Z | dd of=" + Quote(c_.src) + " bs=1 seek=0 conv=notrunc status=none"));
+  r = c_.Mount();
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_EQ(r.out.find("touch -m -d"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace clonefs::testing

@@ -272,6 +272,50 @@ TEST_F(TimedDeviceTest, AReadCarriesItsCheckToTheNextCheckOnTheSameThread) {
   gate_->Open();
 }
 
+// CONTENT: a block device has no mtime, so its rewrite is found by the
+// identity check the mount gives it, run by CheckUnchanged at most every
+// identity_recheck_ns; the finding is sticky; a check that cannot read is
+// no change. Before, a local source ignored the check: a block device
+// rewritten under a live clone kept being copied from.
+TEST_F(TimedDeviceTest, IdentityCheckFindsARewriteAndKeepsSayingSo) {
+  TimedSourceOptions o;
+  o.timeout_ns = 2'000'000'000;
+  o.identity_recheck_ns = 300'000'000;  // long enough to see nothing run before it
+  auto dev = MakeTimedSource(NewMemDeviceFrom(content_, true, "disk"), o);
+  std::atomic<int> answer{0};  // 0: same, 1: differs, 2: cannot read
+  std::atomic<int> runs{0};
+  dev->SetIdentityCheck([&](Device& view) -> Status {
+    ++runs;
+    EXPECT_EQ(view.Size(), content_.size());
+    switch (answer.load()) {
+      case 1:
+        return Status::Mismatch("source fingerprint differs");
+      case 2:
+        return Status::IoError("read failed", EIO);
+      default:
+        return Status::OK();
+    }
+  });
+  EXPECT_TRUE(dev->CheckUnchanged().ok());
+  EXPECT_EQ(runs.load(), 0) << "not before an interval has passed";
+  std::this_thread::sleep_for(std::chrono::milliseconds(320));
+  EXPECT_TRUE(dev->CheckUnchanged().ok());
+  EXPECT_EQ(runs.load(), 1);
+  EXPECT_TRUE(dev->CheckUnchanged().ok());
+  EXPECT_EQ(runs.load(), 1) << "at most once per interval";
+  answer = 2;
+  std::this_thread::sleep_for(std::chrono::milliseconds(320));
+  EXPECT_TRUE(dev->CheckUnchanged().ok()) << "a read error is no change";
+  answer = 1;
+  std::this_thread::sleep_for(std::chrono::milliseconds(320));
+  Status s = dev->CheckUnchanged();
+  EXPECT_TRUE(s.IsMismatch()) << s.ToString();
+  EXPECT_NE(s.message().find("disk was rewritten: source fingerprint differs"), std::string::npos)
+      << s.ToString();
+  answer = 0;
+  EXPECT_TRUE(dev->CheckUnchanged().IsMismatch()) << "sticky";
+}
+
 TEST_F(TimedDeviceTest, CancelledTokenInterruptsTheWait) {
   std::unique_ptr<Device> dev = Make(30'000'000'000, 2, 0, UINT64_MAX / 2);
   CancelToken token;
