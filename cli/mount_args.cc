@@ -104,7 +104,8 @@ po::options_description Visible() {
        "-o '' removes them)")
       ("threads", po::value<std::string>()->value_name("N"),
        ("most threads serving requests (default " + std::to_string(kDefaults.threads) +
-        ")").c_str());
+        "; while every one has been busy for half a second, up to 8 more are added so that "
+        "killed readers are still answered)").c_str());
   // clang-format on
   po::options_description daemon("Daemon options (this mount only)");
   // clang-format off

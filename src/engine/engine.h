@@ -199,7 +199,8 @@ struct EngineStats {
   // What is left to copy: unhydrated bytes the source holds data for. An
   // estimate: the unhydrated runs are checked against the source's holes
   // (NextData/NextHole) up to kRemainingQueries queries (fewer for a remote
-  // source, none while the source is not up); what is not checked counts as
+  // source, none while the source is not up or has left a request unanswered
+  // for a second); what is not checked counts as
   // data. At most the unhydrated bytes.
   uint64_t remaining_copy_bytes = 0;
   // Why background copying is stopped right now; empty while it runs (or

@@ -230,6 +230,10 @@ EngineStats EngineImpl::Stats() const {
   s.metadata_space = committer_.space();
   s.source_change = source_watch_.reason();
   s.dest_change = dest_watch_.reason();
+  // Before the source's health: if these queries found it stalled, status
+  // says so at once.
+  s.remaining_copy_bytes =
+      RemainingCopyBytes(s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0);
   s.source_health = source_->Health();
   ReconcileSourceChange(&s);
   s.dest_condition = health_.dest();
@@ -264,8 +268,6 @@ EngineStats EngineImpl::Stats() const {
     s.record_profile_path = options_.record_profile_path;
     s.profile_recorded = recorder_->regions();
   }
-  s.remaining_copy_bytes =
-      RemainingCopyBytes(s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0);
   const CopierPause pause = copier_.pause();
   if (pause.paused()) {
     s.copier_pause = SourceBackoffStateName(pause.state);

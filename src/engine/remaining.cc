@@ -3,14 +3,25 @@
 #include <algorithm>
 #include <string>
 
+#include "base/clock.h"
 #include "engine/engine_impl.h"
 
 namespace clonefs {
 
 uint64_t EngineImpl::RemainingCopyBytes(uint64_t unhydrated) const {
   if (unhydrated == 0 || md_->IsHydrationDone()) return 0;
-  // Asking a source that is down would hold the status query for its timeout.
-  if (!source_->Health().up() || source_watch_.changed()) return unhydrated;
+  // Asking a source that is down would hold the status query for its timeout
+  // (`clonefs status` waited 30 s on a file source whose NFS or FUSE server
+  // had stopped, then said "ok"). A source that has left a request
+  // unanswered for a second is not asked either: the copier looks at it
+  // every second, so a stalled one shows here long before the timeout.
+  const SourceHealth health = source_->Health();
+  if (!health.up() || source_watch_.changed()) return unhydrated;
+  const uint64_t now = WallNowNanos();
+  if (health.oldest_request_unix_ns != 0 && now > health.oldest_request_unix_ns &&
+      now - health.oldest_request_unix_ns >= kRemainingSilenceNanos) {
+    return unhydrated;
+  }
   int budget = source_->AsyncReads() ? kRemainingQueriesRemote : kRemainingQueries;
   Device* src = source_.get();
   const uint64_t nr = geo_.nr_regions();

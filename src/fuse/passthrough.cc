@@ -209,6 +209,9 @@ std::string Passthrough::Describe() const {
     case State::kReady:
       break;
   }
+  // ChooseOpen's order: a changed dest passes nothing through, whatever
+  // else holds.
+  if (engine_->dest_changed()) return "off: dest changed under the clone (every request fails)";
   if (!engine_->hydration_done()) return "waiting for completion";
   switch (engine_->mode()) {
     case EngineMode::kFail:

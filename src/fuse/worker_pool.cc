@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "base/log.h"
@@ -16,6 +17,14 @@
 #include <linux/fuse.h>
 
 namespace clonefs::fuse {
+
+namespace {
+uint64_t MonotonicNanos() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+}  // namespace
 namespace {
 
 constexpr size_t kPage = 4096;
@@ -68,16 +77,18 @@ WorkerPool::WorkerPool(fuse_session* se, uint32_t max_threads, uint32_t max_writ
     : se_(se),
       max_threads_(std::max<uint32_t>(1, max_threads)),
       buffer_size_(BufferSize(max_write)) {
-  workers_.reserve(max_threads_);  // StartWorker's push_back then cannot throw
+  // StartWorker's push_back then cannot throw.
+  workers_.reserve(max_threads_ + kInterruptReaders);
 }
 
 WorkerPool::~WorkerPool() = default;  // Run() joined every worker it started
 
-bool WorkerPool::StartWorker() {
+bool WorkerPool::StartWorker(bool interrupt_reader) {
   // Held across pthread_create: the new worker's first step waits for mu_,
   // and Run() cannot miss a worker started while it shuts the pool down.
   std::lock_guard<std::mutex> l(mu_);
-  if (stopping_ || grow_failed_ || workers_.size() >= max_threads_) return false;
+  const size_t cap = max_threads_ + (interrupt_reader ? kInterruptReaders : 0);
+  if (stopping_ || grow_failed_ || workers_.size() >= cap) return false;
   auto w = std::make_unique<Worker>();
   w->pool = this;
   w->buffer = Buffer::Create(buffer_size_);
@@ -112,6 +123,7 @@ void WorkerPool::Serve(Worker* w) {
     {
       std::lock_guard<std::mutex> l(mu_);
       ++waiting_;
+      none_waiting_since_ns_ = 0;
     }
     struct fuse_buf buf;
     std::memset(&buf, 0, sizeof(buf));
@@ -122,6 +134,7 @@ void WorkerPool::Serve(Worker* w) {
     {
       std::lock_guard<std::mutex> l(mu_);
       --waiting_;
+      if (waiting_ == 0) none_waiting_since_ns_ = MonotonicNanos();
       stopping = stopping_;
       grow = res > 0 && waiting_ == 0 && !stopping_ && workers_.size() < max_threads_;
     }
@@ -172,11 +185,30 @@ Status WorkerPool::Run() {
   }
   if (!StartWorker()) return Status::IoError("cannot start a FUSE worker thread", EAGAIN);
   int error;
-  {
-    std::unique_lock<std::mutex> l(mu_);
-    stopped_cv_.wait(l, [&] { return any_stopped_; });
-    stopping_ = true;  // from here on workers_ does not change
-    error = error_;
+  while (true) {
+    bool add_reader = false;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      if (stopped_cv_.wait_for(l, std::chrono::milliseconds(kBusyCheckMillis),
+                               [&] { return any_stopped_; })) {
+        stopping_ = true;  // from here on workers_ does not change
+        error = error_;
+        break;
+      }
+      add_reader = none_waiting_since_ns_ != 0 &&
+                   MonotonicNanos() - none_waiting_since_ns_ >= kBusyCheckMillis * 1'000'000ull;
+    }
+    // Every worker has been inside a request for a while (a stalled source,
+    // with readers waiting for its timeout): nobody reads /dev/fuse, so the
+    // kernel's INTERRUPT for a reader killed meanwhile would wait with it.
+    if (add_reader && StartWorker(/*interrupt_reader=*/true)) {
+      CLONEFS_LOG_INFO(
+          "fuse: every worker has been busy for %u ms; one more reads /dev/fuse so that "
+          "interrupts (killed readers) are answered",
+          kBusyCheckMillis);
+      std::lock_guard<std::mutex> l(mu_);
+      none_waiting_since_ns_ = 0;  // the new worker waits; one more at most a tick later
+    }
   }
   fuse_session_exit(se_);
   // After an unmount the kernel aborts the connection and every worker's

@@ -65,14 +65,23 @@ class WorkerPool {
 
   static void* ThreadMain(void* arg);
   void Serve(Worker* w);
-  // Starts a worker if the pool may grow. REQUIRES: mu_ not held.
-  bool StartWorker();
+  // Starts a worker if the pool may grow: up to max_threads, or up to
+  // kInterruptReaders more for an `interrupt_reader`. REQUIRES: mu_ not held.
+  bool StartWorker(bool interrupt_reader = false);
   // The signal that interrupts a worker's read at shutdown: SIGRTMIN + 2.
   static int WakeSignal();
   // Ends the loop (`error`: an errno, or 0). REQUIRES: mu_ not held.
   void Stop(int error);
   // True once the kernel has aborted the connection (after an unmount).
   bool ConnectionAborted() const;
+
+  // While no worker has waited for a request for kBusyCheckMillis (every
+  // one is inside a request, e.g. waiting for a stalled source), Run adds a
+  // worker beyond max_threads, one per check, at most kInterruptReaders in
+  // all: without a reader of /dev/fuse the kernel's INTERRUPT for a killed
+  // reader is not read, and that reader waits for the source timeout.
+  static constexpr uint32_t kInterruptReaders = 8;
+  static constexpr uint32_t kBusyCheckMillis = 500;
 
   fuse_session* const se_;
   const uint32_t max_threads_;
@@ -84,6 +93,9 @@ class WorkerPool {
   // is set (Run then reads it without the lock).
   std::vector<std::unique_ptr<Worker>> workers_;
   uint32_t waiting_ = 0;      // GUARDED_BY(mu_); workers in receive
+  // GUARDED_BY(mu_); steady-clock ns when waiting_ last fell to 0; 0 while
+  // a worker waits (or right after an interrupt reader was added).
+  uint64_t none_waiting_since_ns_ = 0;
   bool stopping_ = false;     // GUARDED_BY(mu_); no more workers
   bool grow_failed_ = false;  // GUARDED_BY(mu_); stop trying to grow
   bool any_stopped_ = false;  // GUARDED_BY(mu_)

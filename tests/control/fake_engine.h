@@ -54,6 +54,10 @@ class FakeEngineForControlTests : public Engine {
     std::lock_guard<std::mutex> l(mu_);
     return stats_.hydration_done;
   }
+  bool dest_changed() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return !stats_.dest_change.empty();
+  }
   void SetHydrationThreshold(uint32_t n) override {
     std::lock_guard<std::mutex> l(mu_);
     stats_.knobs.hydration_threshold = n;
@@ -102,6 +106,11 @@ class FakeEngineForControlTests : public Engine {
   void SetMode(EngineMode m) {
     std::lock_guard<std::mutex> l(mu_);
     stats_.mode = m;
+  }
+  // What dest_changed() and the stats report; "" for an unchanged dest.
+  void SetDestChange(std::string why) {
+    std::lock_guard<std::mutex> l(mu_);
+    stats_.dest_change = std::move(why);
   }
   void SetCommitStatus(Status s) {
     std::lock_guard<std::mutex> l(mu_);

@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "control/status_report.h"
 #include "engine_test_util.h"
 
@@ -149,6 +151,55 @@ TEST(StatusRates, EtaIsSteadyAtALowRate) {
     }
   }
   EXPECT_TRUE(bad.empty()) << bad.size() << " bad samples, first: " << bad.front();
+  EXPECT_OK(e->Shutdown());
+}
+
+// A source that has left a request unanswered for 5 s (a file on a stopped
+// NFS or FUSE server: the copier's look at it is stuck). Status must not ask
+// it where its holes are: each such query would wait for the source timeout
+// (status took 30 s, then said the source was fine).
+class SilentSource : public test::SharedDevice {
+ public:
+  using SharedDevice::SharedDevice;
+  SourceHealth Health() const override {
+    SourceHealth h = SharedDevice::Health();
+    h.oldest_request_unix_ns = silent_since_.load();
+    return h;
+  }
+  Result<uint64_t> NextData(uint64_t off) override {
+    ++hole_queries_;
+    return SharedDevice::NextData(off);
+  }
+  Result<uint64_t> NextHole(uint64_t off) override {
+    ++hole_queries_;
+    return SharedDevice::NextHole(off);
+  }
+  std::atomic<uint64_t> silent_since_{0};
+  std::atomic<int> hole_queries_{0};
+};
+
+TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
+  const uint64_t n = 64;
+  std::vector<uint8_t> content = test::RandomContent(n * kRegion, 3, 0);
+  std::fill(content.begin(), content.begin() + n / 2 * kRegion, 0);  // a hole: 2 MiB
+  Rig rig(n * kRegion, kRegion, content);
+  auto src = std::make_shared<SilentSource>(rig.source);
+  EngineOptions o;
+  o.commit_interval_ms = 0;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig.Open(o, /*start=*/true, src));
+  Engine* e = rig.engine.get();
+  EXPECT_EQ(e->Stats().remaining_copy_bytes, n / 2 * kRegion) << "the hole is not data";
+  EXPECT_GT(src->hole_queries_.load(), 0);
+
+  src->hole_queries_ = 0;
+  src->silent_since_ = WallNowNanos() - 5 * kSec;
+  EngineStats s = e->Stats();
+  EXPECT_EQ(src->hole_queries_.load(), 0) << "asked a source that has not answered for 5 s";
+  EXPECT_EQ(s.remaining_copy_bytes, n * kRegion) << "what is not checked counts as data";
+
+  src->silent_since_ = WallNowNanos() - 100 * kMs;  // an answer just being awaited
+  EXPECT_EQ(e->Stats().remaining_copy_bytes, n / 2 * kRegion);
   EXPECT_OK(e->Shutdown());
 }
 

@@ -217,5 +217,19 @@ TEST_F(PassthroughTest, FailModeIsNeverPassedThrough) {
   EXPECT_EQ(p.DecideOpen(O_RDONLY).choice, OpenChoice::kDaemon);
 }
 
+TEST_F(PassthroughTest, AChangedDestIsNeverPassedThroughAndStatusSaysSo) {
+  Passthrough p(&engine_, channel_.get(), Enabled());
+  p.ConnectionReady(Negotiated());
+  engine_.SetHydrated(160, true);
+  EXPECT_EQ(p.Describe(), "active");
+  ASSERT_EQ(p.DecideOpen(O_RDONLY).choice, OpenChoice::kPassthrough);
+  engine_.SetDestChange("dest shrank");
+  // Status said "active" here while no open was passed through any more.
+  EXPECT_EQ(p.Describe(), "off: dest changed under the clone (every request fails)");
+  EXPECT_EQ(p.DecideOpen(O_RDONLY).choice, OpenChoice::kRefuse) << "one passed-through open live";
+  p.PassthroughReleased();
+  EXPECT_EQ(p.DecideOpen(O_RDONLY).choice, OpenChoice::kDaemon);
+}
+
 }  // namespace
 }  // namespace clonefs::fuse

@@ -414,6 +414,44 @@ TEST_F(RemoteSourceTest, StalledServerNeverHangsReaders) {
   ASSERT_EQ(c_.Unmount().code, 0);
 }
 
+// Every /dev/fuse worker waiting for a stalled server (--threads 2, four
+// readers): readers killed then still exit at once. Nobody read /dev/fuse
+// any more, so the kernel's INTERRUPTs waited and every killed reader with
+// them, for the whole source timeout (20 s here); now the pool adds a worker
+// beyond --threads when all have been busy for half a second.
+TEST_F(RemoteSourceTest, KilledReadersExitWhenEveryWorkerWaitsForTheSource) {
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult m = MountUri(server_->Uri(),
+                         "--fuse-transport dev --threads 2 --no-hydration --no-copy-on-read "
+                         "--no-read-hints --source-timeout 20");
+  ASSERT_EQ(m.code, 0) << m.out;
+  server_->Pause();
+  std::vector<pid_t> readers;
+  for (int i = 0; i < 4; ++i) {
+    pid_t reader = fork();
+    if (reader == 0) {
+      int fd = open(c_.exposed().c_str(), O_RDONLY);
+      char buf[4096];
+      (void)!pread(fd, buf, sizeof(buf), (1 << 20) * (i + 1));
+      _exit(0);
+    }
+    readers.push_back(reader);
+  }
+  // Long enough for both workers (and the readers added for interrupts) to
+  // take a read each; the readers must still be waiting then.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  int st = 0;
+  for (pid_t r : readers) EXPECT_EQ(waitpid(r, &st, WNOHANG), 0) << "should wait for the source";
+  for (pid_t r : readers) kill(r, SIGKILL);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (pid_t r : readers) waitpid(r, &st, 0);
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(waited, 5.0) << "killed readers waited for the source timeout (20 s)";
+  server_->Resume();
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
 // `clonefs unmount --timeout` on a stalled server: the unmount succeeds but
 // the daemon cannot exit while its copier's reads wait for the server. The
 // command says that -- the source has not answered, the reads give up after
