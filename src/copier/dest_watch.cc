@@ -10,6 +10,7 @@ Status DestWatch::Check() {
   if (changed()) return Refusal();
   Status s = dest_->CheckUnchanged();
   if (!s.IsMismatch()) return Status::OK();  // unchanged, or it could not look
+  if (CutGrowthBack()) return Status::OK();
   if (latch_.Set(s.message())) {
     CLONEFS_LOG_ERROR(
         "dest %s changed under the live clone: %s. Another program truncated or "
@@ -19,6 +20,26 @@ Status DestWatch::Check() {
         dest_->Name().c_str(), s.message().c_str());
   }
   return Refusal();
+}
+
+bool DestWatch::CutGrowthBack() {
+  if (!allow_cut_.load()) return false;
+  Result<uint64_t> cut = dest_->CutGrowth();
+  if (!cut.ok()) {
+    CLONEFS_LOG_WARN("dest %s grew past the image's end and could not be cut back: %s",
+                     dest_->Name().c_str(), cut.status().ToString().c_str());
+    return false;
+  }
+  if (*cut == 0) return false;  // it did not grow: shrank, or changed otherwise
+  const uint64_t n = cuts_.fetch_add(1) + 1;
+  cut_bytes_.fetch_add(*cut);
+  CLONEFS_LOG_WARN(
+      "a write through a passed-through open went past the image's end: dest %s grew by "
+      "%llu bytes and was cut back to the image's size (%llu times so far); the image's "
+      "size is fixed, and a write past its end gets EFBIG through the daemon",
+      dest_->Name().c_str(), static_cast<unsigned long long>(*cut),
+      static_cast<unsigned long long>(n));
+  return dest_->CheckUnchanged().ok();
 }
 
 Status DestWatch::AfterError(const Status& error) {

@@ -12,6 +12,15 @@
 // request fails with EIO naming the change, copying stops, and status and
 // the log (once, at error level) say why and what to do.
 //
+// GROWTH THROUGH PASSTHROUGH: once a complete clone passes opens with write
+// access through to dest (FUSE passthrough), the kernel writes dest itself
+// and a write past the image's end (`echo x >> FILE`) extends dest, where
+// the daemon would have answered EFBIG. After AllowGrowthCut, a dest that
+// grew is cut back to the image's size (Device::CutGrowth: only bytes past
+// the image's end go, which no one can read through the clone) and logged
+// as a warning, instead of failing every request. A dest that shrank is
+// still a change, as is growth before AllowGrowthCut.
+//
 // Who checks: the engine after a failed dest read or write (a truncated
 // file gives short reads); the Hydrator before each copy's write; the
 // background copier periodically, also when idle or complete; the engine
@@ -24,6 +33,8 @@
 // LIFECYCLE: borrows dest; it must outlive this.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "base/status.h"
@@ -43,6 +54,13 @@ class DestWatch {
   // cause of a short read), else `error` unchanged.
   Status AfterError(const Status& error);
 
+  // From now on, growth is cut back instead of latched (GROWTH THROUGH
+  // PASSTHROUGH). Idempotent.
+  void AllowGrowthCut() { allow_cut_.store(true); }
+  // Times growth was cut back, and the bytes cut in all.
+  uint64_t growth_cuts() const { return cuts_.load(); }
+  uint64_t growth_cut_bytes() const { return cut_bytes_.load(); }
+
   bool changed() const { return latch_.set(); }
   // What changed ("<dest> shrank from A to B bytes"); empty while unchanged.
   std::string reason() const { return latch_.reason(); }
@@ -51,8 +69,14 @@ class DestWatch {
   Status Refusal() const;
 
  private:
+  // Cuts growth back if allowed; true if dest now has its size again.
+  bool CutGrowthBack();
+
   Device* const dest_;
   ChangeLatch latch_;
+  std::atomic<bool> allow_cut_{false};
+  std::atomic<uint64_t> cuts_{0};
+  std::atomic<uint64_t> cut_bytes_{0};
 };
 
 }  // namespace clonefs

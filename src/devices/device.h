@@ -114,6 +114,12 @@ class Device {
   // only the size is compared. Default: OK (the device cannot change).
   virtual Status CheckUnchanged() { return Status::OK(); }
 
+  // For a writable regular file now longer than Size() (something wrote
+  // past its end): truncates it back to Size() and returns the bytes cut;
+  // 0 if it is not longer (or not a regular file). Never shortens it below
+  // Size(). Errors: IoError from fstat/ftruncate. Default: 0.
+  virtual Result<uint64_t> CutGrowth() { return uint64_t{0}; }
+
   // Decides whether the source seen through `view` (a read-only Device
   // over one connection to it: its Size() is what that connection
   // reports) is still the one the clone was made from: OK if so, Mismatch

@@ -112,6 +112,7 @@ class FaultDeviceImpl final : public FaultDevice {
     }
     return base_->CheckUnchanged();
   }
+  Result<uint64_t> CutGrowth() override { return base_->CutGrowth(); }
   void SimulateChange(Status change) override {
     std::lock_guard lock(rules_mu_);
     change_ = std::move(change);

@@ -208,6 +208,18 @@ class PosixDevice final : public Device {
     return Status::OK();
   }
 
+  Result<uint64_t> CutGrowth() override {
+    if (read_only_ || is_block_) return uint64_t{0};
+    struct stat st;
+    if (::fstat(fd_, &st) < 0) return Status::FromErrno(errno, "fstat " + path_);
+    const uint64_t now = static_cast<uint64_t>(st.st_size);
+    if (!S_ISREG(st.st_mode) || now <= size_) return uint64_t{0};
+    if (::ftruncate(fd_, static_cast<off_t>(size_)) < 0) {
+      return Status::FromErrno(errno, "truncate " + path_ + " back to " + std::to_string(size_));
+    }
+    return now - size_;
+  }
+
  private:
   static std::string TimeString(const timespec& t) {
     char buf[64];

@@ -351,6 +351,12 @@ class Engine {
   // Whether dest changed under the clone (Stats().dest_change non-empty),
   // cheaply. Once true, stays true.
   virtual bool dest_changed() const { return false; }
+  // The FUSE layer passed an open with write access through to dest (FUSE
+  // passthrough): from then on the kernel writes dest itself, and cannot
+  // refuse a write past the image's end (EFBIG through the daemon), which
+  // extends dest. Such growth is then cut back to the image's size rather
+  // than taken for a change by another program (DestWatch). Default: nothing.
+  virtual void WritesPassedThrough() {}
   virtual void SetHydrationThreshold(uint32_t n) = 0;
   virtual void SetHydrationBatchSize(uint32_t n) = 0;
   virtual void SetRate(uint64_t bytes_per_s) = 0;

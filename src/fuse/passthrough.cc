@@ -158,6 +158,7 @@ Passthrough::Decision Passthrough::DecideOpen(int flags) {
   switch (d.choice) {
     case OpenChoice::kPassthrough:
       d.backing_id = backing_id_;
+      if (s.writable) engine_->WritesPassedThrough();  // before the kernel can write
       live_.fetch_add(1);
       opens_.fetch_add(1, std::memory_order_relaxed);
       if (!logged_active_) {

@@ -25,6 +25,10 @@
 //   - dest changed under the clone (truncated or resized by another
 //     program): nothing more is passed through; the daemon refuses the
 //     opens' requests (EIO).
+//   - A writable open passed through first tells the engine
+//     (Engine::WritesPassedThrough): the kernel cannot refuse its writes
+//     past the image's end, which extend dest, so dest's growth is cut back
+//     from then on rather than taken for a change (dest_watch.h).
 //   - The kernel fails (EIO) an open the daemon would serve while a
 //     passed-through open of the inode is live; such an open is refused with
 //     EIO here, and logged, instead.

@@ -11,7 +11,11 @@
 #include <thread>
 #include <vector>
 
+#include <unistd.h>
+
 #include "base/log.h"
+#include "copier/dest_watch.h"
+#include "devices/posix_device.h"
 #include "engine_test_util.h"
 
 namespace clonefs {
@@ -104,6 +108,45 @@ TEST_F(DestChangeTest, ShrinkDuringHydrationStopsCopying) {
   EXPECT_FALSE(st.hydration_done);
   EXPECT_EQ(st.copy_stopped, "dest changed");
   ExpectEverythingRefused();
+}
+
+// A complete clone whose opens are passed through to dest: the kernel writes
+// dest itself, and a write past the image's end (`echo x >> FILE`) extends
+// it. DestWatch cuts that growth back instead of failing every request; a
+// shrink is still a change, and growth before passthrough too.
+TEST(DestWatchTest, GrowthIsCutBackOnceWritesArePassedThrough) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/dest";
+  PosixDeviceOptions po;
+  po.create = true;
+  po.min_size = kImage;
+  Result<std::unique_ptr<Device>> dev = OpenPosixDevice(path, po);
+  ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+  auto size_now = [&] {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  };
+  ASSERT_EQ(size_now(), kImage);
+  {
+    DestWatch before(dev->get());
+    ASSERT_EQ(truncate(path.c_str(), kImage + 6), 0);
+    EXPECT_EQ(before.Check().ToErrno(), EIO) << "growth without passthrough is a change";
+    EXPECT_NE(before.reason().find("grew"), std::string::npos) << before.reason();
+    EXPECT_EQ(size_now(), kImage + 6) << "and is left as found";
+  }
+  DestWatch watch(dev->get());
+  watch.AllowGrowthCut();
+  EXPECT_TRUE(watch.Check().ok());
+  EXPECT_EQ(size_now(), kImage) << "cut back to the image's size";
+  EXPECT_EQ(watch.growth_cuts(), 1u);
+  EXPECT_EQ(watch.growth_cut_bytes(), 6u);
+  EXPECT_TRUE(watch.Check().ok()) << "nothing more to cut";
+  EXPECT_EQ(watch.growth_cuts(), 1u);
+  ASSERT_EQ(truncate(path.c_str(), kImage - 4096), 0);
+  EXPECT_EQ(watch.Check().ToErrno(), EIO) << "a shrink is never cut or forgiven";
+  EXPECT_TRUE(watch.changed());
+  EXPECT_NE(watch.reason().find("shrank"), std::string::npos) << watch.reason();
+  EXPECT_EQ(size_now(), kImage - 4096);
 }
 
 }  // namespace

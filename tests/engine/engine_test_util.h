@@ -131,6 +131,7 @@ class SharedDevice : public Device {
   Result<uint64_t> NextData(uint64_t off) override { return d_->NextData(off); }
   Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
   Status CheckUnchanged() override { return d_->CheckUnchanged(); }
+  Result<uint64_t> CutGrowth() override { return d_->CutGrowth(); }
 
  private:
   std::shared_ptr<Device> d_;
@@ -370,6 +371,7 @@ class ConcurrencyProbe final : public Device {
   Result<uint64_t> NextData(uint64_t off) override { return d_->NextData(off); }
   Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
   Status CheckUnchanged() override { return d_->CheckUnchanged(); }
+  Result<uint64_t> CutGrowth() override { return d_->CutGrowth(); }
 
   void ResetMaxima() {
     max_reads_ = 0;

@@ -164,6 +164,42 @@ TEST_F(PassthroughMountTest, OpensAfterCompletionAreServedByTheKernelFromDest) {
   ASSERT_EQ(u.code, 0) << u.out;
 }
 
+// The kernel cannot refuse a passed-through write past the image's end (the
+// daemon answers EFBIG): an append extends dest. The daemon cuts that back
+// to the image's size within about a second and goes on serving, instead of
+// taking dest for changed by another program and failing every request.
+TEST_F(PassthroughMountTest, AnAppendThroughPassthroughIsCutBackAndTheCloneGoesOn) {
+  WriteRandomFile(c_.src, kSize, 23);
+  const std::vector<uint8_t> model = ReadAll(c_.src);
+  RunResult m = c_.Mount("--region-size 64K");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  control::StatusReport st = Status(c_.mnt);
+  if (!RequireActive(st)) {
+    if (!skipped_.empty()) GTEST_SKIP() << skipped_;
+    return;
+  }
+  const int fd = open(c_.exposed().c_str(), O_WRONLY | O_APPEND);
+  ASSERT_GE(fd, 0) << strerror(errno);
+  ASSERT_EQ(write(fd, "hello\n", 6), 6) << strerror(errno);
+  close(fd);
+  ASSERT_EQ(Status(c_.mnt).fuse.passthrough_opens, st.fuse.passthrough_opens + 1)
+      << "the append was passed through";
+  bool cut = false;
+  for (int i = 0; i < 100 && !cut; ++i) {
+    cut = ReadAll(c_.dst).size() == kSize;
+    if (!cut) usleep(50000);
+  }
+  EXPECT_TRUE(cut) << "dest was not cut back to the image's size";
+  st = Status(c_.mnt);
+  EXPECT_EQ(st.dest_change, "") << "an append is no change of dest by another program";
+  EXPECT_NE(c_.LogText().find("went past the image's end"), std::string::npos) << c_.LogText();
+  EXPECT_TRUE(ReadAll(c_.exposed()) == model) << "the image is served, unchanged";
+  RunResult u = c_.Unmount();
+  ASSERT_EQ(u.code, 0) << u.out;
+  EXPECT_TRUE(ReadAll(c_.dst) == model);
+}
+
 TEST_F(PassthroughMountTest, NoPassthroughKeepsEveryOpenWithTheDaemon) {
   WriteRandomFile(c_.src, kSize, 22);
   const std::vector<uint8_t> model = ReadAll(c_.src);
