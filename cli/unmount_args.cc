@@ -19,9 +19,9 @@ po::options_description Visible() {
       "once, the daemon keeps serving the open users and makes its final commit when the last "
       "one closes the file")(
       "timeout", po::value<std::string>()->value_name("SECONDS"),
-      "longest wait for the daemon to exit: it finishes the hydrations in flight (which may "
-      "wait for the source up to the source timeout), then makes its final commit (default "
-      "600)")("help,h", "show this help");
+      "longest wait for the daemon to exit: it finishes the hydrations in flight (whose "
+      "reads wait for a remote source up to the source timeout, and for a stalled file "
+      "source until its storage answers), then makes its final commit (default 600)")("help,h", "show this help");
   return d;
 }
 
