@@ -195,6 +195,18 @@ std::string MtimeOnlyRemedy(const std::string& message, const MountOptions& o) {
          "with a new dest";
 }
 
+// The longest existing prefix of `path` (stat) that is not a directory
+// (a file where a directory of the path should be), or "" if none.
+std::string FirstNonDirectory(const std::string& path) {
+  std::filesystem::path p(path);
+  for (std::filesystem::path q = p; !q.empty() && q != q.root_path(); q = q.parent_path()) {
+    struct stat st;
+    if (stat(q.c_str(), &st) != 0) continue;
+    return S_ISDIR(st.st_mode) ? std::string() : q.string();
+  }
+  return "";
+}
+
 // `existing`: a clone is recorded in the metadata (false: this mount was
 // creating it).
 Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existing) {
@@ -261,6 +273,15 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existin
                            md + " (see df), or move that directory to a file system with free " +
                            "space and mount with --metadata NEWDIR, then mount again: the clone " +
                            "resumes from its last commit");
+  }
+  if (s.sys_errno() == ENOTDIR) {
+    // Not a store to examine: a file stands where a directory must be.
+    const std::string file = FirstNonDirectory(md);
+    return Status::InvalidArgument(
+        "metadata " + md +
+        " cannot be a directory: " + (file.empty() ? std::string("a part of its path") : file) +
+        " is not a directory; give --metadata a directory path (one that does not exist "
+        "yet is created)");
   }
   return Status::IoError("metadata " + md + " cannot be opened: " + s.message() +
                          "; examine it with clonefs check --metadata " + md);

@@ -164,6 +164,17 @@ TEST_F(MountChecksTest, DestInsideTheMetadataDirectory) {
   EXPECT_TRUE(std::filesystem::is_empty(md));
 }
 
+// A file where a directory of the --metadata path should be: not a store to
+// examine with `clonefs check`, but a path to correct.
+TEST_F(MountChecksTest, MetadataUnderAFileNamesTheFile) {
+  const std::string file = c_.dir() / "afile";
+  ASSERT_TRUE(ShOk("touch " + Quote(file)));
+  ExpectRefused(Sh(ClonefsBinary() + " mount --metadata " + Quote(file + "/md") + " " +
+                   Quote(c_.src) + " " + Quote(c_.dst) + " " + Quote(c_.mnt)),
+                1, file + " is not a directory; give --metadata a directory path");
+  EXPECT_FALSE(std::filesystem::exists(c_.dst)) << "a refused mount leaves nothing it created";
+}
+
 TEST_F(MountChecksTest, DestIsTheSource) {
   ExpectRefused(Sh(ClonefsBinary() + " mount " + Quote(c_.src) + " " + Quote(c_.src) + " " +
                     Quote(c_.mnt)),
