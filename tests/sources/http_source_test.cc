@@ -14,11 +14,14 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <future>
+#include <initializer_list>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -141,6 +144,64 @@ class Nginx {
   pid_t pid_ = -1;
 };
 
+// Files served over http:// by an nginx of their own on a free loopback
+// port, from a "www" directory in a temp dir.
+class WebRoot {
+ public:
+  // Writes each (name, content) pair into www (mode 0644) and starts nginx.
+  ::testing::AssertionResult Serve(
+      std::initializer_list<std::pair<const char*, const std::vector<uint8_t>*>> files) {
+    if (!dir_.ok()) return ::testing::AssertionFailure() << "no temp dir";
+    // nginx's workers run as an unprivileged user when started by root.
+    ::chmod(dir_.path().c_str(), 0755);
+    if (::mkdir(dir_.File("www").c_str(), 0755) != 0) {
+      return ::testing::AssertionFailure() << "mkdir www: " << strerror(errno);
+    }
+    for (const auto& [name, content] : files) {
+      if (!testing::WriteFile(File(name), *content)) {
+        return ::testing::AssertionFailure() << "cannot write " << File(name);
+      }
+      ::chmod(File(name).c_str(), 0644);
+    }
+    port_ = FreeLoopbackPort();
+    if (port_ <= 0) return ::testing::AssertionFailure() << "no free loopback port";
+    return nginx_.Start(port_);
+  }
+  std::string File(const std::string& name) const { return dir_.File("www/" + name); }
+  std::string Url(const std::string& name) const {
+    return "http://127.0.0.1:" + std::to_string(port_) + "/" + name;
+  }
+  int port() const { return port_; }
+  Nginx& nginx() { return nginx_; }
+
+ private:
+  testing::TempDir dir_;
+  Nginx nginx_{dir_.path()};
+  int port_ = 0;
+};
+
+// Opens the http:// source at `url` over `connections` nbdkit processes,
+// 1 MiB requests.
+Result<std::unique_ptr<Device>> OpenHttp(const std::string& url, uint32_t connections) {
+  CLONEFS_ASSIGN_OR_RETURN(SourceSpec spec, ParseSource(url));
+  SourceOpenOptions options;
+  options.nbd.spawned_connections = connections;
+  options.nbd.spawned_request_bytes = 1 << 20;
+  return OpenSource(spec, options);
+}
+
+// Opens the http:// source at `url` with `options` and gives it the
+// identity check a mount gives it (recorded now), as the mount does.
+Result<std::unique_ptr<Device>> OpenChecked(const std::string& url,
+                                            const SourceOpenOptions& options) {
+  CLONEFS_ASSIGN_OR_RETURN(SourceSpec spec, ParseSource(url));
+  CLONEFS_ASSIGN_OR_RETURN(std::unique_ptr<Device> dev, OpenSource(spec, options));
+  CLONEFS_ASSIGN_OR_RETURN(metadata::FileIdentity id,
+                           clone::RemoteSourceIdentity(*dev, spec.display, ""));
+  dev->SetIdentityCheck(clone::RemoteIdentityCheck(id, spec.display, ""));
+  return dev;
+}
+
 #define CLONEFS_REQUIRE_NGINX()                                                             \
   do {                                                                                      \
     if (::access(kNginx, X_OK) != 0) {                                                      \
@@ -154,28 +215,12 @@ class Nginx {
 
 TEST(HttpSourceTest, ReadsThroughNbdkitCurlEqualTheServedFile) {
   CLONEFS_REQUIRE_NGINX();
-  testing::TempDir dir;
-  ASSERT_TRUE(dir.ok());
-  // nginx's workers run as an unprivileged user when started by root.
-  ::chmod(dir.path().c_str(), 0755);
-  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
   std::mt19937_64 rng(testing::TestSeed());
   std::vector<uint8_t> content = testing::RandomBytes(rng, (6 << 20) + 1234);
-  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
-  ::chmod(dir.File("www/img").c_str(), 0644);
-
-  const int port = FreeLoopbackPort();
-  ASSERT_GT(port, 0);
-  Nginx nginx(dir.path());
-  ASSERT_TRUE(nginx.Start(port));
-
+  WebRoot web;
+  ASSERT_TRUE(web.Serve({{"img", &content}}));
   {
-    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
-    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
-    SourceOpenOptions options;
-    options.nbd.spawned_connections = 3;
-    options.nbd.spawned_request_bytes = 1 << 20;
-    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    Result<std::unique_ptr<Device>> opened = OpenHttp(web.Url("img"), 3);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Device& dev = **opened;
     EXPECT_EQ(dev.Size(), content.size());
@@ -223,27 +268,15 @@ TEST(HttpSourceTest, ReadsThroughNbdkitCurlEqualTheServedFile) {
 // file still reads while Range is honoured.
 TEST(HttpSourceTest, AServerThatStopsHonouringRangeIsNeverBelieved) {
   CLONEFS_REQUIRE_NGINX();
-  testing::TempDir dir;
-  ASSERT_TRUE(dir.ok());
-  ::chmod(dir.path().c_str(), 0755);
-  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
   std::mt19937_64 rng(testing::TestSeed());
   std::vector<uint8_t> content = testing::RandomBytes(rng, 4 << 20);
   constexpr uint64_t kCopy = 2 << 20;  // holds a copy of the first 192 KiB
   std::copy(content.begin(), content.begin() + (192 << 10), content.begin() + kCopy);
-  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
-  ::chmod(dir.File("www/img").c_str(), 0644);
-  const int port = FreeLoopbackPort();
-  ASSERT_GT(port, 0);
-  Nginx nginx(dir.path());
-  ASSERT_TRUE(nginx.Start(port));
+  WebRoot web;
+  ASSERT_TRUE(web.Serve({{"img", &content}}));
+  Nginx& nginx = web.nginx();
   {
-    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
-    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
-    SourceOpenOptions options;
-    options.nbd.spawned_connections = 2;
-    options.nbd.spawned_request_bytes = 1 << 20;
-    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    Result<std::unique_ptr<Device>> opened = OpenHttp(web.Url("img"), 2);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Device& dev = **opened;
     auto read_async = [&](uint64_t off, std::vector<uint8_t>* buf) {
@@ -318,38 +351,23 @@ class HttpChangeTest : public ::testing::TestWithParam<bool> {};
 TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
   CLONEFS_REQUIRE_NGINX();
   const bool shrink = GetParam();
-  testing::TempDir dir;
-  ASSERT_TRUE(dir.ok());
-  ::chmod(dir.path().c_str(), 0755);
-  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
   std::mt19937_64 rng(testing::TestSeed());
   std::vector<uint8_t> content = testing::RandomBytes(rng, 8 << 20);
   std::vector<uint8_t> other = content;
   std::vector<uint8_t> changed = testing::RandomBytes(rng, 1 << 20);
   std::copy(changed.begin(), changed.end(), other.begin() + (3 << 20));
   if (shrink) other.resize(6 << 20);
-  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
-  ASSERT_TRUE(testing::WriteFile(dir.File("www/next"), other));
-  ::chmod(dir.File("www/img").c_str(), 0644);
-  ::chmod(dir.File("www/next").c_str(), 0644);
-  const int port = FreeLoopbackPort();
-  ASSERT_GT(port, 0);
-  Nginx nginx(dir.path());
-  ASSERT_TRUE(nginx.Start(port));
+  WebRoot web;
+  ASSERT_TRUE(web.Serve({{"img", &content}, {"next", &other}}));
   {
-    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
-    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     SourceOpenOptions options;
     options.nbd.spawned_connections = 2;
     options.timeout_ns = 20'000'000'000;
     options.nbd.identity_recheck_ns = 500'000'000;
-    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Device& dev = **opened;
-    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(dev, spec->display, "");
-    ASSERT_TRUE(id.ok()) << id.status().ToString();
-    dev.SetIdentityCheck(clone::RemoteIdentityCheck(*id, spec->display, ""));
-    ASSERT_EQ(std::rename(dir.File("www/next").c_str(), dir.File("www/img").c_str()), 0);
+    ASSERT_EQ(std::rename(web.File("next").c_str(), web.File("img").c_str()), 0);
 
     // The background copier's periodic check (SourceWatch, about once a
     // second), which is what starts the re-checks.
@@ -397,39 +415,26 @@ INSTANTIATE_TEST_SUITE_P(SameSizeAndShrunk, HttpChangeTest, ::testing::Bool());
 // seconds.
 TEST(HttpSourceTest, ARestartedWebServerIsReCheckedSoon) {
   CLONEFS_REQUIRE_NGINX();
-  testing::TempDir dir;
-  ASSERT_TRUE(dir.ok());
-  ::chmod(dir.path().c_str(), 0755);
-  ASSERT_EQ(::mkdir(dir.File("www").c_str(), 0755), 0);
   std::mt19937_64 rng(testing::TestSeed());
   std::vector<uint8_t> content = testing::RandomBytes(rng, 8 << 20);
   std::vector<uint8_t> other = content;
   std::vector<uint8_t> changed = testing::RandomBytes(rng, 1 << 20);
   std::copy(changed.begin(), changed.end(), other.begin() + (3 << 20));
-  ASSERT_TRUE(testing::WriteFile(dir.File("www/img"), content));
-  ASSERT_TRUE(testing::WriteFile(dir.File("www/next"), other));
-  ::chmod(dir.File("www/img").c_str(), 0644);
-  ::chmod(dir.File("www/next").c_str(), 0644);
-  const int port = FreeLoopbackPort();
-  ASSERT_GT(port, 0);
-  Nginx nginx(dir.path());
-  ASSERT_TRUE(nginx.Start(port));
+  WebRoot web;
+  ASSERT_TRUE(web.Serve({{"img", &content}, {"next", &other}}));
+  Nginx& nginx = web.nginx();
+  const int port = web.port();
   {
-    Result<SourceSpec> spec = ParseSource("http://127.0.0.1:" + std::to_string(port) + "/img");
-    ASSERT_TRUE(spec.ok()) << spec.status().ToString();
     SourceOpenOptions options;
     options.nbd.spawned_connections = 2;
     options.timeout_ns = 20'000'000'000;
     options.nbd.identity_recheck_ns = 60'000'000'000;
-    Result<std::unique_ptr<Device>> opened = OpenSource(*spec, options);
+    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), options);
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Device& dev = **opened;
-    Result<metadata::FileIdentity> id = clone::RemoteSourceIdentity(dev, spec->display, "");
-    ASSERT_TRUE(id.ok()) << id.status().ToString();
-    dev.SetIdentityCheck(clone::RemoteIdentityCheck(*id, spec->display, ""));
 
     nginx.Stop();
-    ASSERT_EQ(std::rename(dir.File("www/next").c_str(), dir.File("www/img").c_str()), 0);
+    ASSERT_EQ(std::rename(web.File("next").c_str(), web.File("img").c_str()), 0);
     std::vector<uint8_t> buf(64 << 10);
     std::thread reader([&] { (void)dev.Read(1 << 20, buf.data(), buf.size()); });
     // nbdkit's curl plugin fails the read (nothing listens), its retry
