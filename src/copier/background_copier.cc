@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <utility>
 
 #include "base/log.h"
 #include "copier/copy_unit.h"
@@ -262,7 +263,8 @@ void BackgroundCopier::IssuerLoop() {
       ahead = current_ != nullptr
                   ? IsPrefetch(current_->origin)
                   : !probe && prefetch_bytes_.load() < PrefetchRoom() &&
-                        (profile_pending_.load() || hints_.sequential_streams(now) != 0);
+                        (profile_pending_.load() ||
+                         hints_.sequential_streams(now, ReadHints::Streams::kDenseOnly) != 0);
       // (While the profile is pending, only its units are prefetch: PickUnit.)
       if (!ahead && !BusyAllowsIssue()) {
         Sleep(kBusyWaitNanos, gen);
@@ -607,7 +609,8 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, Scope scope, uint6
     // header); none while the profile is being replayed.
     if (BackgroundAllowed() && profile_idx_ < profile_.size()) return Pick::kNothing;
     const uint64_t max = probe ? 1 : std::min<uint64_t>(batch_.load(), max_regions);
-    for (const RegionRun& w : hints_.AheadWindows(now)) {
+    // Dense readers only: a sparse one's window is mostly what it skips.
+    for (const RegionRun& w : hints_.AheadWindows(now, ReadHints::Streams::kDenseOnly)) {
       if (TakeRunIn(w.first, w.end(), max, now, &budget, out, &next)) {
         *origin = CopyOrigin::kAhead;
         return Pick::kPicked;
@@ -627,12 +630,20 @@ BackgroundCopier::Pick BackgroundCopier::PickUnit(bool probe, Scope scope, uint6
     // only guesses.
     if (TakeProfile(max, now, &budget, out, origin) == Pick::kPicked) return Pick::kPicked;
     // No read-ahead while the profile is still being fetched: its guesses
-    // would take the link from what the workload will read.
-    for (const RegionRun& w : profile_idx_ < profile_.size() ? std::vector<RegionRun>{}
-                                                              : hints_.AheadWindows(now)) {
-      if (TakeRunIn(w.first, w.end(), max, now, &budget, out, &next)) {
-        *origin = CopyOrigin::kAhead;
-        return Pick::kPicked;
+    // would take the link from what the workload will read. A dense
+    // reader's window is read-ahead (not held to the rate when issued); a
+    // sparse reader's is copied as units near its reads are (held to it).
+    if (profile_idx_ >= profile_.size()) {
+      for (const auto& [which, kind] :
+           {std::pair{ReadHints::Streams::kDenseOnly, CopyOrigin::kAhead},
+            std::pair{ReadHints::Streams::kSparseOnly, CopyOrigin::kNear}}) {
+        if (scope == Scope::kPrefetch && kind != CopyOrigin::kAhead) break;
+        for (const RegionRun& w : hints_.AheadWindows(now, which)) {
+          if (TakeRunIn(w.first, w.end(), max, now, &budget, out, &next)) {
+            *origin = kind;
+            return Pick::kPicked;
+          }
+        }
       }
     }
     if (scope == Scope::kPrefetch) return Pick::kNothing;
@@ -672,11 +683,15 @@ int BackgroundCopier::ReadAheadStreams(uint64_t now_ns) const {
   // While the profile is replayed, no read-ahead; while background copying
   // is off, the profile is not replayed and read-ahead goes on (ORDER).
   if (BackgroundAllowed() && profile_pending_.load()) return 0;
-  return hints_.sequential_streams(now_ns);
+  // A sparse reader's window is copied only as background copying.
+  return hints_.sequential_streams(
+      now_ns, BackgroundAllowed() ? ReadHints::Streams::kAll : ReadHints::Streams::kDenseOnly);
 }
 
 bool BackgroundCopier::ReadAheadDue(uint64_t now_ns) const {
-  return prefetch_bytes_.load() < PrefetchRoom() && ReadAheadStreams(now_ns) != 0;
+  if (prefetch_bytes_.load() >= PrefetchRoom()) return false;
+  if (BackgroundAllowed() && profile_pending_.load()) return false;
+  return hints_.sequential_streams(now_ns, ReadHints::Streams::kDenseOnly) != 0;
 }
 
 void BackgroundCopier::SetProfile(std::vector<RegionRun> runs) {

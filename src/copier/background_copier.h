@@ -68,9 +68,12 @@
 // READ-AHEAD (SPEC §10: buffered readers get readahead comparable to
 //   reading the source directly; docs/design.md, "Read-ahead is the
 //   reader's")
-//   The read-ahead window of a sequential reader holds what the reader reads
-//   next: the copier fetches it on the reader's behalf, like the read it
-//   saves, not as background copying. Before anything else (unless the
+//   The read-ahead window of a dense sequential reader (one whose reads
+//   cover at least half of what it moves over: ReadHints) holds what the
+//   reader reads next: the copier fetches it on the reader's behalf, like
+//   the read it saves, not as background copying. (A sparse reader's window
+//   is mostly what it skips: it is taken in the background order only, under
+//   the rate, the threshold and enable/disable.) Before anything else (unless the
 //   profile is being replayed, or, while background copying runs, a probe
 //   of a source-wide backoff is due), the issuer takes a read-ahead unit
 //   (PickUnit, Scope::kAhead) while the prefetch bytes in flight are below
@@ -425,8 +428,8 @@ class BackgroundCopier {
   uint64_t StartUnit(bool probe, Scope scope, uint64_t max_bytes);
   // Whether background copying may run: enabled, threshold not 0.
   bool BackgroundAllowed() const { return enabled_.load() && threshold_.load() != 0; }
-  // Whether a sequential reader is read ahead of now and the prefetch room
-  // has room for more (READ-AHEAD).
+  // Whether a dense sequential reader is read ahead of now and the prefetch
+  // room has room for more (READ-AHEAD).
   bool ReadAheadDue(uint64_t now_ns) const;
   // The most bytes one unit or piece may hold: a unit of the rate ceiling,
   // and of the minimum pace too when `paced` (TokenBucket::UnitBytes).

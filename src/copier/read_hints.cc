@@ -44,6 +44,7 @@ bool ReadHints::NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t n
   }
   if (match != nullptr) {
     match->last_ns = std::max(match->last_ns, now_ns);  // never back in time
+    match->read += len;
     if (unhydrated) match->miss_ns = std::max(match->miss_ns, now_ns);
     if (end > match->end) {
       match->end = end;
@@ -54,7 +55,7 @@ bool ReadHints::NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t n
     }
     if (Sequential(*match)) return true;
   } else {
-    *victim = Stream{off, end, 0, 1, now_ns, unhydrated ? now_ns : 0};
+    *victim = Stream{off, end, 0, 1, len, now_ns, unhydrated ? now_ns : 0};
   }
   if (unhydrated) {
     const uint64_t r = geo_.RegionOf(off);
@@ -68,14 +69,14 @@ bool ReadHints::NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t n
   return false;
 }
 
-std::vector<RegionRun> ReadHints::AheadWindows(uint64_t now_ns) const {
+std::vector<RegionRun> ReadHints::AheadWindows(uint64_t now_ns, Streams which) const {
   std::vector<RegionRun> out;
   std::lock_guard<std::mutex> l(mu_);
   if (!enabled_) return out;
   const Stream* order[kStreams];
   int n = 0;
   for (const Stream& s : streams_) {
-    if (ReadAhead(s, now_ns) && s.window != 0 && s.end < geo_.image_size()) {
+    if (ReadAhead(s, now_ns, which) && s.window != 0 && s.end < geo_.image_size()) {
       order[n++] = &s;
     }
   }
@@ -121,10 +122,10 @@ size_t ReadHints::near_size() const {
   return near_.size();
 }
 
-int ReadHints::sequential_streams(uint64_t now_ns) const {
+int ReadHints::sequential_streams(uint64_t now_ns, Streams which) const {
   std::lock_guard<std::mutex> l(mu_);
   int n = 0;
-  for (const Stream& s : streams_) n += ReadAhead(s, now_ns);
+  for (const Stream& s : streams_) n += ReadAhead(s, now_ns, which);
   return n;
 }
 

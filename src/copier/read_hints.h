@@ -16,9 +16,16 @@
 //     unhydrated region in the last kMissNanos is read ahead of: a reader
 //     that finds everything hydrated (a replayed profile fetched it) needs
 //     no guesses. (A reader
-//     going round a few regions is not sequential: it never moves forward.) The window ahead of a sequential stream,
-//     [end, end + window), is what the copier hydrates first, so the reader
-//     finds it in dest. A stream no read continued for kStreamIdleNanos is
+//     going round a few regions is not sequential: it never moves forward.) The window ahead of a
+//     sequential stream, [end, end + window), is what the copier hydrates first, so the reader
+//     finds it in dest. A sequential stream is DENSE while its reads covered
+//     at least half of the bytes it moved over (Dense); a sparse one (a
+//     reader taking 4 KiB every 320 KiB) reads little of its window, so
+//     fetching that window is background copying by another name: the
+//     copier takes it only in the background order, as it takes the units
+//     near recent reads, under the rate and the threshold
+//     (AheadWindows(kDenseOnly) is the reader's own read-ahead).
+//     A stream no read continued for kStreamIdleNanos is
 //     forgotten; a read that continues no stream replaces the least recently
 //     used one.
 //   - Near recent reads: a read of an unhydrated region that continues no
@@ -77,9 +84,12 @@ class ReadHints {
   // continues a sequential stream (one seen at least twice before).
   bool NoteRead(uint64_t off, uint64_t len, bool unhydrated, uint64_t now_ns);
 
+  // Which streams: every sequential one, only the dense ones, or only the
+  // sparse ones (see above).
+  enum class Streams { kAll, kDenseOnly, kSparseOnly };
   // The read-ahead windows of the sequential streams active at now_ns, as
   // region runs clipped to the image, the most recently read first.
-  std::vector<RegionRun> AheadWindows(uint64_t now_ns) const;
+  std::vector<RegionRun> AheadWindows(uint64_t now_ns, Streams which = Streams::kAll) const;
 
   // The newest "near" hint, if any (false: none).
   bool FrontNear(RegionRun* out) const;
@@ -90,7 +100,7 @@ class ReadHints {
   // Counters for status: near hints pending; sequential streams being read
   // ahead of (see kMissNanos).
   size_t near_size() const;
-  int sequential_streams(uint64_t now_ns) const;
+  int sequential_streams(uint64_t now_ns, Streams which = Streams::kAll) const;
 
  private:
   struct Stream {
@@ -98,6 +108,7 @@ class ReadHints {
     uint64_t end = 0;       // byte offset just past the last read
     uint64_t window = 0;    // bytes hydrated ahead of `end` once sequential
     uint32_t hits = 0;      // reads that continued it (1: just started)
+    uint64_t read = 0;      // bytes of the reads that continued it (and started it)
     uint64_t last_ns = 0;   // when it was last read; 0: free slot
     uint64_t miss_ns = 0;   // when a read of it last touched an unhydrated region; 0: never
   };
@@ -110,8 +121,12 @@ class ReadHints {
   static bool Sequential(const Stream& s) {
     return s.hits >= kMinHits && s.end - s.start >= kMinSequentialBytes;
   }
-  bool ReadAhead(const Stream& s, uint64_t now_ns) const {
-    return Active(s, now_ns) && Sequential(s) && s.miss_ns != 0 && now_ns < s.miss_ns + kMissNanos;
+  // Its reads covered at least half of what it moved over.
+  static bool Dense(const Stream& s) { return s.read >= (s.end - s.start) / 2; }
+  bool ReadAhead(const Stream& s, uint64_t now_ns, Streams which) const {
+    return Active(s, now_ns) && Sequential(s) && s.miss_ns != 0 &&
+           now_ns < s.miss_ns + kMissNanos &&
+           (which == Streams::kAll || Dense(s) == (which == Streams::kDenseOnly));
   }
 
   const RegionGeometry geo_;

@@ -415,6 +415,55 @@ TEST(ReadAhead, GoesOnWhileHydrationIsDisabled) { ReadAheadUnder(Limit::kDisable
 TEST(ReadAhead, GoesOnAtThresholdZero) { ReadAheadUnder(Limit::kThresholdZero); }
 TEST(ReadAhead, IsNotHeldToTheRate) { ReadAheadUnder(Limit::kLowRate); }
 
+// A sparse forward reader (4 KiB every 5 regions) is sequential, but its
+// window is mostly what it skips: reading ahead of it is background copying
+// by another name. So it is not the reader's read-ahead: with background
+// copying disabled nothing is fetched ahead of it, and under a low rate the
+// copier fetches no more than the rate. (It was read ahead of like a dense
+// reader, unpaced and past --no-hydration: 50 MiB fetched for a reader of
+// 160 pieces of 4 KiB, in a session's report.)
+void SparseReaderUnder(Limit limit) {
+  const uint64_t regions = 1024;  // 64 MiB
+  Rig rig(regions * kRegion, kRegion, test::RandomContent(regions * kRegion, 17, 0));
+  EngineOptions o;
+  o.commit_interval_ms = 0;
+  o.copy_on_read = false;
+  o.read_hints = true;
+  constexpr uint64_t kRate = 64 << 10;
+  if (limit == Limit::kDisabled) o.knobs.hydration_enabled = false;
+  if (limit == Limit::kLowRate) o.knobs.rate_bytes_per_s = kRate;
+  ASSERT_OK(rig.Open(o));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<uint8_t> buf(4096);
+  for (uint64_t off = 0; off + buf.size() <= 400 * kRegion; off += 5 * kRegion) {
+    ASSERT_OK(rig.engine->Read(off, buf.data(), buf.size()));
+    ASSERT_EQ(buf, Slice(rig.source_content, off, buf.size())) << off;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  if (limit == Limit::kLowRate) {
+    EXPECT_GE(rig.engine->Stats().sequential_readers, 1u) << "a forward reader, read ahead of";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const EngineStats s = rig.engine->Stats();
+  EXPECT_EQ(s.ahead_regions, 0u) << "no read-ahead of the reader's own";
+  if (limit == Limit::kDisabled) {
+    EXPECT_EQ(s.copier_source_bytes, 0u);
+    EXPECT_EQ(s.hydrated_regions, 0u);
+    EXPECT_EQ(s.sequential_readers, 0u) << "status claims no read-ahead it does not do";
+  } else {
+    // The rate bounds it: rate * T + 100 ms of burst + one unit.
+    EXPECT_LE(s.copier_source_bytes, static_cast<uint64_t>(kRate * secs) + kRate / 10 + kRate)
+        << secs << " s";
+    EXPECT_GT(s.near_regions, 0u) << "its window is still copied, as background";
+  }
+}
+
+TEST(ReadAhead, ASparseReaderIsNotReadAheadOfWhileHydrationIsDisabled) {
+  SparseReaderUnder(Limit::kDisabled);
+}
+TEST(ReadAhead, ASparseReadersWindowIsHeldToTheRate) { SparseReaderUnder(Limit::kLowRate); }
+
 // A reader going round the same few regions is not a sequential reader: no
 // read-ahead, the pace holds.
 TEST(ReadAhead, AReaderGoingRoundIsNotSequential) {
