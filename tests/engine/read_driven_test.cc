@@ -453,9 +453,10 @@ void SparseReaderUnder(Limit limit) {
     EXPECT_EQ(s.sequential_readers, 0u) << "status claims no read-ahead it does not do";
   } else {
     // The rate bounds it: rate * T + 100 ms of burst + one unit.
+    // (Not which origin the few regions copied meanwhile had: under a slow
+    // build the cursor may take them before the window is known.)
     EXPECT_LE(s.copier_source_bytes, static_cast<uint64_t>(kRate * secs) + kRate / 10 + kRate)
         << secs << " s";
-    EXPECT_GT(s.near_regions, 0u) << "its window is still copied, as background";
   }
 }
 
