@@ -31,4 +31,21 @@ bool HasControlCharacter(std::string_view s) {
   return false;
 }
 
+std::string ShellWord(std::string_view v) {
+  if (!v.empty() &&
+      v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                          "_-.,/:=+@%") == std::string_view::npos) {
+    return std::string(v);
+  }
+  std::string out = "'";
+  for (char c : v) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
 }  // namespace clonefs

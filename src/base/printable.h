@@ -17,4 +17,9 @@ std::string Printable(std::string_view s);
 // True if `s` holds a control character (one Printable would escape).
 bool HasControlCharacter(std::string_view s);
 
+// `v` as one word for a POSIX shell, to paste into a command: bare when it
+// holds only letters, digits and _-.,/:=+@%, else single-quoted (a ' as '\'').
+// "" is ''.
+std::string ShellWord(std::string_view v);
+
 }  // namespace clonefs

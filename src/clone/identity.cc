@@ -76,6 +76,16 @@ Result<struct stat> Stat(const std::string& path) {
 
 int64_t Nanos(const struct timespec& t) { return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec; }
 
+// OK if the source's identity `now` is the `recorded` one, else Mismatch
+// listing what differs (the IdentityCheck answer).
+Status SameSource(const metadata::FileIdentity& recorded, const metadata::FileIdentity& now) {
+  std::string what;
+  for (const std::string& d : metadata::IdentityDifferences("source", recorded, now)) {
+    what += (what.empty() ? "" : "; ") + d;
+  }
+  return what.empty() ? Status::OK() : Status::Mismatch(what);
+}
+
 }  // namespace
 
 Result<uint64_t> Fingerprint(Device& dev) {
@@ -130,11 +140,7 @@ Device::IdentityCheck RemoteIdentityCheck(const metadata::FileIdentity& recorded
   return [recorded, uri, export_key](Device& view) -> Status {
     CLONEFS_ASSIGN_OR_RETURN(metadata::FileIdentity now,
                              RemoteSourceIdentity(view, uri, export_key));
-    std::string what;
-    for (const std::string& d : metadata::IdentityDifferences("source", recorded, now)) {
-      what += (what.empty() ? "" : "; ") + d;
-    }
-    return what.empty() ? Status::OK() : Status::Mismatch(what);
+    return SameSource(recorded, now);
   };
 }
 
@@ -142,11 +148,7 @@ Device::IdentityCheck LocalIdentityCheck(const metadata::FileIdentity& recorded,
                                          const std::string& path) {
   return [recorded, path](Device& view) -> Status {
     CLONEFS_ASSIGN_OR_RETURN(metadata::FileIdentity now, SourceIdentity(view, path));
-    std::string what;
-    for (const std::string& d : metadata::IdentityDifferences("source", recorded, now)) {
-      what += (what.empty() ? "" : "; ") + d;
-    }
-    return what.empty() ? Status::OK() : Status::Mismatch(what);
+    return SameSource(recorded, now);
   };
 }
 

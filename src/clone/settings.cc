@@ -4,6 +4,7 @@
 #include <cstring>
 #include <set>
 
+#include "base/printable.h"
 #include "metadata/crc32c.h"
 
 namespace clonefs::clone {
@@ -159,24 +160,6 @@ class Reader {
   std::string_view b_;
   size_t pos_ = 0;
 };
-
-// A value for the shell: bare when it needs no quoting, else single-quoted.
-std::string ShellWord(const std::string& v) {
-  if (!v.empty() &&
-      v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                          "_-.,/:=+@%") == std::string::npos) {
-    return v;
-  }
-  std::string out = "'";
-  for (char c : v) {
-    if (c == '\'') {
-      out += "'\\''";
-    } else {
-      out += c;
-    }
-  }
-  return out + "'";
-}
 
 // 1048576 -> "1M"; sizes that are not whole K/M/G/T stay in bytes.
 std::string SizeWord(uint64_t v) {

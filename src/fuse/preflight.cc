@@ -75,9 +75,11 @@ std::vector<NamedPath> PathsOffTheMount(const MountOptions& o) {
           {"log file", &o.log_file}};
 }
 
-Status InsideMountpoint(const char* what, const std::string& path, const std::string& mp) {
+// `how`: "" for a path spelled under the mount point, else how it gets there.
+Status InsideMountpoint(const char* what, const std::string& path, const std::string& mp,
+                        const std::string& how = "") {
   return Status::InvalidArgument(std::string(what) + " " + path + " lies inside the mount point " +
-                                 mp + "; put it elsewhere");
+                                 mp + how + "; put it elsewhere");
 }
 
 // The check of CheckPathLayout by inode, for paths that reach the mount
@@ -86,9 +88,8 @@ Status CheckNotReachingMountpoint(const MountOptions& o, const struct stat& mp_s
   for (const auto& p : PathsOffTheMount(o)) {
     if (p.path->empty() || p.path->front() != '/') continue;  // a remote source
     if (ReachesDirectory(*p.path, mp_st)) {
-      return Status::InvalidArgument(
-          std::string(p.what) + " " + *p.path + " lies inside the mount point " + o.mountpoint +
-          " (it is reached through a symlink or a bind mount); put it elsewhere");
+      return InsideMountpoint(p.what, *p.path, o.mountpoint,
+                              " (it is reached through a symlink or a bind mount)");
     }
   }
   return Status::OK();
@@ -164,15 +165,6 @@ Status CheckDestBeforeOpen(const MountOptions& o, bool* exists,
 // (which says "restore the source and mount again") -- how to mount again;
 // "" otherwise.
 std::string MtimeOnlyRemedy(const std::string& message, const MountOptions& o) {
-  auto shell_word = [](const std::string& v) {
-    if (v.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.,/:"
-                            "=+@%") == std::string::npos) {
-      return v;
-    }
-    std::string q = "'";
-    for (char c : v) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-  };
   const std::string lead = "belongs to a different clone: ";
   const size_t at = message.find(lead);
   if (at == std::string::npos) return "";
@@ -190,7 +182,7 @@ std::string MtimeOnlyRemedy(const std::string& message, const MountOptions& o) {
          " is unchanged since the clone last used it (put back "
          "from a copy, or truncated back to its size), give it back that time and mount again: "
          "touch -m -d " +
-         when + " " + shell_word(o.source) +
+         when + " " + ShellWord(o.source) +
          "; if its content changed, start a new clone "
          "with a new dest";
 }

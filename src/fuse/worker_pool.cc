@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 #define FUSE_USE_VERSION 314
@@ -18,13 +19,6 @@
 
 namespace clonefs::fuse {
 
-namespace {
-uint64_t MonotonicNanos() {
-  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now().time_since_epoch())
-                                   .count());
-}
-}  // namespace
 namespace {
 
 constexpr size_t kPage = 4096;
@@ -134,7 +128,7 @@ void WorkerPool::Serve(Worker* w) {
     {
       std::lock_guard<std::mutex> l(mu_);
       --waiting_;
-      if (waiting_ == 0) none_waiting_since_ns_ = MonotonicNanos();
+      if (waiting_ == 0) none_waiting_since_ns_ = Clock::Real()->NowNanos();
       stopping = stopping_;
       grow = res > 0 && waiting_ == 0 && !stopping_ && workers_.size() < max_threads_;
     }
@@ -195,8 +189,9 @@ Status WorkerPool::Run() {
         error = error_;
         break;
       }
-      add_reader = none_waiting_since_ns_ != 0 &&
-                   MonotonicNanos() - none_waiting_since_ns_ >= kBusyCheckMillis * 1'000'000ull;
+      add_reader =
+          none_waiting_since_ns_ != 0 &&
+          Clock::Real()->NowNanos() - none_waiting_since_ns_ >= kBusyCheckMillis * 1'000'000ull;
     }
     // Every worker has been inside a request for a while (a stalled source,
     // with readers waiting for its timeout): nobody reads /dev/fuse, so the
