@@ -223,12 +223,14 @@ std::string RedactSource(const std::string& arg) {
   if (spec.ok()) return spec->display;
   Result<UriParts> parts = SplitUri(arg);
   if (parts.ok()) return parts->redacted;
-  // Unparseable: hide whatever userinfo there is.
-  const size_t begin = arg.find("://") + 3;
-  const size_t end = arg.find_first_of("/?#", begin);
-  const size_t at = arg.rfind('@', end == std::string::npos ? std::string::npos : end - 1);
-  if (at == std::string::npos || at < begin) return arg;
-  return arg.substr(0, begin) + "***" + arg.substr(at);
+  // Unparseable: the secrets SecretSpans finds in any text, and whatever
+  // userinfo there is.
+  const std::string r = RedactSecrets(arg);
+  const size_t begin = r.find("://") + 3;
+  const size_t end = r.find_first_of("/?#", begin);
+  const size_t at = r.rfind('@', end == std::string::npos ? std::string::npos : end - 1);
+  if (at == std::string::npos || at < begin) return r;
+  return r.substr(0, begin) + "***" + r.substr(at);
 }
 
 std::string SourceIdentityKey(const SourceSpec& spec) {

@@ -63,6 +63,16 @@ std::vector<std::pair<size_t, size_t>> SecretSpans(std::string_view uri) {
   return spans;
 }
 
+std::string RedactSecrets(std::string_view uri) {
+  std::string out;
+  size_t kept = 0;
+  for (const auto& [begin, end] : SecretSpans(uri)) {
+    out.append(uri.substr(kept, begin - kept)).append("***");
+    kept = end;
+  }
+  return out.append(uri.substr(kept));
+}
+
 bool LooksLikeUri(std::string_view arg) {
   if (arg.empty() || !std::isalpha(static_cast<unsigned char>(arg[0]))) return false;
   size_t i = 1;
@@ -134,12 +144,7 @@ Result<UriParts> SplitUri(const std::string& uri) {
   if (auth_end == std::string::npos) auth_end = uri.size();
   std::string_view authority(uri.data() + auth_begin, auth_end - auth_begin);
 
-  size_t kept = 0;
-  for (const auto& [begin, end] : SecretSpans(uri)) {
-    p.redacted += uri.substr(kept, begin - kept) + "***";
-    kept = end;
-  }
-  p.redacted += uri.substr(kept);
+  p.redacted = RedactSecrets(uri);
   size_t at = authority.rfind('@');
   if (at != std::string_view::npos) {
     p.has_userinfo = true;

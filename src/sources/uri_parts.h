@@ -25,7 +25,7 @@ struct UriParts {
   std::string path;      // raw (not decoded): "" or starting with '/'
   std::string query;     // raw, without the '?'
   std::string fragment;  // raw, without the '#'
-  // `uri` with every SecretSpans range replaced by "***".
+  // RedactSecrets(uri).
   std::string redacted;
 };
 
@@ -44,6 +44,8 @@ bool IsSecretQueryKey(std::string_view key);
 // command line overwrites them in its own arguments. Works on any text:
 // none without "://". In order, not overlapping, none empty.
 std::vector<std::pair<size_t, size_t>> SecretSpans(std::string_view uri);
+// `uri` with every SecretSpans range replaced by "***".
+std::string RedactSecrets(std::string_view uri);
 
 // True if `arg` starts with "SCHEME://" where SCHEME is a letter followed by
 // letters, digits, '+', '-' or '.'.

@@ -195,6 +195,9 @@ TEST(SourceSpecTest, RedactSourceHidesPasswordsOnly) {
   // Unparseable (bad escape, unknown scheme): still no password.
   EXPECT_EQ(RedactSource("http://u:s3%ZZ@h/x").find("s3"), std::string::npos);
   EXPECT_EQ(RedactSource("gopher://u:hunter2@h/x"), "gopher://u:***@h/x");
+  // Unparseable (a bad port, a bad escape in the user): no query secret either.
+  EXPECT_EQ(RedactSource("https://h:0/d?sig=S3cret"), "https://h:0/d?sig=***");
+  EXPECT_EQ(RedactSource("https://u%zz:pw@h/d?token=T0k"), "https://***@h/d?token=***");
 }
 
 TEST(SourceSpecTest, NbdkitSaidAndAdvice) {
