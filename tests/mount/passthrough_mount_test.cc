@@ -69,6 +69,16 @@ class PassthroughMountTest : public ::testing::Test {
     return false;
   }
 
+  // Mounts a clone of a new random source (`seed`) with `args` and waits
+  // until it is complete; *model: the source's bytes.
+  void MountCompleteClone(int seed, const std::string& args, std::vector<uint8_t>* model) {
+    WriteRandomFile(c_.src, kSize, seed);
+    *model = ReadAll(c_.src);
+    RunResult m = c_.Mount(args);
+    ASSERT_EQ(m.code, 0) << m.out;
+    ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  }
+
   CloneDir c_;
   std::string skipped_;
 };
@@ -169,11 +179,8 @@ TEST_F(PassthroughMountTest, OpensAfterCompletionAreServedByTheKernelFromDest) {
 // to the image's size within about a second and goes on serving, instead of
 // taking dest for changed by another program and failing every request.
 TEST_F(PassthroughMountTest, AnAppendThroughPassthroughIsCutBackAndTheCloneGoesOn) {
-  WriteRandomFile(c_.src, kSize, 23);
-  const std::vector<uint8_t> model = ReadAll(c_.src);
-  RunResult m = c_.Mount("--region-size 64K");
-  ASSERT_EQ(m.code, 0) << m.out;
-  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  std::vector<uint8_t> model;
+  ASSERT_NO_FATAL_FAILURE(MountCompleteClone(23, "--region-size 64K", &model));
   control::StatusReport st = Status(c_.mnt);
   if (!RequireActive(st)) {
     if (!skipped_.empty()) GTEST_SKIP() << skipped_;
@@ -201,11 +208,8 @@ TEST_F(PassthroughMountTest, AnAppendThroughPassthroughIsCutBackAndTheCloneGoesO
 }
 
 TEST_F(PassthroughMountTest, NoPassthroughKeepsEveryOpenWithTheDaemon) {
-  WriteRandomFile(c_.src, kSize, 22);
-  const std::vector<uint8_t> model = ReadAll(c_.src);
-  RunResult m = c_.Mount("--region-size 64K --no-passthrough");
-  ASSERT_EQ(m.code, 0) << m.out;
-  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  std::vector<uint8_t> model;
+  ASSERT_NO_FATAL_FAILURE(MountCompleteClone(22, "--region-size 64K --no-passthrough", &model));
   control::StatusReport st = Status(c_.mnt);
   ASSERT_TRUE(st.hydration_done);
   EXPECT_EQ(st.fuse.passthrough, "off: disabled (--no-passthrough)");
@@ -222,7 +226,7 @@ TEST_F(PassthroughMountTest, NoPassthroughKeepsEveryOpenWithTheDaemon) {
   RunResult u = c_.Unmount();
   ASSERT_EQ(u.code, 0) << u.out;
   // Stored with the clone, like the other FUSE options; --passthrough undoes it.
-  m = c_.Mount();
+  RunResult m = c_.Mount();
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_EQ(Status(c_.mnt).fuse.passthrough, "off: disabled (--no-passthrough)");
   ASSERT_EQ(c_.Unmount().code, 0);
