@@ -53,6 +53,11 @@ control::StatusReport Status(const std::string& mnt) {
 class PassthroughMountTest : public ::testing::Test {
  protected:
   void SetUp() override { CLONEFS_REQUIRE_MOUNTABLE(); }
+  void TearDown() override {
+    if (!src_sha_.empty()) {
+      EXPECT_EQ(Sha256(c_.src), src_sha_) << "the source must never change";
+    }
+  }
 
   // Skips (or fails, see the top) unless the daemon says passthrough is active.
   bool RequireActive(const control::StatusReport& st) {
@@ -73,6 +78,7 @@ class PassthroughMountTest : public ::testing::Test {
   // until it is complete; *model: the source's bytes.
   void MountCompleteClone(int seed, const std::string& args, std::vector<uint8_t>* model) {
     WriteRandomFile(c_.src, kSize, seed);
+    src_sha_ = Sha256(c_.src);
     *model = ReadAll(c_.src);
     RunResult m = c_.Mount(args);
     ASSERT_EQ(m.code, 0) << m.out;
@@ -81,10 +87,12 @@ class PassthroughMountTest : public ::testing::Test {
 
   CloneDir c_;
   std::string skipped_;
+  std::string src_sha_;  // the source's, checked at the end when set
 };
 
 TEST_F(PassthroughMountTest, OpensAfterCompletionAreServedByTheKernelFromDest) {
   WriteRandomFile(c_.src, kSize, 21);
+  src_sha_ = Sha256(c_.src);
   std::vector<uint8_t> model = ReadAll(c_.src);
   ASSERT_EQ(model.size(), kSize);
   RunResult m = c_.Mount("--region-size 64K --no-hydration");
