@@ -432,8 +432,8 @@ TEST_F(RemoteSourceTest, KilledReadersExitWhenEveryWorkerWaitsForTheSource) {
     if (reader == 0) {
       int fd = open(c_.exposed().c_str(), O_RDONLY);
       char buf[4096];
-      (void)!pread(fd, buf, sizeof(buf), (1 << 20) * (i + 1));
-      _exit(0);
+      const ssize_t n = pread(fd, buf, sizeof(buf), (1 << 20) * (i + 1));
+      _exit(n == sizeof(buf) ? 0 : n < 0 ? 100 + errno : 99);
     }
     readers.push_back(reader);
   }
@@ -441,7 +441,10 @@ TEST_F(RemoteSourceTest, KilledReadersExitWhenEveryWorkerWaitsForTheSource) {
   // take a read each; the readers must still be waiting then.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   int st = 0;
-  for (pid_t r : readers) EXPECT_EQ(waitpid(r, &st, WNOHANG), 0) << "should wait for the source";
+  for (pid_t r : readers) {
+    EXPECT_EQ(waitpid(r, &st, WNOHANG), 0)
+        << "should wait for the source; exit status " << WEXITSTATUS(st);
+  }
   for (pid_t r : readers) kill(r, SIGKILL);
   const auto t0 = std::chrono::steady_clock::now();
   for (pid_t r : readers) waitpid(r, &st, 0);

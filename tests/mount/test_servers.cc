@@ -131,7 +131,14 @@ bool NbdkitServer::StopWithin(int seconds) {
   return exited;
 }
 void NbdkitServer::Pause() {
-  if (pid_ > 0) kill(pid_, SIGSTOP);
+  if (pid_ <= 0) return;
+  kill(pid_, SIGSTOP);
+  // kill() returns before every thread has stopped: one still running could
+  // answer a request sent just after. The stop is reported to the parent
+  // once the whole group has stopped.
+  int st = 0;
+  while (waitpid(pid_, &st, WUNTRACED) < 0 && errno == EINTR) {
+  }
 }
 void NbdkitServer::Resume() {
   if (pid_ > 0) kill(pid_, SIGCONT);

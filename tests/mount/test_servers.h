@@ -29,7 +29,7 @@ class NbdkitServer {
   // SIGTERM, and true if nbdkit exits within `seconds` (it waits for its
   // clients to disconnect first); else SIGKILL. Reaped either way.
   bool StopWithin(int seconds);
-  void Pause();   // SIGSTOP: a stalled server
+  void Pause();   // SIGSTOP, and waits until every thread has stopped
   void Resume();  // SIGCONT
   pid_t pid() const { return pid_; }
   // nbd+unix:///?socket=SOCKET
