@@ -173,9 +173,19 @@ void NbdConnection::Run() {
       queue_.clear();
     }
     uint64_t now = MonoNow();
-    if (state_->has_fatal()) FailAll(state_->fatal());
+    if (state_->has_fatal()) {
+      FailAll(state_->fatal());
+      // Nothing more is read from a source that changed. A piece in flight
+      // holds its op until the server answers (a direct piece's buffer is
+      // its caller's), which a server refusing every request (HTTP 412,
+      // retried by nbdkit's retry filter) does only at the timeout: the
+      // connection is closed, which retires them, and not made again.
+      if (!inflight_.empty() && (phase_ == Phase::kReady || phase_ == Phase::kVerifying)) {
+        ConnectionLost("the source changed");
+      }
+    }
     ExpireDeadlines(now);
-    if (phase_ == Phase::kDown && now >= next_attempt_ns_) StartConnect();
+    if (phase_ == Phase::kDown && now >= next_attempt_ns_ && !state_->has_fatal()) StartConnect();
     StepVerify();
     if (phase_ == Phase::kConnecting && now >= connect_started_ns_ + state_->timeout_ns) {
       ConnectionLost("no answer within " + FormatTimeout(state_->timeout_ns));
@@ -391,14 +401,17 @@ void NbdConnection::ConnectionLost(const std::string& libnbd_reason) {
     first_cv_.notify_all();
     return;
   }
-  if (was_ready) {
+  if (was_ready && state_->has_fatal()) {
+    CLONEFS_LOG_INFO("connection %d to %s closed: the source changed", index_,
+                     state_->display.c_str());
+  } else if (was_ready) {
     std::string msg = "connection to " + state_->display + " lost: " + reason;
     CLONEFS_LOG_WARN("%s; reconnecting", msg.c_str());
     state_->RecordError(msg);
     reconnecting_since_unix_.store(WallNowNanos(), std::memory_order_release);
     stalled_since_unix_.store(0, std::memory_order_release);
     if (MonoNow() - ready_since_ns_ >= kStableNs) backoff_ns_ = kBackoffMinNs;
-  } else {
+  } else if (!state_->has_fatal()) {
     state_->RecordError("reconnecting to " + state_->display + ": " + reason);
   }
   phase_ = Phase::kDown;

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "sources/buffer_pool.h"
 #include "sources/extent_cache.h"
+#include "sources/http_validator.h"
 #include "sources/nbd_connection.h"
 #include "sources/nbd_request.h"
 #include "sources/nbd_source_state.h"
@@ -105,6 +106,14 @@ class NbdDevice final : public Device {
   // Arms the check of an http(s):// source's answers (RangeCheck). Called
   // once, by OpenNbdSource, before the device is handed out.
   void SetRangeCheck(std::unique_ptr<const RangeCheck> check) { range_check_ = std::move(check); }
+
+  // Gives the validator every request carries (http_validator.h), so that
+  // the re-check asks the server for it again first. Called once, by
+  // OpenNbdSource, before the device is handed out.
+  void SetValidator(const SourceSpec& spec, HttpValidator validator) {
+    validated_spec_ = spec;
+    validator_ = std::move(validator);
+  }
 
   void Release() override;
 
@@ -210,7 +219,13 @@ class NbdDevice final : public Device {
   // Starts the identity re-check on the probe thread if one is due (see
   // nbd_device.h, IDENTITY).
   void MaybeRecheck();
-  void Recheck();
+  // `all_up`: every connection was up when it was started; else only the
+  // validator is asked for (a connection's nbdkit cannot open a replaced
+  // file: its own HEAD carries the precondition too).
+  void Recheck(bool all_up);
+  // The validator asked for again: Mismatch naming the change, OK if it is
+  // unchanged or there is none, the fetch's error if it failed.
+  Status CheckValidator();
   // The re-check through a connection of its own: a spawned source's, and
   // an NBD source's when the check through the device's failed.
   Status RecheckFresh();
@@ -232,6 +247,9 @@ class NbdDevice final : public Device {
   std::atomic<size_t> next_conn_{0};
   ExtentCache cache_;
   std::unique_ptr<const RangeCheck> range_check_;  // set before use; http(s) only
+  SourceSpec validated_spec_;                      // set before use; http(s) only
+  HttpValidator validator_;                        // set before use; empty: none
+  std::atomic<bool> stop_validator_{false};        // StopRechecks: a HEAD gives up
   const std::shared_ptr<BufferPool> buffers_ = std::make_shared<BufferPool>(kPooledBufferBytes);
 
   // The identity re-check. LOCK ORDER: probe_mu_ before NbdConnection's.
@@ -314,9 +332,11 @@ void NbdDevice::SetIdentityCheck(IdentityCheck check) {
 
 void NbdDevice::MaybeRecheck() {
   if (recheck_ns_ == 0) return;
-  for (const auto& c : conns_) {
-    if (!c->up()) return;  // a reconnect checks it anyway
-  }
+  bool all_up = true;
+  for (const auto& c : conns_) all_up = all_up && c->up();
+  // A reconnect checks the source anyway, unless requests carry a
+  // validator: a replaced file then fails every reconnect.
+  if (!all_up && validator_.empty()) return;
   const uint64_t now = MonoNow();
   std::lock_guard<std::mutex> l(probe_mu_);
   if (!check_ || probe_running_ || closing_) return;
@@ -328,16 +348,25 @@ void NbdDevice::MaybeRecheck() {
   errors_at_probe_ = errors;
   probe_running_ = true;
   if (probe_thread_.joinable()) probe_thread_.join();  // it has ended: probe_running_ was false
-  probe_thread_ = std::thread([this] { Recheck(); });
+  probe_thread_ = std::thread([this, all_up] { Recheck(all_up); });
 }
 
-void NbdDevice::Recheck() {
+Status NbdDevice::CheckValidator() {
+  if (validator_.empty()) return Status::OK();
+  CLONEFS_ASSIGN_OR_RETURN(
+      HttpValidator now, FetchHttpValidator(validated_spec_, state_->timeout_ns, &stop_validator_));
+  const std::string change = ValidatorChange(validator_, now);
+  return change.empty() ? Status::OK() : Status::Mismatch(change);
+}
+
+void NbdDevice::Recheck(bool all_up) {
   IdentityCheck check;
   {
     std::lock_guard<std::mutex> l(probe_mu_);
     check = check_;
   }
-  Status s = state_->target.spawned() ? RecheckFresh() : check(*this);
+  Status s = CheckValidator();
+  if (!s.IsMismatch() && all_up) s = state_->target.spawned() ? RecheckFresh() : check(*this);
   if (!state_->target.spawned() && !s.ok() && !s.IsMismatch() &&
       s.code() != Status::Code::kAborted && !gate_.closed()) {
     // An NBD server tells the size only at the handshake: an export that
@@ -353,7 +382,9 @@ void NbdDevice::Recheck() {
     state_->RecordError(msg);
     state_->SetFatal(Status::Mismatch(msg));
     cache_.Clear();
-  } else if (!s.ok() && !s.IsMismatch() && s.code() != Status::Code::kAborted && !gate_.closed()) {
+  } else if (all_up && !s.ok() && !s.IsMismatch() && s.code() != Status::Code::kAborted &&
+             !gate_.closed()) {
+    // (With a connection down, the reconnect says why.)
     CLONEFS_LOG_WARN("could not re-check that %s is unchanged: %s", state_->display.c_str(),
                      s.message().c_str());
   }
@@ -502,6 +533,7 @@ Result<Extent> NbdDevice::ExtentAt(uint64_t off) {
 void NbdDevice::StopRechecks() {
   std::lock_guard<std::mutex> l(probe_mu_);
   closing_ = true;  // no new identity re-check
+  stop_validator_ = true;
   if (probe_conn_ != nullptr) probe_conn_->Stop();
 }
 
@@ -595,6 +627,30 @@ bool Executable(const std::string& binary) {
   return false;
 }
 
+// The validator of an http(s):// source (http_validator.h), or none, with a
+// log line saying which and what it guards against.
+HttpValidator LearnValidator(const SourceSpec& spec, const NbdSourceOptions& options) {
+  Result<HttpValidator> v = FetchHttpValidator(spec, options.timeout_ns);
+  if (!v.ok()) {
+    // nbdkit's own HEAD says more if the server is really unreachable.
+    CLONEFS_LOG_WARN("%s; a file replaced under the URL is found only by the identity re-checks",
+                     v.status().message().c_str());
+    return {};
+  }
+  if (v->empty()) {
+    CLONEFS_LOG_WARN(
+        "the web server gives neither a strong ETag nor a Last-Modified date for %s: a file "
+        "replaced under the URL is found only by the identity re-checks",
+        spec.display.c_str());
+  } else {
+    CLONEFS_LOG_INFO(
+        "every request for %s carries '%s': the web server refuses it if the file "
+        "under the URL is replaced",
+        spec.display.c_str(), v->Precondition().c_str());
+  }
+  return *v;
+}
+
 Status CannotConnect(const SourceSpec& spec, const Status& why, const std::string& nbdkit_said) {
   std::string msg = "cannot connect to " + spec.display + ": ";
   std::string advice = "check that the server is running and the URI is right";
@@ -642,6 +698,11 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
     target.argv.push_back("retry-exponential=no");
     target.argv.push_back("retry-delay=1");
     target.argv.push_back("retries=" + std::to_string(seconds));
+  }
+  HttpValidator validator;
+  if (spec.kind == SourceSpec::Kind::kHttp) {
+    validator = LearnValidator(spec, options);
+    if (!validator.empty()) target.argv.push_back("header=" + validator.Precondition());
   }
   auto state = std::make_shared<NbdSourceState>(spec.display, target, options.timeout_ns);
 
@@ -711,6 +772,7 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
     CLONEFS_RETURN_IF_ERROR(dev->Read(0, head.data(), head.size()));
     dev->SetRangeCheck(std::make_unique<const RangeCheck>(std::move(head)));
   }
+  if (!validator.empty()) dev->SetValidator(spec, std::move(validator));
   return std::unique_ptr<Device>(std::move(dev));
 }
 

@@ -104,9 +104,15 @@
 //     source always through a fresh nbdkit. A fresh connection's handshake
 //     gives the source's current size (an NBD server says it once per
 //     connection, the curl plugin learns it once, at its start).
+// For an http(s):// source whose server gave a validator at open
+// (http_validator.h; every nbdkit then sends it as a precondition, so a
+// replaced file is refused, 412), the re-check first asks for the
+// validator again, and a changed one is a Mismatch; this part runs even
+// while connections are down (a replaced file fails their reconnects).
 // A Mismatch from either makes the source fatal as a size change does
 // (every request, every answer still to arrive and CheckUnchanged fail with
-// it; the cached extents are dropped); an error that says nothing (a read
+// it; the cached extents are dropped; a connection with pieces in flight is
+// closed, retiring them, and no connection is made again); an error that says nothing (a read
 // of the check failed) drops the reconnected connection, or is logged for a
 // periodic check. One check reads 35 samples (320 KiB), issued at once.
 //
@@ -210,7 +216,10 @@ struct NbdSourceOptions {
 // not open the URL, with the last lines nbdkit wrote on its standard error
 // -- an HTTP status, "server does not support 'range'" -- and, for
 // http(s), what to do about it); IoError if the connections disagree about
-// the size.
+// the size. For http(s):// it first asks the server for the file's
+// validator (FetchHttpValidator, within the timeout) and gives each nbdkit
+// its precondition; a server that gives none, or a HEAD that fails, is
+// logged and the source opened without one.
 Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
                                               const NbdSourceOptions& options);
 

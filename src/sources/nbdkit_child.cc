@@ -203,6 +203,11 @@ std::string NbdkitAdvice(const std::string& said) {
              ": access was refused; check the user and password in the URL "
              "(http://USER:PASSWORD@HOST/PATH) and the file's permissions on the server";
     }
+    if (code == "412") {
+      return "the web server answered HTTP 412 (Precondition Failed): the file under the URL is "
+             "no longer the version the clone started from (its ETag or Last-Modified date "
+             "changed); mount again to check it against the clone";
+    }
     return "the web server answered HTTP " + code + "; check the URL and the server's own log";
   }
   if (said.find("support 'range'") != std::string::npos) {

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -571,6 +572,75 @@ TEST_F(RemoteSourceTest, HttpSourceWithExt4OverLoop) {
   EXPECT_EQ(fsck.code, 0) << fsck.out;
   RunResult cat = Sh("debugfs -R 'cat /new.bin' " + Quote(c_.dst) + " 2>/dev/null | sha256sum");
   EXPECT_EQ(cat.out.substr(0, 64), new_sha);
+}
+
+// SPEC §7a over HTTP: the file under the URL replaced by other content of
+// the same size while the clone copies. The copier used to go on copying
+// the new file's regions until the next fingerprint re-check, 10 s later (a
+// clone of two files, "complete" if it ended first). Every request carries
+// the file's ETag now: the web server refuses those for the new file,
+// nothing of it reaches a reader or dest, status says the source changed,
+// naming the ETag, and neither readers nor unmount wait for the refused
+// reads.
+TEST_F(RemoteSourceTest, HttpFileReplacedUnderTheUrlIsNeverMixedIn) {
+  const std::string www = c_.dir() / "www";
+  std::filesystem::create_directories(www);
+  std::filesystem::create_directories(c_.dir() / "nginx");
+  const std::string img = www + "/base.img";
+  // An mtime in the past: the new file's (now) gives it another ETag.
+  ASSERT_TRUE(
+      ShOk("cp " + Quote(c_.src) + " " + Quote(img) + " && touch -d @1000000000 " + Quote(img)));
+  NginxServer web(c_.dir() / "nginx", www);
+  ASSERT_TRUE(web.Start());
+  RunResult m = MountUri(web.Url("base.img"), "--rate 2M --source-timeout 20");
+  ASSERT_EQ(m.code, 0) << m.out;
+  for (int i = 0; i < 100 && StatusU64("regions", "hydrated") == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GT(StatusU64("regions", "hydrated"), 0u);
+  const std::string next = www + "/next.img";
+  WriteRandomFile(next, kImage, 98);
+  const std::vector<uint8_t> theirs = ReadAll(next);
+  ASSERT_EQ(std::rename(next.c_str(), img.c_str()), 0);
+
+  for (int i = 0; i < 150 && StatusString("", "state") != "source-changed"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(StatusString("", "state"), "source-changed") << c_.LogText();
+  const auto found = std::chrono::steady_clock::now();
+  EXPECT_NE(StatusString("", "source_change").find("now gives ETag"), std::string::npos)
+      << StatusString("", "source_change");
+  EXPECT_LT(StatusU64("regions", "hydrated"), kImage / kRegion) << "it completed";
+  // Every region reads as the original or fails; none as the new file.
+  const std::vector<uint8_t> src = ReadAll(c_.src);
+  int fd = open(c_.exposed().c_str(), O_RDONLY | O_DIRECT);
+  ASSERT_GE(fd, 0);
+  void* mem = nullptr;
+  ASSERT_EQ(posix_memalign(&mem, 4096, kRegion), 0);
+  std::unique_ptr<void, decltype(&free)> buf(mem, &free);
+  int readable = 0, failed = 0;
+  for (uint64_t off = 0; off < kImage; off += kRegion) {
+    if (pread(fd, buf.get(), kRegion, static_cast<off_t>(off)) != static_cast<ssize_t>(kRegion)) {
+      ++failed;
+      continue;
+    }
+    ++readable;
+    EXPECT_EQ(std::memcmp(buf.get(), src.data() + off, kRegion), 0) << "at " << off;
+  }
+  close(fd);
+  EXPECT_GT(readable, 0);
+  EXPECT_GT(failed, 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  // The copier's reads that the server refuses are not waited for (by a
+  // reader of their region, or the unmount): the connections to a changed
+  // source are closed.
+  EXPECT_LT(std::chrono::steady_clock::now() - found, std::chrono::seconds(10))
+      << "reads of the changed source were waited for (source timeout 20 s)";
+  const std::vector<uint8_t> dst = ReadAll(c_.dst);
+  for (uint64_t off = 0; off + kRegion <= dst.size(); off += kRegion) {
+    EXPECT_NE(std::memcmp(dst.data() + off, theirs.data() + off, kRegion), 0)
+        << "dest holds the new file's bytes at " << off;
+  }
 }
 
 // An HTTP URL that the server answers with 404: the mount fails and says so

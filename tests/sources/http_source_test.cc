@@ -2,11 +2,13 @@
 // 127.0.0.1, OpenSource spawns nbdkit's curl plugin per connection, reads
 // equal the file, and destroying the device ends every nbdkit it started.
 // Without nginx the test skips, or fails when CI=true.
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -343,9 +345,11 @@ TEST(HttpSourceTest, AMissingNbdkitIsNamed) {
 
 // The file behind a live URL replaced (an atomic mv) while the device is in
 // use, with no reconnect: by one of the same size with one MiB changed, and
-// by a shorter one. The periodic identity re-check (through a fresh nbdkit)
-// finds both; a read past the new end fails well before the source
-// timeout, and no byte of the new content is returned once it is known.
+// by a shorter one. The periodic identity re-check finds both: the shorter
+// one by its ETag (nginx's holds the size), the other, given the same mtime
+// (so the same ETag), through a fresh nbdkit by its fingerprints. A
+// read past the new end fails well before the source timeout, and no byte
+// of the new content is returned once it is known.
 class HttpChangeTest : public ::testing::TestWithParam<bool> {};
 
 TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
@@ -359,6 +363,11 @@ TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
   if (shrink) other.resize(6 << 20);
   WebRoot web;
   ASSERT_TRUE(web.Serve({{"img", &content}, {"next", &other}}));
+  // The same mtime: nginx gives the same-size file the same ETag.
+  struct stat img;
+  ASSERT_EQ(::stat(web.File("img").c_str(), &img), 0);
+  const timespec times[2] = {img.st_atim, img.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, web.File("next").c_str(), times, 0), 0);
   {
     SourceOpenOptions options;
     options.nbd.spawned_connections = 2;
@@ -395,7 +404,8 @@ TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
     ASSERT_TRUE(found);
     Status c = dev.CheckUnchanged();
     EXPECT_TRUE(c.IsMismatch()) << c.ToString();
-    EXPECT_NE(c.message().find(shrink ? "size changed" : "fingerprint differs"), std::string::npos)
+    EXPECT_NE(c.message().find(shrink ? "now gives ETag" : "fingerprint differs"),
+              std::string::npos)
         << c.message();
     Status r = dev.Read(3 << 20, buf.data(), buf.size());
     EXPECT_TRUE(r.IsMismatch()) << r.ToString();
@@ -405,6 +415,69 @@ TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
 }
 
 INSTANTIATE_TEST_SUITE_P(SameSizeAndShrunk, HttpChangeTest, ::testing::Bool());
+
+// The file behind a live URL replaced by one of the same size whose only
+// change, 4 KiB, lies between the fingerprints' samples, with the periodic
+// re-check a minute away. Reads between two re-checks used to return the
+// new file's bytes (a clone mixed two files, status "complete"), and the
+// fingerprints never saw this change at all. Every request carries the
+// file's ETag now: the server refuses them once it changed, the re-check
+// comes within seconds of that error and names the new ETag, and no byte
+// of the new file is ever returned.
+TEST(HttpSourceTest, AFileReplacedUnderTheUrlIsNeverReadFrom) {
+  CLONEFS_REQUIRE_NGINX();
+  std::mt19937_64 rng(testing::TestSeed());
+  std::vector<uint8_t> content = testing::RandomBytes(rng, 8 << 20);
+  std::vector<uint8_t> other = content;
+  // 3 MiB: between fp2's samples 11 and 12, far from fp1's (identity.h).
+  constexpr uint64_t kChanged = 3 << 20;
+  std::vector<uint8_t> changed = testing::RandomBytes(rng, 4096);
+  std::copy(changed.begin(), changed.end(), other.begin() + kChanged);
+  WebRoot web;
+  ASSERT_TRUE(web.Serve({{"img", &content}, {"next", &other}}));
+  // nginx's ETag is the mtime and size: the new file's differs by mtime.
+  const timespec past[2] = {{time(nullptr) - 100, 0}, {time(nullptr) - 100, 0}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, web.File("next").c_str(), past, 0), 0);
+  {
+    SourceOpenOptions options;
+    options.nbd.spawned_connections = 2;
+    options.timeout_ns = 20'000'000'000;
+    options.nbd.identity_recheck_ns = 60'000'000'000;
+    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), options);
+    ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+    Device& dev = **opened;
+    std::vector<uint8_t> buf(64 << 10);
+    ASSERT_TRUE(dev.Read(kChanged, buf.data(), buf.size()).ok());
+    ASSERT_EQ(std::rename(web.File("next").c_str(), web.File("img").c_str()), 0);
+
+    // The background copier's periodic check, which starts the re-checks.
+    std::atomic<bool> stop{false};
+    std::thread copier_check([&] {
+      while (!stop) {
+        (void)dev.CheckUnchanged();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+    const auto start = std::chrono::steady_clock::now();
+    std::fill(buf.begin(), buf.end(), 0);
+    Status r = dev.Read(kChanged, buf.data(), buf.size());
+    const auto waited = std::chrono::steady_clock::now() - start;
+    const bool found =
+        WaitFor([&] { return !dev.CheckUnchanged().ok(); }, std::chrono::seconds(15));
+    stop = true;
+    copier_check.join();
+    EXPECT_FALSE(r.ok()) << "the replaced file's bytes were read";
+    EXPECT_FALSE(std::equal(changed.begin(), changed.end(), buf.begin()));
+    EXPECT_LT(waited, std::chrono::seconds(10)) << "the read waited for the source timeout";
+    ASSERT_TRUE(found) << "the change was not found; last error: " << dev.Health().last_error;
+    Status c = dev.CheckUnchanged();
+    EXPECT_TRUE(c.IsMismatch()) << c.ToString();
+    EXPECT_NE(c.message().find("now gives ETag"), std::string::npos) << c.message();
+    EXPECT_TRUE(dev.Read(0, buf.data(), buf.size()).IsMismatch());
+    EXPECT_EQ(dev.Health().state, SourceHealth::State::kChanged);
+  }
+  EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());
+}
 
 // The web server restarted with another file of the same size under the
 // URL, while a read waits: nbdkit's retry filter reopens the session and
