@@ -127,7 +127,11 @@ Result<metadata::FileIdentity> RemoteSourceIdentity(Device& dev, const std::stri
                                                     const std::string& export_key) {
   metadata::FileIdentity id;
   id.size = dev.Size();
-  id.flags = metadata::FileIdentity::kRemote | metadata::FileIdentity::kMtimeUnstable;
+  id.flags = metadata::FileIdentity::kRemote;
+  // A web server's Last-Modified date is the file's mtime; without one the
+  // mtime is unknown and never compared.
+  id.mtime_ns = dev.ServerMtimeNs();
+  if (id.mtime_ns == 0) id.flags |= metadata::FileIdentity::kMtimeUnstable;
   CLONEFS_ASSIGN_OR_RETURN(id.fingerprint, Fingerprint(dev));
   CLONEFS_ASSIGN_OR_RETURN(id.fingerprint2, WideFingerprint(dev));
   id.path = uri;

@@ -5,9 +5,10 @@
 // the mount and `clonefs check`.
 //
 //   source: size, a content fingerprint ("fp1") and a wide one ("fp2"), and
-//           the mtime (regular files), flagged kMtimeUnstable on FUSE file
-//           systems whose servers invent mtimes; never its inode (the same
-//           content copied elsewhere is the same source).
+//           the mtime (regular files; an http(s) file's Last-Modified date),
+//           flagged kMtimeUnstable on FUSE file systems whose servers invent
+//           mtimes and for remote sources without one; never its inode (the
+//           same content copied elsewhere is the same source).
 //   dest:   regular file: inode, birth time and inode generation (a file
 //           removed and created again, even under the same inode number,
 //           differs: by its birth time where the file system records one,
@@ -55,8 +56,10 @@ Result<uint64_t> WideFingerprint(Device& dev);
 // or the device's read error.
 Result<metadata::FileIdentity> SourceIdentity(Device& dev, const std::string& path);
 
-// Identity of a remote source (SPEC §5, §9) opened as `dev`: its size and
-// fingerprints, flags kRemote | kMtimeUnstable, `uri` as the path (for
+// Identity of a remote source (SPEC §5, §9) opened as `dev`: its size,
+// fingerprints and, where its server gives one (Device::ServerMtimeNs: an
+// http(s) file's Last-Modified), its mtime; flags kRemote, plus
+// kMtimeUnstable where there is no mtime; `uri` as the path (for
 // people, never compared) and `export_key` as the device_id (the NBD export
 // name as "nbd export 'NAME'", or "" where there is none), never a host,
 // port or socket path: those may change between mounts. Errors: the

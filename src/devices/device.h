@@ -114,6 +114,13 @@ class Device {
   // only the size is compared. Default: OK (the device cannot change).
   virtual Status CheckUnchanged() { return Status::OK(); }
 
+  // For a remote source: the modification time its server gave for it at
+  // open (an http(s) file's Last-Modified), in ns since the epoch, which
+  // the clone records and compares as a file's mtime; 0 if the server gave
+  // none (NBD and SSH servers give none; files are stat'ed instead).
+  // Default: 0.
+  virtual int64_t ServerMtimeNs() const { return 0; }
+
   // For a writable regular file now longer than Size() (something wrote
   // past its end): truncates it back to Size() and returns the bytes cut;
   // 0 if it is not longer (or not a regular file). Never shortens it below

@@ -176,6 +176,17 @@ std::string MtimeOnlyRemedy(const std::string& message, const MountOptions& o) {
   char when[48];
   snprintf(when, sizeof(when), "@%lld.%09lld", static_cast<long long>(ns / 1'000'000'000),
            static_cast<long long>(ns % 1'000'000'000));
+  if ((sb->source.flags & metadata::FileIdentity::kRemote) != 0) {
+    // The web server's Last-Modified date: whole seconds.
+    snprintf(when, sizeof(when), "@%lld", static_cast<long long>(ns / 1'000'000'000));
+    return "only the web server's Last-Modified date for it differs (its size and sampled "
+           "content are as recorded), and the samples cannot rule out a change elsewhere. If "
+           "the file on the server is unchanged since the clone last used it (copied or moved "
+           "there without its modification time), give it back that time on the server and "
+           "mount again: touch -m -d " +
+           std::string(when) +
+           " FILE (the served file); if its content changed, start a new clone with a new dest";
+  }
   return "only the source's modification time differs (its size and sampled content are as "
          "recorded). If " +
          o.source +

@@ -49,6 +49,12 @@ std::string HttpValidator::Precondition() const {
   return "";
 }
 
+int64_t HttpValidator::LastModifiedNs() const {
+  if (last_modified.empty()) return 0;
+  const time_t t = curl_getdate(last_modified.c_str(), nullptr);
+  return t > 0 ? static_cast<int64_t>(t) * 1'000'000'000 : 0;
+}
+
 std::string HttpValidator::Describe() const {
   if (!etag.empty()) return "ETag " + etag;
   if (!last_modified.empty()) return "Last-Modified " + last_modified;
@@ -68,9 +74,10 @@ Result<HttpValidator> FetchHttpValidator(const SourceSpec& spec, uint64_t timeou
     return Status::InvalidArgument("'" + spec.display + "' is not an http(s):// source");
   }
   GlobalInit();
+  // Declared before the handle: libcurl may write an error while cleaning up.
+  char err[CURL_ERROR_SIZE] = "";
   std::unique_ptr<CURL, EasyDeleter> h(curl_easy_init());
   if (!h) return Status::IoError("cannot ask " + spec.display + ": curl_easy_init failed");
-  char err[CURL_ERROR_SIZE] = "";
   const long timeout_ms = static_cast<long>(std::max<uint64_t>(timeout_ns / 1'000'000, 1));
   CURL* c = h.get();
   // The URL as given, credentials included (libcurl decodes them as nbdkit
@@ -78,6 +85,7 @@ Result<HttpValidator> FetchHttpValidator(const SourceSpec& spec, uint64_t timeou
   curl_easy_setopt(c, CURLOPT_URL, spec.uri.c_str());
   curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(c, CURLOPT_MAXREDIRS, 20L);  // a loop ends before the timeout
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);

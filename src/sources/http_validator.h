@@ -31,6 +31,9 @@ struct HttpValidator {
   std::string last_modified;  // an HTTP-date as the server sent it; "" if none
 
   bool empty() const { return etag.empty() && last_modified.empty(); }
+  // last_modified in ns since the epoch (whole seconds: an HTTP-date has
+  // no finer ones); 0 if there is none or it does not parse.
+  int64_t LastModifiedNs() const;
   // The header that makes the server refuse a request for another version
   // ("If-Match: ETAG", else "If-Unmodified-Since: DATE"); "" if empty().
   std::string Precondition() const;

@@ -179,7 +179,9 @@ void NbdConnection::Run() {
       // holds its op until the server answers (a direct piece's buffer is
       // its caller's), which a server refusing every request (HTTP 412,
       // retried by nbdkit's retry filter) does only at the timeout: the
-      // connection is closed, which retires them, and not made again.
+      // connection is closed, which retires them, and not made again (one
+      // connecting just then may finish its handshake, but it serves
+      // nothing: every piece fails).
       if (!inflight_.empty() && (phase_ == Phase::kReady || phase_ == Phase::kVerifying)) {
         ConnectionLost("the source changed");
       }
@@ -698,6 +700,9 @@ void NbdConnection::UpdateStall(uint64_t now) {
 int NbdConnection::PollTimeoutMs(uint64_t now) const {
   const bool idle = waiting_.empty() && inflight_.empty();
   if (idle && (phase_ == Phase::kReady || phase_ == Phase::kFailed)) return -1;
+  // A connection down for good (the source changed: Run never connects it
+  // again) has nothing to wait for; Submit wakes it (the eventfd).
+  if (idle && phase_ == Phase::kDown && state_->has_fatal()) return -1;
   uint64_t wait = kTickNs;
   if (phase_ == Phase::kDown)
     wait = std::min(wait, next_attempt_ns_ > now ? next_attempt_ns_ - now : 0);

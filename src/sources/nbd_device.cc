@@ -135,6 +135,8 @@ class NbdDevice final : public Device {
 
   void SetIdentityCheck(IdentityCheck check) override;
 
+  int64_t ServerMtimeNs() const override { return validator_.LastModifiedNs(); }
+
   SourceHealth Health() const override;
 
  private:

@@ -112,9 +112,9 @@
 // A Mismatch from either makes the source fatal as a size change does
 // (every request, every answer still to arrive and CheckUnchanged fail with
 // it; the cached extents are dropped; a connection with pieces in flight is
-// closed, retiring them, and no connection is made again); an error that says nothing (a read
-// of the check failed) drops the reconnected connection, or is logged for a
-// periodic check. One check reads 35 samples (320 KiB), issued at once.
+// closed, retiring them, and none that is down is connected again); an error that says nothing (a
+// read of the check failed) drops the reconnected connection, or is logged for a periodic check.
+// One check reads 35 samples (320 KiB), issued at once.
 //
 // RANGE CHECK (http(s):// only; range_check.h). nbdkit's curl plugin hands
 // on the first bytes of whatever body the web server sends, so a server

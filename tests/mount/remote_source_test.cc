@@ -643,6 +643,52 @@ TEST_F(RemoteSourceTest, HttpFileReplacedUnderTheUrlIsNeverMixedIn) {
   }
 }
 
+// A file replaced on the web server while the clone was unmounted, by a
+// new build whose only change (4 KiB at 3 MiB) lies between the samples the
+// mount compares: the remount used to resume and mix the two files. The
+// clone records the server's Last-Modified date now, like a file's mtime:
+// the remount is refused with the date to give the file back if it is
+// unchanged, and the original file put back resumes to the right bytes.
+TEST_F(RemoteSourceTest, HttpFileReplacedWhileUnmountedIsRefused) {
+  const std::string www = c_.dir() / "www";
+  std::filesystem::create_directories(www);
+  std::filesystem::create_directories(c_.dir() / "nginx");
+  const std::string img = www + "/base.img";
+  ASSERT_TRUE(
+      ShOk("cp " + Quote(c_.src) + " " + Quote(img) + " && touch -d @1000000000 " + Quote(img)));
+  NginxServer web(c_.dir() / "nginx", www);
+  ASSERT_TRUE(web.Start());
+  RunResult m = MountUri(web.Url("base.img"), "--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("dd if=" + Quote(c_.exposed()) + " of=/dev/null bs=1M count=2 status=none"));
+  ASSERT_EQ(c_.Unmount().code, 0);
+
+  // 3 MiB: between fp2's samples 5 and 6 of a 16 MiB image (identity.h).
+  ASSERT_TRUE(ShOk("cp " + Quote(c_.src) + " " + Quote(www + "/next.img") +
+                   " && dd if=/dev/urandom of=" + Quote(www + "/next.img") +
+                   " bs=4k count=1 seek=768 conv=notrunc status=none && touch -d @1000000100 " +
+                   Quote(www + "/next.img") + " && mv " + Quote(www + "/next.img") + " " +
+                   Quote(img)));
+  RunResult again = MountUri(web.Url("base.img"));
+  EXPECT_NE(again.code, 0) << "a replaced file was resumed from: " << again.out;
+  EXPECT_NE(again.out.find("source mtime: metadata has 1000000000000000000 ns, file has "
+                           "1000000100000000000 ns"),
+            std::string::npos)
+      << again.out;
+  EXPECT_NE(again.out.find("Last-Modified date for it differs"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("touch -m -d @1000000000 FILE"), std::string::npos) << again.out;
+  EXPECT_FALSE(c_.IsMounted());
+
+  ASSERT_TRUE(
+      ShOk("cp " + Quote(c_.src) + " " + Quote(img) + " && touch -d @1000000000 " + Quote(img)));
+  RunResult back = MountUri(web.Url("base.img"));
+  ASSERT_EQ(back.code, 0) << back.out;
+  Message("enable_hydration");  // --no-hydration is stored with the clone
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_EQ(Sha256(c_.dst), Sha256(c_.src));
+}
+
 // An HTTP URL that the server answers with 404: the mount fails and says so
 // (nbdkit's reason, which only reached its standard error before).
 TEST_F(RemoteSourceTest, HttpNotFoundNamesTheStatus) {

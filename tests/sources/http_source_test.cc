@@ -473,6 +473,15 @@ TEST(HttpSourceTest, AFileReplacedUnderTheUrlIsNeverReadFrom) {
     Status c = dev.CheckUnchanged();
     EXPECT_TRUE(c.IsMismatch()) << c.ToString();
     EXPECT_NE(c.message().find("now gives ETag"), std::string::npos) << c.message();
+    // The connections closed for it wait for nothing: none spins (one did,
+    // a whole CPU, polling with no timeout).
+    timespec cpu0, cpu1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+    const double cpu = static_cast<double>(cpu1.tv_sec - cpu0.tv_sec) +
+                       static_cast<double>(cpu1.tv_nsec - cpu0.tv_nsec) / 1e9;
+    EXPECT_LT(cpu, 0.3) << "CPU seconds used in one idle second after the change";
     EXPECT_TRUE(dev.Read(0, buf.data(), buf.size()).IsMismatch());
     EXPECT_EQ(dev.Health().state, SourceHealth::State::kChanged);
   }

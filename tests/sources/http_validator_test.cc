@@ -40,6 +40,14 @@ TEST(HttpValidatorTest, TheEtagIsPreferredToTheDate) {
   EXPECT_EQ(none.Describe(), "none");
 }
 
+TEST(HttpValidatorTest, LastModifiedIsReadAsAnMtime) {
+  // 2026-11-30 09:41:13 UTC.
+  EXPECT_EQ(ValidatorFromHeaders("", "Mon, 30 Nov 2026 09:41:13 GMT").LastModifiedNs(),
+            int64_t{1796031673} * 1'000'000'000);
+  EXPECT_EQ(ValidatorFromHeaders("\"a\"", "").LastModifiedNs(), 0);
+  EXPECT_EQ(ValidatorFromHeaders("", "yesterday-ish").LastModifiedNs(), 0);
+}
+
 TEST(HttpValidatorTest, AChangeOfTheFieldInUseIsNamed) {
   const std::string d1 = "Mon, 30 Nov 2026 09:41:13 GMT";
   const std::string d2 = "Mon, 30 Nov 2026 10:00:00 GMT";
