@@ -235,6 +235,9 @@ std::string FormatSourceHealth(const SourceHealth& h, uint64_t now_unix_ns) {
   if (changed && !h.change.empty()) out += ": " + Printable(h.change);
   if (h.state == SourceHealth::State::kReleased) {
     out += " (the clone is complete and no longer reads its source)";
+  } else if (!h.guard.empty() && !changed) {
+    // What keeps another version of the source out (http_validator.h).
+    out += " (every request carries " + Printable(h.guard) + ")";
   }
   const uint64_t waited_s = h.oldest_request_unix_ns != 0 && now_unix_ns > h.oldest_request_unix_ns
                                 ? (now_unix_ns - h.oldest_request_unix_ns) / 1'000'000'000ull

@@ -202,6 +202,7 @@ Json SourceConnectionJson(const SourceHealth& h) {
   j["errors"] = h.errors;
   j["retries"] = h.retries;
   j["reconnects"] = h.reconnects;
+  j["guard"] = OptString(h.guard);
   return j;
 }
 
@@ -487,6 +488,8 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
       h.errors = rd.U64(*o, "source_connection.", "errors");
       h.retries = rd.U64(*o, "source_connection.", "retries");
       h.reconnects = rd.U64(*o, "source_connection.", "reconnects");
+      // Absent from older daemons' documents.
+      if (Find(*o, "guard") != nullptr) h.guard = rd.OptStr(*o, "source_connection.", "guard");
     }
   }
   // Schema 2: absent from older daemons' documents.

@@ -47,6 +47,11 @@ struct SourceHealth {
   // bytes it answered successfully. 0 for local devices.
   uint64_t requests = 0;
   uint64_t bytes_read = 0;
+  // The precondition every request carries, which makes the server refuse
+  // requests for another version of the source (an http(s) file's
+  // "If-Match: ETAG", http_validator.h); empty if none (then a source
+  // replaced under the same name is found only by the identity re-checks).
+  std::string guard;
 
   // Serving: kConnected. A changed source is not "down" (nothing comes
   // back): callers that wait for the source to return check for kChanged.

@@ -604,6 +604,7 @@ SourceHealth NbdDevice::Health() const {
   h.reconnects = state_->reconnects.load(std::memory_order_relaxed);
   h.requests = state_->requests.load(std::memory_order_relaxed);
   h.bytes_read = state_->bytes_read.load(std::memory_order_relaxed);
+  h.guard = validator_.Precondition();
   return h;
 }
 

@@ -474,6 +474,41 @@ TEST(StatusJsonTest, SourceChangeIsReportedAndNeverComplete) {
             std::string::npos);
 }
 
+// The precondition that keeps another version of an http(s) source out is
+// shown (human and JSON), survives the reader, and is null where there is
+// none or in a document from a daemon that predates it.
+TEST(StatusJsonTest, TheSourceGuardIsReported) {
+  EngineStats s = SampleStats();
+  StatusReport none = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_TRUE(ParseJson(ReportToJson(none)).at("source_connection").at("guard").is_null());
+  EXPECT_NE(FormatHuman(none).find("Source link:  connected\n"), std::string::npos);
+  s.source_health.guard = "If-Match: \"6b0d44b9-800000\"";
+  StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  EXPECT_EQ(ParseJson(ReportToJson(r)).at("source_connection").at("guard").get<std::string>(),
+            "If-Match: \"6b0d44b9-800000\"");
+  Result<StatusReport> back = ReportFromJsonText(ReportToJson(r, 0));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->source_health.guard, s.source_health.guard);
+  const std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("Source link:  connected (every request carries If-Match: "
+                   "\"6b0d44b9-800000\")\n"),
+            std::string::npos)
+      << h;
+  // Not once the source changed: the change is what matters then.
+  s.source_health.state = SourceHealth::State::kChanged;
+  s.source_health.change = "the file under the URL was replaced";
+  EXPECT_EQ(FormatHuman(BuildLiveReport(s, SampleInfo(), 1, 2)).find("every request carries"),
+            std::string::npos);
+  std::string old = ReportToJson(r, 0);
+  const std::string key = ",\"guard\":\"If-Match: \\\"6b0d44b9-800000\\\"\"";
+  const size_t at = old.find(key);
+  ASSERT_NE(at, std::string::npos) << old;
+  old.erase(at, key.size());
+  Result<StatusReport> older = ReportFromJsonText(old);
+  ASSERT_TRUE(older.ok()) << older.status().ToString();
+  EXPECT_EQ(older->source_health.guard, "");
+}
+
 // SPEC §9: the source's connection state, errors and reconnects are shown
 // (human and JSON) and survive the reader.
 TEST(StatusJsonTest, SourceConnectionIsReported) {
@@ -1086,7 +1121,7 @@ TEST(ProgressTest, BarAndFigures) {
 // The documents, byte for byte, as the project's own JSON writer wrote them
 // before nlohmann/json took over (docs/control.md: field order, two-space
 // indent, escapes, whole percents without a fraction): scripts that compare
-// or grep the text see no change. ("passthrough" and "fuse" came later.)
+// or grep the text see no change. ("passthrough", "fuse" and "guard" came later.)
 constexpr char kGoldenLive[] = R"json({
   "schema_version": 3,
   "live": true,
@@ -1114,7 +1149,8 @@ constexpr char kGoldenLive[] = R"json({
     "last_error_unix_s": 1795000001,
     "errors": 7,
     "retries": 3,
-    "reconnects": 2
+    "reconnects": 2,
+    "guard": null
   },
   "health": "degraded: dest full",
   "last_error": {
@@ -1218,7 +1254,7 @@ constexpr char kGoldenLive[] = R"json({
 }
 )json";
 constexpr char kGoldenLiveCompact[] =
-    R"json({"schema_version":3,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"change":null,"oldest_request_unix_s":null,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
+    R"json({"schema_version":3,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"change":null,"oldest_request_unix_s":null,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2,"guard":null},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
 )json";
 constexpr char kGoldenOffline[] = R"json({
   "schema_version": 3,

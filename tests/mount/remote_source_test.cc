@@ -598,6 +598,8 @@ TEST_F(RemoteSourceTest, HttpFileReplacedUnderTheUrlIsNeverMixedIn) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_GT(StatusU64("regions", "hydrated"), 0u);
+  EXPECT_EQ(StatusString("source_connection", "guard"), "If-Match: \"3b9aca00-1000000\"")
+      << "nginx's ETag: the mtime and the size in hex";
   const std::string next = www + "/next.img";
   WriteRandomFile(next, kImage, 98);
   const std::vector<uint8_t> theirs = ReadAll(next);
