@@ -61,6 +61,23 @@ class RemoteSourceTest : public ::testing::Test {
     server_ = std::make_unique<NbdkitServer>(sock_, args);
     return server_->Start();
   }
+  // nginx (web_) serving a copy of c_.src as DIR/www/base.img, its mtime
+  // set to 1000000000 s (nginx's ETag is the mtime and the size, so a new
+  // file written now has another); the copy's path, or "" with a test
+  // failure if nginx did not start.
+  std::string ServeSourceOverHttp() {
+    const std::string www = c_.dir() / "www";
+    std::filesystem::create_directories(www);
+    std::filesystem::create_directories(c_.dir() / "nginx");
+    const std::string img = www + "/base.img";
+    if (!ShOk("cp " + Quote(c_.src) + " " + Quote(img) + " && touch -d @1000000000 " +
+              Quote(img))) {
+      ADD_FAILURE() << "cannot copy the source into " << www;
+      return "";
+    }
+    web_ = std::make_unique<NginxServer>(c_.dir() / "nginx", www);
+    return web_->Start() ? img : "";
+  }
   RunResult MountUri(const std::string& uri, const std::string& extra = "") {
     return Sh(ClonefsBinary() + " mount --log-file " + Quote(c_.log) + " --on-complete " +
               Quote("touch " + c_.done_flag) + " " + extra + " " + Quote(uri) + " " +
@@ -104,6 +121,7 @@ class RemoteSourceTest : public ::testing::Test {
   std::string src_sha_;
   std::string sock_;
   std::unique_ptr<NbdkitServer> server_;
+  std::unique_ptr<NginxServer> web_;
 };
 
 // Writes and reads through the clone while it hydrates from an NBD source,
@@ -583,16 +601,10 @@ TEST_F(RemoteSourceTest, HttpSourceWithExt4OverLoop) {
 // naming the ETag, and neither readers nor unmount wait for the refused
 // reads.
 TEST_F(RemoteSourceTest, HttpFileReplacedUnderTheUrlIsNeverMixedIn) {
+  const std::string img = ServeSourceOverHttp();
+  ASSERT_FALSE(img.empty());
   const std::string www = c_.dir() / "www";
-  std::filesystem::create_directories(www);
-  std::filesystem::create_directories(c_.dir() / "nginx");
-  const std::string img = www + "/base.img";
-  // An mtime in the past: the new file's (now) gives it another ETag.
-  ASSERT_TRUE(
-      ShOk("cp " + Quote(c_.src) + " " + Quote(img) + " && touch -d @1000000000 " + Quote(img)));
-  NginxServer web(c_.dir() / "nginx", www);
-  ASSERT_TRUE(web.Start());
-  RunResult m = MountUri(web.Url("base.img"), "--rate 2M --source-timeout 20");
+  RunResult m = MountUri(web_->Url("base.img"), "--rate 2M --source-timeout 20");
   ASSERT_EQ(m.code, 0) << m.out;
   for (int i = 0; i < 100 && StatusU64("regions", "hydrated") == 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -652,15 +664,10 @@ TEST_F(RemoteSourceTest, HttpFileReplacedUnderTheUrlIsNeverMixedIn) {
 // the remount is refused with the date to give the file back if it is
 // unchanged, and the original file put back resumes to the right bytes.
 TEST_F(RemoteSourceTest, HttpFileReplacedWhileUnmountedIsRefused) {
+  const std::string img = ServeSourceOverHttp();
+  ASSERT_FALSE(img.empty());
   const std::string www = c_.dir() / "www";
-  std::filesystem::create_directories(www);
-  std::filesystem::create_directories(c_.dir() / "nginx");
-  const std::string img = www + "/base.img";
-  ASSERT_TRUE(
-      ShOk("cp " + Quote(c_.src) + " " + Quote(img) + " && touch -d @1000000000 " + Quote(img)));
-  NginxServer web(c_.dir() / "nginx", www);
-  ASSERT_TRUE(web.Start());
-  RunResult m = MountUri(web.Url("base.img"), "--no-hydration");
+  RunResult m = MountUri(web_->Url("base.img"), "--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
   ASSERT_TRUE(ShOk("dd if=" + Quote(c_.exposed()) + " of=/dev/null bs=1M count=2 status=none"));
   ASSERT_EQ(c_.Unmount().code, 0);
@@ -671,7 +678,7 @@ TEST_F(RemoteSourceTest, HttpFileReplacedWhileUnmountedIsRefused) {
                    " bs=4k count=1 seek=768 conv=notrunc status=none && touch -d @1000000100 " +
                    Quote(www + "/next.img") + " && mv " + Quote(www + "/next.img") + " " +
                    Quote(img)));
-  RunResult again = MountUri(web.Url("base.img"));
+  RunResult again = MountUri(web_->Url("base.img"));
   EXPECT_NE(again.code, 0) << "a replaced file was resumed from: " << again.out;
   EXPECT_NE(again.out.find("source mtime: metadata has 1000000000000000000 ns, file has "
                            "1000000100000000000 ns"),
@@ -683,7 +690,7 @@ TEST_F(RemoteSourceTest, HttpFileReplacedWhileUnmountedIsRefused) {
 
   ASSERT_TRUE(
       ShOk("cp " + Quote(c_.src) + " " + Quote(img) + " && touch -d @1000000000 " + Quote(img)));
-  RunResult back = MountUri(web.Url("base.img"));
+  RunResult back = MountUri(web_->Url("base.img"));
   ASSERT_EQ(back.code, 0) << back.out;
   Message("enable_hydration");  // --no-hydration is stored with the clone
   ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();

@@ -204,6 +204,29 @@ Result<std::unique_ptr<Device>> OpenChecked(const std::string& url,
   return dev;
 }
 
+// The background copier's periodic check (SourceWatch, about once a
+// second), which is what starts the identity re-checks: CheckUnchanged
+// every 100 ms on a thread of its own until Stop or destruction.
+class CopierChecks {
+ public:
+  explicit CopierChecks(Device& dev)
+      : thread_([this, &dev] {
+          while (!stop_) {
+            (void)dev.CheckUnchanged();
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          }
+        }) {}
+  ~CopierChecks() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 #define CLONEFS_REQUIRE_NGINX()                                                             \
   do {                                                                                      \
     if (::access(kNginx, X_OK) != 0) {                                                      \
@@ -378,15 +401,7 @@ TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
     Device& dev = **opened;
     ASSERT_EQ(std::rename(web.File("next").c_str(), web.File("img").c_str()), 0);
 
-    // The background copier's periodic check (SourceWatch, about once a
-    // second), which is what starts the re-checks.
-    std::atomic<bool> stop{false};
-    std::thread copier_check([&] {
-      while (!stop) {
-        (void)dev.CheckUnchanged();
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    });
+    CopierChecks copier_checks(dev);
     const auto start = std::chrono::steady_clock::now();
     std::vector<uint8_t> buf(1 << 20);
     if (shrink) {
@@ -399,8 +414,7 @@ TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
     }
     const bool found =
         WaitFor([&] { return !dev.CheckUnchanged().ok(); }, std::chrono::seconds(15));
-    stop = true;
-    copier_check.join();
+    copier_checks.Stop();
     ASSERT_TRUE(found);
     Status c = dev.CheckUnchanged();
     EXPECT_TRUE(c.IsMismatch()) << c.ToString();
@@ -450,22 +464,14 @@ TEST(HttpSourceTest, AFileReplacedUnderTheUrlIsNeverReadFrom) {
     ASSERT_TRUE(dev.Read(kChanged, buf.data(), buf.size()).ok());
     ASSERT_EQ(std::rename(web.File("next").c_str(), web.File("img").c_str()), 0);
 
-    // The background copier's periodic check, which starts the re-checks.
-    std::atomic<bool> stop{false};
-    std::thread copier_check([&] {
-      while (!stop) {
-        (void)dev.CheckUnchanged();
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      }
-    });
+    CopierChecks copier_checks(dev);
     const auto start = std::chrono::steady_clock::now();
     std::fill(buf.begin(), buf.end(), 0);
     Status r = dev.Read(kChanged, buf.data(), buf.size());
     const auto waited = std::chrono::steady_clock::now() - start;
     const bool found =
         WaitFor([&] { return !dev.CheckUnchanged().ok(); }, std::chrono::seconds(15));
-    stop = true;
-    copier_check.join();
+    copier_checks.Stop();
     EXPECT_FALSE(r.ok()) << "the replaced file's bytes were read";
     EXPECT_FALSE(std::equal(changed.begin(), changed.end(), buf.begin()));
     EXPECT_LT(waited, std::chrono::seconds(10)) << "the read waited for the source timeout";
