@@ -276,7 +276,7 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   const Passthrough::Decision d = fs->passthrough()->DecideOpen(fi->flags);
   switch (d.choice) {
     case OpenChoice::kRefuse:
-      fuse_reply_err(req, EIO);
+      fuse_reply_err(req, d.refuse_errno);
       return;
     case OpenChoice::kPassthrough:
       // The kernel reads and writes dest itself (passthrough.h). No

@@ -53,6 +53,8 @@ OpenChoice ChooseOpen(const OpenSituation& s) {
   // the kernel would refuse a daemon open beside live passed-through ones.
   if (s.dest_changed) return s.live_passthrough > 0 ? OpenChoice::kRefuse : OpenChoice::kDaemon;
   if (!s.backing_ready || !s.complete) return OpenChoice::kDaemon;
+  // Its every write is past the image's end: the daemon refuses those.
+  if (s.appending) return s.live_passthrough > 0 ? OpenChoice::kRefuse : OpenChoice::kDaemon;
   const bool may_pass =
       s.mode == EngineMode::kReadWrite || (s.mode == EngineMode::kReadOnly && !s.writable);
   if (may_pass) return OpenChoice::kPassthrough;
@@ -151,6 +153,7 @@ Passthrough::Decision Passthrough::DecideOpen(int flags) {
   s.complete = s.backing_ready && engine_->hydration_done();
   s.mode = engine_->mode();
   s.writable = (flags & O_ACCMODE) != O_RDONLY;
+  s.appending = s.writable && (flags & O_APPEND) != 0;
   s.live_passthrough = live_.load();
   s.dest_changed = engine_->dest_changed();
   Decision d;
@@ -169,6 +172,16 @@ Passthrough::Decision Passthrough::DecideOpen(int flags) {
       }
       break;
     case OpenChoice::kRefuse:
+      if (s.appending && !s.dest_changed) {
+        // Its writes would all be refused (EFBIG) by the daemon, which the
+        // kernel does not let serve it beside live passed-through opens.
+        d.refuse_errno = EFBIG;
+        CLONEFS_LOG_WARN(
+            "appending open refused (EFBIG): the image has a fixed size, and %lld opens "
+            "served by the kernel keep the daemon from serving this one",
+            static_cast<long long>(s.live_passthrough));
+        break;
+      }
       CLONEFS_LOG_WARN(
           "open refused (EIO): the clone is %s, so the daemon may not pass this open "
           "through, and the kernel refuses other opens while %lld passed-through "

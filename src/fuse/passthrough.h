@@ -25,6 +25,12 @@
 //   - dest changed under the clone (truncated or resized by another
 //     program): nothing more is passed through; the daemon refuses the
 //     opens' requests (EIO).
+//   - An appending open (O_APPEND with write access) is never passed
+//     through: every write it makes is past the image's end, which the
+//     daemon answers EFBIG but the kernel would carry out (extending dest,
+//     cut back afterwards: the bytes, reported written, would be lost). It
+//     goes to the daemon, or is refused with EFBIG while passed-through
+//     opens are live.
 //   - A writable open passed through first tells the engine
 //     (Engine::WritesPassedThrough): the kernel cannot refuse its writes
 //     past the image's end, which extend dest, so dest's growth is cut back
@@ -50,6 +56,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -65,7 +72,8 @@ namespace clonefs::fuse {
 enum class OpenChoice {
   kDaemon,       // the daemon (FOPEN_DIRECT_IO), as before passthrough
   kPassthrough,  // the kernel, from dest
-  kRefuse,       // EIO: the daemon may not serve it and the kernel would refuse it
+  kRefuse,       // the daemon may not serve it and the kernel would refuse it:
+                 // EIO, or EFBIG for an appending open
 };
 
 struct OpenSituation {
@@ -73,6 +81,7 @@ struct OpenSituation {
   bool complete = false;       // every region hydrated and committed
   EngineMode mode = EngineMode::kReadWrite;
   bool writable = false;         // the open asks for write access
+  bool appending = false;        // writable, with O_APPEND
   int64_t live_passthrough = 0;  // passed-through opens not yet released
   bool dest_changed = false;     // dest changed under the clone (Engine::dest_changed)
 };
@@ -111,6 +120,7 @@ class Passthrough {
   struct Decision {
     OpenChoice choice = OpenChoice::kDaemon;
     int32_t backing_id = 0;  // for kPassthrough
+    int refuse_errno = EIO;  // for kRefuse
   };
   // For an OPEN of the image with open(2) flags `flags`. A kPassthrough
   // decision counts as a live open until PassthroughReleased (call it also

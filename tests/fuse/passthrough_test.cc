@@ -61,6 +61,23 @@ TEST(ChooseOpen, TheRules) {
   }
 }
 
+// An appending open writes past the image's end only: never passed through
+// (the kernel would extend dest), refused while passed-through opens are
+// live, also in read-write mode where every other open is passed through.
+TEST(ChooseOpen, AnAppendingOpenIsNeverPassedThrough) {
+  OpenSituation s;
+  s.backing_ready = true;
+  s.complete = true;
+  s.writable = true;
+  EXPECT_EQ(ChooseOpen(s), OpenChoice::kPassthrough);
+  s.appending = true;
+  EXPECT_EQ(ChooseOpen(s), OpenChoice::kDaemon);
+  s.live_passthrough = 2;
+  EXPECT_EQ(ChooseOpen(s), OpenChoice::kRefuse);
+  s.complete = false;  // the daemon serves every open anyway
+  EXPECT_EQ(ChooseOpen(s), OpenChoice::kDaemon);
+}
+
 // dest changed under the clone: never passed through; refused while
 // passed-through opens are live (the kernel would fail a daemon open).
 TEST(ChooseOpen, DestChangedIsNeverPassedThrough) {
