@@ -227,6 +227,17 @@ class CopierChecks {
   std::thread thread_;
 };
 
+// Options for a source whose change a test waits for: two nbdkits, a 20 s
+// source timeout (never what ends a wait), identity re-checks every
+// `recheck_ns` (2 s after a source error, if sooner).
+SourceOpenOptions Watched(uint64_t recheck_ns) {
+  SourceOpenOptions options;
+  options.nbd.spawned_connections = 2;
+  options.timeout_ns = 20'000'000'000;
+  options.nbd.identity_recheck_ns = recheck_ns;
+  return options;
+}
+
 #define CLONEFS_REQUIRE_NGINX()                                                             \
   do {                                                                                      \
     if (::access(kNginx, X_OK) != 0) {                                                      \
@@ -392,11 +403,7 @@ TEST_P(HttpChangeTest, FileReplacedUnderTheUrlIsAChange) {
   const timespec times[2] = {img.st_atim, img.st_mtim};
   ASSERT_EQ(::utimensat(AT_FDCWD, web.File("next").c_str(), times, 0), 0);
   {
-    SourceOpenOptions options;
-    options.nbd.spawned_connections = 2;
-    options.timeout_ns = 20'000'000'000;
-    options.nbd.identity_recheck_ns = 500'000'000;
-    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), options);
+    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), Watched(500'000'000));
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Device& dev = **opened;
     ASSERT_EQ(std::rename(web.File("next").c_str(), web.File("img").c_str()), 0);
@@ -453,11 +460,7 @@ TEST(HttpSourceTest, AFileReplacedUnderTheUrlIsNeverReadFrom) {
   const timespec past[2] = {{time(nullptr) - 100, 0}, {time(nullptr) - 100, 0}};
   ASSERT_EQ(::utimensat(AT_FDCWD, web.File("next").c_str(), past, 0), 0);
   {
-    SourceOpenOptions options;
-    options.nbd.spawned_connections = 2;
-    options.timeout_ns = 20'000'000'000;
-    options.nbd.identity_recheck_ns = 60'000'000'000;
-    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), options);
+    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), Watched(60'000'000'000));
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Device& dev = **opened;
     std::vector<uint8_t> buf(64 << 10);
@@ -513,11 +516,7 @@ TEST(HttpSourceTest, ARestartedWebServerIsReCheckedSoon) {
   Nginx& nginx = web.nginx();
   const int port = web.port();
   {
-    SourceOpenOptions options;
-    options.nbd.spawned_connections = 2;
-    options.timeout_ns = 20'000'000'000;
-    options.nbd.identity_recheck_ns = 60'000'000'000;
-    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), options);
+    Result<std::unique_ptr<Device>> opened = OpenChecked(web.Url("img"), Watched(60'000'000'000));
     ASSERT_TRUE(opened.ok()) << opened.status().ToString();
     Device& dev = **opened;
 
