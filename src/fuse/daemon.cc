@@ -442,8 +442,9 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   }
   // Shown to people (status, the log): never a password from the URL.
   const std::string source_display = RedactSource(o.source);
-  DaemonInfo info{getpid(),       o.mountpoint, source_display, o.dest,
-                  o.metadata_dir, o.name,       LogFilePath(),  ""};
+  DaemonInfo info{
+      getpid(), o.mountpoint, source_display, o.dest, o.metadata_dir, o.name, LogFilePath(), "",
+      ""};
   Status w = WriteDaemonInfo(info);
   if (!w.ok()) CLONEFS_LOG_WARN("cannot record the daemon: %s", w.ToString().c_str());
 
@@ -459,12 +460,21 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   signals.join();
   if (hooks.stop) hooks.stop();
   server->reset();
+  const Status profile_written = engine->ProfileWritten();
   engine.reset();  // releases the metadata lock; c.dest_lock goes at return
+  // `clonefs unmount` reports both from the record (a lost recording is
+  // not only a line in the log).
+  if (!profile_written.ok()) info.profile_error = profile_written.ToString();
   if (!served.ok()) {
     CLONEFS_LOG_ERROR("final commit failed: %s", served.ToString().c_str());
     info.final_error = served.ToString();
-    WriteDaemonInfo(info).ok();  // `clonefs unmount` reports it
+    WriteDaemonInfo(info).ok();
     return kExitFailure;
+  }
+  if (!info.profile_error.empty()) {
+    WriteDaemonInfo(info).ok();
+    CLONEFS_LOG_INFO("unmounted %s; final commit done", o.mountpoint.c_str());
+    return kExitOk;
   }
   RemoveDaemonInfo(o.metadata_dir);
   CLONEFS_LOG_INFO("unmounted %s; final commit done", o.mountpoint.c_str());

@@ -271,6 +271,35 @@ TEST_F(StoredSettingsTest, RecordingIntoAPlaceItCannotBeWrittenIsRefused) {
   EXPECT_EQ(m.code, 0) << m.out;
 }
 
+// A recording whose directory went away while the clone was mounted cannot
+// be written at unmount. `clonefs unmount` used to print "final commit done"
+// and nothing else (one warning in the log): the workload's recording was
+// lost without the user being told. It now says so (the unmount itself
+// succeeded: exit 0).
+TEST_F(StoredSettingsTest, ARecordingLostAtUnmountIsSaidByUnmount) {
+  const std::string dir = c_.dir() / "profiles";
+  ASSERT_TRUE(ShOk("mkdir " + Quote(dir)));
+  RunResult m = MountWith("--no-hydration --record-profile " + Quote(dir + "/boot.profile"));
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ReadClone("1M", 8));
+  ASSERT_TRUE(ShOk("rm -r " + Quote(dir)));
+  RunResult u = c_.Unmount();
+  EXPECT_EQ(u.code, 0) << u.out;
+  EXPECT_TRUE(Has(u.out, "final commit done")) << u.out;
+  EXPECT_TRUE(Has(u.out, "warning: the access profile recorded by this mount")) << u.out;
+  EXPECT_TRUE(Has(u.out, "No such file or directory")) << u.out;
+  EXPECT_NE(access((c_.metadata + "/daemon.info").c_str(), F_OK), 0)
+      << "the daemon's record was left behind";
+  // A recording that was written says nothing more.
+  ASSERT_TRUE(ShOk("mkdir " + Quote(dir)));
+  m = MountWith("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  u = c_.Unmount();
+  EXPECT_EQ(u.code, 0) << u.out;
+  EXPECT_FALSE(Has(u.out, "warning")) << u.out;
+  EXPECT_EQ(Sh(ClonefsBinary() + " profile show " + Quote(dir + "/boot.profile")).code, 0);
+}
+
 TEST_F(StoredSettingsTest, ExplicitOtherRegionSizeIsRefusedWithoutNewCloneAdvice) {
   RunResult m = MountWith("--region-size 128K --no-hydration --on-complete " +
                           Quote("touch " + flag_));
