@@ -320,8 +320,16 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
     auto geo = RegionGeometry::Make(sb.image_size, c.metadata->region_size());
     if (!geo.ok()) return fail(geo.status().message());
     profile_order = profile::ToRegions(*p, *geo);
-    rep->Note("hydrating the " + std::to_string(p->regions()) + " regions of profile " +
-              o.profile + " first");
+    // In this clone's regions, as status counts them (a profile recorded
+    // with another region size was announced in its own units).
+    uint64_t regions = 0;
+    for (const RegionRun& r : profile_order) regions += r.count;
+    rep->Note("hydrating the " + std::to_string(regions) + " regions of profile " + o.profile +
+              " first" +
+              (p->region_size == geo->region_size()
+                   ? std::string()
+                   : " (recorded as " + std::to_string(p->regions()) + " regions of " +
+                         std::to_string(p->region_size) + " bytes)"));
   }
   // A recording that could not be written at unmount refuses the mount too,
   // rather than be lost after the workload ran.
