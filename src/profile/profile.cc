@@ -171,8 +171,20 @@ Result<Profile> Parse(const std::string& text) {
 }
 
 Result<Profile> Load(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO given as the profile must not hang the mount (or
+  // `profile show`) waiting for a writer; it is refused below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Errno("cannot open profile", path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    Status s = Errno("cannot read profile", path);
+    ::close(fd);
+    return s;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {  // a directory: read says EISDIR
+    ::close(fd);
+    return Status::InvalidArgument(path + ": not a regular file (a FIFO, socket or device)");
+  }
   std::string text;
   char buf[65536];
   while (true) {

@@ -3,6 +3,8 @@
 // pool, zero-block detection, read hints; access profiles (format, source
 // check, mapping, recorder).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -966,6 +968,21 @@ TEST(ProfileFormat, CutShortOddRunsAndImpossibleRegionSizesAreRefused) {
   const std::string gib = head.substr(0, head.find("region-size ")) + "region-size 1073741824\n";
   EXPECT_TRUE(profile::Parse(gib + "runs 1\n0 1\n").ok());
   EXPECT_TRUE(profile::Parse(good + "\n").ok());  // an empty line at the end is harmless
+}
+
+// `clonefs mount --profile FIFO` (and `profile show FIFO`, and a recording
+// continued from a FIFO) waited forever in open() for a writer.
+TEST(ProfileFormat, AFifoIsRefusedAtOnce) {
+  char tmpl[] = "/tmp/clonefs-profile-fifo-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string fifo = std::string(tmpl) + "/p";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto p = profile::Load(fifo);  // hung here before
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find(fifo + ": not a regular file"), std::string::npos)
+      << p.status().ToString();
+  unlink(fifo.c_str());
+  rmdir(tmpl);
 }
 
 TEST(ProfileFormat, AnotherSourceIsRefused) {
