@@ -305,6 +305,11 @@ class Engine {
   // Stops the copier, commits, joins all threads. Idempotent; returns the
   // final commit's status.
   virtual Status Shutdown() = 0;
+  // Whether Shutdown wrote the access profile being recorded
+  // (EngineOptions::record_profile_path): OK if it did, if nothing is
+  // recorded or before Shutdown; otherwise Save's error (the recording is
+  // lost: the caller tells the user, not only the log). Default: OK.
+  virtual Status ProfileWritten() const { return Status::OK(); }
 
   // --- I/O (SPEC §3). Requests must lie inside the image: InvalidArgument
   // otherwise. ---

@@ -154,12 +154,18 @@ Status EngineImpl::Shutdown() {
                        options_.record_profile_path.c_str());
     } else {
       CLONEFS_LOG_WARN("cannot write the access profile: %s", ps.ToString().c_str());
+      profile_status_ = ps;
     }
   }
   if (!shutdown_status_.ok()) {
     CLONEFS_LOG_WARN("final commit at shutdown: %s", shutdown_status_.ToString().c_str());
   }
   return shutdown_status_;
+}
+
+Status EngineImpl::ProfileWritten() const {
+  std::lock_guard<std::mutex> l(lifecycle_mu_);
+  return profile_status_;
 }
 
 void EngineImpl::SetRate(uint64_t bytes_per_s) {

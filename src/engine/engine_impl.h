@@ -85,6 +85,7 @@ class EngineImpl final : public Engine {
 
   Status Start() override;
   Status Shutdown() override;
+  Status ProfileWritten() const override;
 
   Status Read(uint64_t off, void* buf, size_t len) override;
   int DirectReadFd(uint64_t off, size_t len) override;
@@ -193,8 +194,9 @@ class EngineImpl final : public Engine {
   std::atomic<uint64_t> user_source_bytes_{0};
 
   std::atomic<State> state_{State::kOpen};
-  std::mutex lifecycle_mu_;
+  mutable std::mutex lifecycle_mu_;
   Status shutdown_status_;  // GUARDED_BY(lifecycle_mu_)
+  Status profile_status_;   // GUARDED_BY(lifecycle_mu_); set by Shutdown
 };
 
 }  // namespace clonefs

@@ -320,8 +320,16 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
     auto geo = RegionGeometry::Make(sb.image_size, c.metadata->region_size());
     if (!geo.ok()) return fail(geo.status().message());
     profile_order = profile::ToRegions(*p, *geo);
-    rep->Note("hydrating the " + std::to_string(p->regions()) + " regions of profile " +
-              o.profile + " first");
+    // In this clone's regions, as status counts them (a profile recorded
+    // with another region size was announced in its own units).
+    uint64_t regions = 0;
+    for (const RegionRun& r : profile_order) regions += r.count;
+    rep->Note("hydrating the " + std::to_string(regions) + " regions of profile " + o.profile +
+              " first" +
+              (p->region_size == geo->region_size()
+                   ? std::string()
+                   : " (recorded as " + std::to_string(p->regions()) + " regions of " +
+                         std::to_string(p->region_size) + " bytes)"));
   }
   // A recording that could not be written at unmount refuses the mount too,
   // rather than be lost after the workload ran.
@@ -442,8 +450,9 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   }
   // Shown to people (status, the log): never a password from the URL.
   const std::string source_display = RedactSource(o.source);
-  DaemonInfo info{getpid(),       o.mountpoint, source_display, o.dest,
-                  o.metadata_dir, o.name,       LogFilePath(),  ""};
+  DaemonInfo info{
+      getpid(), o.mountpoint, source_display, o.dest, o.metadata_dir, o.name, LogFilePath(), "",
+      ""};
   Status w = WriteDaemonInfo(info);
   if (!w.ok()) CLONEFS_LOG_WARN("cannot record the daemon: %s", w.ToString().c_str());
 
@@ -459,12 +468,21 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   signals.join();
   if (hooks.stop) hooks.stop();
   server->reset();
+  const Status profile_written = engine->ProfileWritten();
   engine.reset();  // releases the metadata lock; c.dest_lock goes at return
+  // `clonefs unmount` reports both from the record (a lost recording is
+  // not only a line in the log).
+  if (!profile_written.ok()) info.profile_error = profile_written.ToString();
   if (!served.ok()) {
     CLONEFS_LOG_ERROR("final commit failed: %s", served.ToString().c_str());
     info.final_error = served.ToString();
-    WriteDaemonInfo(info).ok();  // `clonefs unmount` reports it
+    WriteDaemonInfo(info).ok();
     return kExitFailure;
+  }
+  if (!info.profile_error.empty()) {
+    WriteDaemonInfo(info).ok();
+    CLONEFS_LOG_INFO("unmounted %s; final commit done", o.mountpoint.c_str());
+    return kExitOk;
   }
   RemoveDaemonInfo(o.metadata_dir);
   CLONEFS_LOG_INFO("unmounted %s; final commit done", o.mountpoint.c_str());

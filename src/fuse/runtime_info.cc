@@ -75,6 +75,7 @@ Status WriteDaemonInfo(const DaemonInfo& info) {
     << "name=" << Escape(info.name) << "\n"
     << "log=" << Escape(info.log_file) << "\n";
   if (!info.final_error.empty()) f << "final_error=" << Escape(info.final_error) << "\n";
+  if (!info.profile_error.empty()) f << "profile_error=" << Escape(info.profile_error) << "\n";
   const std::string text = f.str();
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return Status::FromErrno(errno, "write daemon record " + tmp);
@@ -132,6 +133,8 @@ Result<DaemonInfo> ReadDaemonRecord(const std::string& metadata_dir) {
       info.log_file = v;
     else if (k == "final_error")
       info.final_error = v;
+    else if (k == "profile_error")
+      info.profile_error = v;
   }
   return info;
 }

@@ -7,11 +7,13 @@
 // directory, so FindDaemonInfo goes mount point -> mountinfo -> metadata
 // directory -> record; nothing depends on the caller's uid, XDG_RUNTIME_DIR
 // or the length of the mount point's path. Content: "key=value" lines (pid,
-// mountpoint, source, dest, metadata, name, log, and final_error when the
-// final commit failed); a '\' or newline in a value is written as "\\" or
+// mountpoint, source, dest, metadata, name, log, final_error when the
+// final commit failed, and profile_error when the access profile could not
+// be written); a '\' or newline in a value is written as "\\" or
 // "\n". Written atomically (daemon.info.tmp + rename) once the mount exists
 // (if the file system is full, the existing record is rewritten in place);
-// removed when the daemon exits after a successful final commit. A record
+// removed when the daemon exits after a successful final commit (and, if it
+// recorded an access profile, after writing it). A record
 // whose pid is gone is stale (a killed daemon); the next mount replaces it.
 //
 // THREAD SAFETY: stateless functions.
@@ -36,6 +38,9 @@ struct DaemonInfo {
   std::string log_file;      // the daemon's log file ("" if none)
   // Set (and the record left behind) when the daemon's final commit failed.
   std::string final_error;
+  // Set (and the record left behind) when the access profile being recorded
+  // (--record-profile) could not be written at exit.
+  std::string profile_error;
 };
 
 // METADATA/daemon.info.

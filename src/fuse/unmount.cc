@@ -133,7 +133,16 @@ int RunUnmount(const UnmountOptions& in) {
     return kExitFailure;
   }
   auto after = ReadDaemonRecord(metadata_dir);
-  if (after.ok() && after->pid == info->pid && !after->final_error.empty()) {
+  const bool ours = after.ok() && after->pid == info->pid;
+  if (ours && !after->profile_error.empty()) {
+    RemoveDaemonInfo(metadata_dir);
+    fprintf(stderr,
+            "clonefs: warning: the access profile recorded by this mount (--record-profile) "
+            "could not be written: %s; what it recorded is lost (the file, if any, holds the "
+            "last one written)\n",
+            after->profile_error.c_str());
+  }
+  if (ours && !after->final_error.empty()) {
     RemoveDaemonInfo(metadata_dir);
     Error("unmounted " + mp + ", but the final commit failed: " + after->final_error +
           "; the next mount resumes from the last successful commit" +

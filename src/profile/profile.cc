@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
-#include <cstdio>
 #include <cstring>
 #include <sstream>
 
@@ -17,6 +16,10 @@ namespace clonefs::profile {
 namespace {
 
 constexpr char kMagic[] = "clonefs-profile 1";
+// SPEC §2 (metadata::kMinRegionSize/kMaxRegionSize; profile does not depend
+// on metadata).
+constexpr uint64_t kMinRegionSize = 4096;
+constexpr uint64_t kMaxRegionSize = 1ull << 30;
 
 std::string Hex(uint64_t v) { return FingerprintHex(v); }
 
@@ -41,6 +44,22 @@ Status ParseField(const std::string& text, int line, const char* key, bool hex, 
   }
   *out = x;
   return Status::OK();
+}
+
+// "FIRST COUNT": two decimal numbers of digits only, one space between
+// (sscanf also took "+5 3", " 5 3" and "5  3").
+bool ParseRun(const std::string& text, uint64_t* first, uint64_t* count) {
+  const size_t sp = text.find(' ');
+  if (sp == std::string::npos) return false;
+  auto number = [](const std::string& v, uint64_t* out) {
+    if (v.empty() || v.size() > 20 || v.find_first_not_of("0123456789") != std::string::npos) {
+      return false;
+    }
+    errno = 0;
+    *out = std::strtoull(v.c_str(), nullptr, 10);
+    return errno == 0;
+  };
+  return number(text.substr(0, sp), first) && number(text.substr(sp + 1), count);
 }
 
 // Runs never overlap (docs/profile-format.md). The error names the line of
@@ -116,8 +135,11 @@ Result<Profile> Parse(const std::string& text) {
     if (!next()) return LineError(line, std::string("missing \"") + f.key + "\"");
     CLONEFS_RETURN_IF_ERROR(ParseField(l, line, f.key, f.hex, f.out));
   }
-  if (p.region_size == 0 || (p.region_size & (p.region_size - 1)) != 0) {
-    return LineError(5, "region-size must be a power of two");
+  // SPEC §2's bounds, as a clone's (a profile of 2 KiB or 2 GiB regions was
+  // taken, and mapped onto the clone as if a clone could have recorded it).
+  if (p.region_size == 0 || (p.region_size & (p.region_size - 1)) != 0 ||
+      p.region_size < kMinRegionSize || p.region_size > kMaxRegionSize) {
+    return LineError(5, "region-size must be a power of two from 4096 to 1073741824");
   }
   const uint64_t nr = p.source.size == 0 ? 0 : (p.source.size - 1) / p.region_size + 1;
   if (nruns > nr) return LineError(6, "more runs than the source has regions");
@@ -127,16 +149,19 @@ Result<Profile> Parse(const std::string& text) {
   for (uint64_t i = 0; i < nruns; ++i) {
     if (!next()) return LineError(line, "missing run " + std::to_string(i + 1) + " of " +
                                             std::to_string(nruns));
-    unsigned long long first, count;
-    char extra;
-    if (std::sscanf(l.c_str(), "%llu %llu %c", &first, &count, &extra) != 2 || l[0] == '-' ||
-        l.find(" -") != std::string::npos) {
-      return LineError(line, "expected \"FIRST COUNT\"");
-    }
+    uint64_t first = 0, count = 0;
+    if (!ParseRun(l, &first, &count)) return LineError(line, "expected \"FIRST COUNT\"");
     if (count == 0 || first >= nr || count > nr - first) {
       return LineError(line, "run outside the source's " + std::to_string(nr) + " regions");
     }
     p.runs.push_back(RegionRun{first, count});
+  }
+  // Every line ends with \n (Serialize writes it): a file cut inside its
+  // last run ("48 16" cut to "48 1") still parses, so it is refused here
+  // rather than replayed with a run that was never recorded.
+  if (!text.empty() && text.back() != '\n') {
+    const int last = 1 + static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+    return LineError(last, "the file ends inside this line (cut short?)");
   }
   while (next()) {
     if (!l.empty()) return LineError(line, "unexpected text after the last run");
@@ -146,8 +171,20 @@ Result<Profile> Parse(const std::string& text) {
 }
 
 Result<Profile> Load(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO given as the profile must not hang the mount (or
+  // `profile show`) waiting for a writer; it is refused below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return Errno("cannot open profile", path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    Status s = Errno("cannot read profile", path);
+    ::close(fd);
+    return s;
+  }
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {  // a directory: read says EISDIR
+    ::close(fd);
+    return Status::InvalidArgument(path + ": not a regular file (a FIFO, socket or device)");
+  }
   std::string text;
   char buf[65536];
   while (true) {

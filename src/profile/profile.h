@@ -46,7 +46,8 @@ std::string Serialize(const Profile& p);
 Result<Profile> Parse(const std::string& text);
 
 // Reads and parses `path`. Errors: IoError (with the errno) if it cannot be
-// read, InvalidArgument ("PATH: line N: ...") if it is not a profile.
+// read, InvalidArgument ("PATH: line N: ...") if it is not a profile or not
+// a regular file (a FIFO is refused at once, never waited on).
 Result<Profile> Load(const std::string& path);
 // Writes `p` to `path` atomically and durably (a temporary file in the same
 // directory, fsync, rename, fsync of the directory). Errors: IoError.

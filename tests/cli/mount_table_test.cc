@@ -48,8 +48,8 @@ TEST(RuntimeInfo, TheRecordLivesInTheMetadataDirectoryAndRoundTrips) {
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   const std::string dir = tmpl;
   EXPECT_TRUE(ReadDaemonRecord(dir).status().IsNotFound());
-  DaemonInfo in{1234, "/mnt/odd\\name\nwith newline", "/s.img", "/d.img", dir, "d.img",
-                dir + "/clonefs.log", ""};
+  DaemonInfo in{1234,    "/mnt/odd\\name\nwith newline", "/s.img", "/d.img", dir,
+                "d.img", dir + "/clonefs.log",           "",       ""};
   ASSERT_TRUE(WriteDaemonInfo(in).ok());
   auto out = ReadDaemonRecord(dir);
   ASSERT_TRUE(out.ok()) << out.status().ToString();
@@ -63,6 +63,12 @@ TEST(RuntimeInfo, TheRecordLivesInTheMetadataDirectoryAndRoundTrips) {
   out = ReadDaemonRecord(dir);
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out->final_error, in.final_error);
+  EXPECT_EQ(out->profile_error, "");
+  in.profile_error = "I/O error: cannot create /gone/p.tmp";
+  ASSERT_TRUE(WriteDaemonInfo(in).ok());
+  out = ReadDaemonRecord(dir);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->profile_error, in.profile_error);
   EXPECT_FALSE(std::filesystem::exists(dir + "/daemon.info.tmp"));
   RemoveDaemonInfo(dir);
   EXPECT_TRUE(ReadDaemonRecord(dir).status().IsNotFound());

@@ -3,6 +3,8 @@
 // pool, zero-block detection, read hints; access profiles (format, source
 // check, mapping, recorder).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -908,7 +910,7 @@ TEST(ProfileFormat, OverlapsAndImpossibleRunCountsAreRefused) {
   EXPECT_EQ(p->regions(), 8u);
   p = profile::Parse(
       "clonefs-profile 1\nsource-size 18446744073709551615\nsource-fp1 0\nsource-fp2 0\n"
-      "region-size 1\nruns 1000000000000\n0 1\n");
+      "region-size 4096\nruns 1000000000000\n0 1\n");
   ASSERT_FALSE(p.ok());
   EXPECT_NE(p.status().message().find("line 8: missing run 2 of 1000000000000"),
             std::string::npos)
@@ -932,6 +934,55 @@ TEST(ProfileFormat, HeaderValuesAreDigitsOnly) {
     auto p = profile::Parse(t.replace(t.find(from), from.size(), to));
     EXPECT_FALSE(p.ok()) << to;
   }
+}
+
+// A profile cut short inside its last run ("48 16\n" cut to "48 1") was
+// replayed with a run that was never recorded; run lines took what sscanf
+// takes ("+5 3", " 5 3"); and region sizes no clone can have (2 KiB, 2 GiB)
+// were mapped onto the clone as if one had recorded them.
+TEST(ProfileFormat, CutShortOddRunsAndImpossibleRegionSizesAreRefused) {
+  const std::string good = profile::Serialize(SampleProfile());  // ends "\n100 1\n"
+  ASSERT_TRUE(profile::Parse(good).ok());
+  auto refused = [](const std::string& text, const std::string& want) {
+    auto p = profile::Parse(text);
+    ASSERT_FALSE(p.ok()) << text;
+    EXPECT_NE(p.status().message().find(want), std::string::npos) << p.status().ToString();
+  };
+  refused(good.substr(0, good.size() - 1), "line 9: the file ends inside this line");
+  const std::string head = good.substr(0, good.find("runs "));
+  ASSERT_TRUE(profile::Parse(head + "runs 2\n0 1\n40 30\n").ok());
+  refused(head + "runs 2\n0 1\n40 3", "line 8: the file ends inside this line");
+  std::string t = good;
+  refused(t.replace(t.find("100 1"), 5, "100 1x"), "line 9: expected");
+  for (const char* run : {"+100 1", " 100 1", "100  1", "100 +1", "100 1 ", "100\t1"}) {
+    t = good;
+    refused(t.replace(t.find("100 1"), 5, run), "line 9: expected \"FIRST COUNT\"");
+  }
+  for (const char* size : {"2048", "2147483648", "1"}) {
+    t = good;
+    refused(t.replace(t.find("region-size 65536"), 17, std::string("region-size ") + size),
+            "line 5: region-size must be a power of two from 4096 to 1073741824");
+  }
+  t = good;
+  EXPECT_TRUE(profile::Parse(t.replace(t.find("region-size 65536"), 17, "region-size 4096")).ok());
+  const std::string gib = head.substr(0, head.find("region-size ")) + "region-size 1073741824\n";
+  EXPECT_TRUE(profile::Parse(gib + "runs 1\n0 1\n").ok());
+  EXPECT_TRUE(profile::Parse(good + "\n").ok());  // an empty line at the end is harmless
+}
+
+// `clonefs mount --profile FIFO` (and `profile show FIFO`, and a recording
+// continued from a FIFO) waited forever in open() for a writer.
+TEST(ProfileFormat, AFifoIsRefusedAtOnce) {
+  char tmpl[] = "/tmp/clonefs-profile-fifo-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string fifo = std::string(tmpl) + "/p";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto p = profile::Load(fifo);  // hung here before
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find(fifo + ": not a regular file"), std::string::npos)
+      << p.status().ToString();
+  unlink(fifo.c_str());
+  rmdir(tmpl);
 }
 
 TEST(ProfileFormat, AnotherSourceIsRefused) {

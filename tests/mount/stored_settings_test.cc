@@ -166,6 +166,25 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
   EXPECT_TRUE(replayed) << Sh(ClonefsBinary() + " status " + Quote(mnt2)).out;
   EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
 
+  // A clone with 1 MiB regions replays the same bytes: regions 8 and 2. The
+  // mount's note counts them in its own regions, as status does (it said
+  // "the 20 regions" where status then showed 2/2).
+  const std::string dst4 = c_.dir() / "fourth.img";
+  m = Sh(ClonefsBinary() + " mount --region-size 1M --profile " + Quote(prof) + " " +
+         Quote(c_.src) + " " + Quote(dst4) + " " + Quote(mnt2));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "hydrating the 2 regions of profile " + prof +
+                             " first (recorded as 20 regions of 65536 bytes)"))
+      << m.out;
+  replayed = false;
+  for (int i = 0; i < 100 && !replayed; ++i) {
+    replayed =
+        Has(Sh(ClonefsBinary() + " status " + Quote(mnt2)).out, "profile 100% (2/2 regions)");
+    if (!replayed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(replayed) << Sh(ClonefsBinary() + " status " + Quote(mnt2)).out;
+  EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+
   // Another source: refused, nothing created.
   const std::string other = c_.dir() / "other.img", dst3 = c_.dir() / "third.img";
   WriteRandomFile(other, kSourceSize, 99);
@@ -269,6 +288,35 @@ TEST_F(StoredSettingsTest, RecordingIntoAPlaceItCannotBeWrittenIsRefused) {
   EXPECT_TRUE(Has(m.out, "--record-profile ''")) << m.out;
   m = MountWith("--record-profile ''");
   EXPECT_EQ(m.code, 0) << m.out;
+}
+
+// A recording whose directory went away while the clone was mounted cannot
+// be written at unmount. `clonefs unmount` used to print "final commit done"
+// and nothing else (one warning in the log): the workload's recording was
+// lost without the user being told. It now says so (the unmount itself
+// succeeded: exit 0).
+TEST_F(StoredSettingsTest, ARecordingLostAtUnmountIsSaidByUnmount) {
+  const std::string dir = c_.dir() / "profiles";
+  ASSERT_TRUE(ShOk("mkdir " + Quote(dir)));
+  RunResult m = MountWith("--no-hydration --record-profile " + Quote(dir + "/boot.profile"));
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ReadClone("1M", 8));
+  ASSERT_TRUE(ShOk("rm -r " + Quote(dir)));
+  RunResult u = c_.Unmount();
+  EXPECT_EQ(u.code, 0) << u.out;
+  EXPECT_TRUE(Has(u.out, "final commit done")) << u.out;
+  EXPECT_TRUE(Has(u.out, "warning: the access profile recorded by this mount")) << u.out;
+  EXPECT_TRUE(Has(u.out, "No such file or directory")) << u.out;
+  EXPECT_NE(access((c_.metadata + "/daemon.info").c_str(), F_OK), 0)
+      << "the daemon's record was left behind";
+  // A recording that was written says nothing more.
+  ASSERT_TRUE(ShOk("mkdir " + Quote(dir)));
+  m = MountWith("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  u = c_.Unmount();
+  EXPECT_EQ(u.code, 0) << u.out;
+  EXPECT_FALSE(Has(u.out, "warning")) << u.out;
+  EXPECT_EQ(Sh(ClonefsBinary() + " profile show " + Quote(dir + "/boot.profile")).code, 0);
 }
 
 TEST_F(StoredSettingsTest, ExplicitOtherRegionSizeIsRefusedWithoutNewCloneAdvice) {
