@@ -21,78 +21,69 @@ po::options_description Visible() {
   po::options_description clone(
       "Clone options (stored with the clone, except --metadata, --overwrite-dest and "
       "--reset-settings: a later mount of it uses them unless given again)");
-  clone.add_options()(
-      "region-size", po::value<std::string>()->value_name("SIZE"),
-      ("hydration unit: a power of two from 4K to 1G (suffixes K, M, G). Fixed when the clone "
-       "is created (default " +
-       std::to_string(kDefaults.region_size / 1024) +
-       "K); an existing "
-       "clone keeps its own")
-          .c_str())(
-      "metadata", po::value<std::string>()->value_name("DIR"),
-      "metadata directory (default: DEST.clonefs beside DEST; required for a block-device DEST)")(
-      "name", po::value<std::string>()->value_name("NAME"),
-      "name of the exposed file in MOUNTPOINT (default: the basename of DEST)")(
-      "no-hydration",
-      "start with background hydration disabled (reads of uncopied regions "
-      "keep going to SOURCE, read ahead of for sequential readers and, with copy-on-read, "
-      "kept in DEST; writes still hydrate what they touch)")(
-      "hydration",
-      "start with background hydration enabled (the default; undoes a stored "
-      "--no-hydration)")("no-discard-passdown",
-                         "make discarded/punched ranges read as zeros by writing zeros "
-                         "into DEST instead of deallocating its space")(
-      "discard-passdown",
-      "deallocate DEST's space for discarded/punched ranges (the default; "
-      "undoes a stored --no-discard-passdown)")(
-      "hydration-threshold", po::value<std::string>()->value_name("N"),
-      ("most regions being copied at once, write-triggered copies included; 0 stops "
-       "background copying, not the read-ahead of sequential readers (default " +
-       std::to_string(k.hydration_threshold) + ")")
-          .c_str())("hydration-batch-size", po::value<std::string>()->value_name("N"),
-                    ("most contiguous regions copied as one unit (default " +
-                     std::to_string(k.hydration_batch_size) + ")")
-                        .c_str())(
-      "rate", po::value<std::string>()->value_name("RATE"),
-      "ceiling on background copying in bytes per second, e.g. 50M or 50M/s (K, M, G, ... are "
-      "powers of 1024; default 0: unlimited); the read-ahead of sequential readers is not "
-      "limited")(
-      "copy-on-read",
-      "keep what users read from SOURCE: whole regions read from it are "
-      "written to DEST and count as hydrated, so nothing is fetched twice (default: on for a "
-      "remote SOURCE, off for a file or device)")("no-copy-on-read",
-                                                  "reads of uncopied regions leave DEST alone")(
-      "read-hints",
-      "hydrate ahead of sequential readers and around recent reads before "
-      "anything else (the default)")("no-read-hints", "hydrate in profile and bitmap order only")(
-      "profile", po::value<std::string>()->value_name("FILE"),
-      "hydrate the regions listed in the access profile FILE first, in its order (one "
-      "recorded with --record-profile from a clone of the same source; --profile '' removes "
-      "a stored one)")(
-      "record-profile", po::value<std::string>()->value_name("FILE"),
-      "record the order in which this clone's regions are first read or written into FILE, "
-      "written at unmount (clonefs profile show FILE prints it; --record-profile '' stops "
-      "recording)")(
-      "source-timeout", po::value<std::string>()->value_name("SECONDS"),
-      "how long a read waits for an unresponsive source (a remote source reconnecting, a "
-      "stalled network file system) before the reader gets EIO, e.g. 30, 2.5s or 500ms "
-      "(default 30; a killed reader never waits)")(
-      "on-complete", po::value<std::string>()->value_name("COMMAND"),
-      "run COMMAND with /bin/sh -c once hydration is complete and committed; its environment "
-      "has CLONEFS_SOURCE, CLONEFS_DEST, CLONEFS_MOUNTPOINT and CLONEFS_METADATA "
-      "(--on-complete '' removes a stored command)")(
-      "overwrite-dest",
-      "start a new clone even though DEST already holds data and no clone "
-      "is recorded for it: that data is overwritten with SOURCE (without it such a DEST is "
-      "refused; it may be a renamed or finished clone; not stored)")(
-      "buffered",
-      "reach SOURCE and DEST through the page cache (default: O_DIRECT, falling "
-      "back to buffered I/O where the file system has no O_DIRECT)")(
-      "direct-io",
-      "reach SOURCE and DEST with O_DIRECT (the default; undoes a stored "
-      "--buffered)")("reset-settings",
-                     "forget the clone's stored settings (also a damaged record) and store "
-                     "only the options given now");
+  // clang-format off
+  clone.add_options()
+      ("region-size", po::value<std::string>()->value_name("SIZE"),
+       ("hydration unit: a power of two from 4K to 1G (suffixes K, M, G). Fixed when the clone "
+        "is created (default " + std::to_string(kDefaults.region_size / 1024) + "K); an existing "
+        "clone keeps its own").c_str())
+      ("metadata", po::value<std::string>()->value_name("DIR"),
+       "metadata directory (default: DEST.clonefs beside DEST; required for a block-device DEST)")
+      ("name", po::value<std::string>()->value_name("NAME"),
+       "name of the exposed file in MOUNTPOINT (default: the basename of DEST)")
+      ("no-hydration", "start with background hydration disabled (reads of uncopied regions "
+       "keep going to SOURCE, with read-ahead for sequential readers, and with copy-on-read "
+       "what they read is kept in DEST; writes still hydrate what they touch)")
+      ("hydration", "start with background hydration enabled (the default; undoes a stored "
+       "--no-hydration)")
+      ("no-discard-passdown", "make discarded/punched ranges read as zeros by writing zeros "
+       "into DEST instead of deallocating its space")
+      ("discard-passdown", "deallocate DEST's space for discarded/punched ranges (the default; "
+       "undoes a stored --no-discard-passdown)")
+      ("hydration-threshold", po::value<std::string>()->value_name("N"),
+       ("most regions being copied at once, write-triggered copies included; 0 stops "
+        "background copying, not the read-ahead of sequential readers (default " +
+        std::to_string(k.hydration_threshold) + ")").c_str())
+      ("hydration-batch-size", po::value<std::string>()->value_name("N"),
+       ("most contiguous regions copied as one unit (default " +
+        std::to_string(k.hydration_batch_size) + ")").c_str())
+      ("rate", po::value<std::string>()->value_name("RATE"),
+       "ceiling on background copying in bytes per second, e.g. 50M or 50M/s (K, M, G, ... are "
+       "powers of 1024; default 0: unlimited); the read-ahead of sequential readers is not "
+       "limited")
+      ("copy-on-read", "keep what users read from SOURCE: whole regions read from it are "
+       "written to DEST and count as hydrated, so nothing is fetched twice (default: on for a "
+       "remote SOURCE, off for a file or device)")
+      ("no-copy-on-read", "reads of uncopied regions leave DEST alone")
+      ("read-hints", "hydrate ahead of sequential readers and around recent reads before "
+       "anything else (the default)")
+      ("no-read-hints", "hydrate in profile and bitmap order only")
+      ("profile", po::value<std::string>()->value_name("FILE"),
+       "hydrate the regions listed in the access profile FILE first, in its order (one "
+       "recorded with --record-profile from a clone of the same source; --profile '' removes "
+       "a stored one)")
+      ("record-profile", po::value<std::string>()->value_name("FILE"),
+       "record the order in which this clone's regions are first read or written into FILE, "
+       "written at unmount (clonefs profile show FILE prints it; --record-profile '' stops "
+       "recording)")
+      ("source-timeout", po::value<std::string>()->value_name("SECONDS"),
+       "how long a read waits for an unresponsive source (a remote source reconnecting, a "
+       "stalled network file system) before the reader gets EIO, e.g. 30, 2.5s or 500ms "
+       "(default 30; a killed reader never waits)")
+      ("on-complete", po::value<std::string>()->value_name("COMMAND"),
+       "run COMMAND with /bin/sh -c once hydration is complete and committed; its environment "
+       "has CLONEFS_SOURCE, CLONEFS_DEST, CLONEFS_MOUNTPOINT and CLONEFS_METADATA "
+       "(--on-complete '' removes a stored command)")
+      ("overwrite-dest", "start a new clone even though DEST already holds data and no clone "
+       "is recorded for it: that data is overwritten with SOURCE (without it such a DEST is "
+       "refused; it may be a renamed or finished clone; not stored)")
+      ("buffered", "reach SOURCE and DEST through the page cache (default: O_DIRECT, falling "
+       "back to buffered I/O where the file system has no O_DIRECT)")
+      ("direct-io", "reach SOURCE and DEST with O_DIRECT (the default; undoes a stored "
+       "--buffered)")
+      ("reset-settings", "forget the clone's stored settings (also a damaged record) and store "
+       "only the options given now");
+  // clang-format on
   po::options_description fuse("FUSE options (stored with the clone as well)");
   // clang-format off
   fuse.add_options()
