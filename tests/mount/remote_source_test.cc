@@ -450,6 +450,8 @@ TEST_F(RemoteSourceTest, ASignalTheRequesterHandlesDoesNotFailItsRequest) {
   const std::vector<uint8_t> src = ReadAll(c_.src);
   // Child: handles SIGUSR1, then reads (write=false) or partly writes (which
   // hydrates first) an unhydrated region; exit 0 only on full success.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
   auto start = [&](bool write, uint64_t off) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -458,6 +460,7 @@ TEST_F(RemoteSourceTest, ASignalTheRequesterHandlesDoesNotFailItsRequest) {
       sa.sa_flags = SA_RESTART;
       sigaction(SIGUSR1, &sa, nullptr);
       int fd = open(c_.exposed().c_str(), O_RDWR);
+      (void)!::write(ready[1], "r", 1);  // the handler is in place
       char buf[100];
       memset(buf, 0x5a, sizeof(buf));
       ssize_t n = write ? pwrite(fd, buf, sizeof(buf), static_cast<off_t>(off))
@@ -481,7 +484,15 @@ TEST_F(RemoteSourceTest, ASignalTheRequesterHandlesDoesNotFailItsRequest) {
   const pid_t reader = start(false, (1 << 20) + 10);
   const pid_t writer = start(true, (2 << 20) + 10);
   const pid_t killed = start(false, (3 << 20) + 10);
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  char r[3];
+  for (size_t got = 0; got < sizeof(r);) {
+    const ssize_t n = read(ready[0], r + got, sizeof(r) - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(ready[0]);
+  close(ready[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // into their requests
   for (pid_t p : {reader, writer, killed}) {
     EXPECT_TRUE(waiting(p)) << "every request should be waiting for the paused server";
     kill(p, SIGUSR1);
