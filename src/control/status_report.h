@@ -49,7 +49,7 @@ struct ControlInfo {
 struct ReadDrivenReport {
   bool copy_on_read = false;
   bool read_hints = false;
-  uint64_t user_source_bytes = 0;    // read from the source to answer users
+  uint64_t user_source_bytes = 0;    // read from the source for users' requests
   uint64_t copier_source_bytes = 0;  // read from the source by the copier
   uint64_t ahead_source_bytes = 0;   // of those, ahead of sequential readers
   uint64_t near_source_bytes = 0;    // of those, near recent reads

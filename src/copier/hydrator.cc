@@ -187,6 +187,7 @@ Status Hydrator::HydrateRegion(uint64_t r, const Overlay& ov) {
     if (!covered) {
       Status s = ReadSource(pos, b, n);
       if (!s.ok()) return Failed(s, r, 1);
+      overlay_source_bytes_.fetch_add(n, std::memory_order_relaxed);
       read += n;
     }
     Status s;

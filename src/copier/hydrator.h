@@ -139,7 +139,8 @@ class Hydrator {
   // Does not mark. REQUIRES: the caller holds r; ov lies inside region r.
   // Errors: the devices' with the region in the message, IoError(ENOMEM)
   // when no copy buffer can be had, the SourceWatch's refusal (IoError, EIO)
-  // if the source changed; counted in copy_failures. Never throws.
+  // if the source changed; counted in copy_failures. What it reads from the
+  // source is counted in overlay_source_bytes, failed or not. Never throws.
   Status HydrateRegion(uint64_t r, const Overlay& ov);
 
   // Marks [first, first+count) hydrated (regions already hydrated are left
@@ -156,6 +157,11 @@ class Hydrator {
   uint64_t bytes_copied() const { return bytes_copied_.load(std::memory_order_relaxed); }
   uint64_t bytes_zeroed() const { return bytes_zeroed_.load(std::memory_order_relaxed); }
   uint64_t copy_failures() const { return copy_failures_.load(std::memory_order_relaxed); }
+  // Bytes HydrateRegion read from the source (for users' partial writes and
+  // zeros), successful reads only.
+  uint64_t overlay_source_bytes() const {
+    return overlay_source_bytes_.load(std::memory_order_relaxed);
+  }
   // Smoothed copy rate: bytes read from the source and written into dest
   // per second by copies (background pieces as each is written,
   // write-triggered hydrations, copy-on-read). 0 once nothing was copied
@@ -213,6 +219,7 @@ class Hydrator {
   std::atomic<uint64_t> bytes_copied_{0};
   std::atomic<uint64_t> bytes_zeroed_{0};
   std::atomic<uint64_t> copy_failures_{0};
+  std::atomic<uint64_t> overlay_source_bytes_{0};
   RateMeter copy_meter_;
   RateMeter zero_meter_;
 };

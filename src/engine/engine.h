@@ -268,7 +268,9 @@ struct EngineStats {
   // Read-driven hydration (SPEC §10).
   bool copy_on_read = false;
   bool read_hints = false;
-  // Bytes read from the source to answer user reads, and by the copier.
+  // Bytes read from the source for users' requests (their reads, and the
+  // copies their partial writes and zeros of unhydrated regions need), and
+  // by the copier.
   uint64_t user_source_bytes = 0;
   uint64_t copier_source_bytes = 0;
   // Regions hydrated since Start, by why they were copied: read-ahead of

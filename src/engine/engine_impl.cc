@@ -253,7 +253,10 @@ EngineStats EngineImpl::Stats() const {
   s.copier_failed_reads = copier_.failed_reads();
   s.copy_on_read = copy_on_read_.load();
   s.read_hints = copier_.hints_enabled();
-  s.user_source_bytes = user_source_bytes_.load(std::memory_order_relaxed);
+  // Users' requests: their reads, and the copies their partial writes and
+  // zeros of unhydrated regions need.
+  s.user_source_bytes =
+      user_source_bytes_.load(std::memory_order_relaxed) + hydrator_.overlay_source_bytes();
   const OriginStats ahead = copier_.origin_stats(CopyOrigin::kAhead);
   const OriginStats near = copier_.origin_stats(CopyOrigin::kNear);
   const OriginStats prof = copier_.origin_stats(CopyOrigin::kProfile);

@@ -119,6 +119,25 @@ TEST_F(RoutingTest, WriteAcrossRegionsCopiesOnlyThePartialEnds) {
   EXPECT_EQ(ReadBack(0, kImage), want);
 }
 
+// Status splits what was read from the source between users and the
+// copier; the copies users' partial writes and zeros need are the users'.
+// They were counted nowhere: 0 B for users and 0 B by the copier after a
+// partial write had read a whole region from the source.
+TEST_F(RoutingTest, SourceReadsOfPartialWritesAndZerosAreTheUsers) {
+  Open();
+  auto data = Pattern(300, 5);
+  ASSERT_OK(e()->Write(2 * kRegion + 10, data.data(), data.size(), false));
+  ASSERT_OK(e()->Zero(5 * kRegion + 4096, 4096, /*punch=*/true));
+  ASSERT_OK(e()->Zero(7 * kRegion + 100, 1000, /*punch=*/false));
+  ASSERT_OK(e()->Write(9 * kRegion, Pattern(kRegion, 6).data(), kRegion, false));  // no copy
+  std::vector<uint8_t> buf(500);
+  ASSERT_OK(e()->Read(12 * kRegion, buf.data(), buf.size()));
+  const EngineStats s = e()->Stats();
+  EXPECT_EQ(src_.read_bytes.load(), 3 * kRegion + 500);
+  EXPECT_EQ(s.user_source_bytes, 3 * kRegion + 500);
+  EXPECT_EQ(s.user_source_bytes + s.copier_source_bytes, src_.read_bytes.load());
+}
+
 TEST_F(RoutingTest, WritesToHydratedRegionsAreDirect) {
   Open();
   auto a = Pattern(kRegion, 1), b = Pattern(10, 2);
