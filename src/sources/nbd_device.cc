@@ -44,6 +44,10 @@ constexpr size_t kPooledBufferBytes = size_t{64} << 20;
 // The identity re-check's interval right after a source error (a failed
 // read may be a source that changed under a live URL).
 constexpr uint64_t kRecheckAfterErrorNs = 2'000'000'000;
+// A re-check that cannot read its samples (a range the source keeps
+// failing) is logged once, and again only when the error changes or after
+// this long: every 2 s it would rotate the rest of the log away in a day.
+constexpr uint64_t kRecheckWarningEveryNs = 600'000'000'000;
 
 uint64_t MonoNow() { return Clock::Real()->NowNanos(); }
 
@@ -263,6 +267,10 @@ class NbdDevice final : public Device {
   uint64_t errors_at_probe_ = 0;         // GUARDED_BY(probe_mu_)
   NbdConnection* probe_conn_ = nullptr;  // GUARDED_BY(probe_mu_); a fresh one's
   std::thread probe_thread_;             // GUARDED_BY(probe_mu_)
+  // The last "could not re-check" warning and when: the probe thread's own
+  // (one runs at a time; each starts after the last was joined).
+  std::string last_warning_;
+  uint64_t last_warning_ns_ = 0;
 
   // Release: every use of the connections (a Read, a block status query,
   // a ReadAsync being queued) is a ReleaseGate::Use; Release closes the
@@ -387,8 +395,13 @@ void NbdDevice::Recheck(bool all_up) {
   } else if (all_up && !s.ok() && !s.IsMismatch() && s.code() != Status::Code::kAborted &&
              !gate_.closed()) {
     // (With a connection down, the reconnect says why.)
-    CLONEFS_LOG_WARN("could not re-check that %s is unchanged: %s", state_->display.c_str(),
-                     s.message().c_str());
+    const uint64_t now = MonoNow();
+    if (s.message() != last_warning_ || now - last_warning_ns_ >= kRecheckWarningEveryNs) {
+      CLONEFS_LOG_WARN("could not re-check that %s is unchanged: %s", state_->display.c_str(),
+                       s.message().c_str());
+      last_warning_ = s.message();
+      last_warning_ns_ = now;
+    }
   }
   std::lock_guard<std::mutex> l(probe_mu_);
   probe_running_ = false;

@@ -7,12 +7,14 @@
 // (clone::RemoteIdentityCheck).
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
 #include <random>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "base/log.h"
 #include "clone/identity.h"
 #include "devices/device_test_util.h"
 #include "sources/nbd_device.h"
@@ -161,6 +163,52 @@ TEST_F(SourceIdentityTest, ContentChangedInPlaceIsFoundByTheRecheck) {
   EXPECT_NE(c.message().find("changed under the live clone"), std::string::npos) << c.message();
   std::vector<uint8_t> buf(4096);
   EXPECT_TRUE(dev->Read(kChangedOff, buf.data(), buf.size()).IsMismatch());
+}
+
+// A source that keeps failing the reads of the re-check's samples (a bad
+// range under one of them) is not a change, and says so in the log: once,
+// not at every re-check (every 2 s after a source error, which rotated the
+// rest of the log away within a day).
+TEST_F(SourceIdentityTest, AReCheckThatKeepsFailingIsLoggedOnce) {
+  const std::string flag = dir_.File("errors-on");
+  server_ = std::make_unique<NbdkitServer>(
+      dir_.File("nbd.sock"),
+      std::vector<std::string>{"-r", "--filter=error", "file", dir_.File("data.img"),
+                               "error-pread-rate=100%", "error-pread-file=" + flag});
+  ASSERT_TRUE(server_->Start());
+  NbdSourceOptions options;
+  options.timeout_ns = 1'000'000'000;
+  options.identity_recheck_ns = 100'000'000;
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+  const std::string log = dir_.File("log");
+  ASSERT_TRUE(SetLogToFile(log).ok());
+  ASSERT_TRUE(testing::WriteFile(flag, {1}));
+  const auto count = [&] {
+    std::ifstream f(log);
+    std::string line;
+    int n = 0;
+    while (std::getline(f, line)) n += line.find("could not re-check") != std::string::npos;
+    return n;
+  };
+  // Re-checks started as the copier's periodic check starts them: until
+  // the first warning, then for 5 s more (each re-check takes ~2 s here:
+  // its reads fail after their retries, then a fresh connection's).
+  const auto poll_until = [&](auto done) {
+    while (!done()) {
+      EXPECT_TRUE(dev->CheckUnchanged().ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  };
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  poll_until([&] { return count() >= 1 || std::chrono::steady_clock::now() > give_up; });
+  ASSERT_EQ(count(), 1) << "the re-check's failure was not logged";
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  poll_until([&] { return std::chrono::steady_clock::now() > end; });
+  const int lines = count();
+  SetLogToStderr();
+  EXPECT_EQ(lines, 1) << "one warning for one lasting trouble";
+  EXPECT_EQ(dev->Health().state, State::kConnected);
 }
 
 // An NBD server tells the size only at the handshake: an export that shrank
