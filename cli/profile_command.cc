@@ -32,11 +32,25 @@ std::string Bytes(uint64_t b) {
 
 }  // namespace
 
-int ProfileCommand(const Args& args) {
-  if (!args.empty() && (args[0] == "--help" || args[0] == "-h")) {
+int ProfileCommand(const Args& in) {
+  // `show --help` asks for help too, and `show -- FILE` names a FILE that
+  // starts with '-'.
+  Args args = in;
+  const bool help_asked =
+      (!args.empty() && (args[0] == "--help" || args[0] == "-h")) ||
+      (args.size() == 2 && args[0] == "show" && (args[1] == "--help" || args[1] == "-h"));
+  if (help_asked) {
     fputs(kUsage, stdout);
     fputs(ExitCodesHelp(kProfileExitCodes).c_str(), stdout);
     return kExitOk;
+  }
+  if (args.size() == 3 && args[0] == "show" && args[1] == "--") args.erase(args.begin() + 1);
+  if (args.size() == 2 && args[0] == "show" && args[1].size() > 1 && args[1][0] == '-') {
+    fprintf(stderr,
+            "clonefs: error: unknown option '%s'; usage: clonefs profile show FILE (a FILE "
+            "starting with '-': clonefs profile show -- FILE)\n",
+            args[1].c_str());
+    return kExitUsage;
   }
   if (args.size() != 2 || args[0] != "show") {
     fprintf(stderr, "clonefs: error: %s; usage: clonefs profile show FILE\n",

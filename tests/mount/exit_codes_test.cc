@@ -133,6 +133,9 @@ TEST_F(ExitCodesMountTest, EveryDocumentedCodeIsReturnedByTheRealCommand) {
   Expect("info", 1, "--metadata " + Quote(nothing));
   Expect("check", 3, "--metadata " + Quote(nothing));
   Expect("profile", 1, "show " + Quote(nothing));
+  Expect("profile", 0, "show --help");
+  Expect("profile", 2, "show --no-such-option");
+  Expect("profile", 1, "show -- " + Quote(nothing));
 
   // A mounted clone that does not hydrate.
   RunResult m = c.Mount("--no-hydration --record-profile " + Quote(profile));
