@@ -30,6 +30,7 @@
 #include "metadata/clone_files.h"
 #include "profile/profile.h"
 #include "regions/region_math.h"
+#include "regions/region_run.h"
 #include "sources/source_spec.h"
 
 #ifndef PR_SET_IO_FLUSHER
@@ -322,10 +323,8 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
     profile_order = profile::ToRegions(*p, *geo);
     // In this clone's regions, as status counts them (a profile recorded
     // with another region size was announced in its own units).
-    uint64_t regions = 0;
-    for (const RegionRun& r : profile_order) regions += r.count;
-    rep->Note("hydrating the " + std::to_string(regions) + " regions of profile " + o.profile +
-              " first" +
+    rep->Note("hydrating the " + std::to_string(RegionCount(profile_order)) +
+              " regions of profile " + o.profile + " first" +
               (p->region_size == geo->region_size()
                    ? std::string()
                    : " (recorded as " + std::to_string(p->regions()) + " regions of " +
@@ -479,12 +478,11 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
     WriteDaemonInfo(info).ok();
     return kExitFailure;
   }
-  if (!info.profile_error.empty()) {
+  if (info.profile_error.empty()) {
+    RemoveDaemonInfo(o.metadata_dir);
+  } else {
     WriteDaemonInfo(info).ok();
-    CLONEFS_LOG_INFO("unmounted %s; final commit done", o.mountpoint.c_str());
-    return kExitOk;
   }
-  RemoveDaemonInfo(o.metadata_dir);
   CLONEFS_LOG_INFO("unmounted %s; final commit done", o.mountpoint.c_str());
   return kExitOk;
 }

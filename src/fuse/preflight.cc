@@ -174,8 +174,6 @@ std::string MtimeOnlyRemedy(const std::string& message, const MountOptions& o) {
   if (!sb.ok() || sb->source.mtime_ns <= 0) return "";
   const int64_t ns = sb->source.mtime_ns;
   char when[48];
-  snprintf(when, sizeof(when), "@%lld.%09lld", static_cast<long long>(ns / 1'000'000'000),
-           static_cast<long long>(ns % 1'000'000'000));
   if ((sb->source.flags & metadata::FileIdentity::kRemote) != 0) {
     // The web server's Last-Modified date: whole seconds.
     snprintf(when, sizeof(when), "@%lld", static_cast<long long>(ns / 1'000'000'000));
@@ -187,6 +185,8 @@ std::string MtimeOnlyRemedy(const std::string& message, const MountOptions& o) {
            std::string(when) +
            " FILE (the served file); if its content changed, start a new clone with a new dest";
   }
+  snprintf(when, sizeof(when), "@%lld.%09lld", static_cast<long long>(ns / 1'000'000'000),
+           static_cast<long long>(ns % 1'000'000'000));
   return "only the source's modification time differs (its size and sampled content are as "
          "recorded). If " +
          o.source +

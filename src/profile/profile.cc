@@ -86,11 +86,7 @@ Status Errno(const std::string& what, const std::string& path) {
 
 }  // namespace
 
-uint64_t Profile::regions() const {
-  uint64_t n = 0;
-  for (const RegionRun& r : runs) n += r.count;
-  return n;
-}
+uint64_t Profile::regions() const { return RegionCount(runs); }
 
 std::string Serialize(const Profile& p) {
   std::string s;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace clonefs {
 
@@ -11,5 +12,12 @@ struct RegionRun {
   uint64_t end() const { return first + count; }
   bool operator==(const RegionRun&) const = default;
 };
+
+// The regions in `runs`, counted once per run (overlaps are not merged).
+inline uint64_t RegionCount(const std::vector<RegionRun>& runs) {
+  uint64_t n = 0;
+  for (const RegionRun& r : runs) n += r.count;
+  return n;
+}
 
 }  // namespace clonefs

@@ -245,7 +245,7 @@ TEST_F(PassthroughMountTest, AWritePastTheEndThroughPassthroughIsCutBackAndTheCl
   }
   EXPECT_TRUE(cut) << "dest was not cut back to the image's size";
   st = Status(c_.mnt);
-  EXPECT_EQ(st.dest_change, "") << "an append is no change of dest by another program";
+  EXPECT_EQ(st.dest_change, "") << "a write past the end is no change of dest by another program";
   EXPECT_NE(c_.LogText().find("went past the image's end"), std::string::npos) << c_.LogText();
   EXPECT_TRUE(ReadAll(c_.exposed()) == model) << "the image is served, unchanged";
   RunResult u = c_.Unmount();
