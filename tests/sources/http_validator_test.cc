@@ -2,8 +2,6 @@
 // validator gives, and how a change is named.
 #include "sources/http_validator.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,6 +9,8 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+
+#include "sources/test_server.h"
 
 namespace clonefs {
 namespace {
@@ -85,23 +85,17 @@ TEST(HttpValidatorTest, OnlyHttpSourcesAreAsked) {
 // handshake and queues the request, which is never answered.
 class SilentServer {
  public:
-  SilentServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) == 0 && ::listen(fd_, 4) == 0 &&
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-      port_ = ntohs(addr.sin_port);
-    }
+  SilentServer() : fd_(testing::BindLoopback(&port_)) {
+    if (fd_ >= 0 && ::listen(fd_, 4) != 0) port_ = -1;
   }
-  ~SilentServer() { ::close(fd_); }
+  ~SilentServer() {
+    if (fd_ >= 0) ::close(fd_);
+  }
   int port() const { return port_; }
 
  private:
-  int fd_ = -1;
-  int port_ = 0;
+  int port_ = -1;  // before fd_: BindLoopback sets it
+  int fd_;
 };
 
 Result<HttpValidator> FetchFromSilent(const SilentServer& server, uint64_t timeout_ns,

@@ -52,19 +52,30 @@ inline std::string NbdkitBinaryForTests() {
   return env != nullptr && *env != '\0' ? env : "nbdkit";
 }
 
-// A TCP port on 127.0.0.1 that was free a moment ago, or -1.
-inline int FreeLoopbackPort() {
+// A TCP socket bound to a free port on 127.0.0.1, its port in *port; -1
+// (and *port -1) if that failed.
+inline int BindLoopback(int* port) {
+  *port = -1;
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return -1;
   }
-  ::close(fd);
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// A TCP port on 127.0.0.1 that was free a moment ago, or -1.
+inline int FreeLoopbackPort() {
+  int port = -1;
+  const int fd = BindLoopback(&port);
+  if (fd >= 0) ::close(fd);
   return port;
 }
 
