@@ -87,6 +87,9 @@ bool WorkerPool::StartWorker(bool interrupt_reader) {
   w->pool = this;
   w->buffer = Buffer::Create(buffer_size_);
   int rc = w->buffer == nullptr ? ENOMEM : 0;
+  // Before the worker runs: once it waits, then takes a request, it sets
+  // the clock again, and Run must see that to add the next reader.
+  if (rc == 0 && interrupt_reader) none_waiting_since_ns_ = 0;
   if (rc == 0) rc = pthread_create(&w->tid, nullptr, &WorkerPool::ThreadMain, w.get());
   if (rc != 0) {
     // Logged once: the pool keeps its size rather than retry on every
@@ -196,13 +199,15 @@ Status WorkerPool::Run() {
     // Every worker has been inside a request for a while (a stalled source,
     // with readers waiting for its timeout): nobody reads /dev/fuse, so the
     // kernel's INTERRUPT for a reader killed meanwhile would wait with it.
+    // StartWorker restarts the busy clock; the new worker (which may take a
+    // queued request at once) sets it again, so one more follows at most
+    // two ticks later if that one is busy too.
     if (add_reader && StartWorker(/*interrupt_reader=*/true)) {
+      if (after_reader_added_) after_reader_added_();
       CLONEFS_LOG_INFO(
           "fuse: every worker has been busy for %u ms; one more reads /dev/fuse so that "
           "interrupts (killed readers) are answered",
           kBusyCheckMillis);
-      std::lock_guard<std::mutex> l(mu_);
-      none_waiting_since_ns_ = 0;  // the new worker waits; one more at most a tick later
     }
   }
   fuse_session_exit(se_);

@@ -35,6 +35,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -59,6 +60,12 @@ class WorkerPool {
   // could be started.
   Status Run();
 
+  // Called by Run on its own thread right after it started a worker beyond
+  // max_threads (an interrupt reader), before it looks at the pool again:
+  // a seam for tests that let the new worker take a request first.
+  // REQUIRES: before Run.
+  void set_after_reader_added(std::function<void()> fn) { after_reader_added_ = std::move(fn); }
+
  private:
   class Buffer;
   struct Worker;
@@ -66,7 +73,9 @@ class WorkerPool {
   static void* ThreadMain(void* arg);
   void Serve(Worker* w);
   // Starts a worker if the pool may grow: up to max_threads, or up to
-  // kInterruptReaders more for an `interrupt_reader`. REQUIRES: mu_ not held.
+  // kInterruptReaders more for an `interrupt_reader`, whose busy clock
+  // (none_waiting_since_ns_) it restarts before the worker can run.
+  // REQUIRES: mu_ not held.
   bool StartWorker(bool interrupt_reader = false);
   // The signal that interrupts a worker's read at shutdown: SIGRTMIN + 2.
   static int WakeSignal();
@@ -94,12 +103,15 @@ class WorkerPool {
   std::vector<std::unique_ptr<Worker>> workers_;
   uint32_t waiting_ = 0;      // GUARDED_BY(mu_); workers in receive
   // GUARDED_BY(mu_); steady-clock ns when waiting_ last fell to 0; 0 while
-  // a worker waits (or right after an interrupt reader was added).
+  // a worker waits, or from an interrupt reader's start until it waits.
+  // Only workers and StartWorker write it: an interrupt reader may take a
+  // request and set it again before Run looks at the pool next.
   uint64_t none_waiting_since_ns_ = 0;
   bool stopping_ = false;     // GUARDED_BY(mu_); no more workers
   bool grow_failed_ = false;  // GUARDED_BY(mu_); stop trying to grow
   bool any_stopped_ = false;  // GUARDED_BY(mu_)
   int error_ = 0;             // GUARDED_BY(mu_); errno of a failed read
+  std::function<void()> after_reader_added_;  // set before Run
 };
 
 }  // namespace clonefs::fuse
