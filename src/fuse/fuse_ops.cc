@@ -15,6 +15,8 @@
 //   - the source did not answer within --source-timeout     -> EIO
 //   - the request was interrupted (the reader was killed)
 //     while it waited for the source                        -> EINTR
+//     (a signal the reader handles is not an interruption:
+//     the request goes on)
 //   - an open that may not be passed through while
 //     passed-through opens are live (passthrough.h)         -> EIO
 #include <fcntl.h>
@@ -32,6 +34,7 @@
 #include "base/log.h"
 #include "fuse/fuse_fs.h"
 #include "fuse/fuse_kernel_abi.h"
+#include "fuse/requester.h"
 #include "fuse/uring_queues.h"
 
 #define FUSE_USE_VERSION 314
@@ -44,17 +47,23 @@ namespace {
 // so that OpRelease can tell them apart.
 constexpr uint64_t kPassthroughHandle = 1;
 
-void CancelOnInterrupt(fuse_req_t, void* token) { static_cast<CancelToken*>(token)->Cancel(); }
+void InterruptToken(fuse_req_t, void* token) { static_cast<CancelToken*>(token)->Interrupt(); }
 
 // Runs `op` (an engine call that may wait for the source) with a CancelToken
-// current that the kernel's INTERRUPT for `req` cancels: a reader killed
-// while it waits for a stalled source gets its answer (EINTR) at once and is
-// never left in uninterruptible sleep (SPEC §7a). The interrupt callback is
-// removed before returning, so the reply that follows can free the request.
+// current that the kernel's INTERRUPT for `req` cancels once the requester
+// is being killed: a reader killed while it waits for a stalled source gets
+// its answer (EINTR) at once and is never left in uninterruptible sleep
+// (SPEC §7a). A signal the requester handles does not fail its read or
+// write with EINTR, as it would not on a disk (requester.h); should it be
+// killed later, the waiting code sees that at its next poll (the kernel
+// sends one INTERRUPT per request). The interrupt callback is removed before
+// returning, so the reply that follows can free the request.
 template <typename Op>
 Status Interruptible(fuse_req_t req, Op&& op) {
-  CancelToken token;
-  fuse_req_interrupt_func(req, CancelOnInterrupt, &token);
+  const struct fuse_ctx* ctx = fuse_req_ctx(req);
+  const pid_t tid = ctx != nullptr ? ctx->pid : 0;
+  CancelToken token([tid] { return RequesterAbandoned(tid); });
+  fuse_req_interrupt_func(req, InterruptToken, &token);
   Status s;
   {
     ScopedCancelToken scope(&token);

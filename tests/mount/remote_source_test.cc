@@ -433,6 +433,99 @@ TEST_F(RemoteSourceTest, StalledServerNeverHangsReaders) {
   ASSERT_EQ(c_.Unmount().code, 0);
 }
 
+// A reader and a writer that get a signal they handle while they wait for
+// the source (a slow or paused server) get their data, as from a disk: the
+// kernel's INTERRUPT for a signal that does not kill them cancels nothing.
+// Before, both failed with EINTR ("Interrupted system call"), SA_RESTART or
+// not. Killing one afterwards still ends its wait at once.
+namespace handled_signal {
+volatile sig_atomic_t got = 0;
+void OnUsr1(int) { got = 1; }
+}  // namespace handled_signal
+
+TEST_F(RemoteSourceTest, ASignalTheRequesterHandlesDoesNotFailItsRequest) {
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult m = MountUri(server_->Uri(), "--no-hydration --no-copy-on-read --source-timeout 20");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const std::vector<uint8_t> src = ReadAll(c_.src);
+  // Child: handles SIGUSR1, then reads (write=false) or partly writes (which
+  // hydrates first) an unhydrated region; exit 0 only on full success.
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  auto start = [&](bool write, uint64_t off) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      struct sigaction sa = {};
+      sa.sa_handler = handled_signal::OnUsr1;
+      sa.sa_flags = SA_RESTART;
+      sigaction(SIGUSR1, &sa, nullptr);
+      int fd = open(c_.exposed().c_str(), O_RDWR);
+      (void)!::write(ready[1], "r", 1);  // the handler is in place
+      char buf[100];
+      memset(buf, 0x5a, sizeof(buf));
+      ssize_t n = write ? pwrite(fd, buf, sizeof(buf), static_cast<off_t>(off))
+                        : pread(fd, buf, sizeof(buf), static_cast<off_t>(off));
+      if (n != static_cast<ssize_t>(sizeof(buf))) _exit(10 + (n < 0 ? errno % 100 : 0));
+      if (!write && memcmp(buf, src.data() + off, sizeof(buf)) != 0) _exit(2);
+      _exit(handled_signal::got ? 0 : 3);
+    }
+    return pid;
+  };
+  auto waiting = [](pid_t pid) {  // without reaping it
+    siginfo_t info = {};
+    return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid == 0;
+  };
+  server_->Pause();
+  struct ResumeOnExit {  // a failed assertion must not leave the server stopped
+    NbdkitServer* s;
+    ~ResumeOnExit() { s->Resume(); }
+  } resume_on_exit{server_.get()};
+  const pid_t reader = start(false, (1 << 20) + 10);
+  const pid_t writer = start(true, (2 << 20) + 10);
+  const pid_t killed = start(false, (3 << 20) + 10);
+  char r[3];
+  for (size_t got = 0; got < sizeof(r);) {
+    const ssize_t n = read(ready[0], r + got, sizeof(r) - got);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close(ready[0]);
+  close(ready[1]);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));  // into their requests
+  for (pid_t p : {reader, writer, killed}) {
+    EXPECT_TRUE(waiting(p)) << "every request should be waiting for the paused server";
+    kill(p, SIGUSR1);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_TRUE(waiting(reader)) << "a handled signal must not end the read";
+  EXPECT_TRUE(waiting(writer)) << "a handled signal must not end the write";
+  // Killed after its interrupt was let go: no second INTERRUPT comes.
+  kill(killed, SIGKILL);
+  pid_t done = 0;
+  int st = 0;
+  for (int i = 0; i < 100 && done == 0; ++i) {  // up to 1 s
+    done = waitpid(killed, &st, WNOHANG);
+    if (done == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(done, killed) << "a reader killed after a handled signal must not hang";
+  if (done != killed) waitpid(killed, &st, 0);
+  server_->Resume();
+  for (pid_t p : {reader, writer}) {
+    EXPECT_EQ(waitpid(p, &st, 0), p);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        << (p == reader ? "reader" : "writer") << " exit status " << WEXITSTATUS(st)
+        << " (10 + errno: the request failed; 14 = EINTR)";
+  }
+  std::vector<uint8_t> img = ReadAll(c_.exposed());
+  EXPECT_EQ(img.size(), src.size());
+  if (img.size() == src.size()) {
+    EXPECT_EQ(img[(2 << 20) + 10], 0x5a) << "the write landed";
+    EXPECT_EQ(img[(2 << 20) + 9], src[(2 << 20) + 9]);
+  }
+  EXPECT_EQ(c_.Unmount().code, 0);
+}
+
 // Every /dev/fuse worker waiting for a stalled server (--threads 2, four
 // readers): readers killed then still exit at once. Nobody read /dev/fuse
 // any more, so the kernel's INTERRUPTs waited and every killed reader with
