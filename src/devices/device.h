@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "base/result.h"
@@ -120,6 +121,12 @@ class Device {
   // none (NBD and SSH servers give none; files are stat'ed instead).
   // Default: 0.
   virtual int64_t ServerMtimeNs() const { return 0; }
+
+  // Bytes the device has allocated (a regular file's st_blocks x 512:
+  // holes and unwritten tails are not counted), or nullopt where that is
+  // not known (a block device, memory, a remote source). Cheap (an fstat).
+  // Default: nullopt.
+  virtual std::optional<uint64_t> AllocatedBytes() const { return std::nullopt; }
 
   // For a writable regular file now longer than Size() (something wrote
   // past its end): truncates it back to Size() and returns the bytes cut;

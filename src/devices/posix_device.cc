@@ -208,6 +208,13 @@ class PosixDevice final : public Device {
     return Status::OK();
   }
 
+  std::optional<uint64_t> AllocatedBytes() const override {
+    if (is_block_) return std::nullopt;
+    struct stat st;
+    if (::fstat(fd_, &st) < 0 || !S_ISREG(st.st_mode)) return std::nullopt;
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  }
+
   Result<uint64_t> CutGrowth() override {
     if (read_only_ || is_block_) return uint64_t{0};
     struct stat st;

@@ -355,6 +355,14 @@ class Engine {
   // building the stats: cheap enough for every FUSE open. Once true, stays
   // true.
   virtual bool hydration_done() const = 0;
+  // Bytes of the image that may hold data, for the exposed file's
+  // st_blocks (what du, cp --sparse=auto and rsync --sparse look at before
+  // they ask SEEK_DATA/SEEK_HOLE): dest's allocation plus every unhydrated
+  // byte, taken as data (the source is not asked), at most image_size().
+  // Once every region is hydrated that is dest's allocation alone.
+  // image_size() where dest's allocation is not known (a block device).
+  // Cheap: an fstat and a counter.
+  virtual uint64_t AllocatedBytes() const { return image_size(); }
   // Whether dest changed under the clone (Stats().dest_change non-empty),
   // cheaply. Once true, stays true.
   virtual bool dest_changed() const { return false; }

@@ -195,6 +195,15 @@ uint64_t EngineImpl::HydratedBytes(uint64_t hydrated_regions) const {
   return std::min(bytes, geo_.image_size());
 }
 
+uint64_t EngineImpl::AllocatedBytes() const {
+  const uint64_t size = geo_.image_size();
+  const std::optional<uint64_t> dest = dest_->AllocatedBytes();
+  if (!dest) return size;
+  const uint64_t hydrated = HydratedBytes(md_->NrHydratedRegions());
+  const uint64_t unhydrated = size > hydrated ? size - hydrated : 0;
+  return std::min(size, *dest + unhydrated);
+}
+
 EngineStats EngineImpl::Stats() const {
   EngineStats s;
   s.image_size = geo_.image_size();

@@ -98,6 +98,7 @@ class EngineImpl final : public Engine {
   Result<EngineStats> CommitAndStats() override;
   EngineMode mode() const override { return committer_.mode(); }
   bool hydration_done() const override { return committer_.hydration_done(); }
+  uint64_t AllocatedBytes() const override;
   bool dest_changed() const override { return dest_watch_.changed(); }
   void WritesPassedThrough() override { dest_watch_.AllowGrowthCut(); }
   void SetHydrationThreshold(uint32_t n) override { copier_.SetThreshold(n); }

@@ -64,7 +64,9 @@ bool FuseFs::Stat(uint64_t ino, struct stat* st) const {
   if (ino != kFileIno) return false;
   st->st_nlink = 1;
   st->st_size = static_cast<off_t>(image_size_);
-  st->st_blocks = static_cast<blkcnt_t>((image_size_ + 511) / 512);
+  // What may hold data (engine.h): a sparse image shows its holes to du
+  // and cp --sparse=auto, as SEEK_DATA/SEEK_HOLE do.
+  st->st_blocks = static_cast<blkcnt_t>((engine_->AllocatedBytes() + 511) / 512);
   st->st_blksize = 4096;
   st->st_mtim = ToTimespec(mtime_ns_.load(std::memory_order_relaxed));
   st->st_atim = ToTimespec(atime_ns_.load(std::memory_order_relaxed));

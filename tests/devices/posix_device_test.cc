@@ -68,6 +68,10 @@ TEST_F(PosixDeviceTest, PunchDeallocatesAndSeekFindsTheHole) {
   EXPECT_EQ(*dev->NextData(kMiB + 5), 3 * kMiB);
   EXPECT_EQ(*dev->NextHole(3 * kMiB), 4 * kMiB);
   EXPECT_EQ(dev->Size(), 4 * kMiB);  // KEEP_SIZE
+  // The device's own figure is the file's (st_blocks x 512).
+  ASSERT_TRUE(dev->AllocatedBytes().has_value());
+  EXPECT_EQ(*dev->AllocatedBytes(), AllocatedBytes(path));
+  EXPECT_LE(*dev->AllocatedBytes(), before - 2 * kMiB);
 }
 
 TEST_F(PosixDeviceTest, UnalignedPunchZeroesEdgesAndKeepsNeighbours) {

@@ -208,6 +208,53 @@ TEST_F(RoutingTest, DirectIoIsOfferedOnlyForHydratedRangesDestCanServe) {
   EXPECT_EQ(e()->DirectReadFd(4 * kRegion, 4096), -1) << "rolled back: unhydrated again";
 }
 
+// A dest whose allocation the test sets (a file's st_blocks x 512), over
+// the rig's dest.
+class AllocationDest final : public test::SharedDevice {
+ public:
+  AllocationDest(std::shared_ptr<Device> d, std::atomic<int64_t>* bytes)
+      : SharedDevice(std::move(d)), bytes_(bytes) {}
+  std::optional<uint64_t> AllocatedBytes() const override {
+    const int64_t b = bytes_->load();
+    if (b < 0) return std::nullopt;
+    return static_cast<uint64_t>(b);
+  }
+
+ private:
+  std::atomic<int64_t>* const bytes_;  // < 0: unknown (a block device)
+};
+
+// What the exposed file reports as allocated (its st_blocks): dest's
+// allocation plus whatever is not hydrated, at most the image; the image
+// where dest's allocation is unknown. Before, always the whole image, so
+// du and cp --sparse=auto never saw the holes of a sparse clone.
+TEST_F(RoutingTest, AllocatedBytesAreDestsPlusWhatIsNotHydrated) {
+  std::atomic<int64_t> dest_bytes{0};
+  {
+    auto md = metadata::Metadata::Open(rig_->MdOptions());
+    ASSERT_OK(md.status());
+    auto opened = Engine::Open(test::Share(rig_->source),
+                               std::make_unique<AllocationDest>(rig_->dest, &dest_bytes),
+                               std::move(*md), Quiet());
+    ASSERT_OK(opened.status());
+    rig_->engine = std::move(*opened);
+    ASSERT_OK(rig_->engine->Start());
+  }
+  EXPECT_EQ(e()->AllocatedBytes(), kImage) << "nothing hydrated: all may be data";
+  auto a = Pattern(2 * kRegion, 6);
+  ASSERT_OK(e()->Write(kRegion, a.data(), a.size(), false));       // regions 1 and 2
+  ASSERT_OK(e()->Zero(5 * kRegion, 3 * kRegion, /*punch=*/true));  // 5..7: holes
+  ASSERT_EQ(Hydrated(), 5u);
+  dest_bytes = 2 * kRegion;
+  EXPECT_EQ(e()->AllocatedBytes(), kImage - 3 * kRegion);
+  dest_bytes = 4096;  // dest found zeros in the written data and left holes
+  EXPECT_EQ(e()->AllocatedBytes(), kImage - 5 * kRegion + 4096);
+  dest_bytes = 2 * kImage;  // preallocated, or data beyond what was hydrated
+  EXPECT_EQ(e()->AllocatedBytes(), kImage);
+  dest_bytes = -1;
+  EXPECT_EQ(e()->AllocatedBytes(), kImage) << "unknown allocation: all may be data";
+}
+
 // With dest in a bad condition, writes go the engine's way (which reports
 // a recovery), reads still may go direct.
 TEST_F(RoutingTest, NoDirectWritesWhileDestIsUnhealthy) {

@@ -132,6 +132,7 @@ class SharedDevice : public Device {
   Result<uint64_t> NextHole(uint64_t off) override { return d_->NextHole(off); }
   Status CheckUnchanged() override { return d_->CheckUnchanged(); }
   Result<uint64_t> CutGrowth() override { return d_->CutGrowth(); }
+  std::optional<uint64_t> AllocatedBytes() const override { return d_->AllocatedBytes(); }
 
  private:
   std::shared_ptr<Device> d_;

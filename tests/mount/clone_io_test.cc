@@ -4,11 +4,14 @@
 // after hydration.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <memory>
 #include <random>
+#include <thread>
+#include <vector>
 
 #include "fuse/runtime_info.h"
 #include "mount/harness.h"
@@ -174,6 +177,54 @@ TEST_F(CloneIoTest, QemuIoWithCacheNone) {
   ASSERT_EQ(c_.Unmount().code, 0);
   ASSERT_TRUE(ShOk("truncate -s " + std::to_string(kSize) + " " + Quote(c_.dst)));
   EXPECT_TRUE(ShOk("qemu-img compare -f raw -F raw " + Quote(c_.dst) + " " + Quote(expected)));
+}
+
+// A sparse source (64 MiB, 3 MiB of data): the exposed file reports what
+// may hold data in st_blocks, as a sparse file does, so du shows it and
+// cp --sparse=auto looks for the holes (SEEK_DATA/SEEK_HOLE) and keeps
+// them. Before, st_blocks said every byte was allocated: du showed 64 MiB
+// and cp wrote a fully allocated 64 MiB copy.
+TEST_F(CloneIoTest, DuAndCpSeeTheHolesOfASparseClone) {
+  constexpr uint64_t kMiB = 1 << 20, kSize = 64 * kMiB;
+  {
+    std::vector<uint8_t> data(kMiB);
+    std::mt19937_64 rng(5);
+    for (auto& b : data) b = static_cast<uint8_t>(rng() | 1);
+    const int fd = open(c_.src.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, static_cast<off_t>(kSize)), 0);
+    for (uint64_t off : {uint64_t{0}, 20 * kMiB, 63 * kMiB}) {
+      ASSERT_EQ(pwrite(fd, data.data(), data.size(), static_cast<off_t>(off)),
+                static_cast<ssize_t>(kMiB));
+    }
+    close(fd);
+  }
+  auto blocks = [](const std::string& path) {
+    struct stat st = {};
+    EXPECT_EQ(stat(path.c_str(), &st), 0) << path;
+    return static_cast<uint64_t>(st.st_blocks) * 512;
+  };
+  // Unhydrated, everything may be data (the source is not asked).
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(blocks(c_.exposed()), kSize);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  m = c_.Mount("--hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(c_.WaitComplete(60)) << c_.LogText();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // attributes age out (1 s)
+  const uint64_t exposed = blocks(c_.exposed());
+  EXPECT_GE(exposed, 3 * kMiB);
+  EXPECT_LE(exposed, 4 * kMiB) << "dest holds 3 MiB of data";
+  EXPECT_EQ(exposed, blocks(c_.dst));
+  RunResult du = Sh("du -k " + Quote(c_.exposed()));
+  ASSERT_EQ(du.code, 0) << du.out;
+  EXPECT_LE(std::stoull(du.out), 4096u) << du.out;
+  const std::string copy = c_.dir() / "copy.img";
+  ASSERT_TRUE(ShOk("cp --sparse=auto " + Quote(c_.exposed()) + " " + Quote(copy)));
+  EXPECT_LE(blocks(copy), 4 * kMiB) << "cp kept the holes";
+  EXPECT_EQ(Sha256(copy), Sha256(c_.src));
+  ASSERT_EQ(c_.Unmount().code, 0);
 }
 
 // fio writes a crc32c-verified pattern into the source in four quarters;
