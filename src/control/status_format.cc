@@ -146,7 +146,13 @@ std::string FormatHuman(const StatusReport& r, uint64_t now_unix_ns) {
                                    U(r.read_driven.profile_recorded) +
                                    " regions so far; written at unmount)");
     }
-    Line(&out, "Failures:", U(r.copy_failures) + " copy, " + U(r.commit_failures) + " commit");
+    std::string failures = U(r.copy_failures) + " copy, " + U(r.commit_failures) + " commit";
+    if (r.copy_failing_regions != 0) {
+      failures += "; " + U(r.copy_failing_regions) +
+                  (r.copy_failing_regions == 1 ? " region" : " regions") +
+                  " failing to copy, retried with backoff (see Last error)";
+    }
+    Line(&out, "Failures:", failures);
     Line(&out, "Commits:", U(r.commits));
     if (!r.fuse.passthrough.empty()) {
       const FuseReport& f = r.fuse;

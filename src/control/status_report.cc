@@ -48,6 +48,12 @@ Eta EstimateEta(const EngineStats& s) {
   const uint64_t remaining = s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0;
   if (remaining == 0 || s.hydration_done) return Eta{0, ""};
   if (!s.copy_stopped.empty()) return Eta{std::nullopt, s.copy_stopped};
+  // Every region left is one whose copies fail: no rate says when they end
+  // (a smoothed rate still shows the copies before for a while).
+  if (s.copy_failing_regions != 0 && s.region_size != 0 &&
+      s.copy_failing_regions >= CeilDiv(remaining, s.region_size)) {
+    return Eta{std::nullopt, "copies failing, retrying"};
+  }
   const uint64_t to_copy = std::min(s.remaining_copy_bytes, remaining);
   const uint64_t to_zero = remaining - to_copy;
   uint64_t rate = s.copy_rate_bytes_per_s;
@@ -76,6 +82,7 @@ std::string HealthOf(const EngineStats& s) {
   }
   if (s.source_health.state == SourceHealth::State::kStalled) return "degraded: source stalled";
   if (s.copier_pause == "source failing") return "degraded: source read errors";
+  if (s.copy_failing_regions != 0) return "degraded: copies failing";
   return "ok";
 }
 
@@ -105,6 +112,7 @@ StatusReport BuildLiveReport(const EngineStats& s, const ControlInfo& info, uint
   r.knobs = s.knobs;
   r.discard_passdown = s.discard_passdown;
   r.copy_failures = s.copy_failures;
+  r.copy_failing_regions = s.copy_failing_regions;
   r.commit_failures = s.commit_failures;
   r.commits = s.commits;
   if (!s.commit_step.empty() && s.commit_step_ns >= kCommitSlowNanos) {
@@ -288,8 +296,10 @@ std::string ReportToJson(const StatusReport& r, int indent) {
                         {"rate_bytes_per_s", r.knobs.rate_bytes_per_s},
                         {"discard_passdown", r.discard_passdown}}
                  : Null();
-  j["failures"] =
-      L ? Json{{"copy", r.copy_failures}, {"commit", r.commit_failures}} : Null();
+  j["failures"] = L ? Json{{"copy", r.copy_failures},
+                           {"commit", r.commit_failures},
+                           {"failing_regions", r.copy_failing_regions}}
+                    : Null();
   j["commits"] = LiveUint(L, r.commits);
   // Only while a commit is slow: documents are otherwise byte for byte
   // what they were before the key existed.
@@ -553,6 +563,9 @@ Result<StatusReport> ReportFromJson(const nlohmann::json& doc) {
   if (const nlohmann::json* o = rd.Obj(doc, "", "failures", true)) {
     r.copy_failures = rd.U64(*o, "failures.", "copy");
     r.commit_failures = rd.U64(*o, "failures.", "commit");
+    if (Find(*o, "failing_regions") != nullptr) {  // absent from older daemons
+      r.copy_failing_regions = rd.U64(*o, "failures.", "failing_regions");
+    }
   }
   r.commits = rd.OptU64(doc, "", "commits").value_or(0);
   // Absent from older daemons' documents.

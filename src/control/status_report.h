@@ -138,6 +138,9 @@ struct StatusReport {
   HydrationKnobs knobs;
   bool discard_passdown = true;
   uint64_t copy_failures = 0;
+  // Live only: unhydrated regions whose last copy failed, being retried
+  // (EngineStats::copy_failing_regions); 0 from daemons that predate it.
+  uint64_t copy_failing_regions = 0;
   uint64_t commit_failures = 0;
   uint64_t commits = 0;
   // Live only: a commit that has been at one step for kCommitSlowNanos or

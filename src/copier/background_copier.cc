@@ -146,6 +146,12 @@ CopierPause BackgroundCopier::pause() const {
   return p;
 }
 
+uint64_t BackgroundCopier::FailingRegions() const {
+  std::lock_guard<std::mutex> l(mu_);
+  if (backoff_.size() == 0) return 0;
+  return backoff_.CountFailed([&](uint64_t r) { return !ctx_.md->IsRegionHydrated(r); });
+}
+
 void BackgroundCopier::Sleep(uint64_t ns, uint64_t gen) {
   ns = std::clamp<uint64_t>(ns, 1, kMaxSleepNanos);
   std::unique_lock<std::mutex> l(mu_);

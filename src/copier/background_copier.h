@@ -357,6 +357,9 @@ class BackgroundCopier {
   bool MayHaveCachedWrites() const { return dropper_.AnyPending(); }
   // The source-wide pause, if any.
   CopierPause pause() const;
+  // Unhydrated regions whose last copy failed, retried with backoff (a
+  // region hydrated since by other means, a write, is not counted).
+  uint64_t FailingRegions() const;
 
   // --- read-driven hydration (SPEC §10) ---
   // Records a user read for the hints (ReadHints::NoteRead) and wakes the

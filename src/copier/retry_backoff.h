@@ -42,6 +42,14 @@ class RetryBackoff {
   // Delay that region r waits after its last failure (0 if none); for tests.
   uint64_t DelayOf(uint64_t r) const;
   size_t size() const { return entries_.size(); }
+  // Regions that failed (and have not succeeded since) for which
+  // `pred(region)` is true.
+  template <typename Pred>
+  uint64_t CountFailed(Pred pred) const {
+    uint64_t n = 0;
+    for (const auto& e : entries_) n += pred(e.first) ? 1 : 0;
+    return n;
+  }
 
  private:
   struct Entry {

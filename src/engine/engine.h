@@ -209,6 +209,9 @@ struct EngineStats {
   // source (<copier_pause>: <reason>)".
   std::string copy_stopped;
   uint64_t copy_failures = 0;               // failed copies since Start
+  // Unhydrated regions whose last copy failed: the copier retries each with
+  // backoff (BackgroundCopier::FailingRegions).
+  uint64_t copy_failing_regions = 0;
   uint64_t commits = 0;                     // commits that persisted something
   uint64_t commit_failures = 0;
   // The commit running now: its step ("flushing the destination", "writing

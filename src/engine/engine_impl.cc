@@ -260,6 +260,7 @@ EngineStats EngineImpl::Stats() const {
   s.source_link_shared = copier_.shared_link();
   s.copier_window_bytes = copier_.SourceWindow();
   s.copier_failed_reads = copier_.failed_reads();
+  s.copy_failing_regions = copier_.FailingRegions();
   s.copy_on_read = copy_on_read_.load();
   s.read_hints = copier_.hints_enabled();
   // Users' requests: their reads, and the copies their partial writes and

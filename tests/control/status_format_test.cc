@@ -846,6 +846,20 @@ TEST(EtaTest, Rules) {
   EXPECT_EQ(EstimateEta(s).reason, "measuring");
   s.copy_failures = 2;
   EXPECT_EQ(EstimateEta(s).reason, "copies failing, retrying");
+  // The rate still shows the copies before, but every region left is
+  // failing: no ETA (before, "ETA 1s" for two rate windows). A region
+  // failing among others that copy leaves the ETA to the rate.
+  s.copy_rate_bytes_per_s = 1 << 20;
+  s.region_size = 1 << 20;
+  s.hydrated_bytes = s.image_size - (3 << 20);
+  s.copy_failing_regions = 3;
+  EXPECT_FALSE(EstimateEta(s).seconds.has_value());
+  EXPECT_EQ(EstimateEta(s).reason, "copies failing, retrying");
+  s.copy_failing_regions = 2;
+  EXPECT_EQ(EstimateEta(s).seconds, std::optional<uint64_t>(3));
+  s.copy_failing_regions = 0;
+  s.hydrated_bytes = 0;
+  s.copy_rate_bytes_per_s = 0;
   // Stopped: the engine's reason, whatever the rate.
   s.copy_rate_bytes_per_s = 1 << 20;
   for (const char* why : {"hydration disabled", "hydration_threshold 0", "metadata read-only",
@@ -908,6 +922,10 @@ TEST(StatusJsonTest, ReadsVersionOneDocuments) {
 TEST(HealthTest, FollowsTheEnginesStates) {
   EngineStats s = SampleStats();
   EXPECT_EQ(HealthOf(s), "ok");
+  // Regions whose copies keep failing while the source as a whole is
+  // fine (bad sectors in a few places): before, health stayed ok.
+  s.copy_failing_regions = 2;
+  EXPECT_EQ(HealthOf(s), "degraded: copies failing");
   s.copier_pause = "source failing";
   EXPECT_EQ(HealthOf(s), "degraded: source read errors");
   s.source_health.state = SourceHealth::State::kStalled;
@@ -930,6 +948,37 @@ TEST(HealthTest, FollowsTheEnginesStates) {
   s = SampleStats();
   s.last_error.kind = ErrorKind::kDestFull;  // a past error alone is not a state
   EXPECT_EQ(HealthOf(s), "ok");
+}
+
+// Regions whose copies keep failing: the health says so, the human block
+// counts them, and the JSON carries the count (absent from older daemons:
+// 0).
+TEST(HealthTest, FailingRegionsAreShownAndCarried) {
+  EngineStats s = SampleStats();
+  s.copy_failures = 15;
+  s.commit_failures = 0;
+  s.copy_failing_regions = 2;
+  const StatusReport r = BuildLiveReport(s, SampleInfo(), 1, 2);
+  const std::string h = FormatHuman(r);
+  EXPECT_NE(h.find("Health:       degraded: copies failing\n"), std::string::npos) << h;
+  EXPECT_NE(h.find("Failures:     15 copy, 0 commit; 2 regions failing to copy, retried with "
+                   "backoff (see Last error)\n"),
+            std::string::npos)
+      << h;
+  std::string json = ReportToJson(r, 0);
+  Result<StatusReport> back = ReportFromJsonText(json);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->copy_failing_regions, 2u);
+  const std::string key = ",\"failing_regions\":2";
+  const size_t at = json.find(key);
+  ASSERT_NE(at, std::string::npos) << json;
+  json.erase(at, key.size());
+  back = ReportFromJsonText(json);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->copy_failing_regions, 0u);
+  s.copy_failing_regions = 0;
+  EXPECT_NE(FormatHuman(BuildLiveReport(s, SampleInfo(), 1, 2)).find("15 copy, 0 commit\n"),
+            std::string::npos);
 }
 
 EngineStats DestFullStats() {
@@ -964,6 +1013,7 @@ StatusReport GoldenLiveReport() {
   s.copier_prefetch_room_bytes = 16 << 20;
   s.source_latency_floor_ns = 4'512'345;
   s.copier_window_bytes = 64 << 20;
+  s.copy_failing_regions = 2;
   StatusReport r = BuildLiveReport(s, SampleInfo(), 4321, 99);
   r.settings.rate_bytes_per_s = 200 << 20;
   r.settings.name = "vm1.img";
@@ -1193,7 +1243,8 @@ constexpr char kGoldenLive[] = R"json({
   },
   "failures": {
     "copy": 3,
-    "commit": 1
+    "commit": 1,
+    "failing_regions": 2
   },
   "commits": 42,
   "read_driven": {
@@ -1254,7 +1305,7 @@ constexpr char kGoldenLive[] = R"json({
 }
 )json";
 constexpr char kGoldenLiveCompact[] =
-    R"json({"schema_version":3,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"change":null,"oldest_request_unix_s":null,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2,"guard":null},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
+    R"json({"schema_version":3,"live":true,"pid":4321,"uptime_seconds":99,"mountpoint":"/mnt/clone","source":"/data/src \"x\".img","dest":"/data/dest.img","metadata":"/data/dest.img.clonefs","uuid":"123e4567-e89b-12d3-a456-426614174000","log":"/data/dest.img.clonefs/clonefs.log","name":"dest.img","mode":"rw","state":"hydrating","source_state":"ok","source_change":null,"dest_state":"ok","dest_change":null,"source_connection":{"state":"reconnecting","since_unix_s":1795000000,"change":null,"oldest_request_unix_s":null,"last_error":"nbd: connection reset by peer","last_error_unix_s":1795000001,"errors":7,"retries":3,"reconnects":2,"guard":null},"health":"degraded: dest full","last_error":{"kind":"dest-full","what":"copy write to dest\tat \"offset\" 4194304:\u0001 No space left on device","errno":28,"errno_name":"ENOSPC","time":"2026-11-18T11:06:40Z","count":4641},"hydration_done":false,"image_size":65540096,"region_size":65536,"regions":{"total":1001,"hydrated":250,"committed":240,"hydrating":7},"bytes":{"total":65540096,"hydrated":16384000,"remaining":49156096,"copied":123456789,"zeroed":4096,"remaining_copy":49156096},"hydrated_percent":24.9984,"copy_rate_bytes_per_s":1048576,"zero_rate_bytes_per_s":1073741824,"copy_rate_window_seconds":8,"eta_seconds":47,"eta_reason":null,"knobs":{"hydration_enabled":true,"hydration_threshold":33,"hydration_batch_size":9,"rate_bytes_per_s":5000000,"discard_passdown":true},"failures":{"copy":3,"commit":1,"failing_regions":2},"commits":42,"read_driven":{"copy_on_read":true,"read_hints":false,"source_bytes":{"users":0,"copier":0,"copier_read_ahead":0,"copier_near_reads":0},"regions_hydrated_by":{"read_ahead":0,"near_reads":0,"profile":0,"cursor":0,"copy_on_read":0},"sequential_readers":0,"near_hints":0,"profile":{"hydrated_regions":7,"total_regions":28},"recording_profile":{"path":"/var/lib/clonefs/boot.profile","regions":111},"prefetch":{"room_bytes":16777216,"source_latency_floor_us":4512},"pipeline":{"shared_link":false,"window_bytes":67108864}},"passthrough":"waiting for completion","fuse":{"opens":2,"passthrough_opens":0,"read_requests":81234,"write_requests":5120,"transport":"/dev/fuse (--fuse-transport dev)","uring_requests":0,"uring_direct":0},"metadata_space":{"block_size":4096,"used_blocks":77,"total_blocks":100000},"settings":{"name":"vm1.img","rate":"209715200"},"settings_error":null}
 )json";
 constexpr char kGoldenOffline[] = R"json({
   "schema_version": 3,

@@ -105,12 +105,42 @@ TEST_F(FaultTest, SourceEioReachesTheReaderAndTheCopierRetriesWithBackoff) {
   EngineStats st = e()->Stats();
   EXPECT_GE(st.copy_failures, 2u);
   EXPECT_EQ(st.hydrated_regions, 31u);
+  EXPECT_EQ(st.copy_failing_regions, 1u);
   EXPECT_FALSE(st.hydration_done);
   EXPECT_EQ(st.mode, EngineMode::kReadWrite);
 
   rig_.source->ClearRules();
   ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }, 30000));
+  EXPECT_EQ(e()->Stats().copy_failing_regions, 0u);
   EXPECT_EQ(rig_.ReadAll(), rig_.source_content);
+}
+
+// The regions counted as failing (status: `degraded: copies failing`) are
+// those still unhydrated: one a user then overwrites whole (no copy needed)
+// is no longer counted, although the copier never copied it.
+TEST_F(FaultTest, ARegionWrittenWholeNoLongerCountsAsFailing) {
+  for (uint64_t r : {5, 9}) {
+    rig_.source->AddRule(
+        Rule(DeviceOp::kRead, r * kRegion, kRegion, Status::IoError("injected source error", EIO)));
+  }
+  EngineOptions o;
+  o.retry_backoff_initial_ms = 20;
+  ASSERT_OK(rig_.Open(o));
+  ASSERT_TRUE(Rig::WaitFor([&] {
+    const EngineStats st = e()->Stats();
+    return st.hydrated_regions == 30 && st.copy_failing_regions == 2;
+  })) << e()->Stats().hydrated_regions
+      << " hydrated, " << e()->Stats().copy_failing_regions << " failing";
+  auto d = Bytes(kRegion, 0x5c);
+  ASSERT_OK(e()->Write(9 * kRegion, d.data(), d.size(), false));
+  EngineStats st = e()->Stats();
+  EXPECT_EQ(st.hydrated_regions, 31u);
+  EXPECT_EQ(st.copy_failing_regions, 1u);
+  rig_.source->ClearRules();
+  ASSERT_TRUE(Rig::WaitFor([&] { return e()->Stats().hydration_done; }, 30000));
+  EXPECT_EQ(e()->Stats().copy_failing_regions, 0u);
+  EXPECT_EQ(Get(9 * kRegion, kRegion), d);
+  EXPECT_EQ(Get(5 * kRegion, kRegion), Src(5 * kRegion, kRegion));
 }
 
 // A copy buffer that cannot be allocated fails the request with ENOMEM (a
