@@ -309,7 +309,21 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   const profile::SourceKey source_key{sb.source.size, sb.source.fingerprint,
                                       sb.source.fingerprint2};
   std::vector<RegionRun> profile_order;
-  if (!o.profile.empty()) {
+  // A profile only orders hydration: a stored one (not given this time)
+  // whose file is gone does not keep the clone from mounting. It stays
+  // stored, in case its file system is just not mounted yet.
+  bool profile_gone = false;
+  if (!o.profile.empty() && !o.given.profile.has_value()) {
+    struct stat st;
+    profile_gone = ::stat(o.profile.c_str(), &st) != 0 && errno == ENOENT;
+    if (profile_gone) {
+      rep->Note("the stored profile " + o.profile +
+                " does not exist any more: mounting without it (hydration follows reads and "
+                "the bitmap); give --profile FILE to replay another, or --profile '' to forget "
+                "it");
+    }
+  }
+  if (!o.profile.empty() && !profile_gone) {
     auto p = profile::Load(o.profile);
     if (!p.ok()) {
       return fail(p.status().message() +

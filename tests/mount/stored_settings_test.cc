@@ -206,6 +206,45 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
   EXPECT_EQ(show.code, 1) << show.out;
 }
 
+// A stored --profile whose file was removed since: the clone still mounts
+// (a profile only orders hydration), says so, and replays nothing; the
+// profile stays stored. Before, every remount was refused until
+// --profile ''. Given on the command line, a missing profile is refused.
+TEST_F(StoredSettingsTest, AStoredProfileRemovedSinceDoesNotKeepTheCloneFromMounting) {
+  const std::string prof = c_.dir() / "boot.profile";
+  RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ReadClone("1M", 8));
+  ASSERT_EQ(c_.Unmount().code, 0);
+  const std::string dst2 = c_.dir() / "second.img", mnt2 = c_.dir() / "mnt2";
+  ASSERT_TRUE(ShOk("mkdir -p " + Quote(mnt2)));
+  auto mount2 = [&](const std::string& extra) {
+    return Sh(ClonefsBinary() + " mount " + extra + " " + Quote(c_.src) + " " + Quote(dst2) + " " +
+              Quote(mnt2));
+  };
+  m = mount2("--no-hydration --profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+  ASSERT_EQ(unlink(prof.c_str()), 0);
+
+  m = mount2("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(
+      Has(m.out, "the stored profile " + prof + " does not exist any more: mounting without it"))
+      << m.out;
+  RunResult st = Sh(ClonefsBinary() + " status --json " + Quote(mnt2));
+  EXPECT_EQ(st.code, 0) << st.out;
+  EXPECT_TRUE(Has(st.out, "\"profile\": null,")) << "nothing replayed\n" << st.out;
+  EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+  RunResult info = Sh(ClonefsBinary() + " info " + Quote(dst2));
+  EXPECT_TRUE(Has(info.out, prof)) << "the profile stays stored\n" << info.out;
+
+  m = mount2("--profile " + Quote(prof));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "cannot open profile " + prof)) << m.out;
+  EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2)).code, 0) << "a refused mount left a mount";
+}
+
 // A clone mounted again keeps recording into its stored --record-profile:
 // the file written at the second unmount still holds the first mount's
 // touches, first, and the second mount's after them (it used to hold only
