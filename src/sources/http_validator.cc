@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <memory>
 #include <mutex>
 
@@ -102,8 +103,11 @@ Result<HttpValidator> FetchHttpValidator(const SourceSpec& spec, uint64_t timeou
     return Status::Aborted("asking " + spec.display + " for its version was cancelled");
   }
   if (rc != CURLE_OK) {
+    // No answer in time is ETIMEDOUT, for the caller to tell it apart from
+    // a server that answered with an error.
     return Status::IoError("cannot ask " + spec.display + " for its version (HEAD): " +
-                           (err[0] != '\0' ? std::string(err) : curl_easy_strerror(rc)));
+                               (err[0] != '\0' ? std::string(err) : curl_easy_strerror(rc)),
+                           rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : 0);
   }
   return ValidatorFromHeaders(LastHeader(c, "ETag"), LastHeader(c, "Last-Modified"));
 }

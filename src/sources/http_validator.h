@@ -46,7 +46,8 @@ struct HttpValidator {
 // request with the URL's user and password, redirects followed (between
 // http and https only, as nbdkit's are), within `timeout_ns`. Errors:
 // InvalidArgument for another kind; IoError naming the URL (display form)
-// and what failed (curl's message, or the HTTP status); Aborted soon (within
+// and what failed (curl's message, or the HTTP status), with errno
+// ETIMEDOUT if no answer came within `timeout_ns`; Aborted soon (within
 // about a second: libcurl's progress callback) after `*cancel` becomes true.
 Result<HttpValidator> FetchHttpValidator(const SourceSpec& spec, uint64_t timeout_ns,
                                          const std::atomic<bool>* cancel = nullptr);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -644,14 +645,23 @@ bool Executable(const std::string& binary) {
 }
 
 // The validator of an http(s):// source (http_validator.h), or none, with a
-// log line saying which and what it guards against.
-HttpValidator LearnValidator(const SourceSpec& spec, const NbdSourceOptions& options) {
+// log line saying which and what it guards against. Errors: IoError
+// (ETIMEDOUT) if the server did not answer within the source timeout:
+// nbdkit would wait for it as long again.
+Result<HttpValidator> LearnValidator(const SourceSpec& spec, const NbdSourceOptions& options) {
   Result<HttpValidator> v = FetchHttpValidator(spec, options.timeout_ns);
+  if (!v.ok() && v.status().sys_errno() == ETIMEDOUT) {
+    return Status::IoError("cannot connect to " + spec.display + ": no answer within " +
+                               FormatTimeout(options.timeout_ns) + " (" + v.status().message() +
+                               "); check that the server is running and reachable from here, "
+                               "and the URI is right, or give a longer --source-timeout",
+                           ETIMEDOUT);
+  }
   if (!v.ok()) {
-    // nbdkit's own HEAD says more if the server is really unreachable.
+    // Refused, not found...: nbdkit's own attempt says why, with advice.
     CLONEFS_LOG_WARN("%s; a file replaced under the URL is found only by the identity re-checks",
                      v.status().message().c_str());
-    return {};
+    return HttpValidator{};
   }
   if (v->empty()) {
     CLONEFS_LOG_WARN(
@@ -717,7 +727,7 @@ Result<std::unique_ptr<Device>> OpenNbdSource(const SourceSpec& spec,
   }
   HttpValidator validator;
   if (spec.kind == SourceSpec::Kind::kHttp) {
-    validator = LearnValidator(spec, options);
+    CLONEFS_ASSIGN_OR_RETURN(validator, LearnValidator(spec, options));
     if (!validator.empty()) target.argv.push_back("header=" + validator.Precondition());
   }
   auto state = std::make_shared<NbdSourceState>(spec.display, target, options.timeout_ns);

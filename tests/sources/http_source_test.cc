@@ -365,6 +365,33 @@ TEST(HttpSourceTest, UnreachableServerFailsFastWithAClearMessage) {
   EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());  // nothing left running
 }
 
+// A web server that takes the connection and never answers (a hung or
+// overloaded server, a proxy that holds): the open fails after the source
+// timeout, once, saying so. Before, the HEAD for the file's version waited
+// the timeout, then nbdkit's own open as long again (6 s for a 3 s
+// timeout), and the message blamed nbdkit.
+TEST(HttpSourceTest, AServerThatNeverAnswersFailsTheOpenAfterOneTimeout) {
+  testing::SilentServer server;
+  ASSERT_GT(server.port(), 0);
+  Result<SourceSpec> spec =
+      ParseSource("http://127.0.0.1:" + std::to_string(server.port()) + "/img");
+  ASSERT_TRUE(spec.ok());
+  SourceOpenOptions o;
+  o.timeout_ns = 3'000'000'000;
+  const auto start = std::chrono::steady_clock::now();
+  Result<std::unique_ptr<Device>> dev = OpenSource(*spec, o);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(dev.ok());
+  const std::string& m = dev.status().message();
+  EXPECT_EQ(dev.status().sys_errno(), ETIMEDOUT) << dev.status().ToString();
+  EXPECT_NE(m.find("cannot connect to " + spec->display + ": no answer within 3 s"),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("--source-timeout"), std::string::npos) << m;
+  EXPECT_LT(waited, std::chrono::milliseconds(5500)) << "waited for the timeout twice";
+  EXPECT_TRUE(testing::ChildrenNamed("nbdkit").empty());  // none was started
+}
+
 TEST(HttpSourceTest, AMissingNbdkitIsNamed) {
   Result<SourceSpec> spec = ParseSource("https://example.invalid/disk.img");
   ASSERT_TRUE(spec.ok());

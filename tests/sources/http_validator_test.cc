@@ -81,22 +81,7 @@ TEST(HttpValidatorTest, OnlyHttpSourcesAreAsked) {
   EXPECT_TRUE(v.status().IsInvalidArgument()) << v.status().ToString();
 }
 
-// A listening socket nobody accepts on: the kernel completes the TCP
-// handshake and queues the request, which is never answered.
-class SilentServer {
- public:
-  SilentServer() : fd_(testing::BindLoopback(&port_)) {
-    if (fd_ >= 0 && ::listen(fd_, 4) != 0) port_ = -1;
-  }
-  ~SilentServer() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int port() const { return port_; }
-
- private:
-  int port_ = -1;  // before fd_: BindLoopback sets it
-  int fd_;
-};
+using testing::SilentServer;
 
 Result<HttpValidator> FetchFromSilent(const SilentServer& server, uint64_t timeout_ns,
                                       const std::atomic<bool>* cancel) {

@@ -80,6 +80,23 @@ inline int FreeLoopbackPort() {
 }
 
 // Spawns argv (argv[0] looked up in PATH); returns the pid or -1.
+// A listening socket nobody accepts on: the kernel completes the TCP
+// handshake and queues the request, which is never answered.
+class SilentServer {
+ public:
+  SilentServer() : fd_(testing::BindLoopback(&port_)) {
+    if (fd_ >= 0 && ::listen(fd_, 4) != 0) port_ = -1;
+  }
+  ~SilentServer() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int port() const { return port_; }
+
+ private:
+  int port_ = -1;  // before fd_: BindLoopback sets it
+  int fd_;
+};
+
 inline pid_t Spawn(const std::vector<std::string>& args) {
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
