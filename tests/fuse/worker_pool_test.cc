@@ -157,6 +157,7 @@ class WorkerPoolTest : public ::testing::Test {
     std::memset(&ops, 0, sizeof(ops));
     ops.getattr = BlockingGetattr;
     se_ = fuse_session_new(&args, &ops, sizeof(ops), &f_);
+    fuse_opt_free_args(&args);  // the session copied what it keeps
     ASSERT_NE(se_, nullptr);
     struct fuse_custom_io io;
     std::memset(&io, 0, sizeof(io));
