@@ -372,6 +372,15 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
       rep->Note("starting a new recording in " + o.record_profile +
                 " (what it holds cannot be continued: " + before.status().message() + ")");
     }
+  } else if (!o.record_profile.empty()) {
+    // A new recording into a file that exists (another clone's profile, or
+    // one this clone replays elsewhere) replaces it at unmount: say so now.
+    struct stat st;
+    if (::stat(o.record_profile.c_str(), &st) == 0) {
+      rep->Note("--record-profile " + o.record_profile +
+                " exists: this clone's recording replaces it at unmount (copy it first to keep "
+                "it)");
+    }
   }
   // A transport this kernel cannot give refuses the mount before it is
   // stored too (the server checks again, with an io_uring, when it mounts).

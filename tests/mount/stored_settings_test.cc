@@ -245,6 +245,33 @@ TEST_F(StoredSettingsTest, AStoredProfileRemovedSinceDoesNotKeepTheCloneFromMoun
   EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2)).code, 0) << "a refused mount left a mount";
 }
 
+// A new recording into a file that exists (another clone's profile) says,
+// at mount, that it will replace it; before, the file was overwritten at
+// unmount without a word. A clone continuing its own recording says that
+// instead.
+TEST_F(StoredSettingsTest, ARecordingIntoAnExistingFileSaysItReplacesIt) {
+  const std::string prof = c_.dir() / "boot.profile";
+  RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_FALSE(Has(m.out, "replaces it at unmount")) << m.out;
+  ASSERT_TRUE(ReadClone("1M", 8));
+  ASSERT_EQ(c_.Unmount().code, 0);
+  m = MountWith("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "continuing the access profile recorded in " + prof)) << m.out;
+  EXPECT_FALSE(Has(m.out, "replaces it at unmount")) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  const std::string dst2 = c_.dir() / "second.img", mnt2 = c_.dir() / "mnt2";
+  ASSERT_TRUE(ShOk("mkdir -p " + Quote(mnt2)));
+  m = Sh(ClonefsBinary() + " mount --no-hydration --record-profile " + Quote(prof) + " " +
+         Quote(c_.src) + " " + Quote(dst2) + " " + Quote(mnt2));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(
+      m.out, "--record-profile " + prof + " exists: this clone's recording replaces it at unmount"))
+      << m.out;
+  EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+}
+
 // A clone mounted again keeps recording into its stored --record-profile:
 // the file written at the second unmount still holds the first mount's
 // touches, first, and the second mount's after them (it used to hold only
