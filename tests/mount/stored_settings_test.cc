@@ -55,6 +55,21 @@ class StoredSettingsTest : public ::testing::Test {
     EXPECT_TRUE(Has(show.out, "1  128 +16  [8388608, 9437184)")) << show.out;
     EXPECT_TRUE(Has(show.out, "2  32 +4  [2097152, 2359296)")) << show.out;
   }
+  // Records the profile of one 1 MiB read at 8 MiB into `prof`, with a
+  // first mount of the clone, then unmounts it.
+  void RecordOneRead(const std::string& prof) {
+    RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
+    ASSERT_EQ(m.code, 0) << m.out;
+    ASSERT_TRUE(ReadClone("1M", 8));
+    ASSERT_EQ(c_.Unmount().code, 0);
+  }
+  // `clonefs mount [extra] SRC DST2 MNT2`: a second clone of the source.
+  RunResult MountSecond(const std::string& extra) {
+    if (!ShOk("mkdir -p " + Quote(mnt2_))) return {};
+    return Sh(ClonefsBinary() + " mount " + extra + " " + Quote(c_.src) + " " + Quote(dst2_) + " " +
+              Quote(mnt2_));
+  }
+  int UnmountSecond() { return Sh(ClonefsBinary() + " unmount " + Quote(mnt2_)).code; }
   bool WaitForFlag(int seconds) {
     const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
     while (std::chrono::steady_clock::now() < end) {
@@ -69,6 +84,7 @@ class StoredSettingsTest : public ::testing::Test {
 
   CloneDir c_;
   std::string src_sha_, flag_;
+  const std::string dst2_ = c_.dir() / "second.img", mnt2_ = c_.dir() / "mnt2";
 };
 
 TEST_F(StoredSettingsTest, ResumedCloneRunsWithItsStoredSettings) {
@@ -212,37 +228,28 @@ TEST_F(StoredSettingsTest, ProfileRecordedByOneCloneIsReplayedByTheNextOnlyForIt
 // --profile ''. Given on the command line, a missing profile is refused.
 TEST_F(StoredSettingsTest, AStoredProfileRemovedSinceDoesNotKeepTheCloneFromMounting) {
   const std::string prof = c_.dir() / "boot.profile";
-  RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
+  ASSERT_NO_FATAL_FAILURE(RecordOneRead(prof));
+  RunResult m = MountSecond("--no-hydration --profile " + Quote(prof));
   ASSERT_EQ(m.code, 0) << m.out;
-  ASSERT_TRUE(ReadClone("1M", 8));
-  ASSERT_EQ(c_.Unmount().code, 0);
-  const std::string dst2 = c_.dir() / "second.img", mnt2 = c_.dir() / "mnt2";
-  ASSERT_TRUE(ShOk("mkdir -p " + Quote(mnt2)));
-  auto mount2 = [&](const std::string& extra) {
-    return Sh(ClonefsBinary() + " mount " + extra + " " + Quote(c_.src) + " " + Quote(dst2) + " " +
-              Quote(mnt2));
-  };
-  m = mount2("--no-hydration --profile " + Quote(prof));
-  ASSERT_EQ(m.code, 0) << m.out;
-  EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+  EXPECT_EQ(UnmountSecond(), 0);
   ASSERT_EQ(unlink(prof.c_str()), 0);
 
-  m = mount2("");
+  m = MountSecond("");
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_TRUE(
       Has(m.out, "the stored profile " + prof + " does not exist any more: mounting without it"))
       << m.out;
-  RunResult st = Sh(ClonefsBinary() + " status --json " + Quote(mnt2));
+  RunResult st = Sh(ClonefsBinary() + " status --json " + Quote(mnt2_));
   EXPECT_EQ(st.code, 0) << st.out;
   EXPECT_TRUE(Has(st.out, "\"profile\": null,")) << "nothing replayed\n" << st.out;
-  EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
-  RunResult info = Sh(ClonefsBinary() + " info " + Quote(dst2));
+  EXPECT_EQ(UnmountSecond(), 0);
+  RunResult info = Sh(ClonefsBinary() + " info " + Quote(dst2_));
   EXPECT_TRUE(Has(info.out, prof)) << "the profile stays stored\n" << info.out;
 
-  m = mount2("--profile " + Quote(prof));
+  m = MountSecond("--profile " + Quote(prof));
   EXPECT_EQ(m.code, 1) << m.out;
   EXPECT_TRUE(Has(m.out, "cannot open profile " + prof)) << m.out;
-  EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2)).code, 0) << "a refused mount left a mount";
+  EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2_)).code, 0) << "a refused mount left a mount";
 }
 
 // A new recording into a file that exists (another clone's profile) says,
@@ -251,25 +258,18 @@ TEST_F(StoredSettingsTest, AStoredProfileRemovedSinceDoesNotKeepTheCloneFromMoun
 // instead.
 TEST_F(StoredSettingsTest, ARecordingIntoAnExistingFileSaysItReplacesIt) {
   const std::string prof = c_.dir() / "boot.profile";
-  RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
-  ASSERT_EQ(m.code, 0) << m.out;
-  EXPECT_FALSE(Has(m.out, "replaces it at unmount")) << m.out;
-  ASSERT_TRUE(ReadClone("1M", 8));
-  ASSERT_EQ(c_.Unmount().code, 0);
-  m = MountWith("");
+  ASSERT_NO_FATAL_FAILURE(RecordOneRead(prof));
+  RunResult m = MountWith("");
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_TRUE(Has(m.out, "continuing the access profile recorded in " + prof)) << m.out;
   EXPECT_FALSE(Has(m.out, "replaces it at unmount")) << m.out;
   ASSERT_EQ(c_.Unmount().code, 0);
-  const std::string dst2 = c_.dir() / "second.img", mnt2 = c_.dir() / "mnt2";
-  ASSERT_TRUE(ShOk("mkdir -p " + Quote(mnt2)));
-  m = Sh(ClonefsBinary() + " mount --no-hydration --record-profile " + Quote(prof) + " " +
-         Quote(c_.src) + " " + Quote(dst2) + " " + Quote(mnt2));
+  m = MountSecond("--no-hydration --record-profile " + Quote(prof));
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_TRUE(Has(
       m.out, "--record-profile " + prof + " exists: this clone's recording replaces it at unmount"))
       << m.out;
-  EXPECT_EQ(Sh(ClonefsBinary() + " unmount " + Quote(mnt2)).code, 0);
+  EXPECT_EQ(UnmountSecond(), 0);
 }
 
 // A clone mounted again keeps recording into its stored --record-profile:
@@ -278,12 +278,9 @@ TEST_F(StoredSettingsTest, ARecordingIntoAnExistingFileSaysItReplacesIt) {
 // the second mount's, the first mount's boot order lost).
 TEST_F(StoredSettingsTest, ResumedRecordingKeepsTheEarlierMountsTouches) {
   const std::string prof = c_.dir() / "boot.profile";
-  RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
-  ASSERT_EQ(m.code, 0) << m.out;
-  ASSERT_TRUE(ReadClone("1M", 8));
-  ASSERT_EQ(c_.Unmount().code, 0);
+  ASSERT_NO_FATAL_FAILURE(RecordOneRead(prof));
 
-  m = MountWith("");
+  RunResult m = MountWith("");
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_TRUE(Has(m.out, "continuing the access profile recorded in " + prof)) << m.out;
   ASSERT_TRUE(ReadClone("256K", 8));
