@@ -57,7 +57,10 @@ Result<Args> FstabToMountArgs(const Args& args) {
         std::to_string(paths.size()) + " arguments besides -o");
   }
   std::string dest;
-  Args out = {};
+  // The paths first: an option left without its value (rate) then meets the
+  // end of the line or another option, and is refused by name, instead of
+  // taking a path as its value.
+  Args out = {paths[0], "", paths[1]};
   std::vector<std::string> fuse;
   for (const std::string& o : options) {
     if (o.empty()) return Status::InvalidArgument("an empty option in the -o list");
@@ -76,8 +79,9 @@ Result<Args> FstabToMountArgs(const Args& args) {
       continue;
     }
     std::replace(key.begin(), key.end(), '_', '-');
-    out.push_back("--" + key);
-    if (eq != std::string::npos) out.push_back(o.substr(eq + 1));
+    // One argument, --KEY=VALUE: a value given to a flag (allow_other=1) is
+    // then refused by name instead of becoming a stray path.
+    out.push_back("--" + key + (eq == std::string::npos ? "" : o.substr(eq)));
   }
   if (dest.empty()) {
     return Status::InvalidArgument(
@@ -90,9 +94,7 @@ Result<Args> FstabToMountArgs(const Args& args) {
     out.push_back("-o");
     out.push_back(list);
   }
-  out.push_back(paths[0]);
-  out.push_back(dest);
-  out.push_back(paths[1]);
+  out[1] = dest;
   return out;
 }
 

@@ -27,7 +27,9 @@ namespace clonefs::cli {
 // number of `-o LIST`). Errors: InvalidArgument saying what is wrong (no
 // dest=, a missing SOURCE or MOUNTPOINT, an extra argument, an empty option).
 // Options unknown to `clonefs mount` pass through as --NAME and are refused
-// by its parser with the rest.
+// by its parser with the rest. Each option becomes one --NAME[=VALUE]
+// argument after the paths, so a value given to a flag (allow_other=1) or
+// left out (rate) is refused by that parser naming the option.
 Result<Args> FstabToMountArgs(const Args& args);
 
 }  // namespace clonefs::cli

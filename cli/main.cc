@@ -44,7 +44,9 @@ void PrintHelp(FILE* out) {
           "Commands:\n");
   for (const auto& c : kCommands) fprintf(out, "  %-10s %s\n", c.name, c.summary);
   fprintf(out,
-          "\nRun 'clonefs COMMAND --help' for a command's options.\n"
+          "\nRun 'clonefs COMMAND --help' for a command's options, 'clonefs --version' for\n"
+          "the version. mount(8) and fstab use the form 'clonefs SOURCE MOUNTPOINT -o\n"
+          "dest=DEST[,OPTION...]' (FSTAB in clonefs(8)).\n"
           "Exit codes: 0 success, 1 failure, 2 bad command line; some commands have more\n"
           "(each command's --help lists its own).\n");
 }

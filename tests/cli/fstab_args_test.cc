@@ -22,18 +22,18 @@ TEST(FstabArgs, DestAndCloneOptionsBecomeMountArguments) {
   EXPECT_EQ(Translate({"https://h/base.img", "/mnt/c", "-o",
                        "rw,dest=/d.img,rate=100M,region_size=1M,no_hydration,allow-other,"
                        "metadata=/var/lib/m"}),
-            (Args{"--rate", "100M", "--region-size", "1M", "--no-hydration", "--allow-other",
-                  "--metadata", "/var/lib/m", "https://h/base.img", "/d.img", "/mnt/c"}));
+            (Args{"https://h/base.img", "/d.img", "/mnt/c", "--rate=100M", "--region-size=1M",
+                  "--no-hydration", "--allow-other", "--metadata=/var/lib/m"}));
   // Several -o, and -oLIST glued as mount.fuse3 may pass it.
   EXPECT_EQ(Translate({"-o", "dest=/d.img", "s.img", "/mnt/c", "-orate=5M"}),
-            (Args{"--rate", "5M", "s.img", "/d.img", "/mnt/c"}));
+            (Args{"s.img", "/d.img", "/mnt/c", "--rate=5M"}));
 }
 
 TEST(FstabArgs, FstabAndSystemdOptionsAreIgnoredAndMountFlagsGoToFuse) {
   EXPECT_EQ(Translate({"s.img", "/mnt/c", "-o",
                        "defaults,nofail,_netdev,x-systemd.automount,x-systemd.requires=a.mount,"
                        "noauto,user,comment=x,dest=/d.img,nodev,nosuid,noatime"}),
-            (Args{"-o", "nodev,nosuid,noatime", "s.img", "/d.img", "/mnt/c"}));
+            (Args{"s.img", "/d.img", "/mnt/c", "-o", "nodev,nosuid,noatime"}));
 }
 
 TEST(FstabArgs, TheResultParsesAsAMount) {
@@ -47,6 +47,40 @@ TEST(FstabArgs, TheResultParsesAsAMount) {
   // An option clonefs mount does not know is refused by its parser.
   EXPECT_THROW(ParseMountArgs(Translate({"s.img", "/mnt/c", "-o", "dest=/d.img,bogus=1"})),
                std::exception);
+}
+
+// What `clonefs mount` says about an -o option, parsed as the mount(8)
+// form's arguments ("" when it accepts them).
+std::string MountParseError(const Args& fstab_form) {
+  try {
+    ParsedMount p = ParseMountArgs(Translate(fstab_form));
+    return p.problems.empty() ? "" : p.problems[0];
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+TEST(FstabArgs, AValueOnAFlagOrAMissingValueIsRefusedByName) {
+  // allow_other=1 once became "--allow-other 1": a fourth path, refused as
+  // "too many positional options" without naming the option.
+  std::string e = MountParseError({"s.img", "/mnt/c", "-o", "dest=/d.img,allow_other=1"});
+  EXPECT_NE(e.find("--allow-other"), std::string::npos) << e;
+  e = MountParseError({"s.img", "/mnt/c", "-o", "dest=/d.img,no_hydration=yes"});
+  EXPECT_NE(e.find("--no-hydration"), std::string::npos) << e;
+  // rate without a value once took SOURCE as the rate ("--rate 's.img' is
+  // not a rate", then "MOUNTPOINT is missing"), last in the list or before
+  // a mount flag.
+  for (const char* list : {"dest=/d.img,rate", "dest=/d.img,rate,nodev", "rate,dest=/d.img"}) {
+    e = MountParseError({"s.img", "/mnt/c", "-o", list});
+    EXPECT_NE(e.find("argument for option '--rate' is missing"), std::string::npos)
+        << list << ": " << e;
+  }
+  ParsedMount p = ParseMountArgs(Translate({"s.img", "/mnt/c", "-o", "dest=/d.img,rate=1M,ro"}));
+  ASSERT_TRUE(p.problems.empty()) << p.problems[0];
+  EXPECT_EQ(p.options.source, "s.img");
+  EXPECT_EQ(p.options.dest, "/d.img");
+  EXPECT_EQ(p.options.mountpoint, "/mnt/c");
+  EXPECT_EQ(p.options.given.rate_bytes_per_s, 1024u * 1024);
 }
 
 TEST(FstabArgs, MistakesSayWhatIsMissing) {

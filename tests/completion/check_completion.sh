@@ -2,7 +2,7 @@
 # Checks the bash completion against the real command:
 #   check_completion.sh CLONEFS_BINARY COMPLETION_FILE
 set -uo pipefail
-bin=$1 file=$2
+bin=$(realpath "$1") file=$(realpath "$2")
 export PATH="$(dirname "$bin"):$PATH"
 # shellcheck disable=SC1091
 source /usr/share/bash-completion/bash_completion || exit 1
@@ -43,7 +43,10 @@ expect_has() {  # expect_has LINE WORD...: the candidates include every WORD
 
 expect "clonefs mo" mount
 expect "clonefs un" unmount
-expect_has "clonefs " mount unmount status message wait info check profile --version
+# Exactly the commands `clonefs --help` lists, and --help, --version.
+mapfile -t commands < <("$bin" --help 2>&1 | sed -n '/^Commands:/,/^$/p' | sed -nE 's/^  ([a-z]+) .*/\1/p')
+((${#commands[@]} > 0)) || { echo "clonefs --help lists no commands"; fail=1; }
+expect "clonefs " "${commands[@]}" --help --version
 expect "clonefs mount --ra" --rate
 expect "clonefs mount --record" --record-profile
 expect "clonefs mount --no-pass" --no-passthrough
@@ -77,9 +80,24 @@ cd "$tmp" || exit 1
 expect "clonefs mount --fuse-transport dev src.img " dir src.img
 expect "clonefs mount --log-level debug src.img " dir src.img
 expect "clonefs mount --fuse-transport dev src.img d.img " dir
+# Every option that --help shows with a value (OPT ARG, -x [ --opt ] ARG)
+# is known to take one: its value is not counted as SOURCE, DEST or
+# MOUNTPOINT.
+value_options() {  # value_options CMD: the options of CMD --help that take a value
+  "$bin" "$1" --help 2>&1 |
+    sed -nE 's/^  (-[A-Za-z] \[ )?(--[a-z][a-z0-9-]*)( \])? ([A-Z][A-Z_]*|arg)( .*)?$/\2/p'
+}
+for opt in $(value_options mount); do
+  expect "clonefs mount $opt v src.img " dir src.img
+done
 cd - >/dev/null || exit 1
+for cmd in unmount status wait; do
+  for opt in $(value_options "$cmd"); do
+    expect "clonefs $cmd $opt 1 " /mnt/clone-a
+  done
+done
 # Every option --help lists is offered.
-for cmd in mount unmount status message wait info check; do
+for cmd in "${commands[@]}"; do
   mapfile -t opts < <("$bin" "$cmd" --help 2>&1 | sed -nE 's/^  (-[A-Za-z] \[ )?(--[a-z][a-z0-9-]*).*/\2/p')
   expect_has "clonefs $cmd --" "${opts[@]}"
 done

@@ -26,10 +26,28 @@ man_options() {
     sed 's/\\-/-/g' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u
 }
 
-for cmd in mount unmount status message wait info check; do
+# The commands: those `clonefs --help` lists, each with its own section, and
+# no section for a command it does not list. The top-level options the
+# SYNOPSIS names are in `clonefs --help` too.
+top=$("$bin" --help 2>&1)
+commands=$(sed -n '/^Commands:/,/^$/p' <<<"$top" | sed -nE 's/^  ([a-z]+) .*/\1/p' | sort)
+[[ -n "$commands" ]] || { echo "clonefs --help lists no commands"; fail=1; }
+sections=$(sed -nE 's/^\.SS clonefs ([a-z]+)( .*)?$/\1/p' "$page" | sort)
+only_help=$(comm -23 <(echo "$commands") <(echo "$sections"))
+only_man=$(comm -13 <(echo "$commands") <(echo "$sections"))
+if [[ -n "$only_help" ]]; then echo "in clonefs --help, no section in the manual page:" $only_help; fail=1; fi
+if [[ -n "$only_man" ]]; then echo "a section in the manual page, not in clonefs --help:" $only_man; fail=1; fi
+for opt in --help --version; do
+  grep -qF -- "$opt" <<<"$top" || { echo "clonefs --help does not mention $opt (the manual page's SYNOPSIS does)"; fail=1; }
+done
+
+for cmd in $commands; do
   h=$(help_options "$cmd")
-  if [[ -z "$h" ]]; then echo "clonefs $cmd --help lists no options"; fail=1; continue; fi
   m=$(man_options "$cmd")
+  # profile has no options of its own; every other command has some.
+  if [[ -z "$h" && ( -n "$m" || "$cmd" != profile ) ]]; then
+    echo "clonefs $cmd --help lists no options"; fail=1; continue
+  fi
   only_help=$(comm -23 <(echo "$h") <(echo "$m"))
   only_man=$(comm -13 <(echo "$h") <(echo "$m"))
   if [[ -n "$only_help" ]]; then echo "clonefs $cmd: in --help, not in the manual page:" $only_help; fail=1; fi
