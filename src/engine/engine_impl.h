@@ -172,6 +172,11 @@ class EngineImpl final : public Engine {
   // A source with a request unanswered this long is not asked for holes.
   static constexpr uint64_t kRemainingSilenceNanos = 1'000'000'000;
   uint64_t RemainingCopyBytes(uint64_t unhydrated_bytes) const;
+  // Bytes of [a, b) in unhydrated regions, walking at most *runs runs of
+  // them (decremented); past that, the rest of the range counts as
+  // unhydrated.
+  uint64_t UnhydratedBytesIn(uint64_t a, uint64_t b, uint64_t* runs) const;
+  static constexpr uint64_t kRemainingRuns = 1 << 16;
   std::string CopyStopped(EngineMode mode) const;
 
   const EngineOptions options_;
