@@ -60,6 +60,14 @@ Eta EstimateEta(const EngineStats& s) {
   if (s.knobs.rate_bytes_per_s != 0) rate = std::min(rate, s.knobs.rate_bytes_per_s);
   uint64_t secs = s.zero_rate_bytes_per_s != 0 ? CeilDiv(to_zero, s.zero_rate_bytes_per_s) : 0;
   if (to_copy == 0) return Eta{secs, ""};
+  // Nothing is copied while the source is silent: a rate measured before
+  // would promise an end that is not coming (the ETA grew from 38 s to
+  // 2m29s as an NBD server stopped answering, then said "measuring" until
+  // the timeout dropped the connection, 30 s in).
+  if (s.source_silent_ns >= kSourceSilentNanos) {
+    return Eta{std::nullopt, "waiting for the source (a request unanswered for " +
+                                 FormatDuration(s.source_silent_ns / 1'000'000'000ull) + ")"};
+  }
   if (rate == 0) {
     return Eta{std::nullopt, s.copy_failures != 0 ? "copies failing, retrying" : "measuring"};
   }

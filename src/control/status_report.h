@@ -234,9 +234,13 @@ struct Eta {
 //     copy rate bounded by the rate ceiling in force, plus what is left to
 //     zero at the zero rate (nothing when no zeroing is measured: holes take
 //     no copying), rounded up;
+//   - data left to copy and a source request unanswered for
+//     kSourceSilentNanos or more (EngineStats::source_silent_ns): no ETA,
+//     "waiting for the source (a request unanswered for 12s)";
 //   - a copy rate of 0 with data left: no ETA, "copies failing, retrying"
 //     when copies have failed since the start, else "measuring".
 Eta EstimateEta(const EngineStats& s);
+inline constexpr uint64_t kSourceSilentNanos = 10'000'000'000;
 
 // The JSON document (schema in docs/control.md). Pretty-printed when indent>0.
 std::string ReportToJson(const StatusReport& r, int indent = 2);

@@ -203,6 +203,10 @@ struct EngineStats {
   // for a second); what is not checked counts as
   // data. At most the unhydrated bytes.
   uint64_t remaining_copy_bytes = 0;
+  // How long the oldest request still waiting for the source's answer
+  // (SourceHealth::oldest_request_unix_ns) had waited when these stats were
+  // taken; 0 when none waits.
+  uint64_t source_silent_ns = 0;
   // Why background copying is stopped right now; empty while it runs (or
   // everything is hydrated): "hydration disabled", "hydration_threshold 0",
   // "metadata read-only", "fail mode", "source changed", or "waiting for the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 namespace clonefs {
@@ -250,6 +251,10 @@ EngineStats EngineImpl::Stats() const {
   s.remaining_copy_bytes =
       RemainingCopyBytes(s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0);
   s.source_health = source_->Health();
+  if (const uint64_t sent = s.source_health.oldest_request_unix_ns; sent != 0) {
+    const uint64_t now = WallNowNanos();
+    s.source_silent_ns = now > sent ? now - sent : 0;
+  }
   ReconcileSourceChange(&s);
   s.dest_condition = health_.dest();
   s.last_error = health_.last_error();

@@ -859,6 +859,17 @@ TEST(EtaTest, Rules) {
   EXPECT_EQ(EstimateEta(s).seconds, std::optional<uint64_t>(3));
   s.copy_failing_regions = 0;
   s.hydrated_bytes = 0;
+  // A source that has not answered for 10 s or more: no ETA from the rate
+  // measured before, and why; an answer awaited for less is no news.
+  s.source_silent_ns = 9'000'000'000;
+  EXPECT_EQ(EstimateEta(s).seconds, 10u);
+  s.source_silent_ns = 12'500'000'000;
+  EXPECT_FALSE(EstimateEta(s).seconds.has_value());
+  EXPECT_EQ(EstimateEta(s).reason, "waiting for the source (a request unanswered for 12s)");
+  s.remaining_copy_bytes = 0;  // only holes left: zeroing needs no source
+  EXPECT_EQ(EstimateEta(s).seconds, 0u);
+  s.remaining_copy_bytes = 10 << 20;
+  s.source_silent_ns = 0;
   s.copy_rate_bytes_per_s = 0;
   // Stopped: the engine's reason, whatever the rate.
   s.copy_rate_bytes_per_s = 1 << 20;

@@ -197,6 +197,8 @@ TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
   EngineStats s = e->Stats();
   EXPECT_EQ(src->hole_queries_.load(), 0) << "asked a source that has not answered for 5 s";
   EXPECT_EQ(s.remaining_copy_bytes, n * kRegion) << "what is not checked counts as data";
+  EXPECT_GE(s.source_silent_ns, 5 * kSec);
+  EXPECT_LT(s.source_silent_ns, 60 * kSec);
 
   src->silent_since_ = WallNowNanos() - 100 * kMs;  // an answer just being awaited
   EXPECT_EQ(e->Stats().remaining_copy_bytes, n / 2 * kRegion);
