@@ -71,7 +71,12 @@ Eta EstimateEta(const EngineStats& s) {
   if (rate == 0) {
     return Eta{std::nullopt, s.copy_failures != 0 ? "copies failing, retrying" : "measuring"};
   }
-  return Eta{secs + CeilDiv(to_copy, rate), ""};
+  // The two go on at once, not one after the other: the copier zeroes the
+  // holes between the pieces it copies, and both rates are measured over
+  // the same seconds (a zero rate measured among paced copies is held to
+  // their pace). Their sum counted those seconds twice: a 1 GiB sparse
+  // clone at --rate 4M said 28 s and was done in 15 s.
+  return Eta{std::max(secs, CeilDiv(to_copy, rate)), ""};
 }
 
 std::string HealthOf(const EngineStats& s) {

@@ -231,9 +231,10 @@ struct Eta {
 //     ("hydration disabled", "hydration_threshold 0", "metadata read-only",
 //     "fail mode", "source changed", "waiting for the source (...)");
 //   - otherwise what is left to copy (remaining_copy_bytes) at the smoothed
-//     copy rate bounded by the rate ceiling in force, plus what is left to
-//     zero at the zero rate (nothing when no zeroing is measured: holes take
-//     no copying), rounded up;
+//     copy rate bounded by the rate ceiling in force, or what is left to
+//     zero at the zero rate if that takes longer (the copier does both at
+//     once; nothing when no zeroing is measured: holes take no copying),
+//     rounded up;
 //   - data left to copy and a source request unanswered for
 //     kSourceSilentNanos or more (EngineStats::source_silent_ns): no ETA,
 //     "waiting for the source (a request unanswered for 12s)";

@@ -830,7 +830,11 @@ TEST(EtaTest, Rules) {
   s.copy_rate_bytes_per_s = 1 << 20;
   EXPECT_EQ(EstimateEta(s).seconds, 10u);  // holes cost nothing measured...
   s.zero_rate_bytes_per_s = 30 << 20;
-  EXPECT_EQ(EstimateEta(s).seconds, 13u);  // ...or what zeroing is measured at
+  // ...and zeroing goes on between the copies, not after them: the longer
+  // of the two, not their sum (13 s), which counted the same seconds twice.
+  EXPECT_EQ(EstimateEta(s).seconds, 10u);
+  s.zero_rate_bytes_per_s = 6 << 20;
+  EXPECT_EQ(EstimateEta(s).seconds, 15u);  // zeroing is the longer
   s.zero_rate_bytes_per_s = 0;
   // The ceiling bounds the rate (write-triggered copies are not limited).
   s.knobs.rate_bytes_per_s = 512 << 10;
