@@ -200,9 +200,11 @@ struct StatusReport {
 //   "degraded: dest full"            dest answered ENOSPC/EDQUOT, no copy
 //                                    succeeded since
 //   "degraded: dest I/O error"       dest answered another error, likewise
-//   "degraded: source unreachable"   a remote source is reconnecting, or the
-//                                    copier paused because it is down
+//   "degraded: source unreachable"   a remote source is reconnecting
 //   "degraded: source stalled"       source reads wait past the source timeout
+//                                    (the copier pausing for it changes nothing)
+//   "degraded: source unreachable"   the copier paused because the source is
+//                                    down (its link neither of the above)
 //   "degraded: source read errors"   the copier backs off the whole source
 //                                    after reads failed in a row
 //   "ok"
@@ -237,7 +239,8 @@ struct Eta {
 //     rounded up;
 //   - data left to copy and a source request unanswered for
 //     kSourceSilentNanos or more (EngineStats::source_silent_ns): no ETA,
-//     "waiting for the source (a request unanswered for 12s)";
+//     "waiting for the source (a request unanswered for 12s)"; likewise once
+//     the link is kStalled ("(stalled, a request unanswered for 8s)");
 //   - a copy rate of 0 with data left: no ETA, "copies failing, retrying"
 //     when copies have failed since the start, else "measuring".
 Eta EstimateEta(const EngineStats& s);

@@ -873,7 +873,12 @@ TEST(EtaTest, Rules) {
   s.remaining_copy_bytes = 0;  // only holes left: zeroing needs no source
   EXPECT_EQ(EstimateEta(s).seconds, 0u);
   s.remaining_copy_bytes = 10 << 20;
-  s.source_silent_ns = 0;
+  // A link already said to be stalled (a --source-timeout under 10 s): no
+  // ETA either (before, "ETA 2m10s" beside "stalled").
+  s.source_silent_ns = 8'000'000'000;
+  s.source_health.state = SourceHealth::State::kStalled;
+  EXPECT_EQ(EstimateEta(s).reason, "waiting for the source (stalled, a request unanswered for 8s)");
+  s.source_health.state = SourceHealth::State::kConnected;
   s.copy_rate_bytes_per_s = 0;
   // Stopped: the engine's reason, whatever the rate.
   s.copy_rate_bytes_per_s = 1 << 20;
@@ -945,10 +950,14 @@ TEST(HealthTest, FollowsTheEnginesStates) {
   EXPECT_EQ(HealthOf(s), "degraded: source read errors");
   s.source_health.state = SourceHealth::State::kStalled;
   EXPECT_EQ(HealthOf(s), "degraded: source stalled");
+  // The copier pauses for a stalled source as for one that is down: still
+  // stalled, not "unreachable" (a file source whose file system stopped
+  // answering changed from one to the other 4 s into its stall).
+  s.copier_pause = "source down";
+  EXPECT_EQ(HealthOf(s), "degraded: source stalled");
   s.source_health.state = SourceHealth::State::kReconnecting;
   EXPECT_EQ(HealthOf(s), "degraded: source unreachable");
   s.source_health.state = SourceHealth::State::kConnected;
-  s.copier_pause = "source down";
   EXPECT_EQ(HealthOf(s), "degraded: source unreachable");
   s.dest_condition = DestCondition::kIoError;
   EXPECT_EQ(HealthOf(s), "degraded: dest I/O error");
