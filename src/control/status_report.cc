@@ -71,7 +71,7 @@ Eta EstimateEta(const EngineStats& s) {
   if (stalled || s.source_silent_ns >= kSourceSilentNanos) {
     std::string why = stalled ? "stalled" : "";
     if (s.source_silent_ns >= 1'000'000'000ull) {
-      why += (why.empty() ? "" : ", ") + std::string("a request unanswered for ") +
+      why += (why.empty() ? "" : ", ") + std::string("no answer for ") +
              FormatDuration(s.source_silent_ns / 1'000'000'000ull);
     }
     return Eta{std::nullopt, "waiting for the source (" + why + ")"};

@@ -239,8 +239,8 @@ struct Eta {
 //     rounded up;
 //   - data left to copy and a source request unanswered for
 //     kSourceSilentNanos or more (EngineStats::source_silent_ns): no ETA,
-//     "waiting for the source (a request unanswered for 12s)"; likewise once
-//     the link is kStalled ("(stalled, a request unanswered for 8s)");
+//     "waiting for the source (no answer for 12s)"; likewise once the link
+//     is kStalled ("(stalled, no answer for 8s)");
 //   - a copy rate of 0 with data left: no ETA, "copies failing, retrying"
 //     when copies have failed since the start, else "measuring".
 Eta EstimateEta(const EngineStats& s);

@@ -198,6 +198,13 @@ class EngineImpl final : public Engine {
   std::unique_ptr<profile::ProfileRecorder> recorder_;  // null: not recording
   std::atomic<bool> copy_on_read_;
   std::atomic<uint64_t> user_source_bytes_{0};
+  // What the source had delivered (copies, users' reads, a remote source's
+  // answered bytes) when Stats() first saw that figure, and when (clock_):
+  // how long the source has given nothing, for source_silent_ns. Guarded by
+  // progress_mu_.
+  mutable std::mutex progress_mu_;
+  mutable uint64_t progress_bytes_seen_ = 0;
+  mutable uint64_t progress_seen_ns_ = 0;
 
   std::atomic<State> state_{State::kOpen};
   mutable std::mutex lifecycle_mu_;

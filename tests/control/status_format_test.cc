@@ -869,7 +869,7 @@ TEST(EtaTest, Rules) {
   EXPECT_EQ(EstimateEta(s).seconds, 10u);
   s.source_silent_ns = 12'500'000'000;
   EXPECT_FALSE(EstimateEta(s).seconds.has_value());
-  EXPECT_EQ(EstimateEta(s).reason, "waiting for the source (a request unanswered for 12s)");
+  EXPECT_EQ(EstimateEta(s).reason, "waiting for the source (no answer for 12s)");
   s.remaining_copy_bytes = 0;  // only holes left: zeroing needs no source
   EXPECT_EQ(EstimateEta(s).seconds, 0u);
   s.remaining_copy_bytes = 10 << 20;
@@ -877,7 +877,7 @@ TEST(EtaTest, Rules) {
   // ETA either (before, "ETA 2m10s" beside "stalled").
   s.source_silent_ns = 8'000'000'000;
   s.source_health.state = SourceHealth::State::kStalled;
-  EXPECT_EQ(EstimateEta(s).reason, "waiting for the source (stalled, a request unanswered for 8s)");
+  EXPECT_EQ(EstimateEta(s).reason, "waiting for the source (stalled, no answer for 8s)");
   s.source_health.state = SourceHealth::State::kConnected;
   s.copy_rate_bytes_per_s = 0;
   // Stopped: the engine's reason, whatever the rate.

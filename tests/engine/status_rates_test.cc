@@ -184,7 +184,9 @@ TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
   std::fill(content.begin(), content.begin() + n / 2 * kRegion, 0);  // a hole: 2 MiB
   Rig rig(n * kRegion, kRegion, content);
   auto src = std::make_shared<SilentSource>(rig.source);
+  ManualClock clock;
   EngineOptions o;
+  o.clock = &clock;
   o.commit_interval_ms = 0;
   o.knobs.hydration_enabled = false;
   ASSERT_OK(rig.Open(o, /*start=*/true, src));
@@ -197,8 +199,17 @@ TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
   EngineStats s = e->Stats();
   EXPECT_EQ(src->hole_queries_.load(), 0) << "asked a source that has not answered for 5 s";
   EXPECT_EQ(s.remaining_copy_bytes, n * kRegion) << "what is not checked counts as data";
+  // Silent: a request has waited 5 s and nothing was delivered for 20 s.
+  clock.Advance(20 * kSec);
+  s = e->Stats();
   EXPECT_GE(s.source_silent_ns, 5 * kSec);
   EXPECT_LT(s.source_silent_ns, 60 * kSec);
+  // Answers that keep coming are no silence, whatever a request has waited
+  // (pieces queued at a slow server): a user's read from the source.
+  std::vector<uint8_t> buf(kRegion);
+  ASSERT_OK(e->Read((n - 1) * kRegion, buf.data(), buf.size()));
+  clock.Advance(20 * kSec);
+  EXPECT_EQ(e->Stats().source_silent_ns, 0u);
 
   src->silent_since_ = WallNowNanos() - 100 * kMs;  // an answer just being awaited
   EXPECT_EQ(e->Stats().remaining_copy_bytes, n / 2 * kRegion);
