@@ -200,9 +200,11 @@ struct StatusReport {
 //   "degraded: dest full"            dest answered ENOSPC/EDQUOT, no copy
 //                                    succeeded since
 //   "degraded: dest I/O error"       dest answered another error, likewise
-//   "degraded: source unreachable"   a remote source is reconnecting, or the
-//                                    copier paused because it is down
+//   "degraded: source unreachable"   a remote source is reconnecting
 //   "degraded: source stalled"       source reads wait past the source timeout
+//                                    (the copier pausing for it changes nothing)
+//   "degraded: source unreachable"   the copier paused because the source is
+//                                    down (its link neither of the above)
 //   "degraded: source read errors"   the copier backs off the whole source
 //                                    after reads failed in a row
 //   "ok"
@@ -231,12 +233,18 @@ struct Eta {
 //     ("hydration disabled", "hydration_threshold 0", "metadata read-only",
 //     "fail mode", "source changed", "waiting for the source (...)");
 //   - otherwise what is left to copy (remaining_copy_bytes) at the smoothed
-//     copy rate bounded by the rate ceiling in force, plus what is left to
-//     zero at the zero rate (nothing when no zeroing is measured: holes take
-//     no copying), rounded up;
+//     copy rate bounded by the rate ceiling in force, or what is left to
+//     zero at the zero rate if that takes longer (the copier does both at
+//     once; nothing when no zeroing is measured: holes take no copying),
+//     rounded up;
+//   - data left to copy and a source request unanswered for
+//     kSourceSilentNanos or more (EngineStats::source_silent_ns): no ETA,
+//     "waiting for the source (no answer for 12s)"; likewise once the link
+//     is kStalled ("(stalled, no answer for 8s)");
 //   - a copy rate of 0 with data left: no ETA, "copies failing, retrying"
 //     when copies have failed since the start, else "measuring".
 Eta EstimateEta(const EngineStats& s);
+inline constexpr uint64_t kSourceSilentNanos = 10'000'000'000;
 
 // The JSON document (schema in docs/control.md). Pretty-printed when indent>0.
 std::string ReportToJson(const StatusReport& r, int indent = 2);

@@ -86,6 +86,10 @@ class Device {
   // bytes a copier keeps in flight delay a user's read. Default: false (a
   // Read goes ahead of queued ReadAsyncs, or has a path of its own).
   virtual bool SharesReadQueue() const { return false; }
+  // Whether NextData and NextHole ask a server (a round trip each, as NBD
+  // block status does) rather than the local kernel (lseek, however the
+  // reads are issued). Status asks fewer of them then. Default: false.
+  virtual bool RemoteHoleQueries() const { return false; }
   // Reachability, for the copier and for status. Default: connected.
   virtual SourceHealth Health() const { return SourceHealth(); }
   // The caller will not read this device again (a clone that became

@@ -203,6 +203,14 @@ struct EngineStats {
   // for a second); what is not checked counts as
   // data. At most the unhydrated bytes.
   uint64_t remaining_copy_bytes = 0;
+  // How long the source has been silent when these stats were taken: the
+  // oldest request still waiting for its answer
+  // (SourceHealth::oldest_request_unix_ns) has waited that long, and
+  // nothing more was delivered (copies, users' reads, a remote source's
+  // answered bytes) since an earlier Stats() saw the same figure. 0 when no
+  // request waits, or when answers keep coming (a slow link whose pieces
+  // queue at the server).
+  uint64_t source_silent_ns = 0;
   // Why background copying is stopped right now; empty while it runs (or
   // everything is hydrated): "hydration disabled", "hydration_threshold 0",
   // "metadata read-only", "fail mode", "source changed", or "waiting for the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "base/clock.h"
 #include "base/log.h"
 
 namespace clonefs {
@@ -250,6 +251,28 @@ EngineStats EngineImpl::Stats() const {
   s.remaining_copy_bytes =
       RemainingCopyBytes(s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0);
   s.source_health = source_->Health();
+  {
+    // A request waiting is not silence if answers to others keep coming (on
+    // a slow link, pieces queue at the server behind the ones before them):
+    // silent for as long as both a request has waited and nothing more was
+    // delivered since an earlier Stats() saw the same figure.
+    const uint64_t delivered = s.bytes_copied + s.source_health.bytes_read +
+                               user_source_bytes_.load(std::memory_order_relaxed);
+    const uint64_t now = clock_->NowNanos();
+    uint64_t still = 0;
+    {
+      std::lock_guard<std::mutex> l(progress_mu_);
+      if (progress_seen_ns_ == 0 || delivered != progress_bytes_seen_) {
+        progress_bytes_seen_ = delivered;
+        progress_seen_ns_ = now;
+      }
+      still = now > progress_seen_ns_ ? now - progress_seen_ns_ : 0;
+    }
+    if (const uint64_t sent = s.source_health.oldest_request_unix_ns; sent != 0) {
+      const uint64_t wall = WallNowNanos();
+      s.source_silent_ns = std::min(wall > sent ? wall - sent : 0, still);
+    }
+  }
   ReconcileSourceChange(&s);
   s.dest_condition = health_.dest();
   s.last_error = health_.last_error();

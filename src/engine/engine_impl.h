@@ -172,6 +172,11 @@ class EngineImpl final : public Engine {
   // A source with a request unanswered this long is not asked for holes.
   static constexpr uint64_t kRemainingSilenceNanos = 1'000'000'000;
   uint64_t RemainingCopyBytes(uint64_t unhydrated_bytes) const;
+  // Bytes of [a, b) in unhydrated regions, walking at most *runs runs of
+  // them (decremented); past that, the rest of the range counts as
+  // unhydrated.
+  uint64_t UnhydratedBytesIn(uint64_t a, uint64_t b, uint64_t* runs) const;
+  static constexpr uint64_t kRemainingRuns = 1 << 16;
   std::string CopyStopped(EngineMode mode) const;
 
   const EngineOptions options_;
@@ -193,6 +198,13 @@ class EngineImpl final : public Engine {
   std::unique_ptr<profile::ProfileRecorder> recorder_;  // null: not recording
   std::atomic<bool> copy_on_read_;
   std::atomic<uint64_t> user_source_bytes_{0};
+  // What the source had delivered (copies, users' reads, a remote source's
+  // answered bytes) when Stats() first saw that figure, and when (clock_):
+  // how long the source has given nothing, for source_silent_ns. Guarded by
+  // progress_mu_.
+  mutable std::mutex progress_mu_;
+  mutable uint64_t progress_bytes_seen_ = 0;
+  mutable uint64_t progress_seen_ns_ = 0;
 
   std::atomic<State> state_{State::kOpen};
   mutable std::mutex lifecycle_mu_;

@@ -22,29 +22,58 @@ uint64_t EngineImpl::RemainingCopyBytes(uint64_t unhydrated) const {
       now - health.oldest_request_unix_ns >= kRemainingSilenceNanos) {
     return unhydrated;
   }
-  int budget = source_->AsyncReads() ? kRemainingQueriesRemote : kRemainingQueries;
+  // The source's data extents are walked (from the first unhydrated
+  // region, skipping hydrated stretches), and the unhydrated bytes in each
+  // are counted from the bitmap. The queries grow with the source's extents,
+  // not with how finely hydration has cut up what is left: a copier that
+  // zeroes holes ahead of its paced copies leaves thousands of short runs,
+  // and asking the source once per run spent the budget in the first few
+  // percent (the rest then counted as data).
+  int budget = source_->RemoteHoleQueries() ? kRemainingQueriesRemote : kRemainingQueries;
   Device* src = source_.get();
-  const uint64_t nr = geo_.nr_regions();
-  uint64_t holes = 0;
-  uint64_t r = md_->FindNextUnhydratedRegion(0);
-  while (r < nr && budget > 0) {
-    const uint64_t stop = md_->FindNextHydratedRegion(r);
-    const uint64_t a = geo_.RegionStart(r);
-    const uint64_t b = stop >= nr ? geo_.image_size() : geo_.RegionStart(stop);
-    for (uint64_t off = a; off < b && budget > 0;) {
-      --budget;
-      Result<uint64_t> d = src->NextData(off);
-      if (!d.ok()) return unhydrated - holes;  // cannot say: the rest is data
-      const uint64_t data = std::min(std::max(*d, off), b);
-      holes += data - off;
-      if (data >= b || budget-- <= 0) break;
-      Result<uint64_t> h = src->NextHole(data);
-      if (!h.ok()) return unhydrated - holes;
-      off = std::max(std::min(*h, b), data + 1);
-    }
-    r = stop >= nr ? nr : md_->FindNextUnhydratedRegion(stop);
+  const uint64_t size = geo_.image_size();
+  uint64_t runs = kRemainingRuns;
+  uint64_t data = 0;
+  uint64_t off = geo_.RegionStart(md_->FindNextUnhydratedRegion(0));
+  while (off < size) {
+    // What is not checked counts as data.
+    if (budget-- <= 0) return std::min(unhydrated, data + UnhydratedBytesIn(off, size, &runs));
+    Result<uint64_t> d = src->NextData(off);
+    if (!d.ok()) return std::min(unhydrated, data + UnhydratedBytesIn(off, size, &runs));
+    const uint64_t ds = std::min(std::max(*d, off), size);
+    if (ds >= size) break;
+    if (budget-- <= 0) return std::min(unhydrated, data + UnhydratedBytesIn(ds, size, &runs));
+    Result<uint64_t> h = src->NextHole(ds);
+    if (!h.ok()) return std::min(unhydrated, data + UnhydratedBytesIn(ds, size, &runs));
+    const uint64_t de = std::min(std::max(*h, ds + 1), size);
+    data += UnhydratedBytesIn(ds, de, &runs);
+    if (de >= size) break;
+    // On to the next unhydrated byte: hydrated stretches need no query.
+    const uint64_t r = geo_.RegionOf(de);
+    const uint64_t next = md_->IsRegionHydrated(r) ? md_->FindNextUnhydratedRegion(r) : r;
+    off = next >= geo_.nr_regions() ? size : std::max(de, geo_.RegionStart(next));
   }
-  return unhydrated - std::min(holes, unhydrated);
+  return std::min(unhydrated, data);
+}
+
+uint64_t EngineImpl::UnhydratedBytesIn(uint64_t a, uint64_t b, uint64_t* runs) const {
+  const uint64_t nr = geo_.nr_regions();
+  const uint64_t size = geo_.image_size();
+  b = std::min(b, size);
+  uint64_t bytes = 0;
+  uint64_t r = a < b ? md_->FindNextUnhydratedRegion(geo_.RegionOf(a)) : nr;
+  while (r < nr && geo_.RegionStart(r) < b) {
+    // Past the run budget, the rest of [a, b) counts as unhydrated.
+    if (*runs == 0) return bytes + (b - std::max(a, geo_.RegionStart(r)));
+    --*runs;
+    const uint64_t stop = md_->FindNextHydratedRegion(r);
+    const uint64_t lo = std::max(a, geo_.RegionStart(r));
+    const uint64_t hi = std::min(b, stop >= nr ? size : geo_.RegionStart(stop));
+    if (hi > lo) bytes += hi - lo;
+    if (stop >= nr) break;
+    r = md_->FindNextUnhydratedRegion(stop);
+  }
+  return bytes;
 }
 
 std::string EngineImpl::CopyStopped(EngineMode mode) const {

@@ -76,6 +76,7 @@ class NbdDevice final : public Device {
   bool AsyncReads() const override { return true; }
   // With several connections the copier never uses the first (a user's).
   bool SharesReadQueue() const override { return conns_.size() == 1; }
+  bool RemoteHoleQueries() const override { return true; }
 
   Status Read(uint64_t off, void* buf, size_t len) override {
     CLONEFS_RETURN_IF_ERROR(CheckRead(off, len));

@@ -240,6 +240,9 @@ TEST_F(CommandsTest, WaitStalledSaysWhyAndGivesUp) {
   EXPECT_EQ(r.out.find("ETA -"), std::string::npos) << r.out;
   EXPECT_NE(r.err.find("no hydration progress for 0.3 s"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("health: degraded: dest full"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("degraded: dest full"), r.err.rfind("degraded: dest full"))
+      << "the health said twice: " << r.err;
+  EXPECT_NE(r.err.find(" s at 6.2%"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("last error: copy write to dest at offset 655360: No space left on "
                        "device (errno 28 ENOSPC)"),
             std::string::npos)

@@ -830,7 +830,11 @@ TEST(EtaTest, Rules) {
   s.copy_rate_bytes_per_s = 1 << 20;
   EXPECT_EQ(EstimateEta(s).seconds, 10u);  // holes cost nothing measured...
   s.zero_rate_bytes_per_s = 30 << 20;
-  EXPECT_EQ(EstimateEta(s).seconds, 13u);  // ...or what zeroing is measured at
+  // ...and zeroing goes on between the copies, not after them: the longer
+  // of the two, not their sum (13 s), which counted the same seconds twice.
+  EXPECT_EQ(EstimateEta(s).seconds, 10u);
+  s.zero_rate_bytes_per_s = 6 << 20;
+  EXPECT_EQ(EstimateEta(s).seconds, 15u);  // zeroing is the longer
   s.zero_rate_bytes_per_s = 0;
   // The ceiling bounds the rate (write-triggered copies are not limited).
   s.knobs.rate_bytes_per_s = 512 << 10;
@@ -859,6 +863,22 @@ TEST(EtaTest, Rules) {
   EXPECT_EQ(EstimateEta(s).seconds, std::optional<uint64_t>(3));
   s.copy_failing_regions = 0;
   s.hydrated_bytes = 0;
+  // A source that has not answered for 10 s or more: no ETA from the rate
+  // measured before, and why; an answer awaited for less is no news.
+  s.source_silent_ns = 9'000'000'000;
+  EXPECT_EQ(EstimateEta(s).seconds, 10u);
+  s.source_silent_ns = 12'500'000'000;
+  EXPECT_FALSE(EstimateEta(s).seconds.has_value());
+  EXPECT_EQ(EstimateEta(s).reason, "waiting for the source (no answer for 12s)");
+  s.remaining_copy_bytes = 0;  // only holes left: zeroing needs no source
+  EXPECT_EQ(EstimateEta(s).seconds, 0u);
+  s.remaining_copy_bytes = 10 << 20;
+  // A link already said to be stalled (a --source-timeout under 10 s): no
+  // ETA either (before, "ETA 2m10s" beside "stalled").
+  s.source_silent_ns = 8'000'000'000;
+  s.source_health.state = SourceHealth::State::kStalled;
+  EXPECT_EQ(EstimateEta(s).reason, "waiting for the source (stalled, no answer for 8s)");
+  s.source_health.state = SourceHealth::State::kConnected;
   s.copy_rate_bytes_per_s = 0;
   // Stopped: the engine's reason, whatever the rate.
   s.copy_rate_bytes_per_s = 1 << 20;
@@ -930,10 +950,14 @@ TEST(HealthTest, FollowsTheEnginesStates) {
   EXPECT_EQ(HealthOf(s), "degraded: source read errors");
   s.source_health.state = SourceHealth::State::kStalled;
   EXPECT_EQ(HealthOf(s), "degraded: source stalled");
+  // The copier pauses for a stalled source as for one that is down: still
+  // stalled, not "unreachable" (a file source whose file system stopped
+  // answering changed from one to the other 4 s into its stall).
+  s.copier_pause = "source down";
+  EXPECT_EQ(HealthOf(s), "degraded: source stalled");
   s.source_health.state = SourceHealth::State::kReconnecting;
   EXPECT_EQ(HealthOf(s), "degraded: source unreachable");
   s.source_health.state = SourceHealth::State::kConnected;
-  s.copier_pause = "source down";
   EXPECT_EQ(HealthOf(s), "degraded: source unreachable");
   s.dest_condition = DestCondition::kIoError;
   EXPECT_EQ(HealthOf(s), "degraded: dest I/O error");

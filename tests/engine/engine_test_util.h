@@ -119,6 +119,7 @@ class SharedDevice : public Device {
   }
   bool AsyncReads() const override { return d_->AsyncReads(); }
   bool SharesReadQueue() const override { return d_->SharesReadQueue(); }
+  bool RemoteHoleQueries() const override { return d_->RemoteHoleQueries(); }
   void Release() override { d_->Release(); }
   SourceHealth Health() const override { return d_->Health(); }
   Status Write(uint64_t off, const void* buf, size_t len) override {

@@ -184,7 +184,9 @@ TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
   std::fill(content.begin(), content.begin() + n / 2 * kRegion, 0);  // a hole: 2 MiB
   Rig rig(n * kRegion, kRegion, content);
   auto src = std::make_shared<SilentSource>(rig.source);
+  ManualClock clock;
   EngineOptions o;
+  o.clock = &clock;
   o.commit_interval_ms = 0;
   o.knobs.hydration_enabled = false;
   ASSERT_OK(rig.Open(o, /*start=*/true, src));
@@ -197,9 +199,88 @@ TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
   EngineStats s = e->Stats();
   EXPECT_EQ(src->hole_queries_.load(), 0) << "asked a source that has not answered for 5 s";
   EXPECT_EQ(s.remaining_copy_bytes, n * kRegion) << "what is not checked counts as data";
+  // Silent: a request has waited 5 s and nothing was delivered for 20 s.
+  clock.Advance(20 * kSec);
+  s = e->Stats();
+  EXPECT_GE(s.source_silent_ns, 5 * kSec);
+  EXPECT_LT(s.source_silent_ns, 60 * kSec);
+  // Answers that keep coming are no silence, whatever a request has waited
+  // (pieces queued at a slow server): a user's read from the source.
+  std::vector<uint8_t> buf(kRegion);
+  ASSERT_OK(e->Read((n - 1) * kRegion, buf.data(), buf.size()));
+  clock.Advance(20 * kSec);
+  EXPECT_EQ(e->Stats().source_silent_ns, 0u);
 
   src->silent_since_ = WallNowNanos() - 100 * kMs;  // an answer just being awaited
   EXPECT_EQ(e->Stats().remaining_copy_bytes, n / 2 * kRegion);
+  EXPECT_OK(e->Shutdown());
+}
+
+// A sparse source whose holes the copier zeroes far ahead of its copies
+// leaves the unhydrated regions in many short runs. What is left to copy
+// must not depend on how many runs there are: 1024 runs of one region
+// each, all holes but the last, are one region to copy (a live 1 GiB clone
+// with 64 MiB of data said 715 MiB left to copy and an ETA of 3 minutes,
+// and was complete 15 s later).
+TEST(StatusRates, RemainingCopyIsNotBlindToFragmentedHydration) {
+  constexpr uint64_t kSmall = 4096;
+  const uint64_t n = 2048;
+  std::vector<uint8_t> content(n * kSmall, 0);
+  std::vector<uint8_t> data = test::RandomContent(kSmall, 5, 0);
+  std::copy(data.begin(), data.end(), content.end() - kSmall);  // the last region only
+  Rig rig(n * kSmall, kSmall, content);
+  auto src = std::make_shared<SilentSource>(rig.source);
+  EngineOptions o;
+  o.commit_interval_ms = 0;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig.Open(o, /*start=*/true, src));
+  Engine* e = rig.engine.get();
+  std::vector<uint8_t> buf(kSmall, 0x5a);
+  for (uint64_t r = 0; r < n; r += 2) ASSERT_OK(e->Write(r * kSmall, buf.data(), kSmall, false));
+  EngineStats s = e->Stats();
+  ASSERT_EQ(s.hydrated_regions, n / 2);
+  EXPECT_EQ(s.remaining_copy_bytes, kSmall) << "1023 hole regions counted as data";
+  EXPECT_LE(src->hole_queries_.load(), 8) << "one data extent needs a few queries";
+  EXPECT_OK(e->Shutdown());
+}
+
+// A local file source is wrapped to time its reads out, which makes its
+// reads asynchronous; its hole queries are still lseeks, not round trips to
+// a server. A 1 GiB clone with 16 data extents of 4 MiB, mounted from a
+// file, said 715 MiB left to copy (the queries for a remote source, 8, ran
+// out after 4 extents) and an ETA of 3 minutes; it was done in 15 s.
+class AsyncLocalSource : public SilentSource {
+ public:
+  using SilentSource::SilentSource;
+  bool AsyncReads() const override { return true; }
+  bool RemoteHoleQueries() const override { return remote_; }
+  bool remote_ = false;
+};
+
+TEST(StatusRates, RemainingCopyOfALocalSourceWithAsyncReadsSeesEveryExtent) {
+  const uint64_t n = 256, extents = 16;  // 16 MiB: 16 extents of 1 region
+  std::vector<uint8_t> content(n * kRegion, 0);
+  std::vector<uint8_t> data = test::RandomContent(kRegion, 6, 0);
+  for (uint64_t i = 0; i < extents; ++i) {
+    std::copy(data.begin(), data.end(), content.begin() + i * (n / extents) * kRegion);
+  }
+  Rig rig(n * kRegion, kRegion, content);
+  auto src = std::make_shared<AsyncLocalSource>(rig.source);
+  EngineOptions o;
+  o.commit_interval_ms = 0;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig.Open(o, /*start=*/true, src));
+  Engine* e = rig.engine.get();
+  src->hole_queries_ = 0;
+  EXPECT_EQ(e->Stats().remaining_copy_bytes, extents * kRegion) << "holes counted as data";
+  EXPECT_LE(src->hole_queries_.load(), static_cast<int>(2 * extents + 2));
+  // A remote source is asked little (a round trip each): what it was not
+  // asked about counts as data.
+  src->remote_ = true;
+  src->hole_queries_ = 0;
+  const uint64_t remote = e->Stats().remaining_copy_bytes;
+  EXPECT_LE(src->hole_queries_.load(), 8);
+  EXPECT_GT(remote, extents * kRegion);
   EXPECT_OK(e->Shutdown());
 }
 

@@ -73,6 +73,7 @@ TEST_F(NbdDeviceTest, ReadsEqualTheServedData) {
   EXPECT_EQ(dev->Size(), content.size());
   EXPECT_TRUE(dev->ReadOnly());
   EXPECT_TRUE(dev->AsyncReads());
+  EXPECT_TRUE(dev->RemoteHoleQueries());
   EXPECT_EQ(dev->Name(), server_->Uri());
   EXPECT_EQ(dev->SpliceFd(), -1);
 

@@ -136,6 +136,7 @@ TEST_F(TimedDeviceTest, ReadsAndEverythingElseForward) {
   EXPECT_EQ(dev->Name(), "slow.img");
   EXPECT_TRUE(dev->ReadOnly());
   EXPECT_TRUE(dev->AsyncReads());
+  EXPECT_FALSE(dev->RemoteHoleQueries()) << "lseek on a local file is no round trip";
   EXPECT_EQ(dev->SpliceFd(), 42);
   EXPECT_TRUE(dev->CheckUnchanged().IsMismatch());
   EXPECT_EQ(*dev->NextHole(0), 256u << 10);
