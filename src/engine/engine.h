@@ -198,9 +198,9 @@ struct EngineStats {
   uint64_t zero_rate_bytes_per_s = 0;
   // What is left to copy: unhydrated bytes the source holds data for. An
   // estimate: the unhydrated runs are checked against the source's holes
-  // (NextData/NextHole) up to kRemainingQueries queries (fewer for a remote
-  // source, none while the source is not up or has left a request unanswered
-  // for a second); what is not checked counts as
+  // (NextData/NextHole) up to kRemainingQueries queries or 100 ms of them
+  // (fewer for a remote source, none while the source is not up or has left
+  // a request unanswered for a second); what is not checked counts as
   // data. At most the unhydrated bytes.
   uint64_t remaining_copy_bytes = 0;
   // How long the source has been silent when these stats were taken: the

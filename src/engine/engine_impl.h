@@ -169,6 +169,8 @@ class EngineImpl final : public Engine {
   // bytes; and copy_stopped.
   static constexpr int kRemainingQueries = 256;
   static constexpr int kRemainingQueriesRemote = 8;
+  // ...and at most this long spent asking (clock_).
+  static constexpr uint64_t kRemainingQueryNanos = 100'000'000;
   // A source with a request unanswered this long is not asked for holes.
   static constexpr uint64_t kRemainingSilenceNanos = 1'000'000'000;
   uint64_t RemainingCopyBytes(uint64_t unhydrated_bytes) const;

@@ -29,7 +29,14 @@ uint64_t EngineImpl::RemainingCopyBytes(uint64_t unhydrated) const {
   // zeroes holes ahead of its paced copies leaves thousands of short runs,
   // and asking the source once per run spent the budget in the first few
   // percent (the rest then counted as data).
+  // Queries are also cut off after kRemainingQueryNanos: a file source on
+  // a distant NFS server answers each lseek(SEEK_DATA) with a round trip,
+  // and status, `wait` and the service manager's status line ask often.
   int budget = source_->RemoteHoleQueries() ? kRemainingQueriesRemote : kRemainingQueries;
+  const uint64_t started = clock_->NowNanos();
+  auto spent = [&] {
+    return budget-- <= 0 || clock_->NowNanos() - started >= kRemainingQueryNanos;
+  };
   Device* src = source_.get();
   const uint64_t size = geo_.image_size();
   uint64_t runs = kRemainingRuns;
@@ -37,12 +44,12 @@ uint64_t EngineImpl::RemainingCopyBytes(uint64_t unhydrated) const {
   uint64_t off = geo_.RegionStart(md_->FindNextUnhydratedRegion(0));
   while (off < size) {
     // What is not checked counts as data.
-    if (budget-- <= 0) return std::min(unhydrated, data + UnhydratedBytesIn(off, size, &runs));
+    if (spent()) return std::min(unhydrated, data + UnhydratedBytesIn(off, size, &runs));
     Result<uint64_t> d = src->NextData(off);
     if (!d.ok()) return std::min(unhydrated, data + UnhydratedBytesIn(off, size, &runs));
     const uint64_t ds = std::min(std::max(*d, off), size);
     if (ds >= size) break;
-    if (budget-- <= 0) return std::min(unhydrated, data + UnhydratedBytesIn(ds, size, &runs));
+    if (spent()) return std::min(unhydrated, data + UnhydratedBytesIn(ds, size, &runs));
     Result<uint64_t> h = src->NextHole(ds);
     if (!h.ok()) return std::min(unhydrated, data + UnhydratedBytesIn(ds, size, &runs));
     const uint64_t de = std::min(std::max(*h, ds + 1), size);

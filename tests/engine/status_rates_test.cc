@@ -178,6 +178,59 @@ class SilentSource : public test::SharedDevice {
   std::atomic<int> hole_queries_{0};
 };
 
+// A source whose hole queries each take 20 ms (a file on a distant NFS
+// server: one round trip per lseek). Status stops asking after 100 ms and
+// counts the rest as data; before, it asked all 129 it needed (2.6 s here).
+class SlowHoleSource : public test::SharedDevice {
+ public:
+  SlowHoleSource(std::shared_ptr<Device> d, test::ManualClock* clock)
+      : SharedDevice(std::move(d)), clock_(clock) {}
+  Result<uint64_t> NextData(uint64_t off) override {
+    Slow();
+    return SharedDevice::NextData(off);
+  }
+  Result<uint64_t> NextHole(uint64_t off) override {
+    Slow();
+    return SharedDevice::NextHole(off);
+  }
+  void Slow() {
+    ++queries_;
+    if (slow_) clock_->Advance(20 * kMs);
+  }
+  test::ManualClock* const clock_;
+  std::atomic<bool> slow_{false};
+  std::atomic<int> queries_{0};
+};
+
+TEST(StatusRates, SlowHoleQueriesAreCutOffAfterATenthOfASecond) {
+  const uint64_t n = 256;
+  // Data in every fourth region: 64 extents, 129 queries to walk them all.
+  std::vector<uint8_t> content = test::RandomContent(n * kRegion, 5, 0);
+  for (uint64_t r = 0; r < n; ++r) {
+    if (r % 4 != 0)
+      std::fill(content.begin() + r * kRegion, content.begin() + (r + 1) * kRegion, 0);
+  }
+  Rig rig(n * kRegion, kRegion, content);
+  ManualClock clock;
+  auto src = std::make_shared<SlowHoleSource>(rig.source, &clock);
+  EngineOptions o;
+  o.clock = &clock;
+  o.commit_interval_ms = 0;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig.Open(o, /*start=*/true, src));
+  Engine* e = rig.engine.get();
+  src->queries_ = 0;
+  EXPECT_EQ(e->Stats().remaining_copy_bytes, n / 4 * kRegion) << "fast: every hole found";
+  EXPECT_GE(src->queries_.load(), 128);
+  src->queries_ = 0;
+  src->slow_ = true;
+  const uint64_t remaining = e->Stats().remaining_copy_bytes;
+  EXPECT_LE(src->queries_.load(), 6) << "kept asking a slow source";
+  EXPECT_GT(remaining, n / 4 * kRegion) << "what was not asked counts as data";
+  EXPECT_LE(remaining, n * kRegion);
+  EXPECT_OK(e->Shutdown());
+}
+
 TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
   const uint64_t n = 64;
   std::vector<uint8_t> content = test::RandomContent(n * kRegion, 3, 0);
