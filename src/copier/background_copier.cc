@@ -365,6 +365,19 @@ uint64_t BackgroundCopier::SourceWindow() const {
   return link_.Window(options_.inflight_bytes, ctx_.clock->NowNanos());
 }
 
+uint64_t BackgroundCopier::BackgroundWindow() const {
+  const uint64_t window = SourceWindow();
+  // Under a rate ceiling, at most kRateWindowSeconds of it in flight: the
+  // ceiling is charged when a piece is issued, so pieces issued to a
+  // source that stopped answering would otherwise pile up to the whole
+  // window (64 MiB) and reach it at once when it answers again (an NBD
+  // server stopped for 20 s at --rate 4M: 55 MiB hydrated in the second
+  // after). A source slower than two seconds a round trip is not one the
+  // ceiling binds anyway.
+  const uint64_t rate = rate_.rate();
+  return rate == 0 ? window : std::min(window, kRateWindowSeconds * rate);
+}
+
 uint64_t BackgroundCopier::PieceCap() const {
   return shared_link() ? link_.PieceCap(ctx_.clock->NowNanos()) : kMaxCopyChunk;
 }
@@ -382,7 +395,7 @@ bool BackgroundCopier::HaveRoom(uint64_t len, bool prefetch) const {
   const uint32_t workers = std::max<uint32_t>(options_.workers, 1);
   if (!async_reads_ && data_pieces_.load() >= (prefetch ? 3 : 2) * workers) return false;
   const uint64_t in_flight = inflight_bytes_.load();
-  const uint64_t target = SourceWindow() + (prefetch ? PrefetchRoom() : 0);
+  const uint64_t target = BackgroundWindow() + (prefetch ? PrefetchRoom() : 0);
   return in_flight == 0 || in_flight + len <= target;
 }
 

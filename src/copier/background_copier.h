@@ -348,6 +348,10 @@ class BackgroundCopier {
   // rate and latency floor. Both PrefetchRoom() and the background budget
   // stay within it on a shared link.
   uint64_t SourceWindow() const;
+  // What background copies (not prefetch) may keep in flight: SourceWindow(),
+  // and under a rate ceiling at most kRateWindowSeconds of the rate.
+  uint64_t BackgroundWindow() const;
+  static constexpr uint64_t kRateWindowSeconds = 2;
   // Whether the source's user reads queue behind the copier's
   // (Device::SharesReadQueue), as seen at Start.
   bool shared_link() const { return shared_link_.load(std::memory_order_relaxed); }
@@ -409,8 +413,9 @@ class BackgroundCopier {
   // source-wide backoff), else how long to wait.
   uint64_t SourceGate(uint64_t now, bool* probe);
   bool BusyAllowsIssue() const;
-  // Whether a piece of `len` bytes may be issued now; `prefetch`: for a
-  // prefetch unit, which has PrefetchRoom() of its own.
+  // Whether a piece of `len` bytes may be issued now: within
+  // BackgroundWindow(); `prefetch`: for a prefetch unit, which has
+  // PrefetchRoom() of its own on top.
   bool HaveRoom(uint64_t len, bool prefetch) const;
   // What PickUnit may take: everything in the ORDER; the prefetch only
   // (the profile and read-ahead windows); read-ahead windows only.

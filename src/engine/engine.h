@@ -265,8 +265,9 @@ struct EngineStats {
   uint64_t copier_prefetch_room_bytes = 0;
   uint64_t source_latency_floor_ns = 0;
   // Whether the source's user reads queue behind the copier's, and the
-  // bytes the copier may keep in flight now (BackgroundCopier::SourceWindow:
-  // the byte target unless the link is shared).
+  // bytes background copies may keep in flight now
+  // (BackgroundCopier::BackgroundWindow: the byte target unless the link is
+  // shared, and at most two seconds of the rate ceiling).
   bool source_link_shared = false;
   uint64_t copier_window_bytes = 0;
   // Empty while the copier runs; "source down" or "source failing" while

@@ -281,7 +281,7 @@ EngineStats EngineImpl::Stats() const {
   s.copier_prefetch_room_bytes = copier_.PrefetchRoom();
   s.source_latency_floor_ns = copier_.source_latency_floor();
   s.source_link_shared = copier_.shared_link();
-  s.copier_window_bytes = copier_.SourceWindow();
+  s.copier_window_bytes = copier_.BackgroundWindow();
   s.copier_failed_reads = copier_.failed_reads();
   s.copy_failing_regions = copier_.FailingRegions();
   s.copy_on_read = copy_on_read_.load();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine_test_util.h"
+#include "fake_async_source.h"
 
 namespace clonefs {
 namespace {
@@ -109,6 +110,39 @@ TEST(CopierRate, AnyWindowHoldsRateTimesWindowPlusOneUnitAt100K) {
 
 TEST(CopierRate, AnyWindowHoldsRateTimesWindowPlusOneUnitAt1M) {
   CheckWindows(1 << 20, 1024);
+}
+
+// A source that stops answering (an NBD server stopped, a stalled link)
+// while the ceiling keeps granting: what the copier issues to it meanwhile
+// stays within two seconds of the rate, so that when it answers again the
+// copier does not get the whole window (64 MiB) at once. Before, 12 s of
+// a silent source at 1 MiB/s left about 12 MiB in flight (and an NBD
+// server stopped for 20 s at --rate 4M had 55 MiB to answer at once).
+TEST(CopierRate, ASilentSourceGetsAtMostTwoSecondsOfTheRateInFlight) {
+  constexpr uint64_t kRate = 1 << 20, kRegions = 1024;
+  ManualClock clock;
+  Rig rig(kRegions * kRegion, kRegion, test::RandomContent(kRegions * kRegion, 4, 0));
+  auto src = std::make_shared<test::FakeAsyncSource>(rig.source);
+  EngineOptions o;
+  o.clock = &clock;
+  o.commit_interval_ms = 0;
+  o.knobs.rate_bytes_per_s = kRate;
+  src->SetHold(true);
+  ASSERT_OK(rig.Open(o, /*start=*/true, src));
+  ASSERT_TRUE(Rig::WaitFor([&] { return src->inflight_bytes() != 0; }));
+  // Each second of the ceiling lets the issuer issue about one more unit
+  // (its sleeps are of the injected clock, slept in real time: it is given
+  // up to 300 ms to do so).
+  for (int t = 1; t <= 12; ++t) {
+    const uint64_t before = src->reads();
+    clock.Advance(kSec);
+    (void)Rig::WaitFor([&] { return src->reads() > before; }, 300);
+  }
+  EXPECT_LE(src->max_inflight_bytes(), 2 * kRate + Unit(kRate))
+      << "issued to a source that answers nothing";
+  EXPECT_GE(src->max_inflight_bytes(), kRate) << "the window still holds a second of the rate";
+  src->SetHold(false);
+  EXPECT_OK(rig.engine->Shutdown());
 }
 
 // At 1 byte/s one 64 KiB region takes ~18 hours: it is read in 4 KiB pieces
