@@ -106,6 +106,10 @@ std::string HealthOf(const EngineStats& s) {
   // seconds of its stall, then "source unreachable" once the copier paused).
   if (s.source_health.state == SourceHealth::State::kStalled) return "degraded: source stalled";
   if (s.copier_pause == "source down") return "degraded: source unreachable";
+  // Before the source timeout makes it stalled: nothing has come from it
+  // for kSourceSilentNanos while a request waits (a stopped server; status
+  // said ok for the 30 s until the timeout).
+  if (s.source_silent_ns >= kSourceSilentNanos) return "degraded: source not answering";
   if (s.copier_pause == "source failing") return "degraded: source read errors";
   if (s.copy_failing_regions != 0) return "degraded: copies failing";
   return "ok";

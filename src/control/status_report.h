@@ -205,6 +205,9 @@ struct StatusReport {
 //                                    (the copier pausing for it changes nothing)
 //   "degraded: source unreachable"   the copier paused because the source is
 //                                    down (its link neither of the above)
+//   "degraded: source not answering" a request has waited kSourceSilentNanos
+//                                    with nothing delivered meanwhile
+//                                    (EngineStats::source_silent_ns)
 //   "degraded: source read errors"   the copier backs off the whole source
 //                                    after reads failed in a row
 //   "ok"

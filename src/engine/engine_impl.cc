@@ -108,7 +108,13 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
                                dest_full_gate_.MayCopy(health_.dest(), clock_->NowNanos());
                       },
                   .on_all_hydrated = [this] { committer_.RequestAsync(); },
-                  .check_source = [this] { (void)source_watch_.Check(); },
+                  .check_source =
+                      [this] {
+                        (void)source_watch_.Check();
+                        // So that a single status query sees how long the
+                        // source has been silent.
+                        (void)SourceSilentNanos(source_->Health(), hydrator_.bytes_copied());
+                      },
                   .check_dest = [this] { (void)dest_watch_.Check(); },
                   .complete_committed = [this] { return committer_.hydration_done(); },
               },
@@ -205,6 +211,30 @@ uint64_t EngineImpl::AllocatedBytes() const {
   return std::min(size, *dest + unhydrated);
 }
 
+uint64_t EngineImpl::SourceSilentNanos(const SourceHealth& h, uint64_t bytes_copied) const {
+  // A request waiting is not silence if answers to others keep coming (on
+  // a slow link, pieces queue at the server behind the ones before them):
+  // silent for as long as both a request has waited and nothing more was
+  // delivered since an earlier look (this, or the copier's look at the
+  // source every second while regions are unhydrated) saw the same figure.
+  const uint64_t delivered =
+      bytes_copied + h.bytes_read + user_source_bytes_.load(std::memory_order_relaxed);
+  const uint64_t now = clock_->NowNanos();
+  uint64_t still = 0;
+  {
+    std::lock_guard<std::mutex> l(progress_mu_);
+    if (progress_seen_ns_ == 0 || delivered != progress_bytes_seen_) {
+      progress_bytes_seen_ = delivered;
+      progress_seen_ns_ = now;
+    }
+    still = now > progress_seen_ns_ ? now - progress_seen_ns_ : 0;
+  }
+  const uint64_t sent = h.oldest_request_unix_ns;
+  if (sent == 0) return 0;
+  const uint64_t wall = WallNowNanos();
+  return std::min(wall > sent ? wall - sent : 0, still);
+}
+
 EngineStats EngineImpl::Stats() const {
   EngineStats s;
   s.image_size = geo_.image_size();
@@ -251,28 +281,7 @@ EngineStats EngineImpl::Stats() const {
   s.remaining_copy_bytes =
       RemainingCopyBytes(s.image_size > s.hydrated_bytes ? s.image_size - s.hydrated_bytes : 0);
   s.source_health = source_->Health();
-  {
-    // A request waiting is not silence if answers to others keep coming (on
-    // a slow link, pieces queue at the server behind the ones before them):
-    // silent for as long as both a request has waited and nothing more was
-    // delivered since an earlier Stats() saw the same figure.
-    const uint64_t delivered = s.bytes_copied + s.source_health.bytes_read +
-                               user_source_bytes_.load(std::memory_order_relaxed);
-    const uint64_t now = clock_->NowNanos();
-    uint64_t still = 0;
-    {
-      std::lock_guard<std::mutex> l(progress_mu_);
-      if (progress_seen_ns_ == 0 || delivered != progress_bytes_seen_) {
-        progress_bytes_seen_ = delivered;
-        progress_seen_ns_ = now;
-      }
-      still = now > progress_seen_ns_ ? now - progress_seen_ns_ : 0;
-    }
-    if (const uint64_t sent = s.source_health.oldest_request_unix_ns; sent != 0) {
-      const uint64_t wall = WallNowNanos();
-      s.source_silent_ns = std::min(wall > sent ? wall - sent : 0, still);
-    }
-  }
+  s.source_silent_ns = SourceSilentNanos(s.source_health, s.bytes_copied);
   ReconcileSourceChange(&s);
   s.dest_condition = health_.dest();
   s.last_error = health_.last_error();

@@ -174,6 +174,10 @@ class EngineImpl final : public Engine {
   // A source with a request unanswered this long is not asked for holes.
   static constexpr uint64_t kRemainingSilenceNanos = 1'000'000'000;
   uint64_t RemainingCopyBytes(uint64_t unhydrated_bytes) const;
+  // EngineStats::source_silent_ns for `h` (the source's health now) and the
+  // bytes copied so far; notes what has been delivered, as the copier's
+  // periodic look at the source does too.
+  uint64_t SourceSilentNanos(const SourceHealth& h, uint64_t bytes_copied) const;
   // Bytes of [a, b) in unhydrated regions, walking at most *runs runs of
   // them (decremented); past that, the rest of the range counts as
   // unhydrated.
@@ -201,7 +205,8 @@ class EngineImpl final : public Engine {
   std::atomic<bool> copy_on_read_;
   std::atomic<uint64_t> user_source_bytes_{0};
   // What the source had delivered (copies, users' reads, a remote source's
-  // answered bytes) when Stats() first saw that figure, and when (clock_):
+  // answered bytes) when first seen (Stats(), or the copier's look at the
+  // source every second), and when (clock_):
   // how long the source has given nothing, for source_silent_ns. Guarded by
   // progress_mu_.
   mutable std::mutex progress_mu_;

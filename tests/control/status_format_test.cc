@@ -948,6 +948,12 @@ TEST(HealthTest, FollowsTheEnginesStates) {
   EXPECT_EQ(HealthOf(s), "degraded: copies failing");
   s.copier_pause = "source failing";
   EXPECT_EQ(HealthOf(s), "degraded: source read errors");
+  // Nothing from the source for 10 s while a request waits, before the
+  // timeout makes it stalled: before, ok until then.
+  s.source_silent_ns = 9'000'000'000;
+  EXPECT_EQ(HealthOf(s), "degraded: source read errors");
+  s.source_silent_ns = 10'000'000'000;
+  EXPECT_EQ(HealthOf(s), "degraded: source not answering");
   s.source_health.state = SourceHealth::State::kStalled;
   EXPECT_EQ(HealthOf(s), "degraded: source stalled");
   // The copier pauses for a stalled source as for one that is down: still

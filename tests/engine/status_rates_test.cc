@@ -269,6 +269,32 @@ TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
   EXPECT_OK(e->Shutdown());
 }
 
+// A single status query, the first since the mount, during a silence that
+// began long before: it says how long the source has been silent, as the
+// copier looks at the source every second (before, the first query only
+// started the measure, and said 0).
+TEST(StatusRates, AFirstStatusQuerySeesASilenceThatBeganBefore) {
+  const uint64_t n = 64;
+  Rig rig(n * kRegion, kRegion, test::RandomContent(n * kRegion, 3, 0));
+  auto src = std::make_shared<SilentSource>(rig.source);
+  ManualClock clock;
+  EngineOptions o;
+  o.clock = &clock;
+  o.commit_interval_ms = 0;
+  o.knobs.hydration_enabled = false;
+  ASSERT_OK(rig.Open(o, /*start=*/true, src));
+  Engine* e = rig.engine.get();
+  // The copier's first look at the source (it looks at once, then every
+  // second of the injected clock).
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  src->silent_since_ = WallNowNanos() - 12 * kSec;
+  clock.Advance(12 * kSec);
+  const EngineStats s = e->Stats();
+  EXPECT_GE(s.source_silent_ns, 10 * kSec);
+  EXPECT_EQ(control::HealthOf(s), "degraded: source not answering");
+  EXPECT_OK(e->Shutdown());
+}
+
 // A sparse source whose holes the copier zeroes far ahead of its copies
 // leaves the unhydrated regions in many short runs. What is left to copy
 // must not depend on how many runs there are: 1024 runs of one region
