@@ -25,6 +25,17 @@ constexpr uint64_t kSec = 1'000'000'000;
 
 control::Eta EtaOf(Engine* e) { return control::EstimateEta(e->Stats()); }
 
+// A clone's options on the injected `clock`, committing only on demand:
+// background copying at `rate` (0: no ceiling), or none.
+EngineOptions OnClock(ManualClock* clock, bool hydration, uint64_t rate = 0) {
+  EngineOptions o;
+  o.clock = clock;
+  o.commit_interval_ms = 0;
+  o.knobs.hydration_enabled = hydration;
+  o.knobs.rate_bytes_per_s = rate;
+  return o;
+}
+
 // A source whose first half is a hole: the copier zeroes it at once, then
 // copies the data at the ceiling. The first samples must not count the
 // zeroing as copying, nor base the ETA on it.
@@ -34,10 +45,7 @@ TEST(StatusRates, ZeroingIsNotCopying) {
   std::fill(content.begin(), content.begin() + n / 2 * kRegion, 0);
   ManualClock clock;
   Rig rig(n * kRegion, kRegion, content);
-  EngineOptions o;
-  o.clock = &clock;
-  o.commit_interval_ms = 0;
-  o.knobs.rate_bytes_per_s = rate;
+  const EngineOptions o = OnClock(&clock, /*hydration=*/true, rate);
   ASSERT_OK(rig.Open(o));
   Engine* e = rig.engine.get();
   ASSERT_TRUE(Rig::WaitFor([&] { return e->Stats().hydrated_regions >= n / 2 + 16; }));
@@ -65,10 +73,7 @@ TEST(StatusRates, RateFallsToZeroWhenCopyingStops) {
   const uint64_t n = 512, rate = 1 << 20;
   ManualClock clock;
   Rig rig(n * kRegion, kRegion, test::RandomContent(n * kRegion, 8, 0));
-  EngineOptions o;
-  o.clock = &clock;
-  o.commit_interval_ms = 0;
-  o.knobs.rate_bytes_per_s = rate;
+  const EngineOptions o = OnClock(&clock, /*hydration=*/true, rate);
   ASSERT_OK(rig.Open(o));
   Engine* e = rig.engine.get();
   for (int t = 1; t <= 5; ++t) {
@@ -126,10 +131,7 @@ TEST(StatusRates, EtaIsSteadyAtALowRate) {
   Rig rig(n * kRegion, kRegion, test::RandomContent(n * kRegion, 7, 0));
   test::OpCounter reads;
   reads.Install(rig.source);
-  EngineOptions o;
-  o.clock = &clock;
-  o.commit_interval_ms = 0;
-  o.knobs.rate_bytes_per_s = rate;
+  const EngineOptions o = OnClock(&clock, /*hydration=*/true, rate);
   ASSERT_OK(rig.Open(o));
   Engine* e = rig.engine.get();
   ASSERT_TRUE(Rig::WaitFor([&] { return reads.read_bytes.load() != 0; }));
@@ -213,10 +215,7 @@ TEST(StatusRates, SlowHoleQueriesAreCutOffAfterATenthOfASecond) {
   Rig rig(n * kRegion, kRegion, content);
   ManualClock clock;
   auto src = std::make_shared<SlowHoleSource>(rig.source, &clock);
-  EngineOptions o;
-  o.clock = &clock;
-  o.commit_interval_ms = 0;
-  o.knobs.hydration_enabled = false;
+  const EngineOptions o = OnClock(&clock, /*hydration=*/false);
   ASSERT_OK(rig.Open(o, /*start=*/true, src));
   Engine* e = rig.engine.get();
   src->queries_ = 0;
@@ -238,10 +237,7 @@ TEST(StatusRates, ASilentSourceIsNotAskedForHoles) {
   Rig rig(n * kRegion, kRegion, content);
   auto src = std::make_shared<SilentSource>(rig.source);
   ManualClock clock;
-  EngineOptions o;
-  o.clock = &clock;
-  o.commit_interval_ms = 0;
-  o.knobs.hydration_enabled = false;
+  const EngineOptions o = OnClock(&clock, /*hydration=*/false);
   ASSERT_OK(rig.Open(o, /*start=*/true, src));
   Engine* e = rig.engine.get();
   EXPECT_EQ(e->Stats().remaining_copy_bytes, n / 2 * kRegion) << "the hole is not data";
@@ -278,10 +274,7 @@ TEST(StatusRates, AFirstStatusQuerySeesASilenceThatBeganBefore) {
   Rig rig(n * kRegion, kRegion, test::RandomContent(n * kRegion, 3, 0));
   auto src = std::make_shared<SilentSource>(rig.source);
   ManualClock clock;
-  EngineOptions o;
-  o.clock = &clock;
-  o.commit_interval_ms = 0;
-  o.knobs.hydration_enabled = false;
+  const EngineOptions o = OnClock(&clock, /*hydration=*/false);
   ASSERT_OK(rig.Open(o, /*start=*/true, src));
   Engine* e = rig.engine.get();
   // The copier's first look at the source (it looks at once, then every
