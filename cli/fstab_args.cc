@@ -71,6 +71,17 @@ Result<Args> FstabToMountArgs(const Args& args) {
       fuse.push_back(o);
       continue;
     }
+    // What makes sense on a command line only: mount(8) would report a
+    // mount that printed the help as done, with nothing mounted, or wait
+    // until the unmount for a foreground one.
+    if (key == "help" || key == "version" || key == "foreground" || key == "f") {
+      return Status::InvalidArgument(
+          "-o " + key + " has no place in the mount(8) or fstab form" +
+          (key == "help" || key == "version"
+               ? ": run clonefs mount --help (or clonefs --version) instead"
+               : ": mount(8) would wait until the clone is unmounted; use clonefs mount "
+                 "--foreground, or a systemd unit (docs/integration.md)"));
+    }
     if (key == "dest") {
       if (eq == std::string::npos || eq + 1 == o.size()) {
         return Status::InvalidArgument("dest= needs the clone's destination: dest=DEST");

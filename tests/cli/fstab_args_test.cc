@@ -83,6 +83,19 @@ TEST(FstabArgs, AValueOnAFlagOrAMissingValueIsRefusedByName) {
   EXPECT_EQ(p.options.given.rate_bytes_per_s, 1024u * 1024);
 }
 
+// What only a command line can use: -o help printed the help and exited 0
+// (mount(8) reported the mount done, nothing mounted); -o foreground left
+// mount(8) waiting until the unmount.
+TEST(FstabArgs, HelpAndForegroundAreRefused) {
+  for (const char* o : {"help", "version", "foreground"}) {
+    Result<Args> r = FstabToMountArgs({"s.img", "/mnt/c", "-o", std::string("dest=/d.img,") + o});
+    ASSERT_FALSE(r.ok()) << o;
+    EXPECT_NE(r.status().message().find(std::string("-o ") + o + " has no place in the mount(8)"),
+              std::string::npos)
+        << r.status().message();
+  }
+}
+
 TEST(FstabArgs, MistakesSayWhatIsMissing) {
   Result<Args> r = FstabToMountArgs({"s.img", "/mnt/c", "-o", "rate=1M"});
   ASSERT_FALSE(r.ok());
