@@ -207,7 +207,8 @@ struct EngineStats {
   // oldest request still waiting for its answer
   // (SourceHealth::oldest_request_unix_ns) has waited that long, and
   // nothing more was delivered (copies, users' reads, a remote source's
-  // answered bytes) since an earlier Stats() saw the same figure. 0 when no
+  // answered bytes) since an earlier look saw the same figure (a Stats(),
+  // or the copier's look at the source every second). 0 when no
   // request waits, or when answers keep coming (a slow link whose pieces
   // queue at the server).
   uint64_t source_silent_ns = 0;

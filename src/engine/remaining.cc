@@ -41,17 +41,20 @@ uint64_t EngineImpl::RemainingCopyBytes(uint64_t unhydrated) const {
   const uint64_t size = geo_.image_size();
   uint64_t runs = kRemainingRuns;
   uint64_t data = 0;
+  // What is not checked (from `from` on) counts as data.
+  auto rest_is_data = [&](uint64_t from) {
+    return std::min(unhydrated, data + UnhydratedBytesIn(from, size, &runs));
+  };
   uint64_t off = geo_.RegionStart(md_->FindNextUnhydratedRegion(0));
   while (off < size) {
-    // What is not checked counts as data.
-    if (spent()) return std::min(unhydrated, data + UnhydratedBytesIn(off, size, &runs));
+    if (spent()) return rest_is_data(off);
     Result<uint64_t> d = src->NextData(off);
-    if (!d.ok()) return std::min(unhydrated, data + UnhydratedBytesIn(off, size, &runs));
+    if (!d.ok()) return rest_is_data(off);
     const uint64_t ds = std::min(std::max(*d, off), size);
     if (ds >= size) break;
-    if (spent()) return std::min(unhydrated, data + UnhydratedBytesIn(ds, size, &runs));
+    if (spent()) return rest_is_data(ds);
     Result<uint64_t> h = src->NextHole(ds);
-    if (!h.ok()) return std::min(unhydrated, data + UnhydratedBytesIn(ds, size, &runs));
+    if (!h.ok()) return rest_is_data(ds);
     const uint64_t de = std::min(std::max(*h, ds + 1), size);
     data += UnhydratedBytesIn(ds, de, &runs);
     if (de >= size) break;

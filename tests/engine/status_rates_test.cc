@@ -25,9 +25,9 @@ constexpr uint64_t kSec = 1'000'000'000;
 
 control::Eta EtaOf(Engine* e) { return control::EstimateEta(e->Stats()); }
 
-// A clone's options on the injected `clock`, committing only on demand:
-// background copying at `rate` (0: no ceiling), or none.
-EngineOptions OnClock(ManualClock* clock, bool hydration, uint64_t rate = 0) {
+// A clone's options on `clock` (nullptr: the real one), committing only on
+// demand: background copying at `rate` (0: no ceiling), or none.
+EngineOptions OnClock(Clock* clock, bool hydration, uint64_t rate = 0) {
   EngineOptions o;
   o.clock = clock;
   o.commit_interval_ms = 0;
@@ -302,9 +302,7 @@ TEST(StatusRates, RemainingCopyIsNotBlindToFragmentedHydration) {
   std::copy(data.begin(), data.end(), content.end() - kSmall);  // the last region only
   Rig rig(n * kSmall, kSmall, content);
   auto src = std::make_shared<SilentSource>(rig.source);
-  EngineOptions o;
-  o.commit_interval_ms = 0;
-  o.knobs.hydration_enabled = false;
+  const EngineOptions o = OnClock(/*real clock*/ nullptr, /*hydration=*/false);
   ASSERT_OK(rig.Open(o, /*start=*/true, src));
   Engine* e = rig.engine.get();
   std::vector<uint8_t> buf(kSmall, 0x5a);
@@ -338,9 +336,7 @@ TEST(StatusRates, RemainingCopyOfALocalSourceWithAsyncReadsSeesEveryExtent) {
   }
   Rig rig(n * kRegion, kRegion, content);
   auto src = std::make_shared<AsyncLocalSource>(rig.source);
-  EngineOptions o;
-  o.commit_interval_ms = 0;
-  o.knobs.hydration_enabled = false;
+  const EngineOptions o = OnClock(/*real clock*/ nullptr, /*hydration=*/false);
   ASSERT_OK(rig.Open(o, /*start=*/true, src));
   Engine* e = rig.engine.get();
   src->hole_queries_ = 0;
