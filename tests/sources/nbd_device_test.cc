@@ -139,7 +139,7 @@ TEST_F(NbdDeviceTest, AServerThatTakesFewerConnectionsThanItsMultiConnIsUsedAnyw
   const pid_t qemu = testing::Spawn(
       {"qemu-nbd", "-r", "-t", "--shared=2", "-f", "raw", "-k", qsock, dir_.File("data.img")});
   ASSERT_GT(qemu, 0) << "qemu-nbd (qemu-utils) is missing";
-  ASSERT_TRUE(testing::WaitFor([&] { return ::access(qsock.c_str(), F_OK) == 0; }));
+  ASSERT_TRUE(testing::WaitFor([&] { return testing::UnixListening(qsock); }));
   {
     const auto start = std::chrono::steady_clock::now();
     std::unique_ptr<Device> dev = testing::OpenNbdUri("nbd+unix:///?socket=" + qsock, options);

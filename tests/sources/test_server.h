@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -72,6 +73,31 @@ inline int BindLoopback(int* port) {
 }
 
 // A TCP port on 127.0.0.1 that was free a moment ago, or -1.
+// Whether a Unix socket listens at `path`, without connecting to it (a
+// connection would take one of a server's client slots, as qemu-nbd
+// --shared=N counts them): /proc/net/unix lists it with __SO_ACCEPTCON
+// (flags 00010000). The socket file exists from bind(), before listen():
+// a client connecting then is refused.
+inline bool UnixListening(const std::string& path) {
+  std::ifstream in("/proc/net/unix");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.size() <= path.size() ||
+        line.compare(line.size() - path.size(), path.size(), path) != 0 ||
+        line[line.size() - path.size() - 1] != ' ') {
+      continue;
+    }
+    // "Num: RefCount Protocol Flags Type St Inode Path"
+    char num[32];
+    unsigned long refs = 0, proto = 0, flags = 0;
+    if (std::sscanf(line.c_str(), "%31s %lx %lx %lx", num, &refs, &proto, &flags) == 4 &&
+        (flags & 0x10000) != 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
 inline int FreeLoopbackPort() {
   int port = -1;
   const int fd = BindLoopback(&port);
