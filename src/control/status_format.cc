@@ -281,7 +281,7 @@ std::string FormatDmLine(const StatusReport& r) {
   return out;
 }
 
-std::string FormatProgress(const StatusReport& r, int bar_width) {
+std::string FormatProgress(const StatusReport& r, int bar_width, ProgressHealth health) {
   std::string out;
   if (bar_width > 0) {
     int filled = static_cast<int>(FlooredPercent(r.hydrated_bytes, r.image_size, 0) *
@@ -303,7 +303,7 @@ std::string FormatProgress(const StatusReport& r, int bar_width) {
     out += "  " + FormatEta(r);
   }
   if (!healthy && !r.hydration_done) {
-    out += "  " + Printable(r.health);
+    if (health == ProgressHealth::kShow) out += "  " + Printable(r.health);
   } else if (r.State() != "hydrating" && r.State() != "complete") {
     out += "  (" + r.State() + ")";
   }

@@ -64,6 +64,10 @@ std::string FormatEta(const StatusReport& r);
 // When the health is not ok it follows, in place of "ETA -" when there is no
 // ETA ("... 0 B/s  degraded: dest full"); when it is ok and the state is
 // neither hydrating nor complete, the state follows in parentheses.
-std::string FormatProgress(const StatusReport& r, int bar_width);
+// With ProgressHealth::kOmit the health is left out (for a caller that says
+// it itself); the state in parentheses is not.
+enum class ProgressHealth { kShow, kOmit };
+std::string FormatProgress(const StatusReport& r, int bar_width,
+                           ProgressHealth health = ProgressHealth::kShow);
 
 }  // namespace clonefs::control

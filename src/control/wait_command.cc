@@ -141,16 +141,11 @@ int RunWaitCommand(const std::vector<std::string>& args, const CommandIo& io) {
     progress.Observe(now, rep->hydrated_bytes, rep->committed_hydrated_regions);
     if (stall_timeout > 0 && progress.StalledFor(now) >= stall_timeout) {
       end_bar();
-      // The progress line without its padding, nor the health it ends with
-      // when not ok: the health follows ("at  25.0% ... degraded: dest full;
-      // health: degraded: dest full" said it twice).
-      std::string at = FormatProgress(*rep, 0);
+      // The progress line without its padding, nor its health: the health
+      // follows ("at  25.0% ... degraded: dest full; health: degraded: dest
+      // full" said it twice).
+      std::string at = FormatProgress(*rep, 0, ProgressHealth::kOmit);
       at.erase(0, std::min(at.size(), at.find_first_not_of(' ')));
-      if (const std::string tail = "  " + rep->health;
-          !rep->health.empty() && at.size() > tail.size() &&
-          at.compare(at.size() - tail.size(), tail.size(), tail) == 0) {
-        at.resize(at.size() - tail.size());
-      }
       io.err << "clonefs wait: no hydration progress for " << stall_timeout << " s at " << at
              << "; health: " << (rep->health.empty() ? std::string("unknown") : rep->health)
              << "; last error: " << FormatLastError(rep->last_error, WallNowNanos());

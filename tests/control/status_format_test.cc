@@ -462,6 +462,10 @@ TEST(StatusJsonTest, SourceChangeIsReportedAndNeverComplete) {
             std::string::npos)
       << h;
   EXPECT_NE(FormatProgress(r, 0).find("failed: source changed"), std::string::npos);
+  // Without its health, the line ends where the health would have begun.
+  const std::string bare = FormatProgress(r, 0, ProgressHealth::kOmit);
+  EXPECT_EQ(bare.find("failed"), std::string::npos) << bare;
+  EXPECT_EQ(FormatProgress(r, 0), bare + "  " + r.health);
   // Even with every region hydrated (all overwritten by the user), the state
   // says what happened rather than "complete".
   s.hydrated_regions = s.committed_hydrated_regions = s.nr_regions;
