@@ -15,7 +15,9 @@ const char kUsage[] =
     "Usage: clonefs profile show FILE\n\n"
     "Prints the access profile FILE, written by `clonefs mount --record-profile FILE`: the\n"
     "source it belongs to, and the runs of regions in the order the workload first read\n"
-    "or wrote them (the order `clonefs mount --profile FILE` hydrates them in).\n\n";
+    "or wrote them (the order `clonefs mount --profile FILE` hydrates them in).\n\n"
+    "Options:\n"
+    "  -h [ --help ]         show this help\n\n";
 
 std::string Bytes(uint64_t b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};

@@ -58,6 +58,7 @@ expect "clonefs mount --log-level " debug error info warning
 expect_has "clonefs message /mnt/x " enable_hydration disable_hydration rate copy_on_read read_hints
 expect "clonefs message /mnt/x copy_on_read " off on
 expect "clonefs profile " show
+expect "clonefs profile --" --help
 # Option values, and the positional arguments after an option's value. The
 # running clones' mountpoints are a fixed list here.
 _clonefs_mountpoints() { echo /mnt/clone-a; }
