@@ -26,11 +26,16 @@ inline constexpr char kDaemonRecordName[] = "daemon.info";
 inline constexpr char kDaemonRecordTempName[] = "daemon.info.tmp";
 // The control channel's Unix socket (docs/control.md).
 inline constexpr char kControlSocketName[] = "control.sock";
+// The record that another program wrote dest while the clone was mounted
+// (src/clone/dest_written.h), written through kDestWrittenTempName.
+inline constexpr char kDestWrittenName[] = "dest-written";
+inline constexpr char kDestWrittenTempName[] = "dest-written.tmp";
 
 // True for the names above.
 inline bool IsCloneSideFile(std::string_view name) {
   return name == kLogFileName || name == kRotatedLogFileName || name == kDaemonRecordName ||
-         name == kDaemonRecordTempName || name == kControlSocketName;
+         name == kDaemonRecordTempName || name == kControlSocketName || name == kDestWrittenName ||
+         name == kDestWrittenTempName;
 }
 
 // `dir` + "/" + `name`.

@@ -22,6 +22,19 @@ Status DestWatch::Check() {
   return Refusal();
 }
 
+bool DestWatch::Written(const std::string& who) {
+  if (!latch_.Set(dest_->Name() + " was written by another program, " + who)) return false;
+  CLONEFS_LOG_ERROR(
+      "dest %s was written by another program, %s, while the clone is live: dest is the "
+      "clone's alone while mounted, and what is hydrated there can no longer be told from "
+      "what that program wrote. Nothing more is read from or written to dest: every request "
+      "fails with EIO and copying has stopped. Use the exposed file under the mountpoint, "
+      "never dest, while mounted. Unmount, then restore dest from a backup, or start a new "
+      "clone.",
+      dest_->Name().c_str(), who.c_str());
+  return true;
+}
+
 bool DestWatch::CutGrowthBack() {
   if (!allow_cut_.load()) return false;
   Result<uint64_t> cut = dest_->CutGrowth();

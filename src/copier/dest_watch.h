@@ -1,4 +1,5 @@
-// DestWatch: is dest still the size it was when the clone opened it?
+// DestWatch: is dest still the size it was when the clone opened it, and
+// has no other program written it?
 // (SPEC §7a: a dest truncated under a live clone is never served as if its
 // hydrated regions were there.)
 //
@@ -20,6 +21,11 @@
 // the image's end go, which no one can read through the clone) and logged
 // as a warning, instead of failing every request. A dest that shrank is
 // still a change, as is growth before AllowGrowthCut.
+//
+// OTHER WRITERS: writes by other programs that keep dest's size (`mkfs`,
+// `dd`, `losetup` on dest instead of the exposed file) are reported by the
+// engine's ForeignWriteWatch (devices/foreign_write_watch.h) through
+// Written: the same sticky change, whatever they wrote.
 //
 // Who checks: the engine after a failed dest read or write (a truncated
 // file gives short reads); the Hydrator before each copy's write; the
@@ -60,6 +66,11 @@ class DestWatch {
   // Times growth was cut back, and the bytes cut in all.
   uint64_t growth_cuts() const { return cuts_.load(); }
   uint64_t growth_cut_bytes() const { return cut_bytes_.load(); }
+
+  // Another program wrote dest (ForeignWriteWatch; `who` as DescribeWriter
+  // says): a change, as a new size is. Returns whether this call recorded
+  // the change (the first change of any kind), which it then logs.
+  bool Written(const std::string& who);
 
   bool changed() const { return latch_.set(); }
   // What changed ("<dest> shrank from A to B bytes"); empty while unchanged.

@@ -55,6 +55,7 @@
 
 #include "base/result.h"
 #include "base/status.h"
+#include "devices/foreign_write_watch.h"
 #include "devices/source_health.h"
 
 namespace clonefs {
@@ -137,6 +138,17 @@ class Device {
   // 0 if it is not longer (or not a regular file). Never shortens it below
   // Size(). Errors: IoError from fstat/ftruncate. Default: 0.
   virtual Result<uint64_t> CutGrowth() { return uint64_t{0}; }
+
+  // For a writable device: starts watching it for writes by other processes
+  // (foreign_write_watch.h); the watch stops when the handle is destroyed,
+  // which must happen before the device is. NotSupported where this device
+  // cannot be watched. Default: NotSupported.
+  virtual Result<std::unique_ptr<ForeignWriteWatch>> WatchForeignWrites(
+      ForeignWriteWatch::OnWrite on_write, ForeignWriteWatch::OnOverflow on_overflow) {
+    (void)on_write;
+    (void)on_overflow;
+    return Status::NotSupported(Name() + " cannot be watched for other writers");
+  }
 
   // Decides whether the source seen through `view` (a read-only Device
   // over one connection to it: its Size() is what that connection

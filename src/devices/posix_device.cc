@@ -84,6 +84,11 @@ class PosixDevice final : public Device {
   bool ReadOnly() const override { return read_only_; }
   const std::string& Name() const override { return path_; }
   int SpliceFd() const override { return fd_; }
+  Result<std::unique_ptr<ForeignWriteWatch>> WatchForeignWrites(
+      ForeignWriteWatch::OnWrite on_write, ForeignWriteWatch::OnOverflow on_overflow) override {
+    if (read_only_) return Status::NotSupported(path_ + " is open read-only");
+    return ForeignWriteWatch::Start(fd_, std::move(on_write), std::move(on_overflow));
+  }
   // With O_DIRECT only whole 4 KiB blocks: Read bounces anything else.
   int DirectReadFd(uint64_t off, size_t len) const override {
     if (len == 0 || off > size_ || len > size_ - off) return -1;

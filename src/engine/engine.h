@@ -145,6 +145,15 @@ struct EngineOptions {
   std::function<void()> on_complete;
   // Called from the committer thread whenever the mode changes. Default: none.
   std::function<void(EngineMode)> on_mode_change;
+  // Watch dest for writes by other programs from Start to Shutdown
+  // (Device::WatchForeignWrites): before the clone is complete, one makes
+  // dest changed (DestWatch::Written); after, dest is the image itself and
+  // it is only logged. Default: true.
+  bool watch_dest_writers = true;
+  // Called once, from the watch's thread, when another program's write made
+  // dest changed, with the change (EngineStats::dest_change): for the mount
+  // to remember it past this engine. Default: none.
+  std::function<void(const std::string& change)> on_dest_written;
 
   // --- read-driven hydration (SPEC §10; docs/design.md, "Hydration order") ---
   // Copy-on-read: whole regions a user read fetches from the source are

@@ -138,15 +138,55 @@ EngineImpl::~EngineImpl() { (void)Shutdown(); }
 Status EngineImpl::Start() {
   std::lock_guard<std::mutex> l(lifecycle_mu_);
   if (state_.load() != State::kOpen) return Status::OK();
+  if (options_.watch_dest_writers) WatchDestWriters();
   committer_.Start();
   copier_.Start();
   state_.store(State::kStarted);
   return Status::OK();
 }
 
+void EngineImpl::WatchDestWriters() {
+  auto w = dest_->WatchForeignWrites(
+      [this](const std::string& who) { DestWrittenByOther(who); },
+      [this] {
+        CLONEFS_LOG_WARN(
+            "too many writes to dest %s were queued for the watch of other programs' writes: "
+            "some may have been missed (its size is still checked)",
+            dest_->Name().c_str());
+        (void)dest_watch_.Check();
+      });
+  if (!w.ok()) {
+    CLONEFS_LOG_INFO(
+        "writes to dest %s by other programs cannot be watched (%s): only its "
+        "size is checked",
+        dest_->Name().c_str(), w.status().message().c_str());
+    return;
+  }
+  foreign_watch_ = std::move(*w);
+}
+
+void EngineImpl::DestWrittenByOther(const std::string& who) {
+  if (committer_.hydration_done()) {
+    // dest is the whole image now, and what the program wrote is in it: the
+    // clone has nothing left to tell apart.
+    if (!logged_late_writer_.exchange(true)) {
+      CLONEFS_LOG_WARN(
+          "dest %s was written by another program, %s, after the clone completed "
+          "(logged once)",
+          dest_->Name().c_str(), who.c_str());
+    }
+    return;
+  }
+  if (dest_watch_.Written(who)) {
+    copier_.Wake();
+    if (options_.on_dest_written) options_.on_dest_written(dest_watch_.reason());
+  }
+}
+
 Status EngineImpl::Shutdown() {
   std::lock_guard<std::mutex> l(lifecycle_mu_);
   if (state_.load() == State::kShutDown) return shutdown_status_;
+  foreign_watch_.reset();
   copier_.Stop();
   committer_.Start();  // no-op if running; a never-started engine still commits
   shutdown_status_ = committer_.Commit(/*flush_always=*/true);

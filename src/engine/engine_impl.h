@@ -3,7 +3,8 @@
 // STRUCTURE (members, in construction order)
 //   geo_, source_, dest_, md_  the clone's geometry, devices and metadata
 //   source_watch_  SourceWatch: whether the source changed under the clone
-//   dest_watch_    DestWatch: whether dest changed size under the clone (then
+//   dest_watch_    DestWatch: whether dest changed (its size, or another
+//                  program wrote it) under the clone (then
 //                  every request fails with EIO and copying stops)
 //   health_     HealthTracker: dest's condition and the last error (status)
 //   dest_full_gate_  DestFullGate: background copying paused and probed
@@ -15,6 +16,8 @@
 //   copier_     BackgroundCopier: background hydration (issuer, readers, writers)
 //   io_errors_  IoErrorLog: rate-limited warnings for device errors that
 //               reach a request
+//   foreign_watch_  ForeignWriteWatch: other programs writing dest (then
+//               dest_watch_ latches the change), from Start to Shutdown
 //
 // REQUEST PATH (io_path.cc; SPEC §3)
 //   Read: pieces grouped into runs of equal hydration state; hydrated runs
@@ -123,6 +126,12 @@ class EngineImpl final : public Engine {
   };
   class StretchLocks;
 
+  // Starts foreign_watch_ (EngineOptions::watch_dest_writers), or logs why
+  // it cannot.
+  void WatchDestWriters();
+  // ForeignWriteWatch's callback: another program wrote dest.
+  void DestWrittenByOther(const std::string& who);
+
   // io_path.cc
   Status CheckRequest(uint64_t off, uint64_t len) const;
   Status ReadRuns(uint64_t off, uint8_t* out, size_t len);
@@ -217,6 +226,11 @@ class EngineImpl final : public Engine {
   mutable std::mutex lifecycle_mu_;
   Status shutdown_status_;  // GUARDED_BY(lifecycle_mu_)
   Status profile_status_;   // GUARDED_BY(lifecycle_mu_); set by Shutdown
+  // Other programs' writes to dest, from Start to Shutdown (null where dest
+  // cannot be watched). GUARDED_BY(lifecycle_mu_); its callbacks take no
+  // lock of the engine's and run on its own thread.
+  std::unique_ptr<ForeignWriteWatch> foreign_watch_;
+  std::atomic<bool> logged_late_writer_{false};
 };
 
 }  // namespace clonefs

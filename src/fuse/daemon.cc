@@ -18,6 +18,7 @@
 
 #include "base/log.h"
 #include "base/printable.h"
+#include "clone/dest_written.h"
 #include "fuse/exit_codes.h"
 #include "fuse/fuse_server.h"
 #include "fuse/mount_table.h"
@@ -423,6 +424,17 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   eo.profile_source_size = source_key.size;
   eo.profile_source_fp1 = source_key.fp1;
   eo.profile_source_fp2 = source_key.fp2;
+  // Another program's write to dest stops this engine; the record stops
+  // every later mount too (the dest keeps its size and identity).
+  eo.on_dest_written = [dir = o.metadata_dir](const std::string& change) {
+    Status rs = clone::RecordDestWritten(dir, change);
+    if (!rs.ok()) {
+      CLONEFS_LOG_ERROR(
+          "cannot record in %s that dest was written by another program (%s): "
+          "a later mount will not know it",
+          dir.c_str(), rs.ToString().c_str());
+    }
+  };
   if (!o.on_complete.empty()) {
     on_complete = std::make_unique<OnCompleteCommand>(OnCompleteFor(o));
     eo.on_complete = [cmd = on_complete.get()] { cmd->Start(); };

@@ -18,6 +18,7 @@
 
 #include "base/log.h"
 #include "base/printable.h"
+#include "clone/dest_written.h"
 #include "clone/identity.h"
 #include "clone/same_storage.h"
 #include "clone/storage_probe.h"
@@ -338,10 +339,17 @@ void NoteHiddenEntries(const std::string& mp, const NoteFn& note) {
 // kernel's attribute cache): ENOTCONN means the daemon died, and so does
 // ECONNABORTED, what a request gets while the kernel is still tearing down
 // the io_uring queues of a daemon that died.
+// A dead daemon found by its record is waited for (up to 5 s) until every
+// one of its threads has exited: until then they hold its files, and the
+// locks of its metadata and dest would refuse or confuse this mount.
 bool MountsDaemonDied(const std::string& mp, const MountEntry& e) {
   if (e.fstype == "fuse.clonefs") {
     Result<DaemonInfo> info = FindDaemonInfo(mp);
-    if (info.ok()) return !IsClonefsProcess(info->pid);
+    if (info.ok()) {
+      if (IsClonefsProcess(info->pid)) return false;
+      (void)WaitUntilAllThreadsExited(info->pid, 5000);
+      return true;
+    }
   }
   struct statfs sfs;
   return statfs(mp.c_str(), &sfs) != 0 && (errno == ENOTCONN || errno == ECONNABORTED);
@@ -670,6 +678,11 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
     return fail(Status::InvalidArgument(
         "dest " + o.dest + " is smaller than the source (" + std::to_string(c.dest->Size()) +
         " < " + std::to_string(size) + " bytes); use a device at least as large as the source"));
+  }
+  if (existing) {
+    auto written = clone::ReadDestWritten(o.metadata_dir);
+    if (!written.ok()) return fail(written.status());
+    if (*written) return fail(clone::DestWrittenRefusal(o.metadata_dir, o.dest, **written));
   }
   if (!existing) {
     // The dest (its size, its directory entry) is durable before any

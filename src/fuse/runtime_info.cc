@@ -1,15 +1,20 @@
 #include "fuse/runtime_info.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "fuse/mount_table.h"
 #include "metadata/clone_files.h"
@@ -154,6 +159,37 @@ Result<DaemonInfo> FindDaemonInfo(const std::string& mountpoint) {
                             info.mountpoint + ", not " + mountpoint);
   }
   return info;
+}
+
+bool WaitUntilAllThreadsExited(pid_t pid, int timeout_ms) {
+  if (pid <= 0) return true;
+#ifdef SYS_pidfd_open
+  // A pidfd polls readable once the leader exited and no thread is left.
+  const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0 && errno == ESRCH) return true;
+  if (pidfd >= 0) {
+    pollfd p{pidfd, POLLIN, 0};
+    int n;
+    do {
+      n = poll(&p, 1, timeout_ms);
+    } while (n < 0 && errno == EINTR);
+    close(pidfd);
+    if (n >= 0) return n > 0;
+  }
+#endif
+  // No pidfds: the threads left in /proc/PID/task.
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  for (int waited = 0;; waited += 10) {
+    std::error_code ec;
+    size_t threads = 0;
+    for (auto it = std::filesystem::directory_iterator(task, ec);
+         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+      ++threads;
+    }
+    if (ec || threads <= 1) return true;
+    if (waited >= timeout_ms) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 bool IsClonefsProcess(pid_t pid) {

@@ -64,4 +64,11 @@ Result<DaemonInfo> FindDaemonInfo(const std::string& mountpoint);
 // caller (a renamed copy or link of the binary).
 bool IsClonefsProcess(pid_t pid);
 
+// Waits until the process `pid`, found dead (IsClonefsProcess false: a
+// zombie leader, or gone), has exited with all of its threads, or until
+// `timeout_ms` passed; true if it has (or was never there). A killed
+// daemon's leader is a zombie while its other threads still exit and hold
+// its files -- the metadata directory's lock, dest's lock -- for a moment.
+bool WaitUntilAllThreadsExited(pid_t pid, int timeout_ms);
+
 }  // namespace clonefs::fuse

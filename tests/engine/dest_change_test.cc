@@ -7,10 +7,13 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -151,6 +154,105 @@ TEST(DestWatchTest, GrowthIsCutBackOnceWritesArePassedThrough) {
   EXPECT_TRUE(watch.changed());
   EXPECT_NE(watch.reason().find("shrank"), std::string::npos) << watch.reason();
   EXPECT_EQ(size_now(), kImage - 4096);
+}
+
+// Another program writes dest under an incomplete clone (SPEC §7a: mkfs or
+// dd run on dest instead of on the exposed file). The size stays, so only
+// the watch of other writers sees it: every request is refused, copying
+// stops, and the mount is told once (to remember it). After completion dest
+// is the image itself: such a write is only logged.
+class DestWrittenTest : public ::testing::Test {
+ protected:
+  DestWrittenTest() : rig_(kImage, kRegion, test::RandomContent(kImage, 29, 0)) {}
+  ~DestWrittenTest() override {
+    engine_.reset();
+    SetLogToStderr();
+  }
+  void Open(bool hydrate) {
+    ASSERT_OK(SetLogToFile(log_));
+    PosixDeviceOptions po;
+    po.create = true;
+    po.min_size = kImage;
+    auto dev = OpenPosixDevice(path_, po);
+    ASSERT_TRUE(dev.ok()) << dev.status().ToString();
+    auto md = metadata::Metadata::Open(rig_.MdOptions());
+    ASSERT_TRUE(md.ok()) << md.status().ToString();
+    EngineOptions eo;
+    eo.knobs.hydration_enabled = hydrate;
+    eo.on_dest_written = [this](const std::string& change) {
+      std::lock_guard<std::mutex> l(mu_);
+      told_.push_back(change);
+    };
+    auto e = Engine::Open(test::Share(rig_.source), std::move(*dev), std::move(*md), eo);
+    ASSERT_TRUE(e.ok()) << e.status().ToString();
+    engine_ = std::move(*e);
+    ASSERT_OK(engine_->Start());
+  }
+  // A write of one byte into dest by another process; returns its pid.
+  int WriteFromAnotherProcess() {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const int fd = open(path_.c_str(), O_WRONLY);
+      _exit(fd >= 0 && pwrite(fd, "x", 1, kRegion + 7) == 1 ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    return pid;
+  }
+  std::vector<std::string> Told() {
+    std::lock_guard<std::mutex> l(mu_);
+    return told_;
+  }
+
+  Rig rig_;
+  const std::string path_ = rig_.dir.path() + "/dest";
+  const std::string log_ = rig_.dir.path() + "/log";
+  std::unique_ptr<Engine> engine_;
+  std::mutex mu_;
+  std::vector<std::string> told_;  // GUARDED_BY(mu_)
+};
+
+TEST_F(DestWrittenTest, AnotherProgramsWriteStopsAnIncompleteClone) {
+  Open(/*hydrate=*/false);
+  // The clone's own writes, from this process, are no change.
+  std::vector<uint8_t> b(kRegion, 0x5a), r(kRegion);
+  ASSERT_OK(engine_->Write(0, b.data(), kRegion, false));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_OK(engine_->Read(0, r.data(), kRegion));
+  EXPECT_EQ(r, b);
+  EXPECT_FALSE(engine_->dest_changed());
+
+  const int pid = WriteFromAnotherProcess();
+  ASSERT_TRUE(Rig::WaitFor([&] { return engine_->dest_changed(); }));
+  const std::string change = engine_->Stats().dest_change;
+  EXPECT_NE(change.find(path_ + " was written by another program, "), std::string::npos) << change;
+  if (geteuid() == 0) {
+    EXPECT_NE(change.find("pid " + std::to_string(pid)), std::string::npos) << change;
+  }
+  Status rs = engine_->Read(0, r.data(), kRegion);
+  EXPECT_EQ(rs.ToErrno(), EIO) << rs.ToString();
+  EXPECT_NE(rs.ToString().find("written by another program"), std::string::npos) << rs.ToString();
+  EXPECT_EQ(engine_->Write(0, b.data(), kRegion, false).ToErrno(), EIO);
+  EXPECT_EQ(engine_->Stats().copy_stopped, "dest changed");
+  ASSERT_TRUE(Rig::WaitFor([&] { return !Told().empty(); }));
+  EXPECT_EQ(Told(), std::vector<std::string>{change});
+  EXPECT_EQ(test::LinesWith(log_, "was written by another program").size(), 1u);
+  WriteFromAnotherProcess();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Told().size(), 1u) << "told once";
+}
+
+TEST_F(DestWrittenTest, AfterCompletionAWriteIsOnlyLogged) {
+  Open(/*hydrate=*/true);
+  ASSERT_TRUE(Rig::WaitFor([&] { return engine_->Stats().hydration_done; }));
+  WriteFromAnotherProcess();
+  ASSERT_TRUE(
+      Rig::WaitFor([&] { return !test::LinesWith(log_, "after the clone completed").empty(); }));
+  EXPECT_FALSE(engine_->dest_changed());
+  EXPECT_TRUE(Told().empty());
+  std::vector<uint8_t> r(kRegion);
+  EXPECT_OK(engine_->Read(0, r.data(), kRegion));
 }
 
 }  // namespace

@@ -151,5 +151,52 @@ TEST_F(DestChangeMountTest, FoundWithoutARequestAndNotPassedThrough) {
   ExpectStopped();
 }
 
+// Another program writes dest while an incomplete clone is mounted -- `dd`
+// (or mkfs, losetup, a VM) given dest instead of the exposed file. dest
+// keeps its size and identity, so before, the clone went on with `Health:
+// ok` serving that program's bytes as hydrated data (mkfs.ext4 on dest:
+// the exposed file differed from the source at byte 1), and so did every
+// later mount. Now the clone stops at once, and later mounts are refused
+// until the record is removed.
+TEST_F(DestChangeMountTest, AnotherProgramsWriteStopsTheCloneAndLaterMounts) {
+  WriteRandomFile(c_.src, kSize, 18);
+  src_sha_ = Sha256(c_.src);
+  RunResult m = c_.Mount("--region-size 64K --rate 1M");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(WriteAt(c_.exposed(), 0), 0) << "the clone's own writes are no change";
+  ASSERT_TRUE(ShOk("dd if=/dev/zero of=" + Quote(c_.dst) +
+                   " bs=4k count=1 seek=300 conv=notrunc status=none"));
+  Result<control::StatusReport> r = QueryStatus(c_.mnt);
+  for (int i = 0; i < 200 && r.ok() && r->dest_change.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    r = QueryStatus(c_.mnt);
+  }
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->State(), "dest-changed");
+  EXPECT_EQ(r->health, "failed: dest changed");
+  EXPECT_NE(r->dest_change.find(" was written by another program, pid "), std::string::npos)
+      << r->dest_change;
+  EXPECT_EQ(ReadAt(c_.exposed(), 0), EIO);
+  EXPECT_EQ(ReadAt(c_.exposed(), kSize - kBlock), EIO);
+  EXPECT_EQ(WriteAt(c_.exposed(), kBlock), EIO);
+  EXPECT_EQ(Count(c_.LogText(), "was written by another program"), 1u) << c_.LogText();
+  RunResult u = c_.Unmount();
+  ASSERT_EQ(u.code, 0) << u.out;
+
+  const std::string record = c_.metadata + "/dest-written";
+  RunResult again = c_.Mount("");
+  EXPECT_NE(again.code, 0) << again.out;
+  EXPECT_NE(again.out.find("was changed under this clone while it was mounted"), std::string::npos)
+      << again.out;
+  EXPECT_NE(again.out.find("remove " + record), std::string::npos) << again.out;
+  EXPECT_FALSE(c_.IsMounted());
+  // The user's word that dest is fine: the record removed, the clone mounts.
+  ASSERT_EQ(unlink(record.c_str()), 0);
+  RunResult resumed = c_.Mount("");
+  EXPECT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_EQ(ReadAt(c_.exposed(), 0), 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
 }  // namespace
 }  // namespace clonefs::testing
