@@ -62,7 +62,14 @@ ssize_t FuseChannel::Read(int fd, void* buf, size_t len) {
   const ssize_t n = transport_->Read(fd, buf, len);
   if (n < static_cast<ssize_t>(sizeof(kabi::InHeader))) return n;  // errno as the transport left it
   const auto* p = static_cast<const uint8_t*>(buf);
-  if (kabi::Load<uint32_t>(p, offsetof(kabi::InHeader, opcode)) != kabi::kOpInit) return n;
+  const uint32_t opcode = kabi::Load<uint32_t>(p, offsetof(kabi::InHeader, opcode));
+  if (opcode == kabi::kOpInterrupt && options_.uring != nullptr &&
+      static_cast<size_t>(n) >= sizeof(kabi::InHeader) + sizeof(uint64_t)) {
+    // fuse_interrupt_in starts with the interrupted request's unique.
+    options_.uring->Interrupted(kabi::Load<uint64_t>(p, sizeof(kabi::InHeader)));
+    return n;
+  }
+  if (opcode != kabi::kOpInit) return n;
   // INIT: remember what the kernel offers and which reply will answer it.
   const size_t body = static_cast<size_t>(n) - sizeof(kabi::InHeader);
   const uint8_t* in = p + sizeof(kabi::InHeader);

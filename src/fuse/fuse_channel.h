@@ -24,7 +24,9 @@
 //   libfuse 3.14 knows neither and leaves both zero. Every other reply goes
 //   out byte for byte, through the io_uring entry that carried its request
 //   (UringQueues::TryReply) or through the transport. (OPEN replies need no
-//   patch: fuse_ops.cc builds its fuse_open_out itself.)
+//   patch: fuse_ops.cc builds its fuse_open_out itself.) An INTERRUPT read
+//   is also told to Options::uring (UringQueues::Interrupted), so that an
+//   interrupted request waiting there for a worker gets one.
 //
 // THREAD SAFETY: Read and Writev are called by every worker thread at once
 // (through libfuse). The INIT exchange happens once, before the kernel sends

@@ -682,6 +682,22 @@ bool UringQueues::Serving(uint64_t unique) const {
   return false;
 }
 
+void UringQueues::Interrupted(uint64_t unique) {
+  if (unique == 0) return;
+  bool added = false;
+  {
+    std::lock_guard<std::mutex> l(work_mu_);
+    auto it = std::find_if(work_.begin(), work_.end(),
+                           [&](Entry* e) { return e->serving.load() == unique; });
+    if (it == work_.end()) return;  // running, answered, or not handed out yet
+    Entry* e = *it;
+    work_.erase(it);
+    work_.push_front(e);  // an idle worker takes it first
+    if (idle_workers_ == 0 && !workers_stop_) added = AddWorker().ok();
+  }
+  if (!added) work_cv_.notify_one();
+}
+
 bool UringQueues::TryReply(const struct iovec* iov, int count, ssize_t* written) {
   Entry* e = tl_entry;
   if (e == nullptr || e->replied || count < 1 || iov[0].iov_len < sizeof(kabi::OutHeader)) {

@@ -48,8 +48,10 @@
 //    payload contiguous; a WRITE's payload page aligned, as WorkerPool's),
 //    with the reply written into the entry through TryReply; the queue's
 //    thread then commits it (an eventfd wakes it). Workers are shared by
-//    all queues and added whenever a request finds none idle, so a slow
-//    request (a source read) never holds up another.
+//    all queues and added whenever a request finds none idle, up to
+//    Options::max_workers, so a slow request (a source read) does not hold
+//    up another below that; past it requests wait for a worker, except an
+//    interrupted one, which gets a worker of its own (Interrupted).
 // The kernel gives a request to a queue by the CPU its sender runs on, so
 // one process with many requests in flight (fio, QEMU) feeds a single
 // queue: each of its threads starts with kUringFirstEntries entries and
@@ -150,7 +152,8 @@ class UringQueues {
     // Most entries one queue registers, all its threads together (rounded
     // up to a multiple of threads_per_queue). Default: 64.
     uint32_t max_entries_per_queue = 64;
-    // Most worker threads (for all queues). Default: 64.
+    // Most worker threads (for all queues), but for those Interrupted adds.
+    // Default: 64.
     uint32_t max_workers = 64;
     // Test hook: this queue's thread fails before registering (as if its
     // io_uring could not be created), after other queues registered (-1:
@@ -225,8 +228,20 @@ class UringQueues {
   // any other thread.
   static char* ReplyBuffer(size_t len);
 
-  // Whether a worker is running request `unique` right now.
+  // Whether a worker is running request `unique` right now (or it waits
+  // for one).
   bool Serving(uint64_t unique) const;
+
+  // The kernel's INTERRUPT for request `unique` arrived (through /dev/fuse).
+  // If that request waits for a worker (every one busy, e.g. waiting for a
+  // stalled source), it goes first, and a worker is added for it if none is
+  // idle, beyond Options::max_workers if need be: its handler then sees the
+  // interrupt at once (a killed requester gets EINTR). The kernel handed
+  // the request out already, so unlike one still queued for /dev/fuse it
+  // cannot drop it when the requester dies; without this the requester
+  // would wait for the requests ahead of it (up to the source timeout).
+  // Any thread.
+  void Interrupted(uint64_t unique);
 
   // Wakes and joins every thread. Idempotent.
   void Stop();

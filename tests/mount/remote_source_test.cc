@@ -567,6 +567,57 @@ TEST_F(RemoteSourceTest, KilledReadersExitWhenEveryWorkerWaitsForTheSource) {
   ASSERT_EQ(c_.Unmount().code, 0);
 }
 
+// The same over either transport, with the readers killed being the ones
+// queued behind two busy workers (--threads 2: two readers first, then two
+// more). Over io_uring the kernel had already handed the later two to the
+// daemon, where they waited for a worker: killed, they waited with them for
+// the whole source timeout (20 s here), their INTERRUPTs held by libfuse
+// until a worker ran their requests. Now an interrupted request that waits
+// for a worker gets one at once.
+TEST_F(RemoteSourceTest, KilledReadersQueuedBehindBusyWorkersExitAtOnce) {
+  ASSERT_TRUE(Serve({}, {}));
+  RunResult m = MountUri(server_->Uri(),
+                         "--threads 2 --no-hydration --no-copy-on-read --no-read-hints "
+                         "--source-timeout 20");
+  ASSERT_EQ(m.code, 0) << m.out;
+  server_->Pause();
+  struct ResumeOnExit {  // a failed assertion must not leave the server stopped
+    NbdkitServer* s;
+    ~ResumeOnExit() { s->Resume(); }
+  } resume_on_exit{server_.get()};
+  auto start = [&](int i) {
+    pid_t reader = fork();
+    if (reader == 0) {
+      int fd = open(c_.exposed().c_str(), O_RDONLY);
+      char buf[4096];
+      const ssize_t n = pread(fd, buf, sizeof(buf), (1 << 20) * (i + 1));
+      _exit(n == sizeof(buf) ? 0 : n < 0 ? 100 + errno : 99);
+    }
+    return reader;
+  };
+  const pid_t busy[2] = {start(0), start(1)};
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // both workers wait
+  const pid_t queued[2] = {start(2), start(3)};
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  int st = 0;
+  for (pid_t r : {busy[0], busy[1], queued[0], queued[1]}) {
+    EXPECT_EQ(waitpid(r, &st, WNOHANG), 0)
+        << "should wait for the source; exit status " << WEXITSTATUS(st);
+  }
+  for (pid_t r : queued) kill(r, SIGKILL);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (pid_t r : queued) waitpid(r, &st, 0);
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(waited, 5.0) << "killed readers waited for the source timeout (20 s)";
+  server_->Resume();
+  for (pid_t r : busy) {
+    EXPECT_EQ(waitpid(r, &st, 0), r);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "exit status " << WEXITSTATUS(st);
+  }
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
 // `clonefs unmount --timeout` on a stalled server: the unmount succeeds but
 // the daemon cannot exit while its copier's reads wait for the server. The
 // command says that -- the source has not answered, the reads give up after
