@@ -237,7 +237,7 @@ TEST_F(CloneIoTest, FioVerifyThroughTheCloneAndOnDestAlone) {
   {
     std::string j =
         "[global]\nfilename=${F}\nbs=64k\ndirect=1\nioengine=libaio\niodepth=8\nverify=crc32c\n"
-        "verify_fatal=1\ndo_verify=${DV}\nverify_only=${VO}\nsize=16M\n";
+        "verify_fatal=1\nverify_state_save=0\ndo_verify=${DV}\nverify_only=${VO}\nsize=16M\n";
     for (int q = 0; q < 4; ++q) {
       j += "[q" + std::to_string(q) + "]\noffset=" + std::to_string(q * kQuarter) +
            "\nrw=write\nstonewall\n";
