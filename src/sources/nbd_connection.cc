@@ -187,6 +187,9 @@ void NbdConnection::Run() {
       }
     }
     ExpireDeadlines(now);
+    if (ever_ready_ && phase_ != Phase::kReady && !waiting_.empty() && !state_->has_fatal()) {
+      HandOver();
+    }
     if (phase_ == Phase::kDown && now >= next_attempt_ns_ && !state_->has_fatal()) StartConnect();
     StepVerify();
     if (phase_ == Phase::kConnecting && now >= connect_started_ns_ + state_->timeout_ns) {
@@ -670,6 +673,24 @@ void NbdConnection::ExpireDeadlines(uint64_t now) {
   }
   if (wedged && (phase_ == Phase::kReady || phase_ == Phase::kVerifying)) {
     ConnectionLost("a read got no answer within " + FormatTimeout(state_->timeout_ns));
+  }
+}
+
+void NbdConnection::HandOver() {
+  const NbdSourceState::Rehome rehome = state_->rehome();
+  if (!rehome) return;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if ((*it)->pinned || (*it)->verify_gen != 0) {
+      ++it;
+      continue;
+    }
+    std::unique_ptr<NbdPiece> back = rehome(std::move(*it));
+    if (back != nullptr) {  // no connection is up: the others stay too
+      *it = std::move(back);
+      return;
+    }
+    it = waiting_.erase(it);
+    outstanding_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 

@@ -141,6 +141,9 @@ class NbdConnection {
   void Requeue(std::unique_ptr<NbdPiece> p, bool at_front);
   void Release(std::unique_ptr<NbdPiece> p);
   void ExpireDeadlines(uint64_t now);
+  // Down after having been up: hands the pieces waiting here that may go
+  // anywhere to a connection that is up (NbdSourceState::Rehome).
+  void HandOver();
   void FailAll(const Status& s);
   void UpdateStall(uint64_t now);
   int PollTimeoutMs(uint64_t now) const;

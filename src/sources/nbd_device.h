@@ -35,8 +35,14 @@
 // thread calls libnbd on its handle, so libnbd's callbacks (which run with
 // the handle lock held) run there too: they only record a result; copies
 // and user callbacks run after libnbd returns. With several connections,
-// ReadAsync (the copier's) never uses the first one, so a user's Read
-// (and block status) is not queued behind the copier's bytes in flight.
+// ReadAsync (the copier's) does not use the first one, so a user's Read
+// (and block status) is not queued behind the copier's bytes in flight --
+// unless the first is the only one up. A connection that is down after
+// having been up hands the pieces waiting on it (those in flight when it
+// dropped, those queued since) to one that is up; it keeps them only while
+// none is. So a server that comes back with fewer client slots than it had
+// (another client took one, a lower limit) serves every read through the
+// connections it took, while the others keep trying to reconnect.
 //
 // REQUESTS. A Read or ReadAsync is split into pieces of at most the request
 // size (max_request_bytes, or spawned_request_bytes for http/ssh; never
@@ -134,7 +140,8 @@
 // ReadAsyncs: BackgroundCopier, SHARED LINK). Health() reports
 // kChanged (since the change was found, with what differs) once the source
 // is fatal (a size or identity mismatch, REQUESTS and IDENTITY), else
-// kReconnecting while any connection is down, else kStalled while any
+// kReconnecting while no connection is up (since the last one dropped),
+// else kStalled while any
 // piece has been in flight longer than the timeout, else kConnected;
 // oldest_request_unix_ns is when the oldest piece in flight on a ready
 // connection was sent; its counters include bytes_read (successful bytes

@@ -138,6 +138,12 @@ struct NbdPiece {
   uint8_t* target() const { return direct != nullptr ? direct : buf.get(); }
   std::vector<Extent> extents;  // block status: filled by the extent callback
 
+  // Set by the submitter. `pinned`: it must go through the connection it
+  // was queued to (an identity check's read), never handed to another.
+  // `background`: a ReadAsync's (nbd_device.h, CONNECTIONS).
+  bool pinned = false;
+  bool background = false;
+
   // Owned by the serving connection's I/O thread.
   NbdConnection* conn = nullptr;
   int server_errors = 0;       // failures the server answered

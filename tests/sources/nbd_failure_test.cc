@@ -202,6 +202,47 @@ TEST_F(NbdFailureTest, EveryConnectionReconnects) {
   EXPECT_TRUE(Matches(buf, 7));
 }
 
+// A multi-conn server that comes back with room for fewer clients (a slot
+// taken by another client meanwhile, a lower limit): the connection that
+// finds none keeps trying, but the source is up through the other. The
+// reads queued while it was down (the copier's, on the connection it uses)
+// are served through the one that connected, even if that is the first
+// connection, and health says connected, so the copier does not pause for
+// good.
+TEST_F(NbdFailureTest, ServerBackWithFewerSlotsServesThroughTheConnectionsItTook) {
+  Serve({"--filter=limit"}, {"limit=2"});
+  NbdSourceOptions options;
+  options.max_connections = 2;  // both taken at open
+  options.timeout_ns = 10'000'000'000;
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+  server_->Kill();
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kReconnecting; }));
+
+  constexpr int kReads = 8;
+  constexpr size_t kLen = 64 << 10;
+  std::vector<std::vector<uint8_t>> bufs(kReads, std::vector<uint8_t>(kLen));
+  Completions done(kReads);
+  for (int i = 0; i < kReads; ++i) {
+    dev->ReadAsync(i * 300000, bufs[i].data(), kLen, done.Callback(i));
+  }
+  Serve({"--filter=limit"}, {"limit=1"});  // same socket, one client only
+
+  ASSERT_TRUE(
+      WaitFor([&] { return dev->Health().state == State::kConnected; }, std::chrono::seconds(8)))
+      << "health: " << SourceStateName(dev->Health().state);
+  ASSERT_TRUE(done.WaitAll());
+  for (int i = 0; i < kReads; ++i) {
+    EXPECT_TRUE(done.status(i).ok()) << i << ": " << done.status(i).ToString();
+    EXPECT_TRUE(Matches(bufs[i], i * 300000)) << i;
+  }
+  std::vector<uint8_t> buf(1 << 20);
+  ASSERT_TRUE(dev->Read(7, buf.data(), buf.size()).ok());
+  EXPECT_TRUE(Matches(buf, 7));
+  EXPECT_EQ(dev->Health().state, State::kConnected);
+  EXPECT_EQ(dev->Health().reconnects, 1u);  // the other is still refused
+}
+
 TEST_F(NbdFailureTest, StoppedServerTimesOutAndRecovers) {
   Serve({});
   NbdSourceOptions options;
