@@ -67,7 +67,11 @@
 //   - Server errors: a piece the server failed is retried after 100, 200
 //     and 400 ms while the deadline allows, then fails with the server's
 //     errno (EIO, ...). EINVAL, EPERM, ENOTSUP, EOPNOTSUPP and ERANGE are
-//     not retried (the server refused the request itself).
+//     not retried (the server refused the request itself). A read the
+//     server answered as a success whose chunks do not fill it (they
+//     overlap, or are missing: libnbd checks neither, and the buffer is not
+//     zeroed first) is such a failure too, with EIO: its bytes are never
+//     passed on.
 //   - Reconnect: when a connection dies (EOF, socket error, nbdkit gone, a
 //     failed notify, or an answer that says the link is over: ESHUTDOWN
 //     from a server shutting down, ENOTCONN, ECONNRESET, EPIPE...; those
