@@ -47,7 +47,10 @@
 // REQUESTS. A Read or ReadAsync is split into pieces of at most the request
 // size (max_request_bytes, or spawned_request_bytes for http/ssh; never
 // above the server's maximum block size, nor libnbd's 64 MiB), aligned to
-// the server's minimum block size, spread over the connections (the one
+// the server's minimum block size (the last one of an export whose size is
+// not a multiple of it ends at the export's end: libnbd's own alignment
+// check is off, and the server serves or refuses it), spread over the
+// connections (the one
 // with the fewest pieces outstanding, preferring connected ones), with up
 // to 64 MiB (at least 64 pieces) in flight per connection; more wait in
 // the connection's queue. A Read's pieces read into buffers they own
