@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -61,6 +62,23 @@ bool ConnectionGone(int err) {
 std::string GoneReason(int err) {
   if (err == ESHUTDOWN) return "the server is shutting down";
   return std::string("the connection failed: ") + std::strerror(err);
+}
+
+// "" if the chunks of a read's answer fill all of it, else which bytes they
+// left out. A server may split its answer into chunks in any order; one
+// whose chunks overlap can add up to the length asked for and still leave
+// bytes out, which libnbd reports as a success (nbd_pread_structured(3)).
+std::string LeftOut(const NbdPiece& p) {
+  std::vector<std::pair<uint64_t, uint64_t>> filled = p.filled;
+  std::sort(filled.begin(), filled.end());
+  uint64_t pos = 0;
+  for (const auto& [begin, end] : filled) {
+    if (begin > pos) break;
+    pos = std::max(pos, end);
+  }
+  if (pos >= p.srv_len) return "";
+  return "the server's answer said it succeeded but left out bytes " +
+         std::to_string(p.srv_off + pos) + " and on (its chunks overlap or are missing)";
 }
 
 std::string LibnbdError(const char* fallback) {
@@ -146,6 +164,16 @@ int NbdConnection::OnComplete(void* user_data, int* error) {
   return 1;  // retire the command
 }
 
+int NbdConnection::OnChunk(void* user_data, const void* /*subbuf*/, size_t count, uint64_t offset,
+                           unsigned status, int* /*error*/) {
+  auto* p = static_cast<NbdPiece*>(user_data);
+  if ((status == LIBNBD_READ_DATA || status == LIBNBD_READ_HOLE) && count > 0) {
+    // libnbd checked that the chunk lies inside the piece.
+    p->filled.emplace_back(offset - p->srv_off, offset - p->srv_off + count);
+  }
+  return 0;
+}
+
 int NbdConnection::OnExtent(void* user_data, const char* context, uint64_t offset,
                             uint32_t* entries, size_t nr_entries, int* /*error*/) {
   if (std::strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0) return 0;
@@ -187,6 +215,9 @@ void NbdConnection::Run() {
       }
     }
     ExpireDeadlines(now);
+    if (ever_ready_ && phase_ != Phase::kReady && !waiting_.empty() && !state_->has_fatal()) {
+      HandOver();
+    }
     if (phase_ == Phase::kDown && now >= next_attempt_ns_ && !state_->has_fatal()) StartConnect();
     StepVerify();
     if (phase_ == Phase::kConnecting && now >= connect_started_ns_ + state_->timeout_ns) {
@@ -215,6 +246,12 @@ void NbdConnection::StartConnect() {
   // is written by a successful read before anyone uses it; a failed read's
   // bytes are never used. libnbd need not zero it first.
   nbd_set_pread_initialize(h_, false);
+  // Every request is aligned to the server's minimum block size already
+  // (nbd_device.cc), except one that ends at the end of an export whose size
+  // is not a multiple of it: libnbd would refuse that one itself, so the
+  // last bytes could never be read. The server decides (nbdkit's
+  // blocksize-policy filter serves it; a server that refuses says so).
+  nbd_set_strict_mode(h_, nbd_get_strict_mode(h_) & ~static_cast<uint32_t>(LIBNBD_STRICT_ALIGN));
   // The URI is the user's own (tls-psk-file= names a local file).
   nbd_set_uri_allow_local_file(h_, true);
   int r;
@@ -473,14 +510,17 @@ void NbdConnection::SubmitWaiting(uint64_t now) {
     p->completed = false;
     p->error = 0;
     p->extents.clear();
+    p->filled.clear();
     p->sent_ns = now;
     if (p->sends++ > 0) state_->retries.fetch_add(1, std::memory_order_relaxed);
     state_->requests.fetch_add(1, std::memory_order_relaxed);
     nbd_completion_callback done{OnComplete, p, nullptr};
-    int64_t cookie = p->op->kind() == NbdOp::Kind::kRead
-                         ? nbd_aio_pread(h_, p->target(), p->srv_len, p->srv_off, done, 0)
-                         : nbd_aio_block_status(h_, p->srv_len, p->srv_off,
-                                                nbd_extent_callback{OnExtent, p, nullptr}, done, 0);
+    int64_t cookie =
+        p->op->kind() == NbdOp::Kind::kRead
+            ? nbd_aio_pread_structured(h_, p->target(), p->srv_len, p->srv_off,
+                                       nbd_chunk_callback{OnChunk, p, nullptr}, done, 0)
+            : nbd_aio_block_status(h_, p->srv_len, p->srv_off,
+                                   nbd_extent_callback{OnExtent, p, nullptr}, done, 0);
     if (cookie != -1 || p->completed) continue;
     std::string err = LibnbdError("request refused");
     int e = nbd_get_errno();
@@ -569,7 +609,13 @@ std::string NbdConnection::ProcessCompleted(bool dead, uint64_t now) {
     auto node = inflight_.extract(raw);
     if (node.empty()) continue;  // not ours to settle (cannot happen)
     std::unique_ptr<NbdPiece> p = std::move(node.mapped());
-    if (p->error == 0) {
+    const std::string left_out =
+        p->error == 0 && p->op->kind() == NbdOp::Kind::kRead ? LeftOut(*p) : "";
+    if (!left_out.empty()) {
+      // Never passed on: those bytes are whatever the buffer held before.
+      p->error = EIO;
+      ServerError(std::move(p), now, left_out);
+    } else if (p->error == 0) {
       Deliver(std::move(p));
     } else if (dead) {
       Requeue(std::move(p), /*at_front=*/true);  // the connection failed, not the server
@@ -604,10 +650,12 @@ void NbdConnection::Deliver(std::unique_ptr<NbdPiece> p) {
   Release(std::move(p));
 }
 
-void NbdConnection::ServerError(std::unique_ptr<NbdPiece> p, uint64_t now) {
+void NbdConnection::ServerError(std::unique_ptr<NbdPiece> p, uint64_t now,
+                                const std::string& what) {
   const int err = p->error;
   ++p->server_errors;
-  std::string msg = PieceWhat(*p) + " from " + state_->display + " failed: " + std::strerror(err);
+  std::string msg = PieceWhat(*p) + " from " + state_->display +
+                    " failed: " + (what.empty() ? std::strerror(err) : what);
   state_->RecordError(msg);
   if (!p->op->finished()) {
     const uint64_t delay = kRetryBaseNs << (p->server_errors - 1);
@@ -670,6 +718,24 @@ void NbdConnection::ExpireDeadlines(uint64_t now) {
   }
   if (wedged && (phase_ == Phase::kReady || phase_ == Phase::kVerifying)) {
     ConnectionLost("a read got no answer within " + FormatTimeout(state_->timeout_ns));
+  }
+}
+
+void NbdConnection::HandOver() {
+  const NbdSourceState::Rehome rehome = state_->rehome();
+  if (!rehome) return;
+  for (auto it = waiting_.begin(); it != waiting_.end();) {
+    if ((*it)->pinned || (*it)->verify_gen != 0) {
+      ++it;
+      continue;
+    }
+    std::unique_ptr<NbdPiece> back = rehome(std::move(*it));
+    if (back != nullptr) {  // no connection is up: the others stay too
+      *it = std::move(back);
+      return;
+    }
+    it = waiting_.erase(it);
+    outstanding_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 

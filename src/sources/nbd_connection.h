@@ -114,6 +114,8 @@ class NbdConnection {
   static int OnComplete(void* user_data, int* error);
   static int OnExtent(void* user_data, const char* context, uint64_t offset, uint32_t* entries,
                       size_t nr_entries, int* error);
+  static int OnChunk(void* user_data, const void* subbuf, size_t count, uint64_t offset,
+                     unsigned status, int* error);
 
   // The I/O thread and its steps.
   void Run();
@@ -137,10 +139,14 @@ class NbdConnection {
   // dropped if a piece's error says it is gone (ESHUTDOWN...), else "".
   std::string ProcessCompleted(bool dead, uint64_t now);
   void Deliver(std::unique_ptr<NbdPiece> p);
-  void ServerError(std::unique_ptr<NbdPiece> p, uint64_t now);
+  // `what`: what went wrong, if not the server's errno (p->error).
+  void ServerError(std::unique_ptr<NbdPiece> p, uint64_t now, const std::string& what = "");
   void Requeue(std::unique_ptr<NbdPiece> p, bool at_front);
   void Release(std::unique_ptr<NbdPiece> p);
   void ExpireDeadlines(uint64_t now);
+  // Down after having been up: hands the pieces waiting here that may go
+  // anywhere to a connection that is up (NbdSourceState::Rehome).
+  void HandOver();
   void FailAll(const Status& s);
   void UpdateStall(uint64_t now);
   int PollTimeoutMs(uint64_t now) const;

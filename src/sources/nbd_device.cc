@@ -63,7 +63,9 @@ class NbdDevice final : public Device {
         extents_(info.extents),
         min_block_(std::max<uint64_t>(info.min_block, 1)),
         max_request_(max_request),
-        recheck_ns_(recheck_ns) {}
+        recheck_ns_(recheck_ns) {
+    state_->SetRehome([this](std::unique_ptr<NbdPiece> p) { return Rehome(std::move(p)); });
+  }
 
   ~NbdDevice() override {
     StopRechecks();
@@ -221,6 +223,8 @@ class NbdDevice final : public Device {
   // in flight).
   void Queue(std::unique_ptr<NbdPiece> piece, bool background, NbdConnection* pinned);
   NbdConnection* Pick(bool background);
+  // NbdSourceState::Rehome: `piece` waits on a connection that is down.
+  std::unique_ptr<NbdPiece> Rehome(std::unique_ptr<NbdPiece> piece);
   Status WaitSync(NbdOp& op);
   Result<uint64_t> Next(uint64_t off, bool want_hole);
   Result<Extent> ExtentAt(uint64_t off);
@@ -478,6 +482,8 @@ std::shared_ptr<NbdOp> NbdDevice::StartRead(uint64_t off, void* buf, size_t len,
 }
 
 void NbdDevice::Queue(std::unique_ptr<NbdPiece> piece, bool background, NbdConnection* pinned) {
+  piece->pinned = pinned != nullptr;
+  piece->background = background;
   NbdConnection* conn = pinned != nullptr ? pinned : Pick(background);
   std::unique_ptr<NbdPiece> back = conn->Submit(std::move(piece));
   if (back) back->op->Finish(Status::Aborted("source " + state_->display + " is being closed"));
@@ -485,7 +491,9 @@ void NbdDevice::Queue(std::unique_ptr<NbdPiece> piece, bool background, NbdConne
 
 // The connection with the fewest pieces outstanding, preferring connected
 // ones; ties go round-robin. Background pieces skip the first connection
-// when there are several.
+// when there are several, unless it is the only one up: a copier that
+// waited for the others (a server back with fewer client slots than
+// before) might wait for good.
 NbdConnection* NbdDevice::Pick(bool background) {
   const size_t first = background && conns_.size() > 1 ? 1 : 0;
   const size_t n = conns_.size() - first;
@@ -503,7 +511,14 @@ NbdConnection* NbdDevice::Pick(bool background) {
       best_load = load;
     }
   }
+  if (first == 1 && !best_up && conns_[0]->up()) return conns_[0].get();
   return best;
+}
+
+std::unique_ptr<NbdPiece> NbdDevice::Rehome(std::unique_ptr<NbdPiece> piece) {
+  NbdConnection* conn = Pick(piece->background);
+  if (conn == piece->conn || !conn->up()) return piece;
+  return conn->Submit(std::move(piece));
 }
 
 Status NbdDevice::WaitSync(NbdOp& op) {
@@ -555,6 +570,7 @@ void NbdDevice::StopRechecks() {
 }
 
 void NbdDevice::StopConnections() {
+  state_->SetRehome(nullptr);        // (a call in progress ends before Stop joins)
   for (auto& c : conns_) c->Stop();  // fails the reads of a running re-check
   state_->SetVerifier(nullptr);      // (Stop joined the connections' checks)
   std::thread probe;
@@ -580,12 +596,12 @@ void NbdDevice::Release() {
 SourceHealth NbdDevice::Health() const {
   SourceHealth h;
   uint64_t reconnecting = 0, stalled = 0, recovered = 0;
+  bool any_up = false;
   for (const auto& c : conns_) {
+    any_up = any_up || c->up();
     NbdConnection::HealthView v = c->health();
-    if (v.reconnecting_since_unix_ns != 0 &&
-        (reconnecting == 0 || v.reconnecting_since_unix_ns < reconnecting)) {
-      reconnecting = v.reconnecting_since_unix_ns;
-    }
+    // Down since the last of them dropped: until then the source was up.
+    reconnecting = std::max(reconnecting, v.reconnecting_since_unix_ns);
     if (v.stalled_since_unix_ns != 0 && (stalled == 0 || v.stalled_since_unix_ns < stalled)) {
       stalled = v.stalled_since_unix_ns;
     }
@@ -604,7 +620,9 @@ SourceHealth NbdDevice::Health() const {
     h.state = SourceHealth::State::kChanged;
     h.since_unix_ns = state_->fatal_unix_ns();
     h.change = state_->fatal().message();
-  } else if (reconnecting != 0) {
+  } else if (reconnecting != 0 && !any_up) {
+    // A connection that is up serves every piece (Rehome): the source is
+    // down only when none is.
     h.state = SourceHealth::State::kReconnecting;
     h.since_unix_ns = reconnecting;
   } else if (stalled != 0) {

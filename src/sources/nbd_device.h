@@ -35,13 +35,22 @@
 // thread calls libnbd on its handle, so libnbd's callbacks (which run with
 // the handle lock held) run there too: they only record a result; copies
 // and user callbacks run after libnbd returns. With several connections,
-// ReadAsync (the copier's) never uses the first one, so a user's Read
-// (and block status) is not queued behind the copier's bytes in flight.
+// ReadAsync (the copier's) does not use the first one, so a user's Read
+// (and block status) is not queued behind the copier's bytes in flight --
+// unless the first is the only one up. A connection that is down after
+// having been up hands the pieces waiting on it (those in flight when it
+// dropped, those queued since) to one that is up; it keeps them only while
+// none is. So a server that comes back with fewer client slots than it had
+// (another client took one, a lower limit) serves every read through the
+// connections it took, while the others keep trying to reconnect.
 //
 // REQUESTS. A Read or ReadAsync is split into pieces of at most the request
 // size (max_request_bytes, or spawned_request_bytes for http/ssh; never
 // above the server's maximum block size, nor libnbd's 64 MiB), aligned to
-// the server's minimum block size, spread over the connections (the one
+// the server's minimum block size (the last one of an export whose size is
+// not a multiple of it ends at the export's end: libnbd's own alignment
+// check is off, and the server serves or refuses it), spread over the
+// connections (the one
 // with the fewest pieces outstanding, preferring connected ones), with up
 // to 64 MiB (at least 64 pieces) in flight per connection; more wait in
 // the connection's queue. A Read's pieces read into buffers they own
@@ -61,7 +70,11 @@
 //   - Server errors: a piece the server failed is retried after 100, 200
 //     and 400 ms while the deadline allows, then fails with the server's
 //     errno (EIO, ...). EINVAL, EPERM, ENOTSUP, EOPNOTSUPP and ERANGE are
-//     not retried (the server refused the request itself).
+//     not retried (the server refused the request itself). A read the
+//     server answered as a success whose chunks do not fill it (they
+//     overlap, or are missing: libnbd checks neither, and the buffer is not
+//     zeroed first) is such a failure too, with EIO: its bytes are never
+//     passed on.
 //   - Reconnect: when a connection dies (EOF, socket error, nbdkit gone, a
 //     failed notify, or an answer that says the link is over: ESHUTDOWN
 //     from a server shutting down, ENOTCONN, ECONNRESET, EPIPE...; those
@@ -134,7 +147,8 @@
 // ReadAsyncs: BackgroundCopier, SHARED LINK). Health() reports
 // kChanged (since the change was found, with what differs) once the source
 // is fatal (a size or identity mismatch, REQUESTS and IDENTITY), else
-// kReconnecting while any connection is down, else kStalled while any
+// kReconnecting while no connection is up (since the last one dropped),
+// else kStalled while any
 // piece has been in flight longer than the timeout, else kConnected;
 // oldest_request_unix_ns is when the oldest piece in flight on a ready
 // connection was sent; its counters include bytes_read (successful bytes

@@ -39,6 +39,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base/cancel.h"
@@ -137,6 +138,16 @@ struct NbdPiece {
   // Where the server's answer goes.
   uint8_t* target() const { return direct != nullptr ? direct : buf.get(); }
   std::vector<Extent> extents;  // block status: filled by the extent callback
+  // Reads: the parts of [0, srv_len) the server's answer said it filled
+  // (data or hole chunks), as [begin, end); filled by the chunk callback.
+  // libnbd does not check that they cover the piece (nbd_pread_structured).
+  std::vector<std::pair<uint64_t, uint64_t>> filled;
+
+  // Set by the submitter. `pinned`: it must go through the connection it
+  // was queued to (an identity check's read), never handed to another.
+  // `background`: a ReadAsync's (nbd_device.h, CONNECTIONS).
+  bool pinned = false;
+  bool background = false;
 
   // Owned by the serving connection's I/O thread.
   NbdConnection* conn = nullptr;

@@ -30,6 +30,16 @@ NbdSourceState::Verifier NbdSourceState::verifier() const {
   return verifier_;
 }
 
+void NbdSourceState::SetRehome(Rehome r) {
+  std::lock_guard<std::mutex> l(mu_);
+  rehome_ = std::move(r);
+}
+
+NbdSourceState::Rehome NbdSourceState::rehome() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return rehome_;
+}
+
 void NbdSourceState::RecordError(const std::string& msg) {
   errors.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> l(mu_);

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -19,6 +20,7 @@
 namespace clonefs {
 
 class NbdConnection;
+struct NbdPiece;
 
 struct NbdTarget {
   std::string uri;                // nbd_aio_connect_uri, if argv is empty
@@ -52,6 +54,14 @@ class NbdSourceState {
   void SetVerifier(Verifier v);
   Verifier verifier() const;
 
+  // Hands a piece that waits on a connection that is down to a connection
+  // that is up (nbd_device.h, CONNECTIONS); returns it if none can take it.
+  // Called by the down connection's I/O thread, with none of its locks held.
+  // Empty until the device exists, and again once it stops its connections.
+  using Rehome = std::function<std::unique_ptr<NbdPiece>(std::unique_ptr<NbdPiece>)>;
+  void SetRehome(Rehome r);
+  Rehome rehome() const;
+
   // Counts an error and keeps its message as the last one.
   void RecordError(const std::string& msg);
   void LastError(std::string* msg, uint64_t* unix_ns) const;
@@ -71,6 +81,7 @@ class NbdSourceState {
   Status fatal_;  // GUARDED_BY(mu_)
   uint64_t fatal_unix_ns_ = 0;  // GUARDED_BY(mu_)
   Verifier verifier_;  // GUARDED_BY(mu_)
+  Rehome rehome_;      // GUARDED_BY(mu_)
   std::atomic<bool> has_fatal_{false};
   std::string last_error_;           // GUARDED_BY(mu_)
   uint64_t last_error_unix_ns_ = 0;  // GUARDED_BY(mu_)

@@ -1,10 +1,15 @@
 // FakeNbdServer: just enough of an NBD server (fixed newstyle handshake,
 // NBD_OPT_GO; every other option answered NBD_REP_ERR_UNSUP) on a Unix
-// socket to test what a client does when a server *completes* the handshake
-// and then drops the connection -- a flapping server that nbdkit cannot be
-// made to play. It serves no requests: after the handshake it holds each
-// connection for hold() ms (0: closes it at once), then closes it. It
-// records when each connection was accepted.
+// socket to play what nbdkit cannot be made to:
+//   - a server that *completes* the handshake and then drops the connection
+//     (a flapping server). By default it serves no requests: after the
+//     handshake it holds each connection for hold() ms (0: closes it at
+//     once), then closes it. It records when each connection was accepted.
+//   - a server whose structured replies to reads are split into chunks
+//     (set_read_answer): in two chunks, the second half first (legal), or
+//     in two chunks that both carry the first half and none the second
+//     (illegal: NBD forbids overlapping chunks, and a successful read must
+//     cover every byte; libnbd checks neither). The bytes are Byte(offset).
 //
 // THREAD SAFETY: set_hold_ms, accepts and accept_times may be called from
 // any thread while the server thread runs.
@@ -65,6 +70,14 @@ class FakeNbdServer {
   // How long a connection is kept after its handshake. Default: 0.
   void set_hold_ms(int ms) { hold_ms_.store(ms); }
 
+  enum class ReadAnswer { kNone, kTwoChunksBackwards, kFirstHalfTwice };
+  // Structured replies are offered and reads answered as `a` says, for as
+  // long as the client keeps the connection (hold_ms is then unused). Set
+  // before Start.
+  void set_read_answer(ReadAnswer a) { read_answer_ = a; }
+  // The export's byte at `off`.
+  static uint8_t Byte(uint64_t off) { return static_cast<uint8_t>(off * 131 + (off >> 9) + 1); }
+
   size_t accepts() const {
     std::lock_guard<std::mutex> l(mu_);
     return accepted_.size();
@@ -78,7 +91,9 @@ class FakeNbdServer {
  private:
   static constexpr uint64_t kIHaveOpt = 0x49484156454F5054ull;
   static constexpr uint64_t kReplyMagic = 0x0003e889045565a9ull;
-  static constexpr uint32_t kOptAbort = 2, kOptInfo = 6, kOptGo = 7;
+  static constexpr uint32_t kOptAbort = 2, kOptInfo = 6, kOptGo = 7, kOptStructuredReply = 8;
+  static constexpr uint32_t kRequestMagic = 0x25609513u, kStructuredMagic = 0x668e33efu;
+  static constexpr uint16_t kCmdRead = 0, kReplyOffsetData = 1, kReplyFlagDone = 1;
   static constexpr uint32_t kRepAck = 1, kRepInfo = 3, kRepErrUnsup = 0x80000001u;
 
   void Run() {
@@ -91,7 +106,13 @@ class FakeNbdServer {
         std::lock_guard<std::mutex> l(mu_);
         accepted_.push_back(std::chrono::steady_clock::now());
       }
-      if (Handshake(fd)) Hold(fd);
+      if (Handshake(fd)) {
+        if (read_answer_ == ReadAnswer::kNone) {
+          Hold(fd);
+        } else {
+          ServeReads(fd);
+        }
+      }
       ::close(fd);
     }
   }
@@ -111,7 +132,12 @@ class FakeNbdServer {
     return true;
   }
   static bool WriteAll(int fd, const std::vector<uint8_t>& b) {
-    return ::send(fd, b.data(), b.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(b.size());
+    for (size_t done = 0; done < b.size();) {
+      const ssize_t n = ::send(fd, b.data() + done, b.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
   }
   static void Put(std::vector<uint8_t>* b, uint64_t v, int bytes) {
     for (int i = bytes - 1; i >= 0; --i) b->push_back(static_cast<uint8_t>(v >> (8 * i)));
@@ -147,6 +173,10 @@ class FakeNbdServer {
       std::vector<uint8_t> data(len);
       if (len > 0 && !ReadAll(fd, data.data(), len)) return false;
       if (opt == kOptAbort) return false;
+      if (opt == kOptStructuredReply && read_answer_ != ReadAnswer::kNone) {
+        if (!WriteAll(fd, Reply(opt, kRepAck, {}))) return false;
+        continue;
+      }
       if (opt != kOptGo && opt != kOptInfo) {
         if (!WriteAll(fd, Reply(opt, kRepErrUnsup, {}))) return false;
         continue;
@@ -175,8 +205,48 @@ class FakeNbdServer {
     }
   }
 
+  // Answers reads (ReadAnswer) until the client disconnects or the server
+  // stops; any other command ends the connection.
+  void ServeReads(int fd) {
+    for (;;) {
+      pollfd p{fd, POLLIN, 0};
+      while (::poll(&p, 1, 20) <= 0) {
+        if (stop_.load()) return;
+      }
+      uint8_t req[28];
+      if (!ReadAll(fd, req, sizeof(req)) || Get(req, 4) != kRequestMagic) return;
+      const uint16_t type = static_cast<uint16_t>(Get(req + 6, 2));
+      const uint64_t handle = Get(req + 8, 8);
+      const uint64_t off = Get(req + 16, 8);
+      const uint32_t len = static_cast<uint32_t>(Get(req + 24, 4));
+      if (type != kCmdRead || off > size_ || len > size_ - off) return;
+      const uint32_t half = len / 2;
+      bool ok;
+      if (read_answer_ == ReadAnswer::kTwoChunksBackwards) {
+        ok = WriteAll(fd, DataChunk(handle, off + half, len - half, 0)) &&
+             WriteAll(fd, DataChunk(handle, off, half, kReplyFlagDone));
+      } else {
+        ok = WriteAll(fd, DataChunk(handle, off, half, 0)) &&
+             WriteAll(fd, DataChunk(handle, off, half, kReplyFlagDone));
+      }
+      if (!ok) return;
+    }
+  }
+  static std::vector<uint8_t> DataChunk(uint64_t handle, uint64_t off, uint32_t n, uint16_t flags) {
+    std::vector<uint8_t> b;
+    Put(&b, kStructuredMagic, 4);
+    Put(&b, flags, 2);
+    Put(&b, kReplyOffsetData, 2);
+    Put(&b, handle, 8);
+    Put(&b, 8 + uint64_t{n}, 4);
+    Put(&b, off, 8);
+    for (uint64_t i = off; i < off + n; ++i) b.push_back(Byte(i));
+    return b;
+  }
+
   const std::string socket_;
   const uint64_t size_;
+  ReadAnswer read_answer_ = ReadAnswer::kNone;
   int listen_fd_ = -1;
   std::atomic<bool> stop_{false};
   std::atomic<int> hold_ms_{0};

@@ -226,6 +226,47 @@ TEST_F(NbdDeviceTest, UnalignedReads) {
   EXPECT_TRUE(dev->Read(content.size(), &last, 0).ok());
 }
 
+// An export whose size is not a multiple of the server's minimum block
+// size (NBD says it SHOULD be; nbdkit's blocksize-policy filter lets the
+// plugin serve the short last block): the last bytes are read in a request
+// that ends at the export's end. libnbd refused it itself ("request is
+// unaligned"), so the last region could never be copied.
+TEST_F(NbdDeviceTest, AnExportCutInsideTheServersMinimumBlockIsReadToItsEnd) {
+  SCOPED_TRACE(SeedTrace(seed_));
+  std::vector<uint8_t> content = RandomBytes(rng_, (3 << 20) + 777);
+  Serve(content, {"--filter=blocksize-policy"}, {"blocksize-minimum=4096"});
+  std::unique_ptr<Device> dev = Open();
+  ASSERT_TRUE(dev);
+  const uint64_t size = content.size();
+  std::vector<uint8_t> tail(100);
+  Status s = dev->Read(size - tail.size(), tail.data(), tail.size());
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(std::equal(tail.begin(), tail.end(), content.end() - tail.size()));
+  // The copier's read of the last region, straight into its buffer.
+  const uint64_t region = size - (size % (64 << 10));
+  std::vector<uint8_t> buf(size - region, 0xEE);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool called = false;
+  Status async;
+  dev->ReadAsync(region, buf.data(), buf.size(), [&](Status st) {
+    std::lock_guard<std::mutex> l(mu);
+    async = st;
+    called = true;
+    cv.notify_all();
+  });
+  {
+    std::unique_lock<std::mutex> l(mu);
+    ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return called; }));
+  }
+  ASSERT_TRUE(async.ok()) << async.ToString();
+  EXPECT_TRUE(std::equal(buf.begin(), buf.end(), content.begin() + region));
+  // Block status of the span that holds the end.
+  Result<uint64_t> hole = dev->NextHole(size - 10);
+  ASSERT_TRUE(hole.ok()) << hole.status().ToString();
+  EXPECT_EQ(*hole, size);
+}
+
 TEST_F(NbdDeviceTest, ManyConcurrentReadAndReadAsyncCallers) {
   SCOPED_TRACE(SeedTrace(seed_));
   std::vector<uint8_t> content = RandomBytes(rng_, 16 << 20);

@@ -16,6 +16,7 @@
 
 #include "base/cancel.h"
 #include "devices/device_test_util.h"
+#include "sources/fake_nbd_server.h"
 #include "sources/nbd_device.h"
 #include "sources/test_server.h"
 
@@ -200,6 +201,126 @@ TEST_F(NbdFailureTest, EveryConnectionReconnects) {
   std::vector<uint8_t> buf(1 << 20);
   ASSERT_TRUE(dev->Read(7, buf.data(), buf.size()).ok());
   EXPECT_TRUE(Matches(buf, 7));
+}
+
+// A multi-conn server that comes back with room for fewer clients (a slot
+// taken by another client meanwhile, a lower limit): the connection that
+// finds none keeps trying, but the source is up through the other. The
+// reads queued while it was down (the copier's, on the connection it uses)
+// are served through the one that connected, even if that is the first
+// connection, and health says connected, so the copier does not pause for
+// good.
+TEST_F(NbdFailureTest, ServerBackWithFewerSlotsServesThroughTheConnectionsItTook) {
+  Serve({"--filter=limit"}, {"limit=2"});
+  NbdSourceOptions options;
+  options.max_connections = 2;  // both taken at open
+  options.timeout_ns = 10'000'000'000;
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+  server_->Kill();
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kReconnecting; }));
+
+  constexpr int kReads = 8;
+  constexpr size_t kLen = 64 << 10;
+  std::vector<std::vector<uint8_t>> bufs(kReads, std::vector<uint8_t>(kLen));
+  Completions done(kReads);
+  for (int i = 0; i < kReads; ++i) {
+    dev->ReadAsync(i * 300000, bufs[i].data(), kLen, done.Callback(i));
+  }
+  Serve({"--filter=limit"}, {"limit=1"});  // same socket, one client only
+
+  ASSERT_TRUE(
+      WaitFor([&] { return dev->Health().state == State::kConnected; }, std::chrono::seconds(8)))
+      << "health: " << SourceStateName(dev->Health().state);
+  ASSERT_TRUE(done.WaitAll());
+  for (int i = 0; i < kReads; ++i) {
+    EXPECT_TRUE(done.status(i).ok()) << i << ": " << done.status(i).ToString();
+    EXPECT_TRUE(Matches(bufs[i], i * 300000)) << i;
+  }
+  std::vector<uint8_t> buf(1 << 20);
+  ASSERT_TRUE(dev->Read(7, buf.data(), buf.size()).ok());
+  EXPECT_TRUE(Matches(buf, 7));
+  EXPECT_EQ(dev->Health().state, State::kConnected);
+  EXPECT_EQ(dev->Health().reconnects, 1u);  // the other is still refused
+}
+
+// A structured reply may come in chunks, in any order: a read answered in
+// two, the second half first, is whole. One whose chunks overlap and leave
+// bytes out (here: the first half twice, as many bytes as were asked for)
+// is not: libnbd reports success, and the bytes left out are whatever the
+// buffer held (libnbd is told not to zero it), so they must never be
+// passed on as the source's -- not by Read (its pooled buffers hold other
+// reads' bytes) nor by the copier's ReadAsync straight into its buffer.
+TEST_F(NbdFailureTest, ReadAnswerThatLeavesBytesOutIsAnError) {
+  using FakeNbdServer = testing::FakeNbdServer;
+  constexpr uint64_t kSize = 1 << 20;
+  constexpr size_t kLen = 256 << 10;
+  auto expect_source_bytes = [](const std::vector<uint8_t>& buf, uint64_t off) {
+    for (size_t i = 0; i < buf.size(); ++i) {
+      if (buf[i] != FakeNbdServer::Byte(off + i)) {
+        ADD_FAILURE() << "byte " << off + i << " is not the source's";
+        return;
+      }
+    }
+  };
+  NbdSourceOptions options;
+  options.max_connections = 1;
+  {
+    FakeNbdServer server(dir_.File("chunks.sock"), kSize);
+    server.set_read_answer(FakeNbdServer::ReadAnswer::kTwoChunksBackwards);
+    ASSERT_TRUE(server.Start());
+    std::unique_ptr<Device> dev = testing::OpenNbdUri(server.Uri(), options);
+    ASSERT_TRUE(dev);
+    std::vector<uint8_t> buf(kLen, 0xEE);
+    Status s = dev->Read(4096, buf.data(), buf.size());
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    expect_source_bytes(buf, 4096);
+    std::fill(buf.begin(), buf.end(), 0xEE);
+    Completions done(1);
+    dev->ReadAsync(kLen, buf.data(), buf.size(), done.Callback(0));
+    ASSERT_TRUE(done.WaitAll());
+    ASSERT_TRUE(done.status(0).ok()) << done.status(0).ToString();
+    expect_source_bytes(buf, kLen);
+  }
+  FakeNbdServer server(dir_.File("overlap.sock"), kSize);
+  server.set_read_answer(FakeNbdServer::ReadAnswer::kFirstHalfTwice);
+  ASSERT_TRUE(server.Start());
+  std::unique_ptr<Device> dev = testing::OpenNbdUri(server.Uri(), options);
+  ASSERT_TRUE(dev);
+  std::vector<uint8_t> buf(kLen, 0xEE);
+  Status s = dev->Read(4096, buf.data(), buf.size());
+  if (s.ok()) expect_source_bytes(buf, 4096);
+  EXPECT_TRUE(s.IsIoError()) << s.ToString();
+  EXPECT_EQ(s.sys_errno(), EIO) << s.ToString();
+  EXPECT_NE(s.message().find("left out"), std::string::npos) << s.message();
+  Completions done(1);
+  dev->ReadAsync(kLen, buf.data(), buf.size(), done.Callback(0));
+  ASSERT_TRUE(done.WaitAll());
+  if (done.status(0).ok()) expect_source_bytes(buf, kLen);
+  EXPECT_TRUE(done.status(0).IsIoError()) << done.status(0).ToString();
+  EXPECT_EQ(done.status(0).sys_errno(), EIO) << done.status(0).ToString();
+  EXPECT_NE(dev->Health().last_error.find("left out"), std::string::npos)
+      << dev->Health().last_error;
+}
+
+// The check of a read's chunks holds for a server without structured
+// replies too (one simple reply fills the whole read).
+TEST_F(NbdFailureTest, SimpleRepliesFillTheWholeRead) {
+  Serve({"--no-sr"});
+  NbdSourceOptions options;
+  options.max_connections = 1;
+  std::unique_ptr<Device> dev = Open(options);
+  ASSERT_TRUE(dev);
+  std::vector<uint8_t> buf(300000);
+  Status s = dev->Read(12345, buf.data(), buf.size());
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_TRUE(Matches(buf, 12345));
+  std::vector<uint8_t> whole(1 << 20);
+  Completions done(1);
+  dev->ReadAsync(1 << 20, whole.data(), whole.size(), done.Callback(0));
+  ASSERT_TRUE(done.WaitAll());
+  ASSERT_TRUE(done.status(0).ok()) << done.status(0).ToString();
+  EXPECT_TRUE(Matches(whole, 1 << 20));
 }
 
 TEST_F(NbdFailureTest, StoppedServerTimesOutAndRecovers) {
