@@ -145,10 +145,10 @@ struct EngineOptions {
   std::function<void()> on_complete;
   // Called from the committer thread whenever the mode changes. Default: none.
   std::function<void(EngineMode)> on_mode_change;
-  // Watch dest for writes by other programs from Start to Shutdown
-  // (Device::WatchForeignWrites): before the clone is complete, one makes
-  // dest changed (DestWatch::Written); after, dest is the image itself and
-  // it is only logged. Default: true.
+  // Watch dest for writes by other programs (Device::WatchForeignWrites)
+  // from Start until the clone is complete (then dest alone is the image,
+  // and the watch's cost per write ends) or Shutdown: one makes dest
+  // changed (DestWatch::Written). Default: true.
   bool watch_dest_writers = true;
   // Called once, from the watch's thread, when another program's write made
   // dest changed, with the change (EngineStats::dest_change): for the mount

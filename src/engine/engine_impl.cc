@@ -88,7 +88,13 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
           .health = &health_,
           .clock = clock_,
           .interval_ms = options.commit_interval_ms,
-          .on_complete = options.on_complete,
+          .on_complete =
+              [this] {
+                // dest alone is the image now: nothing of the clone's is
+                // left to tell apart from another program's writes.
+                StopWatchingDestWriters();
+                if (options_.on_complete) options_.on_complete();
+              },
           .on_mode_change =
               [this](EngineMode m) {
                 copier_.Wake();
@@ -138,7 +144,9 @@ EngineImpl::~EngineImpl() { (void)Shutdown(); }
 Status EngineImpl::Start() {
   std::lock_guard<std::mutex> l(lifecycle_mu_);
   if (state_.load() != State::kOpen) return Status::OK();
-  if (options_.watch_dest_writers) WatchDestWriters();
+  if (options_.watch_dest_writers && md_->NrCommittedHydratedRegions() < md_->nr_regions()) {
+    WatchDestWriters();
+  }
   committer_.Start();
   copier_.Start();
   state_.store(State::kStarted);
@@ -162,21 +170,23 @@ void EngineImpl::WatchDestWriters() {
         dest_->Name().c_str(), w.status().message().c_str());
     return;
   }
+  std::lock_guard<std::mutex> l(watch_mu_);
   foreign_watch_ = std::move(*w);
 }
 
-void EngineImpl::DestWrittenByOther(const std::string& who) {
-  if (committer_.hydration_done()) {
-    // dest is the whole image now, and what the program wrote is in it: the
-    // clone has nothing left to tell apart.
-    if (!logged_late_writer_.exchange(true)) {
-      CLONEFS_LOG_WARN(
-          "dest %s was written by another program, %s, after the clone completed "
-          "(logged once)",
-          dest_->Name().c_str(), who.c_str());
-    }
-    return;
+void EngineImpl::StopWatchingDestWriters() {
+  std::unique_ptr<ForeignWriteWatch> w;
+  {
+    std::lock_guard<std::mutex> l(watch_mu_);
+    w = std::move(foreign_watch_);
   }
+  w.reset();  // joins its thread, outside the lock
+}
+
+void EngineImpl::DestWrittenByOther(const std::string& who) {
+  // Complete (the watch is being stopped): dest alone is the image, and
+  // what the program wrote is in it.
+  if (committer_.hydration_done()) return;
   if (dest_watch_.Written(who)) {
     copier_.Wake();
     if (options_.on_dest_written) options_.on_dest_written(dest_watch_.reason());
@@ -186,7 +196,7 @@ void EngineImpl::DestWrittenByOther(const std::string& who) {
 Status EngineImpl::Shutdown() {
   std::lock_guard<std::mutex> l(lifecycle_mu_);
   if (state_.load() == State::kShutDown) return shutdown_status_;
-  foreign_watch_.reset();
+  StopWatchingDestWriters();
   copier_.Stop();
   committer_.Start();  // no-op if running; a never-started engine still commits
   shutdown_status_ = committer_.Commit(/*flush_always=*/true);

@@ -17,7 +17,8 @@
 //   io_errors_  IoErrorLog: rate-limited warnings for device errors that
 //               reach a request
 //   foreign_watch_  ForeignWriteWatch: other programs writing dest (then
-//               dest_watch_ latches the change), from Start to Shutdown
+//               dest_watch_ latches the change), from Start until the clone
+//               is complete
 //
 // REQUEST PATH (io_path.cc; SPEC §3)
 //   Read: pieces grouped into runs of equal hydration state; hydrated runs
@@ -129,6 +130,8 @@ class EngineImpl final : public Engine {
   // Starts foreign_watch_ (EngineOptions::watch_dest_writers), or logs why
   // it cannot.
   void WatchDestWriters();
+  // Stops it (at completion, and at Shutdown). Idempotent.
+  void StopWatchingDestWriters();
   // ForeignWriteWatch's callback: another program wrote dest.
   void DestWrittenByOther(const std::string& who);
 
@@ -226,11 +229,14 @@ class EngineImpl final : public Engine {
   mutable std::mutex lifecycle_mu_;
   Status shutdown_status_;  // GUARDED_BY(lifecycle_mu_)
   Status profile_status_;   // GUARDED_BY(lifecycle_mu_); set by Shutdown
-  // Other programs' writes to dest, from Start to Shutdown (null where dest
-  // cannot be watched). GUARDED_BY(lifecycle_mu_); its callbacks take no
-  // lock of the engine's and run on its own thread.
-  std::unique_ptr<ForeignWriteWatch> foreign_watch_;
-  std::atomic<bool> logged_late_writer_{false};
+  // Other programs' writes to dest, from Start until the clone is complete
+  // or Shutdown (null where dest cannot be watched). Its callbacks take no
+  // lock of the engine's and run on its own thread; watch_mu_ is taken by
+  // Shutdown and by the committer thread at completion (never while
+  // holding another lock, so the committer can be joined under
+  // lifecycle_mu_).
+  std::mutex watch_mu_;
+  std::unique_ptr<ForeignWriteWatch> foreign_watch_;  // GUARDED_BY(watch_mu_)
 };
 
 }  // namespace clonefs
