@@ -35,6 +35,18 @@ bool DestWatch::Written(const std::string& who) {
   return true;
 }
 
+bool DestWatch::Bypassed(const std::string& how) {
+  if (!latch_.Set(dest_->Name() + " " + how)) return false;
+  CLONEFS_LOG_ERROR(
+      "dest %s %s, while the clone is live: writes through it bypass the clone and cannot be "
+      "seen, so what is hydrated in dest can no longer be trusted. Nothing more is read from or "
+      "written to dest: every request fails with EIO and copying has stopped. Use the exposed "
+      "file under the mountpoint, never dest, while mounted. Detach it, unmount, then restore "
+      "dest from a backup or start a new clone.",
+      dest_->Name().c_str(), how.c_str());
+  return true;
+}
+
 bool DestWatch::CutGrowthBack() {
   if (!allow_cut_.load()) return false;
   Result<uint64_t> cut = dest_->CutGrowth();

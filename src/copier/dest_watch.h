@@ -23,9 +23,11 @@
 // still a change, as is growth before AllowGrowthCut.
 //
 // OTHER WRITERS: writes by other programs that keep dest's size (`mkfs`,
-// `dd`, `losetup` on dest instead of the exposed file) are reported by the
-// engine's ForeignWriteWatch (devices/foreign_write_watch.h) through
-// Written: the same sticky change, whatever they wrote.
+// `dd` on dest instead of the exposed file) are reported by the engine's
+// ForeignWriteWatch (devices/foreign_write_watch.h) through Written, and a
+// loop device attached to dest (whose writes that watch cannot see) by the
+// engine's periodic look (EngineOptions::dest_bypass) through Bypassed:
+// the same sticky change.
 //
 // Who checks: the engine after a failed dest read or write (a truncated
 // file gives short reads); the Hydrator before each copy's write; the
@@ -71,6 +73,10 @@ class DestWatch {
   // says): a change, as a new size is. Returns whether this call recorded
   // the change (the first change of any kind), which it then logs.
   bool Written(const std::string& who);
+  // dest can be written without the clone seeing it (`how`: "is the backing
+  // file of loop device /dev/loop0"; writes through a loop device make no
+  // events): a change too. Returns and logs as Written.
+  bool Bypassed(const std::string& how);
 
   bool changed() const { return latch_.set(); }
   // What changed ("<dest> shrank from A to B bytes"); empty while unchanged.

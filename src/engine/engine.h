@@ -154,6 +154,12 @@ struct EngineOptions {
   // dest changed, with the change (EngineStats::dest_change): for the mount
   // to remember it past this engine. Default: none.
   std::function<void(const std::string& change)> on_dest_written;
+  // Asked about once a second (the copier's look at dest) until the clone
+  // is complete: how dest can be written without the clone seeing it ("is
+  // the backing file of loop device /dev/loop0"), or "" (nothing). A
+  // non-empty answer makes dest changed (DestWatch::Bypassed) and is told
+  // to on_dest_written. Default: none.
+  std::function<std::string()> dest_bypass;
 
   // --- read-driven hydration (SPEC §10; docs/design.md, "Hydration order") ---
   // Copy-on-read: whole regions a user read fetches from the source are

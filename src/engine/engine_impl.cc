@@ -121,7 +121,11 @@ EngineImpl::EngineImpl(std::unique_ptr<Device> source, std::unique_ptr<Device> d
                         // source has been silent.
                         (void)SourceSilentNanos(source_->Health(), hydrator_.bytes_copied());
                       },
-                  .check_dest = [this] { (void)dest_watch_.Check(); },
+                  .check_dest =
+                      [this] {
+                        (void)dest_watch_.Check();
+                        CheckDestBypass();
+                      },
                   .complete_committed = [this] { return committer_.hydration_done(); },
               },
               CopierOptionsFrom(options)),
@@ -172,6 +176,15 @@ void EngineImpl::WatchDestWriters() {
   }
   std::lock_guard<std::mutex> l(watch_mu_);
   foreign_watch_ = std::move(*w);
+}
+
+void EngineImpl::CheckDestBypass() {
+  if (!options_.dest_bypass || committer_.hydration_done() || dest_watch_.changed()) return;
+  const std::string how = options_.dest_bypass();
+  if (!how.empty() && dest_watch_.Bypassed(how)) {
+    copier_.Wake();
+    if (options_.on_dest_written) options_.on_dest_written(dest_watch_.reason());
+  }
 }
 
 void EngineImpl::StopWatchingDestWriters() {

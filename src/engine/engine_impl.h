@@ -134,6 +134,8 @@ class EngineImpl final : public Engine {
   void StopWatchingDestWriters();
   // ForeignWriteWatch's callback: another program wrote dest.
   void DestWrittenByOther(const std::string& who);
+  // EngineOptions::dest_bypass, until complete (the copier's look).
+  void CheckDestBypass();
 
   // io_path.cc
   Status CheckRequest(uint64_t off, uint64_t len) const;

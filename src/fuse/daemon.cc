@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/printable.h"
 #include "clone/dest_written.h"
+#include "clone/storage_probe.h"
 #include "fuse/exit_codes.h"
 #include "fuse/fuse_server.h"
 #include "fuse/mount_table.h"
@@ -435,6 +436,17 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
           dir.c_str(), rs.ToString().c_str());
     }
   };
+  // A loop device attached to dest while the clone is live (`losetup` given
+  // dest instead of the exposed file): its writes make no events for the
+  // watch of other writers, so its presence alone is the change.
+  if (S_ISREG(dest_st.st_mode)) {
+    eo.dest_bypass = [dev = dest_st.st_dev, ino = dest_st.st_ino]() -> std::string {
+      const std::vector<std::string> loops = clone::LoopDevicesOver(dev, ino);
+      if (loops.empty()) return "";
+      return "is the backing file of loop device " + loops.front() +
+             ", attached by another program";
+    };
+  }
   if (!o.on_complete.empty()) {
     on_complete = std::make_unique<OnCompleteCommand>(OnCompleteFor(o));
     eo.on_complete = [cmd = on_complete.get()] { cmd->Start(); };

@@ -198,5 +198,51 @@ TEST_F(DestChangeMountTest, AnotherProgramsWriteStopsTheCloneAndLaterMounts) {
   ASSERT_EQ(c_.Unmount().code, 0);
 }
 
+// A loop device attached to dest instead of the exposed file (`losetup
+// --direct-io=on -f --show dest.img`, the README's command with the wrong
+// path): the loop driver's writes make no events for the watch of other
+// writers, so before, a `dd` through it left the clone "hydrating" with no
+// complaint. Its presence alone now stops the clone, and later mounts are
+// refused until the record is removed.
+TEST_F(DestChangeMountTest, ALoopDeviceOverDestStopsTheClone) {
+  WriteRandomFile(c_.src, kSize, 19);
+  src_sha_ = Sha256(c_.src);
+  RunResult m = c_.Mount("--region-size 64K --rate 1M");
+  ASSERT_EQ(m.code, 0) << m.out;
+  RunResult l = Sh("losetup --direct-io=on -f --show " + Quote(c_.dst));
+  ASSERT_EQ(l.code, 0) << l.out;
+  const std::string loop = l.out.substr(0, l.out.find('\n'));
+  struct Detach {
+    std::string dev;
+    ~Detach() {
+      if (!dev.empty()) Sh("losetup -d " + dev);
+    }
+  } detach{loop};
+  ASSERT_TRUE(
+      ShOk("dd if=/dev/zero of=" + loop + " bs=4k count=4 seek=100 oflag=direct status=none"));
+  Result<control::StatusReport> r = QueryStatus(c_.mnt);
+  for (int i = 0; i < 200 && r.ok() && r->dest_change.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    r = QueryStatus(c_.mnt);
+  }
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->State(), "dest-changed");
+  EXPECT_NE(r->dest_change.find("is the backing file of loop device " + loop), std::string::npos)
+      << r->dest_change;
+  EXPECT_EQ(ReadAt(c_.exposed(), 0), EIO);
+  RunResult u = c_.Unmount();
+  ASSERT_EQ(u.code, 0) << u.out;
+  RunResult again = c_.Mount("");
+  EXPECT_NE(again.code, 0) << again.out;
+  EXPECT_FALSE(c_.IsMounted());
+  Sh("losetup -d " + loop);
+  detach.dev.clear();
+  RunResult after = c_.Mount("");
+  EXPECT_NE(after.code, 0) << after.out;
+  EXPECT_NE(after.out.find("was changed under this clone while it was mounted"), std::string::npos)
+      << after.out;
+  EXPECT_NE(after.out.find("loop device " + loop), std::string::npos) << after.out;
+}
+
 }  // namespace
 }  // namespace clonefs::testing
