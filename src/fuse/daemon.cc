@@ -347,6 +347,8 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   // A recording that could not be written at unmount refuses the mount too,
   // rather than be lost after the workload ran.
   if (!o.record_profile.empty()) {
+    s = CheckRecordingTarget(o, c.dest_stat);
+    if (!s.ok()) return fail(s.message());
     s = profile::CheckRecordable(o.record_profile);
     if (!s.ok()) {
       return fail(s.message() +

@@ -26,6 +26,7 @@
 #include "fuse/read_only_place.h"
 #include "fuse/runtime_info.h"
 #include "metadata/clone_files.h"
+#include "profile/profile.h"
 #include "sources/open_source.h"
 #include "sources/source_spec.h"
 #include "sources/timed_device.h"
@@ -462,6 +463,42 @@ Status CheckWritesOffSource(const MountOptions& o) {
       clone::CheckNotStoredOnSource(o.source, o.metadata_dir, "metadata directory", "--metadata"));
   if (o.log_file.empty()) return Status::OK();
   return clone::CheckNotStoredOnSource(o.source, o.log_file, "log file", "--log-file");
+}
+
+Status CheckRecordingTarget(const MountOptions& o, const struct stat& dest_st) {
+  const std::string& rp = o.record_profile;
+  if (rp.empty()) return Status::OK();
+  auto refuse = [&rp](const std::string& what) {
+    return Status::InvalidArgument(
+        "--record-profile " + Printable(rp) + " " + what +
+        ": the recording replaces that file when the clone is unmounted; give --record-profile "
+        "a file of its own, or --record-profile '' to mount without recording");
+  };
+  // The name itself is what the rename replaces (a symlink, not its target).
+  struct stat st;
+  const bool exists = ::lstat(rp.c_str(), &st) == 0;
+  auto is = [&](const std::string& path) {
+    struct stat other;
+    return rp == path ||
+           (exists && !path.empty() && path.front() == '/' && ::stat(path.c_str(), &other) == 0 &&
+            other.st_dev == st.st_dev && other.st_ino == st.st_ino);
+  };
+  if (rp == o.dest || (exists && st.st_dev == dest_st.st_dev && st.st_ino == dest_st.st_ino)) {
+    return refuse("is this clone's dest " + Printable(o.dest));
+  }
+  if (is(o.source)) return refuse("is this clone's source " + Printable(o.source));
+  if (!o.log_file.empty() && is(o.log_file)) {
+    return refuse("is this clone's log file (--log-file)");
+  }
+  if (exists && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    return refuse("is a device node, FIFO or socket, not a file");
+  }
+  if (!o.metadata_dir.empty() && Inside(rp, o.metadata_dir) &&
+      !(exists && profile::BeginsAsProfile(rp))) {
+    return refuse("lies inside the metadata directory " + Printable(o.metadata_dir) +
+                  ", which holds the clone's own files");
+  }
+  return Status::OK();
 }
 
 void RemoveCreated(const CreatedByMount& c) {

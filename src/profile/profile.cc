@@ -257,6 +257,22 @@ Status CheckRecordable(const std::string& path) {
   return Status::OK();
 }
 
+bool BeginsAsProfile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  const std::string prefix = "clonefs-profile ";
+  char buf[32] = {};
+  ssize_t n = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    do {
+      n = ::pread(fd, buf, prefix.size(), 0);
+    } while (n < 0 && errno == EINTR);
+  }
+  ::close(fd);
+  return n == static_cast<ssize_t>(prefix.size()) && prefix.compare(0, prefix.size(), buf, n) == 0;
+}
+
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path) {
   if (p.source == key) return Status::OK();
   std::string what = p.source.size != key.size

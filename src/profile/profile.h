@@ -58,6 +58,11 @@ Status Save(const Profile& p, const std::string& path);
 // before). Errors: InvalidArgument for a directory; IoError with the errno.
 Status CheckRecordable(const std::string& path);
 
+// Whether the regular file `path` begins as a profile does (its first line
+// starts with "clonefs-profile "), of any version, whole or damaged: a file a
+// recording may replace. False if it cannot be read or holds anything else.
+bool BeginsAsProfile(const std::string& path);
+
 // OK if `p` was recorded from the source `key` describes; otherwise
 // InvalidArgument saying what differs and what to do.
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path);

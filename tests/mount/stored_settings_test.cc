@@ -353,6 +353,54 @@ TEST_F(StoredSettingsTest, RecordingIntoAPlaceItCannotBeWrittenIsRefused) {
   EXPECT_EQ(m.code, 0) << m.out;
 }
 
+// The recording replaces its file at unmount (a rename over it). Named as
+// the source, it used to replace the source image with a profile (SPEC §7a:
+// the source is never written, whatever path leads to it); named as the
+// dest or as a file of the metadata directory, the clone's data or its
+// metadata store. Each is now refused at mount, naming the file, and
+// nothing is replaced.
+TEST_F(StoredSettingsTest, RecordingIntoTheClonesOwnFilesIsRefused) {
+  const auto refused = [&](const std::string& prof, const std::string& what) {
+    RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
+    EXPECT_EQ(m.code, 1) << m.out;
+    EXPECT_TRUE(Has(m.out, "--record-profile " + prof + " " + what)) << m.out;
+    EXPECT_TRUE(Has(m.out, "--record-profile ''")) << m.out;
+    EXPECT_NE(Sh("mountpoint -q " + Quote(c_.mnt)).code, 0) << "a refused mount left a mount";
+    if (m.code == 0) (void)c_.Unmount();
+  };
+  // A new clone: nothing it would have created is left.
+  refused(c_.src, "is this clone's source " + c_.src);
+  EXPECT_NE(access(c_.dst.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+  refused(c_.dst, "is this clone's dest " + c_.dst);
+  EXPECT_NE(access(c_.dst.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+
+  // An existing clone, holding a write of the user's.
+  RunResult m = MountWith("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("printf user-data | dd of=" + Quote(c_.exposed()) +
+                   " bs=4096 seek=5 conv=notrunc,fsync status=none"));
+  ASSERT_EQ(c_.Unmount().code, 0);
+  const std::string dst_sha = Sha256(c_.dst);
+  const std::string current = c_.metadata + "/CURRENT";
+  refused(c_.dst, "is this clone's dest " + c_.dst);
+  // The same files under other names: a hard link to the source.
+  const std::string link = c_.dir() / "source-link.img";
+  ASSERT_TRUE(ShOk("ln " + Quote(c_.src) + " " + Quote(link)));
+  refused(link, "is this clone's source " + c_.src);
+  refused(current, "lies inside the metadata directory " + c_.metadata);
+  EXPECT_EQ(Sha256(c_.dst), dst_sha) << "the dest was replaced";
+  EXPECT_TRUE(Has(Sh("cat " + Quote(current)).out, "MANIFEST-"))
+      << "the metadata store was changed";
+  // The clone still mounts, with no recording stored, and holds the write.
+  m = MountWith("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_FALSE(Has(m.out, "record-profile")) << m.out;
+  RunResult r =
+      Sh("dd if=" + Quote(c_.exposed()) + " bs=4096 skip=5 count=1 status=none | head -c 9");
+  EXPECT_EQ(r.out, "user-data");
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
 // A recording whose directory went away while the clone was mounted cannot
 // be written at unmount. `clonefs unmount` used to print "final commit done"
 // and nothing else (one warning in the log): the workload's recording was
