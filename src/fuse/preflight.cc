@@ -424,6 +424,39 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   return Status::OK();
 }
 
+// --log-file is appended to, and renamed to FILE.1 when it reaches its cap:
+// it must be a file of its own, not the source or the dest (by path, or by
+// inode under another name), not a block device, and not one of the files
+// of the metadata directory but the log kept there anyway.
+Status CheckLogFileIsItsOwn(const MountOptions& o) {
+  const std::string& log = o.log_file;
+  if (log.empty()) return Status::OK();
+  auto refuse = [&log](const std::string& what) {
+    return Status::InvalidArgument(
+        "log file " + Printable(log) + " " + what +
+        ": the log is appended to it and renames it to " + Printable(log) +
+        ".1 when it is full; give --log-file a file of its own, or leave --log-file out to log "
+        "to the metadata directory's clonefs.log");
+  };
+  struct stat st;
+  const bool exists = ::stat(log.c_str(), &st) == 0;
+  auto is = [&](const std::string& path) {
+    struct stat other;
+    return log == path ||
+           (exists && !path.empty() && path.front() == '/' && ::stat(path.c_str(), &other) == 0 &&
+            other.st_dev == st.st_dev && other.st_ino == st.st_ino);
+  };
+  if (is(o.source)) return refuse("is the source " + Printable(o.source));
+  if (is(o.dest)) return refuse("is the dest " + Printable(o.dest));
+  if (exists && S_ISBLK(st.st_mode)) return refuse("is a block device");
+  if (!o.metadata_dir.empty() && Inside(log, o.metadata_dir) &&
+      log != metadata::CloneFilePath(o.metadata_dir, metadata::kLogFileName)) {
+    return refuse("lies inside the metadata directory " + Printable(o.metadata_dir) +
+                  ", which holds the clone's own files");
+  }
+  return Status::OK();
+}
+
 Status CheckPathLayout(const MountOptions& o) {
   for (const auto& p : PathsOffTheMount(o)) {
     if (!p.path->empty() && Inside(*p.path, o.mountpoint)) {
@@ -451,7 +484,7 @@ Status CheckPathLayout(const MountOptions& o) {
     return Status::InvalidArgument("metadata directory " + o.metadata_dir +
                                    " collides with source or dest; choose another --metadata");
   }
-  return Status::OK();
+  return CheckLogFileIsItsOwn(o);
 }
 
 Status CheckWritesOffSource(const MountOptions& o) {
