@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
 #include <sstream>
+#include <utility>
 
 #include "base/hex.h"
 
@@ -204,11 +207,28 @@ Result<Profile> Load(const std::string& path) {
   return p;
 }
 
+namespace {
+
+// A new file beside `path`, PATH.tmp.XXXXXX, created with O_EXCL: never an
+// existing file (another recording's, a user's, a FIFO that would block
+// the open). Mode 0644 (before the umask), as a profile is created.
+Result<std::pair<int, std::string>> CreateTemp(const std::string& path) {
+  std::string tmp = path + ".tmp.XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return Errno("cannot create a temporary file beside", path);
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  (void)::fchmod(fd, 0644 & ~mask);
+  return std::make_pair(fd, tmp);
+}
+
+}  // namespace
+
 Status Save(const Profile& p, const std::string& path) {
   const std::string text = Serialize(p);
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("cannot create", tmp);
+  CLONEFS_ASSIGN_OR_RETURN(auto created, CreateTemp(path));
+  const int fd = created.first;
+  const std::string& tmp = created.second;
   size_t done = 0;
   while (done < text.size()) {
     ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -248,12 +268,9 @@ Status CheckRecordable(const std::string& path) {
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument(path + " is a directory");
   }
-  const std::string tmp = path + ".tmp";
-  const bool was_there = ::access(tmp.c_str(), F_OK) == 0;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("cannot create", tmp);
-  ::close(fd);
-  if (!was_there) ::unlink(tmp.c_str());
+  CLONEFS_ASSIGN_OR_RETURN(auto created, CreateTemp(path));
+  ::close(created.first);
+  ::unlink(created.second.c_str());
   return Status::OK();
 }
 

@@ -49,13 +49,15 @@ Result<Profile> Parse(const std::string& text);
 // read, InvalidArgument ("PATH: line N: ...") if it is not a profile or not
 // a regular file (a FIFO is refused at once, never waited on).
 Result<Profile> Load(const std::string& path);
-// Writes `p` to `path` atomically and durably (a temporary file in the same
-// directory, fsync, rename, fsync of the directory). Errors: IoError.
+// Writes `p` to `path` atomically and durably (a new temporary file in the
+// same directory, PATH.tmp.XXXXXX, never one that existed; fsync, rename,
+// fsync of the directory). Errors: IoError.
 Status Save(const Profile& p, const std::string& path);
 
 // OK if Save(_, path) can create its temporary file beside `path` (which is
-// not a directory); checks by creating it (removed again unless it was there
-// before). Errors: InvalidArgument for a directory; IoError with the errno.
+// not a directory); checks by creating a new one and removing it (nothing
+// that exists is opened). Errors: InvalidArgument for a directory; IoError
+// with the errno.
 Status CheckRecordable(const std::string& path);
 
 // Whether the regular file `path` begins as a profile does (its first line
