@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -239,6 +240,24 @@ void SignalLoop(FuseServer* server, const MountOptions* o) {
     } else {
       CLONEFS_LOG_ERROR("%s: cannot unmount: %s", strsignal(sig), s.ToString().c_str());
     }
+  }
+}
+
+// The detached daemon keeps nothing its caller left open but `keep` (and
+// 0-2, /dev/null by then): a descriptor it inherited (a script's `exec
+// 9>LOCK; flock 9`, the write end of a pipe its caller reads to the end)
+// would stay open until the clone is unmounted, and be handed on to the
+// --on-complete command.
+void CloseInheritedDescriptors(int keep) {
+  const int first = STDERR_FILENO + 1;
+  bool done = true;
+  if (keep > first) done = ::close_range(first, keep - 1, 0) == 0 || errno != ENOSYS;
+  if (done) done = ::close_range(std::max(first, keep + 1), ~0U, 0) == 0 || errno != ENOSYS;
+  if (done) return;
+  // Kernels before 5.9.
+  const long max = std::min(::sysconf(_SC_OPEN_MAX), 65536L);
+  for (long fd = first; fd < max; ++fd) {
+    if (fd != keep) ::close(static_cast<int>(fd));
   }
 }
 
@@ -629,6 +648,7 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
     dup2(devnull, STDERR_FILENO);
     if (devnull > STDERR_FILENO) close(devnull);
   }
+  CloseInheritedDescriptors(p[1]);
   LogSetup log = SetUpLogging(o, /*detached=*/true);
   Reporter rep(p[1], /*echo=*/false);
   _exit(ServeClone(o, log, hooks, &rep));
