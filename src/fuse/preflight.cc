@@ -531,6 +531,12 @@ Status CheckRecordingTarget(const MountOptions& o, const struct stat& dest_st) {
     return refuse("lies inside the metadata directory " + Printable(o.metadata_dir) +
                   ", which holds the clone's own files");
   }
+  if (Status s = profile::CheckReplaceable(rp); !s.ok()) {
+    return Status::InvalidArgument(
+        "--record-profile " + s.message() +
+        " when the clone is unmounted; give --record-profile another file (or remove this one "
+        "first if it may go), or --record-profile '' to mount without recording");
+  }
   return Status::OK();
 }
 

@@ -248,6 +248,11 @@ Status Save(const Profile& p, const std::string& path) {
     return s;
   }
   ::close(fd);
+  // Something put there since the mount checked it is not replaced either.
+  if (Status s = CheckReplaceable(path); !s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     Status s = Errno("cannot rename to", path);
     ::unlink(tmp.c_str());
@@ -288,6 +293,20 @@ bool BeginsAsProfile(const std::string& path) {
   }
   ::close(fd);
   return n == static_cast<ssize_t>(prefix.size()) && prefix.compare(0, prefix.size(), buf, n) == 0;
+}
+
+Status CheckReplaceable(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return Status::OK();
+  // rename(2) replaces a symlink, not its target, and fails on a directory
+  // (which CheckRecordable refuses by name).
+  if (S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode)) return Status::OK();
+  if (S_ISREG(st.st_mode) && (st.st_size == 0 || BeginsAsProfile(path))) return Status::OK();
+  return Status::InvalidArgument(path + " exists and is not an access profile (" +
+                                 (S_ISREG(st.st_mode)
+                                      ? std::string("its first line is not \"clonefs-profile ...\"")
+                                      : std::string("not a regular file")) +
+                                 "), and the recording would replace it");
 }
 
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path) {

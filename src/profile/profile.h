@@ -65,6 +65,12 @@ Status CheckRecordable(const std::string& path);
 // recording may replace. False if it cannot be read or holds anything else.
 bool BeginsAsProfile(const std::string& path);
 
+// OK if a recording may replace what `path` names: nothing, a symlink (the
+// rename replaces the link, not its target), an empty file, or a file that
+// BeginsAsProfile (and a directory, which the rename cannot replace). Otherwise InvalidArgument
+// ("PATH exists and is not an access profile ..."): a typo must not cost the user a file.
+Status CheckReplaceable(const std::string& path);
+
 // OK if `p` was recorded from the source `key` describes; otherwise
 // InvalidArgument saying what differs and what to do.
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path);

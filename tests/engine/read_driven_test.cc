@@ -677,5 +677,42 @@ TEST(Profile, SavingNeverOpensAFileThatExists) {
   EXPECT_EQ(entries, 3u);
 }
 
+// A file that is no profile, put where the recording goes after the mount
+// checked it, is not replaced by Save; a profile (even a damaged one), an
+// empty file or nothing is.
+TEST(Profile, SavingReplacesOnlyAProfile) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/boot.profile";
+  profile::Profile p;
+  p.source = profile::SourceKey{64 * kRegion, 1, 2};
+  p.region_size = kRegion;
+  p.runs = {{3, 2}};
+  {
+    std::ofstream f(path);
+    f << "my notes\n";
+  }
+  Status s = profile::Save(p, path);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.message().find("exists and is not an access profile"), std::string::npos)
+      << s.ToString();
+  std::ifstream f(path);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "my notes\n");
+  for (const char* before : {"", "clonefs-profile 1\nsource-size 5"}) {
+    {
+      std::ofstream g(path);
+      g << before;
+    }
+    ASSERT_OK(profile::Save(p, path));
+    ASSERT_TRUE(profile::Load(path).ok());
+  }
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1u) << "a temporary file was left behind";
+}
+
 }  // namespace
 }  // namespace clonefs

@@ -292,9 +292,17 @@ TEST_F(StoredSettingsTest, ResumedRecordingKeepsTheEarlierMountsTouches) {
 
   ExpectTheTwoReadsRecorded(prof);
 
-  // A file the recording cannot continue (not a profile any more) is said so
-  // and replaced by a new recording.
+  // A file that is no profile at all is not replaced: the mount is refused
+  // and the file kept.
   ASSERT_TRUE(ShOk("echo hello > " + Quote(prof)));
+  m = MountWith("");
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "--record-profile " + prof + " exists and is not an access profile"))
+      << m.out;
+  EXPECT_EQ(Sh("cat " + Quote(prof)).out, "hello\n");
+  // A profile the recording cannot continue (cut short) is said so and
+  // replaced by a new recording.
+  ASSERT_TRUE(ShOk("printf 'clonefs-profile 1\\nsource-size 5' > " + Quote(prof)));
   m = MountWith("");
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_TRUE(Has(m.out, "starting a new recording in " + prof)) << m.out;
@@ -388,6 +396,11 @@ TEST_F(StoredSettingsTest, RecordingIntoTheClonesOwnFilesIsRefused) {
   ASSERT_TRUE(ShOk("ln " + Quote(c_.src) + " " + Quote(link)));
   refused(link, "is this clone's source " + c_.src);
   refused(current, "lies inside the metadata directory " + c_.metadata);
+  // Any file that is no profile: a typo must not cost the user a file.
+  const std::string notes = c_.dir() / "notes.txt";
+  ASSERT_TRUE(ShOk("echo my notes > " + Quote(notes)));
+  refused(notes, "exists and is not an access profile");
+  EXPECT_EQ(Sh("cat " + Quote(notes)).out, "my notes\n");
   EXPECT_EQ(Sha256(c_.dst), dst_sha) << "the dest was replaced";
   EXPECT_TRUE(Has(Sh("cat " + Quote(current)).out, "MANIFEST-"))
       << "the metadata store was changed";
