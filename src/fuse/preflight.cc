@@ -217,7 +217,10 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existin
   const std::string& md = o.metadata_dir;
   if (s.IsBusy()) {
     return Status::Busy("metadata " + md + " is locked by another clonefs daemon: this clone is " +
-                        "already mounted (see: mount -t fuse.clonefs); unmount it first");
+                        "already mounted (see: mount -t fuse.clonefs); unmount it first. A clone "
+                        "not listed there was detached (clonefs unmount --force) and still serves "
+                        "the programs that have its file open: it makes its final commit and "
+                        "exits once they close it");
   }
   if (s.IsMismatch()) {
     if (o.region_size_given && s.message().find("region size:") != std::string::npos) {
