@@ -103,6 +103,10 @@ Result<Args> FstabToMountArgs(const Args& args) {
       if (eq == std::string::npos || eq + 1 == o.size()) {
         return Status::InvalidArgument("dest= needs the clone's destination: dest=DEST");
       }
+      if (!dest.empty() && dest != o.substr(eq + 1)) {
+        return Status::InvalidArgument("dest= is given twice (dest=" + dest + " and " + o +
+                                       "): give the clone's destination once");
+      }
       dest = o.substr(eq + 1);
       CLONEFS_RETURN_IF_ERROR(RequireAbsolute(key, dest));
       continue;

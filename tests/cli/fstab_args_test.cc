@@ -107,6 +107,14 @@ TEST(FstabArgs, MistakesSayWhatIsMissing) {
   EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o", "dest="}).ok());
   EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o", "dest=/d,,rate=1"}).ok());
   EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o"}).ok());
+  // Two destinations (an fstab line edited, or -o given twice) used to take
+  // the last one silently: a new, empty clone where the user's was meant.
+  r = FstabToMountArgs({"/s.img", "/mnt/c", "-o", "dest=/vm1.img", "-o", "dest=/vm2.img"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("dest= is given twice (dest=/vm1.img and dest=/vm2.img)"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_TRUE(FstabToMountArgs({"/s.img", "/mnt/c", "-o", "dest=/vm1.img,dest=/vm1.img"}).ok());
 }
 
 // A relative path in the options was resolved against the directory mount
