@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -322,35 +323,48 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
     RemoveCreatedLog(log);
     return kExitFailure;
   };
-  // A profile that cannot be replayed refuses the mount before anything is
-  // stored (SPEC §10: a profile for another source is refused).
+  // A profile given that cannot be replayed refuses the mount before
+  // anything is stored (SPEC §10: a profile for another source is refused).
   const metadata::Superblock& sb = c.metadata->superblock();
   const profile::SourceKey source_key{sb.source.size, sb.source.fingerprint,
                                       sb.source.fingerprint2};
   std::vector<RegionRun> profile_order;
   // A profile only orders hydration: a stored one (not given this time)
-  // whose file is gone does not keep the clone from mounting. It stays
-  // stored, in case its file system is just not mounted yet.
+  // whose file is gone, damaged, or now holds another source's profile does
+  // not keep the clone from mounting. It stays stored, in case its file
+  // system is just not mounted yet (or the file is put back).
+  const bool profile_stored_only = !o.profile.empty() && !o.given.profile.has_value();
+  auto skip_stored_profile = [&](const std::string& why) {
+    rep->Note("the stored profile " + o.profile + " " + why +
+              ": mounting without it (hydration follows reads and the bitmap); give --profile "
+              "FILE to replay another, or --profile '' to forget it");
+  };
   bool profile_gone = false;
-  if (!o.profile.empty() && !o.given.profile.has_value()) {
+  if (profile_stored_only) {
     struct stat st;
     profile_gone = ::stat(o.profile.c_str(), &st) != 0 && errno == ENOENT;
-    if (profile_gone) {
-      rep->Note("the stored profile " + o.profile +
-                " does not exist any more: mounting without it (hydration follows reads and "
-                "the bitmap); give --profile FILE to replay another, or --profile '' to forget "
-                "it");
-    }
+    if (profile_gone) skip_stored_profile("does not exist any more");
   }
+  std::optional<profile::Profile> replayed;
   if (!o.profile.empty() && !profile_gone) {
     auto p = profile::Load(o.profile);
-    if (!p.ok()) {
+    const std::string mismatch = p.ok() ? profile::SourceMismatch(*p, source_key) : "";
+    if (profile_stored_only && !p.ok()) {
+      skip_stored_profile("cannot be replayed (" + p.status().message() + ")");
+    } else if (profile_stored_only && !mismatch.empty()) {
+      skip_stored_profile("does not belong to this source any more (" + mismatch + ")");
+    } else if (!p.ok()) {
       return fail(p.status().message() +
                   "; give a profile written by --record-profile, or --profile '' to mount "
                   "without one");
+    } else {
+      s = profile::CheckSource(*p, source_key, o.profile);
+      if (!s.ok()) return fail(s.message());
+      replayed = std::move(*p);
     }
-    s = profile::CheckSource(*p, source_key, o.profile);
-    if (!s.ok()) return fail(s.message());
+  }
+  if (replayed) {
+    const profile::Profile* p = &*replayed;
     auto geo = RegionGeometry::Make(sb.image_size, c.metadata->region_size());
     if (!geo.ok()) return fail(geo.status().message());
     profile_order = profile::ToRegions(*p, *geo);

@@ -309,14 +309,19 @@ Status CheckReplaceable(const std::string& path) {
                                  "), and the recording would replace it");
 }
 
+std::string SourceMismatch(const Profile& p, const SourceKey& key) {
+  if (p.source == key) return "";
+  return p.source.size != key.size
+             ? "it was recorded from a source of " + std::to_string(p.source.size) +
+                   " bytes, this clone's source has " + std::to_string(key.size)
+             : "it was recorded from a source with other content (fingerprints " +
+                   Hex(p.source.fp1) + "/" + Hex(p.source.fp2) + ", this one's " + Hex(key.fp1) +
+                   "/" + Hex(key.fp2) + ")";
+}
+
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path) {
-  if (p.source == key) return Status::OK();
-  std::string what = p.source.size != key.size
-                         ? "it was recorded from a source of " + std::to_string(p.source.size) +
-                               " bytes, this clone's source has " + std::to_string(key.size)
-                         : "it was recorded from a source with other content (fingerprints " +
-                               Hex(p.source.fp1) + "/" + Hex(p.source.fp2) + ", this one's " +
-                               Hex(key.fp1) + "/" + Hex(key.fp2) + ")";
+  const std::string what = SourceMismatch(p, key);
+  if (what.empty()) return Status::OK();
   return Status::InvalidArgument("profile " + path + " does not belong to this source: " + what +
                                  "; record one for this source with --record-profile, or "
                                  "mount without --profile");

@@ -71,6 +71,10 @@ bool BeginsAsProfile(const std::string& path);
 // ("PATH exists and is not an access profile ..."): a typo must not cost the user a file.
 Status CheckReplaceable(const std::string& path);
 
+// "" if `p` was recorded from the source `key` describes; otherwise what
+// differs ("it was recorded from a source of N bytes, ...").
+std::string SourceMismatch(const Profile& p, const SourceKey& key);
+
 // OK if `p` was recorded from the source `key` describes; otherwise
 // InvalidArgument saying what differs and what to do.
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path);

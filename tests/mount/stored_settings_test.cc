@@ -252,6 +252,52 @@ TEST_F(StoredSettingsTest, AStoredProfileRemovedSinceDoesNotKeepTheCloneFromMoun
   EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2_)).code, 0) << "a refused mount left a mount";
 }
 
+// A stored --profile whose file now holds another source's profile (it was
+// recorded again from a new version of the image), or is damaged: the clone
+// still mounts without it, saying why and how to forget it. Before, every
+// mount was refused, with the advice "mount without --profile", which the
+// failing mount already was. Given on the command line, both are refused.
+TEST_F(StoredSettingsTest, AStoredProfileThatNoLongerFitsDoesNotKeepTheCloneFromMounting) {
+  const std::string prof = c_.dir() / "boot.profile";
+  ASSERT_NO_FATAL_FAILURE(RecordOneRead(prof));
+  RunResult m = MountSecond("--no-hydration --profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(UnmountSecond(), 0);
+
+  // Another source's profile (4 MiB, recorded by a third clone) under that name.
+  const std::string other = c_.dir() / "other.img", dst3 = c_.dir() / "third.img";
+  WriteRandomFile(other, 4ull << 20, 77);
+  m = Sh(ClonefsBinary() + " mount --no-hydration --record-profile " + Quote(prof) + " " +
+         Quote(other) + " " + Quote(dst3) + " " + Quote(mnt2_));
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("dd if=" + Quote(mnt2_ + "/third.img") +
+                   " of=/dev/null bs=64K count=1 iflag=direct status=none"));
+  EXPECT_EQ(UnmountSecond(), 0);
+
+  m = MountSecond("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "the stored profile " + prof +
+                             " does not belong to this source any more (it was recorded from a "
+                             "source of 4194304 bytes, this clone's source has 16777216): "
+                             "mounting without it"))
+      << m.out;
+  EXPECT_TRUE(Has(m.out, "--profile '' to forget it")) << m.out;
+  EXPECT_EQ(UnmountSecond(), 0);
+
+  ASSERT_TRUE(ShOk("echo hello > " + Quote(prof)));
+  m = MountSecond("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "the stored profile " + prof + " cannot be replayed (" + prof +
+                             ": not a clonefs profile"))
+      << m.out;
+  EXPECT_EQ(UnmountSecond(), 0);
+
+  m = MountSecond("--profile " + Quote(prof));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "not a clonefs profile")) << m.out;
+  EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2_)).code, 0) << "a refused mount left a mount";
+}
+
 // A new recording into a file that exists (another clone's profile) says,
 // at mount, that it will replace it; before, the file was overwritten at
 // unmount without a word. A clone continuing its own recording says that
