@@ -36,6 +36,23 @@ std::vector<std::string> Split(const std::string& list) {
   }
 }
 
+// A relative path in the options would be taken from whatever directory
+// mount(8) runs in: the user's at a shell, / at boot. The same fstab line
+// would then name two files (for dest=, a new, empty clone at boot).
+Status RequireAbsolute(const std::string& key, const std::string& value) {
+  if (value.empty() || value.front() == '/') return Status::OK();
+  return Status::InvalidArgument(
+      key + "=" + value +
+      " is a relative path: in the mount(8) and fstab form it would be taken from whatever "
+      "directory mount runs in (/ at boot), so the same line would name different files; give "
+      "the absolute path, e.g. " +
+      key + "=/var/lib/clonefs/" + value);
+}
+
+bool PathOption(const std::string& key) {
+  return key == "metadata" || key == "profile" || key == "record-profile" || key == "log-file";
+}
+
 }  // namespace
 
 Result<Args> FstabToMountArgs(const Args& args) {
@@ -86,10 +103,18 @@ Result<Args> FstabToMountArgs(const Args& args) {
       if (eq == std::string::npos || eq + 1 == o.size()) {
         return Status::InvalidArgument("dest= needs the clone's destination: dest=DEST");
       }
+      if (!dest.empty() && dest != o.substr(eq + 1)) {
+        return Status::InvalidArgument("dest= is given twice (dest=" + dest + " and " + o +
+                                       "): give the clone's destination once");
+      }
       dest = o.substr(eq + 1);
+      CLONEFS_RETURN_IF_ERROR(RequireAbsolute(key, dest));
       continue;
     }
     std::replace(key.begin(), key.end(), '_', '-');
+    if (PathOption(key) && eq != std::string::npos) {
+      CLONEFS_RETURN_IF_ERROR(RequireAbsolute(o.substr(0, eq), o.substr(eq + 1)));
+    }
     // One argument, --KEY=VALUE: a value given to a flag (allow_other=1) is
     // then refused by name instead of becoming a stray path.
     out.push_back("--" + key + (eq == std::string::npos ? "" : o.substr(eq)));

@@ -35,7 +35,9 @@ std::string Join(const std::vector<std::string>& v) {
 
 const char* kOneClone =
     ": a dest belongs to one clone at a time, whatever path leads to it; unmount that clone "
-    "first (see: mount -t fuse.clonefs)";
+    "first (see: mount -t fuse.clonefs). A clone not listed there was detached (clonefs "
+    "unmount --force) and still serves the programs that have its file open: it makes its final "
+    "commit and exits once they close it";
 
 // `path` (opened, `st`) is flocked by someone else: name the holder and, for
 // a file, the loop devices over it that another clone may have reached it by.

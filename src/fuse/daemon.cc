@@ -7,11 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -244,6 +246,24 @@ void SignalLoop(FuseServer* server, const MountOptions* o) {
   }
 }
 
+// The detached daemon keeps nothing its caller left open but `keep` (and
+// 0-2, /dev/null by then): a descriptor it inherited (a script's `exec
+// 9>LOCK; flock 9`, the write end of a pipe its caller reads to the end)
+// would stay open until the clone is unmounted, and be handed on to the
+// --on-complete command.
+void CloseInheritedDescriptors(int keep) {
+  const int first = STDERR_FILENO + 1;
+  bool done = true;
+  if (keep > first) done = ::close_range(first, keep - 1, 0) == 0 || errno != ENOSYS;
+  if (done) done = ::close_range(std::max(first, keep + 1), ~0U, 0) == 0 || errno != ENOSYS;
+  if (done) return;
+  // Kernels before 5.9.
+  const long max = std::min(::sysconf(_SC_OPEN_MAX), 65536L);
+  for (long fd = first; fd < max; ++fd) {
+    if (fd != keep) ::close(static_cast<int>(fd));
+  }
+}
+
 // Everything the serving process does; returns its exit code. `cmdline`: the
 // options as given; the clone's stored settings complete them.
 int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hooks, Reporter* rep) {
@@ -305,35 +325,48 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
     RemoveCreatedLog(log);
     return kExitFailure;
   };
-  // A profile that cannot be replayed refuses the mount before anything is
-  // stored (SPEC §10: a profile for another source is refused).
+  // A profile given that cannot be replayed refuses the mount before
+  // anything is stored (SPEC §10: a profile for another source is refused).
   const metadata::Superblock& sb = c.metadata->superblock();
   const profile::SourceKey source_key{sb.source.size, sb.source.fingerprint,
                                       sb.source.fingerprint2};
   std::vector<RegionRun> profile_order;
   // A profile only orders hydration: a stored one (not given this time)
-  // whose file is gone does not keep the clone from mounting. It stays
-  // stored, in case its file system is just not mounted yet.
+  // whose file is gone, damaged, or now holds another source's profile does
+  // not keep the clone from mounting. It stays stored, in case its file
+  // system is just not mounted yet (or the file is put back).
+  const bool profile_stored_only = !o.profile.empty() && !o.given.profile.has_value();
+  auto skip_stored_profile = [&](const std::string& why) {
+    rep->Note("the stored profile " + o.profile + " " + why +
+              ": mounting without it (hydration follows reads and the bitmap); give --profile "
+              "FILE to replay another, or --profile '' to forget it");
+  };
   bool profile_gone = false;
-  if (!o.profile.empty() && !o.given.profile.has_value()) {
+  if (profile_stored_only) {
     struct stat st;
     profile_gone = ::stat(o.profile.c_str(), &st) != 0 && errno == ENOENT;
-    if (profile_gone) {
-      rep->Note("the stored profile " + o.profile +
-                " does not exist any more: mounting without it (hydration follows reads and "
-                "the bitmap); give --profile FILE to replay another, or --profile '' to forget "
-                "it");
-    }
+    if (profile_gone) skip_stored_profile("does not exist any more");
   }
+  std::optional<profile::Profile> replayed;
   if (!o.profile.empty() && !profile_gone) {
     auto p = profile::Load(o.profile);
-    if (!p.ok()) {
+    const std::string mismatch = p.ok() ? profile::SourceMismatch(*p, source_key) : "";
+    if (profile_stored_only && !p.ok()) {
+      skip_stored_profile("cannot be replayed (" + p.status().message() + ")");
+    } else if (profile_stored_only && !mismatch.empty()) {
+      skip_stored_profile("does not belong to this source any more (" + mismatch + ")");
+    } else if (!p.ok()) {
       return fail(p.status().message() +
                   "; give a profile written by --record-profile, or --profile '' to mount "
                   "without one");
+    } else {
+      s = profile::CheckSource(*p, source_key, o.profile);
+      if (!s.ok()) return fail(s.message());
+      replayed = std::move(*p);
     }
-    s = profile::CheckSource(*p, source_key, o.profile);
-    if (!s.ok()) return fail(s.message());
+  }
+  if (replayed) {
+    const profile::Profile* p = &*replayed;
     auto geo = RegionGeometry::Make(sb.image_size, c.metadata->region_size());
     if (!geo.ok()) return fail(geo.status().message());
     profile_order = profile::ToRegions(*p, *geo);
@@ -349,6 +382,8 @@ int ServeClone(const MountOptions& cmdline, LogSetup log, const DaemonHooks& hoo
   // A recording that could not be written at unmount refuses the mount too,
   // rather than be lost after the workload ran.
   if (!o.record_profile.empty()) {
+    s = CheckRecordingTarget(o, c.dest_stat);
+    if (!s.ok()) return fail(s.message());
     s = profile::CheckRecordable(o.record_profile);
     if (!s.ok()) {
       return fail(s.message() +
@@ -651,6 +686,7 @@ int RunMount(const MountOptions& in, const DaemonHooks& hooks) {
     dup2(devnull, STDERR_FILENO);
     if (devnull > STDERR_FILENO) close(devnull);
   }
+  CloseInheritedDescriptors(p[1]);
   LogSetup log = SetUpLogging(o, /*detached=*/true);
   Reporter rep(p[1], /*echo=*/false);
   _exit(ServeClone(o, log, hooks, &rep));

@@ -27,6 +27,7 @@
 #include "fuse/read_only_place.h"
 #include "fuse/runtime_info.h"
 #include "metadata/clone_files.h"
+#include "profile/profile.h"
 #include "sources/open_source.h"
 #include "sources/source_spec.h"
 #include "sources/timed_device.h"
@@ -217,7 +218,10 @@ Status ExplainMetadataError(const Status& s, const MountOptions& o, bool existin
   const std::string& md = o.metadata_dir;
   if (s.IsBusy()) {
     return Status::Busy("metadata " + md + " is locked by another clonefs daemon: this clone is " +
-                        "already mounted (see: mount -t fuse.clonefs); unmount it first");
+                        "already mounted (see: mount -t fuse.clonefs); unmount it first. A clone "
+                        "not listed there was detached (clonefs unmount --force) and still serves "
+                        "the programs that have its file open: it makes its final commit and "
+                        "exits once they close it");
   }
   if (s.IsMismatch()) {
     if (o.region_size_given && s.message().find("region size:") != std::string::npos) {
@@ -431,6 +435,39 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   return Status::OK();
 }
 
+// --log-file is appended to, and renamed to FILE.1 when it reaches its cap:
+// it must be a file of its own, not the source or the dest (by path, or by
+// inode under another name), not a block device, and not one of the files
+// of the metadata directory but the log kept there anyway.
+Status CheckLogFileIsItsOwn(const MountOptions& o) {
+  const std::string& log = o.log_file;
+  if (log.empty()) return Status::OK();
+  auto refuse = [&log](const std::string& what) {
+    return Status::InvalidArgument(
+        "log file " + Printable(log) + " " + what +
+        ": the log is appended to it and renames it to " + Printable(log) +
+        ".1 when it is full; give --log-file a file of its own, or leave --log-file out to log "
+        "to the metadata directory's clonefs.log");
+  };
+  struct stat st;
+  const bool exists = ::stat(log.c_str(), &st) == 0;
+  auto is = [&](const std::string& path) {
+    struct stat other;
+    return log == path ||
+           (exists && !path.empty() && path.front() == '/' && ::stat(path.c_str(), &other) == 0 &&
+            other.st_dev == st.st_dev && other.st_ino == st.st_ino);
+  };
+  if (is(o.source)) return refuse("is the source " + Printable(o.source));
+  if (is(o.dest)) return refuse("is the dest " + Printable(o.dest));
+  if (exists && S_ISBLK(st.st_mode)) return refuse("is a block device");
+  if (!o.metadata_dir.empty() && Inside(log, o.metadata_dir) &&
+      log != metadata::CloneFilePath(o.metadata_dir, metadata::kLogFileName)) {
+    return refuse("lies inside the metadata directory " + Printable(o.metadata_dir) +
+                  ", which holds the clone's own files");
+  }
+  return Status::OK();
+}
+
 Status CheckPathLayout(const MountOptions& o) {
   for (const auto& p : PathsOffTheMount(o)) {
     if (!p.path->empty() && Inside(*p.path, o.mountpoint)) {
@@ -458,7 +495,7 @@ Status CheckPathLayout(const MountOptions& o) {
     return Status::InvalidArgument("metadata directory " + o.metadata_dir +
                                    " collides with source or dest; choose another --metadata");
   }
-  return Status::OK();
+  return CheckLogFileIsItsOwn(o);
 }
 
 Status CheckWritesOffSource(const MountOptions& o) {
@@ -470,6 +507,48 @@ Status CheckWritesOffSource(const MountOptions& o) {
       clone::CheckNotStoredOnSource(o.source, o.metadata_dir, "metadata directory", "--metadata"));
   if (o.log_file.empty()) return Status::OK();
   return clone::CheckNotStoredOnSource(o.source, o.log_file, "log file", "--log-file");
+}
+
+Status CheckRecordingTarget(const MountOptions& o, const struct stat& dest_st) {
+  const std::string& rp = o.record_profile;
+  if (rp.empty()) return Status::OK();
+  auto refuse = [&rp](const std::string& what) {
+    return Status::InvalidArgument(
+        "--record-profile " + Printable(rp) + " " + what +
+        ": the recording replaces that file when the clone is unmounted; give --record-profile "
+        "a file of its own, or --record-profile '' to mount without recording");
+  };
+  // The name itself is what the rename replaces (a symlink, not its target).
+  struct stat st;
+  const bool exists = ::lstat(rp.c_str(), &st) == 0;
+  auto is = [&](const std::string& path) {
+    struct stat other;
+    return rp == path ||
+           (exists && !path.empty() && path.front() == '/' && ::stat(path.c_str(), &other) == 0 &&
+            other.st_dev == st.st_dev && other.st_ino == st.st_ino);
+  };
+  if (rp == o.dest || (exists && st.st_dev == dest_st.st_dev && st.st_ino == dest_st.st_ino)) {
+    return refuse("is this clone's dest " + Printable(o.dest));
+  }
+  if (is(o.source)) return refuse("is this clone's source " + Printable(o.source));
+  if (!o.log_file.empty() && is(o.log_file)) {
+    return refuse("is this clone's log file (--log-file)");
+  }
+  if (exists && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    return refuse("is a device node, FIFO or socket, not a file");
+  }
+  if (!o.metadata_dir.empty() && Inside(rp, o.metadata_dir) &&
+      !(exists && profile::BeginsAsProfile(rp))) {
+    return refuse("lies inside the metadata directory " + Printable(o.metadata_dir) +
+                  ", which holds the clone's own files");
+  }
+  if (Status s = profile::CheckReplaceable(rp); !s.ok()) {
+    return Status::InvalidArgument(
+        "--record-profile " + s.message() +
+        " when the clone is unmounted; give --record-profile another file (or remove this one "
+        "first if it may go), or --record-profile '' to mount without recording");
+  }
+  return Status::OK();
 }
 
 void RemoveCreated(const CreatedByMount& c) {

@@ -49,6 +49,15 @@ Status CheckPathLayout(const MountOptions& o);
 // cannot be examined (OpenClone says why), is not checked.
 Status CheckWritesOffSource(const MountOptions& o);
 
+// The file --record-profile names (o.record_profile, given or stored) is
+// replaced by the recording at unmount (a rename over it), so it must be no
+// file the clone or the user needs: not the source or the dest (by path or
+// by inode), not the log file, not a device node, FIFO or socket, and
+// nothing inside the metadata directory but a profile already there (the
+// clone's own files live there). `dest_st`: dest as opened. OK when
+// nothing is recorded.
+Status CheckRecordingTarget(const MountOptions& o, const struct stat& dest_st);
+
 // What this mount created, so a mount that fails later removes exactly that
 // (SPEC §7a: a failed mount leaves nothing behind that it created).
 struct CreatedByMount {

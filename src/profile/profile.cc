@@ -4,11 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstring>
 #include <sstream>
+#include <utility>
 
 #include "base/hex.h"
 
@@ -204,11 +207,28 @@ Result<Profile> Load(const std::string& path) {
   return p;
 }
 
+namespace {
+
+// A new file beside `path`, PATH.tmp.XXXXXX, created with O_EXCL: never an
+// existing file (another recording's, a user's, a FIFO that would block
+// the open). Mode 0644 (before the umask), as a profile is created.
+Result<std::pair<int, std::string>> CreateTemp(const std::string& path) {
+  std::string tmp = path + ".tmp.XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);
+  if (fd < 0) return Errno("cannot create a temporary file beside", path);
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  (void)::fchmod(fd, 0644 & ~mask);
+  return std::make_pair(fd, tmp);
+}
+
+}  // namespace
+
 Status Save(const Profile& p, const std::string& path) {
   const std::string text = Serialize(p);
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("cannot create", tmp);
+  CLONEFS_ASSIGN_OR_RETURN(auto created, CreateTemp(path));
+  const int fd = created.first;
+  const std::string& tmp = created.second;
   size_t done = 0;
   while (done < text.size()) {
     ssize_t n = ::write(fd, text.data() + done, text.size() - done);
@@ -228,6 +248,11 @@ Status Save(const Profile& p, const std::string& path) {
     return s;
   }
   ::close(fd);
+  // Something put there since the mount checked it is not replaced either.
+  if (Status s = CheckReplaceable(path); !s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     Status s = Errno("cannot rename to", path);
     ::unlink(tmp.c_str());
@@ -248,23 +273,55 @@ Status CheckRecordable(const std::string& path) {
   if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument(path + " is a directory");
   }
-  const std::string tmp = path + ".tmp";
-  const bool was_there = ::access(tmp.c_str(), F_OK) == 0;
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("cannot create", tmp);
-  ::close(fd);
-  if (!was_there) ::unlink(tmp.c_str());
+  CLONEFS_ASSIGN_OR_RETURN(auto created, CreateTemp(path));
+  ::close(created.first);
+  ::unlink(created.second.c_str());
   return Status::OK();
 }
 
+bool BeginsAsProfile(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  struct stat st;
+  const std::string prefix = "clonefs-profile ";
+  char buf[32] = {};
+  ssize_t n = -1;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    do {
+      n = ::pread(fd, buf, prefix.size(), 0);
+    } while (n < 0 && errno == EINTR);
+  }
+  ::close(fd);
+  return n == static_cast<ssize_t>(prefix.size()) && prefix.compare(0, prefix.size(), buf, n) == 0;
+}
+
+Status CheckReplaceable(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return Status::OK();
+  // rename(2) replaces a symlink, not its target, and fails on a directory
+  // (which CheckRecordable refuses by name).
+  if (S_ISLNK(st.st_mode) || S_ISDIR(st.st_mode)) return Status::OK();
+  if (S_ISREG(st.st_mode) && (st.st_size == 0 || BeginsAsProfile(path))) return Status::OK();
+  return Status::InvalidArgument(path + " exists and is not an access profile (" +
+                                 (S_ISREG(st.st_mode)
+                                      ? std::string("its first line is not \"clonefs-profile ...\"")
+                                      : std::string("not a regular file")) +
+                                 "), and the recording would replace it");
+}
+
+std::string SourceMismatch(const Profile& p, const SourceKey& key) {
+  if (p.source == key) return "";
+  return p.source.size != key.size
+             ? "it was recorded from a source of " + std::to_string(p.source.size) +
+                   " bytes, this clone's source has " + std::to_string(key.size)
+             : "it was recorded from a source with other content (fingerprints " +
+                   Hex(p.source.fp1) + "/" + Hex(p.source.fp2) + ", this one's " + Hex(key.fp1) +
+                   "/" + Hex(key.fp2) + ")";
+}
+
 Status CheckSource(const Profile& p, const SourceKey& key, const std::string& path) {
-  if (p.source == key) return Status::OK();
-  std::string what = p.source.size != key.size
-                         ? "it was recorded from a source of " + std::to_string(p.source.size) +
-                               " bytes, this clone's source has " + std::to_string(key.size)
-                         : "it was recorded from a source with other content (fingerprints " +
-                               Hex(p.source.fp1) + "/" + Hex(p.source.fp2) + ", this one's " +
-                               Hex(key.fp1) + "/" + Hex(key.fp2) + ")";
+  const std::string what = SourceMismatch(p, key);
+  if (what.empty()) return Status::OK();
   return Status::InvalidArgument("profile " + path + " does not belong to this source: " + what +
                                  "; record one for this source with --record-profile, or "
                                  "mount without --profile");

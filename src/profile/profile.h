@@ -49,14 +49,31 @@ Result<Profile> Parse(const std::string& text);
 // read, InvalidArgument ("PATH: line N: ...") if it is not a profile or not
 // a regular file (a FIFO is refused at once, never waited on).
 Result<Profile> Load(const std::string& path);
-// Writes `p` to `path` atomically and durably (a temporary file in the same
-// directory, fsync, rename, fsync of the directory). Errors: IoError.
+// Writes `p` to `path` atomically and durably (a new temporary file in the
+// same directory, PATH.tmp.XXXXXX, never one that existed; fsync, rename,
+// fsync of the directory). Errors: IoError.
 Status Save(const Profile& p, const std::string& path);
 
 // OK if Save(_, path) can create its temporary file beside `path` (which is
-// not a directory); checks by creating it (removed again unless it was there
-// before). Errors: InvalidArgument for a directory; IoError with the errno.
+// not a directory); checks by creating a new one and removing it (nothing
+// that exists is opened). Errors: InvalidArgument for a directory; IoError
+// with the errno.
 Status CheckRecordable(const std::string& path);
+
+// Whether the regular file `path` begins as a profile does (its first line
+// starts with "clonefs-profile "), of any version, whole or damaged: a file a
+// recording may replace. False if it cannot be read or holds anything else.
+bool BeginsAsProfile(const std::string& path);
+
+// OK if a recording may replace what `path` names: nothing, a symlink (the
+// rename replaces the link, not its target), an empty file, or a file that
+// BeginsAsProfile (and a directory, which the rename cannot replace). Otherwise InvalidArgument
+// ("PATH exists and is not an access profile ..."): a typo must not cost the user a file.
+Status CheckReplaceable(const std::string& path);
+
+// "" if `p` was recorded from the source `key` describes; otherwise what
+// differs ("it was recorded from a source of N bytes, ...").
+std::string SourceMismatch(const Profile& p, const SourceKey& key);
 
 // OK if `p` was recorded from the source `key` describes; otherwise
 // InvalidArgument saying what differs and what to do.

@@ -219,6 +219,13 @@ std::string NbdkitAdvice(const std::string& said) {
       said.find("redirect") != std::string::npos) {
     return "the URL redirects in a loop or too many times; give the URL the redirects end at";
   }
+  if (said.find("certificate") != std::string::npos) {
+    return "the web server's TLS certificate is not trusted here (self-signed, signed by an "
+           "unknown CA, expired, or for another host name); install the CA that signed it in the "
+           "system's trust store (Debian: copy it to /usr/local/share/ca-certificates/NAME.crt "
+           "and run update-ca-certificates), or serve the file with a certificate that matches "
+           "the host name in the URL";
+  }
   if (said.find("Couldn't connect") != std::string::npos ||
       said.find("resolve host") != std::string::npos) {
     return "check that the web server is running and the host and port are right";

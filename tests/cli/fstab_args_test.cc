@@ -107,6 +107,39 @@ TEST(FstabArgs, MistakesSayWhatIsMissing) {
   EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o", "dest="}).ok());
   EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o", "dest=/d,,rate=1"}).ok());
   EXPECT_FALSE(FstabToMountArgs({"s.img", "/mnt/c", "-o"}).ok());
+  // Two destinations (an fstab line edited, or -o given twice) used to take
+  // the last one silently: a new, empty clone where the user's was meant.
+  r = FstabToMountArgs({"/s.img", "/mnt/c", "-o", "dest=/vm1.img", "-o", "dest=/vm2.img"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("dest= is given twice (dest=/vm1.img and dest=/vm2.img)"),
+            std::string::npos)
+      << r.status().message();
+  EXPECT_TRUE(FstabToMountArgs({"/s.img", "/mnt/c", "-o", "dest=/vm1.img,dest=/vm1.img"}).ok());
+}
+
+// A relative path in the options was resolved against the directory mount
+// ran in: an fstab line with dest=vm1.img, tried at a shell in /root, made
+// /root/vm1.img; at boot (run from /) it made a new, empty clone /vm1.img
+// and served the pristine source. Such paths are refused, naming the option.
+TEST(FstabArgs, RelativePathsInTheOptionsAreRefused) {
+  for (const char* list : {"dest=vm1.img", "dest=./vm1.img", "dest=/d.img,metadata=md",
+                           "dest=/d.img,record_profile=boot.profile",
+                           "dest=/d.img,profile=../boot.profile", "dest=/d.img,log-file=log"}) {
+    SCOPED_TRACE(list);
+    Result<Args> r = FstabToMountArgs({"/s.img", "/mnt/c", "-o", list});
+    ASSERT_FALSE(r.ok());
+    EXPECT_NE(r.status().message().find("is a relative path"), std::string::npos)
+        << r.status().message();
+    EXPECT_NE(r.status().message().find("give the absolute path"), std::string::npos);
+  }
+  Result<Args> r = FstabToMountArgs({"/s.img", "/mnt/c", "-o", "dest=vm1.img"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().rfind("dest=vm1.img is a relative path", 0), 0u)
+      << r.status().message();
+  // Absolute paths, and an empty value (which removes a stored profile), pass.
+  EXPECT_TRUE(FstabToMountArgs({"/s.img", "/mnt/c", "-o",
+                                "dest=/d.img,metadata=/md,profile=,record_profile=/p,log_file=/l"})
+                  .ok());
 }
 
 }  // namespace

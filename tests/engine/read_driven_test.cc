@@ -3,10 +3,16 @@
 // sequential readers, and profile replay order.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -617,6 +623,95 @@ TEST(Profile, RecordedSoFarAndCheckRecordable) {
   const Status missing = profile::CheckRecordable(dir.path() + "/no-such-dir/boot.profile");
   EXPECT_TRUE(missing.IsIoError()) << missing.ToString();
   EXPECT_EQ(missing.sys_errno(), ENOENT);
+}
+
+// The recording's temporary file is always a new one. It used to be the
+// fixed PATH.tmp, opened if it existed: a FIFO of that name hung the mount
+// for good (the daemon blocked in open, `clonefs mount` timed out and left
+// a dest behind), a file of that name was truncated and renamed over PATH,
+// and two clones recording into one PATH at the same time wrote into the
+// same temporary file.
+TEST(Profile, SavingNeverOpensAFileThatExists) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/boot.profile";
+  const std::string fifo = path + ".tmp";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  const std::string other = path + ".tmp.000000";
+  {
+    std::ofstream f(other);
+    f << "someone's file\n";
+  }
+  // Bounded: before, each of these blocked in open(2) waiting for a reader.
+  auto ran = std::async(std::launch::async, [&] {
+    Status check = profile::CheckRecordable(path);
+    if (!check.ok()) return check;
+    profile::Profile p;
+    p.source = profile::SourceKey{64 * kRegion, 1, 2};
+    p.region_size = kRegion;
+    p.runs = {{3, 2}};
+    return profile::Save(p, path);
+  });
+  if (ran.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    // Unblock the open so the test can end.
+    int fd = open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+    ran.wait();
+    if (fd >= 0) close(fd);
+    FAIL() << "CheckRecordable or Save blocked opening the FIFO " << fifo;
+  }
+  ASSERT_OK(ran.get());
+  auto loaded = profile::Load(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->runs, (std::vector<RegionRun>{{3, 2}}));
+  struct stat st;
+  ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode)) << "the FIFO was replaced";
+  std::ifstream f(other);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "someone's file\n");
+  // Nothing else is left beside the profile.
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 3u);
+}
+
+// A file that is no profile, put where the recording goes after the mount
+// checked it, is not replaced by Save; a profile (even a damaged one), an
+// empty file or nothing is.
+TEST(Profile, SavingReplacesOnlyAProfile) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/boot.profile";
+  profile::Profile p;
+  p.source = profile::SourceKey{64 * kRegion, 1, 2};
+  p.region_size = kRegion;
+  p.runs = {{3, 2}};
+  {
+    std::ofstream f(path);
+    f << "my notes\n";
+  }
+  Status s = profile::Save(p, path);
+  EXPECT_TRUE(s.IsInvalidArgument()) << s.ToString();
+  EXPECT_NE(s.message().find("exists and is not an access profile"), std::string::npos)
+      << s.ToString();
+  std::ifstream f(path);
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "my notes\n");
+  for (const char* before : {"", "clonefs-profile 1\nsource-size 5"}) {
+    {
+      std::ofstream g(path);
+      g << before;
+    }
+    ASSERT_OK(profile::Save(p, path));
+    ASSERT_TRUE(profile::Load(path).ok());
+  }
+  size_t entries = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
+    (void)e;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1u) << "a temporary file was left behind";
 }
 
 }  // namespace

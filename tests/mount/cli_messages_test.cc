@@ -201,6 +201,39 @@ TEST_F(CliMessagesTest, BusyMountOfADeadDaemonIsNotSaidToKeepServing) {
   EXPECT_EQ(u.code, 0) << u.out;
 }
 
+// A clone detached with `unmount --force` keeps serving the programs that
+// still have its file open, and holds its dest and metadata until they close
+// it. Mounting it again meanwhile was refused with "unmount that clone
+// first (see: mount -t fuse.clonefs)", where it is no longer listed and from
+// where it cannot be unmounted. The refusal now says what became of it and
+// when it lets go; once the file is closed the clone mounts again.
+TEST_F(CliMessagesTest, MountingACloneStillServingAfterAForcedUnmountSaysWhy) {
+  RunResult m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  const int fd = open(c_.exposed().c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  const int pid = c_.DaemonPid();
+  ASSERT_GT(pid, 0);
+  RunResult u = c_.Unmount("--force");
+  ASSERT_EQ(u.code, 0) << u.out;
+  RunResult again = c_.Mount("--no-hydration");
+  EXPECT_EQ(again.code, 1) << again.out;
+  EXPECT_NE(again.out.find("is in use by another clonefs daemon (pid " + std::to_string(pid)),
+            std::string::npos)
+      << again.out;
+  EXPECT_NE(again.out.find("was detached (clonefs unmount --force) and still serves the "
+                           "programs that have its file open: it makes its final commit and "
+                           "exits once they close it"),
+            std::string::npos)
+      << again.out;
+  close(fd);
+  for (int i = 0; i < 500 && kill(pid, 0) == 0; ++i) usleep(20000);
+  EXPECT_NE(kill(pid, 0), 0) << "the detached daemon did not exit once its file was closed";
+  again = c_.Mount("--no-hydration");
+  EXPECT_EQ(again.code, 0) << again.out;
+  EXPECT_EQ(c_.Unmount().code, 0);
+}
+
 TEST_F(CliMessagesTest, MountingOverANonEmptyDirectoryNotesIt) {
   ASSERT_TRUE(static_cast<bool>(std::ofstream(c_.mnt + "/old-file")));
   RunResult m = c_.Mount("--no-hydration");

@@ -190,6 +190,22 @@ TEST_F(DaemonHomeTest, LogFileOptionOverridesTheLocation) {
   EXPECT_EQ(c_.Unmount().code, 0);
 }
 
+// The background daemon keeps none of its caller's descriptors. It used to
+// keep every one not marked close-on-exec: a script holding a lock on fd 9
+// (`exec 9>LOCK; flock -n 9 || exit`) that mounted a clone found LOCK still
+// locked, by the daemon, until the clone was unmounted; the --on-complete
+// command inherited it too.
+TEST_F(DaemonHomeTest, TheDaemonKeepsNoneOfItsCallersDescriptors) {
+  const std::string lock = c_.dir() / "script.lock";
+  RunResult m =
+      Sh("exec 9>" + Quote(lock) + " && flock -n 9 && " + ClonefsBinary() +
+         " mount --no-hydration " + Quote(c_.src) + " " + Quote(c_.dst) + " " + Quote(c_.mnt));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(ShOk("flock -n " + Quote(lock) + " true"))
+      << "the daemon holds its caller's lock on " << lock;
+  EXPECT_EQ(c_.Unmount().code, 0);
+}
+
 // Root unmounts a clone another user mounted: it finds the daemon through
 // the mount's metadata directory and waits for its final commit.
 TEST_F(DaemonHomeTest, RootUnmountingAnotherUsersCloneWaitsForTheFinalCommit) {

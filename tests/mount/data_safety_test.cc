@@ -560,6 +560,46 @@ TEST_F(DataSafetyTest, LogFileInsideTheMountPointIsNotCreated) {
   EXPECT_NE(c_.LogText().find("bogus_opt"), std::string::npos) << c_.LogText();
 }
 
+// The log is appended to --log-file and renames it to FILE.1 at its cap.
+// Given the source's path, log lines were appended to the source image (a
+// 1 MiB source grew by 1436 bytes, and the mount served the grown file); a
+// source larger than the cap was renamed away and a log file took its name.
+// Given the dest's or a metadata file's path, they went into the clone's
+// data or its metadata store. Each is refused before anything is written.
+TEST_F(DataSafetyTest, LogFileThatIsTheSourceDestOrMetadataIsRefused) {
+  MakeCloneWith(3 * kRegion + 10, "USERDATA");
+  const std::string dst_sha = Sha256(c_.dst);
+  const std::string link = c_.dir() / "source-link.img";
+  ASSERT_TRUE(ShOk("ln " + Quote(c_.src) + " " + Quote(link)));
+  const std::string current = c_.metadata + "/CURRENT";
+  const std::string current_text = Sh("cat " + Quote(current)).out;
+  struct Case {
+    std::string log, refused;
+  } const cases[] = {
+      {c_.src, "log file " + c_.src + " is the source " + c_.src},
+      {link, "log file " + link + " is the source " + c_.src},
+      {c_.dst, "log file " + c_.dst + " is the dest " + c_.dst},
+      {current, "log file " + current + " lies inside the metadata directory " + c_.metadata},
+  };
+  for (const Case& k : cases) {
+    SCOPED_TRACE(k.log);
+    RunResult r =
+        MountWith("--log-file " + Quote(k.log) + " " + Quote(c_.src) + " " + Quote(c_.dst), c_.mnt);
+    ExpectRefused(r, k.refused, c_.mnt);
+    EXPECT_NE(r.out.find("give --log-file a file of its own"), std::string::npos) << r.out;
+    if (r.code == 0) (void)c_.Unmount();
+  }
+  EXPECT_EQ(Sha256(c_.dst), dst_sha) << "the dest was written";
+  EXPECT_EQ(Sh("cat " + Quote(current)).out, current_text) << "the metadata was written";
+  // The metadata's own log, named explicitly, is the default log.
+  RunResult r = MountWith("--log-file " + Quote(c_.metadata + "/clonefs.log") + " " +
+                              Quote(c_.src) + " " + Quote(c_.dst),
+                          c_.mnt);
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(ReadAt(c_.exposed(), 3 * kRegion + 10, 8), "USERDATA");
+  EXPECT_EQ(c_.Unmount().code, 0);
+}
+
 // Item 14: a path that reaches the mount point under another name (a
 // symlink to it, a bind mount of its parent, the mount point named through a
 // symlink) lies inside it as much as one spelled under it. Before, such a

@@ -252,6 +252,52 @@ TEST_F(StoredSettingsTest, AStoredProfileRemovedSinceDoesNotKeepTheCloneFromMoun
   EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2_)).code, 0) << "a refused mount left a mount";
 }
 
+// A stored --profile whose file now holds another source's profile (it was
+// recorded again from a new version of the image), or is damaged: the clone
+// still mounts without it, saying why and how to forget it. Before, every
+// mount was refused, with the advice "mount without --profile", which the
+// failing mount already was. Given on the command line, both are refused.
+TEST_F(StoredSettingsTest, AStoredProfileThatNoLongerFitsDoesNotKeepTheCloneFromMounting) {
+  const std::string prof = c_.dir() / "boot.profile";
+  ASSERT_NO_FATAL_FAILURE(RecordOneRead(prof));
+  RunResult m = MountSecond("--no-hydration --profile " + Quote(prof));
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_EQ(UnmountSecond(), 0);
+
+  // Another source's profile (4 MiB, recorded by a third clone) under that name.
+  const std::string other = c_.dir() / "other.img", dst3 = c_.dir() / "third.img";
+  WriteRandomFile(other, 4ull << 20, 77);
+  m = Sh(ClonefsBinary() + " mount --no-hydration --record-profile " + Quote(prof) + " " +
+         Quote(other) + " " + Quote(dst3) + " " + Quote(mnt2_));
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("dd if=" + Quote(mnt2_ + "/third.img") +
+                   " of=/dev/null bs=64K count=1 iflag=direct status=none"));
+  EXPECT_EQ(UnmountSecond(), 0);
+
+  m = MountSecond("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "the stored profile " + prof +
+                             " does not belong to this source any more (it was recorded from a "
+                             "source of 4194304 bytes, this clone's source has 16777216): "
+                             "mounting without it"))
+      << m.out;
+  EXPECT_TRUE(Has(m.out, "--profile '' to forget it")) << m.out;
+  EXPECT_EQ(UnmountSecond(), 0);
+
+  ASSERT_TRUE(ShOk("echo hello > " + Quote(prof)));
+  m = MountSecond("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_TRUE(Has(m.out, "the stored profile " + prof + " cannot be replayed (" + prof +
+                             ": not a clonefs profile"))
+      << m.out;
+  EXPECT_EQ(UnmountSecond(), 0);
+
+  m = MountSecond("--profile " + Quote(prof));
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "not a clonefs profile")) << m.out;
+  EXPECT_NE(Sh("mountpoint -q " + Quote(mnt2_)).code, 0) << "a refused mount left a mount";
+}
+
 // A new recording into a file that exists (another clone's profile) says,
 // at mount, that it will replace it; before, the file was overwritten at
 // unmount without a word. A clone continuing its own recording says that
@@ -292,9 +338,17 @@ TEST_F(StoredSettingsTest, ResumedRecordingKeepsTheEarlierMountsTouches) {
 
   ExpectTheTwoReadsRecorded(prof);
 
-  // A file the recording cannot continue (not a profile any more) is said so
-  // and replaced by a new recording.
+  // A file that is no profile at all is not replaced: the mount is refused
+  // and the file kept.
   ASSERT_TRUE(ShOk("echo hello > " + Quote(prof)));
+  m = MountWith("");
+  EXPECT_EQ(m.code, 1) << m.out;
+  EXPECT_TRUE(Has(m.out, "--record-profile " + prof + " exists and is not an access profile"))
+      << m.out;
+  EXPECT_EQ(Sh("cat " + Quote(prof)).out, "hello\n");
+  // A profile the recording cannot continue (cut short) is said so and
+  // replaced by a new recording.
+  ASSERT_TRUE(ShOk("printf 'clonefs-profile 1\\nsource-size 5' > " + Quote(prof)));
   m = MountWith("");
   ASSERT_EQ(m.code, 0) << m.out;
   EXPECT_TRUE(Has(m.out, "starting a new recording in " + prof)) << m.out;
@@ -351,6 +405,59 @@ TEST_F(StoredSettingsTest, RecordingIntoAPlaceItCannotBeWrittenIsRefused) {
   EXPECT_TRUE(Has(m.out, "--record-profile ''")) << m.out;
   m = MountWith("--record-profile ''");
   EXPECT_EQ(m.code, 0) << m.out;
+}
+
+// The recording replaces its file at unmount (a rename over it). Named as
+// the source, it used to replace the source image with a profile (SPEC §7a:
+// the source is never written, whatever path leads to it); named as the
+// dest or as a file of the metadata directory, the clone's data or its
+// metadata store. Each is now refused at mount, naming the file, and
+// nothing is replaced.
+TEST_F(StoredSettingsTest, RecordingIntoTheClonesOwnFilesIsRefused) {
+  const auto refused = [&](const std::string& prof, const std::string& what) {
+    RunResult m = MountWith("--no-hydration --record-profile " + Quote(prof));
+    EXPECT_EQ(m.code, 1) << m.out;
+    EXPECT_TRUE(Has(m.out, "--record-profile " + prof + " " + what)) << m.out;
+    EXPECT_TRUE(Has(m.out, "--record-profile ''")) << m.out;
+    EXPECT_NE(Sh("mountpoint -q " + Quote(c_.mnt)).code, 0) << "a refused mount left a mount";
+    if (m.code == 0) (void)c_.Unmount();
+  };
+  // A new clone: nothing it would have created is left.
+  refused(c_.src, "is this clone's source " + c_.src);
+  EXPECT_NE(access(c_.dst.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+  refused(c_.dst, "is this clone's dest " + c_.dst);
+  EXPECT_NE(access(c_.dst.c_str(), F_OK), 0) << "a refused mount left its dest behind";
+
+  // An existing clone, holding a write of the user's.
+  RunResult m = MountWith("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_TRUE(ShOk("printf user-data | dd of=" + Quote(c_.exposed()) +
+                   " bs=4096 seek=5 conv=notrunc,fsync status=none"));
+  ASSERT_EQ(c_.Unmount().code, 0);
+  const std::string dst_sha = Sha256(c_.dst);
+  const std::string current = c_.metadata + "/CURRENT";
+  refused(c_.dst, "is this clone's dest " + c_.dst);
+  // The same files under other names: a hard link to the source.
+  const std::string link = c_.dir() / "source-link.img";
+  ASSERT_TRUE(ShOk("ln " + Quote(c_.src) + " " + Quote(link)));
+  refused(link, "is this clone's source " + c_.src);
+  refused(current, "lies inside the metadata directory " + c_.metadata);
+  // Any file that is no profile: a typo must not cost the user a file.
+  const std::string notes = c_.dir() / "notes.txt";
+  ASSERT_TRUE(ShOk("echo my notes > " + Quote(notes)));
+  refused(notes, "exists and is not an access profile");
+  EXPECT_EQ(Sh("cat " + Quote(notes)).out, "my notes\n");
+  EXPECT_EQ(Sha256(c_.dst), dst_sha) << "the dest was replaced";
+  EXPECT_TRUE(Has(Sh("cat " + Quote(current)).out, "MANIFEST-"))
+      << "the metadata store was changed";
+  // The clone still mounts, with no recording stored, and holds the write.
+  m = MountWith("");
+  ASSERT_EQ(m.code, 0) << m.out;
+  EXPECT_FALSE(Has(m.out, "record-profile")) << m.out;
+  RunResult r =
+      Sh("dd if=" + Quote(c_.exposed()) + " bs=4096 skip=5 count=1 status=none | head -c 9");
+  EXPECT_EQ(r.out, "user-data");
+  ASSERT_EQ(c_.Unmount().code, 0);
 }
 
 // A recording whose directory went away while the clone was mounted cannot

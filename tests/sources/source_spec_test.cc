@@ -213,6 +213,14 @@ TEST(SourceSpecTest, NbdkitSaidAndAdvice) {
   EXPECT_EQ(range, "server does not support 'range' (byte range) requests");
   EXPECT_NE(NbdkitAdvice(range).find("Range requests"), std::string::npos);
   EXPECT_EQ(NbdkitSaid({"", "a", "b", "c", "d", ""}), "b; c; d");
+  // An untrusted certificate used to get "check that the server is running
+  // and the URI is right", which it is.
+  const std::string tls =
+      "problem doing HEAD request to fetch size of URL [https://127.0.0.1:38412/a.img]: SSL "
+      "peer certificate or SSH remote key was not OK: server certificate verification failed. "
+      "CAfile: none CRLfile: none";
+  EXPECT_NE(NbdkitAdvice(tls).find("TLS certificate is not trusted"), std::string::npos);
+  EXPECT_NE(NbdkitAdvice(tls).find("update-ca-certificates"), std::string::npos);
   EXPECT_EQ(NbdkitAdvice("something else"), "");
 }
 
