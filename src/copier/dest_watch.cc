@@ -22,29 +22,27 @@ Status DestWatch::Check() {
   return Refusal();
 }
 
-bool DestWatch::Written(const std::string& who) {
-  if (!latch_.Set(dest_->Name() + " was written by another program, " + who)) return false;
+bool DestWatch::LatchBypass(const std::string& change, const std::string& what) {
+  if (!latch_.Set(change)) return false;
   CLONEFS_LOG_ERROR(
-      "dest %s was written by another program, %s, while the clone is live: dest is the "
-      "clone's alone while mounted, and what is hydrated there can no longer be told from "
-      "what that program wrote. Nothing more is read from or written to dest: every request "
-      "fails with EIO and copying has stopped. Use the exposed file under the mountpoint, "
-      "never dest, while mounted. Unmount, then restore dest from a backup, or start a new "
-      "clone.",
-      dest_->Name().c_str(), who.c_str());
+      "dest %s, while the clone is live: %s. Nothing more is read from or written to dest: "
+      "every request fails with EIO and copying has stopped. Use the exposed file under the "
+      "mountpoint, never dest, while mounted. Unmount, then restore dest from a backup, or start "
+      "a new clone.",
+      change.c_str(), what.c_str());
   return true;
 }
 
+bool DestWatch::Written(const std::string& who) {
+  return LatchBypass(dest_->Name() + " was written by another program, " + who,
+                     "dest is the clone's alone while mounted, and what is hydrated there can no "
+                     "longer be told from what that program wrote");
+}
+
 bool DestWatch::Bypassed(const std::string& how) {
-  if (!latch_.Set(dest_->Name() + " " + how)) return false;
-  CLONEFS_LOG_ERROR(
-      "dest %s %s, while the clone is live: writes through it bypass the clone and cannot be "
-      "seen, so what is hydrated in dest can no longer be trusted. Nothing more is read from or "
-      "written to dest: every request fails with EIO and copying has stopped. Use the exposed "
-      "file under the mountpoint, never dest, while mounted. Detach it, unmount, then restore "
-      "dest from a backup or start a new clone.",
-      dest_->Name().c_str(), how.c_str());
-  return true;
+  return LatchBypass(dest_->Name() + " " + how,
+                     "writes through it bypass the clone and cannot be seen, so what is hydrated "
+                     "in dest can no longer be trusted (detach it first)");
 }
 
 bool DestWatch::CutGrowthBack() {

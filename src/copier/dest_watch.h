@@ -88,6 +88,9 @@ class DestWatch {
  private:
   // Cuts growth back if allowed; true if dest now has its size again.
   bool CutGrowthBack();
+  // Written and Bypassed: records `change`, unless a change was recorded,
+  // and logs it with `what` it means.
+  bool LatchBypass(const std::string& change, const std::string& what);
 
   Device* const dest_;
   ChangeLatch latch_;

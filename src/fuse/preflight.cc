@@ -435,6 +435,16 @@ Status CheckMountpoint(const MountOptions& o, const NoteFn& note) {
   return Status::OK();
 }
 
+// Whether `name` (stat'ed as `*st`, or nullptr if it does not exist) is the
+// file `path` names: the same path, or the same inode under an absolute
+// path.
+static bool NamesFile(const std::string& name, const struct stat* st, const std::string& path) {
+  struct stat other;
+  return name == path || (st != nullptr && !path.empty() && path.front() == '/' &&
+                          ::stat(path.c_str(), &other) == 0 && other.st_dev == st->st_dev &&
+                          other.st_ino == st->st_ino);
+}
+
 // --log-file is appended to, and renamed to FILE.1 when it reaches its cap:
 // it must be a file of its own, not the source or the dest (by path, or by
 // inode under another name), not a block device, and not one of the files
@@ -451,12 +461,7 @@ Status CheckLogFileIsItsOwn(const MountOptions& o) {
   };
   struct stat st;
   const bool exists = ::stat(log.c_str(), &st) == 0;
-  auto is = [&](const std::string& path) {
-    struct stat other;
-    return log == path ||
-           (exists && !path.empty() && path.front() == '/' && ::stat(path.c_str(), &other) == 0 &&
-            other.st_dev == st.st_dev && other.st_ino == st.st_ino);
-  };
+  auto is = [&](const std::string& path) { return NamesFile(log, exists ? &st : nullptr, path); };
   if (is(o.source)) return refuse("is the source " + Printable(o.source));
   if (is(o.dest)) return refuse("is the dest " + Printable(o.dest));
   if (exists && S_ISBLK(st.st_mode)) return refuse("is a block device");
@@ -521,12 +526,7 @@ Status CheckRecordingTarget(const MountOptions& o, const struct stat& dest_st) {
   // The name itself is what the rename replaces (a symlink, not its target).
   struct stat st;
   const bool exists = ::lstat(rp.c_str(), &st) == 0;
-  auto is = [&](const std::string& path) {
-    struct stat other;
-    return rp == path ||
-           (exists && !path.empty() && path.front() == '/' && ::stat(path.c_str(), &other) == 0 &&
-            other.st_dev == st.st_dev && other.st_ino == st.st_ino);
-  };
+  auto is = [&](const std::string& path) { return NamesFile(rp, exists ? &st : nullptr, path); };
   if (rp == o.dest || (exists && st.st_dev == dest_st.st_dev && st.st_ino == dest_st.st_ino)) {
     return refuse("is this clone's dest " + Printable(o.dest));
   }

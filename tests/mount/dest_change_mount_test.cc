@@ -81,18 +81,25 @@ class DestChangeMountTest : public ::testing::Test {
     ASSERT_EQ(w.code, 0) << w.out;
   }
 
-  // Polls status (up to 10 s) until it reports the dest change; checks how.
-  void ExpectReported() {
+  // Polls status (up to 10 s) until it reports a dest change, which must
+  // contain `what`: the state and health say so. Returns the change.
+  std::string WaitForDestChange(const std::string& what) {
     Result<control::StatusReport> r = QueryStatus(c_.mnt);
     for (int i = 0; i < 200 && r.ok() && r->dest_change.empty(); ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       r = QueryStatus(c_.mnt);
     }
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok()) return "";
     EXPECT_EQ(r->State(), "dest-changed");
     EXPECT_EQ(r->health, "failed: dest changed");
-    EXPECT_NE(r->dest_change.find("shrank from 67108864 to 33554432 bytes"), std::string::npos)
-        << r->dest_change;
+    EXPECT_NE(r->dest_change.find(what), std::string::npos) << r->dest_change;
+    return r->dest_change;
+  }
+
+  // Polls status until it reports the dest change; checks how.
+  void ExpectReported() {
+    WaitForDestChange("shrank from 67108864 to 33554432 bytes");
     RunResult human = Sh(ClonefsBinary() + " status " + Quote(c_.mnt));
     EXPECT_NE(human.out.find("Dest state:   changed:"), std::string::npos) << human.out;
     RunResult w = Sh(ClonefsBinary() + " wait --quiet " + Quote(c_.mnt));
@@ -166,16 +173,7 @@ TEST_F(DestChangeMountTest, AnotherProgramsWriteStopsTheCloneAndLaterMounts) {
   EXPECT_EQ(WriteAt(c_.exposed(), 0), 0) << "the clone's own writes are no change";
   ASSERT_TRUE(ShOk("dd if=/dev/zero of=" + Quote(c_.dst) +
                    " bs=4k count=1 seek=300 conv=notrunc status=none"));
-  Result<control::StatusReport> r = QueryStatus(c_.mnt);
-  for (int i = 0; i < 200 && r.ok() && r->dest_change.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    r = QueryStatus(c_.mnt);
-  }
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->State(), "dest-changed");
-  EXPECT_EQ(r->health, "failed: dest changed");
-  EXPECT_NE(r->dest_change.find(" was written by another program, pid "), std::string::npos)
-      << r->dest_change;
+  WaitForDestChange(" was written by another program, pid ");
   EXPECT_EQ(ReadAt(c_.exposed(), 0), EIO);
   EXPECT_EQ(ReadAt(c_.exposed(), kSize - kBlock), EIO);
   EXPECT_EQ(WriteAt(c_.exposed(), kBlock), EIO);
@@ -220,15 +218,7 @@ TEST_F(DestChangeMountTest, ALoopDeviceOverDestStopsTheClone) {
   } detach{loop};
   ASSERT_TRUE(
       ShOk("dd if=/dev/zero of=" + loop + " bs=4k count=4 seek=100 oflag=direct status=none"));
-  Result<control::StatusReport> r = QueryStatus(c_.mnt);
-  for (int i = 0; i < 200 && r.ok() && r->dest_change.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    r = QueryStatus(c_.mnt);
-  }
-  ASSERT_TRUE(r.ok()) << r.status().ToString();
-  EXPECT_EQ(r->State(), "dest-changed");
-  EXPECT_NE(r->dest_change.find("is the backing file of loop device " + loop), std::string::npos)
-      << r->dest_change;
+  WaitForDestChange("is the backing file of loop device " + loop);
   EXPECT_EQ(ReadAt(c_.exposed(), 0), EIO);
   RunResult u = c_.Unmount();
   ASSERT_EQ(u.code, 0) << u.out;
