@@ -116,6 +116,26 @@ class RemoteSourceTest : public ::testing::Test {
   void Message(const std::string& words) {
     EXPECT_TRUE(ShOk(ClonefsBinary() + " message " + Quote(c_.mnt) + " " + words));
   }
+  // A child that reads 4 KiB of the exposed file at (i + 1) MiB; it exits 0
+  // if it read them, 100 + errno if the read failed, 99 if it was short.
+  pid_t StartReader(int i) {
+    const pid_t reader = fork();
+    if (reader == 0) {
+      int fd = open(c_.exposed().c_str(), O_RDONLY);
+      char buf[4096];
+      const ssize_t n = pread(fd, buf, sizeof(buf), (1 << 20) * (i + 1));
+      _exit(n == sizeof(buf) ? 0 : n < 0 ? 100 + errno : 99);
+    }
+    return reader;
+  }
+  // SIGKILLs `readers` and returns the seconds until every one was reaped.
+  static double SecondsToKill(const std::vector<pid_t>& readers) {
+    for (pid_t r : readers) kill(r, SIGKILL);
+    const auto t0 = std::chrono::steady_clock::now();
+    int st = 0;
+    for (pid_t r : readers) waitpid(r, &st, 0);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
 
   CloneDir c_;
   std::string src_sha_;
@@ -395,13 +415,7 @@ TEST_F(RemoteSourceTest, StalledServerNeverHangsReaders) {
   RunResult m = MountUri(server_->Uri(), "--no-hydration --source-timeout 2");
   ASSERT_EQ(m.code, 0) << m.out;
   server_->Pause();
-  pid_t reader = fork();
-  if (reader == 0) {
-    int fd = open(c_.exposed().c_str(), O_RDONLY);
-    char buf[4096];
-    (void)!pread(fd, buf, sizeof(buf), 1 << 20);
-    _exit(0);
-  }
+  const pid_t reader = StartReader(0);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   int st = 0;
   EXPECT_EQ(waitpid(reader, &st, WNOHANG), 0) << "the reader should be waiting for the source";
@@ -539,16 +553,7 @@ TEST_F(RemoteSourceTest, KilledReadersExitWhenEveryWorkerWaitsForTheSource) {
   ASSERT_EQ(m.code, 0) << m.out;
   server_->Pause();
   std::vector<pid_t> readers;
-  for (int i = 0; i < 4; ++i) {
-    pid_t reader = fork();
-    if (reader == 0) {
-      int fd = open(c_.exposed().c_str(), O_RDONLY);
-      char buf[4096];
-      const ssize_t n = pread(fd, buf, sizeof(buf), (1 << 20) * (i + 1));
-      _exit(n == sizeof(buf) ? 0 : n < 0 ? 100 + errno : 99);
-    }
-    readers.push_back(reader);
-  }
+  for (int i = 0; i < 4; ++i) readers.push_back(StartReader(i));
   // Long enough for both workers (and the readers added for interrupts) to
   // take a read each; the readers must still be waiting then.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
@@ -557,12 +562,7 @@ TEST_F(RemoteSourceTest, KilledReadersExitWhenEveryWorkerWaitsForTheSource) {
     EXPECT_EQ(waitpid(r, &st, WNOHANG), 0)
         << "should wait for the source; exit status " << WEXITSTATUS(st);
   }
-  for (pid_t r : readers) kill(r, SIGKILL);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (pid_t r : readers) waitpid(r, &st, 0);
-  const double waited =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_LT(waited, 5.0) << "killed readers waited for the source timeout (20 s)";
+  EXPECT_LT(SecondsToKill(readers), 5.0) << "killed readers waited for the source timeout (20 s)";
   server_->Resume();
   ASSERT_EQ(c_.Unmount().code, 0);
 }
@@ -585,31 +585,16 @@ TEST_F(RemoteSourceTest, KilledReadersQueuedBehindBusyWorkersExitAtOnce) {
     NbdkitServer* s;
     ~ResumeOnExit() { s->Resume(); }
   } resume_on_exit{server_.get()};
-  auto start = [&](int i) {
-    pid_t reader = fork();
-    if (reader == 0) {
-      int fd = open(c_.exposed().c_str(), O_RDONLY);
-      char buf[4096];
-      const ssize_t n = pread(fd, buf, sizeof(buf), (1 << 20) * (i + 1));
-      _exit(n == sizeof(buf) ? 0 : n < 0 ? 100 + errno : 99);
-    }
-    return reader;
-  };
-  const pid_t busy[2] = {start(0), start(1)};
+  const pid_t busy[2] = {StartReader(0), StartReader(1)};
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // both workers wait
-  const pid_t queued[2] = {start(2), start(3)};
+  const std::vector<pid_t> queued = {StartReader(2), StartReader(3)};
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   int st = 0;
   for (pid_t r : {busy[0], busy[1], queued[0], queued[1]}) {
     EXPECT_EQ(waitpid(r, &st, WNOHANG), 0)
         << "should wait for the source; exit status " << WEXITSTATUS(st);
   }
-  for (pid_t r : queued) kill(r, SIGKILL);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (pid_t r : queued) waitpid(r, &st, 0);
-  const double waited =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  EXPECT_LT(waited, 5.0) << "killed readers waited for the source timeout (20 s)";
+  EXPECT_LT(SecondsToKill(queued), 5.0) << "killed readers waited for the source timeout (20 s)";
   server_->Resume();
   for (pid_t r : busy) {
     EXPECT_EQ(waitpid(r, &st, 0), r);
