@@ -5,12 +5,13 @@
 #include <climits>
 #include <cstdlib>
 
+#include "clone/dest_written.h"
+#include "clone/identity.h"
 #include "clone/settings.h"
 #include "control/commands.h"
 #include "control/discovery.h"
 #include "control/units.h"
 #include "devices/posix_device.h"
-#include "clone/identity.h"
 #include "metadata/metadata.h"
 #include "sources/open_source.h"
 #include "sources/source_spec.h"
@@ -333,6 +334,14 @@ class Checker {
                                           " bytes, shorter than the image (" +
                                           std::to_string(sb.image_size) +
                                           "): truncated or replaced; the mount refuses it");
+    }
+    // Another program wrote dest while the clone was live (its record).
+    Result<std::optional<std::string>> written = clone::ReadDestWritten(o_.metadata_dir);
+    if (!written.ok()) {
+      Problem(ProblemKind::kMismatch, written.status().message());
+    } else if (*written) {
+      Problem(ProblemKind::kMismatch,
+              clone::DestWrittenRefusal(o_.metadata_dir, path, **written).message());
     }
     if (r_.problems.size() == before) Pass("dest " + path + ": identity matches");
   }

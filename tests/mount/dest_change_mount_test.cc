@@ -188,6 +188,11 @@ TEST_F(DestChangeMountTest, AnotherProgramsWriteStopsTheCloneAndLaterMounts) {
       << again.out;
   EXPECT_NE(again.out.find("remove " + record), std::string::npos) << again.out;
   EXPECT_FALSE(c_.IsMounted());
+  // `clonefs check` reaches the mount's verdict.
+  RunResult check = Sh(ClonefsBinary() + " check --metadata " + Quote(c_.metadata));
+  EXPECT_NE(check.code, 0) << check.out;
+  EXPECT_NE(check.out.find("was changed under this clone while it was mounted"), std::string::npos)
+      << check.out;
   // The user's word that dest is fine: the record removed, the clone mounts.
   ASSERT_EQ(unlink(record.c_str()), 0);
   RunResult resumed = c_.Mount("");
