@@ -139,14 +139,14 @@ class Device {
   // Size(). Errors: IoError from fstat/ftruncate. Default: 0.
   virtual Result<uint64_t> CutGrowth() { return uint64_t{0}; }
 
-  // For a writable device: starts watching it for writes by other processes
-  // (foreign_write_watch.h); the watch stops when the handle is destroyed,
-  // which must happen before the device is. NotSupported where this device
-  // cannot be watched. Default: NotSupported.
+  // For a writable device: starts watching it for writes by other processes,
+  // and refusing their opens if asked (foreign_write_watch.h); the watch
+  // stops when the handle is destroyed, which must happen before the device
+  // is. NotSupported where this device cannot be watched. Default:
+  // NotSupported.
   virtual Result<std::unique_ptr<ForeignWriteWatch>> WatchForeignWrites(
-      ForeignWriteWatch::OnWrite on_write, ForeignWriteWatch::OnOverflow on_overflow) {
-    (void)on_write;
-    (void)on_overflow;
+      ForeignWriteWatch::Options options) {
+    (void)options;
     return Status::NotSupported(Name() + " cannot be watched for other writers");
   }
 

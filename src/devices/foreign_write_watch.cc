@@ -4,14 +4,22 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 
 namespace clonefs {
 namespace {
+
+uint64_t MonotonicNanos() {
+  timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return static_cast<uint64_t>(t.tv_sec) * 1'000'000'000 + static_cast<uint64_t>(t.tv_nsec);
+}
 
 Status WatchError(int err, const char* what) {
   switch (err) {
@@ -41,9 +49,7 @@ std::string DescribeWriter(int pid) {
   return "pid " + std::to_string(pid);
 }
 
-Result<std::unique_ptr<ForeignWriteWatch>> ForeignWriteWatch::Start(int fd, OnWrite on_write,
-                                                                    OnOverflow on_overflow,
-                                                                    uint64_t poll_interval_ns) {
+Result<std::unique_ptr<ForeignWriteWatch>> ForeignWriteWatch::Start(int fd, Options options) {
   const int fan = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_FID | FAN_CLOEXEC | FAN_NONBLOCK,
                                 O_RDONLY | O_LARGEFILE);
   if (fan < 0) return WatchError(errno, "fanotify_init");
@@ -58,17 +64,32 @@ Result<std::unique_ptr<ForeignWriteWatch>> ForeignWriteWatch::Start(int fd, OnWr
     close(fan);
     return Status::FromErrno(err, "eventfd");
   }
-  return std::unique_ptr<ForeignWriteWatch>(new ForeignWriteWatch(
-      fan, stop, std::move(on_write), std::move(on_overflow), poll_interval_ns));
+  // The guard: privileged only (EPERM otherwise), and only where the kernel
+  // has permission events; without it the watch goes on alone.
+  int perm = -1;
+  if (options.on_denied) {
+    perm = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_NONBLOCK,
+                         O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    if (perm >= 0 && fanotify_mark(perm, FAN_MARK_ADD, FAN_OPEN_PERM, fd, nullptr) != 0) {
+      close(perm);
+      perm = -1;
+    }
+  }
+  return std::unique_ptr<ForeignWriteWatch>(
+      new ForeignWriteWatch(fan, perm, stop, std::move(options)));
 }
 
-ForeignWriteWatch::ForeignWriteWatch(int fan_fd, int stop_fd, OnWrite on_write,
-                                     OnOverflow on_overflow, uint64_t poll_interval_ns)
+ForeignWriteWatch::ForeignWriteWatch(int fan_fd, int perm_fd, int stop_fd, Options options)
     : fan_fd_(fan_fd),
+      perm_fd_(perm_fd),
       stop_fd_(stop_fd),
-      on_write_(std::move(on_write)),
-      on_overflow_(std::move(on_overflow)),
-      poll_interval_ns_(poll_interval_ns) {
+      options_(std::move(options)),
+      guarding_(perm_fd >= 0) {
+  struct stat self;
+  if (stat("/proc/self/exe", &self) == 0) {
+    self_exe_dev_ = self.st_dev;
+    self_exe_ino_ = self.st_ino;
+  }
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -84,27 +105,82 @@ ForeignWriteWatch::~ForeignWriteWatch() {
 }
 
 void ForeignWriteWatch::Run() {
-  const timespec pause{static_cast<time_t>(poll_interval_ns_ / 1'000'000'000),
-                       static_cast<long>(poll_interval_ns_ % 1'000'000'000)};
+  const uint64_t interval = options_.poll_interval_ns;
+  uint64_t resume_ns = 0;  // the FAN_MODIFY queue is not read before this
   for (;;) {
-    pollfd p[2] = {{fan_fd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    if (poll(p, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
+    pollfd p[3];
+    nfds_t n = 0;
+    p[n++] = {stop_fd_, POLLIN, 0};
+    const int perm_at = perm_fd_ >= 0 ? static_cast<int>(n) : -1;
+    if (perm_fd_ >= 0) p[n++] = {perm_fd_, POLLIN, 0};
+    const uint64_t now = MonotonicNanos();
+    int fan_at = -1;
+    timespec wait{};
+    const timespec* timeout = nullptr;
+    if (now >= resume_ns) {
+      fan_at = static_cast<int>(n);
+      p[n++] = {fan_fd_, POLLIN, 0};
+    } else {
+      wait = {static_cast<time_t>((resume_ns - now) / 1'000'000'000),
+              static_cast<long>((resume_ns - now) % 1'000'000'000)};
+      timeout = &wait;
     }
-    if (p[1].revents != 0) return;
-    if ((p[0].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0 || !Drain()) return;
-    // At most one look per interval: this process's own writes keep the
-    // queue non-empty, and each look would otherwise be a wake-up per write.
-    pollfd s{stop_fd_, POLLIN, 0};
-    int r;
-    do {
-      r = ppoll(&s, 1, &pause, nullptr);
-    } while (r < 0 && errno == EINTR);
-    if (r != 0) return;
+    if (ppoll(p, n, timeout, nullptr) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[0].revents != 0) break;
+    if (perm_at >= 0 && p[perm_at].revents != 0) {
+      if ((p[perm_at].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0 || !AnswerOpens()) break;
+    }
+    if (fan_at >= 0 && p[fan_at].revents != 0) {
+      if ((p[fan_at].revents & (POLLERR | POLLHUP | POLLNVAL)) != 0 || !Drain()) break;
+      // At most one look per interval: this process's own writes keep the
+      // queue non-empty, and each look would otherwise be a wake-up per
+      // write.
+      resume_ns = MonotonicNanos() + interval;
+    }
+  }
+  // However the thread ends, no open of the file may be left waiting for
+  // it: the kernel lets pending ones through when the group goes.
+  if (perm_fd_ >= 0) {
+    close(perm_fd_);
+    perm_fd_ = -1;
   }
 }
 
+bool ForeignWriteWatch::MayOpen(int pid) const {
+  if (pid == getpid()) return true;
+  struct stat exe;
+  return self_exe_ino_ != 0 && stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &exe) == 0 &&
+         exe.st_dev == self_exe_dev_ && exe.st_ino == self_exe_ino_;
+}
+
+bool ForeignWriteWatch::AnswerOpens() {
+  alignas(fanotify_event_metadata) char buf[4096];
+  for (;;) {
+    const ssize_t n = read(perm_fd_, buf, sizeof buf);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (n == 0) return false;
+    auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
+    ssize_t len = n;
+    for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+      if (m->vers != FANOTIFY_METADATA_VERSION) return false;
+      if (m->fd < 0) continue;  // an overflow: nothing to answer
+      const bool allow = (m->mask & FAN_OPEN_PERM) == 0 || MayOpen(m->pid);
+      fanotify_response r{m->fd, static_cast<__u32>(allow ? FAN_ALLOW : FAN_DENY)};
+      ssize_t w;
+      do {
+        w = write(perm_fd_, &r, sizeof r);
+      } while (w < 0 && errno == EINTR);
+      close(m->fd);
+      if (!allow) {
+        denied_.fetch_add(1);
+        options_.on_denied(DescribeWriter(m->pid));
+      }
+    }
+  }
+}
 bool ForeignWriteWatch::Drain() {
   const int self = getpid();
   alignas(fanotify_event_metadata) char buf[8192];
@@ -118,12 +194,12 @@ bool ForeignWriteWatch::Drain() {
       if (m->vers != FANOTIFY_METADATA_VERSION) return false;
       if (m->fd >= 0) close(m->fd);
       if ((m->mask & FAN_Q_OVERFLOW) != 0) {
-        if (on_overflow_) on_overflow_();
+        if (options_.on_overflow) options_.on_overflow();
         continue;
       }
       if ((m->mask & FAN_MODIFY) == 0 || m->pid == self) continue;
       foreign_.fetch_add(1);
-      on_write_(DescribeWriter(m->pid));
+      options_.on_write(DescribeWriter(m->pid));
     }
   }
 }

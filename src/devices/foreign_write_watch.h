@@ -1,5 +1,6 @@
-// ForeignWriteWatch: is another process writing a file this one keeps open?
-// (SPEC §7a: dest is the clone's alone while mounted.)
+// ForeignWriteWatch: is another process writing a file this one keeps open,
+// and (with privilege) may it open it at all? (SPEC §7a: dest is the
+// clone's alone while mounted.)
 //
 // The dest lock (flock) keeps other clones away, but not `mkfs`, `dd`, `cp`,
 // `losetup` or a VM pointed at dest instead of at the exposed file: their
@@ -24,10 +25,23 @@
 // A queue that overflowed (16384 unread events, unprivileged) is reported
 // to `on_overflow`: writes may have been missed.
 //
+// OPEN GUARD (Options::on_denied set, and CAP_SYS_ADMIN): a second group,
+// FAN_CLASS_CONTENT with FAN_OPEN_PERM on the inode, has the kernel ask the
+// watch's thread before any process opens the file; this process and other
+// processes running the same executable (another `clonefs` command: a
+// second mount finding the dest lock taken, `clonefs check`) are let in,
+// anyone else gets EPERM (`mkfs.ext4 dest.img`: "Operation not permitted")
+// and `on_denied` says who. Opens made before the guard began, and
+// truncate(2) by path, are not asked about: the FAN_MODIFY watch sees what
+// they write. The guard's questions are answered at once, whatever the
+// pacing of the FAN_MODIFY queue; if the thread ever ends early it closes
+// the guard's group first, so that no open of the file is left waiting
+// (the kernel lets pending ones through when a group goes). Without the
+// privilege the guard is skipped (guarding() false).
+//
 // THREAD SAFETY: the callbacks run on the watch's own thread, one at a time.
-// LIFECYCLE: Start borrows `fd` only for the mark (the mark follows the
-// inode); the destructor stops and joins the thread, after which no callback
-// runs.
+// LIFECYCLE: Start borrows `fd` only for the marks (they follow the inode);
+// the destructor stops and joins the thread, after which no callback runs.
 #pragma once
 
 #include <atomic>
@@ -45,33 +59,52 @@ class ForeignWriteWatch {
  public:
   using OnWrite = std::function<void(const std::string& who)>;
   using OnOverflow = std::function<void()>;
+  using OnDenied = std::function<void(const std::string& who)>;
+
+  struct Options {
+    OnWrite on_write;        // required
+    OnOverflow on_overflow;  // may be empty
+    // Refuse other programs' opens (OPEN GUARD), telling who; empty: only
+    // watch writes.
+    OnDenied on_denied;
+    // The FAN_MODIFY queue is read at most this often. Default: 20 ms.
+    uint64_t poll_interval_ns = 20'000'000;
+  };
 
   // Watches the inode of the open file `fd`. Errors: NotSupported where the
   // kernel or the file system cannot (no fanotify, no file handles, e.g. some
   // FUSE file systems), Permission, IoError; the caller then goes on without.
-  static Result<std::unique_ptr<ForeignWriteWatch>> Start(int fd, OnWrite on_write,
-                                                          OnOverflow on_overflow = nullptr,
-                                                          uint64_t poll_interval_ns = 20'000'000);
+  // A guard that cannot be set up (no privilege) is not an error.
+  static Result<std::unique_ptr<ForeignWriteWatch>> Start(int fd, Options options);
   ~ForeignWriteWatch();
   ForeignWriteWatch(const ForeignWriteWatch&) = delete;
   ForeignWriteWatch& operator=(const ForeignWriteWatch&) = delete;
 
   // Foreign writes seen so far (events, after the kernel's merging).
   uint64_t foreign_events() const { return foreign_.load(); }
+  // Whether other programs' opens are refused (OPEN GUARD), and how many were.
+  bool guarding() const { return guarding_; }
+  uint64_t opens_denied() const { return denied_.load(); }
 
  private:
-  ForeignWriteWatch(int fan_fd, int stop_fd, OnWrite on_write, OnOverflow on_overflow,
-                    uint64_t poll_interval_ns);
+  ForeignWriteWatch(int fan_fd, int perm_fd, int stop_fd, Options options);
   void Run();
-  // Reads every queued event; false once the group's fd fails.
+  // Reads every queued FAN_MODIFY event; false once the group's fd fails.
   bool Drain();
+  // Answers every queued open; false once the guard's fd fails.
+  bool AnswerOpens();
+  // Whether `pid` may open the file: this process, or one running the same
+  // executable.
+  bool MayOpen(int pid) const;
 
   const int fan_fd_;
+  int perm_fd_;        // -1 without a guard; owned by the thread once it runs
   const int stop_fd_;  // an eventfd: written by the destructor
-  const OnWrite on_write_;
-  const OnOverflow on_overflow_;
-  const uint64_t poll_interval_ns_;
+  const Options options_;
+  const bool guarding_;
+  uint64_t self_exe_dev_ = 0, self_exe_ino_ = 0;
   std::atomic<uint64_t> foreign_{0};
+  std::atomic<uint64_t> denied_{0};
   std::thread thread_;
 };
 

@@ -85,9 +85,9 @@ class PosixDevice final : public Device {
   const std::string& Name() const override { return path_; }
   int SpliceFd() const override { return fd_; }
   Result<std::unique_ptr<ForeignWriteWatch>> WatchForeignWrites(
-      ForeignWriteWatch::OnWrite on_write, ForeignWriteWatch::OnOverflow on_overflow) override {
+      ForeignWriteWatch::Options options) override {
     if (read_only_) return Status::NotSupported(path_ + " is open read-only");
-    return ForeignWriteWatch::Start(fd_, std::move(on_write), std::move(on_overflow));
+    return ForeignWriteWatch::Start(fd_, std::move(options));
   }
   // With O_DIRECT only whole 4 KiB blocks: Read bounces anything else.
   int DirectReadFd(uint64_t off, size_t len) const override {

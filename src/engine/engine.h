@@ -150,6 +150,9 @@ struct EngineOptions {
   // and the watch's cost per write ends) or Shutdown: one makes dest
   // changed (DestWatch::Written). Default: true.
   bool watch_dest_writers = true;
+  // With that watch, refuse other programs' opens of dest (the watch's OPEN
+  // GUARD: where the daemon has the privilege; logged). Default: true.
+  bool guard_dest_opens = true;
   // Called once, from the watch's thread, when another program's write made
   // dest changed, with the change (EngineStats::dest_change): for the mount
   // to remember it past this engine. Default: none.

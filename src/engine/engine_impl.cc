@@ -158,21 +158,39 @@ Status EngineImpl::Start() {
 }
 
 void EngineImpl::WatchDestWriters() {
-  auto w = dest_->WatchForeignWrites(
-      [this](const std::string& who) { DestWrittenByOther(who); },
-      [this] {
+  ForeignWriteWatch::Options wo;
+  wo.on_write = [this](const std::string& who) { DestWrittenByOther(who); };
+  wo.on_overflow = [this] {
+    CLONEFS_LOG_WARN(
+        "too many writes to dest %s were queued for the watch of other programs' writes: "
+        "some may have been missed (its size is still checked)",
+        dest_->Name().c_str());
+    (void)dest_watch_.Check();
+  };
+  if (options_.guard_dest_opens) {
+    wo.on_denied = [this](const std::string& who) {
+      const uint64_t n = opens_denied_.fetch_add(1) + 1;
+      if (n <= 8 || n % 1000 == 0) {
         CLONEFS_LOG_WARN(
-            "too many writes to dest %s were queued for the watch of other programs' writes: "
-            "some may have been missed (its size is still checked)",
-            dest_->Name().c_str());
-        (void)dest_watch_.Check();
-      });
+            "refused %s opening dest %s (%llu refused so far): dest is the clone's alone "
+            "until it is complete; use the exposed file under the mountpoint",
+            who.c_str(), dest_->Name().c_str(), static_cast<unsigned long long>(n));
+      }
+    };
+  }
+  auto w = dest_->WatchForeignWrites(std::move(wo));
   if (!w.ok()) {
     CLONEFS_LOG_INFO(
         "writes to dest %s by other programs cannot be watched (%s): only its "
         "size is checked",
         dest_->Name().c_str(), w.status().message().c_str());
     return;
+  }
+  if (options_.guard_dest_opens) {
+    const std::string guard =
+        (*w)->guarding() ? "are refused until the clone is complete"
+                         : "cannot be refused (that needs root): their writes stop the clone";
+    CLONEFS_LOG_INFO("other programs' opens of dest %s %s", dest_->Name().c_str(), guard.c_str());
   }
   std::lock_guard<std::mutex> l(watch_mu_);
   foreign_watch_ = std::move(*w);

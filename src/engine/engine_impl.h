@@ -239,6 +239,7 @@ class EngineImpl final : public Engine {
   // lifecycle_mu_).
   std::mutex watch_mu_;
   std::unique_ptr<ForeignWriteWatch> foreign_watch_;  // GUARDED_BY(watch_mu_)
+  std::atomic<uint64_t> opens_denied_{0};             // by the watch's guard
 };
 
 }  // namespace clonefs

@@ -55,12 +55,12 @@ class ForeignWriteWatchTest : public ::testing::Test {
     auto d = OpenPosixDevice(path_, po);
     ASSERT_TRUE(d.ok()) << d.status().ToString();
     dev_ = std::move(*d);
-    auto w = dev_->WatchForeignWrites(
-        [this](const std::string& who) {
-          std::lock_guard<std::mutex> l(mu_);
-          seen_.push_back(who);
-        },
-        nullptr);
+    ForeignWriteWatch::Options o;
+    o.on_write = [this](const std::string& who) {
+      std::lock_guard<std::mutex> l(mu_);
+      seen_.push_back(who);
+    };
+    auto w = dev_->WatchForeignWrites(std::move(o));
     ASSERT_TRUE(w.ok()) << w.status().ToString();
     watch_ = std::move(*w);
   }
@@ -147,8 +147,70 @@ TEST(ForeignWriteWatchSetup, AReadOnlyDeviceIsNotWatched) {
   po.read_only = true;
   auto d = OpenPosixDevice(dir.File("src"), po);
   ASSERT_TRUE(d.ok()) << d.status().ToString();
-  auto w = (*d)->WatchForeignWrites([](const std::string&) {}, nullptr);
+  ForeignWriteWatch::Options o;
+  o.on_write = [](const std::string&) {};
+  auto w = (*d)->WatchForeignWrites(std::move(o));
   EXPECT_EQ(w.status().code(), Status::Code::kNotSupported);
+}
+
+// The guard (root only): another program's open of the file is refused,
+// whatever its mode; this process's, and its forked children's (the same
+// executable, as another `clonefs` command), are let in. Without the guard
+// the same open succeeds.
+TEST(ForeignWriteWatchGuard, AnotherProgramsOpenIsRefused) {
+  TempDir dir;
+  const std::string path = dir.File("dest");
+  PosixDeviceOptions po;
+  po.create = true;
+  po.min_size = kSize;
+  auto d = OpenPosixDevice(path, po);
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  // `sh -c 'exec 3<PATH'` (another executable): its exit status.
+  auto shell_open = [&](const char* redirect) {
+    const std::string cmd = std::string("exec 3") + redirect + "'" + path + "'";
+    const pid_t pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  ASSERT_EQ(shell_open("<"), 0) << "no guard yet";
+  std::mutex mu;
+  std::vector<std::string> denied;
+  ForeignWriteWatch::Options o;
+  o.on_write = [](const std::string&) {};
+  o.on_denied = [&](const std::string& who) {
+    std::lock_guard<std::mutex> l(mu);
+    denied.push_back(who);
+  };
+  auto w = (*d)->WatchForeignWrites(std::move(o));
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  if (geteuid() != 0) {
+    EXPECT_FALSE((*w)->guarding()) << "the guard needs CAP_SYS_ADMIN";
+    return;
+  }
+  ASSERT_TRUE((*w)->guarding());
+  EXPECT_NE(shell_open("<"), 0) << "a read-only open by another program";
+  EXPECT_NE(shell_open("<>"), 0) << "a read-write open by another program";
+  EXPECT_EQ((*w)->opens_denied(), 2u);
+  {
+    std::lock_guard<std::mutex> l(mu);
+    ASSERT_EQ(denied.size(), 2u);
+    EXPECT_EQ(denied[0].rfind("pid ", 0), 0u) << denied[0];
+  }
+  const int own = open(path.c_str(), O_RDWR | O_CLOEXEC);
+  EXPECT_GE(own, 0) << "this process's own open";
+  close(own);
+  InChild([&] {
+    const int fd = open(path.c_str(), O_RDONLY);
+    close(fd);
+    return fd >= 0;
+  });
+  w->reset();
+  EXPECT_EQ(shell_open("<"), 0) << "the guard ended with the watch";
 }
 
 TEST(ForeignWriteWatchSetup, DescribesWriters) {

@@ -3,6 +3,8 @@
 // reason (or handled), nothing is left behind by a refused mount, the user's
 // data is unchanged, and the source's sha256 never changes.
 #include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,6 +41,23 @@ class DataSafetyTest : public ::testing::Test {
     }
   }
 
+  // A loop device bound to the open file `fd` (LOOP_SET_FD: no open of the
+  // file by path, which a live clone's guard would refuse).
+  std::string LoopOverFd(int fd) {
+    const int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+    const int n = ctl < 0 ? -1 : ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (ctl >= 0) close(ctl);
+    EXPECT_GE(n, 0);
+    if (n < 0) return "";
+    const std::string dev = "/dev/loop" + std::to_string(n);
+    const int lfd = open(dev.c_str(), O_RDWR | O_CLOEXEC);
+    const bool bound = lfd >= 0 && ioctl(lfd, LOOP_SET_FD, fd) == 0;
+    EXPECT_TRUE(bound) << dev << ": " << strerror(errno);
+    if (lfd >= 0) close(lfd);
+    if (!bound) return "";
+    loops_.push_back(dev);
+    return dev;
+  }
   std::string Loop(const std::string& file) {
     RunResult r = Sh("losetup -f --show " + Quote(file));
     EXPECT_EQ(r.code, 0) << r.out;
@@ -116,11 +135,24 @@ TEST_F(DataSafetyTest, DestLockedThroughLoopDevicesInEitherOrder) {
   mkdir(mnt2.c_str(), 0755);
   const std::string md2 = c_.dir() / "md2";
 
-  // A on the file first, then B on a loop device over that file.
+  // A on the file first, then B on a loop device over that file. A live
+  // clone's daemon refuses `losetup` on its dest itself (with the privilege
+  // to: the guard), so the loop device is bound here to a descriptor opened
+  // before A's mount, which the guard is not asked about.
   RunResult m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  const int held = open(c_.dst.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(held, 0);
+  m = c_.Mount("--no-hydration");
+  ASSERT_EQ(m.code, 0) << m.out;
   WriteSynced(kRegion + 5, "FIRSTCLONE");
-  const std::string loop = Loop(c_.dst);
+  RunResult refused_loop = Sh("losetup -f --show " + Quote(c_.dst) + " 2>&1");
+  EXPECT_NE(refused_loop.code, 0) << refused_loop.out;
+  EXPECT_NE(refused_loop.out.find("Operation not permitted"), std::string::npos)
+      << refused_loop.out;
+  const std::string loop = LoopOverFd(held);
+  close(held);
   ASSERT_FALSE(loop.empty());
   RunResult r =
       MountWith("--no-hydration --metadata " + Quote(md2) + " " + Quote(src2) + " " + loop, mnt2);
@@ -130,10 +162,20 @@ TEST_F(DataSafetyTest, DestLockedThroughLoopDevicesInEitherOrder) {
                     ") uses as its dest",
                 mnt2);
   EXPECT_FALSE(std::filesystem::exists(md2)) << "a refused mount creates no metadata";
-  EXPECT_EQ(ReadAt(c_.exposed(), kRegion + 5, 10), "FIRSTCLONE");
+  // A itself stops once it sees the loop device (within a second: writes
+  // through it would bypass it), and records that it did.
+  bool seen = false;
+  for (int i = 0; i < 200 && !seen; ++i) {  // up to 10 s
+    Result<control::StatusReport> st = QueryStatus(c_.mnt);
+    seen = st.ok() && st->dest_change.find("loop device " + loop) != std::string::npos;
+    if (!seen) usleep(50000);
+  }
+  ASSERT_TRUE(seen) << "the live clone must see the loop device over its dest";
   ASSERT_EQ(c_.Unmount().code, 0);
   EXPECT_EQ(ReadAt(c_.dst, kRegion + 5, 10), "FIRSTCLONE") << "the live clone's data survives";
   EXPECT_EQ(HydratedRegions(c_.metadata), 1);
+  const std::string record = c_.metadata + "/dest-written";
+  EXPECT_TRUE(std::filesystem::exists(record));
 
   // Held by no clone, a loop device over the dest still lets anything write
   // it behind the clone: refused, saying how to fix it.
@@ -168,8 +210,10 @@ TEST_F(DataSafetyTest, DestLockedThroughLoopDevicesInEitherOrder) {
 
   // The normal use: a loop device over the exposed file. Not an alias of
   // dest (it goes through the clone), so it can even be a dest itself.
+  // (Nothing was written through the loop device: the record goes.)
   ASSERT_TRUE(ShOk("losetup -d " + loop));
   std::erase(loops_, loop);
+  ASSERT_EQ(unlink(record.c_str()), 0);
   m = c_.Mount("--no-hydration");
   ASSERT_EQ(m.code, 0) << m.out;
   const std::string over_exposed = c_.AttachLoop();

@@ -6,12 +6,15 @@
 // request fails with EIO, dest is never extended -- status, `wait` and the
 // log say why, and the next mount refuses the short dest.
 #include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -158,85 +161,140 @@ TEST_F(DestChangeMountTest, FoundWithoutARequestAndNotPassedThrough) {
   ExpectStopped();
 }
 
-// Another program writes dest while an incomplete clone is mounted -- `dd`
-// (or mkfs, losetup, a VM) given dest instead of the exposed file. dest
-// keeps its size and identity, so before, the clone went on with `Health:
-// ok` serving that program's bytes as hydrated data (mkfs.ext4 on dest:
-// the exposed file differed from the source at byte 1), and so did every
-// later mount. Now the clone stops at once, and later mounts are refused
-// until the record is removed.
-TEST_F(DestChangeMountTest, AnotherProgramsWriteStopsTheCloneAndLaterMounts) {
-  WriteRandomFile(c_.src, kSize, 18);
+// Another program given dest instead of the exposed file while an
+// incomplete clone is mounted -- `dd`, `mkfs`, `losetup`, a VM. dest keeps
+// its size and identity, so before, the clone went on with `Health: ok`
+// serving that program's bytes as hydrated data (mkfs.ext4 on dest: the
+// exposed file differed from the source at byte 1), and so did every later
+// mount. A daemon with the privilege now refuses such opens outright;
+// writes it cannot refuse (a descriptor opened before the mount, a loop
+// device) stop the clone, and later mounts are refused until the record
+// is removed.
+TEST_F(DestChangeMountTest, AnotherProgramsOpenOfDestIsRefused) {
+  WriteRandomFile(c_.src, kSize, 17);
   src_sha_ = Sha256(c_.src);
   RunResult m = c_.Mount("--region-size 64K --rate 1M");
   ASSERT_EQ(m.code, 0) << m.out;
+  RunResult dd = Sh("dd if=/dev/zero of=" + Quote(c_.dst) +
+                    " bs=4k count=1 seek=300 conv=notrunc status=none 2>&1");
+  EXPECT_NE(dd.code, 0) << dd.out;
+  EXPECT_NE(dd.out.find("Operation not permitted"), std::string::npos) << dd.out;
+  RunResult loop = Sh("losetup -f --show " + Quote(c_.dst) + " 2>&1");
+  EXPECT_NE(loop.code, 0) << loop.out;
+  if (loop.code == 0) Sh("losetup -d " + loop.out.substr(0, loop.out.find('\n')));
+  EXPECT_NE(c_.LogText().find("refused pid "), std::string::npos) << c_.LogText();
+  // The clone is untouched and goes on.
+  Result<control::StatusReport> r = QueryStatus(c_.mnt);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->dest_change, "");
+  EXPECT_EQ(r->health, "ok");
+  EXPECT_EQ(ReadAt(c_.exposed(), 300 * 4096 / kBlock * kBlock), 0);
+  ASSERT_EQ(c_.Unmount().code, 0);
+  EXPECT_FALSE(std::filesystem::exists(c_.metadata + "/dest-written"));
+  // Once complete, dest alone is the image: no longer guarded.
+  ASSERT_EQ(c_.Mount("--rate 0").code, 0);
+  ASSERT_EQ(Sh(ClonefsBinary() + " wait --quiet " + Quote(c_.mnt)).code, 0);
+  EXPECT_TRUE(ShOk("dd if=" + Quote(c_.dst) + " of=/dev/null bs=4k count=1 status=none"));
+  ASSERT_EQ(c_.Unmount().code, 0);
+}
+
+// An incomplete clone, mounted with dest already open in this process (a
+// program that had it open before the mount: not asked about by the guard).
+class DestWrittenMountTest : public DestChangeMountTest {
+ protected:
+  void MountWithDestOpen() {
+    WriteRandomFile(c_.src, kSize, 18);
+    src_sha_ = Sha256(c_.src);
+    ASSERT_EQ(c_.Mount("--region-size 64K --rate 1M").code, 0);
+    ASSERT_EQ(c_.Unmount().code, 0);
+    fd_ = open(c_.dst.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd_, 0);
+    RunResult m = c_.Mount("");
+    ASSERT_EQ(m.code, 0) << m.out;
+  }
+  void TearDown() override {
+    if (fd_ >= 0) close(fd_);
+    DestChangeMountTest::TearDown();
+  }
+  // With the clone unmounted after the change: the next mount is refused
+  // (naming the record, as `clonefs check` does) until the record is
+  // removed.
+  void ExpectLaterMountsRefused(const std::string& what) {
+    const std::string record = c_.metadata + "/dest-written";
+    RunResult again = c_.Mount("");
+    EXPECT_NE(again.code, 0) << again.out;
+    EXPECT_NE(again.out.find("was changed under this clone while it was mounted"),
+              std::string::npos)
+        << again.out;
+    EXPECT_NE(again.out.find(what), std::string::npos) << again.out;
+    EXPECT_NE(again.out.find("remove " + record), std::string::npos) << again.out;
+    EXPECT_FALSE(c_.IsMounted());
+    RunResult check = Sh(ClonefsBinary() + " check --metadata " + Quote(c_.metadata));
+    EXPECT_NE(check.code, 0) << check.out;
+    EXPECT_NE(check.out.find("was changed under this clone while it was mounted"),
+              std::string::npos)
+        << check.out;
+    // The user's word that dest is fine: the record removed, the clone mounts.
+    ASSERT_EQ(unlink(record.c_str()), 0);
+    RunResult resumed = c_.Mount("");
+    EXPECT_EQ(resumed.code, 0) << resumed.out;
+    EXPECT_EQ(ReadAt(c_.exposed(), 0), 0);
+    ASSERT_EQ(c_.Unmount().code, 0);
+  }
+  int fd_ = -1;
+};
+
+TEST_F(DestWrittenMountTest, AWriteByAnotherProgramStopsTheCloneAndLaterMounts) {
+  MountWithDestOpen();
   EXPECT_EQ(WriteAt(c_.exposed(), 0), 0) << "the clone's own writes are no change";
-  ASSERT_TRUE(ShOk("dd if=/dev/zero of=" + Quote(c_.dst) +
-                   " bs=4k count=1 seek=300 conv=notrunc status=none"));
-  WaitForDestChange(" was written by another program, pid ");
+  ASSERT_EQ(pwrite(fd_, "x", 1, 300 * 4096), 1);
+  WaitForDestChange(" was written by another program, pid " + std::to_string(getpid()));
   EXPECT_EQ(ReadAt(c_.exposed(), 0), EIO);
   EXPECT_EQ(ReadAt(c_.exposed(), kSize - kBlock), EIO);
   EXPECT_EQ(WriteAt(c_.exposed(), kBlock), EIO);
   EXPECT_EQ(Count(c_.LogText(), "was written by another program"), 1u) << c_.LogText();
-  RunResult u = c_.Unmount();
-  ASSERT_EQ(u.code, 0) << u.out;
-
-  const std::string record = c_.metadata + "/dest-written";
-  RunResult again = c_.Mount("");
-  EXPECT_NE(again.code, 0) << again.out;
-  EXPECT_NE(again.out.find("was changed under this clone while it was mounted"), std::string::npos)
-      << again.out;
-  EXPECT_NE(again.out.find("remove " + record), std::string::npos) << again.out;
-  EXPECT_FALSE(c_.IsMounted());
-  // `clonefs check` reaches the mount's verdict.
-  RunResult check = Sh(ClonefsBinary() + " check --metadata " + Quote(c_.metadata));
-  EXPECT_NE(check.code, 0) << check.out;
-  EXPECT_NE(check.out.find("was changed under this clone while it was mounted"), std::string::npos)
-      << check.out;
-  // The user's word that dest is fine: the record removed, the clone mounts.
-  ASSERT_EQ(unlink(record.c_str()), 0);
-  RunResult resumed = c_.Mount("");
-  EXPECT_EQ(resumed.code, 0) << resumed.out;
-  EXPECT_EQ(ReadAt(c_.exposed(), 0), 0);
   ASSERT_EQ(c_.Unmount().code, 0);
+  ExpectLaterMountsRefused("was written by another program");
 }
 
-// A loop device attached to dest instead of the exposed file (`losetup
-// --direct-io=on -f --show dest.img`, the README's command with the wrong
-// path): the loop driver's writes make no events for the watch of other
-// writers, so before, a `dd` through it left the clone "hydrating" with no
-// complaint. Its presence alone now stops the clone, and later mounts are
-// refused until the record is removed.
-TEST_F(DestChangeMountTest, ALoopDeviceOverDestStopsTheClone) {
-  WriteRandomFile(c_.src, kSize, 19);
-  src_sha_ = Sha256(c_.src);
-  RunResult m = c_.Mount("--region-size 64K --rate 1M");
-  ASSERT_EQ(m.code, 0) << m.out;
-  RunResult l = Sh("losetup --direct-io=on -f --show " + Quote(c_.dst));
-  ASSERT_EQ(l.code, 0) << l.out;
-  const std::string loop = l.out.substr(0, l.out.find('\n'));
+// A loop device over dest (its driver writes the file itself, which makes
+// no event): its presence alone stops the clone. Attached here through the
+// descriptor opened before the mount (LOOP_SET_FD), as the guard refuses
+// `losetup dest.img` itself.
+TEST_F(DestWrittenMountTest, ALoopDeviceOverDestStopsTheClone) {
+  MountWithDestOpen();
+  const int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  ASSERT_GE(ctl, 0);
+  const int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+  close(ctl);
+  ASSERT_GE(n, 0);
+  const std::string loop = "/dev/loop" + std::to_string(n);
+  const int lfd = open(loop.c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(lfd, 0);
+  ASSERT_EQ(ioctl(lfd, LOOP_SET_FD, fd_), 0) << strerror(errno);
   struct Detach {
-    std::string dev;
+    int fd;
     ~Detach() {
-      if (!dev.empty()) Sh("losetup -d " + dev);
+      if (fd < 0) return;
+      ioctl(fd, LOOP_CLR_FD, 0);
+      close(fd);
     }
-  } detach{loop};
+  } detach{lfd};
   ASSERT_TRUE(
       ShOk("dd if=/dev/zero of=" + loop + " bs=4k count=4 seek=100 oflag=direct status=none"));
   WaitForDestChange("is the backing file of loop device " + loop);
   EXPECT_EQ(ReadAt(c_.exposed(), 0), EIO);
-  RunResult u = c_.Unmount();
-  ASSERT_EQ(u.code, 0) << u.out;
-  RunResult again = c_.Mount("");
-  EXPECT_NE(again.code, 0) << again.out;
-  EXPECT_FALSE(c_.IsMounted());
-  Sh("losetup -d " + loop);
-  detach.dev.clear();
-  RunResult after = c_.Mount("");
-  EXPECT_NE(after.code, 0) << after.out;
-  EXPECT_NE(after.out.find("was changed under this clone while it was mounted"), std::string::npos)
-      << after.out;
-  EXPECT_NE(after.out.find("loop device " + loop), std::string::npos) << after.out;
+  ASSERT_EQ(c_.Unmount().code, 0);
+  ioctl(lfd, LOOP_CLR_FD, 0);
+  close(lfd);
+  detach.fd = -1;
+  // The kernel lets the file go once the device's last opener closes it.
+  for (int i = 0; i < 100 && std::filesystem::exists("/sys/block/loop" + std::to_string(n) +
+                                                     "/loop/backing_file");
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ExpectLaterMountsRefused("loop device " + loop);
 }
 
 }  // namespace

@@ -156,10 +156,17 @@ TEST_F(NbdFailureTest, ServerShuttingDownIsReconnectedAndTheReadWaits) {
     read_status = dev->Read(1 << 20, buf.data(), buf.size());
     read_done = true;
   });
-  ASSERT_TRUE(
-      WaitFor([&] { return dev->Health().state == State::kReconnecting; }, std::chrono::seconds(5)))
-      << "health: " << static_cast<int>(dev->Health().state) << ", read "
-      << (read_done ? read_status.ToString() : "pending");
+  ASSERT_TRUE(WaitFor([&] { return dev->Health().state == State::kReconnecting || read_done; },
+                      std::chrono::seconds(5)))
+      << "health: " << static_cast<int>(dev->Health().state) << ", read pending";
+  if (read_done && dev->Health().state != State::kReconnecting) {
+    // Answered before nbdkit acted on the signal (seen under load): it must
+    // have succeeded, with the right bytes.
+    reader.join();
+    ASSERT_TRUE(read_status.ok()) << read_status.ToString();
+    EXPECT_TRUE(Matches(buf, 1 << 20));
+    return;
+  }
   EXPECT_NE(dev->Health().since_unix_ns, 0u);
   // Why it was lost depends on how far nbdkit got ("shutting down", "closed
   // the connection", "Connection reset by peer"): any of them is a lost
