@@ -163,6 +163,18 @@ Result<DaemonInfo> FindDaemonInfo(const std::string& mountpoint) {
 
 bool WaitUntilAllThreadsExited(pid_t pid, int timeout_ms) {
   if (pid <= 0) return true;
+  // Only a zombie leader can have threads still exiting. A live process
+  // under that id is another program that was given the id since: the
+  // daemon is long gone, and waiting would only cost the whole timeout.
+  {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string stat;
+    std::getline(f, stat);
+    const size_t close = stat.rfind(')');
+    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z') {
+      return true;
+    }
+  }
 #ifdef SYS_pidfd_open
   // A pidfd polls readable once the leader exited and no thread is left.
   const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));

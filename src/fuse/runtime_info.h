@@ -69,6 +69,8 @@ bool IsClonefsProcess(pid_t pid);
 // `timeout_ms` passed; true if it has (or was never there). A killed
 // daemon's leader is a zombie while its other threads still exit and hold
 // its files -- the metadata directory's lock, dest's lock -- for a moment.
+// A live process under `pid` (not a zombie) is another program that got the
+// id after the daemon was gone: true at once.
 bool WaitUntilAllThreadsExited(pid_t pid, int timeout_ms);
 
 }  // namespace clonefs::fuse

@@ -1,9 +1,16 @@
 #include "fuse/mount_table.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 #include "fuse/runtime_info.h"
 
@@ -73,6 +80,44 @@ TEST(RuntimeInfo, TheRecordLivesInTheMetadataDirectoryAndRoundTrips) {
   RemoveDaemonInfo(dir);
   EXPECT_TRUE(ReadDaemonRecord(dir).status().IsNotFound());
   std::filesystem::remove_all(dir);
+}
+
+// A dead daemon's record names its id; another program may have that id
+// by now (a stale mount found long after). Waiting for it took the whole
+// timeout: 5 s more for such a mount.
+TEST(RuntimeInfo, ALiveProcessUnderADeadDaemonsIdIsNotWaitedFor) {
+  const pid_t other = fork();
+  if (other == 0) {
+    pause();
+    _exit(0);
+  }
+  ASSERT_GT(other, 0);
+  EXPECT_TRUE(WaitUntilAllThreadsExited(other, 3000));
+  kill(other, SIGKILL);
+  waitpid(other, nullptr, 0);
+}
+
+// A killed daemon's leader is a zombie while its other threads still exit:
+// that is waited for.
+TEST(RuntimeInfo, AZombieLeaderIsWaitedForUntilItsLastThreadExited) {
+  char tmpl[] = "/tmp/clonefs-threads-test-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string mark = std::string(tmpl) + "/last-thread-done";
+  const pid_t daemon = fork();
+  if (daemon == 0) {
+    std::thread([mark] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      const int fd = open(mark.c_str(), O_CREAT | O_WRONLY, 0644);
+      close(fd);
+      syscall(SYS_exit, 0);  // this thread alone
+    }).detach();
+    syscall(SYS_exit, 0);  // the leader alone: a zombie until the thread ends
+  }
+  ASSERT_GT(daemon, 0);
+  EXPECT_TRUE(WaitUntilAllThreadsExited(daemon, 10000));
+  EXPECT_TRUE(std::filesystem::exists(mark)) << "returned before the last thread exited";
+  waitpid(daemon, nullptr, 0);
+  std::filesystem::remove_all(tmpl);
 }
 
 }  // namespace
