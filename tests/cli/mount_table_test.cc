@@ -10,6 +10,8 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "fuse/runtime_info.h"
@@ -114,6 +116,19 @@ TEST(RuntimeInfo, AZombieLeaderIsWaitedForUntilItsLastThreadExited) {
     syscall(SYS_exit, 0);  // the leader alone: a zombie until the thread ends
   }
   ASSERT_GT(daemon, 0);
+  // As the mount finds it: the leader has exited (IsClonefsProcess false).
+  const auto zombie = [&] {
+    std::ifstream f("/proc/" + std::to_string(daemon) + "/stat");
+    std::string stat;
+    std::getline(f, stat);
+    const size_t close = stat.rfind(')');
+    return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z';
+  };
+  for (int i = 0; i < 10000 && !zombie(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(zombie());
+  EXPECT_FALSE(IsClonefsProcess(daemon));
   EXPECT_TRUE(WaitUntilAllThreadsExited(daemon, 10000));
   EXPECT_TRUE(std::filesystem::exists(mark)) << "returned before the last thread exited";
   waitpid(daemon, nullptr, 0);
