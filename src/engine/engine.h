@@ -153,9 +153,11 @@ struct EngineOptions {
   // With that watch, refuse other programs' opens of dest (the watch's OPEN
   // GUARD: where the daemon has the privilege; logged). Default: true.
   bool guard_dest_opens = true;
-  // Called once, from the watch's thread, when another program's write made
-  // dest changed, with the change (EngineStats::dest_change): for the mount
-  // to remember it past this engine. Default: none.
+  // Called once, from the watch's thread (or the copier's, for
+  // dest_bypass), at the first write by another program before completion,
+  // with the change (EngineStats::dest_change, or that write if dest had
+  // already changed size): for the mount to remember it past this engine.
+  // Default: none.
   std::function<void(const std::string& change)> on_dest_written;
   // Asked about once a second (the copier's look at dest) until the clone
   // is complete: how dest can be written without the clone seeing it ("is

@@ -197,12 +197,12 @@ void EngineImpl::WatchDestWriters() {
 }
 
 void EngineImpl::CheckDestBypass() {
-  if (!options_.dest_bypass || committer_.hydration_done() || dest_watch_.changed()) return;
+  if (!options_.dest_bypass || committer_.hydration_done() || told_dest_written_.load()) return;
   const std::string how = options_.dest_bypass();
-  if (!how.empty() && dest_watch_.Bypassed(how)) {
-    copier_.Wake();
-    if (options_.on_dest_written) options_.on_dest_written(dest_watch_.reason());
-  }
+  if (how.empty()) return;
+  const bool first_change = dest_watch_.Bypassed(how);
+  if (first_change) copier_.Wake();
+  TellDestWritten(first_change ? dest_watch_.reason() : dest_->Name() + " " + how);
 }
 
 void EngineImpl::StopWatchingDestWriters() {
@@ -218,9 +218,18 @@ void EngineImpl::DestWrittenByOther(const std::string& who) {
   // Complete (the watch is being stopped): dest alone is the image, and
   // what the program wrote is in it.
   if (committer_.hydration_done()) return;
-  if (dest_watch_.Written(who)) {
-    copier_.Wake();
-    if (options_.on_dest_written) options_.on_dest_written(dest_watch_.reason());
+  const bool first_change = dest_watch_.Written(who);
+  if (first_change) copier_.Wake();
+  // Told even when dest had already changed size (`cp` truncates, then
+  // writes a full-size file again): only the record stops a later mount of
+  // a dest that is full-size again.
+  TellDestWritten(first_change ? dest_watch_.reason()
+                               : dest_->Name() + " was written by another program, " + who);
+}
+
+void EngineImpl::TellDestWritten(const std::string& change) {
+  if (!told_dest_written_.exchange(true) && options_.on_dest_written) {
+    options_.on_dest_written(change);
   }
 }
 

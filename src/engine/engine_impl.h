@@ -136,6 +136,8 @@ class EngineImpl final : public Engine {
   void DestWrittenByOther(const std::string& who);
   // EngineOptions::dest_bypass, until complete (the copier's look).
   void CheckDestBypass();
+  // on_dest_written, once: `change` is what another program did to dest.
+  void TellDestWritten(const std::string& change);
 
   // io_path.cc
   Status CheckRequest(uint64_t off, uint64_t len) const;
@@ -240,6 +242,7 @@ class EngineImpl final : public Engine {
   std::mutex watch_mu_;
   std::unique_ptr<ForeignWriteWatch> foreign_watch_;  // GUARDED_BY(watch_mu_)
   std::atomic<uint64_t> opens_denied_{0};             // by the watch's guard
+  std::atomic<bool> told_dest_written_{false};        // on_dest_written called
 };
 
 }  // namespace clonefs

@@ -270,5 +270,28 @@ TEST_F(DestWrittenTest, AfterCompletionDestIsNoLongerWatched) {
   EXPECT_OK(engine_->Read(0, r.data(), kRegion));
 }
 
+// dest changed size first (found by the size check), then another program
+// wrote it -- `cp other.img dest` truncates, then writes a full-size file
+// again. The size check's change is not recorded (a later mount sees a
+// short dest by itself), so the write must be: with dest full-size again,
+// nothing else would stop a later mount from serving what cp wrote.
+TEST_F(DestWrittenTest, AWriteAfterASizeChangeIsStillRecorded) {
+  Open(/*hydrate=*/false);
+  ASSERT_EQ(truncate(path_.c_str(), kImage / 2), 0);  // this process: no event
+  EXPECT_EQ(engine_->Fsync().ToErrno(), EIO);
+  ASSERT_TRUE(engine_->dest_changed());
+  EXPECT_NE(engine_->Stats().dest_change.find("shrank"), std::string::npos);
+  EXPECT_TRUE(Told().empty()) << "a size change is no other program's write";
+  WriteFromAnotherProcess();
+  ASSERT_TRUE(Rig::WaitFor([&] { return !Told().empty(); })) << "the write was not recorded";
+  EXPECT_NE(Told()[0].find(path_ + " was written by another program, "), std::string::npos)
+      << Told()[0];
+  WriteFromAnotherProcess();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(Told().size(), 1u) << "told once";
+  EXPECT_NE(engine_->Stats().dest_change.find("shrank"), std::string::npos)
+      << "status names the first change";
+}
+
 }  // namespace
 }  // namespace clonefs

@@ -234,6 +234,8 @@ class DestWrittenMountTest : public DestChangeMountTest {
     EXPECT_NE(check.out.find("was changed under this clone while it was mounted"),
               std::string::npos)
         << check.out;
+    RunResult info = Sh(ClonefsBinary() + " info --metadata " + Quote(c_.metadata));
+    EXPECT_NE(info.out.find("a mount would refuse them"), std::string::npos) << info.out;
     // The user's word that dest is fine: the record removed, the clone mounts.
     ASSERT_EQ(unlink(record.c_str()), 0);
     RunResult resumed = c_.Mount("");
