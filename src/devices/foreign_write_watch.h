@@ -15,8 +15,8 @@
 // unprivileged one, this process's own id or 0 for anyone else's. Events of
 // this process (any of its threads, io_uring workers included) are ignored;
 // any other calls `on_write` with who wrote ("pid 4242 (mkfs.ext4)", or
-// "another process" where the id is hidden). Writes through mmap make no
-// events and are not seen.
+// "another process" where the id is hidden). Writes through mmap and Linux
+// AIO writes (io_submit) make no events and are not seen.
 //
 // COST: one event per write of this process too; the kernel merges queued
 // events of one writer, and the thread reads the queue at most every
