@@ -37,6 +37,25 @@ Status WatchError(int err, const char* what) {
   }
 }
 
+// Reads every event queued on the fanotify group `fd` (non-blocking) and
+// gives each to `each`; false once the group's fd fails or speaks another
+// metadata version.
+template <typename Each>
+bool ReadEvents(int fd, Each each) {
+  alignas(fanotify_event_metadata) char buf[8192];
+  for (;;) {
+    const ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0) return errno == EAGAIN || errno == EINTR;
+    if (n == 0) return false;
+    auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
+    ssize_t len = n;
+    for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+      if (m->vers != FANOTIFY_METADATA_VERSION) return false;
+      each(*m);
+    }
+  }
+}
+
 }  // namespace
 
 std::string DescribeWriter(int pid) {
@@ -157,51 +176,34 @@ bool ForeignWriteWatch::MayOpen(int pid) const {
 }
 
 bool ForeignWriteWatch::AnswerOpens() {
-  alignas(fanotify_event_metadata) char buf[4096];
-  for (;;) {
-    const ssize_t n = read(perm_fd_, buf, sizeof buf);
-    if (n < 0) return errno == EAGAIN || errno == EINTR;
-    if (n == 0) return false;
-    auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
-    ssize_t len = n;
-    for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
-      if (m->vers != FANOTIFY_METADATA_VERSION) return false;
-      if (m->fd < 0) continue;  // an overflow: nothing to answer
-      const bool allow = (m->mask & FAN_OPEN_PERM) == 0 || MayOpen(m->pid);
-      fanotify_response r{m->fd, static_cast<__u32>(allow ? FAN_ALLOW : FAN_DENY)};
-      ssize_t w;
-      do {
-        w = write(perm_fd_, &r, sizeof r);
-      } while (w < 0 && errno == EINTR);
-      close(m->fd);
-      if (!allow) {
-        denied_.fetch_add(1);
-        options_.on_denied(DescribeWriter(m->pid));
-      }
+  return ReadEvents(perm_fd_, [this](const fanotify_event_metadata& m) {
+    if (m.fd < 0) return;  // an overflow: nothing to answer
+    const bool allow = (m.mask & FAN_OPEN_PERM) == 0 || MayOpen(m.pid);
+    fanotify_response r{m.fd, static_cast<__u32>(allow ? FAN_ALLOW : FAN_DENY)};
+    ssize_t w;
+    do {
+      w = write(perm_fd_, &r, sizeof r);
+    } while (w < 0 && errno == EINTR);
+    close(m.fd);
+    if (!allow) {
+      denied_.fetch_add(1);
+      options_.on_denied(DescribeWriter(m.pid));
     }
-  }
+  });
 }
+
 bool ForeignWriteWatch::Drain() {
   const int self = getpid();
-  alignas(fanotify_event_metadata) char buf[8192];
-  for (;;) {
-    const ssize_t n = read(fan_fd_, buf, sizeof buf);
-    if (n < 0) return errno == EAGAIN || errno == EINTR;
-    if (n == 0) return false;
-    auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
-    ssize_t len = n;
-    for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
-      if (m->vers != FANOTIFY_METADATA_VERSION) return false;
-      if (m->fd >= 0) close(m->fd);
-      if ((m->mask & FAN_Q_OVERFLOW) != 0) {
-        if (options_.on_overflow) options_.on_overflow();
-        continue;
-      }
-      if ((m->mask & FAN_MODIFY) == 0 || m->pid == self) continue;
-      foreign_.fetch_add(1);
-      options_.on_write(DescribeWriter(m->pid));
+  return ReadEvents(fan_fd_, [this, self](const fanotify_event_metadata& m) {
+    if (m.fd >= 0) close(m.fd);
+    if ((m.mask & FAN_Q_OVERFLOW) != 0) {
+      if (options_.on_overflow) options_.on_overflow();
+      return;
     }
-  }
+    if ((m.mask & FAN_MODIFY) == 0 || m.pid == self) return;
+    foreign_.fetch_add(1);
+    options_.on_write(DescribeWriter(m.pid));
+  });
 }
 
 }  // namespace clonefs
