@@ -39,7 +39,9 @@ Status WatchError(int err, const char* what) {
 
 // Reads every event queued on the fanotify group `fd` (non-blocking) and
 // gives each to `each`; false once the group's fd fails or speaks another
-// metadata version.
+// metadata version. Each event's header is copied out: with FID records an
+// event's length need not be a multiple of 8, so the next one in the
+// buffer may be misaligned for the struct.
 template <typename Each>
 bool ReadEvents(int fd, Each each) {
   alignas(fanotify_event_metadata) char buf[8192];
@@ -47,11 +49,14 @@ bool ReadEvents(int fd, Each each) {
     const ssize_t n = read(fd, buf, sizeof buf);
     if (n < 0) return errno == EAGAIN || errno == EINTR;
     if (n == 0) return false;
-    auto* m = reinterpret_cast<const fanotify_event_metadata*>(buf);
-    ssize_t len = n;
-    for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
-      if (m->vers != FANOTIFY_METADATA_VERSION) return false;
-      each(*m);
+    const size_t len = static_cast<size_t>(n);
+    for (size_t off = 0; off + sizeof(fanotify_event_metadata) <= len;) {
+      fanotify_event_metadata m;
+      std::memcpy(&m, buf + off, sizeof m);
+      if (m.vers != FANOTIFY_METADATA_VERSION) return false;
+      if (m.event_len < sizeof m || off + m.event_len > len) break;
+      each(m);
+      off += m.event_len;
     }
   }
 }
