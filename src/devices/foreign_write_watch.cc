@@ -4,13 +4,13 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/fanotify.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
+
+#include "base/proc_info.h"
 
 namespace clonefs {
 namespace {
@@ -65,11 +65,8 @@ bool ReadEvents(int fd, Each each) {
 
 std::string DescribeWriter(int pid) {
   if (pid <= 0) return "another process";
-  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
-  std::string comm;
-  if (in && std::getline(in, comm) && !comm.empty()) {
-    return "pid " + std::to_string(pid) + " (" + comm + ")";
-  }
+  const std::optional<ProcStat> st = ReadProcStat(pid);
+  if (st && !st->comm.empty()) return "pid " + std::to_string(pid) + " (" + st->comm + ")";
   return "pid " + std::to_string(pid);
 }
 
@@ -109,11 +106,6 @@ ForeignWriteWatch::ForeignWriteWatch(int fan_fd, int perm_fd, int stop_fd, Optio
       stop_fd_(stop_fd),
       options_(std::move(options)),
       guarding_(perm_fd >= 0) {
-  struct stat self;
-  if (stat("/proc/self/exe", &self) == 0) {
-    self_exe_dev_ = self.st_dev;
-    self_exe_ino_ = self.st_ino;
-  }
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -174,10 +166,7 @@ void ForeignWriteWatch::Run() {
 }
 
 bool ForeignWriteWatch::MayOpen(int pid) const {
-  if (pid == getpid()) return true;
-  struct stat exe;
-  return self_exe_ino_ != 0 && stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &exe) == 0 &&
-         exe.st_dev == self_exe_dev_ && exe.st_ino == self_exe_ino_;
+  return pid == getpid() || RunsSameExecutable(pid);
 }
 
 bool ForeignWriteWatch::AnswerOpens() {

@@ -102,7 +102,6 @@ class ForeignWriteWatch {
   const int stop_fd_;  // an eventfd: written by the destructor
   const Options options_;
   const bool guarding_;
-  uint64_t self_exe_dev_ = 0, self_exe_ino_ = 0;
   std::atomic<uint64_t> foreign_{0};
   std::atomic<uint64_t> denied_{0};
   std::thread thread_;

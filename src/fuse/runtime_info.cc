@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/proc_info.h"
 #include "fuse/mount_table.h"
 #include "metadata/clone_files.h"
 
@@ -166,15 +167,7 @@ bool WaitUntilAllThreadsExited(pid_t pid, int timeout_ms) {
   // Only a zombie leader can have threads still exiting. A live process
   // under that id is another program that was given the id since: the
   // daemon is long gone, and waiting would only cost the whole timeout.
-  {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-    std::string stat;
-    std::getline(f, stat);
-    const size_t close = stat.rfind(')');
-    if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z') {
-      return true;
-    }
-  }
+  if (const std::optional<ProcStat> st = ReadProcStat(pid); st && st->state != 'Z') return true;
 #ifdef SYS_pidfd_open
   // A pidfd polls readable once the leader exited and no thread is left.
   const int pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
@@ -207,23 +200,13 @@ bool WaitUntilAllThreadsExited(pid_t pid, int timeout_ms) {
 bool IsClonefsProcess(pid_t pid) {
   if (pid <= 0) return false;
   if (kill(pid, 0) != 0 && errno == ESRCH) return false;
-  // /proc/PID/stat: "pid (comm) state ..."; a zombie has exited.
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string stat;
-  std::getline(f, stat);
-  size_t open = stat.find('('), close = stat.rfind(')');
-  if (open == std::string::npos || close == std::string::npos || close + 2 >= stat.size()) {
-    return false;
-  }
-  if (stat[close + 2] == 'Z') return false;
-  const std::string comm = stat.substr(open + 1, close - open - 1);
-  if (comm.rfind("clonefs", 0) == 0) return true;
+  // A zombie has exited.
+  const std::optional<ProcStat> st = ReadProcStat(pid);
+  if (!st || st->state == 'Z') return false;
+  if (st->comm.rfind("clonefs", 0) == 0) return true;
   // A renamed copy or a differently named link of this very program (comm
   // is the name it was started under): compare the executables themselves.
-  struct stat theirs, ours;
-  return ::stat(("/proc/" + std::to_string(pid) + "/exe").c_str(), &theirs) == 0 &&
-         ::stat("/proc/self/exe", &ours) == 0 && theirs.st_dev == ours.st_dev &&
-         theirs.st_ino == ours.st_ino;
+  return RunsSameExecutable(pid);
 }
 
 }  // namespace clonefs::fuse
