@@ -22,24 +22,24 @@ Status DestWatch::Check() {
   return Refusal();
 }
 
-bool DestWatch::LatchBypass(const std::string& change, const std::string& what) {
-  if (!latch_.Set(change)) return false;
+DestWatch::Bypass DestWatch::LatchBypass(std::string change, const std::string& what) {
+  if (!latch_.Set(change)) return {std::move(change), false};
   CLONEFS_LOG_ERROR(
       "dest %s, while the clone is live: %s. Nothing more is read from or written to dest: "
       "every request fails with EIO and copying has stopped. Use the exposed file under the "
       "mountpoint, never dest, while mounted. Unmount, then restore dest from a backup, or start "
       "a new clone.",
       change.c_str(), what.c_str());
-  return true;
+  return {std::move(change), true};
 }
 
-bool DestWatch::Written(const std::string& who) {
+DestWatch::Bypass DestWatch::Written(const std::string& who) {
   return LatchBypass(dest_->Name() + " was written by another program, " + who,
                      "dest is the clone's alone while mounted, and what is hydrated there can no "
                      "longer be told from what that program wrote");
 }
 
-bool DestWatch::Bypassed(const std::string& how) {
+DestWatch::Bypass DestWatch::Bypassed(const std::string& how) {
   return LatchBypass(dest_->Name() + " " + how,
                      "writes through it bypass the clone and cannot be seen, so what is hydrated "
                      "in dest can no longer be trusted (detach it first)");

@@ -69,14 +69,20 @@ class DestWatch {
   uint64_t growth_cuts() const { return cuts_.load(); }
   uint64_t growth_cut_bytes() const { return cut_bytes_.load(); }
 
+  // What Written and Bypassed saw: `change` ("<dest> was written by another
+  // program, pid 4242 (mkfs.ext4)"), and whether it was dest's first change
+  // of any kind (then it is reason(), and was logged).
+  struct Bypass {
+    std::string change;
+    bool first = false;
+  };
   // Another program wrote dest (ForeignWriteWatch; `who` as DescribeWriter
-  // says): a change, as a new size is. Returns whether this call recorded
-  // the change (the first change of any kind), which it then logs.
-  bool Written(const std::string& who);
+  // says): a change, as a new size is.
+  Bypass Written(const std::string& who);
   // dest can be written without the clone seeing it (`how`: "is the backing
   // file of loop device /dev/loop0"; writes through a loop device make no
-  // events): a change too. Returns and logs as Written.
-  bool Bypassed(const std::string& how);
+  // events): a change too.
+  Bypass Bypassed(const std::string& how);
 
   bool changed() const { return latch_.set(); }
   // What changed ("<dest> shrank from A to B bytes"); empty while unchanged.
@@ -90,7 +96,7 @@ class DestWatch {
   bool CutGrowthBack();
   // Written and Bypassed: records `change`, unless a change was recorded,
   // and logs it with `what` it means.
-  bool LatchBypass(const std::string& change, const std::string& what);
+  Bypass LatchBypass(std::string change, const std::string& what);
 
   Device* const dest_;
   ChangeLatch latch_;

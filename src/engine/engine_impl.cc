@@ -200,9 +200,9 @@ void EngineImpl::CheckDestBypass() {
   if (!options_.dest_bypass || committer_.hydration_done() || told_dest_written_.load()) return;
   const std::string how = options_.dest_bypass();
   if (how.empty()) return;
-  const bool first_change = dest_watch_.Bypassed(how);
-  if (first_change) copier_.Wake();
-  TellDestWritten(first_change ? dest_watch_.reason() : dest_->Name() + " " + how);
+  const DestWatch::Bypass b = dest_watch_.Bypassed(how);
+  if (b.first) copier_.Wake();
+  TellDestWritten(b.change);
 }
 
 void EngineImpl::StopWatchingDestWriters() {
@@ -218,13 +218,12 @@ void EngineImpl::DestWrittenByOther(const std::string& who) {
   // Complete (the watch is being stopped): dest alone is the image, and
   // what the program wrote is in it.
   if (committer_.hydration_done()) return;
-  const bool first_change = dest_watch_.Written(who);
-  if (first_change) copier_.Wake();
+  const DestWatch::Bypass b = dest_watch_.Written(who);
+  if (b.first) copier_.Wake();
   // Told even when dest had already changed size (`cp` truncates, then
   // writes a full-size file again): only the record stops a later mount of
   // a dest that is full-size again.
-  TellDestWritten(first_change ? dest_watch_.reason()
-                               : dest_->Name() + " was written by another program, " + who);
+  TellDestWritten(b.change);
 }
 
 void EngineImpl::TellDestWritten(const std::string& change) {
