@@ -78,8 +78,10 @@ Result<std::optional<std::string>> ReadDestWritten(const std::string& metadata_d
   return std::optional<std::string>(text.empty() ? "another program wrote dest" : text);
 }
 
-Status DestWrittenRefusal(const std::string& metadata_dir, const std::string& dest,
-                          const std::string& line) {
+Status CheckNoDestWritten(const std::string& metadata_dir, const std::string& dest) {
+  CLONEFS_ASSIGN_OR_RETURN(const std::optional<std::string> record, ReadDestWritten(metadata_dir));
+  if (!record) return Status::OK();
+  const std::string& line = *record;
   const std::string path = metadata::CloneFilePath(metadata_dir, metadata::kDestWrittenName);
   return Status::Mismatch(
       "dest " + dest + " was changed under this clone while it was mounted (its record: \"" + line +

@@ -26,9 +26,9 @@ Status RecordDestWritten(const std::string& metadata_dir, const std::string& cha
 // exists but cannot be read.
 Result<std::optional<std::string>> ReadDestWritten(const std::string& metadata_dir);
 
-// The mount's refusal for a clone with the record `line` (Mismatch): what
-// happened, and what to do.
-Status DestWrittenRefusal(const std::string& metadata_dir, const std::string& dest,
-                          const std::string& line);
+// The verdict the mount and `clonefs check` share: OK without a record;
+// with one, the refusal (Mismatch: what happened, and what to do); IoError
+// if the record cannot be read.
+Status CheckNoDestWritten(const std::string& metadata_dir, const std::string& dest);
 
 }  // namespace clonefs::clone

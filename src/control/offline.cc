@@ -336,12 +336,8 @@ class Checker {
                                           "): truncated or replaced; the mount refuses it");
     }
     // Another program wrote dest while the clone was live (its record).
-    Result<std::optional<std::string>> written = clone::ReadDestWritten(o_.metadata_dir);
-    if (!written.ok()) {
-      Problem(ProblemKind::kMismatch, written.status().message());
-    } else if (*written) {
-      Problem(ProblemKind::kMismatch,
-              clone::DestWrittenRefusal(o_.metadata_dir, path, **written).message());
+    if (Status w = clone::CheckNoDestWritten(o_.metadata_dir, path); !w.ok()) {
+      Problem(ProblemKind::kMismatch, w.message());
     }
     if (r_.problems.size() == before) Pass("dest " + path + ": identity matches");
   }

@@ -759,9 +759,7 @@ Result<OpenedClone> OpenClone(const MountOptions& o, const NoteFn& note) {
         " < " + std::to_string(size) + " bytes); use a device at least as large as the source"));
   }
   if (existing) {
-    auto written = clone::ReadDestWritten(o.metadata_dir);
-    if (!written.ok()) return fail(written.status());
-    if (*written) return fail(clone::DestWrittenRefusal(o.metadata_dir, o.dest, **written));
+    if (Status w = clone::CheckNoDestWritten(o.metadata_dir, o.dest); !w.ok()) return fail(w);
   }
   if (!existing) {
     // The dest (its size, its directory entry) is durable before any
